@@ -1,0 +1,81 @@
+/**
+ * createApp: opens the database, applies migrations, and assembles the Elysia app from
+ * the feature modules. Used by the CLI and by tests (which listen on port 0).
+ */
+import { Elysia } from "elysia";
+import { openapi } from "@elysiajs/openapi";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "./config";
+import type { AppContext } from "./context";
+import { openDatabase } from "./db/client";
+import { migrate } from "./db/migrate";
+import { createLogger, type Logger } from "./log";
+import { Metrics } from "./metrics";
+import { loadOrCreateSecret } from "./auth/secret";
+import { createTokens } from "./auth/tokens";
+import { AccountService } from "./auth/service";
+import { authRoutes } from "./auth/routes";
+import { userRoutes } from "./users/routes";
+import { errorHandling, BODY_LIMIT } from "./http/errors";
+import { requestLogging } from "./http/request-log";
+import { VERSION } from "./version";
+
+export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
+
+export interface CreateAppOptions { log?: Logger }
+
+export function createApp(config: Config, options: CreateAppOptions = {}) {
+  mkdirSync(config.dataDir, { recursive: true });
+  const log = options.log ?? createLogger(config.logLevel);
+  const db = openDatabase(databaseFile(config.dataDir));
+  const applied = migrate(db);
+  if (applied) log.info({ applied }, "migrations applied");
+  const tokens = createTokens(loadOrCreateSecret(config.dataDir, config.jwtSecret), config.jwtTtlSeconds);
+
+  const ctx: AppContext = {
+    config,
+    db,
+    log,
+    metrics: new Metrics(),
+    tokens,
+    accounts: new AccountService(db, config),
+    instance: Bun.randomUUIDv7(),
+  };
+
+  const app = new Elysia({
+    serve: { maxRequestBodySize: 4 * BODY_LIMIT },
+  })
+    .use(requestLogging(ctx))
+    .use(errorHandling(ctx))
+    .use(
+      openapi({
+        path: "/docs",
+        documentation: {
+          info: { title: "Parley", version: VERSION, description: "Self-hosted real-time chat server. WebSocket protocol: see the README." },
+          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+          security: [{ bearer: [] }],
+        },
+      }),
+    )
+    .get("/health", () => ({ status: "ok" as const }), { detail: { summary: "Liveness: the database is open and migrated", tags: ["ops"] } })
+    .get("/metrics", ({ set }) => {
+      set.headers["content-type"] = "text/plain; version=0.0.4";
+      return ctx.metrics.render();
+    }, { detail: { summary: "Prometheus metrics", tags: ["ops"] } })
+    .use(authRoutes(ctx))
+    .use(userRoutes(ctx));
+
+  let closed = false;
+  /** Stops accepting, lets in-flight requests finish, then closes the database. */
+  async function stop() {
+    if (closed) return;
+    closed = true;
+    await app.stop(false);
+    db.$client.close();
+  }
+
+  return { app, ctx, stop };
+}
+
+export type ParleyApp = ReturnType<typeof createApp>;

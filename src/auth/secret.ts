@@ -1,0 +1,19 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+/**
+ * The JWT secret: JWT_SECRET if set, otherwise a random 256-bit secret generated on the
+ * first start and kept in DATA_DIR/jwt-secret (mode 0600), so tokens survive restarts.
+ */
+export function loadOrCreateSecret(dataDir: string, configured: string | null): string {
+  if (configured) return configured;
+  const file = join(dataDir, "jwt-secret");
+  if (existsSync(file)) {
+    const secret = readFileSync(file, "utf8").trim();
+    if (secret.length >= 32) return secret;
+  }
+  const secret = randomBytes(32).toString("hex");
+  writeFileSync(file, secret + "\n", { mode: 0o600 });
+  return secret;
+}

@@ -1,0 +1,26 @@
+import { jwt } from "@elysiajs/jwt";
+
+/**
+ * HS256 tokens through @elysiajs/jwt. The plugin's sign/verify are also used outside a
+ * request context (the WebSocket upgrade), so they are taken from its decorator once.
+ */
+export function createTokens(secret: string, ttlSeconds: number) {
+  const plugin = jwt({ name: "jwt", secret, alg: "HS256" });
+  const { sign, verify } = plugin.decorator.jwt;
+  return {
+    plugin,
+    async issue(userId: string) {
+      const exp = Math.floor(Date.now() / 1000) + ttlSeconds;
+      const token = await sign({ sub: userId, exp });
+      return { token, expires_at: new Date(exp * 1000).toISOString() };
+    },
+    /** The user id a valid, unexpired token was issued for; null for anything else. */
+    async userIdOf(token: string | undefined | null): Promise<string | null> {
+      if (!token) return null;
+      const payload = await verify(token, { algorithms: ["HS256"] });
+      return payload && typeof payload.sub === "string" ? payload.sub : null;
+    },
+  };
+}
+
+export type Tokens = ReturnType<typeof createTokens>;

@@ -1,0 +1,206 @@
+/**
+ * Configuration: environment variables and command-line flags become one typed,
+ * frozen Config. Every bad value is a ConfigError naming the setting; the CLI prints
+ * it on one line and exits with code 2.
+ */
+export class ConfigError extends Error {}
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** null: generated on first start and kept in the data directory. */
+  jwtSecret: string | null;
+  jwtTtlSeconds: number;
+  logLevel: LogLevel;
+  /** Argon2id memory cost in KiB (OWASP's minimum recommendation by default). */
+  argon2MemoryKib: number;
+  /** Failed logins allowed per username, and per client address, per window. */
+  loginMaxFailures: number;
+  loginMaxFailuresPerAddress: number;
+  loginWindowSeconds: number;
+  maxGroupMembers: number;
+  eventRetentionSeconds: number;
+  typingTtlMs: number;
+  presenceGraceMs: number;
+  heartbeatIntervalMs: number;
+  maxConnectionsPerUser: number;
+  maxBufferedBytes: number;
+  /** Client frames per minute per socket (token bucket, burst of the same size). */
+  wsFramesPerMinute: number;
+  /** REST message sends per minute per user. */
+  sendsPerMinute: number;
+}
+
+export const DEFAULTS: Config = Object.freeze({
+  port: 8080,
+  host: "0.0.0.0",
+  dataDir: "./data",
+  jwtSecret: null,
+  jwtTtlSeconds: 7 * 86400,
+  logLevel: "info",
+  argon2MemoryKib: 19456,
+  loginMaxFailures: 10,
+  loginMaxFailuresPerAddress: 100,
+  loginWindowSeconds: 900,
+  maxGroupMembers: 1000,
+  eventRetentionSeconds: 7 * 86400,
+  typingTtlMs: 6000,
+  presenceGraceMs: 5000,
+  heartbeatIntervalMs: 30000,
+  maxConnectionsPerUser: 20,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  wsFramesPerMinute: 60,
+  sendsPerMinute: 6000,
+});
+
+export type Command =
+  | { name: "serve" }
+  | { name: "migrate" }
+  | { name: "backup"; file: string }
+  | { name: "healthcheck" }
+  | { name: "help" }
+  | { name: "version" };
+
+const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** "7d", "12h", "30m", "45s", or a bare number of seconds → seconds. */
+export function parseDuration(name: string, raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(raw.trim());
+  if (!m) throw new ConfigError(`${name}: "${raw}" is not a duration (examples: 3600, 45s, 30m, 12h, 7d)`);
+  const seconds = Number(m[1]) * UNITS[m[2] ?? "s"]!;
+  if (!(seconds >= 1)) throw new ConfigError(`${name}: "${raw}" must be at least 1 second`);
+  return seconds;
+}
+
+function parseInteger(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: "${raw}" is not a whole number`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(`${name}: ${n} is out of range (${min}–${max})`);
+  return n;
+}
+
+/** Integer settings read from the environment: [env var, key, min, max]. */
+const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
+  ["ARGON2_MEMORY_KIB", "argon2MemoryKib", 1024, 4 * 1024 * 1024],
+  ["LOGIN_MAX_FAILURES", "loginMaxFailures", 1, 1_000_000],
+  ["LOGIN_MAX_FAILURES_PER_ADDRESS", "loginMaxFailuresPerAddress", 1, 1_000_000],
+  ["LOGIN_WINDOW_SECONDS", "loginWindowSeconds", 1, 86400],
+  ["MAX_GROUP_MEMBERS", "maxGroupMembers", 2, 100_000],
+  ["TYPING_TTL_MS", "typingTtlMs", 100, 600_000],
+  ["PRESENCE_GRACE_MS", "presenceGraceMs", 0, 600_000],
+  ["HEARTBEAT_INTERVAL_MS", "heartbeatIntervalMs", 1000, 3_600_000],
+  ["MAX_CONNECTIONS_PER_USER", "maxConnectionsPerUser", 1, 10_000],
+  ["MAX_BUFFERED_BYTES", "maxBufferedBytes", 65536, 1024 * 1024 * 1024],
+  ["WS_FRAMES_PER_MINUTE", "wsFramesPerMinute", 1, 1_000_000],
+  ["SENDS_PER_MINUTE", "sendsPerMinute", 1, 100_000_000],
+];
+
+export const ENV_HELP = `Environment:
+  PORT, HOST, DATA_DIR, LOG_LEVEL     as the flags below
+  JWT_SECRET                          HS256 secret (at least 32 characters); default: generated once, kept in DATA_DIR
+  JWT_TTL                             token lifetime, e.g. 7d, 12h, 3600 (default 7d)
+  EVENT_RETENTION                     how long events are kept for resume (default 7d)
+  ${INTEGER_SETTINGS.map(([env, key]) => `${env}=${DEFAULTS[key]}`).join("\n  ")}`;
+
+export const USAGE = `Usage: parley [command] [flags]
+
+Commands:
+  serve            start the server (default)
+  migrate          apply pending database migrations and exit
+  backup <file>    write a consistent copy of the live database to <file>
+  healthcheck      exit 0 if the server on --port answers /health (for container health checks)
+
+Flags:
+  --port <n>        listen port (PORT, default 8080)
+  --host <addr>     listen address (HOST, default 0.0.0.0)
+  --data-dir <dir>  data directory (DATA_DIR, default ./data)
+  --log-level <l>   ${LOG_LEVELS.join("|")} (LOG_LEVEL, default info)
+  -h, --help        show this help
+  -v, --version     show the version
+
+${ENV_HELP}`;
+
+const FLAG_TO_ENV: Record<string, string> = {
+  "--port": "PORT",
+  "--host": "HOST",
+  "--data-dir": "DATA_DIR",
+  "--log-level": "LOG_LEVEL",
+};
+
+/** Parses argv (without the executable) and env. Throws ConfigError on anything wrong. */
+export function loadConfig(
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+): { command: Command; config: Config } {
+  const settings: Record<string, string | undefined> = { ...env };
+  const positional: string[] = [];
+  let command: Command | null = null;
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "-h" || arg === "--help") command = { name: "help" };
+    else if (arg === "-v" || arg === "--version") command ??= { name: "version" };
+    else if (arg.startsWith("-")) {
+      const eq = arg.indexOf("=");
+      const flag = eq === -1 ? arg : arg.slice(0, eq);
+      const envName = FLAG_TO_ENV[flag];
+      if (!envName) throw new ConfigError(`unknown flag ${flag} (see --help)`);
+      const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (value === undefined || value === "") throw new ConfigError(`${flag} needs a value`);
+      settings[envName] = value;
+    } else positional.push(arg);
+  }
+
+  if (!command) {
+    const [name = "serve", ...rest] = positional;
+    if (name === "serve" || name === "migrate" || name === "healthcheck") {
+      if (rest.length) throw new ConfigError(`${name} takes no arguments (got "${rest.join(" ")}")`);
+      command = { name };
+    } else if (name === "backup") {
+      if (rest.length !== 1) throw new ConfigError("backup needs exactly one argument: the file to write");
+      command = { name: "backup", file: rest[0]! };
+    } else throw new ConfigError(`unknown command "${name}" (see --help)`);
+  }
+
+  return { command: command as Command, config: configFromSettings(settings) };
+}
+
+/** Builds a Config from environment-style settings; unset or empty values take defaults. */
+export function configFromSettings(s: Record<string, string | undefined>): Config {
+  const get = (k: string) => (s[k] === undefined || s[k] === "" ? undefined : s[k]);
+  const c: Config = { ...DEFAULTS };
+
+  const port = get("PORT");
+  if (port !== undefined) c.port = parseInteger("PORT", port, 0, 65535);
+  c.host = get("HOST") ?? c.host;
+  c.dataDir = get("DATA_DIR") ?? c.dataDir;
+  const secret = get("JWT_SECRET");
+  if (secret !== undefined) {
+    if (secret.length < 32) throw new ConfigError("JWT_SECRET: must be at least 32 characters");
+    c.jwtSecret = secret;
+  }
+  const ttl = get("JWT_TTL");
+  if (ttl !== undefined) c.jwtTtlSeconds = parseDuration("JWT_TTL", ttl);
+  const retention = get("EVENT_RETENTION");
+  if (retention !== undefined) c.eventRetentionSeconds = parseDuration("EVENT_RETENTION", retention);
+  const level = get("LOG_LEVEL");
+  if (level !== undefined) {
+    if (!LOG_LEVELS.includes(level as LogLevel))
+      throw new ConfigError(`LOG_LEVEL: "${level}" is not one of ${LOG_LEVELS.join(", ")}`);
+    c.logLevel = level as LogLevel;
+  }
+  for (const [env, key, min, max] of INTEGER_SETTINGS) {
+    const raw = get(env);
+    if (raw !== undefined) (c as unknown as Record<string, number>)[key] = parseInteger(env, raw, min, max);
+  }
+  return Object.freeze(c);
+}
+
+/** A Config for tests and embedding: defaults overridden by the given fields. */
+export function makeConfig(overrides: Partial<Config> = {}): Config {
+  return Object.freeze({ ...DEFAULTS, ...overrides });
+}

@@ -1,0 +1,18 @@
+import type { Config } from "./config";
+import type { DB } from "./db/client";
+import type { Logger } from "./log";
+import type { Metrics } from "./metrics";
+import type { AccountService } from "./auth/service";
+import type { Tokens } from "./auth/tokens";
+
+/** What the feature modules of one running app share. Built once by createApp. */
+export interface AppContext {
+  config: Config;
+  db: DB;
+  log: Logger;
+  metrics: Metrics;
+  tokens: Tokens;
+  accounts: AccountService;
+  /** Distinguishes plugin instances of several apps in one process (tests). */
+  instance: string;
+}

@@ -1,0 +1,54 @@
+/**
+ * One error type for the whole app. Services throw it; the HTTP layer renders it as
+ * `{error:{code,message,details}}` with its status, the WebSocket layer as an `error` frame.
+ */
+export type ErrorCode =
+  | "bad_request"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "sync_reset"
+  | "payload_too_large"
+  | "validation_failed"
+  | "rate_limited"
+  | "internal";
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  sync_reset: 410,
+  payload_too_large: 413,
+  validation_failed: 422,
+  rate_limited: 429,
+  internal: 500,
+};
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    /** For 429: how long the client should wait. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.status = STATUS[code];
+  }
+
+  toBody() {
+    const error: { code: ErrorCode; message: string; details?: unknown } = { code: this.code, message: this.message };
+    if (this.details !== undefined) error.details = this.details;
+    return { error };
+  }
+}
+
+export const notFound = (what = "resource") => new AppError("not_found", `${what} not found`);
+export const forbidden = (message: string) => new AppError("forbidden", message);
+export const conflict = (message: string) => new AppError("conflict", message);
+export const invalid = (field: string, message: string) =>
+  new AppError("validation_failed", `${field}: ${message}`, [{ field, message }]);

@@ -1,0 +1,68 @@
+/**
+ * The one place where anything thrown during a request becomes the PROTOCOL §2 error
+ * body. Unknown errors are logged with the request id and answered as a bare 500.
+ */
+import { Elysia, ValidationError } from "elysia";
+import type { AppContext } from "../context";
+import { AppError } from "../errors";
+import { requestInfo } from "./request-log";
+
+export const BODY_LIMIT = 64 * 1024;
+
+/** `/a/b/0` → `a.b[0]`, the field name clients see in `details`. */
+const fieldOf = (path: string) => path.replace(/^\//, "").replace(/\/(\d+)(?=\/|$)/g, "[$1]").replace(/\//g, ".") || "(body)";
+
+function validationDetails(error: ValidationError) {
+  const seen = new Set<string>();
+  const details: { field: string; message: string }[] = [];
+  for (const e of error.all as { path?: string; summary?: string; message?: string }[]) {
+    const field = fieldOf(e.path ?? "");
+    if (seen.has(field)) continue;
+    seen.add(field);
+    details.push({ field, message: e.summary ?? e.message ?? "invalid" });
+  }
+  return details;
+}
+
+export function toAppError(code: string | number, error: unknown): AppError | null {
+  if (error instanceof AppError) return error;
+  if (code === "VALIDATION" && error instanceof ValidationError) {
+    const details = validationDetails(error);
+    return new AppError("validation_failed", `invalid ${error.type}: ${details.map((d) => d.field).join(", ")}`, details);
+  }
+  if (code === "PARSE") {
+    // Elysia wraps what our parser threw (413, 400) in a ParseError.
+    const cause = (error as Error).cause;
+    return cause instanceof AppError ? cause : new AppError("bad_request", "request body is not valid JSON");
+  }
+  if (code === "NOT_FOUND") return new AppError("not_found", "no such route");
+  return null;
+}
+
+export const errorHandling = (ctx: AppContext) =>
+  new Elysia({ name: "parley.errors", seed: ctx.instance })
+    // Every body is read as JSON whatever its content type, within the size limit.
+    .onParse({ as: "global" }, async ({ request }) => {
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > BODY_LIMIT) throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
+      const text = await request.text();
+      if (text.length > BODY_LIMIT && Buffer.byteLength(text) > BODY_LIMIT)
+        throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
+      if (text.trim() === "") throw new AppError("bad_request", "request body is empty; expected JSON");
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new AppError("bad_request", "request body is not valid JSON");
+      }
+    })
+    .onError({ as: "global" }, ({ code, error, set, request }) => {
+      const known = toAppError(code, error);
+      if (known) {
+        set.status = known.status;
+        if (known.retryAfterMs !== undefined) set.headers["retry-after"] = String(Math.max(1, Math.ceil(known.retryAfterMs / 1000)));
+        return known.toBody();
+      }
+      ctx.log.error({ err: error, request_id: requestInfo(request)?.id }, "unhandled error");
+      set.status = 500;
+      return new AppError("internal", "internal error").toBody();
+    });

@@ -1,0 +1,43 @@
+/**
+ * List conventions of PROTOCOL §2: `?limit=` 1–100 (default 50), opaque `?cursor=`
+ * and `{items, next_cursor}` responses.
+ */
+import { t } from "elysia";
+import { AppError, invalid } from "../errors";
+
+export const PageQuery = t.Object({
+  limit: t.Optional(t.String({ description: "1–100, default 50" })),
+  cursor: t.Optional(t.String({ description: "next_cursor of the previous page" })),
+});
+
+export interface Page<T> { items: T[]; next_cursor: string | null }
+
+/** Parses a `limit` string: 400 when it is not a number, 422 when out of range. */
+export function parseLimit(raw: string | number | undefined, fallback = 50, max = 100): number {
+  if (raw === undefined || raw === "") return fallback;
+  const n = typeof raw === "number" ? raw : /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+  if (Number.isNaN(n)) throw new AppError("bad_request", "limit: not a whole number");
+  if (n < 1 || n > max) throw invalid("limit", `must be between 1 and ${max}`);
+  return n;
+}
+
+export function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+/** Decodes a cursor made by encodeCursor; `check` narrows its shape. 400 if it is not one of ours. */
+export function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T): T | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(raw, "base64url").toString());
+    if (check(v)) return v;
+  } catch {}
+  throw new AppError("bad_request", "cursor: not a valid cursor");
+}
+
+/** Takes one more row than the page size to know whether there is a next page. */
+export function pageOf<R, T>(rows: R[], limit: number, map: (r: R) => T, cursorOf: (r: R) => unknown): Page<T> {
+  const more = rows.length > limit;
+  const slice = more ? rows.slice(0, limit) : rows;
+  return { items: slice.map(map), next_cursor: more ? encodeCursor(cursorOf(slice[slice.length - 1]!)) : null };
+}

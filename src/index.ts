@@ -1,0 +1,87 @@
+#!/usr/bin/env bun
+/**
+ * The CLI: `parley [serve]`, `parley migrate`, `parley backup <file>`, `--help`, `--version`.
+ * Configuration errors print one line and exit 2.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { ConfigError, USAGE, loadConfig, type Config } from "./config";
+import { createApp, databaseFile } from "./app";
+import { openDatabase } from "./db/client";
+import { migrate } from "./db/migrate";
+import { createLogger } from "./log";
+import { VERSION } from "./version";
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`parley: ${message}\n`);
+  process.exit(code);
+}
+
+async function serve(config: Config) {
+  const { app, ctx, stop } = createApp(config);
+  app.listen({ port: config.port, hostname: config.host });
+  ctx.log.info({ host: config.host, port: app.server?.port, data_dir: resolve(config.dataDir), version: VERSION }, "listening");
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    ctx.log.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      ctx.log.error("shutdown took longer than 10 s; exiting");
+      process.exit(1);
+    }, 9500);
+    force.unref();
+    await stop();
+    ctx.log.info("stopped");
+    ctx.log.flush();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+function runMigrate(config: Config) {
+  mkdirSync(config.dataDir, { recursive: true });
+  const db = openDatabase(databaseFile(config.dataDir));
+  const applied = migrate(db);
+  db.$client.close();
+  createLogger(config.logLevel).info({ applied }, "migrations applied");
+}
+
+function backup(config: Config, file: string) {
+  const source = databaseFile(config.dataDir);
+  if (!existsSync(source)) fail(`no database at ${source} (check --data-dir)`, 1);
+  const target = resolve(file);
+  if (existsSync(target)) fail(`${target} already exists; choose a new file`, 1);
+  const db = openDatabase(source);
+  // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
+  db.$client.run("VACUUM INTO ?", [target]);
+  db.$client.close();
+  process.stdout.write(`backup written to ${target}\n`);
+}
+
+async function healthcheck(config: Config) {
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  try {
+    const res = await fetch(`http://${host}:${config.port}/health`, { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) fail(`/health answered ${res.status}`, 1);
+  } catch (e) {
+    fail(`/health unreachable: ${e instanceof Error ? e.message : e}`, 1);
+  }
+}
+
+try {
+  const { command, config } = loadConfig(process.argv.slice(2), Bun.env);
+  switch (command.name) {
+    case "help": process.stdout.write(USAGE + "\n"); break;
+    case "version": process.stdout.write(`parley ${VERSION}\n`); break;
+    case "migrate": runMigrate(config); break;
+    case "backup": backup(config, command.file); break;
+    case "healthcheck": await healthcheck(config); break;
+    case "serve": await serve(config); break;
+  }
+} catch (e) {
+  if (e instanceof ConfigError) fail(e.message, 2);
+  fail(e instanceof Error ? e.message : String(e), 1);
+}

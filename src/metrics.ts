@@ -1,0 +1,90 @@
+/**
+ * A small Prometheus text-format registry: counters, gauges and histograms with labels.
+ * Hand-written because the hot paths (every HTTP request, every frame, every publish)
+ * need an allocation-free increment, and prom-client brings Node-cluster machinery
+ * that a single Bun process does not use.
+ */
+type Labels = Record<string, string>;
+
+const key = (labels: Labels) => {
+  let k = "";
+  for (const name in labels) k += `${k ? "," : ""}${name}="${String(labels[name]).replace(/["\\\n]/g, "_")}"`;
+  return k;
+};
+
+abstract class Metric {
+  constructor(readonly name: string, readonly help: string, readonly kind: string) {}
+  abstract lines(): string[];
+  render(): string {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.kind}`, ...this.lines()].join("\n");
+  }
+}
+
+export class Counter extends Metric {
+  private values = new Map<string, number>();
+  constructor(name: string, help: string) { super(name, help, "counter"); }
+  inc(labels: Labels = {}, by = 1) {
+    const k = key(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+  get(labels: Labels = {}) { return this.values.get(key(labels)) ?? 0; }
+  lines() {
+    if (this.values.size === 0) return [`${this.name} 0`];
+    return [...this.values].map(([k, v]) => `${this.name}${k ? `{${k}}` : ""} ${v}`);
+  }
+}
+
+/** A gauge whose value is read when scraped. */
+export class Gauge extends Metric {
+  constructor(name: string, help: string, private read: () => number) { super(name, help, "gauge"); }
+  lines() { return [`${this.name} ${this.read()}`]; }
+}
+
+export class Histogram extends Metric {
+  private series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  constructor(name: string, help: string, private buckets: number[]) { super(name, help, "histogram"); }
+  observe(value: number, labels: Labels = {}) {
+    const k = key(labels);
+    let s = this.series.get(k);
+    if (!s) this.series.set(k, (s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 }));
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+  lines() {
+    const out: string[] = [];
+    for (const [k, s] of this.series) {
+      const pre = k ? `${k},` : "";
+      this.buckets.forEach((b, i) => out.push(`${this.name}_bucket{${pre}le="${b}"} ${s.counts[i]}`));
+      out.push(`${this.name}_bucket{${pre}le="+Inf"} ${s.count}`);
+      out.push(`${this.name}_sum${k ? `{${k}}` : ""} ${s.sum}`);
+      out.push(`${this.name}_count${k ? `{${k}}` : ""} ${s.count}`);
+    }
+    return out;
+  }
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class Metrics {
+  private all: Metric[] = [];
+  readonly httpRequests = this.add(new Counter("parley_http_requests_total", "HTTP requests by method, route and status."));
+  readonly httpDuration = this.add(new Histogram("parley_http_request_duration_seconds", "HTTP request latency by route.", LATENCY_BUCKETS));
+  readonly eventsAppended = this.add(new Counter("parley_events_appended_total", "Events appended to the event log, by type."));
+  readonly eventsPublished = this.add(new Counter("parley_events_published_total", "Events published to live sockets after commit, by type."));
+  readonly publishLatency = this.add(new Histogram("parley_publish_after_commit_seconds", "Time from commit to publish of a transaction's events.", LATENCY_BUCKETS));
+  readonly sendLatency = this.add(new Histogram("parley_message_send_seconds", "Message send latency (validation, transaction, publish).", LATENCY_BUCKETS));
+  readonly framesIn = this.add(new Counter("parley_ws_frames_in_total", "WebSocket frames received, by type."));
+  readonly framesOut = this.add(new Counter("parley_ws_frames_out_total", "WebSocket frames sent directly (not via topics), by type."));
+
+  add<M extends Metric>(m: M): M {
+    this.all.push(m);
+    return m;
+  }
+  gauge(name: string, help: string, read: () => number) {
+    this.add(new Gauge(name, help, read));
+  }
+  render(): string {
+    return this.all.map((m) => m.render()).join("\n") + "\n";
+  }
+}

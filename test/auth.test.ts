@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startServer, uniqueName, type TestServer } from "./helpers";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer({ loginMaxFailures: 3, loginMaxFailuresPerAddress: 8 });
+});
+afterAll(() => s.stop());
+
+describe("register", () => {
+  test("creates a user, returns a token and the public profile, stores only an Argon2id hash", async () => {
+    const res = await s.api("POST", "/api/auth/register", { body: { username: "Carol.W_1", password: "password123", display_name: "Carol W" } });
+    expect(res.status).toBe(201);
+    expect(res.body.token).toBeString();
+    expect(Date.parse(res.body.expires_at)).toBeGreaterThan(Date.now() + 6 * 86400_000);
+    expect(res.body.user).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      username: "carol.w_1",
+      display_name: "Carol W",
+      profile_image_url: null,
+      last_active_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      created_at: expect.any(String),
+    });
+    expect(JSON.stringify(res.body)).not.toContain("argon2");
+    const row = s.app.ctx.db.$client.query("SELECT password_hash FROM users WHERE username = 'carol.w_1'").get() as { password_hash: string };
+    expect(row.password_hash).toStartWith("$argon2id$");
+  });
+
+  test("display name defaults to the username", async () => {
+    const { user } = await s.register("dora_default");
+    expect(user.display_name).toBe("dora_default");
+  });
+
+  test("a taken username, in any case, is 409", async () => {
+    await s.register("taken_name");
+    const res = await s.api("POST", "/api/auth/register", { body: { username: "TAKEN_name", password: "password123" } });
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe("conflict");
+  });
+
+  test("two concurrent registrations of one name: exactly one wins", async () => {
+    const name = uniqueName("race");
+    const results = await Promise.all([1, 2, 3].map(() => s.api("POST", "/api/auth/register", { body: { username: name, password: "password123" } })));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+  });
+
+  test.each([
+    [{ username: "ab", password: "password123" }, "username"],
+    [{ username: "has space", password: "password123" }, "username"],
+    [{ username: "x".repeat(33), password: "password123" }, "username"],
+    [{ username: "okname", password: "short" }, "password"],
+    [{ username: "okname", password: "p".repeat(129) }, "password"],
+    [{ username: "okname", password: "password123", display_name: "" }, "display_name"],
+    [{ password: "password123" }, "username"],
+    [{ username: 42, password: "password123" }, "username"],
+  ])("invalid body %j → 422 naming %s", async (body, field) => {
+    const res = await s.api("POST", "/api/auth/register", { body });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain(field);
+    const count = s.app.ctx.db.$client.query("SELECT count(*) AS n FROM users WHERE username = 'okname'").get() as { n: number };
+    expect(count.n).toBe(0);
+  });
+
+  test("a blank display name is 422", async () => {
+    const res = await s.api("POST", "/api/auth/register", { body: { username: uniqueName(), password: "password123", display_name: "   " } });
+    expect(res.status).toBe(422);
+  });
+
+  test("malformed JSON is 400, an empty body 400, a body over 64 KiB 413", async () => {
+    const bad = await s.api("POST", "/api/auth/register", { raw: '{"username":', headers: { "content-type": "application/json" } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("bad_request");
+    const empty = await s.api("POST", "/api/auth/register", { raw: "", headers: { "content-type": "application/json" } });
+    expect(empty.status).toBe(400);
+    const big = await s.api("POST", "/api/auth/register", { body: { username: "bigbody", password: "x".repeat(70_000) } });
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe("payload_too_large");
+  });
+
+  test("JSON without a content type is still read as JSON", async () => {
+    const res = await s.api("POST", "/api/auth/register", { raw: JSON.stringify({ username: uniqueName(), password: "password123" }) });
+    expect(res.status).toBe(201);
+  });
+});
+
+describe("login", () => {
+  test("right credentials give a working token; username is case-insensitive", async () => {
+    const a = await s.register("login_ok");
+    const res = await s.api("POST", "/api/auth/login", { body: { username: "LOGIN_OK", password: a.password } });
+    expect(res.status).toBe(200);
+    expect(res.body.user.id).toBe(a.user.id);
+    const me = await s.api("GET", "/api/users/me", { token: res.body.token });
+    expect(me.body.id).toBe(a.user.id);
+  });
+
+  test("wrong password and unknown user get the same 401 message", async () => {
+    await s.register("login_pw");
+    const wrong = await s.api("POST", "/api/auth/login", { body: { username: "login_pw", password: "wrongwrong" } });
+    const unknown = await s.api("POST", "/api/auth/login", { body: { username: "nobody_here", password: "wrongwrong" } });
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(wrong.body).toEqual(unknown.body);
+  });
+
+  test("failures are rate limited per username with 429 and Retry-After, even for the right password", async () => {
+    const a = await s.register("login_limited");
+    for (let i = 0; i < 3; i++) {
+      const r = await s.api("POST", "/api/auth/login", { body: { username: "login_limited", password: "wrongwrong" } });
+      expect(r.status).toBe(401);
+    }
+    const limited = await s.api("POST", "/api/auth/login", { body: { username: "login_limited", password: a.password } });
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe("rate_limited");
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  test("failures are rate limited per client address across usernames", async () => {
+    const own = await startServer({ loginMaxFailures: 100, loginMaxFailuresPerAddress: 4 });
+    try {
+      for (let i = 0; i < 4; i++) expect((await own.api("POST", "/api/auth/login", { body: { username: `who${i}`, password: "wrongwrong" } })).status).toBe(401);
+      const res = await own.api("POST", "/api/auth/login", { body: { username: "who9", password: "wrongwrong" } });
+      expect(res.status).toBe(429);
+    } finally {
+      await own.stop();
+    }
+  });
+});

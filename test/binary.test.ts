@@ -1,0 +1,66 @@
+/**
+ * The compiled executable carries its migrations: copied alone into an empty directory it
+ * creates and migrates a fresh database, and a newer build migrates an older database in place.
+ */
+import { describe, expect, test } from "bun:test";
+import { cpSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Database } from "bun:sqlite";
+import { tempDir } from "./helpers";
+import { registerAndLogin, spawnServer } from "./process";
+
+const root = resolve(import.meta.dir, "..");
+
+function build(projectDir: string, outfile: string) {
+  const p = Bun.spawnSync([process.execPath, "build", "--compile", "src/index.ts", "--outfile", outfile], { cwd: projectDir });
+  if (p.exitCode !== 0) throw new Error(`build failed: ${p.stderr}`);
+}
+
+describe("the compiled executable", () => {
+  test("runs alone from an empty directory, keeps data across runs, and a newer build migrates the old database", async () => {
+    const work = tempDir("parley-bin-");
+    build(root, join(work, "v1", "parley"));
+
+    // A VM with nothing but the binary.
+    const vm = join(work, "vm");
+    mkdirSync(vm);
+    copyFileSync(join(work, "v1", "parley"), join(vm, "parley"));
+    Bun.spawnSync(["chmod", "+x", join(vm, "parley")]);
+
+    const first = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);
+    expect(first.lines.find((l) => l.msg === "migrations applied")?.applied).toBeGreaterThan(0);
+    expect((await registerAndLogin(first.base, "binary_user")).status).toBe(200);
+    expect(await first.stop()).toBe(0);
+
+    const second = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);
+    expect(second.lines.some((l) => l.msg === "migrations applied")).toBe(false);
+    const login = await fetch(`${second.base}/api/auth/login`, { method: "POST", body: JSON.stringify({ username: "binary_user", password: "password123" }) });
+    expect(login.status).toBe(200);
+    expect(await second.stop()).toBe(0);
+
+    // A newer build: the same project plus one more migration.
+    const next = join(work, "project");
+    for (const part of ["src", "drizzle"]) cpSync(join(root, part), join(next, part), { recursive: true });
+    for (const file of ["package.json", "tsconfig.json"]) copyFileSync(join(root, file), join(next, file));
+    symlinkSync(join(root, "node_modules"), join(next, "node_modules"));
+    const journalFile = join(next, "drizzle", "meta", "_journal.json");
+    const journal = JSON.parse(readFileSync(journalFile, "utf8"));
+    const tag = "9999_upgrade_probe";
+    journal.entries.push({ idx: journal.entries.length, version: "6", when: Date.now(), tag, breakpoints: true });
+    writeFileSync(journalFile, JSON.stringify(journal));
+    writeFileSync(join(next, "drizzle", `${tag}.sql`), "CREATE TABLE `upgrade_probe` (`id` integer PRIMARY KEY);");
+    build(next, join(work, "v2", "parley"));
+    copyFileSync(join(work, "v2", "parley"), join(vm, "parley"));
+
+    const third = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);
+    expect(third.lines.find((l) => l.msg === "migrations applied")?.applied).toBe(1);
+    const relogin = await fetch(`${third.base}/api/auth/login`, { method: "POST", body: JSON.stringify({ username: "binary_user", password: "password123" }) });
+    expect(relogin.status).toBe(200);
+    expect(await third.stop()).toBe(0);
+
+    const db = new Database(join(vm, "data", "parley.db"), { readonly: true });
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'upgrade_probe'").get()).toEqual({ name: "upgrade_probe" });
+    expect((db.query("SELECT count(*) AS n FROM __drizzle_migrations").get() as { n: number }).n).toBe(journal.entries.length);
+    db.close();
+  }, 120_000);
+});

@@ -1,0 +1,114 @@
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Database } from "bun:sqlite";
+import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
+import { tempDir } from "./helpers";
+import { registerAndLogin, spawnServer } from "./process";
+
+const run = (args: string[], env: Record<string, string> = {}) => {
+  const p = Bun.spawnSync([process.execPath, "src/index.ts", ...args], { env: { ...process.env, DATA_DIR: tempDir(), ...env } });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+};
+
+describe("configuration", () => {
+  test("defaults match the contract", () => {
+    const { command, config } = loadConfig([], {});
+    expect(command).toEqual({ name: "serve" });
+    expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", dataDir: "./data", jwtSecret: null, jwtTtlSeconds: 7 * 86400, logLevel: "info" });
+    expect(config.maxGroupMembers).toBe(DEFAULTS.maxGroupMembers);
+  });
+
+  test("flags override the environment; both --flag value and --flag=value work", () => {
+    const { config } = loadConfig(["serve", "--port", "9000", "--data-dir=/tmp/x", "--log-level", "debug"], { PORT: "7000", HOST: "127.0.0.1", JWT_TTL: "12h" });
+    expect(config).toMatchObject({ port: 9000, host: "127.0.0.1", dataDir: "/tmp/x", logLevel: "debug", jwtTtlSeconds: 43200 });
+  });
+
+  test("commands", () => {
+    expect(loadConfig(["migrate"], {}).command).toEqual({ name: "migrate" });
+    expect(loadConfig(["backup", "f.db"], {}).command).toEqual({ name: "backup", file: "f.db" });
+    expect(loadConfig(["--help"], {}).command).toEqual({ name: "help" });
+    expect(loadConfig(["-v"], {}).command).toEqual({ name: "version" });
+  });
+
+  test("durations", () => {
+    expect(parseDuration("X", "7d")).toBe(604800);
+    expect(parseDuration("X", "90")).toBe(90);
+    expect(parseDuration("X", "30m")).toBe(1800);
+    expect(() => parseDuration("X", "never")).toThrow(ConfigError);
+    expect(() => parseDuration("X", "0s")).toThrow(ConfigError);
+  });
+
+  test.each([
+    [[], { PORT: "abc" }, "PORT"],
+    [[], { PORT: "70000" }, "PORT"],
+    [[], { JWT_TTL: "never" }, "JWT_TTL"],
+    [[], { LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [[], { JWT_SECRET: "short" }, "JWT_SECRET"],
+    [[], { PRESENCE_GRACE_MS: "-1" }, "PRESENCE_GRACE_MS"],
+    [["--bogus"], {}, "--bogus"],
+    [["--port"], {}, "--port"],
+    [["fly"], {}, "fly"],
+    [["backup"], {}, "backup"],
+  ])("bad settings %j %j are a ConfigError naming %s", (argv, env, name) => {
+    expect(() => loadConfig(argv, env)).toThrow(name);
+  });
+});
+
+describe("the CLI", () => {
+  test("a bad setting prints one line naming it and exits 2", () => {
+    for (const [args, env, name] of [[[], { PORT: "abc" }, "PORT"], [["--frobnicate"], {}, "--frobnicate"], [[], { JWT_TTL: "never" }, "JWT_TTL"]] as const) {
+      const r = run([...args], env);
+      expect(r.code).toBe(2);
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err).toContain(name);
+      expect(r.err).not.toContain("    at ");
+    }
+  });
+
+  test("--help and --version", () => {
+    const help = run(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("backup <file>");
+    expect(run(["--version"]).out).toMatch(/^parley \d+\.\d+\.\d+/);
+  });
+
+  test("healthcheck exits 0 against a running server and 1 when nothing listens", async () => {
+    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir() });
+    const port = new URL(server.base).port;
+    expect(run(["healthcheck"], { PORT: port }).code).toBe(0);
+    expect(await server.stop()).toBe(0);
+    const down = run(["healthcheck"], { PORT: port });
+    expect(down.code).toBe(1);
+    expect(down.err).toContain("/health");
+  });
+
+  test("migrate creates the data directory and the database, and is idempotent", () => {
+    const dir = join(tempDir(), "nested", "data");
+    expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
+    expect(existsSync(join(dir, "parley.db"))).toBe(true);
+    expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
+    const db = new Database(join(dir, "parley.db"));
+    expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
+    db.close();
+  });
+
+  test("SIGTERM finishes the in-flight request, closes the database and exits 0", async () => {
+    // A realistic Argon2 cost keeps the registration in flight when the signal lands.
+    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir(), ARGON2_MEMORY_KIB: "65536" });
+    const pending = fetch(`${server.base}/api/auth/register`, { method: "POST", body: JSON.stringify({ username: "inflight", password: "password123" }) });
+    await Bun.sleep(30);
+    const started = Date.now();
+    const code = await server.stop("SIGTERM");
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((await pending).status).toBe(201);
+    expect(server.lines.some((l) => l.msg === "stopped")).toBe(true);
+  });
+
+  test("SIGINT exits 0 too, and the server is really serving before", async () => {
+    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir() });
+    expect((await registerAndLogin(server.base, "sigint_user")).status).toBe(200);
+    expect(await server.stop("SIGINT")).toBe(0);
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * Test harness: a real app on 127.0.0.1, port 0, with a real SQLite file in a fresh
+ * temporary directory, driven with real fetch and WebSocket clients.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { makeConfig, type Config } from "../src/config";
+import { createApp } from "../src/app";
+import { createLogger } from "../src/log";
+
+export const tempDir = (prefix = "parley-test-") => mkdtempSync(join(tmpdir(), prefix));
+
+export interface TestServer {
+  base: string;
+  wsBase: string;
+  dataDir: string;
+  app: ReturnType<typeof createApp>;
+  /** Every log line the server wrote, parsed. */
+  logs: Record<string, unknown>[];
+  api: <T = any>(method: string, path: string, opts?: { body?: unknown; token?: string; raw?: string; headers?: Record<string, string> }) => Promise<{ status: number; body: T; headers: Headers }>;
+  register: (username?: string, password?: string) => Promise<Account>;
+  stop: (removeData?: boolean) => Promise<void>;
+}
+
+export interface Account { token: string; user: { id: string; username: string; display_name: string }; password: string }
+
+let counter = 0;
+export const uniqueName = (prefix = "user") => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
+
+export async function startServer(overrides: Partial<Config> = {}, dataDir = tempDir()): Promise<TestServer> {
+  const config = makeConfig({ dataDir, port: 0, host: "127.0.0.1", argon2MemoryKib: 1024, logLevel: "info", ...overrides });
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split("\n")) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const app = createApp(config, { log: createLogger(config.logLevel, sink) });
+  app.app.listen({ port: 0, hostname: "127.0.0.1" });
+  const port = app.app.server!.port;
+  const base = `http://127.0.0.1:${port}`;
+
+  const api: TestServer["api"] = async (method, path, opts = {}) => {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let body: string | undefined = opts.raw;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers["content-type"] = "application/json";
+    }
+    const res = await fetch(base + path, { method, headers, body });
+    const text = await res.text();
+    let parsed: any = text;
+    try { parsed = text ? JSON.parse(text) : null; } catch {}
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+
+  const register = async (username = uniqueName(), password = "password123") => {
+    const res = await api("POST", "/api/auth/register", { body: { username, password } });
+    if (res.status !== 201) throw new Error(`register ${username}: ${res.status} ${JSON.stringify(res.body)}`);
+    return { token: res.body.token, user: res.body.user, password };
+  };
+
+  return {
+    base,
+    wsBase: base.replace("http", "ws"),
+    dataDir,
+    app,
+    logs,
+    api,
+    register,
+    async stop(removeData = true) {
+      await app.stop();
+      if (removeData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until `fn` returns a truthy value (or throws after `ms`). For effects that land after a response. */
+export async function waitFor<T>(fn: () => T | undefined | null | false, ms = 2000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("waitFor: condition not met in time");
+    await Bun.sleep(5);
+  }
+}

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startServer, type Account, type TestServer } from "./helpers";
+
+let s: TestServer;
+let alice: Account;
+beforeAll(async () => {
+  s = await startServer();
+  alice = await s.register("alice");
+});
+afterAll(() => s.stop());
+
+describe("authentication on /api", () => {
+  test("no token, garbage, tampered and expired tokens are 401", async () => {
+    const { sign } = s.app.ctx.tokens.plugin.decorator.jwt;
+    const expired = await sign({ sub: alice.user.id, exp: Math.floor(Date.now() / 1000) - 10 });
+    const [head, payload, sig] = alice.token.split(".");
+    const forged = Buffer.from(JSON.stringify({ sub: "someone-else", exp: 9999999999 })).toString("base64url");
+    for (const token of [undefined, "garbage", `${head}.${forged}.${sig}`, `${head}.${payload}.${sig}x`, expired]) {
+      const res = await s.api("GET", "/api/users/me", { token });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe("unauthorized");
+    }
+  });
+
+  test("a token of a user that no longer exists is 401", async () => {
+    const gone = await s.register("gone_user");
+    s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone.user.id]);
+    expect((await s.api("GET", "/api/users/me", { token: gone.token })).status).toBe(401);
+  });
+});
+
+describe("profile", () => {
+  test("GET /me and GET /:id return the public view, never the hash", async () => {
+    const me = await s.api("GET", "/api/users/me", { token: alice.token });
+    expect(me.status).toBe(200);
+    expect(me.body.username).toBe("alice");
+    expect(Object.keys(me.body).sort()).toEqual(["created_at", "display_name", "id", "last_active_at", "profile_image_url", "username"]);
+    const byId = await s.api("GET", `/api/users/${alice.user.id}`, { token: alice.token });
+    expect(byId.body).toEqual(me.body);
+    expect((await s.api("GET", "/api/users/nope", { token: alice.token })).status).toBe(404);
+  });
+
+  test("PATCH /me updates display name and image, and can clear the image", async () => {
+    const res = await s.api("PATCH", "/api/users/me", { token: alice.token, body: { display_name: "  Alice A ", profile_image_url: "https://img.example/a.png" } });
+    expect(res.status).toBe(200);
+    expect(res.body.display_name).toBe("Alice A");
+    expect(res.body.profile_image_url).toBe("https://img.example/a.png");
+    const cleared = await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: null } });
+    expect(cleared.body.profile_image_url).toBeNull();
+    expect(cleared.body.display_name).toBe("Alice A");
+  });
+
+  test.each([
+    [{ display_name: "" }, "display_name"],
+    [{ display_name: "x".repeat(65) }, "display_name"],
+    [{ profile_image_url: "javascript:alert(1)" }, "profile_image_url"],
+    [{ profile_image_url: 5 }, "profile_image_url"],
+  ])("invalid patch %j → 422 and nothing changes", async (body, field) => {
+    const before = await s.api("GET", "/api/users/me", { token: alice.token });
+    const res = await s.api("PATCH", "/api/users/me", { token: alice.token, body });
+    expect(res.status).toBe(422);
+    expect(res.body.error.details[0].field).toBe(field);
+    expect((await s.api("GET", "/api/users/me", { token: alice.token })).body).toEqual(before.body);
+  });
+});
+
+describe("search", () => {
+  test("matches username or display name, case-insensitively, and pages with a cursor", async () => {
+    for (let i = 0; i < 5; i++) await s.register(`searchme_${i}`);
+    const named = await s.register("zed_other");
+    await s.api("PATCH", "/api/users/me", { token: named.token, body: { display_name: "Also SEARCHME person" } });
+
+    const first = await s.api("GET", "/api/users?q=SearchMe&limit=4", { token: alice.token });
+    expect(first.status).toBe(200);
+    expect(first.body.items).toHaveLength(4);
+    expect(first.body.next_cursor).toBeString();
+    const second = await s.api("GET", `/api/users?q=searchme&limit=4&cursor=${first.body.next_cursor}`, { token: alice.token });
+    expect(second.body.items).toHaveLength(2);
+    expect(second.body.next_cursor).toBeNull();
+    const names = [...first.body.items, ...second.body.items].map((u: { username: string }) => u.username);
+    expect(names).toEqual(["searchme_0", "searchme_1", "searchme_2", "searchme_3", "searchme_4", "zed_other"]);
+  });
+
+  test("LIKE wildcards in q are matched literally", async () => {
+    const res = await s.api("GET", "/api/users?q=%25", { token: alice.token });
+    expect(res.body.items).toEqual([]);
+    const under = await s.api("GET", "/api/users?q=e_", { token: alice.token });
+    expect(under.body.items.every((u: { username: string; display_name: string }) => (u.username + u.display_name.toLowerCase()).includes("e_"))).toBe(true);
+  });
+
+  test("bad paging parameters: limit not a number 400, out of range 422, foreign cursor 400", async () => {
+    expect((await s.api("GET", "/api/users?limit=abc", { token: alice.token })).status).toBe(400);
+    expect((await s.api("GET", "/api/users?limit=0", { token: alice.token })).status).toBe(422);
+    expect((await s.api("GET", "/api/users?limit=101", { token: alice.token })).status).toBe(422);
+    expect((await s.api("GET", "/api/users?cursor=!!!", { token: alice.token })).status).toBe(400);
+  });
+});
