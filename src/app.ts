@@ -17,6 +17,10 @@ import { createTokens } from "./auth/tokens";
 import { AccountService } from "./auth/service";
 import { authRoutes } from "./auth/routes";
 import { userRoutes } from "./users/routes";
+import { friendRoutes } from "./friends/routes";
+import { conversationRoutes } from "./conversations/routes";
+import { eventRoutes } from "./events/routes";
+import { EventLog } from "./events/log";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { VERSION } from "./version";
@@ -40,8 +44,25 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     metrics: new Metrics(),
     tokens,
     accounts: new AccountService(db, config),
+    events: new EventLog(db),
     instance: Bun.randomUUIDv7(),
   };
+  ctx.events.onCommit((events) => {
+    for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
+  });
+
+  // Events older than EVENT_RETENTION are pruned at start and then hourly.
+  const prune = () => {
+    try {
+      const removed = ctx.events.prune(config.eventRetentionSeconds * 1000);
+      if (removed) log.info({ removed }, "event log pruned");
+    } catch (err) {
+      log.error({ err }, "event log pruning failed");
+    }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, Math.min(3600_000, config.eventRetentionSeconds * 1000));
+  pruneTimer.unref();
 
   const app = new Elysia({
     serve: { maxRequestBodySize: 4 * BODY_LIMIT },
@@ -64,13 +85,17 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
       return ctx.metrics.render();
     }, { detail: { summary: "Prometheus metrics", tags: ["ops"] } })
     .use(authRoutes(ctx))
-    .use(userRoutes(ctx));
+    .use(userRoutes(ctx))
+    .use(friendRoutes(ctx))
+    .use(conversationRoutes(ctx))
+    .use(eventRoutes(ctx));
 
   let closed = false;
   /** Stops accepting, lets in-flight requests finish, then closes the database. */
   async function stop() {
     if (closed) return;
     closed = true;
+    clearInterval(pruneTimer);
     await app.stop(false);
     db.$client.close();
   }

@@ -4,6 +4,7 @@ import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { AccountService } from "./auth/service";
 import type { Tokens } from "./auth/tokens";
+import type { EventLog } from "./events/log";
 
 /** What the feature modules of one running app share. Built once by createApp. */
 export interface AppContext {
@@ -13,6 +14,7 @@ export interface AppContext {
   metrics: Metrics;
   tokens: Tokens;
   accounts: AccountService;
+  events: EventLog;
   /** Distinguishes plugin instances of several apps in one process (tests). */
   instance: string;
 }

@@ -67,12 +67,12 @@ describe("register", () => {
     expect(res.status).toBe(422);
   });
 
-  test("malformed JSON is 400, an empty body 400, a body over 64 KiB 413", async () => {
+  test("malformed JSON is 400, a missing body 422, a body over 64 KiB 413", async () => {
     const bad = await s.api("POST", "/api/auth/register", { raw: '{"username":', headers: { "content-type": "application/json" } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("bad_request");
     const empty = await s.api("POST", "/api/auth/register", { raw: "", headers: { "content-type": "application/json" } });
-    expect(empty.status).toBe(400);
+    expect(empty.status).toBe(422);
     const big = await s.api("POST", "/api/auth/register", { body: { username: "bigbody", password: "x".repeat(70_000) } });
     expect(big.status).toBe(413);
     expect(big.body.error.code).toBe("payload_too_large");

@@ -89,3 +89,18 @@ export async function waitFor<T>(fn: () => T | undefined | null | false, ms = 20
     await Bun.sleep(5);
   }
 }
+
+/** The caller's event log through GET /api/events, every page. */
+export async function eventsOf(s: TestServer, token: string, since = 0): Promise<{ seq: number; type: string; data: any; timestamp: string }[]> {
+  const out: { seq: number; type: string; data: any; timestamp: string }[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: { status: number; body: any } = await s.api("GET", `/api/events?since=${since}&limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { token });
+    if (res.status !== 200) throw new Error(`events: ${res.status} ${JSON.stringify(res.body)}`);
+    out.push(...res.body.items);
+    cursor = res.body.next_cursor;
+  } while (cursor);
+  return out;
+}
+
+export const lastSeq = async (s: TestServer, token: string) => (await eventsOf(s, token)).at(-1)?.seq ?? 0;

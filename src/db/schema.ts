@@ -2,7 +2,7 @@
  * Drizzle tables. Times are stored as integer milliseconds since the epoch and rendered
  * as ISO-8601 strings at the edge; ids are UUIDv7 strings, so they sort by creation time.
  */
-import { sqliteTable, text, integer } from "drizzle-orm/sqlite-core";
+import { sqliteTable, text, integer, index, uniqueIndex, primaryKey } from "drizzle-orm/sqlite-core";
 
 export const users = sqliteTable("users", {
   id: text().primaryKey(),
@@ -17,3 +17,123 @@ export const users = sqliteTable("users", {
 });
 
 export type UserRow = typeof users.$inferSelect;
+
+/**
+ * At most one row per unordered pair (`pair_key` = the two ids sorted, joined by "|"):
+ * a rejected request is replaced when either side asks again, a removed one is deleted.
+ */
+export const friendships = sqliteTable(
+  "friendships",
+  {
+    id: text().primaryKey(),
+    /** The requester. */
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    /** The addressee. */
+    friendId: text("friend_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    pairKey: text("pair_key").notNull(),
+    status: text({ enum: ["pending", "accepted", "rejected"] }).notNull(),
+    requestedAt: integer("requested_at").notNull(),
+    acceptedAt: integer("accepted_at"),
+  },
+  (t) => [
+    uniqueIndex("friendships_pair_key").on(t.pairKey),
+    index("friendships_user").on(t.userId, t.status),
+    index("friendships_friend").on(t.friendId, t.status),
+  ],
+);
+
+export const conversations = sqliteTable(
+  "conversations",
+  {
+    id: text().primaryKey(),
+    type: text({ enum: ["direct", "group"] }).notNull(),
+    /** Group title; null for direct conversations (their title is the other member's name). */
+    title: text(),
+    /** For direct conversations: the two member ids sorted and joined by "|"; one conversation per pair. */
+    directKey: text("direct_key").unique(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    lastMessageAt: integer("last_message_at"),
+    lastMessageId: text("last_message_id"),
+    /** last_message_at, else created_at: the list order. */
+    activityAt: integer("activity_at").notNull(),
+  },
+);
+
+export const members = sqliteTable(
+  "conversation_members",
+  {
+    conversationId: text("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    role: text({ enum: ["owner", "admin", "member"] }).notNull(),
+    joinedAt: integer("joined_at").notNull(),
+    lastReadMessageId: text("last_read_message_id"),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.userId] }), index("members_user").on(t.userId, t.conversationId)],
+);
+
+/**
+ * The event log: every persisted event, appended in the transaction of the change it
+ * reports. `seq` only grows (AUTOINCREMENT never reuses a pruned number).
+ */
+export const events = sqliteTable(
+  "events",
+  {
+    seq: integer().primaryKey({ autoIncrement: true }),
+    /** `user:<id>` or `conv:<id>`. */
+    topic: text().notNull(),
+    type: text().notNull(),
+    /** JSON. */
+    data: text().notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("events_topic_seq").on(t.topic, t.seq), index("events_created_at").on(t.createdAt)],
+);
+
+/** Small key/value facts about the database itself (e.g. how far the event log was pruned). */
+export const meta = sqliteTable("meta", {
+  key: text().primaryKey(),
+  value: text().notNull(),
+});
+
+export type FriendshipRow = typeof friendships.$inferSelect;
+export type ConversationRow = typeof conversations.$inferSelect;
+export type MemberRow = typeof members.$inferSelect;
+export type Role = MemberRow["role"];
+
+export const messages = sqliteTable(
+  "messages",
+  {
+    /** UUIDv7, generated inside the send transaction: id order is send order. */
+    id: text().primaryKey(),
+    conversationId: text("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+    senderId: text("sender_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    messageType: text("message_type", { enum: ["text", "image", "file", "system"] }).notNull(),
+    content: text().notNull(),
+    clientMsgId: text("client_msg_id"),
+    replyToId: text("reply_to_id"),
+    createdAt: integer("created_at").notNull(),
+    editedAt: integer("edited_at"),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [
+    // History pages and unread counts: a range of one conversation's ids.
+    index("messages_conversation_id").on(t.conversationId, t.id, t.senderId, t.deletedAt),
+    // A retried send (same client_msg_id) cannot insert twice, even when two retries race.
+    uniqueIndex("messages_client_msg_id").on(t.conversationId, t.senderId, t.clientMsgId),
+  ],
+);
+
+export const reactions = sqliteTable(
+  "message_reactions",
+  {
+    messageId: text("message_id").notNull().references(() => messages.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    emoji: text().notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.messageId, t.userId, t.emoji] })],
+);
+
+export type MessageRow = typeof messages.$inferSelect;

@@ -48,7 +48,8 @@ export const errorHandling = (ctx: AppContext) =>
       const text = await request.text();
       if (text.length > BODY_LIMIT && Buffer.byteLength(text) > BODY_LIMIT)
         throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
-      if (text.trim() === "") throw new AppError("bad_request", "request body is empty; expected JSON");
+      // No body at all (PATCH …/accept, DELETE): routes that need one answer 422.
+      if (text.trim() === "") return null;
       try {
         return JSON.parse(text);
       } catch {

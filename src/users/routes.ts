@@ -9,7 +9,7 @@ export const userRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/users", tags: ["users"] })
     .use(authPlugin(ctx))
     .get("/me", ({ me }) => toUser(me), { response: UserSchema, detail: { summary: "The caller's profile" } })
-    .patch("/me", ({ me, body }) => toUser(updateProfile(ctx.db, me.id, body)), {
+    .patch("/me", ({ me, body }) => toUser(updateProfile(ctx, me.id, body)), {
       body: t.Object({ display_name: t.Optional(DISPLAY_NAME), profile_image_url: t.Optional(IMAGE_URL) }),
       response: UserSchema,
       detail: { summary: "Update the caller's profile; friends and conversation partners get user.update" },

@@ -1,9 +1,22 @@
-import { and, asc, eq, gt, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
 import type { DB } from "../db/client";
-import { users, type UserRow } from "../db/schema";
+import { members, users, type UserRow } from "../db/schema";
 import { notFound, invalid } from "../errors";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
+import type { AppContext } from "../context";
+import { userTopic, type Tx } from "../events/log";
+import { friendIds } from "../friends/service";
+
+/** Everyone who shares at least one conversation with the user. */
+export function partnerIds(db: DB | Tx, userId: string): string[] {
+  return db
+    .selectDistinct({ id: members.userId })
+    .from(members)
+    .where(and(inArray(members.conversationId, db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId))), ne(members.userId, userId)))
+    .all()
+    .map((r) => r.id);
+}
 
 export function getUserRow(db: DB, id: string): UserRow | undefined {
   return db.select().from(users).where(eq(users.id, id)).get();
@@ -41,8 +54,11 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
 
 export interface ProfilePatch { display_name?: string; profile_image_url?: string | null }
 
-/** Updates the caller's profile. Returns the new row. */
-export function updateProfile(db: DB, userId: string, patch: ProfilePatch): UserRow {
+/**
+ * Updates the caller's profile; `user.update` goes to the user's own topic (their other
+ * devices), their friends and everyone they share a conversation with.
+ */
+export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePatch): UserRow {
   const set: Partial<UserRow> = { updatedAt: Date.now() };
   if (patch.display_name !== undefined) {
     const name = patch.display_name.trim();
@@ -50,7 +66,12 @@ export function updateProfile(db: DB, userId: string, patch: ProfilePatch): User
     set.displayName = name;
   }
   if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
-  const row = db.update(users).set(set).where(eq(users.id, userId)).returning().get();
-  if (!row) throw notFound("user");
-  return row;
+  return ctx.events.write((w) => {
+    const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
+    if (!row) throw notFound("user");
+    const audience = new Set([userId, ...friendIds(w.tx, userId), ...partnerIds(w.tx, userId)]);
+    const data = toUser(row);
+    for (const id of audience) w.emit(userTopic(id), "user.update", data);
+    return row;
+  });
 }

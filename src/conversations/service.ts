@@ -1,0 +1,249 @@
+/**
+ * Conversations (PROTOCOL §3.3): direct (one per pair) and group, membership and roles.
+ * Every change runs in one EventLog.write: rights checked, rows written, events appended.
+ */
+import { and, asc, count, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import type { AppContext } from "../context";
+import { conversations, members, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
+import { AppError, forbidden, invalid, notFound } from "../errors";
+import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
+import type { DB } from "../db/client";
+import { decodeCursor, pageOf, type Page } from "../http/paging";
+import { conversationRow, memberRow, viewConversation, viewConversations, type Conversation, type Member } from "./view";
+import { pairKey } from "../friends/service";
+import { iso } from "../lib/time";
+import { toUser } from "../users/dto";
+
+/** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
+export function requireMember(db: DB | Tx, conversationId: string, userId: string): { conv: ConversationRow; me: MemberRow } {
+  const me = memberRow(db, conversationId, userId);
+  const conv = me && conversationRow(db, conversationId);
+  if (!me || !conv) throw notFound("conversation");
+  return { conv, me };
+}
+
+const isManager = (role: Role) => role === "owner" || role === "admin";
+
+/** Announces each new member's view of the conversation on their own topic. */
+function announceCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
+  for (const id of userIds) w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
+}
+
+function announceUpdate(w: Writer, conv: ConversationRow) {
+  w.emit(convTopic(conv.id), "conversation.update", viewConversation(w.tx, conv, null));
+}
+
+function touch(w: Writer, id: string): ConversationRow {
+  return w.tx.update(conversations).set({ updatedAt: Date.now() }).where(eq(conversations.id, id)).returning().get()!;
+}
+
+/** Checks that every id names a user; 422 naming the unknown ones. */
+function requireUsers(w: Writer, field: string, ids: string[]) {
+  if (ids.length === 0) return;
+  const found = new Set(w.tx.select({ id: users.id }).from(users).where(inArray(users.id, ids)).all().map((r) => r.id));
+  const unknown = ids.filter((id) => !found.has(id));
+  if (unknown.length) throw new AppError("validation_failed", `${field}: unknown user ids: ${unknown.join(", ")}`, [{ field, message: "unknown user ids", user_ids: unknown }]);
+}
+
+export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { created: boolean; conversation: Conversation } {
+  if (otherId === me.id) throw invalid("user_id", "a direct conversation needs another user");
+  return ctx.events.write((w) => {
+    requireUsers(w, "user_id", [otherId]);
+    const key = pairKey(me.id, otherId);
+    const existing = w.tx.select().from(conversations).where(eq(conversations.directKey, key)).get();
+    if (existing) return { created: false, conversation: viewConversation(w.tx, existing, me.id) };
+    const now = Date.now();
+    const conv = w.tx
+      .insert(conversations)
+      .values({ id: Bun.randomUUIDv7(), type: "direct", title: null, directKey: key, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: now })
+      .returning()
+      .get();
+    w.tx.insert(members).values([me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: now }))).run();
+    announceCreate(w, conv, [me.id, otherId]);
+    return { created: true, conversation: viewConversation(w.tx, conv, me.id) };
+  });
+}
+
+export function createGroup(ctx: AppContext, me: UserRow, title: string, memberIds: string[]): Conversation {
+  const name = title.trim();
+  if (!name) throw invalid("title", "must not be blank");
+  const others = [...new Set(memberIds)].filter((id) => id !== me.id);
+  if (others.length + 1 > ctx.config.maxGroupMembers) throw invalid("member_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
+  return ctx.events.write((w) => {
+    requireUsers(w, "member_ids", others);
+    const now = Date.now();
+    const conv = w.tx
+      .insert(conversations)
+      .values({ id: Bun.randomUUIDv7(), type: "group", title: name, directKey: null, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: now })
+      .returning()
+      .get();
+    insertMembers(w, [
+      { conversationId: conv.id, userId: me.id, role: "owner", joinedAt: now },
+      ...others.map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: now })),
+    ]);
+    announceCreate(w, conv, [me.id, ...others]);
+    return viewConversation(w.tx, conv, me.id);
+  });
+}
+
+/** Inserts in chunks: SQLite limits the number of bound parameters per statement. */
+function insertMembers(w: Writer, rows: (typeof members.$inferInsert)[]) {
+  for (let i = 0; i < rows.length; i += 500) w.tx.insert(members).values(rows.slice(i, i + 500)).run();
+}
+
+export interface CreateConversationInput { type: "direct" | "group"; user_id?: string; title?: string; member_ids?: string[] }
+
+/** POST /api/conversations and the `conversation.create` frame. */
+export function createConversation(ctx: AppContext, me: UserRow, input: CreateConversationInput): { created: boolean; conversation: Conversation } {
+  if (input.type === "direct") {
+    if (input.user_id === undefined) throw invalid("user_id", "required for a direct conversation");
+    return createDirect(ctx, me, input.user_id);
+  }
+  if (input.title === undefined) throw invalid("title", "required for a group");
+  return { created: true, conversation: createGroup(ctx, me, input.title, input.member_ids ?? []) };
+}
+
+type ListCursor = [number, string];
+const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.length === 2 && typeof v[0] === "number" && typeof v[1] === "string";
+
+/** The caller's conversations, most recent activity first. */
+export function listConversations(ctx: AppContext, userId: string, limit: number, cursor?: string): Page<Conversation> {
+  const after = decodeCursor(cursor, isListCursor);
+  const rows = ctx.db
+    .select({ c: conversations })
+    .from(members)
+    .innerJoin(conversations, eq(conversations.id, members.conversationId))
+    .where(
+      and(
+        eq(members.userId, userId),
+        after ? or(lt(conversations.activityAt, after[0]), and(eq(conversations.activityAt, after[0]), lt(conversations.id, after[1]))) : undefined,
+      ),
+    )
+    .orderBy(desc(conversations.activityAt), desc(conversations.id))
+    .limit(limit + 1)
+    .all()
+    .map((r) => r.c);
+  const page = pageOf(rows, limit, (r) => r, (r) => [r.activityAt, r.id]);
+  return { items: viewConversations(ctx.db, page.items, userId), next_cursor: page.next_cursor };
+}
+
+export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {
+  const { conv } = requireMember(ctx.db, id, userId);
+  return viewConversation(ctx.db, conv, userId);
+}
+
+/** Ids of the conversations a user is a member of. */
+export function conversationIdsOf(ctx: AppContext, userId: string): string[] {
+  return ctx.db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId)).all().map((r) => r.id);
+}
+
+function requireGroupManager(w: Writer, id: string, userId: string) {
+  const found = requireMember(w.tx, id, userId);
+  if (found.conv.type !== "group") throw forbidden("direct conversations have no title or managed membership");
+  if (!isManager(found.me.role)) throw forbidden("only the group's owner or an admin can do this");
+  return found;
+}
+
+export function renameConversation(ctx: AppContext, me: UserRow, id: string, title: string | undefined): Conversation {
+  return ctx.events.write((w) => {
+    const { conv } = requireGroupManager(w, id, me.id);
+    if (title === undefined) return viewConversation(w.tx, conv, me.id);
+    const name = title.trim();
+    if (!name) throw invalid("title", "must not be blank");
+    if (name === conv.title) return viewConversation(w.tx, conv, me.id);
+    const updated = w.tx.update(conversations).set({ title: name, updatedAt: Date.now() }).where(eq(conversations.id, id)).returning().get()!;
+    announceUpdate(w, updated);
+    return viewConversation(w.tx, updated, me.id);
+  });
+}
+
+/** Deletes the conversation: `conversation.delete` to every member's own topic first. */
+function destroy(w: Writer, conv: ConversationRow) {
+  const ids = w.tx.select({ id: members.userId }).from(members).where(eq(members.conversationId, conv.id)).all();
+  for (const { id } of ids) w.emit(userTopic(id), "conversation.delete", { conversation_id: conv.id });
+  w.tx.delete(conversations).where(eq(conversations.id, conv.id)).run();
+}
+
+export function deleteConversation(ctx: AppContext, me: UserRow, id: string): void {
+  ctx.events.write((w) => {
+    const { conv, me: membership } = requireMember(w.tx, id, me.id);
+    if (conv.type === "group" && membership.role !== "owner") throw forbidden("only the group's owner can delete it");
+    destroy(w, conv);
+  });
+}
+
+export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: string[]): Conversation {
+  return ctx.events.write((w) => {
+    const { conv } = requireGroupManager(w, id, me.id);
+    const wanted = [...new Set(userIds)];
+    requireUsers(w, "user_ids", wanted);
+    const existing = new Set(
+      w.tx.select({ id: members.userId }).from(members).where(and(eq(members.conversationId, id), inArray(members.userId, wanted))).all().map((r) => r.id),
+    );
+    const added = wanted.filter((u) => !existing.has(u));
+    if (added.length === 0) return viewConversation(w.tx, conv, me.id);
+    const total = w.tx.select({ n: count() }).from(members).where(eq(members.conversationId, id)).get()!.n;
+    if (total + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
+    const now = Date.now();
+    insertMembers(w, added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now })));
+    const updated = touch(w, id);
+    announceCreate(w, updated, added);
+    announceUpdate(w, updated);
+    return viewConversation(w.tx, updated, me.id);
+  });
+}
+
+/** The member who inherits ownership: the longest-standing admin, else member. */
+function successor(w: Writer, conversationId: string): MemberRow | undefined {
+  return w.tx
+    .select()
+    .from(members)
+    .where(and(eq(members.conversationId, conversationId), sql`${members.role} != 'owner'`))
+    .orderBy(sql`${members.role} = 'admin' DESC`, asc(members.joinedAt), asc(members.userId))
+    .get();
+}
+
+/** Removes `userId` (an owner/admin removing someone) or leaves (the user themself). */
+export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: string): void {
+  ctx.events.write((w) => {
+    const { conv, me: mine } = requireMember(w.tx, id, me.id);
+    if (conv.type !== "group") throw forbidden("leave a direct conversation by deleting it");
+    const target = userId === me.id ? mine : memberRow(w.tx, id, userId);
+    if (!target) throw notFound("member");
+    if (userId !== me.id) {
+      if (!isManager(mine.role)) throw forbidden("only the group's owner or an admin can remove members");
+      if (target.role === "owner" || (target.role === "admin" && mine.role !== "owner")) throw forbidden("admins can remove members only");
+    }
+    if (target.role === "owner") {
+      const heir = successor(w, id);
+      if (!heir) return destroy(w, conv); // the last member left
+      w.tx.update(members).set({ role: "owner" }).where(and(eq(members.conversationId, id), eq(members.userId, heir.userId))).run();
+    }
+    // The removed user hears first, on their own topic, so their sockets leave the
+    // conversation's topic before the update the remaining members get.
+    w.tx.delete(members).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
+    w.emit(userTopic(userId), "conversation.delete", { conversation_id: id });
+    announceUpdate(w, touch(w, id));
+  });
+}
+
+/** The owner sets a member's role; `owner` hands ownership over (the old owner becomes admin). */
+export function setRole(ctx: AppContext, me: UserRow, id: string, userId: string, role: Role): Member {
+  return ctx.events.write((w) => {
+    const { conv, me: mine } = requireMember(w.tx, id, me.id);
+    if (conv.type !== "group") throw forbidden("direct conversations have no roles");
+    if (mine.role !== "owner") throw forbidden("only the group's owner can change roles");
+    const target = memberRow(w.tx, id, userId);
+    if (!target) throw notFound("member");
+    if (userId === me.id) {
+      if (role !== "owner") throw invalid("role", "hand ownership to another member first");
+    } else if (role !== target.role) {
+      if (role === "owner") w.tx.update(members).set({ role: "admin" }).where(and(eq(members.conversationId, id), eq(members.userId, me.id))).run();
+      w.tx.update(members).set({ role }).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
+      announceUpdate(w, touch(w, id));
+    }
+    const row = memberRow(w.tx, id, userId)!;
+    const user = w.tx.select().from(users).where(eq(users.id, userId)).get()!;
+    return { user: toUser(user), role: row.role, joined_at: iso(row.joinedAt), last_read_message_id: row.lastReadMessageId };
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * The event log: the backbone of realtime and of resume.
+ *
+ * `write(fn)` runs `fn` in one synchronous SQLite transaction. Events that `fn` emits are
+ * appended to the `events` table inside that transaction, so a change and its events
+ * commit together or not at all. After the commit, and only then, the committed events go
+ * to the after-commit listeners (the hub publishes them to live sockets).
+ */
+import type { Statement } from "bun:sqlite";
+import type { DB } from "../db/client";
+import { AppError } from "../errors";
+import { iso } from "../lib/time";
+
+export interface StoredEvent {
+  seq: number;
+  topic: string;
+  type: string;
+  data: unknown;
+  timestamp: string;
+}
+
+export type Tx = Parameters<Parameters<DB["transaction"]>[0]>[0];
+
+export interface Writer {
+  /** The drizzle transaction: every query of the change goes through it. */
+  tx: Tx;
+  /** Appends an event to the log, in this transaction. */
+  emit(topic: string, type: string, data: unknown): void;
+}
+
+export type CommitListener = (events: StoredEvent[]) => void;
+
+export const userTopic = (userId: string) => `user:${userId}`;
+export const convTopic = (conversationId: string) => `conv:${conversationId}`;
+
+interface EventRow { seq: number; type: string; data: string; created_at: number }
+
+export class EventLog {
+  private listeners: CommitListener[] = [];
+  private insert: Statement;
+  private replayQuery: Statement<EventRow>;
+  private inWrite = false;
+
+  constructor(private db: DB) {
+    const sqlite = db.$client;
+    this.insert = sqlite.prepare("INSERT INTO events (topic, type, data, created_at) VALUES (?, ?, ?, ?)");
+    // A user's stream: their own topic and the topics of the conversations they are in now.
+    this.replayQuery = sqlite.prepare(
+      `SELECT seq, type, data, created_at FROM events
+       WHERE seq > ?1 AND (topic = 'user:' || ?2 OR topic IN (SELECT 'conv:' || conversation_id FROM conversation_members WHERE user_id = ?2))
+       ORDER BY seq LIMIT ?3`,
+    );
+  }
+
+  /** Registers a listener for committed events; returns a function that removes it. */
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.push(listener);
+    return () => (this.listeners = this.listeners.filter((l) => l !== listener));
+  }
+
+  /** Runs `fn` in one transaction (it must be synchronous), then hands its events to the listeners. */
+  write<T>(fn: (w: Writer) => T): T {
+    if (this.inWrite) throw new Error("EventLog.write is not re-entrant");
+    const pending: StoredEvent[] = [];
+    this.inWrite = true;
+    let result: T;
+    try {
+      result = this.db.transaction((tx) => {
+        const r = fn({
+          tx,
+          emit: (topic, type, data) => {
+            const now = Date.now();
+            const { lastInsertRowid } = this.insert.run(topic, type, JSON.stringify(data), now);
+            pending.push({ seq: Number(lastInsertRowid), topic, type, data, timestamp: iso(now) });
+          },
+        });
+        if (r instanceof Promise) throw new Error("EventLog.write needs a synchronous function");
+        return r;
+      });
+    } finally {
+      this.inWrite = false;
+    }
+    if (pending.length) for (const listener of this.listeners) listener(pending);
+    return result;
+  }
+
+  /** The highest seq ever appended (0 for an empty log). */
+  lastSeq(): number {
+    const row = this.db.$client.query("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | null;
+    return row?.seq ?? 0;
+  }
+
+  /** The highest seq that pruning removed; a `since` below it cannot be served. */
+  prunedThrough(): number {
+    const row = this.db.$client.query("SELECT value FROM meta WHERE key = 'events_pruned_through'").get() as { value: string } | null;
+    return row ? Number(row.value) : 0;
+  }
+
+  /**
+   * Events after `since` that `userId` would have received live, in seq order.
+   * Throws sync_reset when `since` is older than the retained log.
+   */
+  replay(userId: string, since: number, limit: number): { seq: number; type: string; data: unknown; timestamp: string }[] {
+    if (since < this.prunedThrough()) throw new AppError("sync_reset", "since is older than the retained event log; reload through REST");
+    return this.replayQuery.all(since, userId, limit).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
+  }
+
+  /** Deletes events older than `maxAgeMs`; remembers how far it went. Returns how many were deleted. */
+  prune(maxAgeMs: number, now = Date.now()): number {
+    const sqlite = this.db.$client;
+    return sqlite.transaction(() => {
+      const cutoff = now - maxAgeMs;
+      const top = sqlite.query("SELECT max(seq) AS seq FROM events WHERE created_at < ?").get(cutoff) as { seq: number | null };
+      if (top.seq === null) return 0;
+      const { changes } = sqlite.run("DELETE FROM events WHERE seq <= ?", [top.seq]);
+      sqlite.run("INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(top.seq)]);
+      return changes;
+    })();
+  }
+}

@@ -1,0 +1,34 @@
+import { Elysia, t } from "elysia";
+import type { AppContext } from "../context";
+import { authPlugin } from "../auth/plugin";
+import { AppError } from "../errors";
+import { parseLimit } from "../http/paging";
+
+/** A seq from a query string: a non-negative integer, else 400. */
+export function parseSeq(name: string, raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 0;
+  if (!/^\d{1,15}$/.test(raw)) throw new AppError("bad_request", `${name}: not a sequence number`);
+  return Number(raw);
+}
+
+export const eventRoutes = (ctx: AppContext) =>
+  new Elysia({ prefix: "/api/events", tags: ["events"] })
+    .use(authPlugin(ctx))
+    .get(
+      "",
+      ({ me, query }) => {
+        const since = query.cursor ? parseSeq("cursor", query.cursor) : parseSeq("since", query.since);
+        const limit = parseLimit(query.limit, 100, 1000);
+        const rows = ctx.events.replay(me.id, since, limit + 1);
+        const items = rows.slice(0, limit);
+        return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null };
+      },
+      {
+        query: t.Object({
+          since: t.Optional(t.String({ description: "the highest seq already processed (default 0)" })),
+          limit: t.Optional(t.String({ description: "1–1000, default 100" })),
+          cursor: t.Optional(t.String()),
+        }),
+        detail: { summary: "Replay: the caller's events after `since`, in seq order; 410 sync_reset when since is older than the retained log" },
+      },
+    );

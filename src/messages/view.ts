@@ -1,0 +1,115 @@
+/**
+ * Builds `Message` objects (PROTOCOL §3.4) for a set of message rows in three queries:
+ * the rows with their senders and read counts, then the reactions of all of them.
+ */
+import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
+import type { DB } from "../db/client";
+import { members, messages, reactions, users, type ConversationRow, type MessageRow } from "../db/schema";
+import type { Tx } from "../events/log";
+import { iso, isoOrNull } from "../lib/time";
+
+type Reader = DB | Tx;
+
+export interface Reaction { emoji: string; count: number; user_ids: string[] }
+
+export interface Message {
+  id: string;
+  conversation_id: string;
+  sender_id: string;
+  sender_name: string;
+  sender_avatar: string | null;
+  sender_info: { id: string; username: string; display_name: string; profile_image_url: string | null };
+  message_type: MessageRow["messageType"];
+  content: string;
+  client_msg_id: string | null;
+  reply_to_id: string | null;
+  created_at: string;
+  edited_at: string | null;
+  deleted_at: string | null;
+  reactions: Reaction[];
+  is_read: boolean;
+  read_count: number;
+}
+
+/** Members other than the sender whose read position is at or past the message. */
+const readCount = sql<number>`(SELECT count(*) FROM ${members} rm WHERE rm.conversation_id = ${messages.conversationId}
+  AND rm.user_id != ${messages.senderId} AND rm.last_read_message_id >= ${messages.id})`.as("read_count");
+
+/** Message rows (with sender and read count) matching `where`, in the given order. */
+export function selectMessages(db: Reader, where: SQL | undefined, order: "asc" | "desc" = "asc", limit?: number) {
+  const q = db
+    .select({ m: messages, username: users.username, displayName: users.displayName, avatar: users.profileImageUrl, readCount })
+    .from(messages)
+    .innerJoin(users, eq(users.id, messages.senderId))
+    .where(where)
+    .orderBy(order === "asc" ? asc(messages.id) : sql`${messages.id} DESC`);
+  return limit === undefined ? q.all() : q.limit(limit).all();
+}
+
+export type MessageSelection = ReturnType<typeof selectMessages>[number];
+
+function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
+  const out = new Map<string, Reaction[]>();
+  if (ids.length === 0) return out;
+  const rows = db.select().from(reactions).where(inArray(reactions.messageId, ids)).orderBy(asc(reactions.createdAt), asc(reactions.userId)).all();
+  for (const r of rows) {
+    let list = out.get(r.messageId);
+    if (!list) out.set(r.messageId, (list = []));
+    let agg = list.find((a) => a.emoji === r.emoji);
+    if (!agg) list.push((agg = { emoji: r.emoji, count: 0, user_ids: [] }));
+    agg.count++;
+    agg.user_ids.push(r.userId);
+  }
+  return out;
+}
+
+export function toMessages(db: Reader, rows: MessageSelection[]): Message[] {
+  const live = rows.filter((r) => r.m.deletedAt === null).map((r) => r.m.id);
+  const reacts = reactionsOf(db, live);
+  return rows.map(({ m, username, displayName, avatar, readCount }) => ({
+    id: m.id,
+    conversation_id: m.conversationId,
+    sender_id: m.senderId,
+    sender_name: displayName,
+    sender_avatar: avatar,
+    sender_info: { id: m.senderId, username, display_name: displayName, profile_image_url: avatar },
+    message_type: m.messageType,
+    content: m.deletedAt === null ? m.content : "",
+    client_msg_id: m.clientMsgId,
+    reply_to_id: m.replyToId,
+    created_at: iso(m.createdAt),
+    edited_at: isoOrNull(m.editedAt),
+    deleted_at: isoOrNull(m.deletedAt),
+    reactions: m.deletedAt === null ? (reacts.get(m.id) ?? []) : [],
+    is_read: readCount > 0,
+    read_count: readCount,
+  }));
+}
+
+export function messageById(db: Reader, id: string): Message | undefined {
+  const rows = selectMessages(db, eq(messages.id, id));
+  return rows.length ? toMessages(db, rows)[0] : undefined;
+}
+
+/** The last message of each conversation that has one. */
+export function lastMessagesOf(db: Reader, convs: ConversationRow[]): Map<string, Message> {
+  const ids = convs.map((c) => c.lastMessageId).filter((id): id is string => id !== null);
+  const out = new Map<string, Message>();
+  if (ids.length === 0) return out;
+  for (const m of toMessages(db, selectMessages(db, inArray(messages.id, ids)))) out.set(m.conversation_id, m);
+  return out;
+}
+
+/** Messages after the viewer's read position, not their own and not deleted, per conversation. */
+export function unreadCountsOf(db: Reader, conversationIds: string[], viewerId: string): Map<string, number> {
+  const rows = db
+    .select({
+      id: members.conversationId,
+      n: sql<number>`(SELECT count(*) FROM ${messages} um WHERE um.conversation_id = ${members.conversationId}
+        AND um.id > coalesce(${members.lastReadMessageId}, '') AND um.sender_id != ${members.userId} AND um.deleted_at IS NULL)`,
+    })
+    .from(members)
+    .where(and(eq(members.userId, viewerId), inArray(members.conversationId, conversationIds)))
+    .all();
+  return new Map(rows.map((r) => [r.id, r.n]));
+}

@@ -1,0 +1,258 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eventsOf, lastSeq, startServer, type Account, type TestServer } from "./helpers";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer({ maxGroupMembers: 5 });
+});
+afterAll(() => s.stop());
+
+const users = async (n: number) => Promise.all(Array.from({ length: n }, () => s.register()));
+const group = (owner: Account, others: Account[], title = "Team") =>
+  s.api("POST", "/api/conversations", { token: owner.token, body: { type: "group", title, member_ids: others.map((o) => o.user.id) } });
+const direct = (a: Account, b: Account) => s.api("POST", "/api/conversations", { token: a.token, body: { type: "direct", user_id: b.user.id } });
+
+describe("direct conversations", () => {
+  test("one per pair: 201, then 200 with the same conversation from either side", async () => {
+    const [a, b] = await users(2);
+    const first = await direct(a!, b!);
+    expect(first.status).toBe(201);
+    const again = await direct(b!, a!);
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+  });
+
+  test("title is the other member's display name, for each viewer; every field is there", async () => {
+    const [a, b] = await users(2);
+    await s.api("PATCH", "/api/users/me", { token: b!.token, body: { display_name: "Bee" } });
+    const { body: c } = await direct(a!, b!);
+    expect(c).toMatchObject({ type: "direct", title: "Bee", created_by: a!.user.id, last_message_at: null, last_message: null, unread_count: 0, is_subscribed: true });
+    expect(c.members.map((m: any) => m.user.id).sort()).toEqual([a!.user.id, b!.user.id].sort());
+    expect(c.members[0]).toEqual({ user: expect.any(Object), role: "member", joined_at: expect.any(String), last_read_message_id: null });
+    const seenByB = await s.api("GET", `/api/conversations/${c.id}`, { token: b!.token });
+    expect(seenByB.body.title).toBe(a!.user.display_name);
+  });
+
+  test("both members get conversation.create on their own topic, each with their own view", async () => {
+    const [a, b] = await users(2);
+    const { body: c } = await direct(a!, b!);
+    const ea = (await eventsOf(s, a!.token)).filter((e) => e.type === "conversation.create");
+    const eb = (await eventsOf(s, b!.token)).filter((e) => e.type === "conversation.create");
+    expect(ea).toHaveLength(1);
+    expect(eb).toHaveLength(1);
+    expect(ea[0]!.data.id).toBe(c.id);
+    expect(ea[0]!.data.title).toBe(b!.user.display_name);
+    expect(eb[0]!.data.title).toBe(a!.user.display_name);
+    expect(eb[0]!.data.unread_count).toBe(0);
+  });
+
+  test("with yourself 422, with an unknown user 422 naming it, missing user_id 422", async () => {
+    const [a] = await users(1);
+    expect((await direct(a!, a!)).status).toBe(422);
+    const unknown = await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "direct", user_id: "nobody" } });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.error.details[0]).toMatchObject({ field: "user_id", user_ids: ["nobody"] });
+    expect((await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "direct" } })).status).toBe(422);
+    expect((await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "channel" } })).status).toBe(422);
+  });
+
+  test("either side deletes it; both get conversation.delete; it is gone for both", async () => {
+    const [a, b] = await users(2);
+    const { body: c } = await direct(a!, b!);
+    const sa = await lastSeq(s, a!.token);
+    expect((await s.api("DELETE", `/api/conversations/${c.id}`, { token: b!.token })).status).toBe(204);
+    expect((await eventsOf(s, a!.token, sa)).map((e) => [e.type, e.data])).toEqual([["conversation.delete", { conversation_id: c.id }]]);
+    expect((await s.api("GET", `/api/conversations/${c.id}`, { token: a!.token })).status).toBe(404);
+    // A new one can be started afterwards.
+    expect((await direct(a!, b!)).status).toBe(201);
+  });
+
+  test("a direct conversation cannot be renamed, joined or left", async () => {
+    const [a, b, c] = await users(3);
+    const { body: d } = await direct(a!, b!);
+    expect((await s.api("PATCH", `/api/conversations/${d.id}`, { token: a!.token, body: { title: "x" } })).status).toBe(403);
+    expect((await s.api("POST", `/api/conversations/${d.id}/members`, { token: a!.token, body: { user_ids: [c!.user.id] } })).status).toBe(403);
+    expect((await s.api("DELETE", `/api/conversations/${d.id}/members/${a!.user.id}`, { token: a!.token })).status).toBe(403);
+  });
+});
+
+describe("groups", () => {
+  test("creator is owner, others members; each member gets conversation.create", async () => {
+    const [o, m1, m2] = await users(3);
+    const res = await group(o!, [m1!, m2!, m1!]);
+    expect(res.status).toBe(201);
+    expect(res.body.title).toBe("Team");
+    const roles = Object.fromEntries(res.body.members.map((m: any) => [m.user.id, m.role]));
+    expect(roles).toEqual({ [o!.user.id]: "owner", [m1!.user.id]: "member", [m2!.user.id]: "member" });
+    for (const who of [o!, m1!, m2!]) {
+      const evs = (await eventsOf(s, who.token)).filter((e) => e.type === "conversation.create");
+      expect(evs.map((e) => e.data.id)).toEqual([res.body.id]);
+    }
+  });
+
+  test("title 1–100 characters, unknown member ids 422 naming them, at most MAX_GROUP_MEMBERS", async () => {
+    const [o, m] = await users(2);
+    expect((await group(o!, [], "")).status).toBe(422);
+    expect((await group(o!, [], "   ")).status).toBe(422);
+    expect((await group(o!, [], "x".repeat(101))).status).toBe(422);
+    const unknown = await s.api("POST", "/api/conversations", { token: o!.token, body: { type: "group", title: "t", member_ids: [m!.user.id, "ghost1", "ghost2"] } });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.error.details[0].user_ids).toEqual(["ghost1", "ghost2"]);
+    const five = await users(5);
+    expect((await group(o!, five)).status).toBe(422);
+    expect((await group(o!, five.slice(0, 4))).status).toBe(201);
+    expect((await group(o!, [])).status).toBe(201); // a group of one
+  });
+
+  test("non-members get 404 everywhere; the conversation does not leak", async () => {
+    const [o, m, outsider] = await users(3);
+    const { body: g } = await group(o!, [m!]);
+    const t = outsider!.token;
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: t })).status).toBe(404);
+    expect((await s.api("PATCH", `/api/conversations/${g.id}`, { token: t, body: { title: "x" } })).status).toBe(404);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}`, { token: t })).status).toBe(404);
+    expect((await s.api("POST", `/api/conversations/${g.id}/members`, { token: t, body: { user_ids: [outsider!.user.id] } })).status).toBe(404);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: t })).status).toBe(404);
+    expect((await s.api("PATCH", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: t, body: { role: "admin" } })).status).toBe(404);
+    expect((await eventsOf(s, t)).some((e) => JSON.stringify(e.data).includes(g.id))).toBe(false);
+  });
+
+  test("rename: owner/admin only, conversation.update to members without caller-specific fields", async () => {
+    const [o, a, m] = await users(3);
+    const { body: g } = await group(o!, [a!, m!]);
+    await s.api("PATCH", `/api/conversations/${g.id}/members/${a!.user.id}`, { token: o!.token, body: { role: "admin" } });
+    expect((await s.api("PATCH", `/api/conversations/${g.id}`, { token: m!.token, body: { title: "Nope" } })).status).toBe(403);
+    const sm = await lastSeq(s, m!.token);
+    const res = await s.api("PATCH", `/api/conversations/${g.id}`, { token: a!.token, body: { title: "Renamed" } });
+    expect(res.status).toBe(200);
+    expect(res.body.title).toBe("Renamed");
+    const evs = await eventsOf(s, m!.token, sm);
+    expect(evs.map((e) => e.type)).toEqual(["conversation.update"]);
+    expect(evs[0]!.data.title).toBe("Renamed");
+    expect(evs[0]!.data).not.toHaveProperty("unread_count");
+    expect(evs[0]!.data.members[0]).not.toHaveProperty("last_read_message_id");
+    expect((await s.api("PATCH", `/api/conversations/${g.id}`, { token: a!.token, body: { title: "" } })).status).toBe(422);
+  });
+
+  test("add members: owner/admin; added get conversation.create, existing get conversation.update; limit enforced", async () => {
+    const [o, m, n1, n2] = await users(4);
+    const { body: g } = await group(o!, [m!]);
+    expect((await s.api("POST", `/api/conversations/${g.id}/members`, { token: m!.token, body: { user_ids: [n1!.user.id] } })).status).toBe(403);
+    const unknown = await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: ["ghost"] } });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.error.details[0].user_ids).toEqual(["ghost"]);
+    expect((await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [] } })).status).toBe(422);
+
+    const sm = await lastSeq(s, m!.token);
+    const res = await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [n1!.user.id, n2!.user.id, m!.user.id] } });
+    expect(res.status).toBe(200);
+    expect(res.body.members).toHaveLength(4);
+    expect((await eventsOf(s, m!.token, sm)).map((e) => e.type)).toEqual(["conversation.update"]);
+    const n1Events = await eventsOf(s, n1!.token);
+    expect(n1Events.map((e) => e.type)).toContain("conversation.create");
+    expect(n1Events.find((e) => e.type === "conversation.create")!.data.id).toBe(g.id);
+
+    const [x, y] = await users(2);
+    const over = await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [x!.user.id, y!.user.id] } });
+    expect(over.status).toBe(422);
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.members).toHaveLength(4);
+  });
+
+  test("remove and leave: the removed user gets conversation.delete, the rest conversation.update; admins cannot remove admins or the owner", async () => {
+    const [o, a1, a2, m] = await users(4);
+    const { body: g } = await group(o!, [a1!, a2!, m!]);
+    for (const a of [a1!, a2!]) await s.api("PATCH", `/api/conversations/${g.id}/members/${a.user.id}`, { token: o!.token, body: { role: "admin" } });
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${a2!.user.id}`, { token: m!.token })).status).toBe(403);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${a2!.user.id}`, { token: a1!.token })).status).toBe(403);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: a1!.token })).status).toBe(403);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/not-a-member`, { token: o!.token })).status).toBe(404);
+
+    const [sm, so] = [await lastSeq(s, m!.token), await lastSeq(s, o!.token)];
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: a1!.token })).status).toBe(204);
+    expect((await eventsOf(s, m!.token, sm)).map((e) => [e.type, e.data])).toEqual([["conversation.delete", { conversation_id: g.id }]]);
+    const ownerEvents = await eventsOf(s, o!.token, so);
+    expect(ownerEvents.map((e) => e.type)).toEqual(["conversation.update"]);
+    expect(ownerEvents[0]!.data.members).toHaveLength(3);
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: m!.token })).status).toBe(404);
+
+    // Leaving yourself.
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${a2!.user.id}`, { token: a2!.token })).status).toBe(204);
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.members).toHaveLength(2);
+  });
+
+  test("an owner who leaves hands over to the longest-standing admin, else member; the last one out deletes the group", async () => {
+    const [o, early, late, admin] = await users(4);
+    const { body: g } = await group(o!, [early!]);
+    await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [late!.user.id, admin!.user.id] } });
+    await s.api("PATCH", `/api/conversations/${g.id}/members/${admin!.user.id}`, { token: o!.token, body: { role: "admin" } });
+
+    await s.api("DELETE", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: o!.token });
+    let conv = (await s.api("GET", `/api/conversations/${g.id}`, { token: early!.token })).body;
+    expect(conv.members.find((m: any) => m.role === "owner").user.id).toBe(admin!.user.id);
+
+    await s.api("DELETE", `/api/conversations/${g.id}/members/${admin!.user.id}`, { token: admin!.token });
+    conv = (await s.api("GET", `/api/conversations/${g.id}`, { token: early!.token })).body;
+    expect(conv.members.find((m: any) => m.role === "owner").user.id).toBe(early!.user.id);
+
+    await s.api("DELETE", `/api/conversations/${g.id}/members/${early!.user.id}`, { token: early!.token });
+    const sl = await lastSeq(s, late!.token);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${late!.user.id}`, { token: late!.token })).status).toBe(204);
+    expect((await eventsOf(s, late!.token, sl)).map((e) => e.type)).toEqual(["conversation.delete"]);
+    expect(s.app.ctx.db.$client.query("SELECT count(*) AS n FROM conversations WHERE id = ?").get(g.id)).toEqual({ n: 0 });
+  });
+
+  test("roles: owner only; handing over ownership demotes the old owner to admin; the owner cannot demote themself", async () => {
+    const [o, m, other] = await users(3);
+    const { body: g } = await group(o!, [m!, other!]);
+    expect((await s.api("PATCH", `/api/conversations/${g.id}/members/${other!.user.id}`, { token: m!.token, body: { role: "admin" } })).status).toBe(403);
+    expect((await s.api("PATCH", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: o!.token, body: { role: "boss" } })).status).toBe(422);
+    expect((await s.api("PATCH", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: o!.token, body: { role: "member" } })).status).toBe(422);
+    const sm = await lastSeq(s, m!.token);
+    const res = await s.api("PATCH", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: o!.token, body: { role: "owner" } });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ user: { id: m!.user.id }, role: "owner" });
+    expect((await eventsOf(s, m!.token, sm)).map((e) => e.type)).toEqual(["conversation.update"]);
+    const roles = Object.fromEntries((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.members.map((x: any) => [x.user.id, x.role]));
+    expect(roles[o!.user.id]).toBe("admin");
+    expect(roles[m!.user.id]).toBe("owner");
+  });
+
+  test("delete: group owner only; every member gets conversation.delete", async () => {
+    const [o, m] = await users(2);
+    const { body: g } = await group(o!, [m!]);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}`, { token: m!.token })).status).toBe(403);
+    const sm = await lastSeq(s, m!.token);
+    expect((await s.api("DELETE", `/api/conversations/${g.id}`, { token: o!.token })).status).toBe(204);
+    expect((await eventsOf(s, m!.token, sm)).map((e) => e.type)).toEqual(["conversation.delete"]);
+  });
+});
+
+describe("listing", () => {
+  test("most recent activity first, paged by cursor; only the caller's conversations", async () => {
+    const [me, a, b, c] = await users(4);
+    const ids: string[] = [];
+    for (const other of [a!, b!, c!]) ids.push((await direct(me!, other)).body.id);
+    ids.push((await group(me!, [a!], "G")).body.id);
+    const page1 = await s.api("GET", "/api/conversations?limit=3", { token: me!.token });
+    expect(page1.body.items.map((x: any) => x.id)).toEqual(ids.slice().reverse().slice(0, 3));
+    const page2 = await s.api("GET", `/api/conversations?limit=3&cursor=${page1.body.next_cursor}`, { token: me!.token });
+    expect(page2.body.items.map((x: any) => x.id)).toEqual([ids[0]]);
+    expect(page2.body.next_cursor).toBeNull();
+    expect((await s.api("GET", "/api/conversations", { token: b!.token })).body.items.map((x: any) => x.id)).toEqual([ids[1]]);
+    expect((await s.api("GET", "/api/conversations?limit=x", { token: me!.token })).status).toBe(400);
+  });
+});
+
+describe("user.update", () => {
+  test("goes to friends, conversation partners and the user's own topic, nobody else", async () => {
+    const [me, friend, partner, stranger] = await users(4);
+    const { body: f } = await s.api("POST", "/api/friendships", { token: me!.token, body: { friend_id: friend!.user.id } });
+    await s.api("PATCH", `/api/friendships/${f.id}/accept`, { token: friend!.token });
+    await group(partner!, [me!]);
+    const seqs = await Promise.all([me!, friend!, partner!, stranger!].map((u) => lastSeq(s, u.token)));
+    await s.api("PATCH", "/api/users/me", { token: me!.token, body: { display_name: "New Name" } });
+    const got = await Promise.all([me!, friend!, partner!, stranger!].map(async (u, i) => (await eventsOf(s, u.token, seqs[i])).filter((e) => e.type === "user.update")));
+    expect(got.map((g) => g.length)).toEqual([1, 1, 1, 0]);
+    expect(got[1]![0]!.data).toMatchObject({ id: me!.user.id, display_name: "New Name" });
+  });
+});

@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eventsOf, lastSeq, startServer, type TestServer } from "./helpers";
+import { users } from "../src/db/schema";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(() => s.stop());
+
+describe("the event log", () => {
+  test("a change and its events commit together or not at all", () => {
+    const { events, db } = s.app.ctx;
+    const seen: number[] = [];
+    const off = events.onCommit((evs) => seen.push(...evs.map((e) => e.seq)));
+    const before = events.lastSeq();
+    expect(() =>
+      events.write((w) => {
+        w.tx.insert(users).values({ id: "rollback-user", username: "rollback_user", displayName: "r", passwordHash: "x", profileImageUrl: null, lastActiveAt: 0, createdAt: 0, updatedAt: 0 }).run();
+        w.emit("user:rollback-user", "user.update", { id: "rollback-user" });
+        throw new Error("fails after the write");
+      }),
+    ).toThrow("fails after the write");
+    expect(db.$client.query("SELECT count(*) AS n FROM users WHERE id = 'rollback-user'").get()).toEqual({ n: 0 });
+    expect(db.$client.query("SELECT count(*) AS n FROM events WHERE topic = 'user:rollback-user'").get()).toEqual({ n: 0 });
+    expect(seen).toEqual([]);
+
+    const result = events.write((w) => {
+      w.emit("user:nobody", "notification", { kind: "test" });
+      w.emit("user:nobody", "notification", { kind: "test2" });
+      return 42;
+    });
+    expect(result).toBe(42);
+    // seq only grows, even past the rolled-back attempt.
+    expect(seen).toHaveLength(2);
+    expect(seen[0]!).toBeGreaterThan(before);
+    expect(seen[1]).toBe(seen[0]! + 1);
+    off();
+  });
+
+  test("an async function cannot be used as a transaction", () => {
+    expect(() => s.app.ctx.events.write((async () => 1) as never)).toThrow("synchronous");
+  });
+
+  test("GET /api/events: own user topic plus conversations the user is in now, in seq order, paged", async () => {
+    const [a, b, c] = [await s.register(), await s.register(), await s.register()];
+    const { body: g } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "G", member_ids: [b.user.id] } });
+    await s.api("PATCH", `/api/conversations/${g.id}`, { token: a.token, body: { title: "G2" } });
+    await s.api("PATCH", `/api/conversations/${g.id}`, { token: a.token, body: { title: "G3" } });
+    const bEvents = await eventsOf(s, b.token);
+    expect(bEvents.map((e) => e.type)).toEqual(["conversation.create", "conversation.update", "conversation.update"]);
+    expect(bEvents.map((e) => e.seq)).toEqual([...bEvents.map((e) => e.seq)].sort((x, y) => x - y));
+    expect(bEvents[0]).toEqual({ seq: expect.any(Number), type: "conversation.create", data: expect.any(Object), timestamp: expect.stringMatching(/Z$/) });
+    expect(await eventsOf(s, c.token)).toEqual([]);
+
+    const page = await s.api("GET", `/api/events?since=0&limit=2`, { token: b.token });
+    expect(page.body.items).toHaveLength(2);
+    const rest = await s.api("GET", `/api/events?limit=2&cursor=${page.body.next_cursor}`, { token: b.token });
+    expect(rest.body.items.map((e: any) => e.seq)).toEqual([bEvents[2]!.seq]);
+    expect(rest.body.next_cursor).toBeNull();
+
+    // After leaving, the conversation's events are no longer in b's replay; the delete is.
+    await s.api("DELETE", `/api/conversations/${g.id}/members/${b.user.id}`, { token: b.token });
+    expect((await eventsOf(s, b.token)).map((e) => e.type)).toEqual(["conversation.create", "conversation.delete"]);
+  });
+
+  test("bad parameters: 400 for a since or cursor that is not a number, 422 for a limit out of range, 401 without token", async () => {
+    const a = await s.register();
+    expect((await s.api("GET", "/api/events?since=abc", { token: a.token })).status).toBe(400);
+    expect((await s.api("GET", "/api/events?since=-1", { token: a.token })).status).toBe(400);
+    expect((await s.api("GET", "/api/events?cursor=zz", { token: a.token })).status).toBe(400);
+    expect((await s.api("GET", "/api/events?limit=0", { token: a.token })).status).toBe(422);
+    expect((await s.api("GET", "/api/events")).status).toBe(401);
+  });
+
+  test("events past EVENT_RETENTION are pruned; an older since answers 410 sync_reset", async () => {
+    const own = await startServer();
+    try {
+      const a = await own.register();
+      const b = await own.register();
+      await own.api("POST", "/api/conversations", { token: a.token, body: { type: "direct", user_id: b.user.id } });
+      expect(await lastSeq(own, a.token)).toBeGreaterThan(0);
+      const seq = own.app.ctx.events.lastSeq();
+      expect(own.app.ctx.events.prune(0, Date.now() + 1)).toBeGreaterThan(0);
+      const res = await own.api("GET", "/api/events?since=0", { token: a.token });
+      expect(res.status).toBe(410);
+      expect(res.body.error.code).toBe("sync_reset");
+      // From the pruned point on, replay works again.
+      const ok = await own.api("GET", `/api/events?since=${seq}`, { token: a.token });
+      expect(ok.status).toBe(200);
+      expect(ok.body.items).toEqual([]);
+      await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "later" } });
+      expect((await own.api("GET", `/api/events?since=${seq}`, { token: a.token })).body.items.map((e: any) => e.seq)).toEqual([seq + 1]);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test("appended events are counted in /metrics", async () => {
+    const a = await s.register();
+    await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "counted" } });
+    const text = await (await fetch(`${s.base}/metrics`)).text();
+    expect(text).toMatch(/parley_events_appended_total\{type="user.update"\} [1-9]/);
+  });
+});
+
+describe("indexes", () => {
+  const plan = (sql: string, ...params: string[]) =>
+    (s.app.ctx.db.$client.query(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join(" | ");
+
+  test("hot queries use indexes, never a full table scan", () => {
+    const queries = [
+      // membership lookup
+      "SELECT * FROM conversation_members WHERE conversation_id = ? AND user_id = ?",
+      // list by activity
+      "SELECT c.* FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ? ORDER BY c.activity_at DESC, c.id DESC LIMIT 50",
+      // replay of one topic
+      "SELECT seq FROM events WHERE topic = ? AND seq > 0 ORDER BY seq",
+      // user replay (own topic + conversations)
+      `SELECT seq FROM events WHERE seq > 0 AND (topic = 'user:' || ? OR topic IN (SELECT 'conv:' || conversation_id FROM conversation_members WHERE user_id = ?)) ORDER BY seq LIMIT 100`,
+      // history page and unread count
+      "SELECT id FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT 50",
+      "SELECT count(*) FROM messages WHERE conversation_id = ? AND id > ? AND sender_id != ? AND deleted_at IS NULL",
+      "SELECT * FROM friendships WHERE pair_key = ?",
+    ];
+    for (const q of queries) {
+      const p = plan(q, ...Array.from({ length: (q.match(/\?/g) ?? []).length }, () => "x"));
+      if (process.env.SHOW_PLANS) console.log(q, "\n   ", p);
+      expect(p).not.toMatch(/SCAN (conversation_members|conversations|messages|friendships|users)\b(?! USING)/);
+    }
+  });
+});
