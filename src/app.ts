@@ -20,6 +20,7 @@ import { userRoutes } from "./users/routes";
 import { friendRoutes } from "./friends/routes";
 import { conversationRoutes } from "./conversations/routes";
 import { eventRoutes } from "./events/routes";
+import { messageRoutes } from "./messages/routes";
 import { EventLog } from "./events/log";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
@@ -88,6 +89,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(userRoutes(ctx))
     .use(friendRoutes(ctx))
     .use(conversationRoutes(ctx))
+    .use(messageRoutes(ctx))
     .use(eventRoutes(ctx));
 
   let closed = false;

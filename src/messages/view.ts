@@ -32,8 +32,9 @@ export interface Message {
 }
 
 /** Members other than the sender whose read position is at or past the message. */
-const readCount = sql<number>`(SELECT count(*) FROM ${members} rm WHERE rm.conversation_id = ${messages.conversationId}
-  AND rm.user_id != ${messages.senderId} AND rm.last_read_message_id >= ${messages.id})`.as("read_count");
+// Written out in full: drizzle renders columns inside sql`` unqualified, which would bind to the subquery's table.
+const readCount = sql<number>`(SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = "messages"."conversation_id"
+  AND rm.user_id != "messages"."sender_id" AND rm.last_read_message_id >= "messages"."id")`.as("read_count");
 
 /** Message rows (with sender and read count) matching `where`, in the given order. */
 export function selectMessages(db: Reader, where: SQL | undefined, order: "asc" | "desc" = "asc", limit?: number) {
@@ -105,8 +106,8 @@ export function unreadCountsOf(db: Reader, conversationIds: string[], viewerId: 
   const rows = db
     .select({
       id: members.conversationId,
-      n: sql<number>`(SELECT count(*) FROM ${messages} um WHERE um.conversation_id = ${members.conversationId}
-        AND um.id > coalesce(${members.lastReadMessageId}, '') AND um.sender_id != ${members.userId} AND um.deleted_at IS NULL)`,
+      n: sql<number>`(SELECT count(*) FROM messages um WHERE um.conversation_id = "conversation_members"."conversation_id"
+        AND um.id > coalesce("conversation_members"."last_read_message_id", '') AND um.sender_id != "conversation_members"."user_id" AND um.deleted_at IS NULL)`,
     })
     .from(members)
     .where(and(eq(members.userId, viewerId), inArray(members.conversationId, conversationIds)))

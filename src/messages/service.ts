@@ -1,0 +1,217 @@
+/**
+ * Messages (PROTOCOL §3.4): send, history, edit, delete, read positions, reactions,
+ * mentions. Each change is one EventLog.write; REST and WebSocket both call these.
+ */
+import { and, eq, gt, inArray, lt } from "drizzle-orm";
+import type { AppContext } from "../context";
+import { conversations, members, messages, reactions, users, type MessageRow, type UserRow } from "../db/schema";
+import { conflict, forbidden, invalid, notFound } from "../errors";
+import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
+import { decodeCursor, encodeCursor, type Page } from "../http/paging";
+import { requireMember } from "../conversations/service";
+import { conversationRow, memberRow } from "../conversations/view";
+import { iso } from "../lib/time";
+import { messageById, selectMessages, toMessages, unreadCountsOf, type Message } from "./view";
+
+export const MAX_CONTENT = 4000;
+
+export interface SendInput {
+  content: string;
+  message_type?: "text" | "image" | "file" | "system";
+  client_msg_id?: string;
+  reply_to_id?: string;
+}
+
+/** Trims and checks content: 1–4000 characters (code points). */
+function cleanContent(raw: string): string {
+  const content = raw.trim();
+  if (content.length === 0) throw invalid("content", "must not be empty");
+  if (content.length > MAX_CONTENT && [...content].length > MAX_CONTENT) throw invalid("content", `at most ${MAX_CONTENT} characters`);
+  return content;
+}
+
+const MENTION = /(?:^|[^A-Za-z0-9_.@])@([A-Za-z0-9_.]{3,32})/g;
+
+/** Usernames mentioned as `@name` in a text, lower-cased, without duplicates. */
+export function mentionedUsernames(text: string): string[] {
+  const names = new Set<string>();
+  for (const m of text.matchAll(MENTION)) names.add(m[1]!.toLowerCase().replace(/\.+$/, ""));
+  return [...names];
+}
+
+/** The stored message a retried send (same sender, conversation and client_msg_id) made. */
+function existingByClientId(tx: Tx, conversationId: string, senderId: string, clientMsgId: string): MessageRow | undefined {
+  return tx
+    .select()
+    .from(messages)
+    .where(and(eq(messages.conversationId, conversationId), eq(messages.senderId, senderId), eq(messages.clientMsgId, clientMsgId)))
+    .get();
+}
+
+/**
+ * Sends a message: membership, insert, conversation activity, `message.receive` and any
+ * mention notifications, all in one transaction. A repeated client_msg_id returns the
+ * stored message with `created: false` and appends nothing.
+ */
+export function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): { created: boolean; message: Message } {
+  const type = input.message_type ?? "text";
+  if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
+  const content = cleanContent(input.content);
+  const started = performance.now();
+  const result = ctx.events.write((w) => {
+    requireMember(w.tx, conversationId, me.id);
+    if (input.client_msg_id !== undefined) {
+      const prior = existingByClientId(w.tx, conversationId, me.id, input.client_msg_id);
+      if (prior) return { created: false, message: messageById(w.tx, prior.id)! };
+    }
+    if (input.reply_to_id !== undefined) {
+      const target = w.tx.select({ c: messages.conversationId }).from(messages).where(eq(messages.id, input.reply_to_id)).get();
+      if (!target || target.c !== conversationId) throw invalid("reply_to_id", "not a message of this conversation");
+    }
+    const now = Date.now();
+    const row: MessageRow = {
+      id: Bun.randomUUIDv7(),
+      conversationId,
+      senderId: me.id,
+      messageType: type,
+      content,
+      clientMsgId: input.client_msg_id ?? null,
+      replyToId: input.reply_to_id ?? null,
+      createdAt: now,
+      editedAt: null,
+      deletedAt: null,
+    };
+    w.tx.insert(messages).values(row).run();
+    w.tx.update(conversations).set({ lastMessageAt: now, lastMessageId: row.id, activityAt: now }).where(eq(conversations.id, conversationId)).run();
+    const message = toMessages(w.tx, [{ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }])[0]!;
+    w.emit(convTopic(conversationId), "message.receive", message);
+    if (type === "text") notifyMentions(w, message, me);
+    return { created: true, message };
+  });
+  if (result.created) ctx.metrics.sendLatency.observe((performance.now() - started) / 1000);
+  return result;
+}
+
+/** A `notification {kind:"mention"}` to each mentioned member other than the sender, once. */
+function notifyMentions(w: Writer, message: Message, sender: UserRow) {
+  const names = mentionedUsernames(message.content).filter((n) => n !== sender.username);
+  if (names.length === 0) return;
+  const mentioned = w.tx
+    .select({ id: users.id })
+    .from(users)
+    .innerJoin(members, and(eq(members.userId, users.id), eq(members.conversationId, message.conversation_id)))
+    .where(inArray(users.username, names))
+    .all();
+  for (const { id } of mentioned)
+    w.emit(userTopic(id), "notification", { kind: "mention", conversation_id: message.conversation_id, message_id: message.id, from_user_id: sender.id });
+}
+
+type HistoryCursor = ["before" | "after", string];
+const isHistoryCursor = (v: unknown): v is HistoryCursor =>
+  Array.isArray(v) && v.length === 2 && (v[0] === "before" || v[0] === "after") && typeof v[1] === "string";
+
+export interface HistoryQuery { before?: string; after?: string; cursor?: string; limit: number }
+
+/**
+ * History: newest first (optionally before a message id), or with `after` oldest first.
+ * Paging by id keeps pages complete and gap-free while new messages arrive.
+ */
+export function listMessages(ctx: AppContext, me: UserRow, conversationId: string, q: HistoryQuery): Page<Message> {
+  requireMember(ctx.db, conversationId, me.id);
+  if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
+  const fromCursor = decodeCursor(q.cursor, isHistoryCursor);
+  const [direction, bound] = fromCursor ?? (q.after !== undefined ? ["after", q.after] : ["before", q.before]);
+  const where = and(
+    eq(messages.conversationId, conversationId),
+    bound === undefined ? undefined : direction === "after" ? gt(messages.id, bound) : lt(messages.id, bound),
+  );
+  const rows = selectMessages(ctx.db, where, direction === "after" ? "asc" : "desc", q.limit + 1);
+  const more = rows.length > q.limit;
+  const page = toMessages(ctx.db, more ? rows.slice(0, q.limit) : rows);
+  return { items: page, next_cursor: more ? encodeCursor([direction, page[page.length - 1]!.id]) : null };
+}
+
+/** The message and the caller's membership of its conversation; 404 for non-members. */
+function requireMessage(tx: Tx, messageId: string, userId: string) {
+  const row = tx.select().from(messages).where(eq(messages.id, messageId)).get();
+  const me = row && memberRow(tx, row.conversationId, userId);
+  if (!row || !me) throw notFound("message");
+  return { row, conv: conversationRow(tx, row.conversationId)!, me };
+}
+
+export function editMessage(ctx: AppContext, me: UserRow, messageId: string, rawContent: string): Message {
+  const content = cleanContent(rawContent);
+  return ctx.events.write((w) => {
+    const { row } = requireMessage(w.tx, messageId, me.id);
+    if (row.senderId !== me.id) throw forbidden("only the sender can edit a message");
+    if (row.deletedAt !== null) throw conflict("the message was deleted");
+    w.tx.update(messages).set({ content, editedAt: Date.now() }).where(eq(messages.id, messageId)).run();
+    const message = messageById(w.tx, messageId)!;
+    w.emit(convTopic(row.conversationId), "message.edit", message);
+    return message;
+  });
+}
+
+/** Deletes (sender, or a group owner/admin), keeping a tombstone. Deleting twice is a no-op. */
+export function deleteMessage(ctx: AppContext, me: UserRow, messageId: string): void {
+  ctx.events.write((w) => {
+    const { row, conv, me: membership } = requireMessage(w.tx, messageId, me.id);
+    const moderator = conv.type === "group" && (membership.role === "owner" || membership.role === "admin");
+    if (row.senderId !== me.id && !moderator) throw forbidden("only the sender or a group owner/admin can delete a message");
+    if (row.deletedAt !== null) return;
+    const now = Date.now();
+    w.tx.update(messages).set({ content: "", deletedAt: now }).where(eq(messages.id, messageId)).run();
+    w.tx.delete(reactions).where(eq(reactions.messageId, messageId)).run();
+    w.emit(convTopic(row.conversationId), "message.delete", { conversation_id: row.conversationId, message_id: messageId, deleted_at: iso(now) });
+  });
+}
+
+export interface ReadReceipt { conversation_id: string; user_id: string; message_id: string | null; read_at: string; unread_count: number }
+
+/**
+ * Moves the caller's read position forward to `messageId`. Reading an older message or
+ * your own changes nothing (and emits nothing); the answer is the current position.
+ */
+export function markRead(ctx: AppContext, me: UserRow, conversationId: string, messageId: string): ReadReceipt {
+  return ctx.events.write((w) => {
+    const { me: membership } = requireMember(w.tx, conversationId, me.id);
+    const target = w.tx.select({ c: messages.conversationId, sender: messages.senderId }).from(messages).where(eq(messages.id, messageId)).get();
+    if (!target || target.c !== conversationId) throw invalid("message_id", "not a message of this conversation");
+    const now = Date.now();
+    const current = membership.lastReadMessageId;
+    const moves = target.sender !== me.id && (current === null || messageId > current);
+    if (moves) {
+      w.tx.update(members).set({ lastReadMessageId: messageId }).where(and(eq(members.conversationId, conversationId), eq(members.userId, me.id))).run();
+      w.emit(convTopic(conversationId), "message.read", { conversation_id: conversationId, user_id: me.id, message_id: messageId, read_at: iso(now) });
+    }
+    return {
+      conversation_id: conversationId,
+      user_id: me.id,
+      message_id: moves ? messageId : current,
+      read_at: iso(now),
+      unread_count: unreadCountsOf(w.tx, [conversationId], me.id).get(conversationId) ?? 0,
+    };
+  });
+}
+
+function cleanEmoji(raw: string): string {
+  const emoji = raw.trim();
+  if (emoji.length === 0 || [...emoji].length > 32) throw invalid("emoji", "1–32 characters");
+  return emoji;
+}
+
+/** Adds or removes the caller's reaction; an add that exists or a remove that does not changes nothing. */
+export function react(ctx: AppContext, me: UserRow, messageId: string, rawEmoji: string, action: "add" | "remove"): Message {
+  const emoji = cleanEmoji(rawEmoji);
+  return ctx.events.write((w) => {
+    const { row } = requireMessage(w.tx, messageId, me.id);
+    if (row.deletedAt !== null) throw conflict("the message was deleted");
+    const key = and(eq(reactions.messageId, messageId), eq(reactions.userId, me.id), eq(reactions.emoji, emoji));
+    const exists = w.tx.select({ emoji: reactions.emoji }).from(reactions).where(key).get() !== undefined;
+    const changed = action === "add" ? !exists : exists;
+    if (changed && action === "add") w.tx.insert(reactions).values({ messageId, userId: me.id, emoji, createdAt: Date.now() }).run();
+    if (changed && action === "remove") w.tx.delete(reactions).where(key).run();
+    if (changed) w.emit(convTopic(row.conversationId), "message.reaction", { conversation_id: row.conversationId, message_id: messageId, user_id: me.id, emoji, action });
+    return messageById(w.tx, messageId)!;
+  });
+}

@@ -1,0 +1,355 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eventsOf, lastSeq, startServer, type Account, type TestServer } from "./helpers";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(() => s.stop());
+
+const users = async (n: number) => Promise.all(Array.from({ length: n }, () => s.register()));
+async function groupOf(owner: Account, others: Account[]) {
+  const res = await s.api("POST", "/api/conversations", { token: owner.token, body: { type: "group", title: "G", member_ids: others.map((o) => o.user.id) } });
+  return res.body.id as string;
+}
+const send = (who: Account, conv: string, body: Record<string, unknown>) => s.api("POST", `/api/conversations/${conv}/messages`, { token: who.token, body });
+const history = (who: Account, conv: string, q = "") => s.api("GET", `/api/conversations/${conv}/messages${q}`, { token: who.token });
+
+describe("send", () => {
+  test("201 with every Message field; message.receive on the conversation; the conversation's last message moves", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const sb = await lastSeq(s, b!.token);
+    const res = await send(a!, conv, { content: "  Hello!  ", client_msg_id: "c-1" });
+    expect(res.status).toBe(201);
+    expect(res.body).toEqual({
+      id: expect.any(String), conversation_id: conv, sender_id: a!.user.id, sender_name: a!.user.display_name, sender_avatar: null,
+      sender_info: { id: a!.user.id, username: a!.user.username, display_name: a!.user.display_name, profile_image_url: null },
+      message_type: "text", content: "Hello!", client_msg_id: "c-1", reply_to_id: null,
+      created_at: expect.any(String), edited_at: null, deleted_at: null, reactions: [], is_read: false, read_count: 0,
+    });
+    const evs = await eventsOf(s, b!.token, sb);
+    expect(evs.map((e) => e.type)).toEqual(["message.receive"]);
+    expect(evs[0]!.data).toEqual(res.body);
+    const c = (await s.api("GET", `/api/conversations/${conv}`, { token: b!.token })).body;
+    expect(c.last_message).toEqual(res.body);
+    expect(c.last_message_at).toBe(res.body.created_at);
+    expect(c.unread_count).toBe(1);
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: a!.token })).body.unread_count).toBe(0);
+  });
+
+  test("the conversation list is ordered by last activity and carries last_message and unread_count", async () => {
+    const [a, b, c] = await users(3);
+    const first = await groupOf(a!, [b!]);
+    const second = await groupOf(a!, [c!]);
+    await send(b!, first, { content: "bump" });
+    const list = (await s.api("GET", "/api/conversations", { token: a!.token })).body.items;
+    expect(list.map((x: any) => x.id)).toEqual([first, second]);
+    expect(list[0].last_message.content).toBe("bump");
+    expect(list[0].unread_count).toBe(1);
+    expect(list[1].last_message).toBeNull();
+  });
+
+  test.each([
+    [{ content: "" }, "content"],
+    [{ content: "   \n " }, "content"],
+    [{ content: "x".repeat(4001) }, "content"],
+    [{ content: "hi", message_type: "system" }, "message_type"],
+    [{ content: "hi", message_type: "video" }, "message_type"],
+    [{ content: "hi", reply_to_id: "nope" }, "reply_to_id"],
+    [{ content: 5 }, "content"],
+    [{}, "content"],
+  ])("%j → 422 naming %s, nothing written", async (body, field) => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const res = await send(a!, conv, body);
+    expect(res.status).toBe(422);
+    expect(res.body.error.details.map((d: any) => d.field)).toContain(field);
+    expect((await history(a!, conv)).body.items).toEqual([]);
+  });
+
+  test("4000 characters (counted as characters, not UTF-16 units) are accepted; image and file types too", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    expect((await send(a!, conv, { content: "x".repeat(4000) })).status).toBe(201);
+    expect((await send(a!, conv, { content: "😀".repeat(4000) })).status).toBe(201);
+    expect((await send(a!, conv, { content: "https://cdn.example/p.png", message_type: "image" })).body.message_type).toBe("image");
+    expect((await send(a!, conv, { content: "https://cdn.example/f.pdf", message_type: "file" })).status).toBe(201);
+  });
+
+  test("reply_to_id must be a message of the same conversation", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const other = await groupOf(a!, []);
+    const { body: m } = await send(a!, other, { content: "elsewhere" });
+    expect((await send(a!, conv, { content: "re", reply_to_id: m.id })).status).toBe(422);
+    const { body: here } = await send(a!, conv, { content: "here" });
+    const reply = await send(a!, conv, { content: "re", reply_to_id: here.id });
+    expect(reply.status).toBe(201);
+    expect(reply.body.reply_to_id).toBe(here.id);
+  });
+
+  test("non-members and unknown conversations get 404", async () => {
+    const [a, outsider] = await users(2);
+    const conv = await groupOf(a!, []);
+    expect((await send(outsider!, conv, { content: "hi" })).status).toBe(404);
+    expect((await send(a!, "nope", { content: "hi" })).status).toBe(404);
+    expect((await history(outsider!, conv)).status).toBe(404);
+  });
+});
+
+describe("idempotent send", () => {
+  test("a repeated client_msg_id returns the stored message with 200 and appends no event", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const first = await send(a!, conv, { content: "once", client_msg_id: "retry-1" });
+    const sb = await lastSeq(s, b!.token);
+    const again = await send(a!, conv, { content: "once (retry)", client_msg_id: "retry-1" });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect(await eventsOf(s, b!.token, sb)).toEqual([]);
+    // Another sender may use the same key.
+    expect((await send(b!, conv, { content: "mine", client_msg_id: "retry-1" })).status).toBe(201);
+  });
+
+  test("concurrent retries insert exactly once", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const results = await Promise.all(Array.from({ length: 12 }, () => send(a!, conv, { content: "racy", client_msg_id: "same" })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(11);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect((await eventsOf(s, a!.token)).filter((e) => e.type === "message.receive")).toHaveLength(1);
+  });
+});
+
+describe("history", () => {
+  test("newest first with cursor pages, oldest first with after; complete and gap-free while messages keep arriving", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const sent: string[] = [];
+    for (let i = 0; i < 25; i++) sent.push((await send(i % 2 ? a! : b!, conv, { content: `m${i}` })).body.id);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let i = 0;
+    do {
+      const res: any = await history(a!, conv, `?limit=7${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...res.body.items.map((m: any) => m.id));
+      cursor = res.body.next_cursor;
+      // New messages arriving between pages do not shift older pages.
+      await send(b!, conv, { content: `late${i++}` });
+    } while (cursor);
+    expect(seen).toEqual(sent.slice().reverse());
+
+    const forward = await history(a!, conv, `?after=${sent[9]}&limit=5`);
+    expect(forward.body.items.map((m: any) => m.id)).toEqual(sent.slice(10, 15));
+    const forward2 = await history(a!, conv, `?limit=5&cursor=${forward.body.next_cursor}`);
+    expect(forward2.body.items.map((m: any) => m.id)).toEqual(sent.slice(15, 20));
+    const before = await history(a!, conv, `?before=${sent[5]}&limit=10`);
+    expect(before.body.items.map((m: any) => m.id)).toEqual(sent.slice(0, 5).reverse());
+    expect(before.body.next_cursor).toBeNull();
+  });
+
+  test("bad parameters", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    expect((await history(a!, conv, "?limit=0")).status).toBe(422);
+    expect((await history(a!, conv, "?limit=101")).status).toBe(422);
+    expect((await history(a!, conv, "?limit=ten")).status).toBe(400);
+    expect((await history(a!, conv, "?before=x&after=y")).status).toBe(422);
+    expect((await history(a!, conv, "?cursor=garbage")).status).toBe(400);
+  });
+});
+
+describe("edit and delete", () => {
+  test("edit: sender only; sets edited_at; message.edit; not a deleted message", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const { body: m } = await send(a!, conv, { content: "draft" });
+    expect((await s.api("PATCH", `/api/messages/${m.id}`, { token: b!.token, body: { content: "hijack" } })).status).toBe(403);
+    expect((await s.api("PATCH", `/api/messages/${m.id}`, { token: a!.token, body: { content: " " } })).status).toBe(422);
+    const outsider = (await users(1))[0]!;
+    expect((await s.api("PATCH", `/api/messages/${m.id}`, { token: outsider.token, body: { content: "x" } })).status).toBe(404);
+    const sb = await lastSeq(s, b!.token);
+    const res = await s.api("PATCH", `/api/messages/${m.id}`, { token: a!.token, body: { content: "final" } });
+    expect(res.status).toBe(200);
+    expect(res.body.content).toBe("final");
+    expect(res.body.edited_at).toBeString();
+    const evs = await eventsOf(s, b!.token, sb);
+    expect(evs.map((e) => e.type)).toEqual(["message.edit"]);
+    expect(evs[0]!.data).toEqual(res.body);
+    await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token });
+    expect((await s.api("PATCH", `/api/messages/${m.id}`, { token: a!.token, body: { content: "again" } })).status).toBe(409);
+  });
+
+  test("delete keeps a tombstone and emits message.delete; group owner/admin may delete others' messages", async () => {
+    const [owner, admin, m1, m2] = await users(4);
+    const conv = await groupOf(owner!, [admin!, m1!, m2!]);
+    await s.api("PATCH", `/api/conversations/${conv}/members/${admin!.user.id}`, { token: owner!.token, body: { role: "admin" } });
+    const { body: msg } = await send(m1!, conv, { content: "oops" });
+    await s.api("POST", `/api/messages/${msg.id}/reactions`, { token: m2!.token, body: { emoji: "👍" } });
+    expect((await s.api("DELETE", `/api/messages/${msg.id}`, { token: m2!.token })).status).toBe(403);
+    const so = await lastSeq(s, owner!.token);
+    expect((await s.api("DELETE", `/api/messages/${msg.id}`, { token: admin!.token })).status).toBe(204);
+    const evs = await eventsOf(s, owner!.token, so);
+    expect(evs.map((e) => e.type)).toEqual(["message.delete"]);
+    expect(evs[0]!.data).toEqual({ conversation_id: conv, message_id: msg.id, deleted_at: expect.any(String) });
+    const [tomb] = (await history(owner!, conv)).body.items;
+    expect(tomb).toMatchObject({ id: msg.id, content: "", reactions: [], deleted_at: evs[0]!.data.deleted_at, created_at: msg.created_at });
+    // Deleting again changes nothing.
+    expect((await s.api("DELETE", `/api/messages/${msg.id}`, { token: m1!.token })).status).toBe(204);
+    expect(await eventsOf(s, owner!.token, evs[0]!.seq)).toEqual([]);
+    // The owner too.
+    const { body: other } = await send(m2!, conv, { content: "moderated" });
+    expect((await s.api("DELETE", `/api/messages/${other.id}`, { token: owner!.token })).status).toBe(204);
+  });
+
+  test("in a direct conversation only the sender deletes", async () => {
+    const [a, b] = await users(2);
+    const { body: d } = await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "direct", user_id: b!.user.id } });
+    const { body: msg } = await send(a!, d.id, { content: "mine" });
+    expect((await s.api("DELETE", `/api/messages/${msg.id}`, { token: b!.token })).status).toBe(403);
+    expect((await s.api("DELETE", `/api/messages/${msg.id}`, { token: a!.token })).status).toBe(204);
+    expect((await s.api("DELETE", `/api/messages/nope`, { token: a!.token })).status).toBe(404);
+  });
+});
+
+describe("read positions", () => {
+  test("three members: unread_count, read_count and is_read follow each member's position; forward only", async () => {
+    const [a, b, c] = await users(3);
+    const conv = await groupOf(a!, [b!, c!]);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await send(a!, conv, { content: `m${i}` })).body.id);
+    const unread = async (who: Account) => (await s.api("GET", `/api/conversations/${conv}`, { token: who.token })).body.unread_count;
+    expect(await unread(b!)).toBe(4);
+
+    const sa = await lastSeq(s, a!.token);
+    const r = await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: ids[1] } });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ conversation_id: conv, user_id: b!.user.id, message_id: ids[1], read_at: expect.any(String), unread_count: 2 });
+    const evs = await eventsOf(s, a!.token, sa);
+    expect(evs.map((e) => e.type)).toEqual(["message.read"]);
+    expect(evs[0]!.data).toEqual({ conversation_id: conv, user_id: b!.user.id, message_id: ids[1], read_at: r.body.read_at });
+
+    await s.api("POST", `/api/conversations/${conv}/read`, { token: c!.token, body: { message_id: ids[3] } });
+    const counts = (await history(a!, conv, "?after=")).body.items.map((m: any) => [m.read_count, m.is_read]);
+    expect(counts).toEqual([[2, true], [2, true], [1, true], [1, true]]);
+    expect(await unread(c!)).toBe(0);
+
+    // Backwards changes nothing and emits nothing.
+    const seq = await lastSeq(s, a!.token);
+    const back = await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: ids[0] } });
+    expect(back.body.message_id).toBe(ids[1]);
+    expect(back.body.unread_count).toBe(2);
+    expect(await eventsOf(s, a!.token, seq)).toEqual([]);
+    const member = (await s.api("GET", `/api/conversations/${conv}`, { token: b!.token })).body.members.find((m: any) => m.user.id === b!.user.id);
+    expect(member.last_read_message_id).toBe(ids[1]);
+  });
+
+  test("reading your own message changes nothing; a message of another conversation is 422; non-members 404", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const { body: mine } = await send(a!, conv, { content: "mine" });
+    const res = await s.api("POST", `/api/conversations/${conv}/read`, { token: a!.token, body: { message_id: mine.id } });
+    expect(res.body.message_id).toBeNull();
+    const other = await groupOf(a!, []);
+    const { body: elsewhere } = await send(a!, other, { content: "x" });
+    expect((await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: elsewhere.id } })).status).toBe(422);
+    expect((await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: {} })).status).toBe(422);
+    expect((await s.api("POST", `/api/conversations/${other}/read`, { token: b!.token, body: { message_id: elsewhere.id } })).status).toBe(404);
+  });
+
+  test("deleted messages are not unread", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const { body: m } = await send(a!, conv, { content: "gone soon" });
+    await send(a!, conv, { content: "stays" });
+    await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token });
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: b!.token })).body.unread_count).toBe(1);
+  });
+});
+
+describe("reactions", () => {
+  test("two users, aggregated per emoji; add twice is a no-op; remove; message.reaction with the action", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const { body: m } = await send(a!, conv, { content: "react to me" });
+    const sa = await lastSeq(s, a!.token);
+    await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "👍" } });
+    const both = await s.api("POST", `/api/messages/${m.id}/reactions`, { token: b!.token, body: { emoji: "👍" } });
+    await s.api("POST", `/api/messages/${m.id}/reactions`, { token: b!.token, body: { emoji: "🎉" } });
+    const dup = await s.api("POST", `/api/messages/${m.id}/reactions`, { token: b!.token, body: { emoji: "🎉" } });
+    expect(both.status).toBe(200);
+    expect(dup.body.reactions).toEqual([
+      { emoji: "👍", count: 2, user_ids: [a!.user.id, b!.user.id] },
+      { emoji: "🎉", count: 1, user_ids: [b!.user.id] },
+    ]);
+    const removed = await s.api("DELETE", `/api/messages/${m.id}/reactions/${encodeURIComponent("👍")}`, { token: a!.token });
+    expect(removed.body.reactions[0]).toEqual({ emoji: "👍", count: 1, user_ids: [b!.user.id] });
+    const evs = await eventsOf(s, a!.token, sa);
+    expect(evs.map((e) => [e.type, e.data.emoji, e.data.action, e.data.user_id])).toEqual([
+      ["message.reaction", "👍", "add", a!.user.id],
+      ["message.reaction", "👍", "add", b!.user.id],
+      ["message.reaction", "🎉", "add", b!.user.id],
+      ["message.reaction", "👍", "remove", a!.user.id],
+    ]);
+    expect(evs[0]!.data).toEqual({ conversation_id: conv, message_id: m.id, user_id: a!.user.id, emoji: "👍", action: "add" });
+    expect((await history(a!, conv)).body.items[0].reactions).toHaveLength(2);
+  });
+
+  test("emoji 1–32 characters; non-members 404; deleted messages 409", async () => {
+    const [a, outsider] = await users(2);
+    const conv = await groupOf(a!, []);
+    const { body: m } = await send(a!, conv, { content: "x" });
+    expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "" } })).status).toBe(422);
+    expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "x".repeat(33) } })).status).toBe(422);
+    expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: outsider!.token, body: { emoji: "👍" } })).status).toBe(404);
+    await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token });
+    expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "👍" } })).status).toBe(409);
+  });
+});
+
+describe("mentions", () => {
+  test("@username of a member notifies that member once; not the sender, not non-members", async () => {
+    const [a, b, c, outsider] = await users(4);
+    const conv = await groupOf(a!, [b!, c!]);
+    const seqs = await Promise.all([a!, b!, c!, outsider!].map((u) => lastSeq(s, u.token)));
+    const text = `hey @${b!.user.username} and @${b!.user.username.toUpperCase()}, @${a!.user.username} @${outsider!.user.username} mail@${c!.user.username}.com`;
+    const { body: m } = await send(a!, conv, { content: text });
+    const notes = await Promise.all([a!, b!, c!, outsider!].map(async (u, i) => (await eventsOf(s, u.token, seqs[i])).filter((e) => e.type === "notification")));
+    expect(notes.map((n) => n.length)).toEqual([0, 1, 0, 0]);
+    expect(notes[1]![0]!.data).toEqual({ kind: "mention", conversation_id: conv, message_id: m.id, from_user_id: a!.user.id });
+  });
+});
+
+describe("concurrency", () => {
+  test("40 concurrent sends into one conversation all land once; history order equals seq order", async () => {
+    const senders = await users(4);
+    const conv = await groupOf(senders[0]!, senders.slice(1));
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => send(senders[i % 4]!, conv, { content: `c${i}`, client_msg_id: `k${i}` })));
+    expect(results.every((r) => r.status === 201)).toBe(true);
+    const ids = (await history(senders[0]!, conv, "?after=&limit=100")).body.items.map((m: any) => m.id);
+    expect(ids).toHaveLength(40);
+    expect(new Set(ids).size).toBe(40);
+    const receives = (await eventsOf(s, senders[1]!.token)).filter((e) => e.type === "message.receive").map((e) => e.data.id);
+    expect(receives).toEqual(ids);
+  });
+});
+
+describe("REST send rate limit", () => {
+  test("over SENDS_PER_MINUTE: 429 with Retry-After, nothing written", async () => {
+    const own = await startServer({ sendsPerMinute: 3 });
+    try {
+      const a = await own.register();
+      const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t" } });
+      for (let i = 0; i < 3; i++) expect((await own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: "x" } })).status).toBe(201);
+      const limited = await own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: "x" } });
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect((await own.api("GET", `/api/conversations/${g.id}/messages`, { token: a.token })).body.items).toHaveLength(3);
+    } finally {
+      await own.stop();
+    }
+  });
+});
