@@ -21,6 +21,9 @@ import { friendRoutes } from "./friends/routes";
 import { conversationRoutes } from "./conversations/routes";
 import { eventRoutes } from "./events/routes";
 import { messageRoutes } from "./messages/routes";
+import { Hub } from "./realtime/hub";
+import { wsRoutes } from "./realtime/ws";
+import { Tickets, ticketRoutes } from "./realtime/tickets";
 import { EventLog } from "./events/log";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
@@ -65,9 +68,26 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const pruneTimer = setInterval(prune, Math.min(3600_000, config.eventRetentionSeconds * 1000));
   pruneTimer.unref();
 
+  const hub = new Hub(ctx);
+  const tickets = new Tickets();
+
   const app = new Elysia({
     serve: { maxRequestBodySize: 4 * BODY_LIMIT },
+    websocket: {
+      maxPayloadLength: BODY_LIMIT,
+      // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer; Bun's own limit
+      // sits above it as a backstop that closes rather than silently dropping frames.
+      backpressureLimit: config.maxBufferedBytes * 2,
+      closeOnBackpressureLimit: true,
+      perMessageDeflate: false,
+      sendPings: true,
+      // uWS pings a socket idle this long and closes it after as long again without an answer.
+      idleTimeout: Math.max(1, Math.round(config.heartbeatIntervalMs / 1000)),
+    },
   })
+    .onStart(({ server }) => {
+      if (server) hub.attach(server as never);
+    })
     .use(requestLogging(ctx))
     .use(errorHandling(ctx))
     .use(
@@ -90,7 +110,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(friendRoutes(ctx))
     .use(conversationRoutes(ctx))
     .use(messageRoutes(ctx))
-    .use(eventRoutes(ctx));
+    .use(eventRoutes(ctx))
+    .use(ticketRoutes(ctx, tickets))
+    .use(wsRoutes(ctx, hub, tickets));
 
   let closed = false;
   /** Stops accepting, lets in-flight requests finish, then closes the database. */
@@ -98,11 +120,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     if (closed) return;
     closed = true;
     clearInterval(pruneTimer);
+    hub.stop();
     await app.stop(false);
     db.$client.close();
   }
 
-  return { app, ctx, stop };
+  return { app, ctx, hub, stop };
 }
 
 export type ParleyApp = ReturnType<typeof createApp>;

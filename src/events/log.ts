@@ -16,6 +16,8 @@ export interface StoredEvent {
   topic: string;
   type: string;
   data: unknown;
+  /** `data` as stored: serialised once, reused for every frame. */
+  json: string;
   timestamp: string;
 }
 
@@ -33,7 +35,7 @@ export type CommitListener = (events: StoredEvent[]) => void;
 export const userTopic = (userId: string) => `user:${userId}`;
 export const convTopic = (conversationId: string) => `conv:${conversationId}`;
 
-interface EventRow { seq: number; type: string; data: string; created_at: number }
+export interface EventRow { seq: number; type: string; data: string; created_at: number }
 
 export class EventLog {
   private listeners: CommitListener[] = [];
@@ -70,8 +72,9 @@ export class EventLog {
           tx,
           emit: (topic, type, data) => {
             const now = Date.now();
-            const { lastInsertRowid } = this.insert.run(topic, type, JSON.stringify(data), now);
-            pending.push({ seq: Number(lastInsertRowid), topic, type, data, timestamp: iso(now) });
+            const json = JSON.stringify(data);
+            const { lastInsertRowid } = this.insert.run(topic, type, json, now);
+            pending.push({ seq: Number(lastInsertRowid), topic, type, data, json, timestamp: iso(now) });
           },
         });
         if (r instanceof Promise) throw new Error("EventLog.write needs a synchronous function");
@@ -101,8 +104,13 @@ export class EventLog {
    * Throws sync_reset when `since` is older than the retained log.
    */
   replay(userId: string, since: number, limit: number): { seq: number; type: string; data: unknown; timestamp: string }[] {
+    return this.replayRaw(userId, since, limit).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
+  }
+
+  /** As replay, with `data` left as the stored JSON text (for frames). */
+  replayRaw(userId: string, since: number, limit: number): EventRow[] {
     if (since < this.prunedThrough()) throw new AppError("sync_reset", "since is older than the retained event log; reload through REST");
-    return this.replayQuery.all(since, userId, limit).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
+    return this.replayQuery.all(since, userId, limit);
   }
 
   /** Deletes events older than `maxAgeMs`; remembers how far it went. Returns how many were deleted. */

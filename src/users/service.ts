@@ -75,3 +75,22 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
     return row;
   });
 }
+
+/** Users whose presence `userId` may see: themself, friends, and conversation partners. */
+export function presenceVisible(db: DB | Tx, userId: string): Set<string> {
+  return new Set([userId, ...friendIds(db, userId), ...partnerIds(db, userId)]);
+}
+
+/** Whether `viewer` may see `target`'s presence (PROTOCOL §5). */
+export function canSeePresence(db: DB, viewer: string, target: string): boolean {
+  if (viewer === target) return true;
+  const row = db.$client
+    .query(
+      `SELECT 1 FROM friendships WHERE pair_key = ?1 AND status = 'accepted'
+       UNION ALL
+       SELECT 1 FROM conversation_members a JOIN conversation_members b ON b.conversation_id = a.conversation_id AND b.user_id = ?3
+       WHERE a.user_id = ?2 LIMIT 1`,
+    )
+    .get(viewer < target ? `${viewer}|${target}` : `${target}|${viewer}`, viewer, target);
+  return row !== null;
+}

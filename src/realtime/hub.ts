@@ -1,0 +1,282 @@
+/**
+ * The hub owns the live side: which sockets each user has open, their topic
+ * subscriptions, presence, typing timers and active conversations. It publishes committed
+ * events on Bun's pub/sub topics (`user:<id>`, `conv:<id>`, `status:<id>`) and follows
+ * membership changes by the events themselves: a `conversation.create` on a user's topic
+ * subscribes that user's sockets before it is published, a `conversation.delete`
+ * unsubscribes them after. It knows no business rules; the few it needs (who may see whose
+ * presence) are asked of the services.
+ */
+import type { Server, ServerWebSocket } from "bun";
+import type { AppContext } from "../context";
+import { users } from "../db/schema";
+import { eq } from "drizzle-orm";
+import { convTopic, userTopic, type StoredEvent } from "../events/log";
+import { TokenBucket } from "../lib/rate-limit";
+import { iso } from "../lib/time";
+import { canSeePresence, getUserRow } from "../users/service";
+import { eventFrame, frame } from "./protocol";
+
+export const statusTopic = (userId: string) => `status:${userId}`;
+
+export type RawSocket = ServerWebSocket<unknown>;
+
+/** What the server keeps per open socket. */
+export interface SocketState {
+  clientId: string;
+  userId: string;
+  ws: RawSocket;
+  /** The conversation the client has on screen, if any. */
+  active: string | null;
+  /** conversation id → the timer that ends this socket's typing indicator there. */
+  typing: Map<string, Timer>;
+  /** Users whose presence this socket follows. */
+  status: Set<string>;
+  frames: TokenBucket;
+  /** Frames refused by the rate limit in the current minute (for the 1008 close). */
+  refused: { count: number; since: number };
+  closing: boolean;
+}
+
+export interface PresenceStatus { user_id: string; online: boolean; last_active_at: string }
+
+export class Hub {
+  private server: Server<unknown> | null = null;
+  private sockets = new Map<RawSocket, SocketState>();
+  private byUser = new Map<string, Set<SocketState>>();
+  /** Users whose last socket closed, within PRESENCE_GRACE_MS of going offline. */
+  private leaving = new Map<string, Timer>();
+  /** target user id → sockets following its presence. */
+  private followers = new Map<string, Set<SocketState>>();
+  private stopped = false;
+
+  constructor(private ctx: AppContext) {
+    ctx.events.onCommit((events) => this.publishCommitted(events));
+    const { metrics } = ctx;
+    metrics.gauge("parley_ws_connections", "Open WebSocket connections.", () => this.sockets.size);
+    metrics.gauge("parley_online_users", "Users with at least one open socket (or within the presence grace period).", () => this.onlineCount());
+  }
+
+  attach(server: Server<unknown>) {
+    this.server = server;
+  }
+
+  get connectionCount() { return this.sockets.size; }
+  connectionsOf(userId: string) { return this.byUser.get(userId)?.size ?? 0; }
+  stateOf(ws: RawSocket) { return this.sockets.get(ws); }
+  isOnline(userId: string) { return this.byUser.has(userId) || this.leaving.has(userId); }
+  private onlineCount() {
+    let n = this.byUser.size;
+    for (const id of this.leaving.keys()) if (!this.byUser.has(id)) n++;
+    return n;
+  }
+
+  /**
+   * Registers an open socket and subscribes it to its user's topic and to every
+   * conversation of the user. Returns true when the user just came online.
+   */
+  open(state: SocketState, conversationIds: string[]): boolean {
+    this.sockets.set(state.ws, state);
+    state.ws.subscribe(userTopic(state.userId));
+    for (const id of conversationIds) state.ws.subscribe(convTopic(id));
+    let mine = this.byUser.get(state.userId);
+    const first = !mine;
+    if (!mine) this.byUser.set(state.userId, (mine = new Set()));
+    mine.add(state);
+    if (!first) return false;
+    // A socket within the grace period of the last one (a reload): still the same presence.
+    const pending = this.leaving.get(state.userId);
+    if (pending) {
+      clearTimeout(pending);
+      this.leaving.delete(state.userId);
+      return false;
+    }
+    this.touchLastActive(state.userId);
+    return true;
+  }
+
+  /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */
+  close(ws: RawSocket): SocketState | undefined {
+    const state = this.sockets.get(ws);
+    if (!state) return undefined;
+    this.sockets.delete(ws);
+    if (this.stopped) return state; // shutting down: nobody is left to tell
+    for (const [conversationId, timer] of state.typing) {
+      clearTimeout(timer);
+      this.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: state.userId, is_typing: false }));
+    }
+    state.typing.clear();
+    if (state.active) this.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
+    for (const target of state.status) this.followers.get(target)?.delete(state);
+    const mine = this.byUser.get(state.userId);
+    mine?.delete(state);
+    if (mine && mine.size === 0) {
+      this.byUser.delete(state.userId);
+      const grace = this.ctx.config.presenceGraceMs;
+      if (grace === 0) this.goOffline(state.userId);
+      else this.leaving.set(state.userId, setTimeout(() => this.goOffline(state.userId), grace));
+    }
+    return state;
+  }
+
+  private goOffline(userId: string) {
+    this.leaving.delete(userId);
+    if (this.byUser.has(userId)) return;
+    const lastActive = this.touchLastActive(userId);
+    this.publish(statusTopic(userId), frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
+  }
+
+  /** Announces that a user came online (after their first socket got its initial frames). */
+  announceOnline(userId: string) {
+    const row = getUserRow(this.ctx.db, userId);
+    this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: row ? iso(row.lastActiveAt) : null }));
+  }
+
+  private touchLastActive(userId: string): string | null {
+    try {
+      const now = Date.now();
+      this.ctx.db.update(users).set({ lastActiveAt: now }).where(eq(users.id, userId)).run();
+      return iso(now);
+    } catch (err) {
+      // The database may already be closed during shutdown; presence is best effort then.
+      this.ctx.log.warn({ err, user_id: userId }, "could not update last_active_at");
+      return null;
+    }
+  }
+
+  /** Publishes committed events, adjusting subscriptions around membership changes. */
+  private publishCommitted(events: StoredEvent[]) {
+    const started = performance.now();
+    for (const e of events) {
+      if (e.type === "conversation.create" && e.topic.startsWith("user:")) {
+        // Subscribe first, so the member's sockets see everything from this event on.
+        const id = (e.data as { id: string }).id;
+        for (const s of this.byUser.get(e.topic.slice(5)) ?? []) s.ws.subscribe(convTopic(id));
+      }
+      this.publish(e.topic, eventFrame(e.type, e.json, e.timestamp, e.seq));
+      this.ctx.metrics.eventsPublished.inc({ type: e.type });
+      if (e.type === "conversation.delete") this.leaveConversation(e.topic.slice(5), (e.data as { conversation_id: string }).conversation_id);
+      else if (e.type === "friend.remove") {
+        const { user_id, friend_id } = e.data as { user_id: string; friend_id: string };
+        // Published once per side; checking on the first is enough, and harmless twice.
+        this.revalidatePresence(user_id, friend_id);
+      }
+    }
+    this.ctx.metrics.publishLatency.observe((performance.now() - started) / 1000);
+  }
+
+  /** After a user left (or lost) a conversation: their sockets stop receiving it. */
+  private leaveConversation(userId: string, conversationId: string) {
+    for (const s of this.byUser.get(userId) ?? []) {
+      s.ws.unsubscribe(convTopic(conversationId));
+      const timer = s.typing.get(conversationId);
+      if (timer) {
+        clearTimeout(timer);
+        s.typing.delete(conversationId);
+        this.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: userId, is_typing: false }));
+      }
+      if (s.active === conversationId) s.active = null;
+    }
+    // Sharing this conversation may have been what let them see each other's presence.
+    const related = new Set<string>();
+    for (const s of this.byUser.get(userId) ?? []) for (const t of s.status) related.add(t);
+    for (const s of this.followers.get(userId) ?? []) related.add(s.userId);
+    for (const other of related) this.revalidatePresence(userId, other);
+  }
+
+  /** Drops presence subscriptions between two users who may no longer see each other. */
+  private revalidatePresence(a: string, b: string) {
+    if (a === b) return;
+    for (const [viewer, target] of [[a, b], [b, a]] as const) {
+      const followers = this.followers.get(target);
+      if (!followers || ![...followers].some((s) => s.userId === viewer)) continue;
+      if (canSeePresence(this.ctx.db, viewer, target)) continue;
+      for (const s of [...followers]) if (s.userId === viewer) this.unfollow(s, [target]);
+    }
+  }
+
+  follow(state: SocketState, targets: string[]) {
+    for (const t of targets) {
+      state.ws.subscribe(statusTopic(t));
+      state.status.add(t);
+      let set = this.followers.get(t);
+      if (!set) this.followers.set(t, (set = new Set()));
+      set.add(state);
+    }
+  }
+
+  unfollow(state: SocketState, targets: string[]) {
+    for (const t of targets) {
+      state.ws.unsubscribe(statusTopic(t));
+      state.status.delete(t);
+      const set = this.followers.get(t);
+      set?.delete(state);
+      if (set?.size === 0) this.followers.delete(t);
+    }
+  }
+
+  statusOf(userIds: string[]): PresenceStatus[] {
+    return userIds.map((id) => {
+      const row = getUserRow(this.ctx.db, id);
+      return { user_id: id, online: this.isOnline(id), last_active_at: row ? iso(row.lastActiveAt) : iso(0) };
+    });
+  }
+
+  /** Sets or refreshes (is_typing true) or ends a socket's typing indicator in a conversation. */
+  typing(state: SocketState, conversationId: string, isTyping: boolean) {
+    const existing = state.typing.get(conversationId);
+    if (existing) clearTimeout(existing);
+    const data = { conversation_id: conversationId, user_id: state.userId, is_typing: isTyping };
+    if (!isTyping) {
+      state.typing.delete(conversationId);
+      if (!existing) return;
+    } else {
+      state.typing.set(conversationId, setTimeout(() => this.typing(state, conversationId, false), this.ctx.config.typingTtlMs));
+    }
+    // ws.publish skips the sending socket: the typist does not hear themself.
+    if (this.sockets.has(state.ws)) state.ws.publish(convTopic(conversationId), frame("message.typing", data));
+    else this.publish(convTopic(conversationId), frame("message.typing", data));
+  }
+
+  /** Sets (or clears, with null) the conversation a socket has on screen. */
+  setActive(state: SocketState, conversationId: string | null) {
+    if (state.active === conversationId) return;
+    if (state.active) state.ws.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
+    state.active = conversationId;
+    if (conversationId) {
+      state.ws.subscribe(convTopic(conversationId));
+      state.ws.publish(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: state.userId }));
+    }
+  }
+
+  /** Sends a frame to one socket. */
+  send(state: SocketState, type: string, text: string) {
+    this.ctx.metrics.framesOut.inc({ type });
+    state.ws.send(text);
+  }
+
+  publish(topic: string, text: string) {
+    this.server?.publish(topic, text);
+  }
+
+  /** Every open socket (shutdown, slow-consumer sweep). */
+  allSockets(): IterableIterator<SocketState> {
+    return this.sockets.values();
+  }
+
+  /** Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001; timers stop. */
+  stop() {
+    this.stopped = true;
+    for (const timer of this.leaving.values()) clearTimeout(timer);
+    this.leaving.clear();
+    const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });
+    for (const s of this.sockets.values()) {
+      for (const timer of s.typing.values()) clearTimeout(timer);
+      s.typing.clear();
+      s.active = null;
+      s.closing = true;
+      s.ws.send(alert);
+      s.ws.close(1001, "server shutting down");
+    }
+  }
+}

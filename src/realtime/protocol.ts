@@ -1,0 +1,92 @@
+/**
+ * The WebSocket protocol (PROTOCOL §4): client frame schemas and server frame builders.
+ * Frames are validated here with typebox, not by Elysia, so that every failure becomes
+ * this protocol's `error` frame.
+ */
+import { t, type Static, type TSchema } from "elysia";
+import { Value } from "@sinclair/typebox/value";
+import { AppError, type ErrorCode } from "../errors";
+import { CreateConversationBody } from "../conversations/schemas";
+import { EditBody, SendBody } from "../messages/schemas";
+
+const Id = t.String({ minLength: 1, maxLength: 64 });
+const Ids = t.Array(Id, { minItems: 1, maxItems: 500 });
+const Empty = t.Union([t.Object({}), t.Null(), t.Undefined()]);
+
+/** `data` schema of each client frame type. */
+export const CLIENT_FRAMES = {
+  ping: Empty,
+  disconnect: Empty,
+  "message.send": t.Composite([t.Object({ conversation_id: Id }), SendBody]),
+  "message.edit": t.Composite([t.Object({ message_id: Id }), EditBody]),
+  "message.delete": t.Object({ message_id: Id }),
+  "message.read": t.Object({ conversation_id: Id, message_id: Id }),
+  "message.typing": t.Object({ conversation_id: Id, is_typing: t.Boolean() }),
+  "conversation.join": t.Object({ conversation_id: Id }),
+  "conversation.leave": t.Object({ conversation_id: Id }),
+  "conversation.active": t.Object({ conversation_id: t.Union([Id, t.Null()]) }),
+  "conversation.create": CreateConversationBody,
+  "conversation.load": t.Object({ cursor: t.Optional(t.String({ maxLength: 512 })), limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })) }),
+  "user.status.subscribe": t.Union([t.Object({ user_id: Id }), t.Object({ user_ids: Ids })]),
+  "user.status.unsubscribe": t.Union([t.Object({ user_id: Id }), t.Object({ user_ids: Ids })]),
+} satisfies Record<string, TSchema>;
+
+export type ClientType = keyof typeof CLIENT_FRAMES;
+export type FrameData<T extends ClientType> = Static<(typeof CLIENT_FRAMES)[T]>;
+
+export interface ClientFrame { type: ClientType; data: unknown; request_id?: string }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Checks the envelope and the frame's data. `raw` is what Elysia handed over: an object
+ * when the text was JSON, else the text itself.
+ */
+export function parseFrame(raw: unknown): ClientFrame {
+  if (!isObject(raw)) throw new AppError("bad_request", "a frame is one JSON object");
+  const { type, data, request_id } = raw;
+  if (request_id !== undefined && (typeof request_id !== "string" || request_id.length > 128))
+    throw new AppError("validation_failed", "request_id: a string of at most 128 characters", [{ field: "request_id", message: "invalid" }]);
+  if (typeof type !== "string" || !Object.hasOwn(CLIENT_FRAMES, type)) throw new AppError("bad_request", `unknown frame type ${JSON.stringify(type ?? null)}`);
+  const schema = CLIENT_FRAMES[type as ClientType];
+  if (!Value.Check(schema, data)) {
+    const details = [...Value.Errors(schema, data)].slice(0, 10).map((e) => ({ field: `data${e.path.replace(/\//g, ".")}`, message: e.message }));
+    throw new AppError("validation_failed", `invalid data for ${type}`, details);
+  }
+  return { type: type as ClientType, data, request_id: request_id as string | undefined };
+}
+
+/** The request id and type of a frame, read leniently, so that errors can echo them. */
+export function frameIdentity(raw: unknown): { type: string | null; request_id?: string } {
+  if (!isObject(raw)) return { type: null };
+  return {
+    type: typeof raw.type === "string" ? raw.type.slice(0, 64) : null,
+    request_id: typeof raw.request_id === "string" ? raw.request_id.slice(0, 128) : undefined,
+  };
+}
+
+const now = () => new Date().toISOString();
+
+/** A server frame that is not a persisted event (reply, presence, typing, alert). */
+export function frame(type: string, data: unknown, requestId?: string): string {
+  const f: Record<string, unknown> = { type, data, timestamp: now(), success: true };
+  if (requestId !== undefined) f.request_id = requestId;
+  return JSON.stringify(f);
+}
+
+/** A persisted event's frame; its data is already JSON, so nothing is serialised twice. */
+export function eventFrame(type: string, dataJson: string, timestamp: string, seq: number): string {
+  return `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${timestamp}","success":true,"seq":${seq}}`;
+}
+
+export function errorFrame(code: ErrorCode, message: string, requestType: string | null, requestId?: string, extra?: Record<string, unknown>): string {
+  const f: Record<string, unknown> = {
+    type: "error",
+    success: false,
+    error: { code, message, ...extra },
+    data: { request_type: requestType },
+    timestamp: now(),
+  };
+  if (requestId !== undefined) f.request_id = requestId;
+  return JSON.stringify(f);
+}

@@ -1,0 +1,45 @@
+/**
+ * WebSocket tickets (`POST /api/ws/ticket`): single-use, 30-second stand-ins for the JWT,
+ * for clients that keep the token out of URLs. Kept in memory: a restart voids them,
+ * which costs a client one more ticket request.
+ */
+import { randomBytes } from "node:crypto";
+import { Elysia, t } from "elysia";
+import type { AppContext } from "../context";
+import { AppError } from "../errors";
+import { authPlugin } from "../auth/plugin";
+import { getUserRow } from "../users/service";
+import type { UserRow } from "../db/schema";
+
+export const TICKET_TTL_MS = 30_000;
+
+export class Tickets {
+  private live = new Map<string, { userId: string; expiresAt: number }>();
+
+  issue(userId: string) {
+    const now = Date.now();
+    for (const [k, v] of this.live) if (v.expiresAt <= now) this.live.delete(k);
+    const ticket = randomBytes(24).toString("base64url");
+    const expiresAt = now + TICKET_TTL_MS;
+    this.live.set(ticket, { userId, expiresAt });
+    return { ticket, expires_at: new Date(expiresAt).toISOString() };
+  }
+
+  /** Consumes a ticket: 401 when unknown, used or expired. */
+  redeem(ctx: AppContext, ticket: string): UserRow {
+    const entry = this.live.get(ticket);
+    this.live.delete(ticket);
+    if (!entry || entry.expiresAt <= Date.now()) throw new AppError("unauthorized", "invalid or expired ticket");
+    const me = getUserRow(ctx.db, entry.userId);
+    if (!me) throw new AppError("unauthorized", "user no longer exists");
+    return me;
+  }
+}
+
+export const ticketRoutes = (ctx: AppContext, tickets: Tickets) =>
+  new Elysia({ prefix: "/api/ws", tags: ["realtime"] })
+    .use(authPlugin(ctx))
+    .post("/ticket", ({ me }) => tickets.issue(me.id), {
+      response: t.Object({ ticket: t.String(), expires_at: t.String({ format: "date-time" }) }),
+      detail: { summary: "A single-use ticket, valid 30 s, accepted as /ws/user?ticket= instead of the token" },
+    });

@@ -1,0 +1,192 @@
+/**
+ * The WebSocket door: `GET /ws/user` upgrades after authentication, then every client
+ * frame is validated and dispatched to the same services the REST routes call.
+ */
+import { Elysia } from "elysia";
+import type { AppContext } from "../context";
+import { AppError } from "../errors";
+import { authenticate, bearerToken } from "../auth/plugin";
+import { conversationIdsOf, createConversation, listConversations, requireMember } from "../conversations/service";
+import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
+import { presenceVisible, getUserRow } from "../users/service";
+import { TokenBucket } from "../lib/rate-limit";
+import type { UserRow } from "../db/schema";
+import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, type ClientType, type FrameData } from "./protocol";
+import type { Hub, RawSocket, SocketState } from "./hub";
+import type { Tickets } from "./tickets";
+
+/** What a handler gets: the socket, its user (fresh from the database) and the request id. */
+interface Call { state: SocketState; me: () => UserRow; requestId?: string }
+type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void;
+
+const REPLAY_PAGE = 1000;
+
+export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
+  const reply = (call: Call, type: string, data: unknown) => hub.send(call.state, type, frame(type, data, call.requestId));
+  /** Mutations answer through their events; a request id also gets an `ack` carrying the result. */
+  const ack = (call: Call, requestType: ClientType, result: unknown) => {
+    if (call.requestId !== undefined) reply(call, "ack", { request_type: requestType, result });
+  };
+  const member = (call: Call, conversationId: string) => requireMember(ctx.db, conversationId, call.state.userId);
+
+  const handlers: { [T in ClientType]: Handler<T> } = {
+    ping: (call) => reply(call, "pong", {}),
+    disconnect: (call) => {
+      call.state.closing = true;
+      call.state.ws.close(1000, "bye");
+    },
+    "message.send": (call, d) => {
+      const { created, message } = sendMessage(ctx, call.me(), d.conversation_id, d);
+      // A retried send publishes nothing; the requester still learns the stored message.
+      if (!created && call.requestId !== undefined) reply(call, "message.receive", message);
+      ack(call, "message.send", message);
+    },
+    "message.edit": (call, d) => ack(call, "message.edit", editMessage(ctx, call.me(), d.message_id, d.content)),
+    "message.delete": (call, d) => {
+      deleteMessage(ctx, call.me(), d.message_id);
+      ack(call, "message.delete", { message_id: d.message_id });
+    },
+    "message.read": (call, d) => ack(call, "message.read", markRead(ctx, call.me(), d.conversation_id, d.message_id)),
+    "message.typing": (call, d) => {
+      member(call, d.conversation_id);
+      hub.typing(call.state, d.conversation_id, d.is_typing);
+    },
+    "conversation.join": (call, d) => {
+      member(call, d.conversation_id);
+      hub.setActive(call.state, d.conversation_id);
+      reply(call, "conversation.joined", { conversation_id: d.conversation_id, success: true });
+    },
+    "conversation.leave": (call, d) => {
+      member(call, d.conversation_id);
+      if (call.state.active === d.conversation_id) hub.setActive(call.state, null);
+      reply(call, "conversation.left", { conversation_id: d.conversation_id, success: true });
+    },
+    "conversation.active": (call, d) => {
+      if (d.conversation_id !== null) member(call, d.conversation_id);
+      hub.setActive(call.state, d.conversation_id);
+    },
+    "conversation.create": (call, d) => ack(call, "conversation.create", createConversation(ctx, call.me(), d).conversation),
+    "conversation.load": (call, d) => reply(call, "conversation.list", listConversations(ctx, call.state.userId, d.limit ?? 50, d.cursor)),
+    "user.status.subscribe": (call, d) => {
+      const ids = "user_id" in d ? [d.user_id] : [...new Set(d.user_ids)];
+      const visible = presenceVisible(ctx.db, call.state.userId);
+      const hidden = ids.filter((id) => !visible.has(id));
+      if (hidden.length) throw new AppError("forbidden", "presence is visible only to friends and conversation partners", { user_ids: hidden });
+      hub.follow(call.state, ids);
+      const statuses = hub.statusOf(ids);
+      if ("user_id" in d) {
+        const s = statuses[0]!;
+        reply(call, s.online ? "user.online" : "user.offline", { ...s, timestamp: new Date().toISOString() });
+      } else reply(call, "user.status", { statuses });
+    },
+    "user.status.unsubscribe": (call, d) => {
+      hub.unfollow(call.state, "user_id" in d ? [d.user_id] : d.user_ids);
+      ack(call, "user.status.unsubscribe", null);
+    },
+  };
+
+  function onMessage(ws: RawSocket, raw: unknown) {
+    const state = hub.stateOf(ws);
+    if (!state || state.closing) return;
+    const { type: rawType, request_id } = frameIdentity(raw);
+    try {
+      const f = parseFrame(raw);
+      ctx.metrics.framesIn.inc({ type: f.type });
+      if (f.type !== "ping") rateLimit(state);
+      const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
+      (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
+    } catch (e) {
+      if (!(e instanceof AppError)) ctx.log.error({ err: e, user_id: state.userId, frame_type: rawType }, "frame handler failed");
+      const err = e instanceof AppError ? e : new AppError("internal", "internal error");
+      if (err.code !== "rate_limited") ctx.metrics.framesIn.inc({ type: "rejected" });
+      const extra: Record<string, unknown> = {};
+      if (err.details !== undefined) extra.details = err.details;
+      if (err.retryAfterMs !== undefined) extra.retry_after_ms = err.retryAfterMs;
+      if (!state.closing) hub.send(state, "error", errorFrame(err.code, err.message, rawType, request_id, extra));
+    }
+  }
+
+  /** The socket's user as stored now; a user deleted while connected is disconnected. */
+  function currentUser(userId: string): UserRow {
+    const row = getUserRow(ctx.db, userId);
+    if (!row) throw new AppError("unauthorized", "user no longer exists");
+    return row;
+  }
+
+  /** 60 frames a minute per socket; sustained abuse at twice that closes with 1008. */
+  function rateLimit(state: SocketState) {
+    const wait = state.frames.take();
+    if (wait === 0) return;
+    const now = performance.now();
+    if (now - state.refused.since > 60_000) state.refused = { count: 0, since: now };
+    state.refused.count++;
+    if (state.refused.count > ctx.config.wsFramesPerMinute) {
+      state.closing = true;
+      hub.send(state, "alert", frame("alert", { kind: "rate_limited", message: "too many frames; closing", retry_after_ms: wait }));
+      state.ws.close(1008, "rate limit exceeded");
+    }
+    throw new AppError("rate_limited", "too many frames, slow down", undefined, wait);
+  }
+
+  function onOpen(ws: RawSocket, me: UserRow, since: number | null) {
+    const state: SocketState = {
+      clientId: Bun.randomUUIDv7(),
+      userId: me.id,
+      ws,
+      active: null,
+      typing: new Map(),
+      status: new Set(),
+      frames: new TokenBucket(ctx.config.wsFramesPerMinute, ctx.config.wsFramesPerMinute),
+      refused: { count: 0, since: performance.now() },
+      closing: false,
+    };
+    // Everything below runs synchronously: no event can commit between subscribing and
+    // reading the log, so replay and live delivery meet without a gap or a duplicate.
+    const cameOnline = hub.open(state, conversationIdsOf(ctx, me.id));
+    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id }));
+    if (since !== null) replay(state, since);
+    hub.send(state, "conversation.list", frame("conversation.list", listConversations(ctx, me.id, 50)));
+    if (cameOnline) hub.announceOnline(me.id);
+  }
+
+  function replay(state: SocketState, since: number) {
+    let cursor = since;
+    try {
+      for (;;) {
+        const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE);
+        for (const r of rows) state.ws.send(eventFrame(r.type, r.data, new Date(r.created_at).toISOString(), r.seq));
+        if (rows.length < REPLAY_PAGE) break;
+        cursor = rows[rows.length - 1]!.seq;
+      }
+      hub.send(state, "sync.complete", frame("sync.complete", { last_seq: ctx.events.lastSeq() }));
+    } catch (e) {
+      if (!(e instanceof AppError && e.code === "sync_reset")) throw e;
+      hub.send(state, "sync.reset", frame("sync.reset", { last_seq: ctx.events.lastSeq() }));
+    }
+  }
+
+  return new Elysia({ name: "parley.ws", seed: ctx.instance })
+    .resolve(async ({ query, headers }) => {
+      // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
+      const ticket = typeof query.ticket === "string" ? query.ticket : undefined;
+      const me = ticket !== undefined ? tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
+      if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser)
+        throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
+      const raw = query.since;
+      // An unusable `since` is answered with sync.reset on the socket, not refused.
+      const since = raw === undefined || raw === "" ? null : /^\d{1,15}$/.test(String(raw)) ? Number(raw) : -1;
+      return { me, since };
+    })
+    .ws("/ws/user", {
+      open(ws) {
+        const { me, since } = ws.data as unknown as { me: UserRow; since: number | null };
+        onOpen(ws.raw as RawSocket, me, since === -1 ? Number.NEGATIVE_INFINITY : since);
+      },
+      message(ws, raw) {
+        onMessage(ws.raw as RawSocket, raw);
+      },
+      close(ws) {
+        hub.close(ws.raw as RawSocket);
+      },
+    });
+}

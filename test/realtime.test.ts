@@ -1,0 +1,416 @@
+/**
+ * The realtime hub against a real server with real WebSocket clients. The first four
+ * tests are named after the defects of the original system (seed analysis, ปัญหาที่ 1–4).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startServer, type Account, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer({ presenceGraceMs: 0, typingTtlMs: 300, wsFramesPerMinute: 10_000 });
+});
+afterAll(() => s.stop());
+
+const sockets: TestSocket[] = [];
+const connect = async (who: Account, query = "") => {
+  const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${who.token}${query}`);
+  sockets.push(ws);
+  return ws;
+};
+afterAll(() => sockets.forEach((w) => w.close()));
+
+const users = async (n: number) => Promise.all(Array.from({ length: n }, () => s.register()));
+const group = async (owner: Account, others: Account[], title = "G") =>
+  (await s.api("POST", "/api/conversations", { token: owner.token, body: { type: "group", title, member_ids: others.map((o) => o.user.id) } })).body.id as string;
+const befriend = async (a: Account, b: Account) => {
+  const { body } = await s.api("POST", "/api/friendships", { token: a.token, body: { friend_id: b.user.id } });
+  await s.api("PATCH", `/api/friendships/${body.id}/accept`, { token: b.token });
+  return body.id as string;
+};
+const isMsg = (content: string) => (f: { type: string; data: any }) => f.type === "message.receive" && f.data.content === content;
+
+describe("the seed's defects cannot happen", () => {
+  test("ปัญหาที่ 1: two users in one room both see each other's messages, sent by REST and by WebSocket, and they are persisted", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "rest from a" } });
+    wb.send("message.send", { conversation_id: conv, content: "ws from b" });
+    for (const w of [wa, wb]) {
+      const viaRest = await w.waitFor(isMsg("rest from a"));
+      const viaWs = await w.waitFor(isMsg("ws from b"));
+      expect(viaRest.seq).toBeNumber();
+      expect(viaWs.seq).toBeGreaterThan(viaRest.seq!);
+    }
+    const history = await s.api("GET", `/api/conversations/${conv}/messages`, { token: a!.token });
+    expect(history.body.items.map((m: any) => m.content)).toEqual(["ws from b", "rest from a"]);
+
+    // Edits and deletes over WebSocket are persisted too.
+    const sent = wb.frames.find(isMsg("ws from b"))!.data;
+    wb.send("message.edit", { message_id: sent.id, content: "edited over ws" });
+    expect((await wa.next("message.edit")).data.content).toBe("edited over ws");
+    wb.send("message.delete", { message_id: sent.id });
+    expect((await wa.next("message.delete")).data.message_id).toBe(sent.id);
+    const after = await s.api("GET", `/api/conversations/${conv}/messages`, { token: a!.token });
+    expect(after.body.items[0]).toMatchObject({ id: sent.id, content: "", deleted_at: expect.any(String) });
+  });
+
+  test("ปัญหาที่ 2: a friend request and its acceptance arrive live, without a reload", async () => {
+    const [a, b] = await users(2);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    const request = wb.next("friend.request");
+    const { body: f } = await s.api("POST", "/api/friendships", { token: a!.token, body: { friend_id: b!.user.id } });
+    expect((await request).data).toMatchObject({ request_id: f.id, user_id: a!.user.id, sender: { id: a!.user.id } });
+    const accepted = wa.next("friend.accept");
+    await s.api("PATCH", `/api/friendships/${f.id}/accept`, { token: b!.token });
+    expect((await accepted).data).toMatchObject({ friendship_id: f.id, acceptor: { id: b!.user.id } });
+  });
+
+  test("ปัญหาที่ 3: presence updates live after subscribing", async () => {
+    const [a, b] = await users(2);
+    await befriend(a!, b!);
+    const wa = await connect(a!);
+    const reply = await wa.request("user.status.subscribe", { user_id: b!.user.id });
+    expect(reply.type).toBe("user.offline");
+    expect(reply.data).toMatchObject({ user_id: b!.user.id, online: false });
+    const online = wa.next("user.online");
+    const wb = await connect(b!);
+    expect((await online).data).toMatchObject({ user_id: b!.user.id, online: true });
+    const offline = wa.next("user.offline");
+    wb.close();
+    expect((await offline).data).toMatchObject({ user_id: b!.user.id, online: false, last_active_at: expect.any(String) });
+  });
+
+  test("ปัญหาที่ 4: a new conversation appears live, and its messages arrive without a join", async () => {
+    const [a, b] = await users(2);
+    const wb = await connect(b!);
+    const created = wb.next("conversation.create");
+    const conv = await group(a!, [b!], "Brand new");
+    const c = await created;
+    expect(c.data).toMatchObject({ id: conv, title: "Brand new", is_subscribed: true, unread_count: 0 });
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "first!" } });
+    await wb.waitFor(isMsg("first!"));
+  });
+});
+
+describe("connecting", () => {
+  test("a bad, expired or tampered token, or a deleted user, is refused with 401 and the error body before the upgrade", async () => {
+    const [a, gone] = await users(2);
+    s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone!.user.id]);
+    const { sign } = s.app.ctx.tokens.plugin.decorator.jwt;
+    const expired = await sign({ sub: a!.user.id, exp: Math.floor(Date.now() / 1000) - 5 });
+    const upgrade = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" };
+    for (const q of ["", "?token=", "?token=junk", `?token=${expired}`, `?token=${a!.token}x`, `?token=${gone!.token}`]) {
+      const res = await fetch(`${s.base}/ws/user${q}`, { headers: upgrade });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as any).error.code).toBe("unauthorized");
+    }
+    // The Authorization header works too.
+    const viaHeader = await TestSocket.connect(`${s.wsBase}/ws/user`, { headers: { authorization: `Bearer ${a!.token}` } });
+    expect(viaHeader.frames[0]!.data.user_id).toBe(a!.user.id);
+    viaHeader.close();
+  });
+
+  test("on open: connect, then conversation.list (every one subscribed), then user.online to status subscribers", async () => {
+    const [a, b] = await users(2);
+    await befriend(a!, b!);
+    await group(a!, [b!]);
+    const wb = await connect(b!);
+    await wb.request("user.status.subscribe", { user_id: a!.user.id });
+    const online = wb.next("user.online");
+    const wa = await connect(a!);
+    expect(wa.frames.slice(0, 2).map((f) => f.type)).toEqual(["connect", "conversation.list"]);
+    expect(wa.frames[0]!.data).toEqual({ message: "Connected successfully", client_id: expect.any(String), user_id: a!.user.id });
+    const list = wa.frames[1]!.data;
+    expect(list.items).toHaveLength(1);
+    expect(list.items.every((c: any) => c.is_subscribed)).toBe(true);
+    expect((await online).data.user_id).toBe(a!.user.id);
+  });
+
+  test("a socket is subscribed to every conversation of its user, not just the first five", async () => {
+    const [a, b] = await users(2);
+    const convs: string[] = [];
+    for (let i = 0; i < 8; i++) convs.push(await group(a!, [b!], `g${i}`));
+    const wb = await connect(b!);
+    for (const [i, conv] of convs.entries()) await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: `in ${i}` } });
+    for (let i = 0; i < convs.length; i++) await wb.waitFor(isMsg(`in ${i}`));
+  });
+});
+
+describe("membership changes reach live sockets at once", () => {
+  test("an added member's existing socket receives the next message", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, []);
+    const wb = await connect(b!);
+    await s.api("POST", `/api/conversations/${conv}/members`, { token: a!.token, body: { user_ids: [b!.user.id] } });
+    await wb.waitFor((f) => f.type === "conversation.create" && f.data.id === conv);
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "welcome" } });
+    await wb.waitFor(isMsg("welcome"));
+  });
+
+  test("a removed member gets conversation.delete and nothing more from the conversation", async () => {
+    const [a, b, c] = await users(3);
+    const conv = await group(a!, [b!, c!]);
+    const [wb, wc] = [await connect(b!), await connect(c!)];
+    await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token });
+    expect((await wb.waitFor((f) => f.type === "conversation.delete")).data).toEqual({ conversation_id: conv });
+    await wc.waitFor((f) => f.type === "conversation.update");
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "after removal" } });
+    await wc.waitFor(isMsg("after removal"));
+    expect(wb.frames.some((f) => f.type === "conversation.update" || isMsg("after removal")(f))).toBe(false);
+    // Typing into it is refused too.
+    const refused = await wb.request("message.typing", { conversation_id: conv, is_typing: true });
+    expect(refused.error.code).toBe("not_found");
+  });
+
+  test("deleting a conversation delivers conversation.delete to everyone, then nothing more", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    await s.api("DELETE", `/api/conversations/${conv}`, { token: a!.token });
+    for (const w of [wa, wb]) expect((await w.waitFor((f) => f.type === "conversation.delete")).data.conversation_id).toBe(conv);
+    expect(s.app.app.server!.subscriberCount(`conv:${conv}`)).toBe(0);
+  });
+
+  test("a conversation created over WebSocket subscribes every socket of both users", async () => {
+    const [a, b] = await users(2);
+    const [wa, wa2, wb] = [await connect(a!), await connect(a!), await connect(b!)];
+    const ack = await wa.request("conversation.create", { type: "direct", user_id: b!.user.id });
+    expect(ack.type).toBe("ack");
+    const conv = ack.data.result.id;
+    for (const w of [wa, wa2, wb]) await w.waitFor((f) => f.type === "conversation.create" && f.data.id === conv);
+    wb.send("message.send", { conversation_id: conv, content: "direct hello" });
+    for (const w of [wa, wa2, wb]) await w.waitFor(isMsg("direct hello"));
+  });
+});
+
+describe("devices and presence", () => {
+  test("two devices of one user both receive; presence flips once on the way up and once on the way down", async () => {
+    const [a, b] = await users(2);
+    await befriend(a!, b!);
+    const conv = await group(b!, [a!]);
+    const wb = await connect(b!);
+    await wb.request("user.status.subscribe", { user_id: a!.user.id });
+    const [d1, d2] = [await connect(a!), await connect(a!)];
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: b!.token, body: { content: "to both devices" } });
+    await d1.waitFor(isMsg("to both devices"));
+    await d2.waitFor(isMsg("to both devices"));
+    d1.close();
+    await d1.waitClosed();
+    await Bun.sleep(100);
+    d2.close();
+    await wb.waitFor((f) => f.type === "user.offline" && f.data.user_id === a!.user.id);
+    await Bun.sleep(100);
+    // Broadcasts only (the subscribe reply, with its request id, said "offline" before).
+    const flips = (type: string) => wb.all(type).filter((f) => f.data.user_id === a!.user.id && f.request_id === undefined);
+    expect(flips("user.online")).toHaveLength(1);
+    expect(flips("user.offline")).toHaveLength(1);
+  });
+
+  test("within PRESENCE_GRACE_MS a reconnect does not flap presence", async () => {
+    const own = await startServer({ presenceGraceMs: 400 });
+    try {
+      const [a, b] = [await own.register(), await own.register()];
+      const { body: f } = await own.api("POST", "/api/friendships", { token: a.token, body: { friend_id: b.user.id } });
+      await own.api("PATCH", `/api/friendships/${f.id}/accept`, { token: b.token });
+      const wb = await TestSocket.connect(`${own.wsBase}/ws/user?token=${b.token}`);
+      await wb.request("user.status.subscribe", { user_id: a.user.id });
+      const first = await TestSocket.connect(`${own.wsBase}/ws/user?token=${a.token}`);
+      await wb.waitFor((x) => x.type === "user.online");
+      first.close();
+      await first.waitClosed();
+      const again = await TestSocket.connect(`${own.wsBase}/ws/user?token=${a.token}`);
+      expect(await wb.none((x) => x.type === "user.offline" || x.type === "user.online", 700)).toBe(true);
+      again.close();
+      await wb.waitFor((x) => x.type === "user.offline", 2000);
+      wb.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test("status: a list subscription answers user.status; strangers are forbidden; unfriending drops the subscription", async () => {
+    const [me, friend, partner, stranger] = await users(4);
+    const friendship = await befriend(me!, friend!);
+    await group(partner!, [me!]);
+    const wm = await connect(me!);
+    const wf = await connect(friend!);
+    const list = await wm.request("user.status.subscribe", { user_ids: [friend!.user.id, partner!.user.id] });
+    expect(list.type).toBe("user.status");
+    expect(list.data.statuses).toEqual([
+      { user_id: friend!.user.id, online: true, last_active_at: expect.any(String) },
+      { user_id: partner!.user.id, online: false, last_active_at: expect.any(String) },
+    ]);
+    const denied = await wm.request("user.status.subscribe", { user_ids: [friend!.user.id, stranger!.user.id] });
+    expect(denied.type).toBe("error");
+    expect(denied.error).toMatchObject({ code: "forbidden", details: { user_ids: [stranger!.user.id] } });
+    expect((await wm.request("user.status.subscribe", { user_ids: [] })).error.code).toBe("validation_failed");
+    expect((await wm.request("user.status.subscribe", { user_ids: Array.from({ length: 501 }, (_, i) => `u${i}`) })).error.code).toBe("validation_failed");
+
+    await s.api("DELETE", `/api/friendships/${friendship}`, { token: friend!.token });
+    await wm.waitFor((f) => f.type === "friend.remove");
+    const off = wm.none((f) => f.type === "user.offline" && f.data.user_id === friend!.user.id, 300);
+    wf.close();
+    expect(await off).toBe(true);
+  });
+});
+
+describe("typing and active conversations", () => {
+  test("typing reaches the others, is not echoed, and expires on the server", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    const seen = wb.next("message.typing");
+    wa.send("message.typing", { conversation_id: conv, is_typing: true });
+    expect((await seen).data).toEqual({ conversation_id: conv, user_id: a!.user.id, is_typing: true });
+    const expired = await wb.next("message.typing", 2000);
+    expect(expired.data.is_typing).toBe(false);
+    expect(wa.all("message.typing")).toHaveLength(0);
+  });
+
+  test("typing ends when the typing socket closes", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    wa.send("message.typing", { conversation_id: conv, is_typing: true });
+    await wb.next("message.typing");
+    const stop = wb.next("message.typing");
+    wa.close();
+    expect((await stop).data.is_typing).toBe(false);
+  });
+
+  test("join, leave and active: user_active / user_inactive to the others, joined / left replies", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    const active = wb.next("conversation.user_active");
+    const joined = await wa.request("conversation.join", { conversation_id: conv });
+    expect(joined).toMatchObject({ type: "conversation.joined", data: { conversation_id: conv, success: true } });
+    expect((await active).data).toEqual({ conversation_id: conv, user_id: a!.user.id });
+    const inactive = wb.next("conversation.user_inactive");
+    const left = await wa.request("conversation.leave", { conversation_id: conv });
+    expect(left.type).toBe("conversation.left");
+    expect((await inactive).data).toEqual({ conversation_id: conv, user_id: a!.user.id });
+    // `active` has no reply, only the broadcast.
+    const again = wb.next("conversation.user_active");
+    wa.send("conversation.active", { conversation_id: conv });
+    await again;
+    const closing = wb.next("conversation.user_inactive");
+    wa.send("conversation.active", { conversation_id: null });
+    await closing;
+    // Still a member and subscribed after leaving.
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: b!.token, body: { content: "still here" } });
+    await wa.waitFor(isMsg("still here"));
+  });
+
+  test("conversation.load pages the conversation list", async () => {
+    const [a, b] = await users(2);
+    for (let i = 0; i < 3; i++) await group(a!, [b!], `load${i}`);
+    const wa = await connect(a!);
+    const first = await wa.request("conversation.load", { limit: 2 });
+    expect(first.type).toBe("conversation.list");
+    expect(first.data.items).toHaveLength(2);
+    const second = await wa.request("conversation.load", { limit: 2, cursor: first.data.next_cursor });
+    expect(second.data.items).toHaveLength(1);
+    expect(second.data.next_cursor).toBeNull();
+  });
+});
+
+describe("bad frames", () => {
+  test("each gets an error frame with the contract's code; the socket stays open and nothing is written", async () => {
+    const [a, b, outsider] = await users(3);
+    const conv = await group(a!, [b!]);
+    const other = await group(outsider!, []);
+    const wa = await connect(a!);
+    const { body: bMsg } = await s.api("POST", `/api/conversations/${conv}/messages`, { token: b!.token, body: { content: "b's" } });
+
+    wa.ws.send("not json at all");
+    expect((await wa.next("error")).error.code).toBe("bad_request");
+    wa.ws.send("[1,2]");
+    expect((await wa.next("error")).error.code).toBe("bad_request");
+    const cases: [string, unknown, string][] = [
+      ["no.such.type", {}, "bad_request"],
+      ["message.send", { conversation_id: conv }, "validation_failed"],
+      ["message.send", { conversation_id: conv, content: "   " }, "validation_failed"],
+      ["message.send", { conversation_id: conv, content: "x", message_type: "system" }, "validation_failed"],
+      ["message.send", { conversation_id: other, content: "intrude" }, "not_found"],
+      ["message.edit", { message_id: bMsg.id, content: "not mine" }, "forbidden"],
+      ["message.read", { conversation_id: other, message_id: bMsg.id }, "not_found"],
+      ["message.typing", { conversation_id: other, is_typing: true }, "not_found"],
+      ["message.typing", { conversation_id: conv, is_typing: "yes" }, "validation_failed"],
+      ["conversation.join", { conversation_id: other }, "not_found"],
+      ["conversation.create", { type: "group" }, "validation_failed"],
+      ["user.status.subscribe", { user_id: outsider!.user.id }, "forbidden"],
+    ];
+    for (const [type, data, code] of cases) {
+      const res = await wa.request(type, data);
+      expect({ type, code: res.error?.code }).toEqual({ type, code });
+      expect(res).toMatchObject({ type: "error", success: false, data: { request_type: type } });
+    }
+    expect((await wa.request("ping")).type).toBe("pong");
+    const history = await s.api("GET", `/api/conversations/${other}/messages`, { token: outsider!.token });
+    expect(history.body.items).toEqual([]);
+    expect((await s.api("GET", `/api/conversations/${conv}/messages`, { token: a!.token })).body.items.map((m: any) => m.content)).toEqual(["b's"]);
+  });
+
+  test("ping echoes the request id; disconnect closes with 1000", async () => {
+    const [a] = await users(1);
+    const wa = await connect(a!);
+    const pong = await wa.request("ping");
+    expect(pong).toMatchObject({ type: "pong", success: true, request_id: expect.any(String) });
+    expect(pong.seq).toBeUndefined();
+    wa.send("disconnect");
+    expect((await wa.waitClosed()).code).toBe(1000);
+  });
+
+  test("a retried message.send publishes nothing but answers the requester with the stored message", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    const first = await wa.request("message.send", { conversation_id: conv, content: "once", client_msg_id: "dup" });
+    expect(first).toMatchObject({ type: "ack", data: { request_type: "message.send", result: { content: "once" } } });
+    const retry = await wa.request("message.send", { conversation_id: conv, content: "once", client_msg_id: "dup" });
+    expect(retry).toMatchObject({ type: "message.receive", data: { id: first.data.result.id } });
+    expect(retry.seq).toBeUndefined();
+    await Bun.sleep(100);
+    expect(wb.all("message.receive")).toHaveLength(1);
+  });
+});
+
+describe("ordering under concurrency", () => {
+  test("40 concurrent sends from 4 users arrive at every socket once, in the same order as history", async () => {
+    const members = await users(4);
+    const conv = await group(members[0]!, members.slice(1));
+    const ws = await Promise.all(members.map((m) => connect(m)));
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        i % 2 ? s.api("POST", `/api/conversations/${conv}/messages`, { token: members[i % 4]!.token, body: { content: `c${i}` } }) : Promise.resolve(ws[i % 4]!.send("message.send", { conversation_id: conv, content: `c${i}` })),
+      ),
+    );
+    const history = (await s.api("GET", `/api/conversations/${conv}/messages?after=&limit=100`, { token: members[0]!.token })).body.items.map((m: any) => m.id);
+    expect(history).toHaveLength(40);
+    for (const w of ws) {
+      await w.waitFor(() => w.all("message.receive").length >= 40, 5000).catch(() => {});
+      const got = w.all("message.receive");
+      expect(got.map((f) => f.data.id)).toEqual(history);
+      const seqs = got.map((f) => f.seq!);
+      expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    }
+  });
+});
+
+describe("metrics", () => {
+  test("/metrics shows sockets, online users, frames and published events", async () => {
+    const [a] = await users(1);
+    const wa = await connect(a!);
+    await wa.request("ping");
+    const text = await (await fetch(`${s.base}/metrics`)).text();
+    expect(text).toMatch(/parley_ws_connections [1-9]/);
+    expect(text).toMatch(/parley_online_users [1-9]/);
+    expect(text).toMatch(/parley_ws_frames_in_total\{type="ping"\} [1-9]/);
+    expect(text).toMatch(/parley_events_published_total\{type="message.receive"\} [1-9]/);
+    expect(text).toContain("parley_publish_after_commit_seconds_bucket");
+  });
+});
