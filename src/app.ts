@@ -69,15 +69,16 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   pruneTimer.unref();
 
   const hub = new Hub(ctx);
-  const tickets = new Tickets();
+  const tickets = new Tickets(config.ticketTtlMs);
 
   const app = new Elysia({
     serve: { maxRequestBodySize: 4 * BODY_LIMIT },
     websocket: {
       maxPayloadLength: BODY_LIMIT,
-      // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer; Bun's own limit
-      // sits above it as a backstop that closes rather than silently dropping frames.
-      backpressureLimit: config.maxBufferedBytes * 2,
+      // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer (with an alert and
+      // 1013). Bun's own limit sits well above it, as a backstop that closes the socket rather
+      // than silently dropping frames, should output outrun the hub's periodic check.
+      backpressureLimit: config.maxBufferedBytes + 16 * 1024 * 1024,
       closeOnBackpressureLimit: true,
       perMessageDeflate: false,
       sendPings: true,
@@ -122,6 +123,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     clearInterval(pruneTimer);
     hub.stop();
     await app.stop(false);
+    // Fold the WAL back into the database file so a copy of parley.db alone is complete.
+    db.$client.run("PRAGMA wal_checkpoint(TRUNCATE)");
     db.$client.close();
   }
 

@@ -33,6 +33,10 @@ export interface Config {
   wsFramesPerMinute: number;
   /** REST message sends per minute per user. */
   sendsPerMinute: number;
+  /** How long a WebSocket ticket stays valid (the contract says 30 s; tests shorten it). */
+  ticketTtlMs: number;
+  /** How often sockets are checked for a buffer over maxBufferedBytes. */
+  slowConsumerCheckMs: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -55,6 +59,8 @@ export const DEFAULTS: Config = Object.freeze({
   maxBufferedBytes: 4 * 1024 * 1024,
   wsFramesPerMinute: 60,
   sendsPerMinute: 6000,
+  ticketTtlMs: 30_000,
+  slowConsumerCheckMs: 250,
 });
 
 export type Command =

@@ -75,6 +75,7 @@ export class Metrics {
   readonly publishLatency = this.add(new Histogram("parley_publish_after_commit_seconds", "Time from commit to publish of a transaction's events.", LATENCY_BUCKETS));
   readonly sendLatency = this.add(new Histogram("parley_message_send_seconds", "Message send latency (validation, transaction, publish).", LATENCY_BUCKETS));
   readonly framesIn = this.add(new Counter("parley_ws_frames_in_total", "WebSocket frames received, by type."));
+  readonly slowConsumers = this.add(new Counter("parley_ws_slow_consumers_total", "Sockets closed for not keeping up with their output."));
   readonly framesOut = this.add(new Counter("parley_ws_frames_out_total", "WebSocket frames sent directly (not via topics), by type."));
 
   add<M extends Metric>(m: M): M {

@@ -50,8 +50,12 @@ export class Hub {
   private followers = new Map<string, Set<SocketState>>();
   private stopped = false;
 
+  private sweeper: Timer;
+
   constructor(private ctx: AppContext) {
     ctx.events.onCommit((events) => this.publishCommitted(events));
+    this.sweeper = setInterval(() => this.closeSlowConsumers(), ctx.config.slowConsumerCheckMs);
+    this.sweeper.unref();
     const { metrics } = ctx;
     metrics.gauge("parley_ws_connections", "Open WebSocket connections.", () => this.sockets.size);
     metrics.gauge("parley_online_users", "Users with at least one open socket (or within the presence grace period).", () => this.onlineCount());
@@ -264,9 +268,27 @@ export class Hub {
     return this.sockets.values();
   }
 
+  /**
+   * A socket whose outgoing buffer is over MAX_BUFFERED_BYTES is not keeping up: it gets
+   * `alert {kind:"slow_consumer"}` and close 1013, and resumes later with `since`. Publishing
+   * never waits for it, so the others are not delayed.
+   */
+  private closeSlowConsumers() {
+    const limit = this.ctx.config.maxBufferedBytes;
+    for (const s of this.sockets.values()) {
+      if (s.closing || s.ws.getBufferedAmount() <= limit) continue;
+      s.closing = true;
+      this.ctx.metrics.slowConsumers.inc();
+      this.ctx.log.warn({ user_id: s.userId, client_id: s.clientId, buffered: s.ws.getBufferedAmount() }, "closing slow consumer");
+      s.ws.send(frame("alert", { kind: "slow_consumer", message: "you are not keeping up; reconnect with since" }));
+      s.ws.close(1013, "slow consumer");
+    }
+  }
+
   /** Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001; timers stop. */
   stop() {
     this.stopped = true;
+    clearInterval(this.sweeper);
     for (const timer of this.leaving.values()) clearTimeout(timer);
     this.leaving.clear();
     const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });

@@ -11,16 +11,16 @@ import { authPlugin } from "../auth/plugin";
 import { getUserRow } from "../users/service";
 import type { UserRow } from "../db/schema";
 
-export const TICKET_TTL_MS = 30_000;
-
 export class Tickets {
   private live = new Map<string, { userId: string; expiresAt: number }>();
+
+  constructor(private ttlMs: number) {}
 
   issue(userId: string) {
     const now = Date.now();
     for (const [k, v] of this.live) if (v.expiresAt <= now) this.live.delete(k);
     const ticket = randomBytes(24).toString("base64url");
-    const expiresAt = now + TICKET_TTL_MS;
+    const expiresAt = now + this.ttlMs;
     this.live.set(ticket, { userId, expiresAt });
     return { ticket, expires_at: new Date(expiresAt).toISOString() };
   }

@@ -143,7 +143,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     // Everything below runs synchronously: no event can commit between subscribing and
     // reading the log, so replay and live delivery meet without a gap or a duplicate.
     const cameOnline = hub.open(state, conversationIdsOf(ctx, me.id));
-    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id }));
+    // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
+    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq() }));
     if (since !== null) replay(state, since);
     hub.send(state, "conversation.list", frame("conversation.list", listConversations(ctx, me.id, 50)));
     if (cameOnline) hub.announceOnline(me.id);

@@ -1,0 +1,230 @@
+/**
+ * The Parley reference client: no dependencies, for browsers and Bun.
+ *
+ * - connects with a token (or a fresh ticket per connection, keeping the JWT out of URLs);
+ * - reconnects with exponential backoff and full jitter, resuming from the last seq it
+ *   processed (`?since=`), so nothing is lost and nothing is handled twice;
+ * - re-subscribes its presence subscriptions after every reconnect;
+ * - typed handlers for every server frame, and promise-returning requests matched by
+ *   request_id.
+ *
+ * ```ts
+ * const client = new ParleyClient({ url: "https://chat.example.com", token });
+ * client.on("message.receive", (m) => render(m));
+ * client.on("sync.reset", () => reloadEverythingOverRest());
+ * await client.connect();
+ * await client.request("message.send", { conversation_id, content: "hi", client_msg_id: crypto.randomUUID() });
+ * ```
+ */
+import type { ClientRequests, ServerEventType, ServerEvents, ServerFrame } from "./types";
+
+export type * from "./types";
+
+export interface ParleyClientOptions {
+  /** The server's base URL, e.g. `http://localhost:8080`. */
+  url: string;
+  /** A JWT, or a function returning the current one. */
+  token?: string | (() => string | Promise<string>);
+  /** Use single-use tickets (`POST /api/ws/ticket`) instead of putting the token in the URL. */
+  useTickets?: boolean;
+  /** Resume from this seq on the first connection (e.g. persisted by the app). */
+  lastSeq?: number;
+  /** Reconnect backoff: first delay and cap, in ms (defaults 250 and 30000). */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** How long a request waits for its reply (default 10000 ms). */
+  requestTimeoutMs?: number;
+  /** A WebSocket implementation (defaults to the global one). */
+  WebSocket?: typeof WebSocket;
+}
+
+export class ParleyError extends Error {
+  constructor(readonly code: string, message: string, readonly details?: unknown) {
+    super(message);
+  }
+}
+
+type Handler<T extends ServerEventType> = (data: ServerEvents[T], frame: ServerFrame<T>) => void;
+type State = "idle" | "connecting" | "open" | "closed";
+
+export class ParleyClient {
+  /** The highest seq processed; persisted events at or below it are ignored. */
+  lastSeq: number;
+  state: State = "idle";
+  private ws: WebSocket | null = null;
+  private handlers = new Map<string, Set<Handler<never>>>();
+  private pending = new Map<string, { resolve: (f: ServerFrame) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  private statusSubscriptions = new Set<string>();
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private counter = 0;
+  private readonly WS: typeof WebSocket;
+
+  constructor(private options: ParleyClientOptions) {
+    this.lastSeq = options.lastSeq ?? 0;
+    this.WS = options.WebSocket ?? globalThis.WebSocket;
+  }
+
+  /** Registers a handler for a server frame type; returns a function that removes it. */
+  on<T extends ServerEventType | "open" | "close">(type: T, handler: T extends ServerEventType ? Handler<T> : (info: { code?: number; reason?: string }) => void): () => void {
+    let set = this.handlers.get(type);
+    if (!set) this.handlers.set(type, (set = new Set()));
+    set.add(handler as Handler<never>);
+    return () => set!.delete(handler as Handler<never>);
+  }
+
+  /** Connects (and keeps reconnecting until close()). Resolves once the first connection is synced. */
+  connect(): Promise<void> {
+    if (this.state === "open" || this.state === "connecting") return Promise.resolve();
+    this.state = "connecting";
+    return new Promise((resolve, reject) => {
+      const off = this.on("conversation.list", () => {
+        off();
+        offClose();
+        resolve();
+      });
+      const offClose = this.on("close", (info) => {
+        if (this.state === "closed") {
+          off();
+          offClose();
+          reject(new ParleyError("closed", `closed before connecting (${info.code ?? "?"})`));
+        }
+      });
+      void this.open();
+    });
+  }
+
+  /** Closes for good: no reconnect; pending requests are rejected. */
+  close() {
+    this.state = "closed";
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.ws?.close(1000);
+    this.failPending(new ParleyError("closed", "client closed"));
+  }
+
+  /** Sends a frame and resolves with the reply that carries its request_id (rejects on `error`). */
+  request<T extends keyof ClientRequests>(type: T, data?: ClientRequests[T]): Promise<ServerFrame> {
+    const id = `${Date.now().toString(36)}-${(++this.counter).toString(36)}`;
+    return new Promise((resolve, reject) => {
+      if (!this.ws || this.ws.readyState !== 1) return reject(new ParleyError("disconnected", "not connected"));
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ParleyError("timeout", `${type}: no reply`));
+      }, this.options.requestTimeoutMs ?? 10_000);
+      this.pending.set(id, { resolve, reject, timer });
+      this.ws.send(JSON.stringify({ type, data, request_id: id }));
+    });
+  }
+
+  /** Sends a frame without waiting for anything. Returns false when not connected. */
+  send<T extends keyof ClientRequests>(type: T, data?: ClientRequests[T]): boolean {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this.ws.send(JSON.stringify({ type, data }));
+    return true;
+  }
+
+  /** Follows users' presence; remembered and renewed after every reconnect. */
+  async subscribeStatus(userIds: string[]) {
+    for (const id of userIds) this.statusSubscriptions.add(id);
+    if (this.state === "open") await this.request("user.status.subscribe", { user_ids: userIds });
+  }
+
+  async unsubscribeStatus(userIds: string[]) {
+    for (const id of userIds) this.statusSubscriptions.delete(id);
+    if (this.state === "open") await this.request("user.status.unsubscribe", { user_ids: userIds });
+  }
+
+  private async url(): Promise<string> {
+    const base = this.options.url.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user";
+    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+    const params = new URLSearchParams();
+    if (this.options.useTickets) {
+      const res = await fetch(this.options.url.replace(/\/$/, "") + "/api/ws/ticket", { method: "POST", headers: { authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new ParleyError("unauthorized", `ticket request answered ${res.status}`);
+      params.set("ticket", ((await res.json()) as { ticket: string }).ticket);
+    } else if (token) params.set("token", token);
+    if (this.lastSeq > 0) params.set("since", String(this.lastSeq));
+    return `${base}?${params}`;
+  }
+
+  private async open() {
+    let url: string;
+    try {
+      url = await this.url();
+    } catch (e) {
+      this.emit("close", { code: 0, reason: String(e) });
+      return this.scheduleReconnect();
+    }
+    if (this.state === "closed") return;
+    const ws = new this.WS(url);
+    this.ws = ws;
+    ws.onmessage = (ev) => this.receive(String(ev.data));
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.failPending(new ParleyError("disconnected", `connection closed (${ev.code})`));
+      this.emit("close", { code: ev.code, reason: ev.reason });
+      if (this.state !== "closed") {
+        this.state = "connecting";
+        this.scheduleReconnect();
+      }
+    };
+  }
+
+  private scheduleReconnect() {
+    if (this.state === "closed") return;
+    const initial = this.options.backoff?.initialMs ?? 250;
+    const max = this.options.backoff?.maxMs ?? 30_000;
+    // Full jitter: a server restart does not bring every client back in the same instant.
+    const delay = Math.random() * Math.min(max, initial * 2 ** this.attempt++);
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  private receive(text: string) {
+    let f: ServerFrame;
+    try {
+      f = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (f.seq !== undefined) {
+      // Already handled (a replay overlapping what was live): skip.
+      if (f.seq <= this.lastSeq) return;
+      this.lastSeq = f.seq;
+    }
+    // A first connection starts at the server's position; a resume ends its replay at sync.complete.
+    if (f.type === "connect" && this.lastSeq === 0) this.lastSeq = (f.data as { last_seq: number }).last_seq;
+    if (f.type === "sync.complete") this.lastSeq = Math.max(this.lastSeq, (f.data as { last_seq: number }).last_seq);
+    if (f.type === "sync.reset") this.lastSeq = (f.data as { last_seq: number }).last_seq;
+    if (f.type === "conversation.list" && f.request_id === undefined) this.onSynced();
+    if (f.request_id !== undefined) {
+      const p = this.pending.get(f.request_id);
+      if (p) {
+        this.pending.delete(f.request_id);
+        clearTimeout(p.timer);
+        if (f.type === "error") p.reject(new ParleyError(f.error?.code ?? "error", f.error?.message ?? "error", f.error?.details));
+        else p.resolve(f);
+      }
+    }
+    this.emit(f.type, f.data, f);
+  }
+
+  /** The initial frames are in: the connection is usable. */
+  private onSynced() {
+    this.state = "open";
+    this.attempt = 0;
+    this.emit("open", {});
+    if (this.statusSubscriptions.size) this.request("user.status.subscribe", { user_ids: [...this.statusSubscriptions] }).catch(() => {});
+  }
+
+  private emit(type: string, data: unknown, frame?: unknown) {
+    for (const h of this.handlers.get(type) ?? []) (h as (d: unknown, f: unknown) => void)(data, frame);
+  }
+
+  private failPending(err: Error) {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Misbehaving clients: frame rate, frame size, connections per user, slow consumers.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { connect as tcpConnect, type Socket } from "node:net";
+import { startServer, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
+
+const servers: TestServer[] = [];
+const server = async (overrides: Parameters<typeof startServer>[0]) => {
+  const s = await startServer({ presenceGraceMs: 0, ...overrides });
+  servers.push(s);
+  return s;
+};
+afterAll(async () => {
+  for (const s of servers) await s.stop();
+});
+
+const upgradeHeaders = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" };
+
+describe("frame rate", () => {
+  test("over the per-socket limit: error rate_limited with retry_after_ms, the frame dropped; ping is exempt", async () => {
+    const s = await server({ wsFramesPerMinute: 5 });
+    const a = await s.register();
+    const { body: g } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t" } });
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    for (let i = 0; i < 10; i++) expect((await ws.request("ping")).type).toBe("pong");
+    for (let i = 0; i < 5; i++) expect((await ws.request("conversation.load", {})).type).toBe("conversation.list");
+    const limited = await ws.request("message.send", { conversation_id: g.id, content: "dropped" });
+    expect(limited.type).toBe("error");
+    expect(limited.error.code).toBe("rate_limited");
+    expect(limited.error.retry_after_ms).toBeGreaterThan(0);
+    expect((await s.api("GET", `/api/conversations/${g.id}/messages`, { token: a.token })).body.items).toEqual([]);
+    expect(ws.closed).toBeNull();
+  });
+
+  test("a client that keeps sending at more than twice the limit is closed with 1008", async () => {
+    const s = await server({ wsFramesPerMinute: 5 });
+    const a = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    for (let i = 0; i < 20; i++) ws.send("conversation.load", {});
+    const closed = await ws.waitClosed();
+    expect(closed.code).toBe(1008);
+    expect(ws.all("alert").map((f) => f.data.kind)).toEqual(["rate_limited"]);
+  });
+});
+
+describe("frame size and connection count", () => {
+  test("a frame over 64 KiB closes the socket with 1009", async () => {
+    const s = await server({});
+    const a = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    ws.ws.send(JSON.stringify({ type: "ping", data: { pad: "x".repeat(70 * 1024) } }));
+    expect((await ws.waitClosed()).code).toBe(1009);
+  });
+
+  test("MAX_CONNECTIONS_PER_USER: the next upgrade is refused with 429", async () => {
+    const s = await server({ maxConnectionsPerUser: 2 });
+    const a = await s.register();
+    const open = [await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`), await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`)];
+    const res = await fetch(`${s.base}/ws/user?token=${a.token}`, { headers: upgradeHeaders });
+    expect(res.status).toBe(429);
+    expect(((await res.json()) as any).error.code).toBe("rate_limited");
+    expect(res.headers.get("retry-after")).toBeString();
+    open[0]!.close();
+    await open[0]!.waitClosed();
+    await Bun.sleep(50);
+    const again = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    again.close();
+    open[1]!.close();
+  });
+});
+
+/** A WebSocket client over raw TCP that can stop reading, to play a stalled phone. */
+async function rawSocket(port: number, path: string): Promise<{ sock: Socket; received: () => Buffer }> {
+  const sock = tcpConnect({ host: "127.0.0.1", port });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    sock.once("error", reject);
+    sock.once("connect", () => {
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    });
+    sock.on("data", (d: Buffer) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).includes("\r\n\r\n")) resolve();
+    });
+  });
+  return { sock, received: () => Buffer.concat(chunks) };
+}
+
+/** Server frames (unmasked) in a byte stream after the HTTP response: [opcode, payload]. */
+function parseFrames(bytes: Buffer): [number, Buffer][] {
+  let i = bytes.indexOf("\r\n\r\n") + 4;
+  const out: [number, Buffer][] = [];
+  while (i + 2 <= bytes.length) {
+    const opcode = bytes[i]! & 0x0f;
+    let len = bytes[i + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) { len = bytes.readUInt16BE(i + 2); head = 4; }
+    else if (len === 127) { len = Number(bytes.readBigUInt64BE(i + 2)); head = 10; }
+    if (i + head + len > bytes.length) break;
+    out.push([opcode, bytes.subarray(i + head, i + head + len)]);
+    i += head + len;
+  }
+  return out;
+}
+
+describe("slow consumers", () => {
+  test("a socket that stops reading gets alert slow_consumer and close 1013; the others receive at full speed", async () => {
+    const s = await server({ maxBufferedBytes: 65536, slowConsumerCheckMs: 50, sendsPerMinute: 10_000_000 });
+    const [sender, stalled, healthy] = [await s.register(), await s.register(), await s.register()];
+    const { body: g } = await s.api("POST", "/api/conversations", { token: sender.token, body: { type: "group", title: "t", member_ids: [stalled.user.id, healthy.user.id] } });
+    const good = await TestSocket.connect(`${s.wsBase}/ws/user?token=${healthy.token}`);
+    const port = Number(new URL(s.base).port);
+    const slow = await rawSocket(port, `/ws/user?token=${stalled.token}`);
+    await Bun.sleep(50);
+    slow.sock.pause(); // stop reading: the kernel buffers fill, then the server's.
+
+    const payload = "y".repeat(3500);
+    const COUNT = 4000;
+    const batch = 50;
+    for (let i = 0; i < COUNT; i += batch)
+      await Promise.all(Array.from({ length: batch }, (_, j) => s.api("POST", `/api/conversations/${g.id}/messages`, { token: sender.token, body: { content: `${i + j} ${payload}` } })));
+
+    // The healthy socket got everything, while the stalled one was still open or being closed.
+    await good.waitFor(() => good.all("message.receive").length === COUNT, 10_000).catch(() => {});
+    expect(good.all("message.receive")).toHaveLength(COUNT);
+    expect(good.closed).toBeNull();
+
+    // The stalled socket was closed by the server; reading again shows the alert and 1013.
+    const metrics = await (await fetch(`${s.base}/metrics`)).text();
+    expect(metrics).toMatch(/parley_ws_slow_consumers_total [1-9]/);
+    slow.sock.resume();
+    await new Promise<void>((resolve) => slow.sock.once("close", () => resolve()));
+    const frames = parseFrames(slow.received());
+    const texts = frames.filter(([op]) => op === 1).map(([, p]) => JSON.parse(p.toString()));
+    expect(texts.some((f) => f.type === "alert" && f.data.kind === "slow_consumer")).toBe(true);
+    const close = frames.find(([op]) => op === 8);
+    expect(close?.[1].readUInt16BE(0)).toBe(1013);
+
+    // It recovers everything with since.
+    const lastSeen = Math.max(...texts.filter((f) => f.seq).map((f) => f.seq), texts.find((f) => f.type === "connect").data.last_seq);
+    const back = await TestSocket.connect(`${s.wsBase}/ws/user?token=${stalled.token}&since=${lastSeen}`);
+    const got = texts.filter((f) => f.type === "message.receive").length + back.all("message.receive").length;
+    expect(got).toBe(COUNT);
+    back.close();
+    good.close();
+  }, 60_000);
+});
