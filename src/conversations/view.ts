@@ -3,7 +3,8 @@
  * with a fixed number of queries whatever the page size: one for members (with their
  * users), one for last messages, one for unread counts.
  */
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { prepared } from "../db/prepared";
 import type { DB } from "../db/client";
 import { conversations, members, users, type ConversationRow, type MemberRow, type UserRow } from "../db/schema";
 import type { Tx } from "../events/log";
@@ -85,9 +86,11 @@ export function viewConversation(db: Reader, row: ConversationRow, viewerId: str
 }
 
 export function conversationRow(db: Reader, id: string): ConversationRow | undefined {
-  return db.select().from(conversations).where(eq(conversations.id, id)).get();
+  return prepared(db, "conversations.byId", (d) => d.select().from(conversations).where(eq(conversations.id, sql.placeholder("id"))).prepare()).get({ id });
 }
 
 export function memberRow(db: Reader, conversationId: string, userId: string): MemberRow | undefined {
-  return db.select().from(members).where(and(eq(members.conversationId, conversationId), eq(members.userId, userId))).get();
+  return prepared(db, "members.byKey", (d) =>
+    d.select().from(members).where(and(eq(members.conversationId, sql.placeholder("c")), eq(members.userId, sql.placeholder("u")))).prepare(),
+  ).get({ c: conversationId, u: userId });
 }

@@ -2,7 +2,8 @@
  * Messages (PROTOCOL §3.4): send, history, edit, delete, read positions, reactions,
  * mentions. Each change is one EventLog.write; REST and WebSocket both call these.
  */
-import { and, eq, gt, inArray, lt } from "drizzle-orm";
+import { and, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { prepared } from "../db/prepared";
 import type { AppContext } from "../context";
 import { conversations, members, messages, reactions, users, type MessageRow, type UserRow } from "../db/schema";
 import { conflict, forbidden, invalid, notFound } from "../errors";
@@ -11,7 +12,7 @@ import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMember } from "../conversations/service";
 import { conversationRow, memberRow } from "../conversations/view";
 import { iso } from "../lib/time";
-import { messageById, selectMessages, toMessages, unreadCountsOf, type Message } from "./view";
+import { messageById, selectMessages, toMessage, toMessages, unreadCountsOf, type Message } from "./view";
 
 export const MAX_CONTENT = 4000;
 
@@ -39,14 +40,29 @@ export function mentionedUsernames(text: string): string[] {
   return [...names];
 }
 
-/** The stored message a retried send (same sender, conversation and client_msg_id) made. */
-function existingByClientId(tx: Tx, conversationId: string, senderId: string, clientMsgId: string): MessageRow | undefined {
-  return tx
-    .select()
-    .from(messages)
-    .where(and(eq(messages.conversationId, conversationId), eq(messages.senderId, senderId), eq(messages.clientMsgId, clientMsgId)))
-    .get();
-}
+/** The send path's statements, prepared once per database: it runs for every message. */
+const sendStatements = (db: Tx) =>
+  prepared(db, "messages.send", (d) => ({
+    byClientId: d
+      .select({ id: messages.id })
+      .from(messages)
+      .where(and(eq(messages.conversationId, sql.placeholder("c")), eq(messages.senderId, sql.placeholder("s")), eq(messages.clientMsgId, sql.placeholder("k"))))
+      .prepare(),
+    conversationOf: d.select({ c: messages.conversationId }).from(messages).where(eq(messages.id, sql.placeholder("id"))).prepare(),
+    insert: d
+      .insert(messages)
+      .values({
+        id: sql.placeholder("id"), conversationId: sql.placeholder("conversationId"), senderId: sql.placeholder("senderId"),
+        messageType: sql.placeholder("messageType"), content: sql.placeholder("content"), clientMsgId: sql.placeholder("clientMsgId"),
+        replyToId: sql.placeholder("replyToId"), createdAt: sql.placeholder("createdAt"), editedAt: null, deletedAt: null,
+      })
+      .prepare(),
+    touch: d
+      .update(conversations)
+      .set({ lastMessageAt: sql`${sql.placeholder("at")}`, lastMessageId: sql`${sql.placeholder("id")}`, activityAt: sql`${sql.placeholder("at")}` })
+      .where(eq(conversations.id, sql.placeholder("c")))
+      .prepare(),
+  }));
 
 /**
  * Sends a message: membership, insert, conversation activity, `message.receive` and any
@@ -58,14 +74,15 @@ export function sendMessage(ctx: AppContext, me: UserRow, conversationId: string
   if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
   const content = cleanContent(input.content);
   const started = performance.now();
+  const q = sendStatements(ctx.db);
   const result = ctx.events.write((w) => {
-    requireMember(w.tx, conversationId, me.id);
+    if (!memberRow(w.tx, conversationId, me.id)) throw notFound("conversation");
     if (input.client_msg_id !== undefined) {
-      const prior = existingByClientId(w.tx, conversationId, me.id, input.client_msg_id);
+      const prior = q.byClientId.get({ c: conversationId, s: me.id, k: input.client_msg_id });
       if (prior) return { created: false, message: messageById(w.tx, prior.id)! };
     }
     if (input.reply_to_id !== undefined) {
-      const target = w.tx.select({ c: messages.conversationId }).from(messages).where(eq(messages.id, input.reply_to_id)).get();
+      const target = q.conversationOf.get({ id: input.reply_to_id });
       if (!target || target.c !== conversationId) throw invalid("reply_to_id", "not a message of this conversation");
     }
     const now = Date.now();
@@ -81,11 +98,11 @@ export function sendMessage(ctx: AppContext, me: UserRow, conversationId: string
       editedAt: null,
       deletedAt: null,
     };
-    w.tx.insert(messages).values(row).run();
-    w.tx.update(conversations).set({ lastMessageAt: now, lastMessageId: row.id, activityAt: now }).where(eq(conversations.id, conversationId)).run();
-    const message = toMessages(w.tx, [{ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }])[0]!;
+    q.insert.run(row);
+    q.touch.run({ at: now, id: row.id, c: conversationId });
+    const message = toMessage({ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }, []);
     w.emit(convTopic(conversationId), "message.receive", message);
-    if (type === "text") notifyMentions(w, message, me);
+    if (type === "text" && content.includes("@")) notifyMentions(w, message, me);
     return { created: true, message };
   });
   if (result.created) ctx.metrics.sendLatency.observe((performance.now() - started) / 1000);

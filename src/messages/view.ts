@@ -67,7 +67,12 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
 export function toMessages(db: Reader, rows: MessageSelection[]): Message[] {
   const live = rows.filter((r) => r.m.deletedAt === null).map((r) => r.m.id);
   const reacts = reactionsOf(db, live);
-  return rows.map(({ m, username, displayName, avatar, readCount }) => ({
+  return rows.map((r) => toMessage(r, reacts.get(r.m.id) ?? []));
+}
+
+/** One message; `reactions` are this message's (ignored for a deleted one). */
+export function toMessage({ m, username, displayName, avatar, readCount }: MessageSelection, reactions: Reaction[]): Message {
+  return {
     id: m.id,
     conversation_id: m.conversationId,
     sender_id: m.senderId,
@@ -81,10 +86,10 @@ export function toMessages(db: Reader, rows: MessageSelection[]): Message[] {
     created_at: iso(m.createdAt),
     edited_at: isoOrNull(m.editedAt),
     deleted_at: isoOrNull(m.deletedAt),
-    reactions: m.deletedAt === null ? (reacts.get(m.id) ?? []) : [],
+    reactions: m.deletedAt === null ? reactions : [],
     is_read: readCount > 0,
     read_count: readCount,
-  }));
+  };
 }
 
 export function messageById(db: Reader, id: string): Message | undefined {

@@ -5,6 +5,7 @@ import { notFound, invalid } from "../errors";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
 import type { AppContext } from "../context";
+import { prepared } from "../db/prepared";
 import { userTopic, type Tx } from "../events/log";
 import { friendIds } from "../friends/service";
 
@@ -19,7 +20,7 @@ export function partnerIds(db: DB | Tx, userId: string): string[] {
 }
 
 export function getUserRow(db: DB, id: string): UserRow | undefined {
-  return db.select().from(users).where(eq(users.id, id)).get();
+  return prepared(db, "users.byId", (d) => d.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare()).get({ id });
 }
 
 export function getUser(db: DB, id: string): User {
