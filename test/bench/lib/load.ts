@@ -1,0 +1,200 @@
+/**
+ * The load generator: sets up users and groups through the public API, connects one real
+ * WebSocket per member, sends at a fixed open-loop rate, and records for every delivered
+ * `message.receive` the time from its send to its arrival at each receiver.
+ */
+import type { ServerUnderTest } from "./server";
+import { clientCpuSeconds, percentiles, round } from "./stats";
+
+export interface Member { token: string; userId: string }
+export interface Group { id: string; members: Member[] }
+
+async function pool<T>(items: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(items);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, items) }, async () => {
+    while (next < items) {
+      const i = next++;
+      out[i] = await fn(i);
+    }
+  }));
+  return out;
+}
+
+const json = async (res: Response) => {
+  if (!res.ok) throw new Error(`${res.url}: ${res.status} ${await res.text()}`);
+  return res.json() as Promise<any>;
+};
+
+/** Registers `count` users (concurrently) and returns their tokens. */
+export async function registerUsers(sut: ServerUnderTest, count: number, prefix: string): Promise<Member[]> {
+  const tag = Math.random().toString(36).slice(2, 7);
+  return pool(count, 16, async (i) => {
+    const body = await json(await fetch(`${sut.base}/api/auth/register`, { method: "POST", body: JSON.stringify({ username: `${prefix}${tag}_${i}`, password: "password123" }) }));
+    return { token: body.token, userId: body.user.id };
+  });
+}
+
+/** Groups of the given members (first member is the owner). Baseline groups are just names. */
+export async function createGroups(sut: ServerUnderTest, memberLists: Member[][]): Promise<Group[]> {
+  if (sut.kind === "baseline") return memberLists.map((members, i) => ({ id: `g${i}`, members }));
+  return pool(memberLists.length, 8, async (i) => {
+    const [owner, ...others] = memberLists[i]!;
+    const body = await json(await fetch(`${sut.base}/api/conversations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${owner!.token}` },
+      body: JSON.stringify({ type: "group", title: `bench ${i}`, member_ids: others.map((o) => o.userId) }),
+    }));
+    return { id: body.id, members: memberLists[i]! };
+  });
+}
+
+export const wsUrl = (sut: ServerUnderTest, group: Group, m: Member, extra = "") =>
+  sut.kind === "baseline" ? `${sut.wsBase}/ws?g=${group.id}` : `${sut.wsBase}/ws/user?token=${m.token}${extra}`;
+
+/** Opens a socket and resolves once its first frame (connect) arrived. */
+export function openSocket(url: string, onMessage?: (data: string) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    let ready = false;
+    ws.onmessage = (ev) => {
+      if (!ready) {
+        ready = true;
+        resolve(ws);
+      }
+      onMessage?.(ev.data as string);
+    };
+    ws.onerror = () => !ready && reject(new Error("socket failed"));
+    ws.onclose = (ev) => !ready && reject(new Error(`socket closed ${ev.code}`));
+  });
+}
+
+const RECEIVE = '{"type":"message.receive"';
+const MARK = '"content":"#';
+
+/** Per (message, member) arrival bookkeeping and latency samples. */
+export class Deliveries {
+  readonly sendTimes: Float64Array;
+  readonly seen: Uint8Array;
+  readonly latencies: Float64Array;
+  count = 0;
+  duplicates = 0;
+  lastArrival = 0;
+
+  constructor(readonly messages: number, readonly membersPerGroup: number) {
+    this.sendTimes = new Float64Array(messages);
+    this.seen = new Uint8Array(messages * membersPerGroup);
+    this.latencies = new Float64Array(messages * membersPerGroup);
+  }
+
+  /** A receiver's frame handler: finds the message number in the frame without parsing it all. */
+  handler(memberIndex: number) {
+    return (data: string) => {
+      if (!data.startsWith(RECEIVE)) return;
+      const at = data.indexOf(MARK);
+      if (at < 0) return;
+      const i = parseInt(data.slice(at + MARK.length, at + MARK.length + 12), 10);
+      if (!(i >= 0 && i < this.messages)) return;
+      const slot = i * this.membersPerGroup + memberIndex;
+      const now = performance.now();
+      if (this.seen[slot]!++ > 0) {
+        this.duplicates++;
+        return;
+      }
+      this.latencies[this.count++] = now - this.sendTimes[i]!;
+      this.lastArrival = now;
+    };
+  }
+}
+
+export interface SendResult {
+  sent: number;
+  offered_per_s: number;
+  sent_per_s: number;
+  send_seconds: number;
+  http_ms?: Record<string, number>;
+  errors: number;
+  behind_schedule: number;
+}
+
+/**
+ * Open loop: message i is due at i / rate seconds, whatever the server's answers, with at
+ * most `maxInFlight` requests outstanding (past that the schedule slips, and says so).
+ */
+export async function sendOpenLoop(opts: {
+  rate: number;
+  seconds: number;
+  maxInFlight: number;
+  deliveries: Deliveries;
+  send: (i: number) => Promise<boolean> | boolean;
+}): Promise<SendResult> {
+  const total = Math.min(opts.deliveries.messages, Math.floor(opts.rate * opts.seconds));
+  const http: number[] = [];
+  let i = 0;
+  let inFlight = 0;
+  let errors = 0;
+  const start = performance.now();
+  let behind = 0;
+  while (i < total) {
+    const elapsed = performance.now() - start;
+    const due = Math.min(total, Math.floor((elapsed / 1000) * opts.rate) + 1);
+    while (i < due && inFlight < opts.maxInFlight) {
+      const n = i++;
+      const t0 = performance.now();
+      opts.deliveries.sendTimes[n] = t0;
+      const r = opts.send(n);
+      if (r instanceof Promise) {
+        inFlight++;
+        r.then(
+          (ok) => {
+            inFlight--;
+            if (!ok) errors++;
+            http.push(performance.now() - t0);
+          },
+          () => {
+            inFlight--;
+            errors++;
+          },
+        );
+      } else if (!r) errors++;
+    }
+    behind = Math.max(behind, due - i);
+    await Bun.sleep(1);
+  }
+  while (inFlight > 0) await Bun.sleep(1);
+  const seconds = (performance.now() - start) / 1000;
+  return {
+    sent: i,
+    offered_per_s: opts.rate,
+    sent_per_s: Math.round(i / seconds),
+    send_seconds: round(seconds),
+    ...(http.length ? { http_ms: percentiles(http, [50, 99]) } : {}),
+    errors,
+    behind_schedule: behind,
+  };
+}
+
+/** Waits until every expected delivery arrived, or nothing new came for `quietMs`. */
+export async function drain(d: Deliveries, expected: number, quietMs = 2000, maxMs = 20_000) {
+  const start = performance.now();
+  let last = d.count;
+  let lastChange = performance.now();
+  while (d.count < expected && performance.now() - start < maxMs) {
+    await Bun.sleep(20);
+    if (d.count !== last) {
+      last = d.count;
+      lastChange = performance.now();
+    } else if (performance.now() - lastChange > quietMs) break;
+  }
+}
+
+/** Client-side CPU over a section, to tell when the load generator itself was the limit. */
+export function clientMeter() {
+  const cpu0 = clientCpuSeconds();
+  const t0 = performance.now();
+  return () => {
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = clientCpuSeconds() - cpu0;
+    return { client_cpu_s: round(cpu), client_cpu_share: round(cpu / wall) };
+  };
+}

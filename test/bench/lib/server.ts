@@ -1,0 +1,76 @@
+/** Starts the server under test (Parley or the baseline) as a child process. */
+import { mkdtempSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+import { procStats } from "./stats";
+
+export const root = resolve(import.meta.dir, "../../..");
+
+export interface ServerUnderTest {
+  kind: "parley" | "baseline";
+  pid: number;
+  base: string;
+  wsBase: string;
+  dataDir: string;
+  startMs: number;
+  stats: () => { cpu_s: number; rss_mb: number };
+  stop: () => Promise<void>;
+}
+
+const freePort = () => 20000 + Math.floor(Math.random() * 20000);
+
+async function waitHealthy(base: string, proc: Subprocess, timeoutMs = 15_000) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/health`)).ok) return;
+    } catch {}
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}`);
+    if (performance.now() > deadline) throw new Error("server did not become healthy");
+    await Bun.sleep(5);
+  }
+}
+
+/** Parley: the compiled executable when it exists (what users run), else the source. */
+export async function startParley(env: Record<string, string> = {}): Promise<ServerUnderTest> {
+  const binary = join(root, "dist", "parley");
+  const cmd = existsSync(binary) ? [binary] : [process.execPath, join(root, "src", "index.ts")];
+  return start("parley", cmd, {
+    ARGON2_MEMORY_KIB: "1024",
+    SENDS_PER_MINUTE: "100000000",
+    WS_FRAMES_PER_MINUTE: "1000000",
+    PRESENCE_GRACE_MS: "0",
+    ...env,
+  });
+}
+
+export async function startBaseline(): Promise<ServerUnderTest> {
+  return start("baseline", [process.execPath, join(import.meta.dir, "..", "baseline.ts")], {});
+}
+
+async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<string, string>): Promise<ServerUnderTest> {
+  const dataDir = mkdtempSync(join(tmpdir(), `bench-${kind}-`));
+  const port = freePort();
+  const started = performance.now();
+  const proc = Bun.spawn(cmd, {
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, ...env },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitHealthy(base, proc);
+  return {
+    kind,
+    pid: proc.pid,
+    base,
+    wsBase: `ws://127.0.0.1:${port}`,
+    dataDir,
+    startMs: performance.now() - started,
+    stats: () => procStats(proc.pid),
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/** Percentiles, and what /proc says about a process. */
+import { readFileSync, statSync } from "node:fs";
+
+export function percentiles(samples: Float64Array | number[], ps = [50, 99, 99.9, 100]): Record<string, number> {
+  const sorted = Float64Array.from(samples).sort();
+  const out: Record<string, number> = {};
+  for (const p of ps) {
+    const key = p === 100 ? "max" : `p${p}`;
+    out[key] = sorted.length ? round(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!) : 0;
+  }
+  return out;
+}
+
+export const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+const TICKS = 100; // USER_HZ
+
+/** CPU seconds (user + system) and resident memory of a process, from /proc. */
+export function procStats(pid: number): { cpu_s: number; rss_mb: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpu = (Number(fields[11]) + Number(fields[12])) / TICKS;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return { cpu_s: round(cpu), rss_mb: round(rssKb / 1024, 1) };
+  } catch {
+    return { cpu_s: 0, rss_mb: 0 };
+  }
+}
+
+export function fileSizeMb(path: string): number {
+  try {
+    return round(statSync(path).size / 1024 / 1024, 2);
+  } catch {
+    return 0;
+  }
+}
+
+export const clientCpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};

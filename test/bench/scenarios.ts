@@ -1,0 +1,227 @@
+/** The benchmark scenarios. Each returns one JSON-able summary. */
+import { join } from "node:path";
+import { clientMeter, createGroups, Deliveries, drain, openSocket, registerUsers, sendOpenLoop, wsUrl, type Group } from "./lib/load";
+import { startParley, type ServerUnderTest } from "./lib/server";
+import { fileSizeMb, percentiles, round } from "./lib/stats";
+
+const PAD = "x".repeat(40);
+
+async function connectAll<T>(count: number, concurrency: number, open: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(count);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
+    while (next < count) {
+      const i = next++;
+      out[i] = await open(i);
+    }
+  }));
+  return out;
+}
+
+export interface SendScenario {
+  name: string;
+  groups: number;
+  members: number;
+  rate: number;
+  seconds: number;
+  via: "rest" | "ws";
+  maxInFlight?: number;
+}
+
+/** Sends into groups whose members are all online; checks every delivery arrives once. */
+export async function sends(sut: ServerUnderTest, s: SendScenario) {
+  const users = await registerUsersFor(sut, s.groups * s.members);
+  const groups = await createGroups(sut, Array.from({ length: s.groups }, (_, g) => users.slice(g * s.members, (g + 1) * s.members)));
+  const total = Math.floor(s.rate * s.seconds);
+  const d = new Deliveries(total, s.members);
+  const sockets: WebSocket[][] = groups.map(() => []);
+  await connectAll(s.groups * s.members, 100, async (k) => {
+    const g = Math.floor(k / s.members);
+    const m = k % s.members;
+    sockets[g]![m] = await openSocket(wsUrl(sut, groups[g]!, groups[g]!.members[m]!), d.handler(m));
+  });
+  await Bun.sleep(200);
+
+  const before = sut.stats();
+  const meter = clientMeter();
+  const sendStart = performance.now();
+  const result = await sendOpenLoop({
+    rate: s.rate,
+    seconds: s.seconds,
+    maxInFlight: s.maxInFlight ?? 256,
+    deliveries: d,
+    send: (i) => {
+      const g = i % s.groups;
+      const group = groups[g]!;
+      const m = Math.floor(i / s.groups) % s.members;
+      const content = `#${i}#${PAD}`;
+      if (s.via === "ws") {
+        sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content } }));
+        return true;
+      }
+      return sendRest(sut, group, m, content);
+    },
+  });
+  const expected = result.sent * s.members;
+  await drain(d, expected);
+  const client = meter();
+  const after = sut.stats();
+  for (const list of sockets) for (const ws of list) ws.close();
+  const deliverySeconds = (d.lastArrival - sendStart) / 1000;
+  const summary = {
+    scenario: s.name,
+    server: sut.kind,
+    via: s.via,
+    groups: s.groups,
+    members_per_group: s.members,
+    ...result,
+    deliveries: d.count,
+    deliveries_per_s: Math.round(d.count / Math.max(deliverySeconds, 0.001)),
+    missing: expected - d.count,
+    duplicates: d.duplicates,
+    e2e_ms: percentiles(d.latencies.subarray(0, d.count)),
+    server_cpu_s: round(after.cpu_s - before.cpu_s),
+    server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
+    wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
+    ...client,
+    client_bottleneck: client.client_cpu_share > 0.9 || result.behind_schedule > s.rate * 0.05,
+  };
+  return summary;
+}
+
+async function registerUsersFor(sut: ServerUnderTest, count: number) {
+  if (sut.kind === "baseline") return Array.from({ length: count }, (_, i) => ({ token: "", userId: `u${i}` }));
+  return registerUsers(sut, count, "b");
+}
+
+function sendRest(sut: ServerUnderTest, group: Group, m: number, content: string): Promise<boolean> {
+  if (sut.kind === "baseline")
+    return fetch(`${sut.base}/send/${group.id}`, { method: "POST", body: JSON.stringify({ content }) }).then((r) => r.status === 201);
+  return fetch(`${sut.base}/api/conversations/${group.id}/messages`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${group.members[m]!.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ content }),
+  }).then((r) => r.status === 201);
+}
+
+/** Many authenticated sockets, each user in 5 conversations: connect rate and memory per socket. */
+export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20) {
+  const userCount = Math.ceil(sockets / perUser);
+  const users = await registerUsers(sut, userCount, "c");
+  // Groups of 10 consecutive users starting at every second user: each user is in 5 of them.
+  const groupCount = Math.ceil(userCount / 2);
+  await createGroups(sut, Array.from({ length: groupCount }, (_, k) => Array.from({ length: Math.min(10, userCount) }, (_, j) => users[(2 * k + j) % userCount]!)));
+  await Bun.sleep(300);
+  const before = sut.stats();
+  const meter = clientMeter();
+  const t0 = performance.now();
+  let failed = 0;
+  const open = await connectAll(sockets, 256, async (i) => {
+    const u = users[i % userCount]!;
+    // Count a connection once its conversation.list (the second frame) arrived.
+    return new Promise<WebSocket | null>((resolve) => {
+      const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${u.token}`);
+      ws.onmessage = (ev) => {
+        if ((ev.data as string).startsWith('{"type":"conversation.list"')) {
+          ws.onmessage = null;
+          resolve(ws);
+        }
+      };
+      ws.onerror = () => {
+        failed++;
+        resolve(null);
+      };
+    });
+  });
+  const connectSeconds = (performance.now() - t0) / 1000;
+  await Bun.sleep(3000);
+  const after = sut.stats();
+  const holding = open.filter((ws) => ws && ws.readyState === WebSocket.OPEN).length;
+  const client = meter();
+  for (const ws of open) ws?.close();
+  await Bun.sleep(500);
+  return {
+    scenario: "connections",
+    server: sut.kind,
+    sockets,
+    users: userCount,
+    conversations_per_user: 5,
+    connected: sockets - failed,
+    holding_after_3s: holding,
+    connects_per_s: Math.round(sockets / connectSeconds),
+    connect_seconds: round(connectSeconds),
+    server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
+    server_kb_per_socket: round(((after.rss_mb - before.rss_mb) * 1024) / sockets, 2),
+    ...client,
+  };
+}
+
+/** Every socket reconnects at once with `since` some events back. */
+export async function resumeStorm(sut: ServerUnderTest, sockets: number, missed: number, perUser = 20) {
+  const userCount = Math.ceil(sockets / perUser);
+  const users = await registerUsers(sut, userCount, "r");
+  const [group] = await createGroups(sut, [users]);
+  const positions: number[] = new Array(sockets);
+  const first = await connectAll(sockets, 256, async (i) => {
+    return new Promise<WebSocket>((resolve) => {
+      const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}`);
+      ws.onmessage = (ev) => {
+        const f = JSON.parse(ev.data as string);
+        if (f.type === "connect") positions[i] = f.data.last_seq;
+        if (f.type === "conversation.list") resolve(ws);
+      };
+    });
+  });
+  await Promise.all(first.map((ws) => new Promise<void>((resolve) => ((ws.onclose = () => resolve()), ws.close()))));
+  // The events they miss while away.
+  for (let i = 0; i < missed; i++)
+    await fetch(`${sut.base}/api/conversations/${group!.id}/messages`, { method: "POST", headers: { authorization: `Bearer ${users[i % userCount]!.token}` }, body: JSON.stringify({ content: `missed ${i}` }) });
+
+  const meter = clientMeter();
+  const t0 = performance.now();
+  const done: number[] = [];
+  let complete = 0;
+  let wrong = 0;
+  const again = await Promise.all(
+    Array.from({ length: sockets }, (_, i) =>
+      new Promise<WebSocket>((resolve) => {
+        let replayed = 0;
+        const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}&since=${positions[i]}`);
+        ws.onmessage = (ev) => {
+          const text = ev.data as string;
+          if (text.startsWith('{"type":"message.receive"')) replayed++;
+          else if (text.startsWith('{"type":"sync.complete"')) {
+            done.push(performance.now() - t0);
+            complete++;
+            if (replayed !== missed) wrong++;
+          } else if (text.startsWith('{"type":"conversation.list"')) resolve(ws);
+        };
+        ws.onerror = () => resolve(ws);
+      }),
+    ),
+  );
+  const client = meter();
+  for (const ws of again) ws.close();
+  return {
+    scenario: "resume_storm",
+    server: sut.kind,
+    sockets,
+    missed_events: missed,
+    completed: complete,
+    wrong_replay: wrong,
+    all_synced_s: round(Math.max(...done, 0) / 1000),
+    sync_ms: percentiles(done, [50, 99]),
+    ...client,
+  };
+}
+
+/** Time from spawning dist/parley on an empty data directory to its first healthy /health. */
+export async function coldStart(runs: number) {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const sut = await startParley();
+    times.push(sut.startMs);
+    await sut.stop();
+  }
+  return { scenario: "cold_start", runs, start_to_health_ms: percentiles(times, [50, 100]) };
+}
