@@ -38,6 +38,30 @@ describe("the event log", () => {
     off();
   });
 
+  test("group commit: changes queued together commit in one transaction, and one that throws rolls back alone", async () => {
+    const { events, db } = s.app.ctx;
+    const batches: number[][] = [];
+    const off = events.onCommit((evs) => batches.push(evs.map((e) => e.seq)));
+    const user = (id: string) => ({ id, username: id, displayName: id, passwordHash: "x", profileImageUrl: null, lastActiveAt: 0, createdAt: 0, updatedAt: 0 });
+    const change = (id: string, fail = false) =>
+      events.writeBatched((w) => {
+        w.tx.insert(users).values(user(id)).run();
+        w.emit(`user:${id}`, "user.update", { id });
+        if (fail) throw new Error(`${id} fails`);
+        return id;
+      });
+    const results = await Promise.allSettled([change("batch_a"), change("batch_b", true), change("batch_c")]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    const ids = (db.$client.query("SELECT id FROM users WHERE id LIKE 'batch_%' ORDER BY id").all() as { id: string }[]).map((r) => r.id);
+    expect(ids).toEqual(["batch_a", "batch_c"]);
+    const topics = (db.$client.query("SELECT topic FROM events WHERE topic LIKE 'user:batch_%' ORDER BY seq").all() as { topic: string }[]).map((r) => r.topic);
+    expect(topics).toEqual(["user:batch_a", "user:batch_c"]);
+    // Published together, once, after the commit.
+    expect(batches).toHaveLength(1);
+    expect(batches[0]).toHaveLength(2);
+    off();
+  });
+
   test("an async function cannot be used as a transaction", () => {
     expect(() => s.app.ctx.events.write((async () => 1) as never)).toThrow("synchronous");
   });

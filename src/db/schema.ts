@@ -2,6 +2,7 @@
  * Drizzle tables. Times are stored as integer milliseconds since the epoch and rendered
  * as ISO-8601 strings at the edge; ids are UUIDv7 strings, so they sort by creation time.
  */
+import { sql } from "drizzle-orm";
 import { sqliteTable, text, integer, index, uniqueIndex, primaryKey } from "drizzle-orm/sqlite-core";
 
 export const users = sqliteTable("users", {
@@ -121,7 +122,8 @@ export const messages = sqliteTable(
     // History pages and unread counts: a range of one conversation's ids.
     index("messages_conversation_id").on(t.conversationId, t.id, t.senderId, t.deletedAt),
     // A retried send (same client_msg_id) cannot insert twice, even when two retries race.
-    uniqueIndex("messages_client_msg_id").on(t.conversationId, t.senderId, t.clientMsgId),
+    // Partial: messages without a client_msg_id cost this index nothing.
+    uniqueIndex("messages_client_msg_id").on(t.conversationId, t.senderId, t.clientMsgId).where(sql`${t.clientMsgId} IS NOT NULL`),
   ],
 );
 

@@ -14,10 +14,10 @@ export const messageRoutes = (ctx: AppContext) => {
     .onStop(() => sends.stop())
     .post(
       "/api/conversations/:id/messages",
-      ({ me, params, body, set }) => {
+      async ({ me, params, body, set }) => {
         const wait = sends.take(me.id);
         if (wait > 0) throw new AppError("rate_limited", "too many messages, slow down", undefined, wait);
-        const { created, message } = sendMessage(ctx, me, params.id, body);
+        const { created, message } = await sendMessage(ctx, me, params.id, body);
         set.status = created ? 201 : 200;
         return message;
       },

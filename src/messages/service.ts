@@ -69,13 +69,14 @@ const sendStatements = (db: Tx) =>
  * mention notifications, all in one transaction. A repeated client_msg_id returns the
  * stored message with `created: false` and appends nothing.
  */
-export function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): { created: boolean; message: Message } {
+export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): Promise<{ created: boolean; message: Message }> {
   const type = input.message_type ?? "text";
   if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
   const content = cleanContent(input.content);
   const started = performance.now();
   const q = sendStatements(ctx.db);
-  const result = ctx.events.write((w) => {
+  // Sends are the hot path: they share group commits (EventLog.writeBatched).
+  const result = await ctx.events.writeBatched((w) => {
     if (!memberRow(w.tx, conversationId, me.id)) throw notFound("conversation");
     if (input.client_msg_id !== undefined) {
       const prior = q.byClientId.get({ c: conversationId, s: me.id, k: input.client_msg_id });

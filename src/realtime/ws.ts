@@ -17,7 +17,7 @@ import type { Tickets } from "./tickets";
 
 /** What a handler gets: the socket, its user (fresh from the database) and the request id. */
 interface Call { state: SocketState; me: () => UserRow; requestId?: string }
-type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void;
+type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void | Promise<void>;
 
 const REPLAY_PAGE = 1000;
 
@@ -35,8 +35,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       call.state.closing = true;
       call.state.ws.close(1000, "bye");
     },
-    "message.send": (call, d) => {
-      const { created, message } = sendMessage(ctx, call.me(), d.conversation_id, d);
+    "message.send": async (call, d) => {
+      const { created, message } = await sendMessage(ctx, call.me(), d.conversation_id, d);
       // A retried send publishes nothing; the requester still learns the stored message.
       if (!created && call.requestId !== undefined) reply(call, "message.receive", message);
       ack(call, "message.send", message);
@@ -89,13 +89,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     const state = hub.stateOf(ws);
     if (!state || state.closing) return;
     const { type: rawType, request_id } = frameIdentity(raw);
-    try {
-      const f = parseFrame(raw);
-      ctx.metrics.framesIn.inc({ type: f.type });
-      if (f.type !== "ping") rateLimit(state);
-      const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
-      (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
-    } catch (e) {
+    const fail = (e: unknown) => {
       if (!(e instanceof AppError)) ctx.log.error({ err: e, user_id: state.userId, frame_type: rawType }, "frame handler failed");
       const err = e instanceof AppError ? e : new AppError("internal", "internal error");
       if (err.code !== "rate_limited") ctx.metrics.framesIn.inc({ type: "rejected" });
@@ -103,6 +97,16 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (err.details !== undefined) extra.details = err.details;
       if (err.retryAfterMs !== undefined) extra.retry_after_ms = err.retryAfterMs;
       if (!state.closing) hub.send(state, "error", errorFrame(err.code, err.message, rawType, request_id, extra));
+    };
+    try {
+      const f = parseFrame(raw);
+      ctx.metrics.framesIn.inc({ type: f.type });
+      if (f.type !== "ping") rateLimit(state);
+      const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
+      const done = (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
+      if (done instanceof Promise) done.catch(fail);
+    } catch (e) {
+      fail(e);
     }
   }
 

@@ -1,22 +1,12 @@
 /** The benchmark scenarios. Each returns one JSON-able summary. */
 import { join } from "node:path";
-import { clientMeter, createGroups, Deliveries, drain, openSocket, registerUsers, sendOpenLoop, wsUrl, type Group } from "./lib/load";
+import { clientMeter, createGroups, Deliveries, drain, openSocket, pool, registerUsers, sendOpenLoop, wsUrl, type Group } from "./lib/load";
 import { startParley, type ServerUnderTest } from "./lib/server";
 import { fileSizeMb, percentiles, round } from "./lib/stats";
 
 const PAD = "x".repeat(40);
 
-async function connectAll<T>(count: number, concurrency: number, open: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array(count);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (next < count) {
-      const i = next++;
-      out[i] = await open(i);
-    }
-  }));
-  return out;
-}
+const connectAll = pool;
 
 export interface SendScenario {
   name: string;

@@ -9,7 +9,8 @@ import { clientCpuSeconds, percentiles, round } from "./stats";
 export interface Member { token: string; userId: string }
 export interface Group { id: string; members: Member[] }
 
-async function pool<T>(items: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+/** Runs fn(0 … items-1) with at most `concurrency` at a time. */
+export async function pool<T>(items: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array(items);
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(concurrency, items) }, async () => {
@@ -135,7 +136,9 @@ export async function sendOpenLoop(opts: {
   let errors = 0;
   const start = performance.now();
   let behind = 0;
-  while (i < total) {
+  // Stops at the end of the schedule even if the server (or this client) fell behind.
+  const deadline = start + opts.seconds * 1000;
+  while (i < total && performance.now() < deadline) {
     const elapsed = performance.now() - start;
     const due = Math.min(total, Math.floor((elapsed / 1000) * opts.rate) + 1);
     while (i < due && inFlight < opts.maxInFlight) {
