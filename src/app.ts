@@ -122,7 +122,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     closed = true;
     clearInterval(pruneTimer);
     hub.stop();
-    await app.stop(false);
+    if (app.server) await app.stop(false);
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
     db.$client.run("PRAGMA wal_checkpoint(TRUNCATE)");
     db.$client.close();

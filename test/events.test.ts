@@ -120,6 +120,25 @@ describe("the event log", () => {
     }
   });
 
+  test("pruning removes exactly the events older than the retention", async () => {
+    const own = await startServer();
+    try {
+      const a = await own.register();
+      for (let i = 0; i < 9; i++) await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: `n${i}` } });
+      const seqs = (await eventsOf(own, a.token)).map((e) => e.seq);
+      // Age the first five: one hour old, one minute apart.
+      const base = Date.now() - 3600_000;
+      seqs.slice(0, 5).forEach((seq, i) => own.app.ctx.db.$client.run("UPDATE events SET created_at = ? WHERE seq = ?", [base + i * 60_000, seq]));
+      expect(own.app.ctx.events.prune(3600_000 - 150_000)).toBe(3);
+      expect(own.app.ctx.events.prunedThrough()).toBe(seqs[2]!);
+      expect((await own.api("GET", `/api/events?since=${seqs[2]}`, { token: a.token })).body.items.map((e: any) => e.seq)).toEqual(seqs.slice(3));
+      expect((await own.api("GET", `/api/events?since=${seqs[1]}`, { token: a.token })).status).toBe(410);
+      expect(own.app.ctx.events.prune(3600_000 - 150_000)).toBe(0);
+    } finally {
+      await own.stop();
+    }
+  });
+
   test("appended events are counted in /metrics", async () => {
     const a = await s.register();
     await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "counted" } });
@@ -145,6 +164,8 @@ describe("indexes", () => {
       // history page and unread count
       "SELECT id FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT 50",
       "SELECT count(*) FROM messages WHERE conversation_id = ? AND id > ? AND sender_id != ? AND deleted_at IS NULL",
+      // pruning's binary search probe
+      "SELECT seq, created_at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1",
       "SELECT * FROM friendships WHERE pair_key = ?",
     ];
     for (const q of queries) {

@@ -22,6 +22,18 @@ describe("authentication on /api", () => {
     }
   });
 
+  test("a token that was accepted before still expires on time (JWT_TTL)", async () => {
+    const short = await startServer({ jwtTtlSeconds: 1 });
+    try {
+      const a = await short.register();
+      expect((await short.api("GET", "/api/users/me", { token: a.token })).status).toBe(200);
+      await Bun.sleep(1500);
+      expect((await short.api("GET", "/api/users/me", { token: a.token })).status).toBe(401);
+    } finally {
+      await short.stop();
+    }
+  });
+
   test("a token of a user that no longer exists is 401", async () => {
     const gone = await s.register("gone_user");
     s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone.user.id]);

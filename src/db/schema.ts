@@ -89,7 +89,8 @@ export const events = sqliteTable(
     data: text().notNull(),
     createdAt: integer("created_at").notNull(),
   },
-  (t) => [index("events_topic_seq").on(t.topic, t.seq), index("events_created_at").on(t.createdAt)],
+  // No index on created_at: pruning finds its cutoff by binary search over seq.
+  (t) => [index("events_topic_seq").on(t.topic, t.seq)],
 );
 
 /** Small key/value facts about the database itself (e.g. how far the event log was pruned). */

@@ -187,12 +187,33 @@ export class EventLog {
   prune(maxAgeMs: number, now = Date.now()): number {
     const sqlite = this.db.$client;
     return sqlite.transaction(() => {
-      const cutoff = now - maxAgeMs;
-      const top = sqlite.query("SELECT max(seq) AS seq FROM events WHERE created_at < ?").get(cutoff) as { seq: number | null };
-      if (top.seq === null) return 0;
-      const { changes } = sqlite.run("DELETE FROM events WHERE seq <= ?", [top.seq]);
-      sqlite.run("INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(top.seq)]);
+      const top = this.lastSeqBefore(now - maxAgeMs);
+      if (top === null) return 0;
+      const { changes } = sqlite.run("DELETE FROM events WHERE seq <= ?", [top]);
+      sqlite.run("INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(top)]);
       return changes;
     })();
+  }
+
+  /**
+   * The highest seq of an event created before `cutoff`, by binary search over seq: times
+   * grow with seq, so this needs no index on created_at (one less index to update on every
+   * appended event).
+   */
+  private lastSeqBefore(cutoff: number): number | null {
+    const sqlite = this.db.$client;
+    const bounds = sqlite.query("SELECT min(seq) AS lo, max(seq) AS hi FROM events").all()[0] as { lo: number | null; hi: number | null };
+    if (bounds.lo === null || bounds.hi === null) return null;
+    const at = sqlite.query("SELECT seq, created_at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1");
+    let [lo, hi, found] = [bounds.lo, bounds.hi, null as number | null];
+    while (lo <= hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const row = at.all(mid)[0] as { seq: number; created_at: number } | undefined;
+      if (row && row.created_at < cutoff) {
+        found = row.seq;
+        lo = row.seq + 1;
+      } else hi = mid - 1;
+    }
+    return found;
   }
 }

@@ -31,6 +31,11 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     sockets[g]![m] = await openSocket(wsUrl(sut, groups[g]!, groups[g]!.members[m]!), d.handler(m));
   });
   await Bun.sleep(200);
+  // A WebSocket send is done when the sender's own socket receives the message.
+  const echoes = new Map<number, () => void>();
+  d.onArrival = (i, m) => {
+    if (m === Math.floor(i / s.groups) % s.members) echoes.get(i)?.();
+  };
 
   const before = sut.stats();
   const meter = clientMeter();
@@ -47,7 +52,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       const content = `#${i}#${PAD}`;
       if (s.via === "ws") {
         sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content } }));
-        return true;
+        return new Promise<boolean>((resolve) => echoes.set(i, () => (echoes.delete(i), resolve(true))));
       }
       return sendRest(sut, group, m, content);
     },

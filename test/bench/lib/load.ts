@@ -81,6 +81,8 @@ export class Deliveries {
   count = 0;
   duplicates = 0;
   lastArrival = 0;
+  /** Called on each first arrival (WebSocket sends complete when the sender's own copy arrives). */
+  onArrival: ((i: number, memberIndex: number) => void) | null = null;
 
   constructor(readonly messages: number, readonly membersPerGroup: number) {
     this.sendTimes = new Float64Array(messages);
@@ -104,6 +106,7 @@ export class Deliveries {
       }
       this.latencies[this.count++] = now - this.sendTimes[i]!;
       this.lastArrival = now;
+      this.onArrival?.(i, memberIndex);
     };
   }
 }
