@@ -11,7 +11,7 @@ const dir = mkdtempSync(join(tmpdir(), "parley-smoke-"));
 copyFileSync(binary, join(dir, "parley"));
 chmodSync(join(dir, "parley"), 0o755);
 
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = 10000 + Math.floor(Math.random() * 20000);
 const started = performance.now();
 const proc = Bun.spawn(["./parley"], { cwd: dir, env: { ...process.env, PORT: String(port), HOST: "127.0.0.1" }, stdout: "ignore", stderr: "inherit" });
 const base = `http://127.0.0.1:${port}`;

@@ -18,7 +18,8 @@ export interface ServerUnderTest {
   stop: () => Promise<void>;
 }
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
+// Below the ephemeral range (32768–60999), so a client socket never holds it.
+const freePort = () => 10000 + Math.floor(Math.random() * 20000);
 
 async function waitHealthy(base: string, proc: Subprocess, timeoutMs = 15_000) {
   const deadline = performance.now() + timeoutMs;
