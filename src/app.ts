@@ -48,7 +48,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     metrics: new Metrics(),
     tokens,
     accounts: new AccountService(db, config),
-    events: new EventLog(db),
+    events: new EventLog(db, (err) => log.error({ err }, "after-commit listener failed")),
     instance: Bun.randomUUIDv7(),
   };
   ctx.events.onCommit((events) => {
@@ -72,7 +72,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const tickets = new Tickets(config.ticketTtlMs);
 
   const app = new Elysia({
-    serve: { maxRequestBodySize: 4 * BODY_LIMIT },
+    // Above BODY_LIMIT on purpose: bodies up to this size reach our parser, which answers 413
+    // in the contract's error format; Bun's own (plain) 413 is only the last resort.
+    serve: { maxRequestBodySize: 16 * BODY_LIMIT },
     websocket: {
       maxPayloadLength: BODY_LIMIT,
       // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer (with an alert and

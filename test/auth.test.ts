@@ -115,6 +115,13 @@ describe("login", () => {
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
   });
 
+  test("parallel guesses cannot slip past the limit", async () => {
+    await s.register("login_parallel");
+    const results = await Promise.all(Array.from({ length: 12 }, () => s.api("POST", "/api/auth/login", { body: { username: "login_parallel", password: "wrongwrong" } })));
+    expect(results.filter((r) => r.status === 401).length).toBeLessThanOrEqual(3);
+    expect(results.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(9);
+  });
+
   test("failures are rate limited per client address across usernames", async () => {
     const own = await startServer({ loginMaxFailures: 100, loginMaxFailuresPerAddress: 4 });
     try {

@@ -90,11 +90,31 @@ describe("groups", () => {
     }
   });
 
+  test("a group's conversation.create is stored once for all members; added members see the history as unread", async () => {
+    const [o, a, b, late] = await users(4);
+    const payloads = () => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM event_payloads").all()[0] as { n: number }).n;
+    const before = payloads();
+    const { body: g } = await group(o!, [a!, b!]);
+    expect(payloads()).toBe(before + 1);
+    for (const who of [o!, a!, b!]) {
+      const create = (await eventsOf(s, who.token)).find((e) => e.type === "conversation.create" && e.data.id === g.id)!;
+      expect(create.data).toMatchObject({ id: g.id, title: "Team", unread_count: 0 });
+      expect(create.data.members).toHaveLength(3);
+    }
+    for (let i = 0; i < 3; i++) await s.api("POST", `/api/conversations/${g.id}/messages`, { token: a!.token, body: { content: `m${i}` } });
+    await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [late!.user.id] } });
+    const added = (await eventsOf(s, late!.token)).find((e) => e.type === "conversation.create")!;
+    expect(added.data.unread_count).toBe(3);
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: late!.token })).body.unread_count).toBe(3);
+  });
+
   test("title 1–100 characters, unknown member ids 422 naming them, at most MAX_GROUP_MEMBERS", async () => {
     const [o, m] = await users(2);
     expect((await group(o!, [], "")).status).toBe(422);
     expect((await group(o!, [], "   ")).status).toBe(422);
     expect((await group(o!, [], "x".repeat(101))).status).toBe(422);
+    expect((await group(o!, [], "🎉".repeat(101))).status).toBe(422);
+    expect((await group(o!, [], "🎉".repeat(100))).status).toBe(201); // characters, not UTF-16 units
     const unknown = await s.api("POST", "/api/conversations", { token: o!.token, body: { type: "group", title: "t", member_ids: [m!.user.id, "ghost1", "ghost2"] } });
     expect(unknown.status).toBe(422);
     expect(unknown.body.error.details[0].user_ids).toEqual(["ghost1", "ghost2"]);
@@ -254,5 +274,10 @@ describe("user.update", () => {
     const got = await Promise.all([me!, friend!, partner!, stranger!].map(async (u, i) => (await eventsOf(s, u.token, seqs[i])).filter((e) => e.type === "user.update")));
     expect(got.map((g) => g.length)).toEqual([1, 1, 1, 0]);
     expect(got[1]![0]!.data).toMatchObject({ id: me!.user.id, display_name: "New Name" });
+    // A patch that changes nothing tells nobody.
+    const after = await lastSeq(s, friend!.token);
+    await s.api("PATCH", "/api/users/me", { token: me!.token, body: { display_name: "New Name" } });
+    await s.api("PATCH", "/api/users/me", { token: me!.token, body: {} });
+    expect(await eventsOf(s, friend!.token, after)).toEqual([]);
   });
 });

@@ -34,6 +34,18 @@ describe("frame rate", () => {
     expect(ws.closed).toBeNull();
   });
 
+  test("bad frames count against the limit too", async () => {
+    const s = await server({ wsFramesPerMinute: 5 });
+    const a = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    for (let i = 0; i < 5; i++) {
+      ws.ws.send("garbage");
+      expect((await ws.next("error")).error.code).toBe("bad_request");
+    }
+    ws.ws.send("garbage");
+    expect((await ws.next("error")).error.code).toBe("rate_limited");
+  });
+
   test("a client that keeps sending at more than twice the limit is closed with 1008", async () => {
     const s = await server({ wsFramesPerMinute: 5 });
     const a = await s.register();
@@ -62,6 +74,18 @@ describe("frame size and connection count", () => {
     expect(res.status).toBe(429);
     expect(((await res.json()) as any).error.code).toBe("rate_limited");
     expect(res.headers.get("retry-after")).toBeString();
+    // Upgrades racing each other cannot get past the cap either.
+    const racing = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        new Promise<number>((resolve) => {
+          const w = new WebSocket(`${s.wsBase}/ws/user?token=${a.token}`);
+          w.onclose = (ev) => resolve(ev.code);
+          w.onerror = () => {};
+        }),
+      ),
+    );
+    expect(racing.every((code) => code === 1013 || code === 1006 || code === 1002)).toBe(true);
+    expect(s.app.hub.connectionsOf(a.user.id)).toBe(2);
     open[0]!.close();
     await open[0]!.waitClosed();
     await Bun.sleep(50);
@@ -105,9 +129,26 @@ function parseFrames(bytes: Buffer): [number, Buffer][] {
   return out;
 }
 
+/** Frames of one connection, until it closes or its replay completes. */
+function collectUntilClosedOrSynced(url: string): Promise<any[]> {
+  return new Promise((resolve) => {
+    const frames: any[] = [];
+    const ws = new WebSocket(url);
+    ws.onmessage = (ev) => {
+      const f = JSON.parse(String(ev.data));
+      frames.push(f);
+      if (f.type === "sync.complete") {
+        ws.close();
+        resolve(frames);
+      }
+    };
+    ws.onclose = () => resolve(frames);
+  });
+}
+
 describe("slow consumers", () => {
   test("a socket that stops reading gets alert slow_consumer and close 1013; the others receive at full speed", async () => {
-    const s = await server({ maxBufferedBytes: 65536, slowConsumerCheckMs: 50, sendsPerMinute: 10_000_000 });
+    const s = await server({ maxBufferedBytes: 1024 * 1024, slowConsumerCheckMs: 100, sendsPerMinute: 10_000_000 });
     const [sender, stalled, healthy] = [await s.register(), await s.register(), await s.register()];
     const { body: g } = await s.api("POST", "/api/conversations", { token: sender.token, body: { type: "group", title: "t", member_ids: [stalled.user.id, healthy.user.id] } });
     const good = await TestSocket.connect(`${s.wsBase}/ws/user?token=${healthy.token}`);
@@ -117,7 +158,7 @@ describe("slow consumers", () => {
     slow.sock.pause(); // stop reading: the kernel buffers fill, then the server's.
 
     const payload = "y".repeat(3500);
-    const COUNT = 4000;
+    const COUNT = 6000;
     const batch = 50;
     for (let i = 0; i < COUNT; i += batch)
       await Promise.all(Array.from({ length: batch }, (_, j) => s.api("POST", `/api/conversations/${g.id}/messages`, { token: sender.token, body: { content: `${i + j} ${payload}` } })));
@@ -138,12 +179,17 @@ describe("slow consumers", () => {
     const close = frames.find(([op]) => op === 8);
     expect(close?.[1].readUInt16BE(0)).toBe(1013);
 
-    // It recovers everything with since.
-    const lastSeen = Math.max(...texts.filter((f) => f.seq).map((f) => f.seq), texts.find((f) => f.type === "connect").data.last_seq);
-    const back = await TestSocket.connect(`${s.wsBase}/ws/user?token=${stalled.token}&since=${lastSeen}`);
-    const got = texts.filter((f) => f.type === "message.receive").length + back.all("message.receive").length;
+    // It recovers everything with since: a backlog bigger than the buffer limit comes in
+    // pieces (each cut with 1013), each resuming from the last seq received.
+    let since = Math.max(...texts.filter((f) => f.seq).map((f) => f.seq), texts.find((f) => f.type === "connect").data.last_seq);
+    let got = texts.filter((f) => f.type === "message.receive").length;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const frames = await collectUntilClosedOrSynced(`${s.wsBase}/ws/user?token=${stalled.token}&since=${since}`);
+      got += frames.filter((f) => f.type === "message.receive").length;
+      since = Math.max(since, ...frames.filter((f) => f.seq).map((f) => f.seq));
+      if (frames.some((f) => f.type === "sync.complete")) break;
+    }
     expect(got).toBe(COUNT);
-    back.close();
     good.close();
   }, 60_000);
 });

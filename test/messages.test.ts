@@ -158,6 +158,10 @@ describe("history", () => {
     expect((await history(a!, conv, "?limit=101")).status).toBe(422);
     expect((await history(a!, conv, "?limit=ten")).status).toBe(400);
     expect((await history(a!, conv, "?before=x&after=y")).status).toBe(422);
+    expect((await history(a!, conv, "?before=not-a-message")).status).toBe(422);
+    const other = await groupOf(a!, []);
+    const { body: elsewhere } = await send(a!, other, { content: "x" });
+    expect((await history(a!, conv, `?after=${elsewhere.id}`)).status).toBe(422);
     expect((await history(a!, conv, "?cursor=garbage")).status).toBe(400);
   });
 });

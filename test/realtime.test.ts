@@ -305,6 +305,17 @@ describe("typing and active conversations", () => {
     await wa.waitFor(isMsg("still here"));
   });
 
+  test("a member removed while active is announced inactive to the others", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    await wb.request("conversation.join", { conversation_id: conv });
+    await wa.waitFor((f) => f.type === "conversation.user_active");
+    const inactive = wa.next("conversation.user_inactive");
+    await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token });
+    expect((await inactive).data).toEqual({ conversation_id: conv, user_id: b!.user.id });
+  });
+
   test("conversation.load pages the conversation list", async () => {
     const [a, b] = await users(2);
     for (let i = 0; i < 3; i++) await group(a!, [b!], `load${i}`);

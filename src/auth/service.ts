@@ -2,7 +2,8 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import type { DB } from "../db/client";
 import { users, type UserRow } from "../db/schema";
-import { AppError, conflict, invalid } from "../errors";
+import { AppError, conflict } from "../errors";
+import { cleanDisplayName } from "../users/service";
 import { FailureWindow } from "../lib/rate-limit";
 
 export interface Credentials { username: string; password: string }
@@ -27,8 +28,7 @@ export class AccountService {
   /** Creates an account. Hashing happens before (outside) the write. */
   async register(input: Credentials & { display_name?: string }): Promise<UserRow> {
     const username = input.username.toLowerCase();
-    const displayName = input.display_name === undefined ? username : input.display_name.trim();
-    if (!displayName) throw invalid("display_name", "must not be blank");
+    const displayName = input.display_name === undefined ? username : cleanDisplayName(input.display_name);
     if (this.db.select({ id: users.id }).from(users).where(eq(users.username, username)).get())
       throw conflict("username is taken");
     const passwordHash = await this.hash(input.password);
@@ -51,17 +51,18 @@ export class AccountService {
     const username = input.username.toLowerCase();
     const wait = Math.max(this.byUsername.blockedFor(username), this.byAddress.blockedFor(address));
     if (wait > 0) throw new AppError("rate_limited", "too many failed logins, try again later", undefined, wait);
+    // Counted as a failure before the (slow) check, so parallel guesses cannot all slip
+    // under the limit; taken back if it succeeds.
+    this.byUsername.fail(username);
+    this.byAddress.fail(address);
 
     const row = this.db.select().from(users).where(eq(users.username, username)).get();
     const ok = row
       ? await Bun.password.verify(input.password, row.passwordHash)
       : (await Bun.password.verify(input.password, await (dummyHash ??= this.hash("not-a-real-password"))), false);
-    if (!row || !ok) {
-      this.byUsername.fail(username);
-      this.byAddress.fail(address);
-      throw new AppError("unauthorized", "wrong username or password");
-    }
+    if (!row || !ok) throw new AppError("unauthorized", "wrong username or password");
     this.byUsername.reset(username);
+    this.byAddress.forgive(address);
     return row;
   }
 }

@@ -23,7 +23,7 @@ export const conversationRoutes = (ctx: AppContext) =>
     })
     .get("/:id", ({ me, params }) => getConversation(ctx, me.id, params.id), { detail: { summary: "One conversation (members only)" } })
     .patch("/:id", ({ me, params, body }) => renameConversation(ctx, me, params.id, body.title), {
-      body: t.Object({ title: t.Optional(t.String({ minLength: 1, maxLength: 100 })) }),
+      body: t.Object({ title: t.Optional(t.String({ minLength: 1, maxLength: 400, description: "1–100 characters" })) }),
       detail: { summary: "Rename a group (owner/admin)" },
     })
     .delete(

@@ -24,9 +24,32 @@ export function requireMember(db: DB | Tx, conversationId: string, userId: strin
 
 const isManager = (role: Role) => role === "owner" || role === "admin";
 
-/** Announces each new member's view of the conversation on their own topic. */
+/**
+ * Announces the conversation to each new member, on their own topic, as they see it. The
+ * view is built once: only a direct conversation's title and the unread count differ per
+ * member, and members with the same view share one stored payload (a 1,000-member group
+ * stores its member list once, not 1,000 times).
+ */
 function announceCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
-  for (const id of userIds) w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
+  if (conv.type === "direct") {
+    for (const id of userIds) w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
+    return;
+  }
+  const base = viewConversation(w.tx, conv, userIds[0]!);
+  // New members have no read position: everything not their own and not deleted is unread.
+  const sent = w.tx.$client
+    .query("SELECT sender_id AS id, count(*) AS n FROM messages WHERE conversation_id = ? AND deleted_at IS NULL GROUP BY sender_id")
+    .all(conv.id) as { id: string; n: number }[];
+  const total = sent.reduce((sum, r) => sum + r.n, 0);
+  const own = new Map(sent.map((r) => [r.id, r.n]));
+  const byUnread = new Map<number, string[]>();
+  for (const id of userIds) {
+    const unread = total - (own.get(id) ?? 0);
+    let topics = byUnread.get(unread);
+    if (!topics) byUnread.set(unread, (topics = []));
+    topics.push(userTopic(id));
+  }
+  for (const [unread, topics] of byUnread) w.emitMany(topics, "conversation.create", { ...base, unread_count: unread });
 }
 
 function announceUpdate(w: Writer, conv: ConversationRow) {
@@ -64,9 +87,16 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
   });
 }
 
-export function createGroup(ctx: AppContext, me: UserRow, title: string, memberIds: string[]): Conversation {
-  const name = title.trim();
+/** A group title: trimmed, 1–100 characters (counted as characters, not UTF-16 units). */
+function cleanTitle(raw: string): string {
+  const name = raw.trim();
   if (!name) throw invalid("title", "must not be blank");
+  if ([...name].length > 100) throw invalid("title", "at most 100 characters");
+  return name;
+}
+
+export function createGroup(ctx: AppContext, me: UserRow, title: string, memberIds: string[]): Conversation {
+  const name = cleanTitle(title);
   const others = [...new Set(memberIds)].filter((id) => id !== me.id);
   if (others.length + 1 > ctx.config.maxGroupMembers) throw invalid("member_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
   return ctx.events.write((w) => {
@@ -148,8 +178,7 @@ export function renameConversation(ctx: AppContext, me: UserRow, id: string, tit
   return ctx.events.write((w) => {
     const { conv } = requireGroupManager(w, id, me.id);
     if (title === undefined) return viewConversation(w.tx, conv, me.id);
-    const name = title.trim();
-    if (!name) throw invalid("title", "must not be blank");
+    const name = cleanTitle(title);
     if (name === conv.title) return viewConversation(w.tx, conv, me.id);
     const updated = w.tx.update(conversations).set({ title: name, updatedAt: Date.now() }).where(eq(conversations.id, id)).returning().get()!;
     announceUpdate(w, updated);
@@ -187,8 +216,10 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
     const now = Date.now();
     insertMembers(w, added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now })));
     const updated = touch(w, id);
-    announceCreate(w, updated, added);
+    // The update first, while only the existing members' sockets follow the conversation;
+    // the added members learn of it through their conversation.create.
     announceUpdate(w, updated);
+    announceCreate(w, updated, added);
     return viewConversation(w.tx, updated, me.id);
   });
 }

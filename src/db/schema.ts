@@ -85,13 +85,23 @@ export const events = sqliteTable(
     /** `user:<id>` or `conv:<id>`. */
     topic: text().notNull(),
     type: text().notNull(),
-    /** JSON. */
+    /** JSON; "" when the data is in event_payloads (shared by many events). */
     data: text().notNull(),
+    payloadId: integer("payload_id"),
     createdAt: integer("created_at").notNull(),
   },
   // No index on created_at: pruning finds its cutoff by binary search over seq.
-  (t) => [index("events_topic_seq").on(t.topic, t.seq)],
+  (t) => [index("events_topic_seq").on(t.topic, t.seq), index("events_payload_id").on(t.payloadId).where(sql`${t.payloadId} IS NOT NULL`)],
 );
+
+/**
+ * Event data shared by many events of one change (a group's `conversation.create` to each
+ * of up to MAX_GROUP_MEMBERS members), stored once instead of once per member.
+ */
+export const eventPayloads = sqliteTable("event_payloads", {
+  id: integer().primaryKey({ autoIncrement: true }),
+  data: text().notNull(),
+});
 
 /** Small key/value facts about the database itself (e.g. how far the event log was pruned). */
 export const meta = sqliteTable("meta", {

@@ -32,11 +32,16 @@ export interface Writer {
   tx: Tx;
   /** Appends an event to the log, in this transaction. */
   emit(topic: string, type: string, data: unknown): void;
+  /** Appends the same event to many topics, its data serialised and stored once. */
+  emitMany(topics: string[], type: string, data: unknown): void;
 }
 
 interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void }
 
 export type CommitListener = (events: StoredEvent[]) => void;
+
+/** How many seqs one replay query looks at. */
+const REPLAY_WINDOW = 5000;
 
 export const userTopic = (userId: string) => `user:${userId}`;
 export const convTopic = (conversationId: string) => `conv:${conversationId}`;
@@ -46,6 +51,8 @@ export interface EventRow { seq: number; type: string; data: string; created_at:
 export class EventLog {
   private listeners: CommitListener[] = [];
   private insert: Statement;
+  private insertShared: Statement;
+  private insertPayload: Statement;
   private replayQuery: Statement<EventRow>;
   private inWrite = false;
   /** bun:sqlite's transaction wrapper, made once: BEGIN, the callback, COMMIT (ROLLBACK on throw). */
@@ -54,18 +61,24 @@ export class EventLog {
   private release: Statement;
   private rollbackTo: Statement;
 
-  constructor(private db: DB) {
+  constructor(
+    private db: DB,
+    private onListenerError: (err: unknown) => void = (err) => console.error(err),
+  ) {
     const sqlite = db.$client;
     this.transaction = sqlite.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.savepoint = sqlite.prepare("SAVEPOINT change");
     this.release = sqlite.prepare("RELEASE change");
     this.rollbackTo = sqlite.prepare("ROLLBACK TO change");
     this.insert = sqlite.prepare("INSERT INTO events (topic, type, data, created_at) VALUES (?, ?, ?, ?)");
+    this.insertShared = sqlite.prepare("INSERT INTO events (topic, type, data, payload_id, created_at) VALUES (?, ?, '', ?, ?)");
+    this.insertPayload = sqlite.prepare("INSERT INTO event_payloads (data) VALUES (?)");
     // A user's stream: their own topic and the topics of the conversations they are in now.
     this.replayQuery = sqlite.prepare(
-      `SELECT seq, type, data, created_at FROM events
-       WHERE seq > ?1 AND (topic = 'user:' || ?2 OR topic IN (SELECT 'conv:' || conversation_id FROM conversation_members WHERE user_id = ?2))
-       ORDER BY seq LIMIT ?3`,
+      `SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id
+       WHERE e.seq > ?1 AND e.seq <= ?4
+         AND (e.topic = 'user:' || ?2 OR e.topic IN (SELECT 'conv:' || conversation_id FROM conversation_members WHERE user_id = ?2))
+       ORDER BY e.seq LIMIT ?3`,
     );
   }
 
@@ -148,24 +161,41 @@ export class EventLog {
         const { lastInsertRowid } = this.insert.run(topic, type, json, now);
         pending.push({ seq: Number(lastInsertRowid), topic, type, data, json, timestamp: iso(now) });
       },
+      emitMany: (topics, type, data) => {
+        const now = Date.now();
+        const json = JSON.stringify(data);
+        const payload = Number(this.insertPayload.run(json).lastInsertRowid);
+        for (const topic of topics) {
+          const { lastInsertRowid } = this.insertShared.run(topic, type, payload, now);
+          pending.push({ seq: Number(lastInsertRowid), topic, type, data, json, timestamp: iso(now) });
+        }
+      },
     });
     if (r instanceof Promise) throw new Error("EventLog.write needs a synchronous function");
     return r;
   }
 
+  /** Hands committed events to the listeners; a failing listener is logged, never rethrown (the change has committed). */
   private publish(events: StoredEvent[]) {
-    if (events.length) for (const listener of this.listeners) listener(events);
+    if (!events.length) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(events);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
   }
 
   /** The highest seq ever appended (0 for an empty log). */
   lastSeq(): number {
-    const row = this.db.$client.query("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | null;
+    const row = this.db.$client.query("SELECT seq FROM sqlite_sequence WHERE name = 'events'").all()[0] as { seq: number } | undefined;
     return row?.seq ?? 0;
   }
 
   /** The highest seq that pruning removed; a `since` below it cannot be served. */
   prunedThrough(): number {
-    const row = this.db.$client.query("SELECT value FROM meta WHERE key = 'events_pruned_through'").get() as { value: string } | null;
+    const row = this.db.$client.query("SELECT value FROM meta WHERE key = 'events_pruned_through'").all()[0] as { value: string } | undefined;
     return row ? Number(row.value) : 0;
   }
 
@@ -177,10 +207,19 @@ export class EventLog {
     return this.replayRaw(userId, since, limit).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
   }
 
-  /** As replay, with `data` left as the stored JSON text (for frames). */
+  /**
+   * As replay, with `data` left as the stored JSON text (for frames). Reads the log in
+   * windows of seq, so each query sorts at most one window, however long the backlog.
+   * `since` past the end of the log (a restored backup, a client from another server) is
+   * a sync_reset too: the client's position means nothing here.
+   */
   replayRaw(userId: string, since: number, limit: number): EventRow[] {
-    if (since < this.prunedThrough()) throw new AppError("sync_reset", "since is older than the retained event log; reload through REST");
-    return this.replayQuery.all(since, userId, limit);
+    const last = this.lastSeq();
+    if (since < this.prunedThrough() || since > last) throw new AppError("sync_reset", "since is outside the retained event log; reload through REST");
+    const rows: EventRow[] = [];
+    for (let from = since; from < last && rows.length < limit; from += REPLAY_WINDOW)
+      rows.push(...this.replayQuery.all(from, userId, limit - rows.length, from + REPLAY_WINDOW));
+    return rows;
   }
 
   /** Deletes events older than `maxAgeMs`; remembers how far it went. Returns how many were deleted. */
@@ -190,6 +229,7 @@ export class EventLog {
       const top = this.lastSeqBefore(now - maxAgeMs);
       if (top === null) return 0;
       const { changes } = sqlite.run("DELETE FROM events WHERE seq <= ?", [top]);
+      sqlite.run("DELETE FROM event_payloads WHERE id NOT IN (SELECT payload_id FROM events WHERE payload_id IS NOT NULL)");
       sqlite.run("INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(top)]);
       return changes;
     })();

@@ -26,7 +26,8 @@ function validationDetails(error: ValidationError) {
 
 export function toAppError(code: string | number, error: unknown): AppError | null {
   if (error instanceof AppError) return error;
-  if (code === "VALIDATION" && error instanceof ValidationError) {
+  // A response that fails its own schema is our bug (500), not the client's input.
+  if (code === "VALIDATION" && error instanceof ValidationError && error.type !== "response") {
     const details = validationDetails(error);
     return new AppError("validation_failed", `invalid ${error.type}: ${details.map((d) => d.field).join(", ")}`, details);
   }

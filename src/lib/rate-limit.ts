@@ -10,6 +10,11 @@ export class TokenBucket {
     this.tokens = capacity;
     this.last = now;
   }
+  /** Whether the bucket has refilled completely (it is then the same as a new one). */
+  isFull(now = performance.now()): boolean {
+    return this.tokens + ((now - this.last) * this.perMinute) / 60000 >= this.capacity;
+  }
+
   /** Takes a token; returns 0 when allowed, otherwise the milliseconds until one is available. */
   take(now = performance.now()): number {
     this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) * this.perMinute) / 60000);
@@ -29,7 +34,9 @@ export class KeyedBuckets {
   constructor(private capacity: number, private perMinute: number) {
     // A bucket idle for longer than a full refill is indistinguishable from a new one.
     const refillMs = (capacity / perMinute) * 60000;
-    this.sweeper = setInterval(() => this.buckets.clear(), Math.max(refillMs, 60000));
+    this.sweeper = setInterval(() => {
+      for (const [key, bucket] of this.buckets) if (bucket.isFull()) this.buckets.delete(key);
+    }, Math.max(refillMs, 60000));
     this.sweeper.unref();
   }
   take(key: string): number {
@@ -57,4 +64,9 @@ export class FailureWindow {
     if (this.entries.size > 100_000) for (const [k, v] of this.entries) if (v.resetAt <= now) this.entries.delete(k);
   }
   reset(key: string) { this.entries.delete(key); }
+  /** Takes back one counted failure (an attempt counted up front that succeeded). */
+  forgive(key: string) {
+    const e = this.entries.get(key);
+    if (e && e.count > 0) e.count--;
+  }
 }

@@ -138,7 +138,11 @@ export function listMessages(ctx: AppContext, me: UserRow, conversationId: strin
   requireMember(ctx.db, conversationId, me.id);
   if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
   const fromCursor = decodeCursor(q.cursor, isHistoryCursor);
-  const [direction, bound] = fromCursor ?? (q.after !== undefined ? ["after", q.after] : ["before", q.before]);
+  // An empty `after` means "from the first message"; any other bound must be a message here.
+  for (const [field, id] of [["before", q.before], ["after", q.after]] as const) {
+    if (id && sendStatements(ctx.db).conversationOf.get({ id })?.c !== conversationId) throw invalid(field, "not a message of this conversation");
+  }
+  const [direction, bound] = fromCursor ?? (q.after !== undefined ? ["after", q.after || undefined] : ["before", q.before || undefined]);
   const where = and(
     eq(messages.conversationId, conversationId),
     bound === undefined ? undefined : direction === "after" ? gt(messages.id, bound) : lt(messages.id, bound),

@@ -96,12 +96,19 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const extra: Record<string, unknown> = {};
       if (err.details !== undefined) extra.details = err.details;
       if (err.retryAfterMs !== undefined) extra.retry_after_ms = err.retryAfterMs;
-      if (!state.closing) hub.send(state, "error", errorFrame(err.code, err.message, rawType, request_id, extra));
+      if (state.closing) return;
+      hub.send(state, "error", errorFrame(err.code, err.message, rawType, request_id, extra));
+      if (err.code === "unauthorized") {
+        // The user was deleted while connected: nothing more to do on this socket.
+        state.closing = true;
+        state.ws.close(1008, "unauthorized");
+      }
     };
     try {
+      // Every frame counts against the limit, bad ones included; only ping is exempt.
+      if (rawType !== "ping") rateLimit(state);
       const f = parseFrame(raw);
       ctx.metrics.framesIn.inc({ type: f.type });
-      if (f.type !== "ping") rateLimit(state);
       const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
       const done = (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
       if (done instanceof Promise) done.catch(fail);
@@ -133,6 +140,12 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   }
 
   function onOpen(ws: RawSocket, me: UserRow, since: number | null) {
+    // Checked again here: upgrades racing past the check in resolve must not exceed the cap.
+    if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser) {
+      ws.send(errorFrame("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, null, undefined, { retry_after_ms: 1000 }));
+      ws.close(1013, "too many connections");
+      return;
+    }
     const state: SocketState = {
       clientId: Bun.randomUUIDv7(),
       userId: me.id,
@@ -142,6 +155,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       status: new Set(),
       frames: new TokenBucket(ctx.config.wsFramesPerMinute, ctx.config.wsFramesPerMinute),
       refused: { count: 0, since: performance.now() },
+      overLimit: false,
       closing: false,
     };
     // Everything below runs synchronously: no event can commit between subscribing and
@@ -149,17 +163,28 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     const cameOnline = hub.open(state, conversationIdsOf(ctx, me.id));
     // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
     hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq() }));
-    if (since !== null) replay(state, since);
+    if (since !== null && !replay(state, since)) return;
     hub.send(state, "conversation.list", frame("conversation.list", listConversations(ctx, me.id, 50)));
     if (cameOnline) hub.announceOnline(me.id);
   }
 
-  function replay(state: SocketState, since: number) {
+  /**
+   * Sends the missed events, then sync.complete (or sync.reset). A backlog larger than the
+   * socket can take is cut short like any slow consumer: alert, close 1013, and the client
+   * resumes from the last seq it received. Returns false when the socket was closed.
+   */
+  function replay(state: SocketState, since: number): boolean {
     let cursor = since;
     try {
       for (;;) {
         const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE);
-        for (const r of rows) state.ws.send(eventFrame(r.type, r.data, new Date(r.created_at).toISOString(), r.seq));
+        for (const r of rows) {
+          state.ws.send(eventFrame(r.type, r.data, new Date(r.created_at).toISOString(), r.seq));
+          if (state.ws.getBufferedAmount() > ctx.config.maxBufferedBytes) {
+            hub.closeSlowConsumer(state);
+            return false;
+          }
+        }
         if (rows.length < REPLAY_PAGE) break;
         cursor = rows[rows.length - 1]!.seq;
       }
@@ -168,6 +193,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (!(e instanceof AppError && e.code === "sync_reset")) throw e;
       hub.send(state, "sync.reset", frame("sync.reset", { last_seq: ctx.events.lastSeq() }));
     }
+    return true;
   }
 
   return new Elysia({ name: "parley.ws", seed: ctx.instance })

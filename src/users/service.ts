@@ -9,6 +9,14 @@ import { prepared } from "../db/prepared";
 import { userTopic, type Tx } from "../events/log";
 import { friendIds } from "../friends/service";
 
+/** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
+export function cleanDisplayName(raw: string): string {
+  const name = raw.trim();
+  if (!name) throw invalid("display_name", "must not be blank");
+  if ([...name].length > 64) throw invalid("display_name", "at most 64 characters");
+  return name;
+}
+
 /** Everyone who shares at least one conversation with the user. */
 export function partnerIds(db: DB | Tx, userId: string): string[] {
   return db
@@ -60,13 +68,13 @@ export interface ProfilePatch { display_name?: string; profile_image_url?: strin
  * devices), their friends and everyone they share a conversation with.
  */
 export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePatch): UserRow {
+  const current = getUserRow(ctx.db, userId);
+  if (!current) throw notFound("user");
   const set: Partial<UserRow> = { updatedAt: Date.now() };
-  if (patch.display_name !== undefined) {
-    const name = patch.display_name.trim();
-    if (!name) throw invalid("display_name", "must not be blank");
-    set.displayName = name;
-  }
+  if (patch.display_name !== undefined) set.displayName = cleanDisplayName(patch.display_name);
   if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
+  // Nothing changes: nothing is written, and nobody is told.
+  if ((set.displayName ?? current.displayName) === current.displayName && (set.profileImageUrl === undefined || set.profileImageUrl === current.profileImageUrl)) return current;
   return ctx.events.write((w) => {
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
