@@ -10,6 +10,7 @@ import type { Config } from "./config";
 import type { AppContext } from "./context";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
+import { Checkpointer } from "./db/checkpointer";
 import { createLogger, type Logger } from "./log";
 import { Metrics } from "./metrics";
 import { loadOrCreateSecret } from "./auth/secret";
@@ -39,6 +40,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const db = openDatabase(databaseFile(config.dataDir));
   const applied = migrate(db);
   if (applied) log.info({ applied }, "migrations applied");
+  const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, 100, config.walRestartPages);
   const tokens = createTokens(loadOrCreateSecret(config.dataDir, config.jwtSecret), config.jwtTtlSeconds);
 
   const ctx: AppContext = {
@@ -125,6 +127,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     clearInterval(pruneTimer);
     hub.stop();
     if (app.server) await app.stop(false);
+    await checkpointer.stop();
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
     db.$client.run("PRAGMA wal_checkpoint(TRUNCATE)");
     db.$client.close();

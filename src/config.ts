@@ -37,6 +37,8 @@ export interface Config {
   ticketTtlMs: number;
   /** How often sockets are checked for a buffer over maxBufferedBytes. */
   slowConsumerCheckMs: number;
+  /** WAL size (in 4 KiB pages) past which the WAL is made to restart (see Checkpointer). */
+  walRestartPages: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -61,6 +63,7 @@ export const DEFAULTS: Config = Object.freeze({
   sendsPerMinute: 6000,
   ticketTtlMs: 30_000,
   slowConsumerCheckMs: 250,
+  walRestartPages: 8192,
 });
 
 export type Command =

@@ -147,6 +147,31 @@ describe("the event log", () => {
   });
 });
 
+describe("checkpoints", () => {
+  test("the WAL stays bounded under continuous writes, checkpointed off the event loop", async () => {
+    const own = await startServer({ walRestartPages: 128, sendsPerMinute: 10_000_000 });
+    try {
+      const a = await own.register();
+      const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "wal" } });
+      const { statSync } = await import("node:fs");
+      const wal = () => statSync(`${own.dataDir}/parley.db-wal`).size;
+      let largest = 0;
+      // About 8 MB of messages, far past the 512 KiB restart point.
+      for (let round = 0; round < 40; round++) {
+        await Promise.all(Array.from({ length: 50 }, (_, i) => own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: `${round}-${i} ${"z".repeat(3000)}` } })));
+        largest = Math.max(largest, wal());
+        await Bun.sleep(5);
+      }
+      expect(largest).toBeLessThan(6 * 1024 * 1024);
+      expect(statSync(`${own.dataDir}/parley.db`).size).toBeGreaterThan(4 * 1024 * 1024);
+      const count = own.app.ctx.db.$client.query("SELECT count(*) AS n FROM messages").all()[0] as { n: number };
+      expect(count.n).toBe(2000);
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
+});
+
 describe("indexes", () => {
   const plan = (sql: string, ...params: string[]) =>
     (s.app.ctx.db.$client.query(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join(" | ");
