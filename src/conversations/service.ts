@@ -8,6 +8,7 @@ import { conversations, members, users, type ConversationRow, type MemberRow, ty
 import { AppError, forbidden, invalid, notFound } from "../errors";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
+import { prepared } from "../db/prepared";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
 import { conversationRow, memberRow, viewConversation, viewConversations, type Conversation, type Member } from "./view";
 import { pairKey } from "../friends/service";
@@ -139,19 +140,23 @@ const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.leng
 /** The caller's conversations, most recent activity first. */
 export function listConversations(ctx: AppContext, userId: string, limit: number, cursor?: string): Page<Conversation> {
   const after = decodeCursor(cursor, isListCursor);
-  const rows = ctx.db
-    .select({ c: conversations })
-    .from(members)
-    .innerJoin(conversations, eq(conversations.id, members.conversationId))
-    .where(
-      and(
-        eq(members.userId, userId),
-        after ? or(lt(conversations.activityAt, after[0]), and(eq(conversations.activityAt, after[0]), lt(conversations.id, after[1]))) : undefined,
-      ),
-    )
-    .orderBy(desc(conversations.activityAt), desc(conversations.id))
-    .limit(limit + 1)
-    .all()
+  // Prepared once; the first page (every new socket asks for it) passes an "after" past any row.
+  const rows = prepared(ctx.db, "conversations.list", (d) =>
+    d
+      .select({ c: conversations })
+      .from(members)
+      .innerJoin(conversations, eq(conversations.id, members.conversationId))
+      .where(
+        and(
+          eq(members.userId, sql.placeholder("user")),
+          sql`(${conversations.activityAt} < ${sql.placeholder("at")} OR (${conversations.activityAt} = ${sql.placeholder("at")} AND ${conversations.id} < ${sql.placeholder("id")}))`,
+        ),
+      )
+      .orderBy(desc(conversations.activityAt), desc(conversations.id))
+      .limit(sql.placeholder("limit"))
+      .prepare(),
+  )
+    .all({ user: userId, at: after ? after[0] : Number.MAX_SAFE_INTEGER, id: after ? after[1] : "", limit: limit + 1 })
     .map((r) => r.c);
   const page = pageOf(rows, limit, (r) => r, (r) => [r.activityAt, r.id]);
   return { items: viewConversations(ctx.db, page.items, userId), next_cursor: page.next_cursor };
@@ -164,7 +169,11 @@ export function getConversation(ctx: AppContext, userId: string, id: string): Co
 
 /** Ids of the conversations a user is a member of. */
 export function conversationIdsOf(ctx: AppContext, userId: string): string[] {
-  return ctx.db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId)).all().map((r) => r.id);
+  return prepared(ctx.db, "members.conversationsOf", (d) =>
+    d.select({ id: members.conversationId }).from(members).where(eq(members.userId, sql.placeholder("user"))).prepare(),
+  )
+    .all({ user: userId })
+    .map((r) => r.id);
 }
 
 function requireGroupManager(w: Writer, id: string, userId: string) {

@@ -3,8 +3,8 @@
  * with a fixed number of queries whatever the page size: one for members (with their
  * users), one for last messages, one for unread counts.
  */
-import { and, asc, eq, inArray, sql } from "drizzle-orm";
-import { prepared } from "../db/prepared";
+import { and, asc, eq, sql } from "drizzle-orm";
+import { inJsonArray, prepared } from "../db/prepared";
 import type { DB } from "../db/client";
 import { conversations, members, users, type ConversationRow, type MemberRow, type UserRow } from "../db/schema";
 import type { Tx } from "../events/log";
@@ -31,13 +31,15 @@ export interface Conversation {
 type Reader = DB | Tx;
 
 function membersOf(db: Reader, ids: string[]) {
-  const rows = db
-    .select({ m: members, u: users })
-    .from(members)
-    .innerJoin(users, eq(users.id, members.userId))
-    .where(inArray(members.conversationId, ids))
-    .orderBy(asc(members.joinedAt), asc(members.userId))
-    .all();
+  const rows = prepared(db, "members.ofConversations", (d) =>
+    d
+      .select({ m: members, u: users })
+      .from(members)
+      .innerJoin(users, eq(users.id, members.userId))
+      .where(inJsonArray(members.conversationId, "ids"))
+      .orderBy(asc(members.joinedAt), asc(members.userId))
+      .prepare(),
+  ).all({ ids: JSON.stringify(ids) });
   const byConv = new Map<string, { m: MemberRow; u: UserRow }[]>();
   for (const r of rows) {
     let list = byConv.get(r.m.conversationId);

@@ -2,7 +2,8 @@
  * Builds `Message` objects (PROTOCOL §3.4) for a set of message rows in three queries:
  * the rows with their senders and read counts, then the reactions of all of them.
  */
-import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, sql, type SQL } from "drizzle-orm";
+import { inJsonArray, prepared } from "../db/prepared";
 import type { DB } from "../db/client";
 import { members, messages, reactions, users, type ConversationRow, type MessageRow } from "../db/schema";
 import type { Tx } from "../events/log";
@@ -52,7 +53,9 @@ export type MessageSelection = ReturnType<typeof selectMessages>[number];
 function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
   const out = new Map<string, Reaction[]>();
   if (ids.length === 0) return out;
-  const rows = db.select().from(reactions).where(inArray(reactions.messageId, ids)).orderBy(asc(reactions.createdAt), asc(reactions.userId)).all();
+  const rows = prepared(db, "reactions.ofMessages", (d) =>
+    d.select().from(reactions).where(inJsonArray(reactions.messageId, "ids")).orderBy(asc(reactions.createdAt), asc(reactions.userId)).prepare(),
+  ).all({ ids: JSON.stringify(ids) });
   for (const r of rows) {
     let list = out.get(r.messageId);
     if (!list) out.set(r.messageId, (list = []));
@@ -102,20 +105,30 @@ export function lastMessagesOf(db: Reader, convs: ConversationRow[]): Map<string
   const ids = convs.map((c) => c.lastMessageId).filter((id): id is string => id !== null);
   const out = new Map<string, Message>();
   if (ids.length === 0) return out;
-  for (const m of toMessages(db, selectMessages(db, inArray(messages.id, ids)))) out.set(m.conversation_id, m);
+  const rows = prepared(db, "messages.byIds", (d) =>
+    d
+      .select({ m: messages, username: users.username, displayName: users.displayName, avatar: users.profileImageUrl, readCount })
+      .from(messages)
+      .innerJoin(users, eq(users.id, messages.senderId))
+      .where(inJsonArray(messages.id, "ids"))
+      .prepare(),
+  ).all({ ids: JSON.stringify(ids) });
+  for (const m of toMessages(db, rows)) out.set(m.conversation_id, m);
   return out;
 }
 
 /** Messages after the viewer's read position, not their own and not deleted, per conversation. */
 export function unreadCountsOf(db: Reader, conversationIds: string[], viewerId: string): Map<string, number> {
-  const rows = db
-    .select({
-      id: members.conversationId,
-      n: sql<number>`(SELECT count(*) FROM messages um WHERE um.conversation_id = "conversation_members"."conversation_id"
-        AND um.id > coalesce("conversation_members"."last_read_message_id", '') AND um.sender_id != "conversation_members"."user_id" AND um.deleted_at IS NULL)`,
-    })
-    .from(members)
-    .where(and(eq(members.userId, viewerId), inArray(members.conversationId, conversationIds)))
-    .all();
+  const rows = prepared(db, "messages.unreadCounts", (d) =>
+    d
+      .select({
+        id: members.conversationId,
+        n: sql<number>`(SELECT count(*) FROM messages um WHERE um.conversation_id = "conversation_members"."conversation_id"
+          AND um.id > coalesce("conversation_members"."last_read_message_id", '') AND um.sender_id != "conversation_members"."user_id" AND um.deleted_at IS NULL)`,
+      })
+      .from(members)
+      .where(and(eq(members.userId, sql.placeholder("viewer")), inJsonArray(members.conversationId, "ids")))
+      .prepare(),
+  ).all({ viewer: viewerId, ids: JSON.stringify(conversationIds) });
   return new Map(rows.map((r) => [r.id, r.n]));
 }

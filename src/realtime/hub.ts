@@ -9,8 +9,6 @@
  */
 import type { Server, ServerWebSocket } from "bun";
 import type { AppContext } from "../context";
-import { users } from "../db/schema";
-import { eq } from "drizzle-orm";
 import { convTopic, userTopic, type StoredEvent } from "../events/log";
 import { TokenBucket } from "../lib/rate-limit";
 import { iso } from "../lib/time";
@@ -138,20 +136,50 @@ export class Hub {
 
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
-    const row = getUserRow(this.ctx.db, userId);
-    this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: row ? iso(row.lastActiveAt) : null }));
+    this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: this.lastActiveOf(userId) }));
   }
 
-  private touchLastActive(userId: string): string | null {
-    try {
-      const now = Date.now();
-      this.ctx.db.update(users).set({ lastActiveAt: now }).where(eq(users.id, userId)).run();
-      return iso(now);
-    } catch (err) {
-      // The database may already be closed during shutdown; presence is best effort then.
-      this.ctx.log.warn({ err, user_id: userId }, "could not update last_active_at");
-      return null;
+  /**
+   * Records that a user was active now. Written in batches (one transaction a second, and
+   * at shutdown): a reconnect storm brings thousands of users online at once, and one
+   * write transaction each would cost more than their sockets.
+   */
+  private touchLastActive(userId: string): string {
+    const now = Date.now();
+    this.lastActive.set(userId, now);
+    if (!this.lastActiveTimer) {
+      this.lastActiveTimer = setTimeout(() => this.flushLastActive(), 1000);
+      this.lastActiveTimer.unref();
     }
+    return iso(now);
+  }
+
+  private lastActive = new Map<string, number>();
+  private lastActiveTimer: Timer | null = null;
+
+  private flushLastActive() {
+    if (this.lastActiveTimer) clearTimeout(this.lastActiveTimer);
+    this.lastActiveTimer = null;
+    if (this.lastActive.size === 0) return;
+    const pending = this.lastActive;
+    this.lastActive = new Map();
+    try {
+      const update = this.ctx.db.$client.query("UPDATE users SET last_active_at = ? WHERE id = ?");
+      this.ctx.db.$client.transaction(() => {
+        for (const [id, at] of pending) update.run(at, id);
+      })();
+    } catch (err) {
+      // Presence is best effort: losing a last_active_at is not losing data.
+      this.ctx.log.warn({ err, users: pending.size }, "could not update last_active_at");
+    }
+  }
+
+  /** A user's last activity: the pending value if not yet written. */
+  private lastActiveOf(userId: string): string | null {
+    const pending = this.lastActive.get(userId);
+    if (pending !== undefined) return iso(pending);
+    const row = getUserRow(this.ctx.db, userId);
+    return row ? iso(row.lastActiveAt) : null;
   }
 
   /** Publishes committed events, adjusting subscriptions around membership changes. */
@@ -238,10 +266,7 @@ export class Hub {
   }
 
   statusOf(userIds: string[]): PresenceStatus[] {
-    return userIds.map((id) => {
-      const row = getUserRow(this.ctx.db, id);
-      return { user_id: id, online: this.isOnline(id), last_active_at: row ? iso(row.lastActiveAt) : iso(0) };
-    });
+    return userIds.map((id) => ({ user_id: id, online: this.isOnline(id), last_active_at: this.lastActiveOf(id) ?? iso(0) }));
   }
 
   /** Sets or refreshes (is_typing true) or ends a socket's typing indicator in a conversation. */
@@ -318,6 +343,7 @@ export class Hub {
     for (const timer of this.leaving.values()) clearTimeout(timer);
     // Everyone online (or in their grace period) was last active now.
     for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.touchLastActive(userId);
+    this.flushLastActive();
     this.leaving.clear();
     const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });
     for (const s of this.sockets.values()) {

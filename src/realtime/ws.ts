@@ -21,6 +21,9 @@ type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void | 
 
 const REPLAY_PAGE = 1000;
 
+/** Upgrade-request context that Elysia leaves on ws.data and that an open socket never reads. */
+const RELEASED_CONTEXT = ["request", "headers", "query", "cookie", "set", "body", "store", "url", "path", "qi", "route", "redirect", "status", "me", "since"];
+
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const reply = (call: Call, type: string, data: unknown) => hub.send(call.state, type, frame(type, data, call.requestId));
   /** Mutations answer through their events; a request id also gets an `ack` carrying the result. */
@@ -210,7 +213,11 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     })
     .ws("/ws/user", {
       open(ws) {
-        const { me, since } = ws.data as unknown as { me: UserRow; since: number | null };
+        const data = ws.data as unknown as Record<string, unknown> & { me: UserRow; since: number | null };
+        const { me, since } = data;
+        // Elysia keeps the whole upgrade request's context on the socket for its lifetime;
+        // only its handlers are needed from here on. At 19,000 sockets this is megabytes.
+        for (const key of RELEASED_CONTEXT) data[key] = undefined;
         onOpen(ws.raw as RawSocket, me, since === -1 ? Number.NEGATIVE_INFINITY : since);
       },
       message(ws, raw) {
