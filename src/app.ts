@@ -85,9 +85,10 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
       backpressureLimit: config.maxBufferedBytes + 16 * 1024 * 1024,
       closeOnBackpressureLimit: true,
       perMessageDeflate: false,
+      // The hub's own heartbeat pings every socket and drops dead ones (see Hub); Bun's idle
+      // timeout (4 s granularity) stays as a backstop beyond it.
       sendPings: true,
-      // uWS pings a socket idle this long and closes it after as long again without an answer.
-      idleTimeout: Math.max(1, Math.round(config.heartbeatIntervalMs / 1000)),
+      idleTimeout: Math.min(960, Math.ceil((3 * config.heartbeatIntervalMs) / 1000) + 8),
     },
   })
     .onStart(({ server }) => {

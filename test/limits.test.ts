@@ -146,6 +146,29 @@ function collectUntilClosedOrSynced(url: string): Promise<any[]> {
   });
 }
 
+describe("heartbeat", () => {
+  test("a dead peer (no pongs) goes offline within 2 × HEARTBEAT_INTERVAL_MS", async () => {
+    const s = await server({ heartbeatIntervalMs: 1000 });
+    const [dead, watcher] = [await s.register(), await s.register()];
+    const { body: f } = await s.api("POST", "/api/friendships", { token: watcher.token, body: { friend_id: dead.user.id } });
+    await s.api("PATCH", `/api/friendships/${f.id}/accept`, { token: dead.token });
+    const w = await TestSocket.connect(`${s.wsBase}/ws/user?token=${watcher.token}`);
+    await w.request("user.status.subscribe", { user_id: dead.user.id });
+    // A raw client that completes the handshake and then never answers a ping.
+    const peer = await rawSocket(Number(new URL(s.base).port), `/ws/user?token=${dead.token}`);
+    await w.waitFor((x) => x.type === "user.online" && x.request_id === undefined);
+    peer.sock.pause();
+    const started = performance.now();
+    await w.waitFor((x) => x.type === "user.offline" && x.request_id === undefined, 15_000);
+    const seconds = (performance.now() - started) / 1000;
+    if (process.env.SHOW_HEARTBEAT) console.log("offline after", seconds.toFixed(2), "s");
+    // The contract's bound is 2 × the interval (plus the time to notice and announce).
+    expect(seconds).toBeLessThan(2 * 1 + 1);
+    peer.sock.destroy();
+    w.close();
+  }, 30_000);
+});
+
 describe("slow consumers", () => {
   test("a socket that stops reading gets alert slow_consumer and close 1013; the others receive at full speed", async () => {
     const s = await server({ maxBufferedBytes: 1024 * 1024, slowConsumerCheckMs: 100, sendsPerMinute: 10_000_000 });

@@ -12,7 +12,7 @@ import { prepared } from "../db/prepared";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
 import { conversationRow, memberRow, viewConversation, viewConversations, type Conversation, type Member } from "./view";
 import { pairKey } from "../friends/service";
-import { iso } from "../lib/time";
+import { activityKey, iso } from "../lib/time";
 import { toUser } from "../users/dto";
 
 /** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
@@ -79,7 +79,7 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
     const now = Date.now();
     const conv = w.tx
       .insert(conversations)
-      .values({ id: Bun.randomUUIDv7(), type: "direct", title: null, directKey: key, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: now })
+      .values({ id: Bun.randomUUIDv7(), type: "direct", title: null, directKey: key, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: activityKey(now) })
       .returning()
       .get();
     w.tx.insert(members).values([me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: now }))).run();
@@ -105,7 +105,7 @@ export function createGroup(ctx: AppContext, me: UserRow, title: string, memberI
     const now = Date.now();
     const conv = w.tx
       .insert(conversations)
-      .values({ id: Bun.randomUUIDv7(), type: "group", title: name, directKey: null, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: now })
+      .values({ id: Bun.randomUUIDv7(), type: "group", title: name, directKey: null, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: activityKey(now) })
       .returning()
       .get();
     insertMembers(w, [

@@ -11,7 +11,7 @@ import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMember } from "../conversations/service";
 import { conversationRow, memberRow } from "../conversations/view";
-import { iso } from "../lib/time";
+import { activityKey, iso } from "../lib/time";
 import { messageById, selectMessages, toMessage, toMessages, unreadCountsOf, type Message } from "./view";
 
 export const MAX_CONTENT = 4000;
@@ -59,7 +59,7 @@ const sendStatements = (db: Tx) =>
       .prepare(),
     touch: d
       .update(conversations)
-      .set({ lastMessageAt: sql`${sql.placeholder("at")}`, lastMessageId: sql`${sql.placeholder("id")}`, activityAt: sql`${sql.placeholder("at")}` })
+      .set({ lastMessageAt: sql`${sql.placeholder("at")}`, lastMessageId: sql`${sql.placeholder("id")}`, activityAt: sql`${sql.placeholder("activity")}` })
       .where(eq(conversations.id, sql.placeholder("c")))
       .prepare(),
   }));
@@ -100,7 +100,7 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
       deletedAt: null,
     };
     q.insert.run(row);
-    q.touch.run({ at: now, id: row.id, c: conversationId });
+    q.touch.run({ at: now, activity: activityKey(now), id: row.id, c: conversationId });
     const message = toMessage({ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }, []);
     w.emit(convTopic(conversationId), "message.receive", message);
     if (type === "text" && content.includes("@")) notifyMentions(w, message, me);

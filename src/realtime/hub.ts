@@ -35,6 +35,8 @@ export interface SocketState {
   refused: { count: number; since: number };
   /** The output buffer was over MAX_BUFFERED_BYTES at the last check. */
   overLimit: boolean;
+  /** Heard from (pong or frame) since the last heartbeat round. */
+  alive: boolean;
   closing: boolean;
 }
 
@@ -51,11 +53,14 @@ export class Hub {
   private stopped = false;
 
   private sweeper: Timer;
+  private heartbeat: Timer;
 
   constructor(private ctx: AppContext) {
     ctx.events.onCommit((events) => this.publishCommitted(events));
     this.sweeper = setInterval(() => this.closeSlowConsumers(), ctx.config.slowConsumerCheckMs);
     this.sweeper.unref();
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), ctx.config.heartbeatIntervalMs);
+    this.heartbeat.unref();
     const { metrics } = ctx;
     metrics.gauge("parley_ws_connections", "Open WebSocket connections.", () => this.sockets.size);
     metrics.gauge("parley_online_users", "Users with at least one open socket (or within the presence grace period).", () => this.onlineCount());
@@ -328,6 +333,29 @@ export class Hub {
     }
   }
 
+  /**
+   * Every HEARTBEAT_INTERVAL_MS each socket is pinged; one that has not answered (pong or
+   * any frame) since the previous round is dead and is terminated. A dead peer is thus
+   * gone within 2 × the interval, whatever the granularity of Bun's own idle timeout.
+   */
+  private checkHeartbeats() {
+    for (const s of this.sockets.values()) {
+      if (!s.alive) {
+        s.closing = true;
+        s.ws.terminate();
+        continue;
+      }
+      s.alive = false;
+      s.ws.ping();
+    }
+  }
+
+  /** The peer answered a ping or sent a frame: it is alive. */
+  markAlive(ws: RawSocket) {
+    const s = this.sockets.get(ws);
+    if (s) s.alive = true;
+  }
+
   closeSlowConsumer(s: SocketState) {
     s.closing = true;
     this.ctx.metrics.slowConsumers.inc();
@@ -340,6 +368,7 @@ export class Hub {
   stop() {
     this.stopped = true;
     clearInterval(this.sweeper);
+    clearInterval(this.heartbeat);
     for (const timer of this.leaving.values()) clearTimeout(timer);
     // Everyone online (or in their grace period) was last active now.
     for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.touchLastActive(userId);

@@ -159,6 +159,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       frames: new TokenBucket(ctx.config.wsFramesPerMinute, ctx.config.wsFramesPerMinute),
       refused: { count: 0, since: performance.now() },
       overLimit: false,
+      alive: true,
       closing: false,
     };
     // Everything below runs synchronously: no event can commit between subscribing and
@@ -221,7 +222,13 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         onOpen(ws.raw as RawSocket, me, since === -1 ? Number.NEGATIVE_INFINITY : since);
       },
       message(ws, raw) {
+        hub.markAlive(ws.raw as RawSocket);
         onMessage(ws.raw as RawSocket, raw);
+      },
+      pong(ws) {
+        // Elysia hands ping/pong handlers the raw socket, not its wrapper.
+        const socket = ws as unknown as { raw?: RawSocket };
+        hub.markAlive(socket.raw ?? (ws as unknown as RawSocket));
       },
       close(ws) {
         hub.close(ws.raw as RawSocket);

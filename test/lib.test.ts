@@ -1,0 +1,38 @@
+import { describe, expect, test } from "bun:test";
+import { activityKey } from "../src/lib/time";
+import { FailureWindow, TokenBucket } from "../src/lib/rate-limit";
+
+describe("activityKey", () => {
+  test("never repeats or goes back, so a later change always sorts first", () => {
+    const base = Date.now() + 10_000_000;
+    expect(activityKey(base)).toBe(base);
+    expect(activityKey(base)).toBe(base + 1); // same millisecond
+    expect(activityKey(base - 500)).toBe(base + 2); // clock stepped back
+    expect(activityKey(base + 100)).toBe(base + 100);
+  });
+});
+
+describe("TokenBucket", () => {
+  test("a burst of capacity, then a refill at the given rate", () => {
+    const b = new TokenBucket(3, 60, 0); // one token a second
+    expect([b.take(0), b.take(0), b.take(0)]).toEqual([0, 0, 0]);
+    expect(b.take(0)).toBe(1000);
+    expect(b.take(500)).toBe(500);
+    expect(b.take(1000)).toBe(0);
+    expect(b.isFull(1000)).toBe(false);
+    expect(b.isFull(4000)).toBe(true);
+  });
+});
+
+describe("FailureWindow", () => {
+  test("blocks past the limit until the window ends; forgive takes one back", () => {
+    const w = new FailureWindow(2, 1000);
+    w.fail("k", 0);
+    w.fail("k", 10);
+    expect(w.blockedFor("k", 20)).toBe(980);
+    w.forgive("k");
+    expect(w.blockedFor("k", 20)).toBe(0);
+    w.fail("k", 30);
+    expect(w.blockedFor("k", 1001)).toBe(0);
+  });
+});
