@@ -129,6 +129,24 @@ describe("connecting", () => {
     expect((await online).data.user_id).toBe(a!.user.id);
   });
 
+  test("each new socket's conversation.list shows members, roles, read positions and names as they are now", async () => {
+    const [a, b, c] = await users(3);
+    const conv = await group(a!, [b!, c!]);
+    const listOf = (w: TestSocket) => w.frames.find((f) => f.type === "conversation.list")!.data.items.find((x: any) => x.id === conv);
+    const memberOf = (item: any, who: Account) => item.members.find((m: any) => m.user.id === who.user.id);
+    expect(listOf(await connect(a!)).members).toHaveLength(3);
+
+    const { body: m } = await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "read me" } });
+    await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: m.id } });
+    await s.api("PATCH", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token, body: { role: "admin" } });
+    await s.api("PATCH", "/api/users/me", { token: b!.token, body: { display_name: "Renamed B" } });
+    await s.api("DELETE", `/api/conversations/${conv}/members/${c!.user.id}`, { token: a!.token });
+
+    const item = listOf(await connect(a!));
+    expect(item.members).toHaveLength(2);
+    expect(memberOf(item, b!)).toMatchObject({ role: "admin", last_read_message_id: m.id, user: { display_name: "Renamed B" } });
+  });
+
   test("a socket is subscribed to every conversation of its user, not just the first five", async () => {
     const [a, b] = await users(2);
     const convs: string[] = [];

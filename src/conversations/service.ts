@@ -10,7 +10,7 @@ import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
 import { prepared } from "../db/prepared";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
-import { conversationRow, memberRow, viewConversation, viewConversations, type Conversation, type Member } from "./view";
+import { conversationRow, forgetMembers, memberRow, viewConversation, viewConversations, type Conversation, type Member } from "./view";
 import { pairKey } from "../friends/service";
 import { activityKey, iso } from "../lib/time";
 import { toUser } from "../users/dto";
@@ -140,26 +140,20 @@ const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.leng
 /** The caller's conversations, most recent activity first. */
 export function listConversations(ctx: AppContext, userId: string, limit: number, cursor?: string): Page<Conversation> {
   const after = decodeCursor(cursor, isListCursor);
-  // Prepared once; the first page (every new socket asks for it) passes an "after" past any row.
-  const rows = prepared(ctx.db, "conversations.list", (d) =>
-    d
-      .select({ c: conversations })
-      .from(members)
-      .innerJoin(conversations, eq(conversations.id, members.conversationId))
-      .where(
-        and(
-          eq(members.userId, sql.placeholder("user")),
-          sql`(${conversations.activityAt} < ${sql.placeholder("at")} OR (${conversations.activityAt} = ${sql.placeholder("at")} AND ${conversations.id} < ${sql.placeholder("id")}))`,
-        ),
-      )
-      .orderBy(desc(conversations.activityAt), desc(conversations.id))
-      .limit(sql.placeholder("limit"))
-      .prepare(),
-  )
-    .all({ user: userId, at: after ? after[0] : Number.MAX_SAFE_INTEGER, id: after ? after[1] : "", limit: limit + 1 })
-    .map((r) => r.c);
+  // Runs for every new socket: hand-written, with columns aliased straight to the row type.
+  // The first page passes an "after" past any row.
+  const rows = ctx.db.$client
+    .query(
+      `SELECT c.id, c.type, c.title, c.direct_key AS directKey, c.created_by AS createdBy, c.created_at AS createdAt,
+              c.updated_at AS updatedAt, c.last_message_at AS lastMessageAt, c.last_message_id AS lastMessageId, c.activity_at AS activityAt
+       FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+       WHERE m.user_id = ?1 AND (c.activity_at < ?2 OR (c.activity_at = ?2 AND c.id < ?3))
+       ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`,
+    )
+    .all(userId, after ? after[0] : Number.MAX_SAFE_INTEGER, after ? after[1] : "", limit + 1) as ConversationRow[];
   const page = pageOf(rows, limit, (r) => r, (r) => [r.activityAt, r.id]);
-  return { items: viewConversations(ctx.db, page.items, userId), next_cursor: page.next_cursor };
+  // Outside any write transaction: the member-list cache may be used and filled.
+  return { items: viewConversations(ctx.db, page.items, userId, true), next_cursor: page.next_cursor };
 }
 
 export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {
@@ -197,6 +191,7 @@ export function renameConversation(ctx: AppContext, me: UserRow, id: string, tit
 
 /** Deletes the conversation: `conversation.delete` to every member's own topic first. */
 function destroy(w: Writer, conv: ConversationRow) {
+  forgetMembers([conv.id]);
   const ids = w.tx.select({ id: members.userId }).from(members).where(eq(members.conversationId, conv.id)).all();
   for (const { id } of ids) w.emit(userTopic(id), "conversation.delete", { conversation_id: conv.id });
   w.tx.delete(conversations).where(eq(conversations.id, conv.id)).run();
@@ -224,6 +219,7 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
     if (total + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
     const now = Date.now();
     insertMembers(w, added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now })));
+    forgetMembers([id]);
     const updated = touch(w, id);
     // The update first, while only the existing members' sockets follow the conversation;
     // the added members learn of it through their conversation.create.
@@ -258,10 +254,12 @@ export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: s
       const heir = successor(w, id);
       if (!heir) return destroy(w, conv); // the last member left
       w.tx.update(members).set({ role: "owner" }).where(and(eq(members.conversationId, id), eq(members.userId, heir.userId))).run();
+      forgetMembers([id]);
     }
     // The removed user hears first, on their own topic, so their sockets leave the
     // conversation's topic before the update the remaining members get.
     w.tx.delete(members).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
+    forgetMembers([id]);
     w.emit(userTopic(userId), "conversation.delete", { conversation_id: id });
     announceUpdate(w, touch(w, id));
   });
@@ -280,6 +278,7 @@ export function setRole(ctx: AppContext, me: UserRow, id: string, userId: string
     } else if (role !== target.role) {
       if (role === "owner") w.tx.update(members).set({ role: "admin" }).where(and(eq(members.conversationId, id), eq(members.userId, me.id))).run();
       w.tx.update(members).set({ role }).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
+      forgetMembers([id]);
       announceUpdate(w, touch(w, id));
     }
     const row = memberRow(w.tx, id, userId)!;

@@ -30,21 +30,73 @@ export interface Conversation {
 
 type Reader = DB | Tx;
 
-function membersOf(db: Reader, ids: string[]) {
-  const rows = prepared(db, "members.ofConversations", (d) =>
-    d
-      .select({ m: members, u: users })
-      .from(members)
-      .innerJoin(users, eq(users.id, members.userId))
-      .where(inJsonArray(members.conversationId, "ids"))
-      .orderBy(asc(members.joinedAt), asc(members.userId))
-      .prepare(),
-  ).all({ ids: JSON.stringify(ids) });
-  const byConv = new Map<string, { m: MemberRow; u: UserRow }[]>();
-  for (const r of rows) {
-    let list = byConv.get(r.m.conversationId);
-    if (!list) byConv.set(r.m.conversationId, (list = []));
-    list.push(r);
+interface MemberLine {
+  conversationId: string;
+  role: MemberRow["role"];
+  joinedAt: number;
+  lastReadMessageId: string | null;
+  user: Pick<UserRow, "id" | "username" | "displayName" | "profileImageUrl" | "lastActiveAt" | "createdAt">;
+}
+
+/**
+ * Member lists recently read for conversation lists, by conversation id. Every new socket
+ * gets its user's conversation list, and a reconnect storm asks for the same lists
+ * thousands of times. Changes to members, roles, read positions and profiles drop the
+ * entry at once (`forgetMembers`); `last_active_at` may lag by up to MEMBER_CACHE_MS.
+ * Only filled outside write transactions, so it never holds uncommitted rows.
+ */
+const memberCache = new Map<string, { at: number; lines: MemberLine[] }>();
+const MEMBER_CACHE_MS = 1000;
+
+/** Drops cached member lists (call on any change to a conversation's members, their roles, read positions or profiles). */
+export function forgetMembers(conversationIds: Iterable<string>) {
+  for (const id of conversationIds) memberCache.delete(id);
+}
+
+function membersOf(db: Reader, ids: string[], useCache: boolean): Map<string, MemberLine[]> {
+  const byConv = new Map<string, MemberLine[]>();
+  const now = performance.now();
+  const missing = useCache ? [] : ids;
+  if (useCache)
+    for (const id of ids) {
+      const hit = memberCache.get(id);
+      if (hit && now - hit.at < MEMBER_CACHE_MS) byConv.set(id, hit.lines);
+      else missing.push(id);
+    }
+  if (missing.length === 0) return byConv;
+  const fresh = readMembers(db, missing);
+  for (const id of missing) {
+    const lines = fresh.get(id) ?? [];
+    byConv.set(id, lines);
+    if (useCache) {
+      if (memberCache.size >= 20_000) memberCache.clear();
+      memberCache.set(id, { at: now, lines });
+    }
+  }
+  return byConv;
+}
+
+/**
+ * Members (with the public fields of their users) of many conversations in one query.
+ * Hand-written and mapped by hand: drizzle's row mapping of a two-table select was most of
+ * its cost.
+ */
+function readMembers(db: Reader, ids: string[]): Map<string, MemberLine[]> {
+  type Line = [string, MemberRow["role"], number, string | null, string, string, string, string | null, number, number];
+  const rows = db.$client
+    .query(
+      `SELECT m.conversation_id, m.role, m.joined_at, m.last_read_message_id,
+              u.id, u.username, u.display_name, u.profile_image_url, u.last_active_at, u.created_at
+       FROM conversation_members m JOIN users u ON u.id = m.user_id
+       WHERE m.conversation_id IN (SELECT value FROM json_each(?))
+       ORDER BY m.joined_at, m.user_id`,
+    )
+    .values(JSON.stringify(ids)) as unknown as Line[];
+  const byConv = new Map<string, MemberLine[]>();
+  for (const [conversationId, role, joinedAt, lastReadMessageId, id, username, displayName, profileImageUrl, lastActiveAt, createdAt] of rows) {
+    let list = byConv.get(conversationId);
+    if (!list) byConv.set(conversationId, (list = []));
+    list.push({ conversationId, role, joinedAt, lastReadMessageId, user: { id, username, displayName, profileImageUrl, lastActiveAt, createdAt } });
   }
   return byConv;
 }
@@ -53,15 +105,15 @@ function membersOf(db: Reader, ids: string[]) {
  * The conversations as `viewerId` sees them. With `viewerId` null: the viewer-neutral form
  * used by `conversation.update` (no unread_count, no read positions).
  */
-export function viewConversations(db: Reader, rows: ConversationRow[], viewerId: string | null): Conversation[] {
+export function viewConversations(db: Reader, rows: ConversationRow[], viewerId: string | null, useCache = false): Conversation[] {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
-  const memberMap = membersOf(db, ids);
+  const memberMap = membersOf(db, ids, useCache);
   const last = lastMessagesOf(db, rows);
   const unread = viewerId ? unreadCountsOf(db, ids, viewerId) : null;
   return rows.map((c) => {
     const list = memberMap.get(c.id) ?? [];
-    const title = c.type === "group" ? c.title : (list.find((x) => x.u.id !== viewerId)?.u.displayName ?? null);
+    const title = c.type === "group" ? c.title : (list.find((x) => x.user.id !== viewerId)?.user.displayName ?? null);
     const view: Conversation = {
       id: c.id,
       type: c.type,
@@ -72,8 +124,8 @@ export function viewConversations(db: Reader, rows: ConversationRow[], viewerId:
       last_message_at: isoOrNull(c.lastMessageAt),
       last_message: last.get(c.id) ?? null,
       is_subscribed: true,
-      members: list.map(({ m, u }) => {
-        const member: Member = { user: toUser(u), role: m.role, joined_at: iso(m.joinedAt) };
+      members: list.map((m) => {
+        const member: Member = { user: toUser(m.user), role: m.role, joined_at: iso(m.joinedAt) };
         if (viewerId) member.last_read_message_id = m.lastReadMessageId;
         return member;
       }),

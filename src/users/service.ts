@@ -8,6 +8,7 @@ import type { AppContext } from "../context";
 import { prepared } from "../db/prepared";
 import { userTopic, type Tx } from "../events/log";
 import { friendIds } from "../friends/service";
+import { forgetMembers } from "../conversations/view";
 
 /** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
 export function cleanDisplayName(raw: string): string {
@@ -78,6 +79,7 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
   return ctx.events.write((w) => {
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
+    forgetMembers(w.tx.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId)).all().map((r) => r.id));
     const audience = new Set([userId, ...friendIds(w.tx, userId), ...partnerIds(w.tx, userId)]);
     const data = toUser(row);
     for (const id of audience) w.emit(userTopic(id), "user.update", data);

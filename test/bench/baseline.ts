@@ -37,8 +37,11 @@ const server = Bun.serve<{ topic: string }>({
   websocket: {
     perMessageDeflate: false,
     open(ws) {
+      // Five topics, like a Parley user in five conversations; then the two opening frames.
       ws.subscribe(ws.data.topic);
+      for (let i = 1; i < 5; i++) ws.subscribe(`${ws.data.topic}:${i}`);
       ws.send('{"type":"connect"}');
+      ws.send('{"type":"conversation.list","data":{"items":[],"next_cursor":null}}');
     },
     message(ws, raw) {
       const { data } = JSON.parse(String(raw)) as { data: { conversation_id: string; content: string } };

@@ -48,6 +48,7 @@ if (want("sustained")) report(await withServer(() => startParley(), (s) => sends
 if (want("latency")) report(await withServer(() => startParley(), (s) => sends(s, { name: "latency_rest", via: "rest", groups: Q.groups, members: Q.members, rate: Q.latencyRate, seconds: quick ? 2 : 10 })));
 if (want("ws")) report(await withServer(() => startParley(), (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity })));
 if (want("fanout")) report(await withServer(() => startParley(), (s) => sends(s, { name: "fanout", via: "rest", groups: 1, members: Q.fanMembers, rate: Q.fanRate, seconds: Q.fanSeconds })));
+if (want("baseline")) report(await withServer(startBaseline, (s) => connections(s, Q.conns)));
 if (want("connections")) report(await withServer(() => startParley(), (s) => connections(s, Q.conns)));
 if (want("resume")) report(await withServer(() => startParley({ MAX_GROUP_MEMBERS: "100000" }), (s) => resumeStorm(s, Q.storm, Q.missed)));
 if (want("coldstart")) report(await coldStart(quick ? 2 : 5));

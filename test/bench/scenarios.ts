@@ -102,20 +102,20 @@ function sendRest(sut: ServerUnderTest, group: Group, m: number, content: string
 /** Many authenticated sockets, each user in 5 conversations: connect rate and memory per socket. */
 export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20) {
   const userCount = Math.ceil(sockets / perUser);
-  const users = await registerUsers(sut, userCount, "c");
+  const users = await registerUsersFor(sut, userCount);
   // Groups of 10 consecutive users starting at every second user: each user is in 5 of them.
   const groupCount = Math.ceil(userCount / 2);
   await createGroups(sut, Array.from({ length: groupCount }, (_, k) => Array.from({ length: Math.min(10, userCount) }, (_, j) => users[(2 * k + j) % userCount]!)));
+  const url = (i: number) => (sut.kind === "baseline" ? `${sut.wsBase}/ws?g=g${i % groupCount}` : `${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}`);
   await Bun.sleep(300);
   const before = sut.stats();
   const meter = clientMeter();
   const t0 = performance.now();
   let failed = 0;
   const open = await connectAll(sockets, 256, async (i) => {
-    const u = users[i % userCount]!;
     // Count a connection once its conversation.list (the second frame) arrived.
     return new Promise<WebSocket | null>((resolve) => {
-      const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${u.token}`);
+      const ws = new WebSocket(url(i));
       ws.onmessage = (ev) => {
         if ((ev.data as string).startsWith('{"type":"conversation.list"')) {
           ws.onmessage = null;
@@ -129,6 +129,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     });
   });
   const connectSeconds = (performance.now() - t0) / 1000;
+  const connected = sut.stats();
   await Bun.sleep(3000);
   const after = sut.stats();
   const holding = open.filter((ws) => ws && ws.readyState === WebSocket.OPEN).length;
@@ -145,6 +146,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     holding_after_3s: holding,
     connects_per_s: Math.round(sockets / connectSeconds),
     connect_seconds: round(connectSeconds),
+    server_cpu_s: round(connected.cpu_s - before.cpu_s),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     server_kb_per_socket: round(((after.rss_mb - before.rss_mb) * 1024) / sockets, 2),
     ...client,
