@@ -39,13 +39,13 @@ interface MemberLine {
 }
 
 /**
- * Member lists recently read for conversation lists, by conversation id. Every new socket
+ * Member lists recently rendered for conversation lists, by conversation id. Every new socket
  * gets its user's conversation list, and a reconnect storm asks for the same lists
  * thousands of times. Changes to members, roles, read positions and profiles drop the
  * entry at once (`forgetMembers`); `last_active_at` may lag by up to MEMBER_CACHE_MS.
  * Only filled outside write transactions, so it never holds uncommitted rows.
  */
-const memberCache = new Map<string, { at: number; lines: MemberLine[] }>();
+const memberCache = new Map<string, { at: number; members: Member[] }>();
 const MEMBER_CACHE_MS = 1000;
 
 /** Drops cached member lists (call on any change to a conversation's members, their roles, read positions or profiles). */
@@ -53,24 +53,29 @@ export function forgetMembers(conversationIds: Iterable<string>) {
   for (const id of conversationIds) memberCache.delete(id);
 }
 
-function membersOf(db: Reader, ids: string[], useCache: boolean): Map<string, MemberLine[]> {
-  const byConv = new Map<string, MemberLine[]>();
+/** Rendered member lists; with `withReads`, each member carries its read position. */
+function membersOf(db: Reader, ids: string[], withReads: boolean, useCache: boolean): Map<string, Member[]> {
+  const cached = useCache && withReads;
+  const byConv = new Map<string, Member[]>();
   const now = performance.now();
-  const missing = useCache ? [] : ids;
-  if (useCache)
-    for (const id of ids) {
-      const hit = memberCache.get(id);
-      if (hit && now - hit.at < MEMBER_CACHE_MS) byConv.set(id, hit.lines);
-      else missing.push(id);
-    }
+  const missing: string[] = [];
+  for (const id of ids) {
+    const hit = cached ? memberCache.get(id) : undefined;
+    if (hit && now - hit.at < MEMBER_CACHE_MS) byConv.set(id, hit.members);
+    else missing.push(id);
+  }
   if (missing.length === 0) return byConv;
   const fresh = readMembers(db, missing);
   for (const id of missing) {
-    const lines = fresh.get(id) ?? [];
-    byConv.set(id, lines);
-    if (useCache) {
+    const rendered = (fresh.get(id) ?? []).map((m) => {
+      const member: Member = { user: toUser(m.user), role: m.role, joined_at: iso(m.joinedAt) };
+      if (withReads) member.last_read_message_id = m.lastReadMessageId;
+      return member;
+    });
+    byConv.set(id, rendered);
+    if (cached) {
       if (memberCache.size >= 20_000) memberCache.clear();
-      memberCache.set(id, { at: now, lines });
+      memberCache.set(id, { at: now, members: rendered });
     }
   }
   return byConv;
@@ -108,12 +113,12 @@ function readMembers(db: Reader, ids: string[]): Map<string, MemberLine[]> {
 export function viewConversations(db: Reader, rows: ConversationRow[], viewerId: string | null, useCache = false): Conversation[] {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
-  const memberMap = membersOf(db, ids, useCache);
+  const memberMap = membersOf(db, ids, viewerId !== null, useCache);
   const last = lastMessagesOf(db, rows);
   const unread = viewerId ? unreadCountsOf(db, ids, viewerId) : null;
   return rows.map((c) => {
     const list = memberMap.get(c.id) ?? [];
-    const title = c.type === "group" ? c.title : (list.find((x) => x.user.id !== viewerId)?.user.displayName ?? null);
+    const title = c.type === "group" ? c.title : (list.find((m) => m.user.id !== viewerId)?.user.display_name ?? null);
     const view: Conversation = {
       id: c.id,
       type: c.type,
@@ -124,11 +129,7 @@ export function viewConversations(db: Reader, rows: ConversationRow[], viewerId:
       last_message_at: isoOrNull(c.lastMessageAt),
       last_message: last.get(c.id) ?? null,
       is_subscribed: true,
-      members: list.map((m) => {
-        const member: Member = { user: toUser(m.user), role: m.role, joined_at: iso(m.joinedAt) };
-        if (viewerId) member.last_read_message_id = m.lastReadMessageId;
-        return member;
-      }),
+      members: list,
     };
     if (unread) view.unread_count = unread.get(c.id) ?? 0;
     return view;
