@@ -29,6 +29,7 @@ import { EventLog } from "./events/log";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { VERSION } from "./version";
+import { seedActivity } from "./lib/time";
 
 export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 
@@ -40,8 +41,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const db = openDatabase(databaseFile(config.dataDir));
   const applied = migrate(db);
   if (applied) log.info({ applied }, "migrations applied");
-  const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, 100, config.walRestartPages);
+  seedActivity((db.$client.query("SELECT max(activity_at) AS at FROM conversations").all()[0] as { at: number | null }).at);
   const tokens = createTokens(loadOrCreateSecret(config.dataDir, config.jwtSecret), config.jwtTtlSeconds);
+  const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, 100, config.walRestartPages);
 
   const ctx: AppContext = {
     config,
@@ -130,7 +132,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     if (app.server) await app.stop(false);
     await checkpointer.stop();
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
-    db.$client.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    const [folded] = db.$client.query("PRAGMA wal_checkpoint(TRUNCATE)").all() as { busy: number }[];
+    if (folded?.busy) log.warn("the final checkpoint was busy; the WAL is applied at the next start");
     db.$client.close();
   }
 

@@ -1,14 +1,17 @@
 import { describe, expect, test } from "bun:test";
-import { activityKey } from "../src/lib/time";
+import { activityKey, seedActivity } from "../src/lib/time";
 import { FailureWindow, TokenBucket } from "../src/lib/rate-limit";
 
 describe("activityKey", () => {
   test("never repeats or goes back, so a later change always sorts first", () => {
     const base = Date.now() + 10_000_000;
-    expect(activityKey(base)).toBe(base);
-    expect(activityKey(base)).toBe(base + 1); // same millisecond
-    expect(activityKey(base - 500)).toBe(base + 2); // clock stepped back
-    expect(activityKey(base + 100)).toBe(base + 100);
+    expect(activityKey(base)).toBe(base * 1000);
+    expect(activityKey(base)).toBe(base * 1000 + 1); // same instant
+    expect(activityKey(base - 500)).toBe(base * 1000 + 2); // clock stepped back
+    expect(activityKey(base + 100)).toBe((base + 100) * 1000);
+    // After a restart it continues from what is stored.
+    seedActivity((base + 5000) * 1000 + 7);
+    expect(activityKey(base + 200)).toBe((base + 5000) * 1000 + 8);
   });
 });
 

@@ -191,7 +191,7 @@ export function renameConversation(ctx: AppContext, me: UserRow, id: string, tit
 
 /** Deletes the conversation: `conversation.delete` to every member's own topic first. */
 function destroy(w: Writer, conv: ConversationRow) {
-  forgetMembers([conv.id]);
+  forgetMembers(w.tx, [conv.id]);
   const ids = w.tx.select({ id: members.userId }).from(members).where(eq(members.conversationId, conv.id)).all();
   for (const { id } of ids) w.emit(userTopic(id), "conversation.delete", { conversation_id: conv.id });
   w.tx.delete(conversations).where(eq(conversations.id, conv.id)).run();
@@ -219,7 +219,7 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
     if (total + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
     const now = Date.now();
     insertMembers(w, added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now })));
-    forgetMembers([id]);
+    forgetMembers(w.tx, [id]);
     const updated = touch(w, id);
     // The update first, while only the existing members' sockets follow the conversation;
     // the added members learn of it through their conversation.create.
@@ -254,12 +254,12 @@ export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: s
       const heir = successor(w, id);
       if (!heir) return destroy(w, conv); // the last member left
       w.tx.update(members).set({ role: "owner" }).where(and(eq(members.conversationId, id), eq(members.userId, heir.userId))).run();
-      forgetMembers([id]);
+      forgetMembers(w.tx, [id]);
     }
     // The removed user hears first, on their own topic, so their sockets leave the
     // conversation's topic before the update the remaining members get.
     w.tx.delete(members).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
-    forgetMembers([id]);
+    forgetMembers(w.tx, [id]);
     w.emit(userTopic(userId), "conversation.delete", { conversation_id: id });
     announceUpdate(w, touch(w, id));
   });
@@ -278,7 +278,7 @@ export function setRole(ctx: AppContext, me: UserRow, id: string, userId: string
     } else if (role !== target.role) {
       if (role === "owner") w.tx.update(members).set({ role: "admin" }).where(and(eq(members.conversationId, id), eq(members.userId, me.id))).run();
       w.tx.update(members).set({ role }).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
-      forgetMembers([id]);
+      forgetMembers(w.tx, [id]);
       announceUpdate(w, touch(w, id));
     }
     const row = memberRow(w.tx, id, userId)!;

@@ -41,26 +41,40 @@ interface MemberLine {
 /**
  * Member lists recently rendered for conversation lists, by conversation id. Every new socket
  * gets its user's conversation list, and a reconnect storm asks for the same lists
- * thousands of times. Changes to members, roles, read positions and profiles drop the
- * entry at once (`forgetMembers`); `last_active_at` may lag by up to MEMBER_CACHE_MS.
+ * thousands of times. Changes to members, roles, read positions, profiles and recorded
+ * activity drop the entry at once (`forgetMembers`). Per database (tests run several).
  * Only filled outside write transactions, so it never holds uncommitted rows.
  */
-const memberCache = new Map<string, { at: number; members: Member[] }>();
+interface MemberCache { lists: Map<string, { at: number; members: Member[] }>; size: number }
+const memberCaches = new WeakMap<DB, MemberCache>();
 const MEMBER_CACHE_MS = 1000;
+/** Members held at most, over all cached lists of one database. */
+const MEMBER_CACHE_LIMIT = 200_000;
+
+function memberCache(db: Reader): MemberCache {
+  let cache = memberCaches.get(db);
+  if (!cache) memberCaches.set(db, (cache = { lists: new Map(), size: 0 }));
+  return cache;
+}
 
 /** Drops cached member lists (call on any change to a conversation's members, their roles, read positions or profiles). */
-export function forgetMembers(conversationIds: Iterable<string>) {
-  for (const id of conversationIds) memberCache.delete(id);
+export function forgetMembers(db: Reader, conversationIds: Iterable<string>) {
+  const cache = memberCache(db);
+  for (const id of conversationIds) {
+    cache.size -= cache.lists.get(id)?.members.length ?? 0;
+    cache.lists.delete(id);
+  }
 }
 
 /** Rendered member lists; with `withReads`, each member carries its read position. */
 function membersOf(db: Reader, ids: string[], withReads: boolean, useCache: boolean): Map<string, Member[]> {
   const cached = useCache && withReads;
+  const cache = memberCache(db);
   const byConv = new Map<string, Member[]>();
   const now = performance.now();
   const missing: string[] = [];
   for (const id of ids) {
-    const hit = cached ? memberCache.get(id) : undefined;
+    const hit = cached ? cache.lists.get(id) : undefined;
     if (hit && now - hit.at < MEMBER_CACHE_MS) byConv.set(id, hit.members);
     else missing.push(id);
   }
@@ -74,8 +88,13 @@ function membersOf(db: Reader, ids: string[], withReads: boolean, useCache: bool
     });
     byConv.set(id, rendered);
     if (cached) {
-      if (memberCache.size >= 20_000) memberCache.clear();
-      memberCache.set(id, { at: now, members: rendered });
+      forgetMembers(db, [id]);
+      if (cache.size + rendered.length > MEMBER_CACHE_LIMIT) {
+        cache.lists.clear();
+        cache.size = 0;
+      }
+      cache.lists.set(id, { at: now, members: rendered });
+      cache.size += rendered.length;
     }
   }
   return byConv;

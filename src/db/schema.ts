@@ -57,7 +57,7 @@ export const conversations = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
     lastMessageAt: integer("last_message_at"),
     lastMessageId: text("last_message_id"),
-    /** last_message_at, else created_at: the list order. */
+    /** The list order: when the last message (else the conversation) came, as a strictly increasing microsecond key (lib/time.ts activityKey). */
     activityAt: integer("activity_at").notNull(),
   },
 );

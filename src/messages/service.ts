@@ -204,7 +204,7 @@ export function markRead(ctx: AppContext, me: UserRow, conversationId: string, m
     const moves = target.sender !== me.id && (current === null || messageId > current);
     if (moves) {
       w.tx.update(members).set({ lastReadMessageId: messageId }).where(and(eq(members.conversationId, conversationId), eq(members.userId, me.id))).run();
-      forgetMembers([conversationId]);
+      forgetMembers(w.tx, [conversationId]);
       w.emit(convTopic(conversationId), "message.read", { conversation_id: conversationId, user_id: me.id, message_id: messageId, read_at: iso(now) });
     }
     return {

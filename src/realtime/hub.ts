@@ -14,6 +14,7 @@ import { TokenBucket } from "../lib/rate-limit";
 import { iso } from "../lib/time";
 import { canSeePresence, getUserRow } from "../users/service";
 import { eventFrame, frame } from "./protocol";
+import { forgetMembers } from "../conversations/view";
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
@@ -151,6 +152,7 @@ export class Hub {
    */
   private touchLastActive(userId: string): string {
     const now = Date.now();
+    if (this.stopped && this.lastActiveFlushed) return iso(now);
     this.lastActive.set(userId, now);
     if (!this.lastActiveTimer) {
       this.lastActiveTimer = setTimeout(() => this.flushLastActive(), 1000);
@@ -160,6 +162,8 @@ export class Hub {
   }
 
   private lastActive = new Map<string, number>();
+  /** Set by stop() after the last write: the database is about to close. */
+  private lastActiveFlushed = false;
   private lastActiveTimer: Timer | null = null;
 
   private flushLastActive() {
@@ -173,6 +177,11 @@ export class Hub {
       this.ctx.db.$client.transaction(() => {
         for (const [id, at] of pending) update.run(at, id);
       })();
+      // Their conversations' cached member lists carry the old last_active_at.
+      const convs = this.ctx.db.$client
+        .query("SELECT DISTINCT conversation_id AS id FROM conversation_members WHERE user_id IN (SELECT value FROM json_each(?))")
+        .all(JSON.stringify([...pending.keys()])) as { id: string }[];
+      forgetMembers(this.ctx.db, convs.map((c) => c.id));
     } catch (err) {
       // Presence is best effort: losing a last_active_at is not losing data.
       this.ctx.log.warn({ err, users: pending.size }, "could not update last_active_at");
@@ -339,8 +348,14 @@ export class Hub {
    * gone within 2 × the interval, whatever the granularity of Bun's own idle timeout.
    */
   private checkHeartbeats() {
+    const now = performance.now();
+    // After an event-loop stall, pongs may be waiting unread in socket buffers: no verdicts.
+    const late = now - this.lastBeat > 1.5 * this.ctx.config.heartbeatIntervalMs;
+    this.lastBeat = now;
     for (const s of this.sockets.values()) {
-      if (!s.alive) {
+      // With output still queued, our ping is queued behind it: the slow-consumer check (and
+      // Bun's idle timeout) judge such a socket, not the heartbeat.
+      if (!s.alive && !late && s.ws.getBufferedAmount() === 0) {
         s.closing = true;
         s.ws.terminate();
         continue;
@@ -349,6 +364,8 @@ export class Hub {
       s.ws.ping();
     }
   }
+
+  private lastBeat = performance.now();
 
   /** The peer answered a ping or sent a frame: it is alive. */
   markAlive(ws: RawSocket) {
@@ -373,6 +390,7 @@ export class Hub {
     // Everyone online (or in their grace period) was last active now.
     for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.touchLastActive(userId);
     this.flushLastActive();
+    this.lastActiveFlushed = true;
     this.leaving.clear();
     const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });
     for (const s of this.sockets.values()) {

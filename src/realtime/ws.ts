@@ -216,8 +216,9 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       open(ws) {
         const data = ws.data as unknown as Record<string, unknown> & { me: UserRow; since: number | null };
         const { me, since } = data;
-        // Elysia keeps the whole upgrade request's context on the socket for its lifetime;
-        // only its handlers are needed from here on. At 19,000 sockets this is megabytes.
+        // Elysia keeps a copy of the upgrade request's context on the socket for its lifetime;
+        // only its handlers are needed from here on. (Its handler closures still hold the
+        // original; clearing the copy measured 8.7 → 8.0 KB per socket at 19,000 sockets.)
         for (const key of RELEASED_CONTEXT) data[key] = undefined;
         onOpen(ws.raw as RawSocket, me, since === -1 ? Number.NEGATIVE_INFINITY : since);
       },

@@ -79,7 +79,7 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
   return ctx.events.write((w) => {
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
-    forgetMembers(w.tx.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId)).all().map((r) => r.id));
+    forgetMembers(w.tx, w.tx.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId)).all().map((r) => r.id));
     const audience = new Set([userId, ...friendIds(w.tx, userId), ...partnerIds(w.tx, userId)]);
     const data = toUser(row);
     for (const id of audience) w.emit(userTopic(id), "user.update", data);

@@ -179,24 +179,32 @@ export async function resumeStorm(sut: ServerUnderTest, sockets: number, missed:
   const done: number[] = [];
   let complete = 0;
   let wrong = 0;
-  const again = await Promise.all(
-    Array.from({ length: sockets }, (_, i) =>
-      new Promise<WebSocket>((resolve) => {
-        let replayed = 0;
-        const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}&since=${positions[i]}`);
-        ws.onmessage = (ev) => {
-          const text = ev.data as string;
-          if (text.startsWith('{"type":"message.receive"')) replayed++;
-          else if (text.startsWith('{"type":"sync.complete"')) {
-            done.push(performance.now() - t0);
-            complete++;
-            if (replayed !== missed) wrong++;
-          } else if (text.startsWith('{"type":"conversation.list"')) resolve(ws);
-        };
-        ws.onerror = () => resolve(ws);
-      }),
-    ),
-  );
+  const failures: Record<string, number> = {};
+  // Like the reference client: a socket refused (e.g. by the per-user cap while its old
+  // socket's close is still in flight) tries again shortly.
+  const connectResuming = (i: number, attempt = 0): Promise<WebSocket> =>
+    new Promise<WebSocket>((resolve) => {
+      let replayed = 0;
+      let synced = false;
+      const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}&since=${positions[i]}`);
+      ws.onmessage = (ev) => {
+        const text = ev.data as string;
+        if (text.startsWith('{"type":"message.receive"')) replayed++;
+        else if (text.startsWith('{"type":"sync.complete"')) {
+          synced = true;
+          done.push(performance.now() - t0);
+          complete++;
+          if (replayed !== missed) wrong++;
+        } else if (text.startsWith('{"type":"conversation.list"')) resolve(ws);
+      };
+      ws.onclose = (ev) => {
+        if (synced) return;
+        failures[ev.code] = (failures[ev.code] ?? 0) + 1;
+        if (attempt < 5) setTimeout(() => connectResuming(i, attempt + 1).then(resolve), 50 * 2 ** attempt);
+        else resolve(ws);
+      };
+    });
+  const again = await Promise.all(Array.from({ length: sockets }, (_, i) => connectResuming(i)));
   const client = meter();
   for (const ws of again) ws.close();
   return {
@@ -206,6 +214,7 @@ export async function resumeStorm(sut: ServerUnderTest, sockets: number, missed:
     missed_events: missed,
     completed: complete,
     wrong_replay: wrong,
+    retried_after_close: failures,
     all_synced_s: round(Math.max(...done, 0) / 1000),
     sync_ms: percentiles(done, [50, 99]),
     ...client,
