@@ -54,7 +54,7 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
   const out = new Map<string, Reaction[]>();
   if (ids.length === 0) return out;
   const rows = prepared(db, "reactions.ofMessages", (d) =>
-    d.select().from(reactions).where(inJsonArray(reactions.messageId, "ids")).orderBy(sql`rowid`).prepare(), // insertion order
+    d.select().from(reactions).where(inJsonArray(reactions.messageId, "ids")).orderBy(asc(reactions.createdAt), sql`rowid`).prepare(), // in the order users reacted
   ).all({ ids: JSON.stringify(ids) });
   for (const r of rows) {
     let list = out.get(r.messageId);
