@@ -2,7 +2,7 @@
  * Conversations (PROTOCOL §3.3): direct (one per pair) and group, membership and roles.
  * Every change runs in one EventLog.write: rights checked, rows written, events appended.
  */
-import { and, asc, count, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
 import type { AppContext } from "../context";
 import { conversations, members, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
 import { AppError, forbidden, invalid, notFound } from "../errors";
@@ -76,13 +76,8 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
     const key = pairKey(me.id, otherId);
     const existing = w.tx.select().from(conversations).where(eq(conversations.directKey, key)).get();
     if (existing) return { created: false, conversation: viewConversation(w.tx, existing, me.id) };
-    const now = Date.now();
-    const conv = w.tx
-      .insert(conversations)
-      .values({ id: Bun.randomUUIDv7(), type: "direct", title: null, directKey: key, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: activityKey(now) })
-      .returning()
-      .get();
-    w.tx.insert(members).values([me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: now }))).run();
+    const conv = insertConversation(w, { type: "direct", title: null, directKey: key, createdBy: me.id });
+    insertMembers(w, [me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: conv.createdAt })));
     announceCreate(w, conv, [me.id, otherId]);
     return { created: true, conversation: viewConversation(w.tx, conv, me.id) };
   });
@@ -102,12 +97,8 @@ export function createGroup(ctx: AppContext, me: UserRow, title: string, memberI
   if (others.length + 1 > ctx.config.maxGroupMembers) throw invalid("member_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
   return ctx.events.write((w) => {
     requireUsers(w, "member_ids", others);
-    const now = Date.now();
-    const conv = w.tx
-      .insert(conversations)
-      .values({ id: Bun.randomUUIDv7(), type: "group", title: name, directKey: null, createdBy: me.id, createdAt: now, updatedAt: now, activityAt: activityKey(now) })
-      .returning()
-      .get();
+    const conv = insertConversation(w, { type: "group", title: name, directKey: null, createdBy: me.id });
+    const now = conv.createdAt;
     insertMembers(w, [
       { conversationId: conv.id, userId: me.id, role: "owner", joinedAt: now },
       ...others.map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: now })),
@@ -115,6 +106,15 @@ export function createGroup(ctx: AppContext, me: UserRow, title: string, memberI
     announceCreate(w, conv, [me.id, ...others]);
     return viewConversation(w.tx, conv, me.id);
   });
+}
+
+function insertConversation(w: Writer, fields: Pick<ConversationRow, "type" | "title" | "directKey" | "createdBy">): ConversationRow {
+  const now = Date.now();
+  return w.tx
+    .insert(conversations)
+    .values({ id: Bun.randomUUIDv7(), ...fields, createdAt: now, updatedAt: now, activityAt: activityKey(now) })
+    .returning()
+    .get();
 }
 
 /** Inserts in chunks: SQLite limits the number of bound parameters per statement. */

@@ -3,10 +3,10 @@
  * with a fixed number of queries whatever the page size: one for members (with their
  * users), one for last messages, one for unread counts.
  */
-import { and, asc, eq, sql } from "drizzle-orm";
-import { inJsonArray, prepared } from "../db/prepared";
+import { and, eq, sql } from "drizzle-orm";
+import { prepared } from "../db/prepared";
 import type { DB } from "../db/client";
-import { conversations, members, users, type ConversationRow, type MemberRow, type UserRow } from "../db/schema";
+import { conversations, members, type ConversationRow, type MemberRow, type UserRow } from "../db/schema";
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
 import { toUser, type User } from "../users/dto";

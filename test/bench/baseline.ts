@@ -43,7 +43,7 @@ const server = Bun.serve<{ topic: string }>({
       ws.send('{"type":"connect"}');
       ws.send('{"type":"conversation.list","data":{"items":[],"next_cursor":null}}');
     },
-    message(ws, raw) {
+    message(_ws, raw) {
       const { data } = JSON.parse(String(raw)) as { data: { conversation_id: string; content: string } };
       server.publish(`conv:${data.conversation_id}`, store(data.conversation_id, data.content));
     },
