@@ -1,6 +1,6 @@
 /** The benchmark scenarios. Each returns one JSON-able summary. */
 import { join } from "node:path";
-import { clientMeter, createGroups, Deliveries, drain, openSocket, pool, registerUsers, sendOpenLoop, wsUrl, type Group } from "./lib/load";
+import { clientMeter, createGroups, Deliveries, drain, epochNow, openSocket, pool, registerUsers, sendOpenLoop, wsUrl, type Group } from "./lib/load";
 import { startParley, type ServerUnderTest } from "./lib/server";
 import { fileSizeMb, percentiles, round } from "./lib/stats";
 
@@ -16,6 +16,21 @@ export interface SendScenario {
   seconds: number;
   via: "rest" | "ws";
   maxInFlight?: number;
+  /** REST only: receive on this many worker threads instead of the main thread. */
+  receiverThreads?: number;
+}
+
+/** Posts a message to a worker and resolves with its next reply of the given kind. */
+function ask<T>(worker: Worker, message: unknown, kind: string): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (event: MessageEvent) => {
+      if (event.data.kind !== kind) return;
+      worker.removeEventListener("message", onMessage);
+      resolve(event.data as T);
+    };
+    worker.addEventListener("message", onMessage);
+    worker.postMessage(message);
+  });
 }
 
 /** Sends into groups whose members are all online; checks every delivery arrives once. */
@@ -23,13 +38,21 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
   const users = await registerUsersFor(sut, s.groups * s.members);
   const groups = await createGroups(sut, Array.from({ length: s.groups }, (_, g) => users.slice(g * s.members, (g + 1) * s.members)));
   const total = Math.floor(s.rate * s.seconds);
-  const d = new Deliveries(total, s.members);
+  const threads = s.via === "rest" ? (s.receiverThreads ?? 0) : 0;
+  const d = new Deliveries(total, s.members, threads > 0);
   const sockets: WebSocket[][] = groups.map(() => []);
-  await connectAll(s.groups * s.members, 100, async (k) => {
-    const g = Math.floor(k / s.members);
-    const m = k % s.members;
-    sockets[g]![m] = await openSocket(wsUrl(sut, groups[g]!, groups[g]!.members[m]!), d.handler(m));
-  });
+  const workers = Array.from({ length: threads }, () => new Worker(new URL("./lib/receiver.ts", import.meta.url).href));
+  if (threads) {
+    const shares: { url: string; member: number }[][] = workers.map(() => []);
+    groups.forEach((group, g) => group.members.forEach((m, k) => shares[(g * s.members + k) % threads]!.push({ url: wsUrl(sut, group, m), member: k })));
+    await Promise.all(workers.map((w, k) => ask(w, { kind: "open", sockets: shares[k], messages: total, members: s.members }, "ready")));
+  } else {
+    await connectAll(s.groups * s.members, 100, async (k) => {
+      const g = Math.floor(k / s.members);
+      const m = k % s.members;
+      sockets[g]![m] = await openSocket(wsUrl(sut, groups[g]!, groups[g]!.members[m]!), d.handler(m));
+    });
+  }
   await Bun.sleep(200);
   // A WebSocket send is done when the sender's own socket receives the message.
   const echoes = new Map<number, () => void>();
@@ -49,7 +72,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       const g = i % s.groups;
       const group = groups[g]!;
       const m = Math.floor(i / s.groups) % s.members;
-      const content = `#${i}#${PAD}`;
+      const content = threads ? `#${i}#${epochNow().toFixed(3)}#${PAD}` : `#${i}#${PAD}`;
       if (s.via === "ws") {
         sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content } }));
         return new Promise<boolean>((resolve) => echoes.set(i, () => (echoes.delete(i), resolve(true))));
@@ -58,11 +81,32 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     },
   });
   const expected = result.sent * s.members;
-  await drain(d, expected);
+  let [delivered, latencies, duplicates, lastArrival]: [number, Float64Array<ArrayBufferLike>, number, number] = [0, new Float64Array(0), 0, 0];
+  if (threads) {
+    // Poll the receiving threads until everything arrived or nothing more comes.
+    let quietSince = performance.now();
+    while (performance.now() - quietSince < 2000 && performance.now() - sendStart < s.seconds * 1000 + 20_000) {
+      const counts = await Promise.all(workers.map((w) => ask<{ count: number }>(w, { kind: "count" }, "count")));
+      const now = counts.reduce((sum, c) => sum + c.count, 0);
+      if (now !== delivered) [delivered, quietSince, lastArrival] = [now, performance.now(), performance.now()];
+      if (delivered >= expected) break;
+      await Bun.sleep(50);
+    }
+    const results = await Promise.all(workers.map((w) => ask<{ count: number; duplicates: number; latencies: Float64Array }>(w, { kind: "finish" }, "result")));
+    for (const w of workers) w.terminate();
+    delivered = results.reduce((sum, r) => sum + r.count, 0);
+    duplicates = results.reduce((sum, r) => sum + r.duplicates, 0);
+    latencies = new Float64Array(delivered);
+    let at = 0;
+    for (const r of results) (latencies.set(r.latencies, at), (at += r.latencies.length));
+  } else {
+    await drain(d, expected);
+    [delivered, latencies, duplicates, lastArrival] = [d.count, d.latencies.subarray(0, d.count), d.duplicates, d.lastArrival];
+  }
   const client = meter();
   const after = sut.stats();
   for (const list of sockets) for (const ws of list) ws.close();
-  const deliverySeconds = (d.lastArrival - sendStart) / 1000;
+  const deliverySeconds = (lastArrival - sendStart) / 1000;
   const summary = {
     scenario: s.name,
     server: sut.kind,
@@ -70,16 +114,18 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     groups: s.groups,
     members_per_group: s.members,
     ...result,
-    deliveries: d.count,
-    deliveries_per_s: Math.round(d.count / Math.max(deliverySeconds, 0.001)),
-    missing: expected - d.count,
-    duplicates: d.duplicates,
-    e2e_ms: percentiles(d.latencies.subarray(0, d.count)),
+    receiver_threads: threads,
+    deliveries: delivered,
+    deliveries_per_s: Math.round(delivered / Math.max(deliverySeconds, 0.001)),
+    missing: expected - delivered,
+    duplicates,
+    e2e_ms: percentiles(latencies),
     server_cpu_s: round(after.cpu_s - before.cpu_s),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
     ...client,
-    client_bottleneck: client.client_cpu_share > 0.9 || result.behind_schedule > s.rate * 0.05,
+    // The client process's threads together, against the cores it could have had.
+    client_bottleneck: client.client_cpu_share > 0.9 * (1 + threads) || client.client_cpu_share > 1.8 || result.behind_schedule > s.rate * 0.05,
   };
   return summary;
 }

@@ -70,6 +70,9 @@ export function openSocket(url: string, onMessage?: (data: string) => void): Pro
   });
 }
 
+/** Milliseconds since the epoch with sub-millisecond precision, comparable across threads. */
+export const epochNow = () => performance.timeOrigin + performance.now();
+
 const RECEIVE = '{"type":"message.receive"';
 const MARK = '"content":"#';
 
@@ -84,8 +87,12 @@ export class Deliveries {
   /** Called on each first arrival (WebSocket sends complete when the sender's own copy arrives). */
   onArrival: ((i: number, memberIndex: number) => void) | null = null;
 
-  constructor(readonly messages: number, readonly membersPerGroup: number) {
-    this.sendTimes = new Float64Array(messages);
+  /**
+   * With `timesInContent`, each message carries its send time (`#i#<epoch ms>#…`), so
+   * receivers in other threads (whose performance clocks differ) can time it.
+   */
+  constructor(readonly messages: number, readonly membersPerGroup: number, readonly timesInContent = false) {
+    this.sendTimes = new Float64Array(timesInContent ? 0 : messages);
     this.seen = new Uint8Array(messages * membersPerGroup);
     this.latencies = new Float64Array(messages * membersPerGroup);
   }
@@ -96,15 +103,17 @@ export class Deliveries {
       if (!data.startsWith(RECEIVE)) return;
       const at = data.indexOf(MARK);
       if (at < 0) return;
-      const i = parseInt(data.slice(at + MARK.length, at + MARK.length + 12), 10);
+      const start = at + MARK.length;
+      const i = parseInt(data.slice(start, start + 12), 10);
       if (!(i >= 0 && i < this.messages)) return;
       const slot = i * this.membersPerGroup + memberIndex;
-      const now = performance.now();
+      const now = this.timesInContent ? epochNow() : performance.now();
       if (this.seen[slot]!++ > 0) {
         this.duplicates++;
         return;
       }
-      this.latencies[this.count++] = now - this.sendTimes[i]!;
+      const sentAt = this.timesInContent ? parseFloat(data.slice(data.indexOf("#", start) + 1, data.indexOf("#", start) + 20)) : this.sendTimes[i]!;
+      this.latencies[this.count++] = now - sentAt;
       this.lastArrival = now;
       this.onArrival?.(i, memberIndex);
     };
@@ -147,7 +156,7 @@ export async function sendOpenLoop(opts: {
     while (i < due && inFlight < opts.maxInFlight) {
       const n = i++;
       const t0 = performance.now();
-      opts.deliveries.sendTimes[n] = t0;
+      if (!opts.deliveries.timesInContent) opts.deliveries.sendTimes[n] = t0;
       const r = opts.send(n);
       if (r instanceof Promise) {
         inFlight++;
