@@ -39,9 +39,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       call.state.ws.close(1000, "bye");
     },
     "message.send": async (call, d) => {
-      const { created, message } = await sendMessage(ctx, call.me(), d.conversation_id, d);
-      // A retried send publishes nothing; the requester still learns the stored message.
-      if (!created && call.requestId !== undefined) reply(call, "message.receive", message);
+      // A retried send (known client_msg_id) publishes nothing; the ack still carries the stored message.
+      const { message } = await sendMessage(ctx, call.me(), d.conversation_id, d);
       ack(call, "message.send", message);
     },
     "message.edit": (call, d) => ack(call, "message.edit", editMessage(ctx, call.me(), d.message_id, d.content)),
