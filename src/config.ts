@@ -33,6 +33,8 @@ export interface Config {
   wsFramesPerMinute: number;
   /** REST message sends per minute per user. */
   sendsPerMinute: number;
+  /** Other REST writes (groups, members, profile, friendships, tickets) per minute per user. */
+  writesPerMinute: number;
   /** How long a WebSocket ticket stays valid (the contract says 30 s; tests shorten it). */
   ticketTtlMs: number;
   /** How often sockets are checked for a buffer over maxBufferedBytes. */
@@ -61,6 +63,7 @@ export const DEFAULTS: Config = Object.freeze({
   maxBufferedBytes: 4 * 1024 * 1024,
   wsFramesPerMinute: 60,
   sendsPerMinute: 6000,
+  writesPerMinute: 600,
   ticketTtlMs: 30_000,
   slowConsumerCheckMs: 250,
   walRestartPages: 8192,
@@ -106,6 +109,7 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["MAX_BUFFERED_BYTES", "maxBufferedBytes", 65536, 1024 * 1024 * 1024],
   ["WS_FRAMES_PER_MINUTE", "wsFramesPerMinute", 1, 1_000_000],
   ["SENDS_PER_MINUTE", "sendsPerMinute", 1, 100_000_000],
+  ["WRITES_PER_MINUTE", "writesPerMinute", 1, 100_000_000],
 ];
 
 export const ENV_HELP = `Environment:

@@ -76,6 +76,30 @@ describe("profile", () => {
   });
 });
 
+describe("write limit", () => {
+  test("REST writes other than message sends share a per-user budget (WRITES_PER_MINUTE): 429 with Retry-After", async () => {
+    const own = await startServer({ writesPerMinute: 3 });
+    try {
+      const [a, b, c] = [await own.register(), await own.register(), await own.register()];
+      expect((await own.api("POST", "/api/friendships", { token: a.token, body: { friend_id: b.user.id } })).status).toBe(201);
+      const { status, body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t" } });
+      expect(status).toBe(201);
+      expect((await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "x" } })).status).toBe(200);
+      const limited = await own.api("POST", `/api/conversations/${g.id}/members`, { token: a.token, body: { user_ids: [c.user.id] } });
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect((await own.api("GET", `/api/conversations/${g.id}`, { token: a.token })).body.members).toHaveLength(1);
+      // Reads are not limited, nor are other users.
+      expect((await own.api("GET", "/api/users/me", { token: a.token })).status).toBe(200);
+      expect((await own.api("POST", "/api/ws/ticket", { token: b.token })).status).toBe(200);
+      // Message sends have their own budget.
+      expect((await own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: "still fine" } })).status).toBe(201);
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe("search", () => {
   test("matches username or display name, case-insensitively, and pages with a cursor", async () => {
     for (let i = 0; i < 5; i++) await s.register(`searchme_${i}`);

@@ -1,6 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
+import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
 import { CreateConversationBody } from "./schemas";
 import { addMembers, createConversation, deleteConversation, getConversation, listConversations, removeMember, renameConversation, setRole } from "./service";
@@ -8,6 +9,7 @@ import { addMembers, createConversation, deleteConversation, getConversation, li
 export const conversationRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
     .use(authPlugin(ctx))
+    .use(writeLimit(ctx))
     .post(
       "",
       ({ me, body, set }) => {

@@ -1,12 +1,14 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
+import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
 import { acceptFriend, listFriendships, rejectFriend, removeFriend, requestFriend } from "./service";
 
 export const friendRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/friendships", tags: ["friends"] })
     .use(authPlugin(ctx))
+    .use(writeLimit(ctx))
     .post(
       "",
       ({ me, body, set }) => {

@@ -8,6 +8,7 @@ import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { authPlugin } from "../auth/plugin";
+import { writeLimit } from "../http/write-limit";
 import { getUserRow } from "../users/service";
 import type { UserRow } from "../db/schema";
 
@@ -39,6 +40,7 @@ export class Tickets {
 export const ticketRoutes = (ctx: AppContext, tickets: Tickets) =>
   new Elysia({ prefix: "/api/ws", tags: ["realtime"] })
     .use(authPlugin(ctx))
+    .use(writeLimit(ctx))
     .post("/ticket", ({ me }) => tickets.issue(me.id), {
       response: t.Object({ ticket: t.String(), expires_at: t.String({ format: "date-time" }) }),
       detail: { summary: "A single-use ticket, valid 30 s, accepted as /ws/user?ticket= instead of the token" },

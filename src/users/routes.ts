@@ -1,6 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
+import { writeLimit } from "../http/write-limit";
 import { parseLimit, PageQuery } from "../http/paging";
 import { DISPLAY_NAME, IMAGE_URL, toUser, UserSchema } from "./dto";
 import { getUser, searchUsers, updateProfile } from "./service";
@@ -8,6 +9,7 @@ import { getUser, searchUsers, updateProfile } from "./service";
 export const userRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/users", tags: ["users"] })
     .use(authPlugin(ctx))
+    .use(writeLimit(ctx))
     .get("/me", ({ me }) => toUser(me), { response: UserSchema, detail: { summary: "The caller's profile" } })
     .patch("/me", ({ me, body }) => toUser(updateProfile(ctx, me.id, body)), {
       body: t.Object({ display_name: t.Optional(DISPLAY_NAME), profile_image_url: t.Optional(IMAGE_URL) }),
