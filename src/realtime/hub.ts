@@ -12,9 +12,9 @@ import type { AppContext } from "../context";
 import { convTopic, userTopic, type StoredEvent } from "../events/log";
 import { TokenBucket } from "../lib/rate-limit";
 import { iso } from "../lib/time";
-import { canSeePresence, getUserRow } from "../users/service";
+import { canSeePresence } from "../users/service";
 import { eventFrame, frame } from "./protocol";
-import { forgetMembers } from "../conversations/view";
+import { LastActive } from "./last-active";
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
@@ -52,11 +52,13 @@ export class Hub {
   /** target user id → sockets following its presence. */
   private followers = new Map<string, Set<SocketState>>();
   private stopped = false;
+  private lastActive: LastActive;
 
   private sweeper: Timer;
   private heartbeat: Timer;
 
   constructor(private ctx: AppContext) {
+    this.lastActive = new LastActive(ctx);
     ctx.events.onCommit((events) => this.publishCommitted(events));
     this.sweeper = setInterval(() => this.closeSlowConsumers(), ctx.config.slowConsumerCheckMs);
     this.sweeper.unref();
@@ -101,7 +103,7 @@ export class Hub {
       this.leaving.delete(state.userId);
       return false;
     }
-    this.touchLastActive(state.userId);
+    this.lastActive.touch(state.userId);
     return true;
   }
 
@@ -136,64 +138,13 @@ export class Hub {
   private goOffline(userId: string) {
     this.leaving.delete(userId);
     if (this.byUser.has(userId)) return;
-    const lastActive = this.touchLastActive(userId);
+    const lastActive = this.lastActive.touch(userId);
     this.publish(statusTopic(userId), frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
   }
 
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
-    this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: this.lastActiveOf(userId) }));
-  }
-
-  /**
-   * Records that a user was active now. Written in batches (one transaction a second, and
-   * at shutdown): a reconnect storm brings thousands of users online at once, and one
-   * write transaction each would cost more than their sockets.
-   */
-  private touchLastActive(userId: string): string {
-    const now = Date.now();
-    if (this.stopped && this.lastActiveFlushed) return iso(now);
-    this.lastActive.set(userId, now);
-    if (!this.lastActiveTimer) {
-      this.lastActiveTimer = setTimeout(() => this.flushLastActive(), 1000);
-      this.lastActiveTimer.unref();
-    }
-    return iso(now);
-  }
-
-  private lastActive = new Map<string, number>();
-  /** Set by stop() after the last write: the database is about to close. */
-  private lastActiveFlushed = false;
-  private lastActiveTimer: Timer | null = null;
-
-  private flushLastActive() {
-    if (this.lastActiveTimer) clearTimeout(this.lastActiveTimer);
-    this.lastActiveTimer = null;
-    if (this.lastActive.size === 0) return;
-    const pending = this.lastActive;
-    this.lastActive = new Map();
-    try {
-      const update = this.ctx.db.$client.query("UPDATE users SET last_active_at = ? WHERE id = ?");
-      this.ctx.db.$client.transaction(() => {
-        for (const [id, at] of pending) update.run(at, id);
-      })();
-      // Their conversations' cached member lists carry the old last_active_at.
-      const convs = this.ctx.db.$client
-        .query("SELECT DISTINCT conversation_id AS id FROM conversation_members WHERE user_id IN (SELECT value FROM json_each(?))")
-        .all(JSON.stringify([...pending.keys()])) as { id: string }[];
-      forgetMembers(this.ctx.db, convs.map((c) => c.id));
-    } catch (err) {
-      // Presence is best effort: losing a last_active_at is not losing data.
-      this.ctx.log.warn({ err, users: pending.size }, "could not update last_active_at");
-    }
-  }
-
-  /** A user's last activity: the pending value if not yet written. */
-  private lastActiveOf(userId: string): string | null {
-    const pending = this.lastActive.get(userId);
-    if (pending !== undefined) return iso(pending);
-    const row = getUserRow(this.ctx.db, userId);
-    return row ? iso(row.lastActiveAt) : null;
+    this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: this.lastActive.of(userId) }));
   }
 
   /** Publishes committed events, adjusting subscriptions around membership changes. */
@@ -280,7 +231,7 @@ export class Hub {
   }
 
   statusOf(userIds: string[]): PresenceStatus[] {
-    return userIds.map((id) => ({ user_id: id, online: this.isOnline(id), last_active_at: this.lastActiveOf(id) ?? iso(0) }));
+    return userIds.map((id) => ({ user_id: id, online: this.isOnline(id), last_active_at: this.lastActive.of(id) ?? iso(0) }));
   }
 
   /** Sets or refreshes (is_typing true) or ends a socket's typing indicator in a conversation. */
@@ -388,9 +339,8 @@ export class Hub {
     clearInterval(this.heartbeat);
     for (const timer of this.leaving.values()) clearTimeout(timer);
     // Everyone online (or in their grace period) was last active now.
-    for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.touchLastActive(userId);
-    this.flushLastActive();
-    this.lastActiveFlushed = true;
+    for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.lastActive.touch(userId);
+    this.lastActive.close();
     this.leaving.clear();
     const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });
     for (const s of this.sockets.values()) {

@@ -1,0 +1,67 @@
+/**
+ * Users' last activity (`last_active_at`), recorded in memory and written in batches: one
+ * transaction a second, and at shutdown. A reconnect storm brings thousands of users
+ * online at once, and one write transaction each would cost more than their sockets.
+ */
+import type { AppContext } from "../context";
+import { forgetMembers } from "../conversations/view";
+import { iso } from "../lib/time";
+import { getUserRow } from "../users/service";
+
+export class LastActive {
+  private pending = new Map<string, number>();
+  private timer: Timer | null = null;
+  /** Set by close() after the last write: the database is about to close. */
+  private closed = false;
+
+  constructor(private ctx: AppContext) {}
+
+  /** The user was active now; returns the time as ISO. */
+  touch(userId: string): string {
+    const now = Date.now();
+    if (this.closed) return iso(now);
+    this.pending.set(userId, now);
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), 1000);
+      this.timer.unref();
+    }
+    return iso(now);
+  }
+
+  /** A user's last activity: the pending value if not yet written. */
+  of(userId: string): string | null {
+    const pending = this.pending.get(userId);
+    if (pending !== undefined) return iso(pending);
+    const row = getUserRow(this.ctx.db, userId);
+    return row ? iso(row.lastActiveAt) : null;
+  }
+
+  flush() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const sqlite = this.ctx.db.$client;
+    try {
+      const update = sqlite.query("UPDATE users SET last_active_at = ? WHERE id = ?");
+      sqlite.transaction(() => {
+        for (const [id, at] of batch) update.run(at, id);
+      })();
+      // Their conversations' cached member lists carry the old last_active_at.
+      const convs = sqlite
+        .query("SELECT DISTINCT conversation_id AS id FROM conversation_members WHERE user_id IN (SELECT value FROM json_each(?))")
+        .all(JSON.stringify([...batch.keys()])) as { id: string }[];
+      forgetMembers(this.ctx.db, convs.map((c) => c.id));
+    } catch (err) {
+      // Presence is best effort: losing a last_active_at is not losing data.
+      this.ctx.log.warn({ err, users: batch.size }, "could not update last_active_at");
+    }
+  }
+
+  /** Writes what is pending, then records nothing more (the database closes next). */
+  close() {
+    this.flush();
+    this.closed = true;
+  }
+}
