@@ -105,6 +105,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
   }
   const client = meter();
   const after = sut.stats();
+  const publish = sut.kind === "parley" ? await publishP99(sut) : undefined;
   for (const list of sockets) for (const ws of list) ws.close();
   const deliverySeconds = (lastArrival - sendStart) / 1000;
   const summary = {
@@ -120,6 +121,8 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     missing: expected - delivered,
     duplicates,
     e2e_ms: percentiles(latencies),
+    // The server's own share: commit-to-published for a batch (an upper bucket bound).
+    ...(publish ? { server_publish_ms_p99_at_most: publish } : {}),
     server_cpu_s: round(after.cpu_s - before.cpu_s),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
@@ -128,6 +131,16 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     client_bottleneck: client.client_cpu_share > 0.9 * (1 + threads) || client.client_cpu_share > 1.8 || result.behind_schedule > s.rate * 0.05,
   };
   return summary;
+}
+
+/** p99 of parley_publish_after_commit_seconds, as the upper bound of its histogram bucket, in ms. */
+async function publishP99(sut: ServerUnderTest): Promise<number | undefined> {
+  const text = await (await fetch(`${sut.base}/metrics`)).text();
+  const buckets = [...text.matchAll(/^parley_publish_after_commit_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])] as const);
+  const total = buckets.find(([le]) => le === "+Inf")?.[1];
+  if (!total) return undefined;
+  const hit = buckets.find(([, n]) => n >= total * 0.99);
+  return hit && hit[0] !== "+Inf" ? Number(hit[0]) * 1000 : undefined;
 }
 
 async function registerUsersFor(sut: ServerUnderTest, count: number) {
