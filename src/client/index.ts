@@ -49,6 +49,8 @@ type State = "idle" | "connecting" | "open" | "closed";
 export class ParleyClient {
   /** The highest seq processed; persisted events at or below it are ignored. */
   lastSeq: number;
+  /** Whether lastSeq is a real position (0 is one too, on a server whose log is empty). */
+  private hasPosition: boolean;
   state: State = "idle";
   private ws: WebSocket | null = null;
   private handlers = new Map<string, Set<Handler<never>>>();
@@ -61,6 +63,7 @@ export class ParleyClient {
 
   constructor(private options: ParleyClientOptions) {
     this.lastSeq = options.lastSeq ?? 0;
+    this.hasPosition = options.lastSeq !== undefined;
     this.WS = options.WebSocket ?? globalThis.WebSocket;
   }
 
@@ -142,7 +145,7 @@ export class ParleyClient {
       if (!res.ok) throw new ParleyError("unauthorized", `ticket request answered ${res.status}`);
       params.set("ticket", ((await res.json()) as { ticket: string }).ticket);
     } else if (token) params.set("token", token);
-    if (this.lastSeq > 0) params.set("since", String(this.lastSeq));
+    if (this.hasPosition) params.set("since", String(this.lastSeq));
     return `${base}?${params}`;
   }
 
@@ -192,7 +195,10 @@ export class ParleyClient {
       this.lastSeq = f.seq;
     }
     // A first connection starts at the server's position; a resume ends its replay at sync.complete.
-    if (f.type === "connect" && this.lastSeq === 0) this.lastSeq = (f.data as { last_seq: number }).last_seq;
+    if (f.type === "connect" && !this.hasPosition) {
+      this.lastSeq = (f.data as { last_seq: number }).last_seq;
+      this.hasPosition = true;
+    }
     if (f.type === "sync.complete") this.lastSeq = Math.max(this.lastSeq, (f.data as { last_seq: number }).last_seq);
     if (f.type === "sync.reset") this.lastSeq = (f.data as { last_seq: number }).last_seq;
     if (f.type === "conversation.list" && f.request_id === undefined) this.onSynced();
