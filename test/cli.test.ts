@@ -95,9 +95,9 @@ describe("the CLI", () => {
 
   test("SIGTERM finishes the in-flight request, closes the database and exits 0", async () => {
     // A realistic Argon2 cost keeps the registration in flight when the signal lands.
-    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir(), ARGON2_MEMORY_KIB: "65536" });
+    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir(), ARGON2_MEMORY_KIB: "262144" });
     const pending = fetch(`${server.base}/api/auth/register`, { method: "POST", body: JSON.stringify({ username: "inflight", password: "password123" }) });
-    await Bun.sleep(30);
+    await Bun.sleep(100);
     const started = Date.now();
     const code = await server.stop("SIGTERM");
     expect(code).toBe(0);
