@@ -41,8 +41,9 @@ interface MemberLine {
 /**
  * Member lists recently rendered for conversation lists, by conversation id. Every new socket
  * gets its user's conversation list, and a reconnect storm asks for the same lists
- * thousands of times. Changes to members, roles, read positions, profiles and recorded
- * activity drop the entry at once (`forgetMembers`). Per database (tests run several).
+ * thousands of times. Changes to members, roles, read positions and profiles drop the
+ * entry at once (`forgetMembers`); a member's last_active_at may lag by up to
+ * MEMBER_CACHE_MS (plus the second it takes to be written). Per database (tests run several).
  * Only filled outside write transactions, so it never holds uncommitted rows.
  */
 interface MemberCache { lists: Map<string, { at: number; members: Member[] }>; size: number }

@@ -4,7 +4,6 @@
  * online at once, and one write transaction each would cost more than their sockets.
  */
 import type { AppContext } from "../context";
-import { forgetMembers } from "../conversations/view";
 import { iso } from "../lib/time";
 import { getUserRow } from "../users/service";
 
@@ -48,11 +47,8 @@ export class LastActive {
       sqlite.transaction(() => {
         for (const [id, at] of batch) update.run(at, id);
       })();
-      // Their conversations' cached member lists carry the old last_active_at.
-      const convs = sqlite
-        .query("SELECT DISTINCT conversation_id AS id FROM conversation_members WHERE user_id IN (SELECT value FROM json_each(?))")
-        .all(JSON.stringify([...batch.keys()])) as { id: string }[];
-      forgetMembers(this.ctx.db, convs.map((c) => c.id));
+      // Cached member lists are not dropped for this: they expire within a second anyway,
+      // and dropping them on every presence change empties the cache during a reconnect storm.
     } catch (err) {
       // Presence is best effort: losing a last_active_at is not losing data.
       this.ctx.log.warn({ err, users: batch.size }, "could not update last_active_at");
