@@ -78,6 +78,19 @@ describe("register", () => {
     expect(big.body.error.code).toBe("payload_too_large");
   });
 
+  test("a chunked body (no Content-Length) over 64 KiB in bytes is 413, even when it has fewer characters", async () => {
+    // 30,000 three-byte characters: under 65,536 characters, about 90 KB.
+    const payload = JSON.stringify({ username: "chunked", password: "€".repeat(30_000) });
+    const body = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(payload));
+        c.close();
+      },
+    });
+    const res = await fetch(`${s.base}/api/auth/register`, { method: "POST", body, headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(413);
+  });
+
   test("JSON without a content type is still read as JSON", async () => {
     const res = await s.api("POST", "/api/auth/register", { raw: JSON.stringify({ username: uniqueName(), password: "password123" }) });
     expect(res.status).toBe(201);

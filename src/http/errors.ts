@@ -47,7 +47,8 @@ export const errorHandling = (ctx: AppContext) =>
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > BODY_LIMIT) throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
       const text = await request.text();
-      if (text.length > BODY_LIMIT && Buffer.byteLength(text) > BODY_LIMIT)
+      // Bytes, not characters: a chunked body has no Content-Length to check up front.
+      if (Buffer.byteLength(text) > BODY_LIMIT)
         throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
       // No body at all (PATCH …/accept, DELETE): routes that need one answer 422.
       if (text.trim() === "") return null;
