@@ -73,7 +73,6 @@ export class Hub {
     this.server = server;
   }
 
-  get connectionCount() { return this.sockets.size; }
   connectionsOf(userId: string) { return this.byUser.get(userId)?.size ?? 0; }
   stateOf(ws: RawSocket) { return this.sockets.get(ws); }
   isOnline(userId: string) { return this.byUser.has(userId) || this.leaving.has(userId); }
@@ -271,7 +270,7 @@ export class Hub {
     this.server?.publish(topic, text);
   }
 
-  /** Every open socket (shutdown, slow-consumer sweep). */
+  /** Every open socket. */
   allSockets(): IterableIterator<SocketState> {
     return this.sockets.values();
   }
