@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventsOf, lastSeq, startServer, type Account, type TestServer } from "./helpers";
+import { SORT_IN_JS } from "../src/conversations/service";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -260,6 +261,27 @@ describe("listing", () => {
     expect(page2.body.next_cursor).toBeNull();
     expect((await s.api("GET", "/api/conversations", { token: b!.token })).body.items.map((x: any) => x.id)).toEqual([ids[1]]);
     expect((await s.api("GET", "/api/conversations?limit=x", { token: me!.token })).status).toBe(400);
+  });
+  test("a user in more conversations than are sorted in memory gets the same order, page after page", async () => {
+    const [me, other] = await users(2);
+    const ids: string[] = [];
+    for (let i = 0; i < SORT_IN_JS + 2; i++) ids.push((await group(me!, [], `G${i}`)).body.id);
+    // Activity moves a few of them to the front.
+    for (const i of [5, 0, 77]) await s.api("POST", `/api/conversations/${ids[i]}/messages`, { token: me!.token, body: { content: "bump" } });
+    const expected = [ids[77]!, ids[0]!, ids[5]!, ...ids.filter((_, i) => ![5, 0, 77].includes(i)).reverse()];
+    const pages = async (token: string, limit: number) => {
+      const seen: string[] = [];
+      let cursor = "";
+      do {
+        const res = await s.api("GET", `/api/conversations?limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { token });
+        seen.push(...res.body.items.map((x: any) => x.id));
+        cursor = res.body.next_cursor ?? "";
+      } while (cursor);
+      return seen;
+    };
+    expect(await pages(me!.token, 100)).toEqual(expected); // first page sorted by SQLite, the rest here
+    expect(await pages(me!.token, 7)).toEqual(expected);
+    expect(await pages(other!.token, 7)).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventsOf, lastSeq, startServer, type Account, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -48,6 +49,42 @@ describe("send", () => {
     expect(list[0].last_message.content).toBe("bump");
     expect(list[0].unread_count).toBe(1);
     expect(list[1].last_message).toBeNull();
+  });
+
+  test("the list (REST, and each new socket's conversation.list) shows every conversation exactly as GET /:id does", async () => {
+    const [a, b, c] = await users(3);
+    const group = await groupOf(a!, [b!, c!]);
+    const direct = (await s.api("POST", "/api/conversations", { token: b!.token, body: { type: "direct", user_id: c!.user.id } })).body.id;
+    const m1 = (await send(a!, group, { content: "one" })).body;
+    const m2 = (await send(c!, group, { content: "two @" + b!.user.username })).body;
+    await s.api("POST", `/api/messages/${m2.id}/reactions`, { token: a!.token, body: { emoji: "👍" } });
+    await s.api("PATCH", `/api/messages/${m2.id}`, { token: c!.token, body: { content: "two, edited" } });
+    await s.api("POST", `/api/conversations/${group}/read`, { token: b!.token, body: { message_id: m1.id } });
+    await send(c!, direct, { content: "hi" });
+    const check = async () => {
+      const res = await s.api("GET", "/api/conversations", { token: b!.token });
+      expect(res.headers.get("content-type")).toStartWith("application/json");
+      const items = res.body.items;
+      expect(items.map((x: any) => x.id)).toEqual([direct, group]);
+      for (const item of items) expect(item).toEqual((await s.api("GET", `/api/conversations/${item.id}`, { token: b!.token })).body);
+      const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${b!.token}`);
+      expect(ws.frames.find((f) => f.type === "conversation.list")!.data).toEqual(res.body);
+      ws.close();
+      return items;
+    };
+    const [d, g] = await check();
+    expect(d.title).toBe(c!.user.display_name);
+    expect(g.unread_count).toBe(1);
+    expect(g.last_message).toMatchObject({ content: "two, edited", reactions: [{ emoji: "👍", count: 1 }] });
+    // Changes after the lists were served (and cached) show at once.
+    await s.api("POST", `/api/conversations/${group}/read`, { token: b!.token, body: { message_id: m2.id } });
+    await s.api("DELETE", `/api/messages/${m2.id}`, { token: c!.token });
+    await s.api("PATCH", "/api/users/me", { token: c!.token, body: { display_name: "Renamed C" } });
+    const [d2, g2] = await check();
+    expect(d2.title).toBe("Renamed C");
+    expect(g2.unread_count).toBe(0);
+    expect(g2.last_message.deleted_at).not.toBeNull();
+    expect(g2.members.find((m: any) => m.user.id === b!.user.id).last_read_message_id).toBe(m2.id);
   });
 
   test.each([

@@ -4,7 +4,7 @@ import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
 import { CreateConversationBody } from "./schemas";
-import { addMembers, createConversation, deleteConversation, getConversation, listConversations, removeMember, renameConversation, setRole } from "./service";
+import { addMembers, createConversation, deleteConversation, getConversation, listConversationsJson, removeMember, renameConversation, setRole } from "./service";
 
 export const conversationRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
@@ -19,7 +19,11 @@ export const conversationRoutes = (ctx: AppContext) =>
       },
       { body: CreateConversationBody, detail: { summary: "Create a direct (one per pair; 200 with the existing one) or group conversation" } },
     )
-    .get("", ({ me, query }) => listConversations(ctx, me.id, parseLimit(query.limit), query.cursor), {
+    .get("", ({ me, query, set }) => {
+      // Serialised by the service (the same text every new socket gets as conversation.list).
+      set.headers["content-type"] = "application/json";
+      return listConversationsJson(ctx, me.id, parseLimit(query.limit), query.cursor);
+    }, {
       query: PageQuery,
       detail: { summary: "The caller's conversations, most recent activity first" },
     })

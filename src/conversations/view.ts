@@ -46,7 +46,13 @@ interface MemberLine {
  * MEMBER_CACHE_MS (plus the second it takes to be written). Per database (tests run several).
  * Only filled outside write transactions, so it never holds uncommitted rows.
  */
-interface MemberCache { lists: Map<string, { at: number; members: Member[] }>; size: number }
+interface MemberEntry {
+  at: number;
+  members: Member[];
+  /** The list serialised, made on first use: most of a conversation.list frame's bytes. */
+  json: string | null;
+}
+interface MemberCache { lists: Map<string, MemberEntry>; size: number }
 const memberCaches = new WeakMap<DB, MemberCache>();
 const MEMBER_CACHE_MS = 1000;
 /** Members held at most, over all cached lists of one database. */
@@ -68,15 +74,15 @@ export function forgetMembers(db: Reader, conversationIds: Iterable<string>) {
 }
 
 /** Rendered member lists; with `withReads`, each member carries its read position. */
-function membersOf(db: Reader, ids: string[], withReads: boolean, useCache: boolean): Map<string, Member[]> {
+function membersOf(db: Reader, ids: string[], withReads: boolean, useCache: boolean): Map<string, MemberEntry> {
   const cached = useCache && withReads;
   const cache = memberCache(db);
-  const byConv = new Map<string, Member[]>();
+  const byConv = new Map<string, MemberEntry>();
   const now = performance.now();
   const missing: string[] = [];
   for (const id of ids) {
     const hit = cached ? cache.lists.get(id) : undefined;
-    if (hit && now - hit.at < MEMBER_CACHE_MS) byConv.set(id, hit.members);
+    if (hit && now - hit.at < MEMBER_CACHE_MS) byConv.set(id, hit);
     else missing.push(id);
   }
   if (missing.length === 0) return byConv;
@@ -87,14 +93,15 @@ function membersOf(db: Reader, ids: string[], withReads: boolean, useCache: bool
       if (withReads) member.last_read_message_id = m.lastReadMessageId;
       return member;
     });
-    byConv.set(id, rendered);
+    const entry: MemberEntry = { at: now, members: rendered, json: null };
+    byConv.set(id, entry);
     if (cached) {
       forgetMembers(db, [id]);
       if (cache.size + rendered.length > MEMBER_CACHE_LIMIT) {
         cache.lists.clear();
         cache.size = 0;
       }
-      cache.lists.set(id, { at: now, members: rendered });
+      cache.lists.set(id, entry);
       cache.size += rendered.length;
     }
   }
@@ -130,30 +137,54 @@ function readMembers(db: Reader, ids: string[]): Map<string, MemberLine[]> {
  * The conversations as `viewerId` sees them. With `viewerId` null: the viewer-neutral form
  * used by `conversation.update` (no unread_count, no read positions).
  */
-export function viewConversations(db: Reader, rows: ConversationRow[], viewerId: string | null, useCache = false): Conversation[] {
+function viewConversations(db: Reader, rows: ConversationRow[], viewerId: string | null): Conversation[] {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
-  const memberMap = membersOf(db, ids, viewerId !== null, useCache);
+  // Also used inside write transactions: never through the cache (it must not hold uncommitted rows).
+  const memberMap = membersOf(db, ids, viewerId !== null, false);
   const last = lastMessagesOf(db, rows);
   const unread = viewerId ? unreadCountsOf(db, ids, viewerId) : null;
   return rows.map((c) => {
-    const list = memberMap.get(c.id) ?? [];
-    const title = c.type === "group" ? c.title : (list.find((m) => m.user.id !== viewerId)?.user.display_name ?? null);
-    const view: Conversation = {
-      id: c.id,
-      type: c.type,
-      title,
-      created_by: c.createdBy,
-      created_at: iso(c.createdAt),
-      updated_at: iso(c.updatedAt),
-      last_message_at: isoOrNull(c.lastMessageAt),
-      last_message: last.get(c.id) ?? null,
-      is_subscribed: true,
-      members: list,
-    };
+    const list = memberMap.get(c.id)?.members ?? [];
+    const view: Conversation = { ...head(c, list, viewerId, last.get(c.id) ?? null), members: list };
     if (unread) view.unread_count = unread.get(c.id) ?? 0;
     return view;
   });
+}
+
+/** A conversation's fields up to `members`, in the order of the `Conversation` object. */
+function head(c: ConversationRow, list: Member[], viewerId: string | null, lastMessage: Message | null): Omit<Conversation, "members"> {
+  return {
+    id: c.id,
+    type: c.type,
+    // A direct conversation is titled with the other member's name.
+    title: c.type === "group" ? c.title : (list.find((m) => m.user.id !== viewerId)?.user.display_name ?? null),
+    created_by: c.createdBy,
+    created_at: iso(c.createdAt),
+    updated_at: iso(c.updatedAt),
+    last_message_at: isoOrNull(c.lastMessageAt),
+    last_message: lastMessage,
+    is_subscribed: true,
+  };
+}
+
+/**
+ * Exactly `JSON.stringify(viewConversations(db, rows, viewerId))` with the given unread
+ * counts, but each member list (most of the bytes) is serialised once per cache entry rather
+ * than once per socket: the conversation list sent to every new socket. Outside write
+ * transactions only (it fills the member-list cache).
+ */
+export function conversationsJson(db: DB, rows: ConversationRow[], viewerId: string, unreadOf: (row: ConversationRow) => number): string {
+  if (rows.length === 0) return "[]";
+  const entries = membersOf(db, rows.map((r) => r.id), true, true);
+  const last = lastMessagesOf(db, rows);
+  const parts = rows.map((c) => {
+    const entry = entries.get(c.id);
+    const fields = JSON.stringify(head(c, entry?.members ?? [], viewerId, last.get(c.id) ?? null));
+    const members = entry ? (entry.json ??= JSON.stringify(entry.members)) : "[]";
+    return `${fields.slice(0, -1)},"members":${members},"unread_count":${unreadOf(c)}}`;
+  });
+  return `[${parts.join(",")}]`;
 }
 
 export function viewConversation(db: Reader, row: ConversationRow, viewerId: string | null): Conversation {

@@ -74,6 +74,12 @@ export function frame(type: string, data: unknown, requestId?: string): string {
   return JSON.stringify(f);
 }
 
+/** A reply frame whose data is already JSON. */
+export function rawFrame(type: string, dataJson: string, requestId?: string): string {
+  const id = requestId === undefined ? "" : `,"request_id":${JSON.stringify(requestId)}`;
+  return `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${now()}","success":true${id}}`;
+}
+
 /** A persisted event's frame; its data is already JSON, so nothing is serialised twice. */
 export function eventFrame(type: string, dataJson: string, timestamp: string, seq: number): string {
   return `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${timestamp}","success":true,"seq":${seq}}`;

@@ -6,12 +6,12 @@ import { Elysia } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { authenticate, bearerToken } from "../auth/plugin";
-import { conversationIdsOf, createConversation, listConversations, requireMember } from "../conversations/service";
+import { conversationIdsOf, createConversation, listConversationsJson, requireMember } from "../conversations/service";
 import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
 import { presenceVisible, getUserRow } from "../users/service";
 import { TokenBucket } from "../lib/rate-limit";
 import type { UserRow } from "../db/schema";
-import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, type ClientType, type FrameData } from "./protocol";
+import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
 import type { Hub, RawSocket, SocketState } from "./hub";
 import type { Tickets } from "./tickets";
 
@@ -68,7 +68,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       hub.setActive(call.state, d.conversation_id);
     },
     "conversation.create": (call, d) => ack(call, "conversation.create", createConversation(ctx, call.me(), d).conversation),
-    "conversation.load": (call, d) => reply(call, "conversation.list", listConversations(ctx, call.state.userId, d.limit ?? 50, d.cursor)),
+    "conversation.load": (call, d) =>
+      hub.send(call.state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, call.state.userId, d.limit ?? 50, d.cursor), call.requestId)),
     "user.status.subscribe": (call, d) => {
       const ids = "user_id" in d ? [d.user_id] : [...new Set(d.user_ids)];
       const visible = presenceVisible(ctx.db, call.state.userId);
@@ -167,7 +168,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
     hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq() }));
     if (since !== null && !replay(state, since)) return;
-    hub.send(state, "conversation.list", frame("conversation.list", listConversations(ctx, me.id, 50)));
+    hub.send(state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, me.id, 50)));
     if (cameOnline) hub.announceOnline(me.id);
   }
 

@@ -36,7 +36,12 @@ async function waitHealthy(base: string, proc: Subprocess, timeoutMs = 15_000) {
 /** Parley: the compiled executable when it exists (what users run), else the source. */
 export async function startParley(env: Record<string, string> = {}): Promise<ServerUnderTest> {
   const binary = join(root, "dist", "parley");
-  const cmd = existsSync(binary) ? [binary] : [process.execPath, join(root, "src", "index.ts")];
+  const source = [process.execPath, join(root, "src", "index.ts")];
+  // BENCH_CPU_PROF=<dir>: run the source under Bun's sampling profiler, a Markdown profile per server in <dir>.
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const cmd = profileDir
+    ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "--cpu-prof-interval=250", ...source.slice(1)]
+    : existsSync(binary) ? [binary] : source;
   return start("parley", cmd, {
     ARGON2_MEMORY_KIB: "1024",
     SENDS_PER_MINUTE: "100000000",
