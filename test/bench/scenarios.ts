@@ -158,6 +158,8 @@ function sendRest(sut: ServerUnderTest, group: Group, m: number, content: string
   }).then((r) => r.status === 201);
 }
 
+const PORT_PRESSURE = 12_000;
+
 /** Many authenticated sockets, each user in 5 conversations: connect rate and memory per socket. */
 export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20) {
   const userCount = Math.ceil(sockets / perUser);
@@ -171,6 +173,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   const meter = clientMeter();
   const t0 = performance.now();
   let failed = 0;
+  const doneAt: number[] = [];
   const open = await connectAll(sockets, 256, async (i) => {
     // Count a connection once its conversation.list (the second frame) arrived.
     return new Promise<WebSocket | null>((resolve) => {
@@ -178,6 +181,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
       ws.onmessage = (ev) => {
         if ((ev.data as string).startsWith('{"type":"conversation.list"')) {
           ws.onmessage = null;
+          doneAt.push(performance.now() - t0);
           resolve(ws);
         }
       };
@@ -204,6 +208,11 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     connected: sockets - failed,
     holding_after_3s: holding,
     connects_per_s: Math.round(sockets / connectSeconds),
+    // Past ~14,000 sockets to one address and port, Linux's connect() scans the (full) even
+    // half of the ephemeral range for every new socket: the client's kernel time
+    // (client_kernel_s) then sets the pace. The rate before that point:
+    ...(doneAt.length >= PORT_PRESSURE ? { connects_per_s_first_12k: Math.round(PORT_PRESSURE / (doneAt[PORT_PRESSURE - 1]! / 1000)) } : {}),
+    server_cpu_us_per_connect: Math.round(((connected.cpu_s - before.cpu_s) / sockets) * 1e6),
     connect_seconds: round(connectSeconds),
     server_cpu_s: round(connected.cpu_s - before.cpu_s),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },

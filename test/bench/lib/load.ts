@@ -4,7 +4,7 @@
  * `message.receive` the time from its send to its arrival at each receiver.
  */
 import type { ServerUnderTest } from "./server";
-import { clientCpuSeconds, percentiles, round } from "./stats";
+import { clientCpuSeconds, clientKernelSeconds, percentiles, round } from "./stats";
 
 export interface Member { token: string; userId: string }
 export interface Group { id: string; members: Member[] }
@@ -206,10 +206,11 @@ export async function drain(d: Deliveries, expected: number, quietMs = 2000, max
 /** Client-side CPU over a section, to tell when the load generator itself was the limit. */
 export function clientMeter() {
   const cpu0 = clientCpuSeconds();
+  const sys0 = clientKernelSeconds();
   const t0 = performance.now();
   return () => {
     const wall = (performance.now() - t0) / 1000;
     const cpu = clientCpuSeconds() - cpu0;
-    return { client_cpu_s: round(cpu), client_cpu_share: round(cpu / wall) };
+    return { client_cpu_s: round(cpu), client_kernel_s: round(clientKernelSeconds() - sys0), client_cpu_share: round(cpu / wall) };
   };
 }

@@ -41,3 +41,6 @@ export const clientCpuSeconds = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
+
+/** The client's CPU seconds spent in the kernel (connect(), socket I/O). */
+export const clientKernelSeconds = () => process.cpuUsage().system / 1e6;
