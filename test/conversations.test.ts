@@ -263,12 +263,13 @@ describe("listing", () => {
     expect((await s.api("GET", "/api/conversations?limit=x", { token: me!.token })).status).toBe(400);
   });
   test("a user in more conversations than are sorted in memory gets the same order, page after page", async () => {
-    const [me, other] = await users(2);
+    const [me, other, third] = await users(3);
     const ids: string[] = [];
-    for (let i = 0; i < SORT_IN_JS + 2; i++) ids.push((await group(me!, [], `G${i}`)).body.id);
+    const withOther = [1, 50, 90];
+    for (let i = 0; i < SORT_IN_JS + 2; i++) ids.push((await group(me!, withOther.includes(i) ? [other!] : [], `G${i}`)).body.id);
     // Activity moves a few of them to the front.
-    for (const i of [5, 0, 77]) await s.api("POST", `/api/conversations/${ids[i]}/messages`, { token: me!.token, body: { content: "bump" } });
-    const expected = [ids[77]!, ids[0]!, ids[5]!, ...ids.filter((_, i) => ![5, 0, 77].includes(i)).reverse()];
+    for (const i of [5, 0, 77, 1]) await s.api("POST", `/api/conversations/${ids[i]}/messages`, { token: me!.token, body: { content: "bump" } });
+    const expected = [ids[1]!, ids[77]!, ids[0]!, ids[5]!, ...ids.filter((_, i) => ![5, 0, 77, 1].includes(i)).reverse()];
     const pages = async (token: string, limit: number) => {
       const seen: string[] = [];
       let cursor = "";
@@ -281,7 +282,9 @@ describe("listing", () => {
     };
     expect(await pages(me!.token, 100)).toEqual(expected); // first page sorted by SQLite, the rest here
     expect(await pages(me!.token, 7)).toEqual(expected);
-    expect(await pages(other!.token, 7)).toEqual([]);
+    // A user in few conversations (sorted here): activity order, not creation order.
+    expect(await pages(other!.token, 2)).toEqual([ids[1]!, ids[90]!, ids[50]!]);
+    expect(await pages(third!.token, 7)).toEqual([]);
   });
 });
 

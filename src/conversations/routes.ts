@@ -21,7 +21,7 @@ export const conversationRoutes = (ctx: AppContext) =>
     )
     .get("", ({ me, query, set }) => {
       // Serialised by the service (the same text every new socket gets as conversation.list).
-      set.headers["content-type"] = "application/json";
+      set.headers["content-type"] = "application/json;charset=utf-8";
       return listConversationsJson(ctx, me.id, parseLimit(query.limit), query.cursor);
     }, {
       query: PageQuery,

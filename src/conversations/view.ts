@@ -171,12 +171,12 @@ function head(c: ConversationRow, list: Member[], viewerId: string | null, lastM
 /**
  * Exactly `JSON.stringify(viewConversations(db, rows, viewerId))` with the given unread
  * counts, but each member list (most of the bytes) is serialised once per cache entry rather
- * than once per socket: the conversation list sent to every new socket. Outside write
- * transactions only (it fills the member-list cache).
+ * than once per socket: the conversation list sent to every new socket.
  */
 export function conversationsJson(db: DB, rows: ConversationRow[], viewerId: string, unreadOf: (row: ConversationRow) => number): string {
   if (rows.length === 0) return "[]";
-  const entries = membersOf(db, rows.map((r) => r.id), true, true);
+  // The cache must never hold uncommitted rows: inside a transaction it is bypassed.
+  const entries = membersOf(db, rows.map((r) => r.id), true, !db.$client.inTransaction);
   const last = lastMessagesOf(db, rows);
   const parts = rows.map((c) => {
     const entry = entries.get(c.id);
