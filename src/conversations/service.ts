@@ -8,13 +8,11 @@ import { conversations, members, users, type ConversationRow, type MemberRow, ty
 import { AppError, forbidden, invalid, notFound } from "../errors";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
-import { prepared } from "../db/prepared";
 import { decodeCursor, pageOf } from "../http/paging";
 import { conversationRow, conversationsJson, forgetMembers, memberRow, viewConversation, type Conversation, type Member } from "./view";
 import { pairKey } from "../friends/service";
 import { activityKey, iso } from "../lib/time";
 import { toUser } from "../users/dto";
-import { unreadCountsOf } from "../messages/view";
 
 /** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
 export function requireMember(db: DB | Tx, conversationId: string, userId: string): { conv: ConversationRow; me: MemberRow } {
@@ -140,22 +138,28 @@ const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.leng
 
 /**
  * The caller's conversations, most recent activity first: a `Page<Conversation>` already
- * serialised. Every new socket gets the first page, so this is built for speed: rows read
- * by hand, unread counts in one query, and cached member lists (conversationsJson).
+ * serialised. Every new socket gets the first page, so this is built for speed: rows and
+ * unread counts read by hand, and cached member lists (conversationsJson).
  */
 export function listConversationsJson(ctx: AppContext, userId: string, limit: number, cursor?: string): string {
   const after = decodeCursor(cursor, isListCursor);
   const page = pageOf(conversationRows(ctx.db, userId, limit + 1, after), limit, (r) => r, (r) => [r.activityAt, r.id]);
-  const unread = unreadCountsOf(ctx.db, page.items.map((r) => r.id), userId);
+  // As unreadCountsOf: after the read position, not the viewer's own, not deleted.
+  const unread = ctx.db.$client.query(
+    "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND id > ?2 AND sender_id != ?3 AND deleted_at IS NULL",
+  );
+  const unreadOf = (r: ConversationRow) => (unread.values(r.id, (r as ListRow).lastReadMessageId ?? "", userId)[0]![0] as number);
   // Outside any write transaction: the member-list cache may be used and filled.
-  const items = conversationsJson(ctx.db, page.items, userId, (r) => unread.get(r.id) ?? 0);
+  const items = conversationsJson(ctx.db, page.items, userId, unreadOf);
   return `{"items":${items},"next_cursor":${JSON.stringify(page.next_cursor)}}`;
 }
 
 /** Up to this many of a user's conversations are sorted here rather than by SQLite. */
 export const SORT_IN_JS = 100;
+type ListRow = ConversationRow & { lastReadMessageId: string | null };
 const ROW = `SELECT c.id, c.type, c.title, c.direct_key AS directKey, c.created_by AS createdBy, c.created_at AS createdAt,
-    c.updated_at AS updatedAt, c.last_message_at AS lastMessageAt, c.last_message_id AS lastMessageId, c.activity_at AS activityAt
+    c.updated_at AS updatedAt, c.last_message_at AS lastMessageAt, c.last_message_id AS lastMessageId, c.activity_at AS activityAt,
+    m.last_read_message_id AS lastReadMessageId
   FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
   WHERE m.user_id = ?1 AND (c.activity_at < ?2 OR (c.activity_at = ?2 AND c.id < ?3))`;
 // Activity keys are unique (activityKey); the id only makes the order total, as in SQL.
@@ -167,11 +171,11 @@ const newestFirst = (a: ConversationRow, b: ConversationRow) => b.activityAt - a
  * (11 of 20 µs for a user in 5 conversations), so a user in at most SORT_IN_JS of them gets
  * the rows unsorted and sorted here; beyond that SQLite sorts and stops at `take`.
  */
-function conversationRows(db: AppContext["db"], userId: string, take: number, after: ListCursor | undefined): ConversationRow[] {
+function conversationRows(db: AppContext["db"], userId: string, take: number, after: ListCursor | undefined): ListRow[] {
   const args = [userId, after ? after[0] : Number.MAX_SAFE_INTEGER, after ? after[1] : ""] as const;
-  const all = db.$client.query(`${ROW} LIMIT ${SORT_IN_JS + 1}`).all(...args) as ConversationRow[];
+  const all = db.$client.query(`${ROW} LIMIT ${SORT_IN_JS + 1}`).all(...args) as ListRow[];
   if (all.length <= SORT_IN_JS) return all.sort(newestFirst).slice(0, take);
-  return db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ConversationRow[];
+  return db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ListRow[];
 }
 
 export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {
@@ -179,13 +183,9 @@ export function getConversation(ctx: AppContext, userId: string, id: string): Co
   return viewConversation(ctx.db, conv, userId);
 }
 
-/** Ids of the conversations a user is a member of. */
+/** Ids of the conversations a user is a member of (every new socket subscribes to them). */
 export function conversationIdsOf(ctx: AppContext, userId: string): string[] {
-  return prepared(ctx.db, "members.conversationsOf", (d) =>
-    d.select({ id: members.conversationId }).from(members).where(eq(members.userId, sql.placeholder("user"))).prepare(),
-  )
-    .all({ user: userId })
-    .map((r) => r.id);
+  return (ctx.db.$client.query("SELECT conversation_id FROM conversation_members WHERE user_id = ?").values(userId) as [string][]).map((r) => r[0]);
 }
 
 function requireGroupManager(w: Writer, id: string, userId: string) {
