@@ -12,6 +12,7 @@ import { decodeCursor, pageOf } from "../http/paging";
 import { conversationRow, conversationsJson, forgetMembers, memberRow, viewConversation, type Conversation, type Member } from "./view";
 import { pairKey } from "../friends/service";
 import { activityKey, iso } from "../lib/time";
+import { unreadCount } from "../messages/view";
 import { toUser } from "../users/dto";
 
 /** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
@@ -144,11 +145,8 @@ const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.leng
 export function listConversationsJson(ctx: AppContext, userId: string, limit: number, cursor?: string): string {
   const after = decodeCursor(cursor, isListCursor);
   const page = pageOf(conversationRows(ctx.db, userId, limit + 1, after), limit, (r) => r, (r) => [r.activityAt, r.id]);
-  // As unreadCountsOf: after the read position, not the viewer's own, not deleted.
-  const unread = ctx.db.$client.query(
-    "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND id > ?2 AND sender_id != ?3 AND deleted_at IS NULL",
-  );
-  const unreadOf = (r: ConversationRow) => (unread.values(r.id, (r as ListRow).lastReadMessageId ?? "", userId)[0]![0] as number);
+  // The list query already read the viewer's read positions.
+  const unreadOf = (r: ConversationRow) => unreadCount(ctx.db, r.id, (r as ListRow).lastReadMessageId, userId);
   // Outside any write transaction: the member-list cache may be used and filled.
   const items = conversationsJson(ctx.db, page.items, userId, unreadOf);
   return `{"items":${items},"next_cursor":${JSON.stringify(page.next_cursor)}}`;

@@ -2,10 +2,10 @@
  * Builds `Message` objects (PROTOCOL §3.4) for a set of message rows in three queries:
  * the rows with their senders and read counts, then the reactions of all of them.
  */
-import { and, asc, eq, sql, type SQL } from "drizzle-orm";
+import { asc, eq, sql, type SQL } from "drizzle-orm";
 import { inJsonArray, prepared } from "../db/prepared";
 import type { DB } from "../db/client";
-import { members, messages, reactions, users, type ConversationRow, type MessageRow } from "../db/schema";
+import { messages, reactions, users, type ConversationRow, type MessageRow } from "../db/schema";
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
 
@@ -117,18 +117,18 @@ export function lastMessagesOf(db: Reader, convs: ConversationRow[]): Map<string
   return out;
 }
 
-/** Messages after the viewer's read position, not their own and not deleted, per conversation. */
+/** Messages after a read position (`afterId`; null: none yet), not the viewer's own and not deleted. */
+export function unreadCount(db: Reader, conversationId: string, afterId: string | null, viewerId: string): number {
+  const [[n]] = db.$client
+    .query("SELECT count(*) FROM messages WHERE conversation_id = ?1 AND id > ?2 AND sender_id != ?3 AND deleted_at IS NULL")
+    .values(conversationId, afterId ?? "", viewerId) as [[number]];
+  return n;
+}
+
+/** unreadCount for each of the viewer's conversations among `conversationIds`, at their read positions. */
 export function unreadCountsOf(db: Reader, conversationIds: string[], viewerId: string): Map<string, number> {
-  const rows = prepared(db, "messages.unreadCounts", (d) =>
-    d
-      .select({
-        id: members.conversationId,
-        n: sql<number>`(SELECT count(*) FROM messages um WHERE um.conversation_id = "conversation_members"."conversation_id"
-          AND um.id > coalesce("conversation_members"."last_read_message_id", '') AND um.sender_id != "conversation_members"."user_id" AND um.deleted_at IS NULL)`,
-      })
-      .from(members)
-      .where(and(eq(members.userId, sql.placeholder("viewer")), inJsonArray(members.conversationId, "ids")))
-      .prepare(),
-  ).all({ viewer: viewerId, ids: JSON.stringify(conversationIds) });
-  return new Map(rows.map((r) => [r.id, r.n]));
+  const positions = db.$client
+    .query("SELECT conversation_id, last_read_message_id FROM conversation_members WHERE user_id = ?1 AND conversation_id IN (SELECT value FROM json_each(?2))")
+    .values(viewerId, JSON.stringify(conversationIds)) as [string, string | null][];
+  return new Map(positions.map(([id, read]) => [id, unreadCount(db, id, read, viewerId)]));
 }
