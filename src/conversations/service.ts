@@ -270,7 +270,6 @@ export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: s
       const heir = successor(w, id);
       if (!heir) return destroy(w, conv); // the last member left
       w.tx.update(members).set({ role: "owner" }).where(and(eq(members.conversationId, id), eq(members.userId, heir.userId))).run();
-      forgetMembers(w.tx, [id]);
     }
     // The removed user hears first, on their own topic, so their sockets leave the
     // conversation's topic before the update the remaining members get.

@@ -8,7 +8,7 @@ import type { DB } from "../db/client";
 import { friendships, users, type FriendshipRow, type UserRow } from "../db/schema";
 import { conflict, forbidden, notFound, invalid } from "../errors";
 import { userTopic, type Writer } from "../events/log";
-import { decodeCursor, pageOf, type Page } from "../http/paging";
+import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { isoOrNull, iso } from "../lib/time";
 import { toUser, type User } from "../users/dto";
 
@@ -103,7 +103,7 @@ export function rejectFriend(ctx: AppContext, me: UserRow, id: string): Friendsh
 }
 
 /** Cancels a pending request or unfriends; the other side gets friend.remove. */
-export function removeFriend(ctx: AppContext, me: UserRow, id: string): { userId: string; friendId: string } {
+export function removeFriend(ctx: AppContext, me: UserRow, id: string): void {
   return ctx.events.write((w) => {
     const f = ownFriendship(w, me, id);
     w.tx.delete(friendships).where(eq(friendships.id, f.id)).run();
@@ -112,15 +112,13 @@ export function removeFriend(ctx: AppContext, me: UserRow, id: string): { userId
       const other = f.userId === me.id ? f.friendId : f.userId;
       w.emit(userTopic(other), "friend.remove", { friendship_id: f.id, user_id: f.userId, friend_id: f.friendId });
     }
-    return { userId: f.userId, friendId: f.friendId };
   });
 }
 
 export interface FriendshipFilter { status?: FriendshipRow["status"]; direction?: "incoming" | "outgoing" }
-const isIdCursor = (v: unknown): v is string => typeof v === "string";
 
 export function listFriendships(ctx: AppContext, me: UserRow, filter: FriendshipFilter, limit: number, cursor?: string): Page<Friendship> {
-  const before = decodeCursor(cursor, isIdCursor);
+  const before = decodeCursor(cursor, isStringCursor);
   const requester = alias(users, "requester");
   const addressee = alias(users, "addressee");
   const side =

@@ -25,6 +25,9 @@ export function encodeCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString("base64url");
 }
 
+/** For cursors that are a single string (an id, a username). */
+export const isStringCursor = (v: unknown): v is string => typeof v === "string";
+
 /** Decodes a cursor made by encodeCursor; `check` narrows its shape. 400 if it is not one of ours. */
 export function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T): T | undefined {
   if (raw === undefined || raw === "") return undefined;

@@ -171,7 +171,7 @@ export class Hub {
     if (e.type === "conversation.delete") this.leaveConversation(e.topic.slice(5), (e.data as { conversation_id: string }).conversation_id);
     else if (e.type === "friend.remove") {
       const { user_id, friend_id } = e.data as { user_id: string; friend_id: string };
-      // Published once per side; checking on the first is enough, and harmless twice.
+      // Published once, to the other side; the pair is re-checked both ways.
       this.revalidatePresence(user_id, friend_id);
     }
   }

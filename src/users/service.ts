@@ -2,12 +2,12 @@ import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
 import type { DB } from "../db/client";
 import { members, users, type UserRow } from "../db/schema";
 import { notFound, invalid } from "../errors";
-import { decodeCursor, pageOf, type Page } from "../http/paging";
+import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
 import type { AppContext } from "../context";
 import { prepared } from "../db/prepared";
 import { userTopic, type Tx } from "../events/log";
-import { friendIds } from "../friends/service";
+import { friendIds, pairKey } from "../friends/service";
 import { forgetMembers } from "../conversations/view";
 
 /** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
@@ -39,11 +39,10 @@ export function getUser(db: DB, id: string): User {
 }
 
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
-const isUsernameCursor = (v: unknown): v is string => typeof v === "string";
 
 /** Users whose username or display name contains `q` (case-insensitive), by username. */
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
-  const after = decodeCursor(cursor, isUsernameCursor);
+  const after = decodeCursor(cursor, isStringCursor);
   const needle = q?.trim() ? `%${escapeLike(q.trim().toLowerCase())}%` : undefined;
   const rows = db
     .select()
@@ -80,9 +79,8 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
     forgetMembers(w.tx, w.tx.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId)).all().map((r) => r.id));
-    const audience = new Set([userId, ...friendIds(w.tx, userId), ...partnerIds(w.tx, userId)]);
-    const data = toUser(row);
-    for (const id of audience) w.emit(userTopic(id), "user.update", data);
+    // One stored payload however many friends and partners hear of it.
+    w.emitMany([...presenceVisible(w.tx, userId)].map(userTopic), "user.update", toUser(row));
     return row;
   });
 }
@@ -102,6 +100,6 @@ export function canSeePresence(db: DB, viewer: string, target: string): boolean 
        SELECT 1 FROM conversation_members a JOIN conversation_members b ON b.conversation_id = a.conversation_id AND b.user_id = ?3
        WHERE a.user_id = ?2 LIMIT 1`,
     )
-    .get(viewer < target ? `${viewer}|${target}` : `${target}|${viewer}`, viewer, target);
+    .get(pairKey(viewer, target), viewer, target);
   return row !== null;
 }
