@@ -46,6 +46,18 @@ describe("frame rate", () => {
     expect((await ws.next("error")).error.code).toBe("rate_limited");
   });
 
+  test("a frame that only claims to be a ping (invalid data) counts like any bad frame", async () => {
+    const s = await server({ wsFramesPerMinute: 5 });
+    const a = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    for (let i = 0; i < 5; i++) {
+      ws.ws.send(JSON.stringify({ type: "ping", data: 5 }));
+      expect((await ws.next("error")).error.code).toBe("validation_failed");
+    }
+    ws.ws.send(JSON.stringify({ type: "ping", data: 5 }));
+    expect((await ws.next("error")).error.code).toBe("rate_limited");
+  });
+
   test("a client that keeps sending at more than twice the limit is closed with 1008", async () => {
     const s = await server({ wsFramesPerMinute: 5 });
     const a = await s.register();

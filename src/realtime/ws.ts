@@ -108,9 +108,16 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       }
     };
     try {
-      // Every frame counts against the limit, bad ones included; only ping is exempt.
-      if (rawType !== "ping") rateLimit(state);
-      const f = parseFrame(raw);
+      // Every frame counts against the limit, bad ones included; only a valid ping is exempt.
+      let f: ReturnType<typeof parseFrame> | undefined;
+      let invalid: unknown;
+      try {
+        f = parseFrame(raw);
+      } catch (e) {
+        invalid = e;
+      }
+      if (f?.type !== "ping") rateLimit(state);
+      if (!f) throw invalid;
       ctx.metrics.framesIn.inc({ type: f.type });
       const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
       const done = (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
