@@ -227,4 +227,26 @@ describe("slow consumers", () => {
     expect(got).toBe(COUNT);
     good.close();
   }, 60_000);
+  test("a first socket cut short in its replay announces nothing; a reconnect within the grace announces online", async () => {
+    const s = await server({ maxBufferedBytes: 64 * 1024, sendsPerMinute: 10_000_000, presenceGraceMs: 3000 });
+    const [user, watcher] = [await s.register(), await s.register()];
+    const { body: g } = await s.api("POST", "/api/conversations", { token: watcher.token, body: { type: "group", title: "t", member_ids: [user.user.id] } });
+    const w = await TestSocket.connect(`${s.wsBase}/ws/user?token=${watcher.token}`);
+    expect((await w.request("user.status.subscribe", { user_id: user.user.id })).type).toBe("user.offline");
+    const since = w.frames.find((f) => f.type === "connect")!.data.last_seq;
+    // A backlog far larger than the socket buffers: the replay is cut short with 1013.
+    const payload = "y".repeat(3500);
+    for (let i = 0; i < 4000; i += 50)
+      await Promise.all(Array.from({ length: 50 }, (_, j) => s.api("POST", `/api/conversations/${g.id}/messages`, { token: watcher.token, body: { content: `${i + j} ${payload}` } })));
+    const code = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${s.wsBase}/ws/user?token=${user.token}&since=${since}`);
+      ws.onclose = (ev) => resolve(ev.code);
+    });
+    expect(code).toBe(1013);
+    const back = await TestSocket.connect(`${s.wsBase}/ws/user?token=${user.token}`);
+    const online = await w.waitFor((f) => f.type === "user.online", 5000);
+    expect(online.data.user_id).toBe(user.user.id);
+    expect(w.all("user.offline")).toHaveLength(1); // only the reply to the subscription
+    back.close();
+  }, 60_000);
 });

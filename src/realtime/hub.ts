@@ -49,6 +49,8 @@ export class Hub {
   private byUser = new Map<string, Set<SocketState>>();
   /** Users whose last socket closed, within PRESENCE_GRACE_MS of going offline. */
   private leaving = new Map<string, Timer>();
+  /** Users whose user.online went out and whose user.offline has not: only they can go offline. */
+  private announced = new Set<string>();
   /** target user id → sockets following its presence. */
   private followers = new Map<string, Set<SocketState>>();
   private stopped = false;
@@ -100,8 +102,9 @@ export class Hub {
     if (pending) {
       clearTimeout(pending);
       this.leaving.delete(state.userId);
-      return false;
     }
+    // Unless the last one closed before it was ever announced (cut short in its replay).
+    if (this.announced.has(state.userId)) return false;
     this.lastActive.touch(state.userId);
     return true;
   }
@@ -138,11 +141,13 @@ export class Hub {
     this.leaving.delete(userId);
     if (this.byUser.has(userId)) return;
     const lastActive = this.lastActive.touch(userId);
+    if (!this.announced.delete(userId)) return; // never announced online: nothing to take back
     this.publish(statusTopic(userId), frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
   }
 
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
+    this.announced.add(userId);
     this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: this.lastActive.of(userId) }));
   }
 
@@ -341,6 +346,7 @@ export class Hub {
     for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.lastActive.touch(userId);
     this.lastActive.close();
     this.leaving.clear();
+    this.announced.clear();
     const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });
     for (const s of this.sockets.values()) {
       for (const timer of s.typing.values()) clearTimeout(timer);

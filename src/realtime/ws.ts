@@ -174,6 +174,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     const cameOnline = hub.open(state, conversationIdsOf(ctx, me.id));
     // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
     hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq() }));
+    // Closed as a slow consumer during the replay: never announced, so its close announces nothing.
     if (since !== null && !replay(state, since)) return;
     hub.send(state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, me.id, 50)));
     if (cameOnline) hub.announceOnline(me.id);
