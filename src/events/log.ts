@@ -124,6 +124,17 @@ export class EventLog {
   private flush = () => {
     const batch = this.queue;
     this.queue = [];
+    if (batch.length === 1) {
+      // Alone (light load): its own transaction rolls back alone, no savepoint needed.
+      const item = batch[0]!;
+      let value: unknown;
+      try {
+        value = this.write(item.fn);
+      } catch (e) {
+        return item.reject(e);
+      }
+      return item.resolve(value);
+    }
     const outcomes: { ok: boolean; value: unknown; events: StoredEvent[] }[] = [];
     this.inWrite = true;
     try {
