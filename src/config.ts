@@ -77,6 +77,7 @@ export type Command =
   | { name: "help" }
   | { name: "version" };
 
+const MAX_DURATION_S = 100 * 365 * 86400;
 const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
 /** "7d", "12h", "30m", "45s", or a bare number of seconds → seconds. */
@@ -85,6 +86,8 @@ export function parseDuration(name: string, raw: string): number {
   if (!m) throw new ConfigError(`${name}: "${raw}" is not a duration (examples: 3600, 45s, 30m, 12h, 7d)`);
   const seconds = Number(m[1]) * UNITS[m[2] ?? "s"]!;
   if (!(seconds >= 1)) throw new ConfigError(`${name}: "${raw}" must be at least 1 second`);
+  // Beyond this, dates derived from it (token expiry) stop being representable.
+  if (seconds > MAX_DURATION_S) throw new ConfigError(`${name}: "${raw}" is longer than 100 years`);
   return seconds;
 }
 

@@ -64,7 +64,8 @@ function backup(config: Config, file: string) {
 async function healthcheck(config: Config) {
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   try {
-    const res = await fetch(`http://${host}:${config.port}/health`, { signal: AbortSignal.timeout(3000) });
+    // An IPv6 literal goes in brackets in a URL.
+    const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${config.port}/health`, { signal: AbortSignal.timeout(3000) });
     if (!res.ok) fail(`/health answered ${res.status}`, 1);
   } catch (e) {
     fail(`/health unreachable: ${e instanceof Error ? e.message : e}`, 1);

@@ -37,6 +37,7 @@ describe("configuration", () => {
     expect(parseDuration("X", "30m")).toBe(1800);
     expect(() => parseDuration("X", "never")).toThrow(ConfigError);
     expect(() => parseDuration("X", "0s")).toThrow(ConfigError);
+    expect(() => parseDuration("X", "99999999999d")).toThrow(ConfigError);
   });
 
   test.each([

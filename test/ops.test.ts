@@ -93,6 +93,13 @@ describe("persistence", () => {
     }
   });
 
+  test("a damaged jwt-secret file is an error, not silently replaced (that would log everyone out)", async () => {
+    const dir = tempDir();
+    await Bun.write(join(dir, "jwt-secret"), "short\n");
+    await expect(startServer({}, dir)).rejects.toThrow("jwt-secret");
+    expect(await Bun.file(join(dir, "jwt-secret")).text()).toBe("short\n");
+  });
+
   test("a configured JWT_SECRET is used instead of a generated one", async () => {
     const dir = tempDir();
     const own = await startServer({ jwtSecret: "x".repeat(40) }, dir);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { ConfigError } from "../config";
 
 /**
  * The JWT secret: JWT_SECRET if set, otherwise a random 256-bit secret generated on the
@@ -12,6 +13,8 @@ export function loadOrCreateSecret(dataDir: string, configured: string | null): 
   if (existsSync(file)) {
     const secret = readFileSync(file, "utf8").trim();
     if (secret.length >= 32) return secret;
+    // Replacing it would silently invalidate every token issued so far.
+    throw new ConfigError(`${file}: shorter than 32 characters; restore it, or delete it to generate a new one (existing tokens stop working)`);
   }
   const secret = randomBytes(32).toString("hex");
   writeFileSync(file, secret + "\n", { mode: 0o600 });
