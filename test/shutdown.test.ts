@@ -104,4 +104,21 @@ describe("the reference client", () => {
       await s.stop();
     }
   });
+
+  test("close() settles a connect() still waiting to reconnect; a refused fixed token stops retrying", async () => {
+    const unreachable = new ParleyClient({ url: "http://127.0.0.1:1", token: "t", backoff: { initialMs: 20, maxMs: 50 } });
+    const waiting = unreachable.connect();
+    await Bun.sleep(100);
+    unreachable.close();
+    await expect(waiting).rejects.toThrow("closed");
+
+    const { startServer } = await import("./helpers");
+    const s = await startServer();
+    try {
+      const refused = new ParleyClient({ url: s.base, token: "not-a-token", useTickets: true, backoff: { initialMs: 20, maxMs: 50 } });
+      await expect(refused.connect()).rejects.toThrow("closed");
+    } finally {
+      await s.stop();
+    }
+  });
 });

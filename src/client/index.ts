@@ -100,7 +100,9 @@ export class ParleyClient {
   close() {
     this.state = "closed";
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.ws?.close(1000);
+    // Between attempts there is no socket whose close would settle a pending connect().
+    if (this.ws) this.ws.close(1000);
+    else this.emit("close", { code: 1000, reason: "client closed" });
     this.failPending(new ParleyError("closed", "client closed"));
   }
 
@@ -155,6 +157,8 @@ export class ParleyClient {
       url = await this.url();
     } catch (e) {
       this.emit("close", { code: 0, reason: String(e) });
+      // A fixed token that the server refuses will not get better by retrying.
+      if (e instanceof ParleyError && e.code === "unauthorized" && typeof this.options.token !== "function") return this.close();
       return this.scheduleReconnect();
     }
     if (this.state === "closed") return;
