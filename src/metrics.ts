@@ -1,8 +1,8 @@
 /**
  * A small Prometheus text-format registry: counters, gauges and histograms with labels.
  * Hand-written because the hot paths (every HTTP request, every frame, every publish)
- * need an allocation-free increment, and prom-client brings Node-cluster machinery
- * that a single Bun process does not use.
+ * need a cheap increment (a label key string and a Map update), and prom-client brings
+ * Node-cluster machinery that a single Bun process does not use.
  */
 type Labels = Record<string, string>;
 
@@ -27,7 +27,6 @@ export class Counter extends Metric {
     const k = key(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
-  get(labels: Labels = {}) { return this.values.get(key(labels)) ?? 0; }
   lines() {
     if (this.values.size === 0) return [`${this.name} 0`];
     return [...this.values].map(([k, v]) => `${this.name}${k ? `{${k}}` : ""} ${v}`);

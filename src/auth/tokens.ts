@@ -1,4 +1,5 @@
 import { jwt } from "@elysiajs/jwt";
+import { iso } from "../lib/time";
 
 /**
  * HS256 tokens through @elysiajs/jwt. The plugin's sign/verify are also used outside a
@@ -15,7 +16,7 @@ export function createTokens(secret: string, ttlSeconds: number) {
     async issue(userId: string) {
       const exp = Math.floor(Date.now() / 1000) + ttlSeconds;
       const token = await sign({ sub: userId, exp });
-      return { token, expires_at: new Date(exp * 1000).toISOString() };
+      return { token, expires_at: iso(exp * 1000) };
     },
     /** The user id a valid, unexpired token was issued for; null for anything else. */
     async userIdOf(token: string | undefined | null): Promise<string | null> {

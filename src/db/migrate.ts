@@ -3,17 +3,17 @@ import { bundledMigrations } from "./migrations" with { type: "macro" };
 import type { DB } from "./client";
 
 /** The migrations this build carries (inlined at build time). */
-export const MIGRATIONS: MigrationMeta[] = bundledMigrations() as MigrationMeta[];
+const MIGRATIONS: MigrationMeta[] = bundledMigrations() as MigrationMeta[];
 
 /**
  * Applies pending migrations with drizzle's own SQLite migrator, so the
  * `__drizzle_migrations` bookkeeping is exactly what `drizzle-kit migrate` writes.
  * Returns how many were applied.
  */
-export function migrate(db: DB, migrations: MigrationMeta[] = MIGRATIONS): number {
+export function migrate(db: DB): number {
   const before = appliedCount(db);
   const internal = db as unknown as { dialect: { migrate(m: MigrationMeta[], s: unknown, c: object): void }; session: unknown };
-  internal.dialect.migrate(migrations, internal.session, { migrationsFolder: "" });
+  internal.dialect.migrate(MIGRATIONS, internal.session, { migrationsFolder: "" });
   return appliedCount(db) - before;
 }
 

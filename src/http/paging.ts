@@ -13,9 +13,9 @@ export const PageQuery = t.Object({
 export interface Page<T> { items: T[]; next_cursor: string | null }
 
 /** Parses a `limit` string: 400 when it is not a number, 422 when out of range. */
-export function parseLimit(raw: string | number | undefined, fallback = 50, max = 100): number {
+export function parseLimit(raw: string | undefined, fallback = 50, max = 100): number {
   if (raw === undefined || raw === "") return fallback;
-  const n = typeof raw === "number" ? raw : /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+  const n = /^-?\d+$/.test(raw) ? Number(raw) : NaN;
   if (Number.isNaN(n)) throw new AppError("bad_request", "limit: not a whole number");
   if (n < 1 || n > max) throw invalid("limit", `must be between 1 and ${max}`);
   return n;

@@ -11,6 +11,7 @@ import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { getUserRow } from "../users/service";
 import type { UserRow } from "../db/schema";
+import { iso } from "../lib/time";
 
 export class Tickets {
   private live = new Map<string, { userId: string; expiresAt: number }>();
@@ -23,7 +24,7 @@ export class Tickets {
     const ticket = randomBytes(24).toString("base64url");
     const expiresAt = now + this.ttlMs;
     this.live.set(ticket, { userId, expiresAt });
-    return { ticket, expires_at: new Date(expiresAt).toISOString() };
+    return { ticket, expires_at: iso(expiresAt) };
   }
 
   /** Consumes a ticket: 401 when unknown, used or expired. */
