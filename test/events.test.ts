@@ -199,4 +199,10 @@ describe("indexes", () => {
       expect(p).not.toMatch(/SCAN (conversation_members|conversations|messages|friendships|users)\b(?! USING)/);
     }
   });
+
+  test("a message's read count reaches only the members past it, not every member of the group", () => {
+    // The subquery of read_count (messages/view.ts), for one message.
+    const p = plan("SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = ? AND rm.user_id != ? AND rm.last_read_message_id >= ?", "c", "u", "m");
+    expect(p).toContain("COVERING INDEX members_read_position (conversation_id=? AND last_read_message_id>?)");
+  });
 });

@@ -1,0 +1,1 @@
+CREATE INDEX `members_read_position` ON `conversation_members` (`conversation_id`,`last_read_message_id`,`user_id`);
