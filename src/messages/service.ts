@@ -12,7 +12,7 @@ import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMember } from "../conversations/service";
 import { conversationRow, forgetMembers, memberRow } from "../conversations/view";
 import { activityKey, iso } from "../lib/time";
-import { messageById, selectMessages, toMessage, toMessages, unreadCountsOf, type Message } from "./view";
+import { messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
 
 export const MAX_CONTENT = 4000;
 
@@ -212,7 +212,7 @@ export function markRead(ctx: AppContext, me: UserRow, conversationId: string, m
       user_id: me.id,
       message_id: moves ? messageId : current,
       read_at: iso(now),
-      unread_count: unreadCountsOf(w.tx, [conversationId], me.id).get(conversationId) ?? 0,
+      unread_count: unreadCount(w.tx, conversationId, moves ? messageId : current, me.id),
     };
   });
 }
