@@ -8,7 +8,10 @@ import { existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { coldStart, connections, resumeStorm, sends } from "./scenarios";
+import { reenterInPrivateNetwork } from "./lib/netns";
 import { root, startBaseline, startParley, type ServerUnderTest } from "./lib/server";
+
+reenterInPrivateNetwork();
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");

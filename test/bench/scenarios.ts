@@ -167,7 +167,9 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   // Groups of 10 consecutive users starting at every second user: each user is in 5 of them.
   const groupCount = Math.ceil(userCount / 2);
   await createGroups(sut, Array.from({ length: groupCount }, (_, k) => Array.from({ length: Math.min(10, userCount) }, (_, j) => users[(2 * k + j) % userCount]!)));
-  const url = (i: number) => (sut.kind === "baseline" ? `${sut.wsBase}/ws?g=g${i % groupCount}` : `${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}`);
+  // Spread over the loopback addresses the client may use (see lib/netns.ts).
+  const base = (i: number) => sut.wsBases[i % sut.wsBases.length]!;
+  const url = (i: number) => (sut.kind === "baseline" ? `${base(i)}/ws?g=g${i % groupCount}` : `${base(i)}/ws/user?token=${users[i % userCount]!.token}`);
   await Bun.sleep(300);
   const before = sut.stats();
   const meter = clientMeter();
@@ -203,6 +205,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     scenario: "connections",
     server: sut.kind,
     sockets,
+    destination_addresses: sut.wsBases.length,
     users: userCount,
     conversations_per_user: 5,
     connected: sockets - failed,

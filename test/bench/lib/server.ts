@@ -3,6 +3,7 @@ import { mkdtempSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { inPrivateNetwork, loopbackAddresses } from "./netns";
 import { procStats } from "./stats";
 
 export const root = resolve(import.meta.dir, "../../..");
@@ -12,6 +13,8 @@ export interface ServerUnderTest {
   pid: number;
   base: string;
   wsBase: string;
+  /** The same WebSocket endpoint on every loopback address the client may use. */
+  wsBases: string[];
   dataDir: string;
   startMs: number;
   stats: () => { cpu_s: number; rss_mb: number };
@@ -60,7 +63,8 @@ async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<s
   const port = freePort();
   const started = performance.now();
   const proc = Bun.spawn(cmd, {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, ...env },
+    // In the benchmark's own network namespace, every address is a loopback one.
+    env: { ...process.env, PORT: String(port), HOST: inPrivateNetwork() ? "0.0.0.0" : "127.0.0.1", DATA_DIR: dataDir, ...env },
     stdout: "ignore",
     stderr: "inherit",
   });
@@ -71,6 +75,7 @@ async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<s
     pid: proc.pid,
     base,
     wsBase: `ws://127.0.0.1:${port}`,
+    wsBases: loopbackAddresses().map((a) => `ws://${a}:${port}`),
     dataDir,
     startMs: performance.now() - started,
     stats: () => procStats(proc.pid),
