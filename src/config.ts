@@ -22,6 +22,8 @@ export interface Config {
   loginMaxFailures: number;
   loginMaxFailuresPerAddress: number;
   loginWindowSeconds: number;
+  /** Account registrations per client address per hour (token bucket, burst of the same size). */
+  registrationsPerAddress: number;
   maxGroupMembers: number;
   eventRetentionSeconds: number;
   typingTtlMs: number;
@@ -54,6 +56,7 @@ export const DEFAULTS: Config = Object.freeze({
   loginMaxFailures: 10,
   loginMaxFailuresPerAddress: 100,
   loginWindowSeconds: 900,
+  registrationsPerAddress: 100,
   maxGroupMembers: 1000,
   eventRetentionSeconds: 7 * 86400,
   typingTtlMs: 6000,
@@ -104,6 +107,7 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["LOGIN_MAX_FAILURES", "loginMaxFailures", 1, 1_000_000],
   ["LOGIN_MAX_FAILURES_PER_ADDRESS", "loginMaxFailuresPerAddress", 1, 1_000_000],
   ["LOGIN_WINDOW_SECONDS", "loginWindowSeconds", 1, 86400],
+  ["REGISTRATIONS_PER_ADDRESS", "registrationsPerAddress", 1, 100_000_000],
   ["MAX_GROUP_MEMBERS", "maxGroupMembers", 2, 100_000],
   ["TYPING_TTL_MS", "typingTtlMs", 100, 600_000],
   ["PRESENCE_GRACE_MS", "presenceGraceMs", 0, 600_000],

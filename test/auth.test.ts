@@ -91,6 +91,24 @@ describe("register", () => {
     expect(res.status).toBe(413);
   });
 
+  test("registrations are limited per client address (REGISTRATIONS_PER_ADDRESS an hour): 429 with Retry-After, nothing created", async () => {
+    const own = await startServer({ registrationsPerAddress: 2 });
+    try {
+      for (let i = 0; i < 2; i++) expect((await own.api("POST", "/api/auth/register", { body: { username: `reg_limit${i}`, password: "password123" } })).status).toBe(201);
+      const res = await own.api("POST", "/api/auth/register", { body: { username: "reg_limit2", password: "password123" } });
+      expect(res.status).toBe(429);
+      expect(res.body.error.code).toBe("rate_limited");
+      // A token a minute-and-a-half away at 2 an hour: 30 minutes.
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(1700);
+      const count = own.app.ctx.db.$client.query("SELECT count(*) AS n FROM users WHERE username = 'reg_limit2'").get() as { n: number };
+      expect(count.n).toBe(0);
+      // Logging in is a separate budget.
+      expect((await own.api("POST", "/api/auth/login", { body: { username: "reg_limit0", password: "password123" } })).status).toBe(200);
+    } finally {
+      await own.stop();
+    }
+  });
+
   test("JSON without a content type is still read as JSON", async () => {
     const res = await s.api("POST", "/api/auth/register", { raw: JSON.stringify({ username: uniqueName(), password: "password123" }) });
     expect(res.status).toBe(201);

@@ -47,6 +47,8 @@ describe("configuration", () => {
     [[], { LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [[], { JWT_SECRET: "short" }, "JWT_SECRET"],
     [[], { PRESENCE_GRACE_MS: "-1" }, "PRESENCE_GRACE_MS"],
+    [[], { REGISTRATIONS_PER_ADDRESS: "0" }, "REGISTRATIONS_PER_ADDRESS"],
+    [[], { REGISTRATIONS_PER_ADDRESS: "many" }, "REGISTRATIONS_PER_ADDRESS"],
     [["--bogus"], {}, "--bogus"],
     [["--port"], {}, "--port"],
     [["fly"], {}, "fly"],

@@ -1,14 +1,25 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
+import { AppError } from "../errors";
+import { KeyedBuckets } from "../lib/rate-limit";
 import { toUser, UserSchema, USERNAME, PASSWORD, DISPLAY_NAME } from "../users/dto";
 
 const AuthResponse = t.Object({ token: t.String(), expires_at: t.String({ format: "date-time" }), user: UserSchema });
 
-export const authRoutes = (ctx: AppContext) =>
-  new Elysia({ prefix: "/api/auth", tags: ["auth"] })
+const clientAddress = (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) =>
+  server?.requestIP(request)?.address ?? "unknown";
+
+export const authRoutes = (ctx: AppContext) => {
+  // Each registration costs an Argon2id hash and a row: one address must not loop it.
+  const perHour = ctx.config.registrationsPerAddress;
+  const registrations = new KeyedBuckets(perHour, perHour / 60);
+  return new Elysia({ prefix: "/api/auth", tags: ["auth"] })
+    .onStop(() => registrations.stop())
     .post(
       "/register",
-      async ({ body, set }) => {
+      async ({ body, set, request, server }) => {
+        const wait = registrations.take(clientAddress(request, server));
+        if (wait > 0) throw new AppError("rate_limited", "too many registrations from this address, try again later", undefined, wait);
         const user = await ctx.accounts.register(body);
         set.status = 201;
         return { ...(await ctx.tokens.issue(user.id)), user: toUser(user) };
@@ -16,14 +27,13 @@ export const authRoutes = (ctx: AppContext) =>
       {
         body: t.Object({ username: USERNAME, password: PASSWORD, display_name: t.Optional(DISPLAY_NAME) }),
         response: { 201: AuthResponse },
-        detail: { summary: "Create an account and get a token" },
+        detail: { summary: "Create an account and get a token; 429 past REGISTRATIONS_PER_ADDRESS an hour" },
       },
     )
     .post(
       "/login",
       async ({ body, request, server }) => {
-        const address = server?.requestIP(request)?.address ?? "unknown";
-        const user = await ctx.accounts.login(body, address);
+        const user = await ctx.accounts.login(body, clientAddress(request, server));
         return { ...(await ctx.tokens.issue(user.id)), user: toUser(user) };
       },
       {
@@ -33,3 +43,4 @@ export const authRoutes = (ctx: AppContext) =>
         detail: { summary: "Log in; 401 with one message for a wrong username or password, 429 when rate limited" },
       },
     );
+};

@@ -48,6 +48,7 @@ export async function startParley(env: Record<string, string> = {}): Promise<Ser
   return start("parley", cmd, {
     ARGON2_MEMORY_KIB: "1024",
     SENDS_PER_MINUTE: "100000000",
+    REGISTRATIONS_PER_ADDRESS: "100000000",
     WS_FRAMES_PER_MINUTE: "1000000",
     PRESENCE_GRACE_MS: "0",
     ...env,
