@@ -137,7 +137,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     db.$client.close();
   }
 
-  return { app, ctx, hub, stop };
+  return { app, ctx, hub, checkpointer, stop };
 }
 
 export type ParleyApp = ReturnType<typeof createApp>;

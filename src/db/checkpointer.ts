@@ -27,6 +27,9 @@ export class Checkpointer {
   private failures = 0;
   private fallback = false;
   private url: string;
+  private markStarted!: () => void;
+  /** Settles with the worker's first report: until then nothing checkpoints the WAL. */
+  readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
 
   constructor(private db: DB, file: string, private log: Logger, intervalMs = 100, private restartFrames = 8192) {
     db.$client.run("PRAGMA wal_autocheckpoint = 0");
@@ -42,6 +45,7 @@ export class Checkpointer {
   private fallBack(reason: string) {
     if (this.fallback) return;
     this.fallback = true;
+    this.markStarted();
     this.log.error({ reason }, "background checkpoints stopped; SQLite's auto-checkpoint takes over");
     try {
       this.db.$client.run("PRAGMA wal_autocheckpoint = 10000");
@@ -49,6 +53,7 @@ export class Checkpointer {
   }
 
   private onResult(r: CheckpointResult) {
+    this.markStarted();
     if (r.error) {
       // Logged once, not ten times a second; persistent failure hands over to SQLite.
       if (this.failures++ === 0) this.log.warn({ err: r.error }, "background checkpoint failed");
