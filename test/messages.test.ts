@@ -117,6 +117,41 @@ describe("send", () => {
     expect((await send(a!, conv, { content: "https://cdn.example/f.pdf", message_type: "file" })).status).toBe(201);
   });
 
+  test("null for client_msg_id, reply_to_id and message_type means the same as leaving them out", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const res = await send(a!, conv, { content: "nulls", client_msg_id: null, reply_to_id: null, message_type: null });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ content: "nulls", client_msg_id: null, reply_to_id: null, message_type: "text" });
+    // Still an idempotency key when given: null is not a key shared by every send.
+    expect((await send(a!, conv, { content: "nulls again", client_msg_id: null })).status).toBe(201);
+  });
+
+  test("a lone UTF-16 surrogate is stored, echoed, published and read back as U+FFFD, over REST and WebSocket", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const wb = await TestSocket.connect(`${s.wsBase}/ws/user?token=${b!.token}`);
+    try {
+      const res = await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, raw: '{"content":"a\\ud800b","client_msg_id":"k\\udc00"}' });
+      expect(res.status).toBe(201);
+      expect(res.body.content).toBe("a\ufffdb");
+      expect(res.body.client_msg_id).toBe("k\ufffd");
+      expect((await wb.waitFor((f) => f.type === "message.receive" && f.data.id === res.body.id)).data.content).toBe("a\ufffdb");
+      // The frame path: JSON.stringify writes the lone surrogate as an escape.
+      const ack = await wb.request("message.send", { conversation_id: conv, content: "c\udfffd" });
+      expect(ack.type).toBe("ack");
+      expect(ack.data.result.content).toBe("c\ufffdd");
+      const stored = (await history(a!, conv)).body.items.map((m: { content: string }) => m.content);
+      expect(stored).toEqual(["c\ufffdd", "a\ufffdb"]);
+      // The idempotency key matches what was stored: a retry is recognised.
+      const retry = await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, raw: '{"content":"a\\ud800b","client_msg_id":"k\\udc00"}' });
+      expect(retry.status).toBe(200);
+      expect(retry.body.id).toBe(res.body.id);
+    } finally {
+      wb.ws.close();
+    }
+  });
+
   test("reply_to_id must be a message of the same conversation", async () => {
     const [a] = await users(1);
     const conv = await groupOf(a!, []);
@@ -352,6 +387,22 @@ describe("reactions", () => {
     await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token });
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "👍" } })).status).toBe(409);
   });
+
+  test("an emoji path segment that is not valid percent-encoding is 400 and removes nothing", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const { body: m } = await send(a!, conv, { content: "x" });
+    expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "%" } })).status).toBe(200);
+    for (const bad of ["%", "%E0%A4%A", "%FF"]) {
+      const res = await s.api("DELETE", `/api/messages/${m.id}/reactions/${bad}`, { token: a!.token });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("bad_request");
+    }
+    // The literal "%" reaction is still there, and encoded properly it is removable.
+    const removed = await s.api("DELETE", `/api/messages/${m.id}/reactions/${encodeURIComponent("%")}`, { token: a!.token });
+    expect(removed.status).toBe(200);
+    expect(removed.body.reactions).toEqual([]);
+  });
 });
 
 describe("mentions", () => {
@@ -378,6 +429,40 @@ describe("concurrency", () => {
     expect(new Set(ids).size).toBe(40);
     const receives = (await eventsOf(s, senders[1]!.token)).filter((e) => e.type === "message.receive").map((e) => e.data.id);
     expect(receives).toEqual(ids);
+  });
+});
+
+describe("REST write limits on messages", () => {
+  test("edits, deletes and reactions spend WRITES_PER_MINUTE; read positions spend SENDS_PER_MINUTE", async () => {
+    const own = await startServer({ writesPerMinute: 4, sendsPerMinute: 4 });
+    try {
+      const [a, b] = [await own.register(), await own.register()];
+      const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [b.user.id] } });
+      const sent = [];
+      for (let i = 0; i < 3; i++) sent.push((await own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: `m${i}` } })).body);
+      // a: 1 of 4 writes used by the group; 3 of 4 sends.
+      expect((await own.api("PATCH", `/api/messages/${sent[0].id}`, { token: a.token, body: { content: "edited" } })).status).toBe(200);
+      expect((await own.api("POST", `/api/messages/${sent[0].id}/reactions`, { token: a.token, body: { emoji: "👍" } })).status).toBe(200);
+      expect((await own.api("DELETE", `/api/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
+      const limited = [
+        await own.api("DELETE", `/api/messages/${sent[0].id}/reactions/${encodeURIComponent("👍")}`, { token: a.token }),
+        await own.api("PATCH", `/api/messages/${sent[2].id}`, { token: a.token, body: { content: "no" } }),
+        await own.api("DELETE", `/api/messages/${sent[2].id}`, { token: a.token }),
+        await own.api("POST", `/api/messages/${sent[2].id}/reactions`, { token: a.token, body: { emoji: "x" } }),
+      ];
+      expect(limited.map((r) => r.status)).toEqual([429, 429, 429, 429]);
+      expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThan(0);
+      const after = (await own.api("GET", `/api/conversations/${g.id}/messages`, { token: a.token })).body.items;
+      expect(after.find((m: { id: string }) => m.id === sent[2].id)).toMatchObject({ content: "m2", deleted_at: null, reactions: [] });
+      expect(after.find((m: { id: string }) => m.id === sent[0].id).reactions).toHaveLength(1);
+      // b's read positions: 4 allowed, the fifth is 429 and moves nothing.
+      for (let i = 0; i < 4; i++) expect((await own.api("POST", `/api/conversations/${g.id}/read`, { token: b.token, body: { message_id: sent[0].id } })).status).toBe(200);
+      const read = await own.api("POST", `/api/conversations/${g.id}/read`, { token: b.token, body: { message_id: sent[2].id } });
+      expect(read.status).toBe(429);
+      expect((await own.api("GET", `/api/conversations/${g.id}`, { token: b.token })).body.unread_count).toBe(1);
+    } finally {
+      await own.stop();
+    }
   });
 });
 

@@ -378,6 +378,8 @@ describe("bad frames", () => {
       expect({ type, code: res.error?.code }).toEqual({ type, code });
       expect(res).toMatchObject({ type: "error", success: false, data: { request_type: type } });
     }
+    const video = await wa.request("message.send", { conversation_id: conv, content: "x", message_type: "video" });
+    expect(video.error.details).toContainEqual({ field: "data.message_type", message: "must be one of: text, image, file, system, null" });
     expect((await wa.request("ping")).type).toBe("pong");
     const history = await s.api("GET", `/api/conversations/${other}/messages`, { token: outsider!.token });
     expect(history.body.items).toEqual([]);

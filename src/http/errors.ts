@@ -6,20 +6,38 @@ import { Elysia, ValidationError } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { requestInfo } from "./request-log";
+import { mayHoldSurrogates, wellFormed } from "../lib/text";
 
 export const BODY_LIMIT = 64 * 1024;
 
 /** `/a/b/0` → `a.b[0]`, the field name clients see in `details`. */
 const fieldOf = (path: string) => path.replace(/^\//, "").replace(/\/(\d+)(?=\/|$)/g, "[$1]").replace(/\//g, ".") || "(body)";
 
+type Schema = { anyOf?: Schema[]; const?: unknown; type?: unknown } | undefined;
+
+/** The literals a union of literals (and null) allows; undefined for any other schema. */
+function literals(schema: Schema): string[] | undefined {
+  if (typeof schema?.const === "string") return [schema.const];
+  if (schema?.type === "null") return ["null"];
+  if (!schema?.anyOf?.length) return undefined;
+  const all = schema.anyOf.map(literals);
+  return all.every((l) => l !== undefined) ? all.flat() as string[] : undefined;
+}
+
+/** TypeBox says "should be one of: 'string', 'string'" for a union of literals; name them. */
+export function oneOfMessage(schema: unknown): string | undefined {
+  const values = literals(schema as Schema);
+  return values ? `must be one of: ${values.join(", ")}` : undefined;
+}
+
 function validationDetails(error: ValidationError) {
   const seen = new Set<string>();
   const details: { field: string; message: string }[] = [];
-  for (const e of error.all as { path?: string; summary?: string; message?: string }[]) {
+  for (const e of error.all as { path?: string; summary?: string; message?: string; schema?: unknown }[]) {
     const field = fieldOf(e.path ?? "");
     if (seen.has(field)) continue;
     seen.add(field);
-    details.push({ field, message: e.summary ?? e.message ?? "invalid" });
+    details.push({ field, message: oneOfMessage(e.schema) ?? e.summary ?? e.message ?? "invalid" });
   }
   return details;
 }
@@ -53,7 +71,8 @@ export const errorHandling = (ctx: AppContext) =>
       // No body at all (PATCH …/accept, DELETE): routes that need one answer 422.
       if (text.trim() === "") return null;
       try {
-        return JSON.parse(text);
+        const body = JSON.parse(text);
+        return mayHoldSurrogates(text) ? wellFormed(body) : body;
       } catch {
         throw new AppError("bad_request", "request body is not valid JSON");
       }

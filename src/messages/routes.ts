@@ -6,17 +6,36 @@ import { parseLimit } from "../http/paging";
 import { EditBody, ReactionBody, ReadBody, SendBody } from "./schemas";
 import { deleteMessage, editMessage, listMessages, markRead, react, sendMessage } from "./service";
 import { KeyedBuckets } from "../lib/rate-limit";
+import { spendWrite } from "../http/write-limit";
+
+/**
+ * The `:emoji` segment, percent-decoded. Elysia hands over the raw text when decoding
+ * fails, which would then remove a reaction named "%E0%A4%A"; that is a 400 instead.
+ */
+function emojiSegment(request: Request): string {
+  const path = new URL(request.url).pathname;
+  try {
+    return decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));
+  } catch {
+    throw new AppError("bad_request", "emoji: not valid percent-encoded UTF-8");
+  }
+}
 
 export const messageRoutes = (ctx: AppContext) => {
+  // Sends and read positions (which a client moves as fast as messages arrive) share
+  // SENDS_PER_MINUTE; edits, deletes and reactions spend the general write budget.
   const sends = new KeyedBuckets(ctx.config.sendsPerMinute, ctx.config.sendsPerMinute);
+  const spendSend = (userId: string) => {
+    const wait = sends.take(userId);
+    if (wait > 0) throw new AppError("rate_limited", "too many messages, slow down", undefined, wait);
+  };
   return new Elysia({ tags: ["messages"] })
     .use(authPlugin(ctx))
     .onStop(() => sends.stop())
     .post(
       "/api/conversations/:id/messages",
       async ({ me, params, body, set }) => {
-        const wait = sends.take(me.id);
-        if (wait > 0) throw new AppError("rate_limited", "too many messages, slow down", undefined, wait);
+        spendSend(me.id);
         const { created, message } = await sendMessage(ctx, me, params.id, body);
         set.status = created ? 201 : 200;
         return message;
@@ -36,27 +55,28 @@ export const messageRoutes = (ctx: AppContext) => {
         detail: { summary: "History" },
       },
     )
-    .post("/api/conversations/:id/read", ({ me, params, body }) => markRead(ctx, me, params.id, body.message_id), {
+    .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(me.id), markRead(ctx, me, params.id, body.message_id)), {
       body: ReadBody,
       detail: { summary: "Move the caller's read position forward" },
     })
-    .patch("/api/messages/:id", ({ me, params, body }) => editMessage(ctx, me, params.id, body.content), {
+    .patch("/api/messages/:id", ({ me, params, body }) => (spendWrite(ctx, me.id), editMessage(ctx, me, params.id, body.content)), {
       body: EditBody,
       detail: { summary: "Edit (sender only)" },
     })
     .delete(
       "/api/messages/:id",
       ({ me, params, set }) => {
+        spendWrite(ctx, me.id);
         deleteMessage(ctx, me, params.id);
         set.status = 204;
       },
       { detail: { summary: "Delete (sender, or group owner/admin); leaves a tombstone" } },
     )
-    .post("/api/messages/:id/reactions", ({ me, params, body }) => react(ctx, me, params.id, body.emoji, "add"), {
+    .post("/api/messages/:id/reactions", ({ me, params, body }) => (spendWrite(ctx, me.id), react(ctx, me, params.id, body.emoji, "add")), {
       body: ReactionBody,
       detail: { summary: "Add the caller's reaction" },
     })
-    .delete("/api/messages/:id/reactions/:emoji", ({ me, params }) => react(ctx, me, params.id, params.emoji, "remove"), {
+    .delete("/api/messages/:id/reactions/:emoji", ({ me, params, request }) => (spendWrite(ctx, me.id), react(ctx, me, params.id, emojiSegment(request), "remove")), {
       detail: { summary: "Remove the caller's reaction (emoji URL-encoded)" },
     });
 };

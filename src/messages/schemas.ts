@@ -1,11 +1,14 @@
-import { t } from "elysia";
+import { t, type TSchema } from "elysia";
+
+/** Optional, and null means the same as absent (clients mirror the Message shape, which has nulls). */
+const OrNull = <T extends TSchema>(schema: T) => t.Optional(t.Union([schema, t.Null()]));
 
 /** Shared by the REST routes and the WebSocket frames. */
 export const SendBody = t.Object({
   content: t.String({ maxLength: 20_000, description: "1–4000 characters after trimming" }),
-  message_type: t.Optional(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file"), t.Literal("system")], { description: "default text; system is refused" })),
-  client_msg_id: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retried send returns the stored message" })),
-  reply_to_id: t.Optional(t.String({ minLength: 1, maxLength: 64 })),
+  message_type: OrNull(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file"), t.Literal("system")], { description: "default text; system is refused" })),
+  client_msg_id: OrNull(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retried send returns the stored message" })),
+  reply_to_id: OrNull(t.String({ minLength: 1, maxLength: 64 })),
 });
 export const EditBody = t.Object({ content: t.String({ maxLength: 20_000 }) });
 export const ReadBody = t.Object({ message_id: t.String({ minLength: 1, maxLength: 64 }) });

@@ -18,9 +18,9 @@ export const MAX_CONTENT = 4000;
 
 export interface SendInput {
   content: string;
-  message_type?: "text" | "image" | "file" | "system";
-  client_msg_id?: string;
-  reply_to_id?: string;
+  message_type?: "text" | "image" | "file" | "system" | null;
+  client_msg_id?: string | null;
+  reply_to_id?: string | null;
 }
 
 /** Trims and checks content: 1–4000 characters (code points). */
@@ -78,11 +78,11 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
   // Sends are the hot path: they share group commits (EventLog.writeBatched).
   const result = await ctx.events.writeBatched((w) => {
     if (!memberRow(w.tx, conversationId, me.id)) throw notFound("conversation");
-    if (input.client_msg_id !== undefined) {
+    if (input.client_msg_id != null) {
       const prior = q.byClientId.get({ c: conversationId, s: me.id, k: input.client_msg_id });
       if (prior) return { created: false, message: messageById(w.tx, prior.id)! };
     }
-    if (input.reply_to_id !== undefined) {
+    if (input.reply_to_id != null) {
       const target = q.conversationOf.get({ id: input.reply_to_id });
       if (!target || target.c !== conversationId) throw invalid("reply_to_id", "not a message of this conversation");
     }

@@ -4,6 +4,8 @@
  * this protocol's `error` frame.
  */
 import { t, type Static, type TSchema } from "elysia";
+import { wellFormed } from "../lib/text";
+import { oneOfMessage } from "../http/errors";
 import { Value } from "@sinclair/typebox/value";
 import { AppError, type ErrorCode } from "../errors";
 import { CreateConversationBody } from "../conversations/schemas";
@@ -44,13 +46,15 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
  */
 export function parseFrame(raw: unknown): ClientFrame {
   if (!isObject(raw)) throw new AppError("bad_request", "a frame is one JSON object");
-  const { type, data, request_id } = raw;
+  const { type, request_id } = raw;
+  // As REST bodies are: no lone surrogates reach the services (see lib/text).
+  const data = wellFormed(raw.data);
   if (request_id !== undefined && (typeof request_id !== "string" || request_id.length > 128))
     throw new AppError("validation_failed", "request_id: a string of at most 128 characters", [{ field: "request_id", message: "invalid" }]);
   if (typeof type !== "string" || !Object.hasOwn(CLIENT_FRAMES, type)) throw new AppError("bad_request", `unknown frame type ${JSON.stringify(type ?? null)}`);
   const schema = CLIENT_FRAMES[type as ClientType];
   if (!Value.Check(schema, data)) {
-    const details = [...Value.Errors(schema, data)].slice(0, 10).map((e) => ({ field: `data${e.path.replace(/\//g, ".")}`, message: e.message }));
+    const details = [...Value.Errors(schema, data)].slice(0, 10).map((e) => ({ field: `data${e.path.replace(/\//g, ".")}`, message: oneOfMessage(e.schema) ?? e.message }));
     throw new AppError("validation_failed", `invalid data for ${type}`, details);
   }
   return { type: type as ClientType, data, request_id: request_id as string | undefined };

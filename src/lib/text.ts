@@ -1,0 +1,27 @@
+/**
+ * JSON can carry lone UTF-16 surrogates (`"\ud800"`), which SQLite stores as U+FFFD. Input
+ * is made well-formed the same way on arrival, so what a request echoes, what its event
+ * carries and what is read back later are one text.
+ */
+export function wellFormed<T>(value: T, depth = 0): T {
+  if (typeof value === "string") return (value.isWellFormed() ? value : value.toWellFormed()) as T;
+  // Every accepted body is a few levels deep; anything deeper fails validation anyway.
+  if (depth >= MAX_DEPTH) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = wellFormed(value[i], depth + 1);
+  } else if (typeof value === "object" && value !== null) {
+    // Own keys only, and written back only when changed (a "__proto__" key stays a plain key).
+    const o = value as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const v = o[k];
+      const w = wellFormed(v, depth + 1);
+      if (w !== v) o[k] = w;
+    }
+  }
+  return value;
+}
+
+const MAX_DEPTH = 8;
+
+/** Whether JSON text may hold a surrogate escape (cheap test before walking the parse). */
+export const mayHoldSurrogates = (json: string) => /\\u[dD][89a-fA-F]/.test(json);
