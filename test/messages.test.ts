@@ -438,26 +438,27 @@ describe("REST write limits on messages", () => {
     try {
       const [a, b] = [await own.register(), await own.register()];
       const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [b.user.id] } });
-      const sent = [];
+      const sent: { id: string }[] = [];
+      const id = (i: number) => sent[i]!.id;
       for (let i = 0; i < 3; i++) sent.push((await own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: `m${i}` } })).body);
       // a: 1 of 4 writes used by the group; 3 of 4 sends.
-      expect((await own.api("PATCH", `/api/messages/${sent[0].id}`, { token: a.token, body: { content: "edited" } })).status).toBe(200);
-      expect((await own.api("POST", `/api/messages/${sent[0].id}/reactions`, { token: a.token, body: { emoji: "👍" } })).status).toBe(200);
-      expect((await own.api("DELETE", `/api/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
+      expect((await own.api("PATCH", `/api/messages/${id(0)}`, { token: a.token, body: { content: "edited" } })).status).toBe(200);
+      expect((await own.api("POST", `/api/messages/${id(0)}/reactions`, { token: a.token, body: { emoji: "👍" } })).status).toBe(200);
+      expect((await own.api("DELETE", `/api/messages/${id(1)}`, { token: a.token })).status).toBe(204);
       const limited = [
-        await own.api("DELETE", `/api/messages/${sent[0].id}/reactions/${encodeURIComponent("👍")}`, { token: a.token }),
-        await own.api("PATCH", `/api/messages/${sent[2].id}`, { token: a.token, body: { content: "no" } }),
-        await own.api("DELETE", `/api/messages/${sent[2].id}`, { token: a.token }),
-        await own.api("POST", `/api/messages/${sent[2].id}/reactions`, { token: a.token, body: { emoji: "x" } }),
+        await own.api("DELETE", `/api/messages/${id(0)}/reactions/${encodeURIComponent("👍")}`, { token: a.token }),
+        await own.api("PATCH", `/api/messages/${id(2)}`, { token: a.token, body: { content: "no" } }),
+        await own.api("DELETE", `/api/messages/${id(2)}`, { token: a.token }),
+        await own.api("POST", `/api/messages/${id(2)}/reactions`, { token: a.token, body: { emoji: "x" } }),
       ];
       expect(limited.map((r) => r.status)).toEqual([429, 429, 429, 429]);
       expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThan(0);
       const after = (await own.api("GET", `/api/conversations/${g.id}/messages`, { token: a.token })).body.items;
-      expect(after.find((m: { id: string }) => m.id === sent[2].id)).toMatchObject({ content: "m2", deleted_at: null, reactions: [] });
-      expect(after.find((m: { id: string }) => m.id === sent[0].id).reactions).toHaveLength(1);
+      expect(after.find((m: { id: string }) => m.id === id(2))).toMatchObject({ content: "m2", deleted_at: null, reactions: [] });
+      expect(after.find((m: { id: string }) => m.id === id(0)).reactions).toHaveLength(1);
       // b's read positions: 4 allowed, the fifth is 429 and moves nothing.
-      for (let i = 0; i < 4; i++) expect((await own.api("POST", `/api/conversations/${g.id}/read`, { token: b.token, body: { message_id: sent[0].id } })).status).toBe(200);
-      const read = await own.api("POST", `/api/conversations/${g.id}/read`, { token: b.token, body: { message_id: sent[2].id } });
+      for (let i = 0; i < 4; i++) expect((await own.api("POST", `/api/conversations/${g.id}/read`, { token: b.token, body: { message_id: id(0) } })).status).toBe(200);
+      const read = await own.api("POST", `/api/conversations/${g.id}/read`, { token: b.token, body: { message_id: id(2) } });
       expect(read.status).toBe(429);
       expect((await own.api("GET", `/api/conversations/${g.id}`, { token: b.token })).body.unread_count).toBe(1);
     } finally {
