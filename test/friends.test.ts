@@ -126,6 +126,13 @@ describe("listing", () => {
     const page2 = await list(`?limit=2&cursor=${page1.next_cursor}`);
     expect(page2.items).toHaveLength(1);
     expect(page2.next_cursor).toBeNull();
+    // A cursor is for the list that made it: each of these is a string, like this list's own.
+    const usersCursor = (await s.api("GET", "/api/users?limit=1", { token: me.token })).body.next_cursor;
+    const friendsAsUsers = await s.api("GET", `/api/users?cursor=${page1.next_cursor}`, { token: me.token });
+    expect(friendsAsUsers.status).toBe(400);
+    expect(friendsAsUsers.body.error.code).toBe("bad_request");
+    expect((await s.api("GET", `/api/friendships?cursor=${usersCursor}`, { token: me.token })).status).toBe(400);
+    expect((await s.api("GET", `/api/conversations?cursor=${usersCursor}`, { token: me.token })).status).toBe(400);
     expect((await s.api("GET", "/api/friendships?status=maybe", { token: me.token })).status).toBe(422);
     expect((await s.api("GET", "/api/friendships?direction=sideways", { token: me.token })).status).toBe(422);
   });

@@ -143,8 +143,8 @@ const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.leng
  * unread counts read by hand, and cached member lists (conversationsJson).
  */
 export function listConversationsJson(ctx: AppContext, userId: string, limit: number, cursor?: string): string {
-  const after = decodeCursor(cursor, isListCursor);
-  const page = pageOf(conversationRows(ctx.db, userId, limit + 1, after), limit, (r) => r, (r) => [r.activityAt, r.id]);
+  const after = decodeCursor(cursor, "conversations", isListCursor);
+  const page = pageOf("conversations", conversationRows(ctx.db, userId, limit + 1, after), limit, (r) => r, (r) => [r.activityAt, r.id]);
   // The list query already read the viewer's read positions.
   const unreadOf = (r: ConversationRow) => unreadCount(ctx.db, r.id, (r as ListRow).lastReadMessageId, userId);
   // Outside any write transaction: the member-list cache may be used and filled.

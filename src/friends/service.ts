@@ -118,7 +118,7 @@ export function removeFriend(ctx: AppContext, me: UserRow, id: string): void {
 export interface FriendshipFilter { status?: FriendshipRow["status"]; direction?: "incoming" | "outgoing" }
 
 export function listFriendships(ctx: AppContext, me: UserRow, filter: FriendshipFilter, limit: number, cursor?: string): Page<Friendship> {
-  const before = decodeCursor(cursor, isStringCursor);
+  const before = decodeCursor(cursor, "friendships", isStringCursor);
   const requester = alias(users, "requester");
   const addressee = alias(users, "addressee");
   const side =
@@ -134,7 +134,7 @@ export function listFriendships(ctx: AppContext, me: UserRow, filter: Friendship
     .orderBy(desc(friendships.id))
     .limit(limit + 1)
     .all();
-  return pageOf(rows, limit, (r) => toFriendship(r.f, r.requester, r.addressee), (r) => r.f.id);
+  return pageOf("friendships", rows, limit, (r) => toFriendship(r.f, r.requester, r.addressee), (r) => r.f.id);
 }
 
 /** Ids of the caller's accepted friends. */

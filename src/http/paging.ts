@@ -21,26 +21,29 @@ export function parseLimit(raw: string | undefined, fallback = 50, max = 100): n
   return n;
 }
 
-export function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString("base64url");
+/** Which list a cursor belongs to: one list's cursor is refused by another (400). */
+export type CursorKind = "users" | "friendships" | "conversations" | "messages";
+
+export function encodeCursor(kind: CursorKind, value: unknown): string {
+  return Buffer.from(JSON.stringify([kind, value])).toString("base64url");
 }
 
 /** For cursors that are a single string (an id, a username). */
 export const isStringCursor = (v: unknown): v is string => typeof v === "string";
 
-/** Decodes a cursor made by encodeCursor; `check` narrows its shape. 400 if it is not one of ours. */
-export function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T): T | undefined {
+/** Decodes a cursor made by encodeCursor for this list; `check` narrows its shape. 400 if it is not one of ours. */
+export function decodeCursor<T>(raw: string | undefined, kind: CursorKind, check: (v: unknown) => v is T): T | undefined {
   if (raw === undefined || raw === "") return undefined;
   try {
     const v = JSON.parse(Buffer.from(raw, "base64url").toString());
-    if (check(v)) return v;
+    if (Array.isArray(v) && v.length === 2 && v[0] === kind && check(v[1])) return v[1];
   } catch {}
   throw new AppError("bad_request", "cursor: not a valid cursor");
 }
 
 /** Takes one more row than the page size to know whether there is a next page. */
-export function pageOf<R, T>(rows: R[], limit: number, map: (r: R) => T, cursorOf: (r: R) => unknown): Page<T> {
+export function pageOf<R, T>(kind: CursorKind, rows: R[], limit: number, map: (r: R) => T, cursorOf: (r: R) => unknown): Page<T> {
   const more = rows.length > limit;
   const slice = more ? rows.slice(0, limit) : rows;
-  return { items: slice.map(map), next_cursor: more ? encodeCursor(cursorOf(slice[slice.length - 1]!)) : null };
+  return { items: slice.map(map), next_cursor: more ? encodeCursor(kind, cursorOf(slice[slice.length - 1]!)) : null };
 }

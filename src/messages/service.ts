@@ -137,7 +137,7 @@ export interface HistoryQuery { before?: string; after?: string; cursor?: string
 export function listMessages(ctx: AppContext, me: UserRow, conversationId: string, q: HistoryQuery): Page<Message> {
   requireMember(ctx.db, conversationId, me.id);
   if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
-  const fromCursor = decodeCursor(q.cursor, isHistoryCursor);
+  const fromCursor = decodeCursor(q.cursor, "messages", isHistoryCursor);
   // An empty `after` means "from the first message"; any other bound must be a message here.
   for (const [field, id] of [["before", q.before], ["after", q.after]] as const) {
     if (id && sendStatements(ctx.db).conversationOf.get({ id })?.c !== conversationId) throw invalid(field, "not a message of this conversation");
@@ -150,7 +150,7 @@ export function listMessages(ctx: AppContext, me: UserRow, conversationId: strin
   const rows = selectMessages(ctx.db, where, direction === "after" ? "asc" : "desc", q.limit + 1);
   const more = rows.length > q.limit;
   const page = toMessages(ctx.db, more ? rows.slice(0, q.limit) : rows);
-  return { items: page, next_cursor: more ? encodeCursor([direction, page[page.length - 1]!.id]) : null };
+  return { items: page, next_cursor: more ? encodeCursor("messages", [direction, page[page.length - 1]!.id]) : null };
 }
 
 /** The message and the caller's membership of its conversation; 404 for non-members. */

@@ -42,7 +42,7 @@ const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** Users whose username or display name contains `q` (case-insensitive), by username. */
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
-  const after = decodeCursor(cursor, isStringCursor);
+  const after = decodeCursor(cursor, "users", isStringCursor);
   const needle = q?.trim() ? `%${escapeLike(q.trim().toLowerCase())}%` : undefined;
   const rows = db
     .select()
@@ -58,7 +58,7 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
     .orderBy(asc(users.username))
     .limit(limit + 1)
     .all();
-  return pageOf(rows, limit, toUser, (r) => r.username);
+  return pageOf("users", rows, limit, toUser, (r) => r.username);
 }
 
 export interface ProfilePatch { display_name?: string; profile_image_url?: string | null }
