@@ -4,9 +4,8 @@
  */
 import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "./config";
+import { ensureDataDir, type Config } from "./config";
 import type { AppContext } from "./context";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
@@ -36,7 +35,7 @@ export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 export interface CreateAppOptions { log?: Logger }
 
 export function createApp(config: Config, options: CreateAppOptions = {}) {
-  mkdirSync(config.dataDir, { recursive: true });
+  ensureDataDir(config.dataDir);
   const log = options.log ?? createLogger(config.logLevel);
   const db = openDatabase(databaseFile(config.dataDir));
   const applied = migrate(db);
@@ -78,7 +77,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const app = new Elysia({
     // Above BODY_LIMIT on purpose: bodies up to this size reach our parser, which answers 413
     // in the contract's error format; Bun's own (plain) 413 is only the last resort.
-    serve: { maxRequestBodySize: 16 * BODY_LIMIT },
+    // No SO_REUSEPORT (Elysia's default): a second server on a taken port must fail to
+    // start, not silently share the port and split requests between two databases.
+    serve: { maxRequestBodySize: 16 * BODY_LIMIT, reusePort: false },
     websocket: {
       maxPayloadLength: BODY_LIMIT,
       // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer (with an alert and

@@ -3,7 +3,21 @@
  * frozen Config. Every bad value is a ConfigError naming the setting; the CLI prints
  * it on one line and exits with code 2.
  */
+import { accessSync, constants, mkdirSync } from "node:fs";
+import { isIP } from "node:net";
+
 export class ConfigError extends Error {}
+
+/** Creates the data directory if needed; a path that cannot be one is a ConfigError naming DATA_DIR. */
+export function ensureDataDir(dir: string) {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(`DATA_DIR: cannot use "${dir}" as the data directory (${code ?? (e as Error).message})`);
+  }
+}
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -120,7 +134,7 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
 ];
 
 export const ENV_HELP = `Environment:
-  PORT, HOST, DATA_DIR, LOG_LEVEL     as the flags below
+  PORT, HOST, DATA_DIR, LOG_LEVEL     as the flags above
   JWT_SECRET                          HS256 secret (at least 32 characters); default: generated once, kept in DATA_DIR
   JWT_TTL                             token lifetime, e.g. 7d, 12h, 3600 (default 7d)
   EVENT_RETENTION                     how long events are kept for resume (default 7d)
@@ -196,7 +210,13 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
 
   const port = get("PORT");
   if (port !== undefined) c.port = parseInteger("PORT", port, 0, 65535);
-  c.host = get("HOST") ?? c.host;
+  const host = get("HOST");
+  if (host !== undefined) {
+    // An IP address or a host name; whether it can be listened on is only known at listen time.
+    if (!isIP(host) && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(host))
+      throw new ConfigError(`HOST: "${host}" is not an IP address or host name`);
+    c.host = host;
+  }
   c.dataDir = get("DATA_DIR") ?? c.dataDir;
   const secret = get("JWT_SECRET");
   if (secret !== undefined) {

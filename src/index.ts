@@ -3,9 +3,9 @@
  * The CLI: `parley [serve]`, `parley migrate`, `parley backup <file>`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { ConfigError, USAGE, loadConfig, type Config } from "./config";
+import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
 import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
@@ -19,7 +19,14 @@ function fail(message: string, code: number): never {
 
 async function serve(config: Config) {
   const { app, ctx, stop } = createApp(config);
-  app.listen({ port: config.port, hostname: config.host });
+  try {
+    app.listen({ port: config.port, hostname: config.host });
+  } catch (e) {
+    await stop();
+    // Bun reports EADDRINUSE for an address this machine does not have, too.
+    const reason = (e as NodeJS.ErrnoException).code === "EADDRINUSE" ? "the port is in use, or the address is not one of this machine's" : e instanceof Error ? e.message : String(e);
+    fail(`cannot listen on ${config.host}:${config.port} (HOST, PORT): ${reason}`, 1);
+  }
   ctx.log.info({ host: config.host, port: app.server?.port, data_dir: resolve(config.dataDir), version: VERSION }, "listening");
 
   let stopping = false;
@@ -42,7 +49,7 @@ async function serve(config: Config) {
 }
 
 function runMigrate(config: Config) {
-  mkdirSync(config.dataDir, { recursive: true });
+  ensureDataDir(config.dataDir);
   const db = openDatabase(databaseFile(config.dataDir));
   const applied = migrate(db);
   db.$client.close();

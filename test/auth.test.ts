@@ -50,6 +50,9 @@ describe("register", () => {
     [{ username: "x".repeat(33), password: "password123" }, "username"],
     [{ username: "okname", password: "short" }, "password"],
     [{ username: "okname", password: "p".repeat(129) }, "password"],
+    // Characters, not UTF-16 units: 4 emoji are 8 units but 4 characters; 129 are 258 units.
+    [{ username: "okname", password: "😀".repeat(4) }, "password"],
+    [{ username: "okname", password: "😀".repeat(129) }, "password"],
     [{ username: "okname", password: "password123", display_name: "" }, "display_name"],
     [{ password: "password123" }, "username"],
     [{ username: 42, password: "password123" }, "username"],
@@ -60,6 +63,13 @@ describe("register", () => {
     expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain(field);
     const count = s.app.ctx.db.$client.query("SELECT count(*) AS n FROM users WHERE username = 'okname'").get() as { n: number };
     expect(count.n).toBe(0);
+  });
+
+  test("a password of 128 characters outside the BMP (256 UTF-16 units) is accepted and logs in", async () => {
+    const password = "😀".repeat(128);
+    const name = uniqueName();
+    expect((await s.api("POST", "/api/auth/register", { body: { username: name, password } })).status).toBe(201);
+    expect((await s.api("POST", "/api/auth/login", { body: { username: name, password } })).status).toBe(200);
   });
 
   test("a blank display name is 422", async () => {

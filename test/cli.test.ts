@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
@@ -48,6 +48,8 @@ describe("configuration", () => {
     [[], { JWT_SECRET: "short" }, "JWT_SECRET"],
     [[], { PRESENCE_GRACE_MS: "-1" }, "PRESENCE_GRACE_MS"],
     [[], { REGISTRATIONS_PER_ADDRESS: "0" }, "REGISTRATIONS_PER_ADDRESS"],
+    [[], { HOST: "not_a_host" }, "HOST"],
+    [["--host", "a b"], {}, "HOST"],
     [[], { REGISTRATIONS_PER_ADDRESS: "many" }, "REGISTRATIONS_PER_ADDRESS"],
     [["--bogus"], {}, "--bogus"],
     [["--port"], {}, "--port"],
@@ -84,6 +86,40 @@ describe("the CLI", () => {
     const down = run(["healthcheck"], { PORT: port });
     expect(down.code).toBe(1);
     expect(down.err).toContain("/health");
+  });
+
+  test("a second server on a taken port exits 1 naming HOST and PORT; the first keeps serving alone", async () => {
+    const first = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir() });
+    try {
+      const port = new URL(first.base).port;
+      // Async with a deadline: a second server that does start must fail this test, not hang it.
+      const proc = Bun.spawn([process.execPath, "src/index.ts", "serve"], { env: { ...process.env, DATA_DIR: tempDir(), PORT: port, HOST: "127.0.0.1" }, stdout: "ignore", stderr: "pipe" });
+      const deadline = setTimeout(() => proc.kill(), 5000);
+      const second = { code: await proc.exited, err: await new Response(proc.stderr).text() };
+      clearTimeout(deadline);
+      expect(second.code).toBe(1);
+      expect(second.err.trim().split("\n")).toHaveLength(1);
+      expect(second.err).toContain(`cannot listen on 127.0.0.1:${port} (HOST, PORT)`);
+      // Every request reaches the first server (with SO_REUSEPORT they were split between two).
+      const { token } = await registerAndLogin(first.base, "only_one");
+      const answers = await Promise.all(Array.from({ length: 12 }, () => fetch(`${first.base}/api/users/me`, { headers: { authorization: `Bearer ${token}` } })));
+      expect(answers.map((r) => r.status)).toEqual(Array(12).fill(200));
+    } finally {
+      await first.stop();
+    }
+  });
+
+  test("a DATA_DIR that cannot be a directory is one line naming DATA_DIR, exit 2", () => {
+    const file = join(tempDir(), "a-file");
+    writeFileSync(file, "x");
+    for (const dir of [file, join(file, "below")]) {
+      for (const command of ["serve", "migrate"]) {
+        const r = run([command], { DATA_DIR: dir });
+        expect(r.code).toBe(2);
+        expect(r.err.trim().split("\n")).toHaveLength(1);
+        expect(r.err).toContain("DATA_DIR");
+      }
+    }
   });
 
   test("migrate creates the data directory and the database, and is idempotent", () => {

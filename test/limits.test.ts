@@ -69,6 +69,47 @@ describe("frame rate", () => {
   });
 });
 
+describe("deeply nested JSON", () => {
+  const deep = (levels: number) => "[".repeat(levels) + "]".repeat(levels);
+
+  test("a body nested thousands of levels deep is 422 (Elysia's error mapping overflowed: 500), with or without a token", async () => {
+    const s = await server({});
+    const a = await s.register();
+    const cases: [string, string, string | undefined][] = [
+      ["PATCH", "/api/users/me", a.token],
+      ["POST", "/api/auth/register", undefined],
+      ["POST", "/api/auth/login", undefined],
+      ["POST", "/api/friendships", a.token],
+    ];
+    for (const [method, path, token] of cases) {
+      const field = path.includes("friend") ? "friend_id" : path.includes("users") ? "display_name" : "username";
+      const res = await s.api(method, path, { token, raw: `{"${field}":${deep(6000)},"password":"password123"}` });
+      expect({ path, status: res.status, code: res.body?.error?.code }).toEqual({ path, status: 422, code: "validation_failed" });
+    }
+    // Shallow wrong types are still named by field; the limit leaves room for any real body.
+    const shallow = await s.api("PATCH", "/api/users/me", { token: a.token, raw: `{"display_name":${deep(30)}}` });
+    expect(shallow.status).toBe(422);
+    expect(shallow.body.error.details[0].field).toBe("display_name");
+    // Brackets inside strings are text, not nesting.
+    const text = await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "[".repeat(60) } });
+    expect(text.status).toBe(200);
+    expect(s.logs.filter((l) => l.level === 50)).toEqual([]);
+  });
+
+  test("a frame nested thousands of levels deep is a validation_failed error; the socket stays usable", async () => {
+    const s = await server({});
+    const a = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    ws.ws.send(`{"type":"message.send","request_id":"deep","data":{"conversation_id":"x","content":${deep(6000)}}}`);
+    expect((await ws.waitFor((f) => f.request_id === "deep")).error.code).toBe("validation_failed");
+    ws.ws.send(`{"type":"message.send","request_id":"deeper","data":${deep(6000)}}`);
+    expect((await ws.waitFor((f) => f.request_id === "deeper")).error.code).toBe("validation_failed");
+    expect((await ws.request("ping")).type).toBe("pong");
+    expect(s.logs.filter((l) => l.level === 50)).toEqual([]);
+    ws.ws.close();
+  });
+});
+
 describe("frame size and connection count", () => {
   test("a frame over 64 KiB closes the socket with 1009", async () => {
     const s = await server({});

@@ -22,6 +22,21 @@ describe("authentication on /api", () => {
     }
   });
 
+  test("without a valid token, a bad body or query is still 401 (authentication comes before validation)", async () => {
+    const cases: [string, string, unknown][] = [
+      ["PATCH", "/api/users/me", { display_name: 5 }],
+      ["POST", "/api/friendships", { friend_id: 5 }],
+      ["GET", "/api/friendships?status=bogus", undefined],
+      ["POST", "/api/conversations", { type: "channel" }],
+      ["GET", "/api/conversations?limit=0", undefined],
+    ];
+    for (const token of [undefined, "garbage"])
+      for (const [method, path, body] of cases) {
+        const res = await s.api(method, path, { token, body });
+        expect({ path, status: res.status }).toEqual({ path, status: 401 });
+      }
+  });
+
   test("a token that was accepted before still expires on time (JWT_TTL)", async () => {
     const short = await startServer({ jwtTtlSeconds: 1 });
     try {
@@ -60,6 +75,17 @@ describe("profile", () => {
     const cleared = await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: null } });
     expect(cleared.body.profile_image_url).toBeNull();
     expect(cleared.body.display_name).toBe("Alice A");
+    // URL schemes are case-insensitive.
+    expect((await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: "HTTPS://IMG.EXAMPLE/A.png" } })).status).toBe(200);
+    await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: null } });
+  });
+
+  test.each(['"x"', "42", "true", "[]", '[{"display_name":"zz"}]', "null"])("a body that is not a JSON object (%s) is 422 and changes nothing", async (raw) => {
+    const before = await s.api("GET", "/api/users/me", { token: alice.token });
+    const res = await s.api("PATCH", "/api/users/me", { token: alice.token, raw });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect((await s.api("GET", "/api/users/me", { token: alice.token })).body).toEqual(before.body);
   });
 
   test.each([
@@ -115,6 +141,20 @@ describe("search", () => {
     expect(second.body.next_cursor).toBeNull();
     const names = [...first.body.items, ...second.body.items].map((u: { username: string }) => u.username);
     expect(names).toEqual(["searchme_0", "searchme_1", "searchme_2", "searchme_3", "searchme_4", "zed_other"]);
+  });
+
+  test("non-ASCII text matches as written (only ASCII case is folded); control characters in q are 422", async () => {
+    const emile = await s.register();
+    await s.api("PATCH", "/api/users/me", { token: emile.token, body: { display_name: "Émile Zoë" } });
+    for (const q of ["Émile", "mile", "Zoë", "ÉMILE".slice(0, 1) + "mile", "émile zoë".replace("é", "É").replace("z", "Z")]) {
+      const res = await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token });
+      expect({ q, ids: res.body.items.map((u: { id: string }) => u.id) }).toEqual({ q, ids: [emile.user.id] });
+    }
+    for (const q of ["\u0000", "a\u0000", "\n"]) {
+      const res = await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token });
+      expect(res.status).toBe(422);
+      expect(res.body.error.details[0].field).toBe("q");
+    }
   });
 
   test("LIKE wildcards in q are matched literally", async () => {

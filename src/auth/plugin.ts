@@ -22,6 +22,7 @@ export async function authenticate(ctx: AppContext, token: string | undefined): 
 
 /** Routes that use this plugin get `me`, the authenticated user's row. */
 export const authPlugin = (ctx: AppContext) =>
-  new Elysia({ name: "parley.auth", seed: ctx.instance }).resolve({ as: "scoped" }, async ({ headers }) => ({
+  // derive, not resolve: it runs before validation, so a request without a valid token is 401 whatever its body.
+  new Elysia({ name: "parley.auth", seed: ctx.instance }).derive({ as: "scoped" }, async ({ headers }) => ({
     me: await authenticate(ctx, bearerToken(headers.authorization)),
   }));

@@ -2,7 +2,8 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import type { DB } from "../db/client";
 import { users, type UserRow } from "../db/schema";
-import { AppError, conflict } from "../errors";
+import { AppError, conflict, invalid } from "../errors";
+import { PASSWORD_CHARACTERS } from "../users/dto";
 import { cleanDisplayName } from "../users/service";
 import { FailureWindow } from "../lib/rate-limit";
 
@@ -28,6 +29,9 @@ export class AccountService {
   /** Creates an account. Hashing happens before (outside) the write. */
   async register(input: Credentials & { display_name?: string }): Promise<UserRow> {
     const username = input.username.toLowerCase();
+    const characters = [...input.password].length;
+    if (characters < PASSWORD_CHARACTERS.min || characters > PASSWORD_CHARACTERS.max)
+      throw invalid("password", `${PASSWORD_CHARACTERS.min}–${PASSWORD_CHARACTERS.max} characters`);
     const displayName = input.display_name === undefined ? username : cleanDisplayName(input.display_name);
     if (this.db.select({ id: users.id }).from(users).where(eq(users.username, username)).get())
       throw conflict("username is taken");

@@ -10,6 +10,28 @@ import { mayHoldSurrogates, wellFormed } from "../lib/text";
 
 export const BODY_LIMIT = 64 * 1024;
 
+/** Deeper than any accepted body; far below what makes Elysia's error mapping overflow the stack. */
+export const MAX_NESTING = 32;
+
+/** Whether JSON text nests arrays/objects deeper than `limit` (a scan, no recursion). */
+export function nestsDeeperThan(json: string, limit: number): boolean {
+  // Each level takes at least one character.
+  if (json.length <= limit) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > limit) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
+
 /** `/a/b/0` → `a.b[0]`, the field name clients see in `details`. */
 const fieldOf = (path: string) => path.replace(/^\//, "").replace(/\/(\d+)(?=\/|$)/g, "[$1]").replace(/\//g, ".") || "(body)";
 
@@ -70,12 +92,20 @@ export const errorHandling = (ctx: AppContext) =>
         throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
       // No body at all (PATCH …/accept, DELETE): routes that need one answer 422.
       if (text.trim() === "") return null;
+      let body: unknown;
       try {
-        const body = JSON.parse(text);
-        return mayHoldSurrogates(text) ? wellFormed(body) : body;
+        body = JSON.parse(text);
       } catch {
         throw new AppError("bad_request", "request body is not valid JSON");
       }
+      // Elysia maps validation errors recursively: thousands of levels overflowed the stack (500).
+      if (nestsDeeperThan(text, MAX_NESTING))
+        throw new AppError("validation_failed", `body is nested more than ${MAX_NESTING} levels deep`, [{ field: "(body)", message: `at most ${MAX_NESTING} levels of arrays and objects` }]);
+      // Every body of this API is an object. Elysia's check lets anything through for an object
+      // schema whose fields are all optional (PATCH /api/users/me answered "x" with 200).
+      if (typeof body !== "object" || body === null || Array.isArray(body))
+        throw new AppError("validation_failed", "the body must be a JSON object", [{ field: "(body)", message: "must be a JSON object" }]);
+      return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })
     .onError({ as: "global" }, ({ code, error, set, request }) => {
       const known = toAppError(code, error);

@@ -27,7 +27,9 @@ export function toUser(u: UserFields): User {
 }
 
 export const USERNAME = t.String({ minLength: 3, maxLength: 32, pattern: "^[A-Za-z0-9_.]+$", description: "3–32 of [a-z0-9_.], case-insensitive" });
-export const PASSWORD = t.String({ minLength: 8, maxLength: 128 });
+/** 8–128 characters: the schema bounds UTF-16 units, AccountService counts code points. */
+export const PASSWORD = t.String({ minLength: 8, maxLength: 512, description: "8–128 characters" });
+export const PASSWORD_CHARACTERS = { min: 8, max: 128 };
 /** 1–64 characters; the schema bounds UTF-16 units loosely, the service counts characters. */
 export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description: "1–64 characters" });
-export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^https?://\\S+$" }), t.Null()]);
+export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://\\S+$" }), t.Null()]);

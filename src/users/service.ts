@@ -40,17 +40,22 @@ export function getUser(db: DB, id: string): User {
 
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
-/** Users whose username or display name contains `q` (case-insensitive), by username. */
+/**
+ * Users whose username or display name contains `q`, by username. SQLite's LIKE folds
+ * ASCII case only; `q` is not lower-cased here either, or "Émile" would miss "Émile".
+ */
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
   const after = decodeCursor(cursor, "users", isStringCursor);
-  const needle = q?.trim() ? `%${escapeLike(q.trim().toLowerCase())}%` : undefined;
+  // SQLite would end the pattern at a NUL and match everyone.
+  if (q !== undefined && /[\u0000-\u001f\u007f]/.test(q)) throw invalid("q", "must not contain control characters");
+  const needle = q?.trim() ? `%${escapeLike(q.trim())}%` : undefined;
   const rows = db
     .select()
     .from(users)
     .where(
       and(
         needle
-          ? or(sql`${users.username} LIKE ${needle} ESCAPE '\\'`, sql`lower(${users.displayName}) LIKE ${needle} ESCAPE '\\'`)
+          ? or(sql`${users.username} LIKE ${needle} ESCAPE '\\'`, sql`${users.displayName} LIKE ${needle} ESCAPE '\\'`)
           : undefined,
         after !== undefined ? gt(users.username, after) : undefined,
       ),
