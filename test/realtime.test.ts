@@ -359,6 +359,13 @@ describe("bad frames", () => {
     expect((await wa.next("error")).error.code).toBe("bad_request");
     wa.ws.send("[1,2]");
     expect((await wa.next("error")).error.code).toBe("bad_request");
+    wa.ws.send(new TextEncoder().encode('{"type":"ping"}'));
+    const binary = await wa.next("error");
+    expect(binary.error).toMatchObject({ code: "bad_request", message: expect.stringContaining("binary frames") });
+    // A plain GET (no upgrade) is told what the endpoint is for.
+    const plain = await s.api("GET", `/ws/user?token=${a!.token}`);
+    expect(plain.status).toBe(400);
+    expect(plain.body.error.message).toContain("WebSocket upgrades only");
     const cases: [string, unknown, string][] = [
       ["no.such.type", {}, "bad_request"],
       ["message.send", { conversation_id: conv }, "validation_failed"],

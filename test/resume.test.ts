@@ -61,6 +61,35 @@ describe("resume with since", () => {
     back.close();
   });
 
+  test("a member added while online replays exactly what it got live: nothing from before it joined", async () => {
+    const [a, b] = await users(2);
+    const live = await TestSocket.connect(`${s.wsBase}/ws/user?token=${b!.token}`);
+    const since = positionAfter(live.frames, 0);
+    const conv = await group(a!, []);
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "before b" } });
+    await s.api("POST", `/api/conversations/${conv}/members`, { token: a!.token, body: { user_ids: [b!.user.id] } });
+    await live.waitFor((f) => f.type === "conversation.create");
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "after b" } });
+    await live.waitFor((f) => f.type === "message.receive");
+    const got = (frames: Frame[]) => frames.filter((f) => f.seq !== undefined).map((f) => `${f.seq}:${f.type}:${f.data.content ?? ""}`);
+    expect(got(live.frames).map((x) => x.replace(/^\d+:/, ""))).toEqual(["conversation.create:", "message.receive:after b"]);
+    live.close();
+    await live.waitClosed();
+    const back = await TestSocket.connect(`${s.wsBase}/ws/user?token=${b!.token}&since=${since}`);
+    expect(got(back.frames)).toEqual(got(live.frames));
+    const rest = await s.api("GET", `/api/events?since=${since}`, { token: b!.token });
+    expect(rest.body.items.map((e: { seq: number; type: string; data: { content?: string } }) => `${e.seq}:${e.type}:${e.data.content ?? ""}`)).toEqual(got(live.frames));
+    // Added again after leaving: only what followed the second join.
+    const mark = positionAfter(back.frames, since);
+    await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: b!.token });
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "while away" } });
+    await s.api("POST", `/api/conversations/${conv}/members`, { token: a!.token, body: { user_ids: [b!.user.id] } });
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "back again" } });
+    const contents = (await s.api("GET", `/api/events?since=${mark}`, { token: b!.token })).body.items.map((e: { type: string; data: { content?: string } }) => e.data.content ?? e.type);
+    expect(contents).toEqual(["conversation.delete", "conversation.create", "back again"]);
+    back.close();
+  });
+
   test("a since older than the retained log, or not a number, gets sync.reset and live delivery continues", async () => {
     const own = await startServer({ presenceGraceMs: 0 });
     try {

@@ -32,6 +32,15 @@ const isManager = (role: Role) => role === "owner" || role === "admin";
  * stores its member list once, not 1,000 times).
  */
 function announceCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
+  emitCreate(w, conv, userIds);
+  // Each one's sockets follow the conversation from their conversation.create on; nothing
+  // on its topic follows within this change, so the last seq so far marks that point.
+  w.tx.$client
+    .query("UPDATE conversation_members SET joined_seq = (SELECT seq FROM sqlite_sequence WHERE name = 'events') WHERE conversation_id = ? AND user_id IN (SELECT value FROM json_each(?))")
+    .run(conv.id, JSON.stringify(userIds));
+}
+
+function emitCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
   if (conv.type === "direct") {
     for (const id of userIds) w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
     return;

@@ -69,6 +69,11 @@ export const members = sqliteTable(
     userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
     role: text({ enum: ["owner", "admin", "member"] }).notNull(),
     joinedAt: integer("joined_at").notNull(),
+    /**
+     * The seq of the member's own `conversation.create`: their sockets follow the
+     * conversation from there on, so a replay gives them its events after it, as live.
+     */
+    joinedSeq: integer("joined_seq").notNull().default(0),
     lastReadMessageId: text("last_read_message_id"),
   },
   (t) => [

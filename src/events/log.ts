@@ -40,6 +40,19 @@ interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject
 
 export type CommitListener = (events: StoredEvent[]) => void;
 
+/**
+ * A user's stream, as their sockets would have had it live: their own topic, and the topics
+ * of the conversations they are in now from the point they joined each (`joined_seq`).
+ * ?1 since, ?2 user id, ?3 limit, ?4 the window's last seq.
+ */
+export const REPLAY_SQL = `WITH mine(topic, after) AS (
+    SELECT 'user:' || ?2, 0
+    UNION ALL SELECT 'conv:' || conversation_id, joined_seq FROM conversation_members WHERE user_id = ?2)
+  SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at
+  FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > max(?1, mine.after) AND e.seq <= ?4
+  LEFT JOIN event_payloads p ON p.id = e.payload_id
+  ORDER BY e.seq LIMIT ?3`;
+
 /** How many seqs one replay query looks at. */
 const REPLAY_WINDOW = 5000;
 
@@ -73,13 +86,7 @@ export class EventLog {
     this.insert = sqlite.prepare("INSERT INTO events (topic, type, data, created_at) VALUES (?, ?, ?, ?)");
     this.insertShared = sqlite.prepare("INSERT INTO events (topic, type, data, payload_id, created_at) VALUES (?, ?, '', ?, ?)");
     this.insertPayload = sqlite.prepare("INSERT INTO event_payloads (data) VALUES (?)");
-    // A user's stream: their own topic and the topics of the conversations they are in now.
-    this.replayQuery = sqlite.prepare(
-      `SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id
-       WHERE e.seq > ?1 AND e.seq <= ?4
-         AND (e.topic = 'user:' || ?2 OR e.topic IN (SELECT 'conv:' || conversation_id FROM conversation_members WHERE user_id = ?2))
-       ORDER BY e.seq LIMIT ?3`,
-    );
+    this.replayQuery = sqlite.prepare(REPLAY_SQL);
   }
 
   /** Registers a listener for committed events; returns a function that removes it. */

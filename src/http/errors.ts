@@ -108,7 +108,11 @@ export const errorHandling = (ctx: AppContext) =>
       return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })
     .onError({ as: "global" }, ({ code, error, set, request }) => {
-      const known = toAppError(code, error);
+      // Elysia matches its WebSocket route for upgrades only; a plain GET would read "no such route".
+      const known =
+        code === "NOT_FOUND" && new URL(request.url).pathname === "/ws/user"
+          ? new AppError("bad_request", "this endpoint takes WebSocket upgrades only (Upgrade: websocket)")
+          : toAppError(code, error);
       if (known) {
         set.status = known.status;
         if (known.retryAfterMs !== undefined) set.headers["retry-after"] = String(Math.max(1, Math.ceil(known.retryAfterMs / 1000)));

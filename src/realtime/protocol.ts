@@ -45,6 +45,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
  * when the text was JSON, else the text itself.
  */
 export function parseFrame(raw: unknown): ClientFrame {
+  if (raw instanceof Uint8Array || raw instanceof ArrayBuffer) throw new AppError("bad_request", "binary frames are not accepted: send each frame as JSON text");
   if (!isObject(raw)) throw new AppError("bad_request", "a frame is one JSON object");
   const { type, request_id } = raw;
   // As REST bodies are: no lone surrogates reach the services (see lib/text).
