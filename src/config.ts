@@ -213,7 +213,8 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   const host = get("HOST");
   if (host !== undefined) {
     // An IP address or a host name; whether it can be listened on is only known at listen time.
-    if (!isIP(host) && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(host))
+    // Underscores too: Docker Compose service names have them.
+    if (!isIP(host) && !/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(host))
       throw new ConfigError(`HOST: "${host}" is not an IP address or host name`);
     c.host = host;
   }

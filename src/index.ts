@@ -22,7 +22,7 @@ async function serve(config: Config) {
   try {
     app.listen({ port: config.port, hostname: config.host });
   } catch (e) {
-    await stop();
+    // No stop(): its final checkpoint would wait on another server's writers to this DATA_DIR.
     // Bun reports EADDRINUSE for an address this machine does not have, too.
     const reason = (e as NodeJS.ErrnoException).code === "EADDRINUSE" ? "the port is in use, or the address is not one of this machine's" : e instanceof Error ? e.message : String(e);
     fail(`cannot listen on ${config.host}:${config.port} (HOST, PORT): ${reason}`, 1);

@@ -48,7 +48,7 @@ describe("configuration", () => {
     [[], { JWT_SECRET: "short" }, "JWT_SECRET"],
     [[], { PRESENCE_GRACE_MS: "-1" }, "PRESENCE_GRACE_MS"],
     [[], { REGISTRATIONS_PER_ADDRESS: "0" }, "REGISTRATIONS_PER_ADDRESS"],
-    [[], { HOST: "not_a_host" }, "HOST"],
+    [[], { HOST: "no/such host" }, "HOST"],
     [["--host", "a b"], {}, "HOST"],
     [[], { REGISTRATIONS_PER_ADDRESS: "many" }, "REGISTRATIONS_PER_ADDRESS"],
     [["--bogus"], {}, "--bogus"],

@@ -104,9 +104,16 @@ describe("the event log", () => {
       const a = await own.register();
       const b = await own.register();
       await own.api("POST", "/api/conversations", { token: a.token, body: { type: "direct", user_id: b.user.id } });
+      // A stint of b's in a group (left, then added again), which pruning makes moot.
+      const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "g", member_ids: [b.user.id] } });
+      await own.api("DELETE", `/api/conversations/${g.id}/members/${b.user.id}`, { token: b.token });
+      await own.api("POST", `/api/conversations/${g.id}/members`, { token: a.token, body: { user_ids: [b.user.id] } });
+      const stints = () => (own.app.ctx.db.$client.query("SELECT count(*) AS n FROM member_stints").get() as { n: number }).n;
+      expect(stints()).toBe(1);
       expect(await lastSeq(own, a.token)).toBeGreaterThan(0);
       const seq = own.app.ctx.events.lastSeq();
       expect(own.app.ctx.events.prune(0, Date.now() + 1)).toBeGreaterThan(0);
+      expect(stints()).toBe(0);
       const res = await own.api("GET", "/api/events?since=0", { token: a.token });
       expect(res.status).toBe(410);
       expect(res.body.error.code).toBe("sync_reset");

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { activityKey, seedActivity } from "../src/lib/time";
-import { FailureWindow, TokenBucket } from "../src/lib/rate-limit";
+import { FailureWindow, TokenBucket, addressKey } from "../src/lib/rate-limit";
 
 describe("activityKey", () => {
   test("never repeats or goes back, so a later change always sorts first", () => {
@@ -37,5 +37,19 @@ describe("FailureWindow", () => {
     expect(w.blockedFor("k", 20)).toBe(0);
     w.fail("k", 30);
     expect(w.blockedFor("k", 1001)).toBe(0);
+  });
+});
+
+describe("addressKey", () => {
+  test.each([
+    ["127.0.0.1", "127.0.0.1"],
+    ["::ffff:10.1.2.3", "10.1.2.3"],
+    ["2001:db8:aa:bb:1:2:3:4", "2001:db8:aa:bb::/64"],
+    ["2001:db8:aa:bb::9", "2001:db8:aa:bb::/64"],
+    ["2001:DB8:00AA:bb:ffff::1%eth0", "2001:db8:aa:bb::/64"],
+    ["2001:db8::1", "2001:db8:0:0::/64"],
+    ["::1", "0:0:0:0::/64"],
+  ])("%s → %s (an IPv6 host by its /64)", (ip, key) => {
+    expect(addressKey(ip)).toBe(key);
   });
 });

@@ -80,16 +80,21 @@ describe("deeply nested JSON", () => {
       ["POST", "/api/auth/register", undefined],
       ["POST", "/api/auth/login", undefined],
       ["POST", "/api/friendships", a.token],
+      // Without a token the body's shape is still answered first (see the README).
+      ["PATCH", "/api/users/me", undefined],
     ];
     for (const [method, path, token] of cases) {
       const field = path.includes("friend") ? "friend_id" : path.includes("users") ? "display_name" : "username";
       const res = await s.api(method, path, { token, raw: `{"${field}":${deep(6000)},"password":"password123"}` });
       expect({ path, status: res.status, code: res.body?.error?.code }).toEqual({ path, status: 422, code: "validation_failed" });
     }
-    // Shallow wrong types are still named by field; the limit leaves room for any real body.
-    const shallow = await s.api("PATCH", "/api/users/me", { token: a.token, raw: `{"display_name":${deep(30)}}` });
+    // At the limit (32 levels, the body's own object included) wrong types are still named
+    // by field; one level more is the body's fault.
+    const shallow = await s.api("PATCH", "/api/users/me", { token: a.token, raw: `{"display_name":${deep(31)}}` });
     expect(shallow.status).toBe(422);
     expect(shallow.body.error.details[0].field).toBe("display_name");
+    const over = await s.api("PATCH", "/api/users/me", { token: a.token, raw: `{"display_name":${deep(32)}}` });
+    expect(over.body.error.details[0].field).toBe("(body)");
     // Brackets inside strings are text, not nesting.
     const text = await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "[".repeat(60) } });
     expect(text.status).toBe(200);

@@ -79,14 +79,25 @@ describe("resume with since", () => {
     expect(got(back.frames)).toEqual(got(live.frames));
     const rest = await s.api("GET", `/api/events?since=${since}`, { token: b!.token });
     expect(rest.body.items.map((e: { seq: number; type: string; data: { content?: string } }) => `${e.seq}:${e.type}:${e.data.content ?? ""}`)).toEqual(got(live.frames));
-    // Added again after leaving: only what followed the second join.
+    // Leave and be added again: the replay holds both stints, and nothing from between them.
     const mark = positionAfter(back.frames, since);
+    const seen = back.frames.length;
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "before leaving" } });
+    await back.waitFor((f) => f.data?.content === "before leaving", 3000, seen);
     await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: b!.token });
+    await back.waitFor((f) => f.type === "conversation.delete", 3000, seen);
     await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "while away" } });
     await s.api("POST", `/api/conversations/${conv}/members`, { token: a!.token, body: { user_ids: [b!.user.id] } });
+    await back.waitFor((f) => f.type === "conversation.create", 3000, seen);
     await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "back again" } });
-    const contents = (await s.api("GET", `/api/events?since=${mark}`, { token: b!.token })).body.items.map((e: { type: string; data: { content?: string } }) => e.data.content ?? e.type);
-    expect(contents).toEqual(["conversation.delete", "conversation.create", "back again"]);
+    await back.waitFor((f) => f.data?.content === "back again", 3000, seen);
+    const liveAgain = got(back.frames.slice(seen));
+    expect(liveAgain.map((x) => x.replace(/^\d+:/, ""))).toEqual(["message.receive:before leaving", "conversation.delete:", "conversation.create:", "message.receive:back again"]);
+    const replayed = (await s.api("GET", `/api/events?since=${mark}`, { token: b!.token })).body.items;
+    expect(replayed.map((e: { seq: number; type: string; data: { content?: string } }) => `${e.seq}:${e.type}:${e.data.content ?? ""}`)).toEqual(liveAgain);
+    const resumed = await TestSocket.connect(`${s.wsBase}/ws/user?token=${b!.token}&since=${mark}`);
+    expect(got(resumed.frames)).toEqual(liveAgain);
+    resumed.close();
     back.close();
   });
 

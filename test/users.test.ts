@@ -146,11 +146,11 @@ describe("search", () => {
   test("non-ASCII text matches as written (only ASCII case is folded); control characters in q are 422", async () => {
     const emile = await s.register();
     await s.api("PATCH", "/api/users/me", { token: emile.token, body: { display_name: "Émile Zoë" } });
-    for (const q of ["Émile", "mile", "Zoë", "ÉMILE".slice(0, 1) + "mile", "émile zoë".replace("é", "É").replace("z", "Z")]) {
-      const res = await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token });
-      expect({ q, ids: res.body.items.map((u: { id: string }) => u.id) }).toEqual({ q, ids: [emile.user.id] });
-    }
-    for (const q of ["\u0000", "a\u0000", "\n"]) {
+    const found = async (q: string) => (await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token })).body.items.map((u: { id: string }) => u.id);
+    // ASCII letters fold both ways; É and ë only match as written.
+    for (const q of ["Émile", "ÉMILE", "mile", "Zoë", "zOë", " Émile zoë\n"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [emile.user.id] });
+    for (const q of ["émile", "ZOË"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [] });
+    for (const q of ["\u0000", "a\u0000", "a\nb"]) {
       const res = await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token });
       expect(res.status).toBe(422);
       expect(res.body.error.details[0].field).toBe("q");

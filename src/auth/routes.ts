@@ -1,13 +1,14 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
-import { KeyedBuckets } from "../lib/rate-limit";
+import { KeyedBuckets, addressKey } from "../lib/rate-limit";
 import { toUser, UserSchema, USERNAME, PASSWORD, DISPLAY_NAME } from "../users/dto";
 
 const AuthResponse = t.Object({ token: t.String(), expires_at: t.String({ format: "date-time" }), user: UserSchema });
 
+/** The client's address as a rate-limit key (an IPv6 client by its /64). */
 const clientAddress = (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) =>
-  server?.requestIP(request)?.address ?? "unknown";
+  addressKey(server?.requestIP(request)?.address ?? "unknown");
 
 export const authRoutes = (ctx: AppContext) => {
   // Each registration costs an Argon2id hash and a row: one address must not loop it.

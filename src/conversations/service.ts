@@ -4,7 +4,7 @@
  */
 import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
 import type { AppContext } from "../context";
-import { conversations, members, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
+import { conversations, members, memberStints, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
 import { AppError, forbidden, invalid, notFound } from "../errors";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
@@ -284,7 +284,9 @@ export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: s
     // conversation's topic before the update the remaining members get.
     w.tx.delete(members).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
     forgetMembers(w.tx, [id]);
-    w.emit(userTopic(userId), "conversation.delete", { conversation_id: id });
+    const left = w.emit(userTopic(userId), "conversation.delete", { conversation_id: id });
+    // Should they rejoin, a replay still owes them what this stint gave them live.
+    w.tx.insert(memberStints).values({ conversationId: id, userId, joinedSeq: target.joinedSeq, leftSeq: left }).run();
     announceUpdate(w, touch(w, id));
   });
 }

@@ -70,8 +70,9 @@ export const members = sqliteTable(
     role: text({ enum: ["owner", "admin", "member"] }).notNull(),
     joinedAt: integer("joined_at").notNull(),
     /**
-     * The seq of the member's own `conversation.create`: their sockets follow the
-     * conversation from there on, so a replay gives them its events after it, as live.
+     * The last seq of the change that added the member (their `conversation.create`):
+     * their sockets follow the conversation from there on, so a replay gives them its
+     * events after it, as live.
      */
     joinedSeq: integer("joined_seq").notNull().default(0),
     lastReadMessageId: text("last_read_message_id"),
@@ -82,6 +83,23 @@ export const members = sqliteTable(
     // A message's read_count ("members past it") without visiting every member of a big group.
     index("members_read_position").on(t.conversationId, t.lastReadMessageId, t.userId),
   ],
+);
+
+/**
+ * Earlier memberships of a user in a conversation they left (or were removed from) and
+ * later rejoined: a replay also gives them the events of those stints, strictly between
+ * the two seqs, as their sockets had them live. Pruned with the events they cover.
+ */
+export const memberStints = sqliteTable(
+  "member_stints",
+  {
+    conversationId: text("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    joinedSeq: integer("joined_seq").notNull(),
+    /** The seq of their `conversation.delete`. */
+    leftSeq: integer("left_seq").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.conversationId, t.joinedSeq] }), index("member_stints_left").on(t.leftSeq)],
 );
 
 /**

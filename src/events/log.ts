@@ -30,8 +30,8 @@ export type Tx = DB;
 export interface Writer {
   /** The drizzle transaction: every query of the change goes through it. */
   tx: Tx;
-  /** Appends an event to the log, in this transaction. */
-  emit(topic: string, type: string, data: unknown): void;
+  /** Appends an event to the log, in this transaction; returns its seq. */
+  emit(topic: string, type: string, data: unknown): number;
   /** Appends the same event to many topics, its data serialised and stored once. */
   emitMany(topics: string[], type: string, data: unknown): void;
 }
@@ -42,14 +42,17 @@ export type CommitListener = (events: StoredEvent[]) => void;
 
 /**
  * A user's stream, as their sockets would have had it live: their own topic, and the topics
- * of the conversations they are in now from the point they joined each (`joined_seq`).
+ * of the conversations they are in now from the point they joined each (`joined_seq`), plus
+ * any earlier stints of theirs in those conversations (`member_stints`).
  * ?1 since, ?2 user id, ?3 limit, ?4 the window's last seq.
  */
-export const REPLAY_SQL = `WITH mine(topic, after) AS (
-    SELECT 'user:' || ?2, 0
-    UNION ALL SELECT 'conv:' || conversation_id, joined_seq FROM conversation_members WHERE user_id = ?2)
+export const REPLAY_SQL = `WITH mine(topic, after, before) AS (
+    SELECT 'user:' || ?2, 0, NULL
+    UNION ALL SELECT 'conv:' || conversation_id, joined_seq, NULL FROM conversation_members WHERE user_id = ?2
+    UNION ALL SELECT 'conv:' || s.conversation_id, s.joined_seq, s.left_seq FROM member_stints s
+      WHERE s.user_id = ?2 AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = s.conversation_id AND m.user_id = ?2))
   SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at
-  FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > max(?1, mine.after) AND e.seq <= ?4
+  FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > max(?1, mine.after) AND e.seq <= ?4 AND e.seq < coalesce(mine.before, ?4 + 1)
   LEFT JOIN event_payloads p ON p.id = e.payload_id
   ORDER BY e.seq LIMIT ?3`;
 
@@ -176,8 +179,9 @@ export class EventLog {
       emit: (topic, type, data) => {
         const now = Date.now();
         const json = JSON.stringify(data);
-        const { lastInsertRowid } = this.insert.run(topic, type, json, now);
-        pending.push({ seq: Number(lastInsertRowid), topic, type, data, json, timestamp: iso(now) });
+        const seq = Number(this.insert.run(topic, type, json, now).lastInsertRowid);
+        pending.push({ seq, topic, type, data, json, timestamp: iso(now) });
+        return seq;
       },
       emitMany: (topics, type, data) => {
         const now = Date.now();
@@ -248,6 +252,7 @@ export class EventLog {
       if (top === null) return 0;
       const { changes } = sqlite.run("DELETE FROM events WHERE seq <= ?", [top]);
       sqlite.run("DELETE FROM event_payloads WHERE id NOT IN (SELECT payload_id FROM events WHERE payload_id IS NOT NULL)");
+      sqlite.run("DELETE FROM member_stints WHERE left_seq <= ?", [top]);
       sqlite.run("INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(top)]);
       return changes;
     })();

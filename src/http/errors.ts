@@ -103,7 +103,9 @@ export const errorHandling = (ctx: AppContext) =>
         throw new AppError("validation_failed", `body is nested more than ${MAX_NESTING} levels deep`, [{ field: "(body)", message: `at most ${MAX_NESTING} levels of arrays and objects` }]);
       // Every body of this API is an object. Elysia's check lets anything through for an object
       // schema whose fields are all optional (PATCH /api/users/me answered "x" with 200).
-      if (typeof body !== "object" || body === null || Array.isArray(body))
+      // A literal `null` is taken as no body, as an empty one is.
+      if (body === null) return null;
+      if (typeof body !== "object" || Array.isArray(body))
         throw new AppError("validation_failed", "the body must be a JSON object", [{ field: "(body)", message: "must be a JSON object" }]);
       return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })

@@ -70,3 +70,19 @@ export class FailureWindow {
     if (e && e.count > 0) e.count--;
   }
 }
+
+/**
+ * The key for a per-address limit: an IPv4 address as is, an IPv6 one by its /64 (one
+ * host usually holds a whole /64, so counting single addresses would let it rotate them).
+ */
+export function addressKey(ip: string): string {
+  const address = ip.split("%")[0]!; // no zone id
+  if (!address.includes(":")) return address;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  const [head, tail] = address.split("::");
+  const front = head ? head.split(":") : [];
+  const back = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? front : [...front, ...Array(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back];
+  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(":")}::/64`;
+}

@@ -13,7 +13,8 @@ import { spendWrite } from "../http/write-limit";
  * fails, which would then remove a reaction named "%E0%A4%A"; that is a 400 instead.
  */
 function emojiSegment(request: Request): string {
-  const path = new URL(request.url).pathname;
+  // Elysia also matches the route with a trailing slash.
+  const path = new URL(request.url).pathname.replace(/\/+$/, "");
   try {
     return decodeURIComponent(path.slice(path.lastIndexOf("/") + 1));
   } catch {

@@ -47,8 +47,9 @@ const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
   const after = decodeCursor(cursor, "users", isStringCursor);
   // SQLite would end the pattern at a NUL and match everyone.
-  if (q !== undefined && /[\u0000-\u001f\u007f]/.test(q)) throw invalid("q", "must not contain control characters");
-  const needle = q?.trim() ? `%${escapeLike(q.trim())}%` : undefined;
+  const text = q?.trim();
+  if (text && /[\u0000-\u001f\u007f]/.test(text)) throw invalid("q", "must not contain control characters");
+  const needle = text ? `%${escapeLike(text)}%` : undefined;
   const rows = db
     .select()
     .from(users)

@@ -11,7 +11,7 @@ import { coldStart, connections, resumeStorm, sends } from "./scenarios";
 import { reenterInPrivateNetwork } from "./lib/netns";
 import { root, startBaseline, startParley, type ServerUnderTest } from "./lib/server";
 
-reenterInPrivateNetwork();
+await reenterInPrivateNetwork();
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
