@@ -385,6 +385,10 @@ describe("bad frames", () => {
       expect({ type, code: res.error?.code }).toEqual({ type, code });
       expect(res).toMatchObject({ type: "error", success: false, data: { request_type: type } });
     }
+    // A request id over 128 characters is refused, and echoed whole so the client can match it.
+    const longId = "r".repeat(200);
+    wa.ws.send(JSON.stringify({ type: "ping", request_id: longId }));
+    expect((await wa.waitFor((f) => f.type === "error" && f.request_id?.startsWith("rrr") === true)).request_id).toBe(longId);
     const video = await wa.request("message.send", { conversation_id: conv, content: "x", message_type: "video" });
     expect(video.error.details).toContainEqual({ field: "data.message_type", message: "must be one of: text, image, file, system, null" });
     expect((await wa.request("ping")).type).toBe("pong");

@@ -61,12 +61,16 @@ export function parseFrame(raw: unknown): ClientFrame {
   return { type: type as ClientType, data, request_id: request_id as string | undefined };
 }
 
-/** The request id and type of a frame, read leniently, so that errors can echo them. */
+/**
+ * The request id and type of a frame, read leniently, so that errors can echo them. A
+ * request id over the limit is refused but echoed whole, or the client could not tell
+ * which request the error answers (the frame size bounds it).
+ */
 export function frameIdentity(raw: unknown): { type: string | null; request_id?: string } {
   if (!isObject(raw)) return { type: null };
   return {
     type: typeof raw.type === "string" ? raw.type.slice(0, 64) : null,
-    request_id: typeof raw.request_id === "string" ? raw.request_id.slice(0, 128) : undefined,
+    request_id: typeof raw.request_id === "string" ? raw.request_id : undefined,
   };
 }
 
