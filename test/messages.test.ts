@@ -238,6 +238,12 @@ describe("history", () => {
     const { body: elsewhere } = await send(a!, other, { content: "x" });
     expect((await history(a!, conv, `?after=${elsewhere.id}`)).status).toBe(422);
     expect((await history(a!, conv, "?cursor=garbage")).status).toBe(400);
+    // Another conversation's cursor is foreign here too.
+    await send(a!, other, { content: "y" });
+    const otherCursor = (await history(a!, other, "?limit=1")).body.next_cursor;
+    expect(otherCursor).toBeString();
+    expect((await history(a!, other, `?cursor=${otherCursor}`)).status).toBe(200);
+    expect((await history(a!, conv, `?cursor=${otherCursor}`)).status).toBe(400);
   });
 });
 

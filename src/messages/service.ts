@@ -6,7 +6,7 @@ import { and, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import { prepared } from "../db/prepared";
 import type { AppContext } from "../context";
 import { conversations, members, messages, reactions, users, type MessageRow, type UserRow } from "../db/schema";
-import { conflict, forbidden, invalid, notFound } from "../errors";
+import { AppError, conflict, forbidden, invalid, notFound } from "../errors";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMember } from "../conversations/service";
@@ -138,6 +138,9 @@ export function listMessages(ctx: AppContext, me: UserRow, conversationId: strin
   requireMember(ctx.db, conversationId, me.id);
   if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
   const fromCursor = decodeCursor(q.cursor, "messages", isHistoryCursor);
+  // Messages are never removed (deletes leave tombstones), so a cursor's message is always there.
+  if (fromCursor && sendStatements(ctx.db).conversationOf.get({ id: fromCursor[1] })?.c !== conversationId)
+    throw new AppError("bad_request", "cursor: not a cursor of this conversation");
   // An empty `after` means "from the first message"; any other bound must be a message here.
   for (const [field, id] of [["before", q.before], ["after", q.after]] as const) {
     if (id && sendStatements(ctx.db).conversationOf.get({ id })?.c !== conversationId) throw invalid(field, "not a message of this conversation");
