@@ -29,6 +29,7 @@ import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { VERSION } from "./version";
 import { seedActivity } from "./lib/time";
+import { KeyedBuckets } from "./lib/rate-limit";
 
 export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 
@@ -52,6 +53,10 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     tokens,
     accounts: new AccountService(db, config),
     events: new EventLog(db, (err) => log.error({ err }, "after-commit listener failed")),
+    budgets: {
+      sends: new KeyedBuckets(config.sendsPerMinute, config.sendsPerMinute),
+      writes: new KeyedBuckets(config.writesPerMinute, config.writesPerMinute),
+    },
     instance: Bun.randomUUIDv7(),
   };
   ctx.events.onCommit((events) => {
@@ -129,6 +134,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     if (closed) return;
     closed = true;
     clearInterval(pruneTimer);
+    ctx.budgets.sends.stop();
+    ctx.budgets.writes.stop();
     hub.stop();
     if (app.server) await app.stop(false);
     await checkpointer.stop();

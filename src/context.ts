@@ -5,6 +5,7 @@ import type { Metrics } from "./metrics";
 import type { AccountService } from "./auth/service";
 import type { Tokens } from "./auth/tokens";
 import type { EventLog } from "./events/log";
+import type { KeyedBuckets } from "./lib/rate-limit";
 
 /** What the feature modules of one running app share. Built once by createApp. */
 export interface AppContext {
@@ -15,6 +16,12 @@ export interface AppContext {
   tokens: Tokens;
   accounts: AccountService;
   events: EventLog;
+  /**
+   * Per-user budgets, spent alike by REST routes and WebSocket frames: message sends and
+   * read positions (SENDS_PER_MINUTE); every other write (WRITES_PER_MINUTE), since each
+   * can fan out to many events.
+   */
+  budgets: { sends: KeyedBuckets; writes: KeyedBuckets };
   /** Distinguishes plugin instances of several apps in one process (tests). */
   instance: string;
 }

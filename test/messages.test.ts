@@ -474,6 +474,46 @@ describe("REST write limits on messages", () => {
   });
 });
 
+describe("WebSocket frames spend the same per-user budgets as their REST twins", () => {
+  test("conversation.create, message.edit and message.delete spend WRITES_PER_MINUTE; message.send and message.read SENDS_PER_MINUTE", async () => {
+    const own = await startServer({ writesPerMinute: 3, sendsPerMinute: 3, wsFramesPerMinute: 1000 });
+    const [a, b] = [await own.register(), await own.register()];
+    const ws = await TestSocket.connect(`${own.wsBase}/ws/user?token=${a.token}`);
+    try {
+      const created = [];
+      for (let i = 0; i < 3; i++) created.push(await ws.request("conversation.create", { type: "group", title: `g${i}`, member_ids: [b.user.id] }));
+      expect(created.map((f) => f.type)).toEqual(["ack", "ack", "ack"]);
+      const g = created[0]!.data.result.id as string;
+      // The budget is the user's, whichever door spends it.
+      const overWs = await ws.request("conversation.create", { type: "group", title: "one too many" });
+      expect(overWs.error).toMatchObject({ code: "rate_limited" });
+      expect(overWs.error.retry_after_ms).toBeGreaterThan(0);
+      expect((await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "rest too" } })).status).toBe(429);
+      const groups = (await own.api("GET", "/api/conversations", { token: a.token })).body.items;
+      expect(groups).toHaveLength(3);
+
+      const sent = [];
+      for (let i = 0; i < 3; i++) sent.push(await ws.request("message.send", { conversation_id: g, content: `m${i}` }));
+      expect(sent.map((f) => f.type)).toEqual(["ack", "ack", "ack"]);
+      expect((await ws.request("message.send", { conversation_id: g, content: "m3" })).error.code).toBe("rate_limited");
+      const m0 = sent[0]!.data.result.id as string;
+      expect((await ws.request("message.edit", { message_id: m0, content: "edited" })).error.code).toBe("rate_limited");
+      expect((await ws.request("message.delete", { message_id: m0 })).error.code).toBe("rate_limited");
+      const history = (await own.api("GET", `/api/conversations/${g}/messages`, { token: a.token })).body.items;
+      expect(history.map((m: { content: string; deleted_at: string | null }) => [m.content, m.deleted_at])).toEqual([["m2", null], ["m1", null], ["m0", null]]);
+
+      // b's read positions over the socket spend b's send budget.
+      const wb = await TestSocket.connect(`${own.wsBase}/ws/user?token=${b.token}`);
+      for (let i = 0; i < 3; i++) expect((await wb.request("message.read", { conversation_id: g, message_id: m0 })).type).toBe("ack");
+      expect((await wb.request("message.read", { conversation_id: g, message_id: sent[2]!.data.result.id })).error.code).toBe("rate_limited");
+      wb.close();
+    } finally {
+      ws.close();
+      await own.stop();
+    }
+  });
+});
+
 describe("REST send rate limit", () => {
   test("over SENDS_PER_MINUTE: 429 with Retry-After, nothing written", async () => {
     const own = await startServer({ sendsPerMinute: 3 });

@@ -1,6 +1,5 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
-import { AppError } from "../errors";
 import { KeyedBuckets, addressKey } from "../lib/rate-limit";
 import { toUser, UserSchema, USERNAME, PASSWORD, DISPLAY_NAME } from "../users/dto";
 
@@ -19,8 +18,7 @@ export const authRoutes = (ctx: AppContext) => {
     .post(
       "/register",
       async ({ body, set, request, server }) => {
-        const wait = registrations.take(clientAddress(request, server));
-        if (wait > 0) throw new AppError("rate_limited", "too many registrations from this address, try again later", undefined, wait);
+        registrations.spend(clientAddress(request, server), "too many registrations from this address, try again later");
         const user = await ctx.accounts.register(body);
         set.status = 201;
         return { ...(await ctx.tokens.issue(user.id)), user: toUser(user) };

@@ -1,6 +1,7 @@
 /**
  * Rate limiting primitives, in memory (one process owns all traffic).
  */
+import { AppError } from "../errors";
 
 /** A token bucket: `capacity` tokens, refilled at `perMinute` per minute. */
 export class TokenBucket {
@@ -38,6 +39,11 @@ export class KeyedBuckets {
       for (const [key, bucket] of this.buckets) if (bucket.isFull()) this.buckets.delete(key);
     }, Math.max(refillMs, 60000));
     this.sweeper.unref();
+  }
+  /** Takes a token for `key`, or throws 429 `rate_limited` (with its Retry-After) saying `message`. */
+  spend(key: string, message: string): void {
+    const wait = this.take(key);
+    if (wait > 0) throw new AppError("rate_limited", message, undefined, wait);
   }
   take(key: string): number {
     let b = this.buckets.get(key);

@@ -5,8 +5,7 @@ import { AppError } from "../errors";
 import { parseLimit } from "../http/paging";
 import { EditBody, ReactionBody, ReadBody, SendBody } from "./schemas";
 import { deleteMessage, editMessage, listMessages, markRead, react, sendMessage } from "./service";
-import { KeyedBuckets } from "../lib/rate-limit";
-import { spendWrite } from "../http/write-limit";
+import { spendSend, spendWrite } from "../http/write-limit";
 
 /**
  * The `:emoji` segment, percent-decoded. Elysia hands over the raw text when decoding
@@ -23,20 +22,14 @@ function emojiSegment(request: Request): string {
 }
 
 export const messageRoutes = (ctx: AppContext) => {
-  // Sends and read positions (which a client moves as fast as messages arrive) share
-  // SENDS_PER_MINUTE; edits, deletes and reactions spend the general write budget.
-  const sends = new KeyedBuckets(ctx.config.sendsPerMinute, ctx.config.sendsPerMinute);
-  const spendSend = (userId: string) => {
-    const wait = sends.take(userId);
-    if (wait > 0) throw new AppError("rate_limited", "too many messages, slow down", undefined, wait);
-  };
+  // Sends and read positions (which a client moves as fast as messages arrive) spend the
+  // send budget; edits, deletes and reactions the write budget (AppContext.budgets).
   return new Elysia({ tags: ["messages"] })
     .use(authPlugin(ctx))
-    .onStop(() => sends.stop())
     .post(
       "/api/conversations/:id/messages",
       async ({ me, params, body, set }) => {
-        spendSend(me.id);
+        spendSend(ctx, me.id);
         const { created, message } = await sendMessage(ctx, me, params.id, body);
         set.status = created ? 201 : 200;
         return message;
@@ -56,7 +49,7 @@ export const messageRoutes = (ctx: AppContext) => {
         detail: { summary: "History" },
       },
     )
-    .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(me.id), markRead(ctx, me, params.id, body.message_id)), {
+    .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(ctx, me.id), markRead(ctx, me, params.id, body.message_id)), {
       body: ReadBody,
       detail: { summary: "Move the caller's read position forward" },
     })

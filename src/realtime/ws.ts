@@ -10,6 +10,7 @@ import { conversationIdsOf, createConversation, listConversationsJson, requireMe
 import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
 import { presenceVisible, getUserRow } from "../users/service";
 import { TokenBucket } from "../lib/rate-limit";
+import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
 import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
 import type { Hub, RawSocket, SocketState } from "./hub";
@@ -38,17 +39,26 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       call.state.closing = true;
       call.state.ws.close(1000, "bye");
     },
+    // The same per-user budgets as the REST twins (AppContext.budgets).
     "message.send": async (call, d) => {
+      spendSend(ctx, call.state.userId);
       // A retried send (known client_msg_id) publishes nothing; the ack still carries the stored message.
       const { message } = await sendMessage(ctx, call.me(), d.conversation_id, d);
       ack(call, "message.send", message);
     },
-    "message.edit": (call, d) => ack(call, "message.edit", editMessage(ctx, call.me(), d.message_id, d.content)),
+    "message.edit": (call, d) => {
+      spendWrite(ctx, call.state.userId);
+      ack(call, "message.edit", editMessage(ctx, call.me(), d.message_id, d.content));
+    },
     "message.delete": (call, d) => {
+      spendWrite(ctx, call.state.userId);
       deleteMessage(ctx, call.me(), d.message_id);
       ack(call, "message.delete", { message_id: d.message_id });
     },
-    "message.read": (call, d) => ack(call, "message.read", markRead(ctx, call.me(), d.conversation_id, d.message_id)),
+    "message.read": (call, d) => {
+      spendSend(ctx, call.state.userId);
+      ack(call, "message.read", markRead(ctx, call.me(), d.conversation_id, d.message_id));
+    },
     "message.typing": (call, d) => {
       member(call, d.conversation_id);
       hub.typing(call.state, d.conversation_id, d.is_typing);
@@ -67,7 +77,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (d.conversation_id !== null) member(call, d.conversation_id);
       hub.setActive(call.state, d.conversation_id);
     },
-    "conversation.create": (call, d) => ack(call, "conversation.create", createConversation(ctx, call.me(), d).conversation),
+    "conversation.create": (call, d) => {
+      spendWrite(ctx, call.state.userId);
+      ack(call, "conversation.create", createConversation(ctx, call.me(), d).conversation);
+    },
     "conversation.load": (call, d) =>
       hub.send(call.state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, call.state.userId, d.limit ?? 50, d.cursor), call.requestId)),
     "user.status.subscribe": (call, d) => {
