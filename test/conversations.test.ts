@@ -54,6 +54,9 @@ describe("direct conversations", () => {
     expect(unknown.status).toBe(422);
     expect(unknown.body.error.details[0]).toMatchObject({ field: "user_id", user_ids: ["nobody"] });
     expect((await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "direct" } })).status).toBe(422);
+    const control = await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "group", title: "bad\u0007title" } });
+    expect(control.status).toBe(422);
+    expect(control.body.error.details[0].field).toBe("title");
     const channel = await s.api("POST", "/api/conversations", { token: a!.token, body: { type: "channel" } });
     expect(channel.status).toBe(422);
     // A union of literals names its values (TypeBox alone says "one of: 'string', 'string'").

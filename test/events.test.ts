@@ -94,6 +94,8 @@ describe("the event log", () => {
     expect((await s.api("GET", "/api/events?since=abc", { token: a.token })).status).toBe(400);
     expect((await s.api("GET", "/api/events?since=-1", { token: a.token })).status).toBe(400);
     expect((await s.api("GET", "/api/events?cursor=zz", { token: a.token })).status).toBe(400);
+    // A bad since is 400 even beside a good cursor.
+    expect((await s.api("GET", "/api/events?cursor=1&since=zzz", { token: a.token })).status).toBe(400);
     expect((await s.api("GET", "/api/events?limit=0", { token: a.token })).status).toBe(422);
     expect((await s.api("GET", "/api/events")).status).toBe(401);
   });

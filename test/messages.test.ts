@@ -423,6 +423,17 @@ describe("mentions", () => {
     expect(notes.map((n) => n.length)).toEqual([0, 1, 0, 0]);
     expect(notes[1]![0]!.data).toEqual({ kind: "mention", conversation_id: conv, message_id: m.id, from_user_id: a!.user.id });
   });
+
+  test("a run of name characters longer than 32 mentions nobody, not its 32-character prefix", async () => {
+    const [a] = await users(1);
+    const long = await s.register(`lm${Date.now().toString(36)}${"x".repeat(32)}`.slice(0, 32));
+    const conv = await groupOf(a!, [long]);
+    const since = await lastSeq(s, long.token);
+    await send(a!, conv, { content: `hi @${long.user.username}x and @${long.user.username}_more` });
+    expect((await eventsOf(s, long.token, since)).filter((e) => e.type === "notification")).toEqual([]);
+    await send(a!, conv, { content: `hi @${long.user.username}.` });
+    expect((await eventsOf(s, long.token, since)).filter((e) => e.type === "notification")).toHaveLength(1);
+  });
 });
 
 describe("concurrency", () => {

@@ -391,6 +391,11 @@ describe("bad frames", () => {
     expect((await wa.waitFor((f) => f.type === "error" && f.request_id?.startsWith("rrr") === true)).request_id).toBe(longId);
     const video = await wa.request("message.send", { conversation_id: conv, content: "x", message_type: "video" });
     expect(video.error.details).toContainEqual({ field: "data.message_type", message: "must be one of: text, image, file, system, null" });
+    // Fields are named as over REST (member_ids[1]), each once.
+    const badMember = await wa.request("conversation.create", { type: "group", title: "t", member_ids: ["x", 5] });
+    const fields = badMember.error.details.map((d: { field: string }) => d.field);
+    expect(fields).toContain("data.member_ids[1]");
+    expect(new Set(fields).size).toBe(fields.length);
     expect((await wa.request("ping")).type).toBe("pong");
     const history = await s.api("GET", `/api/conversations/${other}/messages`, { token: outsider!.token });
     expect(history.body.items).toEqual([]);

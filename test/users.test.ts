@@ -91,6 +91,8 @@ describe("profile", () => {
   test.each([
     [{ display_name: "" }, "display_name"],
     [{ display_name: "x".repeat(65) }, "display_name"],
+    [{ display_name: "a\u0000b" }, "display_name"],
+    [{ display_name: "line\nbreak" }, "display_name"],
     [{ profile_image_url: "javascript:alert(1)" }, "profile_image_url"],
     [{ profile_image_url: 5 }, "profile_image_url"],
   ])("invalid patch %j → 422 and nothing changes", async (body, field) => {

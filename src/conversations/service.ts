@@ -6,6 +6,7 @@ import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
 import type { AppContext } from "../context";
 import { conversations, members, memberStints, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
 import { AppError, forbidden, invalid, notFound } from "../errors";
+import { cleanName } from "../lib/text";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
 import { decodeCursor, pageOf } from "../http/paging";
@@ -93,12 +94,7 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
 }
 
 /** A group title: trimmed, 1–100 characters (counted as characters, not UTF-16 units). */
-function cleanTitle(raw: string): string {
-  const name = raw.trim();
-  if (!name) throw invalid("title", "must not be blank");
-  if ([...name].length > 100) throw invalid("title", "at most 100 characters");
-  return name;
-}
+const cleanTitle = (raw: string) => cleanName("title", raw, 100);
 
 export function createGroup(ctx: AppContext, me: UserRow, title: string, memberIds: string[]): Conversation {
   const name = cleanTitle(title);

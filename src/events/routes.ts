@@ -17,9 +17,11 @@ export const eventRoutes = (ctx: AppContext) =>
     .get(
       "",
       ({ me, query }) => {
-        const since = query.cursor ? parseSeq("cursor", query.cursor) : parseSeq("since", query.since);
+        // Both are parsed (a bad `since` is 400 with a cursor too); the cursor, when given, wins.
+        const since = parseSeq("since", query.since);
+        const after = query.cursor ? parseSeq("cursor", query.cursor) : since;
         const limit = parseLimit(query.limit, 100, 1000);
-        const rows = ctx.events.replay(me.id, since, limit + 1);
+        const rows = ctx.events.replay(me.id, after, limit + 1);
         const items = rows.slice(0, limit);
         return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null };
       },

@@ -11,10 +11,10 @@ import { mayHoldSurrogates, wellFormed } from "../lib/text";
 export const BODY_LIMIT = 64 * 1024;
 
 /** Deeper than any accepted body; far below what makes Elysia's error mapping overflow the stack. */
-export const MAX_NESTING = 32;
+const MAX_NESTING = 32;
 
 /** Whether JSON text nests arrays/objects deeper than `limit` (a scan, no recursion). */
-export function nestsDeeperThan(json: string, limit: number): boolean {
+function nestsDeeperThan(json: string, limit: number): boolean {
   // Each level takes at least one character.
   if (json.length <= limit) return false;
   let depth = 0;
@@ -47,16 +47,23 @@ function literals(schema: Schema): string[] | undefined {
 }
 
 /** TypeBox says "should be one of: 'string', 'string'" for a union of literals; name them. */
-export function oneOfMessage(schema: unknown): string | undefined {
+function oneOfMessage(schema: unknown): string | undefined {
   const values = literals(schema as Schema);
   return values ? `must be one of: ${values.join(", ")}` : undefined;
 }
 
-function validationDetails(error: ValidationError) {
+type SchemaError = { path?: string; summary?: string; message?: string; schema?: unknown };
+
+/**
+ * `details` of a 422 / `validation_failed`: one entry per field, named as clients see it.
+ * WebSocket frames name theirs under `root` ("data").
+ */
+export function validationDetails(errors: Iterable<SchemaError>, root?: string, max = 20) {
   const seen = new Set<string>();
   const details: { field: string; message: string }[] = [];
-  for (const e of error.all as { path?: string; summary?: string; message?: string; schema?: unknown }[]) {
-    const field = fieldOf(e.path ?? "");
+  for (const e of errors) {
+    if (details.length >= max) break;
+    const field = root === undefined ? fieldOf(e.path ?? "") : e.path ? `${root}.${fieldOf(e.path)}` : root;
     if (seen.has(field)) continue;
     seen.add(field);
     details.push({ field, message: oneOfMessage(e.schema) ?? e.summary ?? e.message ?? "invalid" });
@@ -68,7 +75,7 @@ export function toAppError(code: string | number, error: unknown): AppError | nu
   if (error instanceof AppError) return error;
   // A response that fails its own schema is our bug (500), not the client's input.
   if (code === "VALIDATION" && error instanceof ValidationError && error.type !== "response") {
-    const details = validationDetails(error);
+    const details = validationDetails(error.all as SchemaError[]);
     return new AppError("validation_failed", `invalid ${error.type}: ${details.map((d) => d.field).join(", ")}`, details);
   }
   if (code === "PARSE") {
@@ -110,11 +117,7 @@ export const errorHandling = (ctx: AppContext) =>
       return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })
     .onError({ as: "global" }, ({ code, error, set, request }) => {
-      // Elysia matches its WebSocket route for upgrades only; a plain GET would read "no such route".
-      const known =
-        code === "NOT_FOUND" && new URL(request.url).pathname === "/ws/user"
-          ? new AppError("bad_request", "this endpoint takes WebSocket upgrades only (Upgrade: websocket)")
-          : toAppError(code, error);
+      const known = toAppError(code, error);
       if (known) {
         set.status = known.status;
         if (known.retryAfterMs !== undefined) set.headers["retry-after"] = String(Math.max(1, Math.ceil(known.retryAfterMs / 1000)));

@@ -3,6 +3,8 @@
  * is made well-formed the same way on arrival, so what a request echoes, what its event
  * carries and what is read back later are one text.
  */
+import { invalid } from "../errors";
+
 export function wellFormed<T>(value: T, depth = 0): T {
   if (typeof value === "string") return (value.isWellFormed() ? value : value.toWellFormed()) as T;
   // Every accepted body is a few levels deep; anything deeper fails validation anyway.
@@ -25,3 +27,15 @@ const MAX_DEPTH = 8;
 
 /** Whether JSON text may hold a surrogate escape (cheap test before walking the parse). */
 export const mayHoldSurrogates = (json: string) => /\\u[dD][89a-fA-F]/.test(json);
+
+/** C0 and C1 control characters and DEL: never part of a name, a title or a search. */
+export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** A display name or title: trimmed, not blank, no control characters, at most `max` characters (code points). */
+export function cleanName(field: string, raw: string, max: number): string {
+  const name = raw.trim();
+  if (!name) throw invalid(field, "must not be blank");
+  if (CONTROL_CHARACTERS.test(name)) throw invalid(field, "must not contain control characters");
+  if ([...name].length > max) throw invalid(field, `at most ${max} characters`);
+  return name;
+}

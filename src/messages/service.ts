@@ -31,7 +31,9 @@ function cleanContent(raw: string): string {
   return content;
 }
 
-const MENTION = /(?:^|[^A-Za-z0-9_.@])@([A-Za-z0-9_.]{3,32})/g;
+// Bounded on both sides: a run of 33+ name characters mentions nobody, not its prefix
+// (dots may end a sentence after the name).
+const MENTION = /(?:^|[^A-Za-z0-9_.@])@([A-Za-z0-9_.]{3,32})\.*(?![A-Za-z0-9_.])/g;
 
 /** Usernames mentioned as `@name` in a text, lower-cased, without duplicates. */
 export function mentionedUsernames(text: string): string[] {

@@ -5,7 +5,7 @@
  */
 import { t, type Static, type TSchema } from "elysia";
 import { wellFormed } from "../lib/text";
-import { oneOfMessage } from "../http/errors";
+import { validationDetails } from "../http/errors";
 import { Value } from "@sinclair/typebox/value";
 import { AppError, type ErrorCode } from "../errors";
 import { CreateConversationBody } from "../conversations/schemas";
@@ -55,7 +55,7 @@ export function parseFrame(raw: unknown): ClientFrame {
   if (typeof type !== "string" || !Object.hasOwn(CLIENT_FRAMES, type)) throw new AppError("bad_request", `unknown frame type ${JSON.stringify(type ?? null)}`);
   const schema = CLIENT_FRAMES[type as ClientType];
   if (!Value.Check(schema, data)) {
-    const details = [...Value.Errors(schema, data)].slice(0, 10).map((e) => ({ field: `data${e.path.replace(/\//g, ".")}`, message: oneOfMessage(e.schema) ?? e.message }));
+    const details = validationDetails(Value.Errors(schema, data), "data", 10);
     throw new AppError("validation_failed", `invalid data for ${type}`, details);
   }
   return { type: type as ClientType, data, request_id: request_id as string | undefined };

@@ -222,6 +222,11 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   }
 
   return new Elysia({ name: "parley.ws", seed: ctx.instance })
+    // Elysia routes only upgrades to .ws(); a plain GET lands here (before the token check,
+    // so it never spends a ticket).
+    .get("/ws/user", () => {
+      throw new AppError("bad_request", "this endpoint takes WebSocket upgrades only (Upgrade: websocket)");
+    })
     .resolve(async ({ query, headers }) => {
       // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
       const ticket = typeof query.ticket === "string" ? query.ticket : undefined;

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
 import type { DB } from "../db/client";
 import { members, users, type UserRow } from "../db/schema";
 import { notFound, invalid } from "../errors";
+import { CONTROL_CHARACTERS, cleanName } from "../lib/text";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
 import type { AppContext } from "../context";
@@ -11,12 +12,7 @@ import { friendIds, pairKey } from "../friends/service";
 import { forgetMembers } from "../conversations/view";
 
 /** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
-export function cleanDisplayName(raw: string): string {
-  const name = raw.trim();
-  if (!name) throw invalid("display_name", "must not be blank");
-  if ([...name].length > 64) throw invalid("display_name", "at most 64 characters");
-  return name;
-}
+export const cleanDisplayName = (raw: string) => cleanName("display_name", raw, 64);
 
 /** Everyone who shares at least one conversation with the user. */
 export function partnerIds(db: DB | Tx, userId: string): string[] {
@@ -48,7 +44,7 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
   const after = decodeCursor(cursor, "users", isStringCursor);
   // SQLite would end the pattern at a NUL and match everyone.
   const text = q?.trim();
-  if (text && /[\u0000-\u001f\u007f]/.test(text)) throw invalid("q", "must not contain control characters");
+  if (text && CONTROL_CHARACTERS.test(text)) throw invalid("q", "must not contain control characters");
   const needle = text ? `%${escapeLike(text)}%` : undefined;
   const rows = db
     .select()
