@@ -63,17 +63,23 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
   });
 
-  // Events older than EVENT_RETENTION are pruned at start and then hourly.
-  const prune = () => {
-    try {
-      const removed = ctx.events.prune(config.eventRetentionSeconds * 1000);
-      if (removed) log.info({ removed }, "event log pruned");
-    } catch (err) {
-      log.error({ err }, "event log pruning failed");
-    }
-  };
-  prune();
-  const pruneTimer = setInterval(prune, Math.min(3600_000, config.eventRetentionSeconds * 1000));
+  // Events older than EVENT_RETENTION are pruned at start (before serving, at once) and
+  // then hourly, a chunk per event-loop turn.
+  const retentionMs = config.eventRetentionSeconds * 1000;
+  const pruned = (removed: number) => removed && log.info({ removed }, "event log pruned");
+  const pruneFailed = (err: unknown) => log.error({ err }, "event log pruning failed");
+  try {
+    pruned(ctx.events.prune(retentionMs));
+  } catch (err) {
+    pruneFailed(err);
+  }
+  const stopping = new AbortController();
+  let pruning = false;
+  const pruneTimer = setInterval(() => {
+    if (pruning) return;
+    pruning = true;
+    ctx.events.pruneGradually(retentionMs, stopping.signal).then(pruned, pruneFailed).finally(() => (pruning = false));
+  }, Math.min(3600_000, retentionMs));
   pruneTimer.unref();
 
   const hub = new Hub(ctx);
@@ -134,6 +140,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     if (closed) return;
     closed = true;
     clearInterval(pruneTimer);
+    stopping.abort();
     ctx.budgets.sends.stop();
     ctx.budgets.writes.stop();
     hub.stop();

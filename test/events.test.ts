@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventsOf, lastSeq, startServer, type TestServer } from "./helpers";
 import { users } from "../src/db/schema";
-import { REPLAY_SQL } from "../src/events/log";
+import { NEXT_SEQ_SQL, REPLAY_SQL } from "../src/events/log";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -100,6 +100,23 @@ describe("the event log", () => {
     expect((await s.api("GET", "/api/events")).status).toBe(401);
   });
 
+  test("a replay finds the user's events across long stretches of other topics' events", async () => {
+    const a = await s.register();
+    const since = await lastSeq(s, a.token);
+    await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "before the gap" } });
+    // 12,000 events of nobody's concern: more than two replay windows.
+    const insert = s.app.ctx.db.$client.prepare("INSERT INTO events (topic, type, data, created_at) VALUES ('conv:elsewhere', 'message.receive', '{}', ?)");
+    s.app.ctx.db.$client.transaction(() => {
+      for (let i = 0; i < 12_000; i++) insert.run(Date.now());
+    })();
+    await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "after the gap" } });
+    const items = (await s.api("GET", `/api/events?since=${since}`, { token: a.token })).body.items;
+    expect(items.map((e: { data: { display_name: string } }) => e.data.display_name)).toEqual(["before the gap", "after the gap"]);
+    const page = (await s.api("GET", `/api/events?since=${since}&limit=1`, { token: a.token })).body;
+    expect(page.items).toHaveLength(1);
+    expect((await s.api("GET", `/api/events?since=${since}&cursor=${page.next_cursor}`, { token: a.token })).body.items.map((e: { data: { display_name: string } }) => e.data.display_name)).toEqual(["after the gap"]);
+  });
+
   test("events past EVENT_RETENTION are pruned; an older since answers 410 sync_reset", async () => {
     const own = await startServer();
     try {
@@ -144,6 +161,43 @@ describe("the event log", () => {
       expect((await own.api("GET", `/api/events?since=${seqs[2]}`, { token: a.token })).body.items.map((e: any) => e.seq)).toEqual(seqs.slice(3));
       expect((await own.api("GET", `/api/events?since=${seqs[1]}`, { token: a.token })).status).toBe(410);
       expect(own.app.ctx.events.prune(3600_000 - 150_000)).toBe(0);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test("a long backlog is pruned a chunk per event-loop turn; shared payloads go only with their last event", async () => {
+    const own = await startServer();
+    try {
+      const [a, b] = [await own.register(), await own.register()];
+      const sqlite = own.app.ctx.db.$client;
+      const old = Date.now() - 3600_000;
+      // 45,000 hour-old events (three chunks), then a group whose creation stores one shared payload.
+      const insert = sqlite.prepare("INSERT INTO events (topic, type, data, created_at) VALUES ('conv:old', 'message.receive', '{}', ?)");
+      sqlite.transaction(() => {
+        for (let i = 0; i < 45_000; i++) insert.run(old);
+      })();
+      const lastOld = own.app.ctx.events.lastSeq();
+      // An old shared payload, used by events on both sides of a chunk boundary… all old.
+      sqlite.run("INSERT INTO event_payloads (data) VALUES ('{\"x\":1}')");
+      const payload = (sqlite.query("SELECT max(id) AS id FROM event_payloads").get() as { id: number }).id;
+      sqlite.run("UPDATE events SET payload_id = ?, data = '' WHERE seq IN (?, ?)", [payload, lastOld - 25_001, lastOld - 24_999]);
+      await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "kept", member_ids: [b.user.id] } });
+
+      let turns = 0;
+      const ticking = setInterval(() => turns++, 0);
+      const removed = await own.app.ctx.events.pruneGradually(1800_000);
+      clearInterval(ticking);
+      expect(removed).toBe(45_000);
+      expect(turns).toBeGreaterThan(0); // other work ran in between
+      expect(own.app.ctx.events.prunedThrough()).toBe(lastOld);
+      expect((sqlite.query("SELECT count(*) AS n FROM events WHERE topic = 'conv:old'").get() as { n: number }).n).toBe(0);
+      expect(sqlite.query("SELECT id FROM event_payloads WHERE id = ?").get(payload)).toBeNull();
+      // The group's create (a shared payload) is intact for both members.
+      for (const who of [a, b]) {
+        const items = (await own.api("GET", `/api/events?since=${lastOld}`, { token: who.token })).body.items;
+        expect(items.find((e: { type: string }) => e.type === "conversation.create").data.title).toBe("kept");
+      }
     } finally {
       await own.stop();
     }
@@ -197,8 +251,9 @@ describe("indexes", () => {
       "SELECT c.* FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ? ORDER BY c.activity_at DESC, c.id DESC LIMIT 50",
       // replay of one topic
       "SELECT seq FROM events WHERE topic = ? AND seq > 0 ORDER BY seq",
-      // user replay (own topic + conversations since joining): the query the server runs
+      // user replay (own topic + conversations since joining): the queries the server runs
       REPLAY_SQL,
+      NEXT_SEQ_SQL,
       // history page and unread count
       "SELECT id FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT 50",
       "SELECT count(*) FROM messages WHERE conversation_id = ? AND id > ? AND sender_id != ? AND deleted_at IS NULL",

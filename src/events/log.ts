@@ -46,15 +46,29 @@ export type CommitListener = (events: StoredEvent[]) => void;
  * any earlier stints of theirs in those conversations (`member_stints`).
  * ?1 since, ?2 user id, ?3 limit, ?4 the window's last seq.
  */
-export const REPLAY_SQL = `WITH mine(topic, after, before) AS (
+const MY_TOPICS = `WITH mine(topic, after, before) AS (
     SELECT 'user:' || ?2, 0, NULL
     UNION ALL SELECT 'conv:' || conversation_id, joined_seq, NULL FROM conversation_members WHERE user_id = ?2
     UNION ALL SELECT 'conv:' || s.conversation_id, s.joined_seq, s.left_seq FROM member_stints s
-      WHERE s.user_id = ?2 AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = s.conversation_id AND m.user_id = ?2))
+      WHERE s.user_id = ?2 AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = s.conversation_id AND m.user_id = ?2))`;
+
+export const REPLAY_SQL = `${MY_TOPICS}
   SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at
   FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > max(?1, mine.after) AND e.seq <= ?4 AND e.seq < coalesce(mine.before, ?4 + 1)
   LEFT JOIN event_payloads p ON p.id = e.payload_id
   ORDER BY e.seq LIMIT ?3`;
+
+/**
+ * The user's first seq after ?1 (one index seek per topic), so a replay skips the stretches
+ * of the log that hold nothing of theirs instead of reading them window by window.
+ */
+export const NEXT_SEQ_SQL = `${MY_TOPICS}
+  SELECT min((SELECT e.seq FROM events e WHERE e.topic = mine.topic AND e.seq > max(?1, mine.after)
+                AND e.seq < coalesce(mine.before, 9007199254740991) ORDER BY e.seq LIMIT 1)) AS next
+  FROM mine`;
+
+/** How many seqs one pruning transaction covers. */
+const PRUNE_CHUNK = 20_000;
 
 /** How many seqs one replay query looks at. */
 const REPLAY_WINDOW = 5000;
@@ -70,6 +84,7 @@ export class EventLog {
   private insertShared: Statement;
   private insertPayload: Statement;
   private replayQuery: Statement<EventRow>;
+  private nextSeqQuery: Statement<{ next: number | null }>;
   private inWrite = false;
   /** bun:sqlite's transaction wrapper, made once: BEGIN, the callback, COMMIT (ROLLBACK on throw). */
   private transaction: <T>(fn: () => T) => T;
@@ -90,6 +105,7 @@ export class EventLog {
     this.insertShared = sqlite.prepare("INSERT INTO events (topic, type, data, payload_id, created_at) VALUES (?, ?, '', ?, ?)");
     this.insertPayload = sqlite.prepare("INSERT INTO event_payloads (data) VALUES (?)");
     this.replayQuery = sqlite.prepare(REPLAY_SQL);
+    this.nextSeqQuery = sqlite.prepare(NEXT_SEQ_SQL);
   }
 
   /** Registers a listener for committed events; returns a function that removes it. */
@@ -239,19 +255,63 @@ export class EventLog {
     const last = this.lastSeq();
     if (since < this.prunedThrough() || since > last) throw new AppError("sync_reset", "since is outside the retained event log; reload through REST");
     const rows: EventRow[] = [];
-    for (let from = since; from < last && rows.length < limit; from += REPLAY_WINDOW)
-      rows.push(...this.replayQuery.all(from, userId, limit - rows.length, from + REPLAY_WINDOW));
+    for (let from = since; from < last && rows.length < limit; ) {
+      const page = this.replayQuery.all(from, userId, limit - rows.length, from + REPLAY_WINDOW);
+      rows.push(...page);
+      if (page.length) {
+        from += REPLAY_WINDOW;
+        continue;
+      }
+      // An empty window: go straight to the user's next event, if any.
+      const next = this.nextSeqQuery.all(from + REPLAY_WINDOW, userId)[0]?.next;
+      if (next == null) break;
+      from = next - 1;
+    }
     return rows;
   }
 
-  /** Deletes events older than `maxAgeMs`; remembers how far it went. Returns how many were deleted. */
+  /**
+   * Deletes events older than `maxAgeMs`, PRUNE_CHUNK seqs per transaction, and remembers
+   * how far it went after each, yielding to the event loop between chunks (an hour of
+   * events at capacity is millions of rows: one transaction would stall every request for
+   * seconds). Resolves with how many events were deleted.
+   */
+  async pruneGradually(maxAgeMs: number, signal?: AbortSignal): Promise<number> {
+    let removed = 0;
+    for (const n of this.pruneChunks(maxAgeMs, Date.now())) {
+      removed += n;
+      await new Promise((r) => setImmediate(r));
+      if (signal?.aborted) break; // the app is stopping: the database is about to close
+    }
+    return removed;
+  }
+
+  /** As pruneGradually, all at once (at start, and in tests). */
   prune(maxAgeMs: number, now = Date.now()): number {
+    let removed = 0;
+    for (const n of this.pruneChunks(maxAgeMs, now)) removed += n;
+    return removed;
+  }
+
+  /** Prunes one chunk per step; yields how many events each removed. */
+  private *pruneChunks(maxAgeMs: number, now: number): Generator<number> {
+    const top = this.lastSeqBefore(now - maxAgeMs);
+    for (let upTo = this.prunedThrough(); top !== null && upTo < top; ) {
+      upTo = Math.min(top, upTo + PRUNE_CHUNK);
+      yield this.pruneThrough(upTo);
+    }
+  }
+
+  /** One chunk: events up to `top`, the shared payloads only they used, and stints that ended before. */
+  private pruneThrough(top: number): number {
     const sqlite = this.db.$client;
     return sqlite.transaction(() => {
-      const top = this.lastSeqBefore(now - maxAgeMs);
-      if (top === null) return 0;
+      sqlite.run(
+        `DELETE FROM event_payloads WHERE id IN (SELECT payload_id FROM events WHERE seq <= ?1 AND payload_id IS NOT NULL)
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.payload_id = event_payloads.id AND e.seq > ?1)`,
+        [top],
+      );
       const { changes } = sqlite.run("DELETE FROM events WHERE seq <= ?", [top]);
-      sqlite.run("DELETE FROM event_payloads WHERE id NOT IN (SELECT payload_id FROM events WHERE payload_id IS NOT NULL)");
       sqlite.run("DELETE FROM member_stints WHERE left_seq <= ?", [top]);
       sqlite.run("INSERT INTO meta (key, value) VALUES ('events_pruned_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [String(top)]);
       return changes;
