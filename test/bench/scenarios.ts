@@ -128,6 +128,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
     ...client,
     // The client process's threads together, against the cores it could have had.
+    // (Sends held back by the in-flight cap are the server's doing, not the client's.)
     client_bottleneck: client.client_cpu_share > 0.9 * (1 + threads) || client.client_cpu_share > 1.8 || result.behind_schedule > s.rate * 0.05,
   };
   return summary;
@@ -187,10 +188,15 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
           resolve(ws);
         }
       };
-      ws.onerror = () => {
+      // Refused or closed before its conversation.list: failed, not a hang.
+      const fail = () => {
+        if (ws.onmessage === null) return;
+        ws.onmessage = null;
         failed++;
         resolve(null);
       };
+      ws.onerror = fail;
+      ws.onclose = fail;
     });
   });
   const connectSeconds = (performance.now() - t0) / 1000;
@@ -210,7 +216,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     conversations_per_user: 5,
     connected: sockets - failed,
     holding_after_3s: holding,
-    connects_per_s: Math.round(sockets / connectSeconds),
+    connects_per_s: Math.round((sockets - failed) / connectSeconds),
     // Past ~14,000 sockets to one address and port, Linux's connect() scans the (full) even
     // half of the ephemeral range for every new socket: the client's kernel time
     // (client_kernel_s) then sets the pace. The rate before that point:
@@ -231,13 +237,15 @@ export async function resumeStorm(sut: ServerUnderTest, sockets: number, missed:
   const [group] = await createGroups(sut, [users]);
   const positions: number[] = new Array(sockets);
   const first = await connectAll(sockets, 256, async (i) => {
-    return new Promise<WebSocket>((resolve) => {
+    return new Promise<WebSocket>((resolve, reject) => {
       const ws = new WebSocket(`${sut.wsBase}/ws/user?token=${users[i % userCount]!.token}`);
       ws.onmessage = (ev) => {
         const f = JSON.parse(ev.data as string);
         if (f.type === "connect") positions[i] = f.data.last_seq;
         if (f.type === "conversation.list") resolve(ws);
       };
+      // The storm needs every first socket: one that fails ends the run with a reason.
+      ws.onclose = (ev) => reject(new Error(`resume storm setup: socket ${i} closed (${ev.code})`));
     });
   });
   await Promise.all(first.map((ws) => new Promise<void>((resolve) => ((ws.onclose = () => resolve()), ws.close()))));

@@ -127,7 +127,10 @@ export interface SendResult {
   send_seconds: number;
   http_ms?: Record<string, number>;
   errors: number;
+  /** Most messages the client itself fell behind its schedule while it could have sent. */
   behind_schedule: number;
+  /** Most messages held back by the in-flight cap (the server not answering fast enough). */
+  held_by_in_flight_cap: number;
 }
 
 /**
@@ -148,6 +151,7 @@ export async function sendOpenLoop(opts: {
   let errors = 0;
   const start = performance.now();
   let behind = 0;
+  let held = 0;
   // Stops at the end of the schedule even if the server (or this client) fell behind.
   const deadline = start + opts.seconds * 1000;
   while (i < total && performance.now() < deadline) {
@@ -173,10 +177,15 @@ export async function sendOpenLoop(opts: {
         );
       } else if (!r) errors++;
     }
-    behind = Math.max(behind, due - i);
+    if (inFlight >= opts.maxInFlight) held = Math.max(held, due - i);
+    else behind = Math.max(behind, due - i);
     await Bun.sleep(1);
   }
-  while (inFlight > 0) await Bun.sleep(1);
+  // Sends still unanswered 20 s after the schedule (a lost WebSocket echo, say) are errors,
+  // not a hang.
+  const giveUpAt = performance.now() + 20_000;
+  while (inFlight > 0 && performance.now() < giveUpAt) await Bun.sleep(1);
+  errors += inFlight;
   const seconds = (performance.now() - start) / 1000;
   return {
     sent: i,
@@ -186,6 +195,7 @@ export async function sendOpenLoop(opts: {
     ...(http.length ? { http_ms: percentiles(http, [50, 99]) } : {}),
     errors,
     behind_schedule: behind,
+    held_by_in_flight_cap: held,
   };
 }
 
