@@ -2,6 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventsOf, lastSeq, startServer, type TestServer } from "./helpers";
 import { users } from "../src/db/schema";
 import { NEXT_SEQ_SQL, REPLAY_SQL } from "../src/events/log";
+import { Checkpointer } from "../src/db/checkpointer";
+import { openDatabase } from "../src/db/client";
+import { createLogger } from "../src/log";
+import { tempDir } from "./helpers";
+import { Writable } from "node:stream";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -201,6 +206,21 @@ describe("the event log", () => {
     } finally {
       await own.stop();
     }
+  });
+
+  test("a checkpoint worker that cannot work hands over to SQLite's auto-checkpoint, and is gone", async () => {
+    const db = openDatabase(`${tempDir()}/own.db`);
+    const lines: string[] = [];
+    const log = createLogger("info", new Writable({ write: (c, _e, done) => (lines.push(String(c)), done()) }));
+    // The worker cannot open this file: its first attempt fails.
+    const cp = new Checkpointer(db, "/nonexistent-dir/parley.db", log, 10);
+    await cp.started;
+    expect((db.$client.query("PRAGMA wal_autocheckpoint").get() as { wal_autocheckpoint: number }).wal_autocheckpoint).toBe(10000);
+    expect(lines.join("")).toContain("SQLite's auto-checkpoint takes over");
+    const t0 = performance.now();
+    await cp.stop();
+    expect(performance.now() - t0).toBeLessThan(500); // not the 2 s wait for a worker that is gone
+    db.$client.close();
   });
 
   test("appended events are counted in /metrics", async () => {

@@ -98,8 +98,14 @@ describe("the reference client", () => {
       requestFriend(s.app.ctx, getUserRow(s.app.ctx.db, sender.user.id)!, reader.user.id);
       const deadline = Date.now() + 5000;
       while ((requests.length === 0 || opened < 2) && Date.now() < deadline) await Bun.sleep(20);
+      // A conversation.load sent without a request id is answered with a list: not a new "open".
+      let lists = 0;
+      client.on("conversation.list", () => lists++);
+      client.send("conversation.load", {});
+      while (lists === 0 && Date.now() < deadline) await Bun.sleep(20);
       client.close();
       expect(requests).toEqual([sender.user.id]);
+      expect(opened).toBe(2);
     } finally {
       await s.stop();
     }

@@ -205,7 +205,9 @@ export class ParleyClient {
     }
     if (f.type === "sync.complete") this.lastSeq = Math.max(this.lastSeq, (f.data as { last_seq: number }).last_seq);
     if (f.type === "sync.reset") this.lastSeq = (f.data as { last_seq: number }).last_seq;
-    if (f.type === "conversation.list" && f.request_id === undefined) this.onSynced();
+    // Only a socket's first list (its on-connect one) opens it; a later conversation.load
+    // sent without a request id answers with a list too.
+    if (f.type === "conversation.list" && f.request_id === undefined && this.state === "connecting") this.onSynced();
     if (f.request_id !== undefined) {
       const p = this.pending.get(f.request_id);
       if (p) {

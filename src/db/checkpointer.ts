@@ -46,6 +46,8 @@ export class Checkpointer {
     if (this.fallback) return;
     this.fallback = true;
     this.markStarted();
+    // One mechanism at a time: a worker that recovered would checkpoint beside SQLite.
+    this.worker.terminate();
     this.log.error({ reason }, "background checkpoints stopped; SQLite's auto-checkpoint takes over");
     try {
       this.db.$client.run("PRAGMA wal_autocheckpoint = 10000");
@@ -76,6 +78,8 @@ export class Checkpointer {
 
   /** Stops the worker and waits for it to close its connection. */
   async stop() {
+    URL.revokeObjectURL(this.url);
+    if (this.fallback) return; // the worker is gone already
     const stopped = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2000);
       this.worker.onmessage = (event: MessageEvent<CheckpointResult>) => {
@@ -88,6 +92,5 @@ export class Checkpointer {
     this.worker.postMessage({ stop: true });
     await stopped;
     this.worker.terminate();
-    URL.revokeObjectURL(this.url);
   }
 }
