@@ -228,6 +228,21 @@ describe("groups", () => {
     expect(s.app.ctx.db.$client.query("SELECT count(*) AS n FROM conversations WHERE id = ?").get(g.id)).toEqual({ n: 0 });
   });
 
+  test("joins in the same millisecond: the earlier join (not the smaller user id) inherits ownership", async () => {
+    const late = await s.register(); // registered first: the smaller id
+    const [o, early] = [await s.register(), await s.register()];
+    const { body: g } = await group(o!, [early]);
+    await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [late.user.id] } });
+    expect(late.user.id < early.user.id).toBe(true);
+    s.app.ctx.db.$client.run(
+      "UPDATE conversation_members SET joined_at = (SELECT joined_at FROM conversation_members WHERE conversation_id = ?1 AND user_id = ?2) WHERE conversation_id = ?1 AND user_id = ?3",
+      [g.id, early.user.id, late.user.id],
+    );
+    await s.api("DELETE", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: o!.token });
+    const conv = (await s.api("GET", `/api/conversations/${g.id}`, { token: early.token })).body;
+    expect(conv.members.find((m: { role: string }) => m.role === "owner").user.id).toBe(early.user.id);
+  });
+
   test("roles: owner only; handing over ownership demotes the old owner to admin; the owner cannot demote themself", async () => {
     const [o, m, other] = await users(3);
     const { body: g } = await group(o!, [m!, other!]);

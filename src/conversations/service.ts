@@ -256,7 +256,8 @@ function successor(w: Writer, conversationId: string): MemberRow | undefined {
     .select()
     .from(members)
     .where(and(eq(members.conversationId, conversationId), sql`${members.role} != 'owner'`))
-    .orderBy(sql`${members.role} = 'admin' DESC`, asc(members.joinedAt), asc(members.userId))
+    // Join order: joined_seq breaks ties between joins in the same millisecond.
+    .orderBy(sql`${members.role} = 'admin' DESC`, asc(members.joinedAt), asc(members.joinedSeq), asc(members.userId))
     .get();
 }
 
