@@ -17,10 +17,18 @@ import { unreadCount } from "../messages/view";
 import { toUser } from "../users/dto";
 
 /** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
-export function requireMember(db: DB | Tx, conversationId: string, userId: string): { conv: ConversationRow; me: MemberRow } {
+/** The caller's membership (prepared lookup), else 404: the conversation is not theirs to see. */
+export function requireMembership(db: DB | Tx, conversationId: string, userId: string): MemberRow {
   const me = memberRow(db, conversationId, userId);
-  const conv = me && conversationRow(db, conversationId);
-  if (!me || !conv) throw notFound("conversation");
+  if (!me) throw notFound("conversation");
+  return me;
+}
+
+/** As requireMembership, with the conversation's row. */
+export function requireMember(db: DB | Tx, conversationId: string, userId: string): { conv: ConversationRow; me: MemberRow } {
+  const me = requireMembership(db, conversationId, userId);
+  const conv = conversationRow(db, conversationId);
+  if (!conv) throw notFound("conversation");
   return { conv, me };
 }
 

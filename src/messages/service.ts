@@ -9,7 +9,7 @@ import { conversations, members, messages, reactions, users, type MessageRow, ty
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
-import { requireMember } from "../conversations/service";
+import { requireMembership } from "../conversations/service";
 import { conversationRow, forgetMembers, memberRow } from "../conversations/view";
 import { activityKey, iso } from "../lib/time";
 import { messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
@@ -50,7 +50,7 @@ const sendStatements = (db: Tx) =>
       .from(messages)
       .where(and(eq(messages.conversationId, sql.placeholder("c")), eq(messages.senderId, sql.placeholder("s")), eq(messages.clientMsgId, sql.placeholder("k"))))
       .prepare(),
-    conversationOf: d.select({ c: messages.conversationId }).from(messages).where(eq(messages.id, sql.placeholder("id"))).prepare(),
+    conversationOf: d.select({ c: messages.conversationId, sender: messages.senderId }).from(messages).where(eq(messages.id, sql.placeholder("id"))).prepare(),
     insert: d
       .insert(messages)
       .values({
@@ -79,7 +79,7 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
   const q = sendStatements(ctx.db);
   // Sends are the hot path: they share group commits (EventLog.writeBatched).
   const result = await ctx.events.writeBatched((w) => {
-    if (!memberRow(w.tx, conversationId, me.id)) throw notFound("conversation");
+    requireMembership(w.tx, conversationId, me.id);
     if (input.client_msg_id != null) {
       const prior = q.byClientId.get({ c: conversationId, s: me.id, k: input.client_msg_id });
       if (prior) return { created: false, message: messageById(w.tx, prior.id)! };
@@ -137,7 +137,7 @@ export interface HistoryQuery { before?: string; after?: string; cursor?: string
  * Paging by id keeps pages complete and gap-free while new messages arrive.
  */
 export function listMessages(ctx: AppContext, me: UserRow, conversationId: string, q: HistoryQuery): Page<Message> {
-  requireMember(ctx.db, conversationId, me.id);
+  requireMembership(ctx.db, conversationId, me.id);
   if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
   const fromCursor = decodeCursor(q.cursor, "messages", isHistoryCursor);
   // Messages are never removed (deletes leave tombstones), so a cursor's message is always there.
@@ -201,8 +201,9 @@ export interface ReadReceipt { conversation_id: string; user_id: string; message
  */
 export function markRead(ctx: AppContext, me: UserRow, conversationId: string, messageId: string): ReadReceipt {
   return ctx.events.write((w) => {
-    const { me: membership } = requireMember(w.tx, conversationId, me.id);
-    const target = w.tx.select({ c: messages.conversationId, sender: messages.senderId }).from(messages).where(eq(messages.id, messageId)).get();
+    // Read positions move as fast as messages arrive: prepared lookups, no conversation row.
+    const membership = requireMembership(w.tx, conversationId, me.id);
+    const target = sendStatements(w.tx).conversationOf.get({ id: messageId });
     if (!target || target.c !== conversationId) throw invalid("message_id", "not a message of this conversation");
     const now = Date.now();
     const current = membership.lastReadMessageId;

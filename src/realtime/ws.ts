@@ -6,9 +6,9 @@ import { Elysia } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { authenticate, bearerToken } from "../auth/plugin";
-import { conversationIdsOf, createConversation, listConversationsJson, requireMember } from "../conversations/service";
+import { conversationIdsOf, createConversation, listConversationsJson, requireMembership } from "../conversations/service";
 import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
-import { presenceVisible, getUserRow } from "../users/service";
+import { visibleAmong, getUserRow } from "../users/service";
 import { TokenBucket } from "../lib/rate-limit";
 import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
@@ -31,7 +31,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const ack = (call: Call, requestType: ClientType, result: unknown) => {
     if (call.requestId !== undefined) reply(call, "ack", { request_type: requestType, result });
   };
-  const member = (call: Call, conversationId: string) => requireMember(ctx.db, conversationId, call.state.userId);
+  const member = (call: Call, conversationId: string) => requireMembership(ctx.db, conversationId, call.state.userId);
 
   const handlers: { [T in ClientType]: Handler<T> } = {
     ping: (call) => reply(call, "pong", {}),
@@ -85,7 +85,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       hub.send(call.state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, call.state.userId, d.limit ?? 50, d.cursor), call.requestId)),
     "user.status.subscribe": (call, d) => {
       const ids = "user_id" in d ? [d.user_id] : [...new Set(d.user_ids)];
-      const visible = presenceVisible(ctx.db, call.state.userId);
+      const visible = visibleAmong(ctx.db, call.state.userId, ids);
       const hidden = ids.filter((id) => !visible.has(id));
       if (hidden.length) throw new AppError("forbidden", "presence is visible only to friends and conversation partners", { user_ids: hidden });
       hub.follow(call.state, ids);

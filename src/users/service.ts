@@ -92,16 +92,22 @@ export function presenceVisible(db: DB | Tx, userId: string): Set<string> {
   return new Set([userId, ...friendIds(db, userId), ...partnerIds(db, userId)]);
 }
 
-/** Whether `viewer` may see `target`'s presence (PROTOCOL §5). */
-export function canSeePresence(db: DB, viewer: string, target: string): boolean {
-  if (viewer === target) return true;
-  const row = db.$client
+/**
+ * Which of `targets` `viewer` may see the presence of (PROTOCOL §5: themself, friends,
+ * conversation partners), with index lookups per target: never the viewer's whole circle.
+ */
+export function visibleAmong(db: DB, viewer: string, targets: string[]): Set<string> {
+  const rows = db.$client
     .query(
-      `SELECT 1 FROM friendships WHERE pair_key = ?1 AND status = 'accepted'
-       UNION ALL
-       SELECT 1 FROM conversation_members a JOIN conversation_members b ON b.conversation_id = a.conversation_id AND b.user_id = ?3
-       WHERE a.user_id = ?2 LIMIT 1`,
+      `SELECT json_extract(j.value, '$[0]') AS id FROM json_each(?2) j
+       WHERE json_extract(j.value, '$[0]') = ?1
+          OR EXISTS (SELECT 1 FROM friendships f WHERE f.pair_key = json_extract(j.value, '$[1]') AND f.status = 'accepted')
+          OR EXISTS (SELECT 1 FROM conversation_members b JOIN conversation_members a ON a.conversation_id = b.conversation_id AND a.user_id = ?1
+                     WHERE b.user_id = json_extract(j.value, '$[0]'))`,
     )
-    .get(pairKey(viewer, target), viewer, target);
-  return row !== null;
+    .all(viewer, JSON.stringify(targets.map((t) => [t, pairKey(viewer, t)]))) as { id: string }[];
+  return new Set(rows.map((r) => r.id));
 }
+
+/** Whether `viewer` may see `target`'s presence. */
+export const canSeePresence = (db: DB, viewer: string, target: string) => visibleAmong(db, viewer, [target]).has(target);
