@@ -41,18 +41,20 @@ const isManager = (role: Role) => role === "owner" || role === "admin";
  * stores its member list once, not 1,000 times).
  */
 function announceCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
-  emitCreate(w, conv, userIds);
   // Each one's sockets follow the conversation from their conversation.create on; nothing
-  // on its topic follows within this change, so the last seq so far marks that point.
+  // on its topic follows within this change, so the last create's seq marks that point.
+  const joined = emitCreate(w, conv, userIds);
   w.tx.$client
-    .query("UPDATE conversation_members SET joined_seq = (SELECT seq FROM sqlite_sequence WHERE name = 'events') WHERE conversation_id = ? AND user_id IN (SELECT value FROM json_each(?))")
-    .run(conv.id, JSON.stringify(userIds));
+    .query("UPDATE conversation_members SET joined_seq = ? WHERE conversation_id = ? AND user_id IN (SELECT value FROM json_each(?))")
+    .run(joined, conv.id, JSON.stringify(userIds));
 }
 
-function emitCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
+/** Emits each member's conversation.create; returns the last seq. */
+function emitCreate(w: Writer, conv: ConversationRow, userIds: string[]): number {
+  let last = 0;
   if (conv.type === "direct") {
-    for (const id of userIds) w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
-    return;
+    for (const id of userIds) last = w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
+    return last;
   }
   const base = viewConversation(w.tx, conv, userIds[0]!);
   // New members have no read position: everything not their own and not deleted is unread.
@@ -68,7 +70,8 @@ function emitCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
     if (!topics) byUnread.set(unread, (topics = []));
     topics.push(userTopic(id));
   }
-  for (const [unread, topics] of byUnread) w.emitMany(topics, "conversation.create", { ...base, unread_count: unread });
+  for (const [unread, topics] of byUnread) last = Math.max(last, w.emitMany(topics, "conversation.create", { ...base, unread_count: unread }));
+  return last;
 }
 
 function announceUpdate(w: Writer, conv: ConversationRow) {
@@ -195,8 +198,8 @@ export function getConversation(ctx: AppContext, userId: string, id: string): Co
 }
 
 /** Ids of the conversations a user is a member of (every new socket subscribes to them). */
-export function conversationIdsOf(ctx: AppContext, userId: string): string[] {
-  return (ctx.db.$client.query("SELECT conversation_id FROM conversation_members WHERE user_id = ?").values(userId) as [string][]).map((r) => r[0]);
+export function conversationIdsOf(db: DB | Tx, userId: string): string[] {
+  return (db.$client.query("SELECT conversation_id FROM conversation_members WHERE user_id = ?").values(userId) as [string][]).map((r) => r[0]);
 }
 
 function requireGroupManager(w: Writer, id: string, userId: string) {
@@ -222,7 +225,7 @@ export function renameConversation(ctx: AppContext, me: UserRow, id: string, tit
 function destroy(w: Writer, conv: ConversationRow) {
   forgetMembers(w.tx, [conv.id]);
   const ids = w.tx.select({ id: members.userId }).from(members).where(eq(members.conversationId, conv.id)).all();
-  for (const { id } of ids) w.emit(userTopic(id), "conversation.delete", { conversation_id: conv.id });
+  w.emitMany(ids.map((r) => userTopic(r.id)), "conversation.delete", { conversation_id: conv.id });
   w.tx.delete(conversations).where(eq(conversations.id, conv.id)).run();
 }
 

@@ -32,8 +32,8 @@ export interface Writer {
   tx: Tx;
   /** Appends an event to the log, in this transaction; returns its seq. */
   emit(topic: string, type: string, data: unknown): number;
-  /** Appends the same event to many topics, its data serialised and stored once. */
-  emitMany(topics: string[], type: string, data: unknown): void;
+  /** Appends the same event to many topics, its data serialised and stored once; returns the last seq (0 for none). */
+  emitMany(topics: string[], type: string, data: unknown): number;
 }
 
 interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void }
@@ -203,10 +203,13 @@ export class EventLog {
         const now = Date.now();
         const json = JSON.stringify(data);
         const payload = Number(this.insertPayload.run(json).lastInsertRowid);
+        const timestamp = iso(now);
+        let seq = 0;
         for (const topic of topics) {
-          const { lastInsertRowid } = this.insertShared.run(topic, type, payload, now);
-          pending.push({ seq: Number(lastInsertRowid), topic, type, data, json, timestamp: iso(now) });
+          seq = Number(this.insertShared.run(topic, type, payload, now).lastInsertRowid);
+          pending.push({ seq, topic, type, data, json, timestamp });
         }
+        return seq;
       },
     });
     if (r instanceof Promise) throw new Error("EventLog.write needs a synchronous function");

@@ -5,6 +5,7 @@
  */
 import { t, type Static, type TSchema } from "elysia";
 import { wellFormed } from "../lib/text";
+import { iso } from "../lib/time";
 import { validationDetails } from "../http/errors";
 import { Value } from "@sinclair/typebox/value";
 import { AppError, type ErrorCode } from "../errors";
@@ -74,7 +75,7 @@ export function frameIdentity(raw: unknown): { type: string | null; request_id?:
   };
 }
 
-const now = () => new Date().toISOString();
+const now = () => iso(Date.now());
 
 /** A server frame that is not a persisted event (reply, presence, typing, alert). */
 export function frame(type: string, data: unknown, requestId?: string): string {

@@ -15,6 +15,7 @@ import type { UserRow } from "../db/schema";
 import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
 import type { Hub, RawSocket, SocketState } from "./hub";
 import type { Tickets } from "./tickets";
+import { iso } from "../lib/time";
 
 /** What a handler gets: the socket, its user (fresh from the database) and the request id. */
 interface Call { state: SocketState; me: () => UserRow; requestId?: string }
@@ -92,7 +93,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const statuses = hub.statusOf(ids);
       if ("user_id" in d) {
         const s = statuses[0]!;
-        reply(call, s.online ? "user.online" : "user.offline", { ...s, timestamp: new Date().toISOString() });
+        reply(call, s.online ? "user.online" : "user.offline", { ...s, timestamp: iso(Date.now()) });
       } else reply(call, "user.status", { statuses });
     },
     "user.status.unsubscribe": (call, d) => {
@@ -184,7 +185,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     };
     // Everything below runs synchronously: no event can commit between subscribing and
     // reading the log, so replay and live delivery meet without a gap or a duplicate.
-    const cameOnline = hub.open(state, conversationIdsOf(ctx, me.id));
+    const cameOnline = hub.open(state, conversationIdsOf(ctx.db, me.id));
     // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
     hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq() }));
     // Closed as a slow consumer during the replay: never announced, so its close announces nothing.
@@ -204,7 +205,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       for (;;) {
         const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE);
         for (const r of rows) {
-          state.ws.send(eventFrame(r.type, r.data, new Date(r.created_at).toISOString(), r.seq));
+          state.ws.send(eventFrame(r.type, r.data, iso(r.created_at), r.seq));
           if (state.ws.getBufferedAmount() > ctx.config.maxBufferedBytes) {
             hub.closeSlowConsumer(state);
             return false;
