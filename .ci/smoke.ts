@@ -24,7 +24,10 @@ function fail(message: string): never {
 
 let healthy = false;
 for (let i = 0; i < 200 && !healthy; i++) {
-  try { healthy = (await fetch(`${base}/health`)).ok; } catch { await Bun.sleep(25); }
+  // A server that exited (say, the random port was taken) must not let another one answer.
+  if (proc.exitCode !== null) fail(`parley exited with ${proc.exitCode} before /health`);
+  try { healthy = (await fetch(`${base}/health`)).ok; } catch {}
+  if (!healthy) await Bun.sleep(25);
 }
 if (!healthy) fail("no /health within 5 s");
 console.log(`smoke: /health after ${Math.round(performance.now() - started)} ms`);
