@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { eventsOf, lastSeq, startServer, type Account, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, membersOf, rolesOf, startServer, type Account, type TestServer } from "./helpers";
 import { SORT_IN_JS } from "../src/conversations/service";
 
 let s: TestServer;
@@ -27,11 +27,17 @@ describe("direct conversations", () => {
     const [a, b] = await users(2);
     await s.api("PATCH", "/api/users/me", { token: b!.token, body: { display_name: "Bee" } });
     const { body: c } = await direct(a!, b!);
+    expect(Object.keys(c)).toEqual([
+      "id", "type", "title", "created_by", "created_at", "updated_at", "last_message_at", "last_message",
+      "unread_count", "is_subscribed", "member_count", "my_role", "my_last_read_message_id", "peer",
+    ]);
     expect(c).toMatchObject({ type: "direct", title: "Bee", created_by: a!.user.id, last_message_at: null, last_message: null, unread_count: 0, is_subscribed: true });
-    expect(c.members.map((m: any) => m.user.id).sort()).toEqual([a!.user.id, b!.user.id].sort());
-    expect(c.members[0]).toEqual({ user: expect.any(Object), role: "member", joined_at: expect.any(String), last_read_message_id: null });
+    expect(c).toMatchObject({ member_count: 2, my_role: "member", my_last_read_message_id: null, peer: { id: b!.user.id, display_name: "Bee" } });
+    expect((await membersOf(s, a!.token, c.id)).map((m: any) => m.user.id).sort()).toEqual([a!.user.id, b!.user.id].sort());
+    expect((await membersOf(s, a!.token, c.id))[0]).toEqual({ user: expect.any(Object), role: "member", joined_at: expect.any(String), last_read_message_id: null });
     const seenByB = await s.api("GET", `/api/conversations/${c.id}`, { token: b!.token });
     expect(seenByB.body.title).toBe(a!.user.display_name);
+    expect(seenByB.body.peer).toEqual(expect.objectContaining({ id: a!.user.id, username: a!.user.username }));
   });
 
   test("both members get conversation.create on their own topic, each with their own view", async () => {
@@ -88,30 +94,30 @@ describe("groups", () => {
     const [o, m1, m2] = await users(3);
     const res = await group(o!, [m1!, m2!, m1!]);
     expect(res.status).toBe(201);
-    expect(res.body.title).toBe("Team");
-    const roles = Object.fromEntries(res.body.members.map((m: any) => [m.user.id, m.role]));
-    expect(roles).toEqual({ [o!.user.id]: "owner", [m1!.user.id]: "member", [m2!.user.id]: "member" });
+    expect(res.body).toMatchObject({ title: "Team", member_count: 3, my_role: "owner", peer: null });
+    expect(res.body).not.toHaveProperty("members");
+    expect(await rolesOf(s, o!.token, res.body.id)).toEqual({ [o!.user.id]: "owner", [m1!.user.id]: "member", [m2!.user.id]: "member" });
     for (const who of [o!, m1!, m2!]) {
       const evs = (await eventsOf(s, who.token)).filter((e) => e.type === "conversation.create");
       expect(evs.map((e) => e.data.id)).toEqual([res.body.id]);
+      expect(evs[0]!.data).toMatchObject({ member_count: 3, my_role: who === o ? "owner" : "member", my_last_read_message_id: null });
     }
   });
 
-  test("a group's conversation.create is stored once for all members; added members see the history as unread", async () => {
+  test("a group's conversation.create is stored once per view (owner, members), not per member; added members see the history as unread", async () => {
     const [o, a, b, late] = await users(4);
     const payloads = () => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM event_payloads").all()[0] as { n: number }).n;
     const before = payloads();
     const { body: g } = await group(o!, [a!, b!]);
-    expect(payloads()).toBe(before + 1);
+    expect(payloads()).toBe(before + 2); // the owner's view, and one shared by every member
     for (const who of [o!, a!, b!]) {
       const create = (await eventsOf(s, who.token)).find((e) => e.type === "conversation.create" && e.data.id === g.id)!;
-      expect(create.data).toMatchObject({ id: g.id, title: "Team", unread_count: 0 });
-      expect(create.data.members).toHaveLength(3);
+      expect(create.data).toMatchObject({ id: g.id, title: "Team", unread_count: 0, member_count: 3 });
     }
     for (let i = 0; i < 3; i++) await s.api("POST", `/api/conversations/${g.id}/messages`, { token: a!.token, body: { content: `m${i}` } });
     await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [late!.user.id] } });
     const added = (await eventsOf(s, late!.token)).find((e) => e.type === "conversation.create")!;
-    expect(added.data.unread_count).toBe(3);
+    expect(added.data).toMatchObject({ unread_count: 3, member_count: 4, my_role: "member" });
     expect((await s.api("GET", `/api/conversations/${g.id}`, { token: late!.token })).body.unread_count).toBe(3);
   });
 
@@ -144,7 +150,7 @@ describe("groups", () => {
     expect((await eventsOf(s, t)).some((e) => JSON.stringify(e.data).includes(g.id))).toBe(false);
   });
 
-  test("rename: owner/admin only, conversation.update to members without caller-specific fields", async () => {
+  test("rename: owner/admin only, conversation.update to members with the conversation's own fields only", async () => {
     const [o, a, m] = await users(3);
     const { body: g } = await group(o!, [a!, m!]);
     await s.api("PATCH", `/api/conversations/${g.id}/members/${a!.user.id}`, { token: o!.token, body: { role: "admin" } });
@@ -155,13 +161,11 @@ describe("groups", () => {
     expect(res.body.title).toBe("Renamed");
     const evs = await eventsOf(s, m!.token, sm);
     expect(evs.map((e) => e.type)).toEqual(["conversation.update"]);
-    expect(evs[0]!.data.title).toBe("Renamed");
-    expect(evs[0]!.data).not.toHaveProperty("unread_count");
-    expect(evs[0]!.data.members[0]).not.toHaveProperty("last_read_message_id");
+    expect(evs[0]!.data).toEqual({ id: g.id, type: "group", title: "Renamed", created_by: o!.user.id, created_at: g.created_at, updated_at: res.body.updated_at });
     expect((await s.api("PATCH", `/api/conversations/${g.id}`, { token: a!.token, body: { title: "" } })).status).toBe(422);
   });
 
-  test("add members: owner/admin; added get conversation.create, existing get conversation.update; limit enforced", async () => {
+  test("add members: owner/admin; added get conversation.create, existing get conversation.member_add; limit enforced", async () => {
     const [o, m, n1, n2] = await users(4);
     const { body: g } = await group(o!, [m!]);
     expect((await s.api("POST", `/api/conversations/${g.id}/members`, { token: m!.token, body: { user_ids: [n1!.user.id] } })).status).toBe(403);
@@ -173,8 +177,11 @@ describe("groups", () => {
     const sm = await lastSeq(s, m!.token);
     const res = await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [n1!.user.id, n2!.user.id, m!.user.id] } });
     expect(res.status).toBe(200);
-    expect(res.body.members).toHaveLength(4);
-    expect((await eventsOf(s, m!.token, sm)).map((e) => e.type)).toEqual(["conversation.update"]);
+    expect(res.body.member_count).toBe(4);
+    const delta = await eventsOf(s, m!.token, sm);
+    expect(delta.map((e) => e.type)).toEqual(["conversation.member_add"]);
+    expect(delta[0]!.data).toEqual({ conversation_id: g.id, member_count: 4, members: await membersOf(s, o!.token, g.id).then((all) => all.slice(2)) });
+    expect(delta[0]!.data.members.map((x: any) => x.user.id).sort()).toEqual([n1!.user.id, n2!.user.id].sort());
     const n1Events = await eventsOf(s, n1!.token);
     expect(n1Events.map((e) => e.type)).toContain("conversation.create");
     expect(n1Events.find((e) => e.type === "conversation.create")!.data.id).toBe(g.id);
@@ -182,10 +189,10 @@ describe("groups", () => {
     const [x, y] = await users(2);
     const over = await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [x!.user.id, y!.user.id] } });
     expect(over.status).toBe(422);
-    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.members).toHaveLength(4);
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.member_count).toBe(4);
   });
 
-  test("remove and leave: the removed user gets conversation.delete, the rest conversation.update; admins cannot remove admins or the owner", async () => {
+  test("remove and leave: the removed user gets conversation.delete, the rest conversation.member_remove; admins cannot remove admins or the owner", async () => {
     const [o, a1, a2, m] = await users(4);
     const { body: g } = await group(o!, [a1!, a2!, m!]);
     for (const a of [a1!, a2!]) await s.api("PATCH", `/api/conversations/${g.id}/members/${a.user.id}`, { token: o!.token, body: { role: "admin" } });
@@ -198,13 +205,13 @@ describe("groups", () => {
     expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: a1!.token })).status).toBe(204);
     expect((await eventsOf(s, m!.token, sm)).map((e) => [e.type, e.data])).toEqual([["conversation.delete", { conversation_id: g.id }]]);
     const ownerEvents = await eventsOf(s, o!.token, so);
-    expect(ownerEvents.map((e) => e.type)).toEqual(["conversation.update"]);
-    expect(ownerEvents[0]!.data.members).toHaveLength(3);
+    expect(ownerEvents.map((e) => [e.type, e.data])).toEqual([["conversation.member_remove", { conversation_id: g.id, user_ids: [m!.user.id], member_count: 3 }]]);
     expect((await s.api("GET", `/api/conversations/${g.id}`, { token: m!.token })).status).toBe(404);
 
     // Leaving yourself.
     expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${a2!.user.id}`, { token: a2!.token })).status).toBe(204);
-    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.members).toHaveLength(2);
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.member_count).toBe(2);
+    expect(Object.keys(await rolesOf(s, o!.token, g.id)).sort()).toEqual([o!.user.id, a1!.user.id].sort());
   });
 
   test("an owner who leaves hands over to the longest-standing admin, else member; the last one out deletes the group", async () => {
@@ -213,13 +220,18 @@ describe("groups", () => {
     await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [late!.user.id, admin!.user.id] } });
     await s.api("PATCH", `/api/conversations/${g.id}/members/${admin!.user.id}`, { token: o!.token, body: { role: "admin" } });
 
+    const ownerOf = async () => Object.entries(await rolesOf(s, late!.token, g.id)).find(([, role]) => role === "owner")?.[0];
+    const se = await lastSeq(s, early!.token);
     await s.api("DELETE", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: o!.token });
-    let conv = (await s.api("GET", `/api/conversations/${g.id}`, { token: early!.token })).body;
-    expect(conv.members.find((m: any) => m.role === "owner").user.id).toBe(admin!.user.id);
+    expect(await ownerOf()).toBe(admin!.user.id);
+    // The hand-over is a member_update after the member_remove.
+    const handOver = await eventsOf(s, early!.token, se);
+    expect(handOver.map((e) => e.type)).toEqual(["conversation.member_remove", "conversation.member_update"]);
+    expect(handOver[1]!.data).toMatchObject({ conversation_id: g.id, member: { user: { id: admin!.user.id }, role: "owner" } });
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: admin!.token })).body.my_role).toBe("owner");
 
     await s.api("DELETE", `/api/conversations/${g.id}/members/${admin!.user.id}`, { token: admin!.token });
-    conv = (await s.api("GET", `/api/conversations/${g.id}`, { token: early!.token })).body;
-    expect(conv.members.find((m: any) => m.role === "owner").user.id).toBe(early!.user.id);
+    expect(await ownerOf()).toBe(early!.user.id);
 
     await s.api("DELETE", `/api/conversations/${g.id}/members/${early!.user.id}`, { token: early!.token });
     const sl = await lastSeq(s, late!.token);
@@ -239,8 +251,7 @@ describe("groups", () => {
       [g.id, early.user.id, late.user.id],
     );
     await s.api("DELETE", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: o!.token });
-    const conv = (await s.api("GET", `/api/conversations/${g.id}`, { token: early.token })).body;
-    expect(conv.members.find((m: { role: string }) => m.role === "owner").user.id).toBe(early.user.id);
+    expect((await rolesOf(s, early.token, g.id))[early.user.id]).toBe("owner");
   });
 
   test("roles: owner only; handing over ownership demotes the old owner to admin; the owner cannot demote themself", async () => {
@@ -253,8 +264,14 @@ describe("groups", () => {
     const res = await s.api("PATCH", `/api/conversations/${g.id}/members/${m!.user.id}`, { token: o!.token, body: { role: "owner" } });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ user: { id: m!.user.id }, role: "owner" });
-    expect((await eventsOf(s, m!.token, sm)).map((e) => e.type)).toEqual(["conversation.update"]);
-    const roles = Object.fromEntries((await s.api("GET", `/api/conversations/${g.id}`, { token: o!.token })).body.members.map((x: any) => [x.user.id, x.role]));
+    // The old owner is demoted first: there is never a moment with two owners.
+    const updates = await eventsOf(s, m!.token, sm);
+    expect(updates.map((e) => [e.type, e.data.member.user.id, e.data.member.role])).toEqual([
+      ["conversation.member_update", o!.user.id, "admin"],
+      ["conversation.member_update", m!.user.id, "owner"],
+    ]);
+    expect(updates[1]!.data).toEqual({ conversation_id: g.id, member: res.body });
+    const roles = await rolesOf(s, o!.token, g.id);
     expect(roles[o!.user.id]).toBe("admin");
     expect(roles[m!.user.id]).toBe("owner");
   });

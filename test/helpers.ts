@@ -104,3 +104,20 @@ export async function eventsOf(s: TestServer, token: string, since = 0): Promise
 }
 
 export const lastSeq = async (s: TestServer, token: string) => (await eventsOf(s, token)).at(-1)?.seq ?? 0;
+
+/** Every member of a conversation through GET /api/conversations/:id/members, page after page. */
+export async function membersOf(s: TestServer, token: string, conversationId: string, limit = 100): Promise<any[]> {
+  const out: any[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: { status: number; body: any } = await s.api("GET", `/api/conversations/${conversationId}/members?limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { token });
+    if (res.status !== 200) throw new Error(`members: ${res.status} ${JSON.stringify(res.body)}`);
+    out.push(...res.body.items);
+    cursor = res.body.next_cursor;
+  } while (cursor);
+  return out;
+}
+
+/** user id → role, from the members route. */
+export const rolesOf = async (s: TestServer, token: string, conversationId: string): Promise<Record<string, string>> =>
+  Object.fromEntries((await membersOf(s, token, conversationId)).map((m) => [m.user.id, m.role]));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { eventsOf, lastSeq, startServer, type Account, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, membersOf, startServer, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 
 let s: TestServer;
@@ -87,7 +87,9 @@ describe("send", () => {
     expect(d2.title).toBe("Renamed C");
     expect(g2.unread_count).toBe(0);
     expect(g2.last_message.deleted_at).not.toBeNull();
-    expect(g2.members.find((m: any) => m.user.id === b!.user.id).last_read_message_id).toBe(m2.id);
+    expect(g2.my_last_read_message_id).toBe(m2.id);
+    expect(d2.peer.display_name).toBe("Renamed C");
+    expect((await membersOf(s, a!.token, group)).find((m: any) => m.user.id === b!.user.id).last_read_message_id).toBe(m2.id);
   });
 
   test.each([
@@ -328,7 +330,8 @@ describe("read positions", () => {
     expect(back.body.message_id).toBe(ids[1]);
     expect(back.body.unread_count).toBe(2);
     expect(await eventsOf(s, a!.token, seq)).toEqual([]);
-    const member = (await s.api("GET", `/api/conversations/${conv}`, { token: b!.token })).body.members.find((m: any) => m.user.id === b!.user.id);
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: b!.token })).body.my_last_read_message_id).toBe(ids[1]);
+    const member = (await membersOf(s, a!.token, conv)).find((m: any) => m.user.id === b!.user.id);
     expect(member.last_read_message_id).toBe(ids[1]);
   });
 

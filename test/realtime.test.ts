@@ -3,7 +3,7 @@
  * tests are named after the defects of the original system (seed analysis, ปัญหาที่ 1–4).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startServer, type Account, type TestServer } from "./helpers";
+import { membersOf, startServer, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 
 let s: TestServer;
@@ -129,12 +129,12 @@ describe("connecting", () => {
     expect((await online).data.user_id).toBe(a!.user.id);
   });
 
-  test("each new socket's conversation.list shows members, roles, read positions and names as they are now", async () => {
+  test("each new socket's conversation.list shows member count, role, read position and peer as they are now", async () => {
     const [a, b, c] = await users(3);
     const conv = await group(a!, [b!, c!]);
-    const listOf = (w: TestSocket) => w.frames.find((f) => f.type === "conversation.list")!.data.items.find((x: any) => x.id === conv);
-    const memberOf = (item: any, who: Account) => item.members.find((m: any) => m.user.id === who.user.id);
-    expect(listOf(await connect(a!)).members).toHaveLength(3);
+    const direct = (await s.api("POST", "/api/conversations", { token: b!.token, body: { type: "direct", user_id: a!.user.id } })).body.id;
+    const listOf = (w: TestSocket, id = conv) => w.frames.find((f) => f.type === "conversation.list")!.data.items.find((x: any) => x.id === id);
+    expect(listOf(await connect(a!)).member_count).toBe(3);
 
     const { body: m } = await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "read me" } });
     await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: m.id } });
@@ -142,9 +142,11 @@ describe("connecting", () => {
     await s.api("PATCH", "/api/users/me", { token: b!.token, body: { display_name: "Renamed B" } });
     await s.api("DELETE", `/api/conversations/${conv}/members/${c!.user.id}`, { token: a!.token });
 
-    const item = listOf(await connect(a!));
-    expect(item.members).toHaveLength(2);
-    expect(memberOf(item, b!)).toMatchObject({ role: "admin", last_read_message_id: m.id, user: { display_name: "Renamed B" } });
+    expect(listOf(await connect(a!)).member_count).toBe(2);
+    const seenByB = await connect(b!);
+    expect(listOf(seenByB)).toMatchObject({ member_count: 2, my_role: "admin", my_last_read_message_id: m.id, peer: null });
+    expect(listOf(await connect(a!), direct)).toMatchObject({ title: "Renamed B", peer: { id: b!.user.id, display_name: "Renamed B" } });
+    expect((await membersOf(s, a!.token, conv)).find((x: any) => x.user.id === b!.user.id)).toMatchObject({ role: "admin", last_read_message_id: m.id, user: { display_name: "Renamed B" } });
   });
 
   test("a socket is subscribed to every conversation of its user, not just the first five", async () => {
@@ -174,10 +176,10 @@ describe("membership changes reach live sockets at once", () => {
     const [wb, wc] = [await connect(b!), await connect(c!)];
     await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token });
     expect((await wb.waitFor((f) => f.type === "conversation.delete")).data).toEqual({ conversation_id: conv });
-    await wc.waitFor((f) => f.type === "conversation.update");
+    await wc.waitFor((f) => f.type === "conversation.member_remove");
     await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "after removal" } });
     await wc.waitFor(isMsg("after removal"));
-    expect(wb.frames.some((f) => f.type === "conversation.update" || isMsg("after removal")(f))).toBe(false);
+    expect(wb.frames.some((f) => f.type === "conversation.member_remove" || isMsg("after removal")(f))).toBe(false);
     // Typing into it is refused too.
     const refused = await wb.request("message.typing", { conversation_id: conv, is_typing: true });
     expect(refused.error.code).toBe("not_found");

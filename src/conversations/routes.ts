@@ -4,7 +4,7 @@ import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
 import { CreateConversationBody } from "./schemas";
-import { addMembers, createConversation, deleteConversation, getConversation, listConversationsJson, removeMember, renameConversation, setRole } from "./service";
+import { addMembers, createConversation, deleteConversation, getConversation, listConversationsJson, listMembers, removeMember, renameConversation, setRole } from "./service";
 
 export const conversationRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
@@ -40,6 +40,10 @@ export const conversationRoutes = (ctx: AppContext) =>
       },
       { detail: { summary: "Delete (group owner, or either side of a direct conversation)" } },
     )
+    .get("/:id/members", ({ me, params, query }) => listMembers(ctx, me.id, params.id, parseLimit(query.limit), query.cursor), {
+      query: PageQuery,
+      detail: { summary: "The conversation's members in join order, paged (members only)" },
+    })
     .post("/:id/members", ({ me, params, body }) => addMembers(ctx, me, params.id, body.user_ids), {
       body: t.Object({ user_ids: t.Array(t.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100_000 }) }),
       detail: { summary: "Add members to a group (owner/admin)" },

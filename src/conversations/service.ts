@@ -9,12 +9,11 @@ import { AppError, forbidden, invalid, notFound } from "../errors";
 import { cleanName } from "../lib/text";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
-import { decodeCursor, pageOf } from "../http/paging";
-import { conversationRow, conversationsJson, forgetMembers, memberRow, viewConversation, type Conversation, type Member } from "./view";
+import { decodeCursor, pageOf, type Page } from "../http/paging";
+import { conversationFields, conversationRow, memberRow, membersAfter, membersNamed, viewConversation, viewConversations, type Conversation, type JoinPosition, type Member, type ViewedRow } from "./view";
+import { announceAdded, announceRemoved, announceUpdated } from "./deltas";
 import { pairKey } from "../friends/service";
-import { activityKey, iso } from "../lib/time";
-import { unreadCount } from "../messages/view";
-import { toUser } from "../users/dto";
+import { activityKey } from "../lib/time";
 
 /** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
 /** The caller's membership (prepared lookup), else 404: the conversation is not theirs to see. */
@@ -34,52 +33,52 @@ export function requireMember(db: DB | Tx, conversationId: string, userId: strin
 
 const isManager = (role: Role) => role === "owner" || role === "admin";
 
+/** A member just inserted. */
+type Joined = Pick<MemberRow, "userId" | "role">;
+
 /**
  * Announces the conversation to each new member, on their own topic, as they see it. The
- * view is built once: only a direct conversation's title and the unread count differ per
- * member, and members with the same view share one stored payload (a 1,000-member group
- * stores its member list once, not 1,000 times).
+ * view is built once: only a direct conversation's peer and title, the role and the unread
+ * count differ per member, and members with the same view share one stored payload.
  */
-function announceCreate(w: Writer, conv: ConversationRow, userIds: string[]) {
+function announceCreate(w: Writer, conv: ConversationRow, joined: Joined[]) {
   // Each one's sockets follow the conversation from their conversation.create on; nothing
   // on its topic follows within this change, so the last create's seq marks that point.
-  const joined = emitCreate(w, conv, userIds);
+  const joinedSeq = emitCreate(w, conv, joined);
   w.tx.$client
     .query("UPDATE conversation_members SET joined_seq = ? WHERE conversation_id = ? AND user_id IN (SELECT value FROM json_each(?))")
-    .run(joined, conv.id, JSON.stringify(userIds));
+    .run(joinedSeq, conv.id, JSON.stringify(joined.map((j) => j.userId)));
 }
 
 /** Emits each member's conversation.create; returns the last seq. */
-function emitCreate(w: Writer, conv: ConversationRow, userIds: string[]): number {
+function emitCreate(w: Writer, conv: ConversationRow, joined: Joined[]): number {
   let last = 0;
   if (conv.type === "direct") {
-    for (const id of userIds) last = w.emit(userTopic(id), "conversation.create", viewConversation(w.tx, conv, id));
+    for (const { userId } of joined) last = w.emit(userTopic(userId), "conversation.create", viewConversation(w.tx, conv, userId));
     return last;
   }
-  const base = viewConversation(w.tx, conv, userIds[0]!);
+  const base = viewConversation(w.tx, conv, joined[0]!.userId);
   // New members have no read position: everything not their own and not deleted is unread.
   const sent = w.tx.$client
     .query("SELECT sender_id AS id, count(*) AS n FROM messages WHERE conversation_id = ? AND deleted_at IS NULL GROUP BY sender_id")
     .all(conv.id) as { id: string; n: number }[];
   const total = sent.reduce((sum, r) => sum + r.n, 0);
   const own = new Map(sent.map((r) => [r.id, r.n]));
-  const byUnread = new Map<number, string[]>();
-  for (const id of userIds) {
-    const unread = total - (own.get(id) ?? 0);
-    let topics = byUnread.get(unread);
-    if (!topics) byUnread.set(unread, (topics = []));
-    topics.push(userTopic(id));
+  const views = new Map<string, { view: Conversation; topics: string[] }>();
+  for (const { userId, role } of joined) {
+    const unread = total - (own.get(userId) ?? 0);
+    const key = `${role} ${unread}`;
+    let same = views.get(key);
+    if (!same) views.set(key, (same = { view: { ...base, unread_count: unread, my_role: role }, topics: [] }));
+    same.topics.push(userTopic(userId));
   }
-  for (const [unread, topics] of byUnread) last = Math.max(last, w.emitMany(topics, "conversation.create", { ...base, unread_count: unread }));
+  for (const { view, topics } of views.values()) last = Math.max(last, w.emitMany(topics, "conversation.create", view));
   return last;
 }
 
+/** `conversation.update`: the conversation's own fields only, the same for every member. */
 function announceUpdate(w: Writer, conv: ConversationRow) {
-  w.emit(convTopic(conv.id), "conversation.update", viewConversation(w.tx, conv, null));
-}
-
-function touch(w: Writer, id: string): ConversationRow {
-  return w.tx.update(conversations).set({ updatedAt: Date.now() }).where(eq(conversations.id, id)).returning().get()!;
+  w.emit(convTopic(conv.id), "conversation.update", conversationFields(conv));
 }
 
 /** Checks that every id names a user; 422 naming the unknown ones. */
@@ -98,8 +97,9 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
     const existing = w.tx.select().from(conversations).where(eq(conversations.directKey, key)).get();
     if (existing) return { created: false, conversation: viewConversation(w.tx, existing, me.id) };
     const conv = insertConversation(w, { type: "direct", title: null, directKey: key, createdBy: me.id });
-    insertMembers(w, [me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: conv.createdAt })));
-    announceCreate(w, conv, [me.id, otherId]);
+    const rows = [me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: conv.createdAt }));
+    insertMembers(w, rows);
+    announceCreate(w, conv, rows);
     return { created: true, conversation: viewConversation(w.tx, conv, me.id) };
   });
 }
@@ -115,11 +115,12 @@ export function createGroup(ctx: AppContext, me: UserRow, title: string, memberI
     requireUsers(w, "member_ids", others);
     const conv = insertConversation(w, { type: "group", title: name, directKey: null, createdBy: me.id });
     const now = conv.createdAt;
-    insertMembers(w, [
-      { conversationId: conv.id, userId: me.id, role: "owner", joinedAt: now },
+    const rows = [
+      { conversationId: conv.id, userId: me.id, role: "owner" as const, joinedAt: now },
       ...others.map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: now })),
-    ]);
-    announceCreate(w, conv, [me.id, ...others]);
+    ];
+    insertMembers(w, rows);
+    announceCreate(w, conv, rows);
     return viewConversation(w.tx, conv, me.id);
   });
 }
@@ -155,25 +156,20 @@ const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.leng
 
 /**
  * The caller's conversations, most recent activity first: a `Page<Conversation>` already
- * serialised. Every new socket gets the first page, so this is built for speed: rows and
- * unread counts read by hand, and cached member lists (conversationsJson).
+ * serialised (every new socket gets the first page as its conversation.list). The list
+ * query also reads the caller's membership of each (role, read position).
  */
 export function listConversationsJson(ctx: AppContext, userId: string, limit: number, cursor?: string): string {
   const after = decodeCursor(cursor, "conversations", isListCursor);
   const page = pageOf("conversations", conversationRows(ctx.db, userId, limit + 1, after), limit, (r) => r, (r) => [r.activityAt, r.id]);
-  // The list query already read the viewer's read positions.
-  const unreadOf = (r: ConversationRow) => unreadCount(ctx.db, r.id, (r as ListRow).lastReadMessageId, userId);
-  // Outside any write transaction: the member-list cache may be used and filled.
-  const items = conversationsJson(ctx.db, page.items, userId, unreadOf);
-  return `{"items":${items},"next_cursor":${JSON.stringify(page.next_cursor)}}`;
+  return JSON.stringify({ items: viewConversations(ctx.db, page.items, userId), next_cursor: page.next_cursor });
 }
 
 /** Up to this many of a user's conversations are sorted here rather than by SQLite. */
 export const SORT_IN_JS = 100;
-type ListRow = ConversationRow & { lastReadMessageId: string | null };
 const ROW = `SELECT c.id, c.type, c.title, c.direct_key AS directKey, c.created_by AS createdBy, c.created_at AS createdAt,
     c.updated_at AS updatedAt, c.last_message_at AS lastMessageAt, c.last_message_id AS lastMessageId, c.activity_at AS activityAt,
-    m.last_read_message_id AS lastReadMessageId
+    m.role AS role, m.last_read_message_id AS lastReadMessageId
   FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
   WHERE m.user_id = ?1 AND (c.activity_at < ?2 OR (c.activity_at = ?2 AND c.id < ?3))`;
 // Activity keys are unique (activityKey); the id only makes the order total, as in SQL.
@@ -185,16 +181,30 @@ const newestFirst = (a: ConversationRow, b: ConversationRow) => b.activityAt - a
  * (11 of 20 µs for a user in 5 conversations), so a user in at most SORT_IN_JS of them gets
  * the rows unsorted and sorted here; beyond that SQLite sorts and stops at `take`.
  */
-function conversationRows(db: AppContext["db"], userId: string, take: number, after: ListCursor | undefined): ListRow[] {
+function conversationRows(db: AppContext["db"], userId: string, take: number, after: ListCursor | undefined): ViewedRow[] {
   const args = [userId, after ? after[0] : Number.MAX_SAFE_INTEGER, after ? after[1] : ""] as const;
-  const all = db.$client.query(`${ROW} LIMIT ${SORT_IN_JS + 1}`).all(...args) as ListRow[];
+  const all = db.$client.query(`${ROW} LIMIT ${SORT_IN_JS + 1}`).all(...args) as ViewedRow[];
   if (all.length <= SORT_IN_JS) return all.sort(newestFirst).slice(0, take);
-  return db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ListRow[];
+  return db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ViewedRow[];
 }
 
 export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {
   const { conv } = requireMember(ctx.db, id, userId);
   return viewConversation(ctx.db, conv, userId);
+}
+
+/** A members-list cursor: the conversation and the last member's join position. */
+type MembersCursor = [string, ...JoinPosition];
+const isMembersCursor = (v: unknown): v is MembersCursor =>
+  Array.isArray(v) && v.length === 4 && typeof v[0] === "string" && Number.isSafeInteger(v[1]) && Number.isSafeInteger(v[2]) && typeof v[3] === "string";
+
+/** GET /api/conversations/:id/members: a page of members in join order (members only). */
+export function listMembers(ctx: AppContext, userId: string, id: string, limit: number, cursor?: string): Page<Member> {
+  requireMembership(ctx.db, id, userId);
+  const after = decodeCursor(cursor, "members", isMembersCursor);
+  if (after && after[0] !== id) throw new AppError("bad_request", "cursor: not a cursor of this conversation");
+  const rows = membersAfter(ctx.db, id, after && [after[1], after[2], after[3]], limit + 1);
+  return pageOf("members", rows, limit, (r) => r.member, (r) => [id, ...r.position]);
 }
 
 /** Ids of the conversations a user is a member of (every new socket subscribes to them). */
@@ -223,7 +233,6 @@ export function renameConversation(ctx: AppContext, me: UserRow, id: string, tit
 
 /** Deletes the conversation: `conversation.delete` to every member's own topic first. */
 function destroy(w: Writer, conv: ConversationRow) {
-  forgetMembers(w.tx, [conv.id]);
   const ids = w.tx.select({ id: members.userId }).from(members).where(eq(members.conversationId, conv.id)).all();
   w.emitMany(ids.map((r) => userTopic(r.id)), "conversation.delete", { conversation_id: conv.id });
   w.tx.delete(conversations).where(eq(conversations.id, conv.id)).run();
@@ -250,14 +259,13 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
     const total = w.tx.select({ n: count() }).from(members).where(eq(members.conversationId, id)).get()!.n;
     if (total + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
     const now = Date.now();
-    insertMembers(w, added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now })));
-    forgetMembers(w.tx, [id]);
-    const updated = touch(w, id);
-    // The update first, while only the existing members' sockets follow the conversation;
+    const rows = added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now }));
+    insertMembers(w, rows);
+    // The deltas first, while only the existing members' sockets follow the conversation;
     // the added members learn of it through their conversation.create.
-    announceUpdate(w, updated);
-    announceCreate(w, updated, added);
-    return viewConversation(w.tx, updated, me.id);
+    announceAdded(w, id, added);
+    announceCreate(w, conv, rows);
+    return viewConversation(w.tx, conv, me.id);
   });
 }
 
@@ -283,19 +291,19 @@ export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: s
       if (!isManager(mine.role)) throw forbidden("only the group's owner or an admin can remove members");
       if (target.role === "owner" || (target.role === "admin" && mine.role !== "owner")) throw forbidden("admins can remove members only");
     }
+    const heir = target.role === "owner" ? successor(w, id) : undefined;
     if (target.role === "owner") {
-      const heir = successor(w, id);
       if (!heir) return destroy(w, conv); // the last member left
       w.tx.update(members).set({ role: "owner" }).where(and(eq(members.conversationId, id), eq(members.userId, heir.userId))).run();
     }
     // The removed user hears first, on their own topic, so their sockets leave the
-    // conversation's topic before the update the remaining members get.
+    // conversation's topic before the deltas the remaining members get.
     w.tx.delete(members).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
-    forgetMembers(w.tx, [id]);
     const left = w.emit(userTopic(userId), "conversation.delete", { conversation_id: id });
     // Should they rejoin, a replay still owes them what this stint gave them live.
     w.tx.insert(memberStints).values({ conversationId: id, userId, joinedSeq: target.joinedSeq, leftSeq: left }).run();
-    announceUpdate(w, touch(w, id));
+    announceRemoved(w, id, [userId]);
+    if (heir) announceUpdated(w, id, [heir.userId]);
   });
 }
 
@@ -312,11 +320,9 @@ export function setRole(ctx: AppContext, me: UserRow, id: string, userId: string
     } else if (role !== target.role) {
       if (role === "owner") w.tx.update(members).set({ role: "admin" }).where(and(eq(members.conversationId, id), eq(members.userId, me.id))).run();
       w.tx.update(members).set({ role }).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
-      forgetMembers(w.tx, [id]);
-      announceUpdate(w, touch(w, id));
+      // A hand-over demotes the old owner first: a client never sees two owners.
+      announceUpdated(w, id, role === "owner" ? [me.id, userId] : [userId]);
     }
-    const row = memberRow(w.tx, id, userId)!;
-    const user = w.tx.select().from(users).where(eq(users.id, userId)).get()!;
-    return { user: toUser(user), role: row.role, joined_at: iso(row.joinedAt), last_read_message_id: row.lastReadMessageId };
+    return membersNamed(w.tx, id, [userId])[0]!;
   });
 }

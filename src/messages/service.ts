@@ -10,7 +10,7 @@ import { AppError, conflict, forbidden, invalid, notFound } from "../errors";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMembership } from "../conversations/service";
-import { conversationRow, forgetMembers, memberRow } from "../conversations/view";
+import { conversationRow, memberRow } from "../conversations/view";
 import { activityKey, iso } from "../lib/time";
 import { messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
 
@@ -210,7 +210,6 @@ export function markRead(ctx: AppContext, me: UserRow, conversationId: string, m
     const moves = target.sender !== me.id && (current === null || messageId > current);
     if (moves) {
       w.tx.update(members).set({ lastReadMessageId: messageId }).where(and(eq(members.conversationId, conversationId), eq(members.userId, me.id))).run();
-      forgetMembers(w.tx, [conversationId]);
       w.emit(convTopic(conversationId), "message.read", { conversation_id: conversationId, user_id: me.id, message_id: messageId, read_at: iso(now) });
     }
     return {

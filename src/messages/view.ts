@@ -124,11 +124,3 @@ export function unreadCount(db: Reader, conversationId: string, afterId: string 
     .values(conversationId, afterId ?? "", viewerId) as [[number]];
   return n;
 }
-
-/** unreadCount for each of the viewer's conversations among `conversationIds`, at their read positions. */
-export function unreadCountsOf(db: Reader, conversationIds: string[], viewerId: string): Map<string, number> {
-  const positions = db.$client
-    .query("SELECT conversation_id, last_read_message_id FROM conversation_members WHERE user_id = ?1 AND conversation_id IN (SELECT value FROM json_each(?2))")
-    .values(viewerId, JSON.stringify(conversationIds)) as [string, string | null][];
-  return new Map(positions.map(([id, read]) => [id, unreadCount(db, id, read, viewerId)]));
-}

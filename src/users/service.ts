@@ -9,8 +9,6 @@ import type { AppContext } from "../context";
 import { prepared } from "../db/prepared";
 import { userTopic, type Tx } from "../events/log";
 import { friendIds, pairKey } from "../friends/service";
-import { forgetMembers } from "../conversations/view";
-import { conversationIdsOf } from "../conversations/service";
 
 /** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
 export const cleanDisplayName = (raw: string) => cleanName("display_name", raw, 64);
@@ -81,7 +79,6 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
   return ctx.events.write((w) => {
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
-    forgetMembers(w.tx, conversationIdsOf(w.tx, userId));
     // One stored payload however many friends and partners hear of it.
     w.emitMany([...presenceVisible(w.tx, userId)].map(userTopic), "user.update", toUser(row));
     return row;

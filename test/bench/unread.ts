@@ -5,7 +5,7 @@
  */
 import { startServer } from "../helpers";
 import { sendMessage } from "../../src/messages/service";
-import { unreadCountsOf } from "../../src/messages/view";
+import { unreadCount } from "../../src/messages/view";
 import { getUserRow } from "../../src/users/service";
 
 const count = Number(process.argv[2] ?? 10_000);
@@ -24,7 +24,7 @@ const queryMs: number[] = [];
 let n = 0;
 for (let i = 0; i < 200; i++) {
   const t = performance.now();
-  n = unreadCountsOf(s.app.ctx.db, [conv.id], reader.user.id).get(conv.id)!;
+  n = unreadCount(s.app.ctx.db, conv.id, null, reader.user.id);
   queryMs.push(performance.now() - t);
 }
 const httpMs: number[] = [];
