@@ -4,9 +4,14 @@
  * client's state to what REST says.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { lastSeq, membersOf, startServer, type Account, type TestServer } from "./helpers";
+import { join } from "node:path";
+import { rmSync } from "node:fs";
+import { readMigrationFiles } from "drizzle-orm/migrator";
+import { lastSeq, membersOf, startServer, tempDir, type Account, type TestServer } from "./helpers";
 import { TestSocket, type Frame } from "./ws-client";
 import { users } from "../src/db/schema";
+import { openDatabase } from "../src/db/client";
+import { migrate } from "../src/db/migrate";
 import type { StoredEvent } from "../src/events/log";
 import { eventFrame } from "../src/realtime/protocol";
 
@@ -285,5 +290,33 @@ describe("membership deltas", () => {
     await wj.waitFor((f) => f.type === "conversation.delete");
     expect((await wm.waitFor((f) => f.type === "conversation.member_remove")).data).toEqual({ conversation_id: conv, user_ids: [joiner!.user.id], member_count: 2 });
     expect(wj.all("conversation.member_add").length + wj.all("conversation.member_remove").length).toBe(0);
+  });
+});
+
+describe("member_count", () => {
+  test("migration 0009 counts the members of existing conversations; triggers keep the count, cascades included", () => {
+    const dir = tempDir();
+    const db = openDatabase(join(dir, "old.db"));
+    try {
+      // The database as the build before 0009 left it.
+      const before = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle") }).slice(0, 9);
+      (db as any).dialect.migrate(before, (db as any).session, { migrationsFolder: "" });
+      const sql = db.$client;
+      for (const id of ["u1", "u2", "u3"]) sql.run("INSERT INTO users VALUES (?, ?, ?, NULL, '!', 0, 0, 0)", [id, id, id]);
+      for (const [id, n] of [["big", 3], ["small", 1], ["empty", 0]] as const) {
+        sql.run("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES (?, 'group', 't', 'u1', 0, 0, 0)", [id]);
+        for (let i = 1; i <= n; i++) sql.run("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES (?, ?, 'member', 0)", [id, `u${i}`]);
+      }
+      expect(migrate(db)).toBe(1);
+      const counts = () => Object.fromEntries(sql.query("SELECT id, member_count FROM conversations").values() as [string, number][]);
+      expect(counts()).toEqual({ big: 3, small: 1, empty: 0 });
+      sql.run("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES ('empty', 'u2', 'member', 0)");
+      sql.run("DELETE FROM conversation_members WHERE conversation_id = 'big' AND user_id = 'u3'");
+      sql.run("DELETE FROM users WHERE id = 'u1'"); // its memberships go by cascade
+      expect(counts()).toEqual({ big: 1, small: 0, empty: 1 });
+    } finally {
+      db.$client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

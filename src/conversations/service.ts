@@ -2,7 +2,7 @@
  * Conversations (PROTOCOL §3.3): direct (one per pair) and group, membership and roles.
  * Every change runs in one EventLog.write: rights checked, rows written, events appended.
  */
-import { and, asc, count, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { AppContext } from "../context";
 import { conversations, members, memberStints, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
 import { AppError, forbidden, invalid, notFound } from "../errors";
@@ -54,10 +54,10 @@ function announceCreate(w: Writer, conv: ConversationRow, joined: Joined[]) {
 function emitCreate(w: Writer, conv: ConversationRow, joined: Joined[]): number {
   let last = 0;
   if (conv.type === "direct") {
-    for (const { userId } of joined) last = w.emit(userTopic(userId), "conversation.create", viewConversation(w.tx, conv, userId));
+    for (const { userId } of joined) last = w.emit(userTopic(userId), "conversation.create", viewConversation(w.tx, conv.id, userId));
     return last;
   }
-  const base = viewConversation(w.tx, conv, joined[0]!.userId);
+  const base = viewConversation(w.tx, conv.id, joined[0]!.userId);
   // New members have no read position: everything not their own and not deleted is unread.
   const sent = w.tx.$client
     .query("SELECT sender_id AS id, count(*) AS n FROM messages WHERE conversation_id = ? AND deleted_at IS NULL GROUP BY sender_id")
@@ -95,12 +95,12 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
     requireUsers(w, "user_id", [otherId]);
     const key = pairKey(me.id, otherId);
     const existing = w.tx.select().from(conversations).where(eq(conversations.directKey, key)).get();
-    if (existing) return { created: false, conversation: viewConversation(w.tx, existing, me.id) };
+    if (existing) return { created: false, conversation: viewConversation(w.tx, existing.id, me.id) };
     const conv = insertConversation(w, { type: "direct", title: null, directKey: key, createdBy: me.id });
     const rows = [me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: conv.createdAt }));
     insertMembers(w, rows);
     announceCreate(w, conv, rows);
-    return { created: true, conversation: viewConversation(w.tx, conv, me.id) };
+    return { created: true, conversation: viewConversation(w.tx, conv.id, me.id) };
   });
 }
 
@@ -121,7 +121,7 @@ export function createGroup(ctx: AppContext, me: UserRow, title: string, memberI
     ];
     insertMembers(w, rows);
     announceCreate(w, conv, rows);
-    return viewConversation(w.tx, conv, me.id);
+    return viewConversation(w.tx, conv.id, me.id);
   });
 }
 
@@ -169,7 +169,7 @@ export function listConversationsJson(ctx: AppContext, userId: string, limit: nu
 export const SORT_IN_JS = 100;
 const ROW = `SELECT c.id, c.type, c.title, c.direct_key AS directKey, c.created_by AS createdBy, c.created_at AS createdAt,
     c.updated_at AS updatedAt, c.last_message_at AS lastMessageAt, c.last_message_id AS lastMessageId, c.activity_at AS activityAt,
-    m.role AS role, m.last_read_message_id AS lastReadMessageId
+    c.member_count AS memberCount, m.role AS role, m.last_read_message_id AS lastReadMessageId
   FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
   WHERE m.user_id = ?1 AND (c.activity_at < ?2 OR (c.activity_at = ?2 AND c.id < ?3))`;
 // Activity keys are unique (activityKey); the id only makes the order total, as in SQL.
@@ -189,8 +189,8 @@ function conversationRows(db: AppContext["db"], userId: string, take: number, af
 }
 
 export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {
-  const { conv } = requireMember(ctx.db, id, userId);
-  return viewConversation(ctx.db, conv, userId);
+  requireMembership(ctx.db, id, userId);
+  return viewConversation(ctx.db, id, userId);
 }
 
 /** A members-list cursor: the conversation and the last member's join position. */
@@ -222,12 +222,12 @@ function requireGroupManager(w: Writer, id: string, userId: string) {
 export function renameConversation(ctx: AppContext, me: UserRow, id: string, title: string | undefined): Conversation {
   return ctx.events.write((w) => {
     const { conv } = requireGroupManager(w, id, me.id);
-    if (title === undefined) return viewConversation(w.tx, conv, me.id);
+    if (title === undefined) return viewConversation(w.tx, conv.id, me.id);
     const name = cleanTitle(title);
-    if (name === conv.title) return viewConversation(w.tx, conv, me.id);
+    if (name === conv.title) return viewConversation(w.tx, conv.id, me.id);
     const updated = w.tx.update(conversations).set({ title: name, updatedAt: Date.now() }).where(eq(conversations.id, id)).returning().get()!;
     announceUpdate(w, updated);
-    return viewConversation(w.tx, updated, me.id);
+    return viewConversation(w.tx, id, me.id);
   });
 }
 
@@ -255,9 +255,8 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
       w.tx.select({ id: members.userId }).from(members).where(and(eq(members.conversationId, id), inArray(members.userId, wanted))).all().map((r) => r.id),
     );
     const added = wanted.filter((u) => !existing.has(u));
-    if (added.length === 0) return viewConversation(w.tx, conv, me.id);
-    const total = w.tx.select({ n: count() }).from(members).where(eq(members.conversationId, id)).get()!.n;
-    if (total + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
+    if (added.length === 0) return viewConversation(w.tx, conv.id, me.id);
+    if (conv.memberCount + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
     const now = Date.now();
     const rows = added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now }));
     insertMembers(w, rows);
@@ -265,7 +264,7 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
     // the added members learn of it through their conversation.create.
     announceAdded(w, id, added);
     announceCreate(w, conv, rows);
-    return viewConversation(w.tx, conv, me.id);
+    return viewConversation(w.tx, conv.id, me.id);
   });
 }
 

@@ -59,7 +59,6 @@ export const conversationFields = (c: ConversationRow, title = c.title): Convers
 /** The conversations as the viewer sees them; each row carries the viewer's membership. */
 export function viewConversations(db: Reader, rows: ViewedRow[], viewerId: string): Conversation[] {
   if (rows.length === 0) return [];
-  const counts = memberCountsOf(db, rows.map((r) => r.id));
   const direct = rows.filter((r) => r.type === "direct").map((r) => r.id);
   const peers = direct.length ? peersOf(db, direct, viewerId) : new Map<string, User>();
   const last = lastMessagesOf(db, rows);
@@ -72,7 +71,7 @@ export function viewConversations(db: Reader, rows: ViewedRow[], viewerId: strin
       last_message: last.get(c.id) ?? null,
       unread_count: unreadCount(db, c.id, c.lastReadMessageId, viewerId),
       is_subscribed: true,
-      member_count: counts.get(c.id) ?? 0,
+      member_count: c.memberCount,
       my_role: c.role,
       my_last_read_message_id: c.lastReadMessageId,
       peer,
@@ -80,22 +79,19 @@ export function viewConversations(db: Reader, rows: ViewedRow[], viewerId: strin
   });
 }
 
-/** One conversation as `viewerId` (a member) sees it. */
-export function viewConversation(db: Reader, row: ConversationRow, viewerId: string): Conversation {
-  const me = memberRow(db, row.id, viewerId);
-  if (!me) throw new Error(`viewConversation: ${viewerId} is not a member of ${row.id}`);
+/**
+ * One conversation as `viewerId` (a member) sees it, read afresh: a row read earlier in a
+ * change may predate its member count.
+ */
+export function viewConversation(db: Reader, conversationId: string, viewerId: string): Conversation {
+  const row = conversationRow(db, conversationId);
+  const me = memberRow(db, conversationId, viewerId);
+  if (!row || !me) throw new Error(`viewConversation: ${viewerId} is not a member of ${conversationId}`);
   return viewConversations(db, [{ ...row, role: me.role, lastReadMessageId: me.lastReadMessageId }], viewerId)[0]!;
 }
 
-/** How many members each conversation has (an index range count each, no rows read). */
-export function memberCountsOf(db: Reader, ids: string[]): Map<string, number> {
-  const rows = db.$client
-    .query("SELECT conversation_id, count(*) FROM conversation_members WHERE conversation_id IN (SELECT value FROM json_each(?)) GROUP BY conversation_id")
-    .values(JSON.stringify(ids)) as [string, number][];
-  return new Map(rows);
-}
-
-export const memberCount = (db: Reader, id: string) => memberCountsOf(db, [id]).get(id) ?? 0;
+/** The member count as it is now (triggers keep it; see the schema). */
+export const memberCount = (db: Reader, id: string) => conversationRow(db, id)?.memberCount ?? 0;
 
 const USER_COLUMNS = "u.id, u.username, u.display_name, u.profile_image_url, u.last_active_at, u.created_at";
 type UserLine = [string, string, string, string | null, number, number];

@@ -59,6 +59,12 @@ export const conversations = sqliteTable(
     lastMessageId: text("last_message_id"),
     /** The list order: when the last message (else the conversation) came, as a strictly increasing microsecond key (lib/time.ts activityKey). */
     activityAt: integer("activity_at").notNull(),
+    /**
+     * How many members it has, kept by triggers on conversation_members (migration 0009):
+     * every conversation in every list shows it, and counting a big group's members on
+     * each read cost ~175 µs per 1,000.
+     */
+    memberCount: integer("member_count").notNull().default(0),
   },
 );
 
