@@ -386,6 +386,23 @@ describe("reactions", () => {
     expect((await history(a!, conv)).body.items[0].reactions).toHaveLength(2);
   });
 
+  test("a message's reactions stay bounded: 20 kinds, 10 user ids each, exact counts", async () => {
+    const people = await users(13);
+    const [a] = people;
+    const conv = await groupOf(a!, people.slice(1));
+    const { body: m } = await send(a!, conv, { content: "popular" });
+    for (const p of people) await s.api("POST", `/api/messages/${m.id}/reactions`, { token: p!.token, body: { emoji: "👍" } });
+    for (let i = 1; i < 20; i++) expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: `e${i}` } })).status).toBe(200);
+    const refused = await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "e20" } });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.details).toEqual([expect.objectContaining({ field: "emoji" })]);
+    // An existing kind can still be added by someone else.
+    expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: people[1]!.token, body: { emoji: "e1" } })).status).toBe(200);
+    const [shown] = (await history(a!, conv)).body.items;
+    expect(shown.reactions).toHaveLength(20);
+    expect(shown.reactions[0]).toEqual({ emoji: "👍", count: 13, user_ids: people.slice(0, 10).map((p) => p!.user.id) });
+  });
+
   test("emoji 1–32 characters; non-members 404; deleted messages 409", async () => {
     const [a, outsider] = await users(2);
     const conv = await groupOf(a!, []);

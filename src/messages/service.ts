@@ -12,7 +12,7 @@ import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMembership } from "../conversations/service";
 import { conversationRow, memberRow } from "../conversations/view";
 import { activityKey, iso } from "../lib/time";
-import { messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
+import { MAX_REACTION_KINDS, messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
 
 export const MAX_CONTENT = 4000;
 
@@ -228,6 +228,12 @@ function cleanEmoji(raw: string): string {
   return emoji;
 }
 
+/** Whether `emoji` would be a new kind of reaction on a message that has all it may. */
+function isNewKind(tx: Tx, messageId: string, emoji: string): boolean {
+  const kinds = tx.selectDistinct({ emoji: reactions.emoji }).from(reactions).where(eq(reactions.messageId, messageId)).all();
+  return kinds.length >= MAX_REACTION_KINDS && !kinds.some((k) => k.emoji === emoji);
+}
+
 /** Adds or removes the caller's reaction; an add that exists or a remove that does not changes nothing. */
 export function react(ctx: AppContext, me: UserRow, messageId: string, rawEmoji: string, action: "add" | "remove"): Message {
   const emoji = cleanEmoji(rawEmoji);
@@ -237,6 +243,8 @@ export function react(ctx: AppContext, me: UserRow, messageId: string, rawEmoji:
     const key = and(eq(reactions.messageId, messageId), eq(reactions.userId, me.id), eq(reactions.emoji, emoji));
     const exists = w.tx.select({ emoji: reactions.emoji }).from(reactions).where(key).get() !== undefined;
     const changed = action === "add" ? !exists : exists;
+    if (changed && action === "add" && isNewKind(w.tx, messageId, emoji))
+      throw invalid("emoji", `a message has at most ${MAX_REACTION_KINDS} different reactions: add one of those it has`);
     if (changed && action === "add") w.tx.insert(reactions).values({ messageId, userId: me.id, emoji, createdAt: Date.now() }).run();
     if (changed && action === "remove") w.tx.delete(reactions).where(key).run();
     if (changed) w.emit(convTopic(row.conversationId), "message.reaction", { conversation_id: row.conversationId, message_id: messageId, user_id: me.id, emoji, action });

@@ -13,6 +13,14 @@ type Reader = DB | Tx;
 
 export interface Reaction { emoji: string; count: number; user_ids: string[] }
 
+/**
+ * A message shows at most this many different reactions (more are refused), and each names
+ * at most REACTION_USER_IDS of its users (the first to react; `count` is exact), so that a
+ * Message, and every frame carrying one, stays the same size however large the group.
+ */
+export const MAX_REACTION_KINDS = 20;
+export const REACTION_USER_IDS = 10;
+
 export interface Message {
   id: string;
   conversation_id: string;
@@ -61,8 +69,7 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
     if (!list) out.set(r.messageId, (list = []));
     let agg = list.find((a) => a.emoji === r.emoji);
     if (!agg) list.push((agg = { emoji: r.emoji, count: 0, user_ids: [] }));
-    agg.count++;
-    agg.user_ids.push(r.userId);
+    if (agg.count++ < REACTION_USER_IDS) agg.user_ids.push(r.userId);
   }
   return out;
 }
