@@ -343,4 +343,21 @@ describe("user.update", () => {
     await s.api("PATCH", "/api/users/me", { token: me!.token, body: {} });
     expect(await eventsOf(s, friend!.token, after)).toEqual([]);
   });
+
+  test("a member of groups writes one event per group, not one per co-member; each co-member hears it", async () => {
+    const [me, friend, peer, ...others] = await users(11);
+    const { body: f } = await s.api("POST", "/api/friendships", { token: me!.token, body: { friend_id: friend!.user.id } });
+    await s.api("PATCH", `/api/friendships/${f.id}/accept`, { token: friend!.token });
+    await direct(me!, peer!);
+    await group(me!, others.slice(0, 4));
+    await group(others[4]!, [me!, ...others.slice(5, 8)]);
+    const audience = [me!, friend!, peer!, ...others];
+    const seqs = await Promise.all(audience.map((u) => lastSeq(s, u.token)));
+    const stored = () => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM events WHERE type = 'user.update'").get() as { n: number }).n;
+    const before = stored();
+    await s.api("PATCH", "/api/users/me", { token: me!.token, body: { display_name: "Groupie" } });
+    expect(stored() - before).toBe(4); // the friend, the direct peer, two groups (the user's own devices are in both)
+    const heard = await Promise.all(audience.map(async (u, i) => (await eventsOf(s, u.token, seqs[i])).filter((e) => e.type === "user.update").length));
+    expect(heard).toEqual(audience.map((u) => (u === me ? 2 : 1)));
+  });
 });

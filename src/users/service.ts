@@ -1,26 +1,45 @@
 import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
 import type { DB } from "../db/client";
-import { members, users, type UserRow } from "../db/schema";
+import { conversations, members, users, type UserRow } from "../db/schema";
 import { notFound, invalid } from "../errors";
 import { CONTROL_CHARACTERS, cleanName } from "../lib/text";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
 import type { AppContext } from "../context";
 import { prepared } from "../db/prepared";
-import { userTopic, type Tx } from "../events/log";
+import { convTopic, userTopic, type Tx } from "../events/log";
 import { friendIds, pairKey } from "../friends/service";
 
 /** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
 export const cleanDisplayName = (raw: string) => cleanName("display_name", raw, 64);
 
-/** Everyone who shares at least one conversation with the user. */
-export function partnerIds(db: DB | Tx, userId: string): string[] {
-  return db
-    .selectDistinct({ id: members.userId })
+/**
+ * Where a user's profile change is told (`user.update`): each friend's and each direct
+ * partner's topic, the topic of each group they are in (their own topic where they are in no
+ * group, for their other devices) — one
+ * event per group rather than one per co-member, so a member of large groups does not write
+ * thousands of events per change (§7.1). Someone reachable several ways hears it more than
+ * once; the event is idempotent.
+ */
+export function profileAudience(db: DB | Tx, userId: string): string[] {
+  const mine = db
+    .select({ conversationId: members.conversationId, type: conversations.type })
     .from(members)
-    .where(and(inArray(members.conversationId, db.select({ id: members.conversationId }).from(members).where(eq(members.userId, userId))), ne(members.userId, userId)))
+    .innerJoin(conversations, eq(conversations.id, members.conversationId))
+    .where(eq(members.userId, userId))
+    .all();
+  const groups = mine.filter((c) => c.type === "group").map((c) => convTopic(c.conversationId));
+  const directs = mine.filter((c) => c.type === "direct").map((c) => c.conversationId);
+  const peers = directs.length === 0 ? [] : db
+    .select({ id: members.userId })
+    .from(members)
+    .where(and(inArray(members.conversationId, directs), ne(members.userId, userId)))
     .all()
     .map((r) => r.id);
+  // The user's own devices follow every group of theirs: their own topic only without one.
+  const people = new Set([...friendIds(db, userId), ...peers]);
+  if (groups.length === 0) people.add(userId);
+  return [...people].map(userTopic).concat(groups);
 }
 
 export function getUserRow(db: DB, id: string): UserRow | undefined {
@@ -64,10 +83,7 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
 
 export interface ProfilePatch { display_name?: string; profile_image_url?: string | null }
 
-/**
- * Updates the caller's profile; `user.update` goes to the user's own topic (their other
- * devices), their friends and everyone they share a conversation with.
- */
+/** Updates the caller's profile; `user.update` goes to its `profileAudience`. */
 export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePatch): UserRow {
   const current = getUserRow(ctx.db, userId);
   if (!current) throw notFound("user");
@@ -80,14 +96,9 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
     // One stored payload however many friends and partners hear of it.
-    w.emitMany([...presenceVisible(w.tx, userId)].map(userTopic), "user.update", toUser(row));
+    w.emitMany(profileAudience(w.tx, userId), "user.update", toUser(row));
     return row;
   });
-}
-
-/** Users whose presence `userId` may see: themself, friends, and conversation partners. */
-export function presenceVisible(db: DB | Tx, userId: string): Set<string> {
-  return new Set([userId, ...friendIds(db, userId), ...partnerIds(db, userId)]);
 }
 
 /**
