@@ -19,6 +19,10 @@ export function ensureDataDir(dir: string) {
   }
 }
 
+/** Who may put whom into a conversation (PROTOCOL §7.2). */
+export type ContactPolicy = "friends" | "open";
+const CONTACT_POLICIES: readonly ContactPolicy[] = ["friends", "open"];
+
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -38,6 +42,8 @@ export interface Config {
   loginWindowSeconds: number;
   /** Account registrations per client address per hour (token bucket, burst of the same size). */
   registrationsPerAddress: number;
+  /** `friends`: direct conversations and new group members need an accepted friendship; `open`: anyone. */
+  contactPolicy: ContactPolicy;
   maxGroupMembers: number;
   eventRetentionSeconds: number;
   typingTtlMs: number;
@@ -71,6 +77,7 @@ export const DEFAULTS: Config = Object.freeze({
   loginMaxFailuresPerAddress: 100,
   loginWindowSeconds: 900,
   registrationsPerAddress: 100,
+  contactPolicy: "friends",
   maxGroupMembers: 1000,
   eventRetentionSeconds: 7 * 86400,
   typingTtlMs: 6000,
@@ -115,6 +122,11 @@ function parseInteger(name: string, raw: string, min: number, max: number): numb
   return n;
 }
 
+function oneOf<T extends string>(name: string, raw: string, values: readonly T[]): T {
+  if (!values.includes(raw as T)) throw new ConfigError(`${name}: "${raw}" is not one of ${values.join(", ")}`);
+  return raw as T;
+}
+
 /** Integer settings read from the environment: [env var, key, min, max]. */
 const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["ARGON2_MEMORY_KIB", "argon2MemoryKib", 1024, 4 * 1024 * 1024],
@@ -138,6 +150,8 @@ export const ENV_HELP = `Environment:
   JWT_SECRET                          HS256 secret (at least 32 characters); default: generated once, kept in DATA_DIR
   JWT_TTL                             token lifetime, e.g. 7d, 12h, 3600 (default 7d)
   EVENT_RETENTION                     how long events are kept for resume (default 7d)
+  CONTACT_POLICY                      friends (default): direct conversations and group members need an
+                                      accepted friendship with the one who adds them; open: anyone may
   ${INTEGER_SETTINGS.map(([env, key]) => `${env}=${DEFAULTS[key]}`).join("\n  ")}`;
 
 export const USAGE = `Usage: parley [command] [flags]
@@ -229,11 +243,9 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   const retention = get("EVENT_RETENTION");
   if (retention !== undefined) c.eventRetentionSeconds = parseDuration("EVENT_RETENTION", retention);
   const level = get("LOG_LEVEL");
-  if (level !== undefined) {
-    if (!LOG_LEVELS.includes(level as LogLevel))
-      throw new ConfigError(`LOG_LEVEL: "${level}" is not one of ${LOG_LEVELS.join(", ")}`);
-    c.logLevel = level as LogLevel;
-  }
+  if (level !== undefined) c.logLevel = oneOf("LOG_LEVEL", level, LOG_LEVELS);
+  const policy = get("CONTACT_POLICY");
+  if (policy !== undefined) c.contactPolicy = oneOf("CONTACT_POLICY", policy, CONTACT_POLICIES);
   for (const [env, key, min, max] of INTEGER_SETTINGS) {
     const raw = get(env);
     if (raw !== undefined) (c as unknown as Record<string, number>)[key] = parseInteger(env, raw, min, max);

@@ -6,18 +6,21 @@ export type ErrorCode =
   | "bad_request"
   | "unauthorized"
   | "forbidden"
+  | "not_friends"
   | "not_found"
   | "conflict"
   | "sync_reset"
   | "payload_too_large"
   | "validation_failed"
   | "rate_limited"
-  | "internal";
+  | "internal"
+  | "storage_full";
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
   forbidden: 403,
+  not_friends: 403,
   not_found: 404,
   conflict: 409,
   sync_reset: 410,
@@ -25,6 +28,7 @@ const STATUS: Record<ErrorCode, number> = {
   validation_failed: 422,
   rate_limited: 429,
   internal: 500,
+  storage_full: 507,
 };
 
 export class AppError extends Error {

@@ -17,6 +17,8 @@ describe("configuration", () => {
     expect(command).toEqual({ name: "serve" });
     expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", dataDir: "./data", jwtSecret: null, jwtTtlSeconds: 7 * 86400, logLevel: "info" });
     expect(config.maxGroupMembers).toBe(DEFAULTS.maxGroupMembers);
+    expect(config.contactPolicy).toBe("friends");
+    expect(loadConfig([], { CONTACT_POLICY: "open" }).config.contactPolicy).toBe("open");
   });
 
   test("flags override the environment; both --flag value and --flag=value work", () => {
@@ -45,6 +47,7 @@ describe("configuration", () => {
     [[], { PORT: "70000" }, "PORT"],
     [[], { JWT_TTL: "never" }, "JWT_TTL"],
     [[], { LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [[], { CONTACT_POLICY: "friendly" }, "CONTACT_POLICY"],
     [[], { JWT_SECRET: "short" }, "JWT_SECRET"],
     [[], { PRESENCE_GRACE_MS: "-1" }, "PRESENCE_GRACE_MS"],
     [[], { REGISTRATIONS_PER_ADDRESS: "0" }, "REGISTRATIONS_PER_ADDRESS"],
@@ -62,7 +65,7 @@ describe("configuration", () => {
 
 describe("the CLI", () => {
   test("a bad setting prints one line naming it and exits 2", () => {
-    for (const [args, env, name] of [[[], { PORT: "abc" }, "PORT"], [["--frobnicate"], {}, "--frobnicate"], [[], { JWT_TTL: "never" }, "JWT_TTL"]] as const) {
+    for (const [args, env, name] of [[[], { PORT: "abc" }, "PORT"], [["--frobnicate"], {}, "--frobnicate"], [[], { JWT_TTL: "never" }, "JWT_TTL"], [[], { CONTACT_POLICY: "anyone" }, "CONTACT_POLICY"]] as const) {
       const r = run([...args], env);
       expect(r.code).toBe(2);
       expect(r.err.trim().split("\n")).toHaveLength(1);
@@ -75,6 +78,7 @@ describe("the CLI", () => {
     const help = run(["--help"]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("backup <file>");
+    expect(help.out).toContain("CONTACT_POLICY");
     expect(run(["--version"]).out).toMatch(/^parley \d+\.\d+\.\d+/);
   });
 

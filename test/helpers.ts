@@ -30,7 +30,12 @@ let counter = 0;
 export const uniqueName = (prefix = "user") => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
 
 export async function startServer(overrides: Partial<Config> = {}, dataDir = tempDir()): Promise<TestServer> {
-  const config = makeConfig({ dataDir, port: 0, host: "127.0.0.1", argon2MemoryKib: 1024, logLevel: "info", registrationsPerAddress: 1_000_000, ...overrides });
+  // CONTACT_POLICY=open here, unlike the server's default (friends): most tests put strangers
+  // into conversations to test something else. The policy's own tests ask for `friends`.
+  const config = makeConfig({
+    dataDir, port: 0, host: "127.0.0.1", argon2MemoryKib: 1024, logLevel: "info", registrationsPerAddress: 1_000_000, contactPolicy: "open",
+    ...overrides,
+  });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {

@@ -10,7 +10,8 @@ export interface Running {
 }
 
 export async function spawnServer(cmd: string[], env: Record<string, string>, cwd?: string): Promise<Running> {
-  const proc = Bun.spawn(cmd, { cwd, env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env }, stdout: "pipe", stderr: "pipe" });
+  // CONTACT_POLICY=open as in startServer (test/helpers.ts): these tests group strangers.
+  const proc = Bun.spawn(cmd, { cwd, env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CONTACT_POLICY: "open", ...env }, stdout: "pipe", stderr: "pipe" });
   const lines: Record<string, any>[] = [];
   let port = 0;
   const listening = (async () => {

@@ -13,6 +13,7 @@ import { decodeCursor, pageOf, type Page } from "../http/paging";
 import { conversationFields, conversationRow, memberRow, membersAfter, membersNamed, viewConversation, viewConversations, type Conversation, type JoinPosition, type Member, type ViewedRow } from "./view";
 import { announceAdded, announceRemoved, announceUpdated } from "./deltas";
 import { pairKey } from "../friends/service";
+import { requireContacts } from "./contact-policy";
 import { activityKey } from "../lib/time";
 
 /** The conversation and the caller's membership; 404 for non-members (existence is not leaked). */
@@ -96,6 +97,7 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
     const key = pairKey(me.id, otherId);
     const existing = w.tx.select().from(conversations).where(eq(conversations.directKey, key)).get();
     if (existing) return { created: false, conversation: viewConversation(w.tx, existing.id, me.id) };
+    requireContacts(ctx, w.tx, me.id, [otherId]);
     const conv = insertConversation(w, { type: "direct", title: null, directKey: key, createdBy: me.id });
     const rows = [me.id, otherId].map((userId) => ({ conversationId: conv.id, userId, role: "member" as const, joinedAt: conv.createdAt }));
     insertMembers(w, rows);
@@ -113,6 +115,7 @@ export function createGroup(ctx: AppContext, me: UserRow, title: string, memberI
   if (others.length + 1 > ctx.config.maxGroupMembers) throw invalid("member_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
   return ctx.events.write((w) => {
     requireUsers(w, "member_ids", others);
+    requireContacts(ctx, w.tx, me.id, others);
     const conv = insertConversation(w, { type: "group", title: name, directKey: null, createdBy: me.id });
     const now = conv.createdAt;
     const rows = [
@@ -255,6 +258,7 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
       w.tx.select({ id: members.userId }).from(members).where(and(eq(members.conversationId, id), inArray(members.userId, wanted))).all().map((r) => r.id),
     );
     const added = wanted.filter((u) => !existing.has(u));
+    requireContacts(ctx, w.tx, me.id, added);
     if (added.length === 0) return viewConversation(w.tx, conv.id, me.id);
     if (conv.memberCount + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
     const now = Date.now();
