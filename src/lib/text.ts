@@ -31,8 +31,20 @@ export const mayHoldSurrogates = (json: string) => /\\u[dD][89a-fA-F]/.test(json
 /** C0 and C1 control characters and DEL: never part of a name, a title or a search. */
 export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** A display name or title: trimmed, not blank, no control characters, at most `max` characters (code points). */
+/**
+ * Invisible format characters (PROTOCOL §7.3): zero-width spaces and joiners, directional
+ * marks, embeddings, overrides and isolates, and the byte-order mark. In a name they make
+ * one text read as another ("\u202Egnp.exe", "ali\u200Bce"), so names refuse them.
+ */
+export const FORMAT_CHARACTERS = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
+
+/**
+ * A display name, title or file name: trimmed, not blank, no control characters, no
+ * invisible format characters, at most `max` characters (code points).
+ */
 export function cleanName(field: string, raw: string, max: number): string {
+  // Checked before trimming: JavaScript's trim() would silently drop a leading U+FEFF.
+  if (FORMAT_CHARACTERS.test(raw)) throw invalid(field, "must not contain invisible format characters (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF)");
   const name = raw.trim();
   if (!name) throw invalid(field, "must not be blank");
   if (CONTROL_CHARACTERS.test(name)) throw invalid(field, "must not contain control characters");

@@ -1,0 +1,82 @@
+/** Names (PROTOCOL §7.3): display names and group titles refuse invisible format characters. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cleanName } from "../src/lib/text";
+import { AppError } from "../src/errors";
+import { startServer, uniqueName, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
+
+/** Each range's ends, and a name that would read as another's. */
+const FORMAT = ["\u200b", "\u200f", "\u202a", "\u202e", "\u2066", "\u2069", "\ufeff"];
+const disguised = FORMAT.map((c) => `Ali${c}ce`);
+
+describe("cleanName", () => {
+  test.each(FORMAT.map((c) => [c.codePointAt(0)!.toString(16)]))("U+%s is refused anywhere in a name, naming the field", (hex) => {
+    const c = String.fromCodePoint(parseInt(hex, 16));
+    for (const raw of [`Ali${c}ce`, `${c}Alice`, `Alice${c}`, c]) {
+      let err: unknown;
+      try {
+        cleanName("title", raw, 100);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).code).toBe("validation_failed");
+      expect((err as AppError).details).toEqual([{ field: "title", message: expect.stringContaining("format characters") }]);
+    }
+  });
+
+  test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {
+    for (const ok of ["Ali\u200ace", "a\u2010b", "x\u2065y", "Zoë 🙂", "พรุ่งนี้", "עברית", "\u202fnarrow"]) expect(cleanName("title", ok, 100)).toBe(ok.trim());
+  });
+});
+
+describe("over REST and WebSocket", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(() => s.stop());
+
+  const refusedNaming = (res: { status: number; body: any }, field: string) => {
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.details[0].field).toBe(field);
+  };
+
+  test.each(disguised)("register with display_name %j → 422, no account", async (name) => {
+    const username = uniqueName();
+    refusedNaming(await s.api("POST", "/api/auth/register", { body: { username, password: "password123", display_name: name } }), "display_name");
+    expect((await s.api("POST", "/api/auth/login", { body: { username, password: "password123" } })).status).toBe(401);
+  });
+
+  test("PATCH /api/users/me with one → 422, the name stays", async () => {
+    const a = await s.register();
+    for (const name of disguised) refusedNaming(await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: name } }), "display_name");
+    expect((await s.api("GET", "/api/users/me", { token: a.token })).body.display_name).toBe(a.user.display_name);
+  });
+
+  test("group titles: create and rename → 422; nothing created or renamed", async () => {
+    const a = await s.register();
+    for (const title of disguised) refusedNaming(await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title } }), "title");
+    expect((await s.api("GET", "/api/conversations", { token: a.token })).body.items).toEqual([]);
+    const { body: g } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "Team" } });
+    for (const title of disguised) refusedNaming(await s.api("PATCH", `/api/conversations/${g.id}`, { token: a.token, body: { title } }), "title");
+    expect((await s.api("GET", `/api/conversations/${g.id}`, { token: a.token })).body.title).toBe("Team");
+  });
+
+  test("the conversation.create frame refuses the same titles with validation_failed naming title", async () => {
+    const a = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    try {
+      for (const title of disguised) {
+        const reply = await ws.request("conversation.create", { type: "group", title });
+        expect(reply.type).toBe("error");
+        expect(reply.error.code).toBe("validation_failed");
+        expect(reply.error.details[0].field).toBe("title");
+      }
+      expect(ws.all("conversation.create")).toEqual([]);
+    } finally {
+      ws.close();
+    }
+  });
+});
