@@ -10,6 +10,7 @@ import type { AppContext } from "./context";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
 import { Checkpointer } from "./db/checkpointer";
+import { checkFreeSpace } from "./db/storage";
 import { createLogger, type Logger } from "./log";
 import { Metrics } from "./metrics";
 import { loadOrCreateSecret } from "./auth/secret";
@@ -37,13 +38,14 @@ export interface CreateAppOptions { log?: Logger }
 
 export function createApp(config: Config, options: CreateAppOptions = {}) {
   ensureDataDir(config.dataDir);
+  checkFreeSpace(config.dataDir);
   const log = options.log ?? createLogger(config.logLevel);
   const db = openDatabase(databaseFile(config.dataDir));
   const applied = migrate(db);
   if (applied) log.info({ applied }, "migrations applied");
   seedActivity((db.$client.query("SELECT max(activity_at) AS at FROM conversations").all()[0] as { at: number | null }).at);
   const tokens = createTokens(loadOrCreateSecret(config.dataDir, config.jwtSecret), config.jwtTtlSeconds);
-  const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, 100, config.walRestartPages);
+  const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
 
   const ctx: AppContext = {
     config,
@@ -147,8 +149,13 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     if (app.server) await app.stop(false);
     await checkpointer.stop();
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
-    const [folded] = db.$client.query("PRAGMA wal_checkpoint(TRUNCATE)").all() as { busy: number }[];
-    if (folded?.busy) log.warn("the final checkpoint was busy; the WAL is applied at the next start");
+    try {
+      const [folded] = db.$client.query("PRAGMA wal_checkpoint(TRUNCATE)").all() as { busy: number }[];
+      if (folded?.busy) log.warn("the final checkpoint was busy; the WAL is applied at the next start");
+    } catch (err) {
+      // A full disk: nothing is lost, the WAL stays beside the database until the next start.
+      log.warn({ err }, "the final checkpoint failed; the WAL is applied at the next start");
+    }
     db.$client.close();
   }
 

@@ -63,6 +63,8 @@ export interface Config {
   slowConsumerCheckMs: number;
   /** WAL size (in 4 KiB pages) past which the WAL is made to restart (see Checkpointer). */
   walRestartPages: number;
+  /** How often the background worker checkpoints the WAL (tests shorten it). */
+  checkpointIntervalMs: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -91,6 +93,7 @@ export const DEFAULTS: Config = Object.freeze({
   ticketTtlMs: 30_000,
   slowConsumerCheckMs: 250,
   walRestartPages: 8192,
+  checkpointIntervalMs: 100,
 });
 
 export type Command =

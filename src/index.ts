@@ -9,6 +9,7 @@ import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./co
 import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
+import { storageFullCode } from "./db/storage";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
 
@@ -79,8 +80,10 @@ async function healthcheck(config: Config) {
   }
 }
 
+let dataDir: string | undefined;
 try {
   const { command, config } = loadConfig(process.argv.slice(2), Bun.env);
+  dataDir = config.dataDir;
   switch (command.name) {
     case "help": process.stdout.write(USAGE + "\n"); break;
     case "version": process.stdout.write(`parley ${VERSION}\n`); break;
@@ -91,5 +94,7 @@ try {
   }
 } catch (e) {
   if (e instanceof ConfigError) fail(e.message, 2);
+  const full = storageFullCode(e);
+  if (full) fail(`the disk is full (${full}): free some space and try again (DATA_DIR ${resolve(dataDir ?? ".")})`, 1);
   fail(e instanceof Error ? e.message : String(e), 1);
 }

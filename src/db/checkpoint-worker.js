@@ -20,7 +20,7 @@ self.onmessage = (event) => {
       // .all(), never .get(): a statement left mid-step would pin a read snapshot.
       postMessage(db.query("PRAGMA wal_checkpoint(PASSIVE)").all()[0]);
     } catch (error) {
-      postMessage({ error: String(error) });
+      postMessage({ error: String(error), code: error?.code });
     }
   }, event.data.intervalMs);
 };

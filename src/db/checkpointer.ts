@@ -13,10 +13,11 @@
 import workerText from "./checkpoint-worker.js" with { type: "text" };
 import type { DB } from "./client";
 import type { Logger } from "../log";
+import { isStorageFull } from "./storage";
 
 const workerSource = workerText as string;
 
-interface CheckpointResult { busy?: number; log?: number; checkpointed?: number; error?: string; stopped?: boolean }
+interface CheckpointResult { busy?: number; log?: number; checkpointed?: number; error?: string; code?: string; stopped?: boolean }
 
 /** Failed passes in a row after which SQLite's own auto-checkpoint takes over again. */
 const GIVE_UP_AFTER = 50;
@@ -25,6 +26,7 @@ export class Checkpointer {
   private worker: Worker;
   private catchingUp = false;
   private failures = 0;
+  private diskFull = false;
   private fallback = false;
   private url: string;
   private markStarted!: () => void;
@@ -57,11 +59,20 @@ export class Checkpointer {
   private onResult(r: CheckpointResult) {
     this.markStarted();
     if (r.error) {
+      // A full disk is waited out: the worker retries every pass, and checkpoints resume on
+      // their own once space returns (SQLite's fallback would fail just the same).
+      if (isStorageFull(r)) {
+        if (!this.diskFull) this.log.warn({ err: r.error }, "background checkpoint waits for disk space");
+        this.diskFull = true;
+        return;
+      }
       // Logged once, not ten times a second; persistent failure hands over to SQLite.
       if (this.failures++ === 0) this.log.warn({ err: r.error }, "background checkpoint failed");
       if (this.failures >= GIVE_UP_AFTER) this.fallBack(r.error);
       return;
     }
+    if (this.diskFull) this.log.info("background checkpoints resumed");
+    this.diskFull = false;
     this.failures = 0;
     if (this.catchingUp || (r.log ?? 0) < this.restartFrames) return;
     this.catchingUp = true;

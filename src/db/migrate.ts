@@ -2,6 +2,8 @@ import type { MigrationMeta } from "drizzle-orm/migrator";
 import { bundledMigrations } from "./migrations" with { type: "macro" };
 import type { DB } from "./client";
 
+type Session = { run(query: unknown): unknown };
+
 /** The migrations this build carries (inlined at build time). */
 const MIGRATIONS: MigrationMeta[] = bundledMigrations() as MigrationMeta[];
 
@@ -12,8 +14,29 @@ const MIGRATIONS: MigrationMeta[] = bundledMigrations() as MigrationMeta[];
  */
 export function migrate(db: DB): number {
   const before = appliedCount(db);
-  const internal = db as unknown as { dialect: { migrate(m: MigrationMeta[], s: unknown, c: object): void }; session: unknown };
-  internal.dialect.migrate(MIGRATIONS, internal.session, { migrationsFolder: "" });
+  const internal = db as unknown as { dialect: { migrate(m: MigrationMeta[], s: unknown, c: object): void }; session: Session };
+  // drizzle answers a failed migration with ROLLBACK, which fails in turn when SQLite has
+  // already rolled the transaction back itself (it does on a full disk); its "Failed to run
+  // the query 'ROLLBACK'" would hide the cause. The first failure is what gets thrown.
+  let first: unknown;
+  const base = internal.session;
+  const session: Session = Object.create(base, {
+    run: {
+      value(this: Session, query: unknown) {
+        try {
+          return base.run.call(this, query);
+        } catch (e) {
+          first ??= e;
+          throw e;
+        }
+      },
+    },
+  });
+  try {
+    internal.dialect.migrate(MIGRATIONS, session, { migrationsFolder: "" });
+  } catch (e) {
+    throw first ?? e;
+  }
   return appliedCount(db) - before;
 }
 

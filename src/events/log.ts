@@ -172,6 +172,10 @@ export class EventLog {
             outcomes.push({ ok: true, value: this.run(item.fn, events), events });
             this.release.run();
           } catch (e) {
+            // SQLite may have ended the whole transaction itself (it can on a full disk):
+            // nothing of the batch is left to commit, so every change in it fails with
+            // this error rather than with ROLLBACK TO's "no such savepoint".
+            if (!this.db.$client.inTransaction) throw e;
             this.rollbackTo.run();
             this.release.run();
             outcomes.push({ ok: false, value: e, events: [] });

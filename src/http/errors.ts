@@ -6,6 +6,7 @@ import { Elysia, ValidationError } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { requestInfo } from "./request-log";
+import { asAppError } from "../db/storage";
 import { mayHoldSurrogates, wellFormed } from "../lib/text";
 
 export const BODY_LIMIT = 64 * 1024;
@@ -72,7 +73,8 @@ export function validationDetails(errors: Iterable<SchemaError>, root?: string, 
 }
 
 export function toAppError(code: string | number, error: unknown): AppError | null {
-  if (error instanceof AppError) return error;
+  const known = asAppError(error);
+  if (known) return known;
   // A response that fails its own schema is our bug (500), not the client's input.
   if (code === "VALIDATION" && error instanceof ValidationError && error.type !== "response") {
     const details = validationDetails(error.all as SchemaError[]);

@@ -5,6 +5,7 @@
 import { Elysia } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
+import { asAppError } from "../db/storage";
 import { authenticate, bearerToken } from "../auth/plugin";
 import { conversationIdsOf, createConversation, listConversationsJson, requireMembership } from "../conversations/service";
 import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
@@ -107,8 +108,9 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     if (!state || state.closing) return;
     const { type: rawType, request_id } = frameIdentity(raw);
     const fail = (e: unknown) => {
-      if (!(e instanceof AppError)) ctx.log.error({ err: e, user_id: state.userId, frame_type: rawType }, "frame handler failed");
-      const err = e instanceof AppError ? e : new AppError("internal", "internal error");
+      const known = asAppError(e);
+      if (!known) ctx.log.error({ err: e, user_id: state.userId, frame_type: rawType }, "frame handler failed");
+      const err = known ?? new AppError("internal", "internal error");
       if (err.code !== "rate_limited") ctx.metrics.framesIn.inc({ type: "rejected" });
       const extra: Record<string, unknown> = {};
       if (err.details !== undefined) extra.details = err.details;
