@@ -93,6 +93,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     // No SO_REUSEPORT (Elysia's default): a second server on a taken port must fail to
     // start, not silently share the port and split requests between two databases.
     serve: { maxRequestBodySize: 16 * BODY_LIMIT, reusePort: false },
+    // Elysia's router takes the path to start at the first "/" from index 11 of the URL,
+    // which assumes a host of 4+ characters: behind a proxy forwarding `Host: app` the
+    // upgrade (and every route Bun does not match natively) would find a wrong path and
+    // 404. From index 7 — right after "http://" — it is right for every host. This server
+    // never terminates TLS itself (in an "https://" URL, index 7 is the second "/").
+    handler: { standardHostname: false },
     websocket: {
       maxPayloadLength: BODY_LIMIT,
       // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer (with an alert and
