@@ -162,7 +162,8 @@ export const USAGE = `Usage: parley [command] [flags]
 Commands:
   serve            start the server (default)
   migrate          apply pending database migrations and exit
-  backup <file>    write a consistent copy of the live database to <file>
+  backup <file>    write a consistent copy of the live database to <file>, with a new
+                   event-log epoch (clients resuming on a restored copy start over)
   healthcheck      exit 0 if the server on --port answers /health (for container health checks)
 
 Flags:

@@ -4,12 +4,15 @@
  * Configuration errors print one line and exit 2.
  */
 import { existsSync } from "node:fs";
+import { Database } from "bun:sqlite";
 import { resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
 import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
 import { storageFullCode } from "./db/storage";
+
+import { stampNewEpoch } from "./events/epoch";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
 
@@ -66,7 +69,13 @@ function backup(config: Config, file: string) {
   // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
   db.$client.run("VACUUM INTO ?", [target]);
   db.$client.close();
-  process.stdout.write(`backup written to ${target}\n`);
+  // A server restored from the copy numbers new events from the copy's position again:
+  // another timeline, so another epoch (clients that saw the live one start over).
+  // Opened plainly (not in WAL mode, as VACUUM INTO left it): the backup stays one file.
+  const copy = new Database(target, { strict: true });
+  const epoch = stampNewEpoch(copy);
+  copy.close();
+  process.stdout.write(`backup written to ${target} (event-log epoch ${epoch})\n`);
 }
 
 async function healthcheck(config: Config) {

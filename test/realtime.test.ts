@@ -122,7 +122,7 @@ describe("connecting", () => {
     const online = wb.next("user.online");
     const wa = await connect(a!);
     expect(wa.frames.slice(0, 2).map((f) => f.type)).toEqual(["connect", "conversation.list"]);
-    expect(wa.frames[0]!.data).toEqual({ message: "Connected successfully", client_id: expect.any(String), user_id: a!.user.id, last_seq: expect.any(Number) });
+    expect(wa.frames[0]!.data).toEqual({ message: "Connected successfully", client_id: expect.any(String), user_id: a!.user.id, last_seq: expect.any(Number), epoch: expect.stringMatching(/^[0-9a-f]{32}$/) });
     const list = wa.frames[1]!.data;
     expect(list.items).toHaveLength(1);
     expect(list.items.every((c: any) => c.is_subscribed)).toBe(true);

@@ -3,7 +3,8 @@
  *
  * - connects with a token (or a fresh ticket per connection, keeping the JWT out of URLs);
  * - reconnects with exponential backoff and full jitter, resuming from the last seq it
- *   processed (`?since=`), so nothing is lost and nothing is handled twice;
+ *   processed and its epoch (`?since=&epoch=`), so nothing is lost and nothing is handled
+ *   twice — and a server restored from a backup (another epoch) answers `sync.reset`;
  * - re-subscribes its presence subscriptions after every reconnect;
  * - typed handlers for every server frame, and promise-returning requests matched by
  *   request_id.
@@ -27,8 +28,10 @@ export interface ParleyClientOptions {
   token?: string | (() => string | Promise<string>);
   /** Use single-use tickets (`POST /api/ws/ticket`) instead of putting the token in the URL. */
   useTickets?: boolean;
-  /** Resume from this seq on the first connection (e.g. persisted by the app). */
+  /** Resume from this seq on the first connection (e.g. persisted by the app)… */
   lastSeq?: number;
+  /** …of this epoch (persist `client.epoch` with `client.lastSeq`). */
+  epoch?: string;
   /** Reconnect backoff: first delay and cap, in ms (defaults 250 and 30000). */
   backoff?: { initialMs?: number; maxMs?: number };
   /** How long a request waits for its reply (default 10000 ms). */
@@ -49,6 +52,8 @@ type State = "idle" | "connecting" | "open" | "closed";
 export class ParleyClient {
   /** The highest seq processed; persisted events at or below it are ignored. */
   lastSeq: number;
+  /** The event log's timeline that lastSeq belongs to (from connect, sync.complete, sync.reset). */
+  epoch: string | undefined;
   /** Whether lastSeq is a real position (0 is one too, on a server whose log is empty). */
   private hasPosition: boolean;
   state: State = "idle";
@@ -63,6 +68,7 @@ export class ParleyClient {
 
   constructor(private options: ParleyClientOptions) {
     this.lastSeq = options.lastSeq ?? 0;
+    this.epoch = options.epoch;
     this.hasPosition = options.lastSeq !== undefined;
     this.WS = options.WebSocket ?? globalThis.WebSocket;
   }
@@ -147,7 +153,10 @@ export class ParleyClient {
       if (!res.ok) throw new ParleyError("unauthorized", `ticket request answered ${res.status}`);
       params.set("ticket", ((await res.json()) as { ticket: string }).ticket);
     } else if (token) params.set("token", token);
-    if (this.hasPosition) params.set("since", String(this.lastSeq));
+    if (this.hasPosition) {
+      params.set("since", String(this.lastSeq));
+      if (this.epoch !== undefined) params.set("epoch", this.epoch);
+    }
     return `${base}?${params}`;
   }
 
@@ -199,12 +208,23 @@ export class ParleyClient {
       this.lastSeq = f.seq;
     }
     // A first connection starts at the server's position; a resume ends its replay at sync.complete.
+    // Both sync frames name the epoch; after a reset the position is the server's, in its timeline.
     if (f.type === "connect" && !this.hasPosition) {
-      this.lastSeq = (f.data as { last_seq: number }).last_seq;
+      const d = f.data as ServerEvents["connect"];
+      this.lastSeq = d.last_seq;
+      this.epoch = d.epoch;
       this.hasPosition = true;
     }
-    if (f.type === "sync.complete") this.lastSeq = Math.max(this.lastSeq, (f.data as { last_seq: number }).last_seq);
-    if (f.type === "sync.reset") this.lastSeq = (f.data as { last_seq: number }).last_seq;
+    if (f.type === "sync.complete") {
+      const d = f.data as ServerEvents["sync.complete"];
+      this.lastSeq = Math.max(this.lastSeq, d.last_seq);
+      this.epoch = d.epoch;
+    }
+    if (f.type === "sync.reset") {
+      const d = f.data as ServerEvents["sync.reset"];
+      this.lastSeq = d.last_seq;
+      this.epoch = d.epoch;
+    }
     // Only a socket's first list (its on-connect one) opens it; a later conversation.load
     // sent without a request id answers with a list too.
     if (f.type === "conversation.list" && f.request_id === undefined && this.state === "connecting") this.onSynced();

@@ -34,11 +34,13 @@ export interface Presence { user_id: string; online: boolean; timestamp: string;
 
 /** Server → client frame types and their `data`. */
 export interface ServerEvents {
-  connect: { message: string; client_id: string; user_id: string; last_seq: number };
+  /** `epoch` names the event log's timeline (v2): resume with `since` and this epoch. */
+  connect: { message: string; client_id: string; user_id: string; last_seq: number; epoch: string };
   pong: Record<string, never>;
   ack: { request_type: string; result: unknown };
-  "sync.complete": { last_seq: number };
-  "sync.reset": { last_seq: number };
+  "sync.complete": { last_seq: number; epoch: string };
+  /** Start over: reload through REST, then go on from last_seq of this epoch. */
+  "sync.reset": { last_seq: number; epoch: string };
   "conversation.list": { items: Conversation[]; next_cursor: string | null };
   "conversation.joined": { conversation_id: string; success: true };
   "conversation.left": { conversation_id: string; success: true };

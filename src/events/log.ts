@@ -10,6 +10,7 @@ import type { Statement } from "bun:sqlite";
 import type { DB } from "../db/client";
 import { AppError } from "../errors";
 import { iso } from "../lib/time";
+import { readEpoch } from "./epoch";
 
 export interface StoredEvent {
   seq: number;
@@ -79,6 +80,8 @@ export const convTopic = (conversationId: string) => `conv:${conversationId}`;
 export interface EventRow { seq: number; type: string; data: string; created_at: number }
 
 export class EventLog {
+  /** This log's timeline (see ./epoch): fixed for the life of the database file. */
+  readonly epoch: string;
   private listeners: CommitListener[] = [];
   private insert: Statement;
   private insertShared: Statement;
@@ -97,6 +100,7 @@ export class EventLog {
     private onListenerError: (err: unknown) => void = (err) => console.error(err),
   ) {
     const sqlite = db.$client;
+    this.epoch = readEpoch(sqlite);
     this.transaction = sqlite.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.savepoint = sqlite.prepare("SAVEPOINT change");
     this.release = sqlite.prepare("RELEASE change");
@@ -246,21 +250,24 @@ export class EventLog {
 
   /**
    * Events after `since` that `userId` would have received live, in seq order.
-   * Throws sync_reset when `since` is older than the retained log.
+   * Throws sync_reset when `since` is older than the retained log, or `epoch` (when given)
+   * is not this log's.
    */
-  replay(userId: string, since: number, limit: number): { seq: number; type: string; data: unknown; timestamp: string }[] {
-    return this.replayRaw(userId, since, limit).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
+  replay(userId: string, since: number, limit: number, epoch?: string): { seq: number; type: string; data: unknown; timestamp: string }[] {
+    return this.replayRaw(userId, since, limit, epoch).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
   }
 
   /**
    * As replay, with `data` left as the stored JSON text (for frames). Reads the log in
    * windows of seq, so each query sorts at most one window, however long the backlog.
    * `since` past the end of the log (a restored backup, a client from another server) is
-   * a sync_reset too: the client's position means nothing here.
+   * a sync_reset too: the client's position means nothing here. So is a position in
+   * another timeline (`epoch`); without an epoch (a v1 client) only the seq is checked.
    */
-  replayRaw(userId: string, since: number, limit: number): EventRow[] {
+  replayRaw(userId: string, since: number, limit: number, epoch?: string): EventRow[] {
     const last = this.lastSeq();
-    if (since < this.prunedThrough() || since > last) throw new AppError("sync_reset", "since is outside the retained event log; reload through REST");
+    if (epoch !== undefined && epoch !== this.epoch) throw this.reset(last, "this position belongs to another timeline of the event log (the server was restored from a backup); reload through REST");
+    if (since < this.prunedThrough() || since > last) throw this.reset(last, "since is outside the retained event log; reload through REST");
     const rows: EventRow[] = [];
     for (let from = since; from < last && rows.length < limit; ) {
       const page = this.replayQuery.all(from, userId, limit - rows.length, from + REPLAY_WINDOW);
@@ -275,6 +282,11 @@ export class EventLog {
       from = next - 1;
     }
     return rows;
+  }
+
+  /** sync_reset, with where to go on from: the log's position and epoch now. */
+  private reset(last: number, message: string) {
+    return new AppError("sync_reset", message, { last_seq: last, epoch: this.epoch });
   }
 
   /**

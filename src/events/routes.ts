@@ -3,6 +3,7 @@ import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { AppError } from "../errors";
 import { parseLimit } from "../http/paging";
+import { parseEpoch } from "./epoch";
 
 /** A seq from a query string: a non-negative integer, else 400. */
 export function parseSeq(name: string, raw: string | undefined): number {
@@ -21,16 +22,18 @@ export const eventRoutes = (ctx: AppContext) =>
         const since = parseSeq("since", query.since);
         const after = query.cursor ? parseSeq("cursor", query.cursor) : since;
         const limit = parseLimit(query.limit, 100, 1000);
-        const rows = ctx.events.replay(me.id, after, limit + 1);
+        const epoch = parseEpoch(query.epoch);
+        const rows = ctx.events.replay(me.id, after, limit + 1, epoch);
         const items = rows.slice(0, limit);
-        return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null };
+        return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null, epoch: ctx.events.epoch };
       },
       {
         query: t.Object({
           since: t.Optional(t.String({ description: "the highest seq already processed (default 0)" })),
           limit: t.Optional(t.String({ description: "1–1000, default 100" })),
           cursor: t.Optional(t.String()),
+          epoch: t.Optional(t.String({ description: "the epoch `since` belongs to; another one is 410 sync_reset" })),
         }),
-        detail: { summary: "Replay: the caller's events after `since`, in seq order; 410 sync_reset when since is older than the retained log" },
+        detail: { summary: "Replay: the caller's events after `since`, in seq order, and the log's epoch; 410 sync_reset when since is older than the retained log or `epoch` is not this log's" },
       },
     );

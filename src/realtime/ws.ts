@@ -24,8 +24,11 @@ type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void | 
 
 const REPLAY_PAGE = 1000;
 
+/** Where a client resumes from: `since`, and the epoch it belongs to (none from a v1 client). */
+interface Position { since: number; epoch?: string }
+
 /** Upgrade-request context that Elysia leaves on ws.data and that an open socket never reads. */
-const RELEASED_CONTEXT = ["request", "headers", "query", "cookie", "set", "body", "store", "url", "path", "qi", "route", "redirect", "status", "me", "since"];
+const RELEASED_CONTEXT = ["request", "headers", "query", "cookie", "set", "body", "store", "url", "path", "qi", "route", "redirect", "status", "me", "position"];
 
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const reply = (call: Call, type: string, data: unknown) => hub.send(call.state, type, frame(type, data, call.requestId));
@@ -165,7 +168,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     throw new AppError("rate_limited", "too many frames, slow down", undefined, wait);
   }
 
-  function onOpen(ws: RawSocket, me: UserRow, since: number | null) {
+  function onOpen(ws: RawSocket, me: UserRow, position: Position | null) {
     // Checked again here: upgrades racing past the check in resolve must not exceed the cap.
     if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser) {
       ws.send(errorFrame("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, null, undefined, { retry_after_ms: 1000 }));
@@ -189,9 +192,9 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     // reading the log, so replay and live delivery meet without a gap or a duplicate.
     const cameOnline = hub.open(state, conversationIdsOf(ctx.db, me.id));
     // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
-    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq() }));
+    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq(), epoch: ctx.events.epoch }));
     // Closed as a slow consumer during the replay: never announced, so its close announces nothing.
-    if (since !== null && !replay(state, since)) return;
+    if (position !== null && !replay(state, position)) return;
     hub.send(state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, me.id, 50)));
     if (cameOnline) hub.announceOnline(me.id);
   }
@@ -201,11 +204,11 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * socket can take is cut short like any slow consumer: alert, close 1013, and the client
    * resumes from the last seq it received. Returns false when the socket was closed.
    */
-  function replay(state: SocketState, since: number): boolean {
+  function replay(state: SocketState, { since, epoch }: Position): boolean {
     let cursor = since;
     try {
       for (;;) {
-        const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE);
+        const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE, epoch);
         for (const r of rows) {
           state.ws.send(eventFrame(r.type, r.data, iso(r.created_at), r.seq));
           if (state.ws.getBufferedAmount() > ctx.config.maxBufferedBytes) {
@@ -216,10 +219,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         if (rows.length < REPLAY_PAGE) break;
         cursor = rows[rows.length - 1]!.seq;
       }
-      hub.send(state, "sync.complete", frame("sync.complete", { last_seq: ctx.events.lastSeq() }));
+      hub.send(state, "sync.complete", frame("sync.complete", { last_seq: ctx.events.lastSeq(), epoch: ctx.events.epoch }));
     } catch (e) {
       if (!(e instanceof AppError && e.code === "sync_reset")) throw e;
-      hub.send(state, "sync.reset", frame("sync.reset", { last_seq: ctx.events.lastSeq() }));
+      hub.send(state, "sync.reset", frame("sync.reset", { last_seq: ctx.events.lastSeq(), epoch: ctx.events.epoch }));
     }
     return true;
   }
@@ -238,19 +241,22 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
       const raw = query.since;
       // An unusable `since` is answered with sync.reset on the socket, not refused: -Infinity
-      // lies before any retained log.
+      // lies before any retained log. So is an unusable `epoch`: it cannot be this log's.
+      // Without `since` there is no replay, and an epoch alone is ignored.
       const since = raw === undefined || raw === "" ? null : /^\d{1,15}$/.test(String(raw)) ? Number(raw) : Number.NEGATIVE_INFINITY;
-      return { me, since };
+      const epoch = query.epoch === undefined || query.epoch === "" ? undefined : String(query.epoch);
+      const position: Position | null = since === null ? null : { since, epoch };
+      return { me, position };
     })
     .ws("/ws/user", {
       open(ws) {
-        const data = ws.data as unknown as Record<string, unknown> & { me: UserRow; since: number | null };
-        const { me, since } = data;
+        const data = ws.data as unknown as Record<string, unknown> & { me: UserRow; position: Position | null };
+        const { me, position } = data;
         // Elysia keeps a copy of the upgrade request's context on the socket for its lifetime;
         // only its handlers are needed from here on. (Its handler closures still hold the
         // original; clearing the copy measured 8.7 → 8.0 KB per socket at 19,000 sockets.)
         for (const key of RELEASED_CONTEXT) data[key] = undefined;
-        onOpen(ws.raw as RawSocket, me, since);
+        onOpen(ws.raw as RawSocket, me, position);
       },
       message(ws, raw) {
         hub.markAlive(ws.raw as RawSocket);

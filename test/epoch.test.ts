@@ -1,0 +1,157 @@
+/**
+ * §7.5: the event log's epoch. A server restored from a backup numbers new events from the
+ * backup's position again; once its log grows past a client's `since`, that position names
+ * other events. The epoch (new in every backup) tells the two timelines apart.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Database } from "bun:sqlite";
+import { ParleyClient } from "../src/client";
+import { eventsOf, startServer, tempDir, type Account, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
+
+const EPOCH = /^[0-9a-f]{32}$/;
+
+let live: TestServer;
+let restored: TestServer;
+let alice: Account;
+let conversationId: string;
+/** Alice's position at the backup, on the live server after it, and the two epochs. */
+let atBackup: number;
+let newer: number;
+let liveEpoch: string;
+let backupEpoch: string;
+
+const send = async (s: TestServer, n: number) => {
+  for (let i = 0; i < n; i++) {
+    const res = await s.api("POST", `/api/conversations/${conversationId}/messages`, { token: alice.token, body: { content: `m${i}` } });
+    expect(res.status).toBe(201);
+  }
+};
+const lastOf = async (s: TestServer) => (await eventsOf(s, alice.token)).at(-1)!.seq;
+const socket = (s: TestServer, query: string) => TestSocket.connect(`${s.wsBase}/ws/user?token=${alice.token}&${query}`);
+
+beforeAll(async () => {
+  live = await startServer();
+  alice = await live.register();
+  const group = await live.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "notes" } });
+  conversationId = group.body.id;
+  await send(live, 3);
+  atBackup = await lastOf(live);
+
+  const file = join(tempDir(), "backup.db");
+  const backup = Bun.spawnSync([process.execPath, "src/index.ts", "backup", file], { env: { ...process.env, DATA_DIR: live.dataDir } });
+  expect(backup.exitCode).toBe(0);
+  const copy = new Database(file, { readonly: true });
+  backupEpoch = (copy.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
+  copy.close();
+  expect(backup.stdout.toString()).toContain(backupEpoch);
+
+  await send(live, 5);
+  newer = await lastOf(live);
+  liveEpoch = live.app.ctx.events.epoch;
+
+  // Restore: the backup and the JWT secret in a new data directory, a server on it.
+  const dataDir = tempDir();
+  mkdirSync(dataDir, { recursive: true });
+  copyFileSync(file, join(dataDir, "parley.db"));
+  copyFileSync(join(live.dataDir, "jwt-secret"), join(dataDir, "jwt-secret"));
+  restored = await startServer({}, dataDir);
+  // The restored log grows past the position the client saw on the live server.
+  await send(restored, 10);
+  expect(restored.app.ctx.events.lastSeq()).toBeGreaterThan(newer);
+});
+
+afterAll(async () => {
+  await live.stop();
+  await restored.stop();
+});
+
+describe("the epoch", () => {
+  test("is random, kept in the database, and new in every backup", async () => {
+    expect(liveEpoch).toMatch(EPOCH);
+    expect(backupEpoch).toMatch(EPOCH);
+    expect(backupEpoch).not.toBe(liveEpoch);
+    expect(restored.app.ctx.events.epoch).toBe(backupEpoch);
+    const ws = await socket(live, "");
+    expect(ws.all("connect")[0]!.data.epoch).toBe(liveEpoch);
+    ws.close();
+  });
+
+  test("the same epoch and an older since replay as before, and sync.complete names the epoch", async () => {
+    const ws = await socket(live, `since=${atBackup}&epoch=${liveEpoch}`);
+    expect(ws.all("message.receive").map((f) => f.seq)).toHaveLength(5);
+    expect(ws.all("sync.complete")[0]!.data).toEqual({ last_seq: newer, epoch: liveEpoch });
+    ws.close();
+    const rest = await live.api("GET", `/api/events?since=${atBackup}&epoch=${liveEpoch}`, { token: alice.token });
+    expect(rest.status).toBe(200);
+    expect(rest.body.items).toHaveLength(5);
+    expect(rest.body.epoch).toBe(liveEpoch);
+  });
+
+  test("after a restore, the newer position with the old epoch is sync.reset, not a replay of other events", async () => {
+    const ws = await socket(restored, `since=${newer}&epoch=${liveEpoch}`);
+    expect(ws.all("message.receive")).toHaveLength(0);
+    expect(ws.all("sync.complete")).toHaveLength(0);
+    expect(ws.all("sync.reset")[0]!.data).toEqual({ last_seq: restored.app.ctx.events.lastSeq(), epoch: backupEpoch });
+    ws.close();
+  });
+
+  test("…and 410 sync_reset over REST, naming where to go on from", async () => {
+    const res = await restored.api("GET", `/api/events?since=${newer}&epoch=${liveEpoch}`, { token: alice.token });
+    expect(res.status).toBe(410);
+    expect(res.body.error.code).toBe("sync_reset");
+    expect(res.body.error.details).toEqual({ last_seq: restored.app.ctx.events.lastSeq(), epoch: backupEpoch });
+    // A cursor in another timeline is no better.
+    const paged = await restored.api("GET", `/api/events?cursor=${atBackup}&epoch=${liveEpoch}`, { token: alice.token });
+    expect(paged.status).toBe(410);
+  });
+
+  test("the restored server's own epoch resumes normally", async () => {
+    const ws = await socket(restored, `since=${atBackup}&epoch=${backupEpoch}`);
+    expect(ws.all("message.receive")).toHaveLength(10);
+    expect(ws.all("sync.complete")[0]!.data.epoch).toBe(backupEpoch);
+    ws.close();
+  });
+
+  test("since without epoch (a v1 client) is checked by seq alone, as in v1", async () => {
+    const ws = await socket(restored, `since=${newer}`);
+    expect(ws.all("sync.complete")).toHaveLength(1);
+    ws.close();
+    expect((await restored.api("GET", `/api/events?since=${newer}`, { token: alice.token })).status).toBe(200);
+    // An epoch alone, without since, is no replay: nothing to compare.
+    const plain = await socket(restored, `epoch=${liveEpoch}`);
+    expect(plain.all("sync.reset").length + plain.all("sync.complete").length).toBe(0);
+    plain.close();
+  });
+
+  test("a malformed epoch is 400 over REST and sync.reset on the socket; an empty one is none", async () => {
+    for (const bad of ["%20", "a.b", "x".repeat(65), "%C3%A9"]) {
+      const res = await restored.api("GET", `/api/events?since=0&epoch=${bad}`, { token: alice.token });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("bad_request");
+      const ws = await socket(restored, `since=${atBackup}&epoch=${bad}`);
+      expect(ws.all("sync.reset")).toHaveLength(1);
+      ws.close();
+    }
+    expect((await restored.api("GET", `/api/events?since=${atBackup}&epoch=`, { token: alice.token })).status).toBe(200);
+  });
+
+  test("the reference client sends its epoch, and takes the restored server's after the reset", async () => {
+    const client = new ParleyClient({ url: restored.base, token: alice.token, lastSeq: newer, epoch: liveEpoch });
+    const resets: { last_seq: number; epoch: string }[] = [];
+    client.on("sync.reset", (d) => resets.push(d));
+    await client.connect();
+    expect(resets).toEqual([{ last_seq: restored.app.ctx.events.lastSeq(), epoch: backupEpoch }]);
+    expect(client.epoch).toBe(backupEpoch);
+    expect(client.lastSeq).toBe(restored.app.ctx.events.lastSeq());
+    client.close();
+
+    // A fresh client learns the epoch from connect.
+    const fresh = new ParleyClient({ url: live.base, token: alice.token });
+    await fresh.connect();
+    expect(fresh.epoch).toBe(liveEpoch);
+    fresh.close();
+  });
+});
