@@ -10,19 +10,23 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+/** The authenticated caller, and when their token expires (a live socket is closed then). */
+export interface Session { me: UserRow; expiresAtMs: number }
+
 /** Resolves the caller from a token; 401 for a missing, bad or expired token or a deleted user. */
-export async function authenticate(ctx: AppContext, token: string | undefined): Promise<UserRow> {
+export async function authenticate(ctx: AppContext, token: string | undefined): Promise<Session> {
   if (!token) throw new AppError("unauthorized", "missing bearer token");
-  const userId = await ctx.tokens.userIdOf(token);
-  if (!userId) throw new AppError("unauthorized", "invalid or expired token");
-  const me = getUserRow(ctx.db, userId);
+  const claims = await ctx.tokens.verify(token);
+  if (!claims) throw new AppError("unauthorized", "invalid or expired token");
+  const me = getUserRow(ctx.db, claims.userId);
   if (!me) throw new AppError("unauthorized", "user no longer exists");
-  return me;
+  return { me, expiresAtMs: claims.expiresAtMs };
 }
 
-/** Routes that use this plugin get `me`, the authenticated user's row. */
+/** Routes that use this plugin get `me`, the authenticated user's row, and the token's `expiresAtMs`. */
 export const authPlugin = (ctx: AppContext) =>
   // derive, not resolve: it runs before validation, so a request without a valid token is 401 whatever its body.
-  new Elysia({ name: "parley.auth", seed: ctx.instance }).derive({ as: "scoped" }, async ({ headers }) => ({
-    me: await authenticate(ctx, bearerToken(headers.authorization)),
-  }));
+  new Elysia({ name: "parley.auth", seed: ctx.instance }).derive({ as: "scoped" }, async ({ headers }) => {
+    const { me, expiresAtMs } = await authenticate(ctx, bearerToken(headers.authorization));
+    return { me, expiresAtMs };
+  });

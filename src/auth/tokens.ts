@@ -18,16 +18,20 @@ export function createTokens(secret: string, ttlSeconds: number) {
       const token = await sign({ sub: userId, exp });
       return { token, expires_at: iso(exp * 1000) };
     },
-    /** The user id a valid, unexpired token was issued for; null for anything else. */
-    async userIdOf(token: string | undefined | null): Promise<string | null> {
+    /**
+     * Who a valid, unexpired token was issued for, and until when (a token without `exp`
+     * never expires); null for anything else.
+     */
+    async verify(token: string | undefined | null): Promise<{ userId: string; expiresAtMs: number } | null> {
       if (!token) return null;
       const known = verified.get(token);
-      if (known && known.expiresAtMs > Date.now()) return known.userId;
+      if (known && known.expiresAtMs > Date.now()) return known;
       const payload = await verify(token, { algorithms: ["HS256"] });
       if (!payload || typeof payload.sub !== "string") return null;
       if (verified.size >= 10_000) verified.clear();
-      if (typeof payload.exp === "number") verified.set(token, { userId: payload.sub, expiresAtMs: payload.exp * 1000 });
-      return payload.sub;
+      const claims = { userId: payload.sub, expiresAtMs: typeof payload.exp === "number" ? payload.exp * 1000 : Number.POSITIVE_INFINITY };
+      if (typeof payload.exp === "number") verified.set(token, claims);
+      return claims;
     },
   };
 }

@@ -5,6 +5,10 @@
  * - reconnects with exponential backoff and full jitter, resuming from the last seq it
  *   processed and its epoch (`?since=&epoch=`), so nothing is lost and nothing is handled
  *   twice — and a server restored from a backup (another epoch) answers `sync.reset`;
+ * - tells temporary ends (network, restart, slow consumer, rate limit, 429/5xx) from
+ *   terminal ones (a refused or expired token, 4001/4003, its own `disconnect`) by the
+ *   close-code table in ../realtime/close-codes.ts (copy it along): after a terminal one it
+ *   stops and reports (`close` with `retry: false`, state "closed");
  * - re-subscribes its presence subscriptions after every reconnect;
  * - typed handlers for every server frame, and promise-returning requests matched by
  *   request_id.
@@ -13,13 +17,27 @@
  * const client = new ParleyClient({ url: "https://chat.example.com", token });
  * client.on("message.receive", (m) => render(m));
  * client.on("sync.reset", () => reloadEverythingOverRest());
+ * client.on("close", ({ retry }) => { if (!retry) askToLogInAgain(); });
  * await client.connect();
  * await client.request("message.send", { conversation_id, content: "hi", client_msg_id: crypto.randomUUID() });
  * ```
  */
 import type { ClientRequests, ServerEventType, ServerEvents, ServerFrame } from "./types";
+import { retryAfterClose, retryAfterStatus } from "../realtime/close-codes";
 
 export type * from "./types";
+export { CLOSE_CODES, retryAfterClose, retryAfterStatus, type CloseCode } from "../realtime/close-codes";
+
+/** How a connection (or an attempt at one) ended, and what the client does next. */
+export interface CloseInfo {
+  /** The WebSocket close code; 0 when no socket was opened (the ticket request failed). */
+  code: number;
+  reason: string;
+  /** true: it reconnects with backoff and resumes; false: it has stopped (state "closed"). */
+  retry: boolean;
+  /** The HTTP status that refused the ticket request or the token, when that is why. */
+  status?: number;
+}
 
 export interface ParleyClientOptions {
   /** The server's base URL, e.g. `http://localhost:8080`. */
@@ -41,7 +59,7 @@ export interface ParleyClientOptions {
 }
 
 export class ParleyError extends Error {
-  constructor(readonly code: string, message: string, readonly details?: unknown) {
+  constructor(readonly code: string, message: string, readonly details?: unknown, readonly status?: number, readonly retryAfterMs?: number) {
     super(message);
   }
 }
@@ -62,6 +80,8 @@ export class ParleyClient {
   private pending = new Map<string, { resolve: (f: ServerFrame) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   private statusSubscriptions = new Set<string>();
   private attempt = 0;
+  /** The last `alert` on the current socket: its `retry` and `retry_after_ms` shape the reconnect. */
+  private alert: ServerEvents["alert"] | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private counter = 0;
   private readonly WS: typeof WebSocket;
@@ -74,14 +94,18 @@ export class ParleyClient {
   }
 
   /** Registers a handler for a server frame type; returns a function that removes it. */
-  on<T extends ServerEventType | "open" | "close">(type: T, handler: T extends ServerEventType ? Handler<T> : (info: { code?: number; reason?: string }) => void): () => void {
+  on<T extends ServerEventType | "open" | "close">(type: T, handler: T extends ServerEventType ? Handler<T> : T extends "close" ? (info: CloseInfo) => void : () => void): () => void {
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, (set = new Set()));
     set.add(handler as Handler<never>);
     return () => set!.delete(handler as Handler<never>);
   }
 
-  /** Connects (and keeps reconnecting until close()). Resolves once the first connection is synced. */
+  /**
+   * Connects (and keeps reconnecting until close() or a terminal end). Resolves once the
+   * first connection is synced; rejects when the client stops before that (`unauthorized`
+   * for a refused token, `forbidden`, else `closed`).
+   */
   connect(): Promise<void> {
     if (this.state === "open" || this.state === "connecting") return Promise.resolve();
     this.state = "connecting";
@@ -95,7 +119,8 @@ export class ParleyClient {
         if (this.state === "closed") {
           off();
           offClose();
-          reject(new ParleyError("closed", `closed before connecting (${info.code ?? "?"})`));
+          const code = info.status === 401 || info.code === 4001 ? "unauthorized" : info.code === 4003 ? "forbidden" : "closed";
+          reject(new ParleyError(code, `closed before connecting (${info.status ?? info.code}: ${info.reason})`, undefined, info.status));
         }
       });
       void this.open();
@@ -108,7 +133,7 @@ export class ParleyClient {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     // Between attempts there is no socket whose close would settle a pending connect().
     if (this.ws) this.ws.close(1000);
-    else this.emit("close", { code: 1000, reason: "client closed" });
+    else this.emit("close", { code: 1000, reason: "client closed", retry: false } satisfies CloseInfo);
     this.failPending(new ParleyError("closed", "client closed"));
   }
 
@@ -144,13 +169,24 @@ export class ParleyClient {
     if (this.state === "open") await this.request("user.status.unsubscribe", { user_ids: userIds });
   }
 
+  private api(path: string) {
+    return this.options.url.replace(/\/$/, "") + path;
+  }
+
+  private token() {
+    return typeof this.options.token === "function" ? this.options.token() : this.options.token;
+  }
+
   private async url(): Promise<string> {
-    const base = this.options.url.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user";
-    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+    const base = this.api("/ws/user").replace(/^http/, "ws");
+    const token = await this.token();
     const params = new URLSearchParams();
     if (this.options.useTickets) {
-      const res = await fetch(this.options.url.replace(/\/$/, "") + "/api/ws/ticket", { method: "POST", headers: { authorization: `Bearer ${token}` } });
-      if (!res.ok) throw new ParleyError("unauthorized", `ticket request answered ${res.status}`);
+      const res = await fetch(this.api("/api/ws/ticket"), { method: "POST", headers: token ? { authorization: `Bearer ${token}` } : {} });
+      if (!res.ok) {
+        const after = Number(res.headers.get("retry-after"));
+        throw new ParleyError(res.status === 401 ? "unauthorized" : "ticket_failed", `ticket request answered ${res.status}`, undefined, res.status, after > 0 ? after * 1000 : undefined);
+      }
       params.set("ticket", ((await res.json()) as { ticket: string }).ticket);
     } else if (token) params.set("token", token);
     if (this.hasPosition) {
@@ -165,33 +201,65 @@ export class ParleyClient {
     try {
       url = await this.url();
     } catch (e) {
-      this.emit("close", { code: 0, reason: String(e) });
-      // A fixed token that the server refuses will not get better by retrying.
-      if (e instanceof ParleyError && e.code === "unauthorized" && typeof this.options.token !== "function") return this.close();
-      return this.scheduleReconnect();
+      if (this.state === "closed") return; // close() was called meanwhile, and has reported
+      // Only a 401 is final; a 429, a 5xx or a network failure is worth another try.
+      const status = e instanceof ParleyError ? e.status : undefined;
+      const reason = e instanceof Error ? e.message : String(e);
+      return this.ended({ code: 0, reason, retry: status === undefined || retryAfterStatus(status), status }, e instanceof ParleyError ? e.retryAfterMs : undefined);
     }
     if (this.state === "closed") return;
     const ws = new this.WS(url);
     this.ws = ws;
+    this.alert = undefined;
+    let opened = false;
+    ws.onopen = () => (opened = true);
     ws.onmessage = (ev) => this.receive(String(ev.data));
-    ws.onclose = (ev) => {
+    ws.onclose = async (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.failPending(new ParleyError("disconnected", `connection closed (${ev.code})`));
-      this.emit("close", { code: ev.code, reason: ev.reason });
-      if (this.state !== "closed") {
-        this.state = "connecting";
-        this.scheduleReconnect();
+      const alert = this.alert;
+      const info: CloseInfo = { code: ev.code, reason: ev.reason, retry: retryAfterClose(ev.code) && alert?.retry !== false };
+      if (!opened && this.state !== "closed") {
+        // A refused upgrade looks like any lost connection (1006, and no status in browsers):
+        // ask the server whether the token is refused, which is final.
+        if (await this.tokenRefused()) Object.assign(info, { retry: false, status: 401, reason: "the token was refused" });
+        if ((this.state as State) === "closed") return; // close() was called meanwhile, and has reported
       }
+      this.ended(info, alert?.retry_after_ms);
     };
   }
 
-  private scheduleReconnect() {
+  /** Whether the server refuses the token now (401 from GET /api/users/me); false when unsure. */
+  private async tokenRefused(): Promise<boolean> {
+    try {
+      const token = await this.token();
+      const res = await fetch(this.api("/api/users/me"), { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      return !retryAfterStatus(res.status);
+    } catch {
+      return false;
+    }
+  }
+
+  /** A connection or an attempt ended: report it, then stop (terminal) or reconnect (temporary). */
+  private ended(info: CloseInfo, retryAfterMs = 0) {
+    if (this.state === "closed") info.retry = false; // closed by the app
+    else if (!info.retry) {
+      this.state = "closed";
+      if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    }
+    this.emit("close", info);
     if (this.state === "closed") return;
+    this.state = "connecting";
+    this.scheduleReconnect(retryAfterMs);
+  }
+
+  private scheduleReconnect(atLeastMs: number) {
     const initial = this.options.backoff?.initialMs ?? 250;
     const max = this.options.backoff?.maxMs ?? 30_000;
     // Full jitter: a server restart does not bring every client back in the same instant.
-    const delay = Math.random() * Math.min(max, initial * 2 ** this.attempt++);
+    // A server that named a wait (retry_after_ms, Retry-After) gets at least that.
+    const delay = Math.max(atLeastMs, Math.random() * Math.min(max, initial * 2 ** this.attempt++));
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
   }
 
@@ -220,6 +288,7 @@ export class ParleyClient {
       this.lastSeq = Math.max(this.lastSeq, d.last_seq);
       this.epoch = d.epoch;
     }
+    if (f.type === "alert") this.alert = f.data as ServerEvents["alert"];
     if (f.type === "sync.reset") {
       const d = f.data as ServerEvents["sync.reset"];
       this.lastSeq = d.last_seq;

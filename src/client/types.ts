@@ -68,7 +68,11 @@ export interface ServerEvents {
   "friend.accept": { friendship_id: string; user_id: string; friend_id: string; status: string; accepted_at: string; acceptor: User };
   "friend.remove": { friendship_id: string; user_id: string; friend_id: string };
   notification: { kind: string; [key: string]: unknown };
-  alert: { kind: "shutdown" | "rate_limited" | "slow_consumer"; message: string; retry_after_ms?: number };
+  /**
+   * Sent before the server closes a socket. `retry` (v2) says whether to come back: false
+   * (`unauthorized`: the token expired or the user is gone) means stop and log in again.
+   */
+  alert: { kind: "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized"; message: string; retry: boolean; retry_after_ms?: number };
   error: { request_type: string | null };
 }
 

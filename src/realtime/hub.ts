@@ -15,10 +15,14 @@ import { iso } from "../lib/time";
 import { canSeePresence } from "../users/service";
 import { eventFrame, frame } from "./protocol";
 import { LastActive } from "./last-active";
+import { CLOSE_CODES, type CloseCode } from "./close-codes";
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
 export type RawSocket = ServerWebSocket<unknown>;
+
+/** Why the server closes a socket, as `alert.kind` tells the client. */
+export type AlertKind = "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized";
 
 /** What the server keeps per open socket. */
 export interface SocketState {
@@ -38,6 +42,8 @@ export interface SocketState {
   overLimit: boolean;
   /** Heard from (pong or frame) since the last heartbeat round. */
   alive: boolean;
+  /** When the token (or the ticket's token) it connected with expires: then it is closed with 4001. */
+  expiresAtMs: number;
   closing: boolean;
 }
 
@@ -301,13 +307,19 @@ export class Hub {
    * Every HEARTBEAT_INTERVAL_MS each socket is pinged; one that has not answered (pong or
    * any frame) since the previous round is dead and is terminated. A dead peer is thus
    * gone within 2 × the interval, whatever the granularity of Bun's own idle timeout.
+   * A socket whose token has expired is closed in the same round (4001, terminal).
    */
   private checkHeartbeats() {
     const now = performance.now();
     // After an event-loop stall, pongs may be waiting unread in socket buffers: no verdicts.
     const late = now - this.lastBeat > 1.5 * this.ctx.config.heartbeatIntervalMs;
     this.lastBeat = now;
+    const wallClock = Date.now();
     for (const s of this.sockets.values()) {
+      if (s.expiresAtMs <= wallClock && !s.closing) {
+        this.closeWith(s.ws, 4001, "unauthorized", "your token expired; log in again and reconnect");
+        continue;
+      }
       // With output still queued, our ping is queued behind it: the slow-consumer check (and
       // Bun's idle timeout) judge such a socket, not the heartbeat.
       if (!s.alive && !late && s.ws.getBufferedAmount() === 0) {
@@ -332,8 +344,21 @@ export class Hub {
     s.closing = true;
     this.ctx.metrics.slowConsumers.inc();
     this.ctx.log.warn({ user_id: s.userId, client_id: s.clientId, buffered: s.ws.getBufferedAmount() }, "closing slow consumer");
-    s.ws.send(frame("alert", { kind: "slow_consumer", message: "you are not keeping up; reconnect with since" }));
-    s.ws.close(1013, "slow consumer");
+    this.closeWith(s.ws, 1013, "slow_consumer", "you are not keeping up; reconnect with since");
+  }
+
+  /**
+   * Ends a socket the server's way: `alert {kind, message, retry, retry_after_ms?}` — `retry`
+   * from the close-code table, so the alert and the code always agree — then the close.
+   */
+  closeWith(ws: RawSocket, code: CloseCode, kind: AlertKind, message: string, retryAfterMs?: number) {
+    const state = this.sockets.get(ws);
+    if (state) state.closing = true;
+    const data: Record<string, unknown> = { kind, message, retry: CLOSE_CODES[code].retry };
+    if (retryAfterMs !== undefined) data.retry_after_ms = retryAfterMs;
+    this.ctx.metrics.framesOut.inc({ type: "alert" });
+    ws.send(frame("alert", data));
+    ws.close(code, CLOSE_CODES[code].name);
   }
 
   /** Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001; timers stop. */
@@ -347,14 +372,11 @@ export class Hub {
     this.lastActive.close();
     this.leaving.clear();
     this.announced.clear();
-    const alert = frame("alert", { kind: "shutdown", message: "the server is restarting; reconnect with since" });
     for (const s of this.sockets.values()) {
       for (const timer of s.typing.values()) clearTimeout(timer);
       s.typing.clear();
       s.active = null;
-      s.closing = true;
-      s.ws.send(alert);
-      s.ws.close(1001, "server shutting down");
+      this.closeWith(s.ws, 1001, "shutdown", "the server is restarting; reconnect with since");
     }
   }
 }

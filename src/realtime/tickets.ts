@@ -10,31 +10,32 @@ import { AppError } from "../errors";
 import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { getUserRow } from "../users/service";
-import type { UserRow } from "../db/schema";
+import type { Session } from "../auth/plugin";
 import { iso } from "../lib/time";
 
 export class Tickets {
-  private live = new Map<string, { userId: string; expiresAt: number }>();
+  /** ticket → its user, its own expiry, and that of the token it stands in for. */
+  private live = new Map<string, { userId: string; expiresAt: number; tokenExpiresAtMs: number }>();
 
   constructor(private ttlMs: number) {}
 
-  issue(userId: string) {
+  issue(userId: string, tokenExpiresAtMs: number) {
     const now = Date.now();
     for (const [k, v] of this.live) if (v.expiresAt <= now) this.live.delete(k);
     const ticket = randomBytes(24).toString("base64url");
     const expiresAt = now + this.ttlMs;
-    this.live.set(ticket, { userId, expiresAt });
+    this.live.set(ticket, { userId, expiresAt, tokenExpiresAtMs });
     return { ticket, expires_at: iso(expiresAt) };
   }
 
-  /** Consumes a ticket: 401 when unknown, used or expired. */
-  redeem(ctx: AppContext, ticket: string): UserRow {
+  /** Consumes a ticket: 401 when unknown, used or expired. The socket lives as long as the token would have. */
+  redeem(ctx: AppContext, ticket: string): Session {
     const entry = this.live.get(ticket);
     this.live.delete(ticket);
     if (!entry || entry.expiresAt <= Date.now()) throw new AppError("unauthorized", "invalid or expired ticket");
     const me = getUserRow(ctx.db, entry.userId);
     if (!me) throw new AppError("unauthorized", "user no longer exists");
-    return me;
+    return { me, expiresAtMs: entry.tokenExpiresAtMs };
   }
 }
 
@@ -42,7 +43,7 @@ export const ticketRoutes = (ctx: AppContext, tickets: Tickets) =>
   new Elysia({ prefix: "/api/ws", tags: ["realtime"] })
     .use(authPlugin(ctx))
     .use(writeLimit(ctx))
-    .post("/ticket", ({ me }) => tickets.issue(me.id), {
+    .post("/ticket", ({ me, expiresAtMs }) => tickets.issue(me.id, expiresAtMs), {
       response: t.Object({ ticket: t.String(), expires_at: t.String({ format: "date-time" }) }),
       detail: { summary: "A single-use ticket, valid 30 s, accepted as /ws/user?ticket= instead of the token" },
     });

@@ -6,7 +6,7 @@ import { Elysia } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { asAppError } from "../db/storage";
-import { authenticate, bearerToken } from "../auth/plugin";
+import { authenticate, bearerToken, type Session } from "../auth/plugin";
 import { conversationIdsOf, createConversation, listConversationsJson, requireMembership } from "../conversations/service";
 import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
 import { visibleAmong, getUserRow } from "../users/service";
@@ -28,7 +28,7 @@ const REPLAY_PAGE = 1000;
 interface Position { since: number; epoch?: string }
 
 /** Upgrade-request context that Elysia leaves on ws.data and that an open socket never reads. */
-const RELEASED_CONTEXT = ["request", "headers", "query", "cookie", "set", "body", "store", "url", "path", "qi", "route", "redirect", "status", "me", "position"];
+const RELEASED_CONTEXT = ["request", "headers", "query", "cookie", "set", "body", "store", "url", "path", "qi", "route", "redirect", "status", "session", "position"];
 
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const reply = (call: Call, type: string, data: unknown) => hub.send(call.state, type, frame(type, data, call.requestId));
@@ -120,11 +120,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (err.retryAfterMs !== undefined) extra.retry_after_ms = err.retryAfterMs;
       if (state.closing) return;
       hub.send(state, "error", errorFrame(err.code, err.message, rawType, request_id, extra));
-      if (err.code === "unauthorized") {
-        // The user was deleted while connected: nothing more to do on this socket.
-        state.closing = true;
-        state.ws.close(1008, "unauthorized");
-      }
+      // The user was deleted while connected: nothing more to do on this socket, nor on a new one.
+      if (err.code === "unauthorized") hub.closeWith(state.ws, 4001, "unauthorized", err.message);
     };
     try {
       // Every frame counts against the limit, bad ones included; only a valid ping is exempt.
@@ -160,21 +157,14 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     const now = performance.now();
     if (now - state.refused.since > 60_000) state.refused = { count: 0, since: now };
     state.refused.count++;
-    if (state.refused.count > ctx.config.wsFramesPerMinute) {
-      state.closing = true;
-      hub.send(state, "alert", frame("alert", { kind: "rate_limited", message: "too many frames; closing", retry_after_ms: wait }));
-      state.ws.close(1008, "rate limit exceeded");
-    }
+    if (state.refused.count > ctx.config.wsFramesPerMinute) hub.closeWith(state.ws, 1008, "rate_limited", "too many frames; closing", wait);
     throw new AppError("rate_limited", "too many frames, slow down", undefined, wait);
   }
 
-  function onOpen(ws: RawSocket, me: UserRow, position: Position | null) {
+  function onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null) {
     // Checked again here: upgrades racing past the check in resolve must not exceed the cap.
-    if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser) {
-      ws.send(errorFrame("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, null, undefined, { retry_after_ms: 1000 }));
-      ws.close(1013, "too many connections");
-      return;
-    }
+    if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser)
+      return hub.closeWith(ws, 1013, "rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, 1000);
     const state: SocketState = {
       clientId: Bun.randomUUIDv7(),
       userId: me.id,
@@ -186,6 +176,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       refused: { count: 0, since: performance.now() },
       overLimit: false,
       alive: true,
+      expiresAtMs,
       closing: false,
     };
     // Everything below runs synchronously: no event can commit between subscribing and
@@ -236,8 +227,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     .resolve(async ({ query, headers }) => {
       // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
       const ticket = typeof query.ticket === "string" ? query.ticket : undefined;
-      const me = ticket !== undefined ? tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
-      if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser)
+      const session = ticket !== undefined ? tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
+      if (hub.connectionsOf(session.me.id) >= ctx.config.maxConnectionsPerUser)
         throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
       const raw = query.since;
       // An unusable `since` is answered with sync.reset on the socket, not refused: -Infinity
@@ -246,17 +237,17 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const since = raw === undefined || raw === "" ? null : /^\d{1,15}$/.test(String(raw)) ? Number(raw) : Number.NEGATIVE_INFINITY;
       const epoch = query.epoch === undefined || query.epoch === "" ? undefined : String(query.epoch);
       const position: Position | null = since === null ? null : { since, epoch };
-      return { me, position };
+      return { session, position };
     })
     .ws("/ws/user", {
       open(ws) {
-        const data = ws.data as unknown as Record<string, unknown> & { me: UserRow; position: Position | null };
-        const { me, position } = data;
+        const data = ws.data as unknown as Record<string, unknown> & { session: Session; position: Position | null };
+        const { session, position } = data;
         // Elysia keeps a copy of the upgrade request's context on the socket for its lifetime;
         // only its handlers are needed from here on. (Its handler closures still hold the
         // original; clearing the copy measured 8.7 → 8.0 KB per socket at 19,000 sockets.)
         for (const key of RELEASED_CONTEXT) data[key] = undefined;
-        onOpen(ws.raw as RawSocket, me, position);
+        onOpen(ws.raw as RawSocket, session, position);
       },
       message(ws, raw) {
         hub.markAlive(ws.raw as RawSocket);

@@ -1,0 +1,186 @@
+/**
+ * §7.6: how connections end. Every close code is terminal (stop and report) or temporary
+ * (reconnect with backoff and resume); the server's alert says which, and the reference
+ * client acts on it. Against the real server: a refused token stops the client, however
+ * it presented it; a 429 on the ticket, a restart (1001), a slow consumer (1013) and a
+ * rate-limit close (1008) bring it back, resumed; an expired token or a deleted user
+ * closes a live socket with 4001.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { ParleyClient, type CloseInfo, type Message } from "../src/client";
+import { CLOSE_CODES, retryAfterClose, retryAfterStatus } from "../src/realtime/close-codes";
+import type { SocketState } from "../src/realtime/hub";
+import { startServer, waitFor, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
+
+const servers: TestServer[] = [];
+const clients: ParleyClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const s of servers.splice(0)) await s.stop();
+});
+
+async function server(overrides: Parameters<typeof startServer>[0] = {}) {
+  const s = await startServer(overrides);
+  servers.push(s);
+  return s;
+}
+
+/** A reference client with fast backoff, recording every close it reports. */
+function client(s: TestServer, options: Partial<ConstructorParameters<typeof ParleyClient>[0]>) {
+  const c = new ParleyClient({ url: s.base, backoff: { initialMs: 20, maxMs: 50 }, ...options });
+  clients.push(c);
+  const closes: CloseInfo[] = [];
+  const received: Message[] = [];
+  c.on("close", (info) => closes.push(info));
+  c.on("message.receive", (m) => received.push(m));
+  return { c, closes, received };
+}
+
+/** Alice in a group of her own, where she can send without anyone's consent. */
+async function withGroup(s: TestServer) {
+  const alice = await s.register();
+  const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "g" } });
+  const send = async (content: string) => expect((await s.api("POST", `/api/conversations/${group.body.id}/messages`, { token: alice.token, body: { content } })).status).toBe(201);
+  return { alice, send };
+}
+
+/** Closes every open socket of the server with `close`. */
+const closeAll = (s: TestServer, close: (state: SocketState) => void) => {
+  for (const st of [...s.app.hub.allSockets()]) close(st);
+};
+
+describe("the close-code table", () => {
+  test("terminal: 4001, 4003, 1000 and an HTTP 401; temporary: the rest, and codes it does not know", () => {
+    expect(Object.entries(CLOSE_CODES).filter(([, c]) => !c.retry).map(([code]) => Number(code))).toEqual([1000, 4001, 4003]);
+    for (const code of [1001, 1006, 1008, 1009, 1011, 1012, 1013, 4999, 3000]) expect(retryAfterClose(code)).toBe(true);
+    expect(retryAfterStatus(401)).toBe(false);
+    for (const status of [429, 500, 502, 503, 400, 404]) expect(retryAfterStatus(status)).toBe(true);
+  });
+});
+
+describe("terminal: the reference client stops and reports", () => {
+  for (const [name, options] of [
+    ["a fixed token", { token: "not-a-token" }],
+    ["a token function", { token: () => "not-a-token" }],
+    ["a fixed token through tickets", { token: "not-a-token", useTickets: true }],
+    ["no token at all", {}],
+  ] as const) {
+    test(`a refused token (${name}): connect() rejects as unauthorized, and nothing is retried`, async () => {
+      const s = await server();
+      const { c, closes } = client(s, options);
+      const error = await c.connect().then(() => null, (e) => e);
+      expect(error?.code).toBe("unauthorized");
+      expect(c.state).toBe("closed");
+      expect(closes).toHaveLength(1);
+      expect(closes[0]).toMatchObject({ retry: false, status: 401 });
+      await Bun.sleep(200); // a few backoff periods: no second attempt
+      expect(closes).toHaveLength(1);
+    });
+  }
+
+  test("a token that expires while connected: alert unauthorized (retry false), close 4001; the client stops", async () => {
+    const s = await server({ jwtTtlSeconds: 1, heartbeatIntervalMs: 100 });
+    const a = await s.register();
+    const raw = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    const { c, closes } = client(s, { token: a.token });
+    await c.connect();
+    expect((await raw.waitClosed(4000)).code).toBe(4001);
+    expect(raw.all("alert").map((f) => f.data)).toEqual([{ kind: "unauthorized", message: expect.any(String), retry: false }]);
+    await waitFor(() => closes.length > 0, 4000);
+    expect(closes).toEqual([{ code: 4001, reason: "unauthorized", retry: false }]);
+    expect(c.state).toBe("closed");
+  });
+
+  test("a user deleted while connected: their next frame gets the error, then alert unauthorized and close 4001", async () => {
+    const s = await server();
+    const gone = await s.register();
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${gone.token}`);
+    s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone.user.id]);
+    ws.send("conversation.create", { type: "group", title: "x" }, "r1");
+    expect((await ws.waitClosed()).code).toBe(4001);
+    expect(ws.frames.filter((f) => f.type !== "connect" && f.type !== "conversation.list").map((f) => f.type)).toEqual(["error", "alert"]);
+    expect(ws.all("alert")[0]!.data.retry).toBe(false);
+  });
+
+  test("disconnect: the server closes with 1000, and the client does not come back", async () => {
+    const s = await server();
+    const a = await s.register();
+    const { c, closes } = client(s, { token: a.token });
+    await c.connect();
+    c.send("disconnect");
+    await waitFor(() => closes.length > 0);
+    expect(closes[0]).toMatchObject({ code: 1000, retry: false });
+    expect(c.state).toBe("closed");
+  });
+});
+
+describe("temporary: the reference client reconnects and resumes", () => {
+  test("a 429 on the ticket request is retried after Retry-After, not taken for a refused token", async () => {
+    const s = await server({ writesPerMinute: 60 });
+    const a = await s.register();
+    // Spend the user's whole write budget: the client's ticket request gets 429.
+    let status = 0;
+    while (status !== 429) status = (await s.api("POST", "/api/ws/ticket", { token: a.token })).status;
+    const { c, closes } = client(s, { token: a.token, useTickets: true });
+    const started = Date.now();
+    await c.connect();
+    expect(closes[0]).toMatchObject({ code: 0, retry: true, status: 429 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900); // Retry-After: 1
+    expect(c.state).toBe("open");
+  });
+
+  test("an upgrade refused with 429 (too many connections) is retried until a connection frees up", async () => {
+    const s = await server({ maxConnectionsPerUser: 1 });
+    const a = await s.register();
+    const other = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    const { c, closes } = client(s, { token: a.token });
+    const connecting = c.connect();
+    await waitFor(() => closes.length >= 2);
+    expect(closes.every((i) => i.retry)).toBe(true);
+    other.close();
+    await connecting;
+    expect(c.state).toBe("open");
+  });
+
+  for (const [what, close, code] of [
+    ["a restart (1001, alert shutdown)", (s: TestServer) => closeAll(s, (st) => s.app.hub.closeWith(st.ws, 1001, "shutdown", "restarting")), 1001],
+    ["a slow consumer (1013)", (s: TestServer) => closeAll(s, (st) => s.app.hub.closeSlowConsumer(st)), 1013],
+    ["a proxy's 1012", (s: TestServer) => closeAll(s, (st) => st.ws.close(1012, "restart")), 1012],
+  ] as const) {
+    test(`${what}: reconnects and resumes, missing nothing`, async () => {
+      const s = await server();
+      const { alice, send } = await withGroup(s);
+      const { c, closes, received } = client(s, { token: alice.token });
+      let opened = 0;
+      c.on("open", () => opened++);
+      await c.connect();
+      await send("before");
+      await waitFor(() => received.length === 1);
+      close(s);
+      await send("while away"); // committed before the client can be back: only a resume brings it
+      await waitFor(() => opened === 2 && received.length === 2, 4000);
+      expect(closes.map((i) => [i.code, i.retry])).toEqual([[code, true]]);
+      expect(received.map((m) => m.content)).toEqual(["before", "while away"]);
+    });
+  }
+
+  test("1008 after rate-limit abuse: alert rate_limited with retry true and retry_after_ms; the client waits that long", async () => {
+    const s = await server();
+    const { alice } = await withGroup(s);
+    const raw = await TestSocket.connect(`${s.wsBase}/ws/user?token=${alice.token}`);
+    const { c, closes } = client(s, { token: alice.token });
+    let opened = 0;
+    c.on("open", () => opened++);
+    await c.connect();
+    closeAll(s, (st) => s.app.hub.closeWith(st.ws, 1008, "rate_limited", "slow down", 400));
+    await raw.waitFor((f) => f.type === "alert");
+    expect(raw.all("alert")[0]!.data).toEqual({ kind: "rate_limited", message: "slow down", retry: true, retry_after_ms: 400 });
+    expect((await raw.waitClosed()).code).toBe(1008);
+    const closedAt = Date.now();
+    await waitFor(() => closes.length === 1);
+    await waitFor(() => opened === 2, 3000);
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(350);
+    expect(closes[0]).toMatchObject({ code: 1008, retry: true });
+  });
+});
