@@ -42,7 +42,7 @@ export interface CloseInfo {
 export interface ParleyClientOptions {
   /** The server's base URL, e.g. `http://localhost:8080`. */
   url: string;
-  /** A JWT, or a function returning the current one. */
+  /** A JWT, or a function returning the current one (asked again for every attempt). */
   token?: string | (() => string | Promise<string>);
   /** Use single-use tickets (`POST /api/ws/ticket`) instead of putting the token in the URL. */
   useTickets?: boolean;
@@ -109,6 +109,7 @@ export class ParleyClient {
   connect(): Promise<void> {
     if (this.state === "open" || this.state === "connecting") return Promise.resolve();
     this.state = "connecting";
+    this.attempt = 0;
     return new Promise((resolve, reject) => {
       const off = this.on("conversation.list", () => {
         off();
