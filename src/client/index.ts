@@ -276,6 +276,7 @@ export class ParleyClient {
       if (f.seq <= this.lastSeq) return;
       this.lastSeq = f.seq;
     }
+    if (f.type === "alert") this.alert = f.data as ServerEvents["alert"];
     // A first connection starts at the server's position; a resume ends its replay at sync.complete.
     // Both sync frames name the epoch; after a reset the position is the server's, in its timeline.
     if (f.type === "connect" && !this.hasPosition) {
@@ -289,7 +290,6 @@ export class ParleyClient {
       this.lastSeq = Math.max(this.lastSeq, d.last_seq);
       this.epoch = d.epoch;
     }
-    if (f.type === "alert") this.alert = f.data as ServerEvents["alert"];
     if (f.type === "sync.reset") {
       const d = f.data as ServerEvents["sync.reset"];
       this.lastSeq = d.last_seq;

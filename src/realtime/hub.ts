@@ -341,7 +341,6 @@ export class Hub {
   }
 
   closeSlowConsumer(s: SocketState) {
-    s.closing = true;
     this.ctx.metrics.slowConsumers.inc();
     this.ctx.log.warn({ user_id: s.userId, client_id: s.clientId, buffered: s.ws.getBufferedAmount() }, "closing slow consumer");
     this.closeWith(s.ws, 1013, "slow_consumer", "you are not keeping up; reconnect with since");
