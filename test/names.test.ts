@@ -25,6 +25,14 @@ describe("cleanName", () => {
     }
   });
 
+  // "Bidirectional controls and other invisible format characters": Unicode's Bidi_Control
+  // set also holds U+061C (ARABIC LETTER MARK, an invisible RLM); U+00AD, U+180E and
+  // U+2060–U+2064 are invisible format characters too ("ali\u00adce" reads as "alice").
+  test.each(["061c", "00ad", "180e", "2060", "2062", "2064"])("U+%s (a bidi control or invisible format character the list leaves out) is refused too", (hex) => {
+    const c = String.fromCodePoint(parseInt(hex, 16));
+    for (const raw of [`Ali${c}ce`, `${c}Alice`, `Alice${c}`]) expect(() => cleanName("display_name", raw, 64)).toThrow("format characters");
+  });
+
   test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {
     for (const ok of ["Ali\u200ace", "a\u2010b", "x\u2065y", "Zoë 🙂", "พรุ่งนี้", "עברית", "\u202fnarrow"]) expect(cleanName("title", ok, 100)).toBe(ok.trim());
   });
@@ -47,6 +55,24 @@ describe("over REST and WebSocket", () => {
     const username = uniqueName();
     refusedNaming(await s.api("POST", "/api/auth/register", { body: { username, password: "password123", display_name: name } }), "display_name");
     expect((await s.api("POST", "/api/auth/login", { body: { username, password: "password123" } })).status).toBe(401);
+  });
+
+  test("U+061C and U+2060 are refused in display names and titles, over REST and the frame", async () => {
+    const a = await s.register();
+    for (const name of ["Ali\u061cce", "Ali\u2060ce"]) {
+      refusedNaming(await s.api("POST", "/api/auth/register", { body: { username: uniqueName(), password: "password123", display_name: name } }), "display_name");
+      refusedNaming(await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: name } }), "display_name");
+      refusedNaming(await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: name } }), "title");
+    }
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    try {
+      const reply = await ws.request("conversation.create", { type: "group", title: "Te\u061cam" });
+      expect(reply.error?.code).toBe("validation_failed");
+      expect(reply.error.details[0].field).toBe("title");
+    } finally {
+      ws.close();
+    }
+    expect((await s.api("GET", "/api/conversations", { token: a.token })).body.items).toEqual([]);
   });
 
   test("PATCH /api/users/me with one → 422, the name stays", async () => {

@@ -33,10 +33,13 @@ export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * Invisible format characters (PROTOCOL §7.3): zero-width spaces and joiners, directional
- * marks, embeddings, overrides and isolates, and the byte-order mark. In a name they make
- * one text read as another ("\u202Egnp.exe", "ali\u200Bce"), so names refuse them.
+ * marks, embeddings, overrides and isolates, and the byte-order mark — the contract's list —
+ * and what it calls "bidirectional controls and other invisible format characters" beyond
+ * it: U+061C (ARABIC LETTER MARK, the one Bidi_Control character not listed), the soft
+ * hyphen U+00AD, U+180E and U+2060–U+2064 (word joiner, invisible operators). In a name
+ * they make one text read as another ("\u202Egnp.exe", "ali\u200Bce", "ali\u00ADce").
  */
-export const FORMAT_CHARACTERS = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
+export const FORMAT_CHARACTERS = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
 
 /**
  * A display name, title or file name: trimmed, not blank, no control characters, no
@@ -44,7 +47,7 @@ export const FORMAT_CHARACTERS = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff
  */
 export function cleanName(field: string, raw: string, max: number): string {
   // Checked before trimming: JavaScript's trim() would silently drop a leading U+FEFF.
-  if (FORMAT_CHARACTERS.test(raw)) throw invalid(field, "must not contain invisible format characters (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF)");
+  if (FORMAT_CHARACTERS.test(raw)) throw invalid(field, "must not contain invisible format characters (U+00AD, U+061C, U+180E, U+200B–U+200F, U+202A–U+202E, U+2060–U+2064, U+2066–U+2069, U+FEFF)");
   const name = raw.trim();
   if (!name) throw invalid(field, "must not be blank");
   if (CONTROL_CHARACTERS.test(name)) throw invalid(field, "must not contain control characters");
