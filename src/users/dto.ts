@@ -32,4 +32,5 @@ export const PASSWORD = t.String({ minLength: 8, maxLength: 512, description: "8
 export const PASSWORD_CHARACTERS = { min: 8, max: 128 };
 /** 1–64 characters; the schema bounds UTF-16 units loosely, the service counts characters. */
 export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description: "1–64 characters" });
-export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://\\S+$" }), t.Null()]);
+/** An http(s) URL without whitespace or control characters (C0, DEL, C1: no part of a URL). */
+export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$" }), t.Null()]);
