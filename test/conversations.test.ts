@@ -150,7 +150,7 @@ describe("groups", () => {
     expect((await eventsOf(s, t)).some((e) => JSON.stringify(e.data).includes(g.id))).toBe(false);
   });
 
-  test("rename: owner/admin only, conversation.update to members with the conversation's own fields only", async () => {
+  test("rename: owner/admin only, conversation.update to members with what is the same for every member", async () => {
     const [o, a, m] = await users(3);
     const { body: g } = await group(o!, [a!, m!]);
     await s.api("PATCH", `/api/conversations/${g.id}/members/${a!.user.id}`, { token: o!.token, body: { role: "admin" } });
@@ -161,7 +161,10 @@ describe("groups", () => {
     expect(res.body.title).toBe("Renamed");
     const evs = await eventsOf(s, m!.token, sm);
     expect(evs.map((e) => e.type)).toEqual(["conversation.update"]);
-    expect(evs[0]!.data).toEqual({ id: g.id, type: "group", title: "Renamed", created_by: o!.user.id, created_at: g.created_at, updated_at: res.body.updated_at });
+    expect(evs[0]!.data).toEqual({
+      id: g.id, type: "group", title: "Renamed", created_by: o!.user.id, created_at: g.created_at, updated_at: res.body.updated_at,
+      last_message_at: null, is_subscribed: true, member_count: 3,
+    });
     expect((await s.api("PATCH", `/api/conversations/${g.id}`, { token: a!.token, body: { title: "" } })).status).toBe(422);
   });
 

@@ -17,17 +17,20 @@ export type Role = "owner" | "admin" | "member";
 /** A member, from `GET /api/conversations/:id/members` (paged, join order) and the `conversation.member_*` events. */
 export interface Member { user: User; role: Role; joined_at: string; last_read_message_id: string | null }
 
-/** The conversation's own fields: the data of `conversation.update` (merge it into the stored `Conversation`). */
+/** The conversation's own fields. */
 export interface ConversationFields { id: string; type: "direct" | "group"; title: string | null; created_by: string; created_at: string; updated_at: string }
+
+/** The data of `conversation.update`, the same for every member (merge it into the stored `Conversation`). */
+export interface ConversationUpdate extends ConversationFields { last_message_at: string | null; is_subscribed: boolean; member_count: number }
 
 /**
  * A conversation as the caller sees it. No member list (contract v2): `member_count`, the
  * caller's own `my_role` and `my_last_read_message_id`, and for a direct conversation the
  * other member as `peer` (null for groups).
  */
-export interface Conversation extends ConversationFields {
-  last_message_at: string | null; last_message: Message | null; unread_count: number; is_subscribed: boolean;
-  member_count: number; my_role: Role; my_last_read_message_id: string | null; peer: User | null;
+export interface Conversation extends ConversationUpdate {
+  last_message: Message | null; unread_count: number;
+  my_role: Role; my_last_read_message_id: string | null; peer: User | null;
 }
 
 export interface Presence { user_id: string; online: boolean; timestamp: string; last_active_at: string | null }
@@ -45,7 +48,7 @@ export interface ServerEvents {
   "conversation.joined": { conversation_id: string; success: true };
   "conversation.left": { conversation_id: string; success: true };
   "conversation.create": Conversation;
-  "conversation.update": ConversationFields;
+  "conversation.update": ConversationUpdate;
   /** Members who joined (at most 100 a frame; a large add comes in several); `member_count` as of this frame. */
   "conversation.member_add": { conversation_id: string; members: Member[]; member_count: number };
   "conversation.member_remove": { conversation_id: string; user_ids: string[]; member_count: number };

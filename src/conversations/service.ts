@@ -10,7 +10,7 @@ import { cleanName } from "../lib/text";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
-import { conversationFields, conversationRow, memberRow, membersAfter, membersNamed, viewConversation, viewConversations, type Conversation, type JoinPosition, type Member, type ViewedRow } from "./view";
+import { conversationRow, conversationUpdate, memberRow, membersAfter, membersNamed, viewConversation, viewConversations, type Conversation, type JoinPosition, type Member, type ViewedRow } from "./view";
 import { announceAdded, announceRemoved, announceUpdated } from "./deltas";
 import { pairKey } from "../friends/service";
 import { requireContacts } from "./contact-policy";
@@ -77,9 +77,9 @@ function emitCreate(w: Writer, conv: ConversationRow, joined: Joined[]): number 
   return last;
 }
 
-/** `conversation.update`: the conversation's own fields only, the same for every member. */
+/** `conversation.update`: the same for every member, nothing that grows with the group. */
 function announceUpdate(w: Writer, conv: ConversationRow) {
-  w.emit(convTopic(conv.id), "conversation.update", conversationFields(conv));
+  w.emit(convTopic(conv.id), "conversation.update", conversationUpdate(conv));
 }
 
 /** Checks that every id names a user; 422 naming the unknown ones. */

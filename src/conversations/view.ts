@@ -16,10 +16,10 @@ import { lastMessagesOf, unreadCount, type Message } from "../messages/view";
 export interface Member { user: User; role: Role; joined_at: string; last_read_message_id: string | null }
 
 /**
- * The conversation's own fields, the same for every member: the data of
- * `conversation.update`. What depends on the viewer (unread count, role, read position,
- * the peer of a direct conversation), on messages (kept current by `message.*`) or on
- * membership (kept current by `conversation.member_*`) is not among them.
+ * The conversation's own fields, the same for every member. What depends on the viewer
+ * (unread count, role, read position, the peer of a direct conversation), on messages (kept
+ * current by `message.*`) or on membership (kept current by `conversation.member_*`) is not
+ * among them.
  */
 export interface ConversationFields {
   id: string;
@@ -30,12 +30,20 @@ export interface ConversationFields {
   updated_at: string;
 }
 
-export interface Conversation extends ConversationFields {
+/**
+ * The data of `conversation.update`: the conversation's own fields with what is the same for
+ * every member at that point (the member count, when the last message came), so that it is
+ * a `Conversation` less only what depends on the viewer and the last message itself.
+ */
+export interface ConversationUpdate extends ConversationFields {
   last_message_at: string | null;
-  last_message: Message | null;
-  unread_count: number;
   is_subscribed: boolean;
   member_count: number;
+}
+
+export interface Conversation extends ConversationUpdate {
+  last_message: Message | null;
+  unread_count: number;
   my_role: Role;
   my_last_read_message_id: string | null;
   /** For a direct conversation the other member; null for a group. */
@@ -54,6 +62,14 @@ export const conversationFields = (c: ConversationRow, title = c.title): Convers
   created_by: c.createdBy,
   created_at: iso(c.createdAt),
   updated_at: iso(c.updatedAt),
+});
+
+/** `conversation.update`'s data: sent to every member alike (members only: is_subscribed). */
+export const conversationUpdate = (c: ConversationRow): ConversationUpdate => ({
+  ...conversationFields(c),
+  last_message_at: isoOrNull(c.lastMessageAt),
+  is_subscribed: true,
+  member_count: c.memberCount,
 });
 
 /** The conversations as the viewer sees them; each row carries the viewer's membership. */
