@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
@@ -139,8 +139,12 @@ describe("the CLI", () => {
   test("SIGTERM finishes the in-flight request, closes the database and exits 0", async () => {
     // A realistic Argon2 cost keeps the registration in flight when the signal lands.
     const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir(), ARGON2_MEMORY_KIB: "262144" });
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.proc.pid}/status`, "utf8"))?.[1] ?? 0);
+    const idle = rss();
     const pending = fetch(`${server.base}/api/auth/register`, { method: "POST", body: JSON.stringify({ username: "inflight", password: "password123" }) });
-    await Bun.sleep(100);
+    // In flight for sure once Argon2 holds its 256 MiB (a fixed sleep lost the race on a busy machine).
+    const deadline = Date.now() + 10_000;
+    while (rss() - idle < 128 * 1024 && Date.now() < deadline) await Bun.sleep(5);
     const started = Date.now();
     const code = await server.stop("SIGTERM");
     expect(code).toBe(0);
