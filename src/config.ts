@@ -65,7 +65,21 @@ export interface Config {
   walRestartPages: number;
   /** How often the background worker checkpoints the WAL (tests shorten it). */
   checkpointIntervalMs: number;
+  /** Where attachment bytes go (PROTOCOL §9). */
+  storage: StorageConfig;
+  maxUploadBytes: number;
+  /** Bytes of attachments one user may keep (attached or not yet swept). */
+  uploadQuotaBytes: number;
+  uploadsPerMinute: number;
+  /** How long a file no message holds is kept. */
+  uploadOrphanTtlSeconds: number;
+  /** How long a signed attachment link stays valid. */
+  attachmentUrlTtlSeconds: number;
 }
+
+export type StorageConfig =
+  | { kind: "local" }
+  | { kind: "s3"; endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
 
 export const DEFAULTS: Config = Object.freeze({
   port: 8080,
@@ -94,6 +108,12 @@ export const DEFAULTS: Config = Object.freeze({
   slowConsumerCheckMs: 250,
   walRestartPages: 8192,
   checkpointIntervalMs: 100,
+  storage: { kind: "local" } as StorageConfig,
+  maxUploadBytes: 25 * 1024 * 1024,
+  uploadQuotaBytes: 1024 * 1024 * 1024,
+  uploadsPerMinute: 30,
+  uploadOrphanTtlSeconds: 86400,
+  attachmentUrlTtlSeconds: 3600,
 });
 
 export type Command =
@@ -146,7 +166,28 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["WS_FRAMES_PER_MINUTE", "wsFramesPerMinute", 1, 1_000_000],
   ["SENDS_PER_MINUTE", "sendsPerMinute", 1, 100_000_000],
   ["WRITES_PER_MINUTE", "writesPerMinute", 1, 100_000_000],
+  ["MAX_UPLOAD_BYTES", "maxUploadBytes", 1024, 4 * 1024 ** 3],
+  ["UPLOAD_QUOTA_BYTES", "uploadQuotaBytes", 0, Number.MAX_SAFE_INTEGER],
+  ["UPLOADS_PER_MINUTE", "uploadsPerMinute", 1, 1_000_000],
 ];
+
+const S3_SETTINGS = [["S3_ENDPOINT", "endpoint"], ["S3_BUCKET", "bucket"], ["S3_REGION", "region"], ["S3_ACCESS_KEY_ID", "accessKeyId"], ["S3_SECRET_ACCESS_KEY", "secretAccessKey"]] as const;
+
+/** STORAGE=local|s3; with s3 every S3_* setting is needed, and the endpoint must be a URL. */
+function storageFrom(get: (k: string) => string | undefined): StorageConfig {
+  const kind = get("STORAGE") ?? "local";
+  if (kind === "local") return { kind };
+  if (kind !== "s3") throw new ConfigError(`STORAGE: "${kind}" is not one of local, s3`);
+  const missing = S3_SETTINGS.filter(([env]) => get(env) === undefined).map(([env]) => env);
+  if (missing.length) throw new ConfigError(`STORAGE=s3 needs ${missing.join(", ")}`);
+  const s = Object.fromEntries(S3_SETTINGS.map(([env, key]) => [key, get(env)!])) as Omit<Extract<StorageConfig, { kind: "s3" }>, "kind">;
+  let url: URL | null = null;
+  try {
+    url = new URL(s.endpoint);
+  } catch {}
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) throw new ConfigError(`S3_ENDPOINT: "${s.endpoint}" is not an http(s) URL`);
+  return { kind, ...s };
+}
 
 export const ENV_HELP = `Environment:
   PORT, HOST, DATA_DIR, LOG_LEVEL     as the flags above
@@ -155,6 +196,10 @@ export const ENV_HELP = `Environment:
   EVENT_RETENTION                     how long events are kept for resume (default 7d)
   CONTACT_POLICY                      friends (default): direct conversations and group members need an
                                       accepted friendship with the one who adds them; open: anyone may
+  STORAGE                             where attachments go: local (DATA_DIR/files, default) or s3
+  S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY   for STORAGE=s3
+  UPLOAD_ORPHAN_TTL                   how long a file no message holds is kept (default 24h)
+  ATTACHMENT_URL_TTL                  how long a signed attachment link is valid (default 1h)
   ${INTEGER_SETTINGS.map(([env, key]) => `${env}=${DEFAULTS[key]}`).join("\n  ")}`;
 
 export const USAGE = `Usage: parley [command] [flags]
@@ -246,6 +291,11 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   if (ttl !== undefined) c.jwtTtlSeconds = parseDuration("JWT_TTL", ttl);
   const retention = get("EVENT_RETENTION");
   if (retention !== undefined) c.eventRetentionSeconds = parseDuration("EVENT_RETENTION", retention);
+  const orphanTtl = get("UPLOAD_ORPHAN_TTL");
+  if (orphanTtl !== undefined) c.uploadOrphanTtlSeconds = parseDuration("UPLOAD_ORPHAN_TTL", orphanTtl);
+  const urlTtl = get("ATTACHMENT_URL_TTL");
+  if (urlTtl !== undefined) c.attachmentUrlTtlSeconds = parseDuration("ATTACHMENT_URL_TTL", urlTtl);
+  c.storage = storageFrom(get);
   const level = get("LOG_LEVEL");
   if (level !== undefined) c.logLevel = oneOf("LOG_LEVEL", level, LOG_LEVELS);
   const policy = get("CONTACT_POLICY");

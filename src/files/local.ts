@@ -1,0 +1,87 @@
+/**
+ * Blobs in `DATA_DIR/files`, content-addressed: a blob's key is its SHA-256, its file
+ * `files/<first two hex digits>/<sha256>`. An upload is written to `files/.tmp/` (same
+ * file system) and renamed into place, so a file under its final name is always complete;
+ * two uploads of the same bytes end up as one file.
+ */
+import { mkdirSync, readdirSync } from "node:fs";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pump, type BlobStore, type StagedBlob } from "./storage";
+
+const KEY = /^[0-9a-f]{64}(\.[a-z0-9.]+)?$/;
+
+export class LocalStore implements BlobStore {
+  readonly kind = "local" as const;
+  private tmp: string;
+
+  constructor(readonly root: string) {
+    this.tmp = join(root, ".tmp");
+    mkdirSync(this.tmp, { recursive: true });
+    // Leftovers of a process that died mid-upload.
+    for (const name of readdirSync(this.tmp)) void rm(join(this.tmp, name), { force: true });
+  }
+
+  /** The file of a key. Keys are checked: no path ever comes from outside. */
+  pathOf(key: string): string {
+    if (!KEY.test(key)) throw new Error(`not a local blob key: ${key}`);
+    return join(this.root, key.slice(0, 2), key);
+  }
+
+  async stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob> {
+    const tmp = join(this.tmp, Bun.randomUUIDv7());
+    const fh = await open(tmp, "wx", 0o600);
+    let result;
+    try {
+      result = await pump(body, maxBytes, (chunk) => fh.write(chunk));
+      await fh.close();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const key = result.sha256;
+    const final = this.pathOf(key);
+    return {
+      ...result,
+      key,
+      path: tmp,
+      commit: async () => {
+        mkdirSync(join(this.root, key.slice(0, 2)), { recursive: true });
+        await rename(tmp, final);
+      },
+      discard: () => rm(tmp, { force: true }),
+    };
+  }
+
+  async putBytes(key: string, bytes: Uint8Array): Promise<void> {
+    const final = this.pathOf(key);
+    mkdirSync(join(this.root, key.slice(0, 2)), { recursive: true });
+    const tmp = join(this.tmp, Bun.randomUUIDv7());
+    await Bun.write(tmp, bytes);
+    await rename(tmp, final);
+  }
+
+  file(key: string): Blob {
+    return Bun.file(this.pathOf(key));
+  }
+
+  async size(key: string): Promise<number | null> {
+    try {
+      return (await stat(this.pathOf(key))).size;
+    } catch {
+      return null;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  async *keys(): AsyncIterable<string> {
+    for (const dir of readdirSync(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const name of readdirSync(join(this.root, dir))) if (KEY.test(name)) yield name;
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Where attachment bytes live (PROTOCOL §9): a small interface with two drivers, the data
+ * directory (local.ts) and any S3-compatible store (s3.ts). Uploads are streamed in,
+ * hashed on the way; nothing is ever held whole in memory.
+ */
+
+/** A blob streamed into the store, not yet visible under its final key. */
+export interface StagedBlob {
+  /** The key it has once committed. */
+  key: string;
+  size: number;
+  /** Lower-case hex SHA-256 of the content. */
+  sha256: string;
+  /** The first bytes (up to HEAD_BYTES), for content sniffing. */
+  head: Uint8Array;
+  /** A local file holding the content while staged, when the driver has one (images are decoded from it). */
+  path: string | null;
+  /** Makes the blob readable under `key`. */
+  commit(): Promise<void>;
+  /** Removes every trace of it. */
+  discard(): Promise<void>;
+}
+
+export interface BlobStore {
+  readonly kind: "local" | "s3";
+  /**
+   * Streams `body` in, hashing it as it goes. Throws BlobTooLarge as soon as more than
+   * `maxBytes` arrive, and rethrows a failing body (a client gone mid-upload); either way
+   * nothing is left behind.
+   */
+  stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob>;
+  /** Writes a small blob (a thumbnail) whole. */
+  putBytes(key: string, bytes: Uint8Array, contentType: string): Promise<void>;
+  /** The blob as a lazily read Blob (BunFile or S3File): sliceable, streamable into a Response. */
+  file(key: string): Blob;
+  /** The blob's size, or null when there is none. */
+  size(key: string): Promise<number | null>;
+  /** Removes the blob; removing a missing one is no error. */
+  delete(key: string): Promise<void>;
+  /** Every committed key (for backups and consistency checks). */
+  keys(): AsyncIterable<string>;
+}
+
+/** How many leading bytes of a blob are kept for sniffing. */
+export const HEAD_BYTES = 4096;
+
+export class BlobTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`more than ${limit} bytes`);
+  }
+}
+
+/**
+ * Feeds a body through a SHA-256 hasher, a byte counter (throwing BlobTooLarge past the
+ * limit) and a head collector, handing each chunk to `write`.
+ */
+export async function pump(body: AsyncIterable<Uint8Array>, maxBytes: number, write: (chunk: Uint8Array) => unknown) {
+  const hasher = new Bun.CryptoHasher("sha256");
+  const head = new Uint8Array(HEAD_BYTES);
+  let size = 0;
+  for await (const chunk of body) {
+    if (size + chunk.byteLength > maxBytes) throw new BlobTooLarge(maxBytes);
+    if (size < HEAD_BYTES) head.set(chunk.subarray(0, HEAD_BYTES - size), size);
+    size += chunk.byteLength;
+    hasher.update(chunk);
+    await write(chunk);
+  }
+  return { size, sha256: hasher.digest("hex"), head: head.slice(0, Math.min(size, HEAD_BYTES)) };
+}

@@ -1,0 +1,123 @@
+/** One suite, both blob store drivers: the data directory and S3 (a real s3rver). */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { LocalStore } from "../src/files/local";
+import { S3Store } from "../src/files/s3";
+import { BlobTooLarge, HEAD_BYTES, type BlobStore } from "../src/files/storage";
+import { tempDir } from "./helpers";
+import { startS3 } from "./s3";
+
+const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+
+async function* chunks(bytes: Uint8Array, size = 64 * 1024, failAfter = Infinity) {
+  for (let i = 0; i < bytes.length; i += size) {
+    if (i >= failAfter) throw new Error("client went away");
+    yield bytes.subarray(i, i + size);
+  }
+}
+
+function randomBytes(n: number) {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  return out;
+}
+
+async function keysOf(store: BlobStore) {
+  const out: string[] = [];
+  for await (const k of store.keys()) out.push(k);
+  return out.sort();
+}
+
+interface Driver { name: string; open: () => Promise<{ store: BlobStore; leftovers: () => string[]; close: () => Promise<void> }> }
+
+const drivers: Driver[] = [
+  {
+    name: "local",
+    async open() {
+      const dir = tempDir("parley-files-");
+      const store = new LocalStore(join(dir, "files"));
+      return { store, leftovers: () => readdirSync(join(dir, "files", ".tmp")), close: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: "s3",
+    async open() {
+      const s3 = await startS3();
+      return { store: new S3Store(s3.settings), leftovers: () => [], close: s3.stop };
+    },
+  },
+];
+
+for (const driver of drivers) {
+  describe(`blob store: ${driver.name}`, () => {
+    let store: BlobStore;
+    let env: Awaited<ReturnType<Driver["open"]>>;
+    beforeAll(async () => {
+      env = await driver.open();
+      store = env.store;
+    });
+    afterAll(() => env.close());
+
+    test("streams in, hashes, commits; reads back whole and by range; deletes", async () => {
+      const bytes = randomBytes(6 * 1024 * 1024 + 123); // more than one S3 part
+      const staged = await store.stage(chunks(bytes), 10 * 1024 * 1024);
+      expect(staged.size).toBe(bytes.length);
+      expect(staged.sha256).toBe(sha256(bytes));
+      expect(staged.head).toEqual(bytes.subarray(0, HEAD_BYTES));
+      await staged.commit();
+      expect(await store.size(staged.key)).toBe(bytes.length);
+      expect(sha256(new Uint8Array(await store.file(staged.key).arrayBuffer()))).toBe(staged.sha256);
+      expect(new Uint8Array(await store.file(staged.key).slice(1000, 1010).arrayBuffer())).toEqual(bytes.subarray(1000, 1010));
+      expect(await keysOf(store)).toContain(staged.key);
+      await store.delete(staged.key);
+      expect(await store.size(staged.key)).toBeNull();
+      await store.delete(staged.key); // twice: no error
+      expect(await keysOf(store)).not.toContain(staged.key);
+    });
+
+    test("a small blob written whole (a thumbnail)", async () => {
+      const staged = await store.stage(chunks(new TextEncoder().encode("hello")), 100);
+      await staged.commit();
+      const key = `${staged.key}.thumb.webp`;
+      await store.putBytes(key, new Uint8Array([1, 2, 3]), "image/webp");
+      expect(new Uint8Array(await store.file(key).arrayBuffer())).toEqual(new Uint8Array([1, 2, 3]));
+      await store.delete(key);
+      await store.delete(staged.key);
+      expect(await store.size(key)).toBeNull();
+    });
+
+    test("over the limit: BlobTooLarge, nothing left behind", async () => {
+      const before = await keysOf(store);
+      const err = await store.stage(chunks(randomBytes(300_000)), 200_000).catch((e) => e);
+      expect(err).toBeInstanceOf(BlobTooLarge);
+      expect(await keysOf(store)).toEqual(before);
+      expect(env.leftovers()).toEqual([]);
+    });
+
+    test("a body that fails midway (client gone): rethrown, nothing left behind", async () => {
+      const before = await keysOf(store);
+      const err = await store.stage(chunks(randomBytes(6 * 1024 * 1024), 64 * 1024, 5.5 * 1024 * 1024), 1e9).catch((e) => e);
+      expect(String(err)).toContain("client went away");
+      expect(await keysOf(store)).toEqual(before);
+      expect(env.leftovers()).toEqual([]);
+    });
+
+    test("a staged blob discarded leaves nothing", async () => {
+      const before = await keysOf(store);
+      const staged = await store.stage(chunks(randomBytes(1000)), 1e6);
+      await staged.discard();
+      expect(await keysOf(store)).toEqual(before);
+      expect(env.leftovers()).toEqual([]);
+    });
+
+    test("an empty blob", async () => {
+      const staged = await store.stage(chunks(new Uint8Array(0)), 10);
+      expect(staged.size).toBe(0);
+      expect(staged.sha256).toBe(sha256(new Uint8Array(0)));
+      await staged.commit();
+      expect(await store.size(staged.key)).toBe(0);
+      await store.delete(staged.key);
+    });
+  });
+}
