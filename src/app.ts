@@ -31,6 +31,9 @@ import { requestLogging } from "./http/request-log";
 import { VERSION } from "./version";
 import { seedActivity } from "./lib/time";
 import { KeyedBuckets } from "./lib/rate-limit";
+import { Files } from "./files/service";
+import { openStore } from "./files/open-store";
+import { fileRoutes, signedLinks } from "./files/routes";
 
 export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 
@@ -44,7 +47,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const applied = migrate(db);
   if (applied) log.info({ applied }, "migrations applied");
   seedActivity((db.$client.query("SELECT max(activity_at) AS at FROM conversations").all()[0] as { at: number | null }).at);
-  const tokens = createTokens(loadOrCreateSecret(config.dataDir, config.jwtSecret), config.jwtTtlSeconds);
+  const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
+  const tokens = createTokens(secret, config.jwtTtlSeconds);
   const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
 
   const ctx: AppContext = {
@@ -58,7 +62,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     budgets: {
       sends: new KeyedBuckets(config.sendsPerMinute, config.sendsPerMinute),
       writes: new KeyedBuckets(config.writesPerMinute, config.writesPerMinute),
+      uploads: new KeyedBuckets(config.uploadsPerMinute, config.uploadsPerMinute),
     },
+    files: new Files(db, openStore(config), config, log, secret),
     instance: Bun.randomUUIDv7(),
   };
   ctx.events.onCommit((events) => {
@@ -88,11 +94,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const tickets = new Tickets(config.ticketTtlMs);
 
   const app = new Elysia({
-    // Above BODY_LIMIT on purpose: bodies up to this size reach our parser, which answers 413
-    // in the contract's error format; Bun's own (plain) 413 is only the last resort.
+    // Uploads (streamed, never buffered) need the largest bodies: their route answers 413 in
+    // the contract's format up to here, and our JSON parser refuses anything over BODY_LIMIT
+    // after reading at most that much. Bun's own (plain) 413 is only the last resort.
     // No SO_REUSEPORT (Elysia's default): a second server on a taken port must fail to
     // start, not silently share the port and split requests between two databases.
-    serve: { maxRequestBodySize: 16 * BODY_LIMIT, reusePort: false },
+    serve: { maxRequestBodySize: Math.max(16 * BODY_LIMIT, config.maxUploadBytes + 1024 * 1024), reusePort: false },
     // Elysia's router takes the path to start at the first "/" from index 11 of the URL,
     // which assumes a host of 4+ characters: behind a proxy forwarding `Host: app` the
     // upgrade (and every route Bun does not match natively) would find a wrong path and
@@ -118,6 +125,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     })
     .use(requestLogging(ctx))
     .use(errorHandling(ctx))
+    .use(signedLinks(ctx))
     .use(
       openapi({
         path: "/docs",
@@ -139,6 +147,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(conversationRoutes(ctx))
     .use(messageRoutes(ctx))
     .use(eventRoutes(ctx))
+    .use(fileRoutes(ctx))
     .use(ticketRoutes(ctx, tickets))
     .use(wsRoutes(ctx, hub, tickets));
 
@@ -151,8 +160,10 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     stopping.abort();
     ctx.budgets.sends.stop();
     ctx.budgets.writes.stop();
+    ctx.budgets.uploads.stop();
     hub.stop();
     if (app.server) await app.stop(false);
+    await ctx.files.stop();
     await checkpointer.stop();
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
     try {

@@ -6,6 +6,7 @@ import type { AccountService } from "./auth/service";
 import type { Tokens } from "./auth/tokens";
 import type { EventLog } from "./events/log";
 import type { KeyedBuckets } from "./lib/rate-limit";
+import type { Files } from "./files/service";
 
 /** What the feature modules of one running app share. Built once by createApp. */
 export interface AppContext {
@@ -21,7 +22,9 @@ export interface AppContext {
    * read positions (SENDS_PER_MINUTE); every other write (WRITES_PER_MINUTE), since each
    * can fan out to many events.
    */
-  budgets: { sends: KeyedBuckets; writes: KeyedBuckets };
+  budgets: { sends: KeyedBuckets; writes: KeyedBuckets; uploads: KeyedBuckets };
+  /** Attachments: the blob store, signed links, the orphan sweep. */
+  files: Files;
   /** Distinguishes plugin instances of several apps in one process (tests). */
   instance: string;
 }

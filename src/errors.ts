@@ -7,6 +7,7 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "not_friends"
+  | "quota_exceeded"
   | "not_found"
   | "conflict"
   | "sync_reset"
@@ -21,6 +22,7 @@ const STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   forbidden: 403,
   not_friends: 403,
+  quota_exceeded: 403,
   not_found: 404,
   conflict: 409,
   sync_reset: 410,

@@ -27,7 +27,7 @@ describe("send", () => {
       id: expect.any(String), conversation_id: conv, sender_id: a!.user.id, sender_name: a!.user.display_name, sender_avatar: null,
       sender_info: { id: a!.user.id, username: a!.user.username, display_name: a!.user.display_name, profile_image_url: null },
       message_type: "text", content: "Hello!", client_msg_id: "c-1", reply_to_id: null,
-      created_at: expect.any(String), edited_at: null, deleted_at: null, reactions: [], is_read: false, read_count: 0,
+      created_at: expect.any(String), edited_at: null, deleted_at: null, reactions: [], attachments: [], is_read: false, read_count: 0,
     });
     const evs = await eventsOf(s, b!.token, sb);
     expect(evs.map((e) => e.type)).toEqual(["message.receive"]);

@@ -184,3 +184,44 @@ export const reactions = sqliteTable(
 );
 
 export type MessageRow = typeof messages.$inferSelect;
+
+/**
+ * Uploaded files (PROTOCOL §9). A row is `new` from upload until a message takes it
+ * (`attached`, `message_id` set) or, never attached, until the orphan sweep; deleting the
+ * message `released` it. `unheld_at` is when it last stopped being held (upload or
+ * release): the sweep removes rows unheld for longer than UPLOAD_ORPHAN_TTL, and the
+ * blob once no row names its key (a local key is the content's hash, shared by
+ * identical uploads).
+ */
+export const attachments = sqliteTable(
+  "attachments",
+  {
+    id: text().primaryKey(),
+    uploaderId: text("uploader_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    state: text({ enum: ["new", "attached", "released"] }).notNull(),
+    /** No foreign key: a trigger releases the attachments of a message removed with its conversation. */
+    messageId: text("message_id"),
+    /** Order among the message's attachments. */
+    position: integer().notNull().default(0),
+    filename: text().notNull(),
+    /** As served: sniffed from the content, never the client's word for anything a browser would run. */
+    contentType: text("content_type").notNull(),
+    size: integer().notNull(),
+    sha256: text().notNull(),
+    storageKey: text("storage_key").notNull(),
+    thumbnailKey: text("thumbnail_key"),
+    width: integer(),
+    height: integer(),
+    createdAt: integer("created_at").notNull(),
+    unheldAt: integer("unheld_at"),
+  },
+  (t) => [
+    index("attachments_message").on(t.messageId, t.position).where(sql`${t.messageId} IS NOT NULL`),
+    // Quota: the sum of one uploader's sizes from the index alone.
+    index("attachments_uploader").on(t.uploaderId, t.size),
+    index("attachments_storage_key").on(t.storageKey),
+    index("attachments_unheld").on(t.unheldAt).where(sql`${t.unheldAt} IS NOT NULL`),
+  ],
+);
+
+export type AttachmentRow = typeof attachments.$inferSelect;

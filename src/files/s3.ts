@@ -41,6 +41,12 @@ export class S3Store implements BlobStore {
     return this.client.file(key);
   }
 
+  body(key: string, range?: { start: number; end: number }): ReadableStream<Uint8Array> {
+    // Response refuses an S3File together with status and headers; its stream it takes.
+    const file = this.client.file(key);
+    return (range ? file.slice(range.start, range.end + 1) : file).stream();
+  }
+
   async size(key: string): Promise<number | null> {
     try {
       return (await this.client.stat(key)).size;

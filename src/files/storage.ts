@@ -31,8 +31,10 @@ export interface BlobStore {
   stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob>;
   /** Writes a small blob (a thumbnail) whole. */
   putBytes(key: string, bytes: Uint8Array, contentType: string): Promise<void>;
-  /** The blob as a lazily read Blob (BunFile or S3File): sliceable, streamable into a Response. */
+  /** The blob as a lazily read Blob (BunFile or S3File). */
   file(key: string): Blob;
+  /** A Response body of the blob, or of bytes `start`…`end` (inclusive) of it. */
+  body(key: string, range?: { start: number; end: number }): Blob | ReadableStream<Uint8Array>;
   /** The blob's size, or null when there is none. */
   size(key: string): Promise<number | null>;
   /** Removes the blob; removing a missing one is no error. */

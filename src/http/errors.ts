@@ -8,8 +8,37 @@ import { AppError } from "../errors";
 import { requestInfo } from "./request-log";
 import { asAppError } from "../db/storage";
 import { mayHoldSurrogates, wellFormed } from "../lib/text";
+import { UPLOAD_PATH } from "../files/paths";
 
 export const BODY_LIMIT = 64 * 1024;
+
+/** What the parser hands on for a streamed upload: the route reads request.body itself. */
+const STREAMED = Object.freeze({});
+
+/** Whether a URL's path is `path` (a trailing slash and a query allowed), without parsing the URL. */
+function pathIs(url: string, path: string): boolean {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0 || !url.startsWith(path, start)) return false;
+  let end = start + path.length;
+  if (url[end] === "/") end++;
+  return end === url.length || url[end] === "?";
+}
+
+/**
+ * The body as text, reading at most `limit` bytes: a bigger body (chunked, with no
+ * Content-Length to refuse up front) is refused as soon as it passes the limit.
+ */
+async function readBounded(request: Request, limit: number): Promise<string> {
+  if (!request.body) return "";
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.byteLength;
+    if (size > limit) throw new AppError("payload_too_large", `body is over ${limit} bytes`);
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, size).toString("utf8");
+}
 
 /** Deeper than any accepted body; far below what makes Elysia's error mapping overflow the stack. */
 const MAX_NESTING = 32;
@@ -93,12 +122,10 @@ export const errorHandling = (ctx: AppContext) =>
   new Elysia({ name: "parley.errors", seed: ctx.instance })
     // Every body is read as JSON whatever its content type, within the size limit.
     .onParse({ as: "global" }, async ({ request }) => {
+      if (pathIs(request.url, UPLOAD_PATH)) return STREAMED;
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > BODY_LIMIT) throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
-      const text = await request.text();
-      // Bytes, not characters: a chunked body has no Content-Length to check up front.
-      if (Buffer.byteLength(text) > BODY_LIMIT)
-        throw new AppError("payload_too_large", `body is over ${BODY_LIMIT} bytes`);
+      const text = await readBounded(request, BODY_LIMIT);
       // No body at all (PATCH …/accept, DELETE): routes that need one answer 422.
       if (text.trim() === "") return null;
       let body: unknown;

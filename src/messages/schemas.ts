@@ -5,10 +5,11 @@ const OrNull = <T extends TSchema>(schema: T) => t.Optional(t.Union([schema, t.N
 
 /** Shared by the REST routes and the WebSocket frames. */
 export const SendBody = t.Object({
-  content: t.String({ maxLength: 20_000, description: "1–4000 characters after trimming" }),
+  content: t.Optional(t.String({ maxLength: 20_000, description: "1–4000 characters after trimming; may be empty (or absent) with attachment_ids" })),
   message_type: OrNull(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file"), t.Literal("system")], { description: "default text; system is refused" })),
   client_msg_id: OrNull(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retried send returns the stored message" })),
   reply_to_id: OrNull(t.String({ minLength: 1, maxLength: 64 })),
+  attachment_ids: OrNull(t.Array(t.String({ minLength: 1, maxLength: 64 }), { maxItems: 10, description: "≤ 10 of the sender's uploads (POST /api/uploads) not attached yet" })),
 });
 export const EditBody = t.Object({ content: t.String({ maxLength: 20_000 }) });
 export const ReadBody = t.Object({ message_id: t.String({ minLength: 1, maxLength: 64 }) });

@@ -13,20 +13,23 @@ import { requireMembership } from "../conversations/service";
 import { conversationRow, memberRow } from "../conversations/view";
 import { activityKey, iso } from "../lib/time";
 import { MAX_REACTION_KINDS, messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
+import { attach, messageTypeOf, release } from "../files/service";
+import { toAttachment } from "../files/view";
 
 export const MAX_CONTENT = 4000;
 
 export interface SendInput {
-  content: string;
+  content?: string;
   message_type?: "text" | "image" | "file" | "system" | null;
   client_msg_id?: string | null;
   reply_to_id?: string | null;
+  attachment_ids?: string[] | null;
 }
 
-/** Trims and checks content: 1–4000 characters (code points). */
-function cleanContent(raw: string): string {
+/** Trims and checks content: 1–4000 characters (code points); may be empty on a message with files. */
+function cleanContent(raw: string, mayBeEmpty = false): string {
   const content = raw.trim();
-  if (content.length === 0) throw invalid("content", "must not be empty");
+  if (content.length === 0 && !mayBeEmpty) throw invalid("content", "must not be empty");
   if (content.length > MAX_CONTENT && [...content].length > MAX_CONTENT) throw invalid("content", `at most ${MAX_CONTENT} characters`);
   return content;
 }
@@ -74,7 +77,8 @@ const sendStatements = (db: Tx) =>
 export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): Promise<{ created: boolean; message: Message }> {
   const type = input.message_type ?? "text";
   if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
-  const content = cleanContent(input.content);
+  const attachmentIds = input.attachment_ids ?? [];
+  const content = cleanContent(input.content ?? "", attachmentIds.length > 0);
   const started = performance.now();
   const q = sendStatements(ctx.db);
   // Sends are the hot path: they share group commits (EventLog.writeBatched).
@@ -89,11 +93,13 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
       if (!target || target.c !== conversationId) throw invalid("reply_to_id", "not a message of this conversation");
     }
     const now = Date.now();
+    const id = Bun.randomUUIDv7();
+    const files = attach(w.tx, me.id, id, attachmentIds);
     const row: MessageRow = {
-      id: Bun.randomUUIDv7(),
+      id,
       conversationId,
       senderId: me.id,
-      messageType: type,
+      messageType: files.length ? messageTypeOf(files) : type,
       content,
       clientMsgId: input.client_msg_id ?? null,
       replyToId: input.reply_to_id ?? null,
@@ -103,9 +109,9 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
     };
     q.insert.run(row);
     q.touch.run({ at: now, activity: activityKey(now), id: row.id, c: conversationId });
-    const message = toMessage({ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }, []);
+    const message = toMessage({ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }, [], files.map(toAttachment));
     w.emit(convTopic(conversationId), "message.receive", message);
-    if (type === "text" && content.includes("@")) notifyMentions(w, message, me);
+    if (row.messageType !== "system" && content.includes("@")) notifyMentions(w, message, me);
     return { created: true, message };
   });
   if (result.created) ctx.metrics.sendLatency.observe((performance.now() - started) / 1000);
@@ -167,11 +173,13 @@ function requireMessage(tx: Tx, messageId: string, userId: string) {
 }
 
 export function editMessage(ctx: AppContext, me: UserRow, messageId: string, rawContent: string): Message {
-  const content = cleanContent(rawContent);
+  cleanContent(rawContent, true);
   return ctx.events.write((w) => {
     const { row } = requireMessage(w.tx, messageId, me.id);
     if (row.senderId !== me.id) throw forbidden("only the sender can edit a message");
     if (row.deletedAt !== null) throw conflict("the message was deleted");
+    // The files stay; the text may go only where there are files.
+    const content = cleanContent(rawContent, row.messageType === "image" || row.messageType === "file");
     w.tx.update(messages).set({ content, editedAt: Date.now() }).where(eq(messages.id, messageId)).run();
     const message = messageById(w.tx, messageId)!;
     w.emit(convTopic(row.conversationId), "message.edit", message);
@@ -189,6 +197,7 @@ export function deleteMessage(ctx: AppContext, me: UserRow, messageId: string): 
     const now = Date.now();
     w.tx.update(messages).set({ content: "", deletedAt: now }).where(eq(messages.id, messageId)).run();
     w.tx.delete(reactions).where(eq(reactions.messageId, messageId)).run();
+    release(w.tx, messageId, now);
     w.emit(convTopic(row.conversationId), "message.delete", { conversation_id: row.conversationId, message_id: messageId, deleted_at: iso(now) });
   });
 }

@@ -8,6 +8,7 @@ import type { DB } from "../db/client";
 import { messages, reactions, users, type ConversationRow, type MessageRow } from "../db/schema";
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
+import { attachmentsOf, type Attachment } from "../files/view";
 
 type Reader = DB | Tx;
 
@@ -36,6 +37,7 @@ export interface Message {
   edited_at: string | null;
   deleted_at: string | null;
   reactions: Reaction[];
+  attachments: Attachment[];
   is_read: boolean;
   read_count: number;
 }
@@ -77,11 +79,12 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
 export function toMessages(db: Reader, rows: MessageSelection[]): Message[] {
   const live = rows.filter((r) => r.m.deletedAt === null).map((r) => r.m.id);
   const reacts = reactionsOf(db, live);
-  return rows.map((r) => toMessage(r, reacts.get(r.m.id) ?? []));
+  const files = attachmentsOf(db, live);
+  return rows.map((r) => toMessage(r, reacts.get(r.m.id) ?? [], files.get(r.m.id) ?? []));
 }
 
-/** One message; `reactions` are this message's (ignored for a deleted one). */
-export function toMessage({ m, username, displayName, avatar, readCount }: MessageSelection, reactions: Reaction[]): Message {
+/** One message; `reactions` and `attachments` are this message's (ignored for a deleted one). */
+export function toMessage({ m, username, displayName, avatar, readCount }: MessageSelection, reactions: Reaction[], attachments: Attachment[] = []): Message {
   return {
     id: m.id,
     conversation_id: m.conversationId,
@@ -97,6 +100,7 @@ export function toMessage({ m, username, displayName, avatar, readCount }: Messa
     edited_at: isoOrNull(m.editedAt),
     deleted_at: isoOrNull(m.deletedAt),
     reactions: m.deletedAt === null ? reactions : [],
+    attachments: m.deletedAt === null ? attachments : [],
     is_read: readCount > 0,
     read_count: readCount,
   };

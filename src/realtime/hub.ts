@@ -177,7 +177,9 @@ export class Hub {
       const id = (e.data as { id: string }).id;
       for (const s of this.byUser.get(e.topic.slice(5)) ?? []) s.ws.subscribe(convTopic(id));
     }
-    this.publish(e.topic, eventFrame(e.type, e.json, e.timestamp, e.seq));
+    const text = eventFrame(e.type, e.json, e.timestamp, e.seq);
+    if (e.json.includes('"/api/attachments/')) this.publishSigned(e.topic, text);
+    else this.publish(e.topic, text);
     this.ctx.metrics.eventsPublished.inc({ type: e.type });
     if (e.type === "conversation.delete") this.leaveConversation(e.topic.slice(5), (e.data as { conversation_id: string }).conversation_id);
     else if (e.type === "friend.remove") {
@@ -271,10 +273,25 @@ export class Hub {
     }
   }
 
-  /** Sends a frame to one socket. */
+  /** Sends a frame to one socket (its attachment links signed for its user). */
   send(state: SocketState, type: string, text: string) {
     this.ctx.metrics.framesOut.inc({ type });
-    state.ws.send(text);
+    state.ws.send(this.ctx.files.links.personalize(text, state.userId));
+  }
+
+  /**
+   * A frame with attachment links goes to each subscriber with the links signed for its
+   * user (PROTOCOL §9: a link names one viewer), in place of one shared publish. Sent
+   * synchronously like a publish, so it keeps its place among the topic's frames.
+   */
+  private publishSigned(topic: string, text: string) {
+    const signed = new Map<string, string>();
+    for (const s of this.sockets.values()) {
+      if (!s.ws.isSubscribed(topic)) continue;
+      let mine = signed.get(s.userId);
+      if (mine === undefined) signed.set(s.userId, (mine = this.ctx.files.links.personalize(text, s.userId)));
+      s.ws.send(mine);
+    }
   }
 
   publish(topic: string, text: string) {

@@ -201,7 +201,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       for (;;) {
         const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE, epoch);
         for (const r of rows) {
-          state.ws.send(eventFrame(r.type, r.data, iso(r.created_at), r.seq));
+          state.ws.send(ctx.files.links.personalize(eventFrame(r.type, r.data, iso(r.created_at), r.seq), state.userId));
           if (state.ws.getBufferedAmount() > ctx.config.maxBufferedBytes) {
             hub.closeSlowConsumer(state);
             return false;

@@ -1,0 +1,116 @@
+/**
+ * `POST /api/uploads`, `GET|HEAD /api/attachments/:id` and `…/:id/thumbnail`
+ * (PROTOCOL §9). Downloads take a signed link (`?v&e&s`, for `<img>`) or the bearer
+ * header; either way the viewer must be the uploader or a member of a conversation
+ * holding a message with the file. Every download is sandboxed: nosniff, a CSP that runs
+ * nothing, and anything but a decoded image is served to be saved, not displayed.
+ */
+import { Elysia, t } from "elysia";
+import type { AppContext } from "../context";
+import { authenticate, bearerToken } from "../auth/plugin";
+import { AppError } from "../errors";
+import type { AttachmentRow } from "../db/schema";
+import { contentDisposition } from "./names";
+import { attachmentPath, UPLOAD_PATH } from "./paths";
+
+const SANDBOX = "sandbox; default-src 'none'";
+/** Types a browser shows without running anything (with nosniff): decoded images only. */
+const INLINE = new Set(["image/jpeg", "image/png", "image/webp", "image/gif"]);
+
+/**
+ * A single `bytes=` range within `size`: null without a Range header, "bad" (416) for a
+ * malformed, multiple or unsatisfiable one.
+ */
+function parseRange(header: string | null, size: number): { start: number; end: number } | null | "bad" {
+  if (header === null) return null;
+  const m = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
+  if (!m || (m[1] === "" && (m[2] === "" || Number(m[2]) === 0))) return "bad";
+  const [start, end] = m[1] === "" ? [Math.max(0, size - Number(m[2])), size - 1] : [Number(m[1]), m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1)];
+  return start <= end && start < size ? { start, end } : "bad";
+}
+
+/**
+ * Signs the attachment links of every JSON response for the authenticated caller
+ * (`me`, set by the auth plugin): histories, sends, conversation lists, event pages.
+ * Only responses that hold a link are touched; the rest go out as Elysia renders them.
+ */
+export const signedLinks = (ctx: AppContext) =>
+  new Elysia({ name: "parley.signed-links", seed: ctx.instance }).onAfterHandle({ as: "global" }, (c) => {
+    const me = (c as unknown as { me?: { id: string } }).me;
+    const value = (c as unknown as { responseValue?: unknown }).responseValue;
+    if (!me || value === null || value instanceof Response || value instanceof Blob) return;
+    // Some routes hand over JSON they built as text (conversation lists).
+    const json = typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) : "";
+    if (!json.includes('"/api/attachments/')) return;
+    return new Response(ctx.files.links.personalize(json, me.id), {
+      status: typeof c.set.status === "number" ? c.set.status : 200,
+      headers: { ...(c.set.headers as Record<string, string>), "content-type": "application/json" },
+    });
+  });
+
+export const fileRoutes = (ctx: AppContext) => {
+  const { files } = ctx;
+
+  /** Who is asking: a valid signed link for exactly this path, else the bearer header. */
+  async function viewer(request: Request, path: string, query: Record<string, string | undefined>): Promise<string> {
+    if (query.s !== undefined || query.v !== undefined || query.e !== undefined) {
+      const check = files.links.verify(path, query.v ?? "", query.e ?? "", query.s ?? "");
+      if (!check.ok) throw new AppError("forbidden", check.reason === "expired" ? "this link has expired; reload to get a fresh one" : "not a valid link");
+      return check.viewerId;
+    }
+    return (await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined))).id;
+  }
+
+  async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>): Promise<Response> {
+    const path = `${attachmentPath(id)}${thumbnail ? "/thumbnail" : ""}`;
+    const row: AttachmentRow = files.readable(id, await viewer(request, path, query));
+    const key = thumbnail ? row.thumbnailKey : row.storageKey;
+    if (!key) throw new AppError("not_found", "this attachment has no thumbnail");
+    const type = thumbnail ? "image/webp" : row.contentType;
+    const etag = `"${row.sha256}${thumbnail ? "-t" : ""}"`;
+    const headers: Record<string, string> = {
+      etag,
+      "cache-control": "private, max-age=31536000, immutable",
+      "x-content-type-options": "nosniff",
+      "content-security-policy": SANDBOX,
+      "cross-origin-resource-policy": "same-origin",
+      "content-type": type,
+      "content-disposition": contentDisposition(thumbnail || INLINE.has(type) ? "inline" : "attachment", row.filename),
+      "accept-ranges": "bytes",
+    };
+    const inm = request.headers.get("if-none-match");
+    if (inm && inm.split(",").some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === "*")) return new Response(null, { status: 304, headers });
+    const size = thumbnail ? ((await ctx.files.store.size(key)) ?? 0) : row.size;
+    const range = parseRange(request.headers.get("range"), size);
+    if (range === "bad") return new Response(null, { status: 416, headers: { ...headers, "content-range": `bytes */${size}` } });
+    const head = request.method === "HEAD";
+    if (!range) return new Response(head ? null : ctx.files.store.body(key), { status: 200, headers: { ...headers, "content-length": String(size) } });
+    const length = range.end - range.start + 1;
+    return new Response(head ? null : ctx.files.store.body(key, range), {
+      status: 206,
+      headers: { ...headers, "content-length": String(length), "content-range": `bytes ${range.start}-${range.end}/${size}` },
+    });
+  }
+
+  const Query = t.Object({ v: t.Optional(t.String()), e: t.Optional(t.String()), s: t.Optional(t.String()), filename: t.Optional(t.String()) });
+  const detail = (summary: string) => ({ detail: { summary }, query: Query });
+
+  return new Elysia({ tags: ["attachments"] })
+    .post(
+      UPLOAD_PATH,
+      async ({ request, query, set }) => {
+        const me = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
+        ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
+        const attachment = await files.upload(me.id, { request, filename: query.filename });
+        set.status = 201;
+        return JSON.parse(files.links.personalize(JSON.stringify(attachment), me.id)) as typeof attachment;
+      },
+      {
+        ...detail("Upload a file: the raw body (Content-Type, ?filename=) or multipart/form-data with a `file` part → 201 Attachment"),
+      },
+    )
+    .get("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download (signed link or bearer); Range, ETag"))
+    .head("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download headers"))
+    .get("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("WebP thumbnail fitting 400×400 (images only)"))
+    .head("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("Thumbnail headers"));
+};

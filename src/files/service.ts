@@ -1,0 +1,234 @@
+/**
+ * Attachments (PROTOCOL §9): uploads streamed into the blob store, attaching to and
+ * releasing from messages (inside the message's own transaction), who may download, and
+ * the orphan sweep.
+ */
+import { and, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import type { Config } from "../config";
+import type { DB } from "../db/client";
+import { attachments, type AttachmentRow } from "../db/schema";
+import { AppError, invalid, notFound } from "../errors";
+import type { Tx } from "../events/log";
+import type { Logger } from "../log";
+import { describeImage } from "./images";
+import { AttachmentLinks } from "./links";
+import { cleanFilename } from "./names";
+import { filePart, multipartBoundary, TruncatedBody } from "./multipart";
+import { sniff } from "./sniff";
+import { BlobTooLarge, type BlobStore, type StagedBlob } from "./storage";
+import { toAttachment, type Attachment } from "./view";
+
+export const MAX_ATTACHMENTS = 10;
+/** Room for a multipart body's boundaries and part headers around the file itself. */
+const MULTIPART_OVERHEAD = 64 * 1024;
+
+/** Runs async work one at a time per key (a blob's commit vs. its removal by the sweep). */
+class KeyedLock {
+  private tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.tails.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.catch(() => {});
+    this.tails.set(key, tail);
+    void tail.then(() => this.tails.get(key) === tail && this.tails.delete(key));
+    return next;
+  }
+}
+
+export interface UploadSource { request: Request; filename: string | undefined }
+
+export class Files {
+  readonly links: AttachmentLinks;
+  private locks = new KeyedLock();
+  private sweeper: Timer;
+  private sweeping: Promise<number> | null = null;
+
+  constructor(private db: DB, readonly store: BlobStore, private config: Config, private log: Logger, secret: string) {
+    this.links = new AttachmentLinks(secret, config.attachmentUrlTtlSeconds);
+    const ttlMs = config.uploadOrphanTtlSeconds * 1000;
+    this.sweeper = setInterval(() => void this.sweep().catch((err) => log.error({ err }, "orphan sweep failed")), Math.min(Math.max(ttlMs / 4, 1000), 600_000));
+    this.sweeper.unref();
+  }
+
+  async stop() {
+    clearInterval(this.sweeper);
+    await this.sweeping;
+  }
+
+  /** Bytes the user's attachments take (attached, new, or released and not yet swept). */
+  usedBytes(userId: string): number {
+    const [[n]] = this.db.$client.query("SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1").values(userId) as [[number]];
+    return n;
+  }
+
+  /**
+   * Streams one upload into the store: the raw body (`?filename=`, its Content-Type) or a
+   * multipart/form-data body's `file` part. 413 past MAX_UPLOAD_BYTES and 403
+   * `quota_exceeded` past the user's quota, from Content-Length before reading when it
+   * is given, else as soon as the bytes pass the limit; a body cut short leaves nothing.
+   */
+  async upload(uploaderId: string, { request, filename }: UploadSource): Promise<Attachment> {
+    const max = this.config.maxUploadBytes;
+    const room = Math.max(0, this.config.uploadQuotaBytes - this.usedBytes(uploaderId));
+    const lengthHeader = request.headers.get("content-length");
+    const length = lengthHeader === null ? null : Number(lengthHeader);
+    const boundary = multipartBoundary(request.headers.get("content-type"));
+    const overhead = boundary ? MULTIPART_OVERHEAD : 0;
+    if (length !== null && length > max + overhead) throw tooLarge(max);
+    if (length !== null && length - overhead > room) throw quotaExceeded(this.config.uploadQuotaBytes);
+    if (!request.body) throw invalid("file", "the body is empty: send the file as the body, or as a multipart part named file");
+
+    let name = filename;
+    let declared = request.headers.get("content-type");
+    let content: AsyncIterable<Uint8Array> = request.body;
+    if (boundary) {
+      const part = await filePart(request.body, boundary).catch(clientGone);
+      name = part.filename ?? name;
+      declared = part.contentType;
+      content = part.content;
+    }
+    const cleanName = cleanFilename(name);
+    const limit = Math.min(max, room);
+    const staged = await this.store.stage(content, limit).catch((err) => {
+      if (err instanceof BlobTooLarge) throw limit < max ? quotaExceeded(this.config.uploadQuotaBytes) : tooLarge(max);
+      return clientGone(err);
+    });
+    try {
+      // A raw body shorter than its Content-Length: the client went away mid-upload.
+      if (request.signal.aborted || (!boundary && length !== null && staged.size !== length)) throw new TruncatedBody();
+      return await this.keep(uploaderId, staged, cleanName, declared);
+    } catch (err) {
+      await staged.discard().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async keep(uploaderId: string, staged: StagedBlob, filename: string, declared: string | null): Promise<Attachment> {
+    const sniffed = sniff(staged.head, declared);
+    const image = sniffed.kind === "image" ? await describeImage(staged.path ?? this.store.file(staged.key)) : null;
+    // A file that starts like a picture but does not decode (a ZIP behind a PNG header) is only a file.
+    const contentType = image ? sniffed.type : sniffed.kind === "image" ? "application/octet-stream" : sniffed.type;
+    const thumbnailKey = image ? `${staged.key}.thumb.webp` : null;
+    const row: AttachmentRow = {
+      id: Bun.randomUUIDv7(),
+      uploaderId,
+      state: "new",
+      messageId: null,
+      position: 0,
+      filename,
+      contentType,
+      size: staged.size,
+      sha256: staged.sha256,
+      storageKey: staged.key,
+      thumbnailKey,
+      width: image?.width ?? null,
+      height: image?.height ?? null,
+      createdAt: Date.now(),
+      unheldAt: Date.now(),
+    };
+    await this.locks.run(staged.key, async () => {
+      await staged.commit();
+      if (image) await this.store.putBytes(thumbnailKey!, image.thumbnail, "image/webp");
+      // Concurrent uploads of one user may each have fit; together they must too.
+      this.db.transaction((tx) => {
+        if (this.usedBytes(uploaderId) + row.size > this.config.uploadQuotaBytes) throw quotaExceeded(this.config.uploadQuotaBytes);
+        tx.insert(attachments).values(row).run();
+      });
+    }).catch(async (err) => {
+      await this.forgetIfUnused([row]);
+      throw err;
+    });
+    return toAttachment(row);
+  }
+
+  /** An attachment row the viewer may download (uploader, or member of a conversation holding a live message with it); else 404. */
+  readable(id: string, viewerId: string): AttachmentRow {
+    const row = this.db
+      .select()
+      .from(attachments)
+      .where(
+        and(
+          eq(attachments.id, id),
+          sql`(${attachments.uploaderId} = ${viewerId} OR EXISTS (SELECT 1 FROM messages m JOIN conversation_members cm
+            ON cm.conversation_id = m.conversation_id AND cm.user_id = ${viewerId} WHERE m.id = ${attachments.messageId} AND m.deleted_at IS NULL))`,
+        ),
+      )
+      .get();
+    if (!row) throw notFound("attachment");
+    return row;
+  }
+
+  /**
+   * Removes attachments unheld (never attached, or released) for longer than
+   * UPLOAD_ORPHAN_TTL, then their blobs once no other attachment names them.
+   */
+  sweep(now = Date.now()): Promise<number> {
+    this.sweeping ??= this.sweepOnce(now).finally(() => (this.sweeping = null));
+    return this.sweeping;
+  }
+
+  private async sweepOnce(now: number): Promise<number> {
+    const cutoff = now - this.config.uploadOrphanTtlSeconds * 1000;
+    let removed = 0;
+    for (;;) {
+      const gone = this.db
+        .delete(attachments)
+        .where(inArray(attachments.id, this.db.select({ id: attachments.id }).from(attachments).where(and(isNotNull(attachments.unheldAt), lt(attachments.unheldAt, cutoff))).limit(500)))
+        .returning()
+        .all();
+      if (gone.length === 0) break;
+      removed += gone.length;
+      await this.forgetIfUnused(gone);
+    }
+    if (removed) this.log.info({ removed }, "orphaned attachments removed");
+    return removed;
+  }
+
+  /** Deletes the blobs (and thumbnails) of these rows that no remaining attachment names. */
+  private async forgetIfUnused(rows: Pick<AttachmentRow, "storageKey" | "thumbnailKey">[]) {
+    const byKey = new Map(rows.map((r) => [r.storageKey, r.thumbnailKey ?? `${r.storageKey}.thumb.webp`]));
+    for (const [key, thumb] of byKey)
+      await this.locks.run(key, async () => {
+        const held = this.db.select({ id: attachments.id }).from(attachments).where(eq(attachments.storageKey, key)).limit(1).get();
+        if (held) return;
+        await this.store.delete(thumb);
+        await this.store.delete(key);
+      });
+  }
+}
+
+const tooLarge = (max: number) => new AppError("payload_too_large", `a file may have at most ${max} bytes (MAX_UPLOAD_BYTES)`);
+const quotaExceeded = (quota: number) => new AppError("quota_exceeded", `your files would take more than your quota of ${quota} bytes; delete messages with files to free space`);
+
+/** A body that failed or ended early: the client is gone (or sent a broken body). */
+function clientGone(err: unknown): never {
+  if (err instanceof AppError) throw err;
+  throw new AppError("bad_request", "the upload ended before the whole body arrived");
+}
+
+/**
+ * Takes the sender's new uploads for a message being sent, in the given order; inside
+ * the send's transaction. Each must exist, be the sender's, and not be attached yet.
+ */
+export function attach(tx: Tx, senderId: string, messageId: string, ids: string[]): AttachmentRow[] {
+  if (ids.length === 0) return [];
+  if (ids.length > MAX_ATTACHMENTS) throw invalid("attachment_ids", `at most ${MAX_ATTACHMENTS}`);
+  if (new Set(ids).size !== ids.length) throw invalid("attachment_ids", "an attachment is listed twice");
+  const rows = tx.select().from(attachments).where(inArray(attachments.id, ids)).all();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const unusable = ids.filter((id) => {
+    const r = byId.get(id);
+    return !r || r.uploaderId !== senderId || r.state !== "new";
+  });
+  if (unusable.length)
+    throw new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", unusable.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
+  ids.forEach((id, position) => tx.update(attachments).set({ state: "attached", messageId, position, unheldAt: null }).where(eq(attachments.id, id)).run());
+  return ids.map((id) => ({ ...byId.get(id)!, state: "attached", messageId, position: ids.indexOf(id), unheldAt: null }));
+}
+
+/** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */
+export function release(tx: Tx, messageId: string, now: number) {
+  tx.update(attachments).set({ state: "released", messageId: null, unheldAt: now }).where(eq(attachments.messageId, messageId)).run();
+}
+
+/** `image` when every file is a decoded image, else `file`. */
+export const messageTypeOf = (rows: AttachmentRow[]) => (rows.every((r) => r.width !== null) ? "image" : "file");
