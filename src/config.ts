@@ -208,7 +208,8 @@ Commands:
   serve            start the server (default)
   migrate          apply pending database migrations and exit
   backup <file>    write a consistent copy of the live database to <file>, with a new
-                   event-log epoch (clients resuming on a restored copy start over)
+                   event-log epoch (clients resuming on a restored copy start over), and
+                   the attachment files it names to <file>.files/ (STORAGE=local)
   healthcheck      exit 0 if the server on --port answers /health (for container health checks)
 
 Flags:

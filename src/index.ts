@@ -15,6 +15,7 @@ import { storageFullCode } from "./db/storage";
 import { stampNewEpoch } from "./events/epoch";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
+import { backupFiles, backupFilesDir } from "./files/backup";
 
 function fail(message: string, code: number): never {
   process.stderr.write(`parley: ${message}\n`);
@@ -65,6 +66,7 @@ function backup(config: Config, file: string) {
   if (!existsSync(source)) fail(`no database at ${source} (check --data-dir)`, 1);
   const target = resolve(file);
   if (existsSync(target)) fail(`${target} already exists; choose a new file`, 1);
+  if (existsSync(backupFilesDir(target))) fail(`${backupFilesDir(target)} already exists; choose a new file`, 1);
   const db = openDatabase(source);
   // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
   db.$client.run("VACUUM INTO ?", [target]);
@@ -76,6 +78,10 @@ function backup(config: Config, file: string) {
   const epoch = stampNewEpoch(copy);
   copy.close();
   process.stdout.write(`backup written to ${target} (event-log epoch ${epoch})\n`);
+  // Then the files that snapshot names (they are never changed, only added and removed).
+  const files = backupFiles(config, target);
+  if (files) process.stdout.write(`attachments: ${files.copied} files in ${files.dir}${files.missing ? ` (${files.missing} removed since as orphans)` : ""}\n`);
+  else process.stdout.write("attachments: STORAGE=s3, the files stay in the bucket; back it up with the store's tools\n");
 }
 
 async function healthcheck(config: Config) {

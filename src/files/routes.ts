@@ -80,7 +80,9 @@ export const fileRoutes = (ctx: AppContext) => {
     };
     const inm = request.headers.get("if-none-match");
     if (inm && inm.split(",").some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === "*")) return new Response(null, { status: 304, headers });
-    const size = thumbnail ? ((await ctx.files.store.size(key)) ?? 0) : row.size;
+    // A blob lost outside Parley's hands (a partial restore): not found, not a 500.
+    const size = await ctx.files.store.size(key);
+    if (size === null) throw new AppError("not_found", "the file of this attachment is missing from storage");
     const range = parseRange(request.headers.get("range"), size);
     if (range === "bad") return new Response(null, { status: 416, headers: { ...headers, "content-range": `bytes */${size}` } });
     const head = request.method === "HEAD";
