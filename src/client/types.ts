@@ -4,12 +4,18 @@
  */
 export interface User { id: string; username: string; display_name: string; profile_image_url: string | null; last_active_at: string; created_at: string }
 
+/** A file in a message (PROTOCOL §9). `url` and `thumbnail_url` are signed for the viewer that received them. */
+export interface Attachment {
+  id: string; filename: string; content_type: string; size: number; sha256: string;
+  width: number | null; height: number | null; url: string; thumbnail_url: string | null; created_at: string;
+}
+
 export interface Message {
   id: string; conversation_id: string; sender_id: string; sender_name: string; sender_avatar: string | null;
   sender_info: { id: string; username: string; display_name: string; profile_image_url: string | null };
   message_type: "text" | "image" | "file" | "system"; content: string; client_msg_id: string | null; reply_to_id: string | null;
   created_at: string; edited_at: string | null; deleted_at: string | null;
-  reactions: { emoji: string; count: number; user_ids: string[] }[]; is_read: boolean; read_count: number;
+  reactions: { emoji: string; count: number; user_ids: string[] }[]; attachments: Attachment[]; is_read: boolean; read_count: number;
 }
 
 export type Role = "owner" | "admin" | "member";
@@ -95,7 +101,7 @@ export interface ServerFrame<T extends ServerEventType = ServerEventType> {
 export interface ClientRequests {
   ping: undefined;
   disconnect: undefined;
-  "message.send": { conversation_id: string; content: string; message_type?: "text" | "image" | "file"; client_msg_id?: string; reply_to_id?: string };
+  "message.send": { conversation_id: string; content?: string; message_type?: "text" | "image" | "file"; client_msg_id?: string; reply_to_id?: string; attachment_ids?: string[] };
   "message.edit": { message_id: string; content: string };
   "message.delete": { message_id: string };
   "message.read": { conversation_id: string; message_id: string };

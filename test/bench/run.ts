@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { coldStart, connections, resumeStorm, sends } from "./scenarios";
+import { uploads } from "./uploads";
 import { reenterInPrivateNetwork } from "./lib/netns";
 import { root, startBaseline, startParley, type ServerUnderTest } from "./lib/server";
 
@@ -59,10 +60,14 @@ if (want("baseline")) report(await withServer(startBaseline, (s) => connections(
 if (want("connections")) report(await withServer(() => startParley(), (s) => connections(s, Q.conns)));
 if (want("resume")) report(await withServer(() => startParley({ MAX_GROUP_MEMBERS: "100000" }), (s) => resumeStorm(s, Q.storm, Q.missed)));
 if (want("coldstart")) report(await coldStart(quick ? 2 : 5));
+const uploadLoad = quick
+  ? { sizes: [{ bytes: 1024 * 1024, count: 3 }, { bytes: 4 * 1024 * 1024, count: 2 }], images: 2, parallel: { clients: 3, bytes: 4 * 1024 * 1024 } }
+  : { sizes: [{ bytes: 1024 * 1024, count: 50 }, { bytes: 25 * 1024 * 1024, count: 8 }], images: 10, parallel: { clients: 10, bytes: 25 * 1024 * 1024 } };
+if (want("uploads")) report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => uploads(s, uploadLoad)));
 
 // A short table, then the correctness verdict (what --quick in CI checks).
 const rows = results.map((r: any) => {
-  const rate = r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
+  const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s (${t.ratio}× raw)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} MB RSS` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";
   const ok = r.missing === 0 || r.missing === undefined ? "" : `MISSING ${r.missing}`;
   return `${String(r.scenario).padEnd(16)} ${String(r.server ?? "parley").padEnd(9)} ${rate.padEnd(44)} ${lat.padEnd(36)} ${r.client_bottleneck ? "client-bound " : ""}${ok}`;
