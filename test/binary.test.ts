@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { Database } from "bun:sqlite";
 import { tempDir } from "./helpers";
 import { registerAndLogin, spawnServer } from "./process";
+import { jpeg } from "./files-fixtures";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -36,6 +37,13 @@ describe("the compiled executable", () => {
     expect(second.lines.some((l) => l.msg === "migrations applied")).toBe(false);
     const login = await fetch(`${second.base}/api/auth/login`, { method: "POST", body: JSON.stringify({ username: "binary_user", password: "password123" }) });
     expect(login.status).toBe(200);
+    // Bun.Image inside the executable: an uploaded JPEG is decoded and thumbnailed.
+    const { token } = (await login.json()) as { token: string };
+    const up = await fetch(`${second.base}/api/uploads?filename=p.jpg`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: await jpeg(900, 600) });
+    const attachment = (await up.json()) as { width: number; height: number; thumbnail_url: string };
+    expect([up.status, attachment.width, attachment.height]).toEqual([201, 900, 600]);
+    const thumb = await fetch(second.base + attachment.thumbnail_url);
+    expect((await new Bun.Image(new Uint8Array(await thumb.arrayBuffer())).metadata()).width).toBe(400);
     expect(await second.stop()).toBe(0);
 
     // A newer build: the same project plus one more migration.

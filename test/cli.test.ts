@@ -58,9 +58,24 @@ describe("configuration", () => {
     [["--port"], {}, "--port"],
     [["fly"], {}, "fly"],
     [["backup"], {}, "backup"],
+    [[], { STORAGE: "ftp" }, "STORAGE"],
+    [[], { STORAGE: "s3", S3_BUCKET: "b" }, "S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY"],
+    [[], { STORAGE: "s3", S3_ENDPOINT: "minio:9000", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" }, "S3_ENDPOINT"],
+    [[], { MAX_UPLOAD_BYTES: "10" }, "MAX_UPLOAD_BYTES"],
+    [[], { UPLOAD_ORPHAN_TTL: "soon" }, "UPLOAD_ORPHAN_TTL"],
+    [[], { ATTACHMENT_URL_TTL: "0s" }, "ATTACHMENT_URL_TTL"],
   ])("bad settings %j %j are a ConfigError naming %s", (argv, env, name) => {
     expect(() => loadConfig(argv, env)).toThrow(name);
   });
+});
+
+test("attachment settings: storage drivers, limits and TTLs", () => {
+  const s3 = { STORAGE: "s3", S3_ENDPOINT: "http://127.0.0.1:9000", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" };
+  expect(loadConfig([], s3).config.storage).toEqual({ kind: "s3", endpoint: "http://127.0.0.1:9000", bucket: "b", region: "r", accessKeyId: "k", secretAccessKey: "s" });
+  expect(loadConfig([], {}).config.storage).toEqual({ kind: "local" });
+  const c = loadConfig([], { MAX_UPLOAD_BYTES: "1048576", UPLOAD_QUOTA_BYTES: "0", UPLOADS_PER_MINUTE: "5", UPLOAD_ORPHAN_TTL: "2h", ATTACHMENT_URL_TTL: "10m" }).config;
+  expect([c.maxUploadBytes, c.uploadQuotaBytes, c.uploadsPerMinute, c.uploadOrphanTtlSeconds, c.attachmentUrlTtlSeconds]).toEqual([1048576, 0, 5, 7200, 600]);
+  expect([DEFAULTS.maxUploadBytes, DEFAULTS.uploadQuotaBytes, DEFAULTS.uploadsPerMinute, DEFAULTS.uploadOrphanTtlSeconds, DEFAULTS.attachmentUrlTtlSeconds]).toEqual([25 * 1024 * 1024, 1024 ** 3, 30, 86400, 3600]);
 });
 
 describe("the CLI", () => {

@@ -448,3 +448,15 @@ describe("S3 storage", () => {
     }
   });
 });
+
+describe("conversation removal", () => {
+  test("deleting a conversation releases its files; the sweep removes them", async () => {
+    const group = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Gone", member_ids: [bob.user.id] } })).body.id;
+    const bytes = randomBytes(4096);
+    const up = await upload(s, alice.token, bytes, { filename: "gone.bin" });
+    await send(alice, group, { attachment_ids: [up.body.id] });
+    expect((await s.api("DELETE", `/api/conversations/${group}`, { token: alice.token })).status).toBe(204);
+    expect((await get(s, `/api/attachments/${up.body.id}`, { authorization: `Bearer ${bob.token}` })).status).toBe(404);
+    await waitFor(() => !storedFiles(s.dataDir).includes(sha256(bytes)), 6000);
+  });
+});
