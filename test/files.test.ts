@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { lastSeq, startServer, waitFor, type Account, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, startServer, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha256 } from "./files-fixtures";
 import { startS3 } from "./s3";
@@ -142,6 +142,9 @@ describe("messages with attachments", () => {
     expect(hist.body.items[0].attachments[0].url).toContain(`v=${bob.user.id}`);
     const mine = await s.api("GET", `/api/conversations/${conv}/messages?limit=1`, { token: alice.token });
     expect(mine.body.items[0].attachments[0].url).toContain(`v=${alice.user.id}`);
+    // The event log over HTTP too.
+    const logged = (await eventsOf(s, bob.token)).find((e) => e.type === "message.receive" && e.data.id === sent.body.id)!;
+    expect(logged.data.attachments[0].url).toContain(`v=${bob.user.id}`);
     // The conversation list's last message too.
     const list = await s.api("GET", "/api/conversations", { token: bob.token });
     expect(list.body.items.find((c: any) => c.id === conv).last_message.attachments[1].url).toContain(`v=${bob.user.id}`);
