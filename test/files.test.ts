@@ -414,6 +414,9 @@ describe("limits", () => {
     await waitFor(() => tempFiles(t.dataDir).length === 0, 3000);
     expect(storedFiles(t.dataDir).length).toBe(before);
     expect((t.app.ctx.db.$client.query("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?").get(v.user.id) as { n: number }).n).toBe(0);
+    // Nobody is left to answer; nothing is logged as a server error either.
+    await Bun.sleep(50);
+    expect(t.logs.filter((l) => l.level === "error")).toEqual([]);
   });
 
   test("UPLOADS_PER_MINUTE: 429 with Retry-After", async () => {

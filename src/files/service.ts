@@ -94,7 +94,7 @@ export class Files {
     });
     try {
       // A raw body shorter than its Content-Length: the client went away mid-upload.
-      if (request.signal.aborted || (!boundary && length !== null && staged.size !== length)) throw new TruncatedBody();
+      if (request.signal.aborted || (!boundary && length !== null && staged.size !== length)) clientGone(new TruncatedBody());
       return await this.keep(uploaderId, staged, cleanName, declared);
     } catch (err) {
       await staged.discard().catch(() => {});
