@@ -7,17 +7,16 @@
  * as another. The name is never used as a path on the server (blobs are keyed by hash).
  */
 import { invalid } from "../errors";
+import { FORMAT_CHARACTERS } from "../lib/text";
 
 export const MAX_FILENAME = 200;
 
-/** The invisible format characters PROTOCOL §7.3 names. */
-const INVISIBLE_FORMAT = /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f<>:"/\\|?*]/g;
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 
 export function cleanFilename(raw: string | null | undefined): string {
   const given = (raw ?? "").toWellFormed();
-  if (INVISIBLE_FORMAT.test(given)) throw invalid("filename", "must not contain bidirectional controls or invisible format characters");
+  if (FORMAT_CHARACTERS.test(given)) throw invalid("filename", "must not contain invisible format characters (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF)");
   // Both separators: a name from Windows arrives as C:\Users\x\a.png.
   let name = given.split(/[/\\]/).pop()!.replace(UNSAFE, "_").trim();
   // No hidden files, no "." or ".."; Windows drops trailing dots and spaces.

@@ -58,7 +58,7 @@ export const fileRoutes = (ctx: AppContext) => {
       if (!check.ok) throw new AppError("forbidden", check.reason === "expired" ? "this link has expired; reload to get a fresh one" : "not a valid link");
       return check.viewerId;
     }
-    return (await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined))).id;
+    return (await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined))).me.id;
   }
 
   async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>): Promise<Response> {
@@ -101,7 +101,7 @@ export const fileRoutes = (ctx: AppContext) => {
     .post(
       UPLOAD_PATH,
       async ({ request, query, set }) => {
-        const me = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
+        const { me } = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
         ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
         const attachment = await files.upload(me.id, { request, filename: query.filename });
         set.status = 201;

@@ -10,6 +10,7 @@ import { attachments, type AttachmentRow } from "../db/schema";
 import { AppError, invalid, notFound } from "../errors";
 import type { Tx } from "../events/log";
 import type { Logger } from "../log";
+import { isStorageFull, storageFull } from "../db/storage";
 import { describeImage } from "./images";
 import { AttachmentLinks } from "./links";
 import { cleanFilename } from "./names";
@@ -199,9 +200,10 @@ export class Files {
 const tooLarge = (max: number) => new AppError("payload_too_large", `a file may have at most ${max} bytes (MAX_UPLOAD_BYTES)`);
 const quotaExceeded = (quota: number) => new AppError("quota_exceeded", `your files would take more than your quota of ${quota} bytes; delete messages with files to free space`);
 
-/** A body that failed or ended early: the client is gone (or sent a broken body). */
+/** A body that failed or ended early: the client is gone (or sent a broken body). A full disk is the server's. */
 function clientGone(err: unknown): never {
   if (err instanceof AppError) throw err;
+  if (isStorageFull(err)) throw storageFull();
   throw new AppError("bad_request", "the upload ended before the whole body arrived");
 }
 
