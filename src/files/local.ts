@@ -34,20 +34,25 @@ export class LocalStore implements BlobStore {
     // Bun's FileSink, flushed every MiB: it keeps up with the socket, so request bodies do not
     // pile up in memory (awaiting an fs.promises write per chunk let them: 3× the memory),
     // without a flush per (64–128 KiB) chunk.
-    const sink = Bun.file(tmp).writer({ highWaterMark: FLUSH_BYTES });
+    // Its own high-water mark well above FLUSH_BYTES: every flush is ours, awaited, its errors caught.
+    const sink = Bun.file(tmp).writer({ highWaterMark: 4 * FLUSH_BYTES });
     let pending = 0;
     let result;
     try {
-      result = await pump(body, maxBytes, (chunk) => {
-        sink.write(chunk);
+      result = await pump(body, maxBytes, async (chunk) => {
+        // write() may answer with a promise (it flushed, and may fail: a full disk).
+        await sink.write(chunk);
         pending += chunk.byteLength;
         if (pending < FLUSH_BYTES) return;
         pending = 0;
-        return sink.flush();
+        await sink.flush();
       });
       await sink.end();
     } catch (err) {
-      await Promise.resolve(sink.end()).catch(() => {});
+      // end() flushes what is buffered, and throws again on a full disk: the temp file goes anyway.
+      try {
+        await sink.end();
+      } catch {}
       await rm(tmp, { force: true });
       throw err;
     }
