@@ -8,13 +8,14 @@
  * (SQLite's max_page_count gives the same SQLITE_FULL) run everywhere.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, openSync, closeSync, writeSync, rmSync, statfsSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { openDatabase } from "../src/db/client";
 import { asAppError, storageFullCode } from "../src/db/storage";
 import { startServer, tempDir, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
+import { smallTmpfs } from "./tmpfs";
 import { registerAndLogin, spawnServer } from "./process";
 
 /** Runs `fn` and returns what it threw (fails the test if it threw nothing). */
@@ -155,41 +156,7 @@ describe("the error mapping", () => {
 
 // ---- the real thing, on a tmpfs ----
 
-const mountPoint = tempDir("parley-tmpfs-");
-const mounted = (() => {
-  if (process.platform !== "linux") return `not Linux (${process.platform})`;
-  const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint], { stderr: "pipe" });
-  return r.exitCode === 0 ? true : `cannot mount a tmpfs (${r.stderr.toString().trim() || `exit ${r.exitCode}`}; it needs root)`;
-})();
-if (mounted !== true) console.log(`storage-full.test.ts: skipping the tests on a real full disk: ${mounted}`);
-
-afterAll(() => {
-  // Lazily: a closed bun:sqlite database keeps its files open until its statements are
-  // garbage-collected, so a plain umount may find the tmpfs busy.
-  if (mounted === true) Bun.spawnSync(["umount", "-l", mountPoint]);
-  rmSync(mountPoint, { recursive: true, force: true });
-});
-
-const filler = join(mountPoint, "filler");
-
-/** Fills the tmpfs, leaving about `leave` bytes free. */
-function fill(leave = 0) {
-  const fd = openSync(filler, "a");
-  const chunk = Buffer.alloc(64 * 1024);
-  try {
-    for (;;) {
-      const { bavail, bsize } = statfsSync(mountPoint);
-      const room = bavail * bsize - leave;
-      if (room <= 0) break;
-      writeSync(fd, chunk, 0, Math.min(chunk.length, room));
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
-  } finally {
-    closeSync(fd);
-  }
-}
-const unfill = () => rmSync(filler, { force: true });
+const { mountPoint, mounted, fill, unfill } = smallTmpfs("storage-full.test.ts");
 
 describe.skipIf(mounted !== true)("on a full disk (tmpfs)", () => {
   let s: TestServer;
