@@ -4,7 +4,7 @@
  * file system) and renamed into place, so a file under its final name is always complete;
  * two uploads of the same bytes end up as one file.
  */
-import { mkdirSync, readdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pump, type BlobStore, type StagedBlob } from "./storage";
@@ -33,9 +33,12 @@ export class LocalStore implements BlobStore {
     const tmp = join(this.tmp, Bun.randomUUIDv7());
     // Bun's FileSink, flushed every MiB: it keeps up with the socket, so request bodies do not
     // pile up in memory (awaiting an fs.promises write per chunk let them: 3× the memory),
-    // without a flush per (64–128 KiB) chunk.
-    // Its own high-water mark well above FLUSH_BYTES: every flush is ours, awaited, its errors caught.
-    const sink = Bun.file(tmp).writer({ highWaterMark: 4 * FLUSH_BYTES });
+    // without a flush per (64–128 KiB) chunk. Its high-water mark sits well above
+    // FLUSH_BYTES: every flush is ours, awaited, its errors caught. The file is opened here,
+    // not by the sink: it exists (0600) before any write, and removing it on failure cannot
+    // race a write still in flight (that lands in the unlinked file).
+    const fd = openSync(tmp, "wx", 0o600);
+    const sink = Bun.file(fd).writer({ highWaterMark: 4 * FLUSH_BYTES });
     let pending = 0;
     let result;
     try {
@@ -49,12 +52,14 @@ export class LocalStore implements BlobStore {
       });
       await sink.end();
     } catch (err) {
-      // end() flushes what is buffered, and throws again on a full disk: the temp file goes anyway.
+      // end() flushes what is buffered, and throws again on a full disk: the file goes anyway.
       try {
         await sink.end();
       } catch {}
       await rm(tmp, { force: true });
       throw err;
+    } finally {
+      closeSync(fd);
     }
     const key = result.sha256;
     const final = this.pathOf(key);
