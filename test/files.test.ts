@@ -180,6 +180,15 @@ describe("messages with attachments", () => {
     expect(again.body.error.details[0].field).toBe("attachment_ids");
   });
 
+  test("a retried send (same client_msg_id) answers the stored message with its files", async () => {
+    const up = await upload(s, alice.token, randomBytes(64), { filename: "retry.bin" });
+    const first = await send(alice, conv, { attachment_ids: [up.body.id], client_msg_id: "files-retry" });
+    const retry = await send(alice, conv, { attachment_ids: [up.body.id], client_msg_id: "files-retry" });
+    expect([first.status, retry.status]).toEqual([201, 200]);
+    expect(retry.body.id).toBe(first.body.id);
+    expect(retry.body.attachments.map((a: any) => a.id)).toEqual([up.body.id]);
+  });
+
   test("edit keeps the files; delete releases them and the sweep removes them after the TTL; held files stay", async () => {
     const bytes = randomBytes(2048);
     const up = await upload(s, alice.token, bytes, { filename: "keep.bin" });
