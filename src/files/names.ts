@@ -16,7 +16,8 @@ const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 
 export function cleanFilename(raw: string | null | undefined): string {
   const given = (raw ?? "").toWellFormed();
-  if (FORMAT_CHARACTERS.test(given)) throw invalid("filename", "must not contain invisible format characters (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF)");
+  // The same set as display names and titles (lib/text), soft hyphen and word joiner included.
+  if (FORMAT_CHARACTERS.test(given)) throw invalid("filename", "must not contain bidirectional controls or invisible format characters");
   // Both separators: a name from Windows arrives as C:\Users\x\a.png.
   let name = given.split(/[/\\]/).pop()!.replace(UNSAFE, "_").trim();
   // No hidden files, no "." or ".."; Windows drops trailing dots and spaces.
