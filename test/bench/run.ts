@@ -1,23 +1,36 @@
 /**
  * The benchmark: `bun run bench` (full, several minutes) or `bun run bench -- --quick`
- * (every scenario at a small size, well under a minute; CI runs it to check correctness,
- * not speed). `--only=a,b` picks scenarios; `--receiver-threads=N` receives the fan-out on
- * N worker threads. One JSON line per scenario, then a table.
+ * (every scenario at a small size, about a minute; CI runs it). Options:
+ *   --only=a,b            the scenarios to run (capacity, ws, fanout, connections, sustained,
+ *                         latency, resume, coldstart, uploads); a compared one runs the baseline too
+ *   --pinned              server on core 0, load generator on the last core (taskset)
+ *   --repeat=N            run the compared scenarios N times, report each ratio's median
+ *   --record              write this run's ratios into test/bench/ratios.json
+ *   --receiver-threads=N  receive the fan-out on N worker threads
+ * One JSON line per run, then a table, the ratios to the baseline, and the verdicts: any
+ * missing or repeated delivery fails, and so does a guarded ratio worse than 1.5 × its
+ * recorded value (re-measured once first, so that one noisy run does not fail it).
  */
 import { existsSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { coldStart, connections, resumeStorm, sends } from "./scenarios";
 import { uploads } from "./uploads";
 import { reenterInPrivateNetwork } from "./lib/netns";
+import { setUpMode } from "./lib/pinning";
+import { formatRatios, GUARD_FACTOR, medianRatios, RATIOS, ratiosOf, readRatioFile, record, regressions, type Ratios } from "./lib/ratios";
 import { root, startBaseline, startParley, type ServerUnderTest } from "./lib/server";
 
 await reenterInPrivateNetwork();
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
+const size = quick ? "quick" : "full";
 const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
 const want = (name: string) => !only || only.includes(name);
+const repeat = Math.max(1, Number(args.find((a) => a.startsWith("--repeat="))?.slice(9) ?? 1));
+const { mode, note } = setUpMode(args.includes("--pinned") ? "pinned" : "shared");
+const ratioFile = join(import.meta.dir, "ratios.json");
 
 if (!existsSync(join(root, "dist", "parley"))) {
   console.error("building dist/parley …");
@@ -25,14 +38,18 @@ if (!existsSync(join(root, "dist", "parley"))) {
   if (b.exitCode !== 0) process.exit(1);
 }
 
+// Quick: small, but the compared scenarios are large enough for their CPU per unit to be
+// steady (≥ 0.3 s of server CPU each); see README, Performance, on the guard.
 const Q = quick
-  ? { groups: 10, members: 5, rate: 500, seconds: 2, latencyRate: 200, fanMembers: 100, fanRate: 50, fanSeconds: 2, conns: 400, storm: 200, missed: 20, capacityRate: 2000 }
-  : { groups: 100, members: 10, rate: 15_000, seconds: 30, latencyRate: 2000, fanMembers: 1000, fanRate: 1000, fanSeconds: 10, conns: 19_000, storm: 5000, missed: 100, capacityRate: 60_000 };
+  ? { groups: 10, members: 10, rate: 500, seconds: 2, latencyRate: 200, fanMembers: 200, fanRate: 100, fanSeconds: 3, conns: 1500, storm: 200, missed: 20, capacityRate: 2000, capacitySeconds: 3 }
+  : { groups: 100, members: 10, rate: 15_000, seconds: 30, latencyRate: 2000, fanMembers: 1000, fanRate: 500, fanSeconds: 10, conns: 19_000, storm: 5000, missed: 100, capacityRate: 60_000, capacitySeconds: 10 };
 
 const results: Record<string, unknown>[] = [];
 const report = (r: Record<string, unknown>) => {
-  results.push(r);
-  console.log(JSON.stringify(r));
+  const withMode = { ...r, mode };
+  results.push(withMode);
+  console.log(JSON.stringify(withMode));
+  return withMode;
 };
 
 async function withServer<T>(start: () => Promise<ServerUnderTest>, fn: (s: ServerUnderTest) => Promise<T>): Promise<T> {
@@ -44,20 +61,39 @@ async function withServer<T>(start: () => Promise<ServerUnderTest>, fn: (s: Serv
   }
 }
 
-console.error(`machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, bun ${Bun.version}${quick ? " (quick)" : ""}`);
+const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
+const machine = `${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, bun ${Bun.version}`;
+const loadAtStart = load();
+console.error(`machine: ${machine}${quick ? " (quick)" : ""}; mode: ${mode}${note ? ` (${note})` : ""}; load average ${loadAtStart}`);
 
-const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: quick ? 2 : 10, maxInFlight: 256 };
-if (want("baseline")) report(await withServer(startBaseline, (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity })));
-if (want("capacity")) report(await withServer(() => startParley(), (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity })));
+// The compared scenarios: each runs against the baseline, then against Parley, back to back.
+const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads="))?.slice(19) ?? 0);
+const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256 };
+const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, unknown>>> = {
+  capacity: (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity }),
+  ws: (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity }),
+  // A million deliveries a second is more than one client thread takes in; on a machine with
+  // cores to spare, --receiver-threads=N spreads the receivers (on 2 cores it only starves the server).
+  fanout: (s) => sends(s, { name: "fanout", via: "rest", groups: 1, members: Q.fanMembers, rate: Q.fanRate, seconds: Q.fanSeconds, receiverThreads }),
+  connections: (s) => connections(s, Q.conns),
+};
+
+async function runCompared(keys: string[]): Promise<Ratios> {
+  const parley: Record<string, Record<string, unknown>> = {};
+  const baseline: Record<string, Record<string, unknown>> = {};
+  for (const key of keys) {
+    baseline[key] = report(await withServer(startBaseline, compared[key]!));
+    parley[key] = report(await withServer(() => startParley(), compared[key]!));
+  }
+  return ratiosOf(parley, baseline);
+}
+
+const comparedKeys = Object.keys(compared).filter(want);
+const runs: Ratios[] = [];
+for (let i = 0; i < repeat && comparedKeys.length; i++) runs.push(await runCompared(comparedKeys));
+
 if (want("sustained")) report(await withServer(() => startParley(), (s) => sends(s, { name: "sustained_rest", via: "rest", groups: Q.groups, members: Q.members, rate: Q.rate, seconds: Q.seconds })));
 if (want("latency")) report(await withServer(() => startParley(), (s) => sends(s, { name: "latency_rest", via: "rest", groups: Q.groups, members: Q.members, rate: Q.latencyRate, seconds: quick ? 2 : 10 })));
-if (want("ws")) report(await withServer(() => startParley(), (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity })));
-// A million deliveries a second is more than one client thread takes in; on a machine with
-// cores to spare, --receiver-threads=N spreads the receivers (on 2 cores it only starves the server).
-const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads="))?.slice(19) ?? 0);
-if (want("fanout")) report(await withServer(() => startParley(), (s) => sends(s, { name: "fanout", via: "rest", groups: 1, members: Q.fanMembers, rate: Q.fanRate, seconds: Q.fanSeconds, receiverThreads })));
-if (want("baseline")) report(await withServer(startBaseline, (s) => connections(s, Q.conns)));
-if (want("connections")) report(await withServer(() => startParley(), (s) => connections(s, Q.conns)));
 if (want("resume")) report(await withServer(() => startParley({ MAX_GROUP_MEMBERS: "100000" }), (s) => resumeStorm(s, Q.storm, Q.missed)));
 if (want("coldstart")) report(await coldStart(quick ? 2 : 5));
 const uploadLoad = quick
@@ -65,25 +101,52 @@ const uploadLoad = quick
   : { sizes: [{ bytes: 1024 * 1024, count: 50 }, { bytes: 25 * 1024 * 1024, count: 8 }], images: 10, parallel: { clients: 10, bytes: 25 * 1024 * 1024 } };
 if (want("uploads")) report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => uploads(s, uploadLoad)));
 
-// A short table, then the correctness verdict (what --quick in CI checks).
+// A short table, then the ratios, then the verdicts.
 const rows = results.map((r: any) => {
   const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s (${t.ratio}× raw)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} MB RSS` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
+  const cpu = r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";
   const ok = r.missing === 0 || r.missing === undefined ? "" : `MISSING ${r.missing}`;
-  return `${String(r.scenario).padEnd(16)} ${String(r.server ?? "parley").padEnd(9)} ${rate.padEnd(44)} ${lat.padEnd(36)} ${r.client_bottleneck ? "client-bound " : ""}${ok}`;
+  return `${String(r.scenario).padEnd(16)} ${String(r.server ?? "parley").padEnd(9)} ${rate.padEnd(44)} ${cpu.padEnd(34)} ${lat.padEnd(36)} ${r.client_bottleneck ? "client-bound " : ""}${ok}`;
 });
 console.error("\n" + rows.join("\n"));
 
-const problems = results.flatMap((r: any) => {
-  const p: string[] = [];
-  if (r.missing) p.push(`${r.scenario}/${r.server}: ${r.missing} deliveries missing`);
-  if (r.duplicates) p.push(`${r.scenario}/${r.server}: ${r.duplicates} duplicate deliveries`);
-  if (r.errors) p.push(`${r.scenario}/${r.server}: ${r.errors} send errors`);
-  if (r.holding_after_3s !== undefined && r.holding_after_3s !== r.sockets) p.push(`connections: ${r.sockets - r.holding_after_3s} sockets not holding`);
-  if (r.completed !== undefined && (r.completed !== r.sockets || r.wrong_replay)) p.push(`resume_storm: ${r.sockets - r.completed} not synced, ${r.wrong_replay} wrong replays`);
-  return p;
-});
+let ratios = medianRatios(runs);
+const key = `${size}/${mode}`;
+const problems: string[] = [];
+if (runs.length) {
+  console.error(`\nserver CPU and memory per unit of work, Parley vs baseline, same run (${key}${repeat > 1 ? `, median of ${repeat}` : ""}; load average ${loadAtStart} → ${load()}):`);
+  console.error(formatRatios(ratios));
+  const recorded = readRatioFile(ratioFile)?.recorded[key];
+  if (args.includes("--record")) {
+    record(ratioFile, key, { ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, v.ratio])), machine, date: new Date().toISOString().slice(0, 10), load: `${loadAtStart} → ${load()}`, runs: repeat });
+    console.error(`recorded as ${key} in test/bench/ratios.json`);
+  } else if (!recorded) {
+    console.error(`no ratios recorded for ${key} in test/bench/ratios.json: not guarded`);
+  } else {
+    let worse = regressions(ratios, recorded.ratios);
+    if (worse.length) {
+      // Measure the regressed ones once more and keep each ratio's better value: a real
+      // regression shows twice, a noisy run seldom does.
+      console.error(`\nworse than ${GUARD_FACTOR} × recorded, measuring again:\n  ${worse.join("\n  ")}`);
+      const again = await runCompared([...new Set(RATIOS.filter((r) => worse.some((w) => w.startsWith(`${r.name}:`))).flatMap((r) => [r.parley, r.baseline]))]);
+      for (const [name, v] of Object.entries(again)) if (!ratios[name] || v.ratio < ratios[name]!.ratio) ratios = { ...ratios, [name]: v };
+      console.error(formatRatios(ratios));
+      worse = regressions(ratios, recorded.ratios);
+    }
+    problems.push(...worse.map((w) => `ratio regression: ${w}`));
+    if (!worse.length) console.error(`guard: every guarded ratio within ${GUARD_FACTOR} × its value recorded ${recorded.date} (${key})`);
+  }
+}
+
+for (const r of results as any[]) {
+  if (r.missing) problems.push(`${r.scenario}/${r.server}: ${r.missing} deliveries missing`);
+  if (r.duplicates) problems.push(`${r.scenario}/${r.server}: ${r.duplicates} duplicate deliveries`);
+  if (r.errors) problems.push(`${r.scenario}/${r.server}: ${r.errors} send errors`);
+  if (r.holding_after_3s !== undefined && r.holding_after_3s !== r.sockets) problems.push(`connections/${r.server}: ${r.sockets - r.holding_after_3s} sockets not holding`);
+  if (r.completed !== undefined && (r.completed !== r.sockets || r.wrong_replay)) problems.push(`resume_storm: ${r.sockets - r.completed} not synced, ${r.wrong_replay} wrong replays`);
+}
 if (problems.length) {
-  console.error("\nbenchmark correctness problems:\n  " + problems.join("\n  "));
+  console.error("\nbenchmark problems:\n  " + problems.join("\n  "));
   process.exit(1);
 }

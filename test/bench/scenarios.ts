@@ -123,7 +123,10 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     e2e_ms: percentiles(latencies),
     // The server's own share: commit-to-published for a batch (an upper bucket bound).
     ...(publish ? { server_publish_ms_p99_at_most: publish } : {}),
-    server_cpu_s: round(after.cpu_s - before.cpu_s),
+    server_cpu_s: round(after.cpu_s - before.cpu_s, 3),
+    // Server CPU per unit of work (what the ratios to the baseline compare).
+    server_cpu_us_per_message: round(((after.cpu_s - before.cpu_s) / Math.max(result.sent, 1)) * 1e6, 1),
+    server_cpu_us_per_delivery: round(((after.cpu_s - before.cpu_s) / Math.max(delivered, 1)) * 1e6, 3),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
     ...client,
@@ -221,9 +224,9 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     // half of the ephemeral range for every new socket: the client's kernel time
     // (client_kernel_s) then sets the pace. The rate before that point:
     ...(doneAt.length >= PORT_PRESSURE ? { connects_per_s_first_12k: Math.round(PORT_PRESSURE / (doneAt[PORT_PRESSURE - 1]! / 1000)) } : {}),
-    server_cpu_us_per_connect: Math.round(((connected.cpu_s - before.cpu_s) / sockets) * 1e6),
+    server_cpu_us_per_connect: round(((connected.cpu_s - before.cpu_s) / sockets) * 1e6, 1),
     connect_seconds: round(connectSeconds),
-    server_cpu_s: round(connected.cpu_s - before.cpu_s),
+    server_cpu_s: round(connected.cpu_s - before.cpu_s, 3),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     server_kb_per_socket: round(((after.rss_mb - before.rss_mb) * 1024) / sockets, 2),
     ...client,

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { inPrivateNetwork, loopbackAddresses } from "./netns";
+import { placed } from "./pinning";
 import { procStats } from "./stats";
 
 export const root = resolve(import.meta.dir, "../../..");
@@ -67,7 +68,7 @@ async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<s
   const dataDir = mkdtempSync(join(tmpdir(), `bench-${kind}-`));
   const port = freePort();
   const started = performance.now();
-  const proc = Bun.spawn(cmd, {
+  const proc = Bun.spawn(placed(cmd), {
     // In the benchmark's own network namespace, every address is a loopback one.
     env: { ...process.env, PORT: String(port), HOST: inPrivateNetwork() ? "0.0.0.0" : "127.0.0.1", DATA_DIR: dataDir, ...env },
     stdout: "ignore",
