@@ -4,8 +4,8 @@
  * membership and, when direct, the other member; the members themselves are read a page
  * (or a named few) at a time. A page of conversations costs a fixed number of queries.
  */
-import { and, eq, sql } from "drizzle-orm";
-import { prepared } from "../db/prepared";
+import { eq, sql } from "drizzle-orm";
+import { prepared, rowStatement } from "../db/prepared";
 import type { DB } from "../db/client";
 import { conversations, members, type ConversationRow, type MemberRow, type Role } from "../db/schema";
 import type { Tx } from "../events/log";
@@ -156,8 +156,7 @@ export function conversationRow(db: Reader, id: string): ConversationRow | undef
   return prepared(db, "conversations.byId", (d) => d.select().from(conversations).where(eq(conversations.id, sql.placeholder("id"))).prepare()).get({ id });
 }
 
+/** A membership; every send and frame checks one, so without drizzle's row mapping. */
 export function memberRow(db: Reader, conversationId: string, userId: string): MemberRow | undefined {
-  return prepared(db, "members.byKey", (d) =>
-    d.select().from(members).where(and(eq(members.conversationId, sql.placeholder("c")), eq(members.userId, sql.placeholder("u")))).prepare(),
-  ).get({ c: conversationId, u: userId });
+  return rowStatement<MemberRow>(db, "members.byKey", members, "conversation_id = $c AND user_id = $u").get({ c: conversationId, u: userId }) ?? undefined;
 }

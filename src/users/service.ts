@@ -6,7 +6,7 @@ import { CONTROL_CHARACTERS, cleanName } from "../lib/text";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
 import type { AppContext } from "../context";
-import { prepared } from "../db/prepared";
+import { rowStatement } from "../db/prepared";
 import { convTopic, userTopic, type Tx } from "../events/log";
 import { friendIds, pairKey } from "../friends/service";
 
@@ -42,8 +42,9 @@ export function profileAudience(db: DB | Tx, userId: string): string[] {
   return [...people].map(userTopic).concat(groups);
 }
 
+/** A user's row; read by every authenticated request and WebSocket frame, so without drizzle's row mapping. */
 export function getUserRow(db: DB, id: string): UserRow | undefined {
-  return prepared(db, "users.byId", (d) => d.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare()).get({ id });
+  return rowStatement<UserRow>(db, "users.byId", users, "id = $id").get({ id }) ?? undefined;
 }
 
 export function getUser(db: DB, id: string): User {
