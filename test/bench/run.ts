@@ -7,6 +7,10 @@
  *   --repeat=N            run the compared scenarios N times, report each ratio's median
  *   --record              write each ratio's highest value of this run into test/bench/ratios.json
  *   --receiver-threads=N  receive the fan-out on N worker threads
+ *   --sockets=N           sockets in the connection scenario
+ *   --fanout-rate=N       messages a second into the fan-out group of 1,000
+ * BENCH_PARLEY=<path> measures another Parley executable (say, the previous commit's build);
+ * BENCH_CPU_PROF=<dir> profiles the server's source (see lib/server.ts).
  * One JSON line per run, then a table, the ratios to the baseline, and the verdicts: any
  * missing or repeated delivery fails, and so does a guarded ratio worse than 1.5 × its
  * recorded value (re-measured once first, so that one noisy run does not fail it).
@@ -44,6 +48,13 @@ if (!existsSync(join(root, "dist", "parley"))) {
 const Q = quick
   ? { groups: 10, members: 10, rate: 500, seconds: 2, latencyRate: 200, fanMembers: 1000, fanRate: 100, fanSeconds: 2, conns: 1500, storm: 200, missed: 20, capacityRate: 20_000, capacitySeconds: 2 }
   : { groups: 100, members: 10, rate: 15_000, seconds: 30, latencyRate: 2000, fanMembers: 1000, fanRate: 500, fanSeconds: 10, conns: 19_000, storm: 5000, missed: 100, capacityRate: 60_000, capacitySeconds: 10 };
+
+// --sockets=N: the connection scenario's size, to measure memory per socket at another scale.
+const sockets = Number(args.find((a) => a.startsWith("--sockets="))?.slice(10) ?? 0);
+if (sockets > 0) Q.conns = sockets;
+// --fanout-rate=N: messages a second into the fan-out group (e.g. 500 for 500,000 deliveries/s).
+const fanoutRate = Number(args.find((a) => a.startsWith("--fanout-rate="))?.slice(14) ?? 0);
+if (fanoutRate > 0) Q.fanRate = fanoutRate;
 
 const results: Record<string, unknown>[] = [];
 const report = (r: Record<string, unknown>) => {

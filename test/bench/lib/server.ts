@@ -37,9 +37,12 @@ async function waitHealthy(base: string, proc: Subprocess, timeoutMs = 15_000) {
   }
 }
 
-/** Parley: the compiled executable when it exists (what users run), else the source. */
+/**
+ * Parley: the compiled executable when it exists (what users run), else the source.
+ * BENCH_PARLEY=<path> runs another build (e.g. the previous commit's, to measure a change).
+ */
 export async function startParley(env: Record<string, string> = {}): Promise<ServerUnderTest> {
-  const binary = join(root, "dist", "parley");
+  const binary = process.env.BENCH_PARLEY || join(root, "dist", "parley");
   const source = [process.execPath, join(root, "src", "index.ts")];
   // BENCH_CPU_PROF=<dir>: run the source under Bun's sampling profiler, a Markdown profile per server in <dir>.
   const profileDir = process.env.BENCH_CPU_PROF;
