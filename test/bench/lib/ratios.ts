@@ -24,7 +24,10 @@ export const RATIOS: RatioDef[] = [
   { name: "rest_cpu_per_message", parley: "capacity", baseline: "capacity", metric: "server_cpu_us_per_message", guarded: true, what: "REST send, server CPU per message" },
   { name: "ws_cpu_per_message_vs_rest", parley: "ws", baseline: "capacity", metric: "server_cpu_us_per_message", guarded: true, what: "WS message.send vs the baseline's REST send" },
   { name: "ws_cpu_per_message", parley: "ws", baseline: "ws", metric: "server_cpu_us_per_message", guarded: true, what: "WS message.send vs the baseline's WS send" },
-  { name: "fanout_cpu_per_delivery", parley: "fanout", baseline: "fanout", metric: "server_cpu_us_per_delivery", guarded: true, what: "fan-out, server CPU per delivery" },
+  // Bimodal for the baseline as much as for Parley (0.45-0.55 or 1.25-1.45 µs per delivery
+  // for the same baseline, same size, same hour; most likely as the receiving client keeps
+  // up or falls behind). The ratio of one build ranged 0.9-2.5: reported, not guarded.
+  { name: "fanout_cpu_per_delivery", parley: "fanout", baseline: "fanout", metric: "server_cpu_us_per_delivery", guarded: false, what: "fan-out, server CPU per delivery" },
   { name: "connect_cpu", parley: "connections", baseline: "connections", metric: "server_cpu_us_per_connect", guarded: true, what: "connect incl. conversation.list, server CPU" },
   // RSS moves by whole allocator chunks and with GC timing: at a few hundred sockets the
   // difference is mostly noise, so it is reported, never guarded.
