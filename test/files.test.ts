@@ -307,6 +307,21 @@ describe("hostile files", () => {
     }
   });
 
+  test("a declared type a browser renders as a document (any XML or HTML type) is never passed on", async () => {
+    // UTF-16 XHTML: no "<" in the first bytes to sniff; the declared types are XML documents to a browser.
+    const xhtml = new Uint8Array([0xff, 0xfe, ...[..."<html xmlns='http://www.w3.org/1999/xhtml'><script>alert(1)</script></html>"].flatMap((c) => [c.charCodeAt(0), 0])]);
+    for (const type of ["application/vnd.wap.xhtml+xml", "video/x-evil+xml", "audio/x-evil+xml", "application/vnd.evil+xml", "application/vnd.evil.html", "audio/x-svg", "application/vnd.ms-ecmascript"]) {
+      const up = await upload(s, alice.token, xhtml, { filename: "x", type });
+      expect([type, up.status, up.body.content_type]).toEqual([type, 201, "application/octet-stream"]);
+      expect((await get(s, up.body.url)).headers.get("content-type")).toBe("application/octet-stream");
+    }
+    // Plain safe types stay what they are.
+    for (const type of ["application/vnd.openxmlformats-officedocument.wordprocessingml.document", "video/mp4", "audio/mpeg", "application/zip"]) {
+      const up = await upload(s, alice.token, randomBytes(16).map((b) => (b === 0x3c ? 0 : b)), { filename: "y", type });
+      expect([type, up.body.content_type]).toEqual([type, type]);
+    }
+  });
+
   test("a polyglot JPEG/HTML is an image (nosniff, sandboxed), a PNG that is a ZIP and a pixel bomb are plain files; no 500", async () => {
     const poly = await upload(s, alice.token, await polyglotJpeg(), { filename: "poly.html", type: "text/html" });
     expect(poly.status).toBe(201);

@@ -14,6 +14,11 @@ const ascii = (head: Uint8Array, at: number, s: string) => s.split("").every((c,
 
 /** Types that are safe to label as what they are (with nosniff): none of them runs in a browser. */
 const SAFE_DECLARED = /^(text\/plain|text\/csv|application\/(pdf|zip|gzip|x-tar|x-7z-compressed|json|msword|vnd\.[a-z0-9.+-]+)|audio\/[a-z0-9.+-]+|video\/[a-z0-9.+-]+)$/;
+/**
+ * What a browser opens as a document or runs, whatever the family: any `+xml` type is an
+ * XML document to a browser (XHTML inside runs), and HTML, SVG, XSL or script by name.
+ */
+const DOCUMENT = /\+xml$|html|svg|xsl|script/;
 
 export function sniff(head: Uint8Array, declared: string | null): Sniffed {
   if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return { kind: "image", type: "image/jpeg" };
@@ -29,7 +34,7 @@ export function sniff(head: Uint8Array, declared: string | null): Sniffed {
   if (ascii(head, 0, "%PDF-")) return { kind: "file", type: "application/pdf" };
   if (looksLikeMarkup(head)) return { kind: "file", type: "application/octet-stream" };
   const type = (declared ?? "").split(";")[0]!.trim().toLowerCase();
-  return { kind: "file", type: SAFE_DECLARED.test(type) ? type : "application/octet-stream" };
+  return { kind: "file", type: SAFE_DECLARED.test(type) && !DOCUMENT.test(type) ? type : "application/octet-stream" };
 }
 
 /** Text that opens with `<` (after a BOM and white space): HTML, SVG, XML. */
