@@ -94,12 +94,14 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const tickets = new Tickets(config.ticketTtlMs);
 
   const app = new Elysia({
-    // Uploads (streamed, never buffered) need the largest bodies: their route answers 413 in
-    // the contract's format up to here, and our JSON parser refuses anything over BODY_LIMIT
-    // after reading at most that much. Bun's own (plain) 413 is only the last resort.
+    // No cap of Bun's own: its 413 has no body and closes the connection while the client is
+    // still sending (Node's fetch then sees EPIPE, not a status). Every limit is ours instead:
+    // uploads answer 413/403 in the contract's format from Content-Length or as the bytes pass
+    // the limit, the JSON parser reads at most BODY_LIMIT; Bun then discards the rest of the
+    // body as it arrives (memory stays flat, checked with 300 MB bodies).
     // No SO_REUSEPORT (Elysia's default): a second server on a taken port must fail to
     // start, not silently share the port and split requests between two databases.
-    serve: { maxRequestBodySize: Math.max(16 * BODY_LIMIT, config.maxUploadBytes + 1024 * 1024), reusePort: false },
+    serve: { maxRequestBodySize: Number.MAX_SAFE_INTEGER, reusePort: false },
     // Elysia's router takes the path to start at the first "/" from index 11 of the URL,
     // which assumes a host of 4+ characters: behind a proxy forwarding `Host: app` the
     // upgrade (and every route Bun does not match natively) would find a wrong path and
