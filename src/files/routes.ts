@@ -18,12 +18,16 @@ const SANDBOX = "sandbox; default-src 'none'";
 const INLINE = new Set(["image/jpeg", "image/png", "image/webp", "image/gif"]);
 
 /**
- * A single `bytes=` range within `size`: null without a Range header, "bad" (416) for a
- * malformed, multiple or unsatisfiable one.
+ * A single `bytes=` range within `size`, or "bad" (416) for a malformed or unsatisfiable
+ * one. Null — the whole file — without a Range header, and where RFC 9110 §14.2 says to
+ * ignore it: another unit, or an `If-Range` that is not this file's ETag. Several ranges
+ * are answered with the whole file too (which the RFC allows) rather than multipart.
  */
-function parseRange(header: string | null, size: number): { start: number; end: number } | null | "bad" {
-  if (header === null) return null;
-  const m = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
+function parseRange(header: string | null, ifRange: string | null, etag: string, size: number): { start: number; end: number } | null | "bad" {
+  if (header === null || (ifRange !== null && ifRange.trim() !== etag)) return null;
+  const spec = header.trim();
+  if (!/^bytes=/i.test(spec) || spec.includes(",")) return null;
+  const m = /^bytes=(\d{0,15})-(\d{0,15})$/i.exec(spec);
   if (!m || (m[1] === "" && (m[2] === "" || Number(m[2]) === 0))) return "bad";
   const [start, end] = m[1] === "" ? [Math.max(0, size - Number(m[2])), size - 1] : [Number(m[1]), m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1)];
   return start <= end && start < size ? { start, end } : "bad";
@@ -83,7 +87,7 @@ export const fileRoutes = (ctx: AppContext) => {
     // A blob lost outside Parley's hands (a partial restore): not found, not a 500.
     const size = await ctx.files.store.size(key);
     if (size === null) throw new AppError("not_found", "the file of this attachment is missing from storage");
-    const range = parseRange(request.headers.get("range"), size);
+    const range = parseRange(request.headers.get("range"), request.headers.get("if-range"), etag, size);
     if (range === "bad") return new Response(null, { status: 416, headers: { ...headers, "content-range": `bytes */${size}` } });
     const head = request.method === "HEAD";
     if (!range) return new Response(head ? null : ctx.files.store.body(key), { status: 200, headers: { ...headers, "content-length": String(size) } });
