@@ -94,6 +94,18 @@ describe("uploads", () => {
     expect(tempFiles(s.dataDir)).toEqual([]);
   });
 
+  test("an empty file is refused the same way raw and as a multipart part: 422 naming file, nothing kept", async () => {
+    const before = rowCount(s);
+    const form = new FormData();
+    form.append("file", new File([], "empty.txt", { type: "text/plain" }));
+    for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, "", { filename: "empty.txt" }), await upload(s, alice.token, new Uint8Array(0), { filename: "e" })]) {
+      expect(res.status).toBe(422);
+      expect(res.body.error.details[0].field).toBe("file");
+    }
+    expect(rowCount(s)).toBe(before);
+    expect(tempFiles(s.dataDir)).toEqual([]);
+  });
+
   test("an image: dimensions, and a WebP thumbnail that fits 400×400", async () => {
     const image = await jpeg(1200, 800);
     const res = await upload(s, alice.token, image, { filename: "photo.jpg", type: "image/jpeg" });

@@ -76,7 +76,7 @@ export class Files {
     const overhead = boundary ? MULTIPART_OVERHEAD : 0;
     if (length !== null && length > max + overhead) throw tooLarge(max);
     if (length !== null && length - overhead > room) throw quotaExceeded(this.config.uploadQuotaBytes);
-    if (!request.body) throw invalid("file", "the body is empty: send the file as the body, or as a multipart part named file");
+    if (!request.body) throw emptyFile();
 
     let name = filename;
     let declared = request.headers.get("content-type");
@@ -96,6 +96,8 @@ export class Files {
     try {
       // A raw body shorter than its Content-Length: the client went away mid-upload.
       if (request.signal.aborted || (!boundary && length !== null && staged.size !== length)) clientGone(new TruncatedBody());
+      // Raw or as a part alike: an attachment has something in it.
+      if (staged.size === 0) throw emptyFile();
       return await this.keep(uploaderId, staged, cleanName, declared);
     } catch (err) {
       await staged.discard().catch(() => {});
@@ -197,6 +199,7 @@ export class Files {
   }
 }
 
+const emptyFile = () => invalid("file", "the file is empty: send its bytes as the body, or as a multipart part named file");
 const tooLarge = (max: number) => new AppError("payload_too_large", `a file may have at most ${max} bytes (MAX_UPLOAD_BYTES)`);
 const quotaExceeded = (quota: number) => new AppError("quota_exceeded", `your files would take more than your quota of ${quota} bytes; delete messages with files to free space`);
 
