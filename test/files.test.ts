@@ -192,6 +192,17 @@ describe("messages with attachments", () => {
     expect(again.body.error.details[0].field).toBe("attachment_ids");
   });
 
+  test("more than 10 attachment_ids: 422 saying at most 10, over REST and WebSocket alike", async () => {
+    const ids = Array.from({ length: 11 }, () => Bun.randomUUIDv7());
+    const rest = await send(alice, conv, { content: "x", attachment_ids: ids });
+    expect(rest.status).toBe(422);
+    expect(rest.body.error.details).toEqual([{ field: "attachment_ids", message: "at most 10" }]);
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${alice.token}`);
+    const reply = await ws.request("message.send", { conversation_id: conv, content: "x", attachment_ids: ids });
+    expect(reply.error.details).toEqual([{ field: "attachment_ids", message: "at most 10" }]);
+    ws.close();
+  });
+
   test("a retried send (same client_msg_id) answers the stored message with its files", async () => {
     const up = await upload(s, alice.token, randomBytes(64), { filename: "retry.bin" });
     const first = await send(alice, conv, { attachment_ids: [up.body.id], client_msg_id: "files-retry" });

@@ -9,7 +9,8 @@ export const SendBody = t.Object({
   message_type: OrNull(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file"), t.Literal("system")], { description: "default text; system is refused" })),
   client_msg_id: OrNull(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retried send returns the stored message" })),
   reply_to_id: OrNull(t.String({ minLength: 1, maxLength: 64 })),
-  attachment_ids: OrNull(t.Array(t.String({ minLength: 1, maxLength: 64 }), { maxItems: 10, description: "≤ 10 of the sender's uploads (POST /api/uploads) not attached yet" })),
+  // "At most 10" is the service's check: inside the null union, a schema maxItems reads "should be one of: 'array', 'null'".
+  attachment_ids: OrNull(t.Array(t.String({ minLength: 1, maxLength: 64 }), { description: "≤ 10 of the sender's uploads (POST /api/uploads) not attached yet" })),
 });
 export const EditBody = t.Object({ content: t.String({ maxLength: 20_000 }) });
 export const ReadBody = t.Object({ message_id: t.String({ minLength: 1, maxLength: 64 }) });
