@@ -445,6 +445,23 @@ describe("limits", () => {
     expect(storedFiles(t.dataDir)).toEqual([]);
   });
 
+  test("a chunked multipart body is bounded as a whole, not only its file part: 413", async () => {
+    // Endless small fields before any file part: each is under the per-field limit.
+    const field = new TextEncoder().encode(`--zz\r\nContent-Disposition: form-data; name="pad"\r\n\r\n${"p".repeat(500_000)}\r\n`);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= 8 * 1024 * 1024) return c.close();
+        sent += field.length;
+        c.enqueue(field);
+      },
+    });
+    const res = await upload(t, u.token, body, { type: "multipart/form-data; boundary=zz" });
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe("payload_too_large");
+    expect(sent).toBeLessThan(8 * 1024 * 1024);
+  });
+
   test("JSON routes keep their own 64 KiB limit, also for chunked bodies", async () => {
     const big = JSON.stringify({ content: "x".repeat(200_000) });
     const chunked = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(new TextEncoder().encode(big)); c.close(); } });

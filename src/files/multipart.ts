@@ -25,11 +25,16 @@ export function multipartBoundary(contentType: string | null): string | null {
   return m[1] ?? m[2]!;
 }
 
-/** Buffers a byte stream just enough to find delimiters in it. */
+/**
+ * Buffers a byte stream just enough to find delimiters in it. Past `max` bytes in all
+ * (fields, headers and file together) it throws `tooLarge()`: without a Content-Length,
+ * fields before the file part would otherwise be read for as long as they keep coming.
+ */
 class Reader {
   buf: Buffer = Buffer.alloc(0);
   private done = false;
-  constructor(private it: AsyncIterator<Uint8Array>) {}
+  private total = 0;
+  constructor(private it: AsyncIterator<Uint8Array>, private max: number, private tooLarge: () => Error) {}
   /** Reads one more chunk into the buffer; false at the end of the body. */
   async more(): Promise<boolean> {
     if (this.done) return false;
@@ -38,6 +43,8 @@ class Reader {
       this.done = true;
       return false;
     }
+    this.total += value.byteLength;
+    if (this.total > this.max) throw this.tooLarge();
     this.buf = this.buf.length ? Buffer.concat([this.buf, value]) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     return true;
   }
@@ -55,8 +62,9 @@ class Reader {
   }
 }
 
-export async function filePart(body: ReadableStream<Uint8Array>, boundary: string): Promise<FilePart> {
-  const reader = new Reader(body[Symbol.asyncIterator]());
+/** The `file` part of a body of at most `max` bytes (`tooLarge()` is thrown past that). */
+export async function filePart(body: ReadableStream<Uint8Array>, boundary: string, max: number, tooLarge: () => Error): Promise<FilePart> {
+  const reader = new Reader(body[Symbol.asyncIterator](), max, tooLarge);
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   // The first delimiter has no CRLF before it.
   await reader.skipPast(Buffer.from(`--${boundary}`), 64 * 1024);

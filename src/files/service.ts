@@ -82,7 +82,7 @@ export class Files {
     let declared = request.headers.get("content-type");
     let content: AsyncIterable<Uint8Array> = request.body;
     if (boundary) {
-      const part = await filePart(request.body, boundary).catch(clientGone);
+      const part = await filePart(request.body, boundary, max + overhead, () => tooLarge(max)).catch(clientGone);
       name = part.filename ?? name;
       declared = part.contentType;
       content = part.content;
