@@ -115,6 +115,8 @@ describe("uploads", () => {
     const thumb = await get(s, res.body.thumbnail_url);
     expect(thumb.status).toBe(200);
     expect(thumb.headers.get("content-type")).toBe("image/webp");
+    // Saved from the browser, the thumbnail is named for what it is.
+    expect(thumb.headers.get("content-disposition")).toBe(`inline; filename="photo.webp"; filename*=UTF-8''photo.webp`);
     const meta = await new Bun.Image(await bytesOf(thumb)).metadata();
     expect(meta).toEqual({ width: 400, height: 267, format: "webp" });
     // A small image is not enlarged.

@@ -33,6 +33,9 @@ function parseRange(header: string | null, ifRange: string | null, etag: string,
   return start <= end && start < size ? { start, end } : "bad";
 }
 
+/** `photo.jpg` → `photo.webp`: a thumbnail saved from the browser is named for what it is. */
+const thumbnailName = (filename: string) => `${filename.replace(/\.[^.]{1,16}$/, "")}.webp`;
+
 /**
  * Signs the attachment links of every JSON response for the authenticated caller
  * (`me`, set by the auth plugin): histories, sends, conversation lists, event pages.
@@ -79,7 +82,7 @@ export const fileRoutes = (ctx: AppContext) => {
       "content-security-policy": SANDBOX,
       "cross-origin-resource-policy": "same-origin",
       "content-type": type,
-      "content-disposition": contentDisposition(thumbnail || INLINE.has(type) ? "inline" : "attachment", row.filename),
+      "content-disposition": thumbnail ? contentDisposition("inline", thumbnailName(row.filename)) : contentDisposition(INLINE.has(type) ? "inline" : "attachment", row.filename),
       "accept-ranges": "bytes",
     };
     const inm = request.headers.get("if-none-match");
