@@ -6,6 +6,7 @@ import { eventsOf, lastSeq, startServer, waitFor, type Account, type TestServer 
 import { TestSocket } from "./ws-client";
 import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha256 } from "./files-fixtures";
 import { startS3 } from "./s3";
+import { UNSIGNED_LINK } from "../src/files/links";
 
 type Res = { status: number; body: any; headers: Headers };
 
@@ -127,6 +128,20 @@ describe("uploads", () => {
 });
 
 describe("messages with attachments", () => {
+  test("only a message with files looks like one that needs links signed (text shaped like a link does not)", async () => {
+    const fake = `"url":"/api/attachments/${crypto.randomUUID()}"`;
+    const { body: plain } = await send(alice, conv, { content: fake });
+    expect(plain.content).toBe(fake);
+    expect(JSON.stringify(plain)).not.toContain(UNSIGNED_LINK);
+    const { body: up } = await upload(s, alice.token, randomBytes(10), { filename: "x.bin" });
+    const stored = s.app.ctx.db.$client.query("SELECT data FROM events WHERE type = 'message.receive' ORDER BY seq DESC LIMIT 1").get() as { data: string };
+    const { status } = await send(alice, conv, { content: "with a file", attachment_ids: [up.id] });
+    expect(status).toBe(201);
+    const latest = s.app.ctx.db.$client.query("SELECT e.data, p.data AS shared FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id WHERE e.type = 'message.receive' ORDER BY e.seq DESC LIMIT 1").get() as { data: string; shared: string | null };
+    expect(stored.data).not.toContain(UNSIGNED_LINK);
+    expect(latest.data || latest.shared).toContain(UNSIGNED_LINK);
+  });
+
   test("send with attachment_ids → the other member gets message.receive with links signed for them, and downloads file and thumbnail", async () => {
     const image = await png(600, 600);
     const doc = randomBytes(5000);

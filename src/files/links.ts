@@ -11,6 +11,12 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 
+/**
+ * What every unsigned link in a JSON text starts with (an attachment's `url` comes before its
+ * `thumbnail_url`). User text cannot hold it: JSON escapes the quotes of a string's content.
+ */
+export const UNSIGNED_LINK = '"url":"/api/attachments/';
+
 const LINK = /"(url|thumbnail_url)":"(\/api\/attachments\/[0-9a-f-]{36}(?:\/thumbnail)?)"/g;
 
 export type LinkCheck = { ok: true; viewerId: string } | { ok: false; reason: "expired" | "invalid" };
@@ -46,7 +52,7 @@ export class AttachmentLinks {
 
   /** Signs, for one viewer, every attachment link in a JSON text (a response, an event). */
   personalize(json: string, viewerId: string): string {
-    if (!json.includes('"/api/attachments/')) return json;
+    if (!json.includes(UNSIGNED_LINK)) return json;
     const now = Date.now();
     return json.replace(LINK, (_, field, path) => `"${field}":"${this.sign(path, viewerId, now)}"`);
   }

@@ -12,6 +12,7 @@ import { AppError } from "../errors";
 import type { AttachmentRow } from "../db/schema";
 import { contentDisposition } from "./names";
 import { attachmentPath, UPLOAD_PATH } from "./paths";
+import { UNSIGNED_LINK } from "./links";
 
 const SANDBOX = "sandbox; default-src 'none'";
 /** Types a browser shows without running anything (with nosniff): decoded images only. */
@@ -48,7 +49,7 @@ export const signedLinks = (ctx: AppContext) =>
     if (!me || value === null || value instanceof Response || value instanceof Blob) return;
     // Some routes hand over JSON they built as text (conversation lists).
     const json = typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) : "";
-    if (!json.includes('"/api/attachments/')) return;
+    if (!json.includes(UNSIGNED_LINK)) return;
     return new Response(ctx.files.links.personalize(json, me.id), {
       status: typeof c.set.status === "number" ? c.set.status : 200,
       headers: { ...(c.set.headers as Record<string, string>), "content-type": "application/json" },

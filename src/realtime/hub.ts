@@ -16,6 +16,7 @@ import { canSeePresence } from "../users/service";
 import { eventFrame, frame } from "./protocol";
 import { LastActive } from "./last-active";
 import { CLOSE_CODES, type CloseCode } from "./close-codes";
+import { UNSIGNED_LINK } from "../files/links";
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
@@ -178,7 +179,7 @@ export class Hub {
       for (const s of this.byUser.get(e.topic.slice(5)) ?? []) s.ws.subscribe(convTopic(id));
     }
     const text = eventFrame(e.type, e.json, e.timestamp, e.seq);
-    if (e.json.includes('"/api/attachments/')) this.publishSigned(e.topic, text);
+    if (e.json.includes(UNSIGNED_LINK)) this.publishSigned(e.topic, text);
     else this.publish(e.topic, text);
     this.ctx.metrics.eventsPublished.inc({ type: e.type });
     if (e.type === "conversation.delete") this.leaveConversation(e.topic.slice(5), (e.data as { conversation_id: string }).conversation_id);
