@@ -24,6 +24,7 @@ import { eventRoutes } from "./events/routes";
 import { messageRoutes } from "./messages/routes";
 import { Hub } from "./realtime/hub";
 import { wsRoutes } from "./realtime/ws";
+import { webRoutes } from "./web/routes";
 import { Tickets, ticketRoutes } from "./realtime/tickets";
 import { EventLog } from "./events/log";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
@@ -151,7 +152,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(eventRoutes(ctx))
     .use(fileRoutes(ctx))
     .use(ticketRoutes(ctx, tickets))
-    .use(wsRoutes(ctx, hub, tickets));
+    .use(wsRoutes(ctx, hub, tickets))
+    .use(webRoutes());
 
   let closed = false;
   /** Stops accepting, lets in-flight requests finish, then closes the database. */

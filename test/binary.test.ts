@@ -9,6 +9,7 @@ import { Database } from "bun:sqlite";
 import { tempDir } from "./helpers";
 import { registerAndLogin, spawnServer } from "./process";
 import { jpeg } from "./files-fixtures";
+import { expectWebClient } from "./web-serving";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -31,6 +32,8 @@ describe("the compiled executable", () => {
     const first = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);
     expect(first.lines.find((l) => l.msg === "migrations applied")?.applied).toBeGreaterThan(0);
     expect((await registerAndLogin(first.base, "binary_user")).status).toBe(200);
+    // The web client is inside the binary too, compressed and cached as PROTOCOL §10 says.
+    await expectWebClient(first.base);
     expect(await first.stop()).toBe(0);
 
     const second = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);
@@ -48,7 +51,7 @@ describe("the compiled executable", () => {
 
     // A newer build: the same project plus one more migration.
     const next = join(work, "project");
-    for (const part of ["src", "drizzle"]) cpSync(join(root, part), join(next, part), { recursive: true });
+    for (const part of ["src", "drizzle", "web"]) cpSync(join(root, part), join(next, part), { recursive: true });
     for (const file of ["package.json", "tsconfig.json"]) copyFileSync(join(root, file), join(next, file));
     symlinkSync(join(root, "node_modules"), join(next, "node_modules"));
     const journalFile = join(next, "drizzle", "meta", "_journal.json");
