@@ -29,7 +29,8 @@ export interface Account { token: string; user: { id: string; username: string; 
 let counter = 0;
 export const uniqueName = (prefix = "user") => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
 
-export async function startServer(overrides: Partial<Config> = {}, dataDir = tempDir()): Promise<TestServer> {
+/** `listenPort` 0 picks a free one; a fixed port lets a test restart "the same" server (browser clients reconnect to it). */
+export async function startServer(overrides: Partial<Config> = {}, dataDir = tempDir(), listenPort = 0): Promise<TestServer> {
   // CONTACT_POLICY=open here, unlike the server's default (friends): most tests put strangers
   // into conversations to test something else. The policy's own tests ask for `friends`.
   const config = makeConfig({
@@ -44,7 +45,7 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     },
   });
   const app = createApp(config, { log: createLogger(config.logLevel, sink) });
-  app.app.listen({ port: 0, hostname: "127.0.0.1" });
+  app.app.listen({ port: listenPort, hostname: "127.0.0.1" });
   const port = app.app.server!.port;
   const base = `http://127.0.0.1:${port}`;
 

@@ -1,2 +1,7 @@
 import { render } from "preact";
-render(<p>Parley</p>, document.getElementById("app")!);
+import { App } from "./app";
+import { start } from "./store";
+import "./theme";
+
+render(<App />, document.getElementById("app")!);
+void start();

@@ -1,0 +1,256 @@
+/**
+ * The web client in a real Chromium against the real server (PROTOCOL §10): two people
+ * chatting live, history scroll-back, reconnect after a restart, a phone screen, keyboard
+ * only, and message text that never runs as HTML. One browser for the file, a fresh
+ * context (its own storage) per user.
+ *
+ * SCREENSHOTS=docs writes the screenshots for the README into docs/.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { join } from "node:path";
+import { startServer, tempDir, uniqueName, type Account, type TestServer } from "./helpers";
+import { launchBrowser } from "./browser";
+
+// The functions given to page.evaluate run in the page; the test program has no DOM types.
+declare const document: any, window: any, getComputedStyle: any;
+type HTMLElement = any;
+
+const shots = Bun.env.SCREENSHOTS === "docs" ? join(import.meta.dir, "..", "docs") : tempDir("parley-shots-");
+let browser: Browser | null = null;
+let s: TestServer;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+  s = await startServer({ sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000 });
+});
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await s.stop();
+});
+
+/** A test that needs the browser: skipped (loudly, by launchBrowser) when there is none outside CI. */
+const btest = (name: string, fn: () => Promise<void>, timeout = 60_000) => test(name, async () => {
+  if (!browser) return;
+  await fn();
+}, timeout);
+
+/** A page signed in as `a` (the session is put where the client keeps it), at `path`. */
+async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1100, height: 720 }): Promise<Page> {
+  const context = await browser!.newContext({ viewport });
+  contexts.push(context);
+  const session = JSON.stringify({ token: a.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: a.user });
+  await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  await page.goto(server.base + path);
+  await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+  return page;
+}
+
+async function friends(a: Account, b: Account, server = s) {
+  const req = await server.api("POST", "/api/friendships", { token: a.token, body: { friend_id: b.user.id } });
+  expect(req.status).toBe(201);
+  expect((await server.api("PATCH", `/api/friendships/${req.body.id}/accept`, { token: b.token })).status).toBe(200);
+}
+
+async function direct(a: Account, b: Account, server = s): Promise<string> {
+  await friends(a, b, server);
+  const res = await server.api("POST", "/api/conversations", { token: a.token, body: { type: "direct", user_id: b.user.id } });
+  expect(res.status).toBeLessThan(300);
+  return res.body.id;
+}
+
+const say = (a: Account, conversationId: string, content: string, server = s) =>
+  server.api("POST", `/api/conversations/${conversationId}/messages`, { token: a.token, body: { content } }).then((r) => {
+    expect(r.status).toBe(201);
+    return r.body;
+  });
+
+const log = (p: Page) => p.getByRole("log", { name: "Messages" });
+const convLink = (p: Page, title: string) => p.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${title}`) });
+
+describe("the web client in Chromium", () => {
+  btest("sign-in form: create an account, sign out, sign in again; a wrong password says so", async () => {
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(s.base + "/");
+    const name = uniqueName("ui");
+    await page.getByRole("textbox", { name: "Username" }).fill(name);
+    await page.getByRole("textbox", { name: "Password" }).fill("password123");
+    await page.screenshot({ path: join(shots, "signin.png") });
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+    // Stays signed in across a reload.
+    await page.reload();
+    await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await page.getByRole("button", { name: "Profile" }).click();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("textbox", { name: "Username" }).fill(name);
+    await page.getByRole("textbox", { name: "Password" }).fill("wrong-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: /invalid|wrong|incorrect/i }).waitFor();
+    await page.getByRole("textbox", { name: "Password" }).fill("password123");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+  });
+
+  btest("two people chat both ways live: typing, unread badge, read receipt", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice);
+    const b = await pageFor(bob);
+
+    await convLink(a, bob.user.display_name).click();
+    await a.getByRole("textbox", { name: "Message" }).fill("Hello Bob");
+    // Bob's sidebar shows Alice typing, live.
+    await convLink(b, alice.user.display_name).filter({ hasText: "typing…" }).waitFor();
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await expect(a.getByRole("textbox", { name: "Message" })).toBeDefined();
+    await log(a).getByText("Hello Bob").waitFor();
+
+    // Bob: an unread badge, in the link's accessible name.
+    await b.getByRole("link", { name: new RegExp(`^${alice.user.display_name}.*, 1 unread$`) }).waitFor();
+    expect(await b.title()).toBe("(1) Parley");
+    await convLink(b, alice.user.display_name).click();
+    await log(b).getByText("Hello Bob").waitFor();
+    await b.getByRole("link", { name: new RegExp(`^${alice.user.display_name}.*Hello Bob$`) }).waitFor(); // badge gone
+    // Alice sees that Bob read it.
+    await log(a).getByText(`Seen by ${bob.user.display_name}`).waitFor();
+
+    // And back: Bob types (Alice sees the typing line), then sends with the button.
+    await b.getByRole("textbox", { name: "Message" }).fill("Hi Alice 👋 สวัสดี 你好");
+    await a.getByText(`${bob.user.display_name} is typing…`).waitFor();
+    await b.getByRole("button", { name: "Send" }).click();
+    await log(a).getByText("Hi Alice 👋 สวัสดี 你好").waitFor();
+    await a.getByText(`${bob.user.display_name} is typing…`).waitFor({ state: "hidden" });
+    await log(b).getByText(`Seen by ${alice.user.display_name}`).waitFor();
+    // Sent once each, whatever the optimistic copy and the socket echo did.
+    expect(await log(a).getByText("Hello Bob").count()).toBe(1);
+    expect(await log(b).getByText("Hi Alice 👋 สวัสดี 你好").count()).toBe(1);
+    const stored = await s.api("GET", `/api/conversations/${conv}/messages`, { token: alice.token });
+    expect(stored.body.items.map((m: { content: string }) => m.content)).toEqual(["Hi Alice 👋 สวัสดี 你好", "Hello Bob"]);
+
+    // Reply, react, edit with Up, delete: seen live on the other side.
+    await log(a).getByText("Hi Alice 👋 สวัสดี 你好").hover();
+    await log(a).getByRole("button", { name: "React" }).last().click();
+    await a.getByRole("button", { name: "React 🎉" }).click();
+    await log(b).getByRole("button", { name: "🎉 1" }).waitFor();
+    await a.getByRole("textbox", { name: "Message" }).press("ArrowUp");
+    await a.getByRole("textbox", { name: "Message" }).fill("Hello Bob, edited");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(b).getByText("Hello Bob, edited").waitFor();
+    await log(b).getByText("(edited)").waitFor();
+    await a.screenshot({ path: join(shots, "chat.png") });
+    await a.emulateMedia({ colorScheme: "dark" });
+    await a.screenshot({ path: join(shots, "chat-dark.png") });
+  });
+
+  btest("history: scrolling back through 600 messages keeps at most 300 message nodes and the reading position", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 600; i++) await say(i % 2 ? alice : bob, conv, `message ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("message 599", { exact: true }).waitFor();
+    const nodes = () => log(a).locator("[data-id]").count();
+    let guard = 0;
+    while (!(await log(a).getByText("This is the start of the conversation.").isVisible())) {
+      if (++guard > 80) throw new Error("never reached the start of the history");
+      // Scroll to the top; the first message then shown must stay where it was once more is loaded above it.
+      const before = await log(a).evaluate((el) => {
+        el.scrollTop = 0;
+        const first = el.querySelector<HTMLElement>("[data-id]")!;
+        return { id: first.dataset.id!, top: first.getBoundingClientRect().top };
+      });
+      await a.waitForFunction((id) => {
+        const el = document.querySelector("[role=log] [data-id]") as HTMLElement | null;
+        return (el && el.dataset.id !== id) || document.querySelector("[role=log] .start");
+      }, before.id);
+      const kept = await log(a).evaluate((el, id) => el.querySelector<HTMLElement>(`[data-id="${id}"]`)?.getBoundingClientRect().top ?? null, before.id);
+      if (kept !== null && !(await log(a).getByText("This is the start of the conversation.").isVisible())) expect(Math.abs(kept - before.top)).toBeLessThan(5);
+      expect(await nodes()).toBeLessThanOrEqual(300);
+    }
+    await log(a).getByText("message 0", { exact: true }).waitFor();
+    expect(await nodes()).toBeLessThanOrEqual(300);
+    // Jump to latest brings the newest back.
+    await a.getByRole("button", { name: "Jump to latest" }).click();
+    await log(a).getByText("message 599", { exact: true }).waitFor();
+    expect(await nodes()).toBeLessThanOrEqual(300);
+  }, 120_000);
+
+  btest("message text is never HTML; links are safe; the CSP refuses an inline script", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "<img src=x onerror=alert(1)>");
+    await say(bob, conv, "see https://example.com/a?b=1 now");
+    const a = await pageFor(alice, `/c/${conv}`);
+    let dialogs = 0;
+    a.on("dialog", (d) => {
+      dialogs++;
+      void d.dismiss();
+    });
+    await log(a).getByText("<img src=x onerror=alert(1)>").waitFor();
+    expect(await log(a).locator("img[src=x]").count()).toBe(0);
+    const link = log(a).getByRole("link", { name: "https://example.com/a?b=1" });
+    expect(await link.getAttribute("rel")).toBe("noopener noreferrer");
+    expect(await link.getAttribute("target")).toBe("_blank");
+    const ran = await a.evaluate(async () => {
+      let violated = false;
+      document.addEventListener("securitypolicyviolation", () => (violated = true));
+      const script = document.createElement("script");
+      script.textContent = "window.__inline = 1";
+      document.body.append(script);
+      await new Promise((r) => setTimeout(r, 100));
+      return { ran: (window as unknown as { __inline?: number }).__inline === 1, violated };
+    });
+    expect(ran).toEqual({ ran: false, violated: true });
+    expect(dialogs).toBe(0);
+  });
+
+  btest("keyboard only: reach a conversation, send with Enter, Shift+Enter makes a new line", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice);
+    const target = convLink(a, bob.user.display_name);
+    for (let i = 0; i < 20 && !(await target.evaluate((el) => el === document.activeElement)); i++) await a.keyboard.press("Tab");
+    expect(await target.evaluate((el) => el === document.activeElement)).toBe(true);
+    // Focus is visible.
+    expect(await target.evaluate((el) => getComputedStyle(el).outlineStyle)).not.toBe("none");
+    await a.keyboard.press("Enter");
+    await log(a).waitFor();
+    // The composer has the focus once a conversation opens.
+    await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Message");
+    await a.keyboard.type("first line");
+    await a.keyboard.press("Shift+Enter");
+    await a.keyboard.type("second line");
+    await a.keyboard.press("Enter");
+    await log(a).getByText("second line").waitFor();
+    const stored = await s.api("GET", `/api/conversations/${conv}/messages`, { token: bob.token });
+    expect(stored.body.items[0].content).toBe("first line\nsecond line");
+    // Ctrl+K: the quick switcher.
+    await a.keyboard.press("Control+k");
+    await a.getByRole("combobox", { name: "Conversation name" }).waitFor();
+    await a.keyboard.press("Escape");
+  });
+
+  btest("a phone screen shows one pane at a time", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "on the phone");
+    const a = await pageFor(alice, "/", s, { width: 390, height: 780 });
+    const nav = a.getByRole("navigation", { name: "Conversations" });
+    expect(await nav.isVisible()).toBe(true);
+    await a.screenshot({ path: join(shots, "mobile-list.png") });
+    await convLink(a, bob.user.display_name).click();
+    await log(a).getByText("on the phone").waitFor();
+    expect(await nav.isVisible()).toBe(false);
+    expect(await a.getByRole("textbox", { name: "Message" }).isVisible()).toBe(true);
+    await a.screenshot({ path: join(shots, "mobile-chat.png") });
+    await a.getByRole("button", { name: "Back" }).click();
+    await nav.waitFor();
+    expect(await log(a).count()).toBe(0);
+  });
+});

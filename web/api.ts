@@ -1,0 +1,68 @@
+/** REST calls with the session's token. A 401 anywhere ends the session (drafts stay). */
+import type { Conversation as WireConversation, Message, User } from "../src/client/types";
+
+export type { Message, User };
+export type Role = "owner" | "admin" | "member";
+export interface Member { user: User; role: Role; joined_at: string; last_read_message_id: string | null }
+/** Contract v2 (§7.1) shape; `members` only from a v1 server. */
+export type Conversation = Omit<WireConversation, "members"> & {
+  member_count?: number;
+  my_role?: Role;
+  my_last_read_message_id?: string | null;
+  peer?: User | null;
+  members?: Member[];
+};
+export interface Session { token: string; expires_at: string; user: User }
+export interface Friendship { id: string; user_id: string; friend_id: string; status: "pending" | "accepted" | "rejected"; requested_at: string; accepted_at: string | null; user: User; friend: User }
+export interface Page<T> { items: T[]; next_cursor: string | null }
+
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown) {
+    super(message);
+  }
+}
+
+let token: string | null = null;
+let onUnauthorized: () => void = () => {};
+
+export function setToken(t: string | null) {
+  token = t;
+}
+export function handleUnauthorized(fn: () => void) {
+  onUnauthorized = fn;
+}
+
+export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "network", "The server cannot be reached.");
+  }
+  if (res.status === 204) return undefined as T;
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = data?.error ?? {};
+    // Register/login answer 401 for a wrong password: that is not a lost session.
+    if (res.status === 401 && token && !path.startsWith("/api/auth/")) onUnauthorized();
+    throw new ApiError(res.status, e.code ?? "error", e.message ?? `HTTP ${res.status}`, e.details);
+  }
+  return data as T;
+}
+
+/** Every page of a list (bounded, so a huge list cannot hang the tab). */
+export async function allPages<T>(path: string, maxPages = 10): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < maxPages; i++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page: Page<T> = await api("GET", `${path}${sep}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    out.push(...page.items);
+    cursor = page.next_cursor;
+    if (!cursor) break;
+  }
+  return out;
+}

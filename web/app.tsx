@@ -1,0 +1,119 @@
+import { effect, signal } from "@preact/signals";
+import { useState } from "preact/hooks";
+import { ApiError } from "./api";
+import { activeId, connection, me, signIn, signInNotice, toast, totalUnread } from "./store";
+import { Sidebar } from "./sidebar";
+import { ConversationView } from "./conversation";
+import { Dialogs, openDialog } from "./dialogs";
+
+effect(() => {
+  const n = totalUnread.value;
+  document.title = n ? `(${n}) Parley` : "Parley";
+});
+
+addEventListener("keydown", (e) => {
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k" && me.value) {
+    e.preventDefault();
+    openDialog("switcher");
+  }
+});
+
+export function App() {
+  return me.value ? <Shell /> : <SignIn />;
+}
+
+function Shell() {
+  const open = activeId.value;
+  return (
+    <div class={open ? "shell has-active" : "shell"}>
+      <Sidebar />
+      <main class="main">{open ? <ConversationView key={open} id={open} /> : <Empty />}</main>
+      <div role="status" aria-live="polite" class={connection.value === "reconnecting" ? "status away" : "status"}>
+        {connection.value === "reconnecting" ? "Reconnecting…" : ""}
+      </div>
+      <Toast />
+      <Dialogs />
+    </div>
+  );
+}
+
+function Empty() {
+  return (
+    <div class="empty">
+      <p>Pick a conversation, or start one.</p>
+      <p class="hint">
+        <kbd>Ctrl</kbd>+<kbd>K</kbd> switches conversations.
+      </p>
+    </div>
+  );
+}
+
+function Toast() {
+  if (!toast.value) return null;
+  return (
+    <div class="toast" role="alert">
+      {toast.value}
+      <button type="button" aria-label="Dismiss" onClick={() => (toast.value = null)}>
+        ×
+      </button>
+    </div>
+  );
+}
+
+const busy = signal(false);
+
+function SignIn() {
+  const [error, setError] = useState<string | null>(null);
+  async function submit(e: Event, kind: "login" | "register") {
+    e.preventDefault();
+    const form = (e.target as HTMLElement).closest("form")!;
+    const data = new FormData(form);
+    busy.value = true;
+    setError(null);
+    try {
+      await signIn(kind, String(data.get("username") ?? "").trim(), String(data.get("password") ?? ""));
+    } catch (err) {
+      setError(describe(err, kind));
+    } finally {
+      busy.value = false;
+    }
+  }
+  return (
+    <div class="signin">
+      <form onSubmit={(e) => submit(e, "login")} aria-labelledby="signin-title">
+        <h1 id="signin-title">Parley</h1>
+        {signInNotice.value && <p class="notice">{signInNotice.value}</p>}
+        <label>
+          Username
+          <input name="username" autocomplete="username" required autofocus autocapitalize="none" spellcheck={false} />
+        </label>
+        <label>
+          Password
+          <input name="password" type="password" autocomplete="current-password" required />
+        </label>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <div class="row">
+          <button type="submit" class="primary" disabled={busy.value}>
+            Sign in
+          </button>
+          <button type="button" disabled={busy.value} onClick={(e) => submit(e, "register")}>
+            Create account
+          </button>
+        </div>
+      </form>
+    </div>
+  );
+}
+
+function describe(err: unknown, kind: "login" | "register"): string {
+  if (!(err instanceof ApiError)) return "Something went wrong.";
+  if (err.code === "validation_failed" && kind === "register") {
+    return "Usernames are 3–32 letters, digits, _ or .; passwords 8–128 characters.";
+  }
+  if (err.code === "conflict") return "That username is taken.";
+  return err.message;
+}

@@ -1,0 +1,410 @@
+/**
+ * The open conversation: a windowed message list (at most WINDOW message nodes however long
+ * the history), the typing line and the composer.
+ */
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import type { Conversation, Member } from "./api";
+import { ApiError } from "./api";
+import {
+  conversations, deleteMessage, drafts, editMessage, loadOlder, markSeen, me, members, navigate, peerOf, presence, retry, send,
+  setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
+} from "./store";
+import { Avatar, RichText, time } from "./text";
+import { openDialog } from "./dialogs";
+
+/** Message nodes kept in the DOM, and how far the window moves at a time. */
+export const WINDOW = 200;
+const STEP = 80;
+const EDGE_PX = 300;
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
+export function ConversationView({ id }: { id: string }) {
+  const conv = conversations.value.get(id);
+  const [replyTo, setReplyTo] = useState<Shown | null>(null);
+  const [editing, setEditing] = useState<Shown | null>(null);
+  if (!conv) return <div class="empty">Loading…</div>;
+  const peer = peerOf(conv);
+  const title = conv.title || peer?.display_name || "Conversation";
+  const typers = typingNames(id);
+  const count = conv.member_count ?? conv.members?.length ?? members.value.get(id)?.size;
+  return (
+    <section class="conversation" aria-label={title}>
+      <header class="bar">
+        <button type="button" class="icon back" aria-label="Back" onClick={() => navigate(null)}>
+          ←
+        </button>
+        <Avatar name={title} url={peer?.profile_image_url} online={peer ? !!presence.value[peer.id] : undefined} />
+        <div class="heading">
+          <h2>{title}</h2>
+          <span class="sub">{peer ? (presence.value[peer.id] ? "Online" : "Offline") : count ? `${count} members` : ""}</span>
+        </div>
+        <button type="button" onClick={() => openDialog("settings")} aria-label="Conversation settings" title="Conversation settings" class="icon">
+          ⋯
+        </button>
+      </header>
+      <MessageList id={id} conv={conv} onReply={setReplyTo} onEdit={setEditing} />
+      <div class="typing" aria-live="polite">
+        {typers.length ? `${typers.join(", ")} ${typers.length > 1 ? "are" : "is"} typing…` : ""}
+      </div>
+      <Composer id={id} replyTo={replyTo} setReplyTo={setReplyTo} editing={editing} setEditing={setEditing} />
+    </section>
+  );
+}
+
+function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversation; onReply: (m: Shown) => void; onEdit: (m: Shown) => void }) {
+  const t = threads.value.get(id);
+  const items = t?.items ?? [];
+  const scroller = useRef<HTMLDivElement>(null);
+  // First message of the window, by id (stable when older pages are prepended); null = follow the end.
+  const [startId, setStartId] = useState<string | null>(null);
+  const anchor = useRef<{ id: string; offset: number } | null>(null);
+  const atBottom = useRef(true);
+  const moving = useRef(false);
+  const opened = useRef(false);
+
+  const startIdx = startId ? Math.max(0, items.findIndex((m) => m.id === startId)) : Math.max(0, items.length - WINDOW);
+  const endIdx = Math.min(items.length, startIdx + WINDOW);
+  const shown = items.slice(startIdx, endIdx);
+  const following = startId === null;
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    if (!opened.current && t && !t.loading) {
+      opened.current = true;
+      const divider = t.firstUnread && el.querySelector<HTMLElement>(".divider");
+      if (divider) {
+        el.scrollTop = divider.offsetTop - 40;
+        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+      } else el.scrollTop = el.scrollHeight;
+      // Opened near the top (a short page, or an early divider): fetch what is above now.
+      requestAnimationFrame(() => void onScroll());
+      return;
+    }
+    // Kept across the renders of one move (loading line, prepended page, moved window).
+    if (anchor.current) {
+      const a = el.querySelector<HTMLElement>(`[data-id="${CSS.escape(anchor.current.id)}"]`);
+      if (a) el.scrollTop = a.offsetTop - anchor.current.offset;
+    } else if (following && atBottom.current) el.scrollTop = el.scrollHeight;
+  });
+
+  /** Remembers the first visible message and where it is, so the next render keeps it in place. */
+  function keepPosition() {
+    const el = scroller.current!;
+    for (const node of el.querySelectorAll<HTMLElement>("[data-id]")) {
+      if (node.offsetTop + node.offsetHeight > el.scrollTop) {
+        anchor.current = { id: node.dataset.id!, offset: node.offsetTop - el.scrollTop };
+        return;
+      }
+    }
+  }
+
+  async function onScroll() {
+    const el = scroller.current!;
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (moving.current) return;
+    moving.current = true;
+    let moved = false;
+    try {
+      moved = await move(el);
+    } finally {
+      // After the last render of this move has put the anchor back; then, if the view is
+      // still near an edge (scroll events that came meanwhile were skipped), move on.
+      requestAnimationFrame(() => {
+        anchor.current = null;
+        moving.current = false;
+        if (moved) void onScroll();
+      });
+    }
+    if (atBottom.current && following) markSeen(id);
+  }
+
+  /** Moves the window (or loads an older page) when the view is near an edge; says whether it did. */
+  async function move(el: HTMLDivElement): Promise<boolean> {
+    if (el.scrollTop < EDGE_PX) {
+      const cur = threads.value.get(id);
+      if (!cur) return false;
+      let idx = startIdx;
+      if (idx === 0 && cur.older && !cur.loading) {
+        keepPosition();
+        await loadOlder(id);
+        idx = threads.value.get(id)!.items.findIndex((m) => m.id === shown[0]?.id);
+      }
+      if (idx > 0) {
+        keepPosition();
+        setStartId(threads.value.get(id)!.items[Math.max(0, idx - STEP)]!.id);
+        return true;
+      }
+    } else if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX && !following) {
+      keepPosition();
+      const next = startIdx + STEP;
+      setStartId(next + WINDOW >= items.length ? null : items[next]!.id);
+      return true;
+    }
+    return false;
+  }
+
+  function jumpToLatest() {
+    atBottom.current = true;
+    setStartId(null);
+    const el = scroller.current!;
+    requestAnimationFrame(() => (el.scrollTop = el.scrollHeight));
+    markSeen(id);
+  }
+
+  const myId = me.value?.id;
+  const lastMine = [...shown].reverse().find((m) => m.sender_id === myId && !m.pending);
+  const seen = lastMine ? seenBy(id, conv, lastMine) : null;
+  const memberMap = members.value.get(id);
+  const canModerate = conv.my_role === "owner" || conv.my_role === "admin" || memberRole(memberMap, myId) !== "member";
+  return (
+    <div class="log-wrap">
+      <div ref={scroller} class="log" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll}>
+        {t?.loading && <div class="loading">Loading…</div>}
+        {t && !t.older && startIdx === 0 && !t.loading && <div class="start">This is the start of the conversation.</div>}
+        {shown.map((m, i) => {
+          const prev = shown[i - 1];
+          const compact = !!prev && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
+          return (
+            <>
+              {t?.firstUnread === m.id && (
+                <div class="divider" role="separator">
+                  New messages
+                </div>
+              )}
+              <MessageItem key={m.id} m={m} compact={compact} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} />
+              {m === lastMine && seen && <div class="seen">{seen}</div>}
+            </>
+          );
+        })}
+      </div>
+      {(!following || !atBottom.current) && items.length > 0 && (
+        <button type="button" class="jump" onClick={jumpToLatest}>
+          Jump to latest
+        </button>
+      )}
+    </div>
+  );
+}
+
+function memberRole(m: Map<string, Member> | undefined, id: string | undefined) {
+  return (id && m?.get(id)?.role) || "member";
+}
+
+/** "Seen by Ann, Bo" for my last message: members (not me) whose read position is at or past it. */
+function seenBy(id: string, conv: Conversation, m: Shown): string | null {
+  const list = members.value.get(id);
+  if (list) {
+    const names = [...list.values()].filter((x) => x.user.id !== m.sender_id && (x.last_read_message_id ?? "") >= m.id).map((x) => x.user.display_name);
+    if (!names.length) return null;
+    const shownNames = names.slice(0, 3).join(", ");
+    return `Seen by ${shownNames}${names.length > 3 ? ` and ${names.length - 3} others` : ""}`;
+  }
+  return m.read_count > 0 ? (conv.type === "direct" ? `Seen by ${peerOf(conv)?.display_name ?? "them"}` : `Seen by ${m.read_count}`) : null;
+}
+
+function MessageItem(props: { m: Shown; compact: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void }) {
+  const { m, compact, mine } = props;
+  const [picking, setPicking] = useState(false);
+  const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
+  const deleted = !!m.deleted_at;
+  const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
+  const fail = (e: unknown) => (toast.value = e instanceof ApiError ? e.message : "That did not work.");
+  return (
+    <div class={cls} data-id={m.id}>
+      {!compact && (
+        <div class="who">
+          <Avatar name={m.sender_name} url={m.sender_avatar} />
+          <span class="sender">{m.sender_name}</span>
+          <time dateTime={m.created_at}>{time(m.created_at)}</time>
+        </div>
+      )}
+      {m.reply_to_id && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
+      <div class={deleted ? "body deleted" : "body"}>
+        {deleted ? "Message deleted" : <RichText text={m.content} />}
+        {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
+      </div>
+      {m.reactions.length > 0 && (
+        <div class="reactions">
+          {m.reactions.map((r) => (
+            <button type="button" key={r.emoji} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}`} onClick={() => toggleReaction(m, r.emoji).catch(fail)}>
+              {r.emoji} {r.count}
+            </button>
+          ))}
+        </div>
+      )}
+      {m.pending && !m.failed && <div class="state">Sending…</div>}
+      {m.failed && (
+        <div class="state error">
+          Not sent: {m.failed}.{" "}
+          <button type="button" class="link" onClick={() => retry(m)}>
+            Retry
+          </button>
+        </div>
+      )}
+      {!m.pending && !deleted && (
+        <div class="tools">
+          <button type="button" onClick={() => props.onReply(m)} aria-label="Reply" title="Reply">↩</button>
+          <button type="button" onClick={() => setPicking(!picking)} aria-label="React" title="React" aria-expanded={picking}>☺</button>
+          {mine && <button type="button" onClick={() => props.onEdit(m)} aria-label="Edit" title="Edit">✎</button>}
+          {props.canDelete && (
+            <button type="button" aria-label="Delete" title="Delete" onClick={() => confirm("Delete this message?") && deleteMessage(m.id).catch(fail)}>
+              🗑
+            </button>
+          )}
+        </div>
+      )}
+      {picking && (
+        <div class="picker" role="group" aria-label="Reactions">
+          {REACTIONS.map((e) => (
+            <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); toggleReaction(m, e).catch(fail); }}>
+              {e}
+            </button>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Shown | null) => void; editing: Shown | null; setEditing: (m: Shown | null) => void }) {
+  const { id, replyTo, editing } = props;
+  const box = useRef<HTMLTextAreaElement>(null);
+  const [editText, setEditText] = useState("");
+  const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
+  const text = editing ? editText : (drafts.value[id] ?? "");
+
+  useEffect(() => {
+    if (editing) {
+      setEditText(editing.content);
+      box.current?.focus();
+    }
+  }, [editing]);
+  useEffect(() => box.current?.focus(), [id, replyTo]);
+  useLayoutEffect(() => {
+    const el = box.current!;
+    el.style.height = "auto";
+    el.style.height = `${Math.min(el.scrollHeight, 200)}px`;
+  });
+
+  const memberList = [...(members.value.get(id)?.values() ?? [])].filter((m) => m.user.id !== me.value?.id);
+  const candidates = mention
+    ? memberList.filter((m) => m.user.username.startsWith(mention.query.toLowerCase()) || m.user.display_name.toLowerCase().startsWith(mention.query.toLowerCase())).slice(0, 6)
+    : [];
+
+  function setText(v: string) {
+    if (editing) setEditText(v);
+    else {
+      setDraft(id, v);
+      typed(id, v);
+    }
+  }
+
+  function onInput(e: Event) {
+    const el = e.target as HTMLTextAreaElement;
+    setText(el.value);
+    const before = el.value.slice(0, el.selectionStart);
+    const m = before.match(/(^|\s)@([a-z0-9_.]*)$/i);
+    setMention(m ? { query: m[2]!, at: before.length - m[2]!.length - 1, index: 0 } : null);
+  }
+
+  function pick(m: Member) {
+    const el = box.current!;
+    const at = mention!.at;
+    const next = `${text.slice(0, at)}@${m.user.username} ${text.slice(el.selectionStart)}`;
+    setText(next);
+    setMention(null);
+    requestAnimationFrame(() => {
+      el.focus();
+      el.selectionStart = el.selectionEnd = at + m.user.username.length + 2;
+    });
+  }
+
+  async function submit() {
+    const content = text.trim();
+    if (!content) return;
+    if (editing) {
+      const target = editing;
+      props.setEditing(null);
+      setEditText("");
+      if (content !== target.content) await editMessage(target.id, content).catch((e) => (toast.value = e instanceof ApiError ? e.message : "Not edited."));
+      return;
+    }
+    setDraft(id, "");
+    stopTyping();
+    props.setReplyTo(null);
+    await send(id, content, replyTo?.id ?? null);
+  }
+
+  function onKeyDown(e: KeyboardEvent) {
+    if (e.isComposing) return; // Thai/CJK input methods use Enter to commit a word.
+    if (mention && candidates.length) {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        const d = e.key === "ArrowDown" ? 1 : -1;
+        setMention({ ...mention, index: (mention.index + d + candidates.length) % candidates.length });
+        return;
+      }
+      if (e.key === "Enter" || e.key === "Tab") {
+        e.preventDefault();
+        pick(candidates[mention.index] ?? candidates[0]!);
+        return;
+      }
+      if (e.key === "Escape") {
+        setMention(null);
+        return;
+      }
+    }
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      void submit();
+    } else if (e.key === "Escape") {
+      props.setEditing(null);
+      props.setReplyTo(null);
+    } else if (e.key === "ArrowUp" && !text) {
+      const mine = [...(threads.value.get(id)?.items ?? [])].reverse().find((m) => m.sender_id === me.value?.id && !m.pending && !m.deleted_at);
+      if (mine) {
+        e.preventDefault();
+        props.setEditing(mine);
+      }
+    }
+  }
+
+  return (
+    <form class="composer" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
+      {(replyTo || editing) && (
+        <div class="context">
+          <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${replyTo!.content.slice(0, 80)}`}</span>
+          <button type="button" class="link" onClick={() => { props.setEditing(null); props.setReplyTo(null); }}>
+            Cancel
+          </button>
+        </div>
+      )}
+      {mention && candidates.length > 0 && (
+        <ul class="mentions" role="listbox" aria-label="Mention someone">
+          {candidates.map((m, i) => (
+            <li key={m.user.id} role="option" aria-selected={i === mention.index} onMouseDown={(e) => { e.preventDefault(); pick(m); }}>
+              <strong>{m.user.display_name}</strong> @{m.user.username}
+            </li>
+          ))}
+        </ul>
+      )}
+      <div class="row">
+        <textarea
+          ref={box}
+          aria-label="Message"
+          placeholder="Write a message"
+          rows={1}
+          value={text}
+          maxLength={4000}
+          onInput={onInput}
+          onKeyDown={onKeyDown}
+          onBlur={stopTyping}
+        />
+        <button type="submit" class="primary" disabled={!text.trim()}>
+          {editing ? "Save" : "Send"}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,361 @@
+/** Modal dialogs (native <dialog>: focus trap and Escape for free): friends, new conversation, settings, profile, switcher, search. */
+import { signal } from "@preact/signals";
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, ApiError, type Member, type Message, type Page, type Role, type User } from "./api";
+import {
+  activeId, conversations, createGroup, friendships, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  refreshConversation, signOut, sortedConversations, updateProfile,
+} from "./store";
+import { Avatar } from "./text";
+
+type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
+const current = signal<Kind | null>(null);
+export const openDialog = (k: Kind) => (current.value = k);
+const close = () => (current.value = null);
+
+export function Dialogs() {
+  switch (current.value) {
+    case "friends": return <Friends />;
+    case "new": return <NewConversation />;
+    case "settings": return activeId.value ? <Settings id={activeId.value} /> : null;
+    case "profile": return <Profile />;
+    case "switcher": return <Switcher />;
+    case "search": return <Search />;
+    default: return null;
+  }
+}
+
+function Modal({ title, children }: { title: string; children: ComponentChildren }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    ref.current?.showModal();
+  }, []);
+  return (
+    <dialog ref={ref} aria-label={title} onClose={close} onClick={(e) => e.target === ref.current && close()}>
+      <header class="bar">
+        <h2>{title}</h2>
+        <button type="button" class="icon" aria-label="Close" onClick={close}>
+          ×
+        </button>
+      </header>
+      <div class="dialog-body">{children}</div>
+    </dialog>
+  );
+}
+
+/** Runs an action, showing its error inside the dialog. */
+function useAction() {
+  const [error, setError] = useState<string | null>(null);
+  const run = async (f: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(e instanceof ApiError ? (e.code === "not_friends" ? "You can only add friends." : e.message) : "That did not work.");
+    }
+  };
+  const shown = error ? <p class="error" role="alert">{error}</p> : null;
+  return [run, shown] as const;
+}
+
+function UserRow({ u, children }: { u: User; children?: ComponentChildren }) {
+  return (
+    <li class="user-row">
+      <Avatar name={u.display_name} url={u.profile_image_url} />
+      <span class="text">
+        <span class="title">{u.display_name}</span>
+        <span class="preview">@{u.username}</span>
+      </span>
+      <span class="row">{children}</span>
+    </li>
+  );
+}
+
+function Friends() {
+  const [q, setQ] = useState("");
+  const [found, setFound] = useState<User[]>([]);
+  const [run, error] = useAction();
+  const mine = me.value!.id;
+  const fs = friendships.value;
+  const accepted = fs.filter((f) => f.status === "accepted");
+  const incoming = fs.filter((f) => f.status === "pending" && f.friend_id === mine);
+  const outgoing = fs.filter((f) => f.status === "pending" && f.user_id === mine);
+  const related = new Set(fs.map(otherSide).map((u) => u.id));
+  const act = (f: () => Promise<unknown>) => run(async () => { await f(); await loadFriends(); });
+  async function find(e: Event) {
+    e.preventDefault();
+    if (!q.trim()) return;
+    await run(async () => setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(q.trim())}&limit=20`)).items.filter((u) => u.id !== mine)));
+  }
+  return (
+    <Modal title="Friends">
+      <form class="row" onSubmit={find} role="search">
+        <input aria-label="Find people" placeholder="Find people by name" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
+        <button type="submit">Find</button>
+      </form>
+      {error}
+      {found.length > 0 && (
+        <ul class="users" aria-label="People found">
+          {found.map((u) => (
+            <UserRow key={u.id} u={u}>
+              {related.has(u.id) ? <span class="hint">{accepted.some((f) => otherSide(f).id === u.id) ? "Friend" : "Requested"}</span> : (
+                <button type="button" onClick={() => act(() => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
+              )}
+            </UserRow>
+          ))}
+        </ul>
+      )}
+      {incoming.length > 0 && <h3>Requests</h3>}
+      <ul class="users" aria-label="Friend requests">
+        {incoming.map((f) => (
+          <UserRow key={f.id} u={otherSide(f)}>
+            <button type="button" class="primary" onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
+            <button type="button" onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/reject`))}>Reject</button>
+          </UserRow>
+        ))}
+      </ul>
+      {outgoing.length > 0 && <h3>Sent</h3>}
+      <ul class="users" aria-label="Sent requests">
+        {outgoing.map((f) => (
+          <UserRow key={f.id} u={otherSide(f)}>
+            <button type="button" onClick={() => act(() => api("DELETE", `/api/friendships/${f.id}`))}>Cancel</button>
+          </UserRow>
+        ))}
+      </ul>
+      <h3>Friends</h3>
+      {!accepted.length && <p class="hint">No friends yet: find people above.</p>}
+      <ul class="users" aria-label="Friends list">
+        {accepted.map((f) => (
+          <UserRow key={f.id} u={otherSide(f)}>
+            <button type="button" onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); })}>Message</button>
+            <button type="button" onClick={() => confirm(`Unfriend ${otherSide(f).display_name}?`) && act(() => api("DELETE", `/api/friendships/${f.id}`))}>Unfriend</button>
+          </UserRow>
+        ))}
+      </ul>
+    </Modal>
+  );
+}
+
+function NewConversation() {
+  const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide);
+  const [title, setTitle] = useState("");
+  const [picked, setPicked] = useState<Set<string>>(new Set());
+  const [run, error] = useAction();
+  const toggle = (id: string) => {
+    const next = new Set(picked);
+    if (!next.delete(id)) next.add(id);
+    setPicked(next);
+  };
+  return (
+    <Modal title="New conversation">
+      {error}
+      {!friends.length && <p class="hint">Conversations start with friends: add some with "Friends".</p>}
+      <h3>Direct message</h3>
+      <ul class="users">
+        {friends.map((u) => (
+          <UserRow key={u.id} u={u}>
+            <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); })} aria-label={`Message ${u.display_name}`}>Message</button>
+          </UserRow>
+        ))}
+      </ul>
+      <h3>Group</h3>
+      <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked]); close(); }); }}>
+        <label>
+          Group name
+          <input value={title} required maxLength={100} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+        </label>
+        <fieldset>
+          <legend>Members</legend>
+          {friends.map((u) => (
+            <label key={u.id} class="check">
+              <input type="checkbox" checked={picked.has(u.id)} onChange={() => toggle(u.id)} /> {u.display_name}
+            </label>
+          ))}
+        </fieldset>
+        <button type="submit" class="primary">Create group</button>
+      </form>
+    </Modal>
+  );
+}
+
+function Settings({ id }: { id: string }) {
+  const conv = conversations.value.get(id);
+  const [run, error] = useAction();
+  const [title, setTitle] = useState(conv?.title ?? "");
+  useEffect(() => void loadMembers(id), [id]);
+  if (!conv) return null;
+  const list = [...(members.value.get(id)?.values() ?? [])];
+  const mine = me.value!.id;
+  const role: Role = conv.my_role ?? list.find((m) => m.user.id === mine)?.role ?? "member";
+  const manage = role === "owner" || role === "admin";
+  const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !list.some((m) => m.user.id === u.id));
+  const refresh = () => refreshConversation(id);
+  if (conv.type === "direct") {
+    const peer = peerOf(conv);
+    return (
+      <Modal title="Conversation settings">
+        {error}
+        {peer && <ul class="users"><UserRow u={peer} /></ul>}
+        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await api("DELETE", `/api/conversations/${id}`); close(); })}>
+          Delete conversation
+        </button>
+      </Modal>
+    );
+  }
+  return (
+    <Modal title="Conversation settings">
+      {error}
+      {manage && (
+        <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); }); }}>
+          <input aria-label="Group name" value={title} maxLength={100} required onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+          <button type="submit">Rename</button>
+        </form>
+      )}
+      <h3>Members ({conv.member_count ?? list.length})</h3>
+      <ul class="users" aria-label="Members">
+        {list.map((m: Member) => (
+          <UserRow key={m.user.id} u={m.user}>
+            {role === "owner" && m.user.id !== mine ? (
+              <select aria-label={`Role of ${m.user.display_name}`} value={m.role} onChange={(e) => run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role: (e.target as HTMLSelectElement).value }); await refresh(); })}>
+                <option value="owner">owner</option>
+                <option value="admin">admin</option>
+                <option value="member">member</option>
+              </select>
+            ) : (
+              <span class="hint">{m.role}</span>
+            )}
+            {manage && m.user.id !== mine && m.role !== "owner" && (
+              <button type="button" aria-label={`Remove ${m.user.display_name}`} onClick={() => run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); })}>Remove</button>
+            )}
+          </UserRow>
+        ))}
+      </ul>
+      {manage && candidates.length > 0 && (
+        <>
+          <h3>Add friends</h3>
+          <ul class="users">
+            {candidates.map((u) => (
+              <UserRow key={u.id} u={u}>
+                <button type="button" aria-label={`Add ${u.display_name}`} onClick={() => run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); })}>Add</button>
+              </UserRow>
+            ))}
+          </ul>
+        </>
+      )}
+      <button type="button" class="danger" onClick={() => confirm("Leave this group?") && run(async () => { await api("DELETE", `/api/conversations/${id}/members/${mine}`); close(); navigate(null); })}>
+        Leave group
+      </button>
+    </Modal>
+  );
+}
+
+function Profile() {
+  const u = me.value!;
+  const [name, setName] = useState(u.display_name);
+  const [avatar, setAvatar] = useState(u.profile_image_url ?? "");
+  const [saved, setSaved] = useState(false);
+  const [run, error] = useAction();
+  const notifications = typeof Notification !== "undefined" ? Notification.permission : "denied";
+  return (
+    <Modal title="Profile">
+      <form onSubmit={(e) => { e.preventDefault(); setSaved(false); void run(async () => { await updateProfile({ display_name: name.trim(), profile_image_url: avatar.trim() || null }); setSaved(true); }); }}>
+        <p class="hint">Signed in as @{u.username}</p>
+        <label>
+          Display name
+          <input value={name} required maxLength={64} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+        </label>
+        <label>
+          Avatar URL
+          <input type="url" value={avatar} placeholder="https://…" onInput={(e) => setAvatar((e.target as HTMLInputElement).value)} />
+        </label>
+        {error}
+        {saved && <p role="status">Saved.</p>}
+        <div class="row">
+          <button type="submit" class="primary">Save</button>
+          {notifications === "default" && <button type="button" onClick={() => Notification.requestPermission()}>Enable notifications</button>}
+          <button type="button" class="danger" onClick={() => { close(); signOut(); }}>Sign out</button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+function Switcher() {
+  const [q, setQ] = useState("");
+  const [index, setIndex] = useState(0);
+  const needle = q.trim().toLowerCase();
+  const matches = sortedConversations.value.filter((c) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase().includes(needle)).slice(0, 20);
+  const go = (id: string) => { close(); navigate(id); };
+  return (
+    <Modal title="Switch conversation">
+      <input
+        aria-label="Conversation name"
+        placeholder="Type a name"
+        autofocus
+        value={q}
+        role="combobox"
+        aria-expanded="true"
+        aria-controls="switcher-list"
+        onInput={(e) => { setQ((e.target as HTMLInputElement).value); setIndex(0); }}
+        onKeyDown={(e) => {
+          if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+            e.preventDefault();
+            setIndex((index + (e.key === "ArrowDown" ? 1 : -1) + matches.length) % Math.max(1, matches.length));
+          } else if (e.key === "Enter" && matches[index]) {
+            e.preventDefault();
+            go(matches[index]!.id);
+          }
+        }}
+      />
+      <ul id="switcher-list" role="listbox" class="switch">
+        {matches.map((c, i) => (
+          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c.id)}>
+            {c.title || peerOf(c)?.display_name}
+            {c.unread_count ? <span class="badge">{c.unread_count}</span> : null}
+          </li>
+        ))}
+      </ul>
+    </Modal>
+  );
+}
+
+function Search() {
+  const [q, setQ] = useState("");
+  const [results, setResults] = useState<{ message: Message; snippet: string }[] | null>(null);
+  const [run, error] = useAction();
+  return (
+    <Modal title="Search">
+      <form class="row" role="search" onSubmit={(e) => { e.preventDefault(); if (q.trim()) void run(async () => {
+        try {
+          setResults((await api<Page<{ message: Message; snippet: string }>>("GET", `/api/search/messages?q=${encodeURIComponent(q.trim())}&limit=30`)).items);
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 404) throw new ApiError(404, "not_found", "Search is not available on this server yet.");
+          throw err;
+        }
+      }); }}>
+        <input aria-label="Search messages" placeholder="Search messages" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
+        <button type="submit">Search</button>
+      </form>
+      {error}
+      {results && !results.length && <p class="hint">Nothing found.</p>}
+      <ul class="results">
+        {results?.map((r) => (
+          <li key={r.message.id}>
+            <button type="button" class="result" onClick={() => { close(); navigate(r.message.conversation_id); }}>
+              <span class="title">{conversations.value.get(r.message.conversation_id)?.title ?? ""} · {r.message.sender_name}</span>
+              {/* The snippet is HTML-escaped by the server except its <mark>s; rendered as text with marks split out. */}
+              <span class="preview">{snippet(r.snippet)}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </Modal>
+  );
+}
+
+/** `a <mark>b</mark> c` → text and <mark> elements, without innerHTML. */
+function snippet(s: string) {
+  const unescape = (t: string) => t.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&");
+  return s.split(/<mark>(.*?)<\/mark>/g).map((part, i) => (i % 2 ? <mark key={i}>{unescape(part)}</mark> : unescape(part)));
+}

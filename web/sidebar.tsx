@@ -1,0 +1,84 @@
+import type { Conversation } from "./api";
+import { activeId, friendships, me, navigate, peerOf, presence, sortedConversations, typingNames } from "./store";
+import { Avatar, time } from "./text";
+import { openDialog } from "./dialogs";
+import { cycleTheme, theme } from "./theme";
+
+export function Sidebar() {
+  const user = me.value!;
+  const incoming = friendships.value.filter((f) => f.status === "pending" && f.friend_id === user.id).length;
+  return (
+    <aside class="sidebar">
+      <header class="bar">
+        <button type="button" class="me" aria-label="Profile" title="Profile" onClick={() => openDialog("profile")}>
+          <Avatar name={user.display_name} url={user.profile_image_url} />
+          <span class="name">{user.display_name}</span>
+        </button>
+        <button type="button" class="icon" aria-label={`Theme: ${theme.value}`} title={`Theme: ${theme.value}`} onClick={cycleTheme}>
+          {theme.value === "dark" ? "☾" : theme.value === "light" ? "☀" : "◐"}
+        </button>
+      </header>
+      <div class="actions">
+        <button type="button" onClick={() => openDialog("new")}>
+          New conversation
+        </button>
+        <button type="button" onClick={() => openDialog("friends")} aria-label={incoming ? `Friends, ${incoming} requests` : "Friends"}>
+          Friends{incoming ? <span class="badge">{incoming}</span> : null}
+        </button>
+        <button type="button" onClick={() => openDialog("search")}>
+          Search
+        </button>
+      </div>
+      <nav aria-label="Conversations" class="list">
+        <ul>
+          {sortedConversations.value.map((c) => (
+            <li key={c.id}>
+              <Item c={c} />
+            </li>
+          ))}
+        </ul>
+        {!sortedConversations.value.length && <p class="hint pad">No conversations yet. Add a friend, then start one.</p>}
+      </nav>
+    </aside>
+  );
+}
+
+function preview(c: Conversation): string {
+  const m = c.last_message;
+  if (!m) return "No messages yet";
+  if (m.deleted_at) return "Message deleted";
+  const who = m.sender_id === me.value?.id ? "You: " : c.type === "group" ? `${m.sender_name}: ` : "";
+  return who + m.content.replace(/\s+/g, " ").slice(0, 80);
+}
+
+function Item({ c }: { c: Conversation }) {
+  const peer = peerOf(c);
+  const title = c.title || peer?.display_name || "Conversation";
+  const typers = typingNames(c.id);
+  const hint = typers.length ? `${typers.join(", ")} typing…` : preview(c);
+  const unread = c.unread_count ?? 0;
+  const label = `${title}, ${hint}${unread ? `, ${unread} unread` : ""}`;
+  return (
+    <a
+      href={`/c/${c.id}`}
+      aria-label={label}
+      aria-current={activeId.value === c.id ? "page" : undefined}
+      class={unread ? "item unread" : "item"}
+      onClick={(e) => {
+        if (e.ctrlKey || e.metaKey || e.shiftKey) return;
+        e.preventDefault();
+        navigate(c.id);
+      }}
+    >
+      <Avatar name={title} url={peer?.profile_image_url} online={peer ? !!presence.value[peer.id] : undefined} />
+      <span class="text">
+        <span class="title">{title}</span>
+        <span class={typers.length ? "preview typing" : "preview"}>{hint}</span>
+      </span>
+      <span class="meta">
+        {c.last_message_at && <time>{time(c.last_message_at)}</time>}
+        {unread > 0 && <span class="badge">{unread}</span>}
+      </span>
+    </a>
+  );
+}

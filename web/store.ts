@@ -1,0 +1,543 @@
+/**
+ * The client's state (Preact signals) and everything that changes it: the session, the
+ * socket (the reference client: reconnect and resume), conversations, messages, presence,
+ * typing, friends. Components only read signals and call the actions exported here.
+ */
+import { batch, computed, signal } from "@preact/signals";
+import { ParleyClient } from "../src/client/index";
+import { allPages, api, ApiError, handleUnauthorized, setToken, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+
+const SESSION_KEY = "parley.session";
+const DRAFT_KEY = "parley.drafts";
+
+/** A message as shown: a sent one, or one of ours still on its way (`pending`) or refused (`failed`). */
+export type Shown = Message & { pending?: boolean; failed?: string };
+
+export interface Thread {
+  items: Shown[];
+  /** Cursor of the next older page; null when the start of the history is loaded. */
+  older: string | null;
+  loading: boolean;
+  /** The first message that was unread when the conversation was opened (for the divider). */
+  firstUnread: string | null;
+}
+
+export const session = signal<Session | null>(loadSession());
+export const signInNotice = signal<string | null>(null);
+export const conversations = signal<Map<string, Conversation>>(new Map());
+export const threads = signal<Map<string, Thread>>(new Map());
+export const members = signal<Map<string, Map<string, Member>>>(new Map());
+export const presence = signal<Record<string, boolean>>({});
+/** conversation id → user id → expiry (ms). */
+export const typing = signal<Record<string, Record<string, number>>>({});
+export const connection = signal<"connecting" | "open" | "reconnecting">("connecting");
+export const activeId = signal<string | null>(idFromPath());
+export const friendships = signal<Friendship[]>([]);
+export const drafts = signal<Record<string, string>>(loadJSON(DRAFT_KEY, {}));
+export const toast = signal<string | null>(null);
+
+export const me = computed(() => session.value?.user ?? null);
+export const sortedConversations = computed(() =>
+  [...conversations.value.values()].sort((a, b) => activity(b).localeCompare(activity(a))),
+);
+export const totalUnread = computed(() => [...conversations.value.values()].reduce((n, c) => n + (c.unread_count ?? 0), 0));
+
+const activity = (c: Conversation) => c.last_message_at ?? c.created_at;
+
+function loadJSON<T>(key: string, fallback: T): T {
+  try {
+    return JSON.parse(localStorage.getItem(key) ?? "") ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function loadSession(): Session | null {
+  const s = loadJSON<Session | null>(SESSION_KEY, null);
+  if (!s || Date.parse(s.expires_at) <= Date.now()) return null;
+  setToken(s.token);
+  return s;
+}
+
+function idFromPath(): string | null {
+  const m = location.pathname.match(/^\/c\/([^/]+)$/);
+  return m ? decodeURIComponent(m[1]!) : null;
+}
+
+// ---- session ----------------------------------------------------------------------------
+
+let client: ParleyClient | null = null;
+
+export async function signIn(kind: "login" | "register", username: string, password: string) {
+  const s = await api<Session>("POST", `/api/auth/${kind}`, { username, password });
+  localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+  setToken(s.token);
+  signInNotice.value = null;
+  session.value = s;
+  await start();
+}
+
+export function signOut(notice: string | null = null) {
+  client?.close();
+  client = null;
+  localStorage.removeItem(SESSION_KEY);
+  setToken(null);
+  batch(() => {
+    session.value = null;
+    signInNotice.value = notice;
+    conversations.value = new Map();
+    threads.value = new Map();
+    members.value = new Map();
+    friendships.value = [];
+  });
+}
+
+// The draft is kept in localStorage, so a lost session loses nothing typed.
+handleUnauthorized(() => signOut("Your session has ended. Sign in again; your drafts are kept."));
+
+export function setDraft(conversationId: string, text: string) {
+  const next = { ...drafts.value };
+  if (text) next[conversationId] = text;
+  else delete next[conversationId];
+  drafts.value = next;
+  localStorage.setItem(DRAFT_KEY, JSON.stringify(next));
+}
+
+export function updateProfile(patch: { display_name?: string; profile_image_url?: string | null }) {
+  return api<User>("PATCH", "/api/users/me", patch).then((user) => {
+    const s = { ...session.value!, user };
+    localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+    session.value = s;
+  });
+}
+
+// ---- connection -------------------------------------------------------------------------
+
+/** Starts the socket and loads the first state; called after sign-in and on page load. */
+export async function start() {
+  if (!session.value || client) return;
+  const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "" });
+  client = c;
+  connection.value = "connecting";
+  c.on("open", () => {
+    connection.value = "open";
+    retryFailedSends();
+    const id = activeId.value;
+    if (id) c.send("conversation.active", { conversation_id: id });
+  });
+  c.on("close", () => {
+    if (client !== c) return;
+    connection.value = "reconnecting";
+    // The socket cannot tell why an upgrade was refused; a REST call does (401 → sign in).
+    api("GET", "/api/users/me").catch(() => {});
+  });
+  c.on("conversation.list", (page) => mergeConversations(page.items as Conversation[]));
+  c.on("sync.reset", () => void reloadAll());
+  c.on("conversation.create", (conv) => upsertConversation(conv as Conversation));
+  c.on("conversation.update", (conv) => upsertConversation(conv as Conversation));
+  c.on("conversation.delete", ({ conversation_id }) => removeConversation(conversation_id));
+  c.on("message.receive", (m) => receive(m));
+  c.on("message.edit", (m) => patchMessage(m.conversation_id, m.id, () => m));
+  c.on("message.delete", (d) => patchMessage(d.conversation_id, d.message_id, (m) => ({ ...m, content: "", reactions: [], deleted_at: d.deleted_at })));
+  c.on("message.reaction", (r) => patchMessage(r.conversation_id, r.message_id, (m) => applyReaction(m, r.user_id, r.emoji, r.action)));
+  c.on("message.read", (r) => markRead(r.conversation_id, r.user_id, r.message_id));
+  c.on("message.typing", (t) => setTyping(t.conversation_id, t.user_id, t.is_typing));
+  c.on("user.online", (p) => (presence.value = { ...presence.value, [p.user_id]: true }));
+  c.on("user.offline", (p) => (presence.value = { ...presence.value, [p.user_id]: false }));
+  c.on("user.status", (s) => {
+    const next = { ...presence.value };
+    for (const st of s.statuses) next[st.user_id] = st.online;
+    presence.value = next;
+  });
+  c.on("user.update", (u) => updateUser(u));
+  for (const type of ["friend.request", "friend.accept", "friend.remove"] as const) c.on(type, () => void loadFriends());
+  c.on("notification", (n) => {
+    if (n.kind === "mention") notify("You were mentioned", conversations.value.get(String(n.conversation_id))?.title ?? "", String(n.conversation_id));
+  });
+  // Contract v2 membership deltas (§7.1); the reference client's types may not name them yet.
+  const on = c.on.bind(c) as unknown as (type: string, h: (d: any) => void) => void;
+  on("conversation.member_add", (d: { conversation_id: string; members: Member[]; member_count: number }) => {
+    editMembers(d.conversation_id, (m) => d.members.forEach((x) => m.set(x.user.id, x)));
+    patchConversation(d.conversation_id, { member_count: d.member_count });
+  });
+  on("conversation.member_remove", (d: { conversation_id: string; user_ids: string[]; member_count: number }) => {
+    editMembers(d.conversation_id, (m) => d.user_ids.forEach((id) => m.delete(id)));
+    patchConversation(d.conversation_id, { member_count: d.member_count });
+  });
+  on("conversation.member_update", (d: { conversation_id: string; member: Member }) => {
+    editMembers(d.conversation_id, (m) => m.set(d.member.user.id, d.member));
+    if (d.member.user.id === me.value?.id) patchConversation(d.conversation_id, { my_role: d.member.role });
+  });
+  void loadFriends();
+  // A deep link (/c/<id>) opens its conversation straight away, over REST.
+  if (activeId.value) void openThread(activeId.value);
+  await c.connect().catch(() => {});
+}
+
+/** After a `sync.reset` (or sign-in): everything from REST again. */
+async function reloadAll() {
+  const items = await allPages<Conversation>("/api/conversations", 5).catch(() => null);
+  if (!items) return;
+  conversations.value = new Map(items.map((c) => [c.id, c]));
+  threads.value = new Map();
+  members.value = new Map();
+  if (activeId.value) void openThread(activeId.value);
+}
+
+function mergeConversations(items: Conversation[]) {
+  const next = new Map(conversations.value);
+  for (const c of items) next.set(c.id, { ...next.get(c.id), ...c });
+  conversations.value = next;
+  followPresence(items);
+}
+
+function upsertConversation(c: Conversation) {
+  const prev = conversations.value.get(c.id);
+  // conversation.update leaves out the caller-specific fields: keep ours.
+  const merged = { ...prev, ...c, unread_count: c.unread_count ?? prev?.unread_count ?? 0 } as Conversation;
+  if (c.members) members.value = new Map(members.value).set(c.id, new Map(c.members.map((m) => [m.user.id, m])));
+  conversations.value = new Map(conversations.value).set(c.id, merged);
+  followPresence([merged]);
+}
+
+function patchConversation(id: string, patch: Partial<Conversation>) {
+  const c = conversations.value.get(id);
+  if (c) conversations.value = new Map(conversations.value).set(id, { ...c, ...patch });
+}
+
+function removeConversation(id: string) {
+  const next = new Map(conversations.value);
+  next.delete(id);
+  conversations.value = next;
+  if (activeId.value === id) navigate(null);
+}
+
+function editMembers(conversationId: string, edit: (m: Map<string, Member>) => void) {
+  const current = members.value.get(conversationId);
+  if (!current) return;
+  const copy = new Map(current);
+  edit(copy);
+  members.value = new Map(members.value).set(conversationId, copy);
+}
+
+function updateUser(u: User) {
+  const next = new Map(conversations.value);
+  for (const [id, c] of next) {
+    if (peerOf(c)?.id === u.id) next.set(id, { ...c, peer: u, title: c.type === "direct" ? u.display_name : c.title });
+  }
+  conversations.value = next;
+  for (const [cid, m] of members.value) if (m.has(u.id)) editMembers(cid, (x) => x.set(u.id, { ...x.get(u.id)!, user: u }));
+}
+
+/** The other member of a direct conversation (v2 `peer`, or from a v1 `members` list). */
+export function peerOf(c: Conversation): User | null {
+  if (c.type !== "direct") return null;
+  if (c.peer) return c.peer;
+  return c.members?.find((m) => m.user.id !== me.value?.id)?.user ?? null;
+}
+
+const followed = new Set<string>();
+function followPresence(items: Conversation[]) {
+  const ids = items.map(peerOf).filter((u): u is User => !!u && !followed.has(u.id)).map((u) => u.id);
+  if (!ids.length || !client) return;
+  ids.forEach((id) => followed.add(id));
+  void client.subscribeStatus(ids).catch(() => {});
+}
+
+// ---- navigation -------------------------------------------------------------------------
+
+export function navigate(id: string | null) {
+  const path = id ? `/c/${encodeURIComponent(id)}` : "/";
+  if (location.pathname !== path) history.pushState(null, "", path);
+  activeId.value = id;
+  client?.send("conversation.active", { conversation_id: id });
+  if (id) void openThread(id);
+}
+addEventListener("popstate", () => navigate(idFromPath()));
+
+// ---- messages ---------------------------------------------------------------------------
+
+const PAGE = 50;
+
+function setThread(id: string, t: Thread) {
+  threads.value = new Map(threads.value).set(id, t);
+}
+
+export async function openThread(id: string) {
+  void loadMembers(id);
+  if (threads.value.get(id)) return markSeen(id);
+  setThread(id, { items: [], older: null, loading: true, firstUnread: null });
+  try {
+    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
+    const items = page.items.reverse();
+    const conv = conversations.value.get(id) ?? (await api<Conversation>("GET", `/api/conversations/${id}`));
+    if (!conversations.value.has(id)) upsertConversation(conv);
+    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: firstUnreadOf(conv, items) });
+    markSeen(id);
+  } catch (e) {
+    threads.value = new Map([...threads.value].filter(([k]) => k !== id));
+    if (e instanceof ApiError && e.status === 404) {
+      toast.value = "That conversation does not exist, or you are not a member.";
+      navigate(null);
+    }
+  }
+}
+
+function firstUnreadOf(conv: Conversation, items: Message[]): string | null {
+  const mine = me.value?.id;
+  const others = items.filter((m) => m.sender_id !== mine);
+  if (conv.my_last_read_message_id !== undefined) {
+    const read = conv.my_last_read_message_id ?? "";
+    return others.find((m) => m.id > read)?.id ?? null;
+  }
+  const n = conv.unread_count ?? 0;
+  return n > 0 ? (others[others.length - n]?.id ?? others[0]?.id ?? null) : null;
+}
+
+/** Loads the next older page; resolves to how many messages were added at the front. */
+export async function loadOlder(id: string): Promise<number> {
+  const t = threads.value.get(id);
+  if (!t || t.loading || !t.older) return 0;
+  setThread(id, { ...t, loading: true });
+  try {
+    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=100&cursor=${encodeURIComponent(t.older)}`);
+    const cur = threads.value.get(id)!;
+    const known = new Set(cur.items.map((m) => m.id));
+    const older = page.items.reverse().filter((m) => !known.has(m.id));
+    setThread(id, { ...cur, items: [...older, ...cur.items], older: page.next_cursor, loading: false });
+    return older.length;
+  } catch {
+    setThread(id, { ...threads.value.get(id)!, loading: false });
+    return 0;
+  }
+}
+
+function receive(m: Message) {
+  const conv = conversations.value.get(m.conversation_id);
+  const mine = m.sender_id === me.value?.id;
+  const t = threads.value.get(m.conversation_id);
+  if (t && !t.items.some((x) => x.id === m.id)) {
+    const i = m.client_msg_id ? t.items.findIndex((x) => x.pending !== undefined && x.client_msg_id === m.client_msg_id) : -1;
+    const items = i >= 0 ? t.items.map((x, j) => (j === i ? m : x)) : insertSorted(t.items, m);
+    setThread(m.conversation_id, { ...t, items });
+  }
+  if (!mine) clearTyping(m.conversation_id, m.sender_id);
+  if (conv) {
+    const viewing = activeId.value === m.conversation_id && document.visibilityState === "visible";
+    const newer = !conv.last_message || m.id >= conv.last_message.id;
+    patchConversation(m.conversation_id, {
+      last_message: newer ? m : conv.last_message,
+      last_message_at: newer ? m.created_at : conv.last_message_at,
+      unread_count: mine || viewing ? (conv.unread_count ?? 0) : (conv.unread_count ?? 0) + 1,
+    });
+    if (!mine && viewing) markSeen(m.conversation_id);
+    if (!mine && document.visibilityState === "hidden" && conv.type === "direct") notify(m.sender_name, m.content, m.conversation_id);
+  }
+}
+
+function insertSorted(items: Shown[], m: Message): Shown[] {
+  // Pending messages stay at the end until acknowledged.
+  let i = items.length;
+  while (i > 0 && (items[i - 1]!.pending !== undefined || items[i - 1]!.id > m.id)) i--;
+  return [...items.slice(0, i), m, ...items.slice(i)];
+}
+
+function patchMessage(conversationId: string, id: string, f: (m: Shown) => Shown) {
+  const t = threads.value.get(conversationId);
+  if (t && t.items.some((m) => m.id === id)) setThread(conversationId, { ...t, items: t.items.map((m) => (m.id === id ? f(m) : m)) });
+  const conv = conversations.value.get(conversationId);
+  if (conv?.last_message?.id === id) patchConversation(conversationId, { last_message: f(conv.last_message) });
+}
+
+function applyReaction(m: Shown, userId: string, emoji: string, action: "add" | "remove"): Shown {
+  const reactions = m.reactions.map((r) => ({ ...r, user_ids: [...r.user_ids] }));
+  let r = reactions.find((x) => x.emoji === emoji);
+  if (action === "add") {
+    if (!r) reactions.push((r = { emoji, count: 0, user_ids: [] }));
+    if (!r.user_ids.includes(userId)) r.user_ids.push(userId);
+  } else if (r) r.user_ids = r.user_ids.filter((u) => u !== userId);
+  return { ...m, reactions: reactions.map((x) => ({ ...x, count: x.user_ids.length })).filter((x) => x.count > 0) };
+}
+
+/** Marks everything up to the newest message read (only while the tab is visible). */
+export function markSeen(id: string) {
+  if (document.visibilityState !== "visible" || activeId.value !== id) return;
+  const t = threads.value.get(id);
+  const last = [...(t?.items ?? [])].reverse().find((m) => !m.pending && m.sender_id !== me.value?.id);
+  const conv = conversations.value.get(id);
+  if (conv && conv.unread_count) patchConversation(id, { unread_count: 0 });
+  if (!last || (conv?.my_last_read_message_id ?? "") >= last.id) return;
+  patchConversation(id, { my_last_read_message_id: last.id });
+  if (!client?.send("message.read", { conversation_id: id, message_id: last.id })) {
+    void api("POST", `/api/conversations/${id}/read`, { message_id: last.id }).catch(() => {});
+  }
+}
+document.addEventListener("visibilitychange", () => activeId.value && markSeen(activeId.value));
+
+function markRead(conversationId: string, userId: string, messageId: string) {
+  editMembers(conversationId, (m) => {
+    const x = m.get(userId);
+    if (x && (x.last_read_message_id ?? "") < messageId) m.set(userId, { ...x, last_read_message_id: messageId });
+  });
+  if (userId === me.value?.id) {
+    const conv = conversations.value.get(conversationId);
+    if (conv && (conv.my_last_read_message_id ?? "") < messageId) patchConversation(conversationId, { my_last_read_message_id: messageId, unread_count: 0 });
+  }
+}
+
+export async function loadMembers(id: string) {
+  if (members.value.has(id)) return;
+  let list: Member[];
+  try {
+    list = await allPages<Member>(`/api/conversations/${id}/members`, 10);
+  } catch (e) {
+    // A server before contract v2 has no members route; its Conversation carries them.
+    if (!(e instanceof ApiError) || e.status !== 404) return;
+    list = (await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null))?.members ?? [];
+  }
+  members.value = new Map(members.value).set(id, new Map(list.map((m) => [m.user.id, m])));
+  const others = list.map((m) => m.user.id).filter((u) => u !== me.value?.id && !followed.has(u)).slice(0, 500);
+  if (others.length && client) {
+    others.forEach((u) => followed.add(u));
+    void client.subscribeStatus(others).catch(() => {});
+  }
+}
+
+// ---- sending ----------------------------------------------------------------------------
+
+export async function send(conversationId: string, content: string, replyTo: string | null) {
+  const u = me.value!;
+  const cmid = crypto.randomUUID();
+  const now = new Date().toISOString();
+  const pending: Shown = {
+    id: `~${cmid}`, conversation_id: conversationId, sender_id: u.id, sender_name: u.display_name, sender_avatar: u.profile_image_url,
+    sender_info: { id: u.id, username: u.username, display_name: u.display_name, profile_image_url: u.profile_image_url },
+    message_type: "text", content, client_msg_id: cmid, reply_to_id: replyTo, created_at: now, edited_at: null, deleted_at: null,
+    reactions: [], is_read: false, read_count: 0, pending: true,
+  };
+  const t = threads.value.get(conversationId);
+  if (t) setThread(conversationId, { ...t, items: [...t.items, pending] });
+  await deliver(pending);
+}
+
+/** Sends (or re-sends) a pending message. The same client_msg_id never makes a second message. */
+async function deliver(p: Shown) {
+  patchPending(p.client_msg_id!, { pending: true, failed: undefined });
+  try {
+    const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
+    if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
+    const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body);
+    receive(m);
+  } catch (e) {
+    const why = e instanceof ApiError ? (e.status === 0 ? "offline" : e.message) : "failed";
+    patchPending(p.client_msg_id!, { failed: why });
+  }
+}
+
+function patchPending(cmid: string, patch: Partial<Shown>) {
+  for (const [id, t] of threads.value) {
+    if (t.items.some((m) => m.pending !== undefined && m.client_msg_id === cmid)) {
+      setThread(id, { ...t, items: t.items.map((m) => (m.pending !== undefined && m.client_msg_id === cmid ? { ...m, ...patch } : m)) });
+    }
+  }
+}
+
+export function retry(m: Shown) {
+  void deliver(m);
+}
+
+/** Back online: messages that failed for want of a connection go again. */
+function retryFailedSends() {
+  for (const t of threads.value.values()) for (const m of t.items) if (m.failed === "offline") void deliver(m);
+}
+
+export const editMessage = (id: string, content: string) => api("PATCH", `/api/messages/${id}`, { content });
+export const deleteMessage = (id: string) => api("DELETE", `/api/messages/${id}`);
+export function toggleReaction(m: Shown, emoji: string) {
+  const mine = m.reactions.find((r) => r.emoji === emoji)?.user_ids.includes(me.value!.id);
+  return mine ? api("DELETE", `/api/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`) : api("POST", `/api/messages/${m.id}/reactions`, { emoji });
+}
+
+// ---- typing -----------------------------------------------------------------------------
+
+const TYPING_SHOWN_MS = 7000;
+
+function setTyping(conversationId: string, userId: string, on: boolean) {
+  const cur = { ...(typing.value[conversationId] ?? {}) };
+  if (on) cur[userId] = Date.now() + TYPING_SHOWN_MS;
+  else delete cur[userId];
+  typing.value = { ...typing.value, [conversationId]: cur };
+}
+const clearTyping = (c: string, u: string) => typing.value[c]?.[u] && setTyping(c, u, false);
+// The server expires typing too; this only guards against a lost `false`.
+setInterval(() => {
+  const now = Date.now();
+  for (const [c, users] of Object.entries(typing.value)) for (const [u, until] of Object.entries(users)) if (until < now) setTyping(c, u, false);
+}, 1000);
+
+let typingSentAt = 0;
+let typingIn: string | null = null;
+/** Called on every keystroke in the composer; refreshes at most every 3 s. */
+export function typed(conversationId: string, text: string) {
+  if (!text) return stopTyping();
+  if (typingIn === conversationId && Date.now() - typingSentAt < 3000) return;
+  typingIn = conversationId;
+  typingSentAt = Date.now();
+  client?.send("message.typing", { conversation_id: conversationId, is_typing: true });
+}
+export function stopTyping() {
+  if (typingIn) client?.send("message.typing", { conversation_id: typingIn, is_typing: false });
+  typingIn = null;
+  typingSentAt = 0;
+}
+
+/** Names of those typing in a conversation (not me). */
+export function typingNames(conversationId: string): string[] {
+  const users = typing.value[conversationId] ?? {};
+  const m = members.value.get(conversationId);
+  const conv = conversations.value.get(conversationId);
+  return Object.keys(users).map((u) => m?.get(u)?.user.display_name ?? (conv && peerOf(conv)?.id === u ? peerOf(conv)!.display_name : "Someone"));
+}
+
+// ---- friends and conversations ------------------------------------------------------------
+
+export async function loadFriends() {
+  const [accepted, pending] = await Promise.all([
+    allPages<Friendship>("/api/friendships?status=accepted", 5),
+    allPages<Friendship>("/api/friendships?status=pending", 5),
+  ]).catch(() => [[], []] as Friendship[][]);
+  friendships.value = [...accepted!, ...pending!];
+}
+
+export const otherSide = (f: Friendship) => (f.user_id === me.value?.id ? f.friend : f.user);
+
+export async function openDirect(userId: string) {
+  const c = await api<Conversation>("POST", "/api/conversations", { type: "direct", user_id: userId });
+  upsertConversation(c);
+  navigate(c.id);
+}
+
+export async function createGroup(title: string, memberIds: string[]) {
+  const c = await api<Conversation>("POST", "/api/conversations", { type: "group", title, member_ids: memberIds });
+  upsertConversation(c);
+  navigate(c.id);
+}
+
+/** After a change over REST whose event may not have arrived yet: take the server's view. */
+export async function refreshConversation(id: string) {
+  const c = await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null);
+  if (c) upsertConversation(c);
+  members.value = new Map([...members.value].filter(([k]) => k !== id));
+  await loadMembers(id);
+}
+
+// ---- notifications ----------------------------------------------------------------------
+
+function notify(title: string, body: string, conversationId: string) {
+  if (typeof Notification === "undefined" || Notification.permission !== "granted" || document.visibilityState !== "hidden") return;
+  const n = new Notification(title, { body: body.slice(0, 200), tag: conversationId });
+  n.onclick = () => {
+    focus();
+    navigate(conversationId);
+  };
+}
