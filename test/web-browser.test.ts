@@ -253,4 +253,87 @@ describe("the web client in Chromium", () => {
     await nav.waitFor();
     expect(await log(a).count()).toBe(0);
   });
+
+  btest("a server restart: Reconnecting…, then everything sent meanwhile shows once; a send made while away goes when back", async () => {
+    const dir = tempDir();
+    const overrides = { sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000 };
+    let server = await startServer(overrides, dir);
+    const port = Number(new URL(server.base).port);
+    const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob, server);
+    await say(bob, conv, "before the restart", server);
+    const a = await pageFor(alice, `/c/${conv}`, server);
+    await log(a).getByText("before the restart").waitFor();
+
+    await server.stop(false);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor();
+    await a.getByRole("textbox", { name: "Message" }).fill("sent while away");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(a).getByText("Not sent: offline.").waitFor();
+    await a.screenshot({ path: join(shots, "reconnecting.png") });
+
+    server = await startServer(overrides, dir, port);
+    await say(bob, conv, "while you were away 1", server);
+    await say(bob, conv, "while you were away 2", server);
+    await log(a).getByText("while you were away 2").waitFor({ timeout: 20_000 });
+    await log(a).getByText("Not sent: offline.").waitFor({ state: "hidden", timeout: 20_000 });
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden" });
+    for (const text of ["before the restart", "while you were away 1", "while you were away 2", "sent while away"]) {
+      expect(await log(a).getByText(text, { exact: true }).count()).toBe(1);
+    }
+    const stored = await server.api("GET", `/api/conversations/${conv}/messages`, { token: bob.token });
+    expect(stored.body.items.filter((m: { content: string }) => m.content === "sent while away")).toHaveLength(1);
+
+    // A token the server no longer accepts (its secret changed): back to sign-in, the draft kept.
+    await a.getByRole("textbox", { name: "Message" }).fill("a draft worth keeping");
+    await server.stop(false);
+    server = await startServer({ ...overrides, jwtSecret: "a-different-secret-so-old-tokens-fail-0123456789" }, dir, port);
+    try {
+      await a.getByRole("textbox", { name: "Username" }).waitFor({ timeout: 20_000 });
+      await a.getByText("Your session has ended").waitFor();
+      await a.getByRole("textbox", { name: "Username" }).fill(alice.user.username);
+      await a.getByRole("textbox", { name: "Password" }).fill(alice.password);
+      await a.getByRole("button", { name: "Sign in" }).click();
+      await log(a).getByText("sent while away").waitFor();
+      expect(await a.getByRole("textbox", { name: "Message" }).inputValue()).toBe("a draft worth keeping");
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+
+  btest("friends and groups: find, request, accept live; a group created, renamed, a member removed", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const a = await pageFor(alice);
+    const b = await pageFor(bob);
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    await a.getByRole("textbox", { name: "Find people" }).fill(bob.user.username);
+    await a.getByRole("button", { name: "Find" }).click();
+    await a.getByRole("button", { name: "Add friend" }).click();
+    await a.getByRole("list", { name: "Sent requests" }).getByText(bob.user.display_name, { exact: true }).waitFor();
+    // Bob sees the request arrive (a badge on Friends) and accepts it.
+    await b.locator(".actions .badge").filter({ hasText: "1" }).waitFor();
+    await b.getByRole("button", { name: "Friends", exact: true }).click();
+    await b.getByRole("button", { name: "Accept" }).click();
+    await b.getByRole("list", { name: "Friends list" }).getByText(alice.user.display_name, { exact: true }).waitFor();
+    await a.getByRole("list", { name: "Friends list" }).getByText(bob.user.display_name, { exact: true }).waitFor();
+    await a.screenshot({ path: join(shots, "friends.png") });
+    await a.getByRole("button", { name: "Close" }).click();
+    await b.getByRole("button", { name: "Close" }).click();
+
+    await a.getByRole("button", { name: "New conversation" }).click();
+    await a.getByRole("textbox", { name: "Group name" }).fill("Planning");
+    await a.getByRole("checkbox", { name: bob.user.display_name }).check();
+    await a.getByRole("button", { name: "Create group" }).click();
+    await a.getByRole("heading", { name: "Planning" }).waitFor();
+    await convLink(b, "Planning").waitFor();
+
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    await a.getByRole("textbox", { name: "Group name" }).fill("Planning Q1");
+    await a.getByRole("button", { name: "Rename" }).click();
+    await convLink(b, "Planning Q1").waitFor();
+    await a.getByRole("combobox", { name: `Role of ${bob.user.display_name}` }).selectOption("admin");
+    await a.getByRole("list", { name: "Members" }).getByRole("combobox").filter({ hasText: "admin" }).waitFor();
+    await a.getByRole("button", { name: `Remove ${bob.user.display_name}` }).click();
+    await convLink(b, "Planning Q1").waitFor({ state: "detached" });
+  });
 });

@@ -22,8 +22,10 @@ export function Sidebar() {
         <button type="button" onClick={() => openDialog("new")}>
           New conversation
         </button>
-        <button type="button" onClick={() => openDialog("friends")} aria-label={incoming ? `Friends, ${incoming} requests` : "Friends"}>
-          Friends{incoming ? <span class="badge">{incoming}</span> : null}
+        {/* The name stays exactly "Friends" (PROTOCOL §10); the count is a description. */}
+        <button type="button" onClick={() => openDialog("friends")} aria-description={incoming ? `${incoming} friend requests` : undefined}>
+          Friends
+          {incoming ? <span class="badge" aria-hidden="true">{incoming}</span> : null}
         </button>
         <button type="button" onClick={() => openDialog("search")}>
           Search

@@ -82,6 +82,11 @@ export function signOut(notice: string | null = null) {
   client = null;
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
+  // Signing out on purpose leaves nothing behind; a lost session keeps the drafts.
+  if (!notice) {
+    localStorage.removeItem(DRAFT_KEY);
+    drafts.value = {};
+  }
   batch(() => {
     session.value = null;
     signInNotice.value = notice;
