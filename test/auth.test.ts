@@ -173,3 +173,23 @@ describe("login", () => {
     }
   });
 });
+
+describe("refresh", () => {
+  test("a valid token gets a new one with a full lifetime; a missing or bad token is 401 and gets nothing", async () => {
+    const a = await s.register();
+    const res = await s.api("POST", "/api/auth/refresh", { token: a.token });
+    expect(res.status).toBe(200);
+    expect(res.body.user.id).toBe(a.user.id);
+    expect(Date.parse(res.body.expires_at)).toBeGreaterThan(Date.now() + 6 * 86_400_000);
+    expect((await s.api("GET", "/api/users/me", { token: res.body.token })).status).toBe(200);
+    for (const token of [undefined, "not-a-token", a.token.slice(0, -2) + "xx"]) {
+      const bad = await s.api("POST", "/api/auth/refresh", { token });
+      expect(bad.status).toBe(401);
+      expect(bad.body.error.code).toBe("unauthorized");
+    }
+  });
+
+  test("register stays open without a token (the refresh route's guard is its own)", async () => {
+    expect((await s.api("POST", "/api/auth/register", { body: { username: uniqueName(), password: "password123" } })).status).toBe(201);
+  });
+});

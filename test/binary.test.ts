@@ -33,7 +33,8 @@ describe("the compiled executable", () => {
     expect(first.lines.find((l) => l.msg === "migrations applied")?.applied).toBeGreaterThan(0);
     expect((await registerAndLogin(first.base, "binary_user")).status).toBe(200);
     // The web client is inside the binary too, compressed and cached as PROTOCOL §10 says.
-    await expectWebClient(first.base);
+    const { firstScreenBr } = await expectWebClient(first.base);
+    console.log(`web client in the binary: first screen JS+CSS ${firstScreenBr} bytes (br)`);
     expect(await first.stop()).toBe(0);
 
     const second = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);

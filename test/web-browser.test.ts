@@ -336,4 +336,29 @@ describe("the web client in Chromium", () => {
     await a.getByRole("button", { name: `Remove ${bob.user.display_name}` }).click();
     await convLink(b, "Planning Q1").waitFor({ state: "detached" });
   });
+
+  btest("stays signed in past the first token's expiry: the token is refreshed before it", async () => {
+    const server = await startServer({ jwtTtlSeconds: 4 });
+    try {
+      const context = await browser!.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      await page.goto(server.base + "/");
+      await page.getByRole("textbox", { name: "Username" }).fill(uniqueName("ttl"));
+      await page.getByRole("textbox", { name: "Password" }).fill("password123");
+      await page.getByRole("button", { name: "Create account" }).click();
+      await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+      const first = await page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")!).token);
+      await Bun.sleep(5000);
+      const now = await page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")!).token);
+      expect(now).not.toBe(first);
+      expect((await server.api("GET", "/api/users/me", { token: now })).status).toBe(200);
+      expect((await server.api("GET", "/api/users/me", { token: first })).status).toBe(401);
+      // Still in: a reload keeps the session.
+      await page.reload();
+      await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+    } finally {
+      await server.stop();
+    }
+  });
 });

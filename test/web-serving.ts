@@ -19,10 +19,12 @@ export async function expectWebClient(base: string) {
   const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+\.(?:js|css))"/g)].map((m) => m[1]!);
   expect(assets.some((a) => a.endsWith(".js"))).toBe(true);
   expect(assets.some((a) => a.endsWith(".css"))).toBe(true);
+  let firstScreenBr = 0;
   for (const asset of assets) {
     for (const encoding of ["br", "gzip"]) {
       const res = await fetch(base + asset, { headers: { "accept-encoding": encoding }, decompress: false });
       expect(res.status).toBe(200);
+      if (encoding === "br") firstScreenBr += (await res.clone().arrayBuffer()).byteLength;
       expect(res.headers.get("content-encoding")).toBe(encoding);
       expect(res.headers.get("cache-control")).toContain("immutable");
       expect(res.headers.get("vary")).toBe("Accept-Encoding");
@@ -31,5 +33,7 @@ export async function expectWebClient(base: string) {
     expect(plain.headers.get("content-encoding")).toBeNull();
     expect((await plain.text()).length).toBeGreaterThan(0);
   }
-  return assets;
+  // The issue's budget: JS + CSS of the first screen ≤ 80 KB compressed.
+  expect(firstScreenBr).toBeLessThanOrEqual(80 * 1024);
+  return { assets, firstScreenBr };
 }

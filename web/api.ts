@@ -12,7 +12,8 @@ export type Conversation = Omit<WireConversation, "members"> & {
   peer?: User | null;
   members?: Member[];
 };
-export interface Session { token: string; expires_at: string; user: User }
+/** `issued_at` (ms, this client's clock) is when the client received the token. */
+export interface Session { token: string; expires_at: string; user: User; issued_at?: number }
 export interface Friendship { id: string; user_id: string; friend_id: string; status: "pending" | "accepted" | "rejected"; requested_at: string; accepted_at: string | null; user: User; friend: User }
 export interface Page<T> { items: T[]; next_cursor: string | null }
 

@@ -56,13 +56,17 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const items = t?.items ?? [];
   const scroller = useRef<HTMLDivElement>(null);
   // First message of the window, by id (stable when older pages are prepended); null = follow the end.
-  const [startId, setStartId] = useState<string | null>(null);
+  // Mirrored in a ref: a move that spans renders (an older page loading) reads the current one.
+  const [startId, setStartState] = useState<string | null>(null);
+  const startRef = useRef<string | null>(null);
+  const setStartId = (v: string | null) => setStartState((startRef.current = v));
   const anchor = useRef<{ id: string; offset: number } | null>(null);
   const atBottom = useRef(true);
   const moving = useRef(false);
+  const skipped = useRef(false);
   const opened = useRef(false);
 
-  const startIdx = startId ? Math.max(0, items.findIndex((m) => m.id === startId)) : Math.max(0, items.length - WINDOW);
+  const startIdx = windowStart(items, startId);
   const endIdx = Math.min(items.length, startIdx + WINDOW);
   const shown = items.slice(startIdx, endIdx);
   const following = startId === null;
@@ -102,8 +106,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   async function onScroll() {
     const el = scroller.current!;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-    if (moving.current) return;
+    if (moving.current) {
+      skipped.current = true;
+      return;
+    }
     moving.current = true;
+    skipped.current = false;
     let moved = false;
     try {
       moved = await move(el);
@@ -113,32 +121,37 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       requestAnimationFrame(() => {
         anchor.current = null;
         moving.current = false;
-        if (moved) void onScroll();
+        if (moved || skipped.current) void onScrollRef.current();
       });
     }
-    if (atBottom.current && following) markSeen(id);
+    if (atBottom.current && startRef.current === null) markSeen(id);
   }
+  const onScrollRef = useRef(onScroll);
+  onScrollRef.current = onScroll;
 
   /** Moves the window (or loads an older page) when the view is near an edge; says whether it did. */
   async function move(el: HTMLDivElement): Promise<boolean> {
+    const cur = threads.value.get(id);
+    if (!cur) return false;
+    let list = cur.items;
+    let idx = windowStart(list, startRef.current);
     if (el.scrollTop < EDGE_PX) {
-      const cur = threads.value.get(id);
-      if (!cur) return false;
-      let idx = startIdx;
       if (idx === 0 && cur.older && !cur.loading) {
+        const first = list[0]?.id;
         keepPosition();
         await loadOlder(id);
-        idx = threads.value.get(id)!.items.findIndex((m) => m.id === shown[0]?.id);
+        list = threads.value.get(id)!.items;
+        idx = list.findIndex((m) => m.id === first);
       }
       if (idx > 0) {
         keepPosition();
-        setStartId(threads.value.get(id)!.items[Math.max(0, idx - STEP)]!.id);
+        setStartId(list[Math.max(0, idx - STEP)]!.id);
         return true;
       }
-    } else if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX && !following) {
+    } else if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX && startRef.current !== null) {
       keepPosition();
-      const next = startIdx + STEP;
-      setStartId(next + WINDOW >= items.length ? null : items[next]!.id);
+      const next = idx + STEP;
+      setStartId(next + WINDOW >= list.length ? null : list[next]!.id);
       return true;
     }
     return false;
@@ -185,6 +198,11 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       )}
     </div>
   );
+}
+
+/** Index of the window's first message: `start`'s, or the last WINDOW when following the end. */
+function windowStart(items: Shown[], start: string | null) {
+  return start ? Math.max(0, items.findIndex((m) => m.id === start)) : Math.max(0, items.length - WINDOW);
 }
 
 function memberRole(m: Map<string, Member> | undefined, id: string | undefined) {

@@ -69,17 +69,43 @@ function idFromPath(): string | null {
 let client: ParleyClient | null = null;
 
 export async function signIn(kind: "login" | "register", username: string, password: string) {
-  const s = await api<Session>("POST", `/api/auth/${kind}`, { username, password });
-  localStorage.setItem(SESSION_KEY, JSON.stringify(s));
-  setToken(s.token);
+  keepSession(await api<Session>("POST", `/api/auth/${kind}`, { username, password }));
   signInNotice.value = null;
-  session.value = s;
   await start();
 }
+
+function keepSession(s: Session) {
+  const kept = { ...s, issued_at: Date.now() };
+  localStorage.setItem(SESSION_KEY, JSON.stringify(kept));
+  setToken(s.token);
+  session.value = kept;
+  scheduleRefresh();
+}
+
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+/** A new token at half of the current one's life, so a tab in use never meets the expiry. */
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  const s = session.value;
+  if (!s) return;
+  const expires = Date.parse(s.expires_at);
+  const issued = s.issued_at ?? Date.now();
+  refreshTimer = setTimeout(async () => {
+    if (session.value?.token !== s.token) return;
+    try {
+      keepSession(await api<Session>("POST", "/api/auth/refresh"));
+    } catch (e) {
+      // Offline: try again in a minute (a 401 has already ended the session).
+      if (!(e instanceof ApiError) || e.status !== 401) refreshTimer = setTimeout(scheduleRefresh, 60_000);
+    }
+  }, Math.max(1000, issued + (expires - issued) / 2 - Date.now()));
+}
+scheduleRefresh();
 
 export function signOut(notice: string | null = null) {
   client?.close();
   client = null;
+  clearTimeout(refreshTimer);
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
   // Signing out on purpose leaves nothing behind; a lost session keeps the drafts.
@@ -136,7 +162,11 @@ export async function start() {
     // The socket cannot tell why an upgrade was refused; a REST call does (401 → sign in).
     api("GET", "/api/users/me").catch(() => {});
   });
-  c.on("conversation.list", (page) => mergeConversations(page.items as Conversation[]));
+  c.on("conversation.list", (page) => {
+    mergeConversations(page.items as Conversation[]);
+    // The socket sends the first page; the rest come over REST.
+    if (page.next_cursor) void moreConversations(page.next_cursor);
+  });
   c.on("sync.reset", () => void reloadAll());
   c.on("conversation.create", (conv) => upsertConversation(conv as Conversation));
   c.on("conversation.update", (conv) => upsertConversation(conv as Conversation));
@@ -187,6 +217,15 @@ async function reloadAll() {
   threads.value = new Map();
   members.value = new Map();
   if (activeId.value) void openThread(activeId.value);
+}
+
+async function moreConversations(cursor: string) {
+  for (let pages = 0; cursor && pages < 20; pages++) {
+    const page = await api<Page<Conversation>>("GET", `/api/conversations?limit=100&cursor=${encodeURIComponent(cursor)}`).catch(() => null);
+    if (!page) return;
+    mergeConversations(page.items);
+    cursor = page.next_cursor ?? "";
+  }
 }
 
 function mergeConversations(items: Conversation[]) {

@@ -2,6 +2,7 @@ import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { KeyedBuckets, addressKey } from "../lib/rate-limit";
 import { toUser, UserSchema, USERNAME, PASSWORD, DISPLAY_NAME } from "../users/dto";
+import { authPlugin } from "./plugin";
 
 const AuthResponse = t.Object({ token: t.String(), expires_at: t.String({ format: "date-time" }), user: UserSchema });
 
@@ -41,5 +42,20 @@ export const authRoutes = (ctx: AppContext) => {
         response: { 200: AuthResponse },
         detail: { summary: "Log in; 401 with one message for a wrong username or password, 429 when rate limited" },
       },
-    );
+    )
+    .use(refreshRoute(ctx));
 };
+
+/**
+ * A fresh token for a valid one, so that a client that is in use never meets its token's
+ * expiry (the web client refreshes at half of its token's life). An expired token is 401.
+ */
+const refreshRoute = (ctx: AppContext) =>
+  // Mounted inside authRoutes (whose prefix applies), in its own instance so that the auth
+  // plugin guards this route only.
+  new Elysia({ tags: ["auth"] })
+    .use(authPlugin(ctx))
+    .post("/refresh", async ({ me }) => ({ ...(await ctx.tokens.issue(me.id)), user: toUser(me) }), {
+      response: { 200: AuthResponse },
+      detail: { summary: "Exchange a valid token for a new one with a full lifetime" },
+    });
