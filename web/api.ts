@@ -1,17 +1,7 @@
 /** REST calls with the session's token. A 401 anywhere ends the session (drafts stay). */
-import type { Conversation as WireConversation, Message, User } from "../src/client/types";
+import type { Conversation, Member, Message, Role, User } from "../src/client/types";
 
-export type { Message, User };
-export type Role = "owner" | "admin" | "member";
-export interface Member { user: User; role: Role; joined_at: string; last_read_message_id: string | null }
-/** Contract v2 (§7.1) shape; `members` only from a v1 server. */
-export type Conversation = Omit<WireConversation, "members"> & {
-  member_count?: number;
-  my_role?: Role;
-  my_last_read_message_id?: string | null;
-  peer?: User | null;
-  members?: Member[];
-};
+export type { Conversation, Member, Message, Role, User };
 /** `issued_at` (ms, this client's clock) is when the client received the token. */
 export interface Session { token: string; expires_at: string; user: User; issued_at?: number }
 export interface Friendship { id: string; user_id: string; friend_id: string; status: "pending" | "accepted" | "rejected"; requested_at: string; accepted_at: string | null; user: User; friend: User }

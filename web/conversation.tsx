@@ -26,7 +26,7 @@ export function ConversationView({ id }: { id: string }) {
   const peer = peerOf(conv);
   const title = conv.title || peer?.display_name || "Conversation";
   const typers = typingNames(id);
-  const count = conv.member_count ?? conv.members?.length ?? members.value.get(id)?.size;
+  const count = conv.member_count;
   return (
     <section class="conversation" aria-label={title}>
       <header class="bar">
@@ -168,8 +168,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const myId = me.value?.id;
   const lastMine = [...shown].reverse().find((m) => m.sender_id === myId && !m.pending);
   const seen = lastMine ? seenBy(id, conv, lastMine) : null;
-  const memberMap = members.value.get(id);
-  const canModerate = conv.my_role === "owner" || conv.my_role === "admin" || memberRole(memberMap, myId) !== "member";
+  const canModerate = conv.my_role === "owner" || conv.my_role === "admin";
   return (
     <div class="log-wrap">
       <div ref={scroller} class="log" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll}>
@@ -203,10 +202,6 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
 /** Index of the window's first message: `start`'s, or the last WINDOW when following the end. */
 function windowStart(items: Shown[], start: string | null) {
   return start ? Math.max(0, items.findIndex((m) => m.id === start)) : Math.max(0, items.length - WINDOW);
-}
-
-function memberRole(m: Map<string, Member> | undefined, id: string | undefined) {
-  return (id && m?.get(id)?.role) || "member";
 }
 
 /** "Seen by Ann, Bo" for my last message: members (not me) whose read position is at or past it. */

@@ -187,7 +187,7 @@ function Settings({ id }: { id: string }) {
   if (!conv) return null;
   const list = [...(members.value.get(id)?.values() ?? [])];
   const mine = me.value!.id;
-  const role: Role = conv.my_role ?? list.find((m) => m.user.id === mine)?.role ?? "member";
+  const role: Role = conv.my_role;
   const manage = role === "owner" || role === "admin";
   const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !list.some((m) => m.user.id === u.id));
   const refresh = () => refreshConversation(id);

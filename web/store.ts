@@ -124,7 +124,8 @@ export function signOut(notice: string | null = null) {
 }
 
 // The draft is kept in localStorage, so a lost session loses nothing typed.
-handleUnauthorized(() => signOut("Your session has ended. Sign in again; your drafts are kept."));
+const SESSION_ENDED = "Your session has ended. Sign in again; your drafts are kept.";
+handleUnauthorized(() => signOut(SESSION_ENDED));
 
 export function setDraft(conversationId: string, text: string) {
   const next = { ...drafts.value };
@@ -147,7 +148,8 @@ export function updateProfile(patch: { display_name?: string; profile_image_url?
 /** Starts the socket and loads the first state; called after sign-in and on page load. */
 export async function start() {
   if (!session.value || client) return;
-  const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "" });
+  // Tickets keep the token out of URLs (and so out of proxies' logs).
+  const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "", useTickets: true });
   client = c;
   connection.value = "connecting";
   c.on("open", () => {
@@ -156,11 +158,12 @@ export async function start() {
     const id = activeId.value;
     if (id) c.send("conversation.active", { conversation_id: id });
   });
-  c.on("close", () => {
+  c.on("close", (info) => {
     if (client !== c) return;
     connection.value = "reconnecting";
-    // The socket cannot tell why an upgrade was refused; a REST call does (401 → sign in).
-    api("GET", "/api/users/me").catch(() => {});
+    if (info.status === 401 || info.code === 4001) return signOut(SESSION_ENDED);
+    // A browser cannot read why an upgrade was refused; a REST call can (401 → sign in).
+    if (!info.retry || info.code === 1006) api("GET", "/api/users/me").catch(() => {});
   });
   c.on("conversation.list", (page) => {
     mergeConversations(page.items as Conversation[]);
@@ -239,7 +242,6 @@ function upsertConversation(c: Conversation) {
   const prev = conversations.value.get(c.id);
   // conversation.update leaves out the caller-specific fields: keep ours.
   const merged = { ...prev, ...c, unread_count: c.unread_count ?? prev?.unread_count ?? 0 } as Conversation;
-  if (c.members) members.value = new Map(members.value).set(c.id, new Map(c.members.map((m) => [m.user.id, m])));
   conversations.value = new Map(conversations.value).set(c.id, merged);
   followPresence([merged]);
 }
@@ -273,12 +275,8 @@ function updateUser(u: User) {
   for (const [cid, m] of members.value) if (m.has(u.id)) editMembers(cid, (x) => x.set(u.id, { ...x.get(u.id)!, user: u }));
 }
 
-/** The other member of a direct conversation (v2 `peer`, or from a v1 `members` list). */
-export function peerOf(c: Conversation): User | null {
-  if (c.type !== "direct") return null;
-  if (c.peer) return c.peer;
-  return c.members?.find((m) => m.user.id !== me.value?.id)?.user ?? null;
-}
+/** The other member of a direct conversation. */
+export const peerOf = (c: Conversation): User | null => (c.type === "direct" ? c.peer : null);
 
 const followed = new Set<string>();
 function followPresence(items: Conversation[]) {
@@ -327,15 +325,10 @@ export async function openThread(id: string) {
   }
 }
 
+/** The first message from someone else past my read position (ids are time-ordered UUIDv7). */
 function firstUnreadOf(conv: Conversation, items: Message[]): string | null {
-  const mine = me.value?.id;
-  const others = items.filter((m) => m.sender_id !== mine);
-  if (conv.my_last_read_message_id !== undefined) {
-    const read = conv.my_last_read_message_id ?? "";
-    return others.find((m) => m.id > read)?.id ?? null;
-  }
-  const n = conv.unread_count ?? 0;
-  return n > 0 ? (others[others.length - n]?.id ?? others[0]?.id ?? null) : null;
+  const read = conv.my_last_read_message_id ?? "";
+  return items.find((m) => m.sender_id !== me.value?.id && m.id > read)?.id ?? null;
 }
 
 /** Loads the next older page; resolves to how many messages were added at the front. */
@@ -431,14 +424,8 @@ function markRead(conversationId: string, userId: string, messageId: string) {
 
 export async function loadMembers(id: string) {
   if (members.value.has(id)) return;
-  let list: Member[];
-  try {
-    list = await allPages<Member>(`/api/conversations/${id}/members`, 10);
-  } catch (e) {
-    // A server before contract v2 has no members route; its Conversation carries them.
-    if (!(e instanceof ApiError) || e.status !== 404) return;
-    list = (await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null))?.members ?? [];
-  }
+  const list = await allPages<Member>(`/api/conversations/${id}/members`, 10).catch(() => null);
+  if (!list) return;
   members.value = new Map(members.value).set(id, new Map(list.map((m) => [m.user.id, m])));
   const others = list.map((m) => m.user.id).filter((u) => u !== me.value?.id && !followed.has(u)).slice(0, 500);
   if (others.length && client) {
