@@ -38,7 +38,8 @@ export const toast = signal<string | null>(null);
 
 export const me = computed(() => session.value?.user ?? null);
 export const sortedConversations = computed(() =>
-  [...conversations.value.values()].sort((a, b) => activity(b).localeCompare(activity(a))),
+  // ISO timestamps order as strings; a plain comparison (localeCompare is ICU collation, slow).
+  [...conversations.value.values()].sort((a, b) => (activity(a) < activity(b) ? 1 : activity(a) > activity(b) ? -1 : 0)),
 );
 export const totalUnread = computed(() => [...conversations.value.values()].reduce((n, c) => n + (c.unread_count ?? 0), 0));
 
@@ -165,11 +166,8 @@ export async function start() {
     // A browser cannot read why an upgrade was refused; a REST call can (401 → sign in).
     if (!info.retry || info.code === 1006) api("GET", "/api/users/me").catch(() => {});
   });
-  c.on("conversation.list", (page) => {
-    mergeConversations(page.items as Conversation[]);
-    // The socket sends the first page; the rest come over REST.
-    if (page.next_cursor) void moreConversations(page.next_cursor);
-  });
+  // Each connect sends the first page again; later pages stay current through the replayed events.
+  c.on("conversation.list", (page) => mergeConversations(page.items));
   c.on("sync.reset", () => void reloadAll());
   c.on("conversation.create", (conv) => upsertConversation(conv as Conversation));
   c.on("conversation.update", (conv) => upsertConversation(conv as Conversation));
@@ -206,28 +204,33 @@ export async function start() {
     editMembers(d.conversation_id, (m) => m.set(d.member.user.id, d.member));
     if (d.member.user.id === me.value?.id) patchConversation(d.conversation_id, { my_role: d.member.role });
   });
+  // The sidebar does not wait for the socket (a ticket, an upgrade, then its list): REST, now.
+  void loadConversations();
   void loadFriends();
   // A deep link (/c/<id>) opens its conversation straight away, over REST.
   if (activeId.value) void openThread(activeId.value);
   await c.connect().catch(() => {});
 }
 
-/** After a `sync.reset` (or sign-in): everything from REST again. */
+/** After a `sync.reset`: everything from REST again. */
 async function reloadAll() {
-  const items = await allPages<Conversation>("/api/conversations", 5).catch(() => null);
-  if (!items) return;
-  conversations.value = new Map(items.map((c) => [c.id, c]));
-  threads.value = new Map();
-  members.value = new Map();
+  batch(() => {
+    conversations.value = new Map();
+    threads.value = new Map();
+    members.value = new Map();
+  });
+  await loadConversations();
   if (activeId.value) void openThread(activeId.value);
 }
 
-async function moreConversations(cursor: string) {
-  for (let pages = 0; cursor && pages < 20; pages++) {
-    const page = await api<Page<Conversation>>("GET", `/api/conversations?limit=100&cursor=${encodeURIComponent(cursor)}`).catch(() => null);
+/** Every page of the conversation list (up to 2,000), each merged as it arrives. */
+async function loadConversations() {
+  let cursor: string | null = "";
+  for (let pages = 0; cursor !== null && pages < 20; pages++) {
+    const page: Page<Conversation> | null = await api<Page<Conversation>>("GET", `/api/conversations?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`).catch(() => null);
     if (!page) return;
     mergeConversations(page.items);
-    cursor = page.next_cursor ?? "";
+    cursor = page.next_cursor;
   }
 }
 

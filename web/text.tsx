@@ -28,7 +28,9 @@ export function RichText({ text }: { text: string }) {
   return <>{out}</>;
 }
 
-export const time = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+// One formatter: toLocaleTimeString builds a new one on every call.
+const clock = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+export const time = (iso: string) => clock.format(new Date(iso));
 
 export function initials(name: string) {
   return [...name.trim()].slice(0, 1).join("").toUpperCase() || "?";
