@@ -45,6 +45,7 @@ async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1
   await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
+  page.on("console", (m) => m.type() === "error" && /Content Security Policy/.test(m.text()) && console.error("CSP violation:", m.text()));
   await page.goto(server.base + path);
   await page.getByRole("navigation", { name: "Conversations" }).waitFor();
   return page;
@@ -70,6 +71,8 @@ const say = (a: Account, conversationId: string, content: string, server = s) =>
   });
 
 const log = (p: Page) => p.getByRole("log", { name: "Messages" });
+/** Every optimistic message acknowledged by the server (shown text alone may still be pending). */
+const settled = (p: Page) => p.waitForFunction(() => !document.querySelector("[role=log] .msg.pending"));
 const convLink = (p: Page, title: string) => p.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${title}`) });
 
 describe("the web client in Chromium", () => {
@@ -140,6 +143,8 @@ describe("the web client in Chromium", () => {
     await a.getByRole("button", { name: "React 🎉" }).click();
     await log(b).getByRole("button", { name: "🎉 1" }).waitFor();
     await a.getByRole("textbox", { name: "Message" }).press("ArrowUp");
+    await a.getByText("Editing your message").waitFor();
+    await a.waitForFunction(() => document.querySelector("textarea[aria-label=Message]").value === "Hello Bob");
     await a.getByRole("textbox", { name: "Message" }).fill("Hello Bob, edited");
     await a.getByRole("textbox", { name: "Message" }).press("Enter");
     await log(b).getByText("Hello Bob, edited").waitFor();
@@ -228,6 +233,7 @@ describe("the web client in Chromium", () => {
     await a.keyboard.type("second line");
     await a.keyboard.press("Enter");
     await log(a).getByText("second line").waitFor();
+    await settled(a);
     const stored = await s.api("GET", `/api/conversations/${conv}/messages`, { token: bob.token });
     expect(stored.body.items[0].content).toBe("first line\nsecond line");
     // Ctrl+K: the quick switcher.
@@ -278,6 +284,7 @@ describe("the web client in Chromium", () => {
     await log(a).getByText("while you were away 2").waitFor({ timeout: 20_000 });
     await log(a).getByText("Not sent: offline.").waitFor({ state: "hidden", timeout: 20_000 });
     await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden" });
+    await settled(a);
     for (const text of ["before the restart", "while you were away 1", "while you were away 2", "sent while away"]) {
       expect(await log(a).getByText(text, { exact: true }).count()).toBe(1);
     }
@@ -360,5 +367,64 @@ describe("the web client in Chromium", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  btest("composer extras: @mention autocomplete, reply, delete; Ctrl+K switches; the theme toggle", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    await friends(alice, bob);
+    await friends(alice, carol);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Crew", member_ids: [bob.user.id, carol.user.id] } });
+    expect(group.status).toBe(201);
+    const dm = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "direct", user_id: carol.user.id } })).body.id;
+    const a = await pageFor(alice, `/c/${group.body.id}`);
+    const box = a.getByRole("textbox", { name: "Message" });
+
+    // @mention: the members' list filters as you type; Enter picks.
+    await box.click();
+    await a.keyboard.type(`hi @${bob.user.username.slice(0, 4)}`);
+    const options = a.getByRole("listbox", { name: "Mention someone" }).getByRole("option");
+    await options.first().waitFor();
+    expect(await options.count()).toBe(1);
+    await a.keyboard.press("Enter");
+    expect(await box.inputValue()).toBe(`hi @${bob.user.username} `);
+    await a.keyboard.type("look");
+    await a.keyboard.press("Enter");
+    await log(a).getByText(`@${bob.user.username}`).waitFor();
+    await settled(a);
+    const sent = await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=1`, { token: bob.token });
+    expect(sent.body.items[0].content).toBe(`hi @${bob.user.username} look`);
+
+    // Reply to it, then delete the reply.
+    await log(a).getByText("look").hover();
+    await log(a).getByRole("button", { name: "Reply" }).last().click();
+    await a.getByText(/^Replying to /).waitFor();
+    await box.fill("a reply");
+    await box.press("Enter");
+    await log(a).locator(".quote").filter({ hasText: "look" }).waitFor();
+    await settled(a);
+    const stored = await s.api("GET", `/api/conversations/${group.body.id}/messages`, { token: bob.token });
+    expect(stored.body.items[0].reply_to_id).toBe(stored.body.items[1].id);
+    a.once("dialog", (d) => void d.accept());
+    await log(a).getByText("a reply").hover();
+    await log(a).getByRole("button", { name: "Delete" }).last().click();
+    await log(a).getByText("Message deleted").waitFor();
+
+    // Ctrl+K: type a name, Enter opens it.
+    await a.keyboard.press("Control+k");
+    await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Conversation name");
+    await a.keyboard.type(carol.user.display_name.slice(0, 6));
+    await a.keyboard.press("Enter");
+    await a.waitForURL(`**/c/${dm}`);
+    await a.getByRole("heading", { name: carol.user.display_name }).waitFor();
+
+    // The theme toggle: system → dark → light → system.
+    const theme = () => a.evaluate(() => document.documentElement.dataset.theme ?? "system");
+    await a.getByRole("button", { name: /^Theme:/ }).click();
+    expect(await theme()).toBe("dark");
+    expect(await a.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe("rgb(23, 25, 29)");
+    await a.getByRole("button", { name: /^Theme:/ }).click();
+    expect(await theme()).toBe("light");
+    await a.getByRole("button", { name: /^Theme:/ }).click();
+    expect(await theme()).toBe("system");
   });
 });

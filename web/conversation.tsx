@@ -287,11 +287,17 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const text = editing ? editText : (drafts.value[id] ?? "");
 
+  // The text being edited starts as the message's; set once per message (Up sets it at once).
+  const editFor = useRef<string | null>(null);
+  const startEditing = (m: Shown) => {
+    editFor.current = m.id;
+    setEditText(m.content);
+    props.setEditing(m);
+  };
   useEffect(() => {
-    if (editing) {
-      setEditText(editing.content);
-      box.current?.focus();
-    }
+    if (editing && editFor.current !== editing.id) startEditing(editing);
+    if (editing) box.current?.focus();
+    else editFor.current = null;
   }, [editing]);
   useEffect(() => box.current?.focus(), [id, replyTo]);
   useLayoutEffect(() => {
@@ -325,12 +331,12 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     const el = box.current!;
     const at = mention!.at;
     const next = `${text.slice(0, at)}@${m.user.username} ${text.slice(el.selectionStart)}`;
+    // Into the DOM at once, caret included, so that keys typed right after land after the name.
+    el.value = next;
+    el.focus();
+    el.setSelectionRange(at + m.user.username.length + 2, at + m.user.username.length + 2);
     setText(next);
     setMention(null);
-    requestAnimationFrame(() => {
-      el.focus();
-      el.selectionStart = el.selectionEnd = at + m.user.username.length + 2;
-    });
   }
 
   async function submit() {
@@ -378,7 +384,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
       const mine = [...(threads.value.get(id)?.items ?? [])].reverse().find((m) => m.sender_id === me.value?.id && !m.pending && !m.deleted_at);
       if (mine) {
         e.preventDefault();
-        props.setEditing(mine);
+        startEditing(mine);
       }
     }
   }

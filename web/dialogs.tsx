@@ -1,7 +1,7 @@
 /** Modal dialogs (native <dialog>: focus trap and Escape for free): friends, new conversation, settings, profile, switcher, search. */
 import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
   activeId, conversations, createGroup, friendships, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
@@ -28,8 +28,12 @@ export function Dialogs() {
 
 function Modal({ title, children }: { title: string; children: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    ref.current?.showModal();
+  useLayoutEffect(() => {
+    const d = ref.current!;
+    d.showModal();
+    // showModal focuses the first focusable element, the header's Close button; typing
+    // belongs in the dialog's first field.
+    d.querySelector<HTMLElement>(".dialog-body input, .dialog-body select, .dialog-body textarea")?.focus();
   }, []);
   return (
     <dialog ref={ref} aria-label={title} onClose={close} onClick={(e) => e.target === ref.current && close()}>
@@ -292,7 +296,6 @@ function Switcher() {
       <input
         aria-label="Conversation name"
         placeholder="Type a name"
-        autofocus
         value={q}
         role="combobox"
         aria-expanded="true"
