@@ -11,6 +11,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { join } from "node:path";
 import { startServer, tempDir, uniqueName, type Account, type TestServer } from "./helpers";
 import { launchBrowser } from "./browser";
+import { png } from "./files-fixtures";
 
 // The functions given to page.evaluate run in the page; the test program has no DOM types.
 declare const document: any, window: any, getComputedStyle: any;
@@ -426,5 +427,27 @@ describe("the web client in Chromium", () => {
     expect(await theme()).toBe("light");
     await a.getByRole("button", { name: /^Theme:/ }).click();
     expect(await theme()).toBe("system");
+  });
+
+  btest("attachments: an image and a file picked, uploaded and sent; the other side sees the thumbnail and the link", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    const b = await pageFor(bob, `/c/${conv}`);
+    await a.locator("input[type=file]").setInputFiles([
+      { name: "red.png", mimeType: "image/png", buffer: Buffer.from(await png(64, 48)) },
+      { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("plain notes") },
+    ]);
+    await a.getByRole("list", { name: "Files to send" }).getByText("red.png").waitFor();
+    await a.waitForFunction(() => !document.querySelector(".picks")?.textContent?.includes("uploading"));
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    const img = log(b).getByRole("img", { name: "red.png" });
+    await img.waitFor();
+    await b.waitForFunction(() => (document.querySelector("[role=log] img[alt='red.png']") as any)?.naturalWidth > 0);
+    const file = log(b).getByRole("link", { name: /notes\.txt/ });
+    const res = await fetch(new URL((await file.getAttribute("href"))!, s.base));
+    expect(await res.text()).toBe("plain notes");
+    await convLink(b, alice.user.display_name).filter({ hasText: "📎 red.png, notes.txt" }).waitFor();
+    await b.screenshot({ path: join(shots, "attachments.png") });
   });
 });

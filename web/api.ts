@@ -1,7 +1,7 @@
 /** REST calls with the session's token. A 401 anywhere ends the session (drafts stay). */
-import type { Conversation, Member, Message, Role, User } from "../src/client/types";
+import type { Attachment, Conversation, Member, Message, Role, User } from "../src/client/types";
 
-export type { Conversation, Member, Message, Role, User };
+export type { Attachment, Conversation, Member, Message, Role, User };
 /** `issued_at` (ms, this client's clock) is when the client received the token. */
 export interface Session { token: string; expires_at: string; user: User; issued_at?: number }
 export interface Friendship { id: string; user_id: string; friend_id: string; status: "pending" | "accepted" | "rejected"; requested_at: string; accepted_at: string | null; user: User; friend: User }
@@ -23,13 +23,21 @@ export function handleUnauthorized(fn: () => void) {
   onUnauthorized = fn;
 }
 
-export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+export function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
-  if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
+  return request<T>(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+}
+
+/** A file as the request body (PROTOCOL §9): streamed by the browser, never read into a string. */
+export const upload = (file: File) =>
+  request<Attachment>("POST", `/api/uploads?filename=${encodeURIComponent(file.name)}`, { "content-type": file.type || "application/octet-stream" }, file);
+
+async function request<T>(method: string, path: string, headers: Record<string, string>, body: BodyInit | undefined): Promise<T> {
+  if (token) headers.authorization = `Bearer ${token}`;
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(path, { method, headers, body });
   } catch {
     throw new ApiError(0, "network", "The server cannot be reached.");
   }

@@ -3,8 +3,8 @@
  * the history), the typing line and the composer.
  */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import type { Conversation, Member } from "./api";
-import { ApiError } from "./api";
+import type { Attachment, Conversation, Member } from "./api";
+import { ApiError, upload } from "./api";
 import {
   conversations, deleteMessage, drafts, editMessage, loadOlder, markSeen, me, members, navigate, peerOf, presence, retry, send,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
@@ -233,10 +233,13 @@ function MessageItem(props: { m: Shown; compact: boolean; mine: boolean; canDele
         </div>
       )}
       {m.reply_to_id && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
-      <div class={deleted ? "body deleted" : "body"}>
-        {deleted ? "Message deleted" : <RichText text={m.content} />}
-        {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
-      </div>
+      {(deleted || m.content || !m.attachments.length) && (
+        <div class={deleted ? "body deleted" : "body"}>
+          {deleted ? "Message deleted" : <RichText text={m.content} />}
+          {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
+        </div>
+      )}
+      {!deleted && m.attachments.length > 0 && <Files list={m.attachments} />}
       {m.reactions.length > 0 && (
         <div class="reactions">
           {m.reactions.map((r) => (
@@ -280,11 +283,50 @@ function MessageItem(props: { m: Shown; compact: boolean; mine: boolean; canDele
   );
 }
 
+const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1048576).toFixed(1)} MB`);
+
+/** Images as thumbnails (links to the full file), other files as download links. */
+function Files({ list }: { list: Attachment[] }) {
+  return (
+    <div class="files">
+      {list.map((a) =>
+        a.thumbnail_url ? (
+          <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" class="image">
+            <img src={a.thumbnail_url} alt={a.filename} width={a.width ?? undefined} height={a.height ?? undefined} loading="lazy" referrerpolicy="no-referrer" />
+          </a>
+        ) : (
+          <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file">
+            📄 {a.filename} <span class="hint">{size(a.size)}</span>
+          </a>
+        ),
+      )}
+    </div>
+  );
+}
+
+/** A file picked for the next message: uploading, uploaded, or refused. */
+interface Pick { key: string; name: string; attachment?: Attachment; error?: string }
+
 function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Shown | null) => void; editing: Shown | null; setEditing: (m: Shown | null) => void }) {
   const { id, replyTo, editing } = props;
   const box = useRef<HTMLTextAreaElement>(null);
   const [editText, setEditText] = useState("");
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
+  const [picks, setPicks] = useState<Pick[]>([]);
+  const picker = useRef<HTMLInputElement>(null);
+  const uploading = picks.some((p) => !p.attachment && !p.error);
+  const ready = picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
+
+  function attach(files: FileList | null) {
+    for (const file of files ?? []) {
+      const key = crypto.randomUUID();
+      setPicks((ps) => [...ps, { key, name: file.name }]);
+      upload(file).then(
+        (attachment) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, attachment } : p))),
+        (e) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, error: e instanceof ApiError ? e.message : "upload failed" } : p))),
+      );
+    }
+  }
   const text = editing ? editText : (drafts.value[id] ?? "");
 
   // The text being edited starts as the message's; set once per message (Up sets it at once).
@@ -341,7 +383,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
 
   async function submit() {
     const content = text.trim();
-    if (!content) return;
+    if (uploading || (!content && (editing || !ready.length))) return;
     if (editing) {
       const target = editing;
       props.setEditing(null);
@@ -350,9 +392,10 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
       return;
     }
     setDraft(id, "");
+    setPicks([]);
     stopTyping();
     props.setReplyTo(null);
-    await send(id, content, replyTo?.id ?? null);
+    await send(id, content, replyTo?.id ?? null, ready);
   }
 
   function onKeyDown(e: KeyboardEvent) {
@@ -408,7 +451,27 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           ))}
         </ul>
       )}
+      {picks.length > 0 && (
+        <ul class="picks" aria-label="Files to send">
+          {picks.map((p) => (
+            <li key={p.key} class={p.error ? "error" : ""}>
+              {p.name} {p.error ? `— ${p.error}` : p.attachment ? "" : "(uploading…)"}
+              <button type="button" class="icon" aria-label={`Remove ${p.name}`} onClick={() => setPicks((ps) => ps.filter((x) => x.key !== p.key))}>
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <div class="row">
+        {!editing && (
+          <>
+            <button type="button" class="icon" aria-label="Attach files" title="Attach files" onClick={() => picker.current?.click()}>
+              📎
+            </button>
+            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach((e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; }} />
+          </>
+        )}
         <textarea
           ref={box}
           aria-label="Message"
@@ -420,7 +483,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           onKeyDown={onKeyDown}
           onBlur={stopTyping}
         />
-        <button type="submit" class="primary" disabled={!text.trim()}>
+        <button type="submit" class="primary" disabled={uploading || (!text.trim() && (!!editing || !ready.length))}>
           {editing ? "Save" : "Send"}
         </button>
       </div>

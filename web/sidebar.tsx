@@ -50,7 +50,8 @@ function preview(c: Conversation): string {
   if (!m) return "No messages yet";
   if (m.deleted_at) return "Message deleted";
   const who = m.sender_id === me.value?.id ? "You: " : c.type === "group" ? `${m.sender_name}: ` : "";
-  return who + m.content.replace(/\s+/g, " ").slice(0, 80);
+  const text = m.content || (m.attachments.length ? `📎 ${m.attachments.map((a) => a.filename).join(", ")}` : "");
+  return who + text.replace(/\s+/g, " ").slice(0, 80);
 }
 
 function Item({ c }: { c: Conversation }) {

@@ -5,7 +5,7 @@
  */
 import { batch, computed, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
-import { allPages, api, ApiError, handleUnauthorized, setToken, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+import { allPages, api, ApiError, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
 const DRAFT_KEY = "parley.drafts";
@@ -439,15 +439,15 @@ export async function loadMembers(id: string) {
 
 // ---- sending ----------------------------------------------------------------------------
 
-export async function send(conversationId: string, content: string, replyTo: string | null) {
+export async function send(conversationId: string, content: string, replyTo: string | null, attachments: Attachment[] = []) {
   const u = me.value!;
   const cmid = crypto.randomUUID();
   const now = new Date().toISOString();
   const pending: Shown = {
     id: `~${cmid}`, conversation_id: conversationId, sender_id: u.id, sender_name: u.display_name, sender_avatar: u.profile_image_url,
     sender_info: { id: u.id, username: u.username, display_name: u.display_name, profile_image_url: u.profile_image_url },
-    message_type: "text", content, client_msg_id: cmid, reply_to_id: replyTo, created_at: now, edited_at: null, deleted_at: null,
-    reactions: [], is_read: false, read_count: 0, pending: true,
+    message_type: attachments.length ? "file" : "text", content, client_msg_id: cmid, reply_to_id: replyTo, created_at: now, edited_at: null, deleted_at: null,
+    reactions: [], attachments, is_read: false, read_count: 0, pending: true,
   };
   const t = threads.value.get(conversationId);
   if (t) setThread(conversationId, { ...t, items: [...t.items, pending] });
@@ -460,6 +460,7 @@ async function deliver(p: Shown) {
   try {
     const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
     if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
+    if (p.attachments.length) body.attachment_ids = p.attachments.map((a) => a.id);
     const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body);
     receive(m);
   } catch (e) {
