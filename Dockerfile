@@ -6,6 +6,8 @@ RUN bun install --frozen-lockfile
 COPY tsconfig.json drizzle.config.ts ./
 COPY drizzle ./drizzle
 COPY src ./src
+# The web client, embedded into the executable by the build.
+COPY web ./web
 RUN bun run build
 
 FROM debian:bookworm-slim
