@@ -40,8 +40,15 @@ if (login.status !== 200) fail(`login answered ${login.status}`);
 const { token } = (await login.json()) as { token: string };
 const me = await fetch(`${base}/api/users/me`, { headers: { authorization: `Bearer ${token}` } });
 if (me.status !== 200 || ((await me.json()) as { username: string }).username !== "smoke_user") fail("/api/users/me did not return the user");
+// The web client from inside the binary: the page, and its script compressed.
+const page = await fetch(`${base}/`);
+const html = await page.text();
+if (page.status !== 200 || !page.headers.get("content-security-policy")?.includes("frame-ancestors 'none'")) fail(`/ answered ${page.status} without the CSP`);
+const script = html.match(/src="(\/assets\/[^"]+\.js)"/)?.[1];
+const js = script ? await fetch(base + script, { headers: { "accept-encoding": "br" }, decompress: false }) : null;
+if (!js || js.status !== 200 || js.headers.get("content-encoding") !== "br") fail("the web client's script is missing or not compressed");
 
 proc.kill("SIGTERM");
 const code = await proc.exited;
 if (code !== 0) fail(`exit code ${code} after SIGTERM`);
-console.log("smoke: register, login, /me and SIGTERM exit 0: ok");
+console.log("smoke: register, login, /me, the web client and SIGTERM exit 0: ok");
