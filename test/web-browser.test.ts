@@ -109,6 +109,8 @@ describe("the web client in Chromium", () => {
     const b = await pageFor(bob);
 
     await convLink(a, bob.user.display_name).click();
+    // Presence: Bob's page is open, so Alice sees him online.
+    await a.locator(".conversation .sub").filter({ hasText: "Online" }).waitFor();
     await a.getByRole("textbox", { name: "Message" }).fill("Hello Bob");
     // Bob's sidebar shows Alice typing, live.
     await convLink(b, alice.user.display_name).filter({ hasText: "typing…" }).waitFor();
@@ -449,5 +451,45 @@ describe("the web client in Chromium", () => {
     expect(await res.text()).toBe("plain notes");
     await convLink(b, alice.user.display_name).filter({ hasText: "📎 red.png, notes.txt" }).waitFor();
     await b.screenshot({ path: join(shots, "attachments.png") });
+  });
+
+  btest("a direct message while the tab is hidden: a desktop notification, and the count in the title", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const context = await browser!.newContext();
+    contexts.push(context);
+    const session = JSON.stringify({ token: alice.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: alice.user });
+    await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
+    // A hidden tab and a granted Notification API, recorded (headless Chromium shows neither).
+    await context.addInitScript(() => {
+      const w = globalThis as any;
+      w.__notes = [];
+      w.__hidden = false;
+      Object.defineProperty(document, "visibilityState", { get: () => (w.__hidden ? "hidden" : "visible") });
+      w.Notification = class {
+        static permission = "granted";
+        onclick: (() => void) | null = null;
+        constructor(title: string, options: { body: string }) {
+          w.__notes.push({ title, body: options.body });
+        }
+      };
+    });
+    const a = await context.newPage();
+    await a.goto(`${s.base}/c/${conv}`);
+    await log(a).waitFor();
+    await a.evaluate(() => {
+      (globalThis as any).__hidden = true;
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await say(bob, conv, "are you there?");
+    await a.waitForFunction(() => (globalThis as any).__notes.length > 0);
+    expect(await a.evaluate(() => (globalThis as any).__notes)).toEqual([{ title: bob.user.display_name, body: "are you there?" }]);
+    // Not read while hidden: the title counts it; back in view, it is read.
+    await a.waitForFunction(() => document.title === "(1) Parley");
+    await a.evaluate(() => {
+      (globalThis as any).__hidden = false;
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await a.waitForFunction(() => document.title === "Parley");
   });
 });
