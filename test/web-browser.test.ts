@@ -85,7 +85,6 @@ describe("the web client in Chromium", () => {
     const name = uniqueName("ui");
     await page.getByRole("textbox", { name: "Username" }).fill(name);
     await page.getByRole("textbox", { name: "Password" }).fill("password123");
-    await page.screenshot({ path: join(shots, "signin.png") });
     await page.getByRole("button", { name: "Create account" }).click();
     await page.getByRole("navigation", { name: "Conversations" }).waitFor();
     // Stays signed in across a reload.
