@@ -491,4 +491,54 @@ describe("the web client in Chromium", () => {
     });
     await a.waitForFunction(() => document.title === "Parley");
   });
+
+  btest("profile, reject, cancel, unfriend, leave: each changes the server and the other side's screen", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    await friends(alice, bob);
+    // Not friends: the test server's CONTACT_POLICY is open.
+    const conv = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "direct", user_id: carol.user.id } })).body.id;
+    const group = await s.api("POST", "/api/conversations", { token: bob.token, body: { type: "group", title: "Left behind", member_ids: [alice.user.id] } });
+    expect(group.status).toBe(201);
+    const a = await pageFor(alice);
+    const c = await pageFor(carol);
+
+    // Profile: a new display name and avatar; Carol's sidebar shows the new name live.
+    await a.getByRole("button", { name: "Profile" }).click();
+    await a.getByRole("textbox", { name: "Display name" }).fill("Alice Liddell");
+    await a.getByRole("textbox", { name: "Avatar URL" }).fill("https://example.com/alice.png");
+    await a.getByRole("button", { name: "Save" }).click();
+    await a.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    const me = await s.api("GET", "/api/users/me", { token: alice.token });
+    expect([me.body.display_name, me.body.profile_image_url]).toEqual(["Alice Liddell", "https://example.com/alice.png"]);
+    await convLink(c, "Alice Liddell").waitFor();
+    await a.getByRole("button", { name: "Close" }).click();
+
+    // Carol asks Alice; Alice rejects. Alice asks Carol, then cancels. Alice unfriends Bob.
+    const req = await s.api("POST", "/api/friendships", { token: carol.token, body: { friend_id: alice.user.id } });
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    await a.getByRole("button", { name: "Reject" }).click();
+    await a.getByRole("list", { name: "Friend requests" }).waitFor({ state: "hidden" });
+    expect((await s.api("GET", "/api/friendships?status=pending", { token: carol.token })).body.items).toHaveLength(0);
+    expect(req.status).toBe(201);
+    await a.getByRole("textbox", { name: "Find people" }).fill(carol.user.username);
+    await a.getByRole("button", { name: "Find" }).click();
+    await a.getByRole("button", { name: "Add friend" }).click();
+    await a.getByRole("list", { name: "Sent requests" }).getByRole("button", { name: "Cancel" }).click();
+    await a.getByRole("list", { name: "Sent requests" }).waitFor({ state: "hidden" });
+    expect((await s.api("GET", "/api/friendships?status=pending", { token: carol.token })).body.items).toHaveLength(0);
+    a.once("dialog", (d) => void d.accept());
+    await a.getByRole("list", { name: "Friends list" }).getByRole("button", { name: "Unfriend" }).click();
+    await a.getByText("No friends yet: find people above.").waitFor();
+    expect((await s.api("GET", "/api/friendships?status=accepted", { token: bob.token })).body.items).toHaveLength(0);
+    await a.getByRole("button", { name: "Close" }).click();
+
+    // Leave Bob's group.
+    await convLink(a, "Left behind").click();
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    a.once("dialog", (d) => void d.accept());
+    await a.getByRole("button", { name: "Leave group" }).click();
+    await convLink(a, "Left behind").waitFor({ state: "detached" });
+    expect((await s.api("GET", `/api/conversations/${group.body.id}`, { token: alice.token })).status).toBe(404);
+    expect(conv).toBeTruthy();
+  });
 });
