@@ -541,4 +541,30 @@ describe("the web client in Chromium", () => {
     expect((await s.api("GET", `/api/conversations/${group.body.id}`, { token: alice.token })).status).toBe(404);
     expect(conv).toBeTruthy();
   });
+
+  btest("signing out and in as someone else in the same tab: their peers' presence is followed afresh", async () => {
+    // Its own server, whose users go offline 300 ms after their last socket closes.
+    const server = await startServer({ presenceGraceMs: 300 });
+    try {
+      const [alice, bob, peer] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob")), await server.register(uniqueName("peer"))];
+      await direct(alice, peer, server);
+      await direct(bob, peer, server);
+      const peerPage = await pageFor(peer, "/", server); // online
+      const a = await pageFor(alice, "/", server);
+      await convLink(a, peer.user.display_name).click();
+      await a.locator(".conversation .sub").filter({ hasText: "Online" }).waitFor();
+      await a.getByRole("button", { name: "Profile" }).click();
+      await a.getByRole("button", { name: "Sign out" }).click();
+      await a.getByRole("textbox", { name: "Username" }).fill(bob.user.username);
+      await a.getByRole("textbox", { name: "Password" }).fill(bob.password);
+      await a.getByRole("button", { name: "Sign in" }).click();
+      await convLink(a, peer.user.display_name).click();
+      await a.locator(".conversation .sub").filter({ hasText: "Online" }).waitFor({ timeout: 5000 });
+      // Live for Bob too: the peer leaves, and goes offline after PRESENCE_GRACE_MS.
+      await peerPage.context().close();
+      await a.locator(".conversation .sub").filter({ hasText: "Offline" }).waitFor({ timeout: 10_000 });
+    } finally {
+      await server.stop();
+    }
+  });
 });

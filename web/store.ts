@@ -121,7 +121,11 @@ export function signOut(notice: string | null = null) {
     threads.value = new Map();
     members.value = new Map();
     friendships.value = [];
+    presence.value = {};
+    typing.value = {};
   });
+  // The next user follows their own peers' presence.
+  followed.clear();
 }
 
 // The draft is kept in localStorage, so a lost session loses nothing typed.
