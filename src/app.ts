@@ -22,6 +22,8 @@ import { friendRoutes } from "./friends/routes";
 import { conversationRoutes } from "./conversations/routes";
 import { eventRoutes } from "./events/routes";
 import { messageRoutes } from "./messages/routes";
+import { searchRoutes } from "./search/routes";
+import { SqliteSearchIndex } from "./search/sqlite";
 import { Hub } from "./realtime/hub";
 import { wsRoutes } from "./realtime/ws";
 import { webRoutes } from "./web/routes";
@@ -37,6 +39,8 @@ import { openStore } from "./files/open-store";
 import { fileRoutes, signedLinks } from "./files/routes";
 
 export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
+/** The search index: derived from parley.db, rebuilt in the background when missing. */
+export const searchFile = (dataDir: string) => join(dataDir, "search.db");
 
 export interface CreateAppOptions { log?: Logger }
 
@@ -64,8 +68,10 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
       sends: new KeyedBuckets(config.sendsPerMinute, config.sendsPerMinute),
       writes: new KeyedBuckets(config.writesPerMinute, config.writesPerMinute),
       uploads: new KeyedBuckets(config.uploadsPerMinute, config.uploadsPerMinute),
+      searches: new KeyedBuckets(Math.ceil(config.searchesPerMinute / 4), config.searchesPerMinute),
     },
     files: new Files(db, openStore(config), config, log, secret),
+    search: new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
     instance: Bun.randomUUIDv7(),
   };
   ctx.events.onCommit((events) => {
@@ -149,6 +155,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(friendRoutes(ctx))
     .use(conversationRoutes(ctx))
     .use(messageRoutes(ctx))
+    .use(searchRoutes(ctx))
     .use(eventRoutes(ctx))
     .use(fileRoutes(ctx))
     .use(ticketRoutes(ctx, tickets))
@@ -165,10 +172,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     ctx.budgets.sends.stop();
     ctx.budgets.writes.stop();
     ctx.budgets.uploads.stop();
+    ctx.budgets.searches.stop();
     hub.stop();
     if (app.server) await app.stop(false);
     await ctx.files.stop();
     await checkpointer.stop();
+    await ctx.search.stop();
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
     try {
       const [folded] = db.$client.query("PRAGMA wal_checkpoint(TRUNCATE)").all() as { busy: number }[];

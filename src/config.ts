@@ -57,6 +57,8 @@ export interface Config {
   sendsPerMinute: number;
   /** Other REST writes (groups, members, profile, friendships, tickets) per minute per user. */
   writesPerMinute: number;
+  /** Searches per minute per user (a quarter of it at once); a 1–2 character search scans. */
+  searchesPerMinute: number;
   /** How long a WebSocket ticket stays valid (the contract says 30 s; tests shorten it). */
   ticketTtlMs: number;
   /** How often sockets are checked for a buffer over maxBufferedBytes. */
@@ -104,6 +106,7 @@ export const DEFAULTS: Config = Object.freeze({
   wsFramesPerMinute: 60,
   sendsPerMinute: 6000,
   writesPerMinute: 600,
+  searchesPerMinute: 120,
   ticketTtlMs: 30_000,
   slowConsumerCheckMs: 250,
   walRestartPages: 8192,
@@ -169,6 +172,7 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["MAX_UPLOAD_BYTES", "maxUploadBytes", 1024, 4 * 1024 ** 3],
   ["UPLOAD_QUOTA_BYTES", "uploadQuotaBytes", 0, Number.MAX_SAFE_INTEGER],
   ["UPLOADS_PER_MINUTE", "uploadsPerMinute", 1, 1_000_000],
+  ["SEARCHES_PER_MINUTE", "searchesPerMinute", 1, 100_000_000],
 ];
 
 const S3_SETTINGS = [["S3_ENDPOINT", "endpoint"], ["S3_BUCKET", "bucket"], ["S3_REGION", "region"], ["S3_ACCESS_KEY_ID", "accessKeyId"], ["S3_SECRET_ACCESS_KEY", "secretAccessKey"]] as const;

@@ -7,6 +7,7 @@ import type { Tokens } from "./auth/tokens";
 import type { EventLog } from "./events/log";
 import type { KeyedBuckets } from "./lib/rate-limit";
 import type { Files } from "./files/service";
+import type { SearchIndex } from "./search/index";
 
 /** What the feature modules of one running app share. Built once by createApp. */
 export interface AppContext {
@@ -20,11 +21,13 @@ export interface AppContext {
   /**
    * Per-user budgets, spent alike by REST routes and WebSocket frames: message sends and
    * read positions (SENDS_PER_MINUTE); every other write (WRITES_PER_MINUTE), since each
-   * can fan out to many events.
+   * can fan out to many events; searches (SEARCHES_PER_MINUTE), reads that may scan.
    */
-  budgets: { sends: KeyedBuckets; writes: KeyedBuckets; uploads: KeyedBuckets };
+  budgets: { sends: KeyedBuckets; writes: KeyedBuckets; uploads: KeyedBuckets; searches: KeyedBuckets };
   /** Attachments: the blob store, signed links, the orphan sweep. */
   files: Files;
+  /** Message and conversation search (SQLite FTS5 here). */
+  search: SearchIndex;
   /** Distinguishes plugin instances of several apps in one process (tests). */
   instance: string;
 }

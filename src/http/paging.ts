@@ -22,7 +22,7 @@ export function parseLimit(raw: string | undefined, fallback = 50, max = 100): n
 }
 
 /** Which list a cursor belongs to: one list's cursor is refused by another (400). */
-export type CursorKind = "users" | "friendships" | "conversations" | "members" | "messages";
+export type CursorKind = "users" | "friendships" | "conversations" | "members" | "messages" | "search" | "search_conversations";
 
 export function encodeCursor(kind: CursorKind, value: unknown): string {
   return Buffer.from(JSON.stringify([kind, value])).toString("base64url");

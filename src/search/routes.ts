@@ -1,0 +1,47 @@
+import { Elysia, t } from "elysia";
+import type { AppContext } from "../context";
+import { authPlugin } from "../auth/plugin";
+import { parseLimit } from "../http/paging";
+import { searchConversations, searchMessages } from "./service";
+
+/** Searches are reads, but a 1–2 character one scans: each spends the user's search budget. */
+const spendSearch = (ctx: AppContext, userId: string) => ctx.budgets.searches.spend(userId, "too many searches, slow down");
+
+const Q = t.Optional(t.String({ description: "words (all must match) and \"quoted phrases\"; 1–256 characters" }));
+const Limit = t.Optional(t.String({ description: "1–100, default 50" }));
+
+export const searchRoutes = (ctx: AppContext) =>
+  new Elysia({ prefix: "/api/search", tags: ["search"] })
+    .use(authPlugin(ctx))
+    .get(
+      "/messages",
+      ({ me, query }) => {
+        const limit = parseLimit(query.limit);
+        spendSearch(ctx, me.id);
+        return searchMessages(ctx, me, { ...query, limit });
+      },
+      {
+        query: t.Object({
+          q: Q,
+          conversation_id: t.Optional(t.String()),
+          sender_id: t.Optional(t.String()),
+          before: t.Optional(t.String({ description: "ISO timestamp: sent before" })),
+          after: t.Optional(t.String({ description: "ISO timestamp: sent after" })),
+          cursor: t.Optional(t.String()),
+          limit: Limit,
+        }),
+        detail: { summary: "Messages of the caller's conversations matching q, newest first, with highlighted snippets" },
+      },
+    )
+    .get(
+      "/conversations",
+      ({ me, query }) => {
+        const limit = parseLimit(query.limit);
+        spendSearch(ctx, me.id);
+        return searchConversations(ctx, me, { ...query, limit });
+      },
+      {
+        query: t.Object({ q: Q, cursor: t.Optional(t.String()), limit: Limit }),
+        detail: { summary: "The caller's conversations whose title or peer's name matches q (quick switcher)" },
+      },
+    );

@@ -1,0 +1,108 @@
+/**
+ * Search (PROTOCOL §8): parameters and cursors here, matching in a SearchIndex.
+ */
+import { and, eq, inArray } from "drizzle-orm";
+import type { AppContext } from "../context";
+import { conversations, members, messages, type UserRow } from "../db/schema";
+import { AppError, invalid } from "../errors";
+import { requireMembership } from "../conversations/service";
+import { viewConversations, type Conversation, type ViewedRow } from "../conversations/view";
+import { decodeCursor, encodeCursor, type Page } from "../http/paging";
+import { selectMessages, toMessages, type Message } from "../messages/view";
+import { parseQuery, snippet, type Term } from "./text";
+
+export interface MessageHit { message: Message; snippet: string }
+
+export interface MessageSearchParams {
+  q?: string;
+  conversation_id?: string;
+  sender_id?: string;
+  before?: string;
+  after?: string;
+  cursor?: string;
+  limit: number;
+}
+
+/** A date (`2026-11-29`, midnight UTC) or a date-time with its offset (`…T10:00:00Z`, `…+07:00`). */
+const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/i;
+
+/** 400 when it is not an ISO timestamp (a parameter that cannot be parsed, §2). */
+function parseTime(field: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const ms = ISO.test(raw) ? Date.parse(raw.replace(" ", "T")) : NaN;
+  if (!Number.isFinite(ms)) throw new AppError("bad_request", `${field}: not an ISO timestamp with a time zone (e.g. 2026-11-29T10:00:00Z)`);
+  return ms;
+}
+
+/**
+ * What a cursor is bound to: the query and its filters. A cursor of another search is 400,
+ * so a client cannot page one search with another's position.
+ */
+const fingerprint = (...parts: (string | number | undefined)[]) => Bun.hash(JSON.stringify(parts)).toString(36);
+
+type SearchCursor = [position: string, fingerprint: string];
+const isSearchCursor = (v: unknown): v is SearchCursor => Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string";
+
+export function searchMessages(ctx: AppContext, me: UserRow, p: MessageSearchParams): Page<MessageHit> {
+  const terms = parseQuery(p.q);
+  const createdBefore = parseTime("before", p.before);
+  const createdAfter = parseTime("after", p.after);
+  if (createdBefore !== undefined && createdAfter !== undefined && createdAfter >= createdBefore) throw invalid("after", "must be earlier than before");
+  // Filtering by someone else's conversation is 404, as reading it is.
+  if (p.conversation_id) requireMembership(ctx.db, p.conversation_id, me.id);
+  const bound = fingerprint(p.q?.normalize("NFC"), p.conversation_id || undefined, p.sender_id || undefined, createdBefore, createdAfter);
+  const cursor = decodeCursor(p.cursor, "search", isSearchCursor);
+  if (cursor && cursor[1] !== bound) throw new AppError("bad_request", "cursor: not a cursor of this search");
+
+  const hits = ctx.search.findMessages({
+    userId: me.id,
+    terms,
+    conversationId: p.conversation_id || undefined,
+    senderId: p.sender_id || undefined,
+    createdBefore,
+    createdAfter,
+    olderThan: cursor?.[0],
+    limit: p.limit + 1,
+  });
+  const more = hits.ids.length > p.limit;
+  const ids = more ? hits.ids.slice(0, p.limit) : hits.ids;
+  const items = loadMessages(ctx, ids).map((message) => ({ message, snippet: snippet(message.content, terms) }));
+  const next = more ? ids[ids.length - 1]! : hits.stoppedAt;
+  return { items, next_cursor: next ? encodeCursor("search", [next, bound] satisfies SearchCursor) : null };
+}
+
+/** Messages by id, in the order given. */
+function loadMessages(ctx: AppContext, ids: string[]): Message[] {
+  if (ids.length === 0) return [];
+  const byId = new Map(toMessages(ctx.db, selectMessages(ctx.db, inArray(messages.id, ids))).map((m) => [m.id, m]));
+  return ids.map((id) => byId.get(id)).filter((m): m is Message => m !== undefined);
+}
+
+type ConversationCursor = [activityAt: number, id: string, fingerprint: string];
+const isConversationCursor = (v: unknown): v is ConversationCursor =>
+  Array.isArray(v) && v.length === 3 && Number.isSafeInteger(v[0]) && typeof v[1] === "string" && typeof v[2] === "string";
+
+/** The caller's conversations whose title or peer's name holds every term (the quick switcher). */
+export function searchConversations(ctx: AppContext, me: UserRow, p: { q?: string; cursor?: string; limit: number }): Page<Conversation> {
+  const terms: Term[] = parseQuery(p.q);
+  const bound = fingerprint(p.q?.normalize("NFC"));
+  const cursor = decodeCursor(p.cursor, "search_conversations", isConversationCursor);
+  if (cursor && cursor[2] !== bound) throw new AppError("bad_request", "cursor: not a cursor of this search");
+  const found = ctx.search.findConversations({ userId: me.id, terms, after: cursor && { activityAt: cursor[0], id: cursor[1] }, limit: p.limit + 1 });
+  const more = found.length > p.limit;
+  const page = more ? found.slice(0, p.limit) : found;
+  const ids = page.map((c) => c.id);
+  const rows: ViewedRow[] = ids.length
+    ? ctx.db
+        .select({ c: conversations, role: members.role, lastReadMessageId: members.lastReadMessageId })
+        .from(conversations)
+        .innerJoin(members, and(eq(members.conversationId, conversations.id), eq(members.userId, me.id)))
+        .where(inArray(conversations.id, ids))
+        .all()
+        .map((r) => ({ ...r.c, role: r.role, lastReadMessageId: r.lastReadMessageId }))
+    : [];
+  const order = new Map(ids.map((id, k) => [id, k]));
+  rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  const last = page[page.length - 1];
+  return { items: viewConversations(ctx.db, rows, me.id), next_cursor: more && last ? encodeCursor("search_conversations", [last.activityAt, last.id, bound] satisfies ConversationCursor) : null };
+}

@@ -1,0 +1,138 @@
+/**
+ * Search text rules, the same for every index implementation (PROTOCOL §8): how `q` is
+ * split into terms, how text is folded (case, Latin accents) for matching, and snippets.
+ */
+import { invalid } from "../errors";
+import { CONTROL_CHARACTERS } from "../lib/text";
+
+export const MAX_QUERY = 256;
+/** Terms this long or longer (in code points) can use a trigram index; shorter ones are matched by scanning. */
+export const INDEXABLE = 3;
+
+export interface Term {
+  /** As typed (NFC): what a trigram index is asked for. */
+  text: string;
+  /** fold(text): what scanned text is matched against. */
+  folded: string;
+  /** Long enough for a trigram index. */
+  indexable: boolean;
+}
+
+/** `"quoted phrases"` or runs of non-space; a quote without its partner is plain text. */
+const TERM = /"([^"]*)"|(\S+)/g;
+
+/**
+ * The terms of a query, all of which must match. 422 for an empty or blank query, one over
+ * MAX_QUERY characters, or one with control characters.
+ */
+export function parseQuery(raw: string | undefined): Term[] {
+  const q = (raw ?? "").normalize("NFC");
+  if (q.trim() === "") throw invalid("q", "must not be empty");
+  if (q.length > MAX_QUERY && [...q].length > MAX_QUERY) throw invalid("q", `at most ${MAX_QUERY} characters`);
+  if (CONTROL_CHARACTERS.test(q)) throw invalid("q", "must not contain control characters");
+  const terms = new Map<string, Term>();
+  for (const m of q.matchAll(TERM)) {
+    const text = m[1] ?? m[2]!;
+    const folded = fold(text);
+    if (text.trim() === "" || folded === "" || terms.has(folded)) continue;
+    terms.set(folded, { text, folded, indexable: [...text].length >= INDEXABLE });
+  }
+  if (terms.size === 0) throw invalid("q", "nothing to search for");
+  return [...terms.values()];
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+const LATIN = /\p{Script=Latin}/u;
+const MARKS = /\p{M}+/gu;
+const LATIN_THEN_MARKS = /(\p{Script=Latin})\p{M}+/gu;
+
+/**
+ * Lower-cased, with the diacritics of Latin letters removed ("Café" → "cafe"), as SQLite's
+ * trigram tokenizer with remove_diacritics folds: Thai vowel signs and other scripts'
+ * combining marks are letters there, and stay.
+ */
+export function fold(s: string): string {
+  if (ASCII.test(s)) return s.toLowerCase();
+  return s.normalize("NFD").replace(LATIN_THEN_MARKS, "$1").normalize("NFC").toLowerCase();
+}
+
+/** Whether every term occurs in the text (fold(text) given). */
+export const matchesAll = (folded: string, terms: readonly Term[]) => terms.every((t) => folded.includes(t.folded));
+
+/**
+ * fold() code point by code point, remembering where each folded unit came from: `from[j]`
+ * and `to[j]` are the original range of the code point that folded unit j came from.
+ */
+function foldWithOrigins(s: string): { folded: string; from: number[]; to: number[] } {
+  let folded = "";
+  const from: number[] = [];
+  const to: number[] = [];
+  let afterLatin = false;
+  for (let i = 0; i < s.length; ) {
+    const cp = String.fromCodePoint(s.codePointAt(i)!);
+    let piece: string;
+    if (LATIN.test(cp)) {
+      piece = cp.normalize("NFD").replace(MARKS, "");
+      afterLatin = true;
+    } else if (afterLatin && /^\p{M}$/u.test(cp)) piece = ""; // a decomposed accent
+    else {
+      piece = cp;
+      afterLatin = false;
+    }
+    piece = piece.toLowerCase();
+    for (let k = 0; k < piece.length; k++) (from.push(i), to.push(i + cp.length));
+    folded += piece;
+    i += cp.length;
+  }
+  return { folded, from, to };
+}
+
+export const SNIPPET = 200;
+/** Characters of context shown before the first match. */
+const LEAD = 60;
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/** The start of the grapheme that `at` falls in (so a cut never splits a character or a Thai syllable's marks). */
+function graphemeStart(s: string, at: number): number {
+  if (at <= 0 || at >= s.length) return Math.max(0, Math.min(at, s.length));
+  const lo = Math.max(0, at - 32);
+  let start = lo;
+  for (const g of graphemes.segment(s.slice(lo, Math.min(s.length, at + 32)))) {
+    if (lo + g.index > at) break;
+    start = lo + g.index;
+  }
+  return start;
+}
+
+/**
+ * The text around the first match, at most about SNIPPET characters, HTML-escaped, with
+ * every match inside it wrapped in `<mark>…</mark>`. Matches are found on the original
+ * text's folded form and mapped back, so the marks cover the original characters.
+ */
+export function snippet(content: string, terms: readonly Term[]): string {
+  const { folded, from, to } = foldWithOrigins(content);
+  const ranges: [number, number][] = [];
+  for (const t of terms) {
+    const n = t.folded.length;
+    for (let j = folded.indexOf(t.folded); j !== -1 && n > 0; j = folded.indexOf(t.folded, j + n)) ranges.push([from[j]!, to[j + n - 1]!]);
+  }
+  ranges.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  const first = ranges[0]?.[0] ?? 0;
+  const start = first <= LEAD ? 0 : graphemeStart(content, first - LEAD);
+  const end = start + SNIPPET >= content.length ? content.length : graphemeStart(content, start + SNIPPET);
+  let out = start > 0 ? "…" : "";
+  let at = start;
+  for (const [a, b] of ranges) {
+    const s = Math.max(a, at);
+    const e = Math.min(b, end);
+    if (e <= s) continue; // inside an earlier mark, or outside the window
+    out += plain(content.slice(at, s)) + "<mark>" + plain(content.slice(s, e)) + "</mark>";
+    at = e;
+  }
+  return out + plain(content.slice(at, end)) + (end < content.length ? "…" : "");
+}
+
+/** Escaped, with line breaks and runs of spaces shown as one space. */
+const plain = (s: string) => escapeHtml(s.replace(/\s+/g, " "));
