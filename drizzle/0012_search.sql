@@ -6,11 +6,13 @@
 -- Self-contained: it may be renumbered if another migration lands first.
 CREATE TABLE `search_pending` (
 	`seq` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
-	`message_rowid` integer NOT NULL
+	`message_rowid` integer NOT NULL,
+	-- 1: a new message, which the index cannot hold yet (no stale entry to delete first).
+	`fresh` integer DEFAULT 0 NOT NULL
 );
 --> statement-breakpoint
 CREATE TRIGGER `search_pending_insert` AFTER INSERT ON `messages` BEGIN
-  INSERT INTO search_pending(message_rowid) VALUES (new.rowid);
+  INSERT INTO search_pending(message_rowid, fresh) VALUES (new.rowid, 1);
 END;
 --> statement-breakpoint
 CREATE TRIGGER `search_pending_update` AFTER UPDATE OF content ON `messages` WHEN old.content IS NOT new.content BEGIN
@@ -20,6 +22,5 @@ END;
 CREATE TRIGGER `search_pending_delete` AFTER DELETE ON `messages` BEGIN
   INSERT INTO search_pending(message_rowid) VALUES (old.rowid);
 END;
---> statement-breakpoint
--- Existing messages are indexed once, in the background.
-INSERT INTO search_pending(message_rowid) SELECT rowid FROM messages ORDER BY rowid;
+-- Existing messages are queued when the server first opens DATA_DIR/search.db
+-- (src/search/sqlite.ts, adopt), and indexed in the background.

@@ -176,8 +176,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     hub.stop();
     if (app.server) await app.stop(false);
     await ctx.files.stop();
-    await checkpointer.stop();
-    await ctx.search.stop();
+    // Both workers close their connections before the database does.
+    await Promise.all([checkpointer.stop(), ctx.search.stop()]);
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
     try {
       const [folded] = db.$client.query("PRAGMA wal_checkpoint(TRUNCATE)").all() as { busy: number }[];

@@ -52,6 +52,7 @@ describe("search: languages and matching", () => {
       "the quick brown fox",
       "brown quick dogs",
       'He said "hello" NEAR the door OR * - : (a) ^b AND NOT c',
+      "100% sure about snake_case",
       "ok",
     ]) await send(a, conv, text);
     // From the index (the queue path is what the edit/delete tests catch at once).
@@ -97,6 +98,11 @@ describe("search: languages and matching", () => {
     // A short word next to an indexed one.
     expect(await found(b, "ok meeting")).toEqual(["Meeting ที่ห้อง 3 ok"]);
     expect(await found(b, "ox the")).toEqual(["the quick brown fox"]);
+    // SQL wildcards are text too.
+    expect(await found(b, "%")).toEqual(["100% sure about snake_case"]);
+    expect(await found(b, "e_")).toEqual(["100% sure about snake_case"]);
+    expect(await found(b, "0%")).toEqual(["100% sure about snake_case"]);
+    expect(await found(b, "\\")).toEqual([]);
   });
 
   test("FTS operators and stray quotes are searched as text, never executed", async () => {
@@ -358,6 +364,8 @@ describe("search: the index on disk", () => {
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_update; DROP TRIGGER search_pending_delete; DROP TABLE search_pending");
     db.run("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)");
     db.close();
+    const { rmSync } = await import("node:fs");
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `search.db${suffix}`), { force: true });
     const again = await startServer({}, dir);
     try {
       const res = await again.api("GET", "/api/search/messages?q=before%20search", { token: a.token });

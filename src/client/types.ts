@@ -39,6 +39,9 @@ export interface Conversation extends ConversationUpdate {
   my_role: Role; my_last_read_message_id: string | null; peer: User | null;
 }
 
+/** An item of `GET /api/search/messages`: `snippet` is HTML-escaped text with `<mark>…</mark>` around matches. */
+export interface SearchHit { message: Message; snippet: string }
+
 export interface Presence { user_id: string; online: boolean; timestamp: string; last_active_at: string | null }
 
 /** Server → client frame types and their `data`. */

@@ -20,7 +20,7 @@ function open(searchFile, parleyFile) {
   // statements would stay open, and locked, after close().
   q = {
     from: db.prepare("SELECT indexed_seq FROM state"),
-    batch: db.prepare("SELECT seq, message_rowid FROM p.search_pending WHERE seq > ? ORDER BY seq LIMIT ?"),
+    batch: db.prepare("SELECT seq, message_rowid, fresh FROM p.search_pending WHERE seq > ? ORDER BY seq LIMIT ?"),
     text: db.prepare("SELECT content, deleted_at FROM p.messages WHERE rowid = ?"),
     remove: db.prepare("DELETE FROM messages_fts WHERE rowid = ?"),
     add: db.prepare("INSERT INTO messages_fts(rowid, content) VALUES (?, ?)"),
@@ -37,15 +37,19 @@ function step(batch) {
   const queue = q.batch.values(from, batch);
   if (queue.length === 0) return 0;
   const texts = new Map();
+  // A message the index may hold already (an edit, a delete, or a rowid reused after a
+  // delete) is removed from it first; a new one is not (half the work of a first build).
+  const indexedBefore = new Set();
   // Newest entry first: a message queued twice is read and indexed once.
   for (let k = queue.length - 1; k >= 0; k--) {
-    const rowid = queue[k][1];
+    const [, rowid, fresh] = queue[k];
+    if (!fresh) indexedBefore.add(rowid);
     if (!texts.has(rowid)) texts.set(rowid, q.text.values(rowid)[0] ?? null);
   }
   db.run("BEGIN");
   try {
     for (const [rowid, row] of texts) {
-      q.remove.run(rowid);
+      if (indexedBefore.has(rowid)) q.remove.run(rowid);
       if (row && row[0] && row[1] === null) q.add.run(rowid, row[0]);
     }
     q.done.run(queue[queue.length - 1][0]);

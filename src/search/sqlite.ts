@@ -24,9 +24,11 @@ import { fold, matchesAll, type Term } from "./text";
  * with a cursor to continue from.
  */
 export const MAX_SCANNED = 50_000;
-/** Rows read per step when text must also be checked here. */
-const FIRST_CHUNK = 256;
-const MAX_CHUNK = 8192;
+/**
+ * Rows read first when text must also be checked here: enough for a page of a common
+ * term. A rarer one reads the rest in one go (each read sorts the candidates again).
+ */
+const FIRST_CHUNK = 512;
 /** Queue entries the worker indexes per transaction. */
 const WORKER_BATCH = 5000;
 
@@ -98,7 +100,7 @@ export class SqliteSearchIndex implements SearchIndex {
     this.db.run("INSERT INTO search.messages_fts(messages_fts) VALUES ('delete-all')");
     this.db.run("DELETE FROM search_pending");
     const last = queued();
-    this.db.run("INSERT INTO search_pending(message_rowid) SELECT rowid FROM messages ORDER BY rowid");
+    this.db.run("INSERT INTO search_pending(message_rowid, fresh) SELECT rowid, 1 FROM messages ORDER BY rowid");
     this.db.run("DELETE FROM search.state");
     this.db.run("INSERT INTO search.state(index_id, indexed_seq) VALUES (?, ?)", [id, last]);
   }
@@ -167,7 +169,7 @@ export class SqliteSearchIndex implements SearchIndex {
   private collectRows(s: Statement, below: number, check: Term[], limit: number, skip: Set<number>) {
     const ids: (readonly [number, string])[] = [];
     let scanned = 0;
-    for (let chunk = FIRST_CHUNK; ; chunk = Math.min(MAX_CHUNK, chunk * 4)) {
+    for (let chunk = FIRST_CHUNK; ; chunk = this.maxScanned) {
       const take = Math.min(chunk, this.maxScanned - scanned);
       const rows = s.stmt.values(...s.params, below, take) as Row[];
       for (const [rowid, id, content] of rows) {
@@ -214,6 +216,10 @@ export class SqliteSearchIndex implements SearchIndex {
       from = "conversation_members cm CROSS JOIN messages m ON m.conversation_id = cm.conversation_id";
       where.push("cm.user_id = ?");
       params.push(q.userId);
+      for (const t of q.terms) {
+        const pre = prefilter(t);
+        if (pre) (where.push(pre.sql), params.push(...pre.params));
+      }
     } else {
       from = "search_pending p CROSS JOIN messages m ON m.rowid = p.message_rowid";
       where.push("p.seq > ?", member);
@@ -251,5 +257,20 @@ export class SqliteSearchIndex implements SearchIndex {
 }
 
 interface Statement { stmt: ReturnType<Database["query"]>; params: (string | number)[] }
+
+/** Text with a character outside ASCII (GLOB has no escapes: the class is written with the raw bounds). */
+const NON_ASCII = "*[^\u0001-\u007f]*";
+
+/**
+ * A condition SQLite can test before a row reaches the sorter and fold(), which rows
+ * failing it could never pass. A term without case (Thai, CJK, digits, emoji): fold()
+ * leaves it and its neighbours alone, so the text itself must hold it. An ASCII term:
+ * an ASCII text must hold it (LIKE folds ASCII case); any other text is checked in JS.
+ */
+function prefilter(t: Term): { sql: string; params: string[] } | undefined {
+  if (t.folded.toUpperCase() === t.folded) return { sql: "instr(m.content, ?) > 0", params: [t.folded] };
+  if (/^[\x00-\x7f]*$/.test(t.folded)) return { sql: "(m.content LIKE ? ESCAPE '\\' OR m.content GLOB ?)", params: [`%${t.folded.replace(/[\\%_]/g, "\\$&")}%`, NON_ASCII] };
+  return undefined;
+}
 
 const ftsQuery = (terms: Term[]) => terms.map(ftsString).join(" AND ");

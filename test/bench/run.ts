@@ -20,6 +20,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { coldStart, connections, resumeStorm, sends } from "./scenarios";
 import { uploads } from "./uploads";
+import { searchScenario } from "./search";
 import { reenterInPrivateNetwork } from "./lib/netns";
 import { setUpMode } from "./lib/pinning";
 import { combineRatios, formatRatios, GUARD_FACTOR, RATIOS, ratiosOf, readRatioFile, record, regressions, type Ratios } from "./lib/ratios";
@@ -114,8 +115,18 @@ const uploadLoad = quick
   : { sizes: [{ bytes: 1024 * 1024, count: 50 }, { bytes: 25 * 1024 * 1024, count: 8 }], images: 10, parallel: { clients: 10, bytes: 25 * 1024 * 1024 } };
 if (want("uploads")) report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => uploads(s, uploadLoad)));
 
+// One user in 50 of 2,000 groups, 1,000,000 messages written straight into the database.
+if (want("search"))
+  report(await searchScenario(quick
+    ? { messages: 20_000, conversations: 100, memberOf: 10, queries: 20, capacity: { ...capacity, seconds: 2 }, capacityRounds: 1 }
+    : { messages: 1_000_000, conversations: 2000, memberOf: 50, queries: 300, capacity, capacityRounds: 2 }));
+
 // A short table, then the ratios, then the verdicts.
 const rows = results.map((r: any) => {
+  if (r.scenario === "search") {
+    const l = r.latency_ms;
+    return `search           parley    1 word p99 ${l.one_word.p99} / 3 words p99 ${l.three_words.p99} (random ${l.three_random_words.p99}) / 2 chars p99 ${l.two_characters.p99} ms; index ${r.search_db_mb} MB; sends ${r.send_capacity_ratio} × without${r.wrong_pages ? ` WRONG PAGES ${r.wrong_pages}` : ""}`;
+  }
   const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s (${t.ratio}× raw)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} MB RSS` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
   const cpu = r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";
@@ -158,6 +169,7 @@ for (const r of results as any[]) {
   if (r.duplicates) problems.push(`${r.scenario}/${r.server}: ${r.duplicates} duplicate deliveries`);
   if (r.errors) problems.push(`${r.scenario}/${r.server}: ${r.errors} send errors`);
   if (r.holding_after_3s !== undefined && r.holding_after_3s !== r.sockets) problems.push(`connections/${r.server}: ${r.sockets - r.holding_after_3s} sockets not holding`);
+  if (r.wrong_pages) problems.push(`search: ${r.wrong_pages} of ${r.checked_pages} pages differ from a brute-force search`);
   if (r.completed !== undefined && (r.completed !== r.sockets || r.wrong_replay)) problems.push(`resume_storm: ${r.sockets - r.completed} not synced, ${r.wrong_replay} wrong replays`);
 }
 if (problems.length) {

@@ -37,13 +37,22 @@ async function waitHealthy(base: string, proc: Subprocess, timeoutMs = 15_000) {
   }
 }
 
+const binary = process.env.BENCH_PARLEY || join(root, "dist", "parley");
+const source = [process.execPath, join(root, "src", "index.ts")];
+
+/** Creates (or migrates) a Parley data directory without serving it. */
+export function migrateDataDir(dataDir: string) {
+  const cmd = existsSync(binary) ? [binary, "migrate"] : [...source, "migrate"];
+  const done = Bun.spawnSync(cmd, { env: { ...process.env, DATA_DIR: dataDir }, stdout: "ignore", stderr: "inherit" });
+  if (done.exitCode !== 0) throw new Error(`parley migrate exited with ${done.exitCode}`);
+}
+
 /**
  * Parley: the compiled executable when it exists (what users run), else the source.
  * BENCH_PARLEY=<path> runs another build (e.g. the previous commit's, to measure a change).
+ * `dataDir`: an existing one (default: a new, empty one).
  */
-export async function startParley(env: Record<string, string> = {}): Promise<ServerUnderTest> {
-  const binary = process.env.BENCH_PARLEY || join(root, "dist", "parley");
-  const source = [process.execPath, join(root, "src", "index.ts")];
+export async function startParley(env: Record<string, string> = {}, dataDir?: string): Promise<ServerUnderTest> {
   // BENCH_CPU_PROF=<dir>: run the source under Bun's sampling profiler, a Markdown profile per server in <dir>.
   const profileDir = process.env.BENCH_CPU_PROF;
   const cmd = profileDir
@@ -54,21 +63,21 @@ export async function startParley(env: Record<string, string> = {}): Promise<Ser
     SENDS_PER_MINUTE: "100000000",
     REGISTRATIONS_PER_ADDRESS: "100000000",
     WS_FRAMES_PER_MINUTE: "1000000",
+    SEARCHES_PER_MINUTE: "100000000",
     PRESENCE_GRACE_MS: "0",
     // The scenarios group strangers (19,000 users in groups of 10): befriending every pair
     // first would only slow the set-up, since the policy is checked when members are added,
     // never on a send or a connect.
     CONTACT_POLICY: "open",
     ...env,
-  });
+  }, dataDir);
 }
 
 export async function startBaseline(): Promise<ServerUnderTest> {
   return start("baseline", [process.execPath, join(import.meta.dir, "..", "baseline.ts")], {});
 }
 
-async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<string, string>): Promise<ServerUnderTest> {
-  const dataDir = mkdtempSync(join(tmpdir(), `bench-${kind}-`));
+async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<string, string>, dataDir = mkdtempSync(join(tmpdir(), `bench-${kind}-`))): Promise<ServerUnderTest> {
   const port = freePort();
   const started = performance.now();
   const proc = Bun.spawn(placed(cmd), {

@@ -1,0 +1,264 @@
+/**
+ * The search scenario: a database of `messages` messages (English and Thai) across
+ * `conversations` groups, written straight into a migrated data directory (a million REST
+ * calls would take longer than the benchmark), one user a member of `memberOf` of them.
+ * Times one-word, three-word and 2-character searches over HTTP, checks a sample of pages
+ * against a brute-force answer, reports the index's size and build time, and compares
+ * send capacity with the search queue on and off in the same run.
+ */
+import { Database } from "bun:sqlite";
+import { mkdtempSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fold, matchesAll, parseQuery } from "../../src/search/text";
+import { migrateDataDir, startParley, type ServerUnderTest } from "./lib/server";
+import { percentiles, round } from "./lib/stats";
+import { sends, type SendScenario } from "./scenarios";
+
+export interface SearchScenario {
+  messages: number;
+  conversations: number;
+  memberOf: number;
+  /** Queries timed per kind. */
+  queries: number;
+  capacity: Omit<SendScenario, "name" | "via">;
+  /** Capacity runs per variant (alternating, best kept: the VM's load moves single runs). */
+  capacityRounds: number;
+}
+
+const EN = ("the be to of and in that have it for not on with he as you do at this but his by from they we say her she or will my one all would there their " +
+  "what so up out if about who get which go me when make can like time no just him know take people into year your good some could them see other than then " +
+  "now look only come its over think also back after use two how our work first well way even new want because any these give day most us meeting project " +
+  "deadline coffee lunch tomorrow today report budget design review client server database search message please thanks update schedule office travel " +
+  "weekend family dinner movie music game team plan idea question answer problem issue bug release version launch sales market price order ship invoice " +
+  "contract email phone call video photo picture share file document draft final café résumé naïve").split(" ");
+const TH = ("สวัสดี ประชุม พรุ่งนี้ วันนี้ กี่โมง ขอบคุณ ครับ ค่ะ อาหาร กลางวัน โครงการ รายงาน ลูกค้า เซิร์ฟเวอร์ ฐานข้อมูล ค้นหา ข้อความ กรุณา อัปเดต ตาราง " +
+  "สำนักงาน เดินทาง สุดสัปดาห์ ครอบครัว อาหารเย็น ภาพยนตร์ เพลง เกม ทีม แผน ความคิด คำถาม คำตอบ ปัญหา ราคา สั่งซื้อ จัดส่ง ใบแจ้งหนี้ สัญญา อีเมล " +
+  "โทรศัพท์ วิดีโอ รูปภาพ แบ่งปัน ไฟล์ เอกสาร ร่าง สุดท้าย กาแฟ งบประมาณ ออกแบบ ตรวจสอบ").split(" ");
+
+/** A small deterministic generator (the same data every run). */
+function random(seed: number) {
+  return () => ((seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x7fffffff);
+}
+
+interface Generated {
+  username: string;
+  password: string;
+  /** The searcher's messages, oldest first: what a brute-force search reads. */
+  mine: { id: string; content: string; words: string[] }[];
+}
+
+/** Writes users, groups, memberships and messages straight into a migrated parley.db. */
+function generate(dataDir: string, s: SearchScenario): Generated {
+  const rnd = random(42);
+  // Common words often, rare ones seldom (Zipf-like), as in real text.
+  const pick = <T>(list: T[]) => list[Math.floor(list.length * rnd() ** 1.6)]!;
+  const db = new Database(join(dataDir, "parley.db"));
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = OFF");
+  const password = "password123";
+  const hash = Bun.password.hashSync(password, { algorithm: "argon2id", memoryCost: 1024, timeCost: 2 });
+  const now = Date.now();
+  const start = now - s.messages * 5 - 60_000;
+  const userCount = Math.max(10, s.conversations);
+  const users = Array.from({ length: userCount + 1 }, () => Bun.randomUUIDv7("hex", start - 1000));
+  const searcher = users[userCount]!;
+  const username = `searcher${Math.random().toString(36).slice(2, 8)}`;
+  const convs: { id: string; members: string[] }[] = [];
+  db.transaction(() => {
+    const user = db.prepare("INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    users.forEach((id, i) => user.run(id, i === userCount ? username : `bench_${id.slice(-12)}`, i === userCount ? "Searcher" : `User ${i}`, hash, start, start, start));
+    const conv = db.prepare("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES (?, 'group', ?, ?, ?, ?, ?)");
+    const member = db.prepare("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)");
+    const every = Math.floor(s.conversations / s.memberOf);
+    for (let c = 0; c < s.conversations; c++) {
+      const id = Bun.randomUUIDv7("hex", start - 500);
+      const members = [...new Set([users[Math.floor(rnd() * userCount)]!, users[Math.floor(rnd() * userCount)]!, users[Math.floor(rnd() * userCount)]!])];
+      if (c % every === 0 && c / every < s.memberOf) members.push(searcher);
+      conv.run(id, `room ${c}`, members[0]!, start, start, start * 1000 + c);
+      members.forEach((u, k) => member.run(id, u, k === 0 ? "owner" : "member", start));
+      convs.push({ id, members });
+    }
+  })();
+  const mine: Generated["mine"] = [];
+  const insert = db.prepare("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', ?, ?)");
+  const BATCH = 10_000;
+  for (let i = 0; i < s.messages; i += BATCH) {
+    db.transaction(() => {
+      for (let k = i; k < Math.min(i + BATCH, s.messages); k++) {
+        const conv = convs[Math.floor(rnd() * convs.length)]!;
+        const n = 4 + Math.floor(rnd() * 12);
+        const thai = rnd() < 0.3;
+        const words = Array.from({ length: n }, () => pick(thai ? TH : EN));
+        // Thai is mostly written without spaces between words.
+        const content = words.join(thai && rnd() < 0.7 ? "" : " ");
+        const at = start + k * 5;
+        const id = Bun.randomUUIDv7("hex", at);
+        insert.run(id, conv.id, conv.members[Math.floor(rnd() * conv.members.length)]!, content, at);
+        if (conv.members.includes(searcher)) mine.push({ id, content, words });
+      }
+    })();
+  }
+  db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  return { username, password, mine };
+}
+
+/** Until the server's background indexer has everything queued; returns the seconds it took. */
+async function indexed(dataDir: string, timeoutS: number): Promise<number> {
+  const t0 = performance.now();
+  const db = new Database(join(dataDir, "parley.db"));
+  try {
+    db.run(`ATTACH DATABASE '${join(dataDir, "search.db")}' AS search`);
+    for (;;) {
+      const [[left]] = db.query("SELECT count(*) FROM search_pending WHERE seq > (SELECT indexed_seq FROM search.state)").values() as [[number]];
+      if (left === 0) return round((performance.now() - t0) / 1000, 1);
+      if (performance.now() - t0 > timeoutS * 1000) throw new Error(`search index not built after ${timeoutS} s (${left} left)`);
+      await Bun.sleep(200);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/** Bytes of the live pages of a database file (WAL included), in MB. */
+function databaseMb(file: string): number {
+  const db = new Database(file);
+  try {
+    const [[pages]] = db.query("PRAGMA page_count").values() as [[number]];
+    const [[size]] = db.query("PRAGMA page_size").values() as [[number]];
+    return round((pages * size) / 1e6, 1);
+  } finally {
+    db.close();
+  }
+}
+
+/** What a correct first page holds: every term in the text, newest first. */
+function bruteForce(g: Generated, q: string, limit: number): string[] {
+  const terms = parseQuery(q);
+  const out: string[] = [];
+  for (let k = g.mine.length - 1; k >= 0 && out.length < limit; k--) if (matchesAll(fold(g.mine[k]!.content), terms)) out.push(g.mine[k]!.id);
+  return out;
+}
+
+export async function searchScenario(s: SearchScenario) {
+  const dataDir = mkdtempSync(join(tmpdir(), "bench-search-"));
+  migrateDataDir(dataDir);
+  const t0 = performance.now();
+  const g = generate(dataDir, s);
+  const generateS = round((performance.now() - t0) / 1000, 1);
+  const sut = await startParley({}, dataDir);
+  let summary: Record<string, unknown>;
+  try {
+    const buildS = await indexed(dataDir, 1800);
+    const login = await (await fetch(`${sut.base}/api/auth/login`, { method: "POST", body: JSON.stringify({ username: g.username, password: g.password }) })).json() as { token: string };
+    const rnd = random(7);
+    const any = <T>(list: T[]) => list[Math.floor(rnd() * list.length)]!;
+    const word = () => (rnd() < 0.6 ? any(EN.filter((w) => [...w].length >= 3)) : any(TH));
+    const kinds: Record<string, () => string> = {
+      one_word: word,
+      // Three words of one of the searcher's messages (so there is something to find) …
+      three_words: () => {
+        const words = [...new Set(any(g.mine).words.filter((w) => [...w].length >= 3))];
+        return (words.length >= 3 ? words.slice(0, 3) : [...words, word(), word()].slice(0, 3)).join(" ");
+      },
+      // … and three taken at random (often nothing: every match in the database is looked at).
+      three_random_words: () => [word(), word(), word()].join(" "),
+      two_characters: () => {
+        const w = [...word()];
+        const at = Math.floor(rnd() * (w.length - 1));
+        return w.slice(at, at + 2).join("");
+      },
+    };
+    const latency: Record<string, Record<string, number>> = {};
+    const hits: Record<string, number> = {};
+    let wrong = 0;
+    let checked = 0;
+    for (const [kind, make] of Object.entries(kinds)) {
+      const times: number[] = [];
+      let found = 0;
+      for (let i = 0; i < s.queries; i++) {
+        const q = make();
+        const started = performance.now();
+        const res = await fetch(`${sut.base}/api/search/messages?q=${encodeURIComponent(q)}&limit=20`, { headers: { authorization: `Bearer ${login.token}` } });
+        const body = (await res.json()) as { items: { message: { id: string } }[] };
+        times.push(performance.now() - started);
+        if (!res.ok) throw new Error(`search ${q}: ${res.status} ${JSON.stringify(body)}`);
+        found += body.items.length;
+        // A sample checked against brute force (every query in --quick).
+        if (i % 10 === 0 || s.queries <= 30) {
+          checked++;
+          const want = bruteForce(g, q, 20);
+          const got = body.items.map((it) => it.message.id);
+          if (want.join() !== got.join()) {
+            wrong++;
+            console.error(`search: wrong page for ${JSON.stringify(q)}: ${got.length} ids, expected ${want.length}`);
+          }
+        }
+      }
+      latency[kind] = percentiles(times, [50, 99, 100]);
+      hits[kind] = round(found / s.queries, 1);
+    }
+    summary = {
+      scenario: "search",
+      messages: s.messages,
+      conversations: s.conversations,
+      member_of: s.memberOf,
+      searchable_messages: g.mine.length,
+      queries_per_kind: s.queries,
+      latency_ms: latency,
+      mean_hits_per_page: hits,
+      checked_pages: checked,
+      wrong_pages: wrong,
+      generate_s: generateS,
+      index_build_s: buildS,
+      parley_db_mb: databaseMb(join(dataDir, "parley.db")),
+      search_db_mb: databaseMb(join(dataDir, "search.db")),
+      search_db_file_mb: round((statSync(join(dataDir, "search.db")).size + walSize(join(dataDir, "search.db-wal"))) / 1e6, 1),
+    };
+  } finally {
+    await sut.stop();
+  }
+  return { ...summary, ...(await capacityWithAndWithout(s)) };
+}
+
+const walSize = (file: string) => {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+};
+
+/** The send path's triggers dropped: the server as it was before search. */
+async function withoutSearchQueue(sut: ServerUnderTest) {
+  const db = new Database(join(sut.dataDir, "parley.db"));
+  for (const t of ["search_pending_insert", "search_pending_update", "search_pending_delete"]) db.run(`DROP TRIGGER ${t}`);
+  db.close();
+}
+
+/** Persisted send capacity (REST, like `capacity`) with the search queue and indexer on, and off. */
+async function capacityWithAndWithout(s: SearchScenario) {
+  const best: Record<"on" | "off", number> = { on: 0, off: 0 };
+  const backlog: number[] = [];
+  for (let round = 0; round < s.capacityRounds; round++) {
+    for (const variant of ["off", "on"] as const) {
+      const sut = await startParley();
+      try {
+        if (variant === "off") await withoutSearchQueue(sut);
+        const r = await sends(sut, { name: `capacity_search_${variant}`, via: "rest", ...s.capacity });
+        best[variant] = Math.max(best[variant], r.sent_per_s as number);
+        // The indexer keeps up: how long until it has everything sent.
+        if (variant === "on") backlog.push(await indexed(sut.dataDir, 600));
+      } finally {
+        await sut.stop();
+      }
+    }
+  }
+  return {
+    send_capacity_index_on: best.on,
+    send_capacity_index_off: best.off,
+    send_capacity_ratio: round(best.on / Math.max(1, best.off), 2),
+    index_caught_up_after_sends_s: backlog,
+  };
+}
