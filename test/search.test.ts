@@ -161,12 +161,14 @@ describe("search: what the caller may see", () => {
       expect(await found(b!, "ma")).toEqual([`replaced text marimba ${wait}`]);
       if (wait) await indexed();
       expect(await found(b!, "xylophone")).toEqual([]);
+      expect(await found(b!, "xy")).toEqual([]);
       expect(await found(b!, "marimba")).toEqual([`replaced text marimba ${wait}`]);
       expect((await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token })).status).toBe(204);
       expect(await found(b!, "marimba")).toEqual([]);
       expect(await found(b!, "ma")).toEqual([]);
       if (wait) await indexed();
       expect(await found(b!, "marimba")).toEqual([]);
+      expect(await found(b!, "ri")).toEqual([]);
     }
   });
 

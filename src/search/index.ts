@@ -24,11 +24,6 @@ export interface MessageQuery {
 export interface MessageHits {
   /** Matching message ids, newest first (send order), at most `limit`. */
   ids: string[];
-  /**
-   * When the search stopped early because it scanned as much as one request may (slow
-   * paths only): the id to continue before. The page may then be short, but never wrong.
-   */
-  stoppedAt?: string;
 }
 
 export interface ConversationQuery {

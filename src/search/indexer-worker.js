@@ -1,8 +1,10 @@
 // Runs in a Worker thread: moves queued message changes (parley.db's search_pending) into
-// the trigram index (search.db) in large batches, which FTS5 writes far more cheaply than
-// one small batch per group commit. Only this thread writes search.db; it only reads
-// parley.db. The index and how far it got (state.indexed_seq) commit together.
-// Loaded as text and started from a Blob URL, so it travels inside the executable.
+// search.db in large batches, which FTS5 writes far more cheaply than one small batch per
+// group commit: the trigram index, and each text folded (fold.js), filed by conversation
+// for terms too short for trigrams. Only this thread writes search.db; it only reads
+// parley.db. Both and how far they got (state.indexed_seq) commit together.
+// Loaded as text (with fold.js appended) and started from a Blob URL, so it travels
+// inside the executable.
 import { Database } from "bun:sqlite";
 
 let db = null;
@@ -20,10 +22,12 @@ function open(searchFile, parleyFile) {
   // statements would stay open, and locked, after close().
   q = {
     from: db.prepare("SELECT indexed_seq FROM state"),
-    batch: db.prepare("SELECT seq, message_rowid, fresh FROM p.search_pending WHERE seq > ? ORDER BY seq LIMIT ?"),
+    batch: db.prepare("SELECT seq, message_rowid, fresh, conversation_id FROM p.search_pending WHERE seq > ? ORDER BY seq LIMIT ?"),
     text: db.prepare("SELECT content, deleted_at FROM p.messages WHERE rowid = ?"),
     remove: db.prepare("DELETE FROM messages_fts WHERE rowid = ?"),
     add: db.prepare("INSERT INTO messages_fts(rowid, content) VALUES (?, ?)"),
+    removeText: db.prepare("DELETE FROM texts WHERE conversation_id = ? AND rowid = ?"),
+    addText: db.prepare("INSERT INTO texts(conversation_id, rowid, folded) VALUES (?, ?, ?)"),
     done: db.prepare("UPDATE state SET indexed_seq = ?"),
   };
 }
@@ -39,18 +43,24 @@ function step(batch) {
   const texts = new Map();
   // A message the index may hold already (an edit, a delete, or a rowid reused after a
   // delete) is removed from it first; a new one is not (half the work of a first build).
-  const indexedBefore = new Set();
+  const indexedBefore = new Map();
   // Newest entry first: a message queued twice is read and indexed once.
   for (let k = queue.length - 1; k >= 0; k--) {
-    const [, rowid, fresh] = queue[k];
-    if (!fresh) indexedBefore.add(rowid);
-    if (!texts.has(rowid)) texts.set(rowid, q.text.values(rowid)[0] ?? null);
+    const [, rowid, fresh, conversationId] = queue[k];
+    if (!fresh) indexedBefore.set(rowid, (indexedBefore.get(rowid) ?? new Set()).add(conversationId));
+    if (!texts.has(rowid)) texts.set(rowid, { conversationId, row: q.text.values(rowid)[0] ?? null });
   }
   db.run("BEGIN");
   try {
-    for (const [rowid, row] of texts) {
-      if (indexedBefore.has(rowid)) q.remove.run(rowid);
-      if (row && row[0] && row[1] === null) q.add.run(rowid, row[0]);
+    for (const [rowid, { conversationId, row }] of texts) {
+      if (indexedBefore.has(rowid)) {
+        q.remove.run(rowid);
+        for (const conversation of indexedBefore.get(rowid)) q.removeText.run(conversation, rowid);
+      }
+      if (row && row[0] && row[1] === null) {
+        q.add.run(rowid, row[0]);
+        q.addText.run(conversationId, rowid, fold(row[0]));
+      }
     }
     q.done.run(queue[queue.length - 1][0]);
     db.run("COMMIT");

@@ -67,8 +67,7 @@ export function searchMessages(ctx: AppContext, me: UserRow, p: MessageSearchPar
   const more = hits.ids.length > p.limit;
   const ids = more ? hits.ids.slice(0, p.limit) : hits.ids;
   const items = loadMessages(ctx, ids).map((message) => ({ message, snippet: snippet(message.content, terms) }));
-  const next = more ? ids[ids.length - 1]! : hits.stoppedAt;
-  return { items, next_cursor: next ? encodeCursor("search", [next, bound] satisfies SearchCursor) : null };
+  return { items, next_cursor: more ? encodeCursor("search", [ids[ids.length - 1]!, bound] satisfies SearchCursor) : null };
 }
 
 /** Messages by id, in the order given. */

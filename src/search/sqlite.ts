@@ -14,31 +14,22 @@
 import type { Database } from "bun:sqlite";
 // @ts-expect-error: imported as text (Bun's `type: "text"`), which TypeScript does not model.
 import workerText from "./indexer-worker.js" with { type: "text" };
+import { foldSource } from "./fold-source" with { type: "macro" };
 import type { Logger } from "../log";
 import type { ConversationQuery, MessageHits, MessageQuery, SearchIndex } from "./index";
 import { fold, matchesAll, type Term } from "./text";
 
-/**
- * Rows one request may examine in JS (terms under 3 characters, which no trigram index
- * holds): bounds how long one search can hold the event loop. Past it the page ends early,
- * with a cursor to continue from.
- */
-export const MAX_SCANNED = 50_000;
-/**
- * Rows read first when text must also be checked here: enough for a page of a common
- * term. A rarer one reads the rest in one go (each read sorts the candidates again).
- */
-const FIRST_CHUNK = 512;
 /** Queue entries the worker indexes per transaction. */
 const WORKER_BATCH = 5000;
-
-type Row = [rowid: number, id: string, content: string];
 
 /** A term as an FTS5 string: quoted, so operators typed by users (NEAR, OR, *, -, :, ^) are text. */
 const ftsString = (t: Term) => `"${t.text.replaceAll('"', '""')}"`;
 
 const SCHEMA = [
   "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL)",
+  // fold(content) by conversation: a caller's messages are a few contiguous ranges, read
+  // without touching messages' pages, for terms too short for trigrams.
+  "CREATE TABLE IF NOT EXISTS search.texts (conversation_id TEXT NOT NULL, rowid INTEGER NOT NULL, folded TEXT NOT NULL, PRIMARY KEY (conversation_id, rowid)) WITHOUT ROWID",
   // contentless: the text stays in parley.db; contentless_delete: rows can be replaced.
   "CREATE VIRTUAL TABLE IF NOT EXISTS search.messages_fts USING fts5(content, content='', contentless_delete=1, tokenize='trigram remove_diacritics 1')",
 ];
@@ -47,17 +38,14 @@ export interface SqliteSearchOptions {
   log: Logger;
   /** How often the worker looks for queued changes when it has caught up. */
   idleMs?: number;
-  maxScanned?: number;
 }
 
 export class SqliteSearchIndex implements SearchIndex {
   private worker: Worker;
   private url: string;
   private pruner: Timer;
-  private readonly maxScanned: number;
 
   constructor(private readonly db: Database, parleyFile: string, searchFile: string, opts: SqliteSearchOptions) {
-    this.maxScanned = opts.maxScanned ?? MAX_SCANNED;
     db.run("ATTACH DATABASE ? AS search", [searchFile]);
     db.run("PRAGMA search.journal_mode = WAL");
     db.run("PRAGMA search.synchronous = NORMAL");
@@ -65,7 +53,8 @@ export class SqliteSearchIndex implements SearchIndex {
       for (const s of SCHEMA) db.run(s);
       this.adopt();
     })();
-    this.url = URL.createObjectURL(new Blob([workerText as string], { type: "application/javascript" }));
+    // The worker folds texts with the same function as searches (one module's text appended).
+    this.url = URL.createObjectURL(new Blob([`${workerText as string}\n${foldSource()}`], { type: "application/javascript" }));
     this.worker = new Worker(this.url);
     this.worker.onmessage = (event: MessageEvent<{ error?: string }>) => {
       if (event.data.error) opts.log.warn({ err: event.data.error }, "search indexing failed; retrying");
@@ -98,9 +87,10 @@ export class SqliteSearchIndex implements SearchIndex {
     const id = Bun.randomUUIDv7();
     this.db.run("INSERT INTO meta(key, value) VALUES ('search_index_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [id]);
     this.db.run("INSERT INTO search.messages_fts(messages_fts) VALUES ('delete-all')");
+    this.db.run("DELETE FROM search.texts");
     this.db.run("DELETE FROM search_pending");
     const last = queued();
-    this.db.run("INSERT INTO search_pending(message_rowid, fresh) SELECT rowid, 1 FROM messages ORDER BY rowid");
+    this.db.run("INSERT INTO search_pending(message_rowid, conversation_id, fresh) SELECT rowid, conversation_id, 1 FROM messages ORDER BY rowid");
     this.db.run("DELETE FROM search.state");
     this.db.run("INSERT INTO search.state(index_id, indexed_seq) VALUES (?, ?)", [id, last]);
   }
@@ -133,54 +123,34 @@ export class SqliteSearchIndex implements SearchIndex {
       const [[indexedSeq]] = this.db.query("SELECT indexed_seq FROM search.state").values() as [[number]];
       const below = this.rowidBelow(q.olderThan);
       if (below === null) return { ids: [] };
-      const indexed = q.terms.filter((t) => t.indexable);
-      if (indexed.length === 0) return this.collect(this.statement(q, "scan"), below, q.terms, q.limit);
-
-      // Queued rows: their current text, checked here; their index entries may be stale.
+      // Queued rows: their current text, checked here. Their index entries may be stale, so
+      // the index's answers skip them: any such answer passes the same conditions, and so
+      // is among these rows.
       const pending = this.statement(q, "pending");
       const queued = new Set<number>();
-      const fromQueue: Row[] = [];
-      for (const row of pending.stmt.values(indexedSeq, ...pending.params, below, -1) as Row[]) {
-        if (queued.has(row[0])) continue;
-        queued.add(row[0]);
-        if (matchesAll(fold(row[2]), q.terms)) fromQueue.push(row);
+      const fromQueue: Hit[] = [];
+      for (const [rowid, id, content] of pending.stmt.values(indexedSeq, ...pending.params, below, -1) as [number, string, string][]) {
+        if (queued.has(rowid)) continue;
+        queued.add(rowid);
+        if (matchesAll(fold(content), q.terms)) fromQueue.push([rowid, id]);
       }
-      for (const [r] of this.db.query("SELECT message_rowid FROM search_pending WHERE seq > ?").values(indexedSeq) as [number][]) queued.add(r);
-
-      const rest = q.terms.filter((t) => !t.indexable);
-      const fts = this.statement(q, "fts", ftsQuery(indexed));
-      const fromIndex = rest.length === 0 && queued.size === 0
-        ? { ids: (fts.stmt.values(...fts.params, below, q.limit) as Row[]).map((r) => [r[0], r[1]] as const), stoppedAt: undefined }
-        : this.collectRows(fts, below, rest, q.limit, queued);
-      const merged = [...fromIndex.ids, ...fromQueue.map((r) => [r[0], r[1]] as const)].sort((a, b) => b[0] - a[0]).slice(0, q.limit);
-      // Stopped early in the index: nothing past that point is certain yet.
-      const stop = fromIndex.stoppedAt;
-      const ids = stop ? merged.filter((m) => m[0] > stop[0]) : merged;
-      return { ids: ids.map((m) => m[1]), ...(stop ? { stoppedAt: stop[1] } : {}) };
+      // Terms under 3 characters have no trigrams: then every term is looked for in the
+      // caller's folded texts; otherwise FTS5 walks its matches newest first.
+      const source = q.terms.every((t) => t.indexable) ? this.statement(q, "fts") : this.statement(q, "texts");
+      const fromIndex = this.collect(source, below, q.limit, queued);
+      const hits = [...fromIndex, ...fromQueue].sort((a, b) => b[0] - a[0]).slice(0, q.limit);
+      return { ids: hits.map((h) => h[1]) };
     })();
   }
 
-  private collect(s: Statement, below: number, check: Term[], limit: number): MessageHits {
-    const { ids, stoppedAt } = this.collectRows(s, below, check, limit, new Set());
-    return { ids: ids.map((r) => r[1]), ...(stoppedAt ? { stoppedAt: stoppedAt[1] } : {}) };
-  }
-
-  /** Reads `s` in growing chunks, keeping rows not in `skip` whose text holds every `check` term, until `limit` or maxScanned rows. */
-  private collectRows(s: Statement, below: number, check: Term[], limit: number, skip: Set<number>) {
-    const ids: (readonly [number, string])[] = [];
-    let scanned = 0;
-    for (let chunk = FIRST_CHUNK; ; chunk = this.maxScanned) {
-      const take = Math.min(chunk, this.maxScanned - scanned);
-      const rows = s.stmt.values(...s.params, below, take) as Row[];
-      for (const [rowid, id, content] of rows) {
-        if (skip.has(rowid) || (check.length > 0 && !matchesAll(fold(content), check))) continue;
-        if (ids.push([rowid, id]) === limit) return { ids };
-      }
-      scanned += rows.length;
-      if (rows.length < take) return { ids };
-      const last = rows[rows.length - 1]!;
-      below = last[0];
-      if (scanned >= this.maxScanned) return { ids, stoppedAt: [last[0], last[1]] as const };
+  /** Up to `limit` rows of `s` below the bound that are not in `skip`, reading on while skipped rows leave the page short. */
+  private collect(s: Statement, below: number, limit: number, skip: Set<number>): Hit[] {
+    const hits: Hit[] = [];
+    for (let take = limit + skip.size; ; take *= 2) {
+      const rows = s.stmt.values(...s.params, below, take) as Hit[];
+      for (const row of rows) if (!skip.has(row[0]) && hits.push(row) === limit) return hits;
+      if (rows.length < take) return hits;
+      below = rows[rows.length - 1]![0];
     }
   }
 
@@ -195,43 +165,46 @@ export class SqliteSearchIndex implements SearchIndex {
   }
 
   /**
-   * Candidates, newest first, as `rowid, id, content`; the last two parameters are the
-   * exclusive rowid bound and the limit (-1: none). `fts`: FTS5 drives, in rowid order,
-   * stopping at the limit, and each hit is checked against the caller's memberships.
-   * `scan`: the caller's conversations' messages, one index range each, then one sort.
-   * `pending`: queued rows past the index (first parameter: indexed_seq).
+   * Matches, newest first, as `rowid, id` (pending: `rowid, id, content`, to be checked
+   * here); the last two parameters are the exclusive rowid bound and the limit (-1: none).
+   * `fts`: FTS5 walks its matches in rowid order, each checked against the caller's
+   * memberships, stopping at the limit. `texts`: the caller's conversations' folded texts,
+   * one contiguous range each, every term looked for with instr, then one sort of the
+   * matches. `pending`: queued rows past the index (first parameter: indexed_seq).
    */
-  private statement(q: MessageQuery, source: "fts" | "scan" | "pending", match?: string): Statement {
+  private statement(q: MessageQuery, source: "fts" | "texts" | "pending"): Statement {
     const params: (string | number)[] = [];
     const where: string[] = [];
-    const member = "m.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = ?)";
+    const member = (c: string) => `${c}.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = ?)`;
+    let select = "m.rowid, m.id";
     let from: string;
     let order = "m.rowid";
+    let conversation = "m.conversation_id";
     if (source === "fts") {
       from = "search.messages_fts f CROSS JOIN messages m ON m.rowid = f.rowid";
-      where.push("f.messages_fts MATCH ?", member);
-      params.push(match!, q.userId);
+      where.push("f.messages_fts MATCH ?", member("m"));
+      params.push(q.terms.map(ftsString).join(" AND "), q.userId);
       order = "f.rowid";
-    } else if (source === "scan") {
-      from = "conversation_members cm CROSS JOIN messages m ON m.conversation_id = cm.conversation_id";
-      where.push("cm.user_id = ?");
+    } else if (source === "texts") {
+      from = "search.texts t CROSS JOIN messages m ON m.rowid = t.rowid";
+      where.push(member("t"));
       params.push(q.userId);
-      for (const t of q.terms) {
-        const pre = prefilter(t);
-        if (pre) (where.push(pre.sql), params.push(...pre.params));
-      }
+      for (const t of q.terms) (where.push("instr(t.folded, ?) > 0"), params.push(t.folded));
+      order = "t.rowid";
+      conversation = "t.conversation_id";
     } else {
       from = "search_pending p CROSS JOIN messages m ON m.rowid = p.message_rowid";
-      where.push("p.seq > ?", member);
+      where.push("p.seq > ?", member("m"));
       params.push(q.userId);
+      select = "m.rowid, m.id, m.content";
     }
     where.push("m.deleted_at IS NULL");
-    if (q.conversationId !== undefined) (where.push("m.conversation_id = ?"), params.push(q.conversationId));
+    if (q.conversationId !== undefined) (where.push(`${conversation} = ?`), params.push(q.conversationId));
     if (q.senderId !== undefined) (where.push("m.sender_id = ?"), params.push(q.senderId));
     if (q.createdBefore !== undefined) (where.push("m.created_at < ?"), params.push(q.createdBefore));
     if (q.createdAfter !== undefined) (where.push("m.created_at > ?"), params.push(q.createdAfter));
     where.push(`${order} < ?`);
-    const sql = `SELECT m.rowid, m.id, m.content FROM ${from} WHERE ${where.join(" AND ")} ORDER BY ${order} DESC LIMIT ?`;
+    const sql = `SELECT ${select} FROM ${from} WHERE ${where.join(" AND ")} ORDER BY ${order} DESC LIMIT ?`;
     return { stmt: this.db.query(sql), params };
   }
 
@@ -257,20 +230,5 @@ export class SqliteSearchIndex implements SearchIndex {
 }
 
 interface Statement { stmt: ReturnType<Database["query"]>; params: (string | number)[] }
+type Hit = [rowid: number, id: string];
 
-/** Text with a character outside ASCII (GLOB has no escapes: the class is written with the raw bounds). */
-const NON_ASCII = "*[^\u0001-\u007f]*";
-
-/**
- * A condition SQLite can test before a row reaches the sorter and fold(), which rows
- * failing it could never pass. A term without case (Thai, CJK, digits, emoji): fold()
- * leaves it and its neighbours alone, so the text itself must hold it. An ASCII term:
- * an ASCII text must hold it (LIKE folds ASCII case); any other text is checked in JS.
- */
-function prefilter(t: Term): { sql: string; params: string[] } | undefined {
-  if (t.folded.toUpperCase() === t.folded) return { sql: "instr(m.content, ?) > 0", params: [t.folded] };
-  if (/^[\x00-\x7f]*$/.test(t.folded)) return { sql: "(m.content LIKE ? ESCAPE '\\' OR m.content GLOB ?)", params: [`%${t.folded.replace(/[\\%_]/g, "\\$&")}%`, NON_ASCII] };
-  return undefined;
-}
-
-const ftsQuery = (terms: Term[]) => terms.map(ftsString).join(" AND ");

@@ -4,6 +4,9 @@
  */
 import { invalid } from "../errors";
 import { CONTROL_CHARACTERS } from "../lib/text";
+import { fold } from "./fold.js";
+
+export { fold };
 
 export const MAX_QUERY = 256;
 /** Terms this long or longer (in code points) can use a trigram index; shorter ones are matched by scanning. */
@@ -41,22 +44,8 @@ export function parseQuery(raw: string | undefined): Term[] {
   return [...terms.values()];
 }
 
-/** Latin letters beyond ASCII (Latin-1 to Extended-B, Extended Additional) and combining accents: the only text fold() changes beyond case. */
-const ACCENTED = /[\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f]/;
 const LATIN = /\p{Script=Latin}/u;
 const MARKS = /\p{M}+/gu;
-const LATIN_THEN_MARKS = /(\p{Script=Latin})\p{M}+/gu;
-
-/**
- * Lower-cased, with the diacritics of Latin letters removed ("Café" → "cafe"), as SQLite's
- * trigram tokenizer with remove_diacritics folds: Thai vowel signs and other scripts'
- * combining marks are letters there, and stay.
- */
-export function fold(s: string): string {
-  // Most text (English, Thai, CJK) has nothing to strip: 0.7 µs instead of 15 for a Thai line.
-  if (!ACCENTED.test(s)) return s.toLowerCase();
-  return s.normalize("NFD").replace(LATIN_THEN_MARKS, "$1").normalize("NFC").toLowerCase();
-}
 
 /** Whether every term occurs in the text (fold(text) given). */
 export const matchesAll = (folded: string, terms: readonly Term[]) => terms.every((t) => folded.includes(t.folded));

@@ -7,7 +7,7 @@
  * send capacity with the search queue on and off in the same run.
  */
 import { Database } from "bun:sqlite";
-import { mkdtempSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fold, matchesAll, parseQuery } from "../../src/search/text";
@@ -218,6 +218,7 @@ export async function searchScenario(s: SearchScenario) {
     };
   } finally {
     await sut.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   }
   return { ...summary, ...(await capacityWithAndWithout(s)) };
 }
@@ -252,6 +253,7 @@ async function capacityWithAndWithout(s: SearchScenario) {
         if (variant === "on") backlog.push(await indexed(sut.dataDir, 600));
       } finally {
         await sut.stop();
+        rmSync(sut.dataDir, { recursive: true, force: true });
       }
     }
   }
