@@ -186,15 +186,18 @@ export class SqliteSearchIndex implements SearchIndex {
       params.push(q.terms.map(ftsString).join(" AND "), q.userId);
       order = "f.rowid";
     } else if (source === "texts") {
-      from = "search.texts t CROSS JOIN messages m ON m.rowid = t.rowid";
+      // Filed under the message's own conversation only (as for the queue: a reused rowid).
+      from = "search.texts t CROSS JOIN messages m ON m.rowid = t.rowid AND m.conversation_id = t.conversation_id";
       where.push(member("t"));
       params.push(q.userId);
       for (const t of q.terms) (where.push("instr(t.folded, ?) > 0"), params.push(t.folded));
       order = "t.rowid";
       conversation = "t.conversation_id";
     } else {
-      from = "search_pending p CROSS JOIN messages m ON m.rowid = p.message_rowid";
-      where.push("p.seq > ?", member("m"));
+      // The queue's own conversation column: other conversations' entries never reach
+      // messages. (A reused rowid's old entry names another conversation than its row.)
+      from = "search_pending p CROSS JOIN messages m ON m.rowid = p.message_rowid AND m.conversation_id = p.conversation_id";
+      where.push("p.seq > ?", member("p"));
       params.push(q.userId);
       select = "m.rowid, m.id, m.content";
     }

@@ -65,11 +65,13 @@ function generate(dataDir: string, s: SearchScenario): Generated {
   const searcher = users[userCount]!;
   const username = `searcher${Math.random().toString(36).slice(2, 8)}`;
   const convs: { id: string; members: string[] }[] = [];
+  const statements: ReturnType<Database["prepare"]>[] = [];
+  const prepare = (sql: string) => (statements.push(db.prepare(sql)), statements[statements.length - 1]!);
   db.transaction(() => {
-    const user = db.prepare("INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    const user = prepare("INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
     users.forEach((id, i) => user.run(id, i === userCount ? username : `bench_${id.slice(-12)}`, i === userCount ? "Searcher" : `User ${i}`, hash, start, start, start));
-    const conv = db.prepare("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES (?, 'group', ?, ?, ?, ?, ?)");
-    const member = db.prepare("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)");
+    const conv = prepare("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES (?, 'group', ?, ?, ?, ?, ?)");
+    const member = prepare("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)");
     const every = Math.floor(s.conversations / s.memberOf);
     for (let c = 0; c < s.conversations; c++) {
       const id = Bun.randomUUIDv7("hex", start - 500);
@@ -81,7 +83,7 @@ function generate(dataDir: string, s: SearchScenario): Generated {
     }
   })();
   const mine: Generated["mine"] = [];
-  const insert = db.prepare("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', ?, ?)");
+  const insert = prepare("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', ?, ?)");
   const BATCH = 10_000;
   for (let i = 0; i < s.messages; i += BATCH) {
     db.transaction(() => {
@@ -100,6 +102,8 @@ function generate(dataDir: string, s: SearchScenario): Generated {
     })();
   }
   db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  // A connection with live statements outlives close() and keeps its locks.
+  for (const stmt of statements) stmt.finalize();
   db.close();
   return { username, password, mine };
 }
