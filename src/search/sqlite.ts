@@ -2,7 +2,7 @@
  * SearchIndex on SQLite. The FTS5 trigram index lives in its own file, DATA_DIR/search.db
  * (attached as `search`), written only by a worker thread (indexer-worker.js) in large
  * batches. Every change to a message's text is queued in parley.db's `search_pending`
- * by triggers inside the transaction of the write (migration 0009_search); a search reads
+ * by triggers inside the transaction of the write (migration 0012_search); a search reads
  * the index for what the worker has indexed (`search.state.indexed_seq`) and the queued
  * rows' current text for the rest. So search is exact at every moment, while the main
  * thread never pays for FTS5's writes.
