@@ -134,9 +134,12 @@ export class SqliteSearchIndex implements SearchIndex {
         queued.add(rowid);
         if (matchesAll(fold(content), q.terms)) fromQueue.push([rowid, id]);
       }
-      // Terms under 3 characters have no trigrams: then every term is looked for in the
-      // caller's folded texts; otherwise FTS5 walks its matches newest first.
-      const source = q.terms.every((t) => t.indexable) ? this.statement(q, "fts") : this.statement(q, "texts");
+      // One word or phrase: FTS5 walks its matches newest first and stops at a page. Several,
+      // or one under 3 characters (no trigrams): every term is looked for in the caller's
+      // folded texts. FTS5 would intersect the terms over everyone's messages, following a
+      // combination that is rare in the caller's conversations through all of its matches
+      // elsewhere (measured on 200,000 messages: three words p50 8.8 → 2.5 ms, p99 157 → 31 ms).
+      const source = q.terms.length === 1 && q.terms[0]!.indexable ? this.statement(q, "fts") : this.statement(q, "texts");
       const fromIndex = this.collect(source, below, q.limit, queued);
       const hits = [...fromIndex, ...fromQueue].sort((a, b) => b[0] - a[0]).slice(0, q.limit);
       return { ids: hits.map((h) => h[1]) };

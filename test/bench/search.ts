@@ -222,7 +222,7 @@ export async function searchScenario(s: SearchScenario) {
     };
   } finally {
     await sut.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP) rmSync(dataDir, { recursive: true, force: true });
   }
   return { ...summary, ...(await capacityWithAndWithout(s)) };
 }
