@@ -2,8 +2,14 @@
  * The WebSocket protocol (PROTOCOL §4): client frame schemas and server frame builders.
  * Frames are validated here with typebox, not by Elysia, so that every failure becomes
  * this protocol's `error` frame.
+ *
+ * Frame schemas are strict (test/schema-audit.ts checks every one): `Value.Check` runs no
+ * Transform, so a coercing type such as Elysia's `t.Integer` (a string-or-integer union
+ * whose range is only checked when decoding) would let "0" or "1e3" past its bounds; and
+ * an object that is one branch of a union allows no other fields.
  */
 import { t, type Static, type TSchema } from "elysia";
+import { Type } from "@sinclair/typebox";
 import { wellFormed } from "../lib/text";
 import { iso } from "../lib/time";
 import { validationDetails } from "../http/errors";
@@ -15,6 +21,8 @@ import { EditBody, SendBody } from "../messages/schemas";
 const Id = t.String({ minLength: 1, maxLength: 64 });
 const Ids = t.Array(Id, { minItems: 1, maxItems: 500 });
 const Empty = t.Union([t.Object({}), t.Null(), t.Undefined()]);
+/** `{user_id}` or `{user_ids}`, never both: the branch is the shape that was validated. */
+const StatusTargets = t.Union([t.Object({ user_id: Id }, { additionalProperties: false }), t.Object({ user_ids: Ids }, { additionalProperties: false })]);
 
 /** `data` schema of each client frame type. */
 export const CLIENT_FRAMES = {
@@ -29,21 +37,23 @@ export const CLIENT_FRAMES = {
   "conversation.leave": t.Object({ conversation_id: Id }),
   "conversation.active": t.Object({ conversation_id: t.Union([Id, t.Null()]) }),
   "conversation.create": CreateConversationBody,
-  "conversation.load": t.Object({ cursor: t.Optional(t.String({ maxLength: 512 })), limit: t.Optional(t.Integer({ minimum: 1, maximum: 100 })) }),
-  "user.status.subscribe": t.Union([t.Object({ user_id: Id }), t.Object({ user_ids: Ids })]),
-  "user.status.unsubscribe": t.Union([t.Object({ user_id: Id }), t.Object({ user_ids: Ids })]),
+  "conversation.load": t.Object({ cursor: t.Optional(t.String({ maxLength: 512 })), limit: t.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }),
+  "user.status.subscribe": StatusTargets,
+  "user.status.unsubscribe": StatusTargets,
 } satisfies Record<string, TSchema>;
 
 export type ClientType = keyof typeof CLIENT_FRAMES;
 export type FrameData<T extends ClientType> = Static<(typeof CLIENT_FRAMES)[T]>;
 
-export interface ClientFrame { type: ClientType; data: unknown; request_id?: string }
+/** A checked frame: its data has the type its schema gives (and nothing else, see parseFrame). */
+export type ClientFrame = { [T in ClientType]: { type: T; data: FrameData<T>; request_id?: string } }[ClientType];
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * Checks the envelope and the frame's data. `raw` is what Elysia handed over: an object
- * when the text was JSON, else the text itself.
+ * when the text was JSON, else the text itself. The data handed on is the checked value
+ * with every field its schema does not name removed: handlers see only validated fields.
  */
 export function parseFrame(raw: unknown): ClientFrame {
   if (raw instanceof Uint8Array || raw instanceof ArrayBuffer) throw new AppError("bad_request", "binary frames are not accepted: send each frame as JSON text");
@@ -59,7 +69,7 @@ export function parseFrame(raw: unknown): ClientFrame {
     const details = validationDetails(Value.Errors(schema, data), "data", 10);
     throw new AppError("validation_failed", `invalid data for ${type}`, details);
   }
-  return { type: type as ClientType, data, request_id: request_id as string | undefined };
+  return { type, data: Value.Clean(schema, data), request_id } as ClientFrame;
 }
 
 /**

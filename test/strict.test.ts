@@ -1,0 +1,114 @@
+/**
+ * Strict input (issue #19): no schema coerces a string into a number past its range, no
+ * union branch lets an unchecked field through, and handlers see only checked fields.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { t } from "elysia";
+import { startServer, type Account, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
+import { looseSpots } from "./schema-audit";
+import { CLIENT_FRAMES, parseFrame } from "../src/realtime/protocol";
+
+let s: TestServer;
+let a: Account;
+let b: Account;
+let ws: TestSocket;
+beforeAll(async () => {
+  s = await startServer({ wsFramesPerMinute: 10_000, presenceGraceMs: 0 });
+  [a, b] = [await s.register(), await s.register()];
+  // a and b share a conversation, so each may follow the other's presence.
+  await s.api("POST", "/api/conversations", { token: a.token, body: { type: "direct", user_id: b.user.id } });
+  ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+});
+afterAll(async () => {
+  ws.close();
+  await s.stop();
+});
+
+/** Nothing any of these tests sends may end in an internal error. */
+afterAll(() => {
+  expect(ws.frames.filter((f) => f.type === "error" && f.error.code === "internal")).toEqual([]);
+  expect(s.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+});
+
+describe("schemas", () => {
+  test("the audit finds both patterns", () => {
+    expect(looseSpots(t.Object({ limit: t.Integer({ minimum: 1, maximum: 100 }) }))).toHaveLength(1);
+    expect(looseSpots(t.Union([t.Object({ user_id: t.String() }), t.Object({ user_ids: t.Array(t.String()) })]))).toHaveLength(2);
+    expect(looseSpots(t.Union([t.Object({ a: t.String() }), t.Null()]))).toEqual([]);
+  });
+
+  test("every client frame's schema is strict", () => {
+    const spots = Object.entries(CLIENT_FRAMES).flatMap(([type, schema]) => looseSpots(schema, type));
+    expect(spots).toEqual([]);
+  });
+
+  test("every REST route's body, query, params and headers schemas are strict", () => {
+    const spots = s.app.app.routes.flatMap((r) =>
+      (["body", "query", "params", "headers"] as const).flatMap((part) => looseSpots((r.hooks as Record<string, never>)[part], `${r.method} ${r.path} ${part}`)),
+    );
+    expect(spots).toEqual([]);
+  });
+
+  test("a checked frame carries only the fields its schema names", () => {
+    const f = parseFrame({ type: "message.send", data: { conversation_id: "c", content: "hi", sender_id: "someone else", extra: { deep: 1 } } });
+    expect(f.data).toEqual({ conversation_id: "c", content: "hi" });
+    expect(parseFrame({ type: "ping", data: { anything: 1 } }).data).toEqual({});
+  });
+});
+
+describe("conversation.load limit", () => {
+  // Found by an outside fuzzer: these reached the database (internal errors), or were served past 100.
+  for (const limit of [" ", "0", "-1", "-0", "\t\n", "\u3000", "101", "100000", "1e3", "50", 0, 101, 1.5, -1, null, true, [5], { n: 5 }])
+    test(`limit ${JSON.stringify(limit)} is validation_failed`, async () => {
+      const reply = await ws.request("conversation.load", { limit });
+      expect(reply.type).toBe("error");
+      expect(reply.error).toMatchObject({ code: "validation_failed", details: [{ field: "data.limit" }] });
+    });
+
+  test("a whole number of 1–100 is a page", async () => {
+    for (const limit of [1, 100]) expect((await ws.request("conversation.load", { limit })).type).toBe("conversation.list");
+  });
+});
+
+describe("user.status frames pick their form by the checked shape", () => {
+  const deep = (n: number): unknown => { let v: unknown = "x"; for (let i = 0; i < n; i++) v = [v]; return v; };
+  // Found by an outside fuzzer: the `user_id` beside a valid `user_ids` was never checked.
+  for (const type of ["user.status.subscribe", "user.status.unsubscribe"])
+    for (const [name, user_id] of [["a number", 123], ["an object", {}], ["null", null], ["1,000 levels deep", deep(1000)], ["5,000 levels deep", deep(5000)], ["a valid id", "x"]] as const)
+      test(`${type} with user_ids and user_id (${name}) is validation_failed`, async () => {
+        const reply = await ws.request(type, { user_ids: [b.user.id], user_id });
+        expect(reply.type).toBe("error");
+        expect(reply.error.code).toBe("validation_failed");
+        expect(JSON.stringify(reply.error).length).toBeLessThan(1000); // the raw value is not echoed
+      });
+
+  test("each form alone still works", async () => {
+    expect((await ws.request("user.status.subscribe", { user_id: b.user.id })).type).toBe("user.offline");
+    expect((await ws.request("user.status.subscribe", { user_ids: [b.user.id] })).type).toBe("user.status");
+    expect((await ws.request("user.status.unsubscribe", { user_id: b.user.id })).type).toBe("ack");
+    expect((await ws.request("user.status.unsubscribe", { user_ids: [b.user.id] })).type).toBe("ack");
+  });
+});
+
+describe("REST ?limit= on every list route", () => {
+  /** GET routes whose query schema names a `limit`: enumerated, so new lists are covered. */
+  const listRoutes = () => s.app.app.routes.filter((r) => r.method === "GET" && (r.hooks as { query?: { properties?: object } }).query?.properties && "limit" in (r.hooks as { query: { properties: object } }).query.properties);
+
+  test("the lists are found", () => {
+    expect(listRoutes().map((r) => r.path)).toEqual(expect.arrayContaining(["/api/users", "/api/conversations", "/api/friendships", "/api/conversations/:id/messages", "/api/events"]));
+  });
+
+  test("a limit that is not a whole number is 400; one out of range is 422; never a page", async () => {
+    const { body: conv } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "lists" } });
+    const cases: [string, number][] = [["%20", 400], ["%09%0A", 400], ["%E3%80%80", 400], ["1e3", 400], ["0x10", 400], ["5.0", 400], ["abc", 400], ["0", 422], ["-1", 422], ["-0", 422], ["100000", 422], ["99999999999999999999", 422], ["5&limit=100000", 422]];
+    for (const r of listRoutes()) {
+      const path = r.path.replace(":id", conv.id);
+      for (const [limit, status] of cases) {
+        const res = await s.api("GET", `${path}?limit=${limit}`, { token: a.token });
+        expect({ path, limit, status: res.status }).toEqual({ path, limit, status });
+      }
+      expect((await s.api("GET", `${path}?limit=100`, { token: a.token })).status).toBe(200);
+    }
+  });
+});
