@@ -24,6 +24,9 @@ export interface TestServer {
   stop: (removeData?: boolean) => Promise<void>;
 }
 
+/** An error or fatal log line (the logger writes level labels, not pino's numbers). */
+export const isErrorLine = (line: Record<string, unknown>) => line.level === "error" || line.level === "fatal";
+
 export interface Account { token: string; user: { id: string; username: string; display_name: string }; password: string }
 
 let counter = 0;

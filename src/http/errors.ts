@@ -62,6 +62,27 @@ function nestsDeeperThan(json: string, limit: number): boolean {
   return false;
 }
 
+/**
+ * Own keys that shadow Object.prototype's conversions. An object holding one (`{"toString":1}`)
+ * cannot become a string, and Elysia's validation error writes the value it found into its
+ * message: a body field of the wrong type holding one was a 500. No field of this API has
+ * these names, so they are dropped like any unknown field.
+ */
+const CONVERSION_KEYS = ["toString", "valueOf"] as const;
+/** Whether JSON text may name one of them (an escape can spell any key). */
+const mayShadowConversions = (json: string) => /toString|valueOf|\\u/.test(json);
+
+/** Removes CONVERSION_KEYS from every object in `value` (nested at most MAX_NESTING deep). */
+function dropConversionKeys(value: unknown) {
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (const v of value) dropConversionKeys(v);
+    return;
+  }
+  for (const k of CONVERSION_KEYS) if (Object.hasOwn(value, k)) delete (value as Record<string, unknown>)[k];
+  for (const v of Object.values(value)) dropConversionKeys(v);
+}
+
 /** `/a/b/0` → `a.b[0]`, the field name clients see in `details`. */
 const fieldOf = (path: string) => path.replace(/^\//, "").replace(/\/(\d+)(?=\/|$)/g, "[$1]").replace(/\//g, ".") || "(body)";
 
@@ -143,6 +164,7 @@ export const errorHandling = (ctx: AppContext) =>
       if (body === null) return null;
       if (typeof body !== "object" || Array.isArray(body))
         throw new AppError("validation_failed", "the body must be a JSON object", [{ field: "(body)", message: "must be a JSON object" }]);
+      if (mayShadowConversions(text)) dropConversionKeys(body);
       return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })
     .onError({ as: "global" }, ({ code, error, set, request }) => {
