@@ -1,0 +1,202 @@
+/**
+ * What the fuzzer aims at: a valid template for every REST route and every client frame
+ * type, built from the fuzzer's world (its own conversations, messages, friendships, and
+ * other users' ones it must never reach). Routes are read from the app, so a route
+ * without a template is reported (see missingTemplates) rather than silently skipped.
+ */
+import type { Account, TestServer } from "../helpers";
+import { CLIENT_FRAMES, type ClientType } from "../../src/realtime/protocol";
+import { createTokens } from "../../src/auth/tokens";
+import { loadOrCreateSecret } from "../../src/auth/secret";
+import type { Rng } from "./rng";
+
+/** Ids the fuzzer has seen, most recent last (bounded). */
+export interface Pools { convs: string[]; messages: string[]; friendships: string[]; users: string[]; cursors: string[] }
+
+export interface World {
+  me: Account;
+  /** Member of the fuzzer's groups, its friend: makes member, presence and read paths reachable. */
+  peer: Account;
+  /** Two users with a conversation, messages and a friendship the fuzzer is no part of. */
+  victims: [Account, Account];
+  own: Pools;
+  /** The victims' conversation, message and friendship ids: never reachable by the fuzzer. */
+  foreign: { convs: string[]; messages: string[]; friendships: string[]; users: string[] };
+  /** Tokens that must all be 401: forged, wrongly signed, expired, of no user, garbage. */
+  badTokens: string[];
+  /** The victims' private data as the victims saw it before the run; compared at the end. */
+  snapshot: () => Promise<string>;
+}
+
+const POOL_SIZE = 30;
+export function remember(pool: string[], id: unknown) {
+  if (typeof id !== "string" || pool.includes(id)) return;
+  pool.push(id);
+  if (pool.length > POOL_SIZE) pool.shift();
+}
+
+const ok = async <T = any>(p: Promise<{ status: number; body: T }>, what: string): Promise<T> => {
+  const res = await p;
+  if (res.status >= 300) throw new Error(`fuzz setup: ${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+};
+
+export async function befriend(s: TestServer, a: Account, b: Account): Promise<string> {
+  const req = await ok(s.api("POST", "/api/friendships", { token: a.token, body: { friend_id: b.user.id } }), "friend request");
+  await ok(s.api("PATCH", `/api/friendships/${req.id}/accept`, { token: b.token }), "accept");
+  return req.id;
+}
+
+/** Gives the fuzzer fresh things to act on: a group with its peer, and two messages in it. */
+export async function replenish(s: TestServer, w: World, r: Rng) {
+  const g = await ok(s.api("POST", "/api/conversations", { token: w.me.token, body: { type: "group", title: `fuzz ${r.int(1e6)}`, member_ids: [w.peer.user.id] } }), "group");
+  remember(w.own.convs, g.id);
+  for (const who of [w.me, w.peer]) {
+    const m = await ok(s.api("POST", `/api/conversations/${g.id}/messages`, { token: who.token, body: { content: `hello @${w.me.user.username}` } }), "message");
+    remember(w.own.messages, m.id);
+  }
+}
+
+export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
+  const [me, peer, v1, v2] = [await s.register(), await s.register(), await s.register(), await s.register()];
+  const vGroup = await ok(s.api("POST", "/api/conversations", { token: v1.token, body: { type: "group", title: "private", member_ids: [v2.user.id] } }), "victim group");
+  const vDirect = await ok(s.api("POST", "/api/conversations", { token: v1.token, body: { type: "direct", user_id: v2.user.id } }), "victim direct");
+  const vMessages: string[] = [];
+  for (const c of [vGroup.id, vDirect.id]) {
+    const m = await ok(s.api("POST", `/api/conversations/${c}/messages`, { token: v2.token, body: { content: "secret" } }), "victim message");
+    vMessages.push(m.id);
+  }
+  await ok(s.api("POST", `/api/messages/${vMessages[0]}/reactions`, { token: v1.token, body: { emoji: "👍" } }), "victim reaction");
+  const vFriendship = await befriend(s, v1, v2);
+  await befriend(s, me, peer);
+  const expired = await createTokens(loadOrCreateSecret(s.dataDir, null), -3600).issue(me.user.id);
+  const foreignSigned = await createTokens("another server's secret, 32 characters or more", 3600).issue(me.user.id);
+  const ofNoUser = await createTokens(loadOrCreateSecret(s.dataDir, null), 3600).issue("01a00000-0000-7000-8000-000000000000");
+  const [header, payload] = me.token.split(".");
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const w: World = {
+    me,
+    peer,
+    victims: [v1, v2],
+    own: { convs: [], messages: [], friendships: [], users: [me.user.id, peer.user.id], cursors: [] },
+    foreign: { convs: [vGroup.id, vDirect.id], messages: vMessages, friendships: [vFriendship], users: [v1.user.id, v2.user.id] },
+    badTokens: [
+      expired.token,
+      foreignSigned.token,
+      ofNoUser.token,
+      `${b64({ alg: "none", typ: "JWT" })}.${payload}.`,
+      `${header}.${b64({ sub: v1.user.id, exp: 4102444800 })}.${me.token.split(".")[2]}`,
+      me.token.slice(0, -2),
+      `${me.token}x`,
+      "",
+      "null",
+      "a.b.c",
+      "\u0000",
+      "x".repeat(5000),
+    ],
+    snapshot: async () => {
+      const parts = [];
+      for (const c of [vGroup.id, vDirect.id]) {
+        parts.push(await ok(s.api("GET", `/api/conversations/${c}`, { token: v1.token }), "victim conversation"));
+        parts.push(await ok(s.api("GET", `/api/conversations/${c}/messages`, { token: v1.token }), "victim messages"));
+      }
+      parts.push(await ok(s.api("GET", "/api/friendships?status=accepted", { token: v2.token }), "victim friendships"));
+      return JSON.stringify(parts);
+    },
+  };
+  await replenish(s, w, r);
+  return w;
+}
+
+/** A REST request before mutation. */
+export interface RestInput { params?: Record<string, string>; query?: Record<string, string>; body?: unknown; token?: string | null }
+type RestTemplate = (w: World, r: Rng) => RestInput;
+
+const any = (r: Rng, pool: string[], fallback: string) => (pool.length ? r.pick(pool) : fallback);
+const conv = (w: World, r: Rng) => any(r, w.own.convs, "no-conversation");
+const msg = (w: World, r: Rng) => any(r, w.own.messages, "no-message");
+const user = (w: World, r: Rng) => r.pick([...w.own.users, ...w.foreign.users]);
+const friendship = (w: World, r: Rng) => any(r, w.own.friendships, "no-friendship");
+const limit = (r: Rng) => String(r.pick([1, 2, 10, 50, 100]));
+const content = (w: World, r: Rng) => r.pick(["hi", "hello there", `@${w.me.user.username} look`, "👍", "  padded  "]);
+const cursorMaybe = (w: World, r: Rng): Record<string, string> => (w.own.cursors.length && r.chance(0.3) ? { cursor: r.pick(w.own.cursors) } : {});
+
+/** One definition for the REST body and the `conversation.create` frame. */
+const createConversation = (w: World, r: Rng) =>
+  r.chance(0.5) ? { type: "direct", user_id: user(w, r) } : { type: "group", title: `g${r.int(1000)}`, member_ids: [w.peer.user.id] };
+const send = (w: World, r: Rng) => ({
+  content: content(w, r),
+  ...(r.chance(0.3) ? { client_msg_id: `c${r.int(50)}` } : {}),
+  ...(r.chance(0.2) ? { reply_to_id: msg(w, r) } : {}),
+});
+
+export const REST_TEMPLATES: Record<string, RestTemplate> = {
+  "GET /docs": () => ({ token: null }),
+  "GET /docs/json": () => ({ token: null }),
+  "GET /health": () => ({ token: null }),
+  "GET /metrics": () => ({ token: null }),
+  "POST /api/auth/register": (_w, r) => ({ token: null, body: { username: `fz${r.int(1e9).toString(36)}`, password: "password123", ...(r.chance(0.5) ? { display_name: "Fuzz" } : {}) } }),
+  "POST /api/auth/login": (w) => ({ token: null, body: { username: w.me.user.username, password: w.me.password } }),
+  "GET /api/users/me": () => ({}),
+  "PATCH /api/users/me": (_w, r) => ({ body: { display_name: `Fuzz ${r.int(100)}`, ...(r.chance(0.5) ? { profile_image_url: r.pick(["https://img.example/a.png", null]) } : {}) } }),
+  "GET /api/users/:id": (w, r) => ({ params: { id: user(w, r) } }),
+  "GET /api/users": (w, r) => ({ query: { q: r.pick(["fz", "user", "Fuzz", ""]), limit: limit(r), ...cursorMaybe(w, r) } }),
+  "POST /api/friendships": (w, r) => ({ body: { friend_id: user(w, r) } }),
+  "PATCH /api/friendships/:id/accept": (w, r) => ({ params: { id: friendship(w, r) } }),
+  "PATCH /api/friendships/:id/reject": (w, r) => ({ params: { id: friendship(w, r) } }),
+  "DELETE /api/friendships/:id": (w, r) => ({ params: { id: friendship(w, r) } }),
+  "GET /api/friendships": (w, r) => ({ query: { ...(r.chance(0.5) ? { status: r.pick(["accepted", "pending", "rejected"]) } : {}), ...(r.chance(0.3) ? { direction: r.pick(["incoming", "outgoing"]) } : {}), limit: limit(r), ...cursorMaybe(w, r) } }),
+  "POST /api/conversations": (w, r) => ({ body: createConversation(w, r) }),
+  "GET /api/conversations": (w, r) => ({ query: { limit: limit(r), ...cursorMaybe(w, r) } }),
+  "GET /api/conversations/:id": (w, r) => ({ params: { id: conv(w, r) } }),
+  "PATCH /api/conversations/:id": (w, r) => ({ params: { id: conv(w, r) }, body: { title: `renamed ${r.int(100)}` } }),
+  "DELETE /api/conversations/:id": (w, r) => ({ params: { id: conv(w, r) } }),
+  "POST /api/conversations/:id/members": (w, r) => ({ params: { id: conv(w, r) }, body: { user_ids: [user(w, r)] } }),
+  "DELETE /api/conversations/:id/members/:user_id": (w, r) => ({ params: { id: conv(w, r), user_id: user(w, r) } }),
+  "PATCH /api/conversations/:id/members/:user_id": (w, r) => ({ params: { id: conv(w, r), user_id: user(w, r) }, body: { role: r.pick(["owner", "admin", "member"]) } }),
+  "POST /api/conversations/:id/messages": (w, r) => ({ params: { id: conv(w, r) }, body: send(w, r) }),
+  "GET /api/conversations/:id/messages": (w, r) => ({
+    params: { id: conv(w, r) },
+    query: { limit: limit(r), ...(r.chance(0.3) ? { [r.pick(["before", "after"])]: msg(w, r) } : {}), ...cursorMaybe(w, r) },
+  }),
+  "POST /api/conversations/:id/read": (w, r) => ({ params: { id: conv(w, r) }, body: { message_id: msg(w, r) } }),
+  "PATCH /api/messages/:id": (w, r) => ({ params: { id: msg(w, r) }, body: { content: content(w, r) } }),
+  "DELETE /api/messages/:id": (w, r) => ({ params: { id: msg(w, r) } }),
+  "POST /api/messages/:id/reactions": (w, r) => ({ params: { id: msg(w, r) }, body: { emoji: r.pick(["👍", "❤️", "ok", "👨‍👩‍👧"]) } }),
+  "DELETE /api/messages/:id/reactions/:emoji": (w, r) => ({ params: { id: msg(w, r), emoji: r.pick(["👍", "❤️", "ok"]) } }),
+  "GET /api/events": (_w, r) => ({ query: { since: String(r.pick([0, 1, 10])), limit: String(r.pick([1, 100, 1000])) } }),
+  "POST /api/ws/ticket": () => ({}),
+  "GET /ws/user": () => ({}),
+};
+
+type FrameTemplate = (w: World, r: Rng) => unknown;
+
+export const FRAME_TEMPLATES: Record<ClientType, FrameTemplate> = {
+  ping: (_w, r) => (r.chance(0.5) ? {} : undefined),
+  disconnect: () => ({}),
+  "message.send": (w, r) => ({ conversation_id: conv(w, r), ...send(w, r) }),
+  "message.edit": (w, r) => ({ message_id: msg(w, r), content: content(w, r) }),
+  "message.delete": (w, r) => ({ message_id: msg(w, r) }),
+  "message.read": (w, r) => ({ conversation_id: conv(w, r), message_id: msg(w, r) }),
+  "message.typing": (w, r) => ({ conversation_id: conv(w, r), is_typing: r.chance(0.5) }),
+  "conversation.join": (w, r) => ({ conversation_id: conv(w, r) }),
+  "conversation.leave": (w, r) => ({ conversation_id: conv(w, r) }),
+  "conversation.active": (w, r) => ({ conversation_id: r.chance(0.2) ? null : conv(w, r) }),
+  "conversation.create": (w, r) => createConversation(w, r),
+  "conversation.load": (w, r) => ({ limit: Number(limit(r)), ...cursorMaybe(w, r) }),
+  "user.status.subscribe": (w, r) => (r.chance(0.5) ? { user_id: user(w, r) } : { user_ids: [w.peer.user.id, w.me.user.id] }),
+  "user.status.unsubscribe": (w, r) => (r.chance(0.5) ? { user_id: user(w, r) } : { user_ids: [w.peer.user.id] }),
+};
+
+/** Routes handled elsewhere: the WebSocket upgrade is fuzzed through frames and upgrades. */
+const COVERED_BY_FRAMES = new Set(["WS /ws/user"]);
+
+/** "METHOD /path" of every route of the app. */
+export const routesOf = (s: TestServer) => s.app.app.routes.map((r) => `${r.method} ${r.path}`);
+
+/** Routes and frame types the fuzzer has no template for: each must get one. */
+export function missingTemplates(s: TestServer): string[] {
+  const routes = routesOf(s).filter((k) => !COVERED_BY_FRAMES.has(k) && !REST_TEMPLATES[k]);
+  const frames = Object.keys(CLIENT_FRAMES).filter((t) => !(t in FRAME_TEMPLATES)).map((t) => `frame ${t}`);
+  return [...routes, ...frames];
+}
