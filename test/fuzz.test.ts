@@ -4,14 +4,16 @@
  */
 import { expect, test } from "bun:test";
 import { fuzz } from "./fuzz/run";
-import { missingTemplates } from "./fuzz/targets";
+import { FRAME_TEMPLATES, missingTemplates, routesOf } from "./fuzz/targets";
 import { startServer } from "./helpers";
 import { Rng } from "./fuzz/rng";
 
+let routes: string[] = [];
 test("every route and every frame type has a fuzz template", async () => {
   const s = await startServer();
   try {
     expect(missingTemplates(s)).toEqual([]);
+    routes = routesOf(s).filter((k) => !k.startsWith("WS "));
   } finally {
     await s.stop();
   }
@@ -30,4 +32,7 @@ test("3,000 mutated requests and frames (seed 19): no 5xx, no internal error, no
   expect(summary.integrity).toBe("ok");
   // The templates are valid often enough to reach past validation into the services.
   expect(summary.successRate).toBeGreaterThan(0.2);
+  // Every door was tried.
+  const untried = [...routes, ...Object.keys(FRAME_TEMPLATES).map((t) => `frame ${t}`), "upgrade"].filter((k) => !summary.targets[k]);
+  expect(untried).toEqual([]);
 }, 120_000);

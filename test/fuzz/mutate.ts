@@ -111,10 +111,13 @@ const FIELD_MUTATORS: Record<string, (r: Rng, old: unknown, c: MutationContext) 
 
 /** Mutators of the whole input. */
 const WHOLE_MUTATORS: Record<string, (r: Rng, value: unknown, c: MutationContext) => unknown> = {
-  extraFields: (r, value) => {
+  extraFields: (r, value, c) => {
     const o = isObj(value) ? value : {};
     // defineProperty: a "__proto__" key must stay a key, not set the prototype.
-    for (let i = r.int(3) + 1; i > 0; i--) Object.defineProperty(o, r.pick(LOADED_NAMES), { value: anyValue(r), enumerable: true, writable: true, configurable: true });
+    for (let i = r.int(3) + 1; i > 0; i--) {
+      const v = r.chance(0.2) ? nest(anyValue(r), r.pick(c.depths), r.chance(0.5)) : anyValue(r);
+      Object.defineProperty(o, r.pick(LOADED_NAMES), { value: v, enumerable: true, writable: true, configurable: true });
+    }
     return o;
   },
   garbage: (r) => anyValue(r),

@@ -30,6 +30,8 @@ export interface Summary {
   /** REST statuses, `ws <reply type or error code>`, `close <code>`, `upgrade ok|refused`. */
   outcomes: Record<string, number>;
   mutations: Record<string, number>;
+  /** Operations per route, frame type and `upgrade`. */
+  targets: Record<string, number>;
   /** Share of operations answered with success (the templates reach past validation). */
   successRate: number;
   failureCount: number;
@@ -59,6 +61,15 @@ const REACHES_NOTHING = new Set(["user.status.unsubscribe"]);
 const HEADER_SAFE = /^[\x20-\x7e]*$/;
 const PERCENT_GARBAGE = ["%", "%zz", "%E0%A4%A", "%ED%A0%80", "%00", "%2F", "%2e%2e", "%C0%AF", "%FF%FE", "a%20b"];
 const RAW_BODIES = ["not json", "{", "[]", "\"x\"", "123", "null", "", " ", "{\"a\":1}garbage", "\u0000", "{\"__proto__\":{\"admin\":true}}"];
+/** Methods a route was not made for (Bun's fetch refuses CONNECT and TRACE, and sends unknown ones as GET). */
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get", "M-SEARCH", "PROPFIND"];
+const ODD_HEADERS: Record<string, string[]> = {
+  "x-request-id": ["", "x".repeat(65), "a b", "../../x", "%00", "req-1"],
+  "content-type": ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/json; charset=utf-16", "", "*/*"],
+  "accept": ["text/html", "application/xml", "*/*;q=0"],
+  "content-encoding": ["gzip", "br", "deflate", "identity, gzip"],
+  "transfer-encoding": ["chunked"],
+};
 const QUERY_KEYS = ["limit", "cursor", "since", "q", "status", "direction", "before", "after", "token", "ticket"];
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -69,7 +80,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
   const started = performance.now();
   const r = new Rng(options.seed);
   const s = await startServer({ wsFramesPerMinute: 1e9, sendsPerMinute: 1e9, writesPerMinute: 1e9, presenceGraceMs: 0, maxConnectionsPerUser: 1000, typingTtlMs: 200 });
-  const summary: Summary = { seed: options.seed, ops: 0, ms: 0, outcomes: {}, mutations: {}, successRate: 0, failureCount: 0, failures: [], integrity: "not checked" };
+  const summary: Summary = { seed: options.seed, ops: 0, ms: 0, outcomes: {}, mutations: {}, targets: {}, successRate: 0, failureCount: 0, failures: [], integrity: "not checked" };
   let successes = 0;
   const count = (bag: Record<string, number>, key: string) => (bag[key] = (bag[key] ?? 0) + 1);
   const fail = (f: Failure) => {
@@ -109,7 +120,9 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
 
     // ---- REST ----
     async function rest(op: number, key: string) {
-      const [method, path] = key.split(" ") as [string, string];
+      const [templateMethod, path] = key.split(" ") as [string, string];
+      let method = templateMethod;
+      const extraHeaders: Record<string, string> = {};
       const t: RestInput = REST_TEMPLATES[key]!(w, r);
       const template = { body: clone(t.body), params: { ...t.params } };
       const params = { ...t.params };
@@ -121,7 +134,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       const mutations: string[] = [];
       const privatePaths: (string | number)[][] = [];
       for (let n = r.pick([0, 0, 1, 1, 1, 2, 3]); n > 0; n--) {
-        const kind = r.pick(["body", "body", "param", "query", "token", "raw"]);
+        const kind = r.pick(["body", "body", "param", "query", "token", "raw", "method", "header"]);
         if (kind === "body" && body !== undefined) {
           const res = mutate(r, body, m);
           body = res.value;
@@ -148,6 +161,13 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
           const how = r.pick(["forged", "missing", "scheme"]);
           authorization = how === "forged" ? `Bearer ${r.pick(w.badTokens.filter((t) => HEADER_SAFE.test(t)))}` : how === "missing" ? undefined : r.pick([`bearer  ${w.me.token}`, `Basic ${w.me.token}`, `Bearer ${w.me.token} extra`, "Bearer", w.me.token]);
           mutations.push(`token.${how}`);
+        } else if (kind === "method") {
+          method = r.pick(METHODS);
+          mutations.push("method");
+        } else if (kind === "header") {
+          const [name, values] = r.pick(Object.entries(ODD_HEADERS));
+          extraHeaders[name] = r.pick(values);
+          mutations.push(`header.${name}`);
         } else if (kind === "raw") {
           rawBody = r.chance(0.2) ? deepText(r.pick([33, 5000, 40_000]), r.chance(0.5)) : r.chance(0.1) ? `{"content":"${"a".repeat(70_000)}"}` : r.pick(RAW_BODIES);
           mutations.push("rawBody");
@@ -158,14 +178,14 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
         s.base +
         path.replace(/:(\w+)/g, (_, name: string) => (rawParams.has(name) ? params[name]! : encode(params[name] ?? ""))) +
         (query.length ? `?${query.map(([k, v]) => `${encode(k)}=${PERCENT_GARBAGE.includes(v) ? v : encode(v)}`).join("&")}` : "");
-      const headers: Record<string, string> = { "content-type": "application/json" };
+      const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
       if (authorization !== undefined) headers.authorization = authorization;
       const text = rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
       const input = { method, url: url.slice(s.base.length), authorization: authorization === `Bearer ${w.me.token}` ? "(valid)" : authorization, body: text };
       let status: number;
       let resBody: any;
       try {
-        const res = await fetch(url, { method, headers, body: method === "GET" ? undefined : text, signal: AbortSignal.timeout(ANSWER_MS) });
+        const res = await fetch(url, { method, headers, body: /^(get|head)$/i.test(method) ? undefined : text, signal: AbortSignal.timeout(ANSWER_MS) });
         status = res.status;
         const raw = await res.text();
         try { resBody = JSON.parse(raw); } catch { resBody = raw; }
@@ -177,7 +197,8 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       if (status < 300) successes++;
       if (status >= 500 && resBody?.error?.code !== DOCUMENTED_5XX[status]) fail({ op, target: key, mutations, input, problem: `HTTP ${status} ${JSON.stringify(resBody).slice(0, 300)}` });
       // Bodies over Bun's request limit get Bun's bare 413 (documented in the README).
-      else if (status >= 400 && !(typeof resBody?.error?.code === "string" && typeof resBody.error.message === "string") && !(status === 413 && Buffer.byteLength(text ?? "") > BUN_BODY_LIMIT))
+      // A HEAD answer has no body at all.
+      else if (status >= 400 && !/^head$/i.test(method) && !(typeof resBody?.error?.code === "string" && typeof resBody.error.message === "string") && !(status === 413 && Buffer.byteLength(text ?? "") > BUN_BODY_LIMIT))
         fail({ op, target: key, mutations, input, problem: `HTTP ${status} without the error body: ${String(JSON.stringify(resBody)).slice(0, 300)}` });
       if (status < 300 && namesPrivate({ body, params }, privatePaths, template)) fail({ op, target: key, mutations, input, problem: `another user's conversation, message or friendship was reached: ${status}` });
       if (status < 300) harvestRest(key, resBody);
@@ -337,6 +358,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
         options.trace?.(op, "replenish", Math.round(performance.now() - t0));
       }
       const target = r.pick(targets);
+      count(summary.targets, target);
       const t0 = performance.now();
       if (target === "upgrade") await upgrade(op);
       else if (target.startsWith("frame ")) await frame(op, target.slice(6) as ClientType);
@@ -409,6 +431,6 @@ const deepText = (levels: number, asObject: boolean) => (asObject ? '{"a":'.repe
 
 /** Inputs can be 70 KB: keep what identifies them. */
 function shorten(input: unknown): unknown {
-  const text = JSON.stringify(input) ?? "undefined";
+  const text = typeof input === "string" ? input : (JSON.stringify(input) ?? "undefined");
   return text.length <= 2000 ? input : `${text.slice(0, 1000)} …(${text.length} chars)… ${text.slice(-300)}`;
 }
