@@ -234,11 +234,9 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       const ws = socket;
       if (!ws.closed) {
         const id = `p${++pings}`;
-        const answered = ws.waitFor((f) => f.request_id === id, ANSWER_MS, ws.frames.length);
+        const answered = answerOrClose(ws, id);
         ws.send("ping", {}, id);
-        const closed = ws.waitClosed(ANSWER_MS + 1000).catch(() => null);
-        const got = await Promise.race([answered.catch(() => "timeout" as const), closed]);
-        if (got === "timeout") fail({ op: summary.ops, target: "ws", mutations: [], input: [...sent.values()].map((x) => x.input), problem: "a ping went unanswered" });
+        if ((await answered) === "timeout") fail({ op: summary.ops, target: "ws", mutations: [], input: [...sent.values()].map((x) => x.input), problem: "a ping went unanswered" });
       }
       checkFrames(ws.frames.splice(0));
       if (ws.closed) {
@@ -390,6 +388,21 @@ function finish(summary: Summary, successes: number, started: number): Summary {
   summary.ms = Math.round(performance.now() - started);
   summary.successRate = summary.ops ? successes / summary.ops : 0;
   return summary;
+}
+
+/** Resolves when the frame answering `id` arrives, or the socket closes, or after ANSWER_MS. */
+function answerOrClose(ws: TestSocket, id: string): Promise<"answered" | "closed" | "timeout"> {
+  return new Promise((resolve) => {
+    const done = (how: "answered" | "closed" | "timeout") => {
+      clearTimeout(timer);
+      ws.ws.removeEventListener("close", onClose);
+      resolve(how);
+    };
+    const onClose = () => done("closed");
+    const timer = setTimeout(() => done("timeout"), ANSWER_MS);
+    ws.ws.addEventListener("close", onClose);
+    ws.waitFor((f) => f.request_id === id, ANSWER_MS, ws.frames.length).then(() => done("answered"), () => {});
+  });
 }
 
 /** The server still works: health, and a message sent by one socket reaches another. */
