@@ -17,7 +17,7 @@ import { isErrorLine, startServer, type TestServer } from "../helpers";
 import { TestSocket, type Frame } from "../ws-client";
 import { Rng } from "./rng";
 import { fieldPaths, hugeString, mutate, oddString, NUMERIC_STRINGS, type MutationContext } from "./mutate";
-import { FRAME_TEMPLATES, REST_TEMPLATES, makeWorld, missingTemplates, remember, replenish, routesOf, type RestInput, type World } from "./targets";
+import { FRAME_TEMPLATES, REST_TEMPLATES, makeWorld, missingTemplates, remember, rememberConversation, replenish, routesOf, type RestInput, type World } from "./targets";
 import type { ClientType } from "../../src/realtime/protocol";
 import { BODY_LIMIT } from "../../src/http/errors";
 
@@ -46,6 +46,8 @@ export interface FuzzOptions {
   /** Called every `progressEvery` operations. */
   onProgress?: (done: number, summary: Summary) => void;
   progressEvery?: number;
+  /** Called with each failure as it is found. */
+  onFailure?: (f: Failure) => void;
   /** Called after each operation (for --trace). */
   trace?: (op: number, target: string, ms: number) => void;
 }
@@ -85,7 +87,9 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
   const count = (bag: Record<string, number>, key: string) => (bag[key] = (bag[key] ?? 0) + 1);
   const fail = (f: Failure) => {
     summary.failureCount++;
-    if (summary.failures.length < MAX_KEPT_FAILURES) summary.failures.push({ ...f, input: shorten(f.input) });
+    const kept = { ...f, input: shorten(f.input) };
+    if (summary.failures.length < MAX_KEPT_FAILURES) summary.failures.push(kept);
+    options.onFailure?.(kept);
   };
   const crashed = (e: unknown) => fail({ op: summary.ops, target: "process", mutations: [], input: null, problem: `uncaught: ${(e as Error)?.stack ?? e}` });
   process.on("uncaughtException", crashed);
@@ -207,7 +211,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
 
     function harvestRest(key: string, body: any) {
       if (!isObj(body)) return;
-      if (key === "POST /api/conversations") remember(w.own.convs, body.id);
+      if (key === "POST /api/conversations") rememberConversation(w, body.id);
       else if (key === "POST /api/conversations/:id/messages") remember(w.own.messages, body.id);
       else if (key === "POST /api/friendships") remember(w.own.friendships, body.id);
       else if (key === "POST /api/auth/register" && isObj(body.user)) remember(w.own.users, body.user.id);
@@ -264,7 +268,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
         if (f.type === "ack" && isObj(f.data)) {
           const result = (f.data as { result?: { id?: string } }).result;
           if (f.data.request_type === "message.send") remember(w.own.messages, result?.id);
-          if (f.data.request_type === "conversation.create") remember(w.own.convs, result?.id);
+          if (f.data.request_type === "conversation.create") rememberConversation(w, result?.id);
         }
         if (f.type === "conversation.list" && typeof f.data?.next_cursor === "string") remember(w.own.cursors, f.data.next_cursor);
       }

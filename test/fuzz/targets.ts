@@ -20,6 +20,8 @@ export interface World {
   /** Two users with a conversation, messages and a friendship the fuzzer is no part of. */
   victims: [Account, Account];
   own: Pools;
+  /** The fuzzer's conversations that fell out of the pool, to delete. */
+  retired: string[];
   /** The victims' conversation, message and friendship ids: never reachable by the fuzzer. */
   foreign: { convs: string[]; messages: string[]; friendships: string[]; users: string[] };
   /** Tokens that must all be 401: forged, wrongly signed, expired, of no user, garbage. */
@@ -29,10 +31,21 @@ export interface World {
 }
 
 const POOL_SIZE = 30;
-export function remember(pool: string[], id: unknown) {
-  if (typeof id !== "string" || pool.includes(id)) return;
+/** Adds an id to a pool; returns the id that fell out of it, if any. */
+export function remember(pool: string[], id: unknown): string | undefined {
+  if (typeof id !== "string" || pool.includes(id)) return undefined;
   pool.push(id);
-  if (pool.length > POOL_SIZE) pool.shift();
+  return pool.length > POOL_SIZE ? pool.shift() : undefined;
+}
+
+/**
+ * A conversation the fuzzer made; one that falls out of the pool is deleted at the next
+ * replenish, so a long run's user does not end up in thousands of conversations (every
+ * reconnect would subscribe to them all, and the run would slow down as it goes).
+ */
+export function rememberConversation(w: World, id: unknown) {
+  const old = remember(w.own.convs, id);
+  if (old !== undefined) w.retired.push(old);
 }
 
 const ok = async <T = any>(p: Promise<{ status: number; body: T }>, what: string): Promise<T> => {
@@ -49,8 +62,10 @@ export async function befriend(s: TestServer, a: Account, b: Account): Promise<s
 
 /** Gives the fuzzer fresh things to act on: a group with its peer, and two messages in it. */
 export async function replenish(s: TestServer, w: World, r: Rng) {
+  // Whatever the fuzzer did to them meanwhile (left, deleted already), so the answer is not checked.
+  for (const id of w.retired.splice(0)) await s.api("DELETE", `/api/conversations/${id}`, { token: w.me.token });
   const g = await ok(s.api("POST", "/api/conversations", { token: w.me.token, body: { type: "group", title: `fuzz ${r.int(1e6)}`, member_ids: [w.peer.user.id] } }), "group");
-  remember(w.own.convs, g.id);
+  rememberConversation(w, g.id);
   for (const who of [w.me, w.peer]) {
     const m = await ok(s.api("POST", `/api/conversations/${g.id}/messages`, { token: who.token, body: { content: `hello @${w.me.user.username}` } }), "message");
     remember(w.own.messages, m.id);
@@ -79,6 +94,7 @@ export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
     peer,
     victims: [v1, v2],
     own: { convs: [], messages: [], friendships: [], users: [me.user.id, peer.user.id], cursors: [] },
+    retired: [],
     foreign: { convs: [vGroup.id, vDirect.id], messages: vMessages, friendships: [vFriendship], users: [v1.user.id, v2.user.id] },
     badTokens: [
       expired.token,
