@@ -74,6 +74,9 @@ export async function replenish(s: TestServer, w: World, r: Rng) {
 
 export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
   const [me, peer, v1, v2] = [await s.register(), await s.register(), await s.register(), await s.register()];
+  // Friends first: with CONTACT_POLICY=friends only friends can be put into a conversation.
+  const vFriendship = await befriend(s, v1, v2);
+  await befriend(s, me, peer);
   const vGroup = await ok(s.api("POST", "/api/conversations", { token: v1.token, body: { type: "group", title: "private", member_ids: [v2.user.id] } }), "victim group");
   const vDirect = await ok(s.api("POST", "/api/conversations", { token: v1.token, body: { type: "direct", user_id: v2.user.id } }), "victim direct");
   const vMessages: string[] = [];
@@ -82,8 +85,6 @@ export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
     vMessages.push(m.id);
   }
   await ok(s.api("POST", `/api/messages/${vMessages[0]}/reactions`, { token: v1.token, body: { emoji: "👍" } }), "victim reaction");
-  const vFriendship = await befriend(s, v1, v2);
-  await befriend(s, me, peer);
   const expired = await createTokens(loadOrCreateSecret(s.dataDir, null), -3600).issue(me.user.id);
   const foreignSigned = await createTokens("another server's secret, 32 characters or more", 3600).issue(me.user.id);
   const ofNoUser = await createTokens(loadOrCreateSecret(s.dataDir, null), 3600).issue("01a00000-0000-7000-8000-000000000000");
@@ -167,6 +168,7 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "GET /api/conversations/:id": (w, r) => ({ params: { id: conv(w, r) } }),
   "PATCH /api/conversations/:id": (w, r) => ({ params: { id: conv(w, r) }, body: { title: `renamed ${r.int(100)}` } }),
   "DELETE /api/conversations/:id": (w, r) => ({ params: { id: conv(w, r) } }),
+  "GET /api/conversations/:id/members": (w, r) => ({ params: { id: conv(w, r) }, query: { limit: limit(r), ...cursorMaybe(w, r) } }),
   "POST /api/conversations/:id/members": (w, r) => ({ params: { id: conv(w, r) }, body: { user_ids: [user(w, r)] } }),
   "DELETE /api/conversations/:id/members/:user_id": (w, r) => ({ params: { id: conv(w, r), user_id: user(w, r) } }),
   "PATCH /api/conversations/:id/members/:user_id": (w, r) => ({ params: { id: conv(w, r), user_id: user(w, r) }, body: { role: r.pick(["owner", "admin", "member"]) } }),
