@@ -83,7 +83,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
   const r = new Rng(options.seed);
   // Odd seeds run the default contact policy, even ones the open one (more reaches the services).
   const contactPolicy = options.seed % 2 ? "friends" : "open";
-  const s = await startServer({ wsFramesPerMinute: 1e9, sendsPerMinute: 1e9, writesPerMinute: 1e9, presenceGraceMs: 0, maxConnectionsPerUser: 1000, typingTtlMs: 200, contactPolicy });
+  const s = await startServer({ wsFramesPerMinute: 1e9, sendsPerMinute: 1e9, writesPerMinute: 1e9, uploadsPerMinute: 1e9, presenceGraceMs: 0, maxConnectionsPerUser: 1000, typingTtlMs: 200, contactPolicy });
   const summary: Summary = { seed: options.seed, ops: 0, ms: 0, outcomes: {}, mutations: {}, targets: {}, successRate: 0, failureCount: 0, failures: [], integrity: "not checked" };
   let successes = 0;
   const count = (bag: Record<string, number>, key: string) => (bag[key] = (bag[key] ?? 0) + 1);
@@ -101,8 +101,8 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
     const missing = missingTemplates(s);
     if (missing.length) throw new Error(`no fuzz template for: ${missing.join(", ")} (add one to test/fuzz/targets.ts)`);
     const w = await makeWorld(s, r);
-    const m: MutationContext = { foreignIds: [...w.foreign.convs, ...w.foreign.messages, ...w.foreign.friendships, ...w.foreign.users], depths: [40, 1000, 5000] };
-    const privateIds = new Set([...w.foreign.convs, ...w.foreign.messages, ...w.foreign.friendships]);
+    const m: MutationContext = { foreignIds: [...w.foreign.convs, ...w.foreign.messages, ...w.foreign.friendships, ...w.foreign.users, ...w.foreign.attachments], depths: [40, 1000, 5000] };
+    const privateIds = new Set([...w.foreign.convs, ...w.foreign.messages, ...w.foreign.friendships, ...w.foreign.attachments]);
     const before = await w.snapshot();
     const targets = [...routesOf(s).filter((k) => REST_TEMPLATES[k]), ...Object.keys(FRAME_TEMPLATES).map((t) => `frame ${t}`), "upgrade"];
 
@@ -128,14 +128,14 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
     async function rest(op: number, key: string) {
       const [templateMethod, path] = key.split(" ") as [string, string];
       let method = templateMethod;
-      const extraHeaders: Record<string, string> = {};
       const t: RestInput = REST_TEMPLATES[key]!(w, r);
+      const extraHeaders: Record<string, string> = { ...t.headers };
       const template = { body: clone(t.body), params: { ...t.params } };
       const params = { ...t.params };
       const rawParams = new Set<string>();
       const query: [string, string][] = Object.entries(t.query ?? {});
       let body = clone(t.body);
-      let rawBody: string | undefined;
+      let rawBody: string | Uint8Array | undefined = t.raw;
       let authorization: string | undefined = t.token === null ? undefined : `Bearer ${w.me.token}`;
       const mutations: string[] = [];
       const privatePaths: (string | number)[][] = [];
@@ -187,7 +187,8 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
       if (authorization !== undefined) headers.authorization = authorization;
       const text = rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
-      const input = { method, url: url.slice(s.base.length), authorization: authorization === `Bearer ${w.me.token}` ? "(valid)" : authorization, body: text };
+      const shownBody = typeof text === "string" || text === undefined ? text : `(${text.length} bytes) ${Buffer.from(text.subarray(0, 64)).toString("base64")}`;
+      const input = { method, url: url.slice(s.base.length), authorization: authorization === `Bearer ${w.me.token}` ? "(valid)" : authorization, headers: Object.keys(extraHeaders).length ? extraHeaders : undefined, body: shownBody };
       let status: number;
       let resBody: any;
       try {
@@ -202,9 +203,9 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       count(summary.outcomes, `${method} ${status}`);
       if (status < 300) successes++;
       if (status >= 500 && resBody?.error?.code !== DOCUMENTED_5XX[status]) fail({ op, target: key, mutations, input, problem: `HTTP ${status} ${JSON.stringify(resBody).slice(0, 300)}` });
-      // Bodies over Bun's request limit get Bun's bare 413 (documented in the README).
-      // A HEAD answer has no body at all.
-      else if (status >= 400 && !/^head$/i.test(method) && !(typeof resBody?.error?.code === "string" && typeof resBody.error.message === "string") && !(status === 413 && Buffer.byteLength(text ?? "") > BUN_BODY_LIMIT))
+      // Bodies over Bun's request limit get Bun's bare 413, an unsatisfiable Range a bare 416
+      // (both documented in the README); a HEAD answer has no body at all.
+      else if (status >= 400 && status !== 416 && !/^head$/i.test(method) && !(typeof resBody?.error?.code === "string" && typeof resBody.error.message === "string") && !(status === 413 && Buffer.byteLength(text ?? "") > BUN_BODY_LIMIT))
         fail({ op, target: key, mutations, input, problem: `HTTP ${status} without the error body: ${String(JSON.stringify(resBody)).slice(0, 300)}` });
       // Under another method another route may answer (GET /api/conversations ignores a body).
       if (status < 300 && method.toUpperCase() === templateMethod && namesPrivate({ body, params }, privatePaths, template)) fail({ op, target: key, mutations, input, problem: `another user's conversation, message or friendship was reached: ${status}` });
@@ -218,6 +219,10 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       else if (key === "POST /api/conversations/:id/messages") remember(w.own.messages, body.id);
       else if (key === "POST /api/friendships") remember(w.own.friendships, body.id);
       else if (key === "POST /api/auth/register" && isObj(body.user)) remember(w.own.users, body.user.id);
+      else if (key === "POST /api/uploads") {
+        remember(w.own.attachments, body.id);
+        for (const link of [body.url, body.thumbnail_url]) remember(w.own.links, link);
+      }
       if (typeof body.next_cursor === "string") remember(w.own.cursors, body.next_cursor);
     }
 

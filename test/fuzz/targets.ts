@@ -11,7 +11,7 @@ import { loadOrCreateSecret } from "../../src/auth/secret";
 import type { Rng } from "./rng";
 
 /** Ids the fuzzer has seen, most recent last (bounded). */
-export interface Pools { convs: string[]; messages: string[]; friendships: string[]; users: string[]; cursors: string[] }
+export interface Pools { convs: string[]; messages: string[]; friendships: string[]; users: string[]; cursors: string[]; attachments: string[]; links: string[] }
 
 export interface World {
   me: Account;
@@ -23,7 +23,7 @@ export interface World {
   /** The fuzzer's conversations that fell out of the pool, to delete. */
   retired: string[];
   /** The victims' conversation, message and friendship ids: never reachable by the fuzzer. */
-  foreign: { convs: string[]; messages: string[]; friendships: string[]; users: string[] };
+  foreign: { convs: string[]; messages: string[]; friendships: string[]; users: string[]; attachments: string[] };
   /** Tokens that must all be 401: forged, wrongly signed, expired, of no user, garbage. */
   badTokens: string[];
   /** The victims' private data as the victims saw it before the run; compared at the end. */
@@ -79,9 +79,11 @@ export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
   await befriend(s, me, peer);
   const vGroup = await ok(s.api("POST", "/api/conversations", { token: v1.token, body: { type: "group", title: "private", member_ids: [v2.user.id] } }), "victim group");
   const vDirect = await ok(s.api("POST", "/api/conversations", { token: v1.token, body: { type: "direct", user_id: v2.user.id } }), "victim direct");
+  const vFile = await ok(upload(s, v2.token, PNG, "image/png", "secret.png"), "victim upload");
   const vMessages: string[] = [];
   for (const c of [vGroup.id, vDirect.id]) {
-    const m = await ok(s.api("POST", `/api/conversations/${c}/messages`, { token: v2.token, body: { content: "secret" } }), "victim message");
+    const attachments = c === vGroup.id ? { attachment_ids: [vFile.id] } : {};
+    const m = await ok(s.api("POST", `/api/conversations/${c}/messages`, { token: v2.token, body: { content: "secret", ...attachments } }), "victim message");
     vMessages.push(m.id);
   }
   await ok(s.api("POST", `/api/messages/${vMessages[0]}/reactions`, { token: v1.token, body: { emoji: "👍" } }), "victim reaction");
@@ -94,9 +96,9 @@ export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
     me,
     peer,
     victims: [v1, v2],
-    own: { convs: [], messages: [], friendships: [], users: [me.user.id, peer.user.id], cursors: [] },
+    own: { convs: [], messages: [], friendships: [], users: [me.user.id, peer.user.id], cursors: [], attachments: [], links: [] },
     retired: [],
-    foreign: { convs: [vGroup.id, vDirect.id], messages: vMessages, friendships: [vFriendship], users: [v1.user.id, v2.user.id] },
+    foreign: { convs: [vGroup.id, vDirect.id], messages: vMessages, friendships: [vFriendship], users: [v1.user.id, v2.user.id], attachments: [vFile.id] },
     badTokens: [
       expired.token,
       foreignSigned.token,
@@ -125,8 +127,51 @@ export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
   return w;
 }
 
-/** A REST request before mutation. */
-export interface RestInput { params?: Record<string, string>; query?: Record<string, string>; body?: unknown; token?: string | null }
+/** A 1×1 PNG: the smallest image the server decodes and thumbnails. */
+export const PNG = Uint8Array.from(Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==", "base64"));
+
+/** A PNG header claiming 50,000 × 50,000 pixels (a decompression bomb's first bytes). */
+function bombHeader(): Uint8Array {
+  const ihdr = Buffer.alloc(17);
+  ihdr.write("IHDR", 0, "latin1");
+  ihdr.writeUInt32BE(50_000, 4);
+  ihdr.writeUInt32BE(50_000, 8);
+  ihdr.set([8, 6, 0, 0, 0], 12);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(Bun.hash.crc32(ihdr) >>> 0);
+  return Uint8Array.from(Buffer.concat([PNG.subarray(0, 8), Buffer.from([0, 0, 0, 13]), ihdr, crc]));
+}
+
+const multipart = (content: string, filename: string, close = true) =>
+  `--fz\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: text/plain\r\n\r\n${content}\r\n${close ? "--fz--\r\n" : ""}`;
+
+/** A file to upload: text, an image, a damaged image, a bomb's header, multipart forms. */
+function uploadBody(r: Rng): { raw: string | Uint8Array; type: string } {
+  switch (r.int(6)) {
+    case 0: return { raw: "hello, file", type: "text/plain" };
+    case 1: return { raw: PNG, type: "image/png" };
+    case 2: {
+      const bytes = PNG.slice(0, r.chance(0.5) ? PNG.length : 8 + r.int(PNG.length - 8));
+      for (let i = r.int(4); i > 0; i--) bytes[8 + r.int(bytes.length - 8)] = r.int(256);
+      return { raw: bytes, type: r.pick(["image/png", "image/jpeg", "application/octet-stream"]) };
+    }
+    case 3: return { raw: bombHeader(), type: "image/png" };
+    case 4: return { raw: r.pick(["<html><script>alert(1)</script>", "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", ""]), type: r.pick(["text/html", "image/svg+xml", "image/png"]) };
+    default: return { raw: multipart("form file", r.pick(["a.txt", "../../etc/passwd", "\u202egnp.exe", ""]), r.chance(0.8)), type: r.pick(["multipart/form-data; boundary=fz", "multipart/form-data", "multipart/form-data; boundary=other"]) };
+  }
+}
+
+/** Uploads a file; answers like TestServer.api. */
+export async function upload(s: TestServer, token: string, raw: string | Uint8Array, type: string, filename: string) {
+  const res = await fetch(`${s.base}/api/uploads?filename=${encodeURIComponent(filename)}`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body: raw });
+  const text = await res.text();
+  let body: any = text;
+  try { body = JSON.parse(text); } catch {}
+  return { status: res.status, body };
+}
+
+/** A REST request before mutation; `raw` is a body that is not JSON (an upload). */
+export interface RestInput { params?: Record<string, string>; query?: Record<string, string>; body?: unknown; raw?: string | Uint8Array; headers?: Record<string, string>; token?: string | null }
 type RestTemplate = (w: World, r: Rng) => RestInput;
 
 const any = (r: Rng, pool: string[], fallback: string) => (pool.length ? r.pick(pool) : fallback);
@@ -145,7 +190,20 @@ const send = (w: World, r: Rng) => ({
   content: content(w, r),
   ...(r.chance(0.3) ? { client_msg_id: `c${r.int(50)}` } : {}),
   ...(r.chance(0.2) ? { reply_to_id: msg(w, r) } : {}),
+  ...(w.own.attachments.length && r.chance(0.2) ? { attachment_ids: [r.pick(w.own.attachments)] } : {}),
 });
+
+/** A download: by bearer, or by one of the signed links the fuzzer was given (no bearer). */
+function download(w: World, r: Rng, thumbnail: boolean): RestInput {
+  const headers = r.chance(0.3) ? { range: r.pick(["bytes=0-3", "bytes=-2", "bytes=5-", "bytes=9-1", "bytes=0-1,4-5", "bytes=x", "bytes=99999999999-"]) } : undefined;
+  const links = w.own.links.filter((l) => l.includes("/thumbnail?") === thumbnail);
+  if (links.length && r.chance(0.4)) {
+    const link = new URL(r.pick(links), "http://x");
+    const id = link.pathname.split("/")[3]!;
+    return { params: { id }, query: Object.fromEntries(link.searchParams), token: null, headers };
+  }
+  return { params: { id: any(r, w.own.attachments, "no-attachment") }, headers };
+}
 
 export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "GET /docs": () => ({ token: null }),
@@ -182,6 +240,14 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "DELETE /api/messages/:id": (w, r) => ({ params: { id: msg(w, r) } }),
   "POST /api/messages/:id/reactions": (w, r) => ({ params: { id: msg(w, r) }, body: { emoji: r.pick(["👍", "❤️", "ok", "👨‍👩‍👧"]) } }),
   "DELETE /api/messages/:id/reactions/:emoji": (w, r) => ({ params: { id: msg(w, r), emoji: r.pick(["👍", "❤️", "ok"]) } }),
+  "POST /api/uploads": (_w, r) => {
+    const { raw, type } = uploadBody(r);
+    return { raw, headers: { "content-type": type }, query: { filename: r.pick(["a.txt", "photo.png", "x", "ünïcode ✓.pdf"]) } };
+  },
+  "GET /api/attachments/:id": (w, r) => download(w, r, false),
+  "HEAD /api/attachments/:id": (w, r) => download(w, r, false),
+  "GET /api/attachments/:id/thumbnail": (w, r) => download(w, r, true),
+  "HEAD /api/attachments/:id/thumbnail": (w, r) => download(w, r, true),
   "GET /api/events": (_w, r) => ({ query: { since: String(r.pick([0, 1, 10])), limit: String(r.pick([1, 100, 1000])) } }),
   "POST /api/ws/ticket": () => ({}),
   "GET /ws/user": () => ({}),
