@@ -436,7 +436,12 @@ async function afterChecks(s: TestServer, w: World, before: string, fail: (f: Fa
     a.close();
     b.close();
   }
-  if ((await w.snapshot()) !== before) problem("the victims' conversations, messages or friendships changed");
+  const after = await w.snapshot();
+  if (after !== before) {
+    let i = 0;
+    while (before[i] === after[i]) i++;
+    problem(`the victims' conversations, messages or friendships changed: …${before.slice(Math.max(0, i - 80), i + 80)}… became …${after.slice(Math.max(0, i - 80), i + 80)}…`);
+  }
 }
 
 /** `PRAGMA integrity_check` and `foreign_key_check` of the stopped server's database file. */
