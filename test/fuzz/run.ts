@@ -55,8 +55,11 @@ const MAX_KEPT_FAILURES = 50;
 const ANSWER_MS = 10_000;
 const ACCEPTED_CLOSES = new Set([1000, 1008, 1009]);
 const DOCUMENTED_5XX: Record<number, string> = { 503: "unavailable", 507: "storage_full" };
-/** Frame types whose success reaches nothing: unsubscribing from any id is acknowledged. */
-const REACHES_NOTHING = new Set(["user.status.unsubscribe"]);
+/**
+ * Targets whose success reaches nothing: unsubscribing from any id is acknowledged, and
+ * the web client's deep link serves the same page for any id.
+ */
+const REACHES_NOTHING = new Set(["frame user.status.unsubscribe", "GET /c/:id"]);
 /** What a header can carry at all (fetch refuses the rest before sending). */
 const HEADER_SAFE = /^[\x20-\x7e]*$/;
 const PERCENT_GARBAGE = ["%", "%zz", "%E0%A4%A", "%ED%A0%80", "%00", "%2F", "%2e%2e", "%C0%AF", "%FF%FE", "a%20b"];
@@ -205,12 +208,14 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       else if (status >= 400 && status !== 416 && !/^head$/i.test(method) && !(typeof resBody?.error?.code === "string" && typeof resBody.error.message === "string"))
         fail({ op, target: key, mutations, input, problem: `HTTP ${status} without the error body: ${String(JSON.stringify(resBody)).slice(0, 300)}` });
       // Under another method another route may answer (GET /api/conversations ignores a body).
-      if (status < 300 && method.toUpperCase() === templateMethod && namesPrivate({ body, params }, privatePaths, template)) fail({ op, target: key, mutations, input, problem: `another user's conversation, message or friendship was reached: ${status}` });
+      if (status < 300 && method.toUpperCase() === templateMethod && !REACHES_NOTHING.has(key) && namesPrivate({ body, params }, privatePaths, template)) fail({ op, target: key, mutations, input, problem: `another user's conversation, message or friendship was reached: ${status}` });
       if (status < 300) harvestRest(key, resBody);
       checkLogs(op, key, mutations, input);
     }
 
     function harvestRest(key: string, body: any) {
+      // The web client's page names its hashed assets.
+      if (key === "GET /" && typeof body === "string") for (const [, file] of body.matchAll(/\/assets\/([\w.-]+)/g)) remember(w.own.assets, file);
       if (!isObj(body)) return;
       if (key === "POST /api/conversations") rememberConversation(w, body.id);
       else if (key === "POST /api/conversations/:id/messages") remember(w.own.messages, body.id);
@@ -310,7 +315,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       const text = raw ?? JSON.stringify(envelope);
       const input = typeof text === "string" ? text : `(binary) ${new TextDecoder().decode(text)}`;
       const answerable = raw === undefined && envelope.request_id === requestId;
-      if (answerable) sent.set(requestId, { op, target: `frame ${type}`, mutations, input, private: privatePaths.length > 0 && namesPrivate(data, privatePaths, template) && !REACHES_NOTHING.has(type) });
+      if (answerable) sent.set(requestId, { op, target: `frame ${type}`, mutations, input, private: privatePaths.length > 0 && namesPrivate(data, privatePaths, template) && !REACHES_NOTHING.has(`frame ${type}`) });
       else sent.set(`op${op}`, { op, target: `frame ${type}`, mutations, input, private: false });
       ws.ws.send(text);
       if (++pending >= batch || type === "disconnect") {

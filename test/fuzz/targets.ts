@@ -11,7 +11,7 @@ import { loadOrCreateSecret } from "../../src/auth/secret";
 import type { Rng } from "./rng";
 
 /** Ids the fuzzer has seen, most recent last (bounded). */
-export interface Pools { convs: string[]; messages: string[]; friendships: string[]; users: string[]; cursors: string[]; attachments: string[]; links: string[] }
+export interface Pools { convs: string[]; messages: string[]; friendships: string[]; users: string[]; cursors: string[]; attachments: string[]; links: string[]; assets: string[] }
 
 export interface World {
   me: Account;
@@ -96,7 +96,7 @@ export async function makeWorld(s: TestServer, r: Rng): Promise<World> {
     me,
     peer,
     victims: [v1, v2],
-    own: { convs: [], messages: [], friendships: [], users: [me.user.id, peer.user.id], cursors: [], attachments: [], links: [] },
+    own: { convs: [], messages: [], friendships: [], users: [me.user.id, peer.user.id], cursors: [], attachments: [], links: [], assets: [] },
     retired: [],
     foreign: { convs: [vGroup.id, vDirect.id], messages: vMessages, friendships: [vFriendship], users: [v1.user.id, v2.user.id], attachments: [vFile.id] },
     badTokens: [
@@ -212,6 +212,10 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "GET /health": () => ({ token: null }),
   "GET /metrics": () => ({ token: null }),
   "POST /api/auth/register": (_w, r) => ({ token: null, body: { username: `fz${r.int(1e9).toString(36)}`, password: "password123", ...(r.chance(0.5) ? { display_name: "Fuzz" } : {}) } }),
+  "POST /api/auth/refresh": () => ({}),
+  "GET /": () => ({ token: null }),
+  "GET /c/:id": (w, r) => ({ params: { id: conv(w, r) }, token: null }),
+  "GET /assets/:file": (w, r) => ({ params: { file: any(r, w.own.assets, "index.js") }, token: null }),
   "POST /api/auth/login": (w) => ({ token: null, body: { username: w.me.user.username, password: w.me.password } }),
   "GET /api/users/me": () => ({}),
   "PATCH /api/users/me": (_w, r) => ({ body: { display_name: `Fuzz ${r.int(100)}`, ...(r.chance(0.5) ? { profile_image_url: r.pick(["https://img.example/a.png", null]) } : {}) } }),
