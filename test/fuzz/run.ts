@@ -84,7 +84,7 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
   const r = new Rng(options.seed);
   // Odd seeds run the default contact policy, even ones the open one (more reaches the services).
   const contactPolicy = options.seed % 2 ? "friends" : "open";
-  const s = await startServer({ wsFramesPerMinute: 1e9, sendsPerMinute: 1e9, writesPerMinute: 1e9, uploadsPerMinute: 1e9, presenceGraceMs: 0, maxConnectionsPerUser: 1000, typingTtlMs: 200, contactPolicy });
+  const s = await startServer({ wsFramesPerMinute: 1e9, sendsPerMinute: 1e9, writesPerMinute: 1e9, uploadsPerMinute: 1e9, searchesPerMinute: 1e8, presenceGraceMs: 0, maxConnectionsPerUser: 1000, typingTtlMs: 200, contactPolicy });
   const summary: Summary = { seed: options.seed, ops: 0, ms: 0, outcomes: {}, mutations: {}, targets: {}, successRate: 0, failureCount: 0, failures: [], integrity: "not checked" };
   let successes = 0;
   const count = (bag: Record<string, number>, key: string) => (bag[key] = (bag[key] ?? 0) + 1);
@@ -210,6 +210,12 @@ export async function fuzz(options: FuzzOptions): Promise<Summary> {
       // Under another method another route may answer (GET /api/conversations ignores a body).
       if (status < 300 && method.toUpperCase() === templateMethod && !REACHES_NOTHING.has(key) && namesPrivate({ body, params }, privatePaths, template)) fail({ op, target: key, mutations, input, problem: `another user's conversation, message or friendship was reached: ${status}` });
       if (status < 300) harvestRest(key, resBody);
+      // A search answers from the caller's conversations only: no hit names another's.
+      if (status < 300 && key.startsWith("GET /api/search/") && Array.isArray(resBody?.items)) {
+        const named = (o: any): unknown[] => (isObj(o) ? [o.id, o.conversation_id, ...named(o.message)] : []);
+        const leaked = resBody.items.flatMap(named).find((id: unknown) => typeof id === "string" && privateIds.has(id));
+        if (leaked) fail({ op, target: key, mutations, input, problem: `a search returned another user's ${leaked}` });
+      }
       checkLogs(op, key, mutations, input);
     }
 

@@ -253,6 +253,18 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "HEAD /api/attachments/:id": (w, r) => download(w, r, false),
   "GET /api/attachments/:id/thumbnail": (w, r) => download(w, r, true),
   "HEAD /api/attachments/:id/thumbnail": (w, r) => download(w, r, true),
+  // "secret" is the victims' word: their messages must never come back.
+  "GET /api/search/messages": (w, r) => ({
+    query: {
+      q: r.pick(["hello", "look", "\"hello there\"", "he", "👍", "secret", "fuzz hello"]),
+      ...(r.chance(0.3) ? { conversation_id: conv(w, r) } : {}),
+      ...(r.chance(0.2) ? { sender_id: user(w, r) } : {}),
+      ...(r.chance(0.2) ? { [r.pick(["before", "after"])]: new Date(Date.now() - r.int(3600_000)).toISOString() } : {}),
+      limit: limit(r),
+      ...cursorMaybe(w, r),
+    },
+  }),
+  "GET /api/search/conversations": (w, r) => ({ query: { q: r.pick(["fuzz", "g", "renamed", "private", "user"]), limit: limit(r), ...cursorMaybe(w, r) } }),
   "GET /api/events": (_w, r) => ({ query: { since: String(r.pick([0, 1, 10])), limit: String(r.pick([1, 100, 1000])) } }),
   "POST /api/ws/ticket": () => ({}),
   "GET /ws/user": () => ({}),
