@@ -1,10 +1,14 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
 import { tempDir } from "./helpers";
 import { registerAndLogin, spawnServer } from "./process";
+
+// These tests start whole processes, several per test: on a busy machine that alone can pass
+// bun's 5 s default, and no test here is about speed.
+setDefaultTimeout(30_000);
 
 const run = (args: string[], env: Record<string, string> = {}) => {
   const p = Bun.spawnSync([process.execPath, "src/index.ts", ...args], { env: { ...process.env, DATA_DIR: tempDir(), ...env } });
