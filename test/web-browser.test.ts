@@ -568,3 +568,159 @@ describe("the web client in Chromium", () => {
     }
   });
 });
+
+describe("search in the web client (issue #14)", () => {
+  const searchDialog = (p: Page) => p.getByRole("dialog", { name: "Search" });
+  async function searchFor(p: Page, q: string) {
+    const box = searchDialog(p).getByRole("searchbox", { name: "Search messages" });
+    if (!(await box.isVisible())) await p.getByRole("button", { name: "Search", exact: true }).click();
+    await box.fill(q);
+    await box.press("Enter");
+  }
+
+  btest("a Thai word and an English one: results grouped by conversation, the match marked", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    const dm = await direct(alice, bob);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Release team", member_ids: [bob.user.id, carol.user.id] } });
+    expect(group.status).toBe(201);
+    await say(bob, dm, "พรุ่งนี้ประชุมกี่โมง");
+    await say(alice, dm, "We deploy the release tonight");
+    await say(carol, group.body.id, "ประชุมทีมวันศุกร์ตอนบ่ายสอง");
+    await say(carol, group.body.id, "The release notes are ready");
+    await say(bob, group.body.id, "lunch?");
+    const a = await pageFor(alice);
+    await searchFor(a, "ประชุม");
+    const d = searchDialog(a);
+    await d.getByRole("region", { name: "Release team" }).waitFor();
+    await d.getByRole("region", { name: bob.user.display_name }).waitFor();
+    expect(await d.getByRole("region").count()).toBe(2);
+    expect(await d.locator("mark").allTextContents()).toEqual(["ประชุม", "ประชุม"]);
+    await expect(d.getByRole("region", { name: "Release team" }).getByRole("button").textContent()).resolves.toContain("ประชุมทีมวันศุกร์");
+
+    await searchFor(a, "RELEASE");
+    await d.getByRole("region", { name: "Release team" }).getByText("notes are ready").waitFor();
+    await d.getByRole("region", { name: bob.user.display_name }).getByText("tonight").waitFor();
+    expect(await d.locator("mark").allTextContents()).toEqual(["release", "release"]);
+    await a.screenshot({ path: join(shots, "search.png") });
+
+    await searchFor(a, "nothingsaysthis");
+    await d.getByText("Nothing found.").waitFor();
+    expect(await d.getByRole("region").count()).toBe(0);
+    // Too long for the server (422): its reason, and no results.
+    await searchFor(a, "x".repeat(300));
+    await d.getByRole("alert").filter({ hasText: "Cannot search for that: at most 256 characters." }).waitFor();
+  });
+
+  btest("an <img onerror> in a message is shown as text in its snippet, never run", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const dm = await direct(alice, bob);
+    const attack = "<img src=x onerror=alert(1)> & \"quoted\" 'single' &lt;b&gt; xsscanary";
+    await say(bob, dm, attack);
+    const a = await pageFor(alice);
+    let alerted = false;
+    a.on("dialog", (dlg) => { alerted = true; void dlg.dismiss(); });
+    await searchFor(a, "xsscanary");
+    const result = searchDialog(a).locator(".snippet");
+    await result.filter({ hasText: "xsscanary" }).waitFor();
+    expect(await result.textContent()).toBe(attack);
+    expect(await result.locator("mark").allTextContents()).toEqual(["xsscanary"]);
+    expect(await searchDialog(a).locator("img").count()).toBe(0);
+    expect(await result.evaluate((el) => [...el.querySelectorAll("*")].map((n: HTMLElement) => n.tagName))).toEqual(["MARK"]);
+    await a.waitForTimeout(200);
+    expect(alerted).toBe(false);
+  });
+
+  btest("a result far back in a 300-message history: opened there, highlighted; scrolling loads older and newer; More results pages", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 300; i++) await say(i % 2 ? alice : bob, conv, i === 40 ? "message 40 zebra crossing" : `message ${i}`);
+    const a = await pageFor(alice);
+    // Paging: "message" is in all 300, 30 a page.
+    await searchFor(a, "message");
+    const results = searchDialog(a).locator("button.result");
+    await results.nth(29).waitFor();
+    expect(await results.count()).toBe(30);
+    await searchDialog(a).getByRole("button", { name: "More results" }).click();
+    await results.nth(59).waitFor();
+    expect(await results.count()).toBe(60);
+
+    await searchFor(a, "zebra");
+    await results.filter({ hasText: "zebra" }).click();
+    await expect(searchDialog(a).isVisible()).resolves.toBe(false);
+    const target = log(a).locator(".msg.flash").filter({ hasText: "message 40 zebra crossing" });
+    await target.waitFor();
+    // In the view (not merely in the DOM).
+    const inView = await target.evaluate((el: HTMLElement) => {
+      const r = el.getBoundingClientRect();
+      const l = el.closest("[role=log]")!.getBoundingClientRect();
+      return r.top >= l.top && r.bottom <= l.bottom;
+    });
+    expect(inView).toBe(true);
+    // Loaded around it, not from the end: the newest is not there yet.
+    expect(await log(a).getByText("message 299", { exact: true }).count()).toBe(0);
+    await log(a).getByText("message 39", { exact: true }).waitFor({ state: "attached" });
+    await log(a).getByText("message 41", { exact: true }).waitFor({ state: "attached" });
+    // The highlight goes after a while.
+    await a.waitForFunction(() => !document.querySelector("[role=log] .msg.flash"), null, { timeout: 10_000 });
+
+    // Up to the start…
+    for (let guard = 0; !(await log(a).getByText("This is the start of the conversation.").isVisible()); guard++) {
+      if (guard > 40) throw new Error("never reached the start of the history");
+      await log(a).evaluate((el) => (el.scrollTop = 0));
+      await a.waitForTimeout(100);
+    }
+    await log(a).getByText("message 0", { exact: true }).waitFor();
+    // …and down to the newest, loaded page by page.
+    for (let guard = 0; !(await log(a).getByText("message 299", { exact: true }).isVisible()); guard++) {
+      if (guard > 60) throw new Error("never reached the newest message");
+      await log(a).evaluate((el) => (el.scrollTop = el.scrollHeight));
+      await a.waitForTimeout(100);
+    }
+    expect(await log(a).locator("[data-id]").count()).toBeLessThanOrEqual(300);
+    // Now live again: a new message shows.
+    await say(bob, conv, "after the search");
+    await log(a).getByText("after the search").waitFor();
+  }, 120_000);
+
+  btest("a result in the open conversation's loaded history: scrolled to and highlighted without a reload", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 30; i++) await say(bob, conv, i === 2 ? "message 2 walrus" : `message ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("message 29", { exact: true }).waitFor();
+    await searchFor(a, "walrus");
+    await searchDialog(a).locator("button.result").filter({ hasText: "walrus" }).click();
+    await log(a).locator(".msg.flash").filter({ hasText: "message 2 walrus" }).waitFor();
+    await log(a).getByText("message 29", { exact: true }).waitFor({ state: "attached" });
+  });
+
+  btest("the quick switcher asks the server for conversations the loaded list does not hold", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const group = (title: string) => s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } }).then((r) => expect(r.status).toBe(201));
+    await group("Hidden orchid garden");
+    for (let i = 0; i < 105; i++) await group(`bulk ${i}`);
+    // The client loads at most 20 pages of the list; here it gets one (100), as if the rest were past that cap.
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    await context.route(/\/api\/conversations\?limit=100/, async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      await route.fulfill({ response: res, json: { ...body, next_cursor: null } });
+    });
+    const session = JSON.stringify({ token: alice.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: alice.user });
+    await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
+    const a = await context.newPage();
+    await a.goto(s.base + "/");
+    await convLink(a, "bulk 104").waitFor();
+    await a.waitForTimeout(300);
+    expect(await convLink(a, "Hidden orchid").count()).toBe(0);
+
+    await a.keyboard.press("Control+k");
+    await a.getByRole("combobox", { name: "Conversation name" }).fill("orchid");
+    await a.getByRole("option", { name: "Hidden orchid garden" }).waitFor();
+    await a.keyboard.press("Enter");
+    await a.getByRole("heading", { name: "Hidden orchid garden" }).waitFor();
+    await convLink(a, "Hidden orchid").waitFor();
+    expect(new URL(a.url()).pathname).toMatch(/^\/c\//);
+  });
+});

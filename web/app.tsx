@@ -11,10 +11,16 @@ effect(() => {
   document.title = n ? `(${n}) Parley` : "Parley";
 });
 
+// Ctrl/Cmd+K: the quick switcher; Ctrl/Cmd+Shift+F: search messages.
 addEventListener("keydown", (e) => {
-  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k" && me.value) {
+  if (!(e.ctrlKey || e.metaKey) || !me.value) return;
+  const key = e.key.toLowerCase();
+  if (key === "k" && !e.shiftKey) {
     e.preventDefault();
     openDialog("switcher");
+  } else if (key === "f" && e.shiftKey) {
+    e.preventDefault();
+    openDialog("search");
   }
 });
 
@@ -42,7 +48,7 @@ function Empty() {
     <div class="empty">
       <p>Pick a conversation, or start one.</p>
       <p class="hint">
-        <kbd>Ctrl</kbd>+<kbd>K</kbd> switches conversations.
+        <kbd>Ctrl</kbd>+<kbd>K</kbd> switches conversations; <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>F</kbd> searches messages.
       </p>
     </div>
   );

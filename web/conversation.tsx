@@ -6,7 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { ApiError, upload } from "./api";
 import {
-  conversations, deleteMessage, drafts, editMessage, loadOlder, markSeen, me, members, navigate, peerOf, presence, retry, send,
+  conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, RichText, time } from "./text";
@@ -17,6 +17,8 @@ export const WINDOW = 200;
 const STEP = 80;
 const EDGE_PX = 300;
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+/** How long a message opened from a search result stays highlighted. */
+const FLASH_MS = 4000;
 
 export function ConversationView({ id }: { id: string }) {
   const conv = conversations.value.get(id);
@@ -65,6 +67,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const moving = useRef(false);
   const skipped = useRef(false);
   const opened = useRef(false);
+  const [flashId, setFlashId] = useState<string | null>(null);
+  const focus = focusMessage.value?.conversationId === id ? focusMessage.value.messageId : null;
 
   const startIdx = windowStart(items, startId);
   const endIdx = Math.min(items.length, startIdx + WINDOW);
@@ -74,6 +78,25 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
+    if (focus && t && !t.loading) {
+      // A search result: put its message in the window, then in the middle of the view.
+      const node = el.querySelector<HTMLElement>(`[data-id="${CSS.escape(focus)}"]`);
+      if (node) {
+        opened.current = true;
+        focusMessage.value = null;
+        el.scrollTop = node.offsetTop - (el.clientHeight - node.offsetHeight) / 2;
+        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        setFlashId(focus);
+        setTimeout(() => setFlashId((f) => (f === focus ? null : f)), FLASH_MS);
+        requestAnimationFrame(() => void onScroll());
+        return;
+      }
+      const idx = items.findIndex((m) => m.id === focus);
+      if (idx >= 0) {
+        setStartId(items[Math.max(0, idx - STEP)]!.id);
+        return;
+      }
+    }
     if (!opened.current && t && !t.loading) {
       opened.current = true;
       const divider = t.firstUnread && el.querySelector<HTMLElement>(".divider");
@@ -139,7 +162,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       if (idx === 0 && cur.older && !cur.loading) {
         const first = list[0]?.id;
         keepPosition();
-        await loadOlder(id);
+        await loadPage(id, "older");
         list = threads.value.get(id)!.items;
         idx = list.findIndex((m) => m.id === first);
       }
@@ -148,11 +171,18 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
         setStartId(list[Math.max(0, idx - STEP)]!.id);
         return true;
       }
-    } else if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX && startRef.current !== null) {
-      keepPosition();
-      const next = idx + STEP;
-      setStartId(next + WINDOW >= list.length ? null : list[next]!.id);
-      return true;
+    } else if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX) {
+      if (startRef.current !== null) {
+        keepPosition();
+        const next = idx + STEP;
+        setStartId(next + WINDOW >= list.length ? null : list[next]!.id);
+        return true;
+      }
+      // Opened around an older message: the window is at the end of what is loaded, load on.
+      if (cur.newer && !cur.loading) {
+        keepPosition();
+        return (await loadPage(id, "newer")) > 0;
+      }
     }
     return false;
   }
@@ -160,6 +190,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   function jumpToLatest() {
     atBottom.current = true;
     setStartId(null);
+    if (t?.newer) {
+      // The newest messages are not loaded: load them as on opening.
+      opened.current = false;
+      void openThread(id, true);
+      return;
+    }
     const el = scroller.current!;
     requestAnimationFrame(() => (el.scrollTop = el.scrollHeight));
     markSeen(id);
@@ -184,13 +220,13 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                   New messages
                 </div>
               )}
-              <MessageItem key={m.id} m={m} compact={compact} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} />
+              <MessageItem key={m.id} m={m} flash={m.id === flashId} compact={compact} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} />
               {m === lastMine && seen && <div class="seen">{seen}</div>}
             </>
           );
         })}
       </div>
-      {(!following || !atBottom.current) && items.length > 0 && (
+      {(!following || !atBottom.current || !!t?.newer) && items.length > 0 && (
         <button type="button" class="jump" onClick={jumpToLatest}>
           Jump to latest
         </button>
@@ -216,12 +252,12 @@ function seenBy(id: string, conv: Conversation, m: Shown): string | null {
   return m.read_count > 0 ? (conv.type === "direct" ? `Seen by ${peerOf(conv)?.display_name ?? "them"}` : `Seen by ${m.read_count}`) : null;
 }
 
-function MessageItem(props: { m: Shown; compact: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void }) {
+function MessageItem(props: { m: Shown; flash: boolean; compact: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void }) {
   const { m, compact, mine } = props;
   const [picking, setPicking] = useState(false);
   const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
   const deleted = !!m.deleted_at;
-  const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
+  const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
   const fail = (e: unknown) => (toast.value = e instanceof ApiError ? e.message : "That did not work.");
   return (
     <div class={cls} data-id={m.id}>

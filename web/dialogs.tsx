@@ -2,17 +2,19 @@
 import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, type Member, type Message, type Page, type Role, type User } from "./api";
+import { api, ApiError, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
-  activeId, conversations, createGroup, friendships, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  activeId, conversations, createGroup, mergeConversations, openAt, friendships, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   refreshConversation, signOut, sortedConversations, updateProfile,
 } from "./store";
-import { Avatar } from "./text";
+import { Avatar, Snippet, when } from "./text";
 
 type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
 const current = signal<Kind | null>(null);
 export const openDialog = (k: Kind) => (current.value = k);
 const close = () => (current.value = null);
+/** What the Search dialog starts with (the quick switcher's "Search messages for …"). */
+const searchText = signal("");
 
 export function Dialogs() {
   switch (current.value) {
@@ -285,12 +287,34 @@ function Profile() {
   );
 }
 
+/** The loaded conversations matching at once, then (debounced) the server's for those not loaded yet. */
 function Switcher() {
   const [q, setQ] = useState("");
   const [index, setIndex] = useState(0);
+  const [found, setFound] = useState<Conversation[]>([]);
+  const latest = useRef(0);
+  useEffect(() => {
+    const query = q.trim();
+    const ticket = ++latest.current;
+    setFound([]);
+    if (!query) return;
+    const timer = setTimeout(() => {
+      api<Page<Conversation>>("GET", `/api/search/conversations?q=${encodeURIComponent(query)}&limit=20`).then(
+        (page) => ticket === latest.current && setFound(page.items),
+        () => {}, // the loaded list still answers
+      );
+    }, 250);
+    return () => clearTimeout(timer);
+  }, [q]);
   const needle = q.trim().toLowerCase();
-  const matches = sortedConversations.value.filter((c) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase().includes(needle)).slice(0, 20);
-  const go = (id: string) => { close(); navigate(id); };
+  const local = sortedConversations.value.filter((c) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase().includes(needle)).slice(0, 20);
+  const seen = new Set(local.map((c) => c.id));
+  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].slice(0, 30);
+  const go = (c: Conversation) => {
+    close();
+    if (!conversations.value.has(c.id)) mergeConversations([c]);
+    navigate(c.id);
+  };
   return (
     <Modal title="Switch conversation">
       <input
@@ -307,58 +331,122 @@ function Switcher() {
             setIndex((index + (e.key === "ArrowDown" ? 1 : -1) + matches.length) % Math.max(1, matches.length));
           } else if (e.key === "Enter" && matches[index]) {
             e.preventDefault();
-            go(matches[index]!.id);
+            go(matches[index]!);
           }
         }}
       />
       <ul id="switcher-list" role="listbox" class="switch">
         {matches.map((c, i) => (
-          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c.id)}>
+          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c)}>
             {c.title || peerOf(c)?.display_name}
             {c.unread_count ? <span class="badge">{c.unread_count}</span> : null}
           </li>
         ))}
       </ul>
+      {q.trim() && (
+        <button type="button" class="link" onClick={() => { searchText.value = q.trim(); openDialog("search"); }}>
+          Search messages for “{q.trim()}”
+        </button>
+      )}
     </Modal>
   );
 }
 
+interface Hit { message: Message; snippet: string }
+
+/** Why a search failed, in words (422: the query itself; 429: the search budget). */
+function searchError(e: unknown): string {
+  if (!(e instanceof ApiError)) return "Search did not work.";
+  if (e.status === 404) return "Search is not available on this server.";
+  if (e.status === 422) return `Cannot search for that: ${e.message.replace(/^q: /, "")}.`;
+  if (e.status === 429) return "Too many searches at once: wait a few seconds and try again.";
+  return e.status === 0 ? "The server cannot be reached." : e.message;
+}
+
+const titleOf = (conversationId: string) => {
+  const c = conversations.value.get(conversationId);
+  return (c && (c.title || peerOf(c)?.display_name)) || "Conversation";
+};
+
+/** Search as you type (debounced), Enter at once; results grouped by conversation, newest first, paged. */
 function Search() {
-  const [q, setQ] = useState("");
-  const [results, setResults] = useState<{ message: Message; snippet: string }[] | null>(null);
-  const [run, error] = useAction();
+  const [q, setQ] = useState(searchText.peek());
+  const [hits, setHits] = useState<Hit[] | null>(null);
+  const [next, setNext] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const latest = useRef(0);
+  const timer = useRef<ReturnType<typeof setTimeout>>();
+  useEffect(() => {
+    searchText.value = "";
+    if (q) void search(q, null);
+    return () => clearTimeout(timer.current);
+  }, []);
+
+  async function search(query: string, cursor: string | null) {
+    clearTimeout(timer.current);
+    const ticket = ++latest.current;
+    if (!query.trim()) {
+      setHits(null);
+      setError(null);
+      return;
+    }
+    setBusy(true);
+    try {
+      const page = await api<Page<Hit>>("GET", `/api/search/messages?q=${encodeURIComponent(query.trim())}&limit=30${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      if (ticket !== latest.current) return; // a newer search was started meanwhile
+      setHits((h) => (cursor ? [...(h ?? []), ...page.items] : page.items));
+      setNext(page.next_cursor);
+      setError(null);
+    } catch (e) {
+      if (ticket === latest.current) setError(searchError(e));
+    } finally {
+      if (ticket === latest.current) setBusy(false);
+    }
+  }
+
+  // Grouped by conversation, in the order of each one's newest hit.
+  const groups = new Map<string, Hit[]>();
+  for (const h of hits ?? []) groups.set(h.message.conversation_id, [...(groups.get(h.message.conversation_id) ?? []), h]);
   return (
     <Modal title="Search">
-      <form class="row" role="search" onSubmit={(e) => { e.preventDefault(); if (q.trim()) void run(async () => {
-        try {
-          setResults((await api<Page<{ message: Message; snippet: string }>>("GET", `/api/search/messages?q=${encodeURIComponent(q.trim())}&limit=30`)).items);
-        } catch (err) {
-          if (err instanceof ApiError && err.status === 404) throw new ApiError(404, "not_found", "Search is not available on this server yet.");
-          throw err;
-        }
-      }); }}>
-        <input aria-label="Search messages" placeholder="Search messages" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} />
+      <form class="row" role="search" onSubmit={(e) => { e.preventDefault(); void search(q, null); }}>
+        <input
+          type="search"
+          aria-label="Search messages"
+          placeholder="Search messages"
+          value={q}
+          onInput={(e) => {
+            const v = (e.target as HTMLInputElement).value;
+            setQ(v);
+            clearTimeout(timer.current);
+            timer.current = setTimeout(() => void search(v, null), 350);
+          }}
+        />
         <button type="submit">Search</button>
       </form>
-      {error}
-      {results && !results.length && <p class="hint">Nothing found.</p>}
-      <ul class="results">
-        {results?.map((r) => (
-          <li key={r.message.id}>
-            <button type="button" class="result" onClick={() => { close(); navigate(r.message.conversation_id); }}>
-              <span class="title">{conversations.value.get(r.message.conversation_id)?.title ?? ""} · {r.message.sender_name}</span>
-              {/* The snippet is HTML-escaped by the server except its <mark>s; rendered as text with marks split out. */}
-              <span class="preview">{snippet(r.snippet)}</span>
-            </button>
-          </li>
-        ))}
-      </ul>
+      {error && <p class="error" role="alert">{error}</p>}
+      <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? "" : "Nothing found.") : ""}</p>
+      {[...groups].map(([cid, list]) => (
+        <section key={cid} class="result-group" aria-label={titleOf(cid)}>
+          <h3>{titleOf(cid)}</h3>
+          <ul class="results">
+            {list.map((h) => (
+              <li key={h.message.id}>
+                <button type="button" class="result" onClick={() => { close(); void openAt(cid, h.message.id); }}>
+                  <span class="hit-meta">{h.message.sender_name} · <time dateTime={h.message.created_at}>{when(h.message.created_at)}</time></span>
+                  <span class="snippet"><Snippet html={h.snippet} /></span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ))}
+      {next && !error && (
+        <button type="button" disabled={busy} onClick={() => void search(q, next)}>
+          More results
+        </button>
+      )}
     </Modal>
   );
-}
-
-/** `a <mark>b</mark> c` → text and <mark> elements, without innerHTML. */
-function snippet(s: string) {
-  const unescape = (t: string) => t.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&");
-  return s.split(/<mark>(.*?)<\/mark>/g).map((part, i) => (i % 2 ? <mark key={i}>{unescape(part)}</mark> : unescape(part)));
 }

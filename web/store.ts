@@ -17,6 +17,9 @@ export interface Thread {
   items: Shown[];
   /** Cursor of the next older page; null when the start of the history is loaded. */
   older: string | null;
+  /** Cursor of the next newer page when the thread was opened around an older message (a search
+   * result); null (or absent) when the newest messages are loaded and live ones are appended. */
+  newer?: string | null;
   loading: boolean;
   /** The first message that was unread when the conversation was opened (for the divider). */
   firstUnread: string | null;
@@ -35,6 +38,8 @@ export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
 export const drafts = signal<Record<string, string>>(loadJSON(DRAFT_KEY, {}));
 export const toast = signal<string | null>(null);
+/** A message to bring into view and highlight once its conversation shows it (a search result). */
+export const focusMessage = signal<{ conversationId: string; messageId: string } | null>(null);
 
 export const me = computed(() => session.value?.user ?? null);
 export const sortedConversations = computed(() =>
@@ -238,7 +243,8 @@ async function loadConversations() {
   }
 }
 
-function mergeConversations(items: Conversation[]) {
+/** Conversations found outside the loaded list (the quick switcher's search) join it. */
+export function mergeConversations(items: Conversation[]) {
   const next = new Map(conversations.value);
   for (const c of items) next.set(c.id, { ...next.get(c.id), ...c });
   conversations.value = next;
@@ -312,9 +318,10 @@ function setThread(id: string, t: Thread) {
   threads.value = new Map(threads.value).set(id, t);
 }
 
-export async function openThread(id: string) {
+/** Opens a conversation at its newest messages (`fresh`: reload them even if a thread is loaded). */
+export async function openThread(id: string, fresh = false) {
   void loadMembers(id);
-  if (threads.value.get(id)) return markSeen(id);
+  if (threads.value.get(id) && !fresh) return markSeen(id);
   setThread(id, { items: [], older: null, loading: true, firstUnread: null });
   try {
     const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
@@ -332,24 +339,67 @@ export async function openThread(id: string) {
   }
 }
 
+/**
+ * Opens a conversation scrolled to one message (a search result): unless the loaded thread
+ * holds it, the history around it is loaded instead (a page before it, and it with a page
+ * after), and scrolling loads older and newer pages from there.
+ */
+export async function openAt(conversationId: string, messageId: string) {
+  const t = threads.value.get(conversationId);
+  const loaded = !!t && !t.loading && t.items.some((m) => m.id === messageId);
+  focusMessage.value = { conversationId, messageId };
+  const around = loaded ? null : loadAround(conversationId, messageId);
+  navigate(conversationId);
+  await around;
+}
+
+async function loadAround(id: string, messageId: string) {
+  const prev = threads.value.get(id);
+  // Set first, so that navigate's openThread finds a thread and leaves it alone.
+  setThread(id, { items: [], older: null, newer: null, loading: true, firstUnread: null });
+  try {
+    const before = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?before=${encodeURIComponent(messageId)}&limit=${PAGE}`);
+    const older = before.items.reverse();
+    // `after` the message just before it (or from the start): the page begins with the message itself.
+    const after = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?after=${encodeURIComponent(older.at(-1)?.id ?? "")}&limit=${PAGE}`);
+    if (!conversations.value.has(id)) upsertConversation(await api<Conversation>("GET", `/api/conversations/${id}`));
+    setThread(id, { items: [...older, ...after.items], older: before.next_cursor, newer: after.next_cursor, loading: false, firstUnread: null });
+  } catch (e) {
+    if (prev) setThread(id, prev);
+    else threads.value = new Map([...threads.value].filter(([k]) => k !== id));
+    focusMessage.value = null;
+    toast.value = e instanceof ApiError && e.status === 404 ? "That message is no longer there." : "The conversation could not be loaded.";
+  }
+}
+
 /** The first message from someone else past my read position (ids are time-ordered UUIDv7). */
 function firstUnreadOf(conv: Conversation, items: Message[]): string | null {
   const read = conv.my_last_read_message_id ?? "";
   return items.find((m) => m.sender_id !== me.value?.id && m.id > read)?.id ?? null;
 }
 
-/** Loads the next older page; resolves to how many messages were added at the front. */
-export async function loadOlder(id: string): Promise<number> {
+/**
+ * Loads the next older page (or, for a thread opened around an older message, the next newer
+ * one); resolves to how many messages were added.
+ */
+export async function loadPage(id: string, side: "older" | "newer"): Promise<number> {
   const t = threads.value.get(id);
-  if (!t || t.loading || !t.older) return 0;
+  const cursor = t?.[side];
+  if (!t || t.loading || !cursor) return 0;
   setThread(id, { ...t, loading: true });
   try {
-    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=100&cursor=${encodeURIComponent(t.older)}`);
+    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=100&cursor=${encodeURIComponent(cursor)}`);
     const cur = threads.value.get(id)!;
     const known = new Set(cur.items.map((m) => m.id));
-    const older = page.items.reverse().filter((m) => !known.has(m.id));
-    setThread(id, { ...cur, items: [...older, ...cur.items], older: page.next_cursor, loading: false });
-    return older.length;
+    // Older pages come newest first, newer ones oldest first.
+    const added = (side === "older" ? page.items.reverse() : page.items).filter((m) => !known.has(m.id));
+    // Our own messages still on their way stay last.
+    const sent = cur.items.filter((m) => m.pending === undefined);
+    const pending = cur.items.filter((m) => m.pending !== undefined);
+    const items = side === "older" ? [...added, ...cur.items] : [...sent, ...added, ...pending];
+    setThread(id, { ...cur, items, [side]: page.next_cursor, loading: false });
+    if (side === "newer" && !page.next_cursor) markSeen(id);
+    return added.length;
   } catch {
     setThread(id, { ...threads.value.get(id)!, loading: false });
     return 0;
@@ -360,10 +410,12 @@ function receive(m: Message) {
   const conv = conversations.value.get(m.conversation_id);
   const mine = m.sender_id === me.value?.id;
   const t = threads.value.get(m.conversation_id);
+  // A thread short of its newest messages gets this one with the page that holds it, unless
+  // it is the acknowledgement of one of our pending sends.
   if (t && !t.items.some((x) => x.id === m.id)) {
     const i = m.client_msg_id ? t.items.findIndex((x) => x.pending !== undefined && x.client_msg_id === m.client_msg_id) : -1;
-    const items = i >= 0 ? t.items.map((x, j) => (j === i ? m : x)) : insertSorted(t.items, m);
-    setThread(m.conversation_id, { ...t, items });
+    const items = i >= 0 ? t.items.map((x, j) => (j === i ? m : x)) : t.newer ? null : insertSorted(t.items, m);
+    if (items) setThread(m.conversation_id, { ...t, items });
   }
   if (!mine) clearTyping(m.conversation_id, m.sender_id);
   if (conv) {
@@ -405,8 +457,9 @@ function applyReaction(m: Shown, userId: string, emoji: string, action: "add" | 
 
 /** Marks everything up to the newest message read (only while the tab is visible). */
 export function markSeen(id: string) {
-  if (document.visibilityState !== "visible" || activeId.value !== id) return;
   const t = threads.value.get(id);
+  // Reading an older part of the history (a search result) does not read the newest messages.
+  if (document.visibilityState !== "visible" || activeId.value !== id || t?.newer) return;
   const last = [...(t?.items ?? [])].reverse().find((m) => !m.pending && m.sender_id !== me.value?.id);
   const conv = conversations.value.get(id);
   if (conv && conv.unread_count) patchConversation(id, { unread_count: 0 });
