@@ -587,6 +587,7 @@ describe("search in the web client (issue #14)", () => {
     await say(alice, dm, "We deploy the release tonight");
     await say(carol, group.body.id, "ประชุมทีมวันศุกร์ตอนบ่ายสอง");
     await say(carol, group.body.id, "The release notes are ready");
+    await say(bob, group.body.id, "ประชุมเลื่อนเป็นสี่โมงนะครับ");
     await say(bob, group.body.id, "lunch?");
     const a = await pageFor(alice);
     await searchFor(a, "ประชุม");
@@ -594,14 +595,15 @@ describe("search in the web client (issue #14)", () => {
     await d.getByRole("region", { name: "Release team" }).waitFor();
     await d.getByRole("region", { name: bob.user.display_name }).waitFor();
     expect(await d.getByRole("region").count()).toBe(2);
-    expect(await d.locator("mark").allTextContents()).toEqual(["ประชุม", "ประชุม"]);
-    await expect(d.getByRole("region", { name: "Release team" }).getByRole("button").textContent()).resolves.toContain("ประชุมทีมวันศุกร์");
+    expect(await d.locator("mark").allTextContents()).toEqual(["ประชุม", "ประชุม", "ประชุม"]);
+    expect(await d.getByRole("region", { name: "Release team" }).getByRole("button").count()).toBe(2);
+    await a.screenshot({ path: join(shots, "search.png") });
+    await expect(d.getByRole("region", { name: "Release team" }).getByRole("button").last().textContent()).resolves.toContain("ประชุมทีมวันศุกร์");
 
     await searchFor(a, "RELEASE");
     await d.getByRole("region", { name: "Release team" }).getByText("notes are ready").waitFor();
     await d.getByRole("region", { name: bob.user.display_name }).getByText("tonight").waitFor();
     expect(await d.locator("mark").allTextContents()).toEqual(["release", "release"]);
-    await a.screenshot({ path: join(shots, "search.png") });
 
     await searchFor(a, "nothingsaysthis");
     await d.getByText("Nothing found.").waitFor();
@@ -692,6 +694,37 @@ describe("search in the web client (issue #14)", () => {
     await searchDialog(a).locator("button.result").filter({ hasText: "walrus" }).click();
     await log(a).locator(".msg.flash").filter({ hasText: "message 2 walrus" }).waitFor();
     await log(a).getByText("message 29", { exact: true }).waitFor({ state: "attached" });
+  });
+
+  btest("from a result far back, Jump to latest loads the newest messages; past the search budget, a 429 says to wait", async () => {
+    // Its own server, with a budget of 8 searches a minute (2 at once).
+    const server = await startServer({ searchesPerMinute: 8 });
+    try {
+      const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, server);
+      for (let i = 0; i < 150; i++) await say(bob, conv, i === 5 ? "message 5 okapi" : `message ${i}`, server);
+      const a = await pageFor(alice, "/", server);
+      await searchFor(a, "okapi");
+      await searchDialog(a).locator("button.result").filter({ hasText: "okapi" }).click();
+      await log(a).locator(".msg.flash").filter({ hasText: "message 5 okapi" }).waitFor();
+      expect(await log(a).getByText("message 149", { exact: true }).count()).toBe(0);
+      // Straight to the newest page, not through the newer pages between (cursors are base64url JSON).
+      const paged: string[] = [];
+      a.on("request", (r) => {
+        const cursor = new URL(r.url()).searchParams.get("cursor");
+        if (cursor && Buffer.from(cursor, "base64url").toString().includes('"after"')) paged.push(r.url());
+      });
+      await a.getByRole("button", { name: "Jump to latest" }).click();
+      await log(a).getByText("message 149", { exact: true }).waitFor();
+      expect(paged).toEqual([]);
+      await say(bob, conv, "live again", server);
+      await log(a).getByText("live again").waitFor();
+
+      for (let i = 0; i < 4; i++) await searchFor(a, `okapi ${i}`);
+      await searchDialog(a).getByRole("alert").filter({ hasText: "Too many searches at once" }).waitFor();
+    } finally {
+      await server.stop();
+    }
   });
 
   btest("the quick switcher asks the server for conversations the loaded list does not hold", async () => {
