@@ -719,6 +719,20 @@ describe("search in the web client (issue #14)", () => {
       expect(paged).toEqual([]);
       await say(bob, conv, "live again", server);
       await log(a).getByText("live again").waitFor();
+      // A send while reading far back goes after the newest messages, which are loaded first.
+      await a.goto(server.base + "/"); // (nothing loaded: the result's history is loaded around it)
+      await a.getByRole("navigation", { name: "Conversations" }).waitFor();
+      await searchFor(a, "okapi");
+      await searchDialog(a).locator("button.result").filter({ hasText: "okapi" }).click();
+      await log(a).locator(".msg.flash").filter({ hasText: "message 5 okapi" }).waitFor();
+      expect(await log(a).getByText("live again").count()).toBe(0);
+      await a.getByRole("textbox", { name: "Message" }).fill("sent from far back");
+      await a.keyboard.press("Enter");
+      await log(a).getByText("sent from far back").waitFor();
+      await settled(a);
+      const order = await log(a).locator(".body").allTextContents();
+      expect(order.slice(-3)).toEqual(["message 149", "live again", "sent from far back"]);
+      await expect(log(a).getByText("sent from far back").isVisible()).resolves.toBe(true);
 
       for (let i = 0; i < 4; i++) await searchFor(a, `okapi ${i}`);
       await searchDialog(a).getByRole("alert").filter({ hasText: "Too many searches at once" }).waitFor();

@@ -108,6 +108,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       requestAnimationFrame(() => void onScroll());
       return;
     }
+    // The thread was reloaded from its newest messages (a send while reading far back): follow the end.
+    if (startId && t && !t.loading && !items.some((m) => m.id === startId)) {
+      atBottom.current = true;
+      setStartId(null);
+      return;
+    }
     // Kept across the renders of one move (loading line, prepended page, moved window).
     if (anchor.current) {
       const a = el.querySelector<HTMLElement>(`[data-id="${CSS.escape(anchor.current.id)}"]`);

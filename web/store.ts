@@ -506,6 +506,8 @@ export async function send(conversationId: string, content: string, replyTo: str
     message_type: attachments.length ? "file" : "text", content, client_msg_id: cmid, reply_to_id: replyTo, created_at: now, edited_at: null, deleted_at: null,
     reactions: [], attachments, is_read: false, read_count: 0, pending: true,
   };
+  // Reading far back (a search result): the message goes after the newest ones, so load them first.
+  if (threads.value.get(conversationId)?.newer) await openThread(conversationId, true);
   const t = threads.value.get(conversationId);
   if (t) setThread(conversationId, { ...t, items: [...t.items, pending] });
   await deliver(pending);
