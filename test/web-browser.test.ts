@@ -621,6 +621,10 @@ describe("search in the web client (issue #14)", () => {
     const a = await pageFor(alice);
     let alerted = false;
     a.on("dialog", (dlg) => { alerted = true; void dlg.dismiss(); });
+    // Ctrl+Shift+F opens Search, its box focused.
+    await a.keyboard.press("Control+Shift+F");
+    await a.keyboard.type("xsscanary");
+    await expect(searchDialog(a).getByRole("searchbox", { name: "Search messages" }).inputValue()).resolves.toBe("xsscanary");
     await searchFor(a, "xsscanary");
     const result = searchDialog(a).locator(".snippet");
     await result.filter({ hasText: "xsscanary" }).waitFor();
@@ -743,8 +747,13 @@ describe("search in the web client (issue #14)", () => {
 
   btest("the quick switcher asks the server for conversations the loaded list does not hold", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
-    const group = (title: string) => s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } }).then((r) => expect(r.status).toBe(201));
+    const group = (title: string) => s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } }).then((r) => {
+      expect(r.status).toBe(201);
+      return r.body.id as string;
+    });
     await group("Hidden orchid garden");
+    const fern = await group("Hidden fern corner");
+    await say(bob, fern, "the ferns need water");
     for (let i = 0; i < 105; i++) await group(`bulk ${i}`);
     // The client loads at most 20 pages of the list; here it gets one (100), as if the rest were past that cap.
     const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
@@ -769,5 +778,10 @@ describe("search in the web client (issue #14)", () => {
     await a.getByRole("heading", { name: "Hidden orchid garden" }).waitFor();
     await convLink(a, "Hidden orchid").waitFor();
     expect(new URL(a.url()).pathname).toMatch(/^\/c\//);
+
+    // A message search hit in another conversation past the list is titled (fetched for it).
+    expect(await convLink(a, "Hidden fern").count()).toBe(0);
+    await searchFor(a, "need water");
+    await searchDialog(a).getByRole("region", { name: "Hidden fern corner" }).waitFor();
   });
 });

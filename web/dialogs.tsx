@@ -396,6 +396,9 @@ function Search() {
       const page = await api<Page<Hit>>("GET", `/api/search/messages?q=${encodeURIComponent(query.trim())}&limit=30${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
       if (ticket !== latest.current) return; // a newer search was started meanwhile
       setHits((h) => (cursor ? [...(h ?? []), ...page.items] : page.items));
+      // A hit in a conversation past the loaded list: fetch it, for its title.
+      const unknown = new Set(page.items.map((h) => h.message.conversation_id).filter((id) => !conversations.value.has(id)));
+      for (const id of unknown) void api<Conversation>("GET", `/api/conversations/${id}`).then((c) => mergeConversations([c]), () => {});
       setNext(page.next_cursor);
       setError(null);
     } catch (e) {
