@@ -3,7 +3,6 @@
  * the feature modules. Used by the CLI and by tests (which listen on port 0).
  */
 import { Elysia } from "elysia";
-import { openapi } from "@elysiajs/openapi";
 import { join } from "node:path";
 import { ensureDataDir, type Config } from "./config";
 import type { AppContext } from "./context";
@@ -31,12 +30,17 @@ import { Tickets, ticketRoutes } from "./realtime/tickets";
 import { EventLog } from "./events/log";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
-import { VERSION } from "./version";
 import { seedActivity } from "./lib/time";
 import { KeyedBuckets } from "./lib/rate-limit";
 import { Files } from "./files/service";
 import { openStore } from "./files/open-store";
 import { fileRoutes, signedLinks } from "./files/routes";
+import { docsRoutes } from "./docs/routes";
+import { Shape } from "./lib/model";
+import { op } from "./http/docs";
+import { t } from "elysia";
+
+const Health = Shape({ status: t.Literal("ok") });
 
 export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 /** The search index: derived from parley.db, rebuilt in the background when missing. */
@@ -135,21 +139,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(requestLogging(ctx))
     .use(errorHandling(ctx))
     .use(signedLinks(ctx))
-    .use(
-      openapi({
-        path: "/docs",
-        documentation: {
-          info: { title: "Parley", version: VERSION, description: "Self-hosted real-time chat server. WebSocket protocol: see the README." },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
-          security: [{ bearer: [] }],
-        },
-      }),
-    )
-    .get("/health", () => ({ status: "ok" as const }), { detail: { summary: "Liveness: the database is open and migrated", tags: ["ops"] } })
+    .use(docsRoutes())
+    .get("/health", () => ({ status: "ok" as const }), { detail: { ...op("Liveness: the database is open and migrated", { 200: Health }, { public: true }), tags: ["ops"] } })
     .get("/metrics", ({ set }) => {
       set.headers["content-type"] = "text/plain; version=0.0.4";
       return ctx.metrics.render();
-    }, { detail: { summary: "Prometheus metrics", tags: ["ops"] } })
+    }, { detail: { ...op("Prometheus metrics", { 200: t.String() }, { public: true, text: true }), tags: ["ops"] } })
     .use(authRoutes(ctx))
     .use(userRoutes(ctx))
     .use(friendRoutes(ctx))

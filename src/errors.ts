@@ -2,22 +2,7 @@
  * One error type for the whole app. Services throw it; the HTTP layer renders it as
  * `{error:{code,message,details}}` with its status, the WebSocket layer as an `error` frame.
  */
-export type ErrorCode =
-  | "bad_request"
-  | "unauthorized"
-  | "forbidden"
-  | "not_friends"
-  | "quota_exceeded"
-  | "not_found"
-  | "conflict"
-  | "sync_reset"
-  | "payload_too_large"
-  | "validation_failed"
-  | "rate_limited"
-  | "internal"
-  | "storage_full";
-
-const STATUS: Record<ErrorCode, number> = {
+const STATUS = {
   bad_request: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -31,7 +16,12 @@ const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   internal: 500,
   storage_full: 507,
-};
+} as const;
+
+export type ErrorCode = keyof typeof STATUS;
+export const ERROR_CODES = Object.keys(STATUS) as ErrorCode[];
+/** The HTTP status that answers an error code. */
+export const statusOf = (code: ErrorCode): number => STATUS[code];
 
 export class AppError extends Error {
   readonly status: number;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventsOf, lastSeq, startServer, type TestServer } from "./helpers";
 import { users } from "../src/db/schema";
+import { toUser } from "../src/users/dto";
 import { NEXT_SEQ_SQL, REPLAY_SQL } from "../src/events/log";
 import { Checkpointer } from "../src/db/checkpointer";
 import { openDatabase } from "../src/db/client";
@@ -23,7 +24,7 @@ describe("the event log", () => {
     expect(() =>
       events.write((w) => {
         w.tx.insert(users).values({ id: "rollback-user", username: "rollback_user", displayName: "r", passwordHash: "x", profileImageUrl: null, lastActiveAt: 0, createdAt: 0, updatedAt: 0 }).run();
-        w.emit("user:rollback-user", "user.update", { id: "rollback-user" });
+        w.emit("user:rollback-user", "user.update", toUser({ id: "rollback-user", username: "rollback_user", displayName: "r", profileImageUrl: null, lastActiveAt: 0, createdAt: 0 }));
         throw new Error("fails after the write");
       }),
     ).toThrow("fails after the write");
@@ -32,8 +33,9 @@ describe("the event log", () => {
     expect(seen).toEqual([]);
 
     const result = events.write((w) => {
-      w.emit("user:nobody", "notification", { kind: "test" });
-      w.emit("user:nobody", "notification", { kind: "test2" });
+      const mention = { kind: "mention" as const, conversation_id: "c", message_id: "m", from_user_id: "u" };
+      w.emit("user:nobody", "notification", mention);
+      w.emit("user:nobody", "notification", { ...mention, message_id: "m2" });
       return 42;
     });
     expect(result).toBe(42);
@@ -52,7 +54,7 @@ describe("the event log", () => {
     const change = (id: string, fail = false) =>
       events.writeBatched((w) => {
         w.tx.insert(users).values(user(id)).run();
-        w.emit(`user:${id}`, "user.update", { id });
+        w.emit(`user:${id}`, "user.update", toUser(user(id)));
         if (fail) throw new Error(`${id} fails`);
         return id;
       });

@@ -124,21 +124,22 @@ describe("the error mapping", () => {
     const { events } = s.app.ctx;
     const before = events.lastSeq();
     const full = Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+    const mention = (n: number) => ({ kind: "mention" as const, conversation_id: "c", message_id: `m${n}`, from_user_id: "u" });
     const results = await Promise.allSettled([
-      events.writeBatched((w) => w.emit("user:x", "notification", { n: 1 })),
+      events.writeBatched((w) => w.emit("user:x", "notification", mention(1))),
       // What SQLite does on some full-disk failures: it rolls the whole transaction back itself.
       events.writeBatched((w) => {
-        w.emit("user:x", "notification", { n: 2 });
+        w.emit("user:x", "notification", mention(2));
         w.tx.$client.run("ROLLBACK");
         throw full;
       }),
-      events.writeBatched((w) => w.emit("user:x", "notification", { n: 3 })),
+      events.writeBatched((w) => w.emit("user:x", "notification", mention(3))),
     ]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected", "rejected"]);
     for (const r of results) expect((r as PromiseRejectedResult).reason).toBe(full);
     expect(s.app.ctx.db.$client.query("SELECT count(*) AS n FROM events WHERE topic = 'user:x'").get()).toEqual({ n: 0 });
     expect(s.app.ctx.db.$client.inTransaction).toBe(false);
-    expect(await events.writeBatched((w) => w.emit("user:x", "notification", { n: 4 }))).toBeGreaterThan(before);
+    expect(await events.writeBatched((w) => w.emit("user:x", "notification", mention(4)))).toBeGreaterThan(before);
   });
 
   test("a database that cannot grow: 507 on REST, storage_full frames, reads work, writes resume", async () => {

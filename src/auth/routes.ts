@@ -1,10 +1,10 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import type { AppContext } from "../context";
 import { KeyedBuckets, addressKey } from "../lib/rate-limit";
-import { toUser, UserSchema, USERNAME, PASSWORD, DISPLAY_NAME } from "../users/dto";
+import { toUser } from "../users/dto";
+import { op } from "../http/docs";
+import { LoginBody, RegisterBody, Session } from "./model";
 import { authPlugin } from "./plugin";
-
-const AuthResponse = t.Object({ token: t.String(), expires_at: t.String({ format: "date-time" }), user: UserSchema });
 
 /** The client's address as a rate-limit key (an IPv6 client by its /64). */
 const clientAddress = (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) =>
@@ -25,9 +25,8 @@ export const authRoutes = (ctx: AppContext) => {
         return { ...(await ctx.tokens.issue(user.id)), user: toUser(user) };
       },
       {
-        body: t.Object({ username: USERNAME, password: PASSWORD, display_name: t.Optional(DISPLAY_NAME) }),
-        response: { 201: AuthResponse },
-        detail: { summary: "Create an account and get a token; 429 past REGISTRATIONS_PER_ADDRESS an hour" },
+        body: RegisterBody,
+        detail: op("Create an account and get a token", { 201: Session }, { public: true, errors: [409, 429, 507], description: "409 when the username is taken; 429 past REGISTRATIONS_PER_ADDRESS an hour." }),
       },
     )
     .post(
@@ -37,10 +36,8 @@ export const authRoutes = (ctx: AppContext) => {
         return { ...(await ctx.tokens.issue(user.id)), user: toUser(user) };
       },
       {
-        // Loose on purpose: a wrong-shaped username is just a failed login, not a hint.
-        body: t.Object({ username: t.String({ minLength: 1, maxLength: 128 }), password: t.String({ minLength: 1, maxLength: 1024 }) }),
-        response: { 200: AuthResponse },
-        detail: { summary: "Log in; 401 with one message for a wrong username or password, 429 when rate limited" },
+        body: LoginBody,
+        detail: op("Log in", { 200: Session }, { public: true, errors: [401, 429], description: "401 with one message for a wrong username or password; 429 when login failures are rate limited." }),
       },
     )
     .use(refreshRoute(ctx));
@@ -56,6 +53,5 @@ const refreshRoute = (ctx: AppContext) =>
   new Elysia({ tags: ["auth"] })
     .use(authPlugin(ctx))
     .post("/refresh", async ({ me }) => ({ ...(await ctx.tokens.issue(me.id)), user: toUser(me) }), {
-      response: { 200: AuthResponse },
-      detail: { summary: "Exchange a valid token for a new one with a full lifetime" },
+      detail: op("Exchange a valid token for a new one with a full lifetime", { 200: Session }),
     });

@@ -1,9 +1,10 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
+import { op } from "../http/docs";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
-import { CreateConversationBody } from "./schemas";
+import { AddMembersBody, Conversation, ConversationPage, CreateConversationBody, Member, MemberPage, RenameBody, RoleBody } from "./model";
 import { addMembers, createConversation, deleteConversation, getConversation, listConversationsJson, listMembers, removeMember, renameConversation, setRole } from "./service";
 
 export const conversationRoutes = (ctx: AppContext) =>
@@ -17,7 +18,10 @@ export const conversationRoutes = (ctx: AppContext) =>
         set.status = created ? 201 : 200;
         return conversation;
       },
-      { body: CreateConversationBody, detail: { summary: "Create a direct (one per pair; 200 with the existing one) or group conversation" } },
+      {
+        body: CreateConversationBody,
+        detail: op("Create a direct (one per pair; 200 with the existing one) or group conversation", { 201: Conversation, 200: Conversation }, { write: true, errors: [403, 404] }),
+      },
     )
     .get("", ({ me, query, set }) => {
       // Serialised by the service (the same text every new socket gets as conversation.list).
@@ -25,12 +29,12 @@ export const conversationRoutes = (ctx: AppContext) =>
       return listConversationsJson(ctx, me.id, parseLimit(query.limit), query.cursor);
     }, {
       query: PageQuery,
-      detail: { summary: "The caller's conversations, most recent activity first" },
+      detail: op("The caller's conversations, most recent activity first", { 200: ConversationPage }),
     })
-    .get("/:id", ({ me, params }) => getConversation(ctx, me.id, params.id), { detail: { summary: "One conversation (members only)" } })
+    .get("/:id", ({ me, params }) => getConversation(ctx, me.id, params.id), { detail: op("One conversation (members only)", { 200: Conversation }, { errors: [404] }) })
     .patch("/:id", ({ me, params, body }) => renameConversation(ctx, me, params.id, body.title), {
-      body: t.Object({ title: t.Optional(t.String({ minLength: 1, maxLength: 400, description: "1–100 characters" })) }),
-      detail: { summary: "Rename a group (owner/admin)" },
+      body: RenameBody,
+      detail: op("Rename a group (owner/admin)", { 200: Conversation }, { write: true, errors: [403, 404] }),
     })
     .delete(
       "/:id",
@@ -38,15 +42,15 @@ export const conversationRoutes = (ctx: AppContext) =>
         deleteConversation(ctx, me, params.id);
         set.status = 204;
       },
-      { detail: { summary: "Delete (group owner, or either side of a direct conversation)" } },
+      { detail: op("Delete (group owner, or either side of a direct conversation)", { 204: null }, { write: true, errors: [403, 404] }) },
     )
     .get("/:id/members", ({ me, params, query }) => listMembers(ctx, me.id, params.id, parseLimit(query.limit), query.cursor), {
       query: PageQuery,
-      detail: { summary: "The conversation's members in join order, paged (members only)" },
+      detail: op("The conversation's members in join order, paged (members only)", { 200: MemberPage }, { errors: [404] }),
     })
     .post("/:id/members", ({ me, params, body }) => addMembers(ctx, me, params.id, body.user_ids), {
-      body: t.Object({ user_ids: t.Array(t.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100_000 }) }),
-      detail: { summary: "Add members to a group (owner/admin)" },
+      body: AddMembersBody,
+      detail: op("Add members to a group (owner/admin)", { 200: Conversation }, { write: true, errors: [403, 404] }),
     })
     .delete(
       "/:id/members/:user_id",
@@ -54,9 +58,9 @@ export const conversationRoutes = (ctx: AppContext) =>
         removeMember(ctx, me, params.id, params.user_id);
         set.status = 204;
       },
-      { detail: { summary: "Remove a member (owner/admin) or leave (yourself)" } },
+      { detail: op("Remove a member (owner/admin) or leave (yourself)", { 204: null }, { write: true, errors: [403, 404] }) },
     )
     .patch("/:id/members/:user_id", ({ me, params, body }) => setRole(ctx, me, params.id, params.user_id, body.role), {
-      body: t.Object({ role: t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member")]) }),
-      detail: { summary: "Set a member's role (owner); role owner hands ownership over" },
+      body: RoleBody,
+      detail: op("Set a member's role (owner); role owner hands ownership over", { 200: Member }, { write: true, errors: [403, 404] }),
     });

@@ -11,44 +11,10 @@ import { conversations, members, type ConversationRow, type MemberRow, type Role
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
 import { toUser, type User } from "../users/dto";
-import { lastMessagesOf, unreadCount, type Message } from "../messages/view";
+import { lastMessagesOf, unreadCount } from "../messages/view";
 
-export interface Member { user: User; role: Role; joined_at: string; last_read_message_id: string | null }
-
-/**
- * The conversation's own fields, the same for every member. What depends on the viewer
- * (unread count, role, read position, the peer of a direct conversation), on messages (kept
- * current by `message.*`) or on membership (kept current by `conversation.member_*`) is not
- * among them.
- */
-export interface ConversationFields {
-  id: string;
-  type: ConversationRow["type"];
-  title: string | null;
-  created_by: string;
-  created_at: string;
-  updated_at: string;
-}
-
-/**
- * The data of `conversation.update`: the conversation's own fields with what is the same for
- * every member at that point (the member count, when the last message came), so that it is
- * a `Conversation` less only what depends on the viewer and the last message itself.
- */
-export interface ConversationUpdate extends ConversationFields {
-  last_message_at: string | null;
-  is_subscribed: boolean;
-  member_count: number;
-}
-
-export interface Conversation extends ConversationUpdate {
-  last_message: Message | null;
-  unread_count: number;
-  my_role: Role;
-  my_last_read_message_id: string | null;
-  /** For a direct conversation the other member; null for a group. */
-  peer: User | null;
-}
+import type { Conversation, ConversationFields, ConversationUpdate, Member } from "./model";
+export type { Conversation, ConversationFields, ConversationUpdate, Member };
 
 type Reader = DB | Tx;
 

@@ -11,6 +11,7 @@ import type { DB } from "../db/client";
 import { AppError } from "../errors";
 import { iso } from "../lib/time";
 import { readEpoch } from "./epoch";
+import type { EventData, EventType } from "../models";
 
 export interface StoredEvent {
   seq: number;
@@ -31,10 +32,10 @@ export type Tx = DB;
 export interface Writer {
   /** The drizzle transaction: every query of the change goes through it. */
   tx: Tx;
-  /** Appends an event to the log, in this transaction; returns its seq. */
-  emit(topic: string, type: string, data: unknown): number;
+  /** Appends an event to the log, in this transaction; returns its seq. Its data is typed by the catalogue (src/models.ts). */
+  emit<T extends EventType>(topic: string, type: T, data: EventData<T>): number;
   /** Appends the same event to many topics, its data serialised and stored once; returns the last seq (0 for none). */
-  emitMany(topics: string[], type: string, data: unknown): number;
+  emitMany<T extends EventType>(topics: string[], type: T, data: EventData<T>): number;
 }
 
 interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void }

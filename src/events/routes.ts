@@ -1,4 +1,7 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
+import { op } from "../http/docs";
+import { EventQuery } from "./model";
+import { EventPage } from "../models";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { AppError } from "../errors";
@@ -28,12 +31,10 @@ export const eventRoutes = (ctx: AppContext) =>
         return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null, epoch: ctx.events.epoch };
       },
       {
-        query: t.Object({
-          since: t.Optional(t.String({ description: "the highest seq already processed (default 0)" })),
-          limit: t.Optional(t.String({ description: "1–1000, default 100" })),
-          cursor: t.Optional(t.String()),
-          epoch: t.Optional(t.String({ description: "the epoch `since` belongs to; another one is 410 sync_reset" })),
+        query: EventQuery,
+        detail: op("Replay: the caller's events after `since`, in seq order, and the log's epoch", { 200: EventPage }, {
+          errors: [410],
+          description: "410 sync_reset when `since` is outside the retained log or `epoch` is not this log's. Each item's `data` is its event's model, as on the WebSocket (/docs/ws).",
         }),
-        detail: { summary: "Replay: the caller's events after `since`, in seq order, and the log's epoch; 410 sync_reset when since is older than the retained log or `epoch` is not this log's" },
       },
     );

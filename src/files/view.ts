@@ -7,19 +7,9 @@ import type { Tx } from "../events/log";
 import { iso } from "../lib/time";
 import { attachmentPath } from "./paths";
 
-export interface Attachment {
-  id: string;
-  filename: string;
-  content_type: string;
-  size: number;
-  sha256: string;
-  width: number | null;
-  height: number | null;
-  /** Bare paths in stored and broadcast messages; signed for the viewer on the way out (links.ts). */
-  url: string;
-  thumbnail_url: string | null;
-  created_at: string;
-}
+import type { Attachment } from "./model";
+/** Its `url`s are bare paths in stored and broadcast messages; signed for the viewer on the way out (links.ts). */
+export type { Attachment };
 
 export function toAttachment(a: AttachmentRow): Attachment {
   return {

@@ -1,4 +1,6 @@
 import { Elysia, t } from "elysia";
+import { op } from "../http/docs";
+import { Friendship, FriendshipPage, FriendshipQuery, FriendRequestBody } from "./model";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
@@ -17,27 +19,21 @@ export const friendRoutes = (ctx: AppContext) =>
         return friendship;
       },
       {
-        body: t.Object({ friend_id: t.String({ minLength: 1, maxLength: 64 }) }),
-        detail: { summary: "Send a friend request (201); if they already asked you, it is accepted instead (200)" },
+        body: FriendRequestBody,
+        detail: op("Send a friend request (201); if they already asked you, it is accepted instead (200)", { 201: Friendship, 200: Friendship }, { write: true, errors: [404, 409] }),
       },
     )
-    .patch("/:id/accept", ({ me, params }) => acceptFriend(ctx, me, params.id), { detail: { summary: "Accept (addressee only)" } })
-    .patch("/:id/reject", ({ me, params }) => rejectFriend(ctx, me, params.id), { detail: { summary: "Reject (addressee only)" } })
+    .patch("/:id/accept", ({ me, params }) => acceptFriend(ctx, me, params.id), { detail: op("Accept (addressee only)", { 200: Friendship }, { write: true, errors: [403, 404, 409] }) })
+    .patch("/:id/reject", ({ me, params }) => rejectFriend(ctx, me, params.id), { detail: op("Reject (addressee only)", { 200: Friendship }, { write: true, errors: [403, 404, 409] }) })
     .delete(
       "/:id",
       ({ me, params, set }) => {
         removeFriend(ctx, me, params.id);
         set.status = 204;
       },
-      { detail: { summary: "Cancel a request or unfriend (either side)" } },
+      { detail: op("Cancel a request or unfriend (either side)", { 204: null }, { write: true, errors: [404] }) },
     )
     .get("", ({ me, query }) => listFriendships(ctx, me, query, parseLimit(query.limit), query.cursor), {
-      query: t.Composite([
-        PageQuery,
-        t.Object({
-          status: t.Optional(t.Union([t.Literal("accepted"), t.Literal("pending"), t.Literal("rejected")])),
-          direction: t.Optional(t.Union([t.Literal("incoming"), t.Literal("outgoing")])),
-        }),
-      ]),
-      detail: { summary: "The caller's friendships (default: pending and accepted), newest first" },
+      query: t.Composite([PageQuery, FriendshipQuery]),
+      detail: op("The caller's friendships (default: pending and accepted), newest first", { 200: FriendshipPage }),
     });

@@ -10,20 +10,12 @@ import { conflict, forbidden, notFound, invalid } from "../errors";
 import { userTopic, type Writer } from "../events/log";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { isoOrNull, iso } from "../lib/time";
-import { toUser, type User } from "../users/dto";
+import { toUser } from "../users/dto";
+import type { Friendship } from "./model";
 
 export const pairKey = (a: string, b: string) => (a < b ? `${a}|${b}` : `${b}|${a}`);
 
-export interface Friendship {
-  id: string;
-  user_id: string;
-  friend_id: string;
-  status: FriendshipRow["status"];
-  requested_at: string;
-  accepted_at: string | null;
-  user: User;
-  friend: User;
-}
+export type { Friendship } from "./model";
 
 const toFriendship = (f: FriendshipRow, requester: UserRow, addressee: UserRow): Friendship => ({
   id: f.id,
@@ -40,7 +32,7 @@ const userById = (w: Writer | { tx: DB }, id: string) => w.tx.select().from(user
 
 function accept(w: Writer, f: FriendshipRow, acceptor: UserRow, notify: string[]): Friendship {
   const row = w.tx.update(friendships).set({ status: "accepted", acceptedAt: Date.now() }).where(eq(friendships.id, f.id)).returning().get()!;
-  const data = { friendship_id: row.id, user_id: row.userId, friend_id: row.friendId, status: row.status, accepted_at: isoOrNull(row.acceptedAt), acceptor: toUser(acceptor) };
+  const data = { friendship_id: row.id, user_id: row.userId, friend_id: row.friendId, status: "accepted" as const, accepted_at: iso(row.acceptedAt!), acceptor: toUser(acceptor) };
   for (const id of notify) w.emit(userTopic(id), "friend.accept", data);
   const requester = row.userId === acceptor.id ? acceptor : userById(w, row.userId)!;
   const addressee = row.friendId === acceptor.id ? acceptor : userById(w, row.friendId)!;
@@ -67,7 +59,7 @@ export function requestFriend(ctx: AppContext, me: UserRow, friendId: string): {
       .returning()
       .get();
     w.emit(userTopic(friendId), "friend.request", {
-      request_id: row.id, user_id: row.userId, friend_id: row.friendId, status: row.status, requested_at: iso(row.requestedAt), sender: toUser(me),
+      request_id: row.id, user_id: row.userId, friend_id: row.friendId, status: "pending", requested_at: iso(row.requestedAt), sender: toUser(me),
     });
     return { created: true, friendship: toFriendship(row, me, other) };
   });

@@ -1,9 +1,10 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
+import { op } from "../http/docs";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { AppError } from "../errors";
 import { parseLimit } from "../http/paging";
-import { EditBody, ReactionBody, ReadBody, SendBody } from "./schemas";
+import { EditBody, HistoryQuery, Message, MessagePage, ReactionBody, ReadBody, ReadReceipt, SendBody } from "./model";
 import { deleteMessage, editMessage, listMessages, markRead, react, sendMessage } from "./service";
 import { spendSend, spendWrite } from "../http/write-limit";
 
@@ -34,28 +35,23 @@ export const messageRoutes = (ctx: AppContext) => {
         set.status = created ? 201 : 200;
         return message;
       },
-      { body: SendBody, detail: { summary: "Send (201); a repeated client_msg_id returns the stored message (200)" } },
+      { body: SendBody, detail: op("Send (201); a repeated client_msg_id returns the stored message (200)", { 201: Message, 200: Message }, { write: true, errors: [404] }) },
     )
     .get(
       "/api/conversations/:id/messages",
       ({ me, params, query }) => listMessages(ctx, me, params.id, { before: query.before, after: query.after, cursor: query.cursor, limit: parseLimit(query.limit) }),
       {
-        query: t.Object({
-          before: t.Optional(t.String({ description: "newest first, older than this message id" })),
-          after: t.Optional(t.String({ description: "oldest first, newer than this message id" })),
-          cursor: t.Optional(t.String()),
-          limit: t.Optional(t.String({ description: "1–100, default 50" })),
-        }),
-        detail: { summary: "History" },
+        query: HistoryQuery,
+        detail: op("History: newest first, or with `after` oldest first", { 200: MessagePage }, { errors: [404] }),
       },
     )
     .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(ctx, me.id), markRead(ctx, me, params.id, body.message_id)), {
       body: ReadBody,
-      detail: { summary: "Move the caller's read position forward" },
+      detail: op("Move the caller's read position forward", { 200: ReadReceipt }, { write: true, errors: [404] }),
     })
     .patch("/api/messages/:id", ({ me, params, body }) => (spendWrite(ctx, me.id), editMessage(ctx, me, params.id, body.content)), {
       body: EditBody,
-      detail: { summary: "Edit (sender only)" },
+      detail: op("Edit (sender only)", { 200: Message }, { write: true, errors: [403, 404, 409] }),
     })
     .delete(
       "/api/messages/:id",
@@ -64,13 +60,13 @@ export const messageRoutes = (ctx: AppContext) => {
         deleteMessage(ctx, me, params.id);
         set.status = 204;
       },
-      { detail: { summary: "Delete (sender, or group owner/admin); leaves a tombstone" } },
+      { detail: op("Delete (sender, or group owner/admin); leaves a tombstone", { 204: null }, { write: true, errors: [403, 404] }) },
     )
     .post("/api/messages/:id/reactions", ({ me, params, body }) => (spendWrite(ctx, me.id), react(ctx, me, params.id, body.emoji, "add")), {
       body: ReactionBody,
-      detail: { summary: "Add the caller's reaction" },
+      detail: op("Add the caller's reaction", { 200: Message }, { write: true, errors: [404, 409] }),
     })
     .delete("/api/messages/:id/reactions/:emoji", ({ me, params, request }) => (spendWrite(ctx, me.id), react(ctx, me, params.id, emojiSegment(request), "remove")), {
-      detail: { summary: "Remove the caller's reaction (emoji URL-encoded)" },
+      detail: op("Remove the caller's reaction (emoji URL-encoded)", { 200: Message }, { write: true, errors: [404, 409] }),
     });
 };

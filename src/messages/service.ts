@@ -12,19 +12,15 @@ import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMembership } from "../conversations/service";
 import { conversationRow, memberRow } from "../conversations/view";
 import { activityKey, iso } from "../lib/time";
+import type { Static } from "../lib/model";
+import type { ReadReceipt, SendBody } from "./model";
 import { MAX_REACTION_KINDS, messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
 import { attach, messageTypeOf, release } from "../files/service";
 import { toAttachment } from "../files/view";
 
 export const MAX_CONTENT = 4000;
 
-export interface SendInput {
-  content?: string;
-  message_type?: "text" | "image" | "file" | "system" | null;
-  client_msg_id?: string | null;
-  reply_to_id?: string | null;
-  attachment_ids?: string[] | null;
-}
+export type SendInput = Static<typeof SendBody>;
 
 /** Trims and checks content: 1–4000 characters (code points); may be empty on a message with files. */
 function cleanContent(raw: string, mayBeEmpty = false): string {
@@ -202,7 +198,6 @@ export function deleteMessage(ctx: AppContext, me: UserRow, messageId: string): 
   });
 }
 
-export interface ReadReceipt { conversation_id: string; user_id: string; message_id: string | null; read_at: string; unread_count: number }
 
 /**
  * Moves the caller's read position forward to `messageId`. Reading an older message or

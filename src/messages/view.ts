@@ -5,14 +5,15 @@
 import { asc, eq, sql, type SQL } from "drizzle-orm";
 import { inJsonArray, prepared } from "../db/prepared";
 import type { DB } from "../db/client";
-import { messages, reactions, users, type ConversationRow, type MessageRow } from "../db/schema";
+import { messages, reactions, users, type ConversationRow } from "../db/schema";
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
 import { attachmentsOf, type Attachment } from "../files/view";
 
 type Reader = DB | Tx;
 
-export interface Reaction { emoji: string; count: number; user_ids: string[] }
+import type { Message, Reaction } from "./model";
+export type { Message, Reaction };
 
 /**
  * A message shows at most this many different reactions (more are refused), and each names
@@ -21,26 +22,6 @@ export interface Reaction { emoji: string; count: number; user_ids: string[] }
  */
 export const MAX_REACTION_KINDS = 20;
 export const REACTION_USER_IDS = 10;
-
-export interface Message {
-  id: string;
-  conversation_id: string;
-  sender_id: string;
-  sender_name: string;
-  sender_avatar: string | null;
-  sender_info: { id: string; username: string; display_name: string; profile_image_url: string | null };
-  message_type: MessageRow["messageType"];
-  content: string;
-  client_msg_id: string | null;
-  reply_to_id: string | null;
-  created_at: string;
-  edited_at: string | null;
-  deleted_at: string | null;
-  reactions: Reaction[];
-  attachments: Attachment[];
-  is_read: boolean;
-  read_count: number;
-}
 
 /** Members other than the sender whose read position is at or past the message. */
 // Written out in full: drizzle renders columns inside sql`` unqualified, which would bind to the subquery's table.

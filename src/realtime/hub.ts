@@ -17,13 +17,16 @@ import { eventFrame, frame } from "./protocol";
 import { LastActive } from "./last-active";
 import { CLOSE_CODES, type CloseCode } from "./close-codes";
 import { UNSIGNED_LINK } from "../files/links";
+import type { Static } from "../lib/model";
+import type { SignalData } from "../models";
+import type { AlertKind as AlertKindModel } from "./model";
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
 export type RawSocket = ServerWebSocket<unknown>;
 
 /** Why the server closes a socket, as `alert.kind` tells the client. */
-export type AlertKind = "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized";
+export type AlertKind = Static<typeof AlertKindModel>;
 
 /** What the server keeps per open socket. */
 export interface SocketState {
@@ -371,7 +374,7 @@ export class Hub {
   closeWith(ws: RawSocket, code: CloseCode, kind: AlertKind, message: string, retryAfterMs?: number) {
     const state = this.sockets.get(ws);
     if (state) state.closing = true;
-    const data: Record<string, unknown> = { kind, message, retry: CLOSE_CODES[code].retry };
+    const data: SignalData<"alert"> = { kind, message, retry: CLOSE_CODES[code].retry };
     if (retryAfterMs !== undefined) data.retry_after_ms = retryAfterMs;
     this.ctx.metrics.framesOut.inc({ type: "alert" });
     ws.send(frame("alert", data));

@@ -3,44 +3,21 @@
  * Frames are validated here with typebox, not by Elysia, so that every failure becomes
  * this protocol's `error` frame.
  *
- * Frame schemas are strict (test/schema-audit.ts checks every one): `Value.Check` runs no
+ * Frame schemas (in the feature models) are strict (test/schema-audit.ts checks every one): `Value.Check` runs no
  * Transform, so a coercing type such as Elysia's `t.Integer` (a string-or-integer union
  * whose range is only checked when decoding) would let "0" or "1e3" past its bounds; and
  * an object that is one branch of a union allows no other fields.
  */
-import { t, type Static, type TSchema } from "elysia";
-import { Type } from "@sinclair/typebox";
+import type { Static } from "elysia";
 import { wellFormed } from "../lib/text";
 import { iso } from "../lib/time";
 import { validationDetails } from "../http/errors";
 import { Value } from "@sinclair/typebox/value";
 import { AppError, type ErrorCode } from "../errors";
-import { CreateConversationBody } from "../conversations/schemas";
-import { EditBody, SendBody } from "../messages/schemas";
+import { REQUESTS, type SignalData, type SignalType } from "../models";
 
-const Id = t.String({ minLength: 1, maxLength: 64 });
-const Ids = t.Array(Id, { minItems: 1, maxItems: 500 });
-const Empty = t.Union([t.Object({}), t.Null(), t.Undefined()]);
-/** `{user_id}` or `{user_ids}`, never both: the branch is the shape that was validated. */
-const StatusTargets = t.Union([t.Object({ user_id: Id }, { additionalProperties: false }), t.Object({ user_ids: Ids }, { additionalProperties: false })]);
-
-/** `data` schema of each client frame type. */
-export const CLIENT_FRAMES = {
-  ping: Empty,
-  disconnect: Empty,
-  "message.send": t.Composite([t.Object({ conversation_id: Id }), SendBody]),
-  "message.edit": t.Composite([t.Object({ message_id: Id }), EditBody]),
-  "message.delete": t.Object({ message_id: Id }),
-  "message.read": t.Object({ conversation_id: Id, message_id: Id }),
-  "message.typing": t.Object({ conversation_id: Id, is_typing: t.Boolean() }),
-  "conversation.join": t.Object({ conversation_id: Id }),
-  "conversation.leave": t.Object({ conversation_id: Id }),
-  "conversation.active": t.Object({ conversation_id: t.Union([Id, t.Null()]) }),
-  "conversation.create": CreateConversationBody,
-  "conversation.load": t.Object({ cursor: t.Optional(t.String({ maxLength: 512 })), limit: t.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }),
-  "user.status.subscribe": StatusTargets,
-  "user.status.unsubscribe": StatusTargets,
-} satisfies Record<string, TSchema>;
+/** `data` schema of each client frame type: the catalogue's requests (each feature's model). */
+export const CLIENT_FRAMES = REQUESTS;
 
 export type ClientType = keyof typeof CLIENT_FRAMES;
 export type FrameData<T extends ClientType> = Static<(typeof CLIENT_FRAMES)[T]>;
@@ -88,7 +65,7 @@ export function frameIdentity(raw: unknown): { type: string | null; request_id?:
 const now = () => iso(Date.now());
 
 /** A server frame that is not a persisted event (reply, presence, typing, alert). */
-export function frame(type: string, data: unknown, requestId?: string): string {
+export function frame<T extends SignalType>(type: T, data: SignalData<T>, requestId?: string): string {
   const f: Record<string, unknown> = { type, data, timestamp: now(), success: true };
   if (requestId !== undefined) f.request_id = requestId;
   return JSON.stringify(f);

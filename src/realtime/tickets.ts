@@ -4,7 +4,9 @@
  * which costs a client one more ticket request.
  */
 import { randomBytes } from "node:crypto";
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
+import { op } from "../http/docs";
+import { Ticket } from "./model";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { authPlugin } from "../auth/plugin";
@@ -44,6 +46,5 @@ export const ticketRoutes = (ctx: AppContext, tickets: Tickets) =>
     .use(authPlugin(ctx))
     .use(writeLimit(ctx))
     .post("/ticket", ({ me, expiresAtMs }) => tickets.issue(me.id, expiresAtMs), {
-      response: t.Object({ ticket: t.String(), expires_at: t.String({ format: "date-time" }) }),
-      detail: { summary: "A single-use ticket, valid 30 s, accepted as /ws/user?ticket= instead of the token" },
+      detail: op("A single-use ticket, valid 30 s, accepted as /ws/user?ticket= instead of the token", { 200: Ticket }, { write: true }),
     });

@@ -17,6 +17,8 @@ import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, typ
 import type { Hub, RawSocket, SocketState } from "./hub";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
+import { op } from "../http/docs";
+import type { Ack, AckType, SignalData, SignalType } from "../models";
 
 /** What a handler gets: the socket, its user (fresh from the database) and the request id. */
 interface Call { state: SocketState; me: () => UserRow; requestId?: string }
@@ -40,11 +42,27 @@ function asFrame(message: unknown): unknown {
   }
 }
 
+/** The upgrade as OpenAPI sees it; the protocol after it is in AsyncAPI (/docs/ws). */
+const UPGRADE_DOC = {
+  ...op("Open the WebSocket (an upgrade; the protocol: /docs/ws)", { 101: null }, {
+    errors: [429],
+    description: "Send `Upgrade: websocket`; a plain GET is 400. The token may also come as `?token=` or a ticket as `?ticket=`. " +
+      "After the upgrade, frames are described in [/docs/ws](/docs/ws) and [/docs/asyncapi.json](/docs/asyncapi.json).",
+  }),
+  tags: ["realtime"],
+  parameters: [
+    { name: "token", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the JWT, for clients that cannot set headers" },
+    { name: "ticket", in: "query" as const, required: false, schema: { type: "string" as const }, description: "a single-use ticket from POST /api/ws/ticket" },
+    { name: "since", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the highest seq processed: replay what came after" },
+    { name: "epoch", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the epoch `since` belongs to (from connect or sync.complete); another one gets sync.reset" },
+  ],
+};
+
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
-  const reply = (call: Call, type: string, data: unknown) => hub.send(call.state, type, frame(type, data, call.requestId));
+  const reply = <T extends SignalType>(call: Call, type: T, data: SignalData<T>) => hub.send(call.state, type, frame(type, data, call.requestId));
   /** Mutations answer through their events; a request id also gets an `ack` carrying the result. */
-  const ack = (call: Call, requestType: ClientType, result: unknown) => {
-    if (call.requestId !== undefined) reply(call, "ack", { request_type: requestType, result });
+  const ack = <T extends AckType>(call: Call, requestType: T, result: Extract<Ack, { request_type: T }>["result"]) => {
+    if (call.requestId !== undefined) reply(call, "ack", { request_type: requestType, result } as Ack);
   };
   const member = (call: Call, conversationId: string) => requireMembership(ctx.db, conversationId, call.state.userId);
 
@@ -249,7 +267,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     // so it never spends a ticket).
     .get("/ws/user", () => {
       throw new AppError("bad_request", "this endpoint takes WebSocket upgrades only (Upgrade: websocket)");
-    })
+    }, { detail: UPGRADE_DOC })
     .resolve(async ({ query, headers }) => {
       // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
       const ticket = typeof query.ticket === "string" ? query.ticket : undefined;

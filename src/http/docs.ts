@@ -1,0 +1,81 @@
+/**
+ * The OpenAPI description of a REST operation, from the models: its summary, its success
+ * responses and the error statuses it can answer (each the shared error body). The
+ * schemas themselves ride along under RESPONSES, so the test suite checks every response
+ * it receives against exactly what is documented (test/contract.ts).
+ */
+import type { TSchema } from "elysia";
+import { ErrorBody } from "./model";
+import { toJsonSchema, type Json } from "../docs/json-schema";
+
+export const RESPONSES = Symbol.for("parley.responses");
+
+/** Status → body schema; `null` for a response without a body (204, 101). */
+export type Outcomes = Record<number, TSchema | null>;
+
+/** Every error status, its name in `components.responses`, and when it happens. */
+export const ERROR_RESPONSES: Record<number, [name: string, description: string]> = {
+  400: ["BadRequest", "bad_request: the body is not JSON, or a parameter cannot be parsed (limit=abc, a foreign cursor)"],
+  401: ["Unauthorized", "unauthorized: no token, a bad or expired one, or the user no longer exists"],
+  403: ["Forbidden", "forbidden: authenticated but not allowed; not_friends: CONTACT_POLICY=friends and `details` names the users who are not the caller's friends"],
+  404: ["NotFound", "not_found: no such resource, or one the caller may not see"],
+  409: ["Conflict", "conflict: the resource is not in a state that allows this"],
+  410: ["Gone", "sync_reset: `since` is outside the retained event log; reload through REST"],
+  413: ["PayloadTooLarge", "payload_too_large: the body is over 64 KiB"],
+  422: ["ValidationFailed", "validation_failed: `details` names the fields ([{field, message}])"],
+  429: ["RateLimited", "rate_limited: too many requests; see the Retry-After header"],
+  500: ["Internal", "internal: a bug; the message never carries a stack trace or SQL"],
+  507: ["StorageFull", "storage_full: the server's disk is full; nothing was written, reads keep working"],
+};
+
+/** What any operation can answer: a bad body is refused whatever the route (see http/errors.ts). */
+const ALWAYS = [400, 413, 422, 500];
+/** What spends a per-user write or send budget (and writes) can also answer. */
+const WRITE = [429, 507];
+
+export interface OperationOptions {
+  /** Error statuses beyond those every operation (and every authenticated one) has. */
+  errors?: number[];
+  /** No bearer token (register, login, health). */
+  public?: boolean;
+  /** Spends a write or send budget. */
+  write?: boolean;
+  description?: string;
+  /** The success body is plain text (metrics). */
+  text?: boolean;
+}
+
+const SUCCESS: Record<number, string> = { 101: "Switching Protocols: the WebSocket is open", 200: "OK", 201: "Created", 204: "No content" };
+
+/** An operation's `detail`: summary, responses (success and errors), security. */
+export function op(summary: string, ok: Outcomes, options: OperationOptions = {}) {
+  const errors = [...new Set([...ALWAYS, ...(options.public ? [] : [401]), ...(options.write ? WRITE : []), ...(options.errors ?? [])])].sort();
+  const responses: Record<string, { description: string; content?: Record<string, { schema: Json }> } | { $ref: string }> = {};
+  const schemas: Outcomes = {};
+  for (const [status, schema] of Object.entries(ok)) {
+    const media = options.text ? "text/plain" : "application/json";
+    responses[status] = schema
+      ? { description: SUCCESS[Number(status)] ?? "OK", content: { [media]: { schema: toJsonSchema(schema, "#/components/schemas/") } } }
+      : { description: SUCCESS[Number(status)] ?? "No content" };
+    schemas[Number(status)] = schema;
+  }
+  for (const status of errors) {
+    const known = ERROR_RESPONSES[status];
+    if (!known) throw new Error(`docs: no error response for ${status}`);
+    responses[String(status)] = { $ref: `#/components/responses/${known[0]}` };
+    schemas[status] = ErrorBody;
+  }
+  return {
+    summary,
+    ...(options.description ? { description: options.description } : {}),
+    ...(options.public ? { security: [] } : {}),
+    responses: responses as Record<string, { description: string }>,
+    [RESPONSES]: schemas,
+  };
+}
+
+/** `components.responses`: one per error status, each the shared error body. */
+export const errorComponents = () =>
+  Object.fromEntries(
+    Object.values(ERROR_RESPONSES).map(([name, description]) => [name, { description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } }]),
+  );

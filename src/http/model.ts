@@ -1,0 +1,19 @@
+/** The error body of every REST error (PROTOCOL §2, §12). */
+import { t } from "elysia";
+import { named, OneOf, Shape, type FeatureModel } from "../lib/model";
+import { ERROR_CODES } from "../errors";
+
+export const ErrorCode = OneOf(...ERROR_CODES);
+
+export const ErrorBody = named(
+  "Error",
+  Shape({
+    error: Shape({
+      code: ErrorCode,
+      message: t.String({ description: "for humans; never a stack trace or SQL" }),
+      details: t.Optional(t.Unknown({ description: "validation_failed: [{field, message}]; others: what the code names" })),
+    }),
+  }),
+);
+
+export const model = {} satisfies FeatureModel;

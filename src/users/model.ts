@@ -1,0 +1,56 @@
+/** Users and presence (PROTOCOL §3.1, §4.4). */
+import { t } from "elysia";
+import { Id, named, Nullable, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
+
+/** The public view of a user. Never carries the password hash. */
+export const User = named(
+  "User",
+  Shape({
+    id: Id,
+    username: t.String({ description: "3–32 of [a-z0-9_.], stored lower-case" }),
+    display_name: t.String(),
+    profile_image_url: Nullable(t.String()),
+    last_active_at: Timestamp,
+    created_at: Timestamp,
+  }),
+);
+export type User = Static<typeof User>;
+
+export const UserPage = named("UserPage", PageOf(User));
+
+export const USERNAME = t.String({ minLength: 3, maxLength: 32, pattern: "^[A-Za-z0-9_.]+$", description: "3–32 of [a-z0-9_.], case-insensitive" });
+/** 8–128 characters: the schema bounds UTF-16 units, AccountService counts code points. */
+export const PASSWORD = t.String({ minLength: 8, maxLength: 512, description: "8–128 characters" });
+/** 1–64 characters; the schema bounds UTF-16 units loosely, the service counts characters. */
+export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description: "1–64 characters" });
+/** An http(s) URL without whitespace or control characters (C0, DEL, C1: no part of a URL). */
+export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$" }), t.Null()]);
+
+export const ProfilePatch = t.Object({ display_name: t.Optional(DISPLAY_NAME), profile_image_url: t.Optional(IMAGE_URL) });
+
+/** `user.online` / `user.offline`, and the reply to subscribing to one user. */
+export const Presence = named(
+  "Presence",
+  Shape({ user_id: Id, online: t.Boolean(), timestamp: Timestamp, last_active_at: Nullable(Timestamp) }),
+);
+export const PresenceStatus = named("PresenceStatus", Shape({ user_id: Id, online: t.Boolean(), last_active_at: Timestamp }));
+
+/** `{user_id}` or `{user_ids}` (at most 500), never both: the branch is the shape that was validated (test/schema-audit.ts). */
+const StatusTargets = t.Union([
+  t.Object({ user_id: t.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }),
+  t.Object({ user_ids: t.Array(t.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 500 }) }, { additionalProperties: false }),
+]);
+
+export const model = {
+  events: { "user.update": User },
+  signals: {
+    "user.online": Presence,
+    "user.offline": Presence,
+    "user.status": Shape({ statuses: t.Array(PresenceStatus) }),
+  },
+  requests: {
+    "user.status.subscribe": StatusTargets,
+    "user.status.unsubscribe": StatusTargets,
+  },
+  acks: { "user.status.unsubscribe": t.Null() },
+} satisfies FeatureModel;
