@@ -36,11 +36,9 @@ import { Files } from "./files/service";
 import { openStore } from "./files/open-store";
 import { fileRoutes, signedLinks } from "./files/routes";
 import { docsRoutes } from "./docs/routes";
-import { Shape } from "./lib/model";
+import { Health } from "./http/model";
 import { op } from "./http/docs";
 import { t } from "elysia";
-
-const Health = Shape({ status: t.Literal("ok") });
 
 export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 /** The search index: derived from parley.db, rebuilt in the background when missing. */

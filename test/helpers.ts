@@ -9,6 +9,7 @@ import { Writable } from "node:stream";
 import { makeConfig, type Config } from "../src/config";
 import { createApp } from "../src/app";
 import { createLogger } from "../src/log";
+import { checkResponse, routesOf } from "./contract";
 
 export const tempDir = (prefix = "parley-test-") => mkdtempSync(join(tmpdir(), prefix));
 
@@ -52,6 +53,7 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
   const port = app.app.server!.port;
   const base = `http://127.0.0.1:${port}`;
 
+  let routes: ReturnType<typeof routesOf> | undefined;
   const api: TestServer["api"] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -64,6 +66,10 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     const text = await res.text();
     let parsed: any = text;
     try { parsed = text ? JSON.parse(text) : null; } catch {}
+    // Every response is checked against /docs/json: its status documented, its body the documented model.
+    routes ??= routesOf((await (await app.app.handle(new Request(`${base}/docs/json`))).json()) as Parameters<typeof routesOf>[0]);
+    const wrong = checkResponse(routes, method.toUpperCase(), path, res.status, parsed);
+    if (wrong) throw new Error(`response does not match the API documents: ${wrong}`);
     return { status: res.status, body: parsed, headers: res.headers };
   };
 

@@ -2,6 +2,8 @@
  * A small test WebSocket client over Bun's WebSocket: records every frame, and waits for
  * frames matching a predicate.
  */
+import { checkFrame, frameViolations } from "./contract";
+
 export type Frame = { type: string; data: any; seq?: number; request_id?: string; success: boolean; error?: any; timestamp: string };
 
 export class TestSocket {
@@ -14,6 +16,9 @@ export class TestSocket {
   private constructor(readonly ws: WebSocket) {
     ws.onmessage = (ev) => {
       const f = JSON.parse(String(ev.data)) as Frame;
+      // Every frame is checked against its documented model (test/setup.ts fails the test).
+      const wrong = checkFrame(f);
+      if (wrong) frameViolations.push(wrong);
       this.frames.push(f);
       const index = this.frames.length - 1;
       this.waiters = this.waiters.filter((w) => {

@@ -7,7 +7,7 @@ import { Message } from "../messages/model";
 
 const Ref = t.String({ minLength: 1, maxLength: 64 });
 
-export const Role = OneOf("owner", "admin", "member");
+export const Role = named("Role", OneOf("owner", "admin", "member"));
 export type Role = Static<typeof Role>;
 
 export const Member = named("Member", Shape({ user: User, role: Role, joined_at: Timestamp, last_read_message_id: Nullable(Id) }));

@@ -25,7 +25,7 @@ export function tsType(schema: TSchema, inline = false, indent = ""): string {
     if (name && !top) return name;
     if (node.const !== undefined) return JSON.stringify(node.const);
     if (node.anyOf) {
-      const parts = node.anyOf.filter((n) => n.type !== "undefined").map((n) => print(n, false, pad));
+      const parts = node.anyOf.map((n) => print(n, false, pad));
       return [...new Set(parts)].join(" | ") || "undefined";
     }
     switch (node.type) {
@@ -38,6 +38,8 @@ export function tsType(schema: TSchema, inline = false, indent = ""): string {
         return "boolean";
       case "null":
         return "null";
+      case "undefined":
+        return "undefined";
       case "array": {
         const item = print(node.items ?? {}, false, pad);
         return /[|&{ ]/.test(item) && !item.startsWith("{") ? `(${item})[]` : `${item}[]`;

@@ -16,4 +16,7 @@ export const ErrorBody = named(
   }),
 );
 
+/** GET /health. */
+export const Health = named("Health", Shape({ status: t.Literal("ok") }));
+
 export const model = {} satisfies FeatureModel;

@@ -36,8 +36,9 @@ export const namedModels = (): ReadonlyMap<string, TSchema> => BY_NAME;
 export const Shape = <P extends TProperties>(properties: P, options: { description?: string } = {}): TObject<P> =>
   t.Object(properties, { additionalProperties: false, ...options });
 
-export const Id = t.String({ description: "a UUIDv7" });
-export const Timestamp = t.String({ format: "date-time", description: "ISO-8601 UTC with milliseconds" });
+export const Id = t.String();
+/** ISO-8601 UTC with milliseconds. */
+export const Timestamp = t.String({ format: "date-time" });
 /** A plain JSON integer (Elysia's `t.Integer` also accepts numeric strings). */
 export const Int = (options: { minimum?: number; maximum?: number; description?: string } = {}) => Type.Integer(options);
 export const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);

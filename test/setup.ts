@@ -1,0 +1,10 @@
+/** Preloaded by bunfig.toml for every test file. */
+import { afterEach } from "bun:test";
+import { frameViolations } from "./contract";
+
+// A frame that does not match its documented model fails the test that received it.
+afterEach(() => {
+  if (frameViolations.length === 0) return;
+  const found = frameViolations.splice(0);
+  throw new Error(`WebSocket frames that do not match the documents:\n${found.join("\n")}`);
+});
