@@ -7,18 +7,12 @@ import { t } from "elysia";
 import { EVENTS, REQUESTS, SERVER_FRAMES, clientFrame, serverFrame, type RequestType } from "../models";
 import { components, toJsonSchema, type Json } from "./json-schema";
 import { VERSION } from "../version";
+import { CLOSE_CODES } from "../realtime/close-codes";
 
 const SCHEMAS = "#/components/schemas/";
 
-/** Close codes the server uses and whether a client should reconnect after each. */
-export const CLOSES: { code: number; retry: boolean; when: string }[] = [
-  { code: 1000, retry: false, when: "the client sent `disconnect`" },
-  { code: 1001, retry: true, when: "the server is shutting down (alert shutdown)" },
-  { code: 1006, retry: true, when: "no close frame: the network dropped, or a dead peer was cut off" },
-  { code: 1008, retry: true, when: "kept sending frames past the rate limit (alert rate_limited, or the user was deleted)" },
-  { code: 1009, retry: true, when: "a frame over 64 KiB" },
-  { code: 1013, retry: true, when: "a slow consumer (alert slow_consumer), or one connection too many" },
-];
+/** The close-code table (realtime/close-codes.ts), as the documents list it. */
+export const CLOSES = Object.entries(CLOSE_CODES).map(([code, c]) => ({ code: Number(code), name: c.name, retry: c.retry, when: c.when }));
 
 /** Where each frame's `data` is described, for the page and the document. */
 export const direction = (type: string) => (type in EVENTS ? "event" : "reply");
@@ -50,7 +44,7 @@ export function asyncApiDocument() {
         "gets an `error` frame and the socket stays open.",
         "",
         "Close codes (retry: reconnect with backoff and resume with `since`; no retry: stop and report):",
-        ...CLOSES.map((c) => `- ${c.code} (${c.retry ? "retry" : "no retry"}): ${c.when}`),
+        ...CLOSES.map((c) => `- ${c.code} ${c.name} (${c.retry ? "retry" : "no retry"}): ${c.when}`),
         "- Refused upgrades: HTTP 401 (no retry), 429 and 5xx (retry).",
       ].join("\n"),
       license: { name: "UNLICENSED" },
@@ -70,6 +64,7 @@ export function asyncApiDocument() {
                 token: t.Optional(t.String({ description: "the JWT (or send Authorization: Bearer)" })),
                 ticket: t.Optional(t.String({ description: "a single-use ticket from POST /api/ws/ticket, instead of the token" })),
                 since: t.Optional(t.String({ description: "the highest seq processed: replay what came after, then sync.complete (or sync.reset)" })),
+                epoch: t.Optional(t.String({ description: "the epoch that since belongs to (from connect, sync.* or GET /api/events); another one gets sync.reset" })),
               }),
               SCHEMAS,
             ),

@@ -23,7 +23,7 @@ export function wsPage(): string {
     (type) => `<tr><th id="server.${esc(type)}"><code>${esc(type)}</code></th><td>${type in EVENTS ? "event (seq)" : "reply / live"}</td><td>${linked(tsType(SERVER_FRAMES[type]!))}</td></tr>`,
   );
   const models = [...namedModels()].map(([name, schema]) => `<section id="${esc(name)}"><h3>${esc(name)}</h3>${linked(`type ${name} = ${tsType(schema, true)}`)}</section>`);
-  const closes = CLOSES.map((c) => `<tr><td>${c.code}</td><td>${c.retry ? "reconnect with backoff, resume with since" : "stop and report"}</td><td>${esc(c.when)}</td></tr>`);
+  const closes = CLOSES.map((c) => `<tr><td>${c.code} <code>${esc(c.name)}</code></td><td>${c.retry ? "reconnect with backoff, resume with since and epoch" : "stop and report"}</td><td>${esc(c.when)}</td></tr>`);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Parley WebSocket protocol</title>
@@ -35,7 +35,7 @@ pre{margin:0;white-space:pre-wrap}code{font:13px/1.4 ui-monospace,monospace}h2{m
 <h1>Parley WebSocket protocol</h1>
 <p>Machine-readable: <a href="/docs/asyncapi.json">/docs/asyncapi.json</a> (AsyncAPI 3.0). REST: <a href="/docs">/docs</a> (<a href="/docs/json">OpenAPI</a>).</p>
 <h2>Connecting</h2>
-<p><code>GET /ws/user?token=&lt;jwt&gt;[&amp;since=&lt;seq&gt;]</code> upgrades (or <code>Authorization: Bearer</code>, or <code>?ticket=</code> from <code>POST /api/ws/ticket</code>).
+<p><code>GET /ws/user?token=&lt;jwt&gt;[&amp;since=&lt;seq&gt;&amp;epoch=&lt;epoch&gt;]</code> upgrades (or <code>Authorization: Bearer</code>, or <code>?ticket=</code> from <code>POST /api/ws/ticket</code>).
 A refused upgrade is HTTP 401 (do not retry) or 429 / 5xx (retry). On open: <code>connect</code>; with <code>since</code>, the missed events in seq order, then
 <code>sync.complete</code> (or <code>sync.reset</code>: reload through REST); then <code>conversation.list</code>.</p>
 <h2>Envelope</h2>
@@ -47,6 +47,7 @@ ${code(`// server → client
 // client → server
 { type: string; data?: …; request_id?: string }`)}
 <h2>Close codes</h2>
+<p>Before a close it chooses, the server sends <code>alert {kind, message, retry, retry_after_ms?}</code>; <code>retry</code> is the code's class below.</p>
 <table><tr><th>code</th><th>then</th><th>when</th></tr>${closes.join("")}</table>
 <h2>Client → server</h2>
 <table><tr><th>type</th><th>data</th></tr>${requests.join("")}</table>
