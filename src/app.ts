@@ -102,6 +102,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const hub = new Hub(ctx);
   const tickets = new Tickets(config.ticketTtlMs);
 
+  // The documents describe the whole app's routes (read once the app is built).
+  const routes = (): never => app.routes as never;
   const app = new Elysia({
     // No cap of Bun's own: its 413 has no body and closes the connection while the client is
     // still sending (Node's fetch then sees EPIPE, not a status). Every limit is ours instead:
@@ -137,7 +139,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(requestLogging(ctx))
     .use(errorHandling(ctx))
     .use(signedLinks(ctx))
-    .use(docsRoutes())
+    .use(docsRoutes(() => routes()))
     .get("/health", () => ({ status: "ok" as const }), { detail: { ...op("Liveness: the database is open and migrated", { 200: Health }, { public: true }), tags: ["ops"] } })
     .get("/metrics", ({ set }) => {
       set.headers["content-type"] = "text/plain; version=0.0.4";

@@ -3,11 +3,11 @@
  * /docs/asyncapi.json (AsyncAPI 3.0 for /ws/user) and /docs/ws (that protocol as HTML).
  * All are built from the models; each is built once.
  */
-import { Elysia } from "elysia";
+import { Elysia, type TSchema } from "elysia";
 import { openapi } from "@elysiajs/openapi";
 import { VERSION } from "../version";
 import { errorComponents } from "../http/docs";
-import { components } from "./json-schema";
+import { components, toJsonSchema } from "./json-schema";
 import { asyncApiDocument } from "./asyncapi";
 import { wsPage } from "./ws-page";
 import "../models"; // every model is named before the documents are built
@@ -23,10 +23,33 @@ const TAGS = [
   ["ops", "Health and metrics"],
 ] as const;
 
-export const docsRoutes = () => {
+type Operation = { requestBody?: { content?: Record<string, unknown> } };
+type Document = { paths: Record<string, Record<string, Operation>> };
+type Route = { method: string; path: string; hooks: { body?: TSchema } };
+
+/**
+ * The plugin writes every request body with empty `content` (it skips routes whose body
+ * parser is a function, and the app's JSON parser is one): this fills in each body's
+ * model as `application/json`, the only form the app reads.
+ */
+function completeRequestBodies(doc: Document, routes: Route[]) {
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(methods)) {
+      if (!operation.requestBody || Object.keys(operation.requestBody.content ?? {}).length) continue;
+      const route = routes.find((r) => r.method.toLowerCase() === method && r.path === path.replace(/\{([^}]+)\}/g, ":$1"));
+      if (route?.hooks.body) operation.requestBody.content = { "application/json": { schema: toJsonSchema(route.hooks.body, "#/components/schemas/") } };
+    }
+  }
+}
+
+/** `routes`: the whole app's routes, whose request bodies the OpenAPI document describes. */
+export const docsRoutes = (routes: () => Route[]) => {
   let asyncapi: string | undefined;
   let page: string | undefined;
   return new Elysia({ name: "parley.docs" })
+    .onAfterHandle({ as: "global" }, ({ path, response }) => {
+      if (path === "/docs/json") completeRequestBodies(response as Document, routes());
+    })
     .use(
       openapi({
         path: "/docs",
