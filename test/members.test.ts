@@ -9,6 +9,7 @@ import { rmSync } from "node:fs";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { lastSeq, membersOf, startServer, tempDir, type Account, type TestServer } from "./helpers";
 import { TestSocket, type Frame } from "./ws-client";
+import { apply, loadState, snapshot } from "./client-state";
 import { users } from "../src/db/schema";
 import { openDatabase } from "../src/db/client";
 import { migrate } from "../src/db/migrate";
@@ -189,63 +190,22 @@ describe("GET /api/conversations/:id/members", () => {
   });
 });
 
-/** A client's view of one conversation: its fields and its member list. */
-interface ClientState { conversation: Record<string, any>; members: any[] }
-
-/** What a client does with each frame about the conversation. */
-function apply(state: ClientState, f: Frame, me: string) {
-  const d = f.data;
-  if (d.conversation_id !== undefined && d.conversation_id !== state.conversation.id) return;
-  switch (f.type) {
-    case "conversation.update":
-      if (d.id === state.conversation.id) Object.assign(state.conversation, d);
-      break;
-    case "conversation.member_add":
-      state.members.push(...d.members);
-      state.conversation.member_count = d.member_count;
-      break;
-    case "conversation.member_remove":
-      state.members = state.members.filter((m) => !d.user_ids.includes(m.user.id));
-      state.conversation.member_count = d.member_count;
-      break;
-    case "conversation.member_update":
-      state.members = state.members.map((m) => (m.user.id === d.member.user.id ? d.member : m));
-      if (d.member.user.id === me) state.conversation.my_role = d.member.role;
-      break;
-    case "message.read":
-      for (const m of state.members) if (m.user.id === d.user_id) m.last_read_message_id = d.message_id;
-      if (d.user_id === me) state.conversation.my_last_read_message_id = d.message_id;
-      break;
-  }
-}
-
-/** Presence times move on their own (no event): left out of the comparison. */
-const settled = (x: unknown) => JSON.parse(JSON.stringify(x).replace(/"last_active_at":"[^"]*"/g, '"last_active_at":"…"'));
-/** The conversation's fields that membership deltas and conversation.update keep current (messages keep the rest). */
-const kept = (c: Record<string, any>) => {
-  const { last_message, last_message_at, unread_count, ...rest } = c;
-  return settled(rest);
-};
-
 describe("membership deltas", () => {
   test("applied live, or replayed on resume, to a client's earlier state they give what REST gives", async () => {
     const [owner, live, away, reader] = await register(4);
     const conv = await createGroup(owner!, [live!.user.id, away!.user.id, reader!.user.id, ...insertUsers(296)]);
-    const stateOf = async (who: Account): Promise<ClientState> => ({
-      conversation: (await s.api("GET", `/api/conversations/${conv}`, { token: who.token })).body,
-      members: await membersOf(s, who.token, conv),
-    });
+    const stateOf = (who: Account) => loadState(s, who.token, who.user.id, [conv]);
     const wl = await connect(live!);
     const liveState = await stateOf(live!);
     const awayState = await stateOf(away!);
     const since = await lastSeq(s, away!.token);
-    expect(liveState.conversation.member_count).toBe(300);
+    expect(liveState.conversations.get(conv)!.member_count).toBe(300);
 
     const o = owner!.token;
     const added = insertUsers(250);
     await s.api("POST", `/api/conversations/${conv}/members`, { token: o, body: { user_ids: added } });
     for (const id of [added[5]!, live!.user.id, added[7]!]) await s.api("PATCH", `/api/conversations/${conv}/members/${id}`, { token: o, body: { role: "admin" } });
-    for (const id of [added[1]!, added[2]!, liveState.members[10].user.id]) await s.api("DELETE", `/api/conversations/${conv}/members/${id}`, { token: o });
+    for (const id of [added[1]!, added[2]!, liveState.members.get(conv)![10]!.user.id]) await s.api("DELETE", `/api/conversations/${conv}/members/${id}`, { token: o });
     const { body: msg } = await s.api("POST", `/api/conversations/${conv}/messages`, { token: o, body: { content: "read me" } });
     await s.api("POST", `/api/conversations/${conv}/read`, { token: reader!.token, body: { message_id: msg.id } });
     // The owner leaves: the longest-standing admin (live, there from the start) inherits,
@@ -259,22 +219,19 @@ describe("membership deltas", () => {
     const deltaTypes = new Set(["conversation.member_add", "conversation.member_remove", "conversation.member_update", "conversation.update"]);
     const liveFrames = wl.frames.filter((f) => f.seq !== undefined && f.seq > since);
     expect(new Set(liveFrames.map((f) => f.type).filter((t) => deltaTypes.has(t)))).toEqual(deltaTypes);
-    for (const f of liveFrames) apply(liveState, f, live!.user.id);
+    for (const f of liveFrames) apply(liveState, f);
     const restNow = await stateOf(live!);
-    expect(settled(liveState.members)).toEqual(settled(restNow.members));
-    expect(liveState.conversation.member_count).toBe(restNow.members.length);
-    expect(kept(liveState.conversation)).toEqual(kept(restNow.conversation));
-    expect(restNow.conversation).toMatchObject({ member_count: 546, my_role: "admin", title: "Renamed" });
+    expect(snapshot(liveState)).toEqual(snapshot(restNow));
+    expect(restNow.members.get(conv)).toHaveLength(546);
+    expect(restNow.conversations.get(conv)).toMatchObject({ member_count: 546, my_role: "admin", title: "Renamed" });
 
     // The member who was away gets the same deltas replayed, in seq order, before anything live.
     const back = await connect(away!, `&since=${since}`);
     const replayed = back.frames.slice(1, back.frames.findIndex((f) => f.type === "sync.complete"));
     const ofConv = (frames: Frame[]) => frames.filter((f) => deltaTypes.has(f.type)).map((f) => [f.seq, f.type, f.data]);
     expect(ofConv(replayed)).toEqual(ofConv(liveFrames));
-    for (const f of replayed) apply(awayState, f, away!.user.id);
-    const awayNow = await stateOf(away!);
-    expect(settled(awayState.members)).toEqual(settled(awayNow.members));
-    expect(kept(awayState.conversation)).toEqual(kept(awayNow.conversation));
+    for (const f of replayed) apply(awayState, f);
+    expect(snapshot(awayState)).toEqual(snapshot(await stateOf(away!)));
   }, 30_000);
 
   test("added members get conversation.create, not the add; removed members get conversation.delete, not the removal", async () => {
