@@ -1,7 +1,8 @@
 /**
- * Lints the served OpenAPI document with @redocly/cli (recommended rules), offline: the
- * document is written by scripts/docs.ts to a temporary directory, and Redocly's
- * telemetry and update checks are off. Exits non-zero on any error (warnings pass).
+ * Lints the served API documents with @redocly/cli (recommended rules), offline: the
+ * OpenAPI and AsyncAPI documents are written by scripts/docs.ts to a temporary directory,
+ * and Redocly's telemetry and update checks are off. Exits non-zero on any error
+ * (warnings pass).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +14,7 @@ const run = (cmd: string[]) =>
   Bun.spawnSync(cmd, { cwd: root, stdout: "inherit", stderr: "inherit", env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true" } }).exitCode;
 try {
   let code = run([process.execPath, "scripts/docs.ts", dir]);
-  if (code === 0) code = run(["node", "node_modules/@redocly/cli/bin/cli.js", "lint", "--format=summary", join(dir, "openapi.json")]);
+  if (code === 0) code = run(["node", "node_modules/@redocly/cli/bin/cli.js", "lint", "--format=summary", join(dir, "openapi.json"), join(dir, "asyncapi.json")]);
   process.exitCode = code ?? 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -11,6 +11,14 @@ import { CLOSE_CODES } from "../realtime/close-codes";
 
 const SCHEMAS = "#/components/schemas/";
 
+/** How the upgrade authenticates: any one of these. */
+const SECURITY_SCHEMES = {
+  token: { type: "httpApiKey", name: "token", in: "query", description: "the JWT as ?token= (browsers cannot set headers)" },
+  bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "Authorization: Bearer <jwt>" },
+  ticket: { type: "httpApiKey", name: "ticket", in: "query", description: "a single-use ticket from POST /api/ws/ticket, valid 30 s" },
+};
+const SECURITY = Object.keys(SECURITY_SCHEMES).map((name) => ({ $ref: `#/components/securitySchemes/${name}` }));
+
 /** The close-code table (realtime/close-codes.ts), as the documents list it. */
 export const CLOSES = Object.entries(CLOSE_CODES).map(([code, c]) => ({ code: Number(code), name: c.name, retry: c.retry, when: c.when }));
 
@@ -24,7 +32,7 @@ export function asyncApiDocument() {
   const add = (id: string, title: string, payload: Json, summary: string, action: "send" | "receive") => {
     messages[id] = { name: title, title, summary, contentType: "application/json", payload };
     channelMessages[id] = { $ref: `#/components/messages/${id}` };
-    operations[id] = { action, channel: { $ref: "#/channels/user" }, summary, messages: [{ $ref: `#/channels/user/messages/${id}` }] };
+    operations[id] = { action, channel: { $ref: "#/channels/user" }, summary, messages: [{ $ref: `#/channels/user/messages/${id}` }], security: SECURITY };
   };
   for (const type of Object.keys(REQUESTS) as RequestType[])
     add(`client.${type}`, type, toJsonSchema(clientFrame(type), SCHEMAS, true), `client → server: ${type}`, "send");
@@ -73,7 +81,7 @@ export function asyncApiDocument() {
       },
     },
     operations,
-    components: { messages, schemas: components(SCHEMAS) },
+    components: { messages, schemas: components(SCHEMAS), securitySchemes: SECURITY_SCHEMES },
     "x-close-codes": CLOSES,
   };
 }

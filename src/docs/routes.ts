@@ -24,7 +24,7 @@ const TAGS = [
 ] as const;
 
 type Operation = { requestBody?: { content?: Record<string, unknown> } };
-type Document = { paths: Record<string, Record<string, Operation>> };
+type Document = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown>; responses?: unknown } };
 type Route = { method: string; path: string; hooks: { body?: TSchema } };
 
 /**
@@ -42,13 +42,33 @@ function completeRequestBodies(doc: Document, routes: Route[]) {
   }
 }
 
+/**
+ * Keeps only the schemas the REST API refers to (the catalogue also names the WebSocket's
+ * models, which /docs/asyncapi.json lists).
+ */
+function dropUnusedSchemas(doc: Document) {
+  const used = new Set<string>();
+  const visit = (node: unknown) => {
+    const text = JSON.stringify(node);
+    for (const [, name] of text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)) {
+      if (used.has(name!)) continue;
+      used.add(name!);
+      visit(doc.components.schemas[name!]);
+    }
+  };
+  visit([doc.paths, doc.components.responses]);
+  for (const name of Object.keys(doc.components.schemas)) if (!used.has(name)) delete doc.components.schemas[name];
+}
+
 /** `routes`: the whole app's routes, whose request bodies the OpenAPI document describes. */
 export const docsRoutes = (routes: () => Route[]) => {
   let asyncapi: string | undefined;
   let page: string | undefined;
   return new Elysia({ name: "parley.docs" })
     .onAfterHandle({ as: "global" }, ({ path, response }) => {
-      if (path === "/docs/json") completeRequestBodies(response as Document, routes());
+      if (path !== "/docs/json") return;
+      completeRequestBodies(response as Document, routes());
+      dropUnusedSchemas(response as Document);
     })
     .use(
       openapi({
