@@ -53,15 +53,16 @@ describe("the documents", () => {
     expect(ops.length).toBeGreaterThan(30);
     for (const { path, method, o } of ops) {
       const where = `${method} ${path}`;
-      expect(["get", "post", "patch", "delete", "put"], where).toContain(method);
+      expect(["get", "head", "post", "patch", "delete", "put"], where).toContain(method);
       expect(o.summary, where).toBeTruthy();
       expect(o.tags?.length, where).toBeGreaterThan(0);
       const statuses = Object.keys(o.responses);
       expect(statuses.some((st) => /^[12]/.test(st)), where).toBe(true);
       expect(statuses.some((st) => /^4/.test(st)), where).toBe(true);
-      // Public operations say so; the rest take the bearer token.
+      // Public operations say so; the rest take the bearer token (downloads also a signed link).
       const open = ["/api/auth/register", "/api/auth/login", "/health", "/metrics"].includes(path);
-      expect(o.security, where).toEqual(open ? [] : undefined);
+      const download = path.startsWith("/api/attachments/");
+      expect(o.security, where).toEqual(open ? [] : download ? [{ bearer: [] }, { signedLink: [] }] : undefined);
       if (!open) expect(statuses, where).toContain("401");
     }
   });

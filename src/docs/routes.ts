@@ -19,6 +19,7 @@ const TAGS = [
   ["conversations", "Direct and group conversations, members and roles"],
   ["messages", "Messages, history, read positions and reactions"],
   ["events", "The event log: resume over HTTP"],
+  ["attachments", "Uploads and downloads of files"],
   ["realtime", "The WebSocket: tickets and the upgrade (protocol: /docs/ws)"],
   ["ops", "Health and metrics"],
 ] as const;
@@ -87,7 +88,10 @@ export const docsRoutes = (routes: () => Route[]) => {
           servers: [{ url: "/", description: "this server" }],
           tags: TAGS.map(([name, description]) => ({ name, description })),
           components: {
-            securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+            securitySchemes: {
+              bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+              signedLink: { type: "apiKey", in: "query", name: "s", description: "with `v` and `e`: the signed link of an Attachment's url or thumbnail_url, for the viewer it was made for" },
+            },
             schemas: components("#/components/schemas/") as never,
             responses: errorComponents() as never,
           },

@@ -13,6 +13,11 @@ import type { AttachmentRow } from "../db/schema";
 import { contentDisposition } from "./names";
 import { attachmentPath, UPLOAD_PATH } from "./paths";
 import { UNSIGNED_LINK } from "./links";
+import { op } from "../http/docs";
+import { Attachment } from "./model";
+
+/** A download's body: the file, in its own content type. */
+const FILE = t.String({ format: "binary" });
 
 const SANDBOX = "sandbox; default-src 'none'";
 /** Types a browser shows without running anything (with nosniff): decoded images only. */
@@ -103,7 +108,16 @@ export const fileRoutes = (ctx: AppContext) => {
   }
 
   const Query = t.Object({ v: t.Optional(t.String()), e: t.Optional(t.String()), s: t.Optional(t.String()), filename: t.Optional(t.String()) });
-  const detail = (summary: string) => ({ detail: { summary }, query: Query });
+  /** A download (GET) or its headers (HEAD): by signed link or bearer token. */
+  const detail = (summary: string, head = false) => ({
+    detail: op(summary, head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null }, {
+      binary: true,
+      errors: [403, 404],
+      security: [{ bearer: [] }, { signedLink: [] }],
+      description: "403 for a link that is not valid (or expired); 404 for an attachment the caller may not see.",
+    }),
+    query: Query,
+  });
 
   return new Elysia({ tags: ["attachments"] })
     .post(
@@ -116,11 +130,23 @@ export const fileRoutes = (ctx: AppContext) => {
         return JSON.parse(files.links.personalize(JSON.stringify(attachment), me.id)) as typeof attachment;
       },
       {
-        ...detail("Upload a file: the raw body (Content-Type, ?filename=) or multipart/form-data with a `file` part → 201 Attachment"),
+        detail: op("Upload a file: the raw body (Content-Type, ?filename=) or multipart/form-data with a `file` part", { 201: Attachment }, {
+          write: true,
+          errors: [403],
+          description: "413 past MAX_UPLOAD_BYTES; 403 quota_exceeded past UPLOAD_QUOTA_BYTES; 429 past UPLOADS_PER_MINUTE.",
+          requestBody: {
+            required: true,
+            content: {
+              "application/octet-stream": { schema: { type: "string", format: "binary", description: "the file itself, with its Content-Type (any)" } },
+              "multipart/form-data": { schema: { type: "object", required: ["file"], properties: { file: { type: "string", format: "binary" } } } },
+            },
+          },
+        }),
+        query: Query,
       },
     )
     .get("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download (signed link or bearer); Range, ETag"))
-    .head("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download headers"))
+    .head("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download headers", true))
     .get("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("WebP thumbnail fitting 400×400 (images only)"))
-    .head("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("Thumbnail headers"));
+    .head("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("Thumbnail headers", true));
 };

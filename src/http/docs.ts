@@ -40,9 +40,23 @@ export interface OperationOptions {
   description?: string;
   /** The success body is plain text (metrics). */
   text?: boolean;
+  /** The success body is a file, in its own content type (downloads). */
+  binary?: boolean;
+  /** Other ways in than the bearer token (any one of them will do). */
+  security?: Record<string, string[]>[];
+  /** A request body the route reads itself (uploads), as OpenAPI describes it. */
+  requestBody?: { description?: string; required: boolean; content: Record<string, { schema: Json }> };
 }
 
-const SUCCESS: Record<number, string> = { 101: "Switching Protocols: the WebSocket is open", 200: "OK", 201: "Created", 204: "No content" };
+const SUCCESS: Record<number, string> = {
+  101: "Switching Protocols: the WebSocket is open",
+  200: "OK",
+  201: "Created",
+  204: "No content",
+  206: "Partial content: the requested Range",
+  304: "Not modified: the If-None-Match ETag still holds",
+  416: "Range not satisfiable (no body; Content-Range says the size)",
+};
 
 /** An operation's `detail`: summary, responses (success and errors), security. */
 export function op(summary: string, ok: Outcomes, options: OperationOptions = {}) {
@@ -50,8 +64,8 @@ export function op(summary: string, ok: Outcomes, options: OperationOptions = {}
   const responses: Record<string, { description: string; content?: Record<string, { schema: Json }> } | { $ref: string }> = {};
   for (const [status, schema] of Object.entries(ok)) {
     // Named, so that the document refers to it (and test/contract.ts finds it by name).
-    if (schema && !nameOf(schema) && !options.text) throw new Error(`docs: ${summary}: name the ${status} response's model`);
-    const media = options.text ? "text/plain" : "application/json";
+    if (schema && !nameOf(schema) && !options.text && !options.binary) throw new Error(`docs: ${summary}: name the ${status} response's model`);
+    const media = options.text ? "text/plain" : options.binary ? "application/octet-stream" : "application/json";
     responses[status] = schema
       ? { description: SUCCESS[Number(status)] ?? "OK", content: { [media]: { schema: toJsonSchema(schema, "#/components/schemas/") } } }
       : { description: SUCCESS[Number(status)] ?? "No content" };
@@ -64,7 +78,8 @@ export function op(summary: string, ok: Outcomes, options: OperationOptions = {}
   return {
     summary,
     ...(options.description ? { description: options.description } : {}),
-    ...(options.public ? { security: [] } : {}),
+    ...(options.public ? { security: [] } : options.security ? { security: options.security } : {}),
+    ...(options.requestBody ? { requestBody: options.requestBody as { required: boolean; content: Record<string, object> } } : {}),
     responses: responses as Record<string, { description: string }>,
   };
 }
