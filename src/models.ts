@@ -27,13 +27,14 @@ export const FEATURES = { auth, conversations, events, files, friends, http, mes
 
 type Features = (typeof FEATURES)[keyof typeof FEATURES];
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
-type Gathered<K extends keyof FeatureModel> = UnionToIntersection<Features extends infer F ? (F extends { [P in K]: infer M } ? M : never) : never>;
+type Gathered<K extends keyof FeatureModel> = K extends "replies" ? Record<string, string[]> : GatheredMap<K>;
+type GatheredMap<K extends keyof FeatureModel> = UnionToIntersection<Features extends infer F ? (F extends { [P in K]: infer M } ? M : never) : never>;
 
 /** One map of a kind from every feature; a type declared twice is a mistake. */
 function gather<K extends keyof FeatureModel>(kind: K): Gathered<K> {
-  const out: Record<string, TSchema> = {};
+  const out: Record<string, unknown> = {};
   for (const feature of Object.values(FEATURES) as FeatureModel[]) {
-    for (const [type, schema] of Object.entries(feature[kind] ?? {}) as [string, TSchema][]) {
+    for (const [type, schema] of Object.entries(feature[kind] ?? {})) {
       if (type in out) throw new Error(`models: ${kind} "${type}" is declared twice`);
       out[type] = schema;
     }
@@ -45,6 +46,8 @@ export const EVENTS = gather("events");
 export const SIGNALS = gather("signals");
 export const REQUESTS = gather("requests");
 export const ACKS = gather("acks");
+/** Request type → the frames that answer it (besides `error`, and `ack` for those in ACKS). */
+export const REPLIES: Record<string, string[]> = gather("replies");
 
 export type Events = typeof EVENTS;
 export type EventType = keyof Events;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Glob } from "bun";
 import { join } from "node:path";
-import { FEATURES, REQUESTS, SERVER_FRAMES } from "../src/models";
+import { ACKS, FEATURES, REPLIES, REQUESTS, SERVER_FRAMES, SIGNALS } from "../src/models";
 import type { Writer } from "../src/events/log";
 import { clientTypes, CLIENT_TYPES } from "../scripts/client-types";
 import { startServer, type TestServer } from "./helpers";
@@ -26,6 +26,14 @@ describe("the models", () => {
     // lib/model.ts holds the building blocks, not a feature.
     const files = [...new Glob("*/model.ts").scanSync(join(import.meta.dir, "../src"))].map((f) => f.split("/")[0]).filter((f) => f !== "lib").sort();
     expect(files).toEqual(Object.keys(FEATURES).sort());
+  });
+
+  test("replies and acks answer known requests with known frames", () => {
+    for (const [request, frames] of Object.entries(REPLIES)) {
+      expect(Object.keys(REQUESTS)).toContain(request);
+      for (const f of frames) expect(Object.keys(SIGNALS)).toContain(f);
+    }
+    for (const request of Object.keys(ACKS)) expect(Object.keys(REQUESTS)).toContain(request);
   });
 
   test("src/client/types.ts is generated from them and current", async () => {

@@ -100,4 +100,5 @@ export const model = {
     "conversation.load": t.Object({ cursor: t.Optional(t.String({ maxLength: 512 })), limit: t.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }),
   },
   acks: { "conversation.create": Conversation },
+  replies: { "conversation.join": ["conversation.joined"], "conversation.leave": ["conversation.left"], "conversation.load": ["conversation.list"] },
 } satisfies FeatureModel;

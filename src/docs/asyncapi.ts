@@ -4,7 +4,7 @@
  * envelope, `seq` on persisted events, and how a connection ends.
  */
 import { t } from "elysia";
-import { EVENTS, REQUESTS, SERVER_FRAMES, clientFrame, serverFrame, type RequestType } from "../models";
+import { ACKS, EVENTS, REPLIES, REQUESTS, SERVER_FRAMES, clientFrame, serverFrame, type RequestType } from "../models";
 import { components, toJsonSchema, type Json } from "./json-schema";
 import { VERSION } from "../version";
 import { CLOSE_CODES } from "../realtime/close-codes";
@@ -34,10 +34,14 @@ export function asyncApiDocument() {
     channelMessages[id] = { $ref: `#/components/messages/${id}` };
     operations[id] = { action, channel: { $ref: "#/channels/user" }, summary, messages: [{ $ref: `#/channels/user/messages/${id}` }], security: SECURITY };
   };
-  for (const type of Object.keys(REQUESTS) as RequestType[])
-    add(`client.${type}`, type, toJsonSchema(clientFrame(type), SCHEMAS, true), `client → server: ${type}`, "send");
   for (const type of Object.keys(SERVER_FRAMES))
     add(`server.${type}`, type, toJsonSchema(serverFrame(type), SCHEMAS, true), `server → client: ${type}${type in EVENTS ? " (persisted, with seq)" : ""}`, "receive");
+  for (const type of Object.keys(REQUESTS) as RequestType[]) {
+    add(`client.${type}`, type, toJsonSchema(clientFrame(type), SCHEMAS, true), `client → server: ${type}`, "send");
+    // What answers it, matched by request_id: its reply frames, its ack, or an error.
+    const answers = [...(REPLIES[type] ?? []), ...(type in ACKS ? ["ack"] : []), "error"];
+    (operations[`client.${type}`] as Record<string, Json>).reply = { channel: { $ref: "#/channels/user" }, messages: answers.map((a) => ({ $ref: `#/channels/user/messages/server.${a}` })) };
+  }
 
   return {
     asyncapi: "3.0.0",

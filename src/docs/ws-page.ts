@@ -2,7 +2,7 @@
  * /docs/ws: the WebSocket protocol as a plain HTML page (no script, no CDN), from the
  * same catalogue as /docs/asyncapi.json.
  */
-import { EVENTS, REQUESTS, SERVER_FRAMES, type RequestType } from "../models";
+import { ACKS, EVENTS, REPLIES, REQUESTS, SERVER_FRAMES, type RequestType } from "../models";
 import { namedModels } from "../lib/model";
 import { CLOSES } from "./asyncapi";
 import { tsType } from "./typescript";
@@ -18,7 +18,11 @@ const linked = (text: string) => {
 };
 
 export function wsPage(): string {
-  const requests = (Object.keys(REQUESTS) as RequestType[]).map((type) => `<tr><th id="client.${esc(type)}"><code>${esc(type)}</code></th><td>${linked(tsType(REQUESTS[type]))}</td></tr>`);
+  const answers = (type: string) =>
+    [...(REPLIES[type] ?? []), ...(type in ACKS ? ["ack"] : [])].map((a) => `<a href="#server.${esc(a)}"><code>${esc(a)}</code></a>`).join(", ") || "nothing (its events)";
+  const requests = (Object.keys(REQUESTS) as RequestType[]).map(
+    (type) => `<tr><th id="client.${esc(type)}"><code>${esc(type)}</code></th><td>${linked(tsType(REQUESTS[type]))}</td><td>${answers(type)}</td></tr>`,
+  );
   const frames = Object.keys(SERVER_FRAMES).map(
     (type) => `<tr><th id="server.${esc(type)}"><code>${esc(type)}</code></th><td>${type in EVENTS ? "event (seq)" : "reply / live"}</td><td>${linked(tsType(SERVER_FRAMES[type]!))}</td></tr>`,
   );
@@ -50,7 +54,8 @@ ${code(`// server → client
 <p>Before a close it chooses, the server sends <code>alert {kind, message, retry, retry_after_ms?}</code>; <code>retry</code> is the code's class below.</p>
 <table><tr><th>code</th><th>then</th><th>when</th></tr>${closes.join("")}</table>
 <h2>Client → server</h2>
-<table><tr><th>type</th><th>data</th></tr>${requests.join("")}</table>
+<p>Any request may be answered by <code>error</code> instead; an <code>ack</code> comes only when the request carries a <code>request_id</code>.</p>
+<table><tr><th>type</th><th>data</th><th>answered by</th></tr>${requests.join("")}</table>
 <h2>Server → client</h2>
 <table><tr><th>type</th><th>kind</th><th>data</th></tr>${frames.join("")}</table>
 <h2>Models</h2>

@@ -57,4 +57,6 @@ export interface FeatureModel {
   requests?: Record<string, TSchema>;
   /** The `result` of the `ack` that answers a request carrying a `request_id`: request type → schema. */
   acks?: Record<string, TSchema>;
+  /** The frames (other than `ack` and `error`) that answer a request: request type → signal types. */
+  replies?: Record<string, string[]>;
 }

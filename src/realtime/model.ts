@@ -42,4 +42,5 @@ export const model = {
     error: Shape({ request_type: Nullable(t.String({ description: "the type of the refused frame, when it had one" })) }),
   },
   requests: { ping: Empty, disconnect: Empty },
+  replies: { ping: ["pong"] },
 } satisfies FeatureModel;

@@ -53,4 +53,5 @@ export const model = {
     "user.status.unsubscribe": StatusTargets,
   },
   acks: { "user.status.unsubscribe": t.Null() },
+  replies: { "user.status.subscribe": ["user.online", "user.offline", "user.status"] },
 } satisfies FeatureModel;
