@@ -20,10 +20,11 @@ import { model as friends } from "./friends/model";
 import { model as http } from "./http/model";
 import { model as messages } from "./messages/model";
 import { model as realtime, FrameError } from "./realtime/model";
+import { model as search } from "./search/model";
 import { model as users } from "./users/model";
 
 /** Every feature model, by the folder it lives in. */
-export const FEATURES = { auth, conversations, events, files, friends, http, messages, realtime, users } as const;
+export const FEATURES = { auth, conversations, events, files, friends, http, messages, realtime, search, users } as const;
 
 type Features = (typeof FEATURES)[keyof typeof FEATURES];
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;

@@ -31,6 +31,7 @@ export const isErrorLine = (line: Record<string, unknown>) => line.level === "er
 export interface Account { token: string; user: { id: string; username: string; display_name: string }; password: string }
 
 let counter = 0;
+let documented: Promise<ReturnType<typeof routesOf>> | undefined;
 export const uniqueName = (prefix = "user") => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
 
 /** `listenPort` 0 picks a free one; a fixed port lets a test restart "the same" server (browser clients reconnect to it). */
@@ -53,7 +54,10 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
   const port = app.app.server!.port;
   const base = `http://127.0.0.1:${port}`;
 
-  let routes: ReturnType<typeof routesOf> | undefined;
+  // The documented operations, read before the first request so that checking costs no time
+  // between a test's requests (a test may race a 1 s token lifetime). The same app has the same document.
+  documented ??= app.app.handle(new Request(`${base}/docs/json`)).then(async (res) => routesOf((await res.json()) as Parameters<typeof routesOf>[0]));
+  const routes = await documented;
   const api: TestServer["api"] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -67,7 +71,6 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     let parsed: any = text;
     try { parsed = text ? JSON.parse(text) : null; } catch {}
     // Every response is checked against /docs/json: its status documented, its body the documented model.
-    routes ??= routesOf((await (await app.app.handle(new Request(`${base}/docs/json`))).json()) as Parameters<typeof routesOf>[0]);
     const wrong = checkResponse(routes, method.toUpperCase(), path, res.status, parsed);
     if (wrong) throw new Error(`response does not match the API documents: ${wrong}`);
     return { status: res.status, body: parsed, headers: res.headers };

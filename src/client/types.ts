@@ -207,6 +207,17 @@ export type Ticket = {
   expires_at: string;
 };
 
+export type SearchHit = {
+  message: Message;
+  /** HTML-escaped text around the first match, matches in <mark>…</mark>; at most ~200 characters */
+  snippet: string;
+};
+
+export type SearchHitPage = {
+  items: SearchHit[];
+  next_cursor: string | null;
+};
+
 export type Ack = {
   request_type: "conversation.create";
   result: Conversation;

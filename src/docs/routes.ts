@@ -20,6 +20,7 @@ const TAGS = [
   ["messages", "Messages, history, read positions and reactions"],
   ["events", "The event log: resume over HTTP"],
   ["attachments", "Uploads and downloads of files"],
+  ["search", "Search messages and conversations"],
   ["realtime", "The WebSocket: tickets and the upgrade (protocol: /docs/ws)"],
   ["ops", "Health and metrics"],
 ] as const;

@@ -3,6 +3,9 @@ import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { parseLimit } from "../http/paging";
 import { searchConversations, searchMessages } from "./service";
+import { op } from "../http/docs";
+import { SearchHitPage } from "./model";
+import { ConversationPage } from "../conversations/model";
 
 /** Searches are reads, but a 1–2 character one scans: each spends the user's search budget. */
 const spendSearch = (ctx: AppContext, userId: string) => ctx.budgets.searches.spend(userId, "too many searches, slow down");
@@ -30,7 +33,7 @@ export const searchRoutes = (ctx: AppContext) =>
           cursor: t.Optional(t.String()),
           limit: Limit,
         }),
-        detail: { summary: "Messages of the caller's conversations matching q, newest first, with highlighted snippets" },
+        detail: op("Messages of the caller's conversations matching q, newest first, with highlighted snippets", { 200: SearchHitPage }, { errors: [404, 429], description: "404 for a conversation_id that is not one of the caller's; 422 for an empty q; 429 past the per-user search budget." }),
       },
     )
     .get(
@@ -42,6 +45,6 @@ export const searchRoutes = (ctx: AppContext) =>
       },
       {
         query: t.Object({ q: Q, cursor: t.Optional(t.String()), limit: Limit }),
-        detail: { summary: "The caller's conversations whose title or peer's name matches q (quick switcher)" },
+        detail: op("The caller's conversations whose title or peer's name matches q (quick switcher)", { 200: ConversationPage }, { errors: [429] }),
       },
     );

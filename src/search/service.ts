@@ -10,8 +10,10 @@ import { viewConversations, type Conversation, type ViewedRow } from "../convers
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { selectMessages, toMessages, type Message } from "../messages/view";
 import { parseQuery, snippet, type Term } from "./text";
+import type { SearchHit } from "./model";
 
-export interface MessageHit { message: Message; snippet: string }
+/** An item of GET /api/search/messages (the model: search/model.ts). */
+export type MessageHit = SearchHit;
 
 export interface MessageSearchParams {
   q?: string;
