@@ -209,6 +209,8 @@ function download(w: World, r: Rng, thumbnail: boolean): RestInput {
 export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "GET /docs": () => ({ token: null }),
   "GET /docs/json": () => ({ token: null }),
+  "GET /docs/asyncapi.json": () => ({ token: null }),
+  "GET /docs/ws": () => ({ token: null }),
   "GET /health": () => ({ token: null }),
   "GET /metrics": () => ({ token: null }),
   "POST /api/auth/register": (_w, r) => ({ token: null, body: { username: `fz${r.int(1e9).toString(36)}`, password: "password123", ...(r.chance(0.5) ? { display_name: "Fuzz" } : {}) } }),
