@@ -440,7 +440,7 @@ describe("the web client in Chromium", () => {
       { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("plain notes") },
     ]);
     await a.getByRole("list", { name: "Files to send" }).getByText("red.png").waitFor();
-    await a.waitForFunction(() => !document.querySelector(".picks")?.textContent?.includes("uploading"));
+    await a.waitForFunction(() => !document.querySelector(".picks progress"));
     await a.getByRole("textbox", { name: "Message" }).press("Enter");
     const img = log(b).getByRole("img", { name: "red.png" });
     await img.waitFor();
@@ -450,6 +450,77 @@ describe("the web client in Chromium", () => {
     expect(await res.text()).toBe("plain notes");
     await convLink(b, alice.user.display_name).filter({ hasText: "📎 red.png, notes.txt" }).waitFor();
     await b.screenshot({ path: join(shots, "attachments.png") });
+  });
+
+  btest("attachments: drop, paste, progress and Cancel (nothing kept); a too-large file says so and the rest still sends", async () => {
+    const t = await startServer({ sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000, maxUploadBytes: 64 * 1024 });
+    try {
+      const [alice, bob] = [await t.register(uniqueName("alice")), await t.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, t);
+      const a = await pageFor(alice, `/c/${conv}`, t);
+      const b = await pageFor(bob, `/c/${conv}`, t);
+      const stored = () => (t.app.ctx.db.$client.query("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?").get(alice.user.id) as { n: number }).n;
+      const chips = a.getByRole("list", { name: "Files to send" });
+      const idle = () => a.waitForFunction(() => !document.querySelector(".picks progress"));
+      /** Files dropped on the message list, as a drag from the desktop would. */
+      const dropFiles = (files: { name: string; type: string; bytes: number[] }[]) =>
+        a.evaluate((files) => {
+          const dt = new (window as any).DataTransfer();
+          for (const f of files) dt.items.add(new (window as any).File([new Uint8Array(f.bytes)], f.name, { type: f.type }));
+          const target = document.querySelector("[role=log]");
+          for (const type of ["dragenter", "dragover", "drop"]) target.dispatchEvent(new (window as any).DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+        }, files);
+
+      await dropFiles([{ name: "drop.txt", type: "text/plain", bytes: [...Buffer.from("dropped in")] }]);
+      await chips.getByText("drop.txt").waitFor();
+      await chips.getByText("10 B").waitFor();
+      // An image pasted into the message box: a chip with its thumbnail, which opens the full file.
+      const image = [...(await png(64, 48))];
+      await a.getByRole("textbox", { name: "Message" }).evaluate((box, bytes) => {
+        const dt = new (window as any).DataTransfer();
+        dt.items.add(new (window as any).File([new Uint8Array(bytes)], "pasted.png", { type: "image/png" }));
+        box.dispatchEvent(new (window as any).ClipboardEvent("paste", { bubbles: true, cancelable: true, clipboardData: dt }));
+      }, image);
+      const thumb = chips.getByRole("link").filter({ has: a.getByRole("img", { name: "pasted.png" }) });
+      await thumb.waitFor();
+      expect(await thumb.getAttribute("href")).toContain("/api/");
+      await idle();
+      expect(stored()).toBe(2);
+
+      // A slow link: the progress bar moves; Cancel aborts and the server keeps nothing.
+      const cdp = await a.context().newCDPSession(a);
+      await cdp.send("Network.enable");
+      await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 16 * 1024 });
+      await dropFiles([{ name: "slow.bin", type: "application/octet-stream", bytes: [...new Uint8Array(60 * 1024).fill(7)] }]);
+      const bar = chips.getByRole("progressbar", { name: "Uploading slow.bin" });
+      await bar.waitFor();
+      await a.waitForFunction(() => {
+        const v = (document.querySelector(".picks progress") as any)?.value;
+        return v > 0 && v < 1;
+      });
+      await a.locator("form.composer").screenshot({ path: join(shots, "upload-progress.png") });
+      await chips.getByRole("button", { name: "Cancel upload of slow.bin" }).click();
+      await chips.getByText("slow.bin").waitFor({ state: "detached" });
+      await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      // Long enough for the whole file at that speed, had it not been aborted.
+      await Bun.sleep(4000);
+      expect(stored()).toBe(2);
+
+      // Over MAX_UPLOAD_BYTES: the server's 413 message on that chip, the rest still sendable.
+      await dropFiles([{ name: "huge.bin", type: "application/octet-stream", bytes: [...new Uint8Array(100 * 1024)] }]);
+      await chips.getByRole("alert").filter({ hasText: /Too large: .*65536 bytes/ }).waitFor();
+      await a.locator("form.composer").screenshot({ path: join(shots, "upload-error.png") });
+      expect(stored()).toBe(2);
+      await a.getByRole("textbox", { name: "Message" }).fill("two files");
+      await a.getByRole("textbox", { name: "Message" }).press("Enter");
+      await log(b).getByRole("link", { name: /drop\.txt/ }).waitFor();
+      await log(b).getByRole("img", { name: "pasted.png" }).waitFor();
+      await log(b).getByText("two files").waitFor();
+      expect(await log(b).getByText("huge.bin").count()).toBe(0);
+      await chips.waitFor({ state: "detached" });
+    } finally {
+      await t.stop();
+    }
   });
 
   btest("a direct message while the tab is hidden: a desktop notification, and the count in the title", async () => {

@@ -29,9 +29,35 @@ export function api<T = unknown>(method: string, path: string, body?: unknown): 
   return request<T>(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
 }
 
-/** A file as the request body (PROTOCOL §9): streamed by the browser, never read into a string. */
-export const upload = (file: File) =>
-  request<Attachment>("POST", `/api/uploads?filename=${encodeURIComponent(file.name)}`, { "content-type": file.type || "application/octet-stream" }, file);
+/** An upload under way: its result, and `abort()` (the promise then fails with code "aborted"). */
+export interface Upload { done: Promise<Attachment>; abort: () => void }
+
+/**
+ * A file as the request body (PROTOCOL §9), streamed by the browser, never read into a string.
+ * XMLHttpRequest, not fetch: only it reports upload progress. `progress` gets 0..1.
+ */
+export function upload(file: File, progress: (fraction: number) => void): Upload {
+  const xhr = new XMLHttpRequest();
+  const path = `/api/uploads?filename=${encodeURIComponent(file.name)}`;
+  const done = new Promise<Attachment>((resolve, reject) => {
+    xhr.open("POST", path);
+    xhr.setRequestHeader("content-type", file.type || "application/octet-stream");
+    if (token) xhr.setRequestHeader("authorization", `Bearer ${token}`);
+    xhr.upload.onprogress = (e) => e.lengthComputable && progress(e.loaded / e.total);
+    xhr.onerror = () => reject(new ApiError(0, "network", "The server cannot be reached."));
+    xhr.onabort = () => reject(new ApiError(0, "aborted", "Cancelled."));
+    xhr.onload = () => {
+      let data: any = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {}
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data as Attachment);
+      else reject(failure(xhr.status, data, path));
+    };
+    xhr.send(file);
+  });
+  return { done, abort: () => xhr.abort() };
+}
 
 async function request<T>(method: string, path: string, headers: Record<string, string>, body: BodyInit | undefined): Promise<T> {
   if (token) headers.authorization = `Bearer ${token}`;
@@ -43,13 +69,16 @@ async function request<T>(method: string, path: string, headers: Record<string, 
   }
   if (res.status === 204) return undefined as T;
   const data = await res.json().catch(() => null);
-  if (!res.ok) {
-    const e = data?.error ?? {};
-    // Register/login answer 401 for a wrong password: that is not a lost session.
-    if (res.status === 401 && token && !path.startsWith("/api/auth/")) onUnauthorized();
-    throw new ApiError(res.status, e.code ?? "error", e.message ?? `HTTP ${res.status}`, e.details);
-  }
+  if (!res.ok) throw failure(res.status, data, path);
   return data as T;
+}
+
+/** The contract's error body as an ApiError (one parser for fetch and XMLHttpRequest). */
+function failure(status: number, data: any, path: string): ApiError {
+  const e = data?.error ?? {};
+  // Register/login answer 401 for a wrong password: that is not a lost session.
+  if (status === 401 && token && !path.startsWith("/api/auth/")) onUnauthorized();
+  return new ApiError(status, e.code ?? "error", e.message ?? `HTTP ${status}`, e.details);
 }
 
 /** Every page of a list (bounded, so a huge list cannot hang the tab). */

@@ -346,12 +346,13 @@ function Files({ list }: { list: Attachment[] }) {
   );
 }
 
-/** A file picked for the next message: uploading, uploaded, or refused. */
-interface Pick { key: string; name: string; attachment?: Attachment; error?: string }
+/** A file picked for the next message: uploading (with its progress), uploaded, or refused. */
+interface Pick { key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string }
 
 function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Shown | null) => void; editing: Shown | null; setEditing: (m: Shown | null) => void }) {
   const { id, replyTo, editing } = props;
   const box = useRef<HTMLTextAreaElement>(null);
+  const form = useRef<HTMLFormElement>(null);
   const [editText, setEditText] = useState("");
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const [picks, setPicks] = useState<Pick[]>([]);
@@ -359,15 +360,64 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   const uploading = picks.some((p) => !p.attachment && !p.error);
   const ready = picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
 
-  function attach(files: FileList | null) {
+  const change = (key: string, patch: Partial<Pick>) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, ...patch } : p)));
+  function attach(files: Iterable<File> | null) {
     for (const file of files ?? []) {
       const key = crypto.randomUUID();
-      setPicks((ps) => [...ps, { key, name: file.name }]);
-      upload(file).then(
-        (attachment) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, attachment } : p))),
-        (e) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, error: e instanceof ApiError ? e.message : "upload failed" } : p))),
+      const up = upload(file, (progress) => change(key, { progress }));
+      setPicks((ps) => [...ps, { key, name: file.name, size: file.size, progress: 0, abort: up.abort }]);
+      up.done.then(
+        (attachment) => change(key, { attachment, progress: 1, abort: undefined }),
+        (e) => {
+          if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
+          const why = e instanceof ApiError ? (e.status === 413 ? `Too large: ${e.message}` : e.message) : "upload failed";
+          change(key, { error: why, abort: undefined });
+        },
       );
     }
+  }
+  function drop(p: Pick) {
+    p.abort?.();
+    setPicks((ps) => ps.filter((x) => x.key !== p.key));
+  }
+
+  // Files dropped anywhere on the open conversation (not only on the composer) are attached.
+  const dropRef = useRef(attach);
+  dropRef.current = attach;
+  useEffect(() => {
+    const area = form.current?.closest(".conversation") as HTMLElement | null;
+    if (!area || editing) return;
+    const hasFiles = (e: DragEvent) => !!e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+    const over = (e: DragEvent) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      area.classList.add("dropping");
+    };
+    const leave = (e: DragEvent) => {
+      if (!e.relatedTarget || !area.contains(e.relatedTarget as Node)) area.classList.remove("dropping");
+    };
+    const dropped = (e: DragEvent) => {
+      area.classList.remove("dropping");
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      dropRef.current([...e.dataTransfer!.files]);
+    };
+    area.addEventListener("dragover", over);
+    area.addEventListener("dragleave", leave);
+    area.addEventListener("drop", dropped);
+    return () => {
+      area.removeEventListener("dragover", over);
+      area.removeEventListener("dragleave", leave);
+      area.removeEventListener("drop", dropped);
+    };
+  }, [id, editing]);
+
+  /** An image (or any file) pasted into the message box is attached; pasted text stays text. */
+  function onPaste(e: ClipboardEvent) {
+    const files = [...(e.clipboardData?.files ?? [])];
+    if (!files.length || editing) return;
+    e.preventDefault();
+    attach(files);
   }
   const text = editing ? editText : (drafts.value[id] ?? "");
 
@@ -475,7 +525,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   }
 
   return (
-    <form class="composer" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
+    <form ref={form} class="composer" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
       {(replyTo || editing) && (
         <div class="context">
           <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${replyTo!.content.slice(0, 80)}`}</span>
@@ -496,9 +546,23 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
       {picks.length > 0 && (
         <ul class="picks" aria-label="Files to send">
           {picks.map((p) => (
-            <li key={p.key} class={p.error ? "error" : ""}>
-              {p.name} {p.error ? `— ${p.error}` : p.attachment ? "" : "(uploading…)"}
-              <button type="button" class="icon" aria-label={`Remove ${p.name}`} onClick={() => setPicks((ps) => ps.filter((x) => x.key !== p.key))}>
+            <li key={p.key} class={p.error ? "error" : p.attachment ? "" : "loading"}>
+              {p.attachment?.thumbnail_url ? (
+                <a href={p.attachment.url} target="_blank" rel="noopener noreferrer" class="thumb">
+                  <img src={p.attachment.thumbnail_url} alt={p.name} referrerpolicy="no-referrer" />
+                </a>
+              ) : (
+                <span class="kind" aria-hidden="true">{p.error ? "⚠" : "📄"}</span>
+              )}
+              <span class="about">
+                <span class="name" title={p.name}>{p.name}</span>
+                <span class="hint">{size(p.size)}</span>
+                {p.error && <span class="why" role="alert">{p.error}</span>}
+                {!p.attachment && !p.error && (
+                  <progress max={1} value={p.progress} aria-label={`Uploading ${p.name}`} />
+                )}
+              </span>
+              <button type="button" class="icon" aria-label={p.abort ? `Cancel upload of ${p.name}` : `Remove ${p.name}`} title={p.abort ? "Cancel upload" : "Remove"} onClick={() => drop(p)}>
                 ×
               </button>
             </li>
@@ -523,6 +587,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           maxLength={4000}
           onInput={onInput}
           onKeyDown={onKeyDown}
+          onPaste={onPaste}
           onBlur={stopTyping}
         />
         <button type="submit" class="primary" disabled={uploading || (!text.trim() && (!!editing || !ready.length))}>
