@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startServer, tempDir, uniqueName, type Account, type TestServer } from "./helpers";
 import { launchBrowser } from "./browser";
@@ -75,6 +76,39 @@ const log = (p: Page) => p.getByRole("log", { name: "Messages" });
 /** Every optimistic message acknowledged by the server (shown text alone may still be pending). */
 const settled = (p: Page) => p.waitForFunction(() => !document.querySelector("[role=log] .msg.pending"));
 const convLink = (p: Page, title: string) => p.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${title}`) });
+
+/**
+ * A page for `a` whose tab can be hidden (`setHidden`) and whose Notification API is granted
+ * and recorded in `__notes` (headless Chromium shows neither).
+ */
+async function recordingNotifications(a: Account, path: string, server = s): Promise<Page> {
+  const context = await browser!.newContext();
+  contexts.push(context);
+  const session = JSON.stringify({ token: a.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: a.user });
+  await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
+  await context.addInitScript(() => {
+    const w = globalThis as any;
+    w.__notes = [];
+    w.__hidden = false;
+    Object.defineProperty(document, "visibilityState", { get: () => (w.__hidden ? "hidden" : "visible") });
+    w.Notification = class {
+      static permission = "granted";
+      onclick: (() => void) | null = null;
+      constructor(title: string, options: { body: string }) {
+        w.__notes.push({ title, body: options.body });
+      }
+    };
+  });
+  const page = await context.newPage();
+  await page.goto(server.base + path);
+  await log(page).waitFor();
+  return page;
+}
+const setHidden = (p: Page, hidden: boolean) =>
+  p.evaluate((hidden) => {
+    (globalThis as any).__hidden = hidden;
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
 
 describe("the web client in Chromium", () => {
   btest("sign-in form: create an account, sign out, sign in again; a wrong password says so", async () => {
@@ -310,6 +344,41 @@ describe("the web client in Chromium", () => {
     }
   }, 90_000);
 
+  btest("a server restored from a backup: sync.reset, and the client shows the server's state from REST", async () => {
+    const overrides = { sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000 };
+    let server = await startServer(overrides, tempDir());
+    const port = Number(new URL(server.base).port);
+    try {
+      const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, server);
+      await say(bob, conv, "kept by the backup", server);
+      const backupFile = join(tempDir(), "backup.db");
+      const backup = Bun.spawnSync([process.execPath, "src/index.ts", "backup", backupFile], { env: { ...process.env, DATA_DIR: server.dataDir } });
+      expect(backup.exitCode).toBe(0);
+      const a = await pageFor(alice, `/c/${conv}`, server);
+      await say(bob, conv, "lost with the old server", server);
+      await log(a).getByText("lost with the old server").waitFor();
+
+      // Restore on the same port: the client reconnects with the old epoch and a position
+      // the restored log has passed by then.
+      const liveDir = server.dataDir;
+      await server.stop(false);
+      await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor();
+      const dir = tempDir();
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(backupFile, join(dir, "parley.db"));
+      copyFileSync(join(liveDir, "jwt-secret"), join(dir, "jwt-secret"));
+      server = await startServer(overrides, dir, port);
+      for (let i = 1; i <= 6; i++) await say(bob, conv, `after the restore ${i}`, server);
+      await log(a).getByText("after the restore 6").waitFor({ timeout: 20_000 });
+      await log(a).getByText("lost with the old server").waitFor({ state: "detached" });
+      await log(a).getByText("kept by the backup").waitFor();
+      expect(await log(a).getByText(/^after the restore \d$/).count()).toBe(6);
+    } finally {
+      await server.stop();
+    }
+  });
+
   btest("friends and groups: find, request, accept live; a group created, renamed, a member removed", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const a = await pageFor(alice);
@@ -526,42 +595,73 @@ describe("the web client in Chromium", () => {
   btest("a direct message while the tab is hidden: a desktop notification, and the count in the title", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
-    const context = await browser!.newContext();
-    contexts.push(context);
-    const session = JSON.stringify({ token: alice.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: alice.user });
-    await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
-    // A hidden tab and a granted Notification API, recorded (headless Chromium shows neither).
-    await context.addInitScript(() => {
-      const w = globalThis as any;
-      w.__notes = [];
-      w.__hidden = false;
-      Object.defineProperty(document, "visibilityState", { get: () => (w.__hidden ? "hidden" : "visible") });
-      w.Notification = class {
-        static permission = "granted";
-        onclick: (() => void) | null = null;
-        constructor(title: string, options: { body: string }) {
-          w.__notes.push({ title, body: options.body });
-        }
-      };
-    });
-    const a = await context.newPage();
-    await a.goto(`${s.base}/c/${conv}`);
-    await log(a).waitFor();
-    await a.evaluate(() => {
-      (globalThis as any).__hidden = true;
-      document.dispatchEvent(new Event("visibilitychange"));
-    });
+    const a = await recordingNotifications(alice, `/c/${conv}`);
+    await setHidden(a, true);
     await say(bob, conv, "are you there?");
     await a.waitForFunction(() => (globalThis as any).__notes.length > 0);
     expect(await a.evaluate(() => (globalThis as any).__notes)).toEqual([{ title: bob.user.display_name, body: "are you there?" }]);
     // Not read while hidden: the title counts it; back in view, it is read.
     await a.waitForFunction(() => document.title === "(1) Parley");
-    await a.evaluate(() => {
-      (globalThis as any).__hidden = false;
-      document.dispatchEvent(new Event("visibilitychange"));
-    });
+    await setHidden(a, false);
     await a.waitForFunction(() => document.title === "Parley");
   });
+
+  btest("a mention in a group while the tab is hidden: a desktop notification", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    await friends(alice, bob);
+    const group = await s.api("POST", "/api/conversations", { token: bob.token, body: { type: "group", title: "Mentions", member_ids: [alice.user.id] } });
+    expect(group.status).toBe(201);
+    const a = await recordingNotifications(alice, `/c/${group.body.id}`);
+    await setHidden(a, true);
+    await say(bob, group.body.id, `look @${alice.user.username}`);
+    await a.waitForFunction(() => (globalThis as any).__notes.some((n: any) => n.title === "You were mentioned"));
+    expect(await a.evaluate(() => (globalThis as any).__notes.find((n: any) => n.title === "You were mentioned"))).toEqual({ title: "You were mentioned", body: "Mentions" });
+  });
+
+  btest("group settings: the owner adds a friend, who sees the group live", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    await friends(alice, bob);
+    await friends(alice, carol);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Crew", member_ids: [bob.user.id] } });
+    expect(group.status).toBe(201);
+    const a = await pageFor(alice, `/c/${group.body.id}`);
+    const c = await pageFor(carol);
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    await a.getByRole("button", { name: `Add ${carol.user.display_name}` }).click();
+    await a.getByRole("list", { name: "Members" }).getByText(carol.user.display_name, { exact: true }).waitFor();
+    await convLink(c, "Crew").waitFor();
+    const members = await s.api("GET", `/api/conversations/${group.body.id}/members`, { token: alice.token });
+    expect(members.body.items.map((m: any) => m.user.id).sort()).toEqual([alice.user.id, bob.user.id, carol.user.id].sort());
+  });
+
+  btest("a send the server refuses (429) says why and offers Retry; Retry sends it once", async () => {
+    // 6 a minute: a token every 10 s, so the refusal is certain and Retry works 10 s later.
+    const t = await startServer({ sendsPerMinute: 6, writesPerMinute: 1_000_000 });
+    try {
+      const [alice, bob] = [await t.register(uniqueName("alice")), await t.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, t);
+      const a = await pageFor(alice, `/c/${conv}`, t);
+      for (let i = 0; ; i++) {
+        const r = await t.api("POST", `/api/conversations/${conv}/messages`, { token: alice.token, body: { content: `filler ${i}` } });
+        if (r.status === 429) break;
+        expect(r.status).toBe(201);
+      }
+      await a.getByRole("textbox", { name: "Message" }).fill("refused at first");
+      await a.getByRole("textbox", { name: "Message" }).press("Enter");
+      const failed = log(a).locator(".msg.failed").filter({ hasText: "refused at first" });
+      await failed.getByText(/Not sent: .+/).waitFor();
+      expect(await failed.textContent()).toMatch(/Not sent: .*(too many|rate|slow)/i);
+      await Bun.sleep(10_500);
+      await failed.getByRole("button", { name: "Retry" }).click();
+      await log(a).locator(".msg.failed").waitFor({ state: "detached" });
+      await settled(a);
+      const page = await t.api("GET", `/api/conversations/${conv}/messages?limit=100`, { token: alice.token });
+      expect(page.body.items.filter((m: any) => m.content === "refused at first")).toHaveLength(1);
+      expect(await log(a).getByText("refused at first").count()).toBe(1);
+    } finally {
+      await t.stop();
+    }
+  }, 90_000);
 
   btest("profile, reject, cancel, unfriend, leave: each changes the server and the other side's screen", async () => {
     const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
