@@ -583,7 +583,11 @@ describe("the web client in Chromium", () => {
       await a.getByRole("textbox", { name: "Message" }).fill("two files");
       await a.getByRole("textbox", { name: "Message" }).press("Enter");
       await log(b).getByRole("link", { name: /drop\.txt/ }).waitFor();
-      await log(b).getByRole("img", { name: "pasted.png" }).waitFor();
+      // The thumbnail opens the full file: the link is to the very bytes pasted.
+      const full = log(b).getByRole("link").filter({ has: b.getByRole("img", { name: "pasted.png" }) });
+      await full.waitFor();
+      const original = await fetch(new URL((await full.getAttribute("href"))!, t.base));
+      expect([...new Uint8Array(await original.arrayBuffer())]).toEqual(image);
       await log(b).getByText("two files").waitFor();
       expect(await log(b).getByText("huge.bin").count()).toBe(0);
       await chips.waitFor({ state: "detached" });
