@@ -11,7 +11,7 @@ import { authenticate, bearerToken } from "../auth/plugin";
 import { AppError } from "../errors";
 import type { AttachmentRow } from "../db/schema";
 import { contentDisposition } from "./names";
-import { attachmentPath, UPLOAD_PATH } from "./paths";
+import { ATTACHMENT_PATH_PREFIX, attachmentPath, UPLOAD_PATH } from "./paths";
 import { UNSIGNED_LINK } from "./links";
 import { op } from "../http/docs";
 import { Attachment } from "./model";
@@ -47,14 +47,25 @@ const thumbnailName = (filename: string) => `${filename.replace(/\.[^.]{1,16}$/,
  * (`me`, set by the auth plugin): histories, sends, conversation lists, event pages.
  * Only responses that hold a link are touched; the rest go out as Elysia renders them.
  */
+/** Whether a response value holds an attachment with an unsigned link, at any depth. */
+function holdsUnsignedLink(value: unknown, depth = 0): boolean {
+  if (typeof value !== "object" || value === null || depth > 8) return false;
+  if (Array.isArray(value)) return value.some((v) => holdsUnsignedLink(v, depth + 1));
+  const url = (value as { url?: unknown }).url;
+  if (typeof url === "string" && url.startsWith(ATTACHMENT_PATH_PREFIX)) return true;
+  for (const v of Object.values(value)) if (typeof v === "object" && v !== null && holdsUnsignedLink(v, depth + 1)) return true;
+  return false;
+}
+
 export const signedLinks = (ctx: AppContext) =>
   new Elysia({ name: "parley.signed-links", seed: ctx.instance }).onAfterHandle({ as: "global" }, (c) => {
     const me = (c as unknown as { me?: { id: string } }).me;
     const value = (c as unknown as { responseValue?: unknown }).responseValue;
     if (!me || value === null || value instanceof Response || value instanceof Blob) return;
-    // Some routes hand over JSON they built as text (conversation lists).
-    const json = typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) : "";
-    if (!json.includes(UNSIGNED_LINK)) return;
+    // Some routes hand over JSON they built as text (conversation lists); objects are only
+    // serialised here when they hold a link (most responses hold none).
+    if (typeof value === "string" ? !value.includes(UNSIGNED_LINK) : !holdsUnsignedLink(value)) return;
+    const json = typeof value === "string" ? value : JSON.stringify(value);
     return new Response(ctx.files.links.personalize(json, me.id), {
       status: typeof c.set.status === "number" ? c.set.status : 200,
       headers: { ...(c.set.headers as Record<string, string>), "content-type": "application/json" },
