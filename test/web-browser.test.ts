@@ -960,3 +960,45 @@ describe("search in the web client (issue #14)", () => {
     await searchDialog(a).getByRole("region", { name: "Hidden fern corner" }).waitFor();
   });
 });
+
+/**
+ * §10's accessible names the way an outside suite uses them: role + exact name, strict
+ * locators (one match each, or the action throws), from a signed-out deep link.
+ */
+describe("§10's names, as an outside suite locates them", () => {
+  btest("signed out at /c/<id>: sign in by name; every named control is unique; unread count ends the link's name", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const title = `Acceptance ${uniqueName("g")}`;
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } });
+    expect(group.status).toBe(201);
+    const quiet = `Quiet ${uniqueName("g")}`;
+    const other = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: quiet, member_ids: [bob.user.id] } });
+    expect(other.status).toBe(201);
+    for (const n of [1, 2, 3]) await say(bob, group.body.id, `unread ${n}`);
+
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    const p = await context.newPage();
+    await p.goto(`${s.base}/c/${other.body.id}`);
+    const exact = { exact: true } as const;
+    await p.getByRole("textbox", { name: "Username", ...exact }).fill(alice.user.username);
+    await p.getByRole("textbox", { name: "Password", ...exact }).fill(alice.password);
+    await p.getByRole("button", { name: "Create account", ...exact }).waitFor();
+    await p.getByRole("button", { name: "Sign in", ...exact }).click();
+
+    const nav = p.getByRole("navigation", { name: "Conversations", ...exact });
+    await nav.waitFor();
+    await p.getByRole("heading", { name: quiet, ...exact }).waitFor(); // the deep link's conversation, opened
+    await p.getByRole("link", { name: new RegExp(`^${title}.*, 3 unread$`) }).waitFor();
+    expect(await p.getByRole("link", { name: new RegExp(`^${quiet}`) }).getAttribute("aria-label").then((n) => n ?? "")).not.toMatch(/unread$/);
+    for (const name of ["New conversation", "Friends", "Search"]) expect(await p.getByRole("button", { name, ...exact }).count()).toBe(1);
+
+    await p.getByRole("link", { name: new RegExp(`^${title}`) }).click();
+    await p.getByRole("log", { name: "Messages", ...exact }).getByText("unread 3", exact).waitFor();
+    await p.getByRole("link", { name: new RegExp(`^${title}.*\\d unread$`) }).waitFor({ state: "detached" });
+    await p.getByRole("textbox", { name: "Message", ...exact }).fill("seen, thanks");
+    await p.getByRole("button", { name: "Send", ...exact }).click();
+    await p.getByRole("log", { name: "Messages", ...exact }).getByText("seen, thanks", exact).waitFor();
+    expect(await p.getByRole("status").filter({ hasText: "Reconnecting…" }).count()).toBe(0);
+  });
+});
