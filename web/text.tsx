@@ -45,7 +45,7 @@ export function Avatar({ name, url, online }: { name: string; url?: string | nul
   );
 }
 
-/** `&amp;`, `&lt;`, `&#60;`, `&#x3c;` … back to their characters (the server escapes with numeric references). */
+/** `&amp;`, `&lt;`, `&#60;`, `&#x3c;` … back to their characters (the server writes `&lt;` `&gt;` `&amp;` `&quot;` `&#x27;`; any reference is read). */
 const ENTITY = /&(#\d+|#x[0-9a-f]+|amp|lt|gt|quot|apos|#39);/gi;
 const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 export const unescapeHtml = (t: string) =>
