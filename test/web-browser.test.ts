@@ -309,6 +309,7 @@ describe("the web client in Chromium", () => {
 
     await server.stop(false);
     await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor();
+    expect(await a.getByRole("status").textContent()).toBe("Reconnecting…"); // strict: the only status region shown
     await a.getByRole("textbox", { name: "Message" }).fill("sent while away");
     await a.getByRole("textbox", { name: "Message" }).press("Enter");
     await log(a).getByText("Not sent: offline.").waitFor();
@@ -981,24 +982,35 @@ describe("§10's names, as an outside suite locates them", () => {
     const p = await context.newPage();
     await p.goto(`${s.base}/c/${other.body.id}`);
     const exact = { exact: true } as const;
-    await p.getByRole("textbox", { name: "Username", ...exact }).fill(alice.user.username);
-    await p.getByRole("textbox", { name: "Password", ...exact }).fill(alice.password);
-    await p.getByRole("button", { name: "Create account", ...exact }).waitFor();
-    await p.getByRole("button", { name: "Sign in", ...exact }).click();
+    for (const [role, name] of [["textbox", "Username"], ["textbox", "Password"], ["button", "Sign in"], ["button", "Create account"]] as const) {
+      await p.getByRole(role, { name, ...exact }).waitFor();
+      expect(await p.getByRole(role, { name }).count()).toBe(1);
+    }
+    await p.getByRole("textbox", { name: "Username" }).fill(alice.user.username);
+    await p.getByRole("textbox", { name: "Password" }).fill(alice.password);
+    await p.getByRole("button", { name: "Sign in" }).click();
 
     const nav = p.getByRole("navigation", { name: "Conversations", ...exact });
     await nav.waitFor();
     await p.getByRole("heading", { name: quiet, ...exact }).waitFor(); // the deep link's conversation, opened
     await p.getByRole("link", { name: new RegExp(`^${title}.*, 3 unread$`) }).waitFor();
     expect(await p.getByRole("link", { name: new RegExp(`^${quiet}`) }).getAttribute("aria-label").then((n) => n ?? "")).not.toMatch(/unread$/);
-    for (const name of ["New conversation", "Friends", "Search"]) expect(await p.getByRole("button", { name, ...exact }).count()).toBe(1);
+    // Unique both by exact name and by Playwright's default (case-insensitive substring) match.
+    for (const name of ["New conversation", "Friends", "Search"]) {
+      expect(await p.getByRole("button", { name, ...exact }).count()).toBe(1);
+      expect(await p.getByRole("button", { name }).count()).toBe(1);
+    }
 
     await p.getByRole("link", { name: new RegExp(`^${title}`) }).click();
     await p.getByRole("log", { name: "Messages", ...exact }).getByText("unread 3", exact).waitFor();
     await p.getByRole("link", { name: new RegExp(`^${title}.*\\d unread$`) }).waitFor({ state: "detached" });
-    await p.getByRole("textbox", { name: "Message", ...exact }).fill("seen, thanks");
-    await p.getByRole("button", { name: "Send", ...exact }).click();
+    await p.getByRole("textbox", { name: "Message" }).fill("seen, thanks");
+    await p.getByRole("button", { name: "Send" }).click();
     await p.getByRole("log", { name: "Messages", ...exact }).getByText("seen, thanks", exact).waitFor();
+    for (const [role, name] of [["textbox", "Message"], ["button", "Send"], ["log", "Messages"], ["navigation", "Conversations"]] as const) {
+      expect(await p.getByRole(role, { name, ...exact }).count()).toBe(1);
+      expect(await p.getByRole(role, { name }).count()).toBe(1);
+    }
     expect(await p.getByRole("status").filter({ hasText: "Reconnecting…" }).count()).toBe(0);
   });
 });
