@@ -156,6 +156,9 @@ describe("the web client in Chromium", () => {
     expect(await b.title()).toBe("(1) Parley");
     await convLink(b, alice.user.display_name).click();
     await log(b).getByText("Hello Bob").waitFor();
+    // The "New messages" divider stands right before the first unread message.
+    await log(b).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
+    expect(await b.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("Hello Bob");
     await b.getByRole("link", { name: new RegExp(`^${alice.user.display_name}.*Hello Bob$`) }).waitFor(); // badge gone
     // Alice sees that Bob read it.
     await log(a).getByText(`Seen by ${bob.user.display_name}`).waitFor();
