@@ -526,7 +526,7 @@ describe("the web client in Chromium", () => {
   });
 
   btest("attachments: drop, paste, progress and Cancel (nothing kept); a too-large file says so and the rest still sends", async () => {
-    const t = await startServer({ sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000, maxUploadBytes: 64 * 1024 });
+    const t = await startServer({ sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000, maxUploadBytes: 1024 * 1024 });
     try {
       const [alice, bob] = [await t.register(uniqueName("alice")), await t.register(uniqueName("bob"))];
       const conv = await direct(alice, bob, t);
@@ -564,7 +564,8 @@ describe("the web client in Chromium", () => {
       const cdp = await a.context().newCDPSession(a);
       await cdp.send("Network.enable");
       await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 16 * 1024 });
-      await dropFiles([{ name: "slow.bin", type: "application/octet-stream", bytes: [...new Uint8Array(60 * 1024).fill(7)] }]);
+      // Larger than the socket buffers take at once, or the body is all sent before Cancel.
+      await dropFiles([{ name: "slow.bin", type: "application/octet-stream", bytes: [...new Uint8Array(900 * 1024).fill(7)] }]);
       const bar = chips.getByRole("progressbar", { name: "Uploading slow.bin" });
       await bar.waitFor();
       await a.waitForFunction(() => {
@@ -575,13 +576,13 @@ describe("the web client in Chromium", () => {
       await chips.getByRole("button", { name: "Cancel upload of slow.bin" }).click();
       await chips.getByText("slow.bin").waitFor({ state: "detached" });
       await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
-      // Long enough for the whole file at that speed, had it not been aborted.
+      // Long enough for the rest of the body to arrive at full speed, had it not been aborted.
       await Bun.sleep(4000);
       expect(stored()).toBe(2);
 
       // Over MAX_UPLOAD_BYTES: the server's 413 message on that chip, the rest still sendable.
-      await dropFiles([{ name: "huge.bin", type: "application/octet-stream", bytes: [...new Uint8Array(100 * 1024)] }]);
-      await chips.getByRole("alert").filter({ hasText: /Too large: .*65536 bytes/ }).waitFor();
+      await dropFiles([{ name: "huge.bin", type: "application/octet-stream", bytes: [...new Uint8Array(1200 * 1024)] }]);
+      await chips.getByRole("alert").filter({ hasText: /Too large: .*1048576 bytes/ }).waitFor();
       await a.locator("form.composer").screenshot({ path: join(shots, "upload-error.png") });
       expect(stored()).toBe(2);
       await a.getByRole("textbox", { name: "Message" }).fill("two files");
