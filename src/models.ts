@@ -57,7 +57,6 @@ export type Signals = typeof SIGNALS;
 export type SignalType = keyof Signals | "ack";
 export type Requests = typeof REQUESTS;
 export type RequestType = keyof Requests;
-export type RequestData<T extends RequestType> = Static<Requests[T]>;
 export type AckType = keyof typeof ACKS;
 export type Ack = { [K in AckType]: { request_type: K; result: Static<(typeof ACKS)[K]> } }[AckType];
 export type SignalData<T extends SignalType> = T extends "ack" ? Ack : T extends keyof Signals ? Static<Signals[T]> : never;

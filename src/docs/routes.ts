@@ -66,11 +66,14 @@ function dropUnusedSchemas(doc: Document) {
 export const docsRoutes = (routes: () => Route[]) => {
   let asyncapi: string | undefined;
   let page: string | undefined;
+  const completed = new WeakSet<object>();
   return new Elysia({ name: "parley.docs" })
     .onAfterHandle({ as: "global" }, ({ path, response }) => {
-      if (path !== "/docs/json") return;
+      // The plugin hands out the same cached document each time: complete it once.
+      if (path !== "/docs/json" || completed.has(response as object)) return;
       completeRequestBodies(response as Document, routes());
       dropUnusedSchemas(response as Document);
+      completed.add(response as object);
     })
     .use(
       openapi({

@@ -236,4 +236,7 @@ export function release(tx: Tx, messageId: string, now: number) {
 }
 
 /** `image` when every file is a decoded image, else `file`. */
+/** Only an image or file message can hold attachments: the server sets the type when it does. */
+export const mayHoldFiles = (messageType: string) => messageType === "image" || messageType === "file";
+
 export const messageTypeOf = (rows: AttachmentRow[]) => (rows.every((r) => r.width !== null) ? "image" : "file");

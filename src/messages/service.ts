@@ -15,7 +15,7 @@ import { activityKey, iso } from "../lib/time";
 import type { Static } from "../lib/model";
 import type { ReadReceipt, SendBody } from "./model";
 import { MAX_REACTION_KINDS, messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
-import { attach, messageTypeOf, release } from "../files/service";
+import { attach, mayHoldFiles, messageTypeOf, release } from "../files/service";
 import { toAttachment } from "../files/view";
 
 export const MAX_CONTENT = 4000;
@@ -175,7 +175,7 @@ export function editMessage(ctx: AppContext, me: UserRow, messageId: string, raw
     if (row.senderId !== me.id) throw forbidden("only the sender can edit a message");
     if (row.deletedAt !== null) throw conflict("the message was deleted");
     // The files stay; the text may go only where there are files.
-    const content = cleanContent(rawContent, row.messageType === "image" || row.messageType === "file");
+    const content = cleanContent(rawContent, mayHoldFiles(row.messageType));
     w.tx.update(messages).set({ content, editedAt: Date.now() }).where(eq(messages.id, messageId)).run();
     const message = messageById(w.tx, messageId)!;
     w.emit(convTopic(row.conversationId), "message.edit", message);

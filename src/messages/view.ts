@@ -9,6 +9,7 @@ import { messages, reactions, users, type ConversationRow } from "../db/schema";
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
 import { attachmentsOf, type Attachment } from "../files/view";
+import { mayHoldFiles } from "../files/service";
 
 type Reader = DB | Tx;
 
@@ -60,9 +61,8 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
 export function toMessages(db: Reader, rows: MessageSelection[]): Message[] {
   const live = rows.filter((r) => r.m.deletedAt === null).map((r) => r.m.id);
   const reacts = reactionsOf(db, live);
-  // Only an image or file message can hold attachments (the server sets the type when it
-  // does): text messages, most of any page, skip the query.
-  const files = attachmentsOf(db, rows.filter((r) => r.m.deletedAt === null && (r.m.messageType === "image" || r.m.messageType === "file")).map((r) => r.m.id));
+  // Text messages, most of any page, skip the attachments query.
+  const files = attachmentsOf(db, rows.filter((r) => r.m.deletedAt === null && mayHoldFiles(r.m.messageType)).map((r) => r.m.id));
   return rows.map((r) => toMessage(r, reacts.get(r.m.id) ?? [], files.get(r.m.id) ?? []));
 }
 
