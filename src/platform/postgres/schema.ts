@@ -1,0 +1,168 @@
+/**
+ * The PostgreSQL tables of cluster mode: the same tables, columns and row types as the
+ * SQLite schema (src/db/schema.ts), in pg-core. Times are bigint milliseconds read as JS
+ * numbers, ids UUIDv7 text, as on SQLite, so views and events are built from rows alike.
+ * Triggers (member counts, releasing a removed message's files) are in the custom
+ * migrations of drizzle/pg.
+ */
+import { sql } from "drizzle-orm";
+import { pgTable, text, bigint, bigserial, integer, index, uniqueIndex, primaryKey } from "drizzle-orm/pg-core";
+
+const millis = (name: string) => bigint(name, { mode: "number" });
+
+export const users = pgTable("users", {
+  id: text().primaryKey(),
+  username: text().notNull().unique(),
+  displayName: text("display_name").notNull(),
+  profileImageUrl: text("profile_image_url"),
+  passwordHash: text("password_hash").notNull(),
+  lastActiveAt: millis("last_active_at").notNull(),
+  createdAt: millis("created_at").notNull(),
+  updatedAt: millis("updated_at").notNull(),
+});
+
+export const friendships = pgTable(
+  "friendships",
+  {
+    id: text().primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    friendId: text("friend_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    pairKey: text("pair_key").notNull(),
+    status: text({ enum: ["pending", "accepted", "rejected"] }).notNull(),
+    requestedAt: millis("requested_at").notNull(),
+    acceptedAt: millis("accepted_at"),
+  },
+  (t) => [
+    uniqueIndex("friendships_pair_key").on(t.pairKey),
+    index("friendships_user").on(t.userId, t.status),
+    index("friendships_friend").on(t.friendId, t.status),
+  ],
+);
+
+export const conversations = pgTable("conversations", {
+  id: text().primaryKey(),
+  type: text({ enum: ["direct", "group"] }).notNull(),
+  title: text(),
+  directKey: text("direct_key").unique(),
+  createdBy: text("created_by").notNull(),
+  createdAt: millis("created_at").notNull(),
+  updatedAt: millis("updated_at").notNull(),
+  lastMessageAt: millis("last_message_at"),
+  lastMessageId: text("last_message_id"),
+  activityAt: millis("activity_at").notNull(),
+  memberCount: integer("member_count").notNull().default(0),
+});
+
+export const members = pgTable(
+  "conversation_members",
+  {
+    conversationId: text("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    role: text({ enum: ["owner", "admin", "member"] }).notNull(),
+    joinedAt: millis("joined_at").notNull(),
+    joinedSeq: millis("joined_seq").notNull().default(0),
+    lastReadMessageId: text("last_read_message_id"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.conversationId, t.userId] }),
+    index("members_user").on(t.userId, t.conversationId),
+    index("members_read_position").on(t.conversationId, t.lastReadMessageId, t.userId),
+  ],
+);
+
+export const memberStints = pgTable(
+  "member_stints",
+  {
+    conversationId: text("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    joinedSeq: millis("joined_seq").notNull(),
+    leftSeq: millis("left_seq").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.conversationId, t.joinedSeq] }), index("member_stints_left").on(t.leftSeq)],
+);
+
+/**
+ * The event log. How `seq` is made to follow commit order (the hazard of a plain
+ * sequence: a transaction that took seq 1 may commit after one that took 2) is the event
+ * log's business (src/platform/postgres/event-log.ts).
+ */
+export const events = pgTable(
+  "events",
+  {
+    seq: bigserial({ mode: "number" }).primaryKey(),
+    topic: text().notNull(),
+    type: text().notNull(),
+    data: text().notNull(),
+    payloadId: bigint("payload_id", { mode: "number" }),
+    createdAt: millis("created_at").notNull(),
+  },
+  (t) => [index("events_topic_seq").on(t.topic, t.seq), index("events_payload_id").on(t.payloadId).where(sql`${t.payloadId} IS NOT NULL`)],
+);
+
+export const eventPayloads = pgTable("event_payloads", {
+  id: bigserial({ mode: "number" }).primaryKey(),
+  data: text().notNull(),
+});
+
+export const meta = pgTable("meta", {
+  key: text().primaryKey(),
+  value: text().notNull(),
+});
+
+export const messages = pgTable(
+  "messages",
+  {
+    id: text().primaryKey(),
+    conversationId: text("conversation_id").notNull().references(() => conversations.id, { onDelete: "cascade" }),
+    senderId: text("sender_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    messageType: text("message_type", { enum: ["text", "image", "file", "system"] }).notNull(),
+    content: text().notNull(),
+    clientMsgId: text("client_msg_id"),
+    replyToId: text("reply_to_id"),
+    createdAt: millis("created_at").notNull(),
+    editedAt: millis("edited_at"),
+    deletedAt: millis("deleted_at"),
+  },
+  (t) => [
+    index("messages_conversation_id").on(t.conversationId, t.id, t.senderId, t.deletedAt),
+    uniqueIndex("messages_client_msg_id").on(t.conversationId, t.senderId, t.clientMsgId).where(sql`${t.clientMsgId} IS NOT NULL`),
+  ],
+);
+
+export const reactions = pgTable(
+  "message_reactions",
+  {
+    messageId: text("message_id").notNull().references(() => messages.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    emoji: text().notNull(),
+    createdAt: millis("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.messageId, t.userId, t.emoji] })],
+);
+
+export const attachments = pgTable(
+  "attachments",
+  {
+    id: text().primaryKey(),
+    uploaderId: text("uploader_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    state: text({ enum: ["new", "attached", "released"] }).notNull(),
+    messageId: text("message_id"),
+    position: integer().notNull().default(0),
+    filename: text().notNull(),
+    contentType: text("content_type").notNull(),
+    size: bigint({ mode: "number" }).notNull(),
+    sha256: text().notNull(),
+    storageKey: text("storage_key").notNull(),
+    thumbnailKey: text("thumbnail_key"),
+    width: integer(),
+    height: integer(),
+    createdAt: millis("created_at").notNull(),
+    unheldAt: millis("unheld_at"),
+  },
+  (t) => [
+    index("attachments_message").on(t.messageId, t.position).where(sql`${t.messageId} IS NOT NULL`),
+    index("attachments_uploader").on(t.uploaderId, t.size),
+    index("attachments_storage_key").on(t.storageKey),
+    index("attachments_unheld").on(t.unheldAt).where(sql`${t.unheldAt} IS NOT NULL`),
+  ],
+);
