@@ -28,6 +28,7 @@ import { wsRoutes } from "./realtime/ws";
 import { webRoutes } from "./web/routes";
 import { Tickets, ticketRoutes } from "./realtime/tickets";
 import { EventLog } from "./events/log";
+import { sqliteStore } from "./platform/sqlite/store";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { seedActivity } from "./lib/time";
@@ -75,7 +76,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     files: new Files(db, openStore(config), config, log, secret),
     search: new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
     instance: Bun.randomUUIDv7(),
+    store: undefined as never,
   };
+  ctx.store = sqliteStore(ctx);
   ctx.events.onCommit((events) => {
     for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
   });

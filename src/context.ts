@@ -8,6 +8,7 @@ import type { EventLog } from "./events/log";
 import type { KeyedBuckets } from "./lib/rate-limit";
 import type { Files } from "./files/service";
 import type { SearchIndex } from "./search/index";
+import type { Store } from "./platform/store";
 
 /** What the feature modules of one running app share. Built once by createApp. */
 export interface AppContext {
@@ -18,6 +19,8 @@ export interface AppContext {
   tokens: Tokens;
   accounts: AccountService;
   events: EventLog;
+  /** The data operations the doors call (SQLite here; PostgreSQL in cluster mode). */
+  store: Store;
   /**
    * Per-user budgets, spent alike by REST routes and WebSocket frames: message sends and
    * read positions (SENDS_PER_MINUTE); every other write (WRITES_PER_MINUTE), since each

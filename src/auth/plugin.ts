@@ -1,7 +1,6 @@
 import { Elysia } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
-import { getUserRow } from "../users/service";
 import type { UserRow } from "../db/schema";
 
 export function bearerToken(header: string | undefined): string | undefined {
@@ -18,7 +17,7 @@ export async function authenticate(ctx: AppContext, token: string | undefined): 
   if (!token) throw new AppError("unauthorized", "missing bearer token");
   const claims = await ctx.tokens.verify(token);
   if (!claims) throw new AppError("unauthorized", "invalid or expired token");
-  const me = getUserRow(ctx.db, claims.userId);
+  const me = await ctx.store.users.row(claims.userId);
   if (!me) throw new AppError("unauthorized", "user no longer exists");
   return { me, expiresAtMs: claims.expiresAtMs };
 }

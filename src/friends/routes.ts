@@ -5,7 +5,6 @@ import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
-import { acceptFriend, listFriendships, rejectFriend, removeFriend, requestFriend } from "./service";
 
 export const friendRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/friendships", tags: ["friends"] })
@@ -13,8 +12,8 @@ export const friendRoutes = (ctx: AppContext) =>
     .use(writeLimit(ctx))
     .post(
       "",
-      ({ me, body, set }) => {
-        const { created, friendship } = requestFriend(ctx, me, body.friend_id);
+      async ({ me, body, set }) => {
+        const { created, friendship } = await ctx.store.friends.request(me, body.friend_id);
         set.status = created ? 201 : 200;
         return friendship;
       },
@@ -23,17 +22,17 @@ export const friendRoutes = (ctx: AppContext) =>
         detail: op("Send a friend request (201); if they already asked you, it is accepted instead (200)", { 201: Friendship, 200: Friendship }, { write: true, errors: [404, 409] }),
       },
     )
-    .patch("/:id/accept", ({ me, params }) => acceptFriend(ctx, me, params.id), { detail: op("Accept (addressee only)", { 200: Friendship }, { write: true, errors: [403, 404, 409] }) })
-    .patch("/:id/reject", ({ me, params }) => rejectFriend(ctx, me, params.id), { detail: op("Reject (addressee only)", { 200: Friendship }, { write: true, errors: [403, 404, 409] }) })
+    .patch("/:id/accept", ({ me, params }) => ctx.store.friends.accept(me, params.id), { detail: op("Accept (addressee only)", { 200: Friendship }, { write: true, errors: [403, 404, 409] }) })
+    .patch("/:id/reject", ({ me, params }) => ctx.store.friends.reject(me, params.id), { detail: op("Reject (addressee only)", { 200: Friendship }, { write: true, errors: [403, 404, 409] }) })
     .delete(
       "/:id",
-      ({ me, params, set }) => {
-        removeFriend(ctx, me, params.id);
+      async ({ me, params, set }) => {
+        await ctx.store.friends.remove(me, params.id);
         set.status = 204;
       },
       { detail: op("Cancel a request or unfriend (either side)", { 204: null }, { write: true, errors: [404] }) },
     )
-    .get("", ({ me, query }) => listFriendships(ctx, me, query, parseLimit(query.limit), query.cursor), {
+    .get("", ({ me, query }) => ctx.store.friends.list(me, query, parseLimit(query.limit), query.cursor), {
       query: t.Composite([PageQuery, FriendshipQuery]),
       detail: op("The caller's friendships (default: pending and accepted), newest first", { 200: FriendshipPage }),
     });

@@ -5,7 +5,6 @@ import { authPlugin } from "../auth/plugin";
 import { AppError } from "../errors";
 import { parseLimit } from "../http/paging";
 import { EditBody, HistoryQuery, Message, MessagePage, ReactionBody, ReadBody, ReadReceipt, SendBody } from "./model";
-import { deleteMessage, editMessage, listMessages, markRead, react, sendMessage } from "./service";
 import { spendSend, spendWrite } from "../http/write-limit";
 
 /**
@@ -31,7 +30,7 @@ export const messageRoutes = (ctx: AppContext) => {
       "/api/conversations/:id/messages",
       async ({ me, params, body, set }) => {
         spendSend(ctx, me.id);
-        const { created, message } = await sendMessage(ctx, me, params.id, body);
+        const { created, message } = await ctx.store.messages.send(me, params.id, body);
         set.status = created ? 201 : 200;
         return message;
       },
@@ -39,34 +38,34 @@ export const messageRoutes = (ctx: AppContext) => {
     )
     .get(
       "/api/conversations/:id/messages",
-      ({ me, params, query }) => listMessages(ctx, me, params.id, { before: query.before, after: query.after, cursor: query.cursor, limit: parseLimit(query.limit) }),
+      ({ me, params, query }) => ctx.store.messages.list(me, params.id, { before: query.before, after: query.after, cursor: query.cursor, limit: parseLimit(query.limit) }),
       {
         query: HistoryQuery,
         detail: op("History: newest first, or with `after` oldest first", { 200: MessagePage }, { errors: [404] }),
       },
     )
-    .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(ctx, me.id), markRead(ctx, me, params.id, body.message_id)), {
+    .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(ctx, me.id), ctx.store.messages.markRead(me, params.id, body.message_id)), {
       body: ReadBody,
       detail: op("Move the caller's read position forward", { 200: ReadReceipt }, { write: true, errors: [404] }),
     })
-    .patch("/api/messages/:id", ({ me, params, body }) => (spendWrite(ctx, me.id), editMessage(ctx, me, params.id, body.content)), {
+    .patch("/api/messages/:id", ({ me, params, body }) => (spendWrite(ctx, me.id), ctx.store.messages.edit(me, params.id, body.content)), {
       body: EditBody,
       detail: op("Edit (sender only)", { 200: Message }, { write: true, errors: [403, 404, 409] }),
     })
     .delete(
       "/api/messages/:id",
-      ({ me, params, set }) => {
+      async ({ me, params, set }) => {
         spendWrite(ctx, me.id);
-        deleteMessage(ctx, me, params.id);
+        await ctx.store.messages.remove(me, params.id);
         set.status = 204;
       },
       { detail: op("Delete (sender, or group owner/admin); leaves a tombstone", { 204: null }, { write: true, errors: [403, 404] }) },
     )
-    .post("/api/messages/:id/reactions", ({ me, params, body }) => (spendWrite(ctx, me.id), react(ctx, me, params.id, body.emoji, "add")), {
+    .post("/api/messages/:id/reactions", ({ me, params, body }) => (spendWrite(ctx, me.id), ctx.store.messages.react(me, params.id, body.emoji, "add")), {
       body: ReactionBody,
       detail: op("Add the caller's reaction", { 200: Message }, { write: true, errors: [404, 409] }),
     })
-    .delete("/api/messages/:id/reactions/:emoji", ({ me, params, request }) => (spendWrite(ctx, me.id), react(ctx, me, params.id, emojiSegment(request), "remove")), {
+    .delete("/api/messages/:id/reactions/:emoji", ({ me, params, request }) => (spendWrite(ctx, me.id), ctx.store.messages.react(me, params.id, emojiSegment(request), "remove")), {
       detail: op("Remove the caller's reaction (emoji URL-encoded)", { 200: Message }, { write: true, errors: [404, 409] }),
     });
 };

@@ -11,7 +11,6 @@ import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
-import { getUserRow } from "../users/service";
 import type { Session } from "../auth/plugin";
 import { iso } from "../lib/time";
 
@@ -31,11 +30,11 @@ export class Tickets {
   }
 
   /** Consumes a ticket: 401 when unknown, used or expired. The socket lives as long as the token would have. */
-  redeem(ctx: AppContext, ticket: string): Session {
+  async redeem(ctx: AppContext, ticket: string): Promise<Session> {
     const entry = this.live.get(ticket);
     this.live.delete(ticket);
     if (!entry || entry.expiresAt <= Date.now()) throw new AppError("unauthorized", "invalid or expired ticket");
-    const me = getUserRow(ctx.db, entry.userId);
+    const me = await ctx.store.users.row(entry.userId);
     if (!me) throw new AppError("unauthorized", "user no longer exists");
     return { me, expiresAtMs: entry.tokenExpiresAtMs };
   }

@@ -7,9 +7,8 @@ import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { asAppError } from "../db/storage";
 import { authenticate, bearerToken, type Session } from "../auth/plugin";
-import { conversationIdsOf, createConversation, listConversationsJson, requireMembership } from "../conversations/service";
-import { deleteMessage, editMessage, markRead, sendMessage } from "../messages/service";
-import { visibleAmong, getUserRow } from "../users/service";
+// The connect path stays on SQLite's synchronous calls (see onOpen); cluster mode brings its own.
+import { conversationIdsOf, listConversationsJson } from "../conversations/service";
 import { TokenBucket } from "../lib/rate-limit";
 import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
@@ -21,7 +20,7 @@ import { op } from "../http/docs";
 import type { Ack, AckType, SignalData, SignalType } from "../models";
 
 /** What a handler gets: the socket, its user (fresh from the database) and the request id. */
-interface Call { state: SocketState; me: () => UserRow; requestId?: string }
+interface Call { state: SocketState; me: () => Promise<UserRow>; requestId?: string }
 type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void | Promise<void>;
 
 const REPLAY_PAGE = 1000;
@@ -64,7 +63,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const ack = <T extends AckType>(call: Call, requestType: T, result: Extract<Ack, { request_type: T }>["result"]) => {
     if (call.requestId !== undefined) reply(call, "ack", { request_type: requestType, result } as Ack);
   };
-  const member = (call: Call, conversationId: string) => requireMembership(ctx.db, conversationId, call.state.userId);
+  const member = (call: Call, conversationId: string) => ctx.store.conversations.requireMembership(conversationId, call.state.userId);
 
   const handlers: { [T in ClientType]: Handler<T> } = {
     ping: (call) => reply(call, "pong", {}),
@@ -76,49 +75,49 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     "message.send": async (call, d) => {
       spendSend(ctx, call.state.userId);
       // A retried send (known client_msg_id) publishes nothing; the ack still carries the stored message.
-      const { message } = await sendMessage(ctx, call.me(), d.conversation_id, d);
+      const { message } = await ctx.store.messages.send(await call.me(), d.conversation_id, d);
       ack(call, "message.send", message);
     },
-    "message.edit": (call, d) => {
+    "message.edit": async (call, d) => {
       spendWrite(ctx, call.state.userId);
-      ack(call, "message.edit", editMessage(ctx, call.me(), d.message_id, d.content));
+      ack(call, "message.edit", await ctx.store.messages.edit(await call.me(), d.message_id, d.content));
     },
-    "message.delete": (call, d) => {
+    "message.delete": async (call, d) => {
       spendWrite(ctx, call.state.userId);
-      deleteMessage(ctx, call.me(), d.message_id);
+      await ctx.store.messages.remove(await call.me(), d.message_id);
       ack(call, "message.delete", { message_id: d.message_id });
     },
-    "message.read": (call, d) => {
+    "message.read": async (call, d) => {
       spendSend(ctx, call.state.userId);
-      ack(call, "message.read", markRead(ctx, call.me(), d.conversation_id, d.message_id));
+      ack(call, "message.read", await ctx.store.messages.markRead(await call.me(), d.conversation_id, d.message_id));
     },
-    "message.typing": (call, d) => {
-      member(call, d.conversation_id);
+    "message.typing": async (call, d) => {
+      await member(call, d.conversation_id);
       hub.typing(call.state, d.conversation_id, d.is_typing);
     },
-    "conversation.join": (call, d) => {
-      member(call, d.conversation_id);
+    "conversation.join": async (call, d) => {
+      await member(call, d.conversation_id);
       hub.setActive(call.state, d.conversation_id);
       reply(call, "conversation.joined", { conversation_id: d.conversation_id, success: true });
     },
-    "conversation.leave": (call, d) => {
-      member(call, d.conversation_id);
+    "conversation.leave": async (call, d) => {
+      await member(call, d.conversation_id);
       if (call.state.active === d.conversation_id) hub.setActive(call.state, null);
       reply(call, "conversation.left", { conversation_id: d.conversation_id, success: true });
     },
-    "conversation.active": (call, d) => {
-      if (d.conversation_id !== null) member(call, d.conversation_id);
+    "conversation.active": async (call, d) => {
+      if (d.conversation_id !== null) await member(call, d.conversation_id);
       hub.setActive(call.state, d.conversation_id);
     },
-    "conversation.create": (call, d) => {
+    "conversation.create": async (call, d) => {
       spendWrite(ctx, call.state.userId);
-      ack(call, "conversation.create", createConversation(ctx, call.me(), d).conversation);
+      ack(call, "conversation.create", (await ctx.store.conversations.create(await call.me(), d)).conversation);
     },
-    "conversation.load": (call, d) =>
-      hub.send(call.state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, call.state.userId, d.limit ?? 50, d.cursor), call.requestId)),
-    "user.status.subscribe": (call, d) => {
+    "conversation.load": async (call, d) =>
+      hub.send(call.state, "conversation.list", rawFrame("conversation.list", await ctx.store.conversations.listJson(call.state.userId, d.limit ?? 50, d.cursor), call.requestId)),
+    "user.status.subscribe": async (call, d) => {
       const ids = "user_id" in d ? [d.user_id] : [...new Set(d.user_ids)];
-      const visible = visibleAmong(ctx.db, call.state.userId, ids);
+      const visible = await ctx.store.users.visibleAmong(call.state.userId, ids);
       const hidden = ids.filter((id) => !visible.has(id));
       if (hidden.length) throw new AppError("forbidden", "presence is visible only to friends and conversation partners", { user_ids: hidden });
       hub.follow(call.state, ids);
@@ -172,8 +171,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   }
 
   /** The socket's user as stored now; a user deleted while connected is disconnected. */
-  function currentUser(userId: string): UserRow {
-    const row = getUserRow(ctx.db, userId);
+  async function currentUser(userId: string): Promise<UserRow> {
+    const row = await ctx.store.users.row(userId);
     if (!row) throw new AppError("unauthorized", "user no longer exists");
     return row;
   }
@@ -271,7 +270,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     .resolve(async ({ query, headers }) => {
       // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
       const ticket = typeof query.ticket === "string" ? query.ticket : undefined;
-      const session = ticket !== undefined ? tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
+      const session = ticket !== undefined ? await tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
       if (hub.connectionsOf(session.me.id) >= ctx.config.maxConnectionsPerUser)
         throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
       const raw = query.since;

@@ -6,19 +6,18 @@ import { parseLimit, PageQuery } from "../http/paging";
 import { toUser } from "./dto";
 import { op } from "../http/docs";
 import { ProfilePatch, User, UserPage } from "./model";
-import { getUser, searchUsers, updateProfile } from "./service";
 
 export const userRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/users", tags: ["users"] })
     .use(authPlugin(ctx))
     .use(writeLimit(ctx))
     .get("/me", ({ me }) => toUser(me), { detail: op("The caller's profile", { 200: User }) })
-    .patch("/me", ({ me, body }) => toUser(updateProfile(ctx, me.id, body)), {
+    .patch("/me", async ({ me, body }) => toUser(await ctx.store.users.updateProfile(me.id, body)), {
       body: ProfilePatch,
       detail: op("Update the caller's profile; friends and conversation partners get user.update", { 200: User }, { write: true }),
     })
-    .get("/:id", ({ params }) => getUser(ctx.db, params.id), { detail: op("A user's public profile", { 200: User }, { errors: [404] }) })
-    .get("", ({ query }) => searchUsers(ctx.db, query.q, parseLimit(query.limit), query.cursor), {
+    .get("/:id", ({ params }) => ctx.store.users.get(params.id), { detail: op("A user's public profile", { 200: User }, { errors: [404] }) })
+    .get("", ({ query }) => ctx.store.users.search(query.q, parseLimit(query.limit), query.cursor), {
       query: t.Composite([PageQuery, t.Object({ q: t.Optional(t.String({ maxLength: 64, description: "matches username or display name" })) })]),
       detail: op("Search users by username or display name", { 200: UserPage }),
     });

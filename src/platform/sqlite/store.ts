@@ -1,0 +1,51 @@
+/**
+ * The single-node store: the feature services on SQLite, bound to the app. Their
+ * transactions are synchronous (one embedded connection), so each answers at once.
+ */
+import type { AppContext } from "../../context";
+import type { Store } from "../store";
+import * as users from "../../users/service";
+import * as friends from "../../friends/service";
+import * as conversations from "../../conversations/service";
+import * as messages from "../../messages/service";
+
+export function sqliteStore(ctx: AppContext): Store {
+  const { db } = ctx;
+  return {
+    users: {
+      row: (id) => users.getUserRow(db, id),
+      get: (id) => users.getUser(db, id),
+      search: (q, limit, cursor) => users.searchUsers(db, q, limit, cursor),
+      updateProfile: (userId, patch) => users.updateProfile(ctx, userId, patch),
+      visibleAmong: (viewer, targets) => users.visibleAmong(db, viewer, targets),
+    },
+    friends: {
+      request: (me, friendId) => friends.requestFriend(ctx, me, friendId),
+      accept: (me, id) => friends.acceptFriend(ctx, me, id),
+      reject: (me, id) => friends.rejectFriend(ctx, me, id),
+      remove: (me, id) => friends.removeFriend(ctx, me, id),
+      list: (me, filter, limit, cursor) => friends.listFriendships(ctx, me, filter, limit, cursor),
+    },
+    conversations: {
+      create: (me, input) => conversations.createConversation(ctx, me, input),
+      listJson: (userId, limit, cursor) => conversations.listConversationsJson(ctx, userId, limit, cursor),
+      get: (userId, id) => conversations.getConversation(ctx, userId, id),
+      members: (userId, id, limit, cursor) => conversations.listMembers(ctx, userId, id, limit, cursor),
+      rename: (me, id, title) => conversations.renameConversation(ctx, me, id, title),
+      remove: (me, id) => conversations.deleteConversation(ctx, me, id),
+      addMembers: (me, id, userIds) => conversations.addMembers(ctx, me, id, userIds),
+      removeMember: (me, id, userId) => conversations.removeMember(ctx, me, id, userId),
+      setRole: (me, id, userId, role) => conversations.setRole(ctx, me, id, userId, role),
+      requireMembership: (conversationId, userId) => conversations.requireMembership(db, conversationId, userId),
+      idsOf: (userId) => conversations.conversationIdsOf(db, userId),
+    },
+    messages: {
+      send: (me, conversationId, input) => messages.sendMessage(ctx, me, conversationId, input),
+      list: (me, conversationId, q) => messages.listMessages(ctx, me, conversationId, q),
+      edit: (me, messageId, content) => messages.editMessage(ctx, me, messageId, content),
+      remove: (me, messageId) => messages.deleteMessage(ctx, me, messageId),
+      markRead: (me, conversationId, messageId) => messages.markRead(ctx, me, conversationId, messageId),
+      react: (me, messageId, emoji, action) => messages.react(ctx, me, messageId, emoji, action),
+    },
+  };
+}
