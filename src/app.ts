@@ -14,7 +14,8 @@ import { createLogger, type Logger } from "./log";
 import { Metrics } from "./metrics";
 import { loadOrCreateSecret } from "./auth/secret";
 import { createTokens } from "./auth/tokens";
-import { AccountService } from "./auth/service";
+import { AccountService, sqliteAccountRows } from "./auth/service";
+import { pgAccountRows } from "./platform/postgres/accounts";
 import { authRoutes } from "./auth/routes";
 import { userRoutes } from "./users/routes";
 import { friendRoutes } from "./friends/routes";
@@ -29,6 +30,10 @@ import { webRoutes } from "./web/routes";
 import { Tickets, ticketRoutes } from "./realtime/tickets";
 import { EventLog } from "./events/log";
 import { sqliteStore } from "./platform/sqlite/store";
+import { notInClusterMode, type PostgresParts } from "./platform/postgres/open";
+import { pgStore } from "./platform/postgres/store";
+import type { DB } from "./db/client";
+import type { SearchIndex } from "./search/index";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { seedActivity } from "./lib/time";
@@ -45,19 +50,27 @@ export const databaseFile = (dataDir: string) => join(dataDir, "parley.db");
 /** The search index: derived from parley.db, rebuilt in the background when missing. */
 export const searchFile = (dataDir: string) => join(dataDir, "search.db");
 
-export interface CreateAppOptions { log?: Logger }
+export interface CreateAppOptions {
+  log?: Logger;
+  /** Cluster mode (config.databaseUrl): PostgreSQL, opened and migrated (openPostgresParts). */
+  postgres?: PostgresParts;
+}
 
 export function createApp(config: Config, options: CreateAppOptions = {}) {
   ensureDataDir(config.dataDir);
   checkFreeSpace(config.dataDir);
   const log = options.log ?? createLogger(config.logLevel);
-  const db = openDatabase(databaseFile(config.dataDir));
-  const applied = migrate(db);
-  if (applied) log.info({ applied }, "migrations applied");
-  seedActivity((db.$client.query("SELECT max(activity_at) AS at FROM conversations").all()[0] as { at: number | null }).at);
+  const pg = options.postgres;
+  if (pg && !config.jwtSecret) throw new Error("cluster mode needs JWT_SECRET (every node signs and checks the same tokens)");
+  const db = pg ? notInClusterMode<DB>("the SQLite database") : openDatabase(databaseFile(config.dataDir));
+  if (!pg) {
+    const applied = migrate(db);
+    if (applied) log.info({ applied }, "migrations applied");
+    seedActivity((db.$client.query("SELECT max(activity_at) AS at FROM conversations").all()[0] as { at: number | null }).at);
+  }
   const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
   const tokens = createTokens(secret, config.jwtTtlSeconds);
-  const checkpointer = new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
+  const checkpointer = pg ? null : new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
 
   const ctx: AppContext = {
     config,
@@ -65,8 +78,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     log,
     metrics: new Metrics(),
     tokens,
-    accounts: new AccountService(db, config),
-    events: new EventLog(db, (err) => log.error({ err }, "after-commit listener failed")),
+    accounts: new AccountService(pg ? pgAccountRows(pg.db) : sqliteAccountRows(db), config),
+    events: pg ? notInClusterMode<EventLog>("the SQLite event log") : new EventLog(db, (err) => log.error({ err }, "after-commit listener failed")),
+    feed: undefined as never,
     budgets: {
       sends: new KeyedBuckets(config.sendsPerMinute, config.sendsPerMinute),
       writes: new KeyedBuckets(config.writesPerMinute, config.writesPerMinute),
@@ -74,12 +88,13 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
       searches: new KeyedBuckets(Math.ceil(config.searchesPerMinute / 4), config.searchesPerMinute),
     },
     files: new Files(db, openStore(config), config, log, secret),
-    search: new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
+    search: pg ? notInClusterMode<SearchIndex>("search") : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
     instance: Bun.randomUUIDv7(),
     store: undefined as never,
   };
-  ctx.store = sqliteStore(ctx);
-  ctx.events.onCommit((events) => {
+  ctx.store = pg ? pgStore({ db: pg.db, events: pg.events, config, log }) : sqliteStore(ctx);
+  ctx.feed = pg ? pg.events : ctx.events;
+  ctx.feed.onCommit((events) => {
     for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
   });
 
@@ -89,14 +104,14 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const pruned = (removed: number) => removed && log.info({ removed }, "event log pruned");
   const pruneFailed = (err: unknown) => log.error({ err }, "event log pruning failed");
   try {
-    pruned(ctx.events.prune(retentionMs));
+    if (!pg) pruned(ctx.events.prune(retentionMs));
   } catch (err) {
     pruneFailed(err);
   }
   const stopping = new AbortController();
   let pruning = false;
   const pruneTimer = setInterval(() => {
-    if (pruning) return;
+    if (pruning || pg) return;
     pruning = true;
     ctx.events.pruneGradually(retentionMs, stopping.signal).then(pruned, pruneFailed).finally(() => (pruning = false));
   }, Math.min(3600_000, retentionMs));
@@ -174,8 +189,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     hub.stop();
     if (app.server) await app.stop(false);
     await ctx.files.stop();
+    if (pg) {
+      await pg.db.$client.close();
+      return;
+    }
     // Both workers close their connections before the database does.
-    await Promise.all([checkpointer.stop(), ctx.search.stop()]);
+    await Promise.all([checkpointer!.stop(), ctx.search.stop()]);
     // Fold the WAL back into the database file so a copy of parley.db alone is complete.
     try {
       const [folded] = db.$client.query("PRAGMA wal_checkpoint(TRUNCATE)").all() as { busy: number }[];

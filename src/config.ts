@@ -32,6 +32,8 @@ export interface Config {
   dataDir: string;
   /** null: generated on first start and kept in the data directory. */
   jwtSecret: string | null;
+  /** Cluster mode (PROTOCOL §11): PostgreSQL holds the data instead of DATA_DIR/parley.db. */
+  databaseUrl: string | null;
   jwtTtlSeconds: number;
   logLevel: LogLevel;
   /** Argon2id memory cost in KiB (OWASP's minimum recommendation by default). */
@@ -88,6 +90,7 @@ export const DEFAULTS: Config = Object.freeze({
   host: "0.0.0.0",
   dataDir: "./data",
   jwtSecret: null,
+  databaseUrl: null,
   jwtTtlSeconds: 7 * 86400,
   logLevel: "info",
   argon2MemoryKib: 19456,
@@ -177,6 +180,17 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
 
 const S3_SETTINGS = [["S3_ENDPOINT", "endpoint"], ["S3_BUCKET", "bucket"], ["S3_REGION", "region"], ["S3_ACCESS_KEY_ID", "accessKeyId"], ["S3_SECRET_ACCESS_KEY", "secretAccessKey"]] as const;
 
+/** DATABASE_URL: a postgres:// (or postgresql://) URL with a host and a database name. */
+function postgresUrl(raw: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {}
+  if (!url || (url.protocol !== "postgres:" && url.protocol !== "postgresql:") || !url.hostname || url.pathname.length < 2)
+    throw new ConfigError("DATABASE_URL: not a postgres://user@host:port/database URL");
+  return raw;
+}
+
 /** STORAGE=local|s3; with s3 every S3_* setting is needed, and the endpoint must be a URL. */
 function storageFrom(get: (k: string) => string | undefined): StorageConfig {
   const kind = get("STORAGE") ?? "local";
@@ -196,6 +210,7 @@ function storageFrom(get: (k: string) => string | undefined): StorageConfig {
 export const ENV_HELP = `Environment:
   PORT, HOST, DATA_DIR, LOG_LEVEL     as the flags above
   JWT_SECRET                          HS256 secret (at least 32 characters); default: generated once, kept in DATA_DIR
+  DATABASE_URL                        cluster mode: postgres://user@host:port/database holds the data (PROTOCOL §11)
   JWT_TTL                             token lifetime, e.g. 7d, 12h, 3600 (default 7d)
   EVENT_RETENTION                     how long events are kept for resume (default 7d)
   CONTACT_POLICY                      friends (default): direct conversations and group members need an
@@ -292,6 +307,8 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
     if (secret.length < 32) throw new ConfigError("JWT_SECRET: must be at least 32 characters");
     c.jwtSecret = secret;
   }
+  const databaseUrl = get("DATABASE_URL");
+  if (databaseUrl !== undefined) c.databaseUrl = postgresUrl(databaseUrl);
   const ttl = get("JWT_TTL");
   if (ttl !== undefined) c.jwtTtlSeconds = parseDuration("JWT_TTL", ttl);
   const retention = get("EVENT_RETENTION");

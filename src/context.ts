@@ -18,7 +18,10 @@ export interface AppContext {
   metrics: Metrics;
   tokens: Tokens;
   accounts: AccountService;
+  /** The SQLite event log that the SQLite services write through. */
   events: EventLog;
+  /** Committed events in seq order, whichever engine holds the log (the hub follows it). */
+  feed: Pick<EventLog, "epoch" | "onCommit">;
   /** The data operations the doors call (SQLite here; PostgreSQL in cluster mode). */
   store: Store;
   /**

@@ -22,8 +22,8 @@ describe("register", () => {
       created_at: expect.any(String),
     });
     expect(JSON.stringify(res.body)).not.toContain("argon2");
-    const row = s.app.ctx.db.$client.query("SELECT password_hash FROM users WHERE username = 'carol.w_1'").get() as { password_hash: string };
-    expect(row.password_hash).toStartWith("$argon2id$");
+    const [row] = await s.rows<{ password_hash: string }>("SELECT password_hash FROM users WHERE username = 'carol.w_1'");
+    expect(row!.password_hash).toStartWith("$argon2id$");
   });
 
   test("display name defaults to the username", async () => {
@@ -60,8 +60,8 @@ describe("register", () => {
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe("validation_failed");
     expect(res.body.error.details.map((d: { field: string }) => d.field)).toContain(field);
-    const count = s.app.ctx.db.$client.query("SELECT count(*) AS n FROM users WHERE username = 'okname'").get() as { n: number };
-    expect(count.n).toBe(0);
+    const [count] = await s.rows<{ n: number }>("SELECT count(*) AS n FROM users WHERE username = 'okname'");
+    expect(count!.n).toBe(0);
   });
 
   test("a password of 128 characters outside the BMP (256 UTF-16 units) is accepted and logs in", async () => {
@@ -109,8 +109,8 @@ describe("register", () => {
       expect(res.body.error.code).toBe("rate_limited");
       // A token a minute-and-a-half away at 2 an hour: 30 minutes.
       expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(1700);
-      const count = own.app.ctx.db.$client.query("SELECT count(*) AS n FROM users WHERE username = 'reg_limit2'").get() as { n: number };
-      expect(count.n).toBe(0);
+      const [count] = await own.rows<{ n: number }>("SELECT count(*) AS n FROM users WHERE username = 'reg_limit2'");
+      expect(count!.n).toBe(0);
       // Logging in is a separate budget.
       expect((await own.api("POST", "/api/auth/login", { body: { username: "reg_limit0", password: "password123" } })).status).toBe(200);
     } finally {

@@ -245,7 +245,7 @@ describe("checkpoints", () => {
       const wal = () => statSync(`${own.dataDir}/parley.db-wal`).size;
       // The WAL file keeps its high-water size: writes made before the worker thread is up
       // (slow to start on a busy machine) would count against the bound.
-      await own.app.checkpointer.started;
+      await own.app.checkpointer!.started;
       let largest = 0;
       // About 8 MB of messages, far past the 512 KiB restart point.
       for (let round = 0; round < 40; round++) {

@@ -10,6 +10,15 @@ import { makeConfig, type Config } from "../src/config";
 import { createApp } from "../src/app";
 import { createLogger } from "../src/log";
 import { checkResponse, routesOf } from "./contract";
+import { openPostgresParts } from "../src/platform/postgres/open";
+import { openPostgres } from "../src/platform/postgres/client";
+import { testDatabaseFor, dropTestDatabaseOf } from "./services";
+
+/**
+ * PARLEY_TEST_DB=postgres runs the suite's servers in cluster mode's store: each data
+ * directory gets its own PostgreSQL database (made from a migrated template), dropped with it.
+ */
+export const TEST_BACKEND = process.env.PARLEY_TEST_DB === "postgres" ? "postgres" : "sqlite";
 
 export const tempDir = (prefix = "parley-test-") => mkdtempSync(join(tmpdir(), prefix));
 
@@ -22,6 +31,12 @@ export interface TestServer {
   logs: Record<string, unknown>[];
   api: <T = any>(method: string, path: string, opts?: { body?: unknown; token?: string; raw?: string; headers?: Record<string, string> }) => Promise<{ status: number; body: T; headers: Headers }>;
   register: (username?: string, password?: string) => Promise<Account>;
+  /**
+   * Rows of a raw SQL query on the server's database, whichever engine it is: `?`
+   * placeholders, snake_case columns. For checks of what is stored; PostgreSQL's bigints
+   * come back as numbers, as SQLite's integers do.
+   */
+  rows: <T = any>(query: string, ...params: unknown[]) => Promise<T[]>;
   stop: (removeData?: boolean) => Promise<void>;
 }
 
@@ -49,7 +64,12 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
       done();
     },
   });
-  const app = createApp(config, { log: createLogger(config.logLevel, sink) });
+  const log = createLogger(config.logLevel, sink);
+  let app: ReturnType<typeof createApp>;
+  if (TEST_BACKEND === "postgres" && !config.databaseUrl) {
+    const clustered = makeConfig({ ...config, databaseUrl: await testDatabaseFor(dataDir), jwtSecret: config.jwtSecret ?? "a-test-secret-of-at-least-32-characters" });
+    app = createApp(clustered, { log, postgres: await openPostgresParts(clustered, log) });
+  } else app = createApp(config, { log });
   app.app.listen({ port: listenPort, hostname: "127.0.0.1" });
   const port = app.app.server!.port;
   const base = `http://127.0.0.1:${port}`;
@@ -82,7 +102,18 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     return { token: res.body.token, user: res.body.user, password };
   };
 
+  const pg = app.ctx.config.databaseUrl ? openPostgres(app.ctx.config.databaseUrl, 1) : null;
+  const rows: TestServer["rows"] = async (query, ...params) => {
+    if (!pg) return app.ctx.db.$client.query(query).all(...(params as never[])) as never;
+    let n = 0;
+    const result = (await pg.$client.unsafe(query.replace(/\?/g, () => `$${++n}`), params as never[])) as Record<string, unknown>[] & { columns: { name: string; type: number }[] };
+    const int8 = result.columns.filter((c) => c.type === 20).map((c) => c.name);
+    for (const row of result) for (const c of int8) if (typeof row[c] === "string") row[c] = Number(row[c]);
+    return [...result] as never;
+  };
+
   return {
+    rows,
     base,
     wsBase: base.replace("http", "ws"),
     dataDir,
@@ -92,7 +123,11 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     register,
     async stop(removeData = true) {
       await app.stop();
-      if (removeData) rmSync(dataDir, { recursive: true, force: true });
+      await pg?.$client.close();
+      if (removeData) {
+        rmSync(dataDir, { recursive: true, force: true });
+        await dropTestDatabaseOf(dataDir);
+      }
     },
   };
 }

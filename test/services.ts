@@ -41,10 +41,10 @@ export async function servicesReady(what: string, needs: { pg?: boolean; nats?: 
 }
 
 /** A fresh PostgreSQL database for one test file; `drop()` removes it (connections forced closed). */
-export async function createTestDatabase(prefix = "parley_test"): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+export async function createTestDatabase(prefix = "parley_test", template?: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
   const admin = new SQL({ url: PG_ADMIN_URL, max: 1 });
-  await admin.unsafe(`CREATE DATABASE "${name}"`);
+  await admin.unsafe(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
   await admin.close();
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
@@ -57,4 +57,84 @@ export async function createTestDatabase(prefix = "parley_test"): Promise<{ url:
       await again.close();
     },
   };
+}
+
+/** A migrated database that test databases are copied from (CREATE DATABASE … TEMPLATE: no migrations per server). */
+let template: Promise<string> | undefined;
+const byDataDir = new Map<string, { url: string; drop: () => Promise<void> }>();
+/**
+ * Databases of stopped servers, emptied, for the next server: creating and dropping a
+ * database costs PostgreSQL a checkpoint or a WAL copy (0.3–2 s here), emptying one ~20 ms.
+ */
+const idle: { url: string; drop: () => Promise<void> }[] = [];
+
+async function migratedTemplate(): Promise<string> {
+  const { openPostgres, migratePostgres } = await import("../src/platform/postgres/client");
+  void dropStale().catch(() => {});
+  const made = await createTestDatabase("parley_template");
+  const db = openPostgres(made.url, 1);
+  await migratePostgres(db);
+  await db.$client.close();
+  return made.name;
+}
+
+/**
+ * Databases of earlier test processes (the process id is in the name): a run leaves its
+ * template and pool behind (dropping them at exit is not reliable, nor cheap), and the
+ * next run's first server drops them.
+ */
+async function dropStale() {
+  const admin = new SQL({ url: PG_ADMIN_URL, max: 1 });
+  try {
+    const rows = (await admin.unsafe(`SELECT datname FROM pg_database WHERE datname ~ '^parley_(template|test)_[0-9]+_'`)) as { datname: string }[];
+    for (const { datname } of rows) {
+      const pid = Number(datname.split("_")[2]);
+      if (pid === process.pid || isAlive(pid)) continue;
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch(() => {});
+    }
+  } finally {
+    await admin.close();
+  }
+}
+
+function isAlive(pid: number) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Made once per test process before the first file runs (test/setup.ts), outside any hook's time limit. */
+export const prepareTemplate = () => (template ??= migratedTemplate());
+
+/** The database of a test server's data directory: made on first use, the same for a restart on that directory. */
+export async function testDatabaseFor(dataDir: string): Promise<string> {
+  const known = byDataDir.get(dataDir);
+  if (known) return known.url;
+  let made = idle.pop();
+  if (!made) {
+    made = await createTestDatabase("parley_test", await (template ??= migratedTemplate()));
+    }
+  byDataDir.set(dataDir, made);
+  return made.url;
+}
+
+/** The server of `dataDir` stopped for good: its database is emptied (a new epoch) and kept for another. */
+export async function dropTestDatabaseOf(dataDir: string) {
+  const made = byDataDir.get(dataDir);
+  byDataDir.delete(dataDir);
+  if (!made) return;
+  const db = new SQL({ url: made.url, max: 1 });
+  try {
+    await db.unsafe(`DO $$ DECLARE names text; BEGIN
+      SELECT string_agg(format('%I', tablename), ', ') INTO names FROM pg_tables WHERE schemaname = 'public';
+      EXECUTE 'TRUNCATE ' || names || ' RESTART IDENTITY CASCADE';
+    END $$`);
+    await db.unsafe(`INSERT INTO meta (key, value) VALUES ('epoch', md5(random()::text || clock_timestamp()::text))`);
+    idle.push(made);
+  } finally {
+    await db.close();
+  }
 }

@@ -51,7 +51,7 @@ describe("authentication on /api", () => {
 
   test("a token of a user that no longer exists is 401", async () => {
     const gone = await s.register("gone_user");
-    s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone.user.id]);
+    await s.rows("DELETE FROM users WHERE id = ?", gone.user.id);
     expect((await s.api("GET", "/api/users/me", { token: gone.token })).status).toBe(401);
   });
 });

@@ -9,6 +9,25 @@ import { FailureWindow } from "../lib/rate-limit";
 
 export interface Credentials { username: string; password: string }
 
+/** The user rows accounts need: SQLite's below, PostgreSQL's in src/platform/postgres/accounts.ts. */
+export interface AccountRows {
+  byUsername(username: string): UserRow | undefined | Promise<UserRow | undefined>;
+  /** Inserts a new user; a taken username is 409 (the unique index decides between racing registrations). */
+  insert(row: UserRow): UserRow | Promise<UserRow>;
+}
+
+export const sqliteAccountRows = (db: DB): AccountRows => ({
+  byUsername: (username) => db.select().from(users).where(eq(users.username, username)).get(),
+  insert(row) {
+    try {
+      return db.insert(users).values(row).returning().get();
+    } catch (e) {
+      if (String(e).includes("UNIQUE")) throw conflict("username is taken");
+      throw e;
+    }
+  },
+});
+
 // A real hash of a throwaway password, so that unknown usernames cost the same time as wrong passwords.
 let dummyHash: Promise<string> | undefined;
 
@@ -16,7 +35,7 @@ export class AccountService {
   private byUsername: FailureWindow;
   private byAddress: FailureWindow;
 
-  constructor(private db: DB, private config: Config) {
+  constructor(private rows: AccountRows, private config: Config) {
     const windowMs = config.loginWindowSeconds * 1000;
     this.byUsername = new FailureWindow(config.loginMaxFailures, windowMs);
     this.byAddress = new FailureWindow(config.loginMaxFailuresPerAddress, windowMs);
@@ -33,21 +52,10 @@ export class AccountService {
     if (characters < PASSWORD_CHARACTERS.min || characters > PASSWORD_CHARACTERS.max)
       throw invalid("password", `${PASSWORD_CHARACTERS.min}–${PASSWORD_CHARACTERS.max} characters`);
     const displayName = input.display_name === undefined ? username : cleanDisplayName(input.display_name);
-    if (this.db.select({ id: users.id }).from(users).where(eq(users.username, username)).get())
-      throw conflict("username is taken");
+    if (await this.rows.byUsername(username)) throw conflict("username is taken");
     const passwordHash = await this.hash(input.password);
     const now = Date.now();
-    try {
-      return this.db
-        .insert(users)
-        .values({ id: Bun.randomUUIDv7(), username, displayName, passwordHash, profileImageUrl: null, lastActiveAt: now, createdAt: now, updatedAt: now })
-        .returning()
-        .get();
-    } catch (e) {
-      // Two registrations of one name racing past the check above: the unique index decides.
-      if (String(e).includes("UNIQUE")) throw conflict("username is taken");
-      throw e;
-    }
+    return this.rows.insert({ id: Bun.randomUUIDv7(), username, displayName, passwordHash, profileImageUrl: null, lastActiveAt: now, createdAt: now, updatedAt: now });
   }
 
   /** Checks credentials; failures are counted per username and per client address. */
@@ -60,7 +68,7 @@ export class AccountService {
     this.byUsername.fail(username);
     this.byAddress.fail(address);
 
-    const row = this.db.select().from(users).where(eq(users.username, username)).get();
+    const row = await this.rows.byUsername(username);
     const ok = row
       ? await Bun.password.verify(input.password, row.passwordHash)
       : (await Bun.password.verify(input.password, await (dummyHash ??= this.hash("not-a-real-password"))), false);

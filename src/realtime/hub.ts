@@ -71,7 +71,7 @@ export class Hub {
 
   constructor(private ctx: AppContext) {
     this.lastActive = new LastActive(ctx);
-    ctx.events.onCommit((events) => this.publishCommitted(events));
+    ctx.feed.onCommit((events) => this.publishCommitted(events));
     this.sweeper = setInterval(() => this.closeSlowConsumers(), ctx.config.slowConsumerCheckMs);
     this.sweeper.unref();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), ctx.config.heartbeatIntervalMs);

@@ -1,0 +1,33 @@
+/**
+ * Cluster mode's engine, opened before the app is built (it is asynchronous): PostgreSQL
+ * migrated, and its event log.
+ */
+import type { Config } from "../../config";
+import type { Logger } from "../../log";
+import { migratePostgres, openPostgres, type PgDB } from "./client";
+import { InterimPgEventLog } from "./interim-log";
+
+export interface PostgresParts {
+  db: PgDB;
+  events: InterimPgEventLog;
+}
+
+export async function openPostgresParts(config: Config, log: Logger): Promise<PostgresParts> {
+  const db = openPostgres(config.databaseUrl!);
+  const applied = await migratePostgres(db);
+  if (applied) log.info({ applied }, "PostgreSQL migrations applied");
+  return { db, events: await InterimPgEventLog.open(db) };
+}
+
+/**
+ * What cluster mode has not yet moved off SQLite answers 500 with this name, rather than
+ * quietly reading or writing a database file of one node.
+ */
+export function notInClusterMode<T extends object>(what: string, ported: Partial<T> = {}): T {
+  return new Proxy(ported as T, {
+    get(target, key) {
+      if (key in target || key === "then") return Reflect.get(target, key);
+      throw new Error(`${what} is not available in cluster mode yet (${String(key)})`);
+    },
+  });
+}
