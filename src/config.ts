@@ -326,6 +326,8 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
     const raw = get(env);
     if (raw !== undefined) (c as unknown as Record<string, number>)[key] = parseInteger(env, raw, min, max);
   }
+  // Cluster mode: every node signs and checks the same tokens (a generated secret is one node's).
+  if (c.databaseUrl && !c.jwtSecret) throw new ConfigError("JWT_SECRET: required in cluster mode (DATABASE_URL is set), the same on every node");
   return Object.freeze(c);
 }
 

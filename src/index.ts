@@ -10,6 +10,8 @@ import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./co
 import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
+import { openPostgresParts } from "./platform/postgres/open";
+import { migratePostgres, openPostgres } from "./platform/postgres/client";
 import { storageFullCode } from "./db/storage";
 
 import { stampNewEpoch } from "./events/epoch";
@@ -23,7 +25,10 @@ function fail(message: string, code: number): never {
 }
 
 async function serve(config: Config) {
-  const { app, ctx, stop } = createApp(config);
+  // Cluster mode (DATABASE_URL): PostgreSQL is reached and migrated before the app is built.
+  const log = createLogger(config.logLevel);
+  const postgres = config.databaseUrl ? await openPostgresParts(config, log).catch((e) => fail(`cannot use PostgreSQL (DATABASE_URL): ${e instanceof Error ? e.message : e}`, 1)) : undefined;
+  const { app, ctx, stop } = createApp(config, { log, postgres });
   try {
     app.listen({ port: config.port, hostname: config.host });
   } catch (e) {
@@ -53,7 +58,14 @@ async function serve(config: Config) {
   process.on("SIGINT", () => void shutdown("SIGINT"));
 }
 
-function runMigrate(config: Config) {
+async function runMigrate(config: Config) {
+  if (config.databaseUrl) {
+    const db = openPostgres(config.databaseUrl, 1);
+    const applied = await migratePostgres(db);
+    await db.$client.close();
+    createLogger(config.logLevel).info({ applied, database: "postgres" }, "migrations applied");
+    return;
+  }
   ensureDataDir(config.dataDir);
   const db = openDatabase(databaseFile(config.dataDir));
   const applied = migrate(db);
@@ -102,7 +114,7 @@ try {
   switch (command.name) {
     case "help": process.stdout.write(USAGE + "\n"); break;
     case "version": process.stdout.write(`parley ${VERSION}\n`); break;
-    case "migrate": runMigrate(config); break;
+    case "migrate": await runMigrate(config); break;
     case "backup": backup(config, command.file); break;
     case "healthcheck": await healthcheck(config); break;
     case "serve": await serve(config); break;

@@ -34,3 +34,36 @@ test.skipIf(!ready)("three nodes migrating at once apply each migration exactly 
   const [epoch] = await sql`SELECT value FROM meta WHERE key = 'epoch'`;
   expect(epoch.value).toMatch(/^[0-9a-f]{32}$/);
 });
+
+const cli = async (args: string[], env: Record<string, string>) => {
+  const p = Bun.spawn(["bun", "src/index.ts", ...args], { env: { PATH: process.env.PATH!, DATA_DIR: "/nonexistent-parley-dir", ...env }, stderr: "pipe", stdout: "pipe" });
+  const [code, err, out] = await Promise.all([p.exited, new Response(p.stderr).text(), new Response(p.stdout).text()]);
+  return { code, err, out };
+};
+
+test.skipIf(!ready)("`parley migrate` with DATABASE_URL migrates PostgreSQL (and touches no DATA_DIR)", async () => {
+  const fresh = await createTestDatabase("parley_cli");
+  try {
+    const first = await cli(["migrate"], { DATABASE_URL: fresh.url, JWT_SECRET: "x".repeat(32) });
+    expect(first.code).toBe(0);
+    expect(first.out).toContain('"database":"postgres"');
+    expect(JSON.parse(first.out.trim().split("\n").pop()!).applied).toBeGreaterThanOrEqual(2);
+    expect(JSON.parse((await cli(["migrate"], { DATABASE_URL: fresh.url, JWT_SECRET: "x".repeat(32) })).out.trim().split("\n").pop()!).applied).toBe(0);
+  } finally {
+    await fresh.drop();
+  }
+}, 30_000);
+
+test("cluster settings: a bad DATABASE_URL, or one without JWT_SECRET, is one line and exit 2", async () => {
+  for (const [env, says] of [
+    [{ DATABASE_URL: "mysql://x/y", JWT_SECRET: "x".repeat(32) }, "DATABASE_URL: not a postgres://"],
+    [{ DATABASE_URL: "postgres://user:secret-pw@host" , JWT_SECRET: "x".repeat(32) }, "DATABASE_URL: not a postgres://"],
+    [{ DATABASE_URL: "postgres://127.0.0.1:5432/test" }, "JWT_SECRET: required in cluster mode"],
+  ] as const) {
+    const r = await cli(["migrate"], env);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toContain(says);
+    expect(r.err).not.toContain("secret-pw");
+  }
+}, 30_000);
