@@ -184,3 +184,27 @@ describe("temporary: the reference client reconnects and resumes", () => {
     expect(closes[0]).toMatchObject({ code: 1008, retry: true });
   });
 });
+
+describe("a list of URLs (the nodes of a cluster)", () => {
+  test("a node that refuses connections is left for the next one, and a reconnect moves on again", async () => {
+    const s = await server();
+    const { alice, send } = await withGroup(s);
+    // A port nothing listens on: taken from a server started and stopped here.
+    const gone = await startServer();
+    const dead = gone.base;
+    await gone.stop();
+    const { c, closes, received } = client(s, { url: [dead, s.base], token: alice.token });
+    await c.connect();
+    expect(c.baseUrl).toBe(s.base);
+    expect(closes.length).toBeGreaterThanOrEqual(1);
+    expect(closes.every((x) => x.retry)).toBe(true);
+    await send("one");
+    await waitFor(() => received.length === 1);
+    // The live node restarts (1001): the client tries the dead one, then comes back and resumes.
+    const before = closes.length;
+    const hub = s.app.hub;
+    hub.stop();
+    await waitFor(() => c.state === "open" && closes.length >= before + 2, 10_000);
+    expect(c.baseUrl).toBe(s.base);
+  }, 20_000);
+});

@@ -40,8 +40,12 @@ export interface CloseInfo {
 }
 
 export interface ParleyClientOptions {
-  /** The server's base URL, e.g. `http://localhost:8080`. */
-  url: string;
+  /**
+   * The server's base URL, e.g. `http://localhost:8080`; or the nodes of a cluster, tried in
+   * turn: after a connection or an attempt ends, the next one goes to the next URL (a node
+   * that died is left for another, and resuming there loses nothing).
+   */
+  url: string | string[];
   /** A JWT, or a function returning the current one (asked again for every attempt). */
   token?: string | (() => string | Promise<string>);
   /** Use single-use tickets (`POST /api/ws/ticket`) instead of putting the token in the URL. */
@@ -85,12 +89,22 @@ export class ParleyClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private counter = 0;
   private readonly WS: typeof WebSocket;
+  private readonly urls: string[];
+  /** Which of `urls` the current connection (or attempt) uses. */
+  private current = 0;
 
   constructor(private options: ParleyClientOptions) {
     this.lastSeq = options.lastSeq ?? 0;
     this.epoch = options.epoch;
     this.hasPosition = options.lastSeq !== undefined;
     this.WS = options.WebSocket ?? globalThis.WebSocket;
+    this.urls = (Array.isArray(options.url) ? options.url : [options.url]).map((u) => u.replace(/\/$/, ""));
+    if (!this.urls.length) throw new Error("ParleyClient: no url");
+  }
+
+  /** The base URL in use now (one of `url`). */
+  get baseUrl(): string {
+    return this.urls[this.current]!;
   }
 
   /** Registers a handler for a server frame type; returns a function that removes it. */
@@ -171,14 +185,14 @@ export class ParleyClient {
   }
 
   private api(path: string) {
-    return this.options.url.replace(/\/$/, "") + path;
+    return this.baseUrl + path;
   }
 
   private token() {
     return typeof this.options.token === "function" ? this.options.token() : this.options.token;
   }
 
-  private async url(): Promise<string> {
+  private async socketUrl(): Promise<string> {
     const base = this.api("/ws/user").replace(/^http/, "ws");
     const token = await this.token();
     const params = new URLSearchParams();
@@ -200,7 +214,7 @@ export class ParleyClient {
   private async open() {
     let url: string;
     try {
-      url = await this.url();
+      url = await this.socketUrl();
     } catch (e) {
       if (this.state === "closed") return; // close() was called meanwhile, and has reported
       // Only a 401 is final; a 429, a 5xx or a network failure is worth another try.
@@ -252,6 +266,7 @@ export class ParleyClient {
     this.emit("close", info);
     if (this.state === "closed") return;
     this.state = "connecting";
+    this.current = (this.current + 1) % this.urls.length;
     this.scheduleReconnect(retryAfterMs);
   }
 
