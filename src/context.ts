@@ -4,7 +4,7 @@ import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { AccountService } from "./auth/service";
 import type { Tokens } from "./auth/tokens";
-import type { EventLog } from "./events/log";
+import type { EventFeed, EventLog } from "./events/log";
 import type { KeyedBuckets } from "./lib/rate-limit";
 import type { Files } from "./files/service";
 import type { SearchIndex } from "./search/index";
@@ -21,7 +21,7 @@ export interface AppContext {
   /** The SQLite event log that the SQLite services write through. */
   events: EventLog;
   /** Committed events in seq order, whichever engine holds the log (the hub follows it). */
-  feed: Pick<EventLog, "epoch" | "onCommit">;
+  feed: EventFeed;
   /** The data operations the doors call (SQLite here; PostgreSQL in cluster mode). */
   store: Store;
   /**

@@ -80,7 +80,25 @@ export const convTopic = (conversationId: string) => `conv:${conversationId}`;
 
 export interface EventRow { seq: number; type: string; data: string; created_at: number }
 
-export class EventLog {
+/**
+ * What live delivery and resume read of the log, whichever engine holds it: committed
+ * events in seq order (onCommit), how far they have been delivered on this node, and replay.
+ */
+export interface EventFeed {
+  readonly epoch: string;
+  onCommit(listener: CommitListener): () => void;
+  /** Every event up to it has been handed to the onCommit listeners. */
+  readonly deliveredSeq: number;
+  waitFor(seq: number): Promise<boolean>;
+  lastSeq(): number | Promise<number>;
+  replay(userId: string, since: number, limit: number, epoch?: string): ReplayedEvent[] | Promise<ReplayedEvent[]>;
+  /** Events after `since` up to `upTo` that `userId` would have received live, `data` as stored JSON. */
+  replayRaw(userId: string, since: number, limit: number, epoch?: string, upTo?: number): EventRow[] | Promise<EventRow[]>;
+}
+
+export interface ReplayedEvent { seq: number; type: string; data: unknown; timestamp: string }
+
+export class EventLog implements EventFeed {
   /** This log's timeline (see ./epoch): fixed for the life of the database file. */
   readonly epoch: string;
   private listeners: CommitListener[] = [];
@@ -243,6 +261,19 @@ export class EventLog {
     return row?.seq ?? 0;
   }
 
+  /**
+   * Live delivery's position. Committed events are published before any other code runs,
+   * so on one node it is always the log's end (cluster mode's follower may lag behind it).
+   */
+  get deliveredSeq(): number {
+    return this.lastSeq();
+  }
+
+  /** Resolves once `seq` has been delivered: at once, here (see deliveredSeq). */
+  waitFor(_seq: number): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
   /** The highest seq that pruning removed; a `since` below it cannot be served. */
   prunedThrough(): number {
     const row = this.db.$client.query("SELECT value FROM meta WHERE key = 'events_pruned_through'").all()[0] as { value: string } | undefined;
@@ -254,7 +285,7 @@ export class EventLog {
    * Throws sync_reset when `since` is older than the retained log, or `epoch` (when given)
    * is not this log's.
    */
-  replay(userId: string, since: number, limit: number, epoch?: string): { seq: number; type: string; data: unknown; timestamp: string }[] {
+  replay(userId: string, since: number, limit: number, epoch?: string): ReplayedEvent[] {
     return this.replayRaw(userId, since, limit, epoch).map((r) => ({ seq: r.seq, type: r.type, data: JSON.parse(r.data), timestamp: iso(r.created_at) }));
   }
 
@@ -265,13 +296,14 @@ export class EventLog {
    * a sync_reset too: the client's position means nothing here. So is a position in
    * another timeline (`epoch`); without an epoch (a v1 client) only the seq is checked.
    */
-  replayRaw(userId: string, since: number, limit: number, epoch?: string): EventRow[] {
+  replayRaw(userId: string, since: number, limit: number, epoch?: string, upTo = Number.MAX_SAFE_INTEGER): EventRow[] {
     const last = this.lastSeq();
     if (epoch !== undefined && epoch !== this.epoch) throw this.reset(last, "this position belongs to another timeline of the event log (the server was restored from a backup); reload through REST");
     if (since < this.prunedThrough() || since > last) throw this.reset(last, "since is outside the retained event log; reload through REST");
     const rows: EventRow[] = [];
-    for (let from = since; from < last && rows.length < limit; ) {
-      const page = this.replayQuery.all(from, userId, limit - rows.length, from + REPLAY_WINDOW);
+    const end = Math.min(last, upTo);
+    for (let from = since; from < end && rows.length < limit; ) {
+      const page = this.replayQuery.all(from, userId, limit - rows.length, Math.min(from + REPLAY_WINDOW, end));
       rows.push(...page);
       if (page.length) {
         from += REPLAY_WINDOW;

@@ -20,15 +20,15 @@ export const eventRoutes = (ctx: AppContext) =>
     .use(authPlugin(ctx))
     .get(
       "",
-      ({ me, query }) => {
+      async ({ me, query }) => {
         // Both are parsed (a bad `since` is 400 with a cursor too); the cursor, when given, wins.
         const since = parseSeq("since", query.since);
         const after = query.cursor ? parseSeq("cursor", query.cursor) : since;
         const limit = parseLimit(query.limit, 100, 1000);
         const epoch = parseEpoch(query.epoch);
-        const rows = ctx.events.replay(me.id, after, limit + 1, epoch);
+        const rows = await ctx.feed.replay(me.id, after, limit + 1, epoch);
         const items = rows.slice(0, limit);
-        return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null, epoch: ctx.events.epoch };
+        return { items, next_cursor: rows.length > limit ? String(items[items.length - 1]!.seq) : null, epoch: ctx.feed.epoch };
       },
       {
         query: EventQuery,

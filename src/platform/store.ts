@@ -49,7 +49,14 @@ export interface ConversationStore {
   /** 404 unless the user is a member now. */
   requireMembership: Op<typeof requireMembership>;
   idsOf: Op<typeof conversationIdsOf>;
+  /**
+   * The user's conversations and the event log's last seq, read in one snapshot: where a
+   * new socket starts from (realtime/ws.ts onOpen).
+   */
+  membership(userId: string): MembershipView | Promise<MembershipView>;
 }
+
+export interface MembershipView { ids: string[]; last: number }
 
 export interface MessageStore {
   send: Op<typeof sendMessage>;

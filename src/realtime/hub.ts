@@ -65,6 +65,8 @@ export class Hub {
   private followers = new Map<string, Set<SocketState>>();
   private stopped = false;
   private lastActive: LastActive;
+  /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
+  private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[] }>();
 
   private sweeper: Timer;
   private heartbeat: Timer;
@@ -85,7 +87,12 @@ export class Hub {
     this.server = server;
   }
 
-  connectionsOf(userId: string) { return this.byUser.get(userId)?.size ?? 0; }
+  /** Open sockets of a user, and those still catching up. */
+  connectionsOf(userId: string) {
+    let held = 0;
+    for (const { state } of this.holding.values()) if (state.userId === userId) held++;
+    return (this.byUser.get(userId)?.size ?? 0) + held;
+  }
   stateOf(ws: RawSocket) { return this.sockets.get(ws); }
   isOnline(userId: string) { return this.byUser.has(userId) || this.leaving.has(userId); }
   private onlineCount() {
@@ -119,8 +126,54 @@ export class Hub {
     return true;
   }
 
+  /**
+   * Starts holding a new socket's live events while it catches up (replay, the wait for
+   * the log to be delivered up to its view): they are sent by `release`, after the replay.
+   * A held socket is not yet open: no topics, no presence.
+   */
+  hold(state: SocketState) {
+    this.holding.set(state.ws, { state, events: [] });
+  }
+
+  /** Stops holding a socket that will not be opened (closed during its catch-up). */
+  drop(state: SocketState) {
+    this.holding.delete(state.ws);
+  }
+
+  /**
+   * Opens a held socket (see `open`) at `position`, the seq up to which its catch-up went:
+   * the held events after it are sent first, in seq order, to the conversations it was in
+   * as each came. `memberOf` is the user's conversations as stored when the catch-up read
+   * them, which may already include the effects of held events: a conversation.create
+   * among them was not yet theirs before it, a conversation.delete still was.
+   */
+  release(state: SocketState, memberOf: string[], position: number): boolean {
+    const held = this.holding.get(state.ws)?.events ?? [];
+    this.holding.delete(state.ws);
+    const mine = userTopic(state.userId);
+    const topics = new Set(memberOf);
+    const changes = held.filter((e) => e.seq > position && e.topic === mine);
+    for (const e of changes) if (e.type === "conversation.create") topics.delete((e.data as { id: string }).id);
+    for (const e of changes) if (e.type === "conversation.delete") topics.add((e.data as { conversation_id: string }).conversation_id);
+    for (const e of held) {
+      if (e.seq <= position) continue;
+      const ownTopic = e.topic === mine;
+      if (ownTopic && e.type === "conversation.create") topics.add((e.data as { id: string }).id);
+      if (ownTopic || topics.has(e.topic.slice(5))) this.send(state, e.type, eventFrame(e.type, e.json, e.timestamp, e.seq));
+      if (ownTopic && e.type === "conversation.delete") topics.delete((e.data as { conversation_id: string }).conversation_id);
+    }
+    return this.open(state, [...topics]);
+  }
+
   /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */
   close(ws: RawSocket): SocketState | undefined {
+    const held = this.holding.get(ws);
+    if (held) {
+      // Closed during its catch-up: it was never open, so there is nothing to undo.
+      held.state.closing = true;
+      this.holding.delete(ws);
+      return undefined;
+    }
     const state = this.sockets.get(ws);
     if (!state) return undefined;
     this.sockets.delete(ws);
@@ -164,6 +217,8 @@ export class Hub {
   /** Publishes committed events, adjusting subscriptions around membership changes. */
   private publishCommitted(events: StoredEvent[]) {
     const started = performance.now();
+    for (const { state, events: held } of this.holding.values())
+      for (const e of events) if (e.topic.startsWith("conv:") || e.topic === userTopic(state.userId)) held.push(e);
     for (const e of events) {
       try {
         this.publishOne(e);

@@ -7,8 +7,6 @@ import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { asAppError } from "../db/storage";
 import { authenticate, bearerToken, type Session } from "../auth/plugin";
-// The connect path stays on SQLite's synchronous calls (see onOpen); cluster mode brings its own.
-import { conversationIdsOf, listConversationsJson } from "../conversations/service";
 import { TokenBucket } from "../lib/rate-limit";
 import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
@@ -188,7 +186,14 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     throw new AppError("rate_limited", "too many frames, slow down", undefined, wait);
   }
 
-  function onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null) {
+  /**
+   * A new socket: `connect`, the replay of what it missed, then live events. Its live
+   * events are held from the first step (hub.hold) and sent after the replay (hub.release),
+   * so replay and live delivery meet without a gap or a duplicate on either engine: on
+   * SQLite every step answers at once; in cluster mode the reads are asynchronous and the
+   * node's follower may stand behind what they saw (the wait for `view.last`).
+   */
+  async function onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null) {
     // Checked again here: upgrades racing past the check in resolve must not exceed the cap.
     if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser)
       return hub.closeWith(ws, 1013, "rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, 1000);
@@ -206,43 +211,62 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       expiresAtMs,
       closing: false,
     };
-    // Everything below runs synchronously: no event can commit between subscribing and
-    // reading the log, so replay and live delivery meet without a gap or a duplicate.
-    const cameOnline = hub.open(state, conversationIdsOf(ctx.db, me.id));
-    // last_seq: where live delivery starts, so a client connecting without `since` knows its position.
-    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: ctx.events.lastSeq(), epoch: ctx.events.epoch }));
-    // Closed as a slow consumer during the replay: never announced, so its close announces nothing.
-    if (position !== null && !replay(state, position)) return;
-    hub.send(state, "conversation.list", rawFrame("conversation.list", listConversationsJson(ctx, me.id, 50)));
-    if (cameOnline) hub.announceOnline(me.id);
+    hub.hold(state);
+    // Live delivery for this socket starts after `from`: a client connecting without `since` starts there.
+    const from = ctx.feed.deliveredSeq;
+    hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: from, epoch: ctx.feed.epoch }));
+    try {
+      const view = await ctx.store.conversations.membership(me.id);
+      // A client may have seen more than this node has delivered yet (it came from a faster node).
+      let caughtUp = from;
+      if (position !== null) {
+        const replayed = await replay(state, position, from);
+        if (replayed === null) return hub.drop(state); // closed as a slow consumer
+        caughtUp = Math.max(from, replayed);
+      }
+      if (view.last > caughtUp) await ctx.feed.waitFor(view.last);
+      if (state.closing) return hub.drop(state);
+      const cameOnline = hub.release(state, view.ids, caughtUp);
+      hub.send(state, "conversation.list", rawFrame("conversation.list", await ctx.store.conversations.listJson(me.id, 50)));
+      if (cameOnline) hub.announceOnline(me.id);
+    } catch (err) {
+      hub.drop(state);
+      const known = asAppError(err);
+      if (!known) ctx.log.error({ err, user_id: me.id }, "opening a socket failed");
+      hub.closeWith(ws, 1011, "server_error", known?.message ?? "internal error");
+    }
   }
 
   /**
-   * Sends the missed events, then sync.complete (or sync.reset). A backlog larger than the
-   * socket can take is cut short like any slow consumer: alert, close 1013, and the client
-   * resumes from the last seq it received. Returns false when the socket was closed.
+   * Sends the missed events up to `upTo`, then sync.complete (or sync.reset). A backlog
+   * larger than the socket can take is cut short like any slow consumer: alert, close 1013,
+   * and the client resumes from the last seq it received. Resolves with the position the
+   * client has now (null when the socket was closed).
    */
-  function replay(state: SocketState, { since, epoch }: Position): boolean {
+  async function replay(state: SocketState, { since, epoch }: Position, upTo: number): Promise<number | null> {
     let cursor = since;
     try {
       for (;;) {
-        const rows = ctx.events.replayRaw(state.userId, cursor, REPLAY_PAGE, epoch);
+        const rows = await ctx.feed.replayRaw(state.userId, cursor, REPLAY_PAGE, epoch, upTo);
+        if (state.closing) return null;
         for (const r of rows) {
           state.ws.send(ctx.files.links.personalize(eventFrame(r.type, r.data, iso(r.created_at), r.seq), state.userId));
           if (state.ws.getBufferedAmount() > ctx.config.maxBufferedBytes) {
             hub.closeSlowConsumer(state);
-            return false;
+            return null;
           }
         }
         if (rows.length < REPLAY_PAGE) break;
         cursor = rows[rows.length - 1]!.seq;
       }
-      hub.send(state, "sync.complete", frame("sync.complete", { last_seq: ctx.events.lastSeq(), epoch: ctx.events.epoch }));
+      const position = Math.max(since, upTo);
+      hub.send(state, "sync.complete", frame("sync.complete", { last_seq: position, epoch: ctx.feed.epoch }));
+      return position;
     } catch (e) {
       if (!(e instanceof AppError && e.code === "sync_reset")) throw e;
-      hub.send(state, "sync.reset", frame("sync.reset", { last_seq: ctx.events.lastSeq(), epoch: ctx.events.epoch }));
+      hub.send(state, "sync.reset", frame("sync.reset", { last_seq: upTo, epoch: ctx.feed.epoch }));
+      return upTo;
     }
-    return true;
   }
 
   const direct: DirectHandlers = {
@@ -292,7 +316,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         // frame costs an awaited parse and a new ElysiaWS (15 bound functions). From here on
         // the socket carries only the shared handlers below, which call the hub directly.
         raw.data = direct;
-        onOpen(raw, session, position);
+        void onOpen(raw, session, position);
       },
     });
 }

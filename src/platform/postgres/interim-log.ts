@@ -5,15 +5,32 @@
  * follower per node reading in seq order) replaces it.
  */
 import { sql } from "drizzle-orm";
-import type { StoredEvent } from "../../events/log";
+import type { EventFeed, EventRow, ReplayedEvent, StoredEvent } from "../../events/log";
 import { iso } from "../../lib/time";
 import type { PgDB } from "./client";
 import type { PgEvents, PgWriter } from "./writer";
 
 const APPEND_LOCK = 0x7365716e; // "seqn"
 
-export class InterimPgEventLog implements PgEvents {
+export class InterimPgEventLog implements PgEvents, EventFeed {
   private listeners: ((events: StoredEvent[]) => void)[] = [];
+  deliveredSeq = 0;
+
+  async waitFor(seq: number) {
+    return seq <= this.deliveredSeq;
+  }
+
+  async lastSeq() {
+    return Number((await this.db.execute<{ last: string }>(sql`SELECT coalesce(max(seq), 0) AS last FROM events`))[0]!.last);
+  }
+
+  replay(): Promise<ReplayedEvent[]> {
+    throw new Error("replay is not available in cluster mode yet");
+  }
+
+  replayRaw(): Promise<EventRow[]> {
+    throw new Error("replay is not available in cluster mode yet");
+  }
 
   private constructor(private db: PgDB, readonly epoch: string) {}
 
@@ -49,6 +66,7 @@ export class InterimPgEventLog implements PgEvents {
       };
       return fn({ tx, emit: (topic, type, data) => append([topic], type, data), emitMany: (topics, type, data) => append(topics, type, data) });
     });
+    if (pending.length) this.deliveredSeq = Math.max(this.deliveredSeq, pending[pending.length - 1]!.seq);
     for (const listener of this.listeners) listener(pending);
     return result;
   }

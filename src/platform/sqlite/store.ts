@@ -38,6 +38,8 @@ export function sqliteStore(ctx: AppContext): Store {
       setRole: (me, id, userId, role) => conversations.setRole(ctx, me, id, userId, role),
       requireMembership: (conversationId, userId) => conversations.requireMembership(db, conversationId, userId),
       idsOf: (userId) => conversations.conversationIdsOf(db, userId),
+      // One connection: nothing commits between the two reads.
+      membership: (userId) => ({ ids: conversations.conversationIdsOf(db, userId), last: ctx.events.lastSeq() }),
     },
     messages: {
       send: (me, conversationId, input) => messages.sendMessage(ctx, me, conversationId, input),
