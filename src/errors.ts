@@ -15,6 +15,7 @@ const STATUS = {
   validation_failed: 422,
   rate_limited: 429,
   internal: 500,
+  unavailable: 503,
   storage_full: 507,
 } as const;
 
@@ -29,7 +30,7 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,
-    /** For 429: how long the client should wait. */
+    /** For 429 and 503: how long the client should wait (Retry-After). */
     readonly retryAfterMs?: number,
   ) {
     super(message);

@@ -5,6 +5,7 @@
  * "Failed to run the query" error), SQLITE_IOERR_SHMSIZE when the WAL index cannot grow
  * (opening a database on a full disk), and ENOSPC/EDQUOT from plain file writes.
  */
+import { pgUnavailable } from "../platform/postgres/errors";
 import { AppError } from "../errors";
 import { statfsSync } from "node:fs";
 
@@ -23,8 +24,11 @@ export const isStorageFull = (e: unknown) => storageFullCode(e) !== null;
 
 export const storageFull = () => new AppError("storage_full", "the server's disk is full: nothing was written; try again later");
 
-/** What a service threw, as the error its client gets: AppErrors as they are, a full disk as storage_full; anything else null (a bug). */
-export const asAppError = (e: unknown): AppError | null => (e instanceof AppError ? e : isStorageFull(e) ? storageFull() : null);
+/**
+ * What a service threw, as the error its client gets: AppErrors as they are, a full disk as
+ * storage_full, PostgreSQL unreachable (cluster mode) as unavailable; anything else null (a bug).
+ */
+export const asAppError = (e: unknown): AppError | null => (e instanceof AppError ? e : isStorageFull(e) ? storageFull() : pgUnavailable(e));
 
 /** Below this much free space on DATA_DIR's file system, the server does not start. */
 export const MIN_FREE_BYTES = 1024 * 1024;

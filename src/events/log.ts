@@ -46,34 +46,44 @@ export type CommitListener = (events: StoredEvent[]) => void;
  * A user's stream, as their sockets would have had it live: their own topic, and the topics
  * of the conversations they are in now from the point they joined each (`joined_seq`), plus
  * any earlier stints of theirs in those conversations (`member_stints`).
- * ?1 since, ?2 user id, ?3 limit, ?4 the window's last seq.
+ * Parameters: 1 since, 2 user id, 3 limit, 4 the window's last seq. Written once for both
+ * dialects: `p(n)` spells parameter n, `greatest` the two-argument maximum (SQLite's
+ * scalar max, PostgreSQL's greatest), `noSeq` a NULL seq (PostgreSQL types a bare NULL
+ * as text); cluster mode's log (src/platform/postgres) uses it too.
  */
-const MY_TOPICS = `WITH mine(topic, after, before) AS (
-    SELECT 'user:' || ?2, 0, NULL
-    UNION ALL SELECT 'conv:' || conversation_id, joined_seq, NULL FROM conversation_members WHERE user_id = ?2
+export function replayQueries(p: (n: 1 | 2 | 3 | 4) => string, greatest: string, noSeq: string) {
+  const mine = `WITH mine(topic, after, before) AS (
+    SELECT 'user:' || ${p(2)}, 0, ${noSeq}
+    UNION ALL SELECT 'conv:' || conversation_id, joined_seq, ${noSeq} FROM conversation_members WHERE user_id = ${p(2)}
     UNION ALL SELECT 'conv:' || s.conversation_id, s.joined_seq, s.left_seq FROM member_stints s
-      WHERE s.user_id = ?2 AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = s.conversation_id AND m.user_id = ?2))`;
-
-export const REPLAY_SQL = `${MY_TOPICS}
+      WHERE s.user_id = ${p(2)} AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = s.conversation_id AND m.user_id = ${p(2)}))`;
+  return {
+    replay: `${mine}
   SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at
-  FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > max(?1, mine.after) AND e.seq <= ?4 AND e.seq < coalesce(mine.before, ?4 + 1)
+  FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > ${greatest}(${p(1)}, mine.after) AND e.seq <= ${p(4)} AND e.seq < coalesce(mine.before, ${p(4)} + 1)
   LEFT JOIN event_payloads p ON p.id = e.payload_id
-  ORDER BY e.seq LIMIT ?3`;
-
-/**
- * The user's first seq after ?1 (one index seek per topic), so a replay skips the stretches
- * of the log that hold nothing of theirs instead of reading them window by window.
- */
-export const NEXT_SEQ_SQL = `${MY_TOPICS}
-  SELECT min((SELECT e.seq FROM events e WHERE e.topic = mine.topic AND e.seq > max(?1, mine.after)
+  ORDER BY e.seq LIMIT ${p(3)}`,
+    /**
+     * The user's first seq after parameter 1 (one index seek per topic), so a replay skips
+     * the stretches of the log that hold nothing of theirs instead of reading them window
+     * by window.
+     */
+    nextSeq: `${mine}
+  SELECT min((SELECT e.seq FROM events e WHERE e.topic = mine.topic AND e.seq > ${greatest}(${p(1)}, mine.after)
                 AND e.seq < coalesce(mine.before, 9007199254740991) ORDER BY e.seq LIMIT 1)) AS next
-  FROM mine`;
+  FROM mine`,
+  };
+}
+
+const SQLITE_REPLAY = replayQueries((n) => `?${n}`, "max", "NULL");
+export const REPLAY_SQL = SQLITE_REPLAY.replay;
+export const NEXT_SEQ_SQL = SQLITE_REPLAY.nextSeq;
 
 /** How many seqs one pruning transaction covers. */
-const PRUNE_CHUNK = 20_000;
+export const PRUNE_CHUNK = 20_000;
 
 /** How many seqs one replay query looks at. */
-const REPLAY_WINDOW = 5000;
+export const REPLAY_WINDOW = 5000;
 
 export const userTopic = (userId: string) => `user:${userId}`;
 export const convTopic = (conversationId: string) => `conv:${conversationId}`;

@@ -1,12 +1,50 @@
-/** PostgreSQL errors as the store needs them (drizzle wraps the driver's error as `cause`). */
-const pgError = (e: unknown): { errno?: string; code?: string; constraint?: string } | undefined => {
-  for (let x = e as { cause?: unknown } | undefined, depth = 0; x && depth < 4; x = x.cause as typeof x, depth++)
-    if ((x as { name?: string }).name === "PostgresError") return x as never;
-  return undefined;
-};
+/**
+ * PostgreSQL errors as the store needs them. Drizzle wraps the driver's error as `cause`.
+ * PostgreSQL being unreachable is not a bug of ours: a request that needed it answers 503
+ * `unavailable` with Retry-After (PROTOCOL §12), and the client tries again.
+ */
+import { AppError } from "../../errors";
+
+/** The driver's error inside `e`, however deep drizzle wrapped it. */
+function* causes(e: unknown): Generator<{ code?: unknown; errno?: unknown; constraint?: unknown }> {
+  for (let err = e, depth = 0; err && typeof err === "object" && depth < 5; err = (err as { cause?: unknown }).cause, depth++) yield err as never;
+}
 
 /** A unique index refused the row (SQLSTATE 23505); `constraint` narrows it to one index. */
 export function isUniqueViolation(e: unknown, constraint?: string): boolean {
-  const pg = pgError(e);
-  return pg?.errno === "23505" && (constraint === undefined || pg.constraint === constraint);
+  for (const err of causes(e)) if (err.errno === "23505" && (constraint === undefined || err.constraint === constraint)) return true;
+  return false;
 }
+
+/** How long a client should wait before retrying. */
+const RETRY_AFTER_MS = 1000;
+
+/** Bun.sql's codes for a connection that could not be made or was lost. */
+const CONNECTION_CODES = new Set([
+  "ERR_POSTGRES_CONNECTION_CLOSED",
+  "ERR_POSTGRES_CONNECTION_FAILED",
+  "ERR_POSTGRES_CONNECTION_REFUSED",
+  "ERR_POSTGRES_CONNECTION_TIMEOUT",
+  "ERR_POSTGRES_IDLE_TIMEOUT",
+  "ERR_POSTGRES_LIFETIME_TIMEOUT",
+]);
+
+/**
+ * SQLSTATEs of a server that is going away or not taking connections: class 08
+ * (connection exception), 57P01–57P03 (shutdown, crash, starting up), 53300 (too many
+ * connections).
+ */
+const unavailableState = (state: string) => state.startsWith("08") || /^57P0[123]$/.test(state) || state === "53300";
+
+/** Whether `e` (or what it wraps) says PostgreSQL is unreachable. */
+export function isPgUnavailable(e: unknown): boolean {
+  for (const { code, errno } of causes(e)) {
+    if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+    if (code === "ERR_POSTGRES_SERVER_ERROR" && typeof errno === "string" && unavailableState(errno)) return true;
+  }
+  return false;
+}
+
+/** `e` as the client's error when it means PostgreSQL is unreachable; null otherwise. */
+export const pgUnavailable = (e: unknown): AppError | null =>
+  isPgUnavailable(e) ? new AppError("unavailable", "the database is unreachable; try again shortly", undefined, RETRY_AFTER_MS) : null;

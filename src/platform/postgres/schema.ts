@@ -6,9 +6,12 @@
  * migrations of drizzle/pg.
  */
 import { sql } from "drizzle-orm";
-import { pgTable, text, bigint, bigserial, integer, index, uniqueIndex, primaryKey } from "drizzle-orm/pg-core";
+import { pgTable, text, bigint, bigserial, integer, index, uniqueIndex, primaryKey, customType } from "drizzle-orm/pg-core";
 
 const millis = (name: string) => bigint(name, { mode: "number" });
+
+/** A full transaction id (pg_current_xact_id()), read as its decimal text. */
+const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => "xid8" });
 
 export const users = pgTable("users", {
   id: text().primaryKey(),
@@ -84,7 +87,7 @@ export const memberStints = pgTable(
 /**
  * The event log. How `seq` is made to follow commit order (the hazard of a plain
  * sequence: a transaction that took seq 1 may commit after one that took 2) is the event
- * log's business (src/platform/postgres/event-log.ts).
+ * log's business (src/platform/postgres/event-log.ts); `xid` serves it.
  */
 export const events = pgTable(
   "events",
@@ -95,6 +98,8 @@ export const events = pgTable(
     data: text().notNull(),
     payloadId: bigint("payload_id", { mode: "number" }),
     createdAt: millis("created_at").notNull(),
+    /** The appending transaction (ordering "horizon"; NULL under "lock"). */
+    xid: xid8(),
   },
   (t) => [index("events_topic_seq").on(t.topic, t.seq), index("events_payload_id").on(t.payloadId).where(sql`${t.payloadId} IS NOT NULL`)],
 );
