@@ -13,7 +13,8 @@ import { migrate } from "../src/db/migrate";
 import { EventLog } from "../src/events/log";
 import { toAppError } from "../src/http/errors";
 import { migratePostgres, openPostgres, type PgDB } from "../src/platform/postgres/client";
-import { PgEventLog, type Ordering, type PgWriter } from "../src/platform/postgres/event-log";
+import { isPgUnavailable } from "../src/platform/postgres/errors";
+import { PgEventLog, type Ordering, type PgEventLogOptions, type PgWriter } from "../src/platform/postgres/event-log";
 import { tempDir } from "./helpers";
 import { createTestDatabase, servicesReady } from "./services";
 
@@ -42,10 +43,11 @@ async function ownDatabase(): Promise<PgDB> {
 }
 const dropAfter: (() => Promise<void>)[] = [];
 
-async function openLog(db: PgDB, ordering: Ordering, start = true, pruneChunk?: number, onError = (e: unknown) => console.error("event log:", e)): Promise<PgEventLog> {
-  const log = await PgEventLog.open(db, { ordering, pruneChunk, onError });
+/** A log (a "node") on `db`, its follower started, stopped after the test. */
+async function openLog(db: PgDB, ordering: Ordering, options: PgEventLogOptions = {}): Promise<PgEventLog> {
+  const log = await PgEventLog.open(db, { ordering, onError: (e) => console.error("event log:", e), ...options });
   logs.push(log);
-  if (start) await log.start();
+  await log.start();
   return log;
 }
 
@@ -247,7 +249,8 @@ describe.skipIf(!ready)("PostgreSQL event log", () => {
   describe.each(["horizon", "lock"] as Ordering[])("ordering %s", (ordering) => {
     test("two nodes, 10 concurrent writers for 3 s: each follower delivers every committed event once, in seq order", async () => {
       const db = pool();
-      const nodes = [await openLog(db, ordering), await openLog(pool(), ordering)];
+      let appended = 0;
+      const nodes = [await openLog(db, ordering, { onAppended: () => appended++ }), await openLog(pool(), ordering, { onAppended: () => appended++ })];
       const start = Math.max(...nodes.map((n) => n.deliveredSeq));
       const delivered = nodes.map(recorder);
       const until = performance.now() + 3000;
@@ -275,6 +278,8 @@ describe.skipIf(!ready)("PostgreSQL event log", () => {
       const expected = await committedSeqs(db, start);
       expect(commits).toBeGreaterThan(20);
       expect(rollbacks).toBeGreaterThan(0);
+      // The broker's wake-up hook ran after every appending transaction, committed or not.
+      expect(appended).toBe(commits + rollbacks);
       for (const [i, node] of nodes.entries()) {
         expect(await node.waitFor(expected.at(-1)!, 10_000)).toBe(true);
         expect(delivered[i]!.filter((s) => s > start)).toEqual(expected);
@@ -362,7 +367,7 @@ describe.skipIf(!ready)("PostgreSQL event log", () => {
 
   test("pruning goes in chunks, keeping a payload shared across a chunk's edge until no event uses it", async () => {
     const db = await ownDatabase();
-    const log = await openLog(db, "horizon", true, 1);
+    const log = await openLog(db, "horizon", { pruneChunk: 1 });
     // Seqs 1–3, 4–6, 7–9: one payload each.
     for (let n = 0; n < 3; n++) await log.write((w) => w.emitMany([`user:p${n}a`, `user:p${n}b`, `user:p${n}c`], "notification", mention(n)));
     const payloadOf = async (seq: number) => (await db.$client`SELECT payload_id FROM events WHERE seq = ${seq}`)[0]!.payload_id as string;
@@ -393,7 +398,7 @@ describe.skipIf(!ready)("PostgreSQL event log", () => {
     const db = openPostgres(url.toString(), 2);
     opened.push(db);
     const errors: unknown[] = [];
-    const log = await openLog(db, "horizon", true, undefined, (e) => errors.push(e));
+    const log = await openLog(db, "horizon", { onError: (e) => errors.push(e) });
     expect(await log.write((w) => w.emit("user:down", "notification", mention(1)))).toBeGreaterThan(0);
 
     await relay.stop();
@@ -402,6 +407,9 @@ describe.skipIf(!ready)("PostgreSQL event log", () => {
     expect(failure.status).toBe(503);
     expect(failure.retryAfterMs).toBeGreaterThan(0);
     expect((await appErrorOf(log.replayRaw("down", 0, 10))).code).toBe("unavailable");
+    // The follower, woken by the failed write, reported that it could not read (and goes on polling).
+    await Bun.sleep(100);
+    expect(errors.some(isPgUnavailable)).toBe(true);
     // The HTTP layer answers what any query threw the same way, drizzle-wrapped or not.
     for (const query of [() => db.$client`SELECT 1`, () => db.execute(sql`SELECT 1`)]) {
       const error = toAppError("UNKNOWN", await query().catch((e: unknown) => e));
@@ -443,8 +451,8 @@ function tcpRelay(host: string, port: number) {
               port,
               socket: {
                 data: (_, chunk) => void client.write(chunk),
-                close: () => client.end(),
-                error: () => client.end(),
+                close: () => void client.end(),
+                error: () => void client.end(),
               },
             });
             upstream.data = { peer: client, pending: [] };
@@ -456,8 +464,8 @@ function tcpRelay(host: string, port: number) {
             if (client.data.peer) client.data.peer.write(chunk);
             else client.data.pending.push(new Uint8Array(chunk));
           },
-          close: (client) => client.data.peer?.end(),
-          error: (client) => client.data.peer?.end(),
+          close: (client) => void client.data.peer?.end(),
+          error: (client) => void client.data.peer?.end(),
         },
       });
       return server.port;

@@ -190,7 +190,7 @@ export type FriendshipPage = {
 
 export type Error = {
   error: {
-    code: "bad_request" | "unauthorized" | "forbidden" | "not_friends" | "quota_exceeded" | "not_found" | "conflict" | "sync_reset" | "payload_too_large" | "validation_failed" | "rate_limited" | "internal" | "storage_full";
+    code: "bad_request" | "unauthorized" | "forbidden" | "not_friends" | "quota_exceeded" | "not_found" | "conflict" | "sync_reset" | "payload_too_large" | "validation_failed" | "rate_limited" | "internal" | "unavailable" | "storage_full";
     /** for humans; never a stack trace or SQL */
     message: string;
     /** validation_failed: [{field, message}]; others: what the code names */
@@ -515,7 +515,7 @@ export interface ServerFrame<T extends ServerEventType = ServerEventType> {
   request_id?: string;
   /** `error` frames only. */
   error?: {
-    code: "bad_request" | "unauthorized" | "forbidden" | "not_friends" | "quota_exceeded" | "not_found" | "conflict" | "sync_reset" | "payload_too_large" | "validation_failed" | "rate_limited" | "internal" | "storage_full";
+    code: "bad_request" | "unauthorized" | "forbidden" | "not_friends" | "quota_exceeded" | "not_found" | "conflict" | "sync_reset" | "payload_too_large" | "validation_failed" | "rate_limited" | "internal" | "unavailable" | "storage_full";
     message: string;
     details?: unknown;
     /** rate_limited: when to try again */

@@ -22,6 +22,7 @@ export const ERROR_RESPONSES: Record<number, [name: string, description: string]
   422: ["ValidationFailed", "validation_failed: `details` names the fields ([{field, message}])"],
   429: ["RateLimited", "rate_limited: too many requests; see the Retry-After header"],
   500: ["Internal", "internal: a bug; the message never carries a stack trace or SQL"],
+  503: ["Unavailable", "unavailable: cluster mode, a backing service (PostgreSQL) is unreachable; see the Retry-After header"],
   507: ["StorageFull", "storage_full: the server's disk is full; nothing was written, reads keep working"],
 };
 

@@ -9,18 +9,34 @@
  * benchmark database's backends) and of this process. Orderings alternate within a round,
  * rounds repeat: compare within a round (the machine is shared).
  *
- *   bun test/bench/pg-event-log.ts [--seconds 3] [--rounds 2] [--writers 1,2,8]
+ * `--synchronous-commit off` takes the commit's WAL flush out (what is left is the
+ * ordering's own cost; the flush is what the lock serialises).
+ *
+ * Then the writers alone, without Bun: pgbench (when on PATH) runs the same transaction
+ * (the events insert behind each ordering's gate, as PgEventLog writes it) with 1, 2 and 8
+ * clients; its transactions/s is events/s.
+ *
+ *   bun test/bench/pg-event-log.ts [--seconds 3] [--rounds 3] [--writers 1,2,8] [--synchronous-commit off] [--no-pgbench]
  */
+import { SQL } from "bun";
 import { sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/bun-sql";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { migratePostgres, openPostgres, type PgDB } from "../../src/platform/postgres/client";
-import { PgEventLog, type Ordering } from "../../src/platform/postgres/event-log";
+import * as schema from "../../src/platform/postgres/schema";
+import { GATE, PgEventLog, type Ordering } from "../../src/platform/postgres/event-log";
 import { createTestDatabase, servicesReady } from "../services";
 import { cpuSeconds, percentiles, round } from "./lib/stats";
 
 const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "3" }, rounds: { type: "string", default: "2" }, writers: { type: "string", default: "1,2,8" } },
+  options: {
+    seconds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "3" },
+    writers: { type: "string", default: "1,2,8" },
+    "synchronous-commit": { type: "string", default: "on" },
+    "no-pgbench": { type: "boolean", default: false },
+  },
 });
 const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
@@ -45,7 +61,10 @@ function backendCpu(dbName: string): number {
 interface Result { ordering: Ordering; writers: number; eventsPerSec: number; latency: Record<string, number>; pgCpuUsPerEvent: number; bunCpuUsPerEvent: number }
 
 async function measure(round: number, ordering: Ordering, writers: number): Promise<Result> {
-  const dbs: PgDB[] = [0, 1].map(() => openPostgres(database.url, writers + 3));
+  const dbs = [0, 1].map(() => {
+    const client = new SQL({ url: database.url, max: writers + 3, connection: { synchronous_commit: args["synchronous-commit"]! } });
+    return drizzle({ client, schema }) as PgDB;
+  });
   const nodes = await Promise.all(dbs.map((db) => PgEventLog.open(db, { ordering, onError: (e) => console.error("node:", e) })));
   for (const n of nodes) await n.start();
   const committedAt = new Map<number, number>();
@@ -113,18 +132,73 @@ try {
   await setup.$client`CREATE TABLE bench_convs (id text PRIMARY KEY, last_id text, n int NOT NULL DEFAULT 0)`;
   await setup.$client.unsafe(`INSERT INTO bench_convs (id) SELECT 'c' || i FROM generate_series(0, ${Math.max(...WRITERS)}) i`);
   await setup.$client.close();
-  console.log(`PostgreSQL event log, ${SECONDS} s per run, ${ROUNDS} rounds; latency in ms (commit → follower delivery, both nodes), CPU in µs per event`);
+  console.log(`PostgreSQL event log, ${SECONDS} s per run, ${ROUNDS} rounds, synchronous_commit ${args["synchronous-commit"]}; latency in ms (commit → follower delivery, both nodes), CPU in µs per event`);
   console.log("round  ordering  writers  events/s  lat p50  lat p99  lat max  pg cpu  bun cpu");
+  const results: Result[] = [];
   for (let r = 1; r <= ROUNDS; r++)
     for (const writers of WRITERS)
       for (const ordering of ORDERINGS) {
         const m = await measure(r, ordering, writers);
+        results.push(m);
         console.log(
           [r, m.ordering.padEnd(8), m.writers, m.eventsPerSec, round(m.latency.p50!), round(m.latency.p99!), round(m.latency.max!), m.pgCpuUsPerEvent, m.bunCpuUsPerEvent]
             .map((v, i) => String(v).padStart(i === 1 ? 8 : 7))
             .join("  "),
         );
       }
+  // Medians over the rounds, and horizon's throughput over lock's within each round.
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log("\nmedians   writers  lock ev/s  horizon ev/s  horizon/lock  lock p50/p99 ms  horizon p50/p99 ms");
+  for (const writers of WRITERS) {
+    const of = (o: Ordering) => results.filter((m) => m.ordering === o && m.writers === writers);
+    const [lock, horizon] = [of("lock"), of("horizon")];
+    const ratio = median(horizon.map((h, i) => h.eventsPerSec / lock[i]!.eventsPerSec));
+    const lat = (ms: Result[]) => `${round(median(ms.map((m) => m.latency.p50!)))}/${round(median(ms.map((m) => m.latency.p99!)))}`;
+    console.log(
+      ["", writers, median(lock.map((m) => m.eventsPerSec)), median(horizon.map((m) => m.eventsPerSec)), round(ratio), lat(lock), lat(horizon)]
+        .map((v) => String(v).padStart(12))
+        .join(""),
+    );
+  }
+  if (!args["no-pgbench"] && Bun.which("pgbench")) await pgbench();
 } finally {
   await database.drop();
+}
+
+/** Writers only, as pgbench clients: medians over the rounds of transactions (= events) per second. */
+async function pgbench() {
+  const dir = (await import("node:fs")).mkdtempSync("/tmp/parley-pgbench-");
+  const tps: Record<string, number[]> = {};
+  for (let r = 1; r <= ROUNDS; r++)
+    for (const clients of WRITERS)
+      for (const ordering of ORDERINGS) {
+        const script = `${dir}/${ordering}.sql`;
+        await Bun.write(
+          script,
+          `BEGIN;
+INSERT INTO bench_messages (id, conv, body, created_at) VALUES (gen_random_uuid()::text, 'c' || :client_id, 'hello there', 0);
+UPDATE bench_convs SET n = n + 1 WHERE id = 'c' || :client_id;
+WITH g AS MATERIALIZED (${GATE[ordering]}) INSERT INTO events (topic, type, data, created_at, xid) SELECT 'conv:c' || :client_id, 'message.receive', '{}', 0, g.xid FROM g RETURNING seq;
+COMMIT;
+`,
+        );
+        const u = new URL(database.url);
+        const proc = Bun.spawn(["pgbench", "-n", "-h", u.hostname, "-p", u.port || "5432", "-U", "postgres", "-c", String(clients), "-j", "1", "-T", String(SECONDS), "-f", script, database.name], {
+          stdout: "pipe",
+          stderr: "pipe",
+          env: { ...process.env, PGOPTIONS: `-c synchronous_commit=${args["synchronous-commit"]}` },
+        });
+        const out = await new Response(proc.stdout).text();
+        await proc.exited;
+        const found = /tps = ([\d.]+)/.exec(out);
+        if (!found) throw new Error(`pgbench: ${out}${await new Response(proc.stderr).text()}`);
+        (tps[`${ordering} ${clients}`] ??= []).push(Number(found[1]));
+      }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(`\npgbench (writers only, ${SECONDS} s × ${ROUNDS} rounds, synchronous_commit ${args["synchronous-commit"]}): events/s`);
+  console.log("   clients        lock     horizon  horizon/lock");
+  for (const clients of WRITERS) {
+    const [lock, horizon] = [median(tps[`lock ${clients}`]!), median(tps[`horizon ${clients}`]!)];
+    console.log([clients, Math.round(lock), Math.round(horizon), round(horizon / lock)].map((v) => String(v).padStart(12)).join(""));
+  }
 }

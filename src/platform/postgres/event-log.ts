@@ -61,6 +61,11 @@ export interface PgEventLogOptions {
   pruneChunk?: number;
   /** Where a failing listener, a failed follower read or NOTIFY are reported. */
   onError?: (err: unknown) => void;
+  /**
+   * Called after each transaction that appended has ended (committed or rolled back: a
+   * rolled-back seq is a hole others can now pass): the broker sends its wake-up there.
+   */
+  onAppended?: () => void;
 }
 
 /** Advisory lock keys (any constants, distinct from the migration lock's). */
@@ -76,7 +81,7 @@ const HOLE_RETRY_MS = 10;
  * Per ordering, a one-row CTE `g(xid)` that runs before the insert takes its seqs: the
  * transaction's id (taken now if it has none yet), or the append lock.
  */
-const GATE: Record<Ordering, string> = {
+export const GATE: Record<Ordering, string> = {
   horizon: "SELECT pg_current_xact_id() AS xid",
   lock: `SELECT NULL::xid8 AS xid FROM pg_advisory_xact_lock(${APPEND_LOCK})`,
 };
@@ -129,6 +134,7 @@ export class PgEventLog {
   private readonly pollMs: number;
   private readonly pruneChunk: number;
   private readonly onError: (err: unknown) => void;
+  private readonly onAppended: () => void;
   /** Tells this node's NOTIFYs from the others' (its own commits wake it directly). */
   private readonly nodeTag = Bun.randomUUIDv7();
   private readonly gate: string;
@@ -146,7 +152,7 @@ export class PgEventLog {
   private waiters: { seq: number; resolve: (reached: boolean) => void }[] = [];
 
   // NOTIFY, coalesced: at most one in flight, and one more if commits came meanwhile.
-  private notifying = false;
+  private notifying: Promise<void> | null = null;
   private notifyAgain = false;
 
   private constructor(
@@ -160,6 +166,7 @@ export class PgEventLog {
     this.pollMs = options.pollMs ?? 1000;
     this.pruneChunk = options.pruneChunk ?? PRUNE_CHUNK;
     this.onError = options.onError ?? ((err) => console.error(err));
+    this.onAppended = options.onAppended ?? (() => {});
     this.gate = GATE[this.ordering];
   }
 
@@ -228,7 +235,7 @@ export class PgEventLog {
           INSERT INTO events (topic, type, data, payload_id, created_at, xid)
           SELECT t.topic, ${type}::text, '', p.id, ${Date.now()}::bigint, g.xid
             FROM g, p, json_array_elements_text(${JSON.stringify(topics)}::text::json) AS t(topic) RETURNING seq`)) as unknown as { seq: string }[];
-        return Math.max(...rows.map((r) => Number(r.seq)));
+        return rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
       },
     };
   }
@@ -236,19 +243,27 @@ export class PgEventLog {
   /** After a transaction that appended: wake this node's follower, and the others. */
   private committed() {
     this.wake();
+    try {
+      this.onAppended();
+    } catch (err) {
+      this.onError(err);
+    }
+    this.notifyOthers();
+  }
+
+  private notifyOthers() {
     if (this.notifying) {
       this.notifyAgain = true;
       return;
     }
-    this.notifying = true;
-    this.db.$client
+    this.notifying = this.db.$client
       .notify(this.channel, this.nodeTag)
       .catch((err) => this.onError(err))
       .finally(() => {
-        this.notifying = false;
+        this.notifying = null;
         if (this.notifyAgain) {
           this.notifyAgain = false;
-          this.committed();
+          this.notifyOthers();
         }
       });
   }
@@ -277,9 +292,10 @@ export class PgEventLog {
     this.pollTimer = setInterval(() => this.wake(), this.pollMs);
   }
 
-  /** Stops the follower; pending `waitFor`s resolve false. */
+  /** Stops the follower (after the NOTIFY in flight, if any); pending `waitFor`s resolve false. */
   async stop(): Promise<void> {
     this.running = false;
+    while (this.notifying) await this.notifying;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.holeTimer) clearTimeout(this.holeTimer);
     this.pollTimer = this.holeTimer = null;
