@@ -148,15 +148,15 @@ try {
       }
   // Medians over the rounds, and horizon's throughput over lock's within each round.
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log("\nmedians   writers  lock ev/s  horizon ev/s  horizon/lock  lock p50/p99 ms  horizon p50/p99 ms");
+  console.log("\nmedians:  writers  lock ev/s  horizon ev/s  horizon/lock  lock p50/p99 ms  horizon p50/p99 ms");
   for (const writers of WRITERS) {
     const of = (o: Ordering) => results.filter((m) => m.ordering === o && m.writers === writers);
     const [lock, horizon] = [of("lock"), of("horizon")];
     const ratio = median(horizon.map((h, i) => h.eventsPerSec / lock[i]!.eventsPerSec));
     const lat = (ms: Result[]) => `${round(median(ms.map((m) => m.latency.p50!)))}/${round(median(ms.map((m) => m.latency.p99!)))}`;
     console.log(
-      ["", writers, median(lock.map((m) => m.eventsPerSec)), median(horizon.map((m) => m.eventsPerSec)), round(ratio), lat(lock), lat(horizon)]
-        .map((v) => String(v).padStart(12))
+      [writers, median(lock.map((m) => m.eventsPerSec)), median(horizon.map((m) => m.eventsPerSec)), round(ratio), lat(lock), lat(horizon)]
+        .map((v, i) => String(v).padStart([17, 11, 14, 14, 17, 19][i]!))
         .join(""),
     );
   }

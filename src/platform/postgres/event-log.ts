@@ -150,6 +150,8 @@ export class PgEventLog {
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private subscription: { unlisten(): Promise<void> } | null = null;
   private waiters: { seq: number; resolve: (reached: boolean) => void }[] = [];
+  /** Whether the last read failed (the failure has been reported). */
+  private failing = false;
 
   // NOTIFY, coalesced: at most one in flight, and one more if commits came meanwhile.
   private notifying: Promise<void> | null = null;
@@ -283,11 +285,14 @@ export class PgEventLog {
   async start(): Promise<void> {
     if (this.running) return;
     this.position = await PgEventLog.guard(() => this.safeEnd());
+    this.hole = null;
     this.running = true;
-    this.subscription = await this.db.$client.listen(
-      this.channel,
-      (payload) => payload !== this.nodeTag && this.wake(),
-      () => this.wake(), // (re)subscribed: commits may have been missed meanwhile
+    this.subscription = await PgEventLog.guard(() =>
+      this.db.$client.listen(
+        this.channel,
+        (payload) => payload !== this.nodeTag && this.wake(),
+        () => this.wake(), // (re)subscribed: commits may have been missed meanwhile
+      ),
     );
     this.pollTimer = setInterval(() => this.wake(), this.pollMs);
   }
@@ -350,10 +355,12 @@ export class PgEventLog {
       while (this.wanted && this.running) {
         this.wanted = false;
         if (await this.readNext()) this.wanted = true; // a full batch: there is more
+        this.failing = false;
       }
     } catch (err) {
-      // PostgreSQL unreachable, most likely: the safety poll tries again.
-      this.onError(err);
+      // PostgreSQL unreachable, most likely: the safety poll tries again. Reported once per outage.
+      if (!this.failing) this.onError(err);
+      this.failing = true;
     } finally {
       this.pumping = false;
     }
