@@ -95,8 +95,10 @@ const PG_REPLAY = replayQueries((n) => (n === 2 ? "$2::text" : `$${n}::bigint`),
  * every transaction that had an id when the snapshot was taken has one below it. (The
  * snapshot's own xmax is not that bound: it is the latest *completed* id + 1, and a
  * transaction still running may hold a higher one.) `age(xid)`, in a transaction without
- * an id, is the next id minus `xid`, read once per transaction, here during the statement;
- * it counts in 32 bits, from a base that is a normal id (not 0–2) near the snapshot.
+ * an id, is the next id minus `xid`, read once per transaction, here during the statement
+ * (so the query must run as a transaction of its own: Bun.sql ends each query with a Sync,
+ * pipelined or not); it counts in 32 bits, from a base that is a normal id (not 0–2) near
+ * the snapshot.
  */
 const HORIZON_CTE = `h AS MATERIALIZED (
     SELECT xmin, base + age((base % 4294967296)::text::xid) AS next FROM (
