@@ -365,6 +365,23 @@ describe.skipIf(!ready)("PostgreSQL event log", () => {
     }, 15_000);
   });
 
+  test("a commit reaches another node through NOTIFY, or through wake() (the broker's), never waiting for the poll", async () => {
+    const db = pool();
+    const slowPoll = { pollMs: 60_000 };
+    const writer = await openLog(db, "horizon", slowPoll);
+    const listening = await openLog(pool(), "horizon", slowPoll);
+    // On another channel: only wake() can tell it.
+    const deaf = await openLog(pool(), "horizon", { ...slowPoll, channel: "parley_events_elsewhere" });
+    const seq = await writer.write((w) => w.emit("user:n", "notification", mention(1)));
+    const reached = async (log: PgEventLog) => {
+      for (let i = 0; i < 100 && log.deliveredSeq < seq; i++) await Bun.sleep(100);
+      return log.deliveredSeq >= seq;
+    };
+    expect(await reached(listening)).toBe(true);
+    deaf.wake();
+    expect(await reached(deaf)).toBe(true);
+  }, 30_000);
+
   test("pruning goes in chunks, keeping a payload shared across a chunk's edge until no event uses it", async () => {
     const db = await ownDatabase();
     const log = await openLog(db, "horizon", { pruneChunk: 1 });
