@@ -190,7 +190,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     if (app.server) await app.stop(false);
     await ctx.files.stop();
     if (pg) {
-      await pg.db.$client.close();
+      await pg.close();
       return;
     }
     // Both workers close their connections before the database does.

@@ -5,18 +5,30 @@
 import type { Config } from "../../config";
 import type { Logger } from "../../log";
 import { migratePostgres, openPostgres, type PgDB } from "./client";
-import { InterimPgEventLog } from "./interim-log";
+import { PgEventLog } from "./event-log";
 
 export interface PostgresParts {
   db: PgDB;
-  events: InterimPgEventLog;
+  /** Started: its follower delivers every node's committed events to this one's listeners. */
+  events: PgEventLog;
+  /** Stops the follower and closes the connections. */
+  close(): Promise<void>;
 }
 
 export async function openPostgresParts(config: Config, log: Logger): Promise<PostgresParts> {
   const db = openPostgres(config.databaseUrl!);
   const applied = await migratePostgres(db);
   if (applied) log.info({ applied }, "PostgreSQL migrations applied");
-  return { db, events: await InterimPgEventLog.open(db) };
+  const events = await PgEventLog.open(db, { onError: (err) => log.error({ err }, "event log follower failed") });
+  await events.start();
+  return {
+    db,
+    events,
+    async close() {
+      await events.stop();
+      await db.$client.close();
+    },
+  };
 }
 
 /**

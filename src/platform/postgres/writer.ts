@@ -4,20 +4,13 @@
  * and `w.emit` appends an event to the log in it (the PostgreSQL twin of events/log.ts's
  * Writer). Committed events reach the onCommit listeners in seq order.
  */
-import type { EventData, EventType } from "../../models";
 import type { StoredEvent } from "../../events/log";
 import type { PgDB } from "./client";
+import type { PgTx, PgWriter } from "./event-log";
 
-export type PgTx = Parameters<Parameters<PgDB["transaction"]>[0]>[0];
+export type { PgTx, PgWriter };
 /** A query runner: the database itself (reads outside a change) or a change's transaction. */
 export type PgRunner = PgDB | PgTx;
-
-export interface PgWriter {
-  tx: PgTx;
-  emit<T extends EventType>(topic: string, type: T, data: EventData<T>): Promise<number>;
-  /** The same event to many topics, its data stored once; returns the last seq (0 for none). */
-  emitMany<T extends EventType>(topics: string[], type: T, data: EventData<T>): Promise<number>;
-}
 
 export interface PgEvents {
   readonly epoch: string;
