@@ -37,7 +37,12 @@ import type { SearchIndex } from "./search/index";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { seedActivity } from "./lib/time";
-import { KeyedBuckets } from "./lib/rate-limit";
+import type { Broker } from "./platform/broker";
+import type { Presence } from "./platform/presence";
+import type { Limits } from "./platform/limits";
+import { MemoryBroker } from "./platform/memory/broker";
+import { MemoryPresence } from "./platform/memory/presence";
+import { memoryLimits } from "./platform/memory/limits";
 import { Files } from "./files/service";
 import { openStore } from "./files/open-store";
 import { fileRoutes, signedLinks } from "./files/routes";
@@ -56,6 +61,36 @@ export interface CreateAppOptions {
   postgres?: PostgresParts;
 }
 
+/**
+ * Live traffic, presence and limits: in this process on a single node; on NATS and Redis in
+ * cluster mode (NATS_URL and REDIS_URL), so that they hold across nodes. The one place
+ * that picks implementations of these seams.
+ */
+function livePlatform(config: Config, nodeId: string, log: Logger): { broker: Broker; presence: Presence; limits: Limits; close(): Promise<void> } {
+  if (config.natsUrl === null || config.redisUrl === null) {
+    const broker = new MemoryBroker();
+    return { broker, presence: new MemoryPresence(config.presenceGraceMs), limits: memoryLimits, close: () => broker.close() };
+  }
+  // Loaded only here: the NATS client adds ~16 MB and a noticeable start-up time that a
+  // single node has no use for.
+  const { NatsBroker } = require("./platform/nats/broker") as typeof import("./platform/nats/broker");
+  const { RedisPresence } = require("./platform/redis/presence") as typeof import("./platform/redis/presence");
+  const { redisLimits } = require("./platform/redis/limits") as typeof import("./platform/redis/limits");
+  const redis = new Bun.RedisClient(config.redisUrl, { autoReconnect: true, maxRetries: 2 ** 32 - 1, enableOfflineQueue: true });
+  const broker = new NatsBroker(config.natsUrl, { prefix: config.clusterName, name: `parley ${nodeId}`, log });
+  const keys = `${config.clusterName}:`;
+  const presence = new RedisPresence(redis, { nodeId, graceMs: config.presenceGraceMs, heartbeatIntervalMs: config.heartbeatIntervalMs, prefix: keys, log });
+  return {
+    broker,
+    presence,
+    limits: redisLimits(redis, keys),
+    async close() {
+      await broker.close();
+      redis.close();
+    },
+  };
+}
+
 export function createApp(config: Config, options: CreateAppOptions = {}) {
   ensureDataDir(config.dataDir);
   checkFreeSpace(config.dataDir);
@@ -71,6 +106,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
   const tokens = createTokens(secret, config.jwtTtlSeconds);
   const checkpointer = pg ? null : new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
+  const instance = Bun.randomUUIDv7();
+  const live = livePlatform(config, instance, log);
+  const { limits } = live;
 
   const ctx: AppContext = {
     config,
@@ -78,22 +116,30 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     log,
     metrics: new Metrics(),
     tokens,
-    accounts: new AccountService(pg ? pgAccountRows(pg.db) : sqliteAccountRows(db), config),
+    accounts: new AccountService(pg ? pgAccountRows(pg.db) : sqliteAccountRows(db), config, limits),
     events: pg ? notInClusterMode<EventLog>("the SQLite event log") : new EventLog(db, (err) => log.error({ err }, "after-commit listener failed")),
     feed: undefined as never,
     budgets: {
-      sends: new KeyedBuckets(config.sendsPerMinute, config.sendsPerMinute),
-      writes: new KeyedBuckets(config.writesPerMinute, config.writesPerMinute),
-      uploads: new KeyedBuckets(config.uploadsPerMinute, config.uploadsPerMinute),
-      searches: new KeyedBuckets(Math.ceil(config.searchesPerMinute / 4), config.searchesPerMinute),
+      sends: limits.bucket("sends", config.sendsPerMinute, config.sendsPerMinute),
+      writes: limits.bucket("writes", config.writesPerMinute, config.writesPerMinute),
+      uploads: limits.bucket("uploads", config.uploadsPerMinute, config.uploadsPerMinute),
+      searches: limits.bucket("searches", Math.ceil(config.searchesPerMinute / 4), config.searchesPerMinute),
+      registrations: limits.bucket("registrations", config.registrationsPerAddress, config.registrationsPerAddress / 60),
     },
+    broker: live.broker,
+    presence: live.presence,
     files: new Files(db, openStore(config), config, log, secret),
     search: pg ? notInClusterMode<SearchIndex>("search") : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
-    instance: Bun.randomUUIDv7(),
+    instance,
     store: undefined as never,
   };
   ctx.store = pg ? pgStore({ db: pg.db, events: pg.events, config, log }) : sqliteStore(ctx);
   ctx.feed = pg ? pg.events : ctx.events;
+  if (pg) {
+    // Other nodes' commits wake this node's follower at once (NOTIFY does too; the broker is quicker across a cluster).
+    pg.onAppended(() => live.broker.wake(pg.events.deliveredSeq));
+    live.broker.onWake(() => pg.events.wake());
+  }
   ctx.feed.onCommit((events) => {
     for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
   });
@@ -182,12 +228,11 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     closed = true;
     clearInterval(pruneTimer);
     stopping.abort();
-    ctx.budgets.sends.stop();
-    ctx.budgets.writes.stop();
-    ctx.budgets.uploads.stop();
-    ctx.budgets.searches.stop();
-    hub.stop();
+    for (const budget of Object.values(ctx.budgets)) budget.stop();
+    const left = hub.stop();
     if (app.server) await app.stop(false);
+    await left;
+    await live.close();
     await ctx.files.stop();
     if (pg) {
       await pg.close();

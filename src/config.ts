@@ -79,6 +79,12 @@ export interface Config {
   uploadOrphanTtlSeconds: number;
   /** How long a signed attachment link stays valid. */
   attachmentUrlTtlSeconds: number;
+  /** Cluster mode (PROTOCOL §11): NATS carries ephemeral frames and log wake-ups between nodes. */
+  natsUrl: string | null;
+  /** Cluster mode: Redis holds cluster-wide presence and limits. */
+  redisUrl: string | null;
+  /** Names the cluster's NATS subjects and Redis keys, so that clusters (and test runs) can share the services. */
+  clusterName: string;
 }
 
 export type StorageConfig =
@@ -120,6 +126,9 @@ export const DEFAULTS: Config = Object.freeze({
   uploadsPerMinute: 30,
   uploadOrphanTtlSeconds: 86400,
   attachmentUrlTtlSeconds: 3600,
+  natsUrl: null,
+  redisUrl: null,
+  clusterName: "parley",
 });
 
 export type Command =
@@ -207,6 +216,17 @@ function storageFrom(get: (k: string) => string | undefined): StorageConfig {
   return { kind, ...s };
 }
 
+/** A service URL setting: one of the given schemes and a host, else a ConfigError naming it. */
+function serviceUrl(name: string, raw: string, schemes: readonly string[]): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {}
+  if (!url || !schemes.includes(url.protocol.slice(0, -1)) || !url.hostname)
+    throw new ConfigError(`${name}: "${raw}" is not a ${schemes.join("/")}:// URL with a host`);
+  return raw;
+}
+
 export const ENV_HELP = `Environment:
   PORT, HOST, DATA_DIR, LOG_LEVEL     as the flags above
   JWT_SECRET                          HS256 secret (at least 32 characters); default: generated once, kept in DATA_DIR
@@ -219,6 +239,9 @@ export const ENV_HELP = `Environment:
   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY   for STORAGE=s3
   UPLOAD_ORPHAN_TTL                   how long a file no message holds is kept (default 24h)
   ATTACHMENT_URL_TTL                  how long a signed attachment link is valid (default 1h)
+  NATS_URL                            cluster mode: nats://host:4222, live frames between nodes
+  REDIS_URL                           cluster mode: redis://host:6379, presence and limits (needs NATS_URL)
+  CLUSTER_NAME                        cluster mode: prefix of NATS subjects and Redis keys (default parley)
   ${INTEGER_SETTINGS.map(([env, key]) => `${env}=${DEFAULTS[key]}`).join("\n  ")}`;
 
 export const USAGE = `Usage: parley [command] [flags]
@@ -318,6 +341,17 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   const urlTtl = get("ATTACHMENT_URL_TTL");
   if (urlTtl !== undefined) c.attachmentUrlTtlSeconds = parseDuration("ATTACHMENT_URL_TTL", urlTtl);
   c.storage = storageFrom(get);
+  const nats = get("NATS_URL");
+  if (nats !== undefined) c.natsUrl = serviceUrl("NATS_URL", nats, ["nats", "tls"]);
+  const redis = get("REDIS_URL");
+  if (redis !== undefined) c.redisUrl = serviceUrl("REDIS_URL", redis, ["redis", "rediss"]);
+  const name = get("CLUSTER_NAME");
+  if (name !== undefined) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`CLUSTER_NAME: "${name}" must be 1–64 letters, digits, _ or -`);
+    c.clusterName = name;
+  }
+  // Presence and limits must hold across the nodes NATS joins: one without the other is half a cluster.
+  if ((c.natsUrl === null) !== (c.redisUrl === null)) throw new ConfigError(`${c.natsUrl ? "NATS_URL needs REDIS_URL" : "REDIS_URL needs NATS_URL"} (cluster mode: both, or neither)`);
   const level = get("LOG_LEVEL");
   if (level !== undefined) c.logLevel = oneOf("LOG_LEVEL", level, LOG_LEVELS);
   const policy = get("CONTACT_POLICY");

@@ -5,7 +5,9 @@ import type { Metrics } from "./metrics";
 import type { AccountService } from "./auth/service";
 import type { Tokens } from "./auth/tokens";
 import type { EventFeed, EventLog } from "./events/log";
-import type { KeyedBuckets } from "./lib/rate-limit";
+import type { Budget } from "./platform/limits";
+import type { Broker } from "./platform/broker";
+import type { Presence } from "./platform/presence";
 import type { Files } from "./files/service";
 import type { SearchIndex } from "./search/index";
 import type { Store } from "./platform/store";
@@ -27,9 +29,14 @@ export interface AppContext {
   /**
    * Per-user budgets, spent alike by REST routes and WebSocket frames: message sends and
    * read positions (SENDS_PER_MINUTE); every other write (WRITES_PER_MINUTE), since each
-   * can fan out to many events; searches (SEARCHES_PER_MINUTE), reads that may scan.
+   * can fan out to many events; searches (SEARCHES_PER_MINUTE), reads that may scan;
+   * registrations per client address (REGISTRATIONS_PER_ADDRESS an hour).
    */
-  budgets: { sends: KeyedBuckets; writes: KeyedBuckets; uploads: KeyedBuckets; searches: KeyedBuckets };
+  budgets: { sends: Budget; writes: Budget; uploads: Budget; searches: Budget; registrations: Budget };
+  /** Ephemeral frames and log wake-ups between nodes (in-process on a single node). */
+  broker: Broker;
+  /** Who is online, on any node, and how many sockets each user holds. */
+  presence: Presence;
   /** Attachments: the blob store, signed links, the orphan sweep. */
   files: Files;
   /** Message and conversation search (SQLite FTS5 here). */

@@ -68,9 +68,20 @@ describe("configuration", () => {
     [[], { MAX_UPLOAD_BYTES: "10" }, "MAX_UPLOAD_BYTES"],
     [[], { UPLOAD_ORPHAN_TTL: "soon" }, "UPLOAD_ORPHAN_TTL"],
     [[], { ATTACHMENT_URL_TTL: "0s" }, "ATTACHMENT_URL_TTL"],
+    [[], { NATS_URL: "127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" }, "NATS_URL"],
+    [[], { NATS_URL: "http://127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" }, "NATS_URL"],
+    [[], { NATS_URL: "nats://127.0.0.1:4222", REDIS_URL: "redis:" }, "REDIS_URL"],
+    [[], { NATS_URL: "nats://127.0.0.1:4222" }, "NATS_URL needs REDIS_URL"],
+    [[], { REDIS_URL: "redis://127.0.0.1:6379" }, "REDIS_URL needs NATS_URL"],
+    [[], { CLUSTER_NAME: "a.b" }, "CLUSTER_NAME"],
   ])("bad settings %j %j are a ConfigError naming %s", (argv, env, name) => {
     expect(() => loadConfig(argv, env)).toThrow(name);
   });
+});
+
+test("cluster settings: NATS_URL and REDIS_URL together, or neither", () => {
+  expect(loadConfig([], {}).config).toMatchObject({ natsUrl: null, redisUrl: null });
+  expect(loadConfig([], { NATS_URL: "nats://nats:4222", REDIS_URL: "rediss://user:pw@redis:6380/1" }).config).toMatchObject({ natsUrl: "nats://nats:4222", redisUrl: "rediss://user:pw@redis:6380/1" });
 });
 
 test("attachment settings: storage drivers, limits and TTLs", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { activityKey, seedActivity } from "../src/lib/time";
-import { FailureWindow, TokenBucket, addressKey } from "../src/lib/rate-limit";
+import { TokenBucket, addressKey } from "../src/lib/rate-limit";
+import { FailureWindow } from "../src/platform/memory/limits";
 
 describe("activityKey", () => {
   test("never repeats or goes back, so a later change always sorts first", () => {

@@ -138,3 +138,49 @@ export async function dropTestDatabaseOf(dataDir: string) {
     await db.close();
   }
 }
+
+/** Whether every named service answers; false (with the reason printed) means skip. */
+export async function servicesUp(services: Record<string, string>, what: string): Promise<boolean> {
+  const down: string[] = [];
+  for (const [name, url] of Object.entries(services)) if (!(await reachable(url))) down.push(`${name} (${url})`);
+  if (!down.length) return true;
+  const reason = `${what}: ${down.join(", ")} not reachable`;
+  if (process.env.CI === "true") throw new Error(`${reason}; CI must run these tests`);
+  console.warn(`skipped: ${reason} (start it to run them; see README, Running a cluster)`);
+  return false;
+}
+
+/** A prefix no other test run uses, for subjects and keys. */
+export const uniquePrefix = (name: string) => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}${name}`;
+
+const NATS_SERVER = "/usr/sbin/nats-server";
+
+/**
+ * Restarts the machine's nats-server (other test runs share it: keep the outage short).
+ * Always leaves it running, and answers only once it accepts connections again.
+ */
+export async function restartNats(downMs = 300) {
+  const run = (args: string[]) => Bun.spawnSync(["start-stop-daemon", ...args], { stdout: "ignore", stderr: "pipe" });
+  try {
+    run(["--stop", "--retry", "5", "--exec", NATS_SERVER]);
+    await Bun.sleep(downMs);
+  } finally {
+    run(["--start", "--oknodo", "--background", "--exec", NATS_SERVER, "--", "-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log"]);
+    const deadline = Date.now() + 10_000;
+    while (!(await reachable(NATS_TEST_URL))) {
+      if (Date.now() > deadline) throw new Error("nats-server did not come back");
+      await Bun.sleep(50);
+    }
+  }
+}
+
+/** Deletes a test's Redis keys (those starting with its prefix). */
+export async function dropKeys(prefix: string) {
+  const redis = new Bun.RedisClient(REDIS_TEST_URL);
+  try {
+    const keys = (await redis.send("KEYS", [`${prefix}*`])) as string[];
+    if (keys.length) await redis.send("DEL", keys);
+  } finally {
+    redis.close();
+  }
+}

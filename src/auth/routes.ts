@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { AppContext } from "../context";
-import { KeyedBuckets, addressKey } from "../lib/rate-limit";
+import { addressKey } from "../lib/rate-limit";
 import { toUser } from "../users/dto";
 import { op } from "../http/docs";
 import { LoginBody, RegisterBody, Session } from "./model";
@@ -11,15 +11,12 @@ const clientAddress = (request: Request, server: { requestIP(r: Request): { addr
   addressKey(server?.requestIP(request)?.address ?? "unknown");
 
 export const authRoutes = (ctx: AppContext) => {
-  // Each registration costs an Argon2id hash and a row: one address must not loop it.
-  const perHour = ctx.config.registrationsPerAddress;
-  const registrations = new KeyedBuckets(perHour, perHour / 60);
   return new Elysia({ prefix: "/api/auth", tags: ["auth"] })
-    .onStop(() => registrations.stop())
     .post(
       "/register",
       async ({ body, set, request, server }) => {
-        registrations.spend(clientAddress(request, server), "too many registrations from this address, try again later");
+        // Each registration costs an Argon2id hash and a row: one address must not loop it.
+        await ctx.budgets.registrations.spend(clientAddress(request, server), "too many registrations from this address, try again later");
         const user = await ctx.accounts.register(body);
         set.status = 201;
         return { ...(await ctx.tokens.issue(user.id)), user: toUser(user) };

@@ -5,7 +5,7 @@ import { users, type UserRow } from "../db/schema";
 import { AppError, conflict, invalid } from "../errors";
 import { PASSWORD_CHARACTERS } from "../users/dto";
 import { cleanDisplayName } from "../users/service";
-import { FailureWindow } from "../lib/rate-limit";
+import type { FailureCounter, Limits } from "../platform/limits";
 
 export interface Credentials { username: string; password: string }
 
@@ -32,13 +32,13 @@ export const sqliteAccountRows = (db: DB): AccountRows => ({
 let dummyHash: Promise<string> | undefined;
 
 export class AccountService {
-  private byUsername: FailureWindow;
-  private byAddress: FailureWindow;
+  private byUsername: FailureCounter;
+  private byAddress: FailureCounter;
 
-  constructor(private rows: AccountRows, private config: Config) {
+  constructor(private rows: AccountRows, private config: Config, limits: Limits) {
     const windowMs = config.loginWindowSeconds * 1000;
-    this.byUsername = new FailureWindow(config.loginMaxFailures, windowMs);
-    this.byAddress = new FailureWindow(config.loginMaxFailuresPerAddress, windowMs);
+    this.byUsername = limits.failures("login-user", config.loginMaxFailures, windowMs);
+    this.byAddress = limits.failures("login-address", config.loginMaxFailuresPerAddress, windowMs);
   }
 
   private hash(password: string) {
@@ -61,20 +61,21 @@ export class AccountService {
   /** Checks credentials; failures are counted per username and per client address. */
   async login(input: Credentials, address: string): Promise<UserRow> {
     const username = input.username.toLowerCase();
-    const wait = Math.max(this.byUsername.blockedFor(username), this.byAddress.blockedFor(address));
-    if (wait > 0) throw new AppError("rate_limited", "too many failed logins, try again later", undefined, wait);
     // Counted as a failure before the (slow) check, so parallel guesses cannot all slip
     // under the limit; taken back if it succeeds.
-    this.byUsername.fail(username);
-    this.byAddress.fail(address);
+    const [byName, byAddress] = await Promise.all([this.byUsername.attempt(username), this.byAddress.attempt(address)]);
+    if (byName > 0 || byAddress > 0) {
+      // Refused: an attempt that was counted on one side is not one.
+      await Promise.all([byName === 0 && this.byUsername.forgive(username), byAddress === 0 && this.byAddress.forgive(address)]);
+      throw new AppError("rate_limited", "too many failed logins, try again later", undefined, Math.max(byName, byAddress));
+    }
 
     const row = await this.rows.byUsername(username);
     const ok = row
       ? await Bun.password.verify(input.password, row.passwordHash)
       : (await Bun.password.verify(input.password, await (dummyHash ??= this.hash("not-a-real-password"))), false);
     if (!row || !ok) throw new AppError("unauthorized", "wrong username or password");
-    this.byUsername.reset(username);
-    this.byAddress.forgive(address);
+    await Promise.all([this.byUsername.reset(username), this.byAddress.forgive(address)]);
     return row;
   }
 }

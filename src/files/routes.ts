@@ -135,7 +135,7 @@ export const fileRoutes = (ctx: AppContext) => {
       UPLOAD_PATH,
       async ({ request, query, set }) => {
         const { me } = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
-        ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
+        await ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
         const attachment = await files.upload(me.id, { request, filename: query.filename });
         set.status = 201;
         return JSON.parse(files.links.personalize(JSON.stringify(attachment), me.id)) as typeof attachment;

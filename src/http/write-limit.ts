@@ -13,8 +13,9 @@ export const spendSend = (ctx: AppContext, userId: string) => ctx.budgets.sends.
 
 /** Every non-GET route of the module that uses this spends from the write budget. */
 export const writeLimit = (ctx: AppContext) =>
-  new Elysia({ name: "parley.write-limit", seed: ctx.instance }).onBeforeHandle({ as: "scoped" }, (c) => {
+  new Elysia({ name: "parley.write-limit", seed: ctx.instance }).onBeforeHandle({ as: "scoped" }, async (c) => {
     if (c.request.method === "GET") return;
     const me = (c as unknown as { me?: { id: string } }).me;
-    if (me) spendWrite(ctx, me.id);
+    // Awaited: a cluster's budget answers from Redis; a refusal throws.
+    if (me) await spendWrite(ctx, me.id);
   });

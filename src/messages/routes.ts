@@ -29,7 +29,7 @@ export const messageRoutes = (ctx: AppContext) => {
     .post(
       "/api/conversations/:id/messages",
       async ({ me, params, body, set }) => {
-        spendSend(ctx, me.id);
+        await spendSend(ctx, me.id);
         const { created, message } = await ctx.store.messages.send(me, params.id, body);
         set.status = created ? 201 : 200;
         return message;
@@ -44,28 +44,28 @@ export const messageRoutes = (ctx: AppContext) => {
         detail: op("History: newest first, or with `after` oldest first", { 200: MessagePage }, { errors: [404] }),
       },
     )
-    .post("/api/conversations/:id/read", ({ me, params, body }) => (spendSend(ctx, me.id), ctx.store.messages.markRead(me, params.id, body.message_id)), {
+    .post("/api/conversations/:id/read", async ({ me, params, body }) => (await spendSend(ctx, me.id), ctx.store.messages.markRead(me, params.id, body.message_id)), {
       body: ReadBody,
       detail: op("Move the caller's read position forward", { 200: ReadReceipt }, { write: true, errors: [404] }),
     })
-    .patch("/api/messages/:id", ({ me, params, body }) => (spendWrite(ctx, me.id), ctx.store.messages.edit(me, params.id, body.content)), {
+    .patch("/api/messages/:id", async ({ me, params, body }) => (await spendWrite(ctx, me.id), ctx.store.messages.edit(me, params.id, body.content)), {
       body: EditBody,
       detail: op("Edit (sender only)", { 200: Message }, { write: true, errors: [403, 404, 409] }),
     })
     .delete(
       "/api/messages/:id",
       async ({ me, params, set }) => {
-        spendWrite(ctx, me.id);
+        await spendWrite(ctx, me.id);
         await ctx.store.messages.remove(me, params.id);
         set.status = 204;
       },
       { detail: op("Delete (sender, or group owner/admin); leaves a tombstone", { 204: null }, { write: true, errors: [403, 404] }) },
     )
-    .post("/api/messages/:id/reactions", ({ me, params, body }) => (spendWrite(ctx, me.id), ctx.store.messages.react(me, params.id, body.emoji, "add")), {
+    .post("/api/messages/:id/reactions", async ({ me, params, body }) => (await spendWrite(ctx, me.id), ctx.store.messages.react(me, params.id, body.emoji, "add")), {
       body: ReactionBody,
       detail: op("Add the caller's reaction", { 200: Message }, { write: true, errors: [404, 409] }),
     })
-    .delete("/api/messages/:id/reactions/:emoji", ({ me, params, request }) => (spendWrite(ctx, me.id), ctx.store.messages.react(me, params.id, emojiSegment(request), "remove")), {
+    .delete("/api/messages/:id/reactions/:emoji", async ({ me, params, request }) => (await spendWrite(ctx, me.id), ctx.store.messages.react(me, params.id, emojiSegment(request), "remove")), {
       detail: op("Remove the caller's reaction (emoji URL-encoded)", { 200: Message }, { write: true, errors: [404, 409] }),
     });
 };

@@ -25,6 +25,8 @@ export interface UserStore {
   updateProfile: Op<typeof updateProfile>;
   /** Which of the targets the viewer may see the presence of. */
   visibleAmong: Op<typeof visibleAmong>;
+  /** Records users' last activity (user id → ms), a batch in one transaction (realtime/last-active.ts). */
+  touchLastActive(batch: Map<string, number>): void | Promise<void>;
 }
 
 export interface FriendStore {

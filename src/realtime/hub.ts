@@ -1,7 +1,10 @@
 /**
- * The hub owns the live side: which sockets each user has open, their topic
- * subscriptions, presence, typing timers and active conversations. It publishes committed
- * events on Bun's pub/sub topics (`user:<id>`, `conv:<id>`, `status:<id>`) and follows
+ * The hub owns the live side of this node: which sockets each user has open here, their
+ * topic subscriptions, typing timers and active conversations. It publishes committed
+ * events on Bun's pub/sub topics (`user:<id>`, `conv:<id>`, `status:<id>`) to its own
+ * sockets, and ephemeral frames (typing, active, presence) through the broker, which
+ * carries them to every node (platform/broker.ts). Who is online, cluster-wide, and the
+ * connection cap are the presence seam's (platform/presence.ts). It follows
  * membership changes by the events themselves: a `conversation.create` on a user's topic
  * subscribes that user's sockets before it is published, a `conversation.delete`
  * unsubscribes them after. It knows no business rules; the few it needs (who may see whose
@@ -12,7 +15,6 @@ import type { AppContext } from "../context";
 import { convTopic, userTopic, type StoredEvent } from "../events/log";
 import { TokenBucket } from "../lib/rate-limit";
 import { iso } from "../lib/time";
-import { canSeePresence } from "../users/service";
 import { eventFrame, frame } from "./protocol";
 import { LastActive } from "./last-active";
 import { CLOSE_CODES, type CloseCode } from "./close-codes";
@@ -20,6 +22,9 @@ import { UNSIGNED_LINK } from "../files/links";
 import type { Static } from "../lib/model";
 import type { SignalData } from "../models";
 import type { AlertKind as AlertKindModel } from "./model";
+import type { Broker } from "../platform/broker";
+import type { Arrival, Presence } from "../platform/presence";
+import { andThen, type Awaitable } from "../lib/awaitable";
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
@@ -57,22 +62,23 @@ export class Hub {
   private server: Server<unknown> | null = null;
   private sockets = new Map<RawSocket, SocketState>();
   private byUser = new Map<string, Set<SocketState>>();
-  /** Users whose last socket closed, within PRESENCE_GRACE_MS of going offline. */
-  private leaving = new Map<string, Timer>();
-  /** Users whose user.online went out and whose user.offline has not: only they can go offline. */
-  private announced = new Set<string>();
   /** target user id → sockets following its presence. */
   private followers = new Map<string, Set<SocketState>>();
   private stopped = false;
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
   private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[] }>();
+  private broker: Broker;
+  private presence: Presence;
 
   private sweeper: Timer;
   private heartbeat: Timer;
 
   constructor(private ctx: AppContext) {
     this.lastActive = new LastActive(ctx);
+    this.broker = ctx.broker;
+    this.presence = ctx.presence;
+    this.presence.onOffline((userId, announced) => this.goOffline(userId, announced));
     ctx.feed.onCommit((events) => this.publishCommitted(events));
     this.sweeper = setInterval(() => this.closeSlowConsumers(), ctx.config.slowConsumerCheckMs);
     this.sweeper.unref();
@@ -80,50 +86,39 @@ export class Hub {
     this.heartbeat.unref();
     const { metrics } = ctx;
     metrics.gauge("parley_ws_connections", "Open WebSocket connections.", () => this.sockets.size);
-    metrics.gauge("parley_online_users", "Users with at least one open socket (or within the presence grace period).", () => this.onlineCount());
+    metrics.gauge("parley_online_users", "Users online through this node: with an open socket here (or within the presence grace period).", () => this.presence.localCount());
   }
 
   attach(server: Server<unknown>) {
     this.server = server;
+    this.broker.attach(server);
   }
 
-  /** Open sockets of a user, and those still catching up. */
-  connectionsOf(userId: string) {
-    let held = 0;
-    for (const { state } of this.holding.values()) if (state.userId === userId) held++;
-    return (this.byUser.get(userId)?.size ?? 0) + held;
+  /** The user's open sockets on every node (MAX_CONNECTIONS_PER_USER counts them all, those still catching up too). */
+  connectionsOf(userId: string): Awaitable<number> { return this.presence.connections(userId); }
+  /** An open socket's state, or a held one's (its frames are served while it catches up). */
+  stateOf(ws: RawSocket) { return this.sockets.get(ws) ?? this.holding.get(ws)?.state; }
+
+  /** Counts a new socket of the user before it is opened: refused when the user has enough. */
+  arrive(userId: string): Awaitable<Arrival> {
+    return this.presence.connect(userId, this.ctx.config.maxConnectionsPerUser);
   }
-  stateOf(ws: RawSocket) { return this.sockets.get(ws); }
-  isOnline(userId: string) { return this.byUser.has(userId) || this.leaving.has(userId); }
-  private onlineCount() {
-    let n = this.byUser.size;
-    for (const id of this.leaving.keys()) if (!this.byUser.has(id)) n++;
-    return n;
-  }
+
+  /** A socket counted by arrive() closed before it was opened. */
+  departed(userId: string) { this.presence.disconnect(userId); }
 
   /**
-   * Registers an open socket and subscribes it to its user's topic and to every
-   * conversation of the user. Returns true when the user just came online.
+   * Registers an open socket (counted by arrive()) and subscribes it to its user's topic and
+   * to every conversation of the user.
    */
-  open(state: SocketState, conversationIds: string[]): boolean {
+  open(state: SocketState, conversationIds: string[], arrival: Arrival) {
     this.sockets.set(state.ws, state);
     state.ws.subscribe(userTopic(state.userId));
     for (const id of conversationIds) state.ws.subscribe(convTopic(id));
     let mine = this.byUser.get(state.userId);
-    const first = !mine;
     if (!mine) this.byUser.set(state.userId, (mine = new Set()));
     mine.add(state);
-    if (!first) return false;
-    // A socket within the grace period of the last one (a reload): still the same presence.
-    const pending = this.leaving.get(state.userId);
-    if (pending) {
-      clearTimeout(pending);
-      this.leaving.delete(state.userId);
-    }
-    // Unless the last one closed before it was ever announced (cut short in its replay).
-    if (this.announced.has(state.userId)) return false;
-    this.lastActive.touch(state.userId);
-    return true;
+    if (arrival === "first") this.lastActive.touch(state.userId);
   }
 
   /**
@@ -135,9 +130,10 @@ export class Hub {
     this.holding.set(state.ws, { state, events: [] });
   }
 
-  /** Stops holding a socket that will not be opened (closed during its catch-up). */
+  /** Stops holding a socket that will not be opened (closed during its catch-up): its count is given back. */
   drop(state: SocketState) {
-    this.holding.delete(state.ws);
+    // Still held, or closed while held: never opened, so never counted out by close().
+    if (this.holding.delete(state.ws) || state.closing) this.departed(state.userId);
   }
 
   /**
@@ -147,7 +143,7 @@ export class Hub {
    * them, which may already include the effects of held events: a conversation.create
    * among them was not yet theirs before it, a conversation.delete still was.
    */
-  release(state: SocketState, memberOf: string[], position: number): boolean {
+  release(state: SocketState, memberOf: string[], position: number, arrival: Arrival) {
     const held = this.holding.get(state.ws)?.events ?? [];
     this.holding.delete(state.ws);
     const mine = userTopic(state.userId);
@@ -162,7 +158,7 @@ export class Hub {
       if (ownTopic || topics.has(e.topic.slice(5))) this.send(state, e.type, eventFrame(e.type, e.json, e.timestamp, e.seq));
       if (ownTopic && e.type === "conversation.delete") topics.delete((e.data as { conversation_id: string }).conversation_id);
     }
-    return this.open(state, [...topics]);
+    this.open(state, [...topics], arrival);
   }
 
   /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */
@@ -180,10 +176,10 @@ export class Hub {
     if (this.stopped) return state; // shutting down: nobody is left to tell
     for (const [conversationId, timer] of state.typing) {
       clearTimeout(timer);
-      this.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: state.userId, is_typing: false }));
+      this.broker.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: state.userId, is_typing: false }));
     }
     state.typing.clear();
-    if (state.active) this.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
+    if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
     for (const target of state.status) {
       const set = this.followers.get(target);
       set?.delete(state);
@@ -191,27 +187,25 @@ export class Hub {
     }
     const mine = this.byUser.get(state.userId);
     mine?.delete(state);
-    if (mine && mine.size === 0) {
-      this.byUser.delete(state.userId);
-      const grace = this.ctx.config.presenceGraceMs;
-      if (grace === 0) this.goOffline(state.userId);
-      else this.leaving.set(state.userId, setTimeout(() => this.goOffline(state.userId), grace));
-    }
+    if (mine && mine.size === 0) this.byUser.delete(state.userId);
+    this.presence.disconnect(state.userId);
     return state;
   }
 
-  private goOffline(userId: string) {
-    this.leaving.delete(userId);
-    if (this.byUser.has(userId)) return;
+  /** Presence decided that the user went offline (once, on one node of the cluster). */
+  private goOffline(userId: string, announced: boolean) {
+    if (this.stopped) return;
     const lastActive = this.lastActive.touch(userId);
-    if (!this.announced.delete(userId)) return; // never announced online: nothing to take back
-    this.publish(statusTopic(userId), frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
+    if (!announced) return; // never announced online: nothing to take back
+    this.broker.publish(statusTopic(userId), frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
   }
 
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
-    this.announced.add(userId);
-    this.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: this.lastActive.of(userId) }));
+    this.presence.announced(userId);
+    andThen(this.lastActive.of(userId), (at) =>
+      this.broker.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: at })),
+    );
   }
 
   /** Publishes committed events, adjusting subscriptions around membership changes. */
@@ -256,11 +250,11 @@ export class Hub {
       if (timer) {
         clearTimeout(timer);
         s.typing.delete(conversationId);
-        this.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: userId, is_typing: false }));
+        this.broker.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: userId, is_typing: false }));
       }
       if (s.active === conversationId) {
         s.active = null;
-        this.publish(convTopic(conversationId), frame("conversation.user_inactive", { conversation_id: conversationId, user_id: userId }));
+        this.broker.publish(convTopic(conversationId), frame("conversation.user_inactive", { conversation_id: conversationId, user_id: userId }));
       }
     }
     // Sharing this conversation may have been what let them see each other's presence.
@@ -276,8 +270,14 @@ export class Hub {
     for (const [viewer, target] of [[a, b], [b, a]] as const) {
       const followers = this.followers.get(target);
       if (!followers || ![...followers].some((s) => s.userId === viewer)) continue;
-      if (canSeePresence(this.ctx.db, viewer, target)) continue;
-      for (const s of [...followers]) if (s.userId === viewer) this.unfollow(s, [target]);
+      const drop = (visible: Set<string>) => {
+        if (visible.has(target)) return;
+        for (const s of [...(this.followers.get(target) ?? [])]) if (s.userId === viewer) this.unfollow(s, [target]);
+      };
+      // Answered at once on SQLite (the unfollow happens in this turn, as before); later in cluster mode.
+      const visible = this.ctx.store.users.visibleAmong(viewer, [target]);
+      if (visible instanceof Promise) visible.then(drop, (err) => this.ctx.log.warn({ err }, "presence check failed"));
+      else drop(visible);
     }
   }
 
@@ -301,8 +301,12 @@ export class Hub {
     }
   }
 
-  statusOf(userIds: string[]): PresenceStatus[] {
-    return userIds.map((id) => ({ user_id: id, online: this.isOnline(id), last_active_at: this.lastActive.of(id) ?? iso(0) }));
+  statusOf(userIds: string[]): Awaitable<PresenceStatus[]> {
+    return andThen(this.presence.online(userIds), (online) => {
+      const times = userIds.map((id) => this.lastActive.of(id));
+      const build = (at: (string | null)[]) => userIds.map((id, i) => ({ user_id: id, online: online[i]!, last_active_at: at[i] ?? iso(0) }));
+      return times.some((t) => t instanceof Promise) ? Promise.all(times).then(build) : build(times as (string | null)[]);
+    }) as Awaitable<PresenceStatus[]>;
   }
 
   /** Sets or refreshes (is_typing true) or ends a socket's typing indicator in a conversation. */
@@ -316,19 +320,18 @@ export class Hub {
     } else {
       state.typing.set(conversationId, setTimeout(() => this.typing(state, conversationId, false), this.ctx.config.typingTtlMs));
     }
-    // ws.publish skips the sending socket: the typist does not hear themself.
-    if (this.sockets.has(state.ws)) state.ws.publish(convTopic(conversationId), frame("message.typing", data));
-    else this.publish(convTopic(conversationId), frame("message.typing", data));
+    // Published from the socket, which skips it: the typist does not hear themself.
+    this.broker.publish(convTopic(conversationId), frame("message.typing", data), this.sockets.has(state.ws) ? state.ws : undefined);
   }
 
   /** Sets (or clears, with null) the conversation a socket has on screen. */
   setActive(state: SocketState, conversationId: string | null) {
     if (state.active === conversationId) return;
-    if (state.active) state.ws.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
+    if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }), state.ws);
     state.active = conversationId;
     if (conversationId) {
       state.ws.subscribe(convTopic(conversationId));
-      state.ws.publish(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: state.userId }));
+      this.broker.publish(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: state.userId }), state.ws);
     }
   }
 
@@ -353,7 +356,8 @@ export class Hub {
     }
   }
 
-  publish(topic: string, text: string) {
+  /** A committed event to this node's sockets (every node delivers the log to its own). */
+  private publish(topic: string, text: string) {
     this.server?.publish(topic, text);
   }
 
@@ -436,22 +440,24 @@ export class Hub {
     ws.close(code, CLOSE_CODES[code].name);
   }
 
-  /** Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001; timers stop. */
-  stop() {
+  /**
+   * Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001; timers stop.
+   * Resolves when presence has let go of this node.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.sweeper);
     clearInterval(this.heartbeat);
-    for (const timer of this.leaving.values()) clearTimeout(timer);
-    // Everyone online (or in their grace period) was last active now.
-    for (const userId of new Set([...this.byUser.keys(), ...this.leaving.keys()])) this.lastActive.touch(userId);
+    // Everyone online here (or in their grace period) was last active now.
+    for (const userId of this.presence.localUsers()) this.lastActive.touch(userId);
     this.lastActive.close();
-    this.leaving.clear();
-    this.announced.clear();
+    const left = this.presence.stop();
     for (const s of this.sockets.values()) {
       for (const timer of s.typing.values()) clearTimeout(timer);
       s.typing.clear();
       s.active = null;
       this.closeWith(s.ws, 1001, "shutdown", "the server is restarting; reconnect with since");
     }
+    return left;
   }
 }

@@ -5,7 +5,6 @@
  */
 import type { AppContext } from "../context";
 import { iso } from "../lib/time";
-import { getUserRow } from "../users/service";
 
 export class LastActive {
   private pending = new Map<string, number>();
@@ -27,12 +26,12 @@ export class LastActive {
     return iso(now);
   }
 
-  /** A user's last activity: the pending value if not yet written. */
-  of(userId: string): string | null {
+  /** A user's last activity: the pending value if not yet written (answered at once on SQLite). */
+  of(userId: string): string | null | Promise<string | null> {
     const pending = this.pending.get(userId);
     if (pending !== undefined) return iso(pending);
-    const row = getUserRow(this.ctx.db, userId);
-    return row ? iso(row.lastActiveAt) : null;
+    const row = this.ctx.store.users.row(userId);
+    return row instanceof Promise ? row.then((r) => (r ? iso(r.lastActiveAt) : null)) : row ? iso(row.lastActiveAt) : null;
   }
 
   flush() {
@@ -41,17 +40,15 @@ export class LastActive {
     if (this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
-    const sqlite = this.ctx.db.$client;
+    // Presence is best effort: losing a last_active_at is not losing data.
+    const failed = (err: unknown) => this.ctx.log.warn({ err, users: batch.size }, "could not update last_active_at");
     try {
-      const update = sqlite.query("UPDATE users SET last_active_at = ? WHERE id = ?");
-      sqlite.transaction(() => {
-        for (const [id, at] of batch) update.run(at, id);
-      })();
+      const done = this.ctx.store.users.touchLastActive(batch);
+      if (done instanceof Promise) done.catch(failed);
       // Cached member lists are not dropped for this: they expire within a second anyway,
       // and dropping them on every presence change empties the cache during a reconnect storm.
     } catch (err) {
-      // Presence is best effort: losing a last_active_at is not losing data.
-      this.ctx.log.warn({ err, users: batch.size }, "could not update last_active_at");
+      failed(err);
     }
   }
 

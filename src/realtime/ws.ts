@@ -12,6 +12,9 @@ import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
 import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
 import type { Hub, RawSocket, SocketState } from "./hub";
+import type { Arrival } from "../platform/presence";
+import { andThen } from "../lib/awaitable";
+import { CLOSE_CODES } from "./close-codes";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
 import { op } from "../http/docs";
@@ -71,22 +74,22 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     },
     // The same per-user budgets as the REST twins (AppContext.budgets).
     "message.send": async (call, d) => {
-      spendSend(ctx, call.state.userId);
+      await spendSend(ctx, call.state.userId);
       // A retried send (known client_msg_id) publishes nothing; the ack still carries the stored message.
       const { message } = await ctx.store.messages.send(await call.me(), d.conversation_id, d);
       ack(call, "message.send", message);
     },
     "message.edit": async (call, d) => {
-      spendWrite(ctx, call.state.userId);
+      await spendWrite(ctx, call.state.userId);
       ack(call, "message.edit", await ctx.store.messages.edit(await call.me(), d.message_id, d.content));
     },
     "message.delete": async (call, d) => {
-      spendWrite(ctx, call.state.userId);
+      await spendWrite(ctx, call.state.userId);
       await ctx.store.messages.remove(await call.me(), d.message_id);
       ack(call, "message.delete", { message_id: d.message_id });
     },
     "message.read": async (call, d) => {
-      spendSend(ctx, call.state.userId);
+      await spendSend(ctx, call.state.userId);
       ack(call, "message.read", await ctx.store.messages.markRead(await call.me(), d.conversation_id, d.message_id));
     },
     "message.typing": async (call, d) => {
@@ -108,7 +111,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       hub.setActive(call.state, d.conversation_id);
     },
     "conversation.create": async (call, d) => {
-      spendWrite(ctx, call.state.userId);
+      await spendWrite(ctx, call.state.userId);
       ack(call, "conversation.create", (await ctx.store.conversations.create(await call.me(), d)).conversation);
     },
     "conversation.load": async (call, d) =>
@@ -119,11 +122,12 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const hidden = ids.filter((id) => !visible.has(id));
       if (hidden.length) throw new AppError("forbidden", "presence is visible only to friends and conversation partners", { user_ids: hidden });
       hub.follow(call.state, ids);
-      const statuses = hub.statusOf(ids);
-      if ("user_id" in d) {
-        const s = statuses[0]!;
-        reply(call, s.online ? "user.online" : "user.offline", { ...s, timestamp: iso(Date.now()) });
-      } else reply(call, "user.status", { statuses });
+      return andThen(hub.statusOf(ids), (statuses) => {
+        if ("user_id" in d) {
+          const s = statuses[0]!;
+          reply(call, s.online ? "user.online" : "user.offline", { ...s, timestamp: iso(Date.now()) });
+        } else reply(call, "user.status", { statuses });
+      });
     },
     "user.status.unsubscribe": (call, d) => {
       hub.unfollow(call.state, "user_id" in d ? [d.user_id] : d.user_ids);
@@ -187,16 +191,26 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   }
 
   /**
-   * A new socket: `connect`, the replay of what it missed, then live events. Its live
-   * events are held from the first step (hub.hold) and sent after the replay (hub.release),
-   * so replay and live delivery meet without a gap or a duplicate on either engine: on
-   * SQLite every step answers at once; in cluster mode the reads are asynchronous and the
-   * node's follower may stand behind what they saw (the wait for `view.last`).
+   * A new socket: counted (cluster-wide: a round trip to Redis), then `connect`, the replay
+   * of what it missed, then live events. Its live events are held from `connect` on
+   * (hub.hold) and sent after the replay (hub.release), so replay and live delivery meet
+   * without a gap or a duplicate on either engine: on SQLite every step answers at once; in
+   * cluster mode the reads are asynchronous and the node's follower may stand behind what
+   * they saw (the wait for `view.last`). Counting is where the cap holds: upgrades racing
+   * past the check in resolve are refused here.
    */
   async function onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null) {
-    // Checked again here: upgrades racing past the check in resolve must not exceed the cap.
-    if (hub.connectionsOf(me.id) >= ctx.config.maxConnectionsPerUser)
+    let arrival: Arrival;
+    try {
+      arrival = await hub.arrive(me.id);
+    } catch (err) {
+      ctx.log.error({ err, user_id: me.id }, "opening a socket failed");
+      return ws.close(1011, CLOSE_CODES[1011].name);
+    }
+    if (arrival === "full")
       return hub.closeWith(ws, 1013, "rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, 1000);
+    // Closed while it was being counted: nothing to open, the count is given back.
+    if (ws.readyState !== 1) return hub.departed(me.id);
     const state: SocketState = {
       clientId: Bun.randomUUIDv7(),
       userId: me.id,
@@ -221,14 +235,14 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       let caughtUp = from;
       if (position !== null) {
         const replayed = await replay(state, position, from);
-        if (replayed === null) return hub.drop(state); // closed as a slow consumer
+        if (replayed === null) return hub.drop(state); // closed as a slow consumer: never announced
         caughtUp = Math.max(from, replayed);
       }
       if (view.last > caughtUp) await ctx.feed.waitFor(view.last);
       if (state.closing) return hub.drop(state);
-      const cameOnline = hub.release(state, view.ids, caughtUp);
+      hub.release(state, view.ids, caughtUp, arrival);
       hub.send(state, "conversation.list", rawFrame("conversation.list", await ctx.store.conversations.listJson(me.id, 50)));
-      if (cameOnline) hub.announceOnline(me.id);
+      if (arrival === "first") hub.announceOnline(me.id);
     } catch (err) {
       hub.drop(state);
       const known = asAppError(err);
@@ -295,7 +309,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
       const ticket = typeof query.ticket === "string" ? query.ticket : undefined;
       const session = ticket !== undefined ? await tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
-      if (hub.connectionsOf(session.me.id) >= ctx.config.maxConnectionsPerUser)
+      if ((await hub.connectionsOf(session.me.id)) >= ctx.config.maxConnectionsPerUser)
         throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
       const raw = query.since;
       // An unusable `since` is answered with sync.reset on the socket, not refused: -Infinity

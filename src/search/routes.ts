@@ -18,9 +18,9 @@ export const searchRoutes = (ctx: AppContext) =>
     .use(authPlugin(ctx))
     .get(
       "/messages",
-      ({ me, query }) => {
+      async ({ me, query }) => {
         const limit = parseLimit(query.limit);
-        spendSearch(ctx, me.id);
+        await spendSearch(ctx, me.id);
         return searchMessages(ctx, me, { ...query, limit });
       },
       {
@@ -38,9 +38,9 @@ export const searchRoutes = (ctx: AppContext) =>
     )
     .get(
       "/conversations",
-      ({ me, query }) => {
+      async ({ me, query }) => {
         const limit = parseLimit(query.limit);
-        spendSearch(ctx, me.id);
+        await spendSearch(ctx, me.id);
         return searchConversations(ctx, me, { ...query, limit });
       },
       {

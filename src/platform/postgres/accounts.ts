@@ -1,5 +1,5 @@
 /** Accounts and the caller's row on PostgreSQL (src/auth/service.ts, users/service.ts getUserRow). */
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { AccountRows } from "../../auth/service";
 import type { UserRow } from "../../db/schema";
 import { conflict } from "../../errors";
@@ -23,4 +23,11 @@ export const pgAccountRows = (db: PgRunner): AccountRows => ({
 /** The row of a user (every request's caller); undefined when deleted. */
 export async function pgUserRow(db: PgRunner, id: string): Promise<UserRow | undefined> {
   return (await db.select().from(users).where(eq(users.id, id)).limit(1))[0];
+}
+
+/** Users' last activity, a batch in one statement (realtime/last-active.ts). */
+export async function pgTouchLastActive(db: PgRunner, batch: Map<string, number>): Promise<void> {
+  const ids = [...batch.keys()];
+  const times = ids.map((id) => batch.get(id)!);
+  await db.execute(sql`UPDATE users SET last_active_at = b.at FROM unnest(${ids}::text[], ${times}::bigint[]) AS b(id, at) WHERE users.id = b.id`);
 }

@@ -11,6 +11,8 @@ export interface PostgresParts {
   db: PgDB;
   /** Started: its follower delivers every node's committed events to this one's listeners. */
   events: PgEventLog;
+  /** What to call after each transaction that appended events: tells the other nodes (the broker's wake-up). */
+  onAppended(tell: () => void): void;
   /** Stops the follower and closes the connections. */
   close(): Promise<void>;
 }
@@ -19,11 +21,13 @@ export async function openPostgresParts(config: Config, log: Logger): Promise<Po
   const db = openPostgres(config.databaseUrl!);
   const applied = await migratePostgres(db);
   if (applied) log.info({ applied }, "PostgreSQL migrations applied");
-  const events = await PgEventLog.open(db, { onError: (err) => log.error({ err }, "event log follower failed") });
+  let tell = () => {};
+  const events = await PgEventLog.open(db, { onError: (err) => log.error({ err }, "event log follower failed"), onAppended: () => tell() });
   await events.start();
   return {
     db,
     events,
+    onAppended: (fn) => void (tell = fn),
     async close() {
       await events.stop();
       await db.$client.close();

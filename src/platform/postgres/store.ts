@@ -7,7 +7,7 @@ import type { Logger } from "../../log";
 import type { ConversationStore, FriendStore, MessageStore, Store, UserStore } from "../store";
 import type { PgDB } from "./client";
 import type { PgEvents } from "./writer";
-import { pgUserRow } from "./accounts";
+import { pgTouchLastActive, pgUserRow } from "./accounts";
 import { notInClusterMode } from "./open";
 
 /** What the PostgreSQL store sections are built from. */
@@ -20,7 +20,7 @@ export interface PgDeps {
 
 export function pgStore(deps: PgDeps): Store {
   return {
-    users: notInClusterMode<UserStore>("users", { row: (id) => pgUserRow(deps.db, id) }),
+    users: notInClusterMode<UserStore>("users", { row: (id) => pgUserRow(deps.db, id), touchLastActive: (batch) => pgTouchLastActive(deps.db, batch) }),
     friends: notInClusterMode<FriendStore>("friends"),
     conversations: notInClusterMode<ConversationStore>("conversations"),
     messages: notInClusterMode<MessageStore>("messages"),

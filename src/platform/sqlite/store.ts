@@ -18,6 +18,12 @@ export function sqliteStore(ctx: AppContext): Store {
       search: (q, limit, cursor) => users.searchUsers(db, q, limit, cursor),
       updateProfile: (userId, patch) => users.updateProfile(ctx, userId, patch),
       visibleAmong: (viewer, targets) => users.visibleAmong(db, viewer, targets),
+      touchLastActive(batch) {
+        const update = db.$client.query("UPDATE users SET last_active_at = ? WHERE id = ?");
+        db.$client.transaction(() => {
+          for (const [id, at] of batch) update.run(at, id);
+        })();
+      },
     },
     friends: {
       request: (me, friendId) => friends.requestFriend(ctx, me, friendId),

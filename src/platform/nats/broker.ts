@@ -1,0 +1,127 @@
+/**
+ * The cluster broker on core NATS. One connection and two subscriptions per node, whatever
+ * its number of sockets: `<prefix>.live.>` carries every ephemeral frame (the subject's tail
+ * is the Bun topic, the payload the frame's text as is) and `<prefix>.wake` the event log's
+ * wake-ups. A frame from another node goes to this node's sockets with one server.publish,
+ * so Bun's topics do the per-socket fan-out as on a single node. The connection is made
+ * with `noEcho`: the server never sends a node its own frames back, so a frame published
+ * here (and delivered here at once) is not delivered twice.
+ *
+ * Core NATS is at-most-once: a frame published while the server is away is lost (or sent
+ * from the client's reconnect buffer). That is right for what travels here: typing and
+ * presence frames are superseded by the next ones, and a lost wake-up only delays delivery
+ * until the next one or the node's own periodic read of the log.
+ */
+import type { Server, ServerWebSocket } from "bun";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Broker } from "../broker";
+import type { Logger } from "../../log";
+
+export interface NatsBrokerOptions {
+  /** Subject prefix: nodes of one cluster share it (tests use their own). */
+  prefix?: string;
+  /** The connection's name, as NATS monitoring shows it. */
+  name?: string;
+  log?: Logger;
+}
+
+export class NatsBroker implements Broker {
+  private nc: NatsConnection | null = null;
+  private server: Server<unknown> | null = null;
+  private up = false;
+  private closed = false;
+  private wakeListeners: ((seq: number) => void)[] = [];
+  private readonly live: string;
+  private readonly wakeSubject: string;
+  private readonly connecting: Promise<void>;
+
+  constructor(url: string, private options: NatsBrokerOptions = {}) {
+    const prefix = options.prefix ?? "parley";
+    this.live = `${prefix}.live.`;
+    this.wakeSubject = `${prefix}.wake`;
+    this.connecting = this.start(url);
+    // Unawaited by design (createApp is synchronous); ready() reports its failure.
+    this.connecting.catch(() => {});
+  }
+
+  private async start(url: string) {
+    const nc = await connect({
+      servers: url,
+      name: this.options.name,
+      noEcho: true,
+      // Never give up: a node outlives a NATS restart and picks up where it was.
+      maxReconnectAttempts: -1,
+      waitOnFirstConnect: true,
+      reconnectTimeWait: 250,
+      reconnectJitter: 100,
+      // A dead server (not a closed socket) noticed within seconds, not two minutes.
+      pingInterval: 5000,
+      maxPingOut: 2,
+    });
+    if (this.closed) return void (await nc.close());
+    this.nc = nc;
+    this.up = true;
+    const skip = this.live.length;
+    nc.subscribe(`${this.live}>`, {
+      callback: (err, m) => {
+        if (!err) this.server?.publish(m.subject.slice(skip), m.string());
+      },
+    });
+    nc.subscribe(this.wakeSubject, {
+      callback: (err, m) => {
+        if (err) return;
+        const seq = Number(m.string());
+        if (!Number.isSafeInteger(seq)) return;
+        for (const l of this.wakeListeners) l(seq);
+      },
+    });
+    void this.watch(nc);
+  }
+
+  private async watch(nc: NatsConnection) {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") {
+        this.up = false;
+        this.options.log?.warn({ server: s.server }, "NATS disconnected; reconnecting");
+      } else if (s.type === "reconnect") {
+        this.up = true;
+        this.options.log?.info({ server: s.server }, "NATS reconnected");
+      }
+    }
+  }
+
+  attach(server: Server<unknown>) { this.server = server; }
+
+  publish(topic: string, text: string, from?: ServerWebSocket<unknown>) {
+    if (from) from.publish(topic, text);
+    else this.server?.publish(topic, text);
+    this.send(this.live + topic, text);
+  }
+
+  wake(seq: number) { this.send(this.wakeSubject, String(seq)); }
+
+  onWake(listener: (seq: number) => void) { this.wakeListeners.push(listener); }
+
+  private send(subject: string, text: string) {
+    if (!this.nc) return; // not connected yet: an ephemeral frame is dropped
+    try {
+      this.nc.publish(subject, text);
+    } catch (err) {
+      // Closed, or the reconnect buffer is full: the frame is lost, which its kind allows.
+      this.options.log?.debug({ err, subject }, "NATS publish dropped");
+    }
+  }
+
+  connected() { return this.up; }
+
+  ready() { return this.connecting; }
+
+  async close() {
+    this.closed = true;
+    this.server = null;
+    const nc = this.nc;
+    this.nc = null;
+    this.up = false;
+    if (nc) await nc.drain().catch(() => nc.close());
+  }
+}

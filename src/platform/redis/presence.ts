@@ -1,0 +1,234 @@
+/**
+ * Cluster-wide presence in Redis. Per user a hash `u:<id>`: one field per node with the
+ * user's socket count there, `a` while user.online is out, `g` a generation bumped by every
+ * connect and every last disconnect (a grace timer settles only the generation it started
+ * with, so a reconnect anywhere cancels it). Per node a set `n:<node>` of the users it
+ * holds or is settling, and one sorted set `nodes`: each node's heartbeat deadline (by
+ * Redis's clock, so nodes' clocks may differ).
+ *
+ * A node beats every HEARTBEAT_INTERVAL_MS / 3; a node silent for HEARTBEAT_INTERVAL_MS is
+ * dead, and the next beat of any node removes it in the same script: its users with no
+ * socket left anywhere go offline, announced by that node. A node killed right after a beat
+ * thus takes its users offline within 4/3 × the interval (the contract allows 2 ×).
+ *
+ * Redis holds soft state only: after it restarts empty, each node's next beat finds its
+ * heartbeat gone and writes its users back.
+ */
+import type { RedisClient } from "bun";
+import type { Logger } from "../../log";
+import type { Arrival, Presence } from "../presence";
+import { RedisScript } from "./script";
+
+/** The user hash's totals (node fields summed); shared by the scripts below. */
+const STATE = `
+local function state(key)
+  local h = redis.call('HGETALL', key)
+  local total, announced, gen = 0, false, false
+  for i = 1, #h, 2 do
+    local f = h[i]
+    if f == 'a' then announced = true
+    elseif f == 'g' then gen = h[i + 1]
+    else total = total + tonumber(h[i + 1]) end
+  end
+  return total, announced, gen
+end
+`;
+
+// KEYS: user hash, node set. ARGV: node, max, user id.
+const CONNECT = new RedisScript(STATE + `
+local total, announced = state(KEYS[1])
+if total >= tonumber(ARGV[2]) then return 'full' end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[1], 'g', 1)
+redis.call('SADD', KEYS[2], ARGV[3])
+if total > 0 or announced then return 'more' end
+return 'first'
+`);
+
+// KEYS: user hash. ARGV: node. Returns the generation to settle when no socket is left, else -1.
+const DISCONNECT = new RedisScript(STATE + `
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+local total = state(KEYS[1])
+if total > 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], 'g', 1)
+`);
+
+// KEYS: user hash, node set. ARGV: node, generation, user id. 0: still online; 1: offline; 2: offline, announce it.
+const SETTLE = new RedisScript(STATE + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
+local total, announced, gen = state(KEYS[1])
+if total > 0 or gen ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+if announced then return 2 end
+return 1
+`);
+
+// KEYS: user hashes. One 0/1 each.
+const ONLINE = new RedisScript(STATE + `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local total, announced = state(key)
+  out[i] = (total > 0 or announced) and 1 or 0
+end
+return out
+`);
+
+// KEYS: the nodes set. ARGV: node, dead after (ms), key prefix. Returns {beat was new (0/1), users gone offline announced}.
+// A node's score is its own deadline, so nodes with different intervals judge each other right.
+const BEAT = new RedisScript(STATE + `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fresh = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local offline = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
+  local set = ARGV[3] .. 'n:' .. node
+  for _, user in ipairs(redis.call('SMEMBERS', set)) do
+    local key = ARGV[3] .. 'u:' .. user
+    redis.call('HDEL', key, node)
+    local total, announced = state(key)
+    if total == 0 then
+      redis.call('DEL', key)
+      if announced then offline[#offline + 1] = user end
+    end
+  end
+  redis.call('DEL', set)
+  redis.call('ZREM', KEYS[1], node)
+end
+return {fresh, offline}
+`);
+
+// KEYS: node set. ARGV: node, key prefix, then user id and count pairs.
+const REREGISTER = new RedisScript(`
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', ARGV[2] .. 'u:' .. ARGV[i], ARGV[1], ARGV[i + 1], 'a', 1)
+  redis.call('SADD', KEYS[1], ARGV[i])
+end
+return 0
+`);
+
+export interface RedisPresenceOptions {
+  nodeId: string;
+  graceMs: number;
+  heartbeatIntervalMs: number;
+  /** Keeps clusters (and tests) sharing one Redis apart. */
+  prefix?: string;
+  log?: Logger;
+}
+
+export class RedisPresence implements Presence {
+  /** user id → sockets counted on this node. */
+  private local = new Map<string, number>();
+  /** Grace timers started here. */
+  private leaving = new Map<string, Timer>();
+  private listener: (userId: string, announced: boolean) => void = () => {};
+  private beat: Timer;
+  private beats = 0;
+  private stopped = false;
+  private readonly prefix: string;
+  private readonly nodeSet: string;
+  private readonly nodes: string;
+
+  constructor(private redis: RedisClient, private o: RedisPresenceOptions) {
+    this.prefix = o.prefix ?? "parley:";
+    this.nodeSet = `${this.prefix}n:${o.nodeId}`;
+    this.nodes = `${this.prefix}nodes`;
+    this.beat = setInterval(() => void this.heartbeat(), Math.max(10, Math.floor(o.heartbeatIntervalMs / 3)));
+    this.beat.unref();
+    void this.heartbeat();
+  }
+
+  private userKey(userId: string) { return `${this.prefix}u:${userId}`; }
+
+  /** Beats, and takes offline the users of nodes that stopped beating. */
+  async heartbeat() {
+    try {
+      const [fresh, offline] = (await BEAT.run(this.redis, [this.nodes], [this.o.nodeId, this.o.heartbeatIntervalMs, this.prefix])) as [number, string[]];
+      if (this.stopped) return;
+      // Our beat was gone (Redis restarted empty, or we stalled past the limit): write our users back.
+      if (fresh === 1 && this.beats > 0 && this.local.size) {
+        await REREGISTER.run(this.redis, [this.nodeSet], [this.o.nodeId, this.prefix, ...[...this.local].flat()]);
+        this.o.log?.warn({ users: this.local.size }, "presence: heartbeat was lost; users registered again");
+      }
+      this.beats++;
+      for (const userId of offline) this.listener(userId, true);
+    } catch (err) {
+      this.o.log?.warn({ err }, "presence heartbeat failed");
+    }
+  }
+
+  async connect(userId: string, max: number): Promise<Arrival> {
+    const arrival = (await CONNECT.run(this.redis, [this.userKey(userId), this.nodeSet], [this.o.nodeId, max, userId])) as Arrival;
+    if (arrival !== "full") {
+      this.local.set(userId, (this.local.get(userId) ?? 0) + 1);
+      const pending = this.leaving.get(userId);
+      if (pending) {
+        clearTimeout(pending);
+        this.leaving.delete(userId);
+      }
+    }
+    return arrival;
+  }
+
+  async connections(userId: string) {
+    const counts = (await this.redis.send("HGETALL", [this.userKey(userId)])) as Record<string, string> | string[] | null;
+    const entries: [string, string][] = Array.isArray(counts)
+      ? Array.from({ length: counts.length / 2 }, (_, i) => [counts[2 * i]!, counts[2 * i + 1]!])
+      : Object.entries(counts ?? {});
+    let total = 0;
+    for (const [field, n] of entries) if (field !== "a" && field !== "g") total += Number(n);
+    return total;
+  }
+
+  disconnect(userId: string) {
+    const n = this.local.get(userId);
+    if (n === undefined) return;
+    if (n > 1) this.local.set(userId, n - 1);
+    else this.local.delete(userId);
+    DISCONNECT.run(this.redis, [this.userKey(userId)], [this.o.nodeId]).then((generation) => {
+      if (Number(generation) < 0 || this.stopped) return;
+      const settle = () => void this.settle(userId, String(generation));
+      if (this.o.graceMs === 0) return settle();
+      clearTimeout(this.leaving.get(userId));
+      this.leaving.set(userId, setTimeout(settle, this.o.graceMs));
+    }, (err) => this.o.log?.warn({ err, user_id: userId }, "presence: a disconnect was not recorded"));
+  }
+
+  private async settle(userId: string, generation: string) {
+    this.leaving.delete(userId);
+    try {
+      const outcome = Number(await SETTLE.run(this.redis, [this.userKey(userId), this.nodeSet], [this.o.nodeId, generation, userId]));
+      if (outcome > 0 && !this.stopped) this.listener(userId, outcome === 2);
+    } catch (err) {
+      this.o.log?.warn({ err, user_id: userId }, "presence: going offline failed");
+    }
+  }
+
+  announced(userId: string) {
+    this.redis.send("HSET", [this.userKey(userId), "a", "1"]).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: announcing failed"));
+  }
+
+  async online(userIds: string[]) {
+    if (!userIds.length) return [];
+    const flags = (await ONLINE.run(this.redis, userIds.map((id) => this.userKey(id)))) as number[];
+    return flags.map((f) => f === 1);
+  }
+
+  onOffline(listener: (userId: string, announced: boolean) => void) { this.listener = listener; }
+
+  localUsers() { return new Set([...this.local.keys(), ...this.leaving.keys()]); }
+
+  localCount() { return this.localUsers().size; }
+
+  /** Leaves the cluster: marked dead at once, so the next beat of any node settles its users. */
+  async stop() {
+    this.stopped = true;
+    clearInterval(this.beat);
+    for (const timer of this.leaving.values()) clearTimeout(timer);
+    this.leaving.clear();
+    try {
+      await this.redis.send("ZADD", [this.nodes, "0", this.o.nodeId]);
+    } catch (err) {
+      this.o.log?.warn({ err }, "presence: leaving the cluster failed; the node is taken as dead after the heartbeat interval");
+    }
+  }
+}
