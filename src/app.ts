@@ -32,8 +32,8 @@ import { EventLog } from "./events/log";
 import { sqliteStore } from "./platform/sqlite/store";
 import { notInClusterMode, type PostgresParts } from "./platform/postgres/open";
 import { pgStore } from "./platform/postgres/store";
+import { PgSearchIndex } from "./platform/postgres/search";
 import type { DB } from "./db/client";
-import type { SearchIndex } from "./search/index";
 import { errorHandling, BODY_LIMIT } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { seedActivity } from "./lib/time";
@@ -129,7 +129,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     broker: live.broker,
     presence: live.presence,
     files: new Files(db, openStore(config), config, log, secret),
-    search: pg ? notInClusterMode<SearchIndex>("search") : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
+    search: pg ? new PgSearchIndex(pg.db) : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
     instance,
     store: undefined as never,
   };

@@ -34,11 +34,17 @@ export interface ConversationQuery {
   limit: number;
 }
 
+export interface ConversationHit {
+  id: string;
+  activityAt: number;
+}
+
+/** Asynchronous, so that an engine across the network fits; SQLite answers at once. */
 export interface SearchIndex {
   /** Deleted messages never match; an edited one matches its current text only. */
-  findMessages(q: MessageQuery): MessageHits;
+  findMessages(q: MessageQuery): Promise<MessageHits>;
   /** The user's conversations whose title (groups) or peer's name (direct) holds every term, most recent activity first. */
-  findConversations(q: ConversationQuery): { id: string; activityAt: number }[];
+  findConversations(q: ConversationQuery): Promise<ConversationHit[]>;
   /** Stops background work (before the database closes). */
   stop(): Promise<void>;
 }

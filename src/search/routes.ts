@@ -21,7 +21,7 @@ export const searchRoutes = (ctx: AppContext) =>
       async ({ me, query }) => {
         const limit = parseLimit(query.limit);
         await spendSearch(ctx, me.id);
-        return searchMessages(ctx, me, { ...query, limit });
+        return await searchMessages(ctx, me, { ...query, limit });
       },
       {
         query: t.Object({
@@ -41,7 +41,7 @@ export const searchRoutes = (ctx: AppContext) =>
       async ({ me, query }) => {
         const limit = parseLimit(query.limit);
         await spendSearch(ctx, me.id);
-        return searchConversations(ctx, me, { ...query, limit });
+        return await searchConversations(ctx, me, { ...query, limit });
       },
       {
         query: t.Object({ q: Q, cursor: t.Optional(t.String()), limit: Limit }),

@@ -45,7 +45,7 @@ const fingerprint = (...parts: (string | number | undefined)[]) => Bun.hash(JSON
 type SearchCursor = [position: string, fingerprint: string];
 const isSearchCursor = (v: unknown): v is SearchCursor => Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string";
 
-export function searchMessages(ctx: AppContext, me: UserRow, p: MessageSearchParams): Page<MessageHit> {
+export async function searchMessages(ctx: AppContext, me: UserRow, p: MessageSearchParams): Promise<Page<MessageHit>> {
   const terms = parseQuery(p.q);
   const createdBefore = parseTime("before", p.before);
   const createdAfter = parseTime("after", p.after);
@@ -56,7 +56,7 @@ export function searchMessages(ctx: AppContext, me: UserRow, p: MessageSearchPar
   const cursor = decodeCursor(p.cursor, "search", isSearchCursor);
   if (cursor && cursor[1] !== bound) throw new AppError("bad_request", "cursor: not a cursor of this search");
 
-  const hits = ctx.search.findMessages({
+  const hits = await ctx.search.findMessages({
     userId: me.id,
     terms,
     conversationId: p.conversation_id || undefined,
@@ -84,12 +84,12 @@ const isConversationCursor = (v: unknown): v is ConversationCursor =>
   Array.isArray(v) && v.length === 3 && Number.isSafeInteger(v[0]) && typeof v[1] === "string" && typeof v[2] === "string";
 
 /** The caller's conversations whose title or peer's name holds every term (the quick switcher). */
-export function searchConversations(ctx: AppContext, me: UserRow, p: { q?: string; cursor?: string; limit: number }): Page<Conversation> {
+export async function searchConversations(ctx: AppContext, me: UserRow, p: { q?: string; cursor?: string; limit: number }): Promise<Page<Conversation>> {
   const terms: Term[] = parseQuery(p.q);
   const bound = fingerprint(p.q?.normalize("NFC"));
   const cursor = decodeCursor(p.cursor, "search_conversations", isConversationCursor);
   if (cursor && cursor[2] !== bound) throw new AppError("bad_request", "cursor: not a cursor of this search");
-  const found = ctx.search.findConversations({ userId: me.id, terms, after: cursor && { activityAt: cursor[0], id: cursor[1] }, limit: p.limit + 1 });
+  const found = await ctx.search.findConversations({ userId: me.id, terms, after: cursor && { activityAt: cursor[0], id: cursor[1] }, limit: p.limit + 1 });
   const more = found.length > p.limit;
   const page = more ? found.slice(0, p.limit) : found;
   const ids = page.map((c) => c.id);

@@ -16,8 +16,8 @@ import type { Database } from "bun:sqlite";
 import workerText from "./indexer-worker.js" with { type: "text" };
 import { foldSource } from "./fold-source" with { type: "macro" };
 import type { Logger } from "../log";
-import type { ConversationQuery, MessageHits, MessageQuery, SearchIndex } from "./index";
-import { fold, matchesAll, type Term } from "./text";
+import type { ConversationHit, ConversationQuery, MessageHits, MessageQuery, SearchIndex } from "./index";
+import { fold, matchConversations, matchesAll, type NamedConversation, type Term } from "./text";
 
 /** Queue entries the worker indexes per transaction. */
 const WORKER_BATCH = 5000;
@@ -116,7 +116,7 @@ export class SqliteSearchIndex implements SearchIndex {
     return n;
   }
 
-  findMessages(q: MessageQuery): MessageHits {
+  async findMessages(q: MessageQuery): Promise<MessageHits> {
     // search.db is read first: the queue read after it holds everything the index lacks
     // (the worker commits the index before anything leaves the queue).
     return this.db.transaction(() => {
@@ -214,24 +214,17 @@ export class SqliteSearchIndex implements SearchIndex {
     return { stmt: this.db.query(sql), params };
   }
 
-  findConversations(q: ConversationQuery): { id: string; activityAt: number }[] {
-    // A user's conversations are few enough to match here, like any name list.
+  async findConversations(q: ConversationQuery): Promise<ConversationHit[]> {
     const rows = this.db
       .query(
-        `SELECT c.id, c.activity_at, c.title, u.display_name, u.username
+        `SELECT c.id, c.activity_at AS activityAt, c.title, u.display_name AS peerName, u.username AS peerUsername
          FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
          LEFT JOIN conversation_members p ON c.type = 'direct' AND p.conversation_id = c.id AND p.user_id != me.user_id
          LEFT JOIN users u ON u.id = p.user_id
          WHERE me.user_id = ?`,
       )
-      .values(q.userId) as [string, number, string | null, string | null, string | null][];
-    const after = q.after;
-    return rows
-      .filter(([id, at]) => !after || at < after.activityAt || (at === after.activityAt && id < after.id))
-      .filter(([, , title, name, username]) => matchesAll(fold(`${title ?? ""}\n${name ?? ""}\n${username ?? ""}`), q.terms))
-      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : -1))
-      .slice(0, q.limit)
-      .map(([id, activityAt]) => ({ id, activityAt }));
+      .all(q.userId) as NamedConversation[];
+    return matchConversations(rows, q.terms, q.after, q.limit);
   }
 }
 

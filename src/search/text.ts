@@ -44,6 +44,28 @@ export function parseQuery(raw: string | undefined): Term[] {
   return [...terms.values()];
 }
 
+/** A conversation as the quick switcher matches it: a group's title, a direct conversation's peer. */
+export interface NamedConversation {
+  id: string;
+  activityAt: number;
+  title: string | null;
+  peerName: string | null;
+  peerUsername: string | null;
+}
+
+/**
+ * The page of `rows` (a user's conversations: few enough to match here, like any name
+ * list) whose names hold every term, after the cursor, most recent activity first.
+ */
+export function matchConversations(rows: NamedConversation[], terms: readonly Term[], after: { activityAt: number; id: string } | undefined, limit: number) {
+  return rows
+    .filter((r) => !after || r.activityAt < after.activityAt || (r.activityAt === after.activityAt && r.id < after.id))
+    .filter((r) => matchesAll(fold(`${r.title ?? ""}\n${r.peerName ?? ""}\n${r.peerUsername ?? ""}`), terms))
+    .sort((a, b) => b.activityAt - a.activityAt || (a.id < b.id ? 1 : -1))
+    .slice(0, limit)
+    .map(({ id, activityAt }) => ({ id, activityAt }));
+}
+
 const LATIN = /\p{Script=Latin}/u;
 const MARKS = /\p{M}+/gu;
 

@@ -41,63 +41,81 @@ function random(seed: number) {
   return () => ((seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x7fffffff);
 }
 
-interface Generated {
+export interface Generated {
   username: string;
   password: string;
   /** The searcher's messages, oldest first: what a brute-force search reads. */
   mine: { id: string; content: string; words: string[] }[];
 }
 
-/** Writes users, groups, memberships and messages straight into a migrated parley.db. */
-function generate(dataDir: string, s: SearchScenario): Generated {
+/**
+ * The scenario's data, the same every run whatever database it goes into: users (the last
+ * one searches), groups (the searcher in `memberOf` of them), then messages, oldest first.
+ */
+export function corpus(s: Pick<SearchScenario, "messages" | "conversations" | "memberOf">) {
   const rnd = random(42);
   // Common words often, rare ones seldom (Zipf-like), as in real text.
   const pick = <T>(list: T[]) => list[Math.floor(list.length * rnd() ** 1.6)]!;
-  const db = new Database(join(dataDir, "parley.db"));
-  db.run("PRAGMA journal_mode = WAL");
-  db.run("PRAGMA synchronous = OFF");
-  const password = "password123";
-  const hash = Bun.password.hashSync(password, { algorithm: "argon2id", memoryCost: 1024, timeCost: 2 });
   const now = Date.now();
   const start = now - s.messages * 5 - 60_000;
   const userCount = Math.max(10, s.conversations);
   const users = Array.from({ length: userCount + 1 }, () => Bun.randomUUIDv7("hex", start - 1000));
   const searcher = users[userCount]!;
   const username = `searcher${Math.random().toString(36).slice(2, 8)}`;
-  const convs: { id: string; members: string[] }[] = [];
+  const userRows = users.map((id, i) => ({ id, username: i === userCount ? username : `bench_${id.slice(-12)}`, displayName: i === userCount ? "Searcher" : `User ${i}` }));
+  const convs: { id: string; title: string; activityAt: number; members: string[] }[] = [];
+  const every = Math.floor(s.conversations / s.memberOf);
+  for (let c = 0; c < s.conversations; c++) {
+    const id = Bun.randomUUIDv7("hex", start - 500);
+    const members = [...new Set([users[Math.floor(rnd() * userCount)]!, users[Math.floor(rnd() * userCount)]!, users[Math.floor(rnd() * userCount)]!])];
+    if (c % every === 0 && c / every < s.memberOf) members.push(searcher);
+    convs.push({ id, title: `room ${c}`, activityAt: start * 1000 + c, members });
+  }
+  function* messages() {
+    for (let k = 0; k < s.messages; k++) {
+      const conv = convs[Math.floor(rnd() * convs.length)]!;
+      const n = 4 + Math.floor(rnd() * 12);
+      const thai = rnd() < 0.3;
+      const words = Array.from({ length: n }, () => pick(thai ? TH : EN));
+      // Thai is mostly written without spaces between words.
+      const content = words.join(thai && rnd() < 0.7 ? "" : " ");
+      const at = start + k * 5;
+      const id = Bun.randomUUIDv7("hex", at);
+      yield { id, conversationId: conv.id, senderId: conv.members[Math.floor(rnd() * conv.members.length)]!, content, createdAt: at, words, mine: conv.members.includes(searcher) };
+    }
+  }
+  return { start, users: userRows, searcher, username, password: "password123", convs, messages };
+}
+
+/** Writes users, groups, memberships and messages straight into a migrated parley.db. */
+function generate(dataDir: string, s: SearchScenario): Generated {
+  const c = corpus(s);
+  const db = new Database(join(dataDir, "parley.db"));
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = OFF");
+  const hash = Bun.password.hashSync(c.password, { algorithm: "argon2id", memoryCost: 1024, timeCost: 2 });
   const statements: ReturnType<Database["prepare"]>[] = [];
   const prepare = (sql: string) => (statements.push(db.prepare(sql)), statements[statements.length - 1]!);
   db.transaction(() => {
     const user = prepare("INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
-    users.forEach((id, i) => user.run(id, i === userCount ? username : `bench_${id.slice(-12)}`, i === userCount ? "Searcher" : `User ${i}`, hash, start, start, start));
+    for (const u of c.users) user.run(u.id, u.username, u.displayName, hash, c.start, c.start, c.start);
     const conv = prepare("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES (?, 'group', ?, ?, ?, ?, ?)");
     const member = prepare("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)");
-    const every = Math.floor(s.conversations / s.memberOf);
-    for (let c = 0; c < s.conversations; c++) {
-      const id = Bun.randomUUIDv7("hex", start - 500);
-      const members = [...new Set([users[Math.floor(rnd() * userCount)]!, users[Math.floor(rnd() * userCount)]!, users[Math.floor(rnd() * userCount)]!])];
-      if (c % every === 0 && c / every < s.memberOf) members.push(searcher);
-      conv.run(id, `room ${c}`, members[0]!, start, start, start * 1000 + c);
-      members.forEach((u, k) => member.run(id, u, k === 0 ? "owner" : "member", start));
-      convs.push({ id, members });
+    for (const g of c.convs) {
+      conv.run(g.id, g.title, g.members[0]!, c.start, c.start, g.activityAt);
+      g.members.forEach((u, k) => member.run(g.id, u, k === 0 ? "owner" : "member", c.start));
     }
   })();
   const mine: Generated["mine"] = [];
   const insert = prepare("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', ?, ?)");
   const BATCH = 10_000;
+  const all = c.messages();
   for (let i = 0; i < s.messages; i += BATCH) {
     db.transaction(() => {
       for (let k = i; k < Math.min(i + BATCH, s.messages); k++) {
-        const conv = convs[Math.floor(rnd() * convs.length)]!;
-        const n = 4 + Math.floor(rnd() * 12);
-        const thai = rnd() < 0.3;
-        const words = Array.from({ length: n }, () => pick(thai ? TH : EN));
-        // Thai is mostly written without spaces between words.
-        const content = words.join(thai && rnd() < 0.7 ? "" : " ");
-        const at = start + k * 5;
-        const id = Bun.randomUUIDv7("hex", at);
-        insert.run(id, conv.id, conv.members[Math.floor(rnd() * conv.members.length)]!, content, at);
-        if (conv.members.includes(searcher)) mine.push({ id, content, words });
+        const m = all.next().value!;
+        insert.run(m.id, m.conversationId, m.senderId, m.content, m.createdAt);
+        if (m.mine) mine.push({ id: m.id, content: m.content, words: m.words });
       }
     })();
   }
@@ -105,7 +123,7 @@ function generate(dataDir: string, s: SearchScenario): Generated {
   // A connection with live statements outlives close() and keeps its locks.
   for (const stmt of statements) stmt.finalize();
   db.close();
-  return { username, password, mine };
+  return { username: c.username, password: c.password, mine };
 }
 
 /** Until the server's background indexer has everything queued; returns the seconds it took. */
@@ -137,8 +155,30 @@ function databaseMb(file: string): number {
   }
 }
 
+/** The kinds of query timed, each a generator of queries (the same sequence every run). */
+export function queryKinds(g: Pick<Generated, "mine">): Record<string, () => string> {
+  const rnd = random(7);
+  const any = <T>(list: T[]) => list[Math.floor(rnd() * list.length)]!;
+  const word = () => (rnd() < 0.6 ? any(EN.filter((w) => [...w].length >= 3)) : any(TH));
+  return {
+    one_word: word,
+    // Three words of one of the searcher's messages (so there is something to find) …
+    three_words: () => {
+      const words = [...new Set(any(g.mine).words.filter((w) => [...w].length >= 3))];
+      return (words.length >= 3 ? words.slice(0, 3) : [...words, word(), word()].slice(0, 3)).join(" ");
+    },
+    // … and three taken at random (often nothing: every match in the database is looked at).
+    three_random_words: () => [word(), word(), word()].join(" "),
+    two_characters: () => {
+      const w = [...word()];
+      const at = Math.floor(rnd() * (w.length - 1));
+      return w.slice(at, at + 2).join("");
+    },
+  };
+}
+
 /** What a correct first page holds: every term in the text, newest first. */
-function bruteForce(g: Generated, q: string, limit: number): string[] {
+export function bruteForce(g: Pick<Generated, "mine">, q: string, limit: number): string[] {
   const terms = parseQuery(q);
   const out: string[] = [];
   for (let k = g.mine.length - 1; k >= 0 && out.length < limit; k--) if (matchesAll(fold(g.mine[k]!.content), terms)) out.push(g.mine[k]!.id);
@@ -156,24 +196,7 @@ export async function searchScenario(s: SearchScenario) {
   try {
     const buildS = await indexed(dataDir, 1800);
     const login = await (await fetch(`${sut.base}/api/auth/login`, { method: "POST", body: JSON.stringify({ username: g.username, password: g.password }) })).json() as { token: string };
-    const rnd = random(7);
-    const any = <T>(list: T[]) => list[Math.floor(rnd() * list.length)]!;
-    const word = () => (rnd() < 0.6 ? any(EN.filter((w) => [...w].length >= 3)) : any(TH));
-    const kinds: Record<string, () => string> = {
-      one_word: word,
-      // Three words of one of the searcher's messages (so there is something to find) …
-      three_words: () => {
-        const words = [...new Set(any(g.mine).words.filter((w) => [...w].length >= 3))];
-        return (words.length >= 3 ? words.slice(0, 3) : [...words, word(), word()].slice(0, 3)).join(" ");
-      },
-      // … and three taken at random (often nothing: every match in the database is looked at).
-      three_random_words: () => [word(), word(), word()].join(" "),
-      two_characters: () => {
-        const w = [...word()];
-        const at = Math.floor(rnd() * (w.length - 1));
-        return w.slice(at, at + 2).join("");
-      },
-    };
+    const kinds = queryKinds(g);
     const latency: Record<string, Record<string, number>> = {};
     const hits: Record<string, number> = {};
     let wrong = 0;

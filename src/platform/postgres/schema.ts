@@ -127,10 +127,18 @@ export const messages = pgTable(
     createdAt: millis("created_at").notNull(),
     editedAt: millis("edited_at"),
     deletedAt: millis("deleted_at"),
+    /**
+     * fold(content) (src/search/text.ts), written by the app with every insert and edit,
+     * NULL once deleted: PostgreSQL cannot fold text exactly as search does (JS lower-casing,
+     * only Latin letters' accents removed), so search matches this column.
+     */
+    searchText: text("search_text"),
   },
   (t) => [
     index("messages_conversation_id").on(t.conversationId, t.id, t.senderId, t.deletedAt),
     uniqueIndex("messages_client_msg_id").on(t.conversationId, t.senderId, t.clientMsgId).where(sql`${t.clientMsgId} IS NOT NULL`),
+    // pg_trgm: LIKE '%term%' for terms of 3 or more characters (migration search_trgm).
+    index("messages_search_text").using("gin", t.searchText.op("gin_trgm_ops")),
   ],
 );
 
