@@ -204,7 +204,18 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(errorHandling(ctx))
     .use(signedLinks(ctx))
     .use(docsRoutes(() => routes()))
-    .get("/health", () => ({ status: "ok" as const }), { detail: { ...op("Liveness: the database is open and migrated", { 200: Health }, { public: true }), tags: ["ops"] } })
+    .get("/health", async ({ set }) => {
+      if (!pg) return { status: "ok" as const, node_id: ctx.instance };
+      // Cluster mode: whether this node reaches PostgreSQL and NATS (503 when not, so a load balancer skips it).
+      const postgres = await Promise.race([pg.db.$client`SELECT 1`.then(() => true, () => false), Bun.sleep(2000).then(() => false)]);
+      const nats = live.broker.connected();
+      const status = postgres && nats ? ("ok" as const) : ("unavailable" as const);
+      if (status !== "ok") {
+        set.status = 503;
+        set.headers["retry-after"] = "1";
+      }
+      return { status, node_id: ctx.instance, postgres: postgres ? "ok" : "unreachable", nats: nats ? "ok" : "unreachable" } as const;
+    }, { detail: { ...op("Health: the database is open and migrated; in cluster mode, this node's id and whether it reaches PostgreSQL and NATS (503 when not)", { 200: Health, 503: Health }, { public: true }), tags: ["ops"] } })
     .get("/metrics", ({ set }) => {
       set.headers["content-type"] = "text/plain; version=0.0.4";
       return ctx.metrics.render();

@@ -199,7 +199,11 @@ export type Error = {
 };
 
 export type Health = {
-  status: "ok";
+  status: "ok" | "unavailable";
+  /** this node (cluster mode: each node its own; /metrics are per node) */
+  node_id?: string;
+  postgres?: "ok" | "unreachable";
+  nats?: "ok" | "unreachable";
 };
 
 export type Ticket = {

@@ -57,6 +57,7 @@ const SUCCESS: Record<number, string> = {
   206: "Partial content: the requested Range",
   304: "Not modified: the If-None-Match ETag still holds",
   416: "Range not satisfiable (no body; Content-Range says the size)",
+  503: "Unavailable: this node does not reach a backing service (cluster mode)",
 };
 
 /** An operation's `detail`: summary, responses (success and errors), security. */

@@ -17,6 +17,14 @@ export const ErrorBody = named(
 );
 
 /** GET /health. */
-export const Health = named("Health", Shape({ status: t.Literal("ok") }));
+export const Health = named(
+  "Health",
+  Shape({
+    status: OneOf("ok", "unavailable"),
+    node_id: t.Optional(t.String({ description: "this node (cluster mode: each node its own; /metrics are per node)" })),
+    postgres: t.Optional(OneOf("ok", "unreachable")),
+    nats: t.Optional(OneOf("ok", "unreachable")),
+  }),
+);
 
 export const model = {} satisfies FeatureModel;
