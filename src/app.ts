@@ -129,7 +129,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     broker: live.broker,
     presence: live.presence,
     files: new Files(db, openStore(config), config, log, secret),
-    search: pg ? new PgSearchIndex(pg.db) : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log }),
+    search: pg ? new PgSearchIndex(pg.db) : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log, maxLagMs: config.searchIndexLagMs }),
     instance,
     store: undefined as never,
   };

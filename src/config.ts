@@ -69,6 +69,8 @@ export interface Config {
   walRestartPages: number;
   /** How often the background worker checkpoints the WAL (tests shorten it). */
   checkpointIntervalMs: number;
+  /** How long a change may wait in the search queue for a full batch (see SqliteSearchIndex; tests shorten it). */
+  searchIndexLagMs: number;
   /** Where attachment bytes go (PROTOCOL §9). */
   storage: StorageConfig;
   maxUploadBytes: number;
@@ -120,6 +122,7 @@ export const DEFAULTS: Config = Object.freeze({
   slowConsumerCheckMs: 250,
   walRestartPages: 8192,
   checkpointIntervalMs: 100,
+  searchIndexLagMs: 5000,
   storage: { kind: "local" } as StorageConfig,
   maxUploadBytes: 25 * 1024 * 1024,
   uploadQuotaBytes: 1024 * 1024 * 1024,

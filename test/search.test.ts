@@ -18,7 +18,12 @@ async function groupOf(owner: Account, others: Account[], title = "G") {
   return res.body.id as string;
 }
 /** Until the background indexer has caught up: the index answers, not the queue. */
-const indexed = (t: TestServer = s) => waitFor(() => (t.app.ctx.search as SqliteSearchIndex).backlog() === 0);
+// The worker would wait up to 5 s for a batch to fill (Config.searchIndexLagMs).
+const indexed = (t: TestServer = s) => {
+  const index = t.app.ctx.search as SqliteSearchIndex;
+  index.indexNow();
+  return waitFor(() => index.backlog() === 0);
+};
 const send = async (who: Account, conv: string, content: string) => {
   const res = await s.api("POST", `/api/conversations/${conv}/messages`, { token: who.token, body: { content } });
   expect(res.status).toBe(201);
@@ -116,6 +121,34 @@ describe("search: what the HTTP layer adds", () => {
     expect(await found(m!, "zanzibar", { conversation_id: c })).toEqual(["secret plans zanzibar"]);
     expect((await s.api("DELETE", `/api/conversations/${c}/members/${m!.user.id}`, { token: o!.token })).status).toBe(204);
     expect((await search(m!, { q: "zanzibar", conversation_id: c })).status).toBe(404);
+  });
+
+  test("a message is found right after its ack while the indexer waits for a batch", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const index = s.app.ctx.search as SqliteSearchIndex;
+    await indexed();
+    await send(a!, conv, "just sent quokka");
+    // A lone message waits for more to index with it (up to 5 s): the queue answers.
+    expect(index.backlog()).toBeGreaterThan(0);
+    expect(await found(b!, "quokka")).toEqual(["just sent quokka"]);
+    expect(await found(b!, "qu")).toEqual(["just sent quokka"]);
+    expect(index.backlog()).toBeGreaterThan(0);
+  });
+
+  test("a change waits for a full batch at most searchIndexLagMs, then the indexer takes it by itself", async () => {
+    const server = await startServer({ searchIndexLagMs: 300 });
+    try {
+      const index = server.app.ctx.search as SqliteSearchIndex;
+      const a = await server.register();
+      const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id;
+      expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content: "lonely wombat" } })).status).toBe(201);
+      await waitFor(() => index.backlog() === 0, 3000);
+      const res = await server.api("GET", "/api/search/messages?q=wombat", { token: a.token });
+      expect(res.body.items.map((i: any) => i.message.content)).toEqual(["lonely wombat"]);
+    } finally {
+      await server.stop();
+    }
   });
 
   test("before/after are ISO timestamps, both bounds exclusive", async () => {

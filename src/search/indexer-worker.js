@@ -22,8 +22,12 @@ function open(searchFile, parleyFile) {
   // statements would stay open, and locked, after close().
   q = {
     from: db.prepare("SELECT indexed_seq FROM state"),
-    batch: db.prepare("SELECT seq, message_rowid, fresh, conversation_id FROM p.search_pending WHERE seq > ? ORDER BY seq LIMIT ?"),
-    text: db.prepare("SELECT content, deleted_at FROM p.messages WHERE rowid = ?"),
+    last: db.prepare("SELECT coalesce(max(seq), 0) FROM p.search_pending"),
+    // Each entry with its message's text (none: deleted since) in one statement, one
+    // snapshot: a lookup per entry cost more than the trigram index's own work.
+    batch: db.prepare(
+      "SELECT q.seq, q.message_rowid, q.fresh, q.conversation_id, m.content, m.deleted_at FROM p.search_pending q LEFT JOIN p.messages m ON m.rowid = q.message_rowid WHERE q.seq > ? ORDER BY q.seq LIMIT ?",
+    ),
     remove: db.prepare("DELETE FROM messages_fts WHERE rowid = ?"),
     add: db.prepare("INSERT INTO messages_fts(rowid, content) VALUES (?, ?)"),
     removeText: db.prepare("DELETE FROM texts WHERE conversation_id = ? AND rowid = ?"),
@@ -32,23 +36,22 @@ function open(searchFile, parleyFile) {
   };
 }
 
-function step(batch) {
-  const [[from]] = q.from.values();
-  // Short reads of parley.db, one statement each: a read snapshot held through the FTS5
-  // work would keep parley.db's WAL from restarting. A text read after its queue entry is
-  // that text or a later one (whose own entry comes later), so the index is never behind
-  // what it claims.
+function step(from, batch) {
+  // A short read of parley.db, finished before the FTS5 work: a read snapshot held through
+  // it would keep parley.db's WAL from restarting. A text read with (or after) its queue
+  // entry is that text or a later one (whose own entry comes later), so the index is never
+  // behind what it claims.
   const queue = q.batch.values(from, batch);
   if (queue.length === 0) return 0;
   const texts = new Map();
   // A message the index may hold already (an edit, a delete, or a rowid reused after a
   // delete) is removed from it first; a new one is not (half the work of a first build).
   const indexedBefore = new Map();
-  // Newest entry first: a message queued twice is read and indexed once.
+  // Newest entry first: a message queued twice is indexed once, with its latest text.
   for (let k = queue.length - 1; k >= 0; k--) {
-    const [, rowid, fresh, conversationId] = queue[k];
+    const [, rowid, fresh, conversationId, content, deletedAt] = queue[k];
     if (!fresh) indexedBefore.set(rowid, (indexedBefore.get(rowid) ?? new Set()).add(conversationId));
-    if (!texts.has(rowid)) texts.set(rowid, { conversationId, row: q.text.values(rowid)[0] ?? null });
+    if (!texts.has(rowid)) texts.set(rowid, { conversationId, row: content === null ? null : [content, deletedAt] });
   }
   db.run("BEGIN");
   try {
@@ -71,21 +74,52 @@ function step(batch) {
   }
 }
 
-function loop(batch, idleMs) {
+/** Since when changes have been waiting (performance.now()), or null while none are. */
+let waitingSince = null;
+/** Index what is queued without waiting for a batch (asked for by `indexNow`). */
+let urgent = false;
+let options = null;
+
+/**
+ * Every idleMs: index once `minBatch` changes are queued or the oldest has waited
+ * `maxLagMs`. FTS5 writes a segment (and merges segments) at every commit, so a few rows a
+ * commit cost several times what thousands do; meanwhile searches read the queued rows
+ * directly, so waiting changes what search costs, never what it finds.
+ */
+function loop(o) {
   if (stopping) return;
-  let wait = idleMs;
+  let wait = o.idleMs;
   try {
-    const n = step(batch);
-    // Behind: go on at once (the event loop still turns for a stop message).
-    if (n === batch) wait = 0;
+    const [[from]] = q.from.values();
+    const [[last]] = q.last.values();
+    if (last <= from) {
+      waitingSince = null;
+      urgent = false;
+    } else {
+      waitingSince ??= performance.now();
+      if (urgent || last - from >= o.minBatch || performance.now() - waitingSince >= o.maxLagMs) {
+        // Behind by a batch or more: go on at once (the event loop still turns for a stop
+        // message). Otherwise what arrives meanwhile waits for a batch of its own.
+        if (step(from, o.batch) === o.batch) wait = 0;
+        else {
+          waitingSince = null;
+          urgent = false;
+        }
+      }
+    }
   } catch (error) {
     postMessage({ error: String(error) });
     wait = 1000;
   }
-  timer = setTimeout(() => loop(batch, idleMs), wait);
+  timer = setTimeout(() => loop(o), wait);
 }
 
 self.onmessage = (event) => {
+  if (event.data.now) {
+    urgent = true;
+    if (options && !stopping) (clearTimeout(timer), loop(options));
+    return;
+  }
   if (event.data.stop) {
     stopping = true;
     clearTimeout(timer);
@@ -94,12 +128,13 @@ self.onmessage = (event) => {
     postMessage({ stopped: true });
     return;
   }
-  const { searchFile, parleyFile, batch, idleMs } = event.data;
+  const { searchFile, parleyFile, ...o } = event.data;
   try {
     open(searchFile, parleyFile);
   } catch (error) {
     postMessage({ error: String(error) });
     return;
   }
-  loop(batch, idleMs);
+  options = o;
+  loop(options);
 };

@@ -2,9 +2,13 @@
  * The benchmark: `bun run bench` (full, several minutes) or `bun run bench -- --quick`
  * (every scenario at a small size, about a minute; CI runs it). Options:
  *   --only=a,b            the scenarios to run (capacity, ws, fanout, connections, sustained,
- *                         latency, resume, coldstart, uploads); a compared one runs the baseline too
+ *                         latency, resume, coldstart, uploads, search, search_capacity); a
+ *                         compared one runs the baseline too
+ *                         (search_capacity: only the search scenario's send capacity with the
+ *                         index on vs off, --repeat pairs, 3 by default)
  *   --pinned              server on core 0, load generator on the last core (taskset)
  *   --repeat=N            run the compared scenarios N times, report each ratio's median
+ *                         (and the search scenarios' on/off pairs)
  *   --record              write each ratio's highest value of this run into test/bench/ratios.json
  *   --receiver-threads=N  receive the fan-out on N worker threads
  *   --sockets=N           sockets in the connection scenario
@@ -20,7 +24,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { coldStart, connections, resumeStorm, sends } from "./scenarios";
 import { uploads } from "./uploads";
-import { searchScenario } from "./search";
+import { searchCapacity, searchScenario } from "./search";
 import { reenterInPrivateNetwork } from "./lib/netns";
 import { setUpMode } from "./lib/pinning";
 import { combineRatios, formatRatios, GUARD_FACTOR, RATIOS, ratiosOf, readRatioFile, record, regressions, type Ratios } from "./lib/ratios";
@@ -116,17 +120,22 @@ const uploadLoad = quick
 if (want("uploads")) report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => uploads(s, uploadLoad)));
 
 // One user in 50 of 2,000 groups, 1,000,000 messages written straight into the database.
+const searchRounds = args.some((a) => a.startsWith("--repeat=")) ? repeat : quick ? 1 : 3;
+const searchCapacityLoad = quick ? { ...capacity, seconds: 2 } : capacity;
 if (want("search"))
   report(await searchScenario(quick
-    ? { messages: 20_000, conversations: 100, memberOf: 10, queries: 20, capacity: { ...capacity, seconds: 2 }, capacityRounds: 1 }
-    : { messages: 1_000_000, conversations: 2000, memberOf: 50, queries: 300, capacity, capacityRounds: 2 }));
+    ? { messages: 20_000, conversations: 100, memberOf: 10, queries: 20, capacity: searchCapacityLoad, capacityRounds: searchRounds }
+    : { messages: 1_000_000, conversations: 2000, memberOf: 50, queries: 300, capacity: searchCapacityLoad, capacityRounds: searchRounds }));
+if (want("search_capacity") && !want("search")) report({ scenario: "search_capacity", ...(await searchCapacity(searchCapacityLoad, searchRounds)) });
 
 // A short table, then the ratios, then the verdicts.
 const rows = results.map((r: any) => {
+  const sendsWithIndex = (r: any) => `sends with the index ${r.send_capacity_ratio} × without (throughput), ${r.cpu_per_send_ratio} × (server CPU per send: ${r.cpu_us_per_send_index_off} vs ${r.cpu_us_per_send_index_on} µs), median of ${r.send_capacity_rounds.length}`;
   if (r.scenario === "search") {
     const l = r.latency_ms;
-    return `search           parley    1 word p99 ${l.one_word.p99} / 3 words p99 ${l.three_words.p99} (random ${l.three_random_words.p99}) / 2 chars p99 ${l.two_characters.p99} ms; index ${r.search_db_mb} MB; sends ${r.send_capacity_ratio} × without${r.wrong_pages ? ` WRONG PAGES ${r.wrong_pages}` : ""}`;
+    return `search           parley    1 word p99 ${l.one_word.p99} / 3 words p99 ${l.three_words.p99} (random ${l.three_random_words.p99}) / 2 chars p99 ${l.two_characters.p99} ms; index ${r.search_db_mb} MB; ${sendsWithIndex(r)}${r.wrong_pages ? ` WRONG PAGES ${r.wrong_pages}` : ""}`;
   }
+  if (r.scenario === "search_capacity") return `search_capacity  parley    ${sendsWithIndex(r)}`;
   const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s (${t.ratio}× raw)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} MB RSS` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
   const cpu = r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";

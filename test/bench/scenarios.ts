@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { clientMeter, createGroups, Deliveries, drain, epochNow, openSocket, pool, registerUsers, sendOpenLoop, wsUrl, type Group } from "./lib/load";
 import { startParley, type ServerUnderTest } from "./lib/server";
-import { fileSizeMb, percentiles, round } from "./lib/stats";
+import { cpuSecondsAllThreads, cpuSecondsByThread, fileSizeMb, percentiles, round } from "./lib/stats";
 
 const PAD = "x".repeat(40);
 
@@ -18,6 +18,17 @@ export interface SendScenario {
   maxInFlight?: number;
   /** REST only: receive on this many worker threads instead of the main thread. */
   receiverThreads?: number;
+  /** The text after a message's `#i#` mark (default: 40 × "x"). */
+  text?: (i: number) => string;
+  /** Awaited after the last delivery, inside the measured server CPU (e.g. until background work is done). */
+  settle?: (sut: ServerUnderTest) => Promise<unknown>;
+  /**
+   * Also report the server CPU per message of each kind of thread (live threads, by name)
+   * and of the whole process, ended threads included (10 ms ticks: for long runs).
+   */
+  byThread?: boolean;
+  /** REST only: send this long first, unmeasured (then `settle`), so that one-off costs (JIT compiles) stay out. */
+  warmupSeconds?: number;
 }
 
 /** Posts a message to a worker and resolves with its next reply of the given kind. */
@@ -60,7 +71,21 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     if (m === Math.floor(i / s.groups) % s.members) echoes.get(i)?.();
   };
 
+  if (s.warmupSeconds && s.via === "rest") {
+    const warmup = Math.floor(s.rate * s.warmupSeconds);
+    // Marked `#w<i>#`, which the receivers do not count.
+    await sendOpenLoop({
+      rate: s.rate,
+      seconds: s.warmupSeconds,
+      maxInFlight: s.maxInFlight ?? 256,
+      deliveries: new Deliveries(warmup, s.members),
+      send: (i) => sendRest(sut, groups[i % s.groups]!, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`),
+    });
+    await s.settle?.(sut);
+  }
   const before = sut.stats();
+  const threadsBefore = s.byThread ? cpuSecondsByThread(sut.pid) : {};
+  const allBefore = s.byThread ? cpuSecondsAllThreads(sut.pid) : 0;
   const meter = clientMeter();
   const sendStart = performance.now();
   const result = await sendOpenLoop({
@@ -72,7 +97,8 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       const g = i % s.groups;
       const group = groups[g]!;
       const m = Math.floor(i / s.groups) % s.members;
-      const content = threads ? `#${i}#${epochNow().toFixed(3)}#${PAD}` : `#${i}#${PAD}`;
+      const pad = s.text?.(i) ?? PAD;
+      const content = threads ? `#${i}#${epochNow().toFixed(3)}#${pad}` : `#${i}#${pad}`;
       if (s.via === "ws") {
         sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content } }));
         return new Promise<boolean>((resolve) => echoes.set(i, () => (echoes.delete(i), resolve(true))));
@@ -104,7 +130,10 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     [delivered, latencies, duplicates, lastArrival] = [d.count, d.latencies.subarray(0, d.count), d.duplicates, d.lastArrival];
   }
   const client = meter();
+  const settled = s.settle ? await s.settle(sut) : undefined;
   const after = sut.stats();
+  const threadsAfter = s.byThread ? cpuSecondsByThread(sut.pid) : {};
+  const allAfter = s.byThread ? cpuSecondsAllThreads(sut.pid) : 0;
   const publish = sut.kind === "parley" ? await publishP99(sut) : undefined;
   for (const list of sockets) for (const ws of list) ws.close();
   const deliverySeconds = (lastArrival - sendStart) / 1000;
@@ -115,6 +144,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     groups: s.groups,
     members_per_group: s.members,
     ...result,
+    ...(settled !== undefined ? { settled } : {}),
     receiver_threads: threads,
     deliveries: delivered,
     deliveries_per_s: Math.round(delivered / Math.max(deliverySeconds, 0.001)),
@@ -127,6 +157,8 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     // Server CPU per unit of work (what the ratios to the baseline compare).
     server_cpu_us_per_message: round(((after.cpu_s - before.cpu_s) / Math.max(result.sent, 1)) * 1e6, 1),
     server_cpu_us_per_delivery: round(((after.cpu_s - before.cpu_s) / Math.max(delivered, 1)) * 1e6, 3),
+    ...(s.byThread ? { server_cpu_us_per_message_all_threads: round(((allAfter - allBefore) / Math.max(result.sent, 1)) * 1e6, 1) } : {}),
+    ...(s.byThread ? { server_cpu_us_per_message_by_thread: Object.fromEntries(Object.entries(threadsAfter).map(([name, cpu]) => [name, round(((cpu - (threadsBefore[name] ?? 0)) / Math.max(result.sent, 1)) * 1e6, 1)])) } : {}),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
     ...client,

@@ -22,7 +22,7 @@ export interface SearchScenario {
   /** Queries timed per kind. */
   queries: number;
   capacity: Omit<SendScenario, "name" | "via">;
-  /** Capacity runs per variant (alternating, best kept: the VM's load moves single runs). */
+  /** On/off pairs of capacity runs (their ratios' median is reported). */
   capacityRounds: number;
 }
 
@@ -41,6 +41,19 @@ function random(seed: number) {
   return () => ((seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x7fffffff);
 }
 
+/** Messages as the generated database holds them: 4–15 words, 70 % English, 30 % Thai. */
+function sentences(rnd: () => number) {
+  // Common words often, rare ones seldom (Zipf-like), as in real text.
+  const pick = <T>(list: T[]) => list[Math.floor(list.length * rnd() ** 1.6)]!;
+  return () => {
+    const n = 4 + Math.floor(rnd() * 12);
+    const thai = rnd() < 0.3;
+    const words = Array.from({ length: n }, () => pick(thai ? TH : EN));
+    // Thai is mostly written without spaces between words.
+    return { words, content: words.join(thai && rnd() < 0.7 ? "" : " ") };
+  };
+}
+
 export interface Generated {
   username: string;
   password: string;
@@ -54,8 +67,7 @@ export interface Generated {
  */
 export function corpus(s: Pick<SearchScenario, "messages" | "conversations" | "memberOf">) {
   const rnd = random(42);
-  // Common words often, rare ones seldom (Zipf-like), as in real text.
-  const pick = <T>(list: T[]) => list[Math.floor(list.length * rnd() ** 1.6)]!;
+  const sentence = sentences(rnd);
   const now = Date.now();
   const start = now - s.messages * 5 - 60_000;
   const userCount = Math.max(10, s.conversations);
@@ -74,11 +86,7 @@ export function corpus(s: Pick<SearchScenario, "messages" | "conversations" | "m
   function* messages() {
     for (let k = 0; k < s.messages; k++) {
       const conv = convs[Math.floor(rnd() * convs.length)]!;
-      const n = 4 + Math.floor(rnd() * 12);
-      const thai = rnd() < 0.3;
-      const words = Array.from({ length: n }, () => pick(thai ? TH : EN));
-      // Thai is mostly written without spaces between words.
-      const content = words.join(thai && rnd() < 0.7 ? "" : " ");
+      const { words, content } = sentence();
       const at = start + k * 5;
       const id = Bun.randomUUIDv7("hex", at);
       yield { id, conversationId: conv.id, senderId: conv.members[Math.floor(rnd() * conv.members.length)]!, content, createdAt: at, words, mine: conv.members.includes(searcher) };
@@ -247,7 +255,7 @@ export async function searchScenario(s: SearchScenario) {
     await sut.stop();
     if (!process.env.BENCH_KEEP) rmSync(dataDir, { recursive: true, force: true });
   }
-  return { ...summary, ...(await capacityWithAndWithout(s)) };
+  return { ...summary, ...(await searchCapacity(s.capacity, s.capacityRounds)) };
 }
 
 const walSize = (file: string) => {
@@ -265,29 +273,84 @@ async function withoutSearchQueue(sut: ServerUnderTest) {
   db.close();
 }
 
-/** Persisted send capacity (REST, like `capacity`) with the search queue and indexer on, and off. */
-async function capacityWithAndWithout(s: SearchScenario) {
-  const best: Record<"on" | "off", number> = { on: 0, off: 0 };
-  const backlog: number[] = [];
-  for (let round = 0; round < s.capacityRounds; round++) {
-    for (const variant of ["off", "on"] as const) {
+const SETTLE_MS = 5500;
+/** Sends before the measured ones, so that the JIT's one-off work (the indexer's code too) is left out. */
+const WARMUP_S = 3;
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/**
+ * Persisted send capacity (REST, like `capacity`) with the search queue and indexer on, and
+ * off, in `rounds` back-to-back pairs (the order alternating, so a drift of the machine's
+ * load favours neither). Two measures per pair: the throughput ratio, which moves with
+ * whatever else the shared machine runs, and the ratio of server CPU per persisted send
+ * (off / on), which is the capacity ratio of a CPU-bound server and moves far less. The
+ * "on" CPU includes the worker's until the index holds every message sent (its catch-up
+ * after the last send), so deferring work does not make it look cheaper. Messages are text
+ * like the search database's, so the index pays for real trigrams. Each server first sends
+ * for WARMUP_S unmeasured: a short run would otherwise charge the JIT's one-off compiles
+ * (of the indexer's code too) to its few thousand sends.
+ */
+export async function searchCapacity(capacity: SearchScenario["capacity"], rounds: number) {
+  const text = sentences(random(11));
+  const pairs: Record<"on" | "off", { sent_per_s: number; cpu_us_per_send: number; by_thread: Record<string, number>; caught_up_s?: number }>[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const pair: Partial<(typeof pairs)[number]> = {};
+    for (const variant of round % 2 ? (["on", "off"] as const) : (["off", "on"] as const)) {
       const sut = await startParley();
       try {
         if (variant === "off") await withoutSearchQueue(sut);
-        const r = await sends(sut, { name: `capacity_search_${variant}`, via: "rest", ...s.capacity });
-        best[variant] = Math.max(best[variant], r.sent_per_s as number);
-        // The indexer keeps up: how long until it has everything sent.
-        if (variant === "on") backlog.push(await indexed(sut.dataDir, 600));
+        const r = await sends(sut, {
+          name: `capacity_search_${variant}`,
+          via: "rest",
+          ...capacity,
+          text: () => text().content,
+          // Until the index holds everything sent, so its catch-up counts in the server
+          // CPU; both variants wait as long (the threads' idle CPU counts alike), at least
+          // the indexer's longest wait for a batch (5 s) and a poll.
+          settle: async (s) => {
+            const until = performance.now() + SETTLE_MS;
+            const caughtUp = variant === "on" ? await indexed(s.dataDir, 600) : undefined;
+            await Bun.sleep(Math.max(0, until - performance.now()));
+            return caughtUp;
+          },
+          byThread: true,
+          warmupSeconds: WARMUP_S,
+        });
+        const byThread = r.server_cpu_us_per_message_by_thread!;
+        const cpuUs = r.server_cpu_us_per_message_all_threads!;
+        pair[variant] = { sent_per_s: r.sent_per_s as number, cpu_us_per_send: cpuUs, by_thread: byThread, ...(variant === "on" ? { caught_up_s: r.settled as number } : {}) };
+        console.error(`search capacity, round ${round + 1}/${rounds}, index ${variant}: ${r.sent_per_s} msg/s, ${cpuUs} µs server CPU per send (live threads: ${Object.entries(byThread).map(([name, us]) => `${name} ${us}`).join(", ")})${variant === "on" ? `, index caught up ${r.settled} s after the last delivery` : ""}`);
       } finally {
         await sut.stop();
         rmSync(sut.dataDir, { recursive: true, force: true });
       }
     }
+    pairs.push(pair as (typeof pairs)[number]);
   }
+  const throughput = pairs.map((p) => round(p.on.sent_per_s / Math.max(1, p.off.sent_per_s), 2));
+  const cpu = pairs.map((p) => round(p.off.cpu_us_per_send / p.on.cpu_us_per_send, 2));
   return {
-    send_capacity_index_on: best.on,
-    send_capacity_index_off: best.off,
-    send_capacity_ratio: round(best.on / Math.max(1, best.off), 2),
-    index_caught_up_after_sends_s: backlog,
+    send_capacity_rounds: pairs,
+    send_capacity_ratio_each: throughput,
+    cpu_per_send_ratio_each: cpu,
+    // Medians over the pairs.
+    send_capacity_index_on: median(pairs.map((p) => p.on.sent_per_s)),
+    send_capacity_index_off: median(pairs.map((p) => p.off.sent_per_s)),
+    send_capacity_ratio: median(throughput),
+    cpu_us_per_send_index_on: median(pairs.map((p) => p.on.cpu_us_per_send)),
+    cpu_us_per_send_index_off: median(pairs.map((p) => p.off.cpu_us_per_send)),
+    // off / on: the capacity of a CPU-bound server with the index, as a share of without.
+    cpu_per_send_ratio: median(cpu),
+    // Where the difference goes: µs per send by kind of thread (main, Worker: the indexer
+    // and the checkpointer, JITWorker…), on minus off, median over the pairs. Live threads
+    // only: a JIT thread that ended in a run takes its time with it (a negative figure).
+    cpu_us_per_send_by_thread_on_minus_off: Object.fromEntries(
+      [...new Set(pairs.flatMap((p) => [...Object.keys(p.on.by_thread), ...Object.keys(p.off.by_thread)]))].map((name) => [name, round(median(pairs.map((p) => (p.on.by_thread[name] ?? 0) - (p.off.by_thread[name] ?? 0))), 1)]),
+    ),
   };
 }

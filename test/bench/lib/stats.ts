@@ -30,10 +30,39 @@ export function cpuSeconds(pid: number): number {
       } catch {} // a thread that ended meanwhile
     }
   } catch {}
-  if (ns > 0) return ns / 1e9;
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  return ns > 0 ? ns / 1e9 : cpuSecondsAllThreads(pid);
+}
+
+/**
+ * CPU seconds of a process, threads that ended included (`/proc/<pid>/stat`, 10 ms ticks):
+ * for runs long enough that a tick does not matter, where JavaScriptCore's JIT threads
+ * come and go (their time would drop out of `cpuSeconds`).
+ */
+export function cpuSecondsAllThreads(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU seconds of a process's live threads, summed by thread name (`comm`: the main thread is
+ * named after the executable, Bun's Worker threads "Worker", JavaScriptCore's "JITWorker"…).
+ */
+export function cpuSecondsByThread(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+        out[name] = (out[name] ?? 0) + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]) / 1e9;
+      } catch {} // a thread that ended meanwhile
+    }
+  } catch {}
+  return out;
 }
 
 /** CPU seconds (user + system; unrounded) and resident memory of a process, from /proc. */
