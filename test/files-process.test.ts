@@ -33,13 +33,17 @@ function streamOf(size: number, seed: number): ReadableStream<Uint8Array> {
   });
 }
 
-test("server memory stays flat while 10 clients upload 25 MiB each at once", async () => {
+// Streamed without a length (chunked: through JS, counted as it comes) and with one (what
+// browsers send: socket → file inside Bun).
+for (const chunked of [true, false])
+test(`server memory stays flat while 10 clients upload 25 MiB each at once (${chunked ? "chunked" : "Content-Length"})`, async () => {
   const dataDir = tempDir();
   dirs.push(dataDir);
   const server = await spawnServer([process.execPath, "src/index.ts", "serve"], { DATA_DIR: dataDir, ARGON2_MEMORY_KIB: "1024" }, root);
   servers.push(server);
   const users = await Promise.all(Array.from({ length: 10 }, (_, i) => registerAndLogin(server.base, `mem${i}${Date.now().toString(36)}`)));
   const size = 25 * 1024 * 1024;
+  const sized = chunked ? null : new Uint8Array(size).fill(9);
   // Warm up (the upload path's code, one small file), then let memory settle.
   await fetch(`${server.base}/api/uploads?filename=w`, { method: "POST", headers: { authorization: `Bearer ${users[0]!.token}` }, body: "warm" });
   await Bun.sleep(300);
@@ -48,7 +52,7 @@ test("server memory stays flat while 10 clients upload 25 MiB each at once", asy
   const sampler = setInterval(() => (peak = Math.max(peak, rssKb(server.proc.pid))), 10);
   const results = await Promise.all(
     users.map((u, i) =>
-      fetch(`${server.base}/api/uploads?filename=big${i}.bin`, { method: "POST", headers: { authorization: `Bearer ${u.token}`, "content-type": "application/octet-stream" }, body: streamOf(size, i) }).then(
+      fetch(`${server.base}/api/uploads?filename=big${i}.bin`, { method: "POST", headers: { authorization: `Bearer ${u.token}`, "content-type": "application/octet-stream" }, body: sized ?? streamOf(size, i) }).then(
         async (r) => ({ status: r.status, body: (await r.json()) as { size: number } }),
       ),
     ),
@@ -56,7 +60,7 @@ test("server memory stays flat while 10 clients upload 25 MiB each at once", asy
   clearInterval(sampler);
   expect(results.map((r) => [r.status, r.body.size])).toEqual(users.map(() => [201, size]));
   const growthMb = (peak - idle) / 1024;
-  console.error(`server RSS: idle ${Math.round(idle / 1024)} MB, peak ${Math.round(peak / 1024)} MB (+${growthMb.toFixed(1)} MB) for 10 × 25 MiB in parallel`);
+  console.error(`server RSS: idle ${Math.round(idle / 1024)} MB, peak ${Math.round(peak / 1024)} MB (+${growthMb.toFixed(1)} MB) for 10 × 25 MiB in parallel, ${chunked ? "chunked" : "with Content-Length"}`);
   expect(growthMb).toBeLessThanOrEqual(64);
 }, 60_000);
 

@@ -111,6 +111,62 @@ for (const driver of drivers) {
       expect(env.leftovers()).toEqual([]);
     });
 
+    // stageRequest: a raw request body of a known length (the upload route's usual path).
+    const requestOf = (body: RequestInit["body"]) => new Request("http://parley.test/api/uploads", { method: "POST", body });
+    /** A body that arrives in pieces with pauses, the first one shorter than the head. */
+    function slowBody(bytes: Uint8Array, failAfter = Infinity): ReadableStream<Uint8Array> {
+      const cuts = [0, 100, 3000, 5000, 1024 * 1024 + 7, 2 * 1024 * 1024, bytes.length];
+      let i = 0;
+      return new ReadableStream({
+        async pull(c) {
+          if (i + 1 >= cuts.length) return c.close();
+          if (cuts[i]! >= failAfter) return c.error(new Error("client went away"));
+          await Bun.sleep(15);
+          c.enqueue(bytes.slice(cuts[i], cuts[i + 1]));
+          i++;
+        },
+      });
+    }
+
+    test("a request body: streamed in whole, hashed, its head kept; commits", async () => {
+      const bytes = randomBytes(6 * 1024 * 1024 + 5);
+      const staged = await store.stageRequest(requestOf(bytes), bytes.length);
+      expect(staged.size).toBe(bytes.length);
+      expect(staged.sha256).toBe(sha256(bytes));
+      expect(staged.head).toEqual(bytes.subarray(0, HEAD_BYTES));
+      await staged.commit();
+      expect(sha256(new Uint8Array(await store.file(staged.key).arrayBuffer()))).toBe(staged.sha256);
+      await store.delete(staged.key);
+    });
+
+    test("a request body arriving slowly in pieces: the hash and head of the whole", async () => {
+      const bytes = randomBytes(3 * 1024 * 1024 + 11);
+      const staged = await store.stageRequest(requestOf(slowBody(bytes)), bytes.length);
+      expect(staged.size).toBe(bytes.length);
+      expect(staged.sha256).toBe(sha256(bytes));
+      expect(staged.head).toEqual(bytes.subarray(0, HEAD_BYTES));
+      await staged.discard();
+      expect(env.leftovers()).toEqual([]);
+    });
+
+    test("a request body shorter than the head, and an empty one", async () => {
+      const small = await store.stageRequest(requestOf(new Uint8Array([1, 2, 3])), 3);
+      expect([small.size, small.sha256, [...small.head]]).toEqual([3, sha256(new Uint8Array([1, 2, 3])), [1, 2, 3]]);
+      await small.discard();
+      const empty = await store.stageRequest(requestOf(new Uint8Array(0)), 0);
+      expect([empty.size, empty.sha256, empty.head.length]).toEqual([0, sha256(new Uint8Array(0)), 0]);
+      await empty.discard();
+    });
+
+    test("a request body that fails midway (client gone): rethrown, nothing left behind", async () => {
+      const before = await keysOf(store);
+      const bytes = randomBytes(3 * 1024 * 1024);
+      const err = await store.stageRequest(requestOf(slowBody(bytes, 2 * 1024 * 1024)), bytes.length).catch((e) => e);
+      expect(String(err)).toContain("client went away");
+      expect(await keysOf(store)).toEqual(before);
+      expect(env.leftovers()).toEqual([]);
+    });
+
     test("an empty blob", async () => {
       const staged = await store.stage(chunks(new Uint8Array(0)), 10);
       expect(staged.size).toBe(0);

@@ -33,6 +33,11 @@ export class S3Store implements BlobStore {
     return { ...result, key, path: null, commit: async () => {}, discard: () => this.delete(key) };
   }
 
+  stageRequest(request: Request, length: number): Promise<StagedBlob> {
+    // Into a multipart upload as it arrives: the chunks go to S3 anyway.
+    return this.stage(request.body ?? new Blob([]).stream(), length);
+  }
+
   async putBytes(key: string, bytes: Uint8Array, contentType: string): Promise<void> {
     await this.client.write(key, bytes, { type: contentType });
   }

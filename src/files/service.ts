@@ -3,7 +3,7 @@
  * releasing from messages (inside the message's own transaction), who may download, and
  * the orphan sweep.
  */
-import { and, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, isNotNull, lt, type Placeholder, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import type { DB } from "../db/client";
 import { attachments, type AttachmentRow } from "../db/schema";
@@ -11,6 +11,7 @@ import { AppError, invalid, notFound } from "../errors";
 import type { Tx } from "../events/log";
 import type { Logger } from "../log";
 import { isStorageFull, storageFull } from "../db/storage";
+import { prepared } from "../db/prepared";
 import { describeImage } from "./images";
 import { AttachmentLinks } from "./links";
 import { cleanFilename } from "./names";
@@ -34,6 +35,15 @@ class KeyedLock {
     return next;
   }
 }
+
+/** Every upload inserts a row: prepared once per database (building it anew cost ~0.3 ms an upload). */
+const insertAttachment = (db: DB) =>
+  prepared(db, "attachments.insert", (d) =>
+    d
+      .insert(attachments)
+      .values(Object.fromEntries(Object.keys(getTableColumns(attachments)).map((k) => [k, sql.placeholder(k)])) as Record<keyof AttachmentRow, Placeholder>)
+      .prepare(),
+  );
 
 export interface UploadSource { request: Request; filename: string | undefined }
 
@@ -89,7 +99,11 @@ export class Files {
     }
     const cleanName = cleanFilename(name);
     const limit = Math.min(max, room);
-    const staged = await this.store.stage(content, limit).catch((err) => {
+    // A raw body with a Content-Length (what browsers send) goes to storage without passing
+    // through JS; the length was checked against the limits above, and HTTP framing ends the
+    // body there (Bun refuses a Content-Length beside Transfer-Encoding).
+    const staging = !boundary && Number.isSafeInteger(length) ? this.store.stageRequest(request, length!) : this.store.stage(content, limit);
+    const staged = await staging.catch((err) => {
       if (err instanceof BlobTooLarge) throw limit < max ? quotaExceeded(this.config.uploadQuotaBytes) : tooLarge(max);
       return clientGone(err);
     });
@@ -132,9 +146,10 @@ export class Files {
       await staged.commit();
       if (image) await this.store.putBytes(thumbnailKey!, image.thumbnail, "image/webp");
       // Concurrent uploads of one user may each have fit; together they must too.
-      this.db.transaction((tx) => {
+      // (One bun:sqlite connection: statements on this.db run inside the transaction.)
+      this.db.transaction(() => {
         if (this.usedBytes(uploaderId) + row.size > this.config.uploadQuotaBytes) throw quotaExceeded(this.config.uploadQuotaBytes);
-        tx.insert(attachments).values(row).run();
+        insertAttachment(this.db).run(row);
       });
     }).catch(async (err) => {
       await this.forgetIfUnused([row]);

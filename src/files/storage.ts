@@ -29,6 +29,12 @@ export interface BlobStore {
    * nothing is left behind.
    */
   stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob>;
+  /**
+   * Streams in a raw request body of `length` bytes, its Content-Length (already checked
+   * against the limits): HTTP framing ends the body there, so no byte past it is read. The
+   * same guarantees as `stage`; a body cut short is staged short (the caller compares).
+   */
+  stageRequest(request: Request, length: number): Promise<StagedBlob>;
   /** Writes a small blob (a thumbnail) whole. */
   putBytes(key: string, bytes: Uint8Array, contentType: string): Promise<void>;
   /** The blob as a lazily read Blob (BunFile or S3File). */

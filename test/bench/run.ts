@@ -9,6 +9,7 @@
  *   --pinned              server on core 0, load generator on the last core (taskset)
  *   --repeat=N            run the compared scenarios N times, report each ratio's median
  *                         (and the search scenarios' on/off pairs)
+ *                         (uploads: at least 5 rounds quick, 15 full, alternating with its raw baselines)
  *   --record              write each ratio's highest value of this run into test/bench/ratios.json
  *   --receiver-threads=N  receive the fan-out on N worker threads
  *   --sockets=N           sockets in the connection scenario
@@ -115,8 +116,8 @@ if (want("latency")) report(await withServer(() => startParley(), (s) => sends(s
 if (want("resume")) report(await withServer(() => startParley({ MAX_GROUP_MEMBERS: "100000" }), (s) => resumeStorm(s, Q.storm, Q.missed)));
 if (want("coldstart")) report(await coldStart(quick ? 2 : 5));
 const uploadLoad = quick
-  ? { sizes: [{ bytes: 1024 * 1024, count: 3 }, { bytes: 4 * 1024 * 1024, count: 2 }], images: 2, parallel: { clients: 3, bytes: 4 * 1024 * 1024 } }
-  : { sizes: [{ bytes: 1024 * 1024, count: 50 }, { bytes: 25 * 1024 * 1024, count: 8 }], images: 10, parallel: { clients: 10, bytes: 25 * 1024 * 1024 } };
+  ? { sizes: [{ bytes: 1024 * 1024, count: 5 }, { bytes: 4 * 1024 * 1024, count: 2 }], rounds: Math.max(repeat, 5), images: 2, parallel: { clients: 3, bytes: 4 * 1024 * 1024 } }
+  : { sizes: [{ bytes: 1024 * 1024, count: 20 }, { bytes: 25 * 1024 * 1024, count: 2 }], rounds: Math.max(repeat, 15), images: 10, parallel: { clients: 10, bytes: 25 * 1024 * 1024 } };
 if (want("uploads")) report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => uploads(s, uploadLoad)));
 
 // One user in 50 of 2,000 groups, 1,000,000 messages written straight into the database.
@@ -136,7 +137,7 @@ const rows = results.map((r: any) => {
     return `search           parley    1 word p99 ${l.one_word.p99} / 3 words p99 ${l.three_words.p99} (random ${l.three_random_words.p99}) / 2 chars p99 ${l.two_characters.p99} ms; index ${r.search_db_mb} MB; ${sendsWithIndex(r)}${r.wrong_pages ? ` WRONG PAGES ${r.wrong_pages}` : ""}`;
   }
   if (r.scenario === "search_capacity") return `search_capacity  parley    ${sendsWithIndex(r)}`;
-  const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s (${t.ratio}× raw)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} MB RSS` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
+  const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s ${t.server_cpu_ms_per_mb} ms/MB (${t.ratio_stream}×, best ${t.best_ratio_stream}× raw ${t.raw_stream_mb_s} MB/s ${t.raw_stream_cpu_ms_per_mb} ms/MB; ${t.ratio_hashed}×, best ${t.best_ratio_hashed}× raw+hash; ${t.ratio_buffered}× raw buffered)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} / +${r.parallel_chunked.rss_growth_mb} MB RSS (chunked)` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
   const cpu = r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";
   const ok = r.missing === 0 || r.missing === undefined ? "" : `MISSING ${r.missing}`;

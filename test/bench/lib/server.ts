@@ -1,5 +1,5 @@
 /** Starts the server under test (Parley or the baseline) as a child process. */
-import { mkdtempSync, existsSync } from "node:fs";
+import { mkdtempSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -10,7 +10,7 @@ import { procStats } from "./stats";
 export const root = resolve(import.meta.dir, "../../..");
 
 export interface ServerUnderTest {
-  kind: "parley" | "baseline";
+  kind: "parley" | "baseline" | "raw-upload";
   pid: number;
   base: string;
   wsBase: string;
@@ -77,7 +77,14 @@ export async function startBaseline(): Promise<ServerUnderTest> {
   return start("baseline", [process.execPath, join(import.meta.dir, "..", "baseline.ts")], {});
 }
 
-async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<string, string>, dataDir = mkdtempSync(join(tmpdir(), `bench-${kind}-`))): Promise<ServerUnderTest> {
+/** The uploads scenario's baseline (see raw-upload.ts). */
+export async function startRawUpload(): Promise<ServerUnderTest> {
+  return start("raw-upload", [process.execPath, join(import.meta.dir, "..", "raw-upload.ts")], {});
+}
+
+async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<string, string>, given?: string): Promise<ServerUnderTest> {
+  // A data directory made here is removed on stop (the uploads scenario writes gigabytes).
+  const dataDir = given ?? mkdtempSync(join(tmpdir(), `bench-${kind}-`));
   const port = freePort();
   const started = performance.now();
   const proc = Bun.spawn(placed(cmd), {
@@ -100,6 +107,7 @@ async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<s
     stop: async () => {
       proc.kill("SIGTERM");
       await proc.exited;
+      if (!given) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
