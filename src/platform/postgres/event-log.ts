@@ -203,12 +203,19 @@ export class PgEventLog {
    */
   async write<T>(fn: (w: PgWriter) => Promise<T>): Promise<T> {
     let emitted = false;
+    let last = 0;
+    let result: T;
     try {
-      return await PgEventLog.guard(() => this.db.transaction((tx) => fn(this.writer(tx, () => (emitted = true)))));
+      result = await PgEventLog.guard(() => this.db.transaction((tx) => fn(this.writer(tx, (seq) => ((emitted = true), (last = Math.max(last, seq)))))));
     } finally {
       // Rolled back too: its seqs are holes the followers can now pass.
       if (emitted) this.committed();
     }
+    // Read your writes, as on SQLite: when the change answers, this node has delivered its
+    // events (its own sockets have them, a replay here includes them). The follower was
+    // woken by the commit: one read of the log, unless an earlier transaction holds a hole.
+    if (last) await this.waitFor(last, 5000);
+    return result;
   }
 
   /**
@@ -220,26 +227,30 @@ export class PgEventLog {
     return this.write(fn);
   }
 
-  private writer(tx: PgTx, emitting: () => void): PgWriter {
+  private writer(tx: PgTx, emitted: (seq: number) => void): PgWriter {
     const gate = sql.raw(this.gate);
     return {
       tx,
       emit: async (topic, type, data) => {
-        emitting();
+        emitted(0);
         const rows = (await tx.execute(sql`WITH g AS MATERIALIZED (${gate})
           INSERT INTO events (topic, type, data, created_at, xid)
           SELECT ${topic}::text, ${type}::text, ${JSON.stringify(data)}::text, ${Date.now()}::bigint, g.xid FROM g RETURNING seq`)) as unknown as { seq: string }[];
-        return Number(rows[0]!.seq);
+        const seq = Number(rows[0]!.seq);
+        emitted(seq);
+        return seq;
       },
       emitMany: async (topics, type, data) => {
         if (topics.length === 0) return 0;
-        emitting();
+        emitted(0);
         const rows = (await tx.execute(sql`WITH g AS MATERIALIZED (${gate}),
           p AS (INSERT INTO event_payloads (data) VALUES (${JSON.stringify(data)}::text) RETURNING id)
           INSERT INTO events (topic, type, data, payload_id, created_at, xid)
           SELECT t.topic, ${type}::text, '', p.id, ${Date.now()}::bigint, g.xid
             FROM g, p, json_array_elements_text(${JSON.stringify(topics)}::text::json) AS t(topic) RETURNING seq`)) as unknown as { seq: string }[];
-        return rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
+        const seq = rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
+        emitted(seq);
+        return seq;
       },
     };
   }
