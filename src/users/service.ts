@@ -28,16 +28,26 @@ export function profileAudience(db: DB | Tx, userId: string): string[] {
     .innerJoin(conversations, eq(conversations.id, members.conversationId))
     .where(eq(members.userId, userId))
     .all();
-  const groups = mine.filter((c) => c.type === "group").map((c) => convTopic(c.conversationId));
-  const directs = mine.filter((c) => c.type === "direct").map((c) => c.conversationId);
+  const directs = directIds(mine);
   const peers = directs.length === 0 ? [] : db
     .select({ id: members.userId })
     .from(members)
     .where(and(inArray(members.conversationId, directs), ne(members.userId, userId)))
     .all()
     .map((r) => r.id);
+  return audienceTopics(userId, mine, friendIds(db, userId), peers);
+}
+
+/** The user's conversations by type, as profileAudience reads them (either backend). */
+export type Membership = { conversationId: string; type: "direct" | "group" };
+
+export const directIds = (mine: Membership[]) => mine.filter((c) => c.type === "direct").map((c) => c.conversationId);
+
+/** profileAudience's topics from what it read: friends, then direct partners, then groups. */
+export function audienceTopics(userId: string, mine: Membership[], friends: string[], peers: string[]): string[] {
+  const groups = mine.filter((c) => c.type === "group").map((c) => convTopic(c.conversationId));
   // The user's own devices follow every group of theirs: their own topic only without one.
-  const people = new Set([...friendIds(db, userId), ...peers]);
+  const people = new Set([...friends, ...peers]);
   if (groups.length === 0) people.add(userId);
   return [...people].map(userTopic).concat(groups);
 }
@@ -60,11 +70,7 @@ const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
  * ASCII case only; `q` is not lower-cased here either, or "Émile" would miss "Émile".
  */
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
-  const after = decodeCursor(cursor, "users", isStringCursor);
-  // SQLite would end the pattern at a NUL and match everyone.
-  const text = q?.trim();
-  if (text && CONTROL_CHARACTERS.test(text)) throw invalid("q", "must not contain control characters");
-  const needle = text ? `%${escapeLike(text)}%` : undefined;
+  const { after, needle } = userSearch(q, cursor);
   const rows = db
     .select()
     .from(users)
@@ -79,20 +85,28 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
     .orderBy(asc(users.username))
     .limit(limit + 1)
     .all();
-  return pageOf("users", rows, limit, toUser, (r) => r.username);
+  return usersPage(rows, limit);
 }
+
+/** A user search's parameters, checked: where the page starts, and the LIKE pattern (undefined: everyone). */
+export function userSearch(q: string | undefined, cursor: string | undefined): { after: string | undefined; needle: string | undefined } {
+  const after = decodeCursor(cursor, "users", isStringCursor);
+  // SQLite would end the pattern at a NUL and match everyone (PostgreSQL refuses a NUL).
+  const text = q?.trim();
+  if (text && CONTROL_CHARACTERS.test(text)) throw invalid("q", "must not contain control characters");
+  return { after, needle: text ? `%${escapeLike(text)}%` : undefined };
+}
+
+/** A page of users by username (rows: one more than `limit` when there is a next page). */
+export const usersPage = (rows: UserRow[], limit: number): Page<User> => pageOf("users", rows, limit, toUser, (r) => r.username);
 
 export interface ProfilePatch { display_name?: string; profile_image_url?: string | null }
 
 /** Updates the caller's profile; `user.update` goes to its `profileAudience`. */
 export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePatch): UserRow {
   const current = getUserRow(ctx.db, userId);
-  if (!current) throw notFound("user");
-  const set: Partial<UserRow> = { updatedAt: Date.now() };
-  if (patch.display_name !== undefined) set.displayName = cleanDisplayName(patch.display_name);
-  if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
-  // Nothing changes: nothing is written, and nobody is told.
-  if ((set.displayName ?? current.displayName) === current.displayName && (set.profileImageUrl === undefined || set.profileImageUrl === current.profileImageUrl)) return current;
+  const set = profileChange(current, patch);
+  if (!set) return current!;
   return ctx.events.write((w) => {
     const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
@@ -100,6 +114,16 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
     w.emitMany(profileAudience(w.tx, userId), "user.update", toUser(row));
     return row;
   });
+}
+
+/** What a patch changes in the current row (404 without one); undefined when nothing changes, and then nothing is written and nobody told. */
+export function profileChange(current: UserRow | undefined, patch: ProfilePatch): Partial<UserRow> | undefined {
+  if (!current) throw notFound("user");
+  const set: Partial<UserRow> = { updatedAt: Date.now() };
+  if (patch.display_name !== undefined) set.displayName = cleanDisplayName(patch.display_name);
+  if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
+  if ((set.displayName ?? current.displayName) === current.displayName && (set.profileImageUrl === undefined || set.profileImageUrl === current.profileImageUrl)) return undefined;
+  return set;
 }
 
 /**

@@ -1,0 +1,99 @@
+/**
+ * Users on PostgreSQL: the twin of src/users/service.ts (same validation, errors, events,
+ * paging), its queries written for PostgreSQL.
+ */
+import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
+import type { UserStore } from "../store";
+import type { UserRow } from "../../db/schema";
+import { notFound } from "../../errors";
+import { toUser } from "../../users/dto";
+import { audienceTopics, directIds, profileChange, userSearch, usersPage } from "../../users/service";
+import { conversations, members, users } from "./schema";
+import type { PgRunner } from "./writer";
+import { pgFriendIds, type PgDeps } from "./friends";
+import { pairKey } from "../../friends/service";
+
+/**
+ * SQLite compares text byte by byte (code point order) and its LIKE folds ASCII letters
+ * only. PostgreSQL's text follows the database's collation, and ILIKE/lower() fold every
+ * letter it knows; so username order and cursors are compared under "C", and both sides of
+ * a LIKE have ASCII A–Z folded and nothing else ("Émile" matches "éMILE"'s É only as written).
+ */
+const ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const foldAscii = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+const folded = (column: typeof users.username | typeof users.displayName) => sql`translate(${column}, ${ASCII_UPPER}, ${ASCII_UPPER.toLowerCase()})`;
+const byteOrder = sql`${users.username} COLLATE "C"`;
+
+export async function pgUserRow(db: PgRunner, id: string): Promise<UserRow | undefined> {
+  const [row] = await db.select().from(users).where(eq(users.id, id));
+  return row;
+}
+
+/** profileAudience on PostgreSQL: the same three reads, the same topics. */
+export async function pgProfileAudience(db: PgRunner, userId: string): Promise<string[]> {
+  const mine = await db
+    .select({ conversationId: members.conversationId, type: conversations.type })
+    .from(members)
+    .innerJoin(conversations, eq(conversations.id, members.conversationId))
+    .where(eq(members.userId, userId));
+  const directs = directIds(mine);
+  const peers = directs.length === 0 ? [] : (await db
+    .select({ id: members.userId })
+    .from(members)
+    .where(and(inArray(members.conversationId, directs), ne(members.userId, userId)))).map((r) => r.id);
+  return audienceTopics(userId, mine, await pgFriendIds(db, userId), peers);
+}
+
+export function pgUsers(deps: PgDeps): UserStore {
+  const { db } = deps;
+  return {
+    row: (id) => pgUserRow(db, id),
+
+    async get(id) {
+      const row = await pgUserRow(db, id);
+      if (!row) throw notFound("user");
+      return toUser(row);
+    },
+
+    async search(q, limit, cursor) {
+      const { after, needle } = userSearch(q, cursor);
+      const like = needle === undefined ? undefined : foldAscii(needle);
+      const rows = await db
+        .select()
+        .from(users)
+        .where(and(
+          like !== undefined ? or(sql`${folded(users.username)} LIKE ${like} ESCAPE '\\'`, sql`${folded(users.displayName)} LIKE ${like} ESCAPE '\\'`) : undefined,
+          after !== undefined ? gt(byteOrder, after) : undefined,
+        ))
+        .orderBy(asc(byteOrder))
+        .limit(limit + 1);
+      return usersPage(rows, limit);
+    },
+
+    async updateProfile(userId, patch) {
+      const current = await pgUserRow(db, userId);
+      const set = profileChange(current, patch);
+      if (!set) return current!;
+      return deps.events.write(async (w) => {
+        const [row] = await w.tx.update(users).set(set).where(eq(users.id, userId)).returning();
+        if (!row) throw notFound("user");
+        // One stored payload however many friends and partners hear of it.
+        await w.emitMany(await pgProfileAudience(w.tx, userId), "user.update", toUser(row));
+        return row;
+      });
+    },
+
+    // PROTOCOL §5: themself, friends (by pair key), conversation partners; index lookups per target.
+    async visibleAmong(viewer, targets) {
+      if (targets.length === 0) return new Set<string>();
+      const pairs = JSON.stringify(targets.map((t) => ({ id: t, k: pairKey(viewer, t) })));
+      const rows = await db.execute<{ id: string }>(sql`
+        SELECT t.id FROM jsonb_to_recordset(${pairs}::text::jsonb) AS t(id text, k text)
+        WHERE t.id = ${viewer}
+           OR EXISTS (SELECT 1 FROM friendships f WHERE f.pair_key = t.k AND f.status = 'accepted')
+           OR EXISTS (SELECT 1 FROM conversation_members b JOIN conversation_members a ON a.conversation_id = b.conversation_id AND a.user_id = ${viewer}
+                      WHERE b.user_id = t.id)`);
+      return new Set(rows.map((r) => r.id));
+    },
+  };
+}
