@@ -10,23 +10,18 @@
  */
 import { and, desc, eq, inArray, or, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Config } from "../../config";
 import type { FriendshipRow, UserRow } from "../../db/schema";
 import { notFound } from "../../errors";
 import { userTopic } from "../../events/log";
-import type { Logger } from "../../log";
 import {
   acceptedEvent, friendshipsPage, friendshipsWhere, newRequest, pairKey, refuseSelf, removalNotice, requestEvent, requestMeets, requireAnswerable, requireOwn,
   toFriendship, type Friendship,
 } from "../../friends/service";
 import { contactKeys, refuseStrangers } from "../../conversations/contact-policy";
 import type { FriendStore } from "../store";
-import type { PgDB } from "./client";
 import { friendships, users } from "./schema";
-import type { PgEvents, PgRunner, PgWriter } from "./writer";
-
-/** What the PostgreSQL store's sections need (until src/platform/postgres/deps.ts defines it for all). */
-export interface PgDeps { db: PgDB; events: PgEvents; config: Config; log: Logger }
+import type { PgRunner, PgWriter } from "./writer";
+import type { PgDeps } from "./store";
 
 /**
  * The key space (first half of a two-key advisory lock) of friend-pair locks: a request

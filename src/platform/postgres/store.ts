@@ -4,10 +4,11 @@
  */
 import type { Config } from "../../config";
 import type { Logger } from "../../log";
-import type { ConversationStore, FriendStore, MessageStore, Store, UserStore } from "../store";
+import type { ConversationStore, MessageStore, Store } from "../store";
 import type { PgDB } from "./client";
 import type { PgEvents } from "./writer";
-import { pgTouchLastActive, pgUserRow } from "./accounts";
+import { pgUsers } from "./users";
+import { pgFriends } from "./friends";
 import { notInClusterMode } from "./open";
 
 /** What the PostgreSQL store sections are built from. */
@@ -20,8 +21,8 @@ export interface PgDeps {
 
 export function pgStore(deps: PgDeps): Store {
   return {
-    users: notInClusterMode<UserStore>("users", { row: (id) => pgUserRow(deps.db, id), touchLastActive: (batch) => pgTouchLastActive(deps.db, batch) }),
-    friends: notInClusterMode<FriendStore>("friends"),
+    users: pgUsers(deps),
+    friends: pgFriends(deps),
     conversations: notInClusterMode<ConversationStore>("conversations"),
     messages: notInClusterMode<MessageStore>("messages"),
   };

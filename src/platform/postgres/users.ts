@@ -4,13 +4,14 @@
  */
 import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
 import type { UserStore } from "../store";
-import type { UserRow } from "../../db/schema";
 import { notFound } from "../../errors";
 import { toUser } from "../../users/dto";
 import { audienceTopics, directIds, profileChange, userSearch, usersPage } from "../../users/service";
 import { conversations, members, users } from "./schema";
 import type { PgRunner } from "./writer";
-import { pgFriendIds, type PgDeps } from "./friends";
+import { pgFriendIds } from "./friends";
+import { pgTouchLastActive, pgUserRow } from "./accounts";
+import type { PgDeps } from "./store";
 import { pairKey } from "../../friends/service";
 
 /**
@@ -23,11 +24,6 @@ const ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const foldAscii = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 const folded = (column: typeof users.username | typeof users.displayName) => sql`translate(${column}, ${ASCII_UPPER}, ${ASCII_UPPER.toLowerCase()})`;
 const byteOrder = sql`${users.username} COLLATE "C"`;
-
-export async function pgUserRow(db: PgRunner, id: string): Promise<UserRow | undefined> {
-  const [row] = await db.select().from(users).where(eq(users.id, id));
-  return row;
-}
 
 /** profileAudience on PostgreSQL: the same three reads, the same topics. */
 export async function pgProfileAudience(db: PgRunner, userId: string): Promise<string[]> {
@@ -48,6 +44,7 @@ export function pgUsers(deps: PgDeps): UserStore {
   const { db } = deps;
   return {
     row: (id) => pgUserRow(db, id),
+    touchLastActive: (batch) => pgTouchLastActive(db, batch),
 
     async get(id) {
       const row = await pgUserRow(db, id);
