@@ -13,16 +13,22 @@ const millis = (name: string) => bigint(name, { mode: "number" });
 /** A full transaction id (pg_current_xact_id()), read as its decimal text. */
 const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => "xid8" });
 
-export const users = pgTable("users", {
-  id: text().primaryKey(),
-  username: text().notNull().unique(),
-  displayName: text("display_name").notNull(),
-  profileImageUrl: text("profile_image_url"),
-  passwordHash: text("password_hash").notNull(),
-  lastActiveAt: millis("last_active_at").notNull(),
-  createdAt: millis("created_at").notNull(),
-  updatedAt: millis("updated_at").notNull(),
-});
+export const users = pgTable(
+  "users",
+  {
+    id: text().primaryKey(),
+    username: text().notNull().unique(),
+    displayName: text("display_name").notNull(),
+    profileImageUrl: text("profile_image_url"),
+    passwordHash: text("password_hash").notNull(),
+    lastActiveAt: millis("last_active_at").notNull(),
+    createdAt: millis("created_at").notNull(),
+    updatedAt: millis("updated_at").notNull(),
+  },
+  // User search pages by username in byte order, as SQLite does (COLLATE "C" whatever the
+  // database's collation): this index walks that order and stops at a full page.
+  (t) => [index("users_username_bytes").on(sql`${t.username} COLLATE "C"`)],
+);
 
 export const friendships = pgTable(
   "friendships",

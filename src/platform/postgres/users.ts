@@ -16,14 +16,12 @@ import { pairKey } from "../../friends/service";
 
 /**
  * SQLite compares text byte by byte (code point order) and its LIKE folds ASCII letters
- * only. PostgreSQL's text follows the database's collation, and ILIKE/lower() fold every
- * letter it knows; so username order and cursors are compared under "C", and both sides of
- * a LIKE have ASCII A–Z folded and nothing else ("Émile" matches "éMILE"'s É only as written).
+ * only. PostgreSQL's text follows the database's collation, whose ILIKE and lower() fold
+ * every letter it knows; under "C" they fold A–Z alone. So user search compares, orders
+ * and matches under "C" ("Émile" matches "ÉMILE" but not "émile", as on SQLite).
  */
-const ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-const foldAscii = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-const folded = (column: typeof users.username | typeof users.displayName) => sql`translate(${column}, ${ASCII_UPPER}, ${ASCII_UPPER.toLowerCase()})`;
-const byteOrder = sql`${users.username} COLLATE "C"`;
+const inBytes = (column: typeof users.username | typeof users.displayName) => sql`${column} COLLATE "C"`;
+const byteOrder = inBytes(users.username);
 
 /** profileAudience on PostgreSQL: the same three reads, the same topics. */
 export async function pgProfileAudience(db: PgRunner, userId: string): Promise<string[]> {
@@ -54,12 +52,11 @@ export function pgUsers(deps: PgDeps): UserStore {
 
     async search(q, limit, cursor) {
       const { after, needle } = userSearch(q, cursor);
-      const like = needle === undefined ? undefined : foldAscii(needle);
       const rows = await db
         .select()
         .from(users)
         .where(and(
-          like !== undefined ? or(sql`${folded(users.username)} LIKE ${like} ESCAPE '\\'`, sql`${folded(users.displayName)} LIKE ${like} ESCAPE '\\'`) : undefined,
+          needle !== undefined ? or(sql`${inBytes(users.username)} ILIKE ${needle} ESCAPE '\\'`, sql`${inBytes(users.displayName)} ILIKE ${needle} ESCAPE '\\'`) : undefined,
           after !== undefined ? gt(byteOrder, after) : undefined,
         ))
         .orderBy(asc(byteOrder))

@@ -1,0 +1,1 @@
+CREATE INDEX "users_username_bytes" ON "users" USING btree ("username" COLLATE "C");
