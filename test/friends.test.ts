@@ -107,6 +107,40 @@ describe("friend requests", () => {
   });
 });
 
+describe("at once", () => {
+  // One writer at a time on SQLite; PostgreSQL's concurrent transactions must come to the same.
+  test("crossing requests sent at the same moment: one is created (201), the other accepts it (200); never an error", async () => {
+    const pairs = await Promise.all(Array.from({ length: 6 }, pair));
+    const answers = await Promise.all(pairs.map(([a, b]) => Promise.all([request(a, b), request(b, a)])));
+    for (const [x, y] of answers) expect([x.status, y.status].sort()).toEqual([200, 201]);
+    for (const [a] of pairs) expect((await s.api("GET", "/api/friendships?status=accepted", { token: a.token })).body.items).toHaveLength(1);
+  });
+
+  test("the same request twice at once: 201 and 409", async () => {
+    const pairs = await Promise.all(Array.from({ length: 6 }, pair));
+    const answers = await Promise.all(pairs.map(([a, b]) => Promise.all([request(a, b), request(a, b)])));
+    for (const [x, y] of answers) expect([x.status, y.status].sort()).toEqual([201, 409]);
+  });
+
+  test("accept, reject and delete of one request at once: the first wins, the others see what it did", async () => {
+    const pairs = await Promise.all(Array.from({ length: 6 }, pair));
+    const requests = await Promise.all(pairs.map(([a, b]) => request(a, b)));
+    const answers = await Promise.all(pairs.map(([, b], i) => Promise.all([
+      s.api("PATCH", `/api/friendships/${requests[i]!.body.id}/accept`, { token: b.token }),
+      s.api("PATCH", `/api/friendships/${requests[i]!.body.id}/reject`, { token: b.token }),
+      s.api("DELETE", `/api/friendships/${requests[i]!.body.id}`, { token: b.token }),
+    ])));
+    for (const [accept, reject, remove] of answers) {
+      // Deleting goes in any state; an answer finds the request pending (and wins), answered (409) or gone (404).
+      expect(remove.status).toBe(204);
+      const won = [accept, reject].filter((r) => r.status === 200);
+      expect(won.length).toBeLessThanOrEqual(1);
+      for (const r of [accept, reject]) if (r.status !== 200) expect([404, 409]).toContain(r.status);
+      if (won.length === 0) expect([accept.status, reject.status]).toEqual([404, 404]);
+    }
+  });
+});
+
 describe("listing", () => {
   test("filters by status and direction, pages newest first", async () => {
     const me = await s.register();
