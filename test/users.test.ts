@@ -106,6 +106,17 @@ describe("profile", () => {
     expect(res.body.error.details[0].field).toBe(field);
     expect((await s.api("GET", "/api/users/me", { token: alice.token })).body).toEqual(before.body);
   });
+
+  // On PostgreSQL both may read the old name at once; the store compares again under a row lock.
+  test("the same new name twice at once: one change, one user.update", async () => {
+    const who = await Promise.all(Array.from({ length: 4 }, () => s.register()));
+    const answers = await Promise.all(who.flatMap((u) => [0, 1].map(() => s.api("PATCH", "/api/users/me", { token: u.token, body: { display_name: `New ${u.user.username}` } }))));
+    expect(answers.map((r) => r.status)).toEqual(Array(8).fill(200));
+    for (const u of who) {
+      const updates = await s.rows("SELECT seq FROM events WHERE type = 'user.update' AND topic = ?", `user:${u.user.id}`);
+      expect(updates).toHaveLength(1);
+    }
+  });
 });
 
 describe("write limit", () => {

@@ -65,10 +65,15 @@ export function pgUsers(deps: PgDeps): UserStore {
     },
 
     async updateProfile(userId, patch) {
+      // Checked first without a transaction: bad input and no-op patches cost none.
       const current = await pgUserRow(db, userId);
-      const set = profileChange(current, patch);
-      if (!set) return current!;
+      if (!profileChange(current, patch)) return current!;
       return deps.events.write(async (w) => {
+        // Again on the row locked FOR UPDATE: of two patches at once, the second compares with
+        // the first's result (two equal ones: one change, one user.update), as on SQLite.
+        const [locked] = await w.tx.select().from(users).where(eq(users.id, userId)).for("update");
+        const set = profileChange(locked, patch);
+        if (!set) return locked!;
         const [row] = await w.tx.update(users).set(set).where(eq(users.id, userId)).returning();
         if (!row) throw notFound("user");
         // One stored payload however many friends and partners hear of it.
