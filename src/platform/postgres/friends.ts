@@ -8,7 +8,8 @@
  * (a unique violation, a 500), or answer a request twice; so every change first locks
  * what it decides on (see each).
  */
-import { and, desc, eq, inArray, or, sql } from "drizzle-orm";
+import { and, desc, eq, or, sql } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
 import { alias } from "drizzle-orm/pg-core";
 import type { FriendshipRow, UserRow } from "../../db/schema";
 import { notFound } from "../../errors";
@@ -29,6 +30,9 @@ import type { PgDeps } from "./store";
  * (crossing, or the same twice) run one after the other as on SQLite.
  */
 const FRIEND_PAIR_LOCK = 0x66726e64; // "frnd"
+
+/** `column = ANY(values)`: one parameter however many values (PostgreSQL binds at most 65,535). */
+export const anyOf = (column: PgColumn, values: readonly string[]) => sql`${column} = ANY(${sql.param(values)}::text[])`;
 
 /** A user's row, locked against deletion (FOR KEY SHARE) until the change commits: a row about to reference it stays valid. */
 async function userById(w: PgWriter, id: string): Promise<UserRow | undefined> {
@@ -130,7 +134,7 @@ export async function requireContactsPg(deps: Pick<PgDeps, "config">, runner: Pg
   const rows = await runner
     .select({ key: friendships.pairKey })
     .from(friendships)
-    .where(and(eq(friendships.status, "accepted"), inArray(friendships.pairKey, keys)))
+    .where(and(eq(friendships.status, "accepted"), anyOf(friendships.pairKey, keys)))
     .for("key share");
   refuseStrangers(userIds, keys, new Set(rows.map((r) => r.key)));
 }

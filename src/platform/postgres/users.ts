@@ -2,14 +2,14 @@
  * Users on PostgreSQL: the twin of src/users/service.ts (same validation, errors, events,
  * paging), its queries written for PostgreSQL.
  */
-import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, ne, or, sql } from "drizzle-orm";
 import type { UserStore } from "../store";
 import { notFound } from "../../errors";
 import { toUser } from "../../users/dto";
 import { audienceTopics, directIds, profileChange, userSearch, usersPage } from "../../users/service";
 import { conversations, members, users } from "./schema";
 import type { PgRunner } from "./writer";
-import { pgFriendIds } from "./friends";
+import { anyOf, pgFriendIds } from "./friends";
 import { pgTouchLastActive, pgUserRow } from "./accounts";
 import type { PgDeps } from "./store";
 import { pairKey } from "../../friends/service";
@@ -34,7 +34,7 @@ export async function pgProfileAudience(db: PgRunner, userId: string): Promise<s
   const peers = directs.length === 0 ? [] : (await db
     .select({ id: members.userId })
     .from(members)
-    .where(and(inArray(members.conversationId, directs), ne(members.userId, userId)))).map((r) => r.id);
+    .where(and(anyOf(members.conversationId, directs), ne(members.userId, userId)))).map((r) => r.id);
   return audienceTopics(userId, mine, await pgFriendIds(db, userId), peers);
 }
 
