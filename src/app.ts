@@ -44,6 +44,8 @@ import { MemoryBroker } from "./platform/memory/broker";
 import { MemoryPresence } from "./platform/memory/presence";
 import { memoryLimits } from "./platform/memory/limits";
 import { Files } from "./files/service";
+import { sqliteAttachmentRows } from "./files/rows";
+import { pgAttachmentRows } from "./platform/postgres/attachments";
 import { openStore } from "./files/open-store";
 import { fileRoutes, signedLinks } from "./files/routes";
 import { docsRoutes } from "./docs/routes";
@@ -128,12 +130,12 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     },
     broker: live.broker,
     presence: live.presence,
-    files: new Files(db, openStore(config), config, log, secret),
+    files: new Files(pg ? pgAttachmentRows(pg.db) : sqliteAttachmentRows(db), openStore(config), config, log, secret),
     search: pg ? new PgSearchIndex(pg.db) : new SqliteSearchIndex(db.$client, databaseFile(config.dataDir), searchFile(config.dataDir), { log, maxLagMs: config.searchIndexLagMs }),
     instance,
     store: undefined as never,
   };
-  ctx.store = pg ? pgStore({ db: pg.db, events: pg.events, config, log }) : sqliteStore(ctx);
+  ctx.store = pg ? pgStore({ db: pg.db, events: pg.events, config, log, metrics: ctx.metrics }) : sqliteStore(ctx);
   ctx.feed = pg ? pg.events : ctx.events;
   if (pg) {
     // Other nodes' commits wake this node's follower at once (NOTIFY does too; the broker is quicker across a cluster).

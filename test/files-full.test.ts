@@ -22,7 +22,7 @@ test.skipIf(mounted !== true)("an upload that meets a full disk is 507 storage_f
     expect(up.status).toBe(507);
     expect(((await up.json()) as any).error.code).toBe("storage_full");
     expect(readdirSync(join(dataDir, "files", ".tmp"))).toEqual([]);
-    expect((s.app.ctx.db.$client.query("SELECT count(*) AS n FROM attachments").get() as { n: number }).n).toBe(0);
+    expect((await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments"))[0]!.n).toBe(0);
     unfill();
     const again = await fetch(`${s.base}/api/uploads?filename=big.bin`, { method: "POST", headers: { authorization: `Bearer ${a.token}` }, body: randomBytes(2 * 1024 * 1024) });
     expect(again.status).toBe(201);

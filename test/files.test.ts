@@ -28,7 +28,7 @@ const bytesOf = async (r: Response): Promise<Uint8Array> => new Uint8Array(await
 const storedFiles = (dataDir: string) =>
   readdirSync(join(dataDir, "files")).filter((d) => d !== ".tmp").flatMap((d) => readdirSync(join(dataDir, "files", d)));
 const tempFiles = (dataDir: string) => readdirSync(join(dataDir, "files", ".tmp"));
-const rowCount = (s: TestServer) => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM attachments").get() as { n: number }).n;
+const rowCount = async (s: TestServer) => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments"))[0]!.n;
 
 /** Sends raw bytes over TCP: an HTTP request the test can cut off midway. */
 async function rawRequest(s: TestServer, head: string, body: Uint8Array, opts: { close?: boolean } = {}) {
@@ -126,14 +126,14 @@ describe("uploads", () => {
   });
 
   test("an empty file is refused the same way raw and as a multipart part: 422 naming file, nothing kept", async () => {
-    const before = rowCount(s);
+    const before = await rowCount(s);
     const form = new FormData();
     form.append("file", new File([], "empty.txt", { type: "text/plain" }));
     for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, "", { filename: "empty.txt" }), await upload(s, alice.token, new Uint8Array(0), { filename: "e" })]) {
       expect(res.status).toBe(422);
       expect(res.body.error.details[0].field).toBe("file");
     }
-    expect(rowCount(s)).toBe(before);
+    expect(await rowCount(s)).toBe(before);
     expect(tempFiles(s.dataDir)).toEqual([]);
   });
 
@@ -164,12 +164,12 @@ describe("messages with attachments", () => {
     expect(plain.content).toBe(fake);
     expect(JSON.stringify(plain)).not.toContain(UNSIGNED_LINK);
     const { body: up } = await upload(s, alice.token, randomBytes(10), { filename: "x.bin" });
-    const stored = s.app.ctx.db.$client.query("SELECT data FROM events WHERE type = 'message.receive' ORDER BY seq DESC LIMIT 1").get() as { data: string };
+    const [stored] = await s.rows<{ data: string }>("SELECT data FROM events WHERE type = 'message.receive' ORDER BY seq DESC LIMIT 1");
     const { status } = await send(alice, conv, { content: "with a file", attachment_ids: [up.id] });
     expect(status).toBe(201);
-    const latest = s.app.ctx.db.$client.query("SELECT e.data, p.data AS shared FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id WHERE e.type = 'message.receive' ORDER BY e.seq DESC LIMIT 1").get() as { data: string; shared: string | null };
-    expect(stored.data).not.toContain(UNSIGNED_LINK);
-    expect(latest.data || latest.shared).toContain(UNSIGNED_LINK);
+    const [latest] = await s.rows<{ data: string; shared: string | null }>("SELECT e.data, p.data AS shared FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id WHERE e.type = 'message.receive' ORDER BY e.seq DESC LIMIT 1");
+    expect(stored!.data).not.toContain(UNSIGNED_LINK);
+    expect(latest!.data || latest!.shared).toContain(UNSIGNED_LINK);
   });
 
   test("send with attachment_ids → the other member gets message.receive with links signed for them, and downloads file and thumbnail", async () => {
@@ -476,14 +476,14 @@ describe("limits", () => {
 
   test("a Content-Length beside Transfer-Encoding: chunked is refused, so a small length never lets a large body through", async () => {
     // A raw body with a Content-Length is written to disk by Bun as framed: its bound is that length.
-    const uploadsBefore = rowCount(t);
+    const uploadsBefore = await rowCount(t);
     const chunk = randomBytes(200 * 1024);
     const body = new Uint8Array([...Buffer.from(`${chunk.length.toString(16)}\r\n`), ...chunk, ...Buffer.from("\r\n0\r\n\r\n")]);
     const req = await rawRequest(t, `POST /api/uploads?filename=both HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n`, body);
     await waitFor(() => req.answer().length > 0, 3000);
     req.socket.end();
     expect(req.answer()).toStartWith("HTTP/1.1 400");
-    expect(rowCount(t)).toBe(uploadsBefore);
+    expect(await rowCount(t)).toBe(uploadsBefore);
     expect(tempFiles(t.dataDir)).toEqual([]);
   });
 
@@ -501,7 +501,7 @@ describe("limits", () => {
     expect(res.body.error.code).toBe("payload_too_large");
     // The answer may come while the handler still removes the temp file: gone a moment later.
     await waitFor(() => tempFiles(t.dataDir).length === 0, 2000);
-    expect(rowCount(t)).toBe(0);
+    expect(await rowCount(t)).toBe(0);
     expect(storedFiles(t.dataDir)).toEqual([]);
   });
 
@@ -545,7 +545,7 @@ describe("limits", () => {
     const stream = new ReadableStream<Uint8Array>({ start(c) { for (let i = 0; i < 16; i++) c.enqueue(randomBytes(64 * 1024)); c.close(); } });
     const overStreaming = await upload(t, u.token, stream, { filename: "4" });
     expect(overStreaming.status).toBe(403);
-    expect(rowCount(t)).toBe(2);
+    expect(await rowCount(t)).toBe(2);
     expect(tempFiles(t.dataDir)).toEqual([]);
   });
 
@@ -557,7 +557,7 @@ describe("limits", () => {
     req.socket.end();
     await waitFor(() => tempFiles(t.dataDir).length === 0, 3000);
     expect(storedFiles(t.dataDir).length).toBe(before);
-    expect((t.app.ctx.db.$client.query("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?").get(v.user.id) as { n: number }).n).toBe(0);
+    expect((await t.rows<{ n: number }>("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?", v.user.id))[0]!.n).toBe(0);
     // Nobody is left to answer; nothing is logged as a server error either.
     await Bun.sleep(50);
     expect(t.logs.filter((l) => l.level === "error")).toEqual([]);

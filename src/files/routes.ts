@@ -87,7 +87,7 @@ export const fileRoutes = (ctx: AppContext) => {
 
   async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>): Promise<Response> {
     const path = `${attachmentPath(id)}${thumbnail ? "/thumbnail" : ""}`;
-    const row: AttachmentRow = files.readable(id, await viewer(request, path, query));
+    const row: AttachmentRow = await files.readable(id, await viewer(request, path, query));
     const key = thumbnail ? row.thumbnailKey : row.storageKey;
     if (!key) throw new AppError("not_found", "this attachment has no thumbnail");
     const type = thumbnail ? "image/webp" : row.contentType;

@@ -1,17 +1,13 @@
 /**
- * Attachments (PROTOCOL §9): uploads streamed into the blob store, attaching to and
- * releasing from messages (inside the message's own transaction), who may download, and
- * the orphan sweep.
+ * Attachments (PROTOCOL §9): uploads streamed into the blob store, who may download, and
+ * the orphan sweep. Their rows are behind AttachmentRows (rows.ts: SQLite, or PostgreSQL
+ * in cluster mode), which also attaches them to messages and releases them.
  */
-import { and, eq, getTableColumns, inArray, isNotNull, lt, type Placeholder, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import type { DB } from "../db/client";
-import { attachments, type AttachmentRow } from "../db/schema";
+import type { AttachmentRow } from "../db/schema";
 import { AppError, invalid, notFound } from "../errors";
-import type { Tx } from "../events/log";
 import type { Logger } from "../log";
 import { isStorageFull, storageFull } from "../db/storage";
-import { prepared } from "../db/prepared";
 import { describeImage } from "./images";
 import { AttachmentLinks } from "./links";
 import { cleanFilename } from "./names";
@@ -19,8 +15,7 @@ import { filePart, multipartBoundary, TruncatedBody } from "./multipart";
 import { sniff } from "./sniff";
 import { BlobTooLarge, type BlobStore, type StagedBlob } from "./storage";
 import { toAttachment, type Attachment } from "./view";
-
-export const MAX_ATTACHMENTS = 10;
+import type { AttachmentRows } from "./rows";
 /** Room for a multipart body's boundaries and part headers around the file itself. */
 const MULTIPART_OVERHEAD = 64 * 1024;
 
@@ -37,14 +32,6 @@ class KeyedLock {
 }
 
 /** Every upload inserts a row: prepared once per database (building it anew cost ~0.3 ms an upload). */
-const insertAttachment = (db: DB) =>
-  prepared(db, "attachments.insert", (d) =>
-    d
-      .insert(attachments)
-      .values(Object.fromEntries(Object.keys(getTableColumns(attachments)).map((k) => [k, sql.placeholder(k)])) as Record<keyof AttachmentRow, Placeholder>)
-      .prepare(),
-  );
-
 export interface UploadSource { request: Request; filename: string | undefined }
 
 export class Files {
@@ -53,7 +40,7 @@ export class Files {
   private sweeper: Timer;
   private sweeping: Promise<number> | null = null;
 
-  constructor(private db: DB, readonly store: BlobStore, private config: Config, private log: Logger, secret: string) {
+  constructor(private rows: AttachmentRows, readonly store: BlobStore, private config: Config, private log: Logger, secret: string) {
     this.links = new AttachmentLinks(secret, config.attachmentUrlTtlSeconds);
     const ttlMs = config.uploadOrphanTtlSeconds * 1000;
     this.sweeper = setInterval(() => void this.sweep().catch((err) => log.error({ err }, "orphan sweep failed")), Math.min(Math.max(ttlMs / 4, 1000), 600_000));
@@ -66,9 +53,8 @@ export class Files {
   }
 
   /** Bytes the user's attachments take (attached, new, or released and not yet swept). */
-  usedBytes(userId: string): number {
-    const [[n]] = this.db.$client.query("SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1").values(userId) as [[number]];
-    return n;
+  async usedBytes(userId: string): Promise<number> {
+    return await this.rows.usedBytes(userId);
   }
 
   /**
@@ -79,7 +65,7 @@ export class Files {
    */
   async upload(uploaderId: string, { request, filename }: UploadSource): Promise<Attachment> {
     const max = this.config.maxUploadBytes;
-    const room = Math.max(0, this.config.uploadQuotaBytes - this.usedBytes(uploaderId));
+    const room = Math.max(0, this.config.uploadQuotaBytes - (await this.usedBytes(uploaderId)));
     const lengthHeader = request.headers.get("content-length");
     const length = lengthHeader === null ? null : Number(lengthHeader);
     const boundary = multipartBoundary(request.headers.get("content-type"));
@@ -142,15 +128,13 @@ export class Files {
       createdAt: Date.now(),
       unheldAt: Date.now(),
     };
-    await this.locks.run(staged.key, async () => {
+    const commit = async () => {
       await staged.commit();
       if (image) await this.store.putBytes(thumbnailKey!, image.thumbnail, "image/webp");
+    };
+    await this.locks.run(staged.key, async () => {
       // Concurrent uploads of one user may each have fit; together they must too.
-      // (One bun:sqlite connection: statements on this.db run inside the transaction.)
-      this.db.transaction(() => {
-        if (this.usedBytes(uploaderId) + row.size > this.config.uploadQuotaBytes) throw quotaExceeded(this.config.uploadQuotaBytes);
-        insertAttachment(this.db).run(row);
-      });
+      if (!(await this.rows.insertWithinQuota(row, this.config.uploadQuotaBytes, commit))) throw quotaExceeded(this.config.uploadQuotaBytes);
     }).catch(async (err) => {
       await this.forgetIfUnused([row]);
       throw err;
@@ -159,18 +143,8 @@ export class Files {
   }
 
   /** An attachment row the viewer may download (uploader, or member of a conversation holding a live message with it); else 404. */
-  readable(id: string, viewerId: string): AttachmentRow {
-    const row = this.db
-      .select()
-      .from(attachments)
-      .where(
-        and(
-          eq(attachments.id, id),
-          sql`(${attachments.uploaderId} = ${viewerId} OR EXISTS (SELECT 1 FROM messages m JOIN conversation_members cm
-            ON cm.conversation_id = m.conversation_id AND cm.user_id = ${viewerId} WHERE m.id = ${attachments.messageId} AND m.deleted_at IS NULL))`,
-        ),
-      )
-      .get();
+  async readable(id: string, viewerId: string): Promise<AttachmentRow> {
+    const row = await this.rows.readable(id, viewerId);
     if (!row) throw notFound("attachment");
     return row;
   }
@@ -188,11 +162,7 @@ export class Files {
     const cutoff = now - this.config.uploadOrphanTtlSeconds * 1000;
     let removed = 0;
     for (;;) {
-      const gone = this.db
-        .delete(attachments)
-        .where(inArray(attachments.id, this.db.select({ id: attachments.id }).from(attachments).where(and(isNotNull(attachments.unheldAt), lt(attachments.unheldAt, cutoff))).limit(500)))
-        .returning()
-        .all();
+      const gone = await this.rows.takeUnheld(cutoff, 500);
       if (gone.length === 0) break;
       removed += gone.length;
       await this.forgetIfUnused(gone);
@@ -205,12 +175,12 @@ export class Files {
   private async forgetIfUnused(rows: Pick<AttachmentRow, "storageKey" | "thumbnailKey">[]) {
     const byKey = new Map(rows.map((r) => [r.storageKey, r.thumbnailKey ?? `${r.storageKey}.thumb.webp`]));
     for (const [key, thumb] of byKey)
-      await this.locks.run(key, async () => {
-        const held = this.db.select({ id: attachments.id }).from(attachments).where(eq(attachments.storageKey, key)).limit(1).get();
-        if (held) return;
-        await this.store.delete(thumb);
-        await this.store.delete(key);
-      });
+      await this.locks.run(key, () =>
+        this.rows.forgetBlob(key, async () => {
+          await this.store.delete(thumb);
+          await this.store.delete(key);
+        }),
+      );
   }
 }
 
@@ -225,33 +195,8 @@ function clientGone(err: unknown): never {
   throw new AppError("bad_request", "the upload ended before the whole body arrived");
 }
 
-/**
- * Takes the sender's new uploads for a message being sent, in the given order; inside
- * the send's transaction. Each must exist, be the sender's, and not be attached yet.
- */
-export function attach(tx: Tx, senderId: string, messageId: string, ids: string[]): AttachmentRow[] {
-  if (ids.length === 0) return [];
-  if (ids.length > MAX_ATTACHMENTS) throw invalid("attachment_ids", `at most ${MAX_ATTACHMENTS}`);
-  if (new Set(ids).size !== ids.length) throw invalid("attachment_ids", "an attachment is listed twice");
-  const rows = tx.select().from(attachments).where(inArray(attachments.id, ids)).all();
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  const unusable = ids.filter((id) => {
-    const r = byId.get(id);
-    return !r || r.uploaderId !== senderId || r.state !== "new";
-  });
-  if (unusable.length)
-    throw new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", unusable.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
-  ids.forEach((id, position) => tx.update(attachments).set({ state: "attached", messageId, position, unheldAt: null }).where(eq(attachments.id, id)).run());
-  return ids.map((id) => ({ ...byId.get(id)!, state: "attached", messageId, position: ids.indexOf(id), unheldAt: null }));
-}
-
-/** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */
-export function release(tx: Tx, messageId: string, now: number) {
-  tx.update(attachments).set({ state: "released", messageId: null, unheldAt: now }).where(eq(attachments.messageId, messageId)).run();
-}
-
-/** `image` when every file is a decoded image, else `file`. */
 /** Only an image or file message can hold attachments: the server sets the type when it does. */
 export const mayHoldFiles = (messageType: string) => messageType === "image" || messageType === "file";
 
+/** `image` when every file is a decoded image, else `file`. */
 export const messageTypeOf = (rows: AttachmentRow[]) => (rows.every((r) => r.width !== null) ? "image" : "file");

@@ -33,6 +33,12 @@ export function attachmentsOf(db: DB | Tx, ids: string[]): Map<string, Attachmen
   const rows = prepared(db, "attachments.ofMessages", (d) =>
     d.select().from(attachments).where(inJsonArray(attachments.messageId, "ids")).orderBy(asc(attachments.position)).prepare(),
   ).all({ ids: JSON.stringify(ids) });
+  return groupAttachments(rows);
+}
+
+/** message id → its attachments, from attached rows in position order. */
+export function groupAttachments(rows: AttachmentRow[]): Map<string, Attachment[]> {
+  const out = new Map<string, Attachment[]>();
   for (const r of rows) {
     let list = out.get(r.messageId!);
     if (!list) out.set(r.messageId!, (list = []));

@@ -2,12 +2,12 @@
  * Messages (PROTOCOL §3.4): send, history, edit, delete, read positions, reactions,
  * mentions. Each change is one EventLog.write; REST and WebSocket both call these.
  */
-import { and, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { and, eq, gt, inArray, lt, sql, type Column } from "drizzle-orm";
 import { prepared } from "../db/prepared";
 import type { AppContext } from "../context";
-import { conversations, members, messages, reactions, users, type MessageRow, type UserRow } from "../db/schema";
+import { conversations, members, messages, reactions, users, type AttachmentRow, type ConversationRow, type MemberRow, type MessageRow, type UserRow } from "../db/schema";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors";
-import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
+import { convTopic, userTopic, type Tx } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMembership } from "../conversations/service";
 import { conversationRow, memberRow } from "../conversations/view";
@@ -15,7 +15,8 @@ import { activityKey, iso } from "../lib/time";
 import type { Static } from "../lib/model";
 import type { ReadReceipt, SendBody } from "./model";
 import { MAX_REACTION_KINDS, messageById, selectMessages, toMessage, toMessages, unreadCount, type Message } from "./view";
-import { attach, mayHoldFiles, messageTypeOf, release } from "../files/service";
+import { mayHoldFiles, messageTypeOf } from "../files/service";
+import { attach, release } from "../files/rows";
 import { toAttachment } from "../files/view";
 
 export const MAX_CONTENT = 4000;
@@ -23,7 +24,7 @@ export const MAX_CONTENT = 4000;
 export type SendInput = Static<typeof SendBody>;
 
 /** Trims and checks content: 1–4000 characters (code points); may be empty on a message with files. */
-function cleanContent(raw: string, mayBeEmpty = false): string {
+export function cleanContent(raw: string, mayBeEmpty = false): string {
   const content = raw.trim();
   if (content.length === 0 && !mayBeEmpty) throw invalid("content", "must not be empty");
   if (content.length > MAX_CONTENT && [...content].length > MAX_CONTENT) throw invalid("content", `at most ${MAX_CONTENT} characters`);
@@ -71,10 +72,7 @@ const sendStatements = (db: Tx) =>
  * stored message with `created: false` and appends nothing.
  */
 export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): Promise<{ created: boolean; message: Message }> {
-  const type = input.message_type ?? "text";
-  if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
-  const attachmentIds = input.attachment_ids ?? [];
-  const content = cleanContent(input.content ?? "", attachmentIds.length > 0);
+  const { type, attachmentIds, content } = checkSend(input);
   const started = performance.now();
   const q = sendStatements(ctx.db);
   // Sends are the hot path: they share group commits (EventLog.writeBatched).
@@ -84,48 +82,74 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
       const prior = q.byClientId.get({ c: conversationId, s: me.id, k: input.client_msg_id });
       if (prior) return { created: false, message: messageById(w.tx, prior.id)! };
     }
-    if (input.reply_to_id != null) {
-      const target = q.conversationOf.get({ id: input.reply_to_id });
-      if (!target || target.c !== conversationId) throw invalid("reply_to_id", "not a message of this conversation");
-    }
+    if (input.reply_to_id != null) checkReplyTarget(q.conversationOf.get({ id: input.reply_to_id }), conversationId);
     const now = Date.now();
     const id = Bun.randomUUIDv7();
     const files = attach(w.tx, me.id, id, attachmentIds);
-    const row: MessageRow = {
-      id,
-      conversationId,
-      senderId: me.id,
-      messageType: files.length ? messageTypeOf(files) : type,
-      content,
-      clientMsgId: input.client_msg_id ?? null,
-      replyToId: input.reply_to_id ?? null,
-      createdAt: now,
-      editedAt: null,
-      deletedAt: null,
-    };
+    const row = newMessageRow(id, conversationId, me, input, content, files.length ? messageTypeOf(files) : type, now);
     q.insert.run(row);
     q.touch.run({ at: now, activity: activityKey(now), id: row.id, c: conversationId });
-    const message = toMessage({ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }, [], files.map(toAttachment));
+    const message = sentMessage(me, row, files);
     w.emit(convTopic(conversationId), "message.receive", message);
-    if (row.messageType !== "system" && content.includes("@")) notifyMentions(w, message, me);
+    const names = mentionTargets(message, me);
+    if (names.length) for (const { id } of mentionedMembers(w.tx, message.conversation_id, names)) w.emit(userTopic(id), "notification", mentionOf(message, me));
     return { created: true, message };
   });
   if (result.created) ctx.metrics.sendLatency.observe((performance.now() - started) / 1000);
   return result;
 }
 
-/** A `notification {kind:"mention"}` to each mentioned member other than the sender, once. */
-function notifyMentions(w: Writer, message: Message, sender: UserRow) {
-  const names = mentionedUsernames(message.content).filter((n) => n !== sender.username);
-  if (names.length === 0) return;
-  const mentioned = w.tx
+/** The send's own checks, before any query: type, attachment ids given, content. */
+export function checkSend(input: SendInput) {
+  const type = input.message_type ?? "text";
+  if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
+  const attachmentIds = input.attachment_ids ?? [];
+  const content = cleanContent(input.content ?? "", attachmentIds.length > 0);
+  return { type, attachmentIds, content };
+}
+
+/** `reply_to_id` must name a message of this conversation (`target`: its conversation, if it exists). */
+export function checkReplyTarget(target: { c: string } | undefined, conversationId: string) {
+  if (!target || target.c !== conversationId) throw invalid("reply_to_id", "not a message of this conversation");
+}
+
+export function newMessageRow(id: string, conversationId: string, me: UserRow, input: SendInput, content: string, messageType: MessageRow["messageType"], now: number): MessageRow {
+  return {
+    id,
+    conversationId,
+    senderId: me.id,
+    messageType,
+    content,
+    clientMsgId: input.client_msg_id ?? null,
+    replyToId: input.reply_to_id ?? null,
+    createdAt: now,
+    editedAt: null,
+    deletedAt: null,
+  };
+}
+
+/** The Message of a send, as `message.receive` carries it: read by nobody yet, no reactions. */
+export const sentMessage = (me: UserRow, row: MessageRow, files: AttachmentRow[]): Message =>
+  toMessage({ m: row, username: me.username, displayName: me.displayName, avatar: me.profileImageUrl, readCount: 0 }, [], files.map(toAttachment));
+
+/** Usernames a sent message mentions, other than the sender's (none for a system message). */
+export function mentionTargets(message: Message, sender: UserRow): string[] {
+  if (message.message_type === "system" || !message.content.includes("@")) return [];
+  return mentionedUsernames(message.content).filter((n) => n !== sender.username);
+}
+
+/** The `notification {kind:"mention"}` each mentioned member other than the sender gets, once. */
+export const mentionOf = (message: Message, sender: UserRow) =>
+  ({ kind: "mention", conversation_id: message.conversation_id, message_id: message.id, from_user_id: sender.id }) as const;
+
+/** The members of the conversation among these usernames. */
+function mentionedMembers(tx: Tx, conversationId: string, names: string[]) {
+  return tx
     .select({ id: users.id })
     .from(users)
-    .innerJoin(members, and(eq(members.userId, users.id), eq(members.conversationId, message.conversation_id)))
+    .innerJoin(members, and(eq(members.userId, users.id), eq(members.conversationId, conversationId)))
     .where(inArray(users.username, names))
     .all();
-  for (const { id } of mentioned)
-    w.emit(userTopic(id), "notification", { kind: "mention", conversation_id: message.conversation_id, message_id: message.id, from_user_id: sender.id });
 }
 
 type HistoryCursor = ["before" | "after", string];
@@ -140,25 +164,48 @@ export interface HistoryQuery { before?: string; after?: string; cursor?: string
  */
 export function listMessages(ctx: AppContext, me: UserRow, conversationId: string, q: HistoryQuery): Page<Message> {
   requireMembership(ctx.db, conversationId, me.id);
+  const plan = historyPlan(q);
+  const conversationOf = (id: string) => sendStatements(ctx.db).conversationOf.get({ id })?.c;
+  checkHistoryBounds(plan, conversationId, plan.ids.map(conversationOf));
+  const { rows, more } = historyRows(selectMessages(ctx.db, historyWhere(plan, messages, conversationId), plan.direction === "after" ? "asc" : "desc", q.limit + 1), q.limit);
+  return historyPage(plan, toMessages(ctx.db, rows), more);
+}
+
+/** What a history query asks for, checked as far as it can be without the database. */
+export function historyPlan(q: HistoryQuery) {
   if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
   const fromCursor = decodeCursor(q.cursor, "messages", isHistoryCursor);
-  // Messages are never removed (deletes leave tombstones), so a cursor's message is always there.
-  if (fromCursor && sendStatements(ctx.db).conversationOf.get({ id: fromCursor[1] })?.c !== conversationId)
-    throw new AppError("bad_request", "cursor: not a cursor of this conversation");
-  // An empty `after` means "from the first message"; any other bound must be a message here.
-  for (const [field, id] of [["before", q.before], ["after", q.after]] as const) {
-    if (id && sendStatements(ctx.db).conversationOf.get({ id })?.c !== conversationId) throw invalid(field, "not a message of this conversation");
-  }
   const [direction, bound] = fromCursor ?? (q.after !== undefined ? ["after", q.after || undefined] : ["before", q.before || undefined]);
-  const where = and(
-    eq(messages.conversationId, conversationId),
-    bound === undefined ? undefined : direction === "after" ? gt(messages.id, bound) : lt(messages.id, bound),
-  );
-  const rows = selectMessages(ctx.db, where, direction === "after" ? "asc" : "desc", q.limit + 1);
-  const more = rows.length > q.limit;
-  const page = toMessages(ctx.db, more ? rows.slice(0, q.limit) : rows);
-  return { items: page, next_cursor: more ? encodeCursor("messages", [direction, page[page.length - 1]!.id]) : null };
+  // An empty `after` means "from the first message"; any other bound must be a message here.
+  const fields = [...(fromCursor ? (["cursor"] as const) : []), ...(q.before ? (["before"] as const) : []), ...(q.after ? (["after"] as const) : [])];
+  const ids = fields.map((f) => (f === "cursor" ? fromCursor![1] : q[f]!));
+  return { direction, bound, fields, ids };
 }
+export type HistoryPlan = ReturnType<typeof historyPlan>;
+
+/** `conversations`: the conversation of each of the plan's ids (undefined: no such message). */
+export function checkHistoryBounds(plan: HistoryPlan, conversationId: string, conversations: (string | undefined)[]) {
+  plan.fields.forEach((field, i) => {
+    if (conversations[i] === conversationId) return;
+    // Messages are never removed (deletes leave tombstones), so a cursor's message is always there.
+    if (field === "cursor") throw new AppError("bad_request", "cursor: not a cursor of this conversation");
+    throw invalid(field, "not a message of this conversation");
+  });
+}
+
+/** The plan's rows (either dialect's messages table): this conversation, past the bound. */
+export function historyWhere(plan: HistoryPlan, table: { conversationId: Column; id: Column }, conversationId: string) {
+  const { direction, bound } = plan;
+  return and(eq(table.conversationId, conversationId), bound === undefined ? undefined : direction === "after" ? gt(table.id, bound) : lt(table.id, bound));
+}
+
+/** Up to `limit` of the rows, and whether there is a next page (the query takes one row more). */
+export const historyRows = <R>(rows: R[], limit: number) => ({ rows: rows.length > limit ? rows.slice(0, limit) : rows, more: rows.length > limit });
+
+export const historyPage = (plan: HistoryPlan, items: Message[], more: boolean): Page<Message> => ({
+  items,
+  next_cursor: more ? encodeCursor("messages", [plan.direction, items[items.length - 1]!.id]) : null,
+});
 
 /** The message and the caller's membership of its conversation; 404 for non-members. */
 function requireMessage(tx: Tx, messageId: string, userId: string) {
@@ -168,14 +215,19 @@ function requireMessage(tx: Tx, messageId: string, userId: string) {
   return { row, conv: conversationRow(tx, row.conversationId)!, me };
 }
 
+/** The new content of an edit, once the caller may edit this message. */
+export function editedContent(row: MessageRow, me: UserRow, rawContent: string): string {
+  if (row.senderId !== me.id) throw forbidden("only the sender can edit a message");
+  if (row.deletedAt !== null) throw conflict("the message was deleted");
+  // The files stay; the text may go only where there are files.
+  return cleanContent(rawContent, mayHoldFiles(row.messageType));
+}
+
 export function editMessage(ctx: AppContext, me: UserRow, messageId: string, rawContent: string): Message {
   cleanContent(rawContent, true);
   return ctx.events.write((w) => {
     const { row } = requireMessage(w.tx, messageId, me.id);
-    if (row.senderId !== me.id) throw forbidden("only the sender can edit a message");
-    if (row.deletedAt !== null) throw conflict("the message was deleted");
-    // The files stay; the text may go only where there are files.
-    const content = cleanContent(rawContent, mayHoldFiles(row.messageType));
+    const content = editedContent(row, me, rawContent);
     w.tx.update(messages).set({ content, editedAt: Date.now() }).where(eq(messages.id, messageId)).run();
     const message = messageById(w.tx, messageId)!;
     w.emit(convTopic(row.conversationId), "message.edit", message);
@@ -183,13 +235,18 @@ export function editMessage(ctx: AppContext, me: UserRow, messageId: string, raw
   });
 }
 
+/** 403 unless the caller is the sender or a group owner/admin; false when it is deleted already. */
+export function mayDelete(row: MessageRow, conv: ConversationRow, membership: MemberRow, me: UserRow): boolean {
+  const moderator = conv.type === "group" && (membership.role === "owner" || membership.role === "admin");
+  if (row.senderId !== me.id && !moderator) throw forbidden("only the sender or a group owner/admin can delete a message");
+  return row.deletedAt === null;
+}
+
 /** Deletes (sender, or a group owner/admin), keeping a tombstone. Deleting twice is a no-op. */
 export function deleteMessage(ctx: AppContext, me: UserRow, messageId: string): void {
   ctx.events.write((w) => {
     const { row, conv, me: membership } = requireMessage(w.tx, messageId, me.id);
-    const moderator = conv.type === "group" && (membership.role === "owner" || membership.role === "admin");
-    if (row.senderId !== me.id && !moderator) throw forbidden("only the sender or a group owner/admin can delete a message");
-    if (row.deletedAt !== null) return;
+    if (!mayDelete(row, conv, membership, me)) return;
     const now = Date.now();
     w.tx.update(messages).set({ content: "", deletedAt: now }).where(eq(messages.id, messageId)).run();
     w.tx.delete(reactions).where(eq(reactions.messageId, messageId)).run();
@@ -203,40 +260,52 @@ export function deleteMessage(ctx: AppContext, me: UserRow, messageId: string): 
  * Moves the caller's read position forward to `messageId`. Reading an older message or
  * your own changes nothing (and emits nothing); the answer is the current position.
  */
+/**
+ * Whether reading `messageId` (`target`: its conversation and sender, if it exists) moves
+ * the caller's position, its event, and the receipt but for its unread count.
+ */
+export function readMove(target: { c: string; sender: string } | undefined, conversationId: string, membership: MemberRow, me: UserRow, messageId: string) {
+  if (!target || target.c !== conversationId) throw invalid("message_id", "not a message of this conversation");
+  const readAt = iso(Date.now());
+  const current = membership.lastReadMessageId;
+  const moves = target.sender !== me.id && (current === null || messageId > current);
+  return {
+    moves,
+    event: { conversation_id: conversationId, user_id: me.id, message_id: messageId, read_at: readAt },
+    receipt: { conversation_id: conversationId, user_id: me.id, message_id: moves ? messageId : current, read_at: readAt },
+  };
+}
+
 export function markRead(ctx: AppContext, me: UserRow, conversationId: string, messageId: string): ReadReceipt {
   return ctx.events.write((w) => {
     // Read positions move as fast as messages arrive: prepared lookups, no conversation row.
     const membership = requireMembership(w.tx, conversationId, me.id);
-    const target = sendStatements(w.tx).conversationOf.get({ id: messageId });
-    if (!target || target.c !== conversationId) throw invalid("message_id", "not a message of this conversation");
-    const now = Date.now();
-    const current = membership.lastReadMessageId;
-    const moves = target.sender !== me.id && (current === null || messageId > current);
-    if (moves) {
+    const move = readMove(sendStatements(w.tx).conversationOf.get({ id: messageId }), conversationId, membership, me, messageId);
+    if (move.moves) {
       w.tx.update(members).set({ lastReadMessageId: messageId }).where(and(eq(members.conversationId, conversationId), eq(members.userId, me.id))).run();
-      w.emit(convTopic(conversationId), "message.read", { conversation_id: conversationId, user_id: me.id, message_id: messageId, read_at: iso(now) });
+      w.emit(convTopic(conversationId), "message.read", move.event);
     }
-    return {
-      conversation_id: conversationId,
-      user_id: me.id,
-      message_id: moves ? messageId : current,
-      read_at: iso(now),
-      unread_count: unreadCount(w.tx, conversationId, moves ? messageId : current, me.id),
-    };
+    return { ...move.receipt, unread_count: unreadCount(w.tx, conversationId, move.receipt.message_id, me.id) };
   });
 }
 
-function cleanEmoji(raw: string): string {
+export function cleanEmoji(raw: string): string {
   const emoji = raw.trim();
   if (emoji.length === 0 || [...emoji].length > 32) throw invalid("emoji", "1–32 characters");
   return emoji;
 }
 
-/** Whether `emoji` would be a new kind of reaction on a message that has all it may. */
-function isNewKind(tx: Tx, messageId: string, emoji: string): boolean {
-  const kinds = tx.selectDistinct({ emoji: reactions.emoji }).from(reactions).where(eq(reactions.messageId, messageId)).all();
-  return kinds.length >= MAX_REACTION_KINDS && !kinds.some((k) => k.emoji === emoji);
+/** Refuses `emoji` when it would be a new kind of reaction on a message (with these kinds) that has all it may. */
+export function checkNewKind(kinds: { emoji: string }[], emoji: string) {
+  if (kinds.length >= MAX_REACTION_KINDS && !kinds.some((k) => k.emoji === emoji))
+    throw invalid("emoji", `a message has at most ${MAX_REACTION_KINDS} different reactions: add one of those it has`);
 }
+
+/** The emoji of each kind of reaction a message has. */
+const kindsOf = (tx: Tx, messageId: string) => tx.selectDistinct({ emoji: reactions.emoji }).from(reactions).where(eq(reactions.messageId, messageId)).all();
+
+export const reactionEvent = (row: MessageRow, me: UserRow, emoji: string, action: "add" | "remove") =>
+  ({ conversation_id: row.conversationId, message_id: row.id, user_id: me.id, emoji, action }) as const;
 
 /** Adds or removes the caller's reaction; an add that exists or a remove that does not changes nothing. */
 export function react(ctx: AppContext, me: UserRow, messageId: string, rawEmoji: string, action: "add" | "remove"): Message {
@@ -247,11 +316,10 @@ export function react(ctx: AppContext, me: UserRow, messageId: string, rawEmoji:
     const key = and(eq(reactions.messageId, messageId), eq(reactions.userId, me.id), eq(reactions.emoji, emoji));
     const exists = w.tx.select({ emoji: reactions.emoji }).from(reactions).where(key).get() !== undefined;
     const changed = action === "add" ? !exists : exists;
-    if (changed && action === "add" && isNewKind(w.tx, messageId, emoji))
-      throw invalid("emoji", `a message has at most ${MAX_REACTION_KINDS} different reactions: add one of those it has`);
+    if (changed && action === "add") checkNewKind(kindsOf(w.tx, messageId), emoji);
     if (changed && action === "add") w.tx.insert(reactions).values({ messageId, userId: me.id, emoji, createdAt: Date.now() }).run();
     if (changed && action === "remove") w.tx.delete(reactions).where(key).run();
-    if (changed) w.emit(convTopic(row.conversationId), "message.reaction", { conversation_id: row.conversationId, message_id: messageId, user_id: me.id, emoji, action });
+    if (changed) w.emit(convTopic(row.conversationId), "message.reaction", reactionEvent(row, me, emoji, action));
     return messageById(w.tx, messageId)!;
   });
 }

@@ -48,6 +48,12 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
   const rows = prepared(db, "reactions.ofMessages", (d) =>
     d.select().from(reactions).where(inJsonArray(reactions.messageId, "ids")).orderBy(asc(reactions.createdAt), sql`rowid`).prepare(), // in the order users reacted
   ).all({ ids: JSON.stringify(ids) });
+  return groupReactions(rows);
+}
+
+/** message id → its reactions, from reaction rows in the order users reacted: exact counts, the first REACTION_USER_IDS users. */
+export function groupReactions(rows: { messageId: string; userId: string; emoji: string }[]): Map<string, Reaction[]> {
+  const out = new Map<string, Reaction[]>();
   for (const r of rows) {
     let list = out.get(r.messageId);
     if (!list) out.set(r.messageId, (list = []));
@@ -59,12 +65,19 @@ function reactionsOf(db: Reader, ids: string[]): Map<string, Reaction[]> {
 }
 
 export function toMessages(db: Reader, rows: MessageSelection[]): Message[] {
-  const live = rows.filter((r) => r.m.deletedAt === null).map((r) => r.m.id);
-  const reacts = reactionsOf(db, live);
-  // Text messages, most of any page, skip the attachments query.
-  const files = attachmentsOf(db, rows.filter((r) => r.m.deletedAt === null && mayHoldFiles(r.m.messageType)).map((r) => r.m.id));
-  return rows.map((r) => toMessage(r, reacts.get(r.m.id) ?? [], files.get(r.m.id) ?? []));
+  const ids = detailIds(rows);
+  return withDetails(rows, reactionsOf(db, ids.live), attachmentsOf(db, ids.withFiles));
 }
+
+/** The messages among `rows` that show reactions (live ones), and those that may show files. */
+export function detailIds(rows: MessageSelection[]) {
+  const live = rows.filter((r) => r.m.deletedAt === null);
+  // Text messages, most of any page, skip the attachments query.
+  return { live: live.map((r) => r.m.id), withFiles: live.filter((r) => mayHoldFiles(r.m.messageType)).map((r) => r.m.id) };
+}
+
+export const withDetails = (rows: MessageSelection[], reacts: Map<string, Reaction[]>, files: Map<string, Attachment[]>): Message[] =>
+  rows.map((r) => toMessage(r, reacts.get(r.m.id) ?? [], files.get(r.m.id) ?? []));
 
 /** One message; `reactions` and `attachments` are this message's (ignored for a deleted one). */
 export function toMessage({ m, username, displayName, avatar, readCount }: MessageSelection, reactions: Reaction[], attachments: Attachment[] = []): Message {

@@ -4,12 +4,14 @@
  */
 import type { Config } from "../../config";
 import type { Logger } from "../../log";
-import type { ConversationStore, MessageStore, Store } from "../store";
+import type { Metrics } from "../../metrics";
+import type { ConversationStore, Store } from "../store";
 import type { PgDB } from "./client";
 import type { PgEvents } from "./writer";
 import { pgUsers } from "./users";
 import { pgFriends } from "./friends";
 import { notInClusterMode } from "./open";
+import { pgMessages } from "./messages";
 
 /** What the PostgreSQL store sections are built from. */
 export interface PgDeps {
@@ -17,6 +19,7 @@ export interface PgDeps {
   events: PgEvents;
   config: Config;
   log: Logger;
+  metrics: Metrics;
 }
 
 export function pgStore(deps: PgDeps): Store {
@@ -24,6 +27,6 @@ export function pgStore(deps: PgDeps): Store {
     users: pgUsers(deps),
     friends: pgFriends(deps),
     conversations: notInClusterMode<ConversationStore>("conversations"),
-    messages: notInClusterMode<MessageStore>("messages"),
+    messages: pgMessages(deps),
   };
 }

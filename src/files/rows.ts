@@ -1,0 +1,120 @@
+/**
+ * The attachment rows behind Files (uploads, downloads, the orphan sweep), so that Files
+ * does not know the engine: this SQLite implementation, and the PostgreSQL one of cluster
+ * mode (src/platform/postgres/attachments.ts). Attaching to and releasing from a message
+ * happen inside the message's own transaction: `attach` and `release` here (SQLite).
+ */
+import { and, eq, getTableColumns, inArray, isNotNull, lt, sql, type Column, type Placeholder } from "drizzle-orm";
+import { prepared } from "../db/prepared";
+import type { DB } from "../db/client";
+import { attachments, type AttachmentRow } from "../db/schema";
+import { AppError, invalid } from "../errors";
+import type { Tx } from "../events/log";
+
+/** Each answers now (SQLite) or later (PostgreSQL). */
+type Maybe<T> = T | Promise<T>;
+
+export interface AttachmentRows {
+  /** Bytes the user's attachments take (attached, new, or released and not yet swept). */
+  usedBytes(userId: string): Maybe<number>;
+  /**
+   * Commits the upload's blob (`commitBlob`), then inserts its row unless the uploader's
+   * attachments would pass `quota` bytes (false). The blob's commit and the row, and a
+   * forgetBlob of the same key, never interleave (on any node): the sweep cannot delete a
+   * blob between its commit and the row that names it.
+   */
+  insertWithinQuota(row: AttachmentRow, quota: number, commitBlob: () => Promise<void>): Promise<boolean>;
+  /** The row, if the viewer may download it: its uploader, or a member of a conversation holding a live message with it. */
+  readable(id: string, viewerId: string): Maybe<AttachmentRow | undefined>;
+  /** Deletes up to `limit` attachments unheld since before `cutoff` and returns them. */
+  takeUnheld(cutoff: number, limit: number): Maybe<AttachmentRow[]>;
+  /** Runs `removeBlob` unless an attachment still names the blob (see insertWithinQuota). */
+  forgetBlob(storageKey: string, removeBlob: () => Promise<void>): Promise<void>;
+}
+
+/** The insert of every upload, prepared once per database. */
+const insertAttachment = (db: DB) =>
+  prepared(db, "attachments.insert", (d) =>
+    d
+      .insert(attachments)
+      .values(Object.fromEntries(Object.keys(getTableColumns(attachments)).map((k) => [k, sql.placeholder(k)])) as Record<keyof AttachmentRow, Placeholder>)
+      .prepare(),
+  );
+
+export function sqliteAttachmentRows(db: DB): AttachmentRows {
+  const usedBytes = (userId: string) => {
+    const [[n]] = db.$client.query("SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1").values(userId) as [[number]];
+    return n;
+  };
+  return {
+    usedBytes,
+    // One process (Files' per-key lock orders a blob's commit and its removal) and SQLite's
+    // single writer: the sum and the insert cannot interleave with another upload's.
+    insertWithinQuota: async (row, quota, commitBlob) => {
+      await commitBlob();
+      return db.transaction(() => {
+        if (usedBytes(row.uploaderId) + row.size > quota) return false;
+        insertAttachment(db).run(row);
+        return true;
+      });
+    },
+    readable: (id, viewerId) => db.select().from(attachments).where(readableWhere(attachments, id, viewerId)).get(),
+    takeUnheld: (cutoff, limit) =>
+      db
+        .delete(attachments)
+        .where(inArray(attachments.id, db.select({ id: attachments.id }).from(attachments).where(and(isNotNull(attachments.unheldAt), lt(attachments.unheldAt, cutoff))).limit(limit)))
+        .returning()
+        .all(),
+    forgetBlob: async (key, removeBlob) => {
+      if (db.select({ id: attachments.id }).from(attachments).where(eq(attachments.storageKey, key)).limit(1).get() === undefined) await removeBlob();
+    },
+  };
+}
+
+/** The attachment `id`, if the viewer may download it (either dialect's attachments table). */
+export const readableWhere = (table: { id: Column; uploaderId: Column; messageId: Column }, id: string, viewerId: string) =>
+  and(
+    eq(table.id, id),
+    sql`(${table.uploaderId} = ${viewerId} OR EXISTS (SELECT 1 FROM messages m JOIN conversation_members cm
+      ON cm.conversation_id = m.conversation_id AND cm.user_id = ${viewerId} WHERE m.id = ${table.messageId} AND m.deleted_at IS NULL))`,
+  );
+
+export const MAX_ATTACHMENTS = 10;
+
+/** The checks on a send's attachment_ids that need no rows: at most MAX_ATTACHMENTS, none twice. */
+export function checkAttachmentIds(ids: string[]) {
+  if (ids.length > MAX_ATTACHMENTS) throw invalid("attachment_ids", `at most ${MAX_ATTACHMENTS}`);
+  if (new Set(ids).size !== ids.length) throw invalid("attachment_ids", "an attachment is listed twice");
+}
+
+/**
+ * The send's uploads as attached to `messageId`, in the given order, from their rows
+ * before: each must exist, be the sender's, and not be attached yet.
+ */
+export function attachedRows(rows: AttachmentRow[], senderId: string, messageId: string, ids: string[]): AttachmentRow[] {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const unusable = ids.filter((id) => {
+    const r = byId.get(id);
+    return !r || r.uploaderId !== senderId || r.state !== "new";
+  });
+  if (unusable.length)
+    throw new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", unusable.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
+  return ids.map((id, position) => ({ ...byId.get(id)!, state: "attached", messageId, position, unheldAt: null }));
+}
+
+/**
+ * Takes the sender's new uploads for a message being sent, in the given order; inside
+ * the send's transaction.
+ */
+export function attach(tx: Tx, senderId: string, messageId: string, ids: string[]): AttachmentRow[] {
+  if (ids.length === 0) return [];
+  checkAttachmentIds(ids);
+  const taken = attachedRows(tx.select().from(attachments).where(inArray(attachments.id, ids)).all(), senderId, messageId, ids);
+  for (const r of taken) tx.update(attachments).set({ state: "attached", messageId, position: r.position, unheldAt: null }).where(eq(attachments.id, r.id)).run();
+  return taken;
+}
+
+/** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */
+export function release(tx: Tx, messageId: string, now: number) {
+  tx.update(attachments).set({ state: "released", messageId: null, unheldAt: now }).where(eq(attachments.messageId, messageId)).run();
+}
