@@ -106,10 +106,10 @@ describe("groups", () => {
 
   test("a group's conversation.create is stored once per view (owner, members), not per member; added members see the history as unread", async () => {
     const [o, a, b, late] = await users(4);
-    const payloads = () => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM event_payloads").all()[0] as { n: number }).n;
-    const before = payloads();
+    const payloads = async () => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM event_payloads"))[0]!.n;
+    const before = await payloads();
     const { body: g } = await group(o!, [a!, b!]);
-    expect(payloads()).toBe(before + 2); // the owner's view, and one shared by every member
+    expect(await payloads()).toBe(before + 2); // the owner's view, and one shared by every member
     for (const who of [o!, a!, b!]) {
       const create = (await eventsOf(s, who.token)).find((e) => e.type === "conversation.create" && e.data.id === g.id)!;
       expect(create.data).toMatchObject({ id: g.id, title: "Team", unread_count: 0, member_count: 3 });
@@ -240,7 +240,7 @@ describe("groups", () => {
     const sl = await lastSeq(s, late!.token);
     expect((await s.api("DELETE", `/api/conversations/${g.id}/members/${late!.user.id}`, { token: late!.token })).status).toBe(204);
     expect((await eventsOf(s, late!.token, sl)).map((e) => e.type)).toEqual(["conversation.delete"]);
-    expect(s.app.ctx.db.$client.query("SELECT count(*) AS n FROM conversations WHERE id = ?").get(g.id)).toEqual({ n: 0 });
+    expect(await s.rows("SELECT count(*) AS n FROM conversations WHERE id = ?", g.id)).toEqual([{ n: 0 }]);
   });
 
   test("joins in the same millisecond: the earlier join (not the smaller user id) inherits ownership", async () => {
@@ -249,9 +249,9 @@ describe("groups", () => {
     const { body: g } = await group(o!, [early]);
     await s.api("POST", `/api/conversations/${g.id}/members`, { token: o!.token, body: { user_ids: [late.user.id] } });
     expect(late.user.id < early.user.id).toBe(true);
-    s.app.ctx.db.$client.run(
-      "UPDATE conversation_members SET joined_at = (SELECT joined_at FROM conversation_members WHERE conversation_id = ?1 AND user_id = ?2) WHERE conversation_id = ?1 AND user_id = ?3",
-      [g.id, early.user.id, late.user.id],
+    await s.rows(
+      "UPDATE conversation_members SET joined_at = (SELECT joined_at FROM conversation_members WHERE conversation_id = ? AND user_id = ?) WHERE conversation_id = ? AND user_id = ?",
+      g.id, early.user.id, g.id, late.user.id,
     );
     await s.api("DELETE", `/api/conversations/${g.id}/members/${o!.user.id}`, { token: o!.token });
     expect((await rolesOf(s, early.token, g.id))[early.user.id]).toBe("owner");
@@ -356,10 +356,10 @@ describe("user.update", () => {
     await group(others[4]!, [me!, ...others.slice(5, 8)]);
     const audience = [me!, friend!, peer!, ...others];
     const seqs = await Promise.all(audience.map((u) => lastSeq(s, u.token)));
-    const stored = () => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM events WHERE type = 'user.update'").get() as { n: number }).n;
-    const before = stored();
+    const stored = async () => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM events WHERE type = 'user.update'"))[0]!.n;
+    const before = await stored();
     await s.api("PATCH", "/api/users/me", { token: me!.token, body: { display_name: "Groupie" } });
-    expect(stored() - before).toBe(4); // the friend, the direct peer, two groups (the user's own devices are in both)
+    expect((await stored()) - before).toBe(4); // the friend, the direct peer, two groups (the user's own devices are in both)
     const heard = await Promise.all(audience.map(async (u, i) => (await eventsOf(s, u.token, seqs[i])).filter((e) => e.type === "user.update").length));
     expect(heard).toEqual(audience.map((u) => (u === me ? 2 : 1)));
   });

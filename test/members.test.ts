@@ -7,10 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { readMigrationFiles } from "drizzle-orm/migrator";
-import { lastSeq, membersOf, startServer, tempDir, type Account, type TestServer } from "./helpers";
+import { lastSeq, membersOf, startServer, tempDir, TEST_BACKEND, type Account, type TestServer } from "./helpers";
 import { TestSocket, type Frame } from "./ws-client";
 import { apply, loadState, snapshot } from "./client-state";
-import { users } from "../src/db/schema";
 import { openDatabase } from "../src/db/client";
 import { migrate } from "../src/db/migrate";
 import type { StoredEvent } from "../src/events/log";
@@ -39,7 +38,7 @@ let bulk = 0;
  * (an Argon2 hash each) would take seconds. One in ten is as large as a user gets: a
  * 64-character display name of 4-byte characters and a 2,048-character avatar URL.
  */
-function insertUsers(n: number): string[] {
+async function insertUsers(n: number): Promise<string[]> {
   const now = Date.now();
   const batch = bulk++;
   const rows = Array.from({ length: n }, (_, i) => {
@@ -55,7 +54,13 @@ function insertUsers(n: number): string[] {
       updatedAt: now,
     };
   });
-  for (let i = 0; i < rows.length; i += 500) s.app.ctx.db.insert(users).values(rows.slice(i, i + 500)).run();
+  for (let i = 0; i < rows.length; i += 500) {
+    const chunk = rows.slice(i, i + 500);
+    await s.rows(
+      `INSERT INTO users (id, username, display_name, profile_image_url, password_hash, last_active_at, created_at, updated_at) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+      ...chunk.flatMap((r) => [r.id, r.username, r.displayName, r.profileImageUrl, r.passwordHash, r.lastActiveAt, r.createdAt, r.updatedAt]),
+    );
+  }
   return rows.map((r) => r.id);
 }
 
@@ -71,9 +76,9 @@ const bytes = (text: string) => Buffer.byteLength(text);
  * The persisted events one request causes, each with its frame's size and how many
  * members receive it (a conv: topic reaches every member, a user: topic one user).
  */
-async function framesOf(request: () => Promise<{ status: number; body: unknown }>, members: () => number) {
+async function framesOf(request: () => Promise<{ status: number; body: unknown }>, members: () => Promise<number>) {
   const events: StoredEvent[] = [];
-  const stop = s.app.ctx.events.onCommit((batch) => events.push(...batch));
+  const stop = s.app.ctx.feed.onCommit((batch) => events.push(...batch));
   let res;
   try {
     res = await request();
@@ -81,7 +86,7 @@ async function framesOf(request: () => Promise<{ status: number; body: unknown }
     stop();
   }
   expect(res.status).toBeLessThan(300);
-  const count = members();
+  const count = await members();
   const frames = events.map((e) => ({ type: e.type, size: bytes(eventFrame(e.type, e.json, e.timestamp, e.seq)), recipients: e.topic.startsWith("conv:") ? count : 1 }));
   return { frames, response: bytes(JSON.stringify(res.body ?? "")), total: frames.reduce((sum, f) => sum + f.size * f.recipients, 0) };
 }
@@ -89,9 +94,9 @@ async function framesOf(request: () => Promise<{ status: number; body: unknown }
 describe("a group of 1,000", () => {
   test("every frame one rename, add, remove, role change or hand-over causes is at most 16 KiB; a rename sends at most 1,000 × 16 KiB", async () => {
     const [owner, watcher, leaver, joiner] = await register(4);
-    const conv = await createGroup(owner!, [watcher!.user.id, leaver!.user.id, ...insertUsers(997)]);
-    const count = () => (s.app.ctx.db.$client.query("SELECT count(*) AS n FROM conversation_members WHERE conversation_id = ?").get(conv) as { n: number }).n;
-    expect(count()).toBe(1000);
+    const conv = await createGroup(owner!, [watcher!.user.id, leaver!.user.id, ...(await insertUsers(997))]);
+    const count = async () => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM conversation_members WHERE conversation_id = ?", conv))[0]!.n;
+    expect(await count()).toBe(1000);
     const [wo, ww, wl, wj] = [await connect(owner!), await connect(watcher!), await connect(leaver!), await connect(joiner!)];
     const api = (method: string, path: string, token: string, body?: unknown) => () => s.api(method, `/api/conversations/${conv}${path}`, { token, body });
 
@@ -100,7 +105,7 @@ describe("a group of 1,000", () => {
     expect(rename.total).toBeLessThanOrEqual(1000 * FRAME_BOUND);
     expect(rename.total).toBeLessThanOrEqual(1000 * 512); // in fact a few hundred bytes a member
 
-    const added = insertUsers(199);
+    const added = await insertUsers(199);
     const add = await framesOf(api("POST", "/members", owner!.token, { user_ids: [joiner!.user.id, ...added] }), count);
     const adds = add.frames.filter((f) => f.type === "conversation.member_add");
     expect(adds.length).toBeGreaterThanOrEqual(3); // 200 members, some of them large: split by count and by size
@@ -128,7 +133,7 @@ describe("a group of 1,000", () => {
 
   test("conversation.list of a user in 20 such groups is at most 64 KiB, over WebSocket and REST", async () => {
     const [me] = await register(1);
-    const others = insertUsers(999);
+    const others = await insertUsers(999);
     for (let i = 0; i < 20; i++) {
       const conv = await createGroup(me!, others, `Group ${i}`);
       await s.api("POST", `/api/conversations/${conv}/messages`, { token: me!.token, body: { content: `hello group ${i}` } });
@@ -150,7 +155,7 @@ describe("GET /api/conversations/:id/members", () => {
     const [owner, a, b, outsider] = await register(4);
     const conv = await createGroup(owner!, [a!.user.id, b!.user.id]);
     const other = await createGroup(owner!, []);
-    const bulkIds = insertUsers(3);
+    const bulkIds = await insertUsers(3);
     await s.api("POST", `/api/conversations/${conv}/members`, { token: owner!.token, body: { user_ids: bulkIds } });
     await s.api("POST", `/api/conversations/${conv}/members`, { token: owner!.token, body: { user_ids: [early.user.id] } });
     const firstThree = [owner!, a!, b!].map((x) => x.user.id).sort(); // joined together: by id
@@ -193,7 +198,7 @@ describe("GET /api/conversations/:id/members", () => {
 describe("membership deltas", () => {
   test("applied live, or replayed on resume, to a client's earlier state they give what REST gives", async () => {
     const [owner, live, away, reader] = await register(4);
-    const conv = await createGroup(owner!, [live!.user.id, away!.user.id, reader!.user.id, ...insertUsers(296)]);
+    const conv = await createGroup(owner!, [live!.user.id, away!.user.id, reader!.user.id, ...(await insertUsers(296))]);
     const stateOf = (who: Account) => loadState(s, who.token, who.user.id, [conv]);
     const wl = await connect(live!);
     const liveState = await stateOf(live!);
@@ -202,7 +207,7 @@ describe("membership deltas", () => {
     expect(liveState.conversations.get(conv)!.member_count).toBe(300);
 
     const o = owner!.token;
-    const added = insertUsers(250);
+    const added = await insertUsers(250);
     await s.api("POST", `/api/conversations/${conv}/members`, { token: o, body: { user_ids: added } });
     for (const id of [added[5]!, live!.user.id, added[7]!]) await s.api("PATCH", `/api/conversations/${conv}/members/${id}`, { token: o, body: { role: "admin" } });
     for (const id of [added[1]!, added[2]!, liveState.members.get(conv)![10]!.user.id]) await s.api("DELETE", `/api/conversations/${conv}/members/${id}`, { token: o });
@@ -250,7 +255,9 @@ describe("membership deltas", () => {
   });
 });
 
-describe("member_count", () => {
+// SQLite's migration 0009 and its triggers, on a database file of its own (PostgreSQL's
+// triggers came with its first migrations).
+describe.skipIf(TEST_BACKEND === "postgres")("member_count", () => {
   test("migration 0009 counts the members of existing conversations; triggers keep the count, cascades included", () => {
     const dir = tempDir();
     const db = openDatabase(join(dir, "old.db"));

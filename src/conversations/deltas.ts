@@ -4,6 +4,7 @@
  * replayed on resume like any other.
  */
 import { convTopic, type Writer } from "../events/log";
+import type { EventData } from "../models";
 import { memberCount, membersNamed, type Member } from "./view";
 
 /** At most this many members per `conversation.member_add` (the contract's bound). */
@@ -38,12 +39,15 @@ export function memberFrames(list: Member[]): Member[][] {
  * each frame's `member_count` is the count once that frame is applied.
  */
 export function announceAdded(w: Writer, conversationId: string, userIds: string[]) {
-  const added = membersNamed(w.tx, conversationId, userIds);
-  let count = memberCount(w.tx, conversationId) - added.length;
-  for (const frame of memberFrames(added)) {
-    count += frame.length;
-    w.emit(convTopic(conversationId), "conversation.member_add", { conversation_id: conversationId, members: frame, member_count: count });
+  for (const data of memberAdds(conversationId, membersNamed(w.tx, conversationId, userIds), memberCount(w.tx, conversationId))) {
+    w.emit(convTopic(conversationId), "conversation.member_add", data);
   }
+}
+
+/** The member_add events for members just added (`count`: the member count with them). */
+export function memberAdds(conversationId: string, added: Member[], count: number): EventData<"conversation.member_add">[] {
+  let running = count - added.length;
+  return memberFrames(added).map((frame) => ({ conversation_id: conversationId, members: frame, member_count: (running += frame.length) }));
 }
 
 /** `conversation.member_remove` for members just deleted. */
@@ -53,9 +57,16 @@ export function announceRemoved(w: Writer, conversationId: string, userIds: stri
 
 /** `conversation.member_update` for each named member (after a role change), in the order given. */
 export function announceUpdated(w: Writer, conversationId: string, userIds: string[]) {
-  const byId = new Map(membersNamed(w.tx, conversationId, userIds).map((m) => [m.user.id, m]));
-  for (const id of userIds) {
-    const member = byId.get(id);
-    if (member) w.emit(convTopic(conversationId), "conversation.member_update", { conversation_id: conversationId, member });
+  for (const data of memberUpdates(conversationId, userIds, membersNamed(w.tx, conversationId, userIds))) {
+    w.emit(convTopic(conversationId), "conversation.member_update", data);
   }
+}
+
+/** The member_update events of `userIds`, in that order, from those of them that are members (`named`). */
+export function memberUpdates(conversationId: string, userIds: string[], named: Member[]): EventData<"conversation.member_update">[] {
+  const byId = new Map(named.map((m) => [m.user.id, m]));
+  return userIds.flatMap((id) => {
+    const member = byId.get(id);
+    return member ? [{ conversation_id: conversationId, member }] : [];
+  });
 }

@@ -4,6 +4,7 @@
  */
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { AppContext } from "../context";
+import type { Config } from "../config";
 import { conversations, members, memberStints, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
 import { AppError, forbidden, invalid, notFound } from "../errors";
 import { cleanName } from "../lib/text";
@@ -34,8 +35,103 @@ export function requireMember(db: DB | Tx, conversationId: string, userId: strin
 
 const isManager = (role: Role) => role === "owner" || role === "admin";
 
+/*
+ * The rules below are pure: the SQLite service here and the PostgreSQL store
+ * (src/platform/postgres/conversations.ts) read the rows their own way and apply the same
+ * checks, in the same order, with the same errors.
+ */
+
+/** 422 for a group that would pass MAX_GROUP_MEMBERS. */
+export const tooManyMembers = (config: Config, field: string) => invalid(field, `a group has at most ${config.maxGroupMembers} members`);
+
+/** Throws 422 naming the ids among `ids` that are not in `found`. */
+export function requireFound(field: string, ids: string[], found: Set<string>) {
+  const unknown = ids.filter((id) => !found.has(id));
+  if (unknown.length) throw new AppError("validation_failed", `${field}: unknown user ids: ${unknown.join(", ")}`, [{ field, message: "unknown user ids", user_ids: unknown }]);
+}
+
+/** A create request, checked before anything is read: the other user, or the group's title and other members. */
+export type CreateRequest = { type: "direct"; otherId: string } | { type: "group"; title: string; others: string[] };
+
+export function createRequest(config: Config, me: UserRow, input: CreateConversationInput): CreateRequest {
+  if (input.type === "direct") {
+    if (input.user_id === undefined) throw invalid("user_id", "required for a direct conversation");
+    if (input.user_id === me.id) throw invalid("user_id", "a direct conversation needs another user");
+    return { type: "direct", otherId: input.user_id };
+  }
+  if (input.title === undefined) throw invalid("title", "required for a group");
+  const title = cleanTitle(input.title);
+  const others = [...new Set(input.member_ids ?? [])].filter((id) => id !== me.id);
+  if (others.length + 1 > config.maxGroupMembers) throw tooManyMembers(config, "member_ids");
+  return { type: "group", title, others };
+}
+
+/** A rename's new title (checked), or undefined when there is none or it is the same. */
+export function newTitle(conv: ConversationRow, title: string | undefined): string | undefined {
+  if (title === undefined) return undefined;
+  const name = cleanTitle(title);
+  return name === conv.title ? undefined : name;
+}
+
+/** The rights to rename a group or manage its members. */
+export function checkGroupManager(conv: ConversationRow, me: MemberRow) {
+  if (conv.type !== "group") throw forbidden("direct conversations have no title or managed membership");
+  if (!isManager(me.role)) throw forbidden("only the group's owner or an admin can do this");
+}
+
+/** Who may delete: either side of a direct conversation, a group's owner. */
+export function checkDelete(conv: ConversationRow, me: MemberRow) {
+  if (conv.type === "group" && me.role !== "owner") throw forbidden("only the group's owner can delete it");
+}
+
+/** The rights to remove `target` (undefined: not a member) from the group, or to leave it (`mine` itself). */
+export function checkRemoval(conv: ConversationRow, mine: MemberRow, target: MemberRow | undefined): MemberRow {
+  if (conv.type !== "group") throw forbidden("leave a direct conversation by deleting it");
+  if (!target) throw notFound("member");
+  if (target.userId !== mine.userId) {
+    if (!isManager(mine.role)) throw forbidden("only the group's owner or an admin can remove members");
+    if (target.role === "owner" || (target.role === "admin" && mine.role !== "owner")) throw forbidden("admins can remove members only");
+  }
+  return target;
+}
+
+/**
+ * The rights to set `target`'s role, and what changes: nothing, the target's role, or (a
+ * hand-over) the old owner's too. The caller (`mine`) must be the group's owner.
+ */
+export function roleChange(conv: ConversationRow, mine: MemberRow, target: MemberRow | undefined, role: Role): "none" | "target" | "handover" {
+  if (conv.type !== "group") throw forbidden("direct conversations have no roles");
+  if (mine.role !== "owner") throw forbidden("only the group's owner can change roles");
+  if (!target) throw notFound("member");
+  if (target.userId === mine.userId) {
+    if (role !== "owner") throw invalid("role", "hand ownership to another member first");
+    return "none";
+  }
+  if (role === target.role) return "none";
+  return role === "owner" ? "handover" : "target";
+}
+
+/**
+ * A group's conversation.create views, one per (role, unread count): new members have no
+ * read position, so everything not their own and not deleted is unread. `sent` counts the
+ * live messages by sender. Members with the same view share one stored payload.
+ */
+export function groupCreateViews(base: Conversation, joined: Joined[], sent: { id: string; n: number }[]): { view: Conversation; topics: string[] }[] {
+  const total = sent.reduce((sum, r) => sum + r.n, 0);
+  const own = new Map(sent.map((r) => [r.id, r.n]));
+  const views = new Map<string, { view: Conversation; topics: string[] }>();
+  for (const { userId, role } of joined) {
+    const unread = total - (own.get(userId) ?? 0);
+    const key = `${role} ${unread}`;
+    let same = views.get(key);
+    if (!same) views.set(key, (same = { view: { ...base, unread_count: unread, my_role: role }, topics: [] }));
+    same.topics.push(userTopic(userId));
+  }
+  return [...views.values()];
+}
+
 /** A member just inserted. */
-type Joined = Pick<MemberRow, "userId" | "role">;
+export type Joined = Pick<MemberRow, "userId" | "role">;
 
 /**
  * Announces the conversation to each new member, on their own topic, as they see it. The
@@ -59,21 +155,10 @@ function emitCreate(w: Writer, conv: ConversationRow, joined: Joined[]): number 
     return last;
   }
   const base = viewConversation(w.tx, conv.id, joined[0]!.userId);
-  // New members have no read position: everything not their own and not deleted is unread.
   const sent = w.tx.$client
     .query("SELECT sender_id AS id, count(*) AS n FROM messages WHERE conversation_id = ? AND deleted_at IS NULL GROUP BY sender_id")
     .all(conv.id) as { id: string; n: number }[];
-  const total = sent.reduce((sum, r) => sum + r.n, 0);
-  const own = new Map(sent.map((r) => [r.id, r.n]));
-  const views = new Map<string, { view: Conversation; topics: string[] }>();
-  for (const { userId, role } of joined) {
-    const unread = total - (own.get(userId) ?? 0);
-    const key = `${role} ${unread}`;
-    let same = views.get(key);
-    if (!same) views.set(key, (same = { view: { ...base, unread_count: unread, my_role: role }, topics: [] }));
-    same.topics.push(userTopic(userId));
-  }
-  for (const { view, topics } of views.values()) last = Math.max(last, w.emitMany(topics, "conversation.create", view));
+  for (const { view, topics } of groupCreateViews(base, joined, sent)) last = Math.max(last, w.emitMany(topics, "conversation.create", view));
   return last;
 }
 
@@ -85,13 +170,10 @@ function announceUpdate(w: Writer, conv: ConversationRow) {
 /** Checks that every id names a user; 422 naming the unknown ones. */
 function requireUsers(w: Writer, field: string, ids: string[]) {
   if (ids.length === 0) return;
-  const found = new Set(w.tx.select({ id: users.id }).from(users).where(inArray(users.id, ids)).all().map((r) => r.id));
-  const unknown = ids.filter((id) => !found.has(id));
-  if (unknown.length) throw new AppError("validation_failed", `${field}: unknown user ids: ${unknown.join(", ")}`, [{ field, message: "unknown user ids", user_ids: unknown }]);
+  requireFound(field, ids, new Set(w.tx.select({ id: users.id }).from(users).where(inArray(users.id, ids)).all().map((r) => r.id)));
 }
 
-export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { created: boolean; conversation: Conversation } {
-  if (otherId === me.id) throw invalid("user_id", "a direct conversation needs another user");
+function createDirect(ctx: AppContext, me: UserRow, otherId: string): { created: boolean; conversation: Conversation } {
   return ctx.events.write((w) => {
     requireUsers(w, "user_id", [otherId]);
     const key = pairKey(me.id, otherId);
@@ -109,10 +191,7 @@ export function createDirect(ctx: AppContext, me: UserRow, otherId: string): { c
 /** A group title: trimmed, 1–100 characters (counted as characters, not UTF-16 units). */
 const cleanTitle = (raw: string) => cleanName("title", raw, 100);
 
-export function createGroup(ctx: AppContext, me: UserRow, title: string, memberIds: string[]): Conversation {
-  const name = cleanTitle(title);
-  const others = [...new Set(memberIds)].filter((id) => id !== me.id);
-  if (others.length + 1 > ctx.config.maxGroupMembers) throw invalid("member_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
+function createGroup(ctx: AppContext, me: UserRow, name: string, others: string[]): Conversation {
   return ctx.events.write((w) => {
     requireUsers(w, "member_ids", others);
     requireContacts(ctx, w.tx, me.id, others);
@@ -146,16 +225,13 @@ export interface CreateConversationInput { type: "direct" | "group"; user_id?: s
 
 /** POST /api/conversations and the `conversation.create` frame. */
 export function createConversation(ctx: AppContext, me: UserRow, input: CreateConversationInput): { created: boolean; conversation: Conversation } {
-  if (input.type === "direct") {
-    if (input.user_id === undefined) throw invalid("user_id", "required for a direct conversation");
-    return createDirect(ctx, me, input.user_id);
-  }
-  if (input.title === undefined) throw invalid("title", "required for a group");
-  return { created: true, conversation: createGroup(ctx, me, input.title, input.member_ids ?? []) };
+  const req = createRequest(ctx.config, me, input);
+  if (req.type === "direct") return createDirect(ctx, me, req.otherId);
+  return { created: true, conversation: createGroup(ctx, me, req.title, req.others) };
 }
 
-type ListCursor = [number, string];
-const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.length === 2 && typeof v[0] === "number" && typeof v[1] === "string";
+export type ListCursor = [number, string];
+export const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) && v.length === 2 && typeof v[0] === "number" && typeof v[1] === "string";
 
 /**
  * The caller's conversations, most recent activity first: a `Page<Conversation>` already
@@ -197,15 +273,21 @@ export function getConversation(ctx: AppContext, userId: string, id: string): Co
 }
 
 /** A members-list cursor: the conversation and the last member's join position. */
-type MembersCursor = [string, ...JoinPosition];
-const isMembersCursor = (v: unknown): v is MembersCursor =>
+export type MembersCursor = [string, ...JoinPosition];
+export const isMembersCursor = (v: unknown): v is MembersCursor =>
   Array.isArray(v) && v.length === 4 && typeof v[0] === "string" && Number.isSafeInteger(v[1]) && Number.isSafeInteger(v[2]) && typeof v[3] === "string";
+
+/** A members-list cursor of conversation `id` (400 if it is another's). */
+export function membersCursor(id: string, cursor: string | undefined): MembersCursor | undefined {
+  const after = decodeCursor(cursor, "members", isMembersCursor);
+  if (after && after[0] !== id) throw new AppError("bad_request", "cursor: not a cursor of this conversation");
+  return after;
+}
 
 /** GET /api/conversations/:id/members: a page of members in join order (members only). */
 export function listMembers(ctx: AppContext, userId: string, id: string, limit: number, cursor?: string): Page<Member> {
   requireMembership(ctx.db, id, userId);
-  const after = decodeCursor(cursor, "members", isMembersCursor);
-  if (after && after[0] !== id) throw new AppError("bad_request", "cursor: not a cursor of this conversation");
+  const after = membersCursor(id, cursor);
   const rows = membersAfter(ctx.db, id, after && [after[1], after[2], after[3]], limit + 1);
   return pageOf("members", rows, limit, (r) => r.member, (r) => [id, ...r.position]);
 }
@@ -217,17 +299,15 @@ export function conversationIdsOf(db: DB | Tx, userId: string): string[] {
 
 function requireGroupManager(w: Writer, id: string, userId: string) {
   const found = requireMember(w.tx, id, userId);
-  if (found.conv.type !== "group") throw forbidden("direct conversations have no title or managed membership");
-  if (!isManager(found.me.role)) throw forbidden("only the group's owner or an admin can do this");
+  checkGroupManager(found.conv, found.me);
   return found;
 }
 
 export function renameConversation(ctx: AppContext, me: UserRow, id: string, title: string | undefined): Conversation {
   return ctx.events.write((w) => {
     const { conv } = requireGroupManager(w, id, me.id);
-    if (title === undefined) return viewConversation(w.tx, conv.id, me.id);
-    const name = cleanTitle(title);
-    if (name === conv.title) return viewConversation(w.tx, conv.id, me.id);
+    const name = newTitle(conv, title);
+    if (name === undefined) return viewConversation(w.tx, conv.id, me.id);
     const updated = w.tx.update(conversations).set({ title: name, updatedAt: Date.now() }).where(eq(conversations.id, id)).returning().get()!;
     announceUpdate(w, updated);
     return viewConversation(w.tx, id, me.id);
@@ -244,7 +324,7 @@ function destroy(w: Writer, conv: ConversationRow) {
 export function deleteConversation(ctx: AppContext, me: UserRow, id: string): void {
   ctx.events.write((w) => {
     const { conv, me: membership } = requireMember(w.tx, id, me.id);
-    if (conv.type === "group" && membership.role !== "owner") throw forbidden("only the group's owner can delete it");
+    checkDelete(conv, membership);
     destroy(w, conv);
   });
 }
@@ -260,7 +340,7 @@ export function addMembers(ctx: AppContext, me: UserRow, id: string, userIds: st
     const added = wanted.filter((u) => !existing.has(u));
     requireContacts(ctx, w.tx, me.id, added);
     if (added.length === 0) return viewConversation(w.tx, conv.id, me.id);
-    if (conv.memberCount + added.length > ctx.config.maxGroupMembers) throw invalid("user_ids", `a group has at most ${ctx.config.maxGroupMembers} members`);
+    if (conv.memberCount + added.length > ctx.config.maxGroupMembers) throw tooManyMembers(ctx.config, "user_ids");
     const now = Date.now();
     const rows = added.map((userId) => ({ conversationId: id, userId, role: "member" as const, joinedAt: now }));
     insertMembers(w, rows);
@@ -287,13 +367,7 @@ function successor(w: Writer, conversationId: string): MemberRow | undefined {
 export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: string): void {
   ctx.events.write((w) => {
     const { conv, me: mine } = requireMember(w.tx, id, me.id);
-    if (conv.type !== "group") throw forbidden("leave a direct conversation by deleting it");
-    const target = userId === me.id ? mine : memberRow(w.tx, id, userId);
-    if (!target) throw notFound("member");
-    if (userId !== me.id) {
-      if (!isManager(mine.role)) throw forbidden("only the group's owner or an admin can remove members");
-      if (target.role === "owner" || (target.role === "admin" && mine.role !== "owner")) throw forbidden("admins can remove members only");
-    }
+    const target = checkRemoval(conv, mine, userId === me.id ? mine : memberRow(w.tx, id, userId));
     const heir = target.role === "owner" ? successor(w, id) : undefined;
     if (target.role === "owner") {
       if (!heir) return destroy(w, conv); // the last member left
@@ -314,14 +388,9 @@ export function removeMember(ctx: AppContext, me: UserRow, id: string, userId: s
 export function setRole(ctx: AppContext, me: UserRow, id: string, userId: string, role: Role): Member {
   return ctx.events.write((w) => {
     const { conv, me: mine } = requireMember(w.tx, id, me.id);
-    if (conv.type !== "group") throw forbidden("direct conversations have no roles");
-    if (mine.role !== "owner") throw forbidden("only the group's owner can change roles");
-    const target = memberRow(w.tx, id, userId);
-    if (!target) throw notFound("member");
-    if (userId === me.id) {
-      if (role !== "owner") throw invalid("role", "hand ownership to another member first");
-    } else if (role !== target.role) {
-      if (role === "owner") w.tx.update(members).set({ role: "admin" }).where(and(eq(members.conversationId, id), eq(members.userId, me.id))).run();
+    const change = roleChange(conv, mine, memberRow(w.tx, id, userId), role);
+    if (change !== "none") {
+      if (change === "handover") w.tx.update(members).set({ role: "admin" }).where(and(eq(members.conversationId, id), eq(members.userId, me.id))).run();
       w.tx.update(members).set({ role }).where(and(eq(members.conversationId, id), eq(members.userId, userId))).run();
       // A hand-over demotes the old owner first: a client never sees two owners.
       announceUpdated(w, id, role === "owner" ? [me.id, userId] : [userId]);

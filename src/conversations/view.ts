@@ -11,7 +11,7 @@ import { conversations, members, type ConversationRow, type MemberRow, type Role
 import type { Tx } from "../events/log";
 import { iso, isoOrNull } from "../lib/time";
 import { toUser, type User } from "../users/dto";
-import { lastMessagesOf, unreadCount } from "../messages/view";
+import { lastMessagesOf, unreadCount, type Message } from "../messages/view";
 
 import type { Conversation, ConversationFields, ConversationUpdate, Member } from "./model";
 export type { Conversation, ConversationFields, ConversationUpdate, Member };
@@ -44,21 +44,23 @@ export function viewConversations(db: Reader, rows: ViewedRow[], viewerId: strin
   const direct = rows.filter((r) => r.type === "direct").map((r) => r.id);
   const peers = direct.length ? peersOf(db, direct, viewerId) : new Map<string, User>();
   const last = lastMessagesOf(db, rows);
-  return rows.map((c) => {
-    const peer = peers.get(c.id) ?? null;
-    return {
-      // A direct conversation is titled with the other member's name.
-      ...conversationFields(c, c.type === "group" ? c.title : (peer?.display_name ?? null)),
-      last_message_at: isoOrNull(c.lastMessageAt),
-      last_message: last.get(c.id) ?? null,
-      unread_count: unreadCount(db, c.id, c.lastReadMessageId, viewerId),
-      is_subscribed: true,
-      member_count: c.memberCount,
-      my_role: c.role,
-      my_last_read_message_id: c.lastReadMessageId,
-      peer,
-    };
-  });
+  return rows.map((c) => toConversation(c, peers.get(c.id) ?? null, last.get(c.id) ?? null, unreadCount(db, c.id, c.lastReadMessageId, viewerId)));
+}
+
+/** One `Conversation` from its row and what was read for it (both stores build it here). */
+export function toConversation(c: ViewedRow, peer: User | null, lastMessage: Message | null, unread: number): Conversation {
+  return {
+    // A direct conversation is titled with the other member's name.
+    ...conversationFields(c, c.type === "group" ? c.title : (peer?.display_name ?? null)),
+    last_message_at: isoOrNull(c.lastMessageAt),
+    last_message: lastMessage,
+    unread_count: unread,
+    is_subscribed: true,
+    member_count: c.memberCount,
+    my_role: c.role,
+    my_last_read_message_id: c.lastReadMessageId,
+    peer,
+  };
 }
 
 /**
@@ -99,7 +101,12 @@ const MEMBERS = `SELECT m.role, m.joined_at, m.joined_seq, m.last_read_message_i
   FROM conversation_members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?1`;
 const JOIN_ORDER = "ORDER BY m.joined_at, m.joined_seq, m.user_id";
 
-const toMember = ([role, joinedAt, , lastRead, ...user]: MemberLine): Member => ({ user: lineUser(user), role, joined_at: iso(joinedAt), last_read_message_id: lastRead });
+const toMember = ([role, joinedAt, , lastRead, ...user]: MemberLine): Member => memberOf({ role, joinedAt, lastReadMessageId: lastRead }, lineUser(user));
+
+/** A `Member` from a membership and its user. */
+export const memberOf = (m: Pick<MemberRow, "role" | "joinedAt" | "lastReadMessageId">, user: User): Member => ({
+  user, role: m.role, joined_at: iso(m.joinedAt), last_read_message_id: m.lastReadMessageId,
+});
 
 /** Up to `take` members after `after`, in join order, each with its position. */
 export function membersAfter(db: Reader, conversationId: string, after: JoinPosition | undefined, take: number): { member: Member; position: JoinPosition }[] {

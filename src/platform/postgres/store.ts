@@ -1,17 +1,17 @@
 /**
  * The cluster-mode store: each section on PostgreSQL (src/platform/postgres/<feature>.ts).
- * Sections not yet ported fail loudly (notInClusterMode), never on a node-local database.
+ * Every section answers from PostgreSQL; parts of the app still on SQLite fail loudly (notInClusterMode).
  */
 import type { Config } from "../../config";
 import type { Logger } from "../../log";
 import type { Metrics } from "../../metrics";
-import type { ConversationStore, Store } from "../store";
+import type { Store } from "../store";
 import type { PgDB } from "./client";
 import type { PgEvents } from "./writer";
 import { pgUsers } from "./users";
 import { pgFriends } from "./friends";
-import { notInClusterMode } from "./open";
 import { pgMessages } from "./messages";
+import { pgConversations } from "./conversations";
 
 /** What the PostgreSQL store sections are built from. */
 export interface PgDeps {
@@ -26,7 +26,7 @@ export function pgStore(deps: PgDeps): Store {
   return {
     users: pgUsers(deps),
     friends: pgFriends(deps),
-    conversations: notInClusterMode<ConversationStore>("conversations"),
+    conversations: pgConversations(deps),
     messages: pgMessages(deps),
   };
 }
