@@ -354,6 +354,8 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
     c.clusterName = name;
   }
   // Presence and limits must hold across the nodes NATS joins: one without the other is half a cluster.
+  // Cluster mode is PostgreSQL for the data and NATS between nodes (PROTOCOL §11): one without the other is a mistake.
+  if ((c.databaseUrl === null) !== (c.natsUrl === null)) throw new ConfigError(`${c.databaseUrl ? "DATABASE_URL needs NATS_URL" : "NATS_URL needs DATABASE_URL"} (cluster mode: both, or neither)`);
   if ((c.natsUrl === null) !== (c.redisUrl === null)) throw new ConfigError(`${c.natsUrl ? "NATS_URL needs REDIS_URL" : "REDIS_URL needs NATS_URL"} (cluster mode: both, or neither)`);
   const level = get("LOG_LEVEL");
   if (level !== undefined) c.logLevel = oneOf("LOG_LEVEL", level, LOG_LEVELS);

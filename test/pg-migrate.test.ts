@@ -35,6 +35,9 @@ test.skipIf(!ready)("three nodes migrating at once apply each migration exactly 
   expect(epoch.value).toMatch(/^[0-9a-f]{32}$/);
 });
 
+/** Cluster mode's other services (migrate does not use them, but cluster settings come together). */
+const LIVE = { NATS_URL: "nats://127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" };
+
 const cli = async (args: string[], env: Record<string, string>) => {
   const p = Bun.spawn(["bun", "src/index.ts", ...args], { env: { PATH: process.env.PATH!, DATA_DIR: "/nonexistent-parley-dir", ...env }, stderr: "pipe", stdout: "pipe" });
   const [code, err, out] = await Promise.all([p.exited, new Response(p.stderr).text(), new Response(p.stdout).text()]);
@@ -44,11 +47,11 @@ const cli = async (args: string[], env: Record<string, string>) => {
 test.skipIf(!ready)("`parley migrate` with DATABASE_URL migrates PostgreSQL (and touches no DATA_DIR)", async () => {
   const fresh = await createTestDatabase("parley_cli");
   try {
-    const first = await cli(["migrate"], { DATABASE_URL: fresh.url, JWT_SECRET: "x".repeat(32) });
+    const first = await cli(["migrate"], { ...LIVE, DATABASE_URL: fresh.url, JWT_SECRET: "x".repeat(32) });
     expect(first.code).toBe(0);
     expect(first.out).toContain('"database":"postgres"');
     expect(JSON.parse(first.out.trim().split("\n").pop()!).applied).toBeGreaterThanOrEqual(2);
-    expect(JSON.parse((await cli(["migrate"], { DATABASE_URL: fresh.url, JWT_SECRET: "x".repeat(32) })).out.trim().split("\n").pop()!).applied).toBe(0);
+    expect(JSON.parse((await cli(["migrate"], { ...LIVE, DATABASE_URL: fresh.url, JWT_SECRET: "x".repeat(32) })).out.trim().split("\n").pop()!).applied).toBe(0);
   } finally {
     await fresh.drop();
   }
@@ -58,7 +61,8 @@ test("cluster settings: a bad DATABASE_URL, or one without JWT_SECRET, is one li
   for (const [env, says] of [
     [{ DATABASE_URL: "mysql://x/y", JWT_SECRET: "x".repeat(32) }, "DATABASE_URL: not a postgres://"],
     [{ DATABASE_URL: "postgres://user:secret-pw@host" , JWT_SECRET: "x".repeat(32) }, "DATABASE_URL: not a postgres://"],
-    [{ DATABASE_URL: "postgres://127.0.0.1:5432/test" }, "JWT_SECRET: required in cluster mode"],
+    [{ ...LIVE, DATABASE_URL: "postgres://127.0.0.1:5432/test" }, "JWT_SECRET: required in cluster mode"],
+    [{ DATABASE_URL: "postgres://127.0.0.1:5432/test", JWT_SECRET: "x".repeat(32) }, "DATABASE_URL needs NATS_URL"],
   ] as const) {
     const r = await cli(["migrate"], env);
     expect(r.code).toBe(2);

@@ -1,22 +1,20 @@
 /**
- * Two real Parley processes on NATS and Redis (PROTOCOL §11): ephemeral frames, presence
- * and the connection cap cross between them. Each process has its own DATA_DIR, a copy of
- * one prepared database (users, a conversation, the JWT secret), since two processes on
- * one SQLite file are not a cluster: committed events do not cross here (that needs the
- * shared PostgreSQL log), only what the broker and presence carry.
+ * Two real Parley processes in cluster mode (PROTOCOL §11: one PostgreSQL database, NATS,
+ * Redis): ephemeral frames, presence and the connection cap cross between them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync } from "node:fs";
 import { spawnServer, type Running } from "./process";
 import { tempDir } from "./helpers";
 import { TestSocket } from "./ws-client";
-import { NATS_TEST_URL as NATS_URL, REDIS_TEST_URL as REDIS_URL, dropKeys, servicesUp, uniquePrefix } from "./services";
+import { NATS_TEST_URL as NATS_URL, PG_ADMIN_URL, REDIS_TEST_URL as REDIS_URL, createTestDatabase, dropKeys, servicesUp, uniquePrefix } from "./services";
 
-const up = await servicesUp({ NATS: NATS_URL, Redis: REDIS_URL }, "two-process cluster tests");
+const up = await servicesUp({ PostgreSQL: PG_ADMIN_URL, NATS: NATS_URL, Redis: REDIS_URL }, "two-process cluster tests");
+let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
 
 const CLUSTER_NAME = uniquePrefix("live");
 const ENV = {
   CLUSTER_NAME,
+  JWT_SECRET: "a-cluster-test-secret-of-32-characters-or-more",
   NATS_URL,
   REDIS_URL,
   PRESENCE_GRACE_MS: "0",
@@ -37,24 +35,23 @@ describe.skipIf(!up)("two Parley processes on NATS and Redis", () => {
   let conv: string;
 
   beforeAll(async () => {
-    const dirOne = tempDir("parley-node1-");
-    const dirTwo = tempDir("parley-node2-");
-    // Prepared on one node, then copied: both databases know the same users and conversation.
-    const prep = await spawnServer([process.execPath, "src/index.ts"], { ...ENV, DATA_DIR: dirOne });
+    database = await createTestDatabase("parley_live");
+    const env = { ...ENV, DATABASE_URL: database.url };
+    // The first migrates; then the second joins the same database.
+    one = await spawnServer([process.execPath, "src/index.ts"], { ...env, DATA_DIR: tempDir("parley-node1-") });
+    two = await spawnServer([process.execPath, "src/index.ts"], { ...env, DATA_DIR: tempDir("parley-node2-") });
     for (const name of ["alice", "bob"] as const) {
-      const { body } = await post(prep.base, "/api/auth/register", { username: `${name}${Date.now().toString(36)}`, password: "password123" });
+      const { body } = await post(one.base, "/api/auth/register", { username: `${name}${Date.now().toString(36)}`, password: "password123" });
       users[name] = { token: body.token, id: body.user.id };
     }
-    conv = (await post(prep.base, "/api/conversations", { type: "direct", user_id: users.bob.id }, users.alice.token)).body.id;
-    expect(await prep.stop()).toBe(0);
-    cpSync(dirOne, dirTwo, { recursive: true });
-    [one, two] = await Promise.all([spawnServer([process.execPath, "src/index.ts"], { ...ENV, DATA_DIR: dirOne }), spawnServer([process.execPath, "src/index.ts"], { ...ENV, DATA_DIR: dirTwo })]);
+    conv = (await post(two.base, "/api/conversations", { type: "direct", user_id: users.bob.id }, users.alice.token)).body.id;
   }, 30_000);
 
   afterAll(async () => {
     await one?.stop();
     await two?.stop();
     await dropKeys(`${CLUSTER_NAME}:`);
+    await database?.drop();
   });
 
   const socket = (node: Running, who: "alice" | "bob") => TestSocket.connect(`${node.base.replace("http", "ws")}/ws/user?token=${users[who].token}`);
