@@ -96,7 +96,7 @@ describe("terminal: the reference client stops and reports", () => {
     const s = await server();
     const gone = await s.register();
     const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${gone.token}`);
-    s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone.user.id]);
+    await s.rows("DELETE FROM users WHERE id = ?", gone.user.id);
     ws.send("conversation.create", { type: "group", title: "x" }, "r1");
     expect((await ws.waitClosed()).code).toBe(4001);
     expect(ws.frames.filter((f) => f.type !== "connect" && f.type !== "conversation.list").map((f) => f.type)).toEqual(["error", "alert"]);

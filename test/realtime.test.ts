@@ -98,7 +98,7 @@ describe("the seed's defects cannot happen", () => {
 describe("connecting", () => {
   test("a bad, expired or tampered token, or a deleted user, is refused with 401 and the error body before the upgrade", async () => {
     const [a, gone] = await users(2);
-    s.app.ctx.db.$client.run("DELETE FROM users WHERE id = ?", [gone!.user.id]);
+    await s.rows("DELETE FROM users WHERE id = ?", gone!.user.id);
     const { sign } = s.app.ctx.tokens.plugin.decorator.jwt;
     const expired = await sign({ sub: a!.user.id, exp: Math.floor(Date.now() / 1000) - 5 });
     const upgrade = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" };
