@@ -23,15 +23,16 @@ let browser: Browser | null = null;
 let s: TestServer;
 const contexts: BrowserContext[] = [];
 
+// Starting and closing Chromium (and a page per test) take seconds on a busy machine: more than bun's 5 s for a hook.
 beforeAll(async () => {
   browser = await launchBrowser();
   s = await startServer({ sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000 });
-});
+}, 60_000);
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
+  await Promise.all(contexts.map((c) => c.close().catch(() => {})));
   await browser?.close();
   await s.stop();
-});
+}, 60_000);
 
 /** A test that needs the browser: skipped (loudly, by launchBrowser) when there is none outside CI. */
 const btest = (name: string, fn: () => Promise<void>, timeout = 60_000) => test(name, async () => {
