@@ -13,6 +13,8 @@ import type {
   renameConversation, requireMembership, setRole,
 } from "../conversations/service";
 import type { deleteMessage, editMessage, listMessages, markRead, react, sendMessage } from "../messages/service";
+import type { Conversation } from "../conversations/view";
+import type { Message } from "../messages/view";
 
 /** The same function, answering now or later; its first parameter (a database or the app) left to the implementation. */
 type Op<F> = F extends (first: never, ...args: infer A) => infer R ? (...args: A) => R | Promise<Awaited<R>> : never;
@@ -56,6 +58,8 @@ export interface ConversationStore {
    * new socket starts from (realtime/ws.ts onOpen).
    */
   membership(userId: string): MembershipView | Promise<MembershipView>;
+  /** The user's conversations among `ids`, as they see them, in that order (search results). */
+  viewed(userId: string, ids: string[]): Conversation[] | Promise<Conversation[]>;
 }
 
 export interface MembershipView { ids: string[]; last: number }
@@ -67,6 +71,8 @@ export interface MessageStore {
   remove: Op<typeof deleteMessage>;
   markRead: Op<typeof markRead>;
   react: Op<typeof react>;
+  /** Messages by id, in the order given, missing ones left out (search results: membership is the search's). */
+  byIds(ids: string[]): Message[] | Promise<Message[]>;
 }
 
 export interface Store {

@@ -1,14 +1,11 @@
 /**
  * Search (PROTOCOL §8): parameters and cursors here, matching in a SearchIndex.
  */
-import { and, eq, inArray } from "drizzle-orm";
 import type { AppContext } from "../context";
-import { conversations, members, messages, type UserRow } from "../db/schema";
+import type { UserRow } from "../db/schema";
 import { AppError, invalid } from "../errors";
-import { requireMembership } from "../conversations/service";
-import { viewConversations, type Conversation, type ViewedRow } from "../conversations/view";
+import type { Conversation } from "../conversations/view";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
-import { selectMessages, toMessages, type Message } from "../messages/view";
 import { parseQuery, snippet, type Term } from "./text";
 import type { SearchHit } from "./model";
 
@@ -51,7 +48,7 @@ export async function searchMessages(ctx: AppContext, me: UserRow, p: MessageSea
   const createdAfter = parseTime("after", p.after);
   if (createdBefore !== undefined && createdAfter !== undefined && createdAfter >= createdBefore) throw invalid("after", "must be earlier than before");
   // Filtering by someone else's conversation is 404, as reading it is.
-  if (p.conversation_id) requireMembership(ctx.db, p.conversation_id, me.id);
+  if (p.conversation_id) await ctx.store.conversations.requireMembership(p.conversation_id, me.id);
   const bound = fingerprint(p.q?.normalize("NFC"), p.conversation_id || undefined, p.sender_id || undefined, createdBefore, createdAfter);
   const cursor = decodeCursor(p.cursor, "search", isSearchCursor);
   if (cursor && cursor[1] !== bound) throw new AppError("bad_request", "cursor: not a cursor of this search");
@@ -68,15 +65,8 @@ export async function searchMessages(ctx: AppContext, me: UserRow, p: MessageSea
   });
   const more = hits.ids.length > p.limit;
   const ids = more ? hits.ids.slice(0, p.limit) : hits.ids;
-  const items = loadMessages(ctx, ids).map((message) => ({ message, snippet: snippet(message.content, terms) }));
+  const items = (await ctx.store.messages.byIds(ids)).map((message) => ({ message, snippet: snippet(message.content, terms) }));
   return { items, next_cursor: more ? encodeCursor("search", [ids[ids.length - 1]!, bound] satisfies SearchCursor) : null };
-}
-
-/** Messages by id, in the order given. */
-function loadMessages(ctx: AppContext, ids: string[]): Message[] {
-  if (ids.length === 0) return [];
-  const byId = new Map(toMessages(ctx.db, selectMessages(ctx.db, inArray(messages.id, ids))).map((m) => [m.id, m]));
-  return ids.map((id) => byId.get(id)).filter((m): m is Message => m !== undefined);
 }
 
 type ConversationCursor = [activityAt: number, id: string, fingerprint: string];
@@ -93,17 +83,6 @@ export async function searchConversations(ctx: AppContext, me: UserRow, p: { q?:
   const more = found.length > p.limit;
   const page = more ? found.slice(0, p.limit) : found;
   const ids = page.map((c) => c.id);
-  const rows: ViewedRow[] = ids.length
-    ? ctx.db
-        .select({ c: conversations, role: members.role, lastReadMessageId: members.lastReadMessageId })
-        .from(conversations)
-        .innerJoin(members, and(eq(members.conversationId, conversations.id), eq(members.userId, me.id)))
-        .where(inArray(conversations.id, ids))
-        .all()
-        .map((r) => ({ ...r.c, role: r.role, lastReadMessageId: r.lastReadMessageId }))
-    : [];
-  const order = new Map(ids.map((id, k) => [id, k]));
-  rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   const last = page[page.length - 1];
-  return { items: viewConversations(ctx.db, rows, me.id), next_cursor: more && last ? encodeCursor("search_conversations", [last.activityAt, last.id, bound] satisfies ConversationCursor) : null };
+  return { items: await ctx.store.conversations.viewed(me.id, ids), next_cursor: more && last ? encodeCursor("search_conversations", [last.activityAt, last.id, bound] satisfies ConversationCursor) : null };
 }

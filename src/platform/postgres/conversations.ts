@@ -17,6 +17,7 @@
  * Rows are changed before the first event is appended (the log may lock appends; see
  * destroy).
  */
+import { inOrder } from "../../lib/in-order";
 import { and, asc, desc, eq, getTableColumns, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import type { ConversationRow, MemberRow, Role, UserRow } from "../../db/schema";
@@ -330,6 +331,15 @@ export function pgConversations(deps: PgDeps): ConversationStore {
   }
 
   return {
+    async viewed(userId, ids) {
+      if (!ids.length) return [];
+      const rows = await db
+        .select({ c: conversations, role: members.role, lastReadMessageId: members.lastReadMessageId })
+        .from(conversations)
+        .innerJoin(members, and(eq(members.conversationId, conversations.id), eq(members.userId, userId)))
+        .where(anyOf(conversations.id, ids));
+      return inOrder(ids, await viewConversations(db, rows.map((r) => ({ ...r.c, role: r.role, lastReadMessageId: r.lastReadMessageId })), userId));
+    },
     async create(me, input: CreateConversationInput) {
       const req = createRequest(config, me, input);
       if (req.type === "direct") return createDirect(me, req.otherId);

@@ -4,6 +4,7 @@
  * (checkSend, historyPlan, readMove, …). Where SQLite relied on its single writer, row
  * locks say who waits for whom (each noted where it is taken).
  */
+import { inOrder } from "../../lib/in-order";
 import { and, asc, eq, getTableColumns, inArray, sql, type SQL } from "drizzle-orm";
 import type { ConversationRow, MemberRow } from "../../db/schema";
 import { conflict, notFound } from "../../errors";
@@ -157,6 +158,7 @@ export function pgMessages(deps: PgDeps): MessageStore {
   }
 
   return {
+    byIds: async (ids) => (ids.length ? inOrder(ids, await pgToMessages(db, await selectMessages(db, inArray(messages.id, ids)))) : []),
     async send(me, conversationId, input) {
       const { type, attachmentIds, content } = checkSend(input);
       const started = performance.now();

@@ -8,6 +8,24 @@ import * as users from "../../users/service";
 import * as friends from "../../friends/service";
 import * as conversations from "../../conversations/service";
 import * as messages from "../../messages/service";
+import { and, eq, inArray } from "drizzle-orm";
+import { inOrder } from "../../lib/in-order";
+import type { DB } from "../../db/client";
+import { conversations as conversationsTable, members, messages as messagesTable } from "../../db/schema";
+import { viewConversations, type ViewedRow } from "../../conversations/view";
+import { selectMessages, toMessages } from "../../messages/view";
+
+/** The user's conversations among `ids`, each with the user's membership. */
+function conversationRowsOf(db: DB, userId: string, ids: string[]): ViewedRow[] {
+  if (!ids.length) return [];
+  return db
+    .select({ c: conversationsTable, role: members.role, lastReadMessageId: members.lastReadMessageId })
+    .from(conversationsTable)
+    .innerJoin(members, and(eq(members.conversationId, conversationsTable.id), eq(members.userId, userId)))
+    .where(inArray(conversationsTable.id, ids))
+    .all()
+    .map((r) => ({ ...r.c, role: r.role, lastReadMessageId: r.lastReadMessageId }));
+}
 
 export function sqliteStore(ctx: AppContext): Store {
   const { db } = ctx;
@@ -44,6 +62,7 @@ export function sqliteStore(ctx: AppContext): Store {
       setRole: (me, id, userId, role) => conversations.setRole(ctx, me, id, userId, role),
       requireMembership: (conversationId, userId) => conversations.requireMembership(db, conversationId, userId),
       idsOf: (userId) => conversations.conversationIdsOf(db, userId),
+      viewed: (userId, ids) => inOrder(ids, viewConversations(db, conversationRowsOf(db, userId, ids), userId)),
       // One connection: nothing commits between the two reads.
       membership: (userId) => ({ ids: conversations.conversationIdsOf(db, userId), last: ctx.events.lastSeq() }),
     },
@@ -54,6 +73,7 @@ export function sqliteStore(ctx: AppContext): Store {
       remove: (me, messageId) => messages.deleteMessage(ctx, me, messageId),
       markRead: (me, conversationId, messageId) => messages.markRead(ctx, me, conversationId, messageId),
       react: (me, messageId, emoji, action) => messages.react(ctx, me, messageId, emoji, action),
+      byIds: (ids) => (ids.length ? inOrder(ids, toMessages(db, selectMessages(db, inArray(messagesTable.id, ids)))) : []),
     },
   };
 }
