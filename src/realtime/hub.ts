@@ -67,7 +67,7 @@ export class Hub {
   private stopped = false;
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
-  private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[] }>();
+  private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[]; frames: unknown[] }>();
   private broker: Broker;
   private presence: Presence;
 
@@ -96,8 +96,17 @@ export class Hub {
 
   /** The user's open sockets on every node (MAX_CONNECTIONS_PER_USER counts them all, those still catching up too). */
   connectionsOf(userId: string): Awaitable<number> { return this.presence.connections(userId); }
-  /** An open socket's state, or a held one's (its frames are served while it catches up). */
-  stateOf(ws: RawSocket) { return this.sockets.get(ws) ?? this.holding.get(ws)?.state; }
+  stateOf(ws: RawSocket) { return this.sockets.get(ws); }
+
+  /**
+   * Keeps a frame that a held socket sent during its catch-up, for after its release (a frame
+   * served now could subscribe it to a topic before its replay is done); false when not held.
+   */
+  defer(ws: RawSocket, frame: unknown): boolean {
+    const held = this.holding.get(ws);
+    held?.frames.push(frame);
+    return held !== undefined;
+  }
 
   /** Counts a new socket of the user before it is opened: refused when the user has enough. */
   arrive(userId: string): Awaitable<Arrival> {
@@ -127,7 +136,7 @@ export class Hub {
    * A held socket is not yet open: no topics, no presence.
    */
   hold(state: SocketState) {
-    this.holding.set(state.ws, { state, events: [] });
+    this.holding.set(state.ws, { state, events: [], frames: [] });
   }
 
   /** Stops holding a socket that will not be opened (closed during its catch-up): its count is given back. */
@@ -143,8 +152,8 @@ export class Hub {
    * them, which may already include the effects of held events: a conversation.create
    * among them was not yet theirs before it, a conversation.delete still was.
    */
-  release(state: SocketState, memberOf: string[], position: number, arrival: Arrival) {
-    const held = this.holding.get(state.ws)?.events ?? [];
+  release(state: SocketState, memberOf: string[], position: number, arrival: Arrival): unknown[] {
+    const { events: held = [], frames = [] } = this.holding.get(state.ws) ?? {};
     this.holding.delete(state.ws);
     const mine = userTopic(state.userId);
     const topics = new Set(memberOf);
@@ -159,6 +168,7 @@ export class Hub {
       if (ownTopic && e.type === "conversation.delete") topics.delete((e.data as { conversation_id: string }).conversation_id);
     }
     this.open(state, [...topics], arrival);
+    return frames;
   }
 
   /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */

@@ -136,6 +136,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   };
 
   function onMessage(ws: RawSocket, raw: unknown) {
+    if (hub.defer(ws, raw)) return;
     const state = hub.stateOf(ws);
     if (!state || state.closing) return;
     const { type: rawType, request_id } = frameIdentity(raw);
@@ -240,8 +241,9 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       }
       if (view.last > caughtUp) await ctx.feed.waitFor(view.last);
       if (state.closing) return hub.drop(state);
-      hub.release(state, view.ids, caughtUp, arrival);
+      const deferred = hub.release(state, view.ids, caughtUp, arrival);
       hub.send(state, "conversation.list", rawFrame("conversation.list", await ctx.store.conversations.listJson(me.id, 50)));
+      for (const f of deferred) onMessage(ws, f);
       if (arrival === "first") hub.announceOnline(me.id);
     } catch (err) {
       hub.drop(state);
