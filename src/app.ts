@@ -3,7 +3,7 @@
  * the feature modules. Used by the CLI and by tests (which listen on port 0).
  */
 import { Elysia } from "elysia";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ensureDataDir, type Config } from "./config";
 import type { AppContext } from "./context";
 import { openDatabase } from "./db/client";
@@ -110,6 +110,9 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const checkpointer = pg ? null : new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
   const instance = Bun.randomUUIDv7();
   const live = livePlatform(config, instance, log);
+  // Every node must see every file (§11): S3, or one volume shared by all of them.
+  if (pg && config.storage.kind === "local")
+    log.warn({ files: join(resolve(config.dataDir), "files") }, "cluster mode with STORAGE=local: DATA_DIR/files must be one volume shared by every node (else use STORAGE=s3)");
   const { limits } = live;
 
   const ctx: AppContext = {

@@ -34,6 +34,8 @@ export interface Config {
   jwtSecret: string | null;
   /** Cluster mode (PROTOCOL §11): PostgreSQL holds the data instead of DATA_DIR/parley.db. */
   databaseUrl: string | null;
+  /** Cluster mode: connections of this node's pool to PostgreSQL (the event log's follower takes one more). */
+  databasePoolSize: number;
   jwtTtlSeconds: number;
   logLevel: LogLevel;
   /** Argon2id memory cost in KiB (OWASP's minimum recommendation by default). */
@@ -99,6 +101,7 @@ export const DEFAULTS: Config = Object.freeze({
   dataDir: "./data",
   jwtSecret: null,
   databaseUrl: null,
+  databasePoolSize: 20,
   jwtTtlSeconds: 7 * 86400,
   logLevel: "info",
   argon2MemoryKib: 19456,
@@ -188,6 +191,7 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["UPLOAD_QUOTA_BYTES", "uploadQuotaBytes", 0, Number.MAX_SAFE_INTEGER],
   ["UPLOADS_PER_MINUTE", "uploadsPerMinute", 1, 1_000_000],
   ["SEARCHES_PER_MINUTE", "searchesPerMinute", 1, 100_000_000],
+  ["DATABASE_POOL_SIZE", "databasePoolSize", 2, 1000],
 ];
 
 const S3_SETTINGS = [["S3_ENDPOINT", "endpoint"], ["S3_BUCKET", "bucket"], ["S3_REGION", "region"], ["S3_ACCESS_KEY_ID", "accessKeyId"], ["S3_SECRET_ACCESS_KEY", "secretAccessKey"]] as const;
@@ -242,6 +246,7 @@ export const ENV_HELP = `Environment:
   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY   for STORAGE=s3
   UPLOAD_ORPHAN_TTL                   how long a file no message holds is kept (default 24h)
   ATTACHMENT_URL_TTL                  how long a signed attachment link is valid (default 1h)
+  DATABASE_POOL_SIZE                  cluster mode: connections to PostgreSQL per node (default 20)
   NATS_URL                            cluster mode: nats://host:4222, live frames between nodes
   REDIS_URL                           cluster mode: redis://host:6379, presence and limits (needs NATS_URL)
   CLUSTER_NAME                        cluster mode: prefix of NATS subjects and Redis keys (default parley)

@@ -11,6 +11,7 @@ import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
 import { openPostgresParts } from "./platform/postgres/open";
+import { describeFailure } from "./platform/postgres/errors";
 import { migratePostgres, openPostgres } from "./platform/postgres/client";
 import { storageFullCode } from "./db/storage";
 
@@ -27,7 +28,7 @@ function fail(message: string, code: number): never {
 async function serve(config: Config) {
   // Cluster mode (DATABASE_URL): PostgreSQL is reached and migrated before the app is built.
   const log = createLogger(config.logLevel);
-  const postgres = config.databaseUrl ? await openPostgresParts(config, log).catch((e) => fail(`cannot use PostgreSQL (DATABASE_URL): ${e instanceof Error ? e.message : e}`, 1)) : undefined;
+  const postgres = config.databaseUrl ? await openPostgresParts(config, log).catch((e) => fail(`cannot use PostgreSQL (DATABASE_URL): ${describeFailure(e)}`, 1)) : undefined;
   const { app, ctx, stop } = createApp(config, { log, postgres });
   try {
     app.listen({ port: config.port, hostname: config.host });

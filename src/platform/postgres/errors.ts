@@ -47,4 +47,15 @@ export function isPgUnavailable(e: unknown): boolean {
 
 /** `e` as the client's error when it means PostgreSQL is unreachable; null otherwise. */
 export const pgUnavailable = (e: unknown): AppError | null =>
-  isPgUnavailable(e) ? new AppError("unavailable", "the database is unreachable; try again shortly", undefined, RETRY_AFTER_MS) : null;
+  // The driver's error stays as `cause`: the operator's log (and a node refusing to start) names it; the client's answer does not.
+  isPgUnavailable(e) ? Object.assign(new AppError("unavailable", "the database is unreachable; try again shortly", undefined, RETRY_AFTER_MS), { cause: e }) : null;
+
+/** What went wrong, innermost cause included (for a node that cannot start). */
+export function describeFailure(e: unknown): string {
+  const messages: string[] = [];
+  for (const err of causes(e)) {
+    const m = (err as { message?: unknown }).message;
+    if (typeof m === "string" && m && !messages.includes(m)) messages.push(m);
+  }
+  return messages.join(": ") || String(e);
+}

@@ -18,7 +18,7 @@ export interface PostgresParts {
 }
 
 export async function openPostgresParts(config: Config, log: Logger): Promise<PostgresParts> {
-  const db = openPostgres(config.databaseUrl!);
+  const db = openPostgres(config.databaseUrl!, config.databasePoolSize);
   const applied = await migratePostgres(db);
   if (applied) log.info({ applied }, "PostgreSQL migrations applied");
   let tell = () => {};
