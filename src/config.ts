@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, mkdirSync } from "node:fs";
 import { isIP } from "node:net";
+import { parseProxyEntry } from "./http/client-address";
 
 export class ConfigError extends Error {}
 
@@ -36,6 +37,8 @@ export interface Config {
   databaseUrl: string | null;
   /** Cluster mode: connections of this node's pool to PostgreSQL (the event log's follower takes one more). */
   databasePoolSize: number;
+  /** Reverse proxies / load balancers whose X-Forwarded-For names the client (IPs or CIDR ranges). */
+  trustedProxies: readonly string[];
   jwtTtlSeconds: number;
   logLevel: LogLevel;
   /** Argon2id memory cost in KiB (OWASP's minimum recommendation by default). */
@@ -102,6 +105,7 @@ export const DEFAULTS: Config = Object.freeze({
   jwtSecret: null,
   databaseUrl: null,
   databasePoolSize: 20,
+  trustedProxies: [],
   jwtTtlSeconds: 7 * 86400,
   logLevel: "info",
   argon2MemoryKib: 19456,
@@ -246,6 +250,8 @@ export const ENV_HELP = `Environment:
   S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY   for STORAGE=s3
   UPLOAD_ORPHAN_TTL                   how long a file no message holds is kept (default 24h)
   ATTACHMENT_URL_TTL                  how long a signed attachment link is valid (default 1h)
+  TRUSTED_PROXIES                     reverse proxies / load balancers (IPs or CIDR ranges, comma-separated) whose
+                                      X-Forwarded-For names the client for per-address limits (default: none)
   DATABASE_POOL_SIZE                  cluster mode: connections to PostgreSQL per node (default 20)
   NATS_URL                            cluster mode: nats://host:4222, live frames between nodes
   REDIS_URL                           cluster mode: redis://host:6379, presence and limits (needs NATS_URL)
@@ -364,6 +370,13 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   if ((c.natsUrl === null) !== (c.redisUrl === null)) throw new ConfigError(`${c.natsUrl ? "NATS_URL needs REDIS_URL" : "REDIS_URL needs NATS_URL"} (cluster mode: both, or neither)`);
   const level = get("LOG_LEVEL");
   if (level !== undefined) c.logLevel = oneOf("LOG_LEVEL", level, LOG_LEVELS);
+  const proxies = get("TRUSTED_PROXIES");
+  if (proxies !== undefined) {
+    const entries = proxies.split(",").map((e) => e.trim()).filter(Boolean);
+    const bad = entries.find((e) => !parseProxyEntry(e));
+    if (bad !== undefined) throw new ConfigError(`TRUSTED_PROXIES: "${bad}" is not an IP address or CIDR range (e.g. 10.0.0.0/8)`);
+    c.trustedProxies = entries;
+  }
   const policy = get("CONTACT_POLICY");
   if (policy !== undefined) c.contactPolicy = oneOf("CONTACT_POLICY", policy, CONTACT_POLICIES);
   for (const [env, key, min, max] of INTEGER_SETTINGS) {

@@ -118,6 +118,30 @@ describe("register", () => {
     }
   });
 
+  test("behind a trusted proxy (TRUSTED_PROXIES) the limit is per X-Forwarded-For client, read from the right; without it the header is ignored", async () => {
+    const register = (t: TestServer, name: string, forwardedFor?: string) =>
+      t.api("POST", "/api/auth/register", { body: { username: uniqueName(name), password: "password123" }, headers: forwardedFor ? { "x-forwarded-for": forwardedFor } : {} });
+    const proxied = await startServer({ registrationsPerAddress: 1, trustedProxies: ["127.0.0.0/8", "10.9.0.0/16"] });
+    const direct = await startServer({ registrationsPerAddress: 1 });
+    try {
+      expect((await register(proxied, "px", "203.0.113.1")).status).toBe(201);
+      expect((await register(proxied, "px", "203.0.113.1")).status).toBe(429);
+      // Another client behind the same proxy has a budget of its own.
+      expect((await register(proxied, "px", "203.0.113.2")).status).toBe(201);
+      // A client naming a fake address first is still the address its proxy saw (past a second trusted hop).
+      expect((await register(proxied, "px", "198.51.100.7, 203.0.113.2, 10.9.0.1")).status).toBe(429);
+      // A hop that is no address ends the chain at the proxy itself.
+      expect((await register(proxied, "px", "203.0.113.3, garbage")).status).toBe(201);
+      expect((await register(proxied, "px", "203.0.113.4, garbage")).status).toBe(429);
+      // No trusted proxies: the header is the client's to forge, and ignored.
+      expect((await register(direct, "dx", "203.0.113.5")).status).toBe(201);
+      expect((await register(direct, "dx", "203.0.113.6")).status).toBe(429);
+    } finally {
+      await proxied.stop();
+      await direct.stop();
+    }
+  });
+
   test("JSON without a content type is still read as JSON", async () => {
     const res = await s.api("POST", "/api/auth/register", { raw: JSON.stringify({ username: uniqueName(), password: "password123" }) });
     expect(res.status).toBe(201);

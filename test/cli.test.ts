@@ -67,6 +67,8 @@ describe("configuration", () => {
     [[], { STORAGE: "s3", S3_ENDPOINT: "minio:9000", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" }, "S3_ENDPOINT"],
     [[], { MAX_UPLOAD_BYTES: "10" }, "MAX_UPLOAD_BYTES"],
     [[], { DATABASE_POOL_SIZE: "1" }, "DATABASE_POOL_SIZE"],
+    [[], { TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES"],
+    [[], { TRUSTED_PROXIES: "10.0.0.1, nginx" }, "TRUSTED_PROXIES"],
     [[], { DATABASE_POOL_SIZE: "lots" }, "DATABASE_POOL_SIZE"],
     [[], { UPLOAD_ORPHAN_TTL: "soon" }, "UPLOAD_ORPHAN_TTL"],
     [[], { ATTACHMENT_URL_TTL: "0s" }, "ATTACHMENT_URL_TTL"],
@@ -86,6 +88,11 @@ describe("configuration", () => {
 test("cluster settings: DATABASE_URL, NATS_URL and REDIS_URL together, or none", () => {
   expect(loadConfig([], {}).config).toMatchObject({ databaseUrl: null, natsUrl: null, redisUrl: null });
   expect(loadConfig([], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222", REDIS_URL: "rediss://user:pw@redis:6380/1" }).config).toMatchObject({ databaseUrl: "postgres://pg:5432/parley", natsUrl: "nats://nats:4222", redisUrl: "rediss://user:pw@redis:6380/1", databasePoolSize: 20 });
+});
+
+test("TRUSTED_PROXIES: addresses and CIDR ranges of both families, comma-separated", () => {
+  expect(loadConfig([], { TRUSTED_PROXIES: " 10.0.0.0/8, 127.0.0.1,fd00::/8 ,::1" }).config.trustedProxies).toEqual(["10.0.0.0/8", "127.0.0.1", "fd00::/8", "::1"]);
+  expect(loadConfig([], {}).config.trustedProxies).toEqual([]);
 });
 
 test("attachment settings: storage drivers, limits and TTLs", () => {

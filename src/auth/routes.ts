@@ -1,16 +1,16 @@
 import { Elysia } from "elysia";
 import type { AppContext } from "../context";
-import { addressKey } from "../lib/rate-limit";
+import { clientAddressKey, trustedProxies } from "../http/client-address";
 import { toUser } from "../users/dto";
 import { op } from "../http/docs";
 import { LoginBody, RegisterBody, Session } from "./model";
 import { authPlugin } from "./plugin";
 
-/** The client's address as a rate-limit key (an IPv6 client by its /64). */
-const clientAddress = (request: Request, server: { requestIP(r: Request): { address: string } | null } | null) =>
-  addressKey(server?.requestIP(request)?.address ?? "unknown");
+type Server = { requestIP(r: Request): { address: string } | null } | null;
 
 export const authRoutes = (ctx: AppContext) => {
+  const trusted = trustedProxies(ctx.config.trustedProxies);
+  const clientAddress = (request: Request, server: Server) => clientAddressKey(server?.requestIP(request)?.address, request.headers.get("x-forwarded-for"), trusted);
   return new Elysia({ prefix: "/api/auth", tags: ["auth"] })
     .post(
       "/register",
