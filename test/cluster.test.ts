@@ -4,72 +4,49 @@
  * presence cross nodes; ten senders on different nodes at once, and every socket on every
  * node receives every message exactly once in seq order; a node killed with SIGKILL under
  * load: its clients resume on another node with nothing lost, its users go offline for
- * the others and come back, and the node restarts and rejoins.
+ * the others and come back, and the node restarts and rejoins. Frames a client sends before
+ * its `connect` are served after it. Restarts of NATS and PostgreSQL: cluster-outages.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ParleyClient, type Message } from "../src/client";
-import { spawnServer, type Running } from "./process";
 import { createTestDatabase, NATS_TEST_URL, REDIS_TEST_URL, servicesReady } from "./services";
-import { tempDir, waitFor } from "./helpers";
-import { TestSocket } from "./ws-client";
+import { waitFor } from "./helpers";
+import { Cluster } from "./cluster-harness";
 
 const ready = await servicesReady("cluster mode (three nodes)", { pg: true, nats: true, redis: true });
-const SECRET = "cluster-test-secret-of-at-least-32-characters";
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let env: Record<string, string>;
-const nodes: (Running | null)[] = [];
+let cluster: Cluster;
 const clients: ParleyClient[] = [];
-
-/** A node of the cluster: its own port and DATA_DIR, the shared services. */
-const node = (extra: Record<string, string> = {}) =>
-  spawnServer(["bun", "src/index.ts", "serve"], { ...env, DATA_DIR: tempDir("parley-node-"), ...extra });
 
 beforeAll(async () => {
   if (!ready) return;
   database = await createTestDatabase("parley_cluster");
-  // A cluster name of this run's own: NATS subjects and Redis keys never meet another run's.
-  env = { DATABASE_URL: database.url, NATS_URL: NATS_TEST_URL, REDIS_URL: REDIS_TEST_URL, JWT_SECRET: SECRET, CLUSTER_NAME: `t${process.pid}${Date.now().toString(36)}`, HEARTBEAT_INTERVAL_MS: "1000", PRESENCE_GRACE_MS: "0" };
-  // One first, so the migrations are applied once; then the others.
-  nodes.push(await node());
-  nodes.push(...(await Promise.all([node(), node()])));
+  cluster = await Cluster.start(3, { DATABASE_URL: database.url, NATS_URL: NATS_TEST_URL, REDIS_URL: REDIS_TEST_URL });
 }, 60_000);
 
 afterAll(async () => {
   for (const c of clients.splice(0)) c.close();
-  for (const n of nodes) await n?.stop("SIGKILL").catch(() => {});
+  await cluster?.stop();
   await database?.drop();
 });
 
-const api = async (base: string, method: string, path: string, token?: string, body?: unknown) => {
-  const res = await fetch(base + path, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-};
-
-let counter = 0;
-async function user(base: string) {
-  const username = `n${process.pid}${(counter++).toString(36)}${Date.now().toString(36)}`;
-  const res = await api(base, "POST", "/api/auth/register", undefined, { username, password: "password123" });
-  expect(res.status).toBe(201);
-  return { token: res.body.token as string, id: res.body.user.id as string };
-}
-
-const base = (i: number) => nodes[i]!.base;
-const ws = (i: number, token: string) => TestSocket.connect(`${base(i).replace("http", "ws")}/ws/user?token=${token}`);
+const nodes = () => cluster.nodes;
+const base = (i: number) => cluster.base(i);
+const ws = (i: number, token: string) => cluster.ws(i, token);
 
 describe.skipIf(!ready)("three nodes", () => {
   test("a token from one node works on another; a message sent on one node reaches sockets on the others; typing and presence cross nodes", async () => {
-    const [a, b] = [await user(base(0)), await user(base(1))];
-    expect((await api(base(2), "GET", "/api/users/me", a.token)).status).toBe(200);
-    const f = await api(base(0), "POST", "/api/friendships", a.token, { friend_id: b.id });
-    expect((await api(base(1), "PATCH", `/api/friendships/${f.body.id}/accept`, b.token)).status).toBe(200);
-    const conv = await api(base(2), "POST", "/api/conversations", a.token, { type: "direct", user_id: b.id });
+    const [a, b] = [await cluster.user(0), await cluster.user(1)];
+    expect((await cluster.api(2, "GET", "/api/users/me", a.token)).status).toBe(200);
+    const f = await cluster.api(0, "POST", "/api/friendships", a.token, { friend_id: b.id });
+    expect((await cluster.api(1, "PATCH", `/api/friendships/${f.body.id}/accept`, b.token)).status).toBe(200);
+    const conv = await cluster.api(2, "POST", "/api/conversations", a.token, { type: "direct", user_id: b.id });
     expect(conv.status).toBe(201);
 
     const sa = await ws(0, a.token);
     const sb = await ws(1, b.token);
     await sb.request("user.status.subscribe", { user_id: a.id });
-    const sent = await api(base(2), "POST", `/api/conversations/${conv.body.id}/messages`, a.token, { content: "across nodes" });
+    const sent = await cluster.api(2, "POST", `/api/conversations/${conv.body.id}/messages`, a.token, { content: "across nodes" });
     expect(sent.status).toBe(201);
     const got = await sb.waitFor((x) => x.type === "message.receive" && x.data.id === sent.body.id, 10_000);
     await sa.waitFor((x) => x.type === "message.receive" && x.data.id === sent.body.id, 10_000);
@@ -83,10 +60,28 @@ describe.skipIf(!ready)("three nodes", () => {
     sb.close();
   }, 60_000);
 
+  test("frames a client sends before `connect` (while the node counts the socket on Redis, then catches up) are served after it, in order", async () => {
+    const [a, b] = [await cluster.user(0), await cluster.user(1)];
+    const conv = await cluster.api(0, "POST", "/api/conversations", a.token, { type: "group", title: "early", member_ids: [b.id] });
+    const pings = Array.from({ length: 5 }, (_, i) => ({ type: "ping", request_id: `early${i}` }));
+    const send = { type: "message.send", request_id: "early-send", data: { conversation_id: conv.body.id, content: "before connect", client_msg_id: "early-1" } };
+    for (let round = 0; round < 3; round++) {
+      const s = await cluster.ws(round % 3, a.token, { early: [...pings, send] });
+      await s.waitFor((f) => f.request_id === "early-send", 10_000);
+      const answers = s.frames.filter((f) => f.request_id?.startsWith("early"));
+      expect(answers.map((f) => f.request_id)).toEqual([...pings.map((p) => p.request_id), "early-send"]);
+      expect(s.frames.findIndex((f) => f.type === "connect")).toBe(0);
+      s.close();
+    }
+    // Sent once (the retries carried the same client_msg_id).
+    const history = await cluster.api(1, "GET", `/api/conversations/${conv.body.id}/messages`, b.token);
+    expect(history.body.items.map((m: Message) => m.content)).toEqual(["before connect"]);
+  }, 60_000);
+
   test("ten senders on different nodes at once: every socket on every node receives every message exactly once, in seq order", async () => {
-    const owner = await user(base(0));
-    const members = await Promise.all(Array.from({ length: 9 }, (_, i) => user(base(i % 3))));
-    const group = await api(base(0), "POST", "/api/conversations", owner.token, { type: "group", title: "busy", member_ids: members.map((m) => m.id) });
+    const owner = await cluster.user(0);
+    const members = await Promise.all(Array.from({ length: 9 }, (_, i) => cluster.user(i % 3)));
+    const group = await cluster.api(0, "POST", "/api/conversations", owner.token, { type: "group", title: "busy", member_ids: members.map((m) => m.id) });
     expect(group.status).toBe(201);
     const everyone = [owner, ...members];
     const sockets = await Promise.all(everyone.map((u, i) => ws(i % 3, u.token)));
@@ -95,7 +90,7 @@ describe.skipIf(!ready)("three nodes", () => {
     await Promise.all(
       everyone.map(async (u, i) => {
         for (let k = 0; Date.now() < deadline; k++) {
-          const r = await api(base((i + 1) % 3), "POST", `/api/conversations/${group.body.id}/messages`, u.token, { content: `${i}:${k}` });
+          const r = await cluster.api((i + 1) % 3, "POST", `/api/conversations/${group.body.id}/messages`, u.token, { content: `${i}:${k}` });
           expect(r.status).toBe(201);
           sentIds.push(r.body.id);
         }
@@ -113,8 +108,8 @@ describe.skipIf(!ready)("three nodes", () => {
   }, 90_000);
 
   test("kill -9 of a node under load: its clients resume on another node with nothing lost; its users go offline and come back; the node restarts and rejoins", async () => {
-    const [sender, victim, watcher] = [await user(base(0)), await user(base(1)), await user(base(2))];
-    const group = await api(base(0), "POST", "/api/conversations", sender.token, { type: "group", title: "k9", member_ids: [victim.id, watcher.id] });
+    const [sender, victim, watcher] = [await cluster.user(0), await cluster.user(1), await cluster.user(2)];
+    const group = await cluster.api(0, "POST", "/api/conversations", sender.token, { type: "group", title: "k9", member_ids: [victim.id, watcher.id] });
     const w = await ws(2, watcher.token);
     await w.request("user.status.subscribe", { user_id: victim.id });
     // The victim's client: node 1 first, then the others.
@@ -129,18 +124,18 @@ describe.skipIf(!ready)("three nodes", () => {
     let sending = true;
     const load = (async () => {
       for (let k = 0; sending; k++) {
-        const r = await api(base(0), "POST", `/api/conversations/${group.body.id}/messages`, sender.token, { content: `load ${k}` });
+        const r = await cluster.api(0, "POST", `/api/conversations/${group.body.id}/messages`, sender.token, { content: `load ${k}` });
         if (r.status === 201) sent.push(r.body.id);
         await Bun.sleep(5);
       }
     })();
     await waitFor(() => received.length >= 20, 20_000);
-    nodes[1]!.proc.kill("SIGKILL");
-    await nodes[1]!.proc.exited;
+    nodes()[1]!.proc.kill("SIGKILL");
+    await nodes()[1]!.proc.exited;
     // The dead node's users go offline for the others within 2 × HEARTBEAT_INTERVAL_MS (1 s here), give or take the check.
     await w.waitFor((x) => x.type === "user.offline" && x.data.user_id === victim.id, 10_000);
     // …and come back when the client has reconnected elsewhere.
-    await waitFor(() => client.state === "open" && client.baseUrl !== nodes[1]!.base, 20_000);
+    await waitFor(() => client.state === "open" && client.baseUrl !== nodes()[1]!.base, 20_000);
     await w.waitFor((x) => x.type === "user.online" && x.data.user_id === victim.id, 10_000);
     const count = sent.length;
     await waitFor(() => sent.length >= count + 20, 20_000);
@@ -151,7 +146,7 @@ describe.skipIf(!ready)("three nodes", () => {
     expect(received.map((m) => m.id).sort()).toEqual([...sent].sort());
 
     // The node restarts (same DATA_DIR is not needed: everything is in PostgreSQL) and serves again.
-    nodes[1] = await node();
+    cluster.nodes[1] = await cluster.node();
     const again = await ws(1, victim.token);
     expect(again.closed).toBeNull();
     again.close();

@@ -35,15 +35,21 @@ export class TestSocket {
     };
   }
 
-  /** Opens a socket and waits for the `connect` frame (and `conversation.list`). */
-  static async connect(url: string, options?: { headers?: Record<string, string> }): Promise<TestSocket> {
-    const ws = new WebSocket(url, options as never);
+  /**
+   * Opens a socket and waits for the `connect` frame (and `conversation.list`, within `ms`).
+   * `early` frames are sent the moment it opens, before the server's `connect`.
+   */
+  static async connect(url: string, options?: { headers?: Record<string, string>; ms?: number; early?: object[] }): Promise<TestSocket> {
+    const ws = new WebSocket(url, options?.headers ? ({ headers: options.headers } as never) : undefined);
     const s = new TestSocket(ws);
     await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
+      ws.onopen = () => {
+        for (const f of options?.early ?? []) ws.send(JSON.stringify(f));
+        resolve();
+      };
       ws.onerror = () => reject(new Error(`could not connect to ${url.replace(/token=[^&]+/, "token=…")}`));
     });
-    await s.waitFor((f) => f.type === "conversation.list");
+    await s.waitFor((f) => f.type === "conversation.list", options?.ms);
     return s;
   }
 

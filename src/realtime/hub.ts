@@ -68,6 +68,8 @@ export class Hub {
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
   private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[]; frames: unknown[] }>();
+  /** Sockets being counted (arrive), not yet held: the frames they sent meanwhile. */
+  private arriving = new Map<RawSocket, unknown[]>();
   private broker: Broker;
   private presence: Presence;
 
@@ -99,17 +101,23 @@ export class Hub {
   stateOf(ws: RawSocket) { return this.sockets.get(ws); }
 
   /**
-   * Keeps a frame that a held socket sent during its catch-up, for after its release (a frame
-   * served now could subscribe it to a topic before its replay is done); false when not held.
+   * Keeps a frame that a socket sent while it was being counted or during its catch-up, for
+   * after its release, in order (a frame served now could subscribe it to a topic before its
+   * replay is done); false when the socket is neither.
    */
   defer(ws: RawSocket, frame: unknown): boolean {
-    const held = this.holding.get(ws);
-    held?.frames.push(frame);
-    return held !== undefined;
+    const frames = this.holding.get(ws)?.frames ?? this.arriving.get(ws);
+    if (!frames) return false;
+    frames.push(frame);
+    return true;
   }
 
-  /** Counts a new socket of the user before it is opened: refused when the user has enough. */
-  arrive(userId: string): Awaitable<Arrival> {
+  /**
+   * Counts a new socket of the user before it is opened: refused when the user has enough.
+   * The frames it sends meanwhile (cluster mode: a round trip to Redis) are kept (`defer`).
+   */
+  arrive(ws: RawSocket, userId: string): Awaitable<Arrival> {
+    this.arriving.set(ws, []);
     return this.presence.connect(userId, this.ctx.config.maxConnectionsPerUser);
   }
 
@@ -136,7 +144,9 @@ export class Hub {
    * A held socket is not yet open: no topics, no presence.
    */
   hold(state: SocketState) {
-    this.holding.set(state.ws, { state, events: [], frames: [] });
+    const frames = this.arriving.get(state.ws) ?? [];
+    this.arriving.delete(state.ws);
+    this.holding.set(state.ws, { state, events: [], frames });
   }
 
   /** Stops holding a socket that will not be opened (closed during its catch-up): its count is given back. */
@@ -173,6 +183,7 @@ export class Hub {
 
   /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */
   close(ws: RawSocket): SocketState | undefined {
+    this.arriving.delete(ws);
     const held = this.holding.get(ws);
     if (held) {
       // Closed during its catch-up: it was never open, so there is nothing to undo.

@@ -203,7 +203,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   async function onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null) {
     let arrival: Arrival;
     try {
-      arrival = await hub.arrive(me.id);
+      arrival = await hub.arrive(ws, me.id);
     } catch (err) {
       ctx.log.error({ err, user_id: me.id }, "opening a socket failed");
       return ws.close(1011, CLOSE_CODES[1011].name);
