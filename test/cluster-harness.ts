@@ -57,7 +57,11 @@ export class Cluster {
 
   /** A socket on node `i` (open once `conversation.list` came, within `ms`); `early`: frames sent at once on open. */
   ws(i: number, token: string, options?: { ms?: number; early?: object[] }) {
-    return TestSocket.connect(`${this.base(i).replace("http", "ws")}/ws/user?token=${token}`, options);
+    return TestSocket.connect(this.wsUrl(i, token), options);
+  }
+
+  wsUrl(i: number, token: string) {
+    return `${this.base(i).replace("http", "ws")}/ws/user?token=${token}`;
   }
 
   async stop() {

@@ -1,7 +1,7 @@
 /**
  * The broker seam (src/platform/broker.ts): two "nodes" in this process, each a Bun server
  * with real WebSocket clients, joined by the NATS broker on the machine's nats-server (the
- * in-memory broker alone for one node). A node delivers through Bun's topics; a frame from
+ * in-memory broker alone for one node; a nats-server of the test's own for the restart). A node delivers through Bun's topics; a frame from
  * one node reaches the sockets of the others once, and its own once.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -9,7 +9,8 @@ import type { Server, ServerWebSocket } from "bun";
 import type { Broker } from "../src/platform/broker";
 import { MemoryBroker } from "../src/platform/memory/broker";
 import { NatsBroker } from "../src/platform/nats/broker";
-import { NATS_TEST_URL as NATS_URL, restartNats, servicesUp, uniquePrefix } from "./services";
+import { NATS_TEST_URL as NATS_URL, servicesUp, uniquePrefix } from "./services";
+import { ownNats, ownServicesReady } from "./own-services";
 
 /** A node: a Bun server whose sockets subscribe to the topics in their URL, and its broker. */
 class Node {
@@ -141,23 +142,40 @@ describe.skipIf(!up)("NatsBroker (two nodes on one nats-server)", () => {
     c.ws.close();
     await C.stop();
   });
+});
 
-  test("nats-server restarted: both nodes reconnect and deliver again", async () => {
-    const b = await B.client("conv:restart");
-    await restartNats();
-    // Frames published while a node is still reconnecting may be lost (core NATS is at most
-    // once): publish until one crosses, then check that delivery is whole again.
-    const crossed = await until(() => {
-      A.broker.publish("conv:restart", "probe");
-      return b.got.length > 0;
-    }, 15_000);
-    expect(crossed).toBe(true);
-    expect(A.broker.connected() && B.broker.connected()).toBe(true);
-    await Bun.sleep(100);
-    b.got.length = 0;
-    for (let i = 0; i < 100; i++) A.broker.publish("conv:restart", String(i));
-    expect(await until(() => b.got.length === 100)).toBe(true);
-    expect(b.got).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
-    b.ws.close();
+const ownUp = await ownServicesReady("NATS broker restart test", { nats: true });
+
+describe.skipIf(!ownUp)("NatsBroker (two nodes on a nats-server of this test's own)", () => {
+  test("nats-server killed and started again on its port: both nodes reconnect and deliver again", async () => {
+    // Not the machine's nats-server: other test runs share it.
+    const nats = await ownNats();
+    const prefix = uniquePrefix("restart");
+    const [A, B] = [new Node(new NatsBroker(nats.url, { prefix })), new Node(new NatsBroker(nats.url, { prefix }))];
+    try {
+      await Promise.all([A.broker.ready(), B.broker.ready()]);
+      const b = await B.client("conv:restart");
+      await nats.kill();
+      await Bun.sleep(300);
+      await nats.start();
+      // Frames published while a node is still reconnecting may be lost (core NATS is at most
+      // once): publish until one crosses, then check that delivery is whole again.
+      const crossed = await until(() => {
+        A.broker.publish("conv:restart", "probe");
+        return b.got.length > 0;
+      }, 15_000);
+      expect(crossed).toBe(true);
+      expect(A.broker.connected() && B.broker.connected()).toBe(true);
+      await Bun.sleep(100);
+      b.got.length = 0;
+      for (let i = 0; i < 100; i++) A.broker.publish("conv:restart", String(i));
+      expect(await until(() => b.got.length === 100)).toBe(true);
+      expect(b.got).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+      b.ws.close();
+    } finally {
+      await A.stop();
+      await B.stop();
+      await nats.dispose();
+    }
   }, 30_000);
 });

@@ -153,27 +153,6 @@ export async function servicesUp(services: Record<string, string>, what: string)
 /** A prefix no other test run uses, for subjects and keys. */
 export const uniquePrefix = (name: string) => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}${name}`;
 
-const NATS_SERVER = "/usr/sbin/nats-server";
-
-/**
- * Restarts the machine's nats-server (other test runs share it: keep the outage short).
- * Always leaves it running, and answers only once it accepts connections again.
- */
-export async function restartNats(downMs = 300) {
-  const run = (args: string[]) => Bun.spawnSync(["start-stop-daemon", ...args], { stdout: "ignore", stderr: "pipe" });
-  try {
-    run(["--stop", "--retry", "5", "--exec", NATS_SERVER]);
-    await Bun.sleep(downMs);
-  } finally {
-    run(["--start", "--oknodo", "--background", "--exec", NATS_SERVER, "--", "-a", "127.0.0.1", "-p", "4222", "-js", "-sd", "/var/lib/nats-server", "-l", "/var/log/nats-server.log"]);
-    const deadline = Date.now() + 10_000;
-    while (!(await reachable(NATS_TEST_URL))) {
-      if (Date.now() > deadline) throw new Error("nats-server did not come back");
-      await Bun.sleep(50);
-    }
-  }
-}
-
 /** Deletes a test's Redis keys (those starting with its prefix). */
 export async function dropKeys(prefix: string) {
   const redis = new Bun.RedisClient(REDIS_TEST_URL);

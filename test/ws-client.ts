@@ -40,6 +40,13 @@ export class TestSocket {
    * `early` frames are sent the moment it opens, before the server's `connect`.
    */
   static async connect(url: string, options?: { headers?: Record<string, string>; ms?: number; early?: object[] }): Promise<TestSocket> {
+    const s = await TestSocket.open(url, options);
+    await s.waitFor((f) => f.type === "conversation.list", options?.ms);
+    return s;
+  }
+
+  /** Resolves once the socket is open (the upgrade done), before any frame. */
+  static async open(url: string, options?: { headers?: Record<string, string>; early?: object[] }): Promise<TestSocket> {
     const ws = new WebSocket(url, options?.headers ? ({ headers: options.headers } as never) : undefined);
     const s = new TestSocket(ws);
     await new Promise<void>((resolve, reject) => {
@@ -49,7 +56,6 @@ export class TestSocket {
       };
       ws.onerror = () => reject(new Error(`could not connect to ${url.replace(/token=[^&]+/, "token=…")}`));
     });
-    await s.waitFor((f) => f.type === "conversation.list", options?.ms);
     return s;
   }
 

@@ -489,7 +489,7 @@ export interface ServerEvents {
     epoch: string;
   };
   "alert": {
-    kind: "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized";
+    kind: "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized" | "unavailable";
     message: string;
     /** reconnect (with backoff, resuming with since and epoch), or stop and report */
     retry: boolean;

@@ -99,7 +99,8 @@ export interface EventFeed {
   onCommit(listener: CommitListener): () => void;
   /** Every event up to it has been handed to the onCommit listeners. */
   readonly deliveredSeq: number;
-  waitFor(seq: number): Promise<boolean>;
+  /** Resolves true once `seq` has been delivered, false after `timeoutMs`. */
+  waitFor(seq: number, timeoutMs?: number): Promise<boolean>;
   lastSeq(): number | Promise<number>;
   replay(userId: string, since: number, limit: number, epoch?: string): ReplayedEvent[] | Promise<ReplayedEvent[]>;
   /** Events after `since` up to `upTo` that `userId` would have received live, `data` as stored JSON. */
@@ -280,7 +281,7 @@ export class EventLog implements EventFeed {
   }
 
   /** Resolves once `seq` has been delivered: at once, here (see deliveredSeq). */
-  waitFor(_seq: number): Promise<boolean> {
+  waitFor(_seq: number, _timeoutMs?: number): Promise<boolean> {
     return Promise.resolve(true);
   }
 

@@ -109,6 +109,12 @@ export class Hub {
     const frames = this.holding.get(ws)?.frames ?? this.arriving.get(ws);
     if (!frames) return false;
     frames.push(frame);
+    // More than twice the per-minute frame limit before it is even open: it would be closed
+    // with 1008 once they are served, so it is now, before they pile up in memory.
+    if (frames.length > 2 * this.ctx.config.wsFramesPerMinute) {
+      frames.length = 0;
+      this.closeWith(ws, 1008, "rate_limited", "too many frames before the connection was ready; closing");
+    }
     return true;
   }
 
@@ -167,9 +173,15 @@ export class Hub {
     this.holding.delete(state.ws);
     const mine = userTopic(state.userId);
     const topics = new Set(memberOf);
-    const changes = held.filter((e) => e.seq > position && e.topic === mine);
-    for (const e of changes) if (e.type === "conversation.create") topics.delete((e.data as { id: string }).id);
-    for (const e of changes) if (e.type === "conversation.delete") topics.add((e.data as { conversation_id: string }).conversation_id);
+    // A conversation's first change after `position` says whether it was theirs there: a
+    // create, not yet; a delete, still. (Added and removed again meanwhile: not theirs.)
+    const firstChange = new Map<string, boolean>();
+    for (const e of held) {
+      if (e.seq <= position || e.topic !== mine) continue;
+      const id = e.type === "conversation.create" ? (e.data as { id: string }).id : e.type === "conversation.delete" ? (e.data as { conversation_id: string }).conversation_id : null;
+      if (id !== null && !firstChange.has(id)) firstChange.set(id, e.type === "conversation.delete");
+    }
+    for (const [id, wasMember] of firstChange) wasMember ? topics.add(id) : topics.delete(id);
     for (const e of held) {
       if (e.seq <= position) continue;
       const ownTopic = e.topic === mine;

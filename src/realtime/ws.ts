@@ -25,6 +25,8 @@ interface Call { state: SocketState; me: () => Promise<UserRow>; requestId?: str
 type Handler<T extends ClientType> = (call: Call, data: FrameData<T>) => void | Promise<void>;
 
 const REPLAY_PAGE = 1000;
+/** A socket waiting for its node's delivery looks every so often whether it is still open. */
+const WAIT_STEP_MS = 1000;
 
 /** Where a client resumes from: `since`, and the epoch it belongs to (none from a v1 client). */
 interface Position { since: number; epoch?: string }
@@ -239,7 +241,12 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         if (replayed === null) return hub.drop(state); // closed as a slow consumer: never announced
         caughtUp = Math.max(from, replayed);
       }
-      if (view.last > caughtUp) await ctx.feed.waitFor(view.last);
+      // Every event up to view.last, with the membership changes the view saw and those of
+      // transactions still open under it, must be among the held ones before the release
+      // replays their effects: released earlier, a removal the view saw would hide the
+      // messages before it from this socket, an addition would show it the ones before.
+      if (view.last > caughtUp && !(await deliveredUpTo(state, view.last)) && !state.closing)
+        throw new AppError("unavailable", "this server is stopping; reconnect", undefined, 1000);
       if (state.closing) return hub.drop(state);
       const deferred = hub.release(state, view.ids, caughtUp, arrival);
       hub.send(state, "conversation.list", rawFrame("conversation.list", await ctx.store.conversations.listJson(me.id, 50)));
@@ -249,8 +256,22 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       hub.drop(state);
       const known = asAppError(err);
       if (!known) ctx.log.error({ err, user_id: me.id }, "opening a socket failed");
-      hub.closeWith(ws, 1011, "server_error", known?.message ?? "internal error");
+      hub.closeWith(ws, 1011, "unavailable", known?.message ?? "internal error", known?.retryAfterMs);
     }
+  }
+
+  /**
+   * Waits until this node has delivered `seq`, as long as the socket is open: a transaction
+   * held open anywhere on the PostgreSQL server holds the node's delivery (every socket's)
+   * as long. False when the socket closed first, or the node's follower stopped.
+   */
+  async function deliveredUpTo(state: SocketState, seq: number): Promise<boolean> {
+    while (!state.closing) {
+      const asked = performance.now();
+      if (await ctx.feed.waitFor(seq, WAIT_STEP_MS)) return true;
+      if (performance.now() - asked < WAIT_STEP_MS / 2) return false; // answered at once: stopped
+    }
+    return false;
   }
 
   /**
