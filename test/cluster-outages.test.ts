@@ -216,24 +216,29 @@ describe.skipIf(!ready)("three nodes through outages", () => {
     await expectEveryoneGotAll(group.sockets, [group.id], traffic.acked);
   }, 90_000);
 
-  test("a writer transaction held open after appending, while others commit on every node: no socket skips its event; sockets connecting meanwhile get exactly what their memberships saw", async () => {
-    // A send whose content starts with STALL waits, after its event took its seq, for an
-    // advisory lock this test holds: a slow transaction of a real node, held on purpose.
+  test("writer transactions held open after appending, while others commit on every node: no socket skips their events; sockets connecting meanwhile get exactly what their memberships saw", async () => {
+    // A transaction that appends an event of a (topic, type) listed in test_stall waits,
+    // after the event took its seq, for an advisory lock this test holds: a slow transaction
+    // of a real node, held on purpose.
+    await db.unsafe(`CREATE TABLE IF NOT EXISTS test_stall (topic text, type text)`);
     await db.unsafe(`CREATE OR REPLACE FUNCTION test_stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.type = 'message.receive' AND NEW.data LIKE '%"content":"STALL%' THEN PERFORM pg_advisory_xact_lock_shared(${STALL_LOCK}); END IF;
+        IF EXISTS (SELECT 1 FROM test_stall s WHERE s.topic = NEW.topic AND s.type = NEW.type) THEN PERFORM pg_advisory_xact_lock_shared(${STALL_LOCK}); END IF;
         RETURN NEW; END $$`);
     await db.unsafe(`CREATE OR REPLACE TRIGGER test_stall AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION test_stall()`);
     const lock = await db.reserve();
+    let flood: WebSocket | undefined;
     try {
       const users = await Promise.all(Array.from({ length: 6 }, (_, i) => cluster.user(i % 3)));
       const [owner, ...members] = users;
-      const [leaver, joiner, flooder] = await Promise.all([cluster.user(0), cluster.user(1), cluster.user(2)]);
+      const [leaver, joiner, flooder, slowJoiner] = await Promise.all([cluster.user(0), cluster.user(1), cluster.user(2), cluster.user(0)]);
       // G1: where the slow send goes; G2: where the others send meanwhile (a send takes its
       // conversation's row lock to its commit, so only another conversation can pass it).
       const g1 = await groupWithSockets("slow", owner!, members);
       const g2 = (await cluster.api(1, "POST", "/api/conversations", owner!.token, { type: "group", title: "others", member_ids: [...members, leaver].map((m) => m.id) })).body.id as string;
       const g3 = (await cluster.api(2, "POST", "/api/conversations", owner!.token, { type: "group", title: "later", member_ids: [members[0]!.id] })).body.id as string;
+      const g4 = (await cluster.api(0, "POST", "/api/conversations", owner!.token, { type: "group", title: "slow add", member_ids: [members[1]!.id] })).body.id as string;
       const everyone = g1.sockets;
+      await db`INSERT INTO test_stall VALUES (${`conv:${g1.id}`}, 'message.receive'), (${`user:${slowJoiner.id}`}, 'conversation.create')`;
 
       await lock`SELECT pg_advisory_lock(${STALL_LOCK})`;
       const writes: Promise<unknown>[] = [];
@@ -242,8 +247,11 @@ describe.skipIf(!ready)("three nodes through outages", () => {
         writes.push(done.then((r) => expect(r.status).toBeLessThan(300)));
         return done;
       };
-      const slow = write(0, "POST", `/api/conversations/${g1.id}/messages`, owner!.token, { content: "STALL: held open" });
-      await eventually(async () => (await db`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[0].n > 0, 10_000, "the slow send waits");
+      const slow = write(0, "POST", `/api/conversations/${g1.id}/messages`, owner!.token, { content: "held open" });
+      // A membership change held open too: the slow joiner is added to G4; its connect below
+      // reads a membership without G4, and a last seq above this change's.
+      void write(1, "POST", `/api/conversations/${g4}/members`, owner!.token, { user_ids: [slowJoiner.id] });
+      await eventually(async () => (await db`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[0].n === 2, 10_000, "the slow writes wait");
       const stalled = Date.now();
       // Others commit meanwhile, on every node (their answers wait for the hole: up to 5 s).
       const committedCount = async (topic: string, type: string) => (await db`SELECT count(*)::int AS n FROM events WHERE topic = ${topic} AND type = ${type}`)[0].n as number;
@@ -264,12 +272,12 @@ describe.skipIf(!ready)("three nodes through outages", () => {
       await commit(1, "POST", `/api/conversations/${g3}/messages`, members[0]!.token, { content: "for the joiner" }, `conv:${g3}`, "message.receive");
       await commit(2, "DELETE", `/api/conversations/${g3}/members/${joiner.id}`, owner!.token, undefined, `user:${joiner.id}`, "conversation.delete");
       // They connect now: their node's delivery stands before the slow seq, their membership read sees the changes after it.
-      const late = [cluster.ws(2, leaver.token, { ms: 30_000 }), cluster.ws(1, joiner.token, { ms: 30_000 })];
+      const late = [cluster.ws(2, leaver.token, { ms: 30_000 }), cluster.ws(1, joiner.token, { ms: 30_000 }), cluster.ws(2, slowJoiner.token, { ms: 30_000 })];
       // One that sends far more frames than the rate limit allows before it is even open is
       // closed (1008) while it waits, its frames not kept.
-      const flood = new WebSocket(`${cluster.base(0).replace("http", "ws")}/ws/user?token=${flooder.token}`);
+      flood = new WebSocket(`${cluster.base(0).replace("http", "ws")}/ws/user?token=${flooder.token}`);
       flood.onopen = () => {
-        for (let i = 0; i < 130; i++) flood.send(JSON.stringify({ type: "ping", request_id: `f${i}` }));
+        for (let i = 0; i < 130; i++) flood!.send(JSON.stringify({ type: "ping", request_id: `f${i}` }));
       };
       let floodClosed = null as { code: number; held: boolean } | null;
       let holding = true;
@@ -281,8 +289,8 @@ describe.skipIf(!ready)("three nodes through outages", () => {
       await lock`SELECT pg_advisory_unlock(${STALL_LOCK})`;
 
       const slowId = (await slow).body.id as string;
-      const [leaverSocket, joinerSocket] = await Promise.all(late);
-      sockets.push(leaverSocket!, joinerSocket!);
+      const [leaverSocket, joinerSocket, slowJoinerSocket] = await Promise.all(late);
+      sockets.push(leaverSocket!, joinerSocket!, slowJoinerSocket!);
       await Promise.all(writes);
       // The hazard happened: events after the slow one's seq committed before it.
       const all = [...(await committed(g1.id)), ...(await committed(g2))];
@@ -293,6 +301,7 @@ describe.skipIf(!ready)("three nodes through outages", () => {
       // The leaver: the message before the removal, then the removal, nothing of G2 after.
       const after = await cluster.api(1, "POST", `/api/conversations/${g2}/messages`, members[1]!.token, { content: "after the leaver" });
       const afterJoiner = await cluster.api(0, "POST", `/api/conversations/${g3}/messages`, owner!.token, { content: "after the joiner" });
+      expect((await cluster.api(2, "POST", `/api/conversations/${g4}/messages`, owner!.token, { content: "for the slow joiner" })).status).toBe(201);
       await everyone[2]!.waitFor((f) => f.type === "message.receive" && f.data.id === after.body.id, 10_000);
       await everyone[1]!.waitFor((f) => f.type === "message.receive" && f.data.id === afterJoiner.body.id, 10_000);
       const seen = (s: TestSocket, conversationId: string) =>
@@ -306,11 +315,19 @@ describe.skipIf(!ready)("three nodes through outages", () => {
       expect(seen(leaverSocket!, g2).at(-1)).toBe("conversation.delete");
       // The joiner: from the add to the removal, not the message before it.
       expect(seen(joinerSocket!, g3)).toEqual(["conversation.create", "message.receive for the joiner", "conversation.delete"]);
-      for (const s of [leaverSocket!, joinerSocket!]) expectIncreasing(s.frames);
+      // The slow joiner: its membership read missed the add (still open then, under the read's
+      // last seq), but the add's event came after its position, held: G4 is theirs from it on.
+      await slowJoinerSocket!.waitFor((f) => f.type === "message.receive" && f.data.conversation_id === g4, 10_000);
+      expect(seen(slowJoinerSocket!, g4)).toEqual(["conversation.create", "message.receive for the slow joiner"]);
+      const added = slowJoinerSocket!.frames.find((f) => f.type === "conversation.create")!.seq!;
+      expect(slowJoinerSocket!.frames[0]!.data.last_seq).toBeLessThan(added);
+      expect(added).toBeLessThan(joinerSocket!.frames.find((f) => f.type === "conversation.delete")!.seq!);
+      for (const s of [leaverSocket!, joinerSocket!, slowJoinerSocket!]) expectIncreasing(s.frames);
       expect(floodClosed).toEqual({ code: 1008, held: true });
     } finally {
       await lock`SELECT pg_advisory_unlock_all()`.catch(() => {});
       lock.release();
+      flood?.close();
       await db.unsafe("DROP TRIGGER IF EXISTS test_stall ON events");
     }
   }, 90_000);
