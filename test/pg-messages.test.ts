@@ -194,6 +194,22 @@ test.skipIf(!ready)("readable, and the sweep taking unheld rows once however man
   expect(removed).toEqual([old[0]!.storageKey]);
 });
 
+test.skipIf(!ready)("sweeps on several nodes at once, through files of the same users in mixed order: each file off its uploader's count once, no deadlock", async () => {
+  const people = [await user(), await user(), await user()];
+  const rows = pgAttachmentRows(db);
+  for (let i = 0; i < 30; i++) await upload(people[(i * 7) % 3]!, 1 + i);
+  const sizes = people.map((_, p) => Array.from({ length: 30 }, (_, i) => ((i * 7) % 3 === p ? 1 + i : 0)).reduce((a, b) => a + b, 0));
+  expect(await Promise.all(people.map((p) => rows.usedBytes(p.id)))).toEqual(sizes);
+  // Four sweepers in small batches: each statement frees files of several of the users.
+  const sweeper = async () => {
+    let n = 0;
+    for (let got; (got = await pgAttachmentRows(db).takeUnheld(Date.now() + 1, 4)).length; ) n += got.length;
+    return n;
+  };
+  await Promise.all([sweeper(), sweeper(), sweeper(), sweeper()]);
+  expect(await Promise.all(people.map((p) => rows.usedBytes(p.id)))).toEqual([0, 0, 0]);
+});
+
 test.skipIf(!ready)("a blob's removal by another node's sweep waits for an upload of it in progress, then keeps it", async () => {
   const ann = await user();
   const [uploading, sweeping] = [pgAttachmentRows(db), pgAttachmentRows(db)];

@@ -284,10 +284,13 @@ describe("search: the index on disk", () => {
     const conv = (await old.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "old", member_ids: [] } })).body.id;
     await old.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content: "written before search existed" } });
     await old.stop(false);
-    // Back to the schema before 0012_search.
+    // Back to the schema before 0012_search: it and the migrations after it undone (drizzle
+    // applies what is newer than the last one recorded).
     const db = new Database(join(dir, "parley.db"));
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_update; DROP TRIGGER search_pending_delete; DROP TABLE search_pending");
-    db.run("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)");
+    db.run("DROP TRIGGER attachment_usage_add; DROP TRIGGER attachment_usage_remove; DROP TABLE attachment_usage"); // 0013
+    const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
+    db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0012_search")!.when]);
     db.close();
     const { rmSync } = await import("node:fs");
     for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `search.db${suffix}`), { force: true });

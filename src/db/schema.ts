@@ -225,3 +225,13 @@ export const attachments = sqliteTable(
 );
 
 export type AttachmentRow = typeof attachments.$inferSelect;
+
+/**
+ * The bytes each user's attachments take (the quota: attached, new, or released and not yet
+ * swept), kept by triggers on attachments (drizzle/0013): the upload path reads one row,
+ * where summing the user's attachments cost time in proportion to their number.
+ */
+export const attachmentUsage = sqliteTable("attachment_usage", {
+  userId: text("user_id").primaryKey().references(() => users.id, { onDelete: "cascade" }),
+  bytes: integer().notNull(),
+});

@@ -15,7 +15,10 @@ import type { Tx } from "../events/log";
 type Maybe<T> = T | Promise<T>;
 
 export interface AttachmentRows {
-  /** Bytes the user's attachments take (attached, new, or released and not yet swept). */
+  /**
+   * Bytes the user's attachments take (attached, new, or released and not yet swept): one
+   * row of attachment_usage, kept by triggers (summing the attachments grew with their number).
+   */
   usedBytes(userId: string): Maybe<number>;
   /**
    * Commits the upload's blob (`commitBlob`), then inserts its row unless the uploader's
@@ -43,8 +46,8 @@ const insertAttachment = (db: DB) =>
 
 export function sqliteAttachmentRows(db: DB): AttachmentRows {
   const usedBytes = (userId: string) => {
-    const [[n]] = db.$client.query("SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1").values(userId) as [[number]];
-    return n;
+    const [row] = db.$client.query("SELECT bytes FROM attachment_usage WHERE user_id = ?1").values(userId) as [number][];
+    return row?.[0] ?? 0;
   };
   return {
     usedBytes,

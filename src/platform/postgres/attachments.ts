@@ -8,7 +8,7 @@ import type { AttachmentRow } from "../../db/schema";
 import { attachedRows, checkAttachmentIds, readableWhere, type AttachmentRows } from "../../files/rows";
 import { groupAttachments, type Attachment } from "../../files/view";
 import type { PgDB } from "./client";
-import { attachments, users } from "./schema";
+import { attachmentUsage, attachments, users } from "./schema";
 import type { PgRunner, PgTx } from "./writer";
 
 /** The advisory locks of blob keys: (this class, a hash of the key), apart from other advisory locks. */
@@ -23,8 +23,8 @@ const lockBlob = (tx: PgTx, key: string) => tx.execute(sql`SELECT pg_advisory_xa
 
 export function pgAttachmentRows(db: PgDB): AttachmentRows {
   const usedBytes = async (r: PgRunner, userId: string) => {
-    const [row] = await r.select({ n: sql<number>`coalesce(sum(${attachments.size}), 0)`.mapWith(Number) }).from(attachments).where(eq(attachments.uploaderId, userId));
-    return row!.n;
+    const [row] = await r.select({ bytes: attachmentUsage.bytes }).from(attachmentUsage).where(eq(attachmentUsage.userId, userId));
+    return row?.bytes ?? 0;
   };
   return {
     usedBytes: (userId) => usedBytes(db, userId),
@@ -33,7 +33,8 @@ export function pgAttachmentRows(db: PgDB): AttachmentRows {
         await lockBlob(tx, row.storageKey);
         await commitBlob();
         // Uploads of one user on any node take turns here (SQLite had its single writer):
-        // two that each fit cannot both pass the sum. NO KEY UPDATE: foreign-key checks on the user go on.
+        // two that each fit cannot both pass the check (the first one's usage row may not
+        // exist yet: the user's row is the lock). NO KEY UPDATE: foreign-key checks on the user go on.
         await tx.select({ id: users.id }).from(users).where(eq(users.id, row.uploaderId)).for("no key update");
         if ((await usedBytes(tx, row.uploaderId)) + row.size > quota) return false;
         await tx.insert(attachments).values(row);

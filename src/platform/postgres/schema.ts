@@ -185,3 +185,9 @@ export const attachments = pgTable(
     index("attachments_unheld").on(t.unheldAt).where(sql`${t.unheldAt} IS NOT NULL`),
   ],
 );
+
+/** Bytes per uploader, kept by triggers on attachments (drizzle/pg/0005), as on SQLite. */
+export const attachmentUsage = pgTable("attachment_usage", {
+  userId: text("user_id").primaryKey().references(() => users.id, { onDelete: "cascade" }),
+  bytes: bigint({ mode: "number" }).notNull(),
+});
