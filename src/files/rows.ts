@@ -4,8 +4,7 @@
  * mode (src/platform/postgres/attachments.ts). Attaching to and releasing from a message
  * happen inside the message's own transaction: `attach` and `release` here (SQLite).
  */
-import { and, eq, getTableColumns, inArray, isNotNull, lt, sql, type Column, type Placeholder } from "drizzle-orm";
-import { prepared } from "../db/prepared";
+import { and, eq, getTableColumns, inArray, isNotNull, lt, sql, type Column } from "drizzle-orm";
 import type { DB } from "../db/client";
 import { attachments, type AttachmentRow } from "../db/schema";
 import { AppError, invalid } from "../errors";
@@ -35,31 +34,28 @@ export interface AttachmentRows {
   forgetBlob(storageKey: string, removeBlob: () => Promise<void>): Promise<void>;
 }
 
-/** The insert of every upload, prepared once per database. */
-const insertAttachment = (db: DB) =>
-  prepared(db, "attachments.insert", (d) =>
-    d
-      .insert(attachments)
-      .values(Object.fromEntries(Object.keys(getTableColumns(attachments)).map((k) => [k, sql.placeholder(k)])) as Record<keyof AttachmentRow, Placeholder>)
-      .prepare(),
-  );
-
 export function sqliteAttachmentRows(db: DB): AttachmentRows {
-  const usedBytes = (userId: string) => {
-    const [row] = db.$client.query("SELECT bytes FROM attachment_usage WHERE user_id = ?1").values(userId) as [number][];
-    return row?.[0] ?? 0;
-  };
+  // The upload path on bun:sqlite's own statements and transaction, made once: drizzle built a
+  // transaction object per upload and mapped the row through placeholders (~40 µs of ~160).
+  const sqlite = db.$client;
+  const columns = Object.entries(getTableColumns(attachments));
+  const insert = sqlite.prepare<void, [AttachmentRow]>(
+    `INSERT INTO attachments (${columns.map(([, c]) => `"${c.name}"`).join(", ")}) VALUES (${columns.map(([k]) => `$${k}`).join(", ")})`,
+  );
+  const usage = sqlite.prepare<{ bytes: number }, [string]>("SELECT bytes FROM attachment_usage WHERE user_id = ?1");
+  const usedBytes = (userId: string) => usage.get(userId)?.bytes ?? 0;
+  const insertIfRoom = sqlite.transaction((row: AttachmentRow, quota: number) => {
+    if (usedBytes(row.uploaderId) + row.size > quota) return false;
+    insert.run(row);
+    return true;
+  });
   return {
     usedBytes,
     // One process (Files' per-key lock orders a blob's commit and its removal) and SQLite's
-    // single writer: the sum and the insert cannot interleave with another upload's.
+    // single writer: the check and the insert cannot interleave with another upload's.
     insertWithinQuota: async (row, quota, commitBlob) => {
       await commitBlob();
-      return db.transaction(() => {
-        if (usedBytes(row.uploaderId) + row.size > quota) return false;
-        insertAttachment(db).run(row);
-        return true;
-      });
+      return insertIfRoom(row, quota);
     },
     readable: (id, viewerId) => db.select().from(attachments).where(readableWhere(attachments, id, viewerId)).get(),
     takeUnheld: (cutoff, limit) =>
