@@ -4,8 +4,8 @@
  * file system) and renamed into place, so a file under its final name is always complete;
  * two uploads of the same bytes end up as one file.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readSync } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync } from "node:fs";
+import { rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { HEAD_BYTES, pump, type BlobStore, type StagedBlob } from "./storage";
 
@@ -111,14 +111,18 @@ export class LocalStore implements BlobStore {
     await this.moveInto(tmp, this.pathOf(key));
   }
 
-  /** Renames a complete file to its final name, making its directory the first time (not on every upload). */
+  /**
+   * Renames a complete file to its final name, making its directory the first time (not on
+   * every upload). Synchronous, like the open in stageRequest: one quick syscall, where
+   * fs.promises' hop through the thread pool and back cost twice its CPU (~55 µs vs ~30).
+   */
   private async moveInto(tmp: string, final: string) {
     try {
-      await rename(tmp, final);
+      renameSync(tmp, final);
     } catch (err) {
       if ((err as { code?: string }).code !== "ENOENT") throw err;
       mkdirSync(dirname(final), { recursive: true });
-      await rename(tmp, final);
+      renameSync(tmp, final);
     }
   }
 
