@@ -14,6 +14,13 @@
  *   --receiver-threads=N  receive the fan-out on N worker threads
  *   --sockets=N           sockets in the connection scenario
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
+ *   --only=cluster        (only when named) the REST send, the fan-out and the connect against
+ *                         single mode, one cluster node and two (test/bench/cluster.ts), on
+ *                         PostgreSQL, NATS and Redis servers it starts (--pg=<admin url>: that
+ *                         server, e.g. the machine's TEST_PG_URL); --repeat=N rounds, medians;
+ *                         --cluster-rate=N (msg/s of the send), --cluster-fanout-rate=N,
+ *                         --cluster-sockets=N, --cluster-parts=send,fanout,follow,connect; --redis=auto|own|none|<url> (auto: only if this
+ *                         build needs REDIS_URL in cluster mode, then a Redis of its own)
  * BENCH_PARLEY=<path> measures another Parley executable (say, the previous commit's build);
  * BENCH_CPU_PROF=<dir> profiles the server's source (see lib/server.ts).
  * One JSON line per run, then a table, the ratios to the baseline, and the verdicts: any
@@ -26,18 +33,22 @@ import { join } from "node:path";
 import { coldStart, connections, resumeStorm, sends } from "./scenarios";
 import { uploads } from "./uploads";
 import { searchCapacity, searchScenario } from "./search";
+import { CLUSTER_PARTS, clusterScenario, type ClusterPart } from "./cluster";
 import { reenterInPrivateNetwork } from "./lib/netns";
 import { setUpMode } from "./lib/pinning";
 import { combineRatios, formatRatios, GUARD_FACTOR, RATIOS, ratiosOf, readRatioFile, record, regressions, type Ratios } from "./lib/ratios";
 import { root, startBaseline, startParley, type ServerUnderTest } from "./lib/server";
 
-await reenterInPrivateNetwork();
-
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const size = quick ? "quick" : "full";
 const only = args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
-const want = (name: string) => !only || only.includes(name);
+// The cluster scenario runs only when named (it needs PostgreSQL, NATS and Redis, and minutes).
+const want = (name: string) => (!only && name !== "cluster") || !!only?.includes(name);
+// A PostgreSQL server given by --pg=<url> is on the host's network, which a private network
+// namespace does not reach (its sockets are few enough for one loopback address).
+if (want("cluster")) console.error("note: the cluster scenario runs in the host's network: all sockets go to 127.0.0.1");
+else await reenterInPrivateNetwork();
 const repeat = Math.max(1, Number(args.find((a) => a.startsWith("--repeat="))?.slice(9) ?? 1));
 const { mode, note } = setUpMode(args.includes("--pinned") ? "pinned" : "shared");
 const ratioFile = join(import.meta.dir, "ratios.json");
@@ -127,6 +138,20 @@ if (want("search"))
   report(await searchScenario(quick
     ? { messages: 20_000, conversations: 100, memberOf: 10, queries: 20, capacity: searchCapacityLoad, capacityRounds: searchRounds }
     : { messages: 1_000_000, conversations: 2000, memberOf: 50, queries: 300, capacity: searchCapacityLoad, capacityRounds: searchRounds }));
+const clusterRows: string[] = [];
+if (want("cluster")) {
+  const opt = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
+  clusterRows.push(...(await clusterScenario({
+    send: { groups: quick ? 10 : 20, members: 10, rate: opt("cluster-rate", 100), seconds: quick ? 3 : 10 },
+    fanout: { members: 1000, rate: opt("cluster-fanout-rate", 10), seconds: quick ? 2 : 10 },
+    sockets: opt("cluster-sockets", quick ? 1500 : 4000),
+    warmupSeconds: quick ? 1 : 2,
+    rounds: repeat,
+    parts: (args.find((a) => a.startsWith("--cluster-parts="))?.slice(16).split(",") as ClusterPart[] | undefined) ?? CLUSTER_PARTS,
+    redis: args.find((a) => a.startsWith("--redis="))?.slice(8) ?? "auto",
+    pg: args.find((a) => a.startsWith("--pg="))?.slice(5) ?? "own",
+  }, report, load)));
+}
 if (want("search_capacity") && !want("search")) report({ scenario: "search_capacity", ...(await searchCapacity(searchCapacityLoad, searchRounds)) });
 
 // A short table, then the ratios, then the verdicts.
@@ -144,6 +169,7 @@ const rows = results.map((r: any) => {
   return `${String(r.scenario).padEnd(16)} ${String(r.server ?? "parley").padEnd(9)} ${rate.padEnd(44)} ${cpu.padEnd(34)} ${lat.padEnd(36)} ${r.client_bottleneck ? "client-bound " : ""}${ok}`;
 });
 console.error("\n" + rows.join("\n"));
+if (clusterRows.length) console.error(clusterRows.join("\n"));
 
 let ratios = combineRatios(runs, "median");
 const key = `${size}/${mode}`;

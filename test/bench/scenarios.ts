@@ -29,7 +29,15 @@ export interface SendScenario {
   byThread?: boolean;
   /** REST only: send this long first, unmeasured (then `settle`), so that one-off costs (JIT compiles) stay out. */
   warmupSeconds?: number;
+  /** How long to wait after the warm-up before measuring. */
+  afterWarmupMs?: number;
+  /** With `sut.nodes`: the node message i of group g is sent through, and the node member m of group g listens on (indexes, taken modulo the node count). */
+  sendNode?: (g: number, i: number) => number;
+  receiveNode?: (g: number, m: number) => number;
 }
+
+/** Node k of a server under test (itself when it is one process). */
+const nodeOf = (sut: ServerUnderTest, k: number | undefined) => (sut.nodes && k !== undefined ? sut.nodes[k % sut.nodes.length]! : sut);
 
 /** Posts a message to a worker and resolves with its next reply of the given kind. */
 function ask<T>(worker: Worker, message: unknown, kind: string): Promise<T> {
@@ -55,13 +63,13 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
   const workers = Array.from({ length: threads }, () => new Worker(new URL("./lib/receiver.ts", import.meta.url).href));
   if (threads) {
     const shares: { url: string; member: number }[][] = workers.map(() => []);
-    groups.forEach((group, g) => group.members.forEach((m, k) => shares[(g * s.members + k) % threads]!.push({ url: wsUrl(sut, group, m), member: k })));
+    groups.forEach((group, g) => group.members.forEach((m, k) => shares[(g * s.members + k) % threads]!.push({ url: wsUrl(nodeOf(sut, s.receiveNode?.(g, k)), group, m), member: k })));
     await Promise.all(workers.map((w, k) => ask(w, { kind: "open", sockets: shares[k], messages: total, members: s.members }, "ready")));
   } else {
     await connectAll(s.groups * s.members, 100, async (k) => {
       const g = Math.floor(k / s.members);
       const m = k % s.members;
-      sockets[g]![m] = await openSocket(wsUrl(sut, groups[g]!, groups[g]!.members[m]!), d.handler(m));
+      sockets[g]![m] = await openSocket(wsUrl(nodeOf(sut, s.receiveNode?.(g, m)), groups[g]!, groups[g]!.members[m]!), d.handler(m));
     });
   }
   await Bun.sleep(200);
@@ -79,11 +87,15 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       seconds: s.warmupSeconds,
       maxInFlight: s.maxInFlight ?? 256,
       deliveries: new Deliveries(warmup, s.members),
-      send: (i) => sendRest(sut, groups[i % s.groups]!, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`),
+      send: (i) => sendRest(nodeOf(sut, s.sendNode?.(i % s.groups, i)), groups[i % s.groups]!, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`),
     });
     await s.settle?.(sut);
+    // Its deliveries may still be on their way (they are not counted, but their work would be).
+    if (s.afterWarmupMs) await Bun.sleep(s.afterWarmupMs);
   }
+  const services = await sut.services?.();
   const before = sut.stats();
+  const nodesBefore = sut.nodes?.map((n) => n.stats().cpu_s);
   const threadsBefore = s.byThread ? cpuSecondsByThread(sut.pid) : {};
   const allBefore = s.byThread ? cpuSecondsAllThreads(sut.pid) : 0;
   const meter = clientMeter();
@@ -103,7 +115,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
         sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content } }));
         return new Promise<boolean>((resolve) => echoes.set(i, () => (echoes.delete(i), resolve(true))));
       }
-      return sendRest(sut, group, m, content);
+      return sendRest(nodeOf(sut, s.sendNode?.(g, i)), group, m, content);
     },
   });
   const expected = result.sent * s.members;
@@ -132,6 +144,8 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
   const client = meter();
   const settled = s.settle ? await s.settle(sut) : undefined;
   const after = sut.stats();
+  const nodesAfter = sut.nodes?.map((n) => n.stats().cpu_s);
+  const servicesUsed = await services?.();
   const threadsAfter = s.byThread ? cpuSecondsByThread(sut.pid) : {};
   const allAfter = s.byThread ? cpuSecondsAllThreads(sut.pid) : 0;
   const publish = sut.kind === "parley" ? await publishP99(sut) : undefined;
@@ -157,9 +171,11 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     // Server CPU per unit of work (what the ratios to the baseline compare).
     server_cpu_us_per_message: round(((after.cpu_s - before.cpu_s) / Math.max(result.sent, 1)) * 1e6, 1),
     server_cpu_us_per_delivery: round(((after.cpu_s - before.cpu_s) / Math.max(delivered, 1)) * 1e6, 3),
+    ...(nodesBefore && nodesAfter ? { node_cpu_us_per_message: nodesAfter.map((cpu, k) => round(((cpu - nodesBefore[k]!) / Math.max(result.sent, 1)) * 1e6, 1)) } : {}),
     ...(s.byThread ? { server_cpu_us_per_message_all_threads: round(((allAfter - allBefore) / Math.max(result.sent, 1)) * 1e6, 1) } : {}),
     ...(s.byThread ? { server_cpu_us_per_message_by_thread: Object.fromEntries(Object.entries(threadsAfter).map(([name, cpu]) => [name, round(((cpu - (threadsBefore[name] ?? 0)) / Math.max(result.sent, 1)) * 1e6, 1)])) } : {}),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
+    ...(servicesUsed ? { services: servicesUsed } : {}),
     wal_mb: fileSizeMb(join(sut.dataDir, sut.kind === "parley" ? "parley.db-wal" : "baseline.db-wal")),
     ...client,
     // The client process's threads together, against the cores it could have had.
@@ -207,6 +223,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   const base = (i: number) => sut.wsBases[i % sut.wsBases.length]!;
   const url = (i: number) => (sut.kind === "baseline" ? `${base(i)}/ws?g=g${i % groupCount}` : `${base(i)}/ws/user?token=${users[i % userCount]!.token}`);
   await Bun.sleep(300);
+  const services = await sut.services?.();
   const before = sut.stats();
   const meter = clientMeter();
   const t0 = performance.now();
@@ -236,6 +253,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   });
   const connectSeconds = (performance.now() - t0) / 1000;
   const connected = sut.stats();
+  const servicesUsed = await services?.();
   await Bun.sleep(3000);
   const after = sut.stats();
   const holding = open.filter((ws) => ws && ws.readyState === WebSocket.OPEN).length;
@@ -261,6 +279,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     server_cpu_s: round(connected.cpu_s - before.cpu_s, 3),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
     server_kb_per_socket: round(((after.rss_mb - before.rss_mb) * 1024) / sockets, 2),
+    ...(servicesUsed ? { services: servicesUsed } : {}),
     ...client,
   };
 }

@@ -20,6 +20,14 @@ export interface ServerUnderTest {
   startMs: number;
   stats: () => { cpu_s: number; rss_mb: number };
   stop: () => Promise<void>;
+  /** Several Parley processes measured as one (cluster mode): `stats` sums them. */
+  nodes?: ServerUnderTest[];
+  /**
+   * The services' share of the work (cluster mode: PostgreSQL, NATS, Redis): started where
+   * the scenario first reads `stats`, its result read where it reads them last (totals over
+   * that window, e.g. CPU seconds and WAL bytes).
+   */
+  services?: () => Promise<() => Promise<Record<string, number>>>;
 }
 
 // Below the ephemeral range (32768–60999), so a client socket never holds it.
@@ -39,6 +47,8 @@ async function waitHealthy(base: string, proc: Subprocess, timeoutMs = 15_000) {
 
 const binary = process.env.BENCH_PARLEY || join(root, "dist", "parley");
 const source = [process.execPath, join(root, "src", "index.ts")];
+/** The command that runs Parley (what startParley starts, without a profiler). */
+export const parleyCommand = () => (existsSync(binary) ? [binary] : source);
 
 /** Creates (or migrates) a Parley data directory without serving it. */
 export function migrateDataDir(dataDir: string) {
@@ -57,7 +67,7 @@ export async function startParley(env: Record<string, string> = {}, dataDir?: st
   const profileDir = process.env.BENCH_CPU_PROF;
   const cmd = profileDir
     ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "--cpu-prof-interval=250", ...source.slice(1)]
-    : existsSync(binary) ? [binary] : source;
+    : parleyCommand();
   return start("parley", cmd, {
     ARGON2_MEMORY_KIB: "1024",
     SENDS_PER_MINUTE: "100000000",
