@@ -46,7 +46,7 @@ type ConfigName = (typeof CONFIGS)[number];
 const SECRET = "bench-cluster-secret-of-at-least-32-characters";
 
 /** Whether this build refuses cluster mode without REDIS_URL (a configuration error: exit 2 naming it). */
-function needsRedis(natsUrl: string): boolean {
+export function needsRedis(natsUrl: string): boolean {
   const dir = mkdtempSync(join(tmpdir(), "bench-probe-"));
   try {
     const probe = Bun.spawnSync(parleyCommand(), {
