@@ -8,10 +8,12 @@
  * configuration, created and dropped here.
  * With two nodes every delivery crosses nodes: a group's messages go through one node and
  * its members listen on the other; the fan-out's messages alternate between the nodes and
- * its members are split between them. Reported per unit of work: Parley's CPU (the nodes
- * summed), PostgreSQL's (the database's backends, and separately the instance's background
- * processes, which other databases' load shares), NATS's, Redis's, the WAL written, and
- * the ratios to single mode. Every delivery is checked to arrive exactly once.
+ * its members are split between them. With two nodes, "follow" sends and listens on node A
+ * only: node B's CPU is what following the log costs a node. Reported per unit of work:
+ * Parley's CPU (the nodes summed, and each node's), PostgreSQL's (the database's backends,
+ * and apart the instance's background processes), NATS's, Redis's, the WAL written, the
+ * storage per row, and the ratios to single mode. Every delivery is checked to arrive
+ * exactly once. README, "Cluster mode: cost and sizing", has a run and what it means.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,8 +51,9 @@ const SECRET = "bench-cluster-secret-of-at-least-32-characters";
 export function needsRedis(natsUrl: string): boolean {
   const dir = mkdtempSync(join(tmpdir(), "bench-probe-"));
   try {
+    const { REDIS_URL: _, ...env } = process.env;
     const probe = Bun.spawnSync(parleyCommand(), {
-      env: { ...process.env, DATA_DIR: dir, PORT: "1", DATABASE_URL: "postgres://probe@127.0.0.1:1/probe", NATS_URL: natsUrl, JWT_SECRET: SECRET, REDIS_URL: undefined },
+      env: { ...env, DATA_DIR: dir, PORT: "1", DATABASE_URL: "postgres://probe@127.0.0.1:1/probe", NATS_URL: natsUrl, JWT_SECRET: SECRET },
       stdout: "ignore",
       stderr: "pipe",
       timeout: 10_000,
