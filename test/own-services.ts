@@ -1,15 +1,17 @@
 /**
  * Services of a test's own, for tests that stop and restart them: a nats-server process and
- * a PostgreSQL instance in a temporary directory, each on a free port. The machine's
- * services (test/services.ts) are shared with other runs and are never restarted.
+ * a PostgreSQL instance in a temporary directory, each on a free port (and a redis-server,
+ * for the benchmark, which counts each one's CPU). The machine's services
+ * (test/services.ts) are shared with other runs and are never restarted.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { reachable, REDIS_TEST_URL } from "./services";
 
 const NATS_SERVER = process.env.TEST_NATS_SERVER ?? "/usr/sbin/nats-server";
+const REDIS_SERVER = process.env.TEST_REDIS_SERVER ?? "redis-server";
 const PG_BIN = process.env.TEST_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 /** initdb and the server refuse to run as root: as root, they run as this user. */
 const PG_USER = "postgres";
@@ -51,16 +53,27 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 15_000) {
   }
 }
 
-/** A nats-server with JetStream on its own port and store directory; `kill` it and `start` it again on the same port. */
-export async function ownNats() {
+/**
+ * A nats-server with JetStream on its own port and store directory; `kill` it and `start` it
+ * again on the same port. `copy`: run a copy of the program from the store directory, so
+ * that `start-stop-daemon --stop --exec /usr/sbin/nats-server` (a restart of the machine's
+ * server by another test run) does not stop this one too (the benchmark's runs are long).
+ */
+export async function ownNats(options: { copy?: boolean } = {}) {
   const port = freePort();
   const dir = mkdtempSync(join(tmpdir(), "parley-nats-"));
+  const program = options.copy ? join(dir, "nats-server") : NATS_SERVER;
+  if (options.copy) copyFileSync(NATS_SERVER, program);
   let proc: Subprocess | null = null;
   const url = `nats://127.0.0.1:${port}`;
   const nats = {
     url,
+    /** The running server's process id (the benchmark counts its CPU). */
+    get pid() {
+      return proc?.pid;
+    },
     async start() {
-      proc = Bun.spawn([NATS_SERVER, "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdout: "ignore", stderr: "ignore" });
+      proc = Bun.spawn([program, "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdout: "ignore", stderr: "ignore" });
       await until(`nats-server on ${port}`, () => reachable(url, 200));
     },
     /** SIGKILL: the server vanishes without a goodbye to its clients. */
@@ -83,8 +96,10 @@ export async function ownNats() {
  * authentication, no fsync: a crash of the server process, not of the machine, loses
  * nothing committed). `crash` stops it the way a crash does (`pg_ctl stop -m immediate`:
  * every backend killed, recovery at the next start); `start` brings it back on the same port.
+ * `durable`: the distribution's defaults instead (fsync on, shared_buffers 128 MB), for
+ * the benchmark, whose figures must include the commits' flushes.
  */
-export async function ownPostgres() {
+export async function ownPostgres(options: { durable?: boolean } = {}) {
   const port = freePort();
   const dir = mkdtempSync(join(tmpdir(), "parley-pg-"));
   const data = join(dir, "data");
@@ -95,7 +110,7 @@ export async function ownPostgres() {
     if (done.exitCode !== 0) throw new Error(`${tool} failed (${done.exitCode}): ${done.stderr.toString()}${done.stdout.toString()}`);
   };
   run("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]);
-  const settings = [`-p ${port}`, "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''", "-c fsync=off", "-c max_connections=200", "-c shared_buffers=32MB"].join(" ");
+  const settings = [`-p ${port}`, "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''", "-c max_connections=200", ...(options.durable ? [] : ["-c fsync=off", "-c shared_buffers=32MB"])].join(" ");
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const pg = {
     url,
@@ -117,4 +132,20 @@ export async function ownPostgres() {
   };
   await pg.start();
   return pg;
+}
+
+/** A redis-server without persistence on its own port (the benchmark counts its CPU). */
+export async function ownRedis() {
+  const port = freePort();
+  const proc = Bun.spawn([REDIS_SERVER, "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
+  const url = `redis://127.0.0.1:${port}`;
+  await until(`redis-server on ${port}`, () => reachable(url, 200));
+  return {
+    url,
+    pid: proc.pid,
+    async dispose() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
 }

@@ -40,19 +40,19 @@ export async function servicesReady(what: string, needs: { pg?: boolean; nats?: 
   return false;
 }
 
-/** A fresh PostgreSQL database for one test file; `drop()` removes it (connections forced closed). */
-export async function createTestDatabase(prefix = "parley_test", template?: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+/** A fresh PostgreSQL database for one test file (on the server of `adminUrl`); `drop()` removes it (connections forced closed). */
+export async function createTestDatabase(prefix = "parley_test", template?: string, adminUrl = PG_ADMIN_URL): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
-  const admin = new SQL({ url: PG_ADMIN_URL, max: 1 });
+  const admin = new SQL({ url: adminUrl, max: 1 });
   await admin.unsafe(template ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
   await admin.close();
-  const url = new URL(PG_ADMIN_URL);
+  const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     name,
     async drop() {
-      const again = new SQL({ url: PG_ADMIN_URL, max: 1 });
+      const again = new SQL({ url: adminUrl, max: 1 });
       await again.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       await again.close();
     },

@@ -10,6 +10,9 @@
  * unmeasured). The node's own count of delivered events (`parley_events_appended_total`)
  * must equal the events written: each once.
  *
+ * PostgreSQL, NATS and Redis are the script's own (test/own-services.ts; PostgreSQL durable,
+ * as the distribution configures it), or `--pg=<admin url>` (e.g. the machine's TEST_PG_URL).
+ *
  *   bun test/bench/cluster-follow.ts [--seconds 5] [--rounds 3] [--rates 100,300,1000,3000] [--per-commit 1,10] [--pg=<admin url>]
  */
 import { parseArgs } from "node:util";
@@ -18,10 +21,11 @@ import { openPostgres } from "../../src/platform/postgres/client";
 import { PgEventLog } from "../../src/platform/postgres/event-log";
 import { NatsBroker } from "../../src/platform/nats/broker";
 import { needsRedis } from "./cluster";
-import { createDatabase, postgresProcesses, ProcessCpu, startNats, startPostgres, startRedis, type OwnService } from "./lib/services";
+import { postgresProcesses, ProcessCpu } from "./lib/services";
 import { startParley } from "./lib/server";
 import { round } from "./lib/stats";
-import { PG_ADMIN_URL } from "../services";
+import { createTestDatabase } from "../services";
+import { ownNats, ownPostgres, ownRedis } from "../own-services";
 import { SQL } from "bun";
 
 const { values: args } = parseArgs({
@@ -39,20 +43,19 @@ const RATES = args.rates!.split(",").map(Number);
 const PER_COMMIT = args["per-commit"]!.split(",").map(Number);
 const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 
-const started: OwnService[] = [];
+const started: { dispose: () => Promise<void> }[] = [];
 const stopAll = async () => {
-  for (const s of started.reverse()) await s.stop();
+  for (const s of started.reverse()) await s.dispose();
 };
 try {
-  const ownPg = args.pg === "own" ? await startPostgres() : undefined;
+  const ownPg = args.pg === "own" ? await ownPostgres({ durable: true }) : undefined;
   if (ownPg) started.push(ownPg);
-  const admin = ownPg?.adminUrl ?? (args.pg === "own" ? PG_ADMIN_URL : args.pg!);
-  const nats = await startNats();
-  if (!nats) throw new Error("needs nats-server");
+  const admin = ownPg?.url ?? args.pg!;
+  const nats = await ownNats({ copy: true });
   started.push(nats);
-  const redis = needsRedis(nats.url) ? await startRedis() : undefined;
+  const redis = needsRedis(nats.url) ? await ownRedis() : undefined;
   if (redis) started.push(redis);
-  const database = await createDatabase(admin, "parley_follow");
+  const database = await createTestDatabase("parley_follow", undefined, admin);
   const cluster = `follow${process.pid}`;
   const node = await startParley({ DATABASE_URL: database.url, NATS_URL: nats.url, ...(redis ? { REDIS_URL: redis.url } : {}), JWT_SECRET: "bench-cluster-secret-of-at-least-32-characters", CLUSTER_NAME: cluster });
   const adminSql = new SQL({ url: admin, max: 1 });

@@ -20,9 +20,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connections, sends } from "./scenarios";
 import { parleyCommand, startParley, type ServerUnderTest } from "./lib/server";
-import { createDatabase, postgresMeter, ProcessCpu, startNats, startPostgres, startRedis, type OwnService } from "./lib/services";
+import { postgresMeter, ProcessCpu } from "./lib/services";
 import { round } from "./lib/stats";
-import { NATS_TEST_URL, PG_ADMIN_URL, reachable } from "../services";
+import { createTestDatabase, NATS_TEST_URL, PG_ADMIN_URL, reachable } from "../services";
+import { ownNats, ownPostgres, ownRedis } from "../own-services";
 
 export interface ClusterLoad {
   send: { groups: number; members: number; rate: number; seconds: number };
@@ -33,7 +34,7 @@ export interface ClusterLoad {
   rounds: number;
   /** Which parts to run (default all; "follow" runs with two nodes only). */
   parts: ClusterPart[];
-  /** "own": a PostgreSQL instance of the bench's own (the default, when initdb is here); or a server's admin URL. */
+  /** "own": a PostgreSQL instance of the bench's own (the default; the machine's TEST_PG_URL when it cannot start one); or a server's admin URL. */
   pg: string;
   /** "auto": Redis only if this build refuses cluster mode without REDIS_URL; "own": a Redis of the bench's own; "none"; or a URL. */
   redis: string;
@@ -65,8 +66,8 @@ export function needsRedis(natsUrl: string): boolean {
 }
 
 /** N Parley nodes on one fresh database, measured as one server, with the services' meters. */
-async function startCluster(count: number, pgAdmin: string, nats: OwnService | { url: string; pid?: number }, redis: OwnService | { url: string; pid?: number } | undefined): Promise<ServerUnderTest & { sizes: () => Promise<Record<string, { bytes: number; rows: number }>> }> {
-  const database = await createDatabase(pgAdmin, "parley_bench");
+async function startCluster(count: number, pgAdmin: string, nats: Service, redis: Service | undefined): Promise<ServerUnderTest & { sizes: () => Promise<Record<string, { bytes: number; rows: number }>> }> {
+  const database = await createTestDatabase("parley_bench", undefined, pgAdmin);
   const nodes: ServerUnderTest[] = [];
   let pg: Awaited<ReturnType<typeof postgresMeter>> | undefined;
   try {
@@ -99,8 +100,8 @@ async function startCluster(count: number, pgAdmin: string, nats: OwnService | {
     },
     services: async () => {
       const pgWindow = await meter.meter();
-      const nats_ = "pid" in nats && nats.pid ? new ProcessCpu(() => [nats.pid!]) : undefined;
-      const redis_ = redis && "pid" in redis && redis.pid ? new ProcessCpu(() => [redis.pid!]) : undefined;
+      const nats_ = nats.pid ? new ProcessCpu(() => [nats.pid!]) : undefined;
+      const redis_ = redis?.pid ? new ProcessCpu(() => [redis.pid!]) : undefined;
       return async () => ({
         ...(await pgWindow()),
         ...(nats_ ? { nats_cpu_s: nats_.stop() } : {}),
@@ -133,32 +134,57 @@ function costs(parleyCpuS: number, services: Record<string, number> | undefined,
   return { ...parts, total_cpu_us: round(cpu, 3) };
 }
 
-export async function clusterScenario(load: ClusterLoad, report: (r: Summary) => Summary, load_: () => string): Promise<string[]> {
-  const started: OwnService[] = [];
+/** A service the bench runs itself: its URL, the process whose CPU is counted, how to stop it. */
+interface Service {
+  url: string;
+  pid?: number;
+  dispose?: () => Promise<void>;
+}
+
+const alive = (pid: number) => {
   try {
-    const ownPg = load.pg === "own" ? await startPostgres() : undefined;
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Starts a service of the bench's own, or says why not (the program is missing, most likely). */
+async function own<T>(what: string, start: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await start();
+  } catch (e) {
+    console.error(`note: no ${what} of the bench's own (${e instanceof Error ? e.message.split("\n")[0] : e})`);
+    return undefined;
+  }
+}
+
+export async function clusterScenario(load: ClusterLoad, report: (r: Summary) => Summary, load_: () => string): Promise<string[]> {
+  const started: Service[] = [];
+  try {
+    const ownPg = load.pg === "own" ? await own("PostgreSQL", () => ownPostgres({ durable: true })) : undefined;
     if (ownPg) started.push(ownPg);
-    const pgAdmin = ownPg?.adminUrl ?? (load.pg === "own" ? PG_ADMIN_URL : load.pg);
-    if (load.pg === "own" && !ownPg) console.error(`note: no initdb here: the cluster uses the PostgreSQL server at ${new URL(pgAdmin).host}, shared with its other sessions`);
+    const pgAdmin = ownPg?.url ?? (load.pg === "own" ? PG_ADMIN_URL : load.pg);
+    if (load.pg === "own" && !ownPg) console.error(`note: the cluster uses the PostgreSQL server at ${new URL(pgAdmin).host} (TEST_PG_URL), shared with its other sessions`);
     if (!(await reachable(pgAdmin))) {
       const why = `cluster scenario: PostgreSQL at ${new URL(pgAdmin).host} did not answer`;
       if (process.env.CI === "true") throw new Error(why);
       console.error(`SKIPPED ${why}`);
       return [];
     }
-    const ownNats = await startNats();
-    if (ownNats) started.push(ownNats);
-    else console.error(`note: no nats-server here: the cluster uses ${NATS_TEST_URL} (TEST_NATS_URL), its CPU not measured`);
-    const nats = ownNats ?? { url: NATS_TEST_URL };
+    const natsOwn = await own("nats-server", () => ownNats({ copy: true }));
+    if (natsOwn) started.push(natsOwn);
+    else console.error(`note: the cluster uses NATS at ${NATS_TEST_URL} (TEST_NATS_URL), its CPU not counted`);
+    const nats: Service = natsOwn ? { url: natsOwn.url, pid: natsOwn.pid } : { url: NATS_TEST_URL };
     const wantRedis = load.redis === "auto" ? needsRedis(nats.url) : load.redis !== "none";
-    let redis: OwnService | { url: string } | undefined;
+    let redis: Service | undefined;
     if (wantRedis && (load.redis === "auto" || load.redis === "own")) {
-      const own = await startRedis();
-      if (!own) throw new Error("cluster scenario: this build needs REDIS_URL and there is no redis-server here (--redis=<url>)");
-      started.push(own);
-      redis = own;
+      redis = await own("redis-server", ownRedis);
+      if (!redis) throw new Error("cluster scenario: this build needs REDIS_URL and no redis-server could start here (--redis=<url>)");
+      started.push(redis);
     } else if (wantRedis) redis = { url: load.redis };
-    console.error(`cluster scenario: NATS ${nats.url}${ownNats ? " (own)" : ""}, Redis ${redis ? `${redis.url}${"pid" in redis ? " (own)" : ""}` : "not used"}, PostgreSQL ${new URL(pgAdmin).host}${ownPg ? " (own instance)" : ""}, a database made for each configuration`);
+    console.error(`cluster scenario: NATS ${nats.url}${natsOwn ? " (own)" : ""}, Redis ${redis ? `${redis.url}${redis.pid ? " (own)" : ""}` : "not used"}, PostgreSQL ${new URL(pgAdmin).host}${ownPg ? " (own instance)" : ""}, a database made for each configuration`);
 
     const runs: Record<ConfigName, Summary[]> = { single: [], "1 node": [], "2 nodes": [] };
     for (let r = 0; r < load.rounds; r++) {
@@ -167,6 +193,9 @@ export async function clusterScenario(load: ClusterLoad, report: (r: Summary) =>
         const sut = config === "single" ? await startParley() : await startCluster(config === "1 node" ? 1 : 2, pgAdmin, nats, redis);
         try {
           const rows = await measure(sut, load);
+          // A server of the bench's own that stopped meanwhile leaves the figures incomplete.
+          for (const [name, s] of [["NATS", nats], ["Redis", redis]] as const)
+            if (s?.pid && !alive(s.pid)) throw new Error(`cluster scenario: the bench's ${name} server (pid ${s.pid}) stopped during the ${config} run`);
           const load_average = `${loadAtStart} → ${load_()}`;
           for (const row of rows) runs[config].push(report({ ...row, server: config, round: r + 1, load_average }));
         } finally {
@@ -176,7 +205,7 @@ export async function clusterScenario(load: ClusterLoad, report: (r: Summary) =>
     }
     return table(runs, load, !ownPg);
   } finally {
-    for (const s of started) await s.stop();
+    for (const s of started.reverse()) await s.dispose?.();
   }
 }
 

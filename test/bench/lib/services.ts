@@ -1,126 +1,13 @@
 /**
- * The services of cluster mode, for the cluster scenario: a NATS server and (when used) a
- * Redis server of the benchmark's own, so that their CPU is this run's alone, and meters of
- * PostgreSQL's work for one database of the machine's shared server: its backends' CPU, the
- * instance's background processes' CPU, and the WAL its transactions wrote.
+ * Meters of the cluster services' work for the cluster scenario: CPU of a changing set of
+ * processes, and for one database of a PostgreSQL server on this machine its backends'
+ * CPU, the instance's background processes' CPU and the WAL its transactions wrote. (The
+ * servers themselves: test/own-services.ts.)
  */
 import { SQL } from "bun";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpuSeconds } from "./stats";
-
-export interface OwnService {
-  url: string;
-  pid: number;
-  stop: () => Promise<void>;
-}
-
-// Below the ephemeral range, as the servers' ports (lib/server.ts).
-const freePort = () => 10000 + Math.floor(Math.random() * 20000);
-
-async function listening(port: number, timeoutMs = 5000) {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-      socket.end();
-      return;
-    } catch {
-      if (performance.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
-      await Bun.sleep(20);
-    }
-  }
-}
-
-async function own(cmd: string[], port: number, scheme: string): Promise<OwnService> {
-  // Their start-up lines are noise here; a server that fails shows as nothing listening.
-  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "ignore" });
-  await listening(port);
-  return {
-    url: `${scheme}://127.0.0.1:${port}`,
-    pid: proc.pid,
-    stop: async () => {
-      proc.kill("SIGTERM");
-      await proc.exited;
-    },
-  };
-}
-
-/** A core NATS server (no JetStream: the broker uses none) on a port of its own, or undefined without nats-server. */
-export function startNats(): Promise<OwnService> | undefined {
-  const bin = Bun.which("nats-server") ?? (existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : undefined);
-  if (!bin) return undefined;
-  const port = freePort();
-  return own([bin, "-a", "127.0.0.1", "-p", String(port)], port, "nats");
-}
-
-/** A Redis server without persistence on a port of its own, or undefined without redis-server. */
-export function startRedis(): Promise<OwnService> | undefined {
-  const bin = Bun.which("redis-server");
-  if (!bin) return undefined;
-  const port = freePort();
-  return own([bin, "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], port, "redis");
-}
-
-/**
- * A PostgreSQL instance of the benchmark's own (initdb in a temporary directory, the
- * distribution's default settings but 200 connections), or undefined without initdb. On
- * the machine's shared server, other sessions would share its background processes and
- * WAL, hold the event log's horizon (README, "Cluster mode: the event log") and its 100
- * connections. As root it runs as the `postgres` user (PostgreSQL refuses root).
- */
-export async function startPostgres(): Promise<(OwnService & { adminUrl: string }) | undefined> {
-  const initdb = Bun.which("initdb");
-  const pgCtl = Bun.which("pg_ctl");
-  if (!initdb || !pgCtl) return undefined;
-  const asRoot = process.getuid?.() === 0;
-  const as = asRoot ? ["runuser", "-u", "postgres", "--"] : [];
-  const dir = mkdtempSync(join(tmpdir(), "bench-pg-"));
-  const run = (cmd: string[]) => {
-    const done = Bun.spawnSync([...as, ...cmd], { stdout: "ignore", stderr: "pipe" });
-    if (done.exitCode !== 0) throw new Error(`${cmd[0]}: ${done.stderr.toString().trim()}`);
-  };
-  if (asRoot) Bun.spawnSync(["chown", "postgres:", dir]);
-  const data = join(dir, "data");
-  const port = freePort();
-  try {
-    run([initdb, "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]);
-    run([pgCtl, "-D", data, "-l", join(dir, "log"), "-w", "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200`, "start"]);
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    throw e;
-  }
-  const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    pid,
-    stop: async () => {
-      Bun.spawnSync([...as, pgCtl, "-D", data, "-m", "fast", "-w", "stop"], { stdout: "ignore", stderr: "ignore" });
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** A fresh database on the server of `adminUrl`; `drop()` removes it (its connections forced closed). */
-export async function createDatabase(adminUrl: string, prefix: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
-  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`;
-  const admin = new SQL({ url: adminUrl, max: 1 });
-  await admin.unsafe(`CREATE DATABASE "${name}"`);
-  await admin.close();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    name,
-    drop: async () => {
-      const again = new SQL({ url: adminUrl, max: 1 });
-      await again.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await again.close();
-    },
-  };
-}
 
 /**
  * CPU seconds of a changing set of processes over a window: polled, so that a process
