@@ -64,27 +64,42 @@ export interface CreateAppOptions {
 }
 
 /**
- * Live traffic, presence and limits: in this process on a single node; on NATS and Redis in
- * cluster mode (NATS_URL and REDIS_URL), so that they hold across nodes. The one place
- * that picks implementations of these seams.
+ * Live traffic, presence and limits: in this process on a single node; in cluster mode on
+ * NATS (live traffic) and, so that they hold across nodes, presence and limits on Redis when
+ * REDIS_URL is set, else on PostgreSQL (the store's own pool). The one place that picks
+ * implementations of these seams.
  */
-function livePlatform(config: Config, nodeId: string, log: Logger): { broker: Broker; presence: Presence; limits: Limits; close(): Promise<void> } {
-  if (config.natsUrl === null || config.redisUrl === null) {
+function livePlatform(config: Config, nodeId: string, log: Logger, pg: PostgresParts | undefined): { broker: Broker; presence: Presence; limits: Limits; close(): Promise<void> } {
+  if (config.natsUrl === null || !pg) {
     const broker = new MemoryBroker();
     return { broker, presence: new MemoryPresence(config.presenceGraceMs), limits: memoryLimits, close: () => broker.close() };
   }
   // Loaded only here: the NATS client adds ~16 MB and a noticeable start-up time that a
   // single node has no use for.
   const { NatsBroker } = require("./platform/nats/broker") as typeof import("./platform/nats/broker");
+  const broker = new NatsBroker(config.natsUrl, { prefix: config.clusterName, name: `parley ${nodeId}`, log });
+  const presenceOptions = { nodeId, graceMs: config.presenceGraceMs, heartbeatIntervalMs: config.heartbeatIntervalMs, log };
+  if (config.redisUrl === null) {
+    const { PgPresence } = require("./platform/postgres/presence") as typeof import("./platform/postgres/presence");
+    const { pgLimits } = require("./platform/postgres/limits") as typeof import("./platform/postgres/limits");
+    const limits = pgLimits(pg.db.$client, { log });
+    return {
+      broker,
+      presence: new PgPresence(pg.db.$client, presenceOptions),
+      limits,
+      async close() {
+        limits.stop();
+        await broker.close();
+      },
+    };
+  }
   const { RedisPresence } = require("./platform/redis/presence") as typeof import("./platform/redis/presence");
   const { redisLimits } = require("./platform/redis/limits") as typeof import("./platform/redis/limits");
   const redis = new Bun.RedisClient(config.redisUrl, { autoReconnect: true, maxRetries: 2 ** 32 - 1, enableOfflineQueue: true });
-  const broker = new NatsBroker(config.natsUrl, { prefix: config.clusterName, name: `parley ${nodeId}`, log });
   const keys = `${config.clusterName}:`;
-  const presence = new RedisPresence(redis, { nodeId, graceMs: config.presenceGraceMs, heartbeatIntervalMs: config.heartbeatIntervalMs, prefix: keys, log });
   return {
     broker,
-    presence,
+    presence: new RedisPresence(redis, { ...presenceOptions, prefix: keys }),
     limits: redisLimits(redis, keys),
     async close() {
       await broker.close();
@@ -109,7 +124,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   const tokens = createTokens(secret, config.jwtTtlSeconds);
   const checkpointer = pg ? null : new Checkpointer(db, databaseFile(config.dataDir), log, config.checkpointIntervalMs, config.walRestartPages);
   const instance = Bun.randomUUIDv7();
-  const live = livePlatform(config, instance, log);
+  const live = livePlatform(config, instance, log, pg);
   // Every node must see every file (§11): S3, or one volume shared by all of them.
   if (pg && config.storage.kind === "local")
     log.warn({ files: join(resolve(config.dataDir), "files") }, "cluster mode with STORAGE=local: DATA_DIR/files must be one volume shared by every node (else use STORAGE=s3)");

@@ -88,7 +88,7 @@ export interface Config {
   attachmentUrlTtlSeconds: number;
   /** Cluster mode (PROTOCOL §11): NATS carries ephemeral frames and log wake-ups between nodes. */
   natsUrl: string | null;
-  /** Cluster mode: Redis holds cluster-wide presence and limits. */
+  /** Cluster mode, optional: Redis holds cluster-wide presence and limits (else PostgreSQL does). */
   redisUrl: string | null;
   /** Names the cluster's NATS subjects and Redis keys, so that clusters (and test runs) can share the services. */
   clusterName: string;
@@ -254,7 +254,8 @@ export const ENV_HELP = `Environment:
                                       X-Forwarded-For names the client for per-address limits (default: none)
   DATABASE_POOL_SIZE                  cluster mode: connections to PostgreSQL per node (default 20)
   NATS_URL                            cluster mode: nats://host:4222, live frames between nodes
-  REDIS_URL                           cluster mode: redis://host:6379, presence and limits (needs NATS_URL)
+  REDIS_URL                           cluster mode, optional: redis://host:6379 holds presence and limits
+                                      (default: PostgreSQL, DATABASE_URL)
   CLUSTER_NAME                        cluster mode: prefix of NATS subjects and Redis keys (default parley)
   ${INTEGER_SETTINGS.map(([env, key]) => `${env}=${DEFAULTS[key]}`).join("\n  ")}`;
 
@@ -364,10 +365,10 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`CLUSTER_NAME: "${name}" must be 1–64 letters, digits, _ or -`);
     c.clusterName = name;
   }
-  // Presence and limits must hold across the nodes NATS joins: one without the other is half a cluster.
   // Cluster mode is PostgreSQL for the data and NATS between nodes (PROTOCOL §11): one without the other is a mistake.
   if ((c.databaseUrl === null) !== (c.natsUrl === null)) throw new ConfigError(`${c.databaseUrl ? "DATABASE_URL needs NATS_URL" : "NATS_URL needs DATABASE_URL"} (cluster mode: both, or neither)`);
-  if ((c.natsUrl === null) !== (c.redisUrl === null)) throw new ConfigError(`${c.natsUrl ? "NATS_URL needs REDIS_URL" : "REDIS_URL needs NATS_URL"} (cluster mode: both, or neither)`);
+  // Redis only moves cluster mode's presence and limits off PostgreSQL: a single node has no use for it.
+  if (c.redisUrl !== null && c.natsUrl === null) throw new ConfigError("REDIS_URL is for cluster mode only (it needs DATABASE_URL and NATS_URL)");
   const level = get("LOG_LEVEL");
   if (level !== undefined) c.logLevel = oneOf("LOG_LEVEL", level, LOG_LEVELS);
   const proxies = get("TRUSTED_PROXIES");

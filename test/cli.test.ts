@@ -75,18 +75,19 @@ describe("configuration", () => {
     [[], { NATS_URL: "127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" }, "NATS_URL"],
     [[], { NATS_URL: "http://127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" }, "NATS_URL"],
     [[], { NATS_URL: "nats://127.0.0.1:4222", REDIS_URL: "redis:" }, "REDIS_URL"],
-    [[], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://127.0.0.1:4222" }, "NATS_URL needs REDIS_URL"],
     [[], { NATS_URL: "nats://127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" }, "NATS_URL needs DATABASE_URL"],
     [[], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32) }, "DATABASE_URL needs NATS_URL"],
-    [[], { REDIS_URL: "redis://127.0.0.1:6379" }, "REDIS_URL needs NATS_URL"],
+    [[], { REDIS_URL: "redis://127.0.0.1:6379" }, "REDIS_URL is for cluster mode only"],
     [[], { CLUSTER_NAME: "a.b" }, "CLUSTER_NAME"],
   ])("bad settings %j %j are a ConfigError naming %s", (argv, env, name) => {
     expect(() => loadConfig(argv, env)).toThrow(name);
   });
 });
 
-test("cluster settings: DATABASE_URL, NATS_URL and REDIS_URL together, or none", () => {
+test("cluster settings: DATABASE_URL and NATS_URL together, or none; REDIS_URL optional with them", () => {
   expect(loadConfig([], {}).config).toMatchObject({ databaseUrl: null, natsUrl: null, redisUrl: null });
+  // PROTOCOL §11: the two of them are cluster mode (presence and limits then on PostgreSQL).
+  expect(loadConfig([], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222" }).config).toMatchObject({ databaseUrl: "postgres://pg:5432/parley", natsUrl: "nats://nats:4222", redisUrl: null });
   expect(loadConfig([], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222", REDIS_URL: "rediss://user:pw@redis:6380/1" }).config).toMatchObject({ databaseUrl: "postgres://pg:5432/parley", natsUrl: "nats://nats:4222", redisUrl: "rediss://user:pw@redis:6380/1", databasePoolSize: 20 });
 });
 

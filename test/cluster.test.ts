@@ -1,6 +1,8 @@
 /**
  * Cluster mode (PROTOCOL §11) with real processes: three Parley nodes on one PostgreSQL
- * database, NATS and Redis, on three ports. Users spread over the nodes chat; typing and
+ * database and NATS, on three ports, without Redis (presence and limits on PostgreSQL; the
+ * Redis-backed ones in test/platform-*.test.ts and the other cluster tests). Users spread
+ * over the nodes chat; typing and
  * presence cross nodes; ten senders on different nodes at once, and every socket on every
  * node receives every message exactly once in seq order; a node killed with SIGKILL under
  * load: its clients resume on another node with nothing lost, its users go offline for
@@ -8,25 +10,32 @@
  * its `connect` are served after it. Restarts of NATS and PostgreSQL: cluster-outages.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
 import { ParleyClient, type Message } from "../src/client";
-import { createTestDatabase, NATS_TEST_URL, REDIS_TEST_URL, servicesReady } from "./services";
+import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
 import { waitFor } from "./helpers";
 import { Cluster } from "./cluster-harness";
 
-const ready = await servicesReady("cluster mode (three nodes)", { pg: true, nats: true, redis: true });
+const ready = await servicesReady("cluster mode (three nodes)", { pg: true, nats: true });
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
+/** For reading the nodes' tables: opened before the nodes (PostgreSQL's connection slots are shared with other test runs). */
+let sql: SQL | undefined;
 let cluster: Cluster;
 const clients: ParleyClient[] = [];
 
 beforeAll(async () => {
   if (!ready) return;
   database = await createTestDatabase("parley_cluster");
-  cluster = await Cluster.start(3, { DATABASE_URL: database.url, NATS_URL: NATS_TEST_URL, REDIS_URL: REDIS_TEST_URL });
+  sql = new SQL({ url: database.url, max: 1 });
+  await sql`SELECT 1`;
+  // No REDIS_URL (not even one inherited from this process's environment).
+  cluster = await Cluster.start(3, { DATABASE_URL: database.url, NATS_URL: NATS_TEST_URL, REDIS_URL: "", MAX_CONNECTIONS_PER_USER: "3", LOGIN_MAX_FAILURES: "4" });
 }, 60_000);
 
 afterAll(async () => {
   for (const c of clients.splice(0)) c.close();
   await cluster?.stop();
+  await sql?.close();
   await database?.drop();
 });
 
@@ -60,7 +69,7 @@ describe.skipIf(!ready)("three nodes", () => {
     sb.close();
   }, 60_000);
 
-  test("frames a client sends before `connect` (while the node counts the socket on Redis, then catches up) are served after it, in order", async () => {
+  test("frames a client sends before `connect` (while the node counts the socket on PostgreSQL, then catches up) are served after it, in order", async () => {
     const [a, b] = [await cluster.user(0), await cluster.user(1)];
     const conv = await cluster.api(0, "POST", "/api/conversations", a.token, { type: "group", title: "early", member_ids: [b.id] });
     const pings = Array.from({ length: 5 }, (_, i) => ({ type: "ping", request_id: `early${i}` }));
@@ -76,6 +85,34 @@ describe.skipIf(!ready)("three nodes", () => {
     // Sent once (the retries carried the same client_msg_id).
     const history = await cluster.api(1, "GET", `/api/conversations/${conv.body.id}/messages`, b.token);
     expect(history.body.items.map((m: Message) => m.content)).toEqual(["before connect"]);
+  }, 60_000);
+
+  test("presence and limits on PostgreSQL hold across nodes: MAX_CONNECTIONS_PER_USER and login failures, kept in PostgreSQL", async () => {
+    const u = await cluster.user(0);
+    // Six sockets at once over the three nodes: three open, three refused (429 at the upgrade, or 1013 after it).
+    const tries = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => ws(i % 3, u.token)));
+    const open = tries.flatMap((t) => (t.status === "fulfilled" ? [t.value] : []));
+    expect(open.length).toBe(3);
+    await Bun.sleep(200);
+    for (const s of open) expect(s.closed).toBeNull();
+    // A closed one frees its place, on whichever node.
+    open.shift()!.close();
+    let again: Awaited<ReturnType<typeof ws>> | null = null;
+    for (const deadline = Date.now() + 5000; !again && Date.now() < deadline; await Bun.sleep(50)) again = await ws(1, u.token).catch(() => null);
+    expect(again).not.toBeNull();
+    for (const s of [...open, again!]) s.close();
+
+    // Wrong passwords on every node at once: LOGIN_MAX_FAILURES (4) are checked, the rest refused.
+    const me = (await cluster.api(0, "GET", "/api/users/me", u.token)).body.username as string;
+    const logins = await Promise.all(Array.from({ length: 9 }, (_, i) => cluster.api(i % 3, "POST", "/api/auth/login", undefined, { username: me, password: "wrong-password" })));
+    expect(logins.map((r) => r.status).sort()).toEqual([401, 401, 401, 401, 429, 429, 429, 429, 429]);
+
+    // The nodes keep them in PostgreSQL (no Redis here).
+    const [row] = await sql!`SELECT (SELECT count(*) FROM limit_failures WHERE kind = 'login-user')::int AS failures,
+      (SELECT count(*) FROM limit_buckets WHERE kind = 'sends')::int AS sends, (SELECT count(*) FROM presence_nodes)::int AS nodes`;
+    expect(row.failures).toBe(1);
+    expect(row.sends).toBeGreaterThan(0); // the first test's sender
+    expect(row.nodes).toBe(3);
   }, 60_000);
 
   test("ten senders on different nodes at once: every socket on every node receives every message exactly once, in seq order", async () => {

@@ -1,10 +1,13 @@
 /** Cluster mode's PostgreSQL migrations: embedded, applied once however many nodes start at once. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { SQL } from "bun";
 import { migratePostgres, openPostgres, type PgDB } from "../src/platform/postgres/client";
-import { createTestDatabase, servicesReady } from "./services";
 import { join } from "node:path";
 import { drizzle } from "drizzle-orm/bun-sql";
 import { readMigrationFiles } from "drizzle-orm/migrator";
+import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
+import { spawnServer } from "./process";
+import { tempDir } from "./helpers";
 
 const ready = await servicesReady("PostgreSQL migrations", { pg: true });
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -69,8 +72,8 @@ test.skipIf(!ready)("migration 0005 counts the bytes of existing attachments; tr
   }
 }, 30_000);
 
-/** Cluster mode's other services (migrate does not use them, but cluster settings come together). */
-const LIVE = { NATS_URL: "nats://127.0.0.1:4222", REDIS_URL: "redis://127.0.0.1:6379" };
+/** Cluster mode's other service (migrate does not use it, but cluster settings come together). */
+const LIVE = { NATS_URL: NATS_TEST_URL };
 
 const cli = async (args: string[], env: Record<string, string>) => {
   const p = Bun.spawn(["bun", "src/index.ts", ...args], { env: { PATH: process.env.PATH!, DATA_DIR: "/nonexistent-parley-dir", ...env }, stderr: "pipe", stdout: "pipe" });
@@ -97,6 +100,8 @@ test("cluster settings: a bad DATABASE_URL, or one without JWT_SECRET, is one li
     [{ DATABASE_URL: "postgres://user:secret-pw@host" , JWT_SECRET: "x".repeat(32) }, "DATABASE_URL: not a postgres://"],
     [{ ...LIVE, DATABASE_URL: "postgres://127.0.0.1:5432/test" }, "JWT_SECRET: required in cluster mode"],
     [{ DATABASE_URL: "postgres://127.0.0.1:5432/test", JWT_SECRET: "x".repeat(32) }, "DATABASE_URL needs NATS_URL"],
+    [{ NATS_URL: "nats://127.0.0.1:4222", JWT_SECRET: "x".repeat(32) }, "NATS_URL needs DATABASE_URL"],
+    [{ REDIS_URL: "redis://127.0.0.1:6379" }, "REDIS_URL is for cluster mode only"],
   ] as const) {
     const r = await cli(["migrate"], env);
     expect(r.code).toBe(2);
@@ -105,3 +110,35 @@ test("cluster settings: a bad DATABASE_URL, or one without JWT_SECRET, is one li
     expect(r.err).not.toContain("secret-pw");
   }
 }, 30_000);
+
+const clusterReady = await servicesReady("a node with DATABASE_URL, NATS_URL and JWT_SECRET", { pg: true, nats: true });
+
+test.skipIf(!clusterReady)("a node with only DATABASE_URL, NATS_URL and JWT_SECRET serves, its presence and limits in PostgreSQL", async () => {
+  const fresh = await createTestDatabase("parley_cli");
+  // Nothing else from this process's environment (no REDIS_URL): PATH, and where to listen and write.
+  const node = await spawnServer(["bun", "src/index.ts"], { PATH: process.env.PATH!, DATABASE_URL: fresh.url, NATS_URL: NATS_TEST_URL, JWT_SECRET: "x".repeat(32), DATA_DIR: tempDir("parley-node-"), REDIS_URL: "" }, undefined, { inherit: false });
+  try {
+    const health = await fetch(`${node.base}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: "ok", postgres: "ok", nats: "ok" });
+    const username = `solo${Date.now().toString(36)}`;
+    const reg = await fetch(`${node.base}/api/auth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password: "password123" }) });
+    expect(reg.status).toBe(201);
+    const { token } = (await reg.json()) as { token: string };
+    const ws = new WebSocket(`${node.base.replace("http", "ws")}/ws/user?token=${token}`);
+    await new Promise((resolve, reject) => ((ws.onmessage = resolve), (ws.onerror = reject)));
+    const sql = new SQL({ url: fresh.url, max: 1 });
+    try {
+      const [row] = await sql`SELECT (SELECT count(*) FROM presence_nodes)::int AS nodes, (SELECT count(*) FROM presence_users)::int AS users,
+        (SELECT count(*) FROM limit_buckets WHERE kind = 'registrations')::int AS budgets`;
+      expect(row).toEqual({ nodes: 1, users: 1, budgets: 1 });
+    } finally {
+      await sql.close();
+    }
+    ws.close();
+    expect(node.lines.filter((l) => l.level === "error" || l.level === "warn")).toEqual([]);
+  } finally {
+    await node.stop();
+    await fresh.drop();
+  }
+}, 60_000);

@@ -1,14 +1,11 @@
 /**
- * The presence seam (src/platform/presence.ts): the single-node implementation, and the
- * cluster one on the machine's Redis with several nodes, one of them a real process killed
- * with SIGKILL. Each test has its own key prefix.
+ * The presence seam (src/platform/presence.ts), the same cases against each implementation
+ * (test/platform-backends.ts): in memory (one node), and on Redis and PostgreSQL with several
+ * nodes, each with its own connections, one of them a real process killed with SIGKILL.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import type { RedisClient } from "bun";
+import { describe, expect, test } from "bun:test";
 import type { Presence } from "../src/platform/presence";
-import { MemoryPresence } from "../src/platform/memory/presence";
-import { RedisPresence } from "../src/platform/redis/presence";
-import { REDIS_TEST_URL as REDIS_URL, dropKeys, servicesUp, uniquePrefix as newPrefix } from "./services";
+import { backends, useBackend } from "./platform-backends";
 
 type Offline = [userId: string, announced: boolean];
 const offlineOf = (p: Presence) => {
@@ -17,68 +14,54 @@ const offlineOf = (p: Presence) => {
   return seen;
 };
 
-const until = async (check: () => boolean, ms = 5000) => {
+const until = async (check: () => boolean | Promise<boolean>, ms = 5000) => {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) return false;
     await Bun.sleep(5);
   }
   return true;
 };
 
-describe("MemoryPresence (one node)", () => {
+const all = await backends("presence tests");
+const shared = all.filter((b) => b.shared);
+
+describe.each(all.filter((b) => b.up).map((b) => [b.name, b] as const))("one node: %s", (_name, b) => {
+  useBackend(b);
+
   test("first and more sockets, the cap, the grace period, offline once and only when announced", async () => {
-    const p = new MemoryPresence(50);
+    const p = b.presence("A", { graceMs: 100 });
     const gone = offlineOf(p);
-    expect(p.connect("u", 2)).toBe("first");
-    expect(p.connect("u", 2)).toBe("more");
-    expect(p.connect("u", 2)).toBe("full");
-    expect(p.connections("u")).toBe(2);
-    p.announced("u");
+    expect(await p.connect("u", 2)).toBe("first");
+    expect(await p.connect("u", 2)).toBe("more");
+    expect(await p.connect("u", 2)).toBe("full");
+    expect(await p.connections("u")).toBe(2);
+    await p.announced("u");
     p.disconnect("u");
     p.disconnect("u");
-    expect(p.online(["u", "v"])).toEqual([true, false]); // within the grace period
-    expect(p.connect("u", 2)).toBe("more"); // a reload: still online, not announced again
+    expect(await p.online(["u", "v"])).toEqual([true, false]); // within the grace period
+    expect(await p.connect("u", 2)).toBe("more"); // a reload: still online, not announced again
     p.disconnect("u");
-    await Bun.sleep(80);
+    expect(await until(() => gone.length === 1)).toBe(true);
     expect(gone).toEqual([["u", true]]);
-    expect(p.online(["u"])).toEqual([false]);
+    expect(await p.online(["u"])).toEqual([false]);
+    expect(await p.connections("u")).toBe(0);
     // Closed before it was announced: offline, with nothing to take back.
-    expect(p.connect("w", 2)).toBe("first");
+    expect(await p.connect("w", 2)).toBe("first");
     p.disconnect("w");
-    await Bun.sleep(80);
+    expect(await until(() => gone.length === 2)).toBe(true);
     expect(gone).toEqual([["u", true], ["w", false]]);
-    await p.stop();
+    expect([...p.localUsers()]).toEqual([]);
   });
 });
 
-const up = await servicesUp({ Redis: REDIS_URL }, "Redis presence tests");
-
-describe.skipIf(!up)("RedisPresence (several nodes on one Redis)", () => {
-  const opened: { redis: RedisClient; presence: RedisPresence }[] = [];
-  const prefixes: string[] = [];
-  const uniquePrefix = (name: string) => {
-    prefixes.push(newPrefix(name));
-    return prefixes.at(-1)!;
-  };
-  const node = (prefix: string, nodeId: string, o: { graceMs?: number; heartbeatIntervalMs?: number } = {}) => {
-    const redis = new Bun.RedisClient(REDIS_URL);
-    const presence = new RedisPresence(redis, { nodeId, prefix, graceMs: o.graceMs ?? 0, heartbeatIntervalMs: o.heartbeatIntervalMs ?? 1000 });
-    opened.push({ redis, presence });
-    return presence;
-  };
-  afterEach(async () => {
-    for (const { redis, presence } of opened.splice(0)) {
-      await presence.stop();
-      redis.close();
-    }
-    for (const prefix of prefixes.splice(0)) await dropKeys(prefix);
-  });
+describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (name, b) => {
+  if (!b.up) return void test.skip(`${name} is not reachable`, () => {});
+  useBackend(b);
 
   test("a user is online while any node holds a socket; offline once, announced by the node of the last socket", async () => {
-    const prefix = uniquePrefix("presence");
-    const A = node(prefix, "A");
-    const B = node(prefix, "B");
+    const A = b.presence("A");
+    const B = b.presence("B");
     const goneA = offlineOf(A);
     const goneB = offlineOf(B);
     expect(await A.connect("u", 3)).toBe("first");
@@ -101,9 +84,8 @@ describe.skipIf(!up)("RedisPresence (several nodes on one Redis)", () => {
   });
 
   test("a reconnect on another node within the grace period keeps the user online, without a second announcement", async () => {
-    const prefix = uniquePrefix("grace");
-    const A = node(prefix, "A", { graceMs: 150 });
-    const B = node(prefix, "B", { graceMs: 150 });
+    const A = b.presence("A", { graceMs: 150 });
+    const B = b.presence("B", { graceMs: 150 });
     const gone = [A, B].map(offlineOf);
     expect(await A.connect("u", 5)).toBe("first");
     A.announced("u");
@@ -120,8 +102,7 @@ describe.skipIf(!up)("RedisPresence (several nodes on one Redis)", () => {
   });
 
   test("connects racing on three nodes: one first arrival, and the cap exactly", async () => {
-    const prefix = uniquePrefix("race");
-    const nodes = [node(prefix, "A"), node(prefix, "B"), node(prefix, "C")];
+    const nodes = [b.presence("A"), b.presence("B"), b.presence("C")];
     const arrivals = await Promise.all(Array.from({ length: 30 }, (_, i) => nodes[i % 3]!.connect("u", 20)));
     expect(arrivals.filter((a) => a === "first").length).toBe(1);
     expect(arrivals.filter((a) => a === "more").length).toBe(19);
@@ -129,63 +110,98 @@ describe.skipIf(!up)("RedisPresence (several nodes on one Redis)", () => {
     expect(await nodes[0]!.connections("u")).toBe(20);
   });
 
-  test("kill -9 of a node: its users go offline for the others within 2 × HEARTBEAT_INTERVAL_MS", async () => {
-    const prefix = uniquePrefix("kill");
+  test("connects and disconnects racing on two nodes keep the count exact; the last close anywhere is offline once", async () => {
+    const A = b.presence("A");
+    const B = b.presence("B");
+    const gone = [A, B].map(offlineOf);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? A : B).connect("u", 100)));
+    await A.announced("u");
+    // A's sockets close while B opens more, and reloads on both (a close and an open at once).
+    for (let i = 0; i < 10; i++) A.disconnect("u");
+    const more = await Promise.all([...Array.from({ length: 5 }, () => B.connect("u", 100)), A.connect("u", 100), B.connect("u", 100)]);
+    expect(more.every((a) => a === "more")).toBe(true);
+    A.disconnect("u");
+    B.disconnect("u");
+    expect(await until(async () => (await A.connections("u")) === 15)).toBe(true);
+    await Bun.sleep(100); // and not fewer once every disconnect has landed
+    expect(await A.connections("u")).toBe(15);
+    expect(gone.flat()).toEqual([]);
+    for (let i = 0; i < 15; i++) B.disconnect("u");
+    expect(await until(() => gone.flat().length === 1)).toBe(true);
+    await Bun.sleep(100);
+    expect(gone).toEqual([[], [["u", true]]]);
+    expect(await A.online(["u"])).toEqual([false]);
+  });
+
+  test("kill -9 of a node: its users go offline for the others within 2 × HEARTBEAT_INTERVAL_MS, announced once between the survivors", async () => {
     const interval = 1000;
-    const B = node(prefix, "B", { heartbeatIntervalMs: interval });
-    const gone = offlineOf(B);
-    // A user held by both nodes stays online; one held only by the killed node goes offline.
+    const B = b.presence("B", { heartbeatIntervalMs: interval });
+    const C = b.presence("C", { heartbeatIntervalMs: interval });
+    const gone = [B, C].map(offlineOf);
+    // A user held by a survivor too stays online; one held only by the killed node goes offline.
     expect(await B.connect("both", 5)).toBe("first");
-    B.announced("both");
+    await B.announced("both");
     const child = Bun.spawn([process.execPath, "test/presence-node.ts"], {
-      env: { ...process.env, REDIS_URL, PREFIX: prefix, NODE_ID: "A", USER_ID: "victim", INTERVAL_MS: String(interval) },
+      env: { ...process.env, ...b.childEnv(), NODE_ID: "A", USER_ID: "victim", INTERVAL_MS: String(interval) },
       stdout: "pipe",
       stderr: "inherit",
     });
-    const reader = child.stdout.getReader();
-    const first = await reader.read();
-    expect(new TextDecoder().decode(first.value)).toContain("ready");
-    expect(await B.online(["victim"])).toEqual([true]);
-    await Bun.sleep(interval / 2); // a few heartbeats of A
+    try {
+      const first = await child.stdout.getReader().read();
+      expect(new TextDecoder().decode(first.value)).toContain("ready");
+      expect(await C.connect("both", 5)).toBe("more");
+      expect(await B.online(["victim"])).toEqual([true]);
+      await Bun.sleep(interval / 2); // a few heartbeats of A
+    } finally {
+      child.kill("SIGKILL");
+    }
     const killedAt = Date.now();
-    child.kill("SIGKILL");
     await child.exited;
-    expect(await until(() => gone.length > 0, 3 * interval)).toBe(true);
+    expect(await until(() => gone.flat().length > 0, 3 * interval)).toBe(true);
     const tookMs = Date.now() - killedAt;
     expect(tookMs).toBeLessThanOrEqual(2 * interval);
-    expect(gone).toEqual([["victim", true]]);
+    await Bun.sleep(interval); // both survivors beat again: neither announces it a second time
+    expect(gone.flat()).toEqual([["victim", true]]);
     expect(await B.online(["victim", "both"])).toEqual([false, true]);
-    console.log(`presence: a killed node's user went offline after ${tookMs} ms (interval ${interval} ms)`);
+    expect(await C.connections("both")).toBe(2);
+    console.log(`presence (${name}): a killed node's user went offline after ${tookMs} ms (interval ${interval} ms)`);
   });
 
-  test("a node that stops takes its users offline at the next beat of another", async () => {
-    const prefix = uniquePrefix("stop");
-    const A = node(prefix, "A", { heartbeatIntervalMs: 1000 });
-    const B = node(prefix, "B", { heartbeatIntervalMs: 1000 });
+  test("a node that stops takes its users offline at the next beat of another, those in a grace period too", async () => {
+    const A = b.presence("A", { heartbeatIntervalMs: 1000, graceMs: 60_000 });
+    const B = b.presence("B", { heartbeatIntervalMs: 1000 });
     const gone = offlineOf(B);
     expect(await A.connect("u", 5)).toBe("first");
-    A.announced("u");
+    await A.announced("u");
+    // w's last socket closed on A: A's grace timer runs (a minute), and goes with A.
+    expect(await A.connect("w", 5)).toBe("first");
+    await A.announced("w");
+    A.disconnect("w");
+    await Bun.sleep(50);
+    expect(await B.online(["w"])).toEqual([true]);
     const stoppedAt = Date.now();
     await A.stop();
-    expect(await until(() => gone.length === 1, 2000)).toBe(true);
+    expect(await until(() => gone.length === 2, 2000)).toBe(true);
     expect(Date.now() - stoppedAt).toBeLessThan(700); // a beat is every interval / 3
-    expect(gone).toEqual([["u", true]]);
+    expect(gone.sort()).toEqual([["u", true], ["w", true]]);
   });
 
-  test("Redis emptied (a restart without persistence): each node writes its users back at its next beat", async () => {
-    const prefix = uniquePrefix("flush");
-    const A = node(prefix, "A", { heartbeatIntervalMs: 1000 });
+  test("the shared state emptied (a restart of the service): each node writes its users back at its next beat", async () => {
+    const A = b.presence("A", { heartbeatIntervalMs: 60_000 }); // beats only when told here
     expect(await A.connect("u", 5)).toBe("first");
-    A.announced("u");
+    await A.announced("u");
     await A.heartbeat();
-    const redis = new Bun.RedisClient(REDIS_URL);
-    const keys = (await redis.send("KEYS", [`${prefix}*`])) as string[];
-    expect(keys.length).toBeGreaterThan(0);
-    await redis.send("DEL", keys);
-    redis.close();
+    await b.wipe();
     expect(await A.online(["u"])).toEqual([false]);
     await A.heartbeat();
     expect(await A.online(["u"])).toEqual([true]);
     expect(await A.connections("u")).toBe(1);
+    // Counted right from there: the next connect is one more, the last close offline.
+    const gone = offlineOf(A);
+    expect(await A.connect("u", 5)).toBe("more");
+    A.disconnect("u");
+    A.disconnect("u");
+    expect(await until(() => gone.length === 1)).toBe(true);
+    expect(gone).toEqual([["u", true]]);
   });
 });

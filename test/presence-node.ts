@@ -1,16 +1,21 @@
 /**
- * A presence node in its own process, for test/platform-presence.test.ts to kill -9:
- * holds one socket of USER_ID on Redis presence, announced, until it is killed.
+ * A presence node in its own process, for test/platform-presence.test.ts to kill -9: holds
+ * one socket of USER_ID, announced, until it is killed. BACKEND=redis (REDIS_URL, PREFIX)
+ * or postgres (DATABASE_URL).
  */
 import { RedisPresence } from "../src/platform/redis/presence";
+import { PgPresence } from "../src/platform/postgres/presence";
+import { openPostgres } from "../src/platform/postgres/client";
 
 const setting = (name: string) => process.env[name] ?? "";
 const userId = setting("USER_ID");
-const redis = new Bun.RedisClient(setting("REDIS_URL"));
-const presence = new RedisPresence(redis, { nodeId: setting("NODE_ID"), graceMs: 0, heartbeatIntervalMs: Number(setting("INTERVAL_MS")), prefix: setting("PREFIX") });
+const options = { nodeId: setting("NODE_ID"), graceMs: 0, heartbeatIntervalMs: Number(setting("INTERVAL_MS")) };
+const presence =
+  setting("BACKEND") === "postgres"
+    ? new PgPresence(openPostgres(setting("DATABASE_URL"), 2).$client, options)
+    : new RedisPresence(new Bun.RedisClient(setting("REDIS_URL")), { ...options, prefix: setting("PREFIX") });
 await presence.heartbeat();
 if ((await presence.connect(userId, 5)) === "full") throw new Error("full");
-presence.announced(userId);
-await presence.online([userId]); // after the announcement on the same connection
+await presence.announced(userId);
 console.log("ready");
 setInterval(() => {}, 1 << 30);

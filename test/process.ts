@@ -9,9 +9,12 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-export async function spawnServer(cmd: string[], env: Record<string, string>, cwd?: string): Promise<Running> {
+/** `inherit: false`: the child's environment is `env` and where to listen, nothing of this process's. */
+export async function spawnServer(cmd: string[], env: Record<string, string>, cwd?: string, o: { inherit?: boolean } = {}): Promise<Running> {
+  const listen = { PORT: "0", HOST: "127.0.0.1" };
   // CONTACT_POLICY=open as in startServer (test/helpers.ts): these tests group strangers.
-  const proc = Bun.spawn(cmd, { cwd, env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CONTACT_POLICY: "open", ...env }, stdout: "pipe", stderr: "pipe" });
+  const childEnv = o.inherit === false ? { ...listen, ...env } : { ...process.env, ...listen, CONTACT_POLICY: "open", ...env };
+  const proc = Bun.spawn(cmd, { cwd, env: childEnv, stdout: "pipe", stderr: "pipe" });
   const lines: Record<string, any>[] = [];
   let port = 0;
   const listening = (async () => {

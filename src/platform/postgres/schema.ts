@@ -6,7 +6,7 @@
  * migrations of drizzle/pg.
  */
 import { sql } from "drizzle-orm";
-import { pgTable, text, bigint, bigserial, integer, index, uniqueIndex, primaryKey, customType } from "drizzle-orm/pg-core";
+import { pgTable, text, bigint, bigserial, integer, boolean, doublePrecision, index, uniqueIndex, primaryKey, customType } from "drizzle-orm/pg-core";
 
 const millis = (name: string) => bigint(name, { mode: "number" });
 
@@ -191,3 +191,76 @@ export const attachmentUsage = pgTable("attachment_usage", {
   userId: text("user_id").primaryKey().references(() => users.id, { onDelete: "cascade" }),
   bytes: bigint({ mode: "number" }).notNull(),
 });
+
+/*
+ * Presence and limits of cluster mode without Redis (src/platform/postgres/presence.ts,
+ * limits.ts). UNLOGGED in the migration (drizzle-kit cannot say it): soft state that the
+ * nodes rebuild, so it skips the WAL (no WAL write or flush per connect or per send, not
+ * copied to replicas) and PostgreSQL empties it after a crash, which the nodes treat as a
+ * Redis restart (each node's next heartbeat writes its users back; budgets start full).
+ * Times are milliseconds by PostgreSQL's clock, so the nodes' clocks may differ. The
+ * decisions are functions of the migration (presence) or single statements (limits).
+ */
+
+/** A node's heartbeat: past its deadline it is dead, and the first beat of another takes it away. */
+export const presenceNodes = pgTable("presence_nodes", {
+  nodeId: text("node_id").primaryKey(),
+  deadline: millis("deadline").notNull(),
+});
+
+/**
+ * A user online somewhere, or within a grace period. `total`: their sockets on every node
+ * (the sum of presence_sockets, kept with it under this row's lock, so the cap is one
+ * conditional update); `gen` bumped by every connect and every last disconnect (a grace
+ * timer settles only the generation it started with); `settler`: the node whose grace
+ * timer runs (it died: the user goes offline with it).
+ */
+export const presenceUsers = pgTable("presence_users", {
+  userId: text("user_id").primaryKey(),
+  total: integer().notNull().default(0),
+  announced: boolean().notNull().default(false),
+  gen: bigint({ mode: "number" }).notNull().default(0),
+  settler: text(),
+});
+
+/** A user's socket count on one node. */
+export const presenceSockets = pgTable(
+  "presence_sockets",
+  {
+    userId: text("user_id").notNull(),
+    nodeId: text("node_id").notNull(),
+    n: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.nodeId] })],
+);
+
+/**
+ * A token bucket (`kind`: sends, writes, …): `tokens` at `at`; `granted`, the outcome of the
+ * last take (its statement's RETURNING cannot see the row before it); swept once `full_at`
+ * (full again, indistinguishable from no row) has passed.
+ */
+export const limitBuckets = pgTable(
+  "limit_buckets",
+  {
+    kind: text().notNull(),
+    key: text().notNull(),
+    tokens: doublePrecision().notNull(),
+    at: doublePrecision().notNull(),
+    granted: boolean().notNull(),
+    fullAt: doublePrecision("full_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.key] })],
+);
+
+/** Failures in a fixed window that ends at `reset_at`; `refused`, the outcome of the last attempt. */
+export const limitFailures = pgTable(
+  "limit_failures",
+  {
+    kind: text().notNull(),
+    key: text().notNull(),
+    count: integer().notNull(),
+    resetAt: millis("reset_at").notNull(),
+    refused: boolean().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.kind, t.key] })],
+);

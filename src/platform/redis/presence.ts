@@ -203,8 +203,9 @@ export class RedisPresence implements Presence {
     }
   }
 
-  announced(userId: string) {
-    this.redis.send("HSET", [this.userKey(userId), "a", "1"]).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: announcing failed"));
+  /** Resolves once recorded (callers need not wait: this node's later commands come after it on the one connection). */
+  announced(userId: string): Promise<void> {
+    return this.redis.send("HSET", [this.userKey(userId), "a", "1"]).then(() => {}, (err) => this.o.log?.warn({ err, user_id: userId }, "presence: announcing failed"));
   }
 
   async online(userIds: string[]) {
