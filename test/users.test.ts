@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startServer, type Account, type TestServer } from "./helpers";
+import { TestSocket } from "./ws-client";
 
 let s: TestServer;
 let alice: Account;
@@ -118,6 +119,20 @@ describe("profile", () => {
     }
   });
 });
+
+test("last_active_at is stored when users come online (written in batches, several users at once)", async () => {
+  const [a, b] = [await s.register(), await s.register()];
+  const stored = async () => (await s.rows<{ at: number }>("SELECT last_active_at AS at FROM users WHERE id IN (?, ?) ORDER BY id", a.user.id, b.user.id)).map((r) => r.at);
+  const before = await stored();
+  await Bun.sleep(5);
+  const sockets = await Promise.all([a, b].map((u) => TestSocket.connect(`${s.wsBase}/ws/user?token=${u.token}`)));
+  const deadline = Date.now() + 5000;
+  while ((await stored()).some((at, i) => at <= before[i]!) && Date.now() < deadline) await Bun.sleep(50);
+  const after = await stored();
+  expect(after[0]).toBeGreaterThan(before[0]!);
+  expect(after[1]).toBeGreaterThan(before[1]!);
+  for (const w of sockets) w.close();
+}, 20_000);
 
 describe("write limit", () => {
   test("REST writes other than message sends share a per-user budget (WRITES_PER_MINUTE): 429 with Retry-After", async () => {

@@ -29,5 +29,6 @@ export async function pgUserRow(db: PgRunner, id: string): Promise<UserRow | und
 export async function pgTouchLastActive(db: PgRunner, batch: Map<string, number>): Promise<void> {
   const ids = [...batch.keys()];
   const times = ids.map((id) => batch.get(id)!);
-  await db.execute(sql`UPDATE users SET last_active_at = b.at FROM unnest(${ids}::text[], ${times}::bigint[]) AS b(id, at) WHERE users.id = b.id`);
+  // sql.param: an array as one parameter (drizzle spreads a bare one into a list of them).
+  await db.execute(sql`UPDATE users SET last_active_at = b.at FROM unnest(${sql.param(ids)}::text[], ${sql.param(times)}::bigint[]) AS b(id, at) WHERE users.id = b.id`);
 }

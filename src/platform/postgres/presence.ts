@@ -100,6 +100,8 @@ export class PgPresence implements Presence {
     if (n === undefined) return;
     if (n > 1) this.local.set(userId, n - 1);
     else this.local.delete(userId);
+    // Left the cluster: another node's beat takes all of this node's sockets away at once.
+    if (this.stopped) return;
     this.inTurn(userId, async () => {
       const [{ gen }] = await this.sql`SELECT presence_disconnect(${userId}, ${this.o.nodeId})::text AS gen`;
       if (gen === "-1" || this.stopped) return;
