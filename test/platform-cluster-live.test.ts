@@ -1,6 +1,7 @@
 /**
- * Two real Parley processes in cluster mode (PROTOCOL §11: one PostgreSQL database, NATS,
- * Redis): ephemeral frames, presence and the connection cap cross between them.
+ * Two real Parley processes in cluster mode (PROTOCOL §11: one PostgreSQL database, NATS)
+ * with REDIS_URL: ephemeral frames, presence and the connection cap cross between them,
+ * presence and limits on Redis (test/cluster.test.ts runs three nodes without it).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnServer, type Running } from "./process";

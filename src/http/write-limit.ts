@@ -16,6 +16,6 @@ export const writeLimit = (ctx: AppContext) =>
   new Elysia({ name: "parley.write-limit", seed: ctx.instance }).onBeforeHandle({ as: "scoped" }, async (c) => {
     if (c.request.method === "GET") return;
     const me = (c as unknown as { me?: { id: string } }).me;
-    // Awaited: a cluster's budget answers from Redis; a refusal throws.
+    // Awaited: a cluster's budget answers from PostgreSQL or Redis; a refusal throws.
     if (me) await spendWrite(ctx, me.id);
   });

@@ -2,7 +2,8 @@
  * Limits (PROTOCOL §11): per-user and per-address budgets that hold however many nodes
  * serve the traffic. Token buckets (sends, writes, uploads, searches, registrations) and
  * fixed-window failure counts (logins). Single node: in memory, synchronous, as cheap as
- * before the seam. Cluster: Redis, one atomic script per decision.
+ * before the seam. Cluster: PostgreSQL (one atomic statement per decision), or Redis with
+ * REDIS_URL (one atomic script per decision).
  */
 import { AppError } from "../errors";
 import type { Awaitable } from "../lib/awaitable";

@@ -3,8 +3,8 @@
  * hub keeps its own sockets; this seam keeps the counts, the grace period after a user's
  * last socket closes, and whether user.online went out, so that a user comes online and
  * goes offline once for everybody, whichever nodes their sockets are on. Single node: in
- * memory, synchronous. Cluster: Redis, with node heartbeats so that a node that died takes
- * its users offline.
+ * memory, synchronous. Cluster: PostgreSQL, or Redis with REDIS_URL, with node heartbeats
+ * so that a node that died takes its users offline.
  *
  * Methods answer a value or a promise of it (Awaitable): the single-node implementation
  * answers at once, so its callers keep today's synchronous path.

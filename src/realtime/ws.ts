@@ -194,7 +194,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   }
 
   /**
-   * A new socket: counted (cluster-wide: a round trip to Redis), then `connect`, the replay
+   * A new socket: counted (cluster-wide: a round trip to PostgreSQL or Redis), then `connect`, the replay
    * of what it missed, then live events. Its live events are held from `connect` on
    * (hub.hold) and sent after the replay (hub.release), so replay and live delivery meet
    * without a gap or a duplicate on either engine: on SQLite every step answers at once; in

@@ -195,9 +195,10 @@ export const attachmentUsage = pgTable("attachment_usage", {
 /*
  * Presence and limits of cluster mode without Redis (src/platform/postgres/presence.ts,
  * limits.ts). UNLOGGED in the migration (drizzle-kit cannot say it): soft state that the
- * nodes rebuild, so it skips the WAL (no WAL write or flush per connect or per send, not
- * copied to replicas) and PostgreSQL empties it after a crash, which the nodes treat as a
- * Redis restart (each node's next heartbeat writes its users back; budgets start full).
+ * nodes rebuild, so it skips the WAL (a connect or a send waits for no disk flush, and
+ * nothing is copied to replicas) and PostgreSQL empties it after a crash, which the nodes
+ * treat as a Redis restart (each node's next heartbeat writes its users back; budgets
+ * start full).
  * Times are milliseconds by PostgreSQL's clock, so the nodes' clocks may differ. The
  * decisions are functions of the migration (presence) or single statements (limits).
  */
