@@ -118,7 +118,9 @@ test.skipIf(!clusterReady)("a node with only DATABASE_URL, NATS_URL and JWT_SECR
   // Nothing else from this process's environment (no REDIS_URL): PATH, and where to listen and write.
   const node = await spawnServer(["bun", "src/index.ts"], { PATH: process.env.PATH!, DATABASE_URL: fresh.url, NATS_URL: NATS_TEST_URL, JWT_SECRET: "x".repeat(32), DATA_DIR: tempDir("parley-node-"), REDIS_URL: "" }, undefined, { inherit: false });
   try {
-    const health = await fetch(`${node.base}/health`);
+    // Listening comes before the NATS connection is up (503 meanwhile).
+    let health = await fetch(`${node.base}/health`);
+    for (const deadline = Date.now() + 10_000; health.status !== 200 && Date.now() < deadline; await Bun.sleep(100)) health = await fetch(`${node.base}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: "ok", postgres: "ok", nats: "ok" });
     const username = `solo${Date.now().toString(36)}`;

@@ -38,6 +38,7 @@ export class PgPresence implements Presence {
   private listener: (userId: string, announced: boolean) => void = () => {};
   private beat: Timer;
   private beats = 0;
+  private beating: Promise<void> | null = null;
   private stopped = false;
 
   constructor(private sql: SQL, private o: PgPresenceOptions) {
@@ -57,8 +58,15 @@ export class PgPresence implements Presence {
     return next;
   }
 
-  /** Beats, and takes offline the users of nodes that stopped beating. */
-  async heartbeat() {
+  /**
+   * Beats, and takes offline the users of nodes that stopped beating. One beat at a time: on
+   * a pool, a slow beat could otherwise finish after a later one and judge from old news.
+   */
+  heartbeat(): Promise<void> {
+    return (this.beating ??= this.beatOnce().finally(() => (this.beating = null)));
+  }
+
+  private async beatOnce() {
     try {
       const [{ fresh, offline }] = await this.sql`SELECT fresh, offline FROM presence_beat(${this.o.nodeId}, ${this.o.heartbeatIntervalMs})`;
       if (this.stopped) return;
