@@ -4,8 +4,9 @@
  * so what is tested is what users run. Through it: REST, WebSocket upgrades with live
  * delivery, a 2 MiB upload streamed through, per-address limits per client
  * (TRUSTED_PROXIES and X-Forwarded-For), and a node killed with SIGKILL: requests go on
- * through the other node and the reference client resumes there with nothing lost.
- * Needs nginx (Debian's nginx-light; `.ci/run` installs it) besides PostgreSQL, NATS and Redis.
+ * through the other node and the reference client resumes there with nothing lost. As in
+ * compose.yaml, no Redis: presence and limits on PostgreSQL.
+ * Needs nginx (Debian's nginx-light; `.ci/run` installs it) besides PostgreSQL and NATS.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -13,7 +14,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { ParleyClient, type Message } from "../src/client";
 import { spawnServer, type Running } from "./process";
-import { createTestDatabase, NATS_TEST_URL, REDIS_TEST_URL, servicesReady } from "./services";
+import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
 import { tempDir, waitFor } from "./helpers";
 import { randomBytes, sha256 } from "./files-fixtures";
 import { TestSocket } from "./ws-client";
@@ -21,7 +22,7 @@ import { TestSocket } from "./ws-client";
 const NGINX = "/usr/sbin/nginx";
 
 async function nginxReady(): Promise<boolean> {
-  if (!(await servicesReady("cluster mode behind nginx", { pg: true, nats: true, redis: true }))) return false;
+  if (!(await servicesReady("cluster mode behind nginx", { pg: true, nats: true }))) return false;
   if (existsSync(NGINX)) return true;
   const message = `cluster mode behind nginx: needs ${NGINX} (apt-get install nginx-light)`;
   if (process.env.CI === "true") throw new Error(`${message} (CI=true: these tests must run)`);
@@ -68,7 +69,7 @@ beforeAll(async () => {
     DATABASE_URL: database.url,
     DATABASE_POOL_SIZE: "4",
     NATS_URL: NATS_TEST_URL,
-    REDIS_URL: REDIS_TEST_URL,
+    REDIS_URL: "",
     JWT_SECRET: SECRET,
     CLUSTER_NAME: `lb${process.pid}${Date.now().toString(36)}`,
     HEARTBEAT_INTERVAL_MS: "1000",

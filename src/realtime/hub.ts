@@ -120,7 +120,7 @@ export class Hub {
 
   /**
    * Counts a new socket of the user before it is opened: refused when the user has enough.
-   * The frames it sends meanwhile (cluster mode: a round trip to Redis) are kept (`defer`).
+   * The frames it sends meanwhile (cluster mode: a round trip to PostgreSQL or Redis) are kept (`defer`).
    */
   arrive(ws: RawSocket, userId: string): Awaitable<Arrival> {
     this.arriving.set(ws, []);
