@@ -5,10 +5,13 @@
  * memory one node serves both. The in-memory implementation is also tested through the app
  * (test/limits.test.ts) and test/lib.test.ts.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { AppError } from "../src/errors";
 import type { pgLimits } from "../src/platform/postgres/limits";
 import { backends, useBackend } from "./platform-backends";
+
+// Child processes and services on a busy machine: more than bun's 5 s (bunfig's `timeout` is not read).
+setDefaultTimeout(30_000);
 
 const all = await backends("limits tests");
 

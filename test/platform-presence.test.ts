@@ -3,7 +3,7 @@
  * (test/platform-backends.ts): in memory (one node), and on Redis and PostgreSQL with several
  * nodes, each with its own connections, one of them a real process killed with SIGKILL.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Presence } from "../src/platform/presence";
 import { backends, useBackend } from "./platform-backends";
 
@@ -22,6 +22,9 @@ const until = async (check: () => boolean | Promise<boolean>, ms = 5000) => {
   }
   return true;
 };
+
+// Child processes and services on a busy machine: more than bun's 5 s (bunfig's `timeout` is not read).
+setDefaultTimeout(30_000);
 
 const all = await backends("presence tests");
 const shared = all.filter((b) => b.shared);

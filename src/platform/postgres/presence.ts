@@ -156,6 +156,7 @@ export class PgPresence implements Presence {
     for (const timer of this.leaving.values()) clearTimeout(timer);
     this.leaving.clear();
     try {
+      await this.beating; // a beat in flight must not set a new deadline after this one
       await this.sql`UPDATE presence_nodes SET deadline = 0 WHERE node_id = ${this.o.nodeId}`;
     } catch (err) {
       this.o.log?.warn({ err }, "presence: leaving the cluster failed; the node is taken as dead after the heartbeat interval");
