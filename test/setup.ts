@@ -1,7 +1,12 @@
 /** Preloaded by bunfig.toml for every test file. */
-import { afterEach } from "bun:test";
+import { afterEach, setDefaultTimeout } from "bun:test";
 import { frameViolations } from "./contract";
 import { prepareTemplate } from "./services";
+
+// Tests start real servers (and browsers, clusters): room for a slow or busy machine, for
+// tests and their hooks alike. (bunfig.toml's [test] timeout is not applied by bun 1.4.4:
+// everything timed out at 5 s.)
+setDefaultTimeout(30_000);
 
 // PARLEY_TEST_DB=postgres: the migrated template every server's database is copied from.
 if (process.env.PARLEY_TEST_DB === "postgres") await prepareTemplate();
