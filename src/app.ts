@@ -42,6 +42,8 @@ import type { Presence } from "./platform/presence";
 import type { Limits } from "./platform/limits";
 import { MemoryBroker } from "./platform/memory/broker";
 import { MemoryPresence } from "./platform/memory/presence";
+import { MemoryTickets } from "./platform/memory/tickets";
+import { PgTickets } from "./platform/postgres/tickets";
 import { memoryLimits } from "./platform/memory/limits";
 import { Files } from "./files/service";
 import { sqliteAttachmentRows } from "./files/rows";
@@ -184,7 +186,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   pruneTimer.unref();
 
   const hub = new Hub(ctx);
-  const tickets = new Tickets(config.ticketTtlMs);
+  // Any node redeems what any node issued (issue #16): the tickets live in PostgreSQL.
+  const tickets = new Tickets(pg ? new PgTickets(pg.db, log) : new MemoryTickets(), config.ticketTtlMs);
 
   // The documents describe the whole app's routes (read once the app is built).
   const routes = (): never => app.routes as never;

@@ -1,7 +1,7 @@
 /**
  * WebSocket tickets (`POST /api/ws/ticket`): single-use, 30-second stand-ins for the JWT,
- * for clients that keep the token out of URLs. Kept in memory: a restart voids them,
- * which costs a client one more ticket request.
+ * for clients that keep the token out of URLs. Redeemable on any node (a TicketStore: in
+ * memory on one node, a restart voiding them; PostgreSQL in cluster mode).
  */
 import { randomBytes } from "node:crypto";
 import { Elysia } from "elysia";
@@ -13,30 +13,24 @@ import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import type { Session } from "../auth/plugin";
 import { iso } from "../lib/time";
+import type { TicketStore } from "../platform/tickets";
 
 export class Tickets {
-  /** ticket → its user, its own expiry, and that of the token it stands in for. */
-  private live = new Map<string, { userId: string; expiresAt: number; tokenExpiresAtMs: number }>();
+  constructor(private store: TicketStore, private ttlMs: number) {}
 
-  constructor(private ttlMs: number) {}
-
-  issue(userId: string, tokenExpiresAtMs: number) {
-    const now = Date.now();
-    for (const [k, v] of this.live) if (v.expiresAt <= now) this.live.delete(k);
+  async issue(userId: string, tokenExpiresAtMs: number) {
     const ticket = randomBytes(24).toString("base64url");
-    const expiresAt = now + this.ttlMs;
-    this.live.set(ticket, { userId, expiresAt, tokenExpiresAtMs });
+    const expiresAt = await this.store.put(ticket, { userId, tokenExpiresAtMs }, this.ttlMs);
     return { ticket, expires_at: iso(expiresAt) };
   }
 
   /** Consumes a ticket: 401 when unknown, used or expired. The socket lives as long as the token would have. */
   async redeem(ctx: AppContext, ticket: string): Promise<Session> {
-    const entry = this.live.get(ticket);
-    this.live.delete(ticket);
-    if (!entry || entry.expiresAt <= Date.now()) throw new AppError("unauthorized", "invalid or expired ticket");
-    const me = await ctx.store.users.row(entry.userId);
+    const grant = await this.store.take(ticket);
+    if (!grant) throw new AppError("unauthorized", "invalid or expired ticket");
+    const me = await ctx.store.users.row(grant.userId);
     if (!me) throw new AppError("unauthorized", "user no longer exists");
-    return { me, expiresAtMs: entry.tokenExpiresAtMs };
+    return { me, expiresAtMs: grant.tokenExpiresAtMs };
   }
 }
 

@@ -265,3 +265,16 @@ export const limitFailures = pgTable(
   },
   (t) => [primaryKey({ columns: [t.kind, t.key] })],
 );
+
+/**
+ * WebSocket tickets waiting to be redeemed, on any node (src/platform/postgres/tickets.ts;
+ * one node keeps them in memory). Keyed by the ticket's SHA-256, never the ticket: reading
+ * the table yields no usable ticket. UNLOGGED (migration ws_tickets): a ticket lives 30 s,
+ * and a crash that empties the table costs each client one more ticket request.
+ */
+export const wsTickets = pgTable("ws_tickets", {
+  ticketHash: text("ticket_hash").primaryKey(),
+  userId: text("user_id").notNull(),
+  expiresAt: millis("expires_at").notNull(),
+  tokenExpiresAt: millis("token_expires_at").notNull(),
+});
