@@ -4,8 +4,9 @@
  * so what is tested is what users run. Through it: REST, WebSocket upgrades with live
  * delivery, a 2 MiB upload streamed through, per-address limits per client
  * (TRUSTED_PROXIES and X-Forwarded-For), and a node killed with SIGKILL: requests go on
- * through the other node and the reference client resumes there with nothing lost. As in
- * compose.yaml, no Redis: presence and limits on PostgreSQL.
+ * through the other node and the reference client resumes there with nothing lost. The
+ * reference client with tickets: its ticket request and its upgrade reach different nodes.
+ * As in compose.yaml, no Redis: presence and limits on PostgreSQL.
  * Needs nginx (Debian's nginx-light; `.ci/run` installs it) besides PostgreSQL and NATS.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -132,6 +133,33 @@ describe.skipIf(!ready)("two nodes behind compose.yaml's nginx", () => {
     const refused = await api("POST", "/api/auth/register", undefined, { username: `lbx${Date.now().toString(36)}`, password: "password123" }, { "x-forwarded-for": "203.0.113.10" });
     expect(refused.status).toBe(429);
     await user("203.0.113.12");
+  }, 60_000);
+
+  test("the reference client with tickets: nginx alternates the nodes, so each ticket is redeemed on the node that did not issue it, and it connects every time", async () => {
+    // Round robin per request: two requests in a row reach both nodes.
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await api("GET", "/health")).body.node_id);
+    expect(new Set(ids).size).toBe(2);
+    expect(ids[0]).not.toBe(ids[1]);
+    const [sender, reader] = [await user("203.0.113.30"), await user("203.0.113.31")];
+    const group = await api("POST", "/api/conversations", sender.token, { type: "group", title: "tickets", member_ids: [reader.id] });
+    for (let round = 0; round < 4; round++) {
+      const client = new ParleyClient({ url: lb, token: reader.token, useTickets: true, backoff: { initialMs: 50, maxMs: 200 } });
+      const received: string[] = [];
+      const closes: number[] = [];
+      client.on("message.receive", (m) => void received.push(m.id));
+      client.on("close", (c) => void closes.push(c.code));
+      try {
+        // A ticket refused by the other node is an upgrade refused, retried for ever (the token is good): give up after 10 s.
+        await Promise.race([client.connect(), Bun.sleep(10_000).then(() => Promise.reject(new Error(`not connected; closes: ${closes}`)))]);
+        // No failed attempt before it.
+        expect(closes).toEqual([]);
+        const sent = await api("POST", `/api/conversations/${group.body.id}/messages`, sender.token, { content: `round ${round}` });
+        await waitFor(() => received.includes(sent.body.id), 10_000);
+      } finally {
+        client.close();
+      }
+    }
   }, 60_000);
 
   test("a node killed with SIGKILL: requests go on through the other, and the client resumes there with nothing lost", async () => {
