@@ -25,7 +25,8 @@ let sql: SQL;
 beforeAll(async () => {
   if (!ready) return;
   database = await createTestDatabase("parley_cluster_tickets");
-  cluster = await Cluster.start(3, { DATABASE_URL: database.url, NATS_URL: NATS_TEST_URL, REDIS_URL: REDIS_TEST_URL });
+  // Small pools: PostgreSQL's connections are shared with the other test files.
+  cluster = await Cluster.start(3, { DATABASE_URL: database.url, DATABASE_POOL_SIZE: "4", NATS_URL: NATS_TEST_URL, REDIS_URL: REDIS_TEST_URL });
   sql = new SQL({ url: database.url, max: 1 });
 }, 60_000);
 
