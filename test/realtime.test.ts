@@ -275,6 +275,22 @@ describe("devices and presence", () => {
     wf.close();
     expect(await off).toBe(true);
   });
+
+  test("unfriending someone who still shares a conversation keeps their presence followed", async () => {
+    const [me, friend] = await users(2);
+    const friendship = await befriend(me!, friend!);
+    await group(friend!, [me!]);
+    const wm = await connect(me!);
+    const wf = await connect(friend!);
+    expect((await wm.request("user.status.subscribe", { user_id: friend!.user.id })).type).toBe("user.online");
+    await s.api("DELETE", `/api/friendships/${friendship}`, { token: me!.token });
+    // The sender of the removal gets no friend.remove: wait for the other side's, then for
+    // the re-check (cluster mode asks PostgreSQL after the event; one query).
+    await wf.waitFor((f) => f.type === "friend.remove");
+    await Bun.sleep(300);
+    wf.close();
+    expect((await wm.waitFor((f) => f.type === "user.offline" && f.request_id === undefined)).data.user_id).toBe(friend!.user.id);
+  });
 });
 
 describe("typing and active conversations", () => {
@@ -433,11 +449,15 @@ describe("ordering under concurrency", () => {
     const members = await users(4);
     const conv = await group(members[0]!, members.slice(1));
     const ws = await Promise.all(members.map((m) => connect(m)));
-    await Promise.all(
-      Array.from({ length: 40 }, (_, i) =>
-        i % 2 ? s.api("POST", `/api/conversations/${conv}/messages`, { token: members[i % 4]!.token, body: { content: `c${i}` } }) : Promise.resolve(ws[i % 4]!.send("message.send", { conversation_id: conv, content: `c${i}` })),
+    // Every send answered (REST 201, WebSocket ack) before history is read.
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) =>
+        i % 2
+          ? (await s.api("POST", `/api/conversations/${conv}/messages`, { token: members[i % 4]!.token, body: { content: `c${i}` } })).status
+          : (await ws[i % 4]!.request("message.send", { conversation_id: conv, content: `c${i}` })).type,
       ),
     );
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => (i % 2 ? 201 : "ack")));
     const history = (await s.api("GET", `/api/conversations/${conv}/messages?after=&limit=100`, { token: members[0]!.token })).body.items.map((m: any) => m.id);
     expect(history).toHaveLength(40);
     for (const w of ws) {

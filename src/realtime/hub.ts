@@ -64,6 +64,8 @@ export class Hub {
   private byUser = new Map<string, Set<SocketState>>();
   /** target user id → sockets following its presence. */
   private followers = new Map<string, Set<SocketState>>();
+  /** "viewer target" → presence checks in flight for the pair (cluster mode; see revalidatePresence). */
+  private checking = new Map<string, number>();
   private stopped = false;
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
@@ -297,20 +299,46 @@ export class Hub {
     for (const other of related) this.revalidatePresence(userId, other);
   }
 
-  /** Drops presence subscriptions between two users who may no longer see each other. */
+  /**
+   * Drops presence subscriptions between two users who may no longer see each other. Runs
+   * as the event that may have ended it (friend.remove, conversation.delete) is published,
+   * so that the viewer's sockets get no presence frame of the target after that event.
+   */
   private revalidatePresence(a: string, b: string) {
     if (a === b) return;
     for (const [viewer, target] of [[a, b], [b, a]] as const) {
-      const followers = this.followers.get(target);
-      if (!followers || ![...followers].some((s) => s.userId === viewer)) continue;
-      const drop = (visible: Set<string>) => {
-        if (visible.has(target)) return;
-        for (const s of [...(this.followers.get(target) ?? [])]) if (s.userId === viewer) this.unfollow(s, [target]);
-      };
-      // Answered at once on SQLite (the unfollow happens in this turn, as before); later in cluster mode.
+      const sockets = [...(this.followers.get(target) ?? [])].filter((s) => s.userId === viewer);
+      if (!sockets.length) continue;
+      // Answered at once on SQLite: the unfollow happens in this turn.
       const visible = this.ctx.store.users.visibleAmong(viewer, [target]);
-      if (visible instanceof Promise) visible.then(drop, (err) => this.ctx.log.warn({ err }, "presence check failed"));
-      else drop(visible);
+      if (!(visible instanceof Promise)) {
+        if (!visible.has(target)) for (const s of sockets) this.unfollow(s, [target]);
+        continue;
+      }
+      // Cluster mode answers later: until then these sockets hear nothing of the target (they
+      // may not see it any more), then follow it again if they still may. A presence change
+      // within the check is then missed, as one lost on the broker would be (PROTOCOL §11's
+      // presence is at-most-once); seeing what one may not is never possible.
+      const key = `${viewer} ${target}`;
+      this.checking.set(key, (this.checking.get(key) ?? 0) + 1);
+      for (const s of sockets) s.ws.unsubscribe(statusTopic(target));
+      const settle = (stillVisible: boolean) => {
+        const left = this.checking.get(key)! - 1;
+        if (left) this.checking.set(key, left);
+        else this.checking.delete(key);
+        for (const s of sockets) {
+          if (!s.status.has(target) || !this.sockets.has(s.ws)) continue; // unsubscribed or closed meanwhile
+          if (!stillVisible) this.unfollow(s, [target]);
+          else if (!left) s.ws.subscribe(statusTopic(target)); // a later check decides otherwise
+        }
+      };
+      visible.then(
+        (v) => settle(v.has(target)),
+        (err) => {
+          this.ctx.log.warn({ err }, "presence check failed; the subscription is dropped");
+          settle(false);
+        },
+      );
     }
   }
 
