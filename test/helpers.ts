@@ -2,6 +2,7 @@
  * Test harness: a real app on 127.0.0.1, port 0, with a real SQLite file in a fresh
  * temporary directory, driven with real fetch and WebSocket clients.
  */
+import { describe, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,20 @@ import { testDatabaseFor, dropTestDatabaseOf } from "./services";
  * directory gets its own PostgreSQL database (made from a migrated template), dropped with it.
  */
 export const TEST_BACKEND = process.env.PARLEY_TEST_DB === "postgres" ? "postgres" : "sqlite";
+
+/**
+ * For tests of SQLite internals (WAL, checkpoints, search.db, parley.db backups, the
+ * synchronous event log): `test` and `describe` on SQLite; on PostgreSQL skipped, with
+ * `why` in the name, so every skipped test says why in bun's list of skips.
+ */
+export function sqliteOnly(why: string): { test: typeof test; describe: typeof describe } {
+  if (TEST_BACKEND === "sqlite") return { test, describe };
+  const named = (name: string) => `${name} [SQLite only: ${why}]`;
+  return {
+    test: ((name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(named(name), ...rest)) as unknown as typeof test,
+    describe: ((name: string, ...rest: unknown[]) => (describe.skip as (...a: unknown[]) => void)(named(name), ...rest)) as unknown as typeof describe,
+  };
+}
 
 export const tempDir = (prefix = "parley-test-") => mkdtempSync(join(tmpdir(), prefix));
 
@@ -67,7 +82,14 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
   const log = createLogger(config.logLevel, sink);
   let app: ReturnType<typeof createApp>;
   if (TEST_BACKEND === "postgres" && !config.databaseUrl) {
-    const clustered = makeConfig({ ...config, databaseUrl: await testDatabaseFor(dataDir), jwtSecret: config.jwtSecret ?? "a-test-secret-of-at-least-32-characters" });
+    // A small pool: Bun opens every connection of it at once, and a file may keep a dozen
+    // servers open beside other test runs on the same PostgreSQL (max_connections 100).
+    const clustered = makeConfig({
+      ...config,
+      databasePoolSize: overrides.databasePoolSize ?? 4,
+      databaseUrl: await testDatabaseFor(dataDir),
+      jwtSecret: config.jwtSecret ?? "a-test-secret-of-at-least-32-characters",
+    });
     app = createApp(clustered, { log, postgres: await openPostgresParts(clustered, log) });
   } else app = createApp(config, { log });
   app.app.listen({ port: listenPort, hostname: "127.0.0.1" });

@@ -145,3 +145,21 @@ test.skipIf(!clusterReady)("a node with only DATABASE_URL, NATS_URL and JWT_SECR
     await fresh.drop();
   }
 }, 60_000);
+
+test.skipIf(!ready)("a node keeps DATABASE_POOL_SIZE connections to PostgreSQL, and one more for LISTEN", async () => {
+  const { openPostgresParts } = await import("../src/platform/postgres/open");
+  const { makeConfig } = await import("../src/config");
+  const { createLogger } = await import("../src/log");
+  const own = await createTestDatabase(); // no other test's connections
+  const parts = await openPostgresParts(makeConfig({ databaseUrl: own.url, databasePoolSize: 3 }), createLogger("silent"));
+  try {
+    await Promise.all(Array.from({ length: 6 }, () => parts.db.$client`SELECT pg_sleep(0.05)`));
+    const admin = openPostgres(own.url, 1);
+    const [{ n }] = await admin.$client`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    await admin.$client.close();
+    expect(n).toBe(3 + 1);
+  } finally {
+    await parts.close();
+    await own.drop();
+  }
+});
