@@ -166,23 +166,31 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
   });
 
-  // Events older than EVENT_RETENTION are pruned at start (before serving, at once) and
-  // then hourly, a chunk per event-loop turn.
+  // Events older than EVENT_RETENTION are pruned at start and then hourly, a chunk at a
+  // time. SQLite prunes at start before serving, at once; PostgreSQL's log is the
+  // cluster's: every node prunes, and nodes pruning at once take turns (PgEventLog.prune).
   const retentionMs = config.eventRetentionSeconds * 1000;
   const pruned = (removed: number) => removed && log.info({ removed }, "event log pruned");
   const pruneFailed = (err: unknown) => log.error({ err }, "event log pruning failed");
-  try {
-    if (!pg) pruned(ctx.events.prune(retentionMs));
-  } catch (err) {
-    pruneFailed(err);
-  }
   const stopping = new AbortController();
-  let pruning = false;
-  const pruneTimer = setInterval(() => {
-    if (pruning || pg) return;
-    pruning = true;
-    ctx.events.pruneGradually(retentionMs, stopping.signal).then(pruned, pruneFailed).finally(() => (pruning = false));
-  }, Math.min(3600_000, retentionMs));
+  /** The pruning run in progress, if any: stop() waits for it before closing the database. */
+  let pruning: Promise<unknown> | null = null;
+  const prune = (run: () => number | Promise<number>) => {
+    if (pruning) return;
+    pruning = Promise.resolve()
+      .then(run)
+      .then(pruned, pruneFailed)
+      .finally(() => (pruning = null));
+  };
+  if (pg) prune(() => pg.events.prune(retentionMs, Date.now(), stopping.signal));
+  else {
+    try {
+      pruned(ctx.events.prune(retentionMs));
+    } catch (err) {
+      pruneFailed(err);
+    }
+  }
+  const pruneTimer = setInterval(() => prune(() => ctx.feed.pruneGradually(retentionMs, stopping.signal)), Math.min(3600_000, retentionMs));
   pruneTimer.unref();
 
   const hub = new Hub(ctx);
@@ -268,6 +276,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     await left;
     await live.close();
     await ctx.files.stop();
+    await pruning; // stopped between chunks by `stopping`
     if (pg) {
       await pg.close();
       return;

@@ -1,12 +1,30 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { eventsOf, lastSeq, startServer, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, sqliteOnly, startServer, TEST_BACKEND, type TestServer } from "./helpers";
 import { users } from "../src/db/schema";
 import { toUser } from "../src/users/dto";
 import { NEXT_SEQ_SQL, REPLAY_SQL } from "../src/events/log";
+import { PG_REPLAY } from "../src/platform/postgres/event-log";
+import { openPostgres } from "../src/platform/postgres/client";
 import { Checkpointer } from "../src/db/checkpointer";
 import { openDatabase } from "../src/db/client";
 import { createLogger } from "../src/log";
 import { tempDir } from "./helpers";
+
+/** Polls an asynchronous condition until it holds (or throws after `ms`). */
+async function until(check: () => Promise<boolean>, ms = 5000) {
+  for (const deadline = Date.now() + ms; !(await check()); await Bun.sleep(20)) if (Date.now() > deadline) throw new Error("until: condition not met in time");
+}
+
+/** `n` events on a topic nobody has, each created at `createdAt`, in one statement (both engines). */
+const insertEvents = (s: TestServer, n: number, topic: string, createdAt: number) =>
+  s.rows(
+    `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
+     INSERT INTO events (topic, type, data, created_at) SELECT ?, 'message.receive', '{}', CAST(? AS BIGINT) FROM k`,
+    n, topic, createdAt,
+  );
+
+/** The SQLite log's own API; PgEventLog's counterparts are tested in test/pg-event-log.test.ts. */
+const sqliteLog = sqliteOnly("the SQLite EventLog's synchronous transactions (PgEventLog: test/pg-event-log.test.ts)");
 import { Writable } from "node:stream";
 
 let s: TestServer;
@@ -16,7 +34,7 @@ beforeAll(async () => {
 afterAll(() => s.stop());
 
 describe("the event log", () => {
-  test("a change and its events commit together or not at all", () => {
+  sqliteLog.test("a change and its events commit together or not at all", () => {
     const { events, db } = s.app.ctx;
     const seen: number[] = [];
     const off = events.onCommit((evs) => seen.push(...evs.map((e) => e.seq)));
@@ -46,7 +64,7 @@ describe("the event log", () => {
     off();
   });
 
-  test("group commit: changes queued together commit in one transaction, and one that throws rolls back alone", async () => {
+  sqliteLog.test("group commit: changes queued together commit in one transaction, and one that throws rolls back alone", async () => {
     const { events, db } = s.app.ctx;
     const batches: number[][] = [];
     const off = events.onCommit((evs) => batches.push(evs.map((e) => e.seq)));
@@ -70,7 +88,7 @@ describe("the event log", () => {
     off();
   });
 
-  test("an async function cannot be used as a transaction", () => {
+  sqliteLog.test("an async function cannot be used as a transaction", () => {
     expect(() => s.app.ctx.events.write((async () => 1) as never)).toThrow("synchronous");
   });
 
@@ -112,10 +130,7 @@ describe("the event log", () => {
     const since = await lastSeq(s, a.token);
     await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "before the gap" } });
     // 12,000 events of nobody's concern: more than two replay windows.
-    const insert = s.app.ctx.db.$client.prepare("INSERT INTO events (topic, type, data, created_at) VALUES ('conv:elsewhere', 'message.receive', '{}', ?)");
-    s.app.ctx.db.$client.transaction(() => {
-      for (let i = 0; i < 12_000; i++) insert.run(Date.now());
-    })();
+    await insertEvents(s, 12_000, "conv:elsewhere", Date.now());
     await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "after the gap" } });
     const items = (await s.api("GET", `/api/events?since=${since}`, { token: a.token })).body.items;
     expect(items.map((e: { data: { display_name: string } }) => e.data.display_name)).toEqual(["before the gap", "after the gap"]);
@@ -134,12 +149,13 @@ describe("the event log", () => {
       const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "g", member_ids: [b.user.id] } });
       await own.api("DELETE", `/api/conversations/${g.id}/members/${b.user.id}`, { token: b.token });
       await own.api("POST", `/api/conversations/${g.id}/members`, { token: a.token, body: { user_ids: [b.user.id] } });
-      const stints = () => (own.app.ctx.db.$client.query("SELECT count(*) AS n FROM member_stints").get() as { n: number }).n;
-      expect(stints()).toBe(1);
+      const stints = async () => (await own.rows<{ n: number }>("SELECT count(*) AS n FROM member_stints"))[0]!.n;
+      expect(await stints()).toBe(1);
       expect(await lastSeq(own, a.token)).toBeGreaterThan(0);
-      const seq = own.app.ctx.events.lastSeq();
-      expect(own.app.ctx.events.prune(0, Date.now() + 1)).toBeGreaterThan(0);
-      expect(stints()).toBe(0);
+      const { feed } = own.app.ctx;
+      const seq = await feed.lastSeq();
+      expect(await feed.prune(0, Date.now() + 1)).toBeGreaterThan(0);
+      expect(await stints()).toBe(0);
       const res = await own.api("GET", "/api/events?since=0", { token: a.token });
       expect(res.status).toBe(410);
       expect(res.body.error.code).toBe("sync_reset");
@@ -164,12 +180,13 @@ describe("the event log", () => {
       const seqs = (await eventsOf(own, a.token)).map((e) => e.seq);
       // Age the first five: one hour old, one minute apart.
       const base = Date.now() - 3600_000;
-      seqs.slice(0, 5).forEach((seq, i) => own.app.ctx.db.$client.run("UPDATE events SET created_at = ? WHERE seq = ?", [base + i * 60_000, seq]));
-      expect(own.app.ctx.events.prune(3600_000 - 150_000)).toBe(3);
-      expect(own.app.ctx.events.prunedThrough()).toBe(seqs[2]!);
+      for (const [i, seq] of seqs.slice(0, 5).entries()) await own.rows("UPDATE events SET created_at = ? WHERE seq = ?", base + i * 60_000, seq);
+      const { feed } = own.app.ctx;
+      expect(await feed.prune(3600_000 - 150_000)).toBe(3);
+      expect(await feed.prunedThrough()).toBe(seqs[2]!);
       expect((await own.api("GET", `/api/events?since=${seqs[2]}`, { token: a.token })).body.items.map((e: any) => e.seq)).toEqual(seqs.slice(3));
       expect((await own.api("GET", `/api/events?since=${seqs[1]}`, { token: a.token })).status).toBe(410);
-      expect(own.app.ctx.events.prune(3600_000 - 150_000)).toBe(0);
+      expect(await feed.prune(3600_000 - 150_000)).toBe(0);
     } finally {
       await own.stop();
     }
@@ -179,29 +196,25 @@ describe("the event log", () => {
     const own = await startServer();
     try {
       const [a, b] = [await own.register(), await own.register()];
-      const sqlite = own.app.ctx.db.$client;
-      const old = Date.now() - 3600_000;
+      const { feed } = own.app.ctx;
       // 45,000 hour-old events (three chunks), then a group whose creation stores one shared payload.
-      const insert = sqlite.prepare("INSERT INTO events (topic, type, data, created_at) VALUES ('conv:old', 'message.receive', '{}', ?)");
-      sqlite.transaction(() => {
-        for (let i = 0; i < 45_000; i++) insert.run(old);
-      })();
-      const lastOld = own.app.ctx.events.lastSeq();
+      await insertEvents(own, 45_000, "conv:old", Date.now() - 3600_000);
+      const lastOld = await feed.lastSeq();
       // An old shared payload, used by events on both sides of a chunk boundary… all old.
-      sqlite.run("INSERT INTO event_payloads (data) VALUES ('{\"x\":1}')");
-      const payload = (sqlite.query("SELECT max(id) AS id FROM event_payloads").get() as { id: number }).id;
-      sqlite.run("UPDATE events SET payload_id = ?, data = '' WHERE seq IN (?, ?)", [payload, lastOld - 25_001, lastOld - 24_999]);
+      await own.rows("INSERT INTO event_payloads (data) VALUES ('{\"x\":1}')");
+      const payload = (await own.rows<{ id: number }>("SELECT max(id) AS id FROM event_payloads"))[0]!.id;
+      await own.rows("UPDATE events SET payload_id = ?, data = '' WHERE seq IN (?, ?)", payload, lastOld - 25_001, lastOld - 24_999);
       await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "kept", member_ids: [b.user.id] } });
 
       let turns = 0;
       const ticking = setInterval(() => turns++, 0);
-      const removed = await own.app.ctx.events.pruneGradually(1800_000);
+      const removed = await feed.pruneGradually(1800_000);
       clearInterval(ticking);
       expect(removed).toBe(45_000);
       expect(turns).toBeGreaterThan(0); // other work ran in between
-      expect(own.app.ctx.events.prunedThrough()).toBe(lastOld);
-      expect((sqlite.query("SELECT count(*) AS n FROM events WHERE topic = 'conv:old'").get() as { n: number }).n).toBe(0);
-      expect(sqlite.query("SELECT id FROM event_payloads WHERE id = ?").get(payload)).toBeNull();
+      expect(await feed.prunedThrough()).toBe(lastOld);
+      expect(await own.rows("SELECT count(*) AS n FROM events WHERE topic = 'conv:old'")).toEqual([{ n: 0 }]);
+      expect(await own.rows("SELECT id FROM event_payloads WHERE id = ?", payload)).toEqual([]);
       // The group's create (a shared payload) is intact for both members.
       for (const who of [a, b]) {
         const items = (await own.api("GET", `/api/events?since=${lastOld}`, { token: who.token })).body.items;
@@ -209,6 +222,32 @@ describe("the event log", () => {
       }
     } finally {
       await own.stop();
+    }
+  });
+
+  test("a server prunes past EVENT_RETENTION when it starts, and then every retention period (at most hourly)", async () => {
+    const dir = tempDir();
+    const first = await startServer({}, dir);
+    const a = await first.register();
+    for (let i = 0; i < 3; i++) await first.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: `old ${i}` } });
+    const old = await lastSeq(first, a.token);
+    await first.rows("UPDATE events SET created_at = ? WHERE seq <= ?", Date.now() - 7200_000, old);
+    await first.stop(false);
+    // An hour's retention: the two-hour-old events go as it starts (SQLite before serving, PostgreSQL at once after).
+    const second = await startServer({ eventRetentionSeconds: 3600 }, dir);
+    await until(async () => (await second.app.ctx.feed.prunedThrough()) === old);
+    expect((await second.api("GET", "/api/events?since=0", { token: a.token })).status).toBe(410);
+    expect(second.logs.some((l) => l.msg === "event log pruned")).toBe(true);
+    await second.stop(false);
+    // A second's retention: the periodic run takes what became older meanwhile.
+    const third = await startServer({ eventRetentionSeconds: 1 }, dir);
+    try {
+      await third.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "soon old" } });
+      const recent = await third.app.ctx.feed.lastSeq();
+      await until(async () => (await third.app.ctx.feed.prunedThrough()) === recent, 5000);
+      expect((await third.api("GET", `/api/events?since=${old}`, { token: a.token })).status).toBe(410);
+    } finally {
+      await third.stop();
     }
   });
 
@@ -235,7 +274,7 @@ describe("the event log", () => {
   });
 });
 
-describe("checkpoints", () => {
+sqliteOnly("the WAL of parley.db").describe("checkpoints", () => {
   test("the WAL stays bounded under continuous writes, checkpointed off the event loop", async () => {
     const own = await startServer({ walRestartPages: 128, sendsPerMinute: 10_000_000 });
     try {
@@ -263,40 +302,60 @@ describe("checkpoints", () => {
   }, 60_000);
 });
 
-describe("indexes", () => {
-  const plan = (sql: string, ...params: string[]) =>
-    (s.app.ctx.db.$client.query(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail).join(" | ");
+/**
+ * A query's plan as text: SQLite's EXPLAIN QUERY PLAN, or PostgreSQL's EXPLAIN with
+ * sequential scans priced out (tables this small would be read whole anyway: a Seq Scan
+ * left in the plan means no index can serve the query).
+ */
+async function plan(server: TestServer, sqlite: string, postgres: string, params: unknown[]): Promise<string> {
+  if (TEST_BACKEND === "sqlite") return (server.app.ctx.db.$client.query(`EXPLAIN QUERY PLAN ${sqlite}`).all(...(params as string[])) as { detail: string }[]).map((r) => r.detail).join(" | ");
+  const db = openPostgres(server.app.ctx.config.databaseUrl!, 1);
+  try {
+    return await db.$client.begin(async (tx) => {
+      await tx`SET LOCAL enable_seqscan = off`;
+      return ((await tx.unsafe(`EXPLAIN ${postgres}`, params as never[])) as Record<string, string>[]).map((r) => r["QUERY PLAN"]).join("\n");
+    });
+  } finally {
+    await db.$client.close();
+  }
+}
 
-  test("hot queries use indexes, never a full table scan", () => {
-    const queries = [
+/** The same query in both spellings: `?` (SQLite) becomes `$1`, `$2`, … */
+const both = (q: string): [string, string] => {
+  let n = 0;
+  return [q, q.replace(/\?/g, () => `$${++n}`)];
+};
+
+describe("indexes", () => {
+  test("hot queries use indexes, never a full table scan", async () => {
+    const queries: [string, string, unknown[]][] = [
       // membership lookup
-      "SELECT * FROM conversation_members WHERE conversation_id = ? AND user_id = ?",
+      [...both("SELECT * FROM conversation_members WHERE conversation_id = ? AND user_id = ?"), ["c", "u"]],
       // list by activity
-      "SELECT c.* FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ? ORDER BY c.activity_at DESC, c.id DESC LIMIT 50",
+      [...both("SELECT c.* FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ? ORDER BY c.activity_at DESC, c.id DESC LIMIT 50"), ["u"]],
       // replay of one topic
-      "SELECT seq FROM events WHERE topic = ? AND seq > 0 ORDER BY seq",
+      [...both("SELECT seq FROM events WHERE topic = ? AND seq > 0 ORDER BY seq"), ["t"]],
       // user replay (own topic + conversations since joining): the queries the server runs
-      REPLAY_SQL,
-      NEXT_SEQ_SQL,
+      [REPLAY_SQL, PG_REPLAY.replay, [0, "u", 50, 5000]],
+      [NEXT_SEQ_SQL, PG_REPLAY.nextSeq, [0, "u"]],
       // history page and unread count
-      "SELECT id FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT 50",
-      "SELECT count(*) FROM messages WHERE conversation_id = ? AND id > ? AND sender_id != ? AND deleted_at IS NULL",
+      [...both("SELECT id FROM messages WHERE conversation_id = ? AND id < ? ORDER BY id DESC LIMIT 50"), ["c", "m"]],
+      [...both("SELECT count(*) FROM messages WHERE conversation_id = ? AND id > ? AND sender_id != ? AND deleted_at IS NULL"), ["c", "m", "u"]],
       // pruning's binary search probe
-      "SELECT seq, created_at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1",
-      "SELECT * FROM friendships WHERE pair_key = ?",
+      [...both("SELECT seq, created_at FROM events WHERE seq >= ? ORDER BY seq LIMIT 1"), [1]],
+      [...both("SELECT * FROM friendships WHERE pair_key = ?"), ["k"]],
     ];
-    for (const q of queries) {
-      // Numbered parameters (?1 … ?4) count once each.
-      const count = /\?\d/.test(q) ? new Set(q.match(/\?\d+/g)).size : (q.match(/\?/g) ?? []).length;
-      const p = plan(q, ...Array.from({ length: count }, () => "x"));
-      if (process.env.SHOW_PLANS) console.log(q, "\n   ", p);
-      expect(p).not.toMatch(/SCAN (conversation_members|conversations|messages|friendships|users|events|e)\b(?! USING)/);
+    for (const [sqlite, postgres, params] of queries) {
+      const p = await plan(s, sqlite, postgres, params);
+      if (process.env.SHOW_PLANS) console.log(sqlite, "\n   ", p);
+      expect(p).not.toMatch(/SCAN (conversation_members|conversations|messages|friendships|users|events|e)\b(?! USING)|Seq Scan on/);
     }
   });
 
-  test("a message's read count reaches only the members past it, not every member of the group", () => {
+  test("a message's read count reaches only the members past it, not every member of the group", async () => {
     // The subquery of read_count (messages/view.ts), for one message.
-    const p = plan("SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = ? AND rm.user_id != ? AND rm.last_read_message_id >= ?", "c", "u", "m");
-    expect(p).toContain("COVERING INDEX members_read_position (conversation_id=? AND last_read_message_id>?)");
+    const p = await plan(s, ...both("SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = ? AND rm.user_id != ? AND rm.last_read_message_id >= ?"), ["c", "u", "m"]);
+    if (TEST_BACKEND === "sqlite") expect(p).toContain("COVERING INDEX members_read_position (conversation_id=? AND last_read_message_id>?)");
+    else expect(p).toMatch(/Index Only Scan using members_read_position[^\n]*\n\s*Index Cond: \(\(conversation_id = [^)]+\) AND \(last_read_message_id >= [^)]+\)\)/);
   });
 });

@@ -105,6 +105,12 @@ export interface EventFeed {
   replay(userId: string, since: number, limit: number, epoch?: string): ReplayedEvent[] | Promise<ReplayedEvent[]>;
   /** Events after `since` up to `upTo` that `userId` would have received live, `data` as stored JSON. */
   replayRaw(userId: string, since: number, limit: number, epoch?: string, upTo?: number): EventRow[] | Promise<EventRow[]>;
+  /** The highest seq that pruning removed; a `since` below it cannot be served. */
+  prunedThrough(): number | Promise<number>;
+  /** Deletes the events older than `maxAgeMs` as of `now`, all at once; how many it deleted. */
+  prune(maxAgeMs: number, now?: number): number | Promise<number>;
+  /** As prune, a chunk at a time with other work in between (the hourly run); stops between chunks once `signal` aborts. */
+  pruneGradually(maxAgeMs: number, signal?: AbortSignal): Promise<number>;
 }
 
 export interface ReplayedEvent { seq: number; type: string; data: unknown; timestamp: string }

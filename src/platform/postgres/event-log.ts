@@ -87,7 +87,7 @@ export const GATE: Record<Ordering, string> = {
 };
 
 /** Replay queries in PostgreSQL's spelling: the same text as SQLite's. */
-const PG_REPLAY = replayQueries((n) => (n === 2 ? "$2::text" : `$${n}::bigint`), "greatest", "NULL::bigint");
+export const PG_REPLAY = replayQueries((n) => (n === 2 ? "$2::text" : `$${n}::bigint`), "greatest", "NULL::bigint");
 
 /**
  * The statement snapshot's horizon `xmin` (every transaction id below it has ended) and
@@ -499,6 +499,11 @@ export class PgEventLog {
       removed += await PgEventLog.guard(() => this.pruneThrough(upTo));
     }
     return removed;
+  }
+
+  /** As prune, now: each chunk is its own transaction, awaited, so other work runs in between. */
+  pruneGradually(maxAgeMs: number, signal?: AbortSignal): Promise<number> {
+    return this.prune(maxAgeMs, Date.now(), signal);
   }
 
   /** One chunk: events up to `top`, the shared payloads only they used, and stints that ended before. */
