@@ -123,6 +123,7 @@ try {
 } catch (e) {
   if (e instanceof ConfigError) fail(e.message, 2);
   const full = storageFullCode(e);
+  if (full === "53100") fail("PostgreSQL's disk is full (disk_full): free some space there and try again", 1);
   if (full) fail(`the disk is full (${full}): free some space and try again (DATA_DIR ${resolve(dataDir ?? ".")})`, 1);
   fail(e instanceof Error ? e.message : String(e), 1);
 }

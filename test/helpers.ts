@@ -28,11 +28,12 @@ export const TEST_BACKEND = process.env.PARLEY_TEST_DB === "postgres" ? "postgre
  */
 export function sqliteOnly(why: string): { test: typeof test; describe: typeof describe } {
   if (TEST_BACKEND === "sqlite") return { test, describe };
-  const named = (name: string) => `${name} [SQLite only: ${why}]`;
-  return {
-    test: ((name: string, ...rest: unknown[]) => (test.skip as (...a: unknown[]) => void)(named(name), ...rest)) as unknown as typeof test,
-    describe: ((name: string, ...rest: unknown[]) => (describe.skip as (...a: unknown[]) => void)(named(name), ...rest)) as unknown as typeof describe,
+  const skipped = <T>(skip: (name: string, ...rest: never[]) => void) => {
+    const run = (name: string, ...rest: never[]) => skip(`${name} [SQLite only: ${why}]`, ...rest);
+    // `.skipIf(…)` as the callers chain it: skipped whatever the condition.
+    return Object.assign(run, { skipIf: () => run }) as unknown as T;
   };
+  return { test: skipped<typeof test>(test.skip), describe: skipped<typeof describe>(describe.skip) };
 }
 
 export const tempDir = (prefix = "parley-test-") => mkdtempSync(join(tmpdir(), prefix));

@@ -5,7 +5,9 @@
  *
  * The real thing runs on a small tmpfs, which needs the right to mount one (root); where
  * that is impossible those tests are skipped with the reason printed. The seams below
- * (SQLite's max_page_count gives the same SQLITE_FULL) run everywhere.
+ * (SQLite's max_page_count gives the same SQLITE_FULL) run everywhere. On PostgreSQL
+ * (cluster mode) DATA_DIR holds no data: its disk_full (SQLSTATE 53100, a table that
+ * cannot grow) is raised by a trigger on every insert, as PostgreSQL raises it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync } from "node:fs";
@@ -13,7 +15,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { openDatabase } from "../src/db/client";
 import { asAppError, storageFullCode } from "../src/db/storage";
-import { startServer, tempDir, waitFor, type Account, type TestServer } from "./helpers";
+import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 import { smallTmpfs } from "./tmpfs";
 import { registerAndLogin, spawnServer } from "./process";
@@ -28,13 +30,28 @@ function thrown(fn: () => unknown): unknown {
   throw new Error("expected a throw");
 }
 
-/** Caps the database at its current size: the next write that needs a page fails with SQLITE_FULL. */
-function capDatabase(s: TestServer) {
+/**
+ * Caps the database at its current size: the next write that needs a page fails with
+ * SQLITE_FULL. On PostgreSQL every insert fails with disk_full, as when a table cannot grow.
+ */
+async function capDatabase(s: TestServer) {
+  if (TEST_BACKEND === "postgres") {
+    await s.rows(`CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$`);
+    await s.rows(`DO $$ DECLARE t text; BEGIN
+      FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+        EXECUTE format('CREATE TRIGGER test_disk_full BEFORE INSERT ON %I FOR EACH ROW EXECUTE FUNCTION test_disk_full()', t);
+      END LOOP; END $$`);
+    return;
+  }
   const sqlite = s.app.ctx.db.$client;
   const { page_count } = sqlite.query("PRAGMA page_count").get() as { page_count: number };
   sqlite.run(`PRAGMA max_page_count = ${page_count}`);
 }
-const uncapDatabase = (s: TestServer) => s.app.ctx.db.$client.run("PRAGMA max_page_count = 4294967294");
+async function uncapDatabase(s: TestServer) {
+  if (TEST_BACKEND === "postgres") await s.rows("DROP FUNCTION test_disk_full CASCADE");
+  else s.app.ctx.db.$client.run("PRAGMA max_page_count = 4294967294");
+}
 
 const send = (s: TestServer, a: Account, conversationId: string, content: string) =>
   s.api("POST", `/api/conversations/${conversationId}/messages`, { token: a.token, body: { content } });
@@ -77,13 +94,10 @@ async function expectRefusedEverywhere(s: TestServer, a: Account, conversationId
 }
 
 /** Every message has its message.receive event and the other way round: nothing half-written. */
-function expectWhole(s: TestServer, messagesAccepted: number) {
-  const sqlite = s.app.ctx.db.$client;
-  expect(sqlite.query("PRAGMA integrity_check").all()).toEqual([{ integrity_check: "ok" }]);
-  const { n: messages } = sqlite.query("SELECT count(*) AS n FROM messages").get() as { n: number };
-  const { n: events } = sqlite.query("SELECT count(*) AS n FROM events WHERE type = 'message.receive'").get() as { n: number };
-  expect(messages).toBe(messagesAccepted);
-  expect(events).toBe(messagesAccepted);
+async function expectWhole(s: TestServer, messagesAccepted: number) {
+  if (TEST_BACKEND === "sqlite") expect(await s.rows("PRAGMA integrity_check")).toEqual([{ integrity_check: "ok" }]);
+  expect(await s.rows("SELECT count(*) AS n FROM messages")).toEqual([{ n: messagesAccepted }]);
+  expect(await s.rows("SELECT count(*) AS n FROM events WHERE type = 'message.receive'")).toEqual([{ n: messagesAccepted }]);
 }
 
 describe("the error mapping", () => {
@@ -120,7 +134,7 @@ describe("the error mapping", () => {
     }
   });
 
-  test("group commit: a change after which SQLite has ended the transaction fails the whole batch with its own error", async () => {
+  sqliteOnly("the SQLite log's group commit").test("group commit: a change after which SQLite has ended the transaction fails the whole batch with its own error", async () => {
     const { events } = s.app.ctx;
     const before = events.lastSeq();
     const full = Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
@@ -145,12 +159,12 @@ describe("the error mapping", () => {
   test("a database that cannot grow: 507 on REST, storage_full frames, reads work, writes resume", async () => {
     const a = await s.register();
     const { body: g } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "cap" } });
-    capDatabase(s);
+    await capDatabase(s);
     const { res, accepted } = await sendUntilRefused(s, a, g.id);
     await expectRefusedEverywhere(s, a, g.id, res);
-    uncapDatabase(s);
+    await uncapDatabase(s);
     expect((await send(s, a, g.id, "room again")).status).toBe(201);
-    expectWhole(s, accepted + 1);
+    await expectWhole(s, accepted + 1);
     noInternalErrors(s);
   });
 });
@@ -158,8 +172,10 @@ describe("the error mapping", () => {
 // ---- the real thing, on a tmpfs ----
 
 const { mountPoint, mounted, fill, unfill } = smallTmpfs("storage-full.test.ts");
+/** What fills up on a full DATA_DIR: parley.db and its WAL (cluster mode keeps its data in PostgreSQL). */
+const onDataDir = sqliteOnly("parley.db on a full DATA_DIR");
 
-describe.skipIf(mounted !== true)("on a full disk (tmpfs)", () => {
+onDataDir.describe.skipIf(mounted !== true)("on a full disk (tmpfs)", () => {
   let s: TestServer;
   beforeAll(async () => {
     const dataDir = join(mountPoint, "live");
@@ -185,12 +201,12 @@ describe.skipIf(mounted !== true)("on a full disk (tmpfs)", () => {
     unfill();
     expect((await send(s, a, g.id, "room again")).status).toBe(201);
     await waitFor(() => s.logs.some((l) => l.msg === "background checkpoints resumed"), 3000);
-    expectWhole(s, accepted + 1);
+    await expectWhole(s, accepted + 1);
     noInternalErrors(s);
   }, 60_000);
 });
 
-describe.skipIf(mounted !== true)("stopping on a full disk (tmpfs)", () => {
+onDataDir.describe.skipIf(mounted !== true)("stopping on a full disk (tmpfs)", () => {
   afterAll(unfill);
 
   test("the final checkpoint cannot run: stop still closes the database, and the next start has everything", async () => {
@@ -216,7 +232,7 @@ describe.skipIf(mounted !== true)("stopping on a full disk (tmpfs)", () => {
   });
 });
 
-describe.skipIf(mounted !== true)("starting on a full disk (tmpfs)", () => {
+onDataDir.describe.skipIf(mounted !== true)("starting on a full disk (tmpfs)", () => {
   const start = (dataDir: string, command = "serve") => {
     const p = Bun.spawnSync([process.execPath, "src/index.ts", command], { env: { ...process.env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1" }, timeout: 15_000 });
     return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };

@@ -3,9 +3,10 @@
  * starts again once space returns. What a full disk throws, as checked on a tmpfs here:
  * bun:sqlite's SQLITE_FULL on a write or its COMMIT (drizzle wraps it, as the `cause` of a
  * "Failed to run the query" error), SQLITE_IOERR_SHMSIZE when the WAL index cannot grow
- * (opening a database on a full disk), and ENOSPC/EDQUOT from plain file writes.
+ * (opening a database on a full disk), and ENOSPC/EDQUOT from plain file writes. In
+ * cluster mode, PostgreSQL's disk_full (SQLSTATE 53100) too.
  */
-import { pgUnavailable } from "../platform/postgres/errors";
+import { isPgDiskFull, pgUnavailable } from "../platform/postgres/errors";
 import { AppError } from "../errors";
 import { statfsSync } from "node:fs";
 
@@ -17,7 +18,7 @@ export function storageFullCode(e: unknown): string | null {
     const code = (x as { code?: unknown }).code;
     if (typeof code === "string" && FULL_CODES.has(code)) return code;
   }
-  return null;
+  return isPgDiskFull(e) ? "53100" : null;
 }
 
 export const isStorageFull = (e: unknown) => storageFullCode(e) !== null;

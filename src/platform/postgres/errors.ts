@@ -45,6 +45,15 @@ export function isPgUnavailable(e: unknown): boolean {
   return false;
 }
 
+/**
+ * Whether `e` (or what it wraps) is PostgreSQL's disk_full (SQLSTATE 53100): a table or
+ * index could not grow. Nothing was written; the client gets 507 storage_full, as on SQLite.
+ */
+export function isPgDiskFull(e: unknown): boolean {
+  for (const { code, errno } of causes(e)) if (code === "ERR_POSTGRES_SERVER_ERROR" && errno === "53100") return true;
+  return false;
+}
+
 /** `e` as the client's error when it means PostgreSQL is unreachable; null otherwise. */
 export const pgUnavailable = (e: unknown): AppError | null =>
   // The driver's error stays as `cause`: the operator's log (and a node refusing to start) names it; the client's answer does not.
