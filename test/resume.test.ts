@@ -106,11 +106,12 @@ describe("resume with since", () => {
     try {
       const [a, b] = [await own.register(), await own.register()];
       const { body: g } = await own.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [b.user.id] } });
-      own.app.ctx.events.prune(0, Date.now() + 1);
-      for (const since of ["0", "abc", "-5", String(own.app.ctx.events.lastSeq() + 1000)]) {
+      const { feed } = own.app.ctx;
+      await feed.prune(0, Date.now() + 1);
+      for (const since of ["0", "abc", "-5", String((await feed.lastSeq()) + 1000)]) {
         const ws = await TestSocket.connect(`${own.wsBase}/ws/user?token=${b.token}&since=${since}`);
         expect(ws.frames.map((f) => f.type)).toEqual(["connect", "sync.reset", "conversation.list"]);
-        expect(ws.frames[1]!.data.last_seq).toBe(own.app.ctx.events.lastSeq());
+        expect(ws.frames[1]!.data.last_seq).toBe(await feed.lastSeq());
         await own.api("POST", `/api/conversations/${g.id}/messages`, { token: a.token, body: { content: `live ${since}` } });
         await ws.waitFor((f) => f.type === "message.receive" && f.data.content === `live ${since}`);
         ws.close();

@@ -78,13 +78,12 @@ describe("shutdown and restart", () => {
 describe("the reference client", () => {
   test("on a server whose log is empty, events missed while disconnected are replayed after reconnecting", async () => {
     const { startServer } = await import("./helpers");
-    const { requestFriend } = await import("../src/friends/service");
-    const { getUserRow } = await import("../src/users/service");
     const s = await startServer({ presenceGraceMs: 0 });
     try {
+      const { store, feed } = s.app.ctx;
       const reader = await s.register();
       // Nothing has been logged yet: the client's position is 0, a real one.
-      expect(s.app.ctx.events.lastSeq()).toBe(0);
+      expect(await feed.lastSeq()).toBe(0);
       const client = new ParleyClient({ url: s.base, token: reader.token, backoff: { initialMs: 20, maxMs: 50 } });
       const requests: string[] = [];
       client.on("friend.request", (r) => requests.push(r.user_id));
@@ -94,8 +93,9 @@ describe("the reference client", () => {
       await client.connect();
       // Drop the connection from the server side and, before the client can even notice,
       // commit an event for it: only a resume with since=0 can bring it.
+      const senderRow = (await store.users.row(sender.user.id))!;
       for (const st of s.app.hub.allSockets()) st.ws.close(1012, "test");
-      requestFriend(s.app.ctx, getUserRow(s.app.ctx.db, sender.user.id)!, reader.user.id);
+      await store.friends.request(senderRow, reader.user.id);
       const deadline = Date.now() + 5000;
       while ((requests.length === 0 || opened < 2) && Date.now() < deadline) await Bun.sleep(20);
       // A conversation.load sent without a request id is answered with a list: not a new "open".
