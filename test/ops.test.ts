@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { startServer, tempDir, waitFor, type TestServer } from "./helpers";
+import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type TestServer } from "./helpers";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -63,28 +63,31 @@ describe("logs", () => {
     const broken = await startServer();
     try {
       const a = await broken.register();
-      broken.app.ctx.db.$client.run("ALTER TABLE users RENAME TO users_gone");
+      await broken.rows("ALTER TABLE users RENAME TO users_gone");
       const res = await broken.api("GET", "/api/users?q=x", { token: a.token, headers: { "x-request-id": "req-500-test" } });
       // Auth itself reads users, so the failure surfaces there: still a clean 500.
       expect(res.status).toBe(500);
       expect(res.body).toEqual({ error: { code: "internal", message: "internal error" } });
       expect(res.headers.get("x-request-id")).toBe("req-500-test");
       await waitFor(() => broken.logs.some((l) => l.msg === "unhandled error" && l.request_id === "req-500-test"));
-      broken.app.ctx.db.$client.run("ALTER TABLE users_gone RENAME TO users");
+      await broken.rows("ALTER TABLE users_gone RENAME TO users");
     } finally {
       await broken.stop();
     }
   });
 });
 
+/** The secret a single node generates into DATA_DIR; cluster mode requires JWT_SECRET instead. */
+const oneNode = sqliteOnly("the generated jwt-secret file of a single node");
+
 describe("persistence", () => {
-  test("a restart keeps users, and tokens stay valid (the generated secret is kept, mode 0600)", async () => {
+  test("a restart keeps users, and tokens stay valid (on one node the generated secret is kept, mode 0600)", async () => {
     const dir = tempDir();
     const first = await startServer({}, dir);
     const a = await first.register("persistent");
     await first.stop(false);
-    const secretFile = join(dir, "jwt-secret");
-    expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    // Cluster mode has no generated secret: it requires JWT_SECRET (the same on every node).
+    if (TEST_BACKEND === "sqlite") expect(statSync(join(dir, "jwt-secret")).mode & 0o777).toBe(0o600);
 
     const second = await startServer({}, dir);
     try {
@@ -95,7 +98,7 @@ describe("persistence", () => {
     }
   });
 
-  test("a damaged jwt-secret file is an error, not silently replaced (that would log everyone out)", async () => {
+  oneNode.test("a damaged jwt-secret file is an error, not silently replaced (that would log everyone out)", async () => {
     const dir = tempDir();
     await Bun.write(join(dir, "jwt-secret"), "short\n");
     await expect(startServer({}, dir)).rejects.toThrow("jwt-secret");
@@ -113,7 +116,7 @@ describe("persistence", () => {
     }
   });
 
-  test("parley backup writes a consistent copy while the server runs", async () => {
+  sqliteOnly("parley backup copies parley.db (a cluster's backup is PostgreSQL's own)").test("parley backup writes a consistent copy while the server runs", async () => {
     const dir = tempDir();
     const live = await startServer({}, dir);
     try {
