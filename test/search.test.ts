@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { startServer, tempDir, waitFor, type Account, type TestServer } from "./helpers";
-import type { SqliteSearchIndex } from "../src/search/sqlite";
+import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type Account, type TestServer } from "./helpers";
+import { SqliteSearchIndex } from "../src/search/sqlite";
 import { searchIndexCases, type SearchBackend, type Who } from "./search-index";
 
 let s: TestServer;
@@ -17,13 +17,19 @@ async function groupOf(owner: Account, others: Account[], title = "G") {
   expect(res.status).toBe(201);
   return res.body.id as string;
 }
-/** Until the background indexer has caught up: the index answers, not the queue. */
-// The worker would wait up to 5 s for a batch to fill (Config.searchIndexLagMs).
-const indexed = (t: TestServer = s) => {
-  const index = t.app.ctx.search as SqliteSearchIndex;
+/**
+ * Until SQLite's background indexer has caught up: the index answers, not the queue (the
+ * worker would wait up to 5 s for a batch to fill, Config.searchIndexLagMs). PostgreSQL's
+ * index is the rows themselves: nothing to wait for.
+ */
+const indexed = async (t: TestServer = s) => {
+  const index = t.app.ctx.search;
+  if (!(index instanceof SqliteSearchIndex)) return;
   index.indexNow();
-  return waitFor(() => index.backlog() === 0);
+  await waitFor(() => index.backlog() === 0);
 };
+/** SQLite's indexer: a queue, a worker that batches, and search.db beside parley.db. */
+const sqliteIndexer = sqliteOnly("SQLite's search queue, its batching worker and search.db");
 const send = async (who: Account, conv: string, content: string) => {
   const res = await s.api("POST", `/api/conversations/${conv}/messages`, { token: who.token, body: { content } });
   expect(res.status).toBe(201);
@@ -38,8 +44,8 @@ async function found(who: Account, q: string, extra: Record<string, string> = {}
   return res.body.items.map((i: any) => i.message.content);
 }
 
-/** The index's cases (test/search-index.ts) on SQLite: rows written through the real app's routes. */
-function sqliteBackend(): SearchBackend {
+/** The index's cases (test/search-index.ts) on the test server's engine: rows written through the real app's routes. */
+function appBackend(): SearchBackend {
   const accounts = new Map<string, Account>();
   const account = (w: Who) => accounts.get(w.id)!;
   const ok = async (method: string, path: string, who: Who, body?: unknown) => {
@@ -66,14 +72,15 @@ function sqliteBackend(): SearchBackend {
     deleteConversation: async (owner, conv) => void (await ok("DELETE", `/api/conversations/${conv}`, owner)),
     rename: async (who, displayName) => void (await ok("PATCH", "/api/users/me", who, { display_name: displayName })),
     async contents(ids) {
-      const byId = new Map(s.app.ctx.db.$client.query(`SELECT id, content FROM messages WHERE id IN (${ids.map(() => "?").join(",")})`).values(...ids) as [string, string][]);
+      const rows = ids.length ? await s.rows<{ id: string; content: string }>(`SELECT id, content FROM messages WHERE id IN (${ids.map(() => "?").join(",")})`, ...ids) : [];
+      const byId = new Map(rows.map((r) => [r.id, r.content]));
       return ids.map((id) => byId.get(id)!);
     },
     settle: async () => void (await indexed()),
   };
 }
 
-searchIndexCases("SQLite", sqliteBackend);
+searchIndexCases(TEST_BACKEND === "sqlite" ? "SQLite" : "PostgreSQL, through the app", appBackend);
 
 describe("search: what the HTTP layer adds", () => {
   let a: Account, b: Account, conv: string;
@@ -123,7 +130,7 @@ describe("search: what the HTTP layer adds", () => {
     expect((await search(m!, { q: "zanzibar", conversation_id: c })).status).toBe(404);
   });
 
-  test("a message is found right after its ack while the indexer waits for a batch", async () => {
+  sqliteIndexer.test("a message is found right after its ack while the indexer waits for a batch", async () => {
     const [a, b] = await users(2);
     const conv = await groupOf(a!, [b!]);
     const index = s.app.ctx.search as SqliteSearchIndex;
@@ -136,7 +143,7 @@ describe("search: what the HTTP layer adds", () => {
     expect(index.backlog()).toBeGreaterThan(0);
   });
 
-  test("a change waits for a full batch at most searchIndexLagMs, then the indexer takes it by itself", async () => {
+  sqliteIndexer.test("a change waits for a full batch at most searchIndexLagMs, then the indexer takes it by itself", async () => {
     const server = await startServer({ searchIndexLagMs: 300 });
     try {
       const index = server.app.ctx.search as SqliteSearchIndex;
@@ -276,7 +283,7 @@ describe("search: budget", () => {
   });
 });
 
-describe("search: the index on disk", () => {
+sqliteIndexer.describe("search: the index on disk", () => {
   test("the migration indexes the messages of a database from before it", async () => {
     const dir = tempDir();
     const old = await startServer({}, dir);
