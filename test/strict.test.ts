@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { t } from "elysia";
-import { isErrorLine, startServer, type Account, type TestServer } from "./helpers";
+import { isErrorLine, startServer, TEST_BACKEND, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 import { looseSpots } from "./schema-audit";
 import { CLIENT_FRAMES, parseFrame } from "../src/realtime/protocol";
@@ -139,5 +139,26 @@ describe("body values that cannot become strings", () => {
     const res = await s.api("PATCH", "/api/users/me", { token: a.token, raw: `{"display_name":"Still Me","toString":1,"valueOf":{}}` });
     expect(res.status).toBe(200);
     expect(res.body.display_name).toBe("Still Me");
+  });
+});
+
+describe("U+0000 in ids and text", () => {
+  // SQLite stores and compares NUL like any character (an unknown id is not found);
+  // PostgreSQL refuses it in text (SQLSTATE 22021/22P05): 400 bad_request. Never a 500.
+  const refused = (sqlite: number) => (TEST_BACKEND === "postgres" ? 400 : sqlite);
+
+  test("in a path id, a body id or a cursor: the answer is an error of the contract", async () => {
+    const nul = encodeURIComponent("x\u0000y");
+    expect((await s.api("GET", `/api/conversations/${nul}/messages`, { token: a.token })).status).toBe(refused(404));
+    expect((await s.api("GET", `/api/attachments/${nul}`, { token: a.token })).status).toBe(refused(404));
+    expect((await s.api("DELETE", `/api/friendships/${nul}`, { token: a.token })).status).toBe(refused(404));
+    expect((await s.api("POST", "/api/friendships", { token: a.token, body: { friend_id: "x\u0000y" } })).status).toBe(refused(404));
+  });
+
+  test("in a frame's ids: an error frame of the contract", async () => {
+    const send = await ws.request("message.send", { conversation_id: "x\u0000y", content: "hi" });
+    expect(send.error.code).toBe(TEST_BACKEND === "postgres" ? "bad_request" : "not_found");
+    const status = await ws.request("user.status.subscribe", { user_ids: ["x\u0000y"] });
+    expect(status.error.code).toBe(TEST_BACKEND === "postgres" ? "bad_request" : "forbidden");
   });
 });

@@ -6,7 +6,7 @@
  * (opening a database on a full disk), and ENOSPC/EDQUOT from plain file writes. In
  * cluster mode, PostgreSQL's disk_full (SQLSTATE 53100) too.
  */
-import { isPgDiskFull, pgUnavailable } from "../platform/postgres/errors";
+import { isPgDiskFull, pgRefusedText, pgUnavailable } from "../platform/postgres/errors";
 import { AppError } from "../errors";
 import { statfsSync } from "node:fs";
 
@@ -27,9 +27,11 @@ export const storageFull = () => new AppError("storage_full", "the server's disk
 
 /**
  * What a service threw, as the error its client gets: AppErrors as they are, a full disk as
- * storage_full, PostgreSQL unreachable (cluster mode) as unavailable; anything else null (a bug).
+ * storage_full, PostgreSQL unreachable (cluster mode) as unavailable, text it cannot take
+ * (U+0000) as bad_request; anything else null (a bug).
  */
-export const asAppError = (e: unknown): AppError | null => (e instanceof AppError ? e : isStorageFull(e) ? storageFull() : pgUnavailable(e));
+export const asAppError = (e: unknown): AppError | null =>
+  e instanceof AppError ? e : isStorageFull(e) ? storageFull() : (pgUnavailable(e) ?? pgRefusedText(e));
 
 /** Below this much free space on DATA_DIR's file system, the server does not start. */
 export const MIN_FREE_BYTES = 1024 * 1024;

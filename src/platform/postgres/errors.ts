@@ -54,6 +54,18 @@ export function isPgDiskFull(e: unknown): boolean {
   return false;
 }
 
+/**
+ * Text PostgreSQL refuses: U+0000 in a text parameter (22021, "invalid byte sequence for
+ * encoding UTF8: 0x00") or in JSON cast to text (22P05). SQLite stores and compares it; here
+ * such a request (an id, a cursor, a message) is the client's mistake, 400 bad_request, not a 500.
+ */
+export function pgRefusedText(e: unknown): AppError | null {
+  for (const { code, errno } of causes(e))
+    if (code === "ERR_POSTGRES_SERVER_ERROR" && (errno === "22021" || errno === "22P05"))
+      return new AppError("bad_request", "the request holds U+0000 (NUL), which cannot be stored or looked up");
+  return null;
+}
+
 /** `e` as the client's error when it means PostgreSQL is unreachable; null otherwise. */
 export const pgUnavailable = (e: unknown): AppError | null =>
   // The driver's error stays as `cause`: the operator's log (and a node refusing to start) names it; the client's answer does not.
