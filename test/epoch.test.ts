@@ -4,11 +4,9 @@
  * other events. The epoch (new in every backup) tells the two timelines apart.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { Database } from "bun:sqlite";
 import { ParleyClient } from "../src/client";
-import { eventsOf, startServer, tempDir, type Account, type TestServer } from "./helpers";
+import { eventsOf, startServer, type Account, type TestServer } from "./helpers";
+import { backup } from "./backups";
 import { TestSocket } from "./ws-client";
 
 const EPOCH = /^[0-9a-f]{32}$/;
@@ -22,6 +20,8 @@ let atBackup: number;
 let newer: number;
 let liveEpoch: string;
 let backupEpoch: string;
+/** The restored log's end, once it has grown past `newer`. */
+let restoredLast: number;
 
 const send = async (s: TestServer, n: number) => {
   for (let i = 0; i < n; i++) {
@@ -40,28 +40,21 @@ beforeAll(async () => {
   await send(live, 3);
   atBackup = await lastOf(live);
 
-  const file = join(tempDir(), "backup.db");
-  const backup = Bun.spawnSync([process.execPath, "src/index.ts", "backup", file], { env: { ...process.env, DATA_DIR: live.dataDir } });
-  expect(backup.exitCode).toBe(0);
-  const copy = new Database(file, { readonly: true });
-  backupEpoch = (copy.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string }).value;
-  copy.close();
-  expect(backup.stdout.toString()).toContain(backupEpoch);
+  // SQLite: `parley backup`; PostgreSQL: its own dump, stamped with a new epoch likewise.
+  const copy = await backup(live);
+  backupEpoch = copy.epoch;
 
   await send(live, 5);
   newer = await lastOf(live);
-  liveEpoch = live.app.ctx.events.epoch;
+  liveEpoch = live.app.ctx.feed.epoch;
 
-  // Restore: the backup and the JWT secret in a new data directory, a server on it.
-  const dataDir = tempDir();
-  mkdirSync(dataDir, { recursive: true });
-  copyFileSync(file, join(dataDir, "parley.db"));
-  copyFileSync(join(live.dataDir, "jwt-secret"), join(dataDir, "jwt-secret"));
-  restored = await startServer({}, dataDir);
+  // Restore: the backup (and the JWT secret) in a new data directory, a server on it.
+  restored = await startServer({}, copy.restore());
   // The restored log grows past the position the client saw on the live server.
   await send(restored, 10);
-  expect(restored.app.ctx.events.lastSeq()).toBeGreaterThan(newer);
-});
+  restoredLast = await restored.app.ctx.feed.lastSeq();
+  expect(restoredLast).toBeGreaterThan(newer);
+}, 60_000);
 
 afterAll(async () => {
   await live.stop();
@@ -73,7 +66,7 @@ describe("the epoch", () => {
     expect(liveEpoch).toMatch(EPOCH);
     expect(backupEpoch).toMatch(EPOCH);
     expect(backupEpoch).not.toBe(liveEpoch);
-    expect(restored.app.ctx.events.epoch).toBe(backupEpoch);
+    expect(restored.app.ctx.feed.epoch).toBe(backupEpoch);
     const ws = await socket(live, "");
     expect(ws.all("connect")[0]!.data.epoch).toBe(liveEpoch);
     ws.close();
@@ -94,7 +87,7 @@ describe("the epoch", () => {
     const ws = await socket(restored, `since=${newer}&epoch=${liveEpoch}`);
     expect(ws.all("message.receive")).toHaveLength(0);
     expect(ws.all("sync.complete")).toHaveLength(0);
-    expect(ws.all("sync.reset")[0]!.data).toEqual({ last_seq: restored.app.ctx.events.lastSeq(), epoch: backupEpoch });
+    expect(ws.all("sync.reset")[0]!.data).toEqual({ last_seq: restoredLast, epoch: backupEpoch });
     ws.close();
   });
 
@@ -102,7 +95,7 @@ describe("the epoch", () => {
     const res = await restored.api("GET", `/api/events?since=${newer}&epoch=${liveEpoch}`, { token: alice.token });
     expect(res.status).toBe(410);
     expect(res.body.error.code).toBe("sync_reset");
-    expect(res.body.error.details).toEqual({ last_seq: restored.app.ctx.events.lastSeq(), epoch: backupEpoch });
+    expect(res.body.error.details).toEqual({ last_seq: restoredLast, epoch: backupEpoch });
     // A cursor in another timeline is no better.
     const paged = await restored.api("GET", `/api/events?cursor=${atBackup}&epoch=${liveEpoch}`, { token: alice.token });
     expect(paged.status).toBe(410);
@@ -143,9 +136,9 @@ describe("the epoch", () => {
     const resets: { last_seq: number; epoch: string }[] = [];
     client.on("sync.reset", (d) => resets.push(d));
     await client.connect();
-    expect(resets).toEqual([{ last_seq: restored.app.ctx.events.lastSeq(), epoch: backupEpoch }]);
+    expect(resets).toEqual([{ last_seq: restoredLast, epoch: backupEpoch }]);
     expect(client.epoch).toBe(backupEpoch);
-    expect(client.lastSeq).toBe(restored.app.ctx.events.lastSeq());
+    expect(client.lastSeq).toBe(restoredLast);
     client.close();
 
     // A fresh client learns the epoch from connect.

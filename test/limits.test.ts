@@ -3,7 +3,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect as tcpConnect, type Socket } from "node:net";
-import { isErrorLine, startServer, type TestServer } from "./helpers";
+import { isErrorLine, startServer, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 
 const servers: TestServer[] = [];
@@ -227,33 +227,53 @@ describe("heartbeat", () => {
   }, 30_000);
 });
 
+/**
+ * A backlog of `count` messages of 16 KB each in UTF-8 (3,990 characters of 4 bytes, about
+ * the most one message may hold): few sends for many bytes. Sent 50 at a time into four
+ * groups of `owner` with `members`, since PostgreSQL takes one conversation's sends in turn.
+ */
+async function backlog(s: TestServer, owner: Account, members: Account[], count: number) {
+  const groups: string[] = [];
+  for (let k = 0; k < 4; k++) groups.push((await s.api("POST", "/api/conversations", { token: owner.token, body: { type: "group", title: `t${k}`, member_ids: members.map((m) => m.user.id) } })).body.id);
+  const text = "😀".repeat(3990);
+  return {
+    async send() {
+      for (let i = 0; i < count; i += 50)
+        await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => s.api("POST", `/api/conversations/${groups[j % 4]}/messages`, { token: owner.token, body: { content: `${i + j} ${text}` } })));
+    },
+  };
+}
+
 describe("slow consumers", () => {
   test("a socket that stops reading gets alert slow_consumer and close 1013; the others receive at full speed", async () => {
     const s = await server({ maxBufferedBytes: 1024 * 1024, slowConsumerCheckMs: 100, sendsPerMinute: 10_000_000 });
     const [sender, stalled, healthy] = [await s.register(), await s.register(), await s.register()];
-    const { body: g } = await s.api("POST", "/api/conversations", { token: sender.token, body: { type: "group", title: "t", member_ids: [stalled.user.id, healthy.user.id] } });
+    // ~21 MB, past the kernel's socket buffers and MAX_BUFFERED_BYTES.
+    const COUNT = 1300;
+    const messages = await backlog(s, sender, [stalled, healthy], COUNT);
     const good = await TestSocket.connect(`${s.wsBase}/ws/user?token=${healthy.token}`);
     const port = Number(new URL(s.base).port);
     const slow = await rawSocket(port, `/ws/user?token=${stalled.token}`);
     await Bun.sleep(50);
     slow.sock.pause(); // stop reading: the kernel buffers fill, then the server's.
 
-    const payload = "y".repeat(3500);
-    const COUNT = 6000;
-    const batch = 50;
-    for (let i = 0; i < COUNT; i += batch)
-      await Promise.all(Array.from({ length: batch }, (_, j) => s.api("POST", `/api/conversations/${g.id}/messages`, { token: sender.token, body: { content: `${i + j} ${payload}` } })));
+    const sending = messages.send();
+
+    // The server gives up on the stalled socket while the sends go on; reading again shows
+    // the alert and 1013. (Read soon: a closing socket whose peer reads nothing is cut by
+    // Bun after a few seconds, its last frames with it.)
+    await waitFor(() => s.logs.some((l) => l.msg === "closing slow consumer"), 50_000);
+    const metrics = await (await fetch(`${s.base}/metrics`)).text();
+    expect(metrics).toMatch(/parley_ws_slow_consumers_total [1-9]/);
+    slow.sock.resume();
+    await new Promise<void>((resolve) => slow.sock.once("close", () => resolve()));
+    await sending;
 
     // The healthy socket got everything, while the stalled one was still open or being closed.
     await good.waitFor(() => good.all("message.receive").length === COUNT, 10_000).catch(() => {});
     expect(good.all("message.receive")).toHaveLength(COUNT);
     expect(good.closed).toBeNull();
 
-    // The stalled socket was closed by the server; reading again shows the alert and 1013.
-    const metrics = await (await fetch(`${s.base}/metrics`)).text();
-    expect(metrics).toMatch(/parley_ws_slow_consumers_total [1-9]/);
-    slow.sock.resume();
-    await new Promise<void>((resolve) => slow.sock.once("close", () => resolve()));
     const frames = parseFrames(slow.received());
     const texts = frames.filter(([op]) => op === 1).map(([, p]) => JSON.parse(p.toString()));
     expect(texts.some((f) => f.type === "alert" && f.data.kind === "slow_consumer")).toBe(true);
@@ -272,18 +292,17 @@ describe("slow consumers", () => {
     }
     expect(got).toBe(COUNT);
     good.close();
-  }, 60_000);
+  }, 90_000);
   test("a first socket cut short in its replay announces nothing; a reconnect within the grace announces online", async () => {
     const s = await server({ maxBufferedBytes: 64 * 1024, sendsPerMinute: 10_000_000, presenceGraceMs: 3000 });
     const [user, watcher] = [await s.register(), await s.register()];
-    const { body: g } = await s.api("POST", "/api/conversations", { token: watcher.token, body: { type: "group", title: "t", member_ids: [user.user.id] } });
+    // ~14 MB, far larger than the socket buffers.
+    const messages = await backlog(s, watcher, [user], 900);
     const w = await TestSocket.connect(`${s.wsBase}/ws/user?token=${watcher.token}`);
     expect((await w.request("user.status.subscribe", { user_id: user.user.id })).type).toBe("user.offline");
     const since = w.frames.find((f) => f.type === "connect")!.data.last_seq;
     // A backlog far larger than the socket buffers: the replay is cut short with 1013.
-    const payload = "y".repeat(3500);
-    for (let i = 0; i < 4000; i += 50)
-      await Promise.all(Array.from({ length: 50 }, (_, j) => s.api("POST", `/api/conversations/${g.id}/messages`, { token: watcher.token, body: { content: `${i + j} ${payload}` } })));
+    await messages.send();
     const code = await new Promise<number>((resolve) => {
       const ws = new WebSocket(`${s.wsBase}/ws/user?token=${user.token}&since=${since}`);
       ws.onclose = (ev) => resolve(ev.code);
@@ -294,5 +313,5 @@ describe("slow consumers", () => {
     expect(online.data.user_id).toBe(user.user.id);
     expect(w.all("user.offline")).toHaveLength(1); // only the reply to the subscription
     back.close();
-  }, 60_000);
+  }, 90_000);
 });

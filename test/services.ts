@@ -139,6 +139,26 @@ export async function dropTestDatabaseOf(dataDir: string) {
   }
 }
 
+/**
+ * A copy of the database of `dataDir`'s server as it is now (pg_dump into a new database),
+ * for `adoptTestDatabase`: a backup of a cluster's data, as test/backups.ts takes one.
+ */
+export async function dumpTestDatabase(dataDir: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const source = byDataDir.get(dataDir);
+  if (!source) throw new Error(`no test database for ${dataDir}`);
+  const copy = await createTestDatabase("parley_test");
+  const dump = Bun.spawnSync(["pg_dump", "--no-owner", "--no-privileges", `--dbname=${source.url}`], { stderr: "pipe" });
+  if (dump.exitCode !== 0) throw new Error(`pg_dump: ${dump.stderr.toString()}`);
+  const load = Bun.spawnSync(["psql", "--quiet", "--set=ON_ERROR_STOP=1", `--dbname=${copy.url}`], { stdin: dump.stdout, stdout: "ignore", stderr: "pipe" });
+  if (load.exitCode !== 0) throw new Error(`psql: exit ${load.exitCode} ${load.signalCode ?? ""} ${load.stderr.toString()}`);
+  return copy;
+}
+
+/** Gives `dataDir`'s next server the database `made` (a copy from dumpTestDatabase), emptied and reused like any once stopped. */
+export function adoptTestDatabase(dataDir: string, made: { url: string; drop: () => Promise<void> }) {
+  byDataDir.set(dataDir, made);
+}
+
 /** Whether every named service answers; false (with the reason printed) means skip. */
 export async function servicesUp(services: Record<string, string>, what: string): Promise<boolean> {
   const down: string[] = [];

@@ -8,9 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startServer, tempDir, uniqueName, type Account, type TestServer } from "./helpers";
+import { backup } from "./backups";
 import { launchBrowser } from "./browser";
 import { png } from "./files-fixtures";
 
@@ -357,23 +357,16 @@ describe("the web client in Chromium", () => {
       const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
       const conv = await direct(alice, bob, server);
       await say(bob, conv, "kept by the backup", server);
-      const backupFile = join(tempDir(), "backup.db");
-      const backup = Bun.spawnSync([process.execPath, "src/index.ts", "backup", backupFile], { env: { ...process.env, DATA_DIR: server.dataDir } });
-      expect(backup.exitCode).toBe(0);
+      const copy = await backup(server);
       const a = await pageFor(alice, `/c/${conv}`, server);
       await say(bob, conv, "lost with the old server", server);
       await log(a).getByText("lost with the old server").waitFor();
 
       // Restore on the same port: the client reconnects with the old epoch and a position
       // the restored log has passed by then.
-      const liveDir = server.dataDir;
       await server.stop(false);
       await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor();
-      const dir = tempDir();
-      mkdirSync(dir, { recursive: true });
-      copyFileSync(backupFile, join(dir, "parley.db"));
-      copyFileSync(join(liveDir, "jwt-secret"), join(dir, "jwt-secret"));
-      server = await startServer(overrides, dir, port);
+      server = await startServer(overrides, copy.restore(), port);
       for (let i = 1; i <= 6; i++) await say(bob, conv, `after the restore ${i}`, server);
       await log(a).getByText("after the restore 6").waitFor({ timeout: 20_000 });
       await log(a).getByText("lost with the old server").waitFor({ state: "detached" });
@@ -533,7 +526,7 @@ describe("the web client in Chromium", () => {
       const conv = await direct(alice, bob, t);
       const a = await pageFor(alice, `/c/${conv}`, t);
       const b = await pageFor(bob, `/c/${conv}`, t);
-      const stored = () => (t.app.ctx.db.$client.query("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?").get(alice.user.id) as { n: number }).n;
+      const stored = async () => (await t.rows<{ n: number }>("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?", alice.user.id))[0]!.n;
       const chips = a.getByRole("list", { name: "Files to send" });
       const idle = () => a.waitForFunction(() => !document.querySelector(".picks progress"));
       /** Files dropped on the message list, as a drag from the desktop would. */
@@ -559,7 +552,7 @@ describe("the web client in Chromium", () => {
       await thumb.waitFor();
       expect(await thumb.getAttribute("href")).toContain("/api/");
       await idle();
-      expect(stored()).toBe(2);
+      expect(await stored()).toBe(2);
 
       // A slow link: the progress bar moves; Cancel aborts and the server keeps nothing.
       const cdp = await a.context().newCDPSession(a);
@@ -579,13 +572,13 @@ describe("the web client in Chromium", () => {
       await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
       // Long enough for the rest of the body to arrive at full speed, had it not been aborted.
       await Bun.sleep(4000);
-      expect(stored()).toBe(2);
+      expect(await stored()).toBe(2);
 
       // Over MAX_UPLOAD_BYTES: the server's 413 message on that chip, the rest still sendable.
       await dropFiles([{ name: "huge.bin", type: "application/octet-stream", bytes: [...new Uint8Array(1200 * 1024)] }]);
       await chips.getByRole("alert").filter({ hasText: /Too large: .*1048576 bytes/ }).waitFor();
       await a.locator("form.composer").screenshot({ path: join(shots, "upload-error.png") });
-      expect(stored()).toBe(2);
+      expect(await stored()).toBe(2);
       await a.getByRole("textbox", { name: "Message" }).fill("two files");
       await a.getByRole("textbox", { name: "Message" }).press("Enter");
       await log(b).getByRole("link", { name: /drop\.txt/ }).waitFor();
