@@ -317,8 +317,8 @@ export class Hub {
       }
       // Cluster mode answers later: until then these sockets hear nothing of the target (they
       // may not see it any more), then follow it again if they still may. A presence change
-      // within the check is then missed, as one lost on the broker would be (PROTOCOL §11's
-      // presence is at-most-once); seeing what one may not is never possible.
+      // within the check is then missed, as one lost on the broker would be (presence frames
+      // are at-most-once there, platform/nats/broker.ts); seeing what one may not never happens.
       const key = `${viewer} ${target}`;
       this.checking.set(key, (this.checking.get(key) ?? 0) + 1);
       for (const s of sockets) s.ws.unsubscribe(statusTopic(target));
