@@ -1,7 +1,7 @@
 /**
  * Misbehaving clients: frame rate, frame size, connections per user, slow consumers.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { isErrorLine, startServer, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
@@ -12,8 +12,9 @@ const server = async (overrides: Parameters<typeof startServer>[0]) => {
   servers.push(s);
   return s;
 };
-afterAll(async () => {
-  for (const s of servers) await s.stop();
+// Each test's server stops after it: on PostgreSQL a running server holds its connections.
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.stop();
 });
 
 const upgradeHeaders = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" };
