@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { activityKey, seedActivity } from "../src/lib/time";
 import { TokenBucket, addressKey } from "../src/lib/rate-limit";
 import { FailureWindow } from "../src/platform/memory/limits";
+import { drive, wait } from "../src/lib/awaitable";
 
 describe("activityKey", () => {
   test("never repeats or goes back, so a later change always sorts first", () => {
@@ -52,5 +53,47 @@ describe("addressKey", () => {
     ["::1", "0:0:0:0::/64"],
   ])("%s → %s (an IPv6 host by its /64)", (ip, key) => {
     expect(addressKey(ip)).toBe(key);
+  });
+});
+
+describe("drive", () => {
+  function* steps(log: string[], a: unknown, b: unknown): Generator<unknown, string, unknown> {
+    const x = yield* wait(a as number | Promise<number>);
+    log.push(`x=${x}`);
+    try {
+      const y = yield* wait(b as number | Promise<number>);
+      log.push(`y=${y}`);
+      return `${x + y}`;
+    } catch (e) {
+      log.push(`caught ${(e as Error).message}`);
+      return "recovered";
+    }
+  }
+
+  test("runs to the end synchronously while every step answers with a value", () => {
+    const log: string[] = [];
+    const r = drive(steps(log, 1, 2));
+    // Not a promise: a socket's whole opening happens inside Bun's open handler on SQLite.
+    expect(r).toBe("3");
+    expect(log).toEqual(["x=1", "y=2"]);
+  });
+
+  test("awaits the promises, and throws a rejection into the generator like await", async () => {
+    const log: string[] = [];
+    const r = drive(steps(log, Promise.resolve(1), Promise.reject(new Error("boom"))));
+    expect(r).toBeInstanceOf(Promise);
+    expect(log).toEqual([]);
+    expect(await r).toBe("recovered");
+    expect(log).toEqual(["x=1", "caught boom"]);
+    expect(await drive(steps([], 4, Promise.resolve(5)))).toBe("9");
+  });
+
+  test("an error the generator does not catch comes out as from a function, or a rejected promise", async () => {
+    function* fails(v: unknown): Generator<unknown, never, unknown> {
+      yield* wait(v);
+      throw new Error("nope");
+    }
+    expect(() => drive(fails(1))).toThrow("nope");
+    await expect(drive(fails(Promise.resolve(1)))).rejects.toThrow("nope");
   });
 });

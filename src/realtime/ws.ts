@@ -13,7 +13,7 @@ import type { UserRow } from "../db/schema";
 import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
 import type { Hub, RawSocket, SocketState } from "./hub";
 import type { Arrival } from "../platform/presence";
-import { andThen } from "../lib/awaitable";
+import { andThen, drive, wait } from "../lib/awaitable";
 import { CLOSE_CODES } from "./close-codes";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
@@ -202,10 +202,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * they saw (the wait for `view.last`). Counting is where the cap holds: upgrades racing
    * past the check in resolve are refused here.
    */
-  async function onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null) {
+  function* onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null): Generator<unknown, void, unknown> {
     let arrival: Arrival;
     try {
-      arrival = await hub.arrive(ws, me.id);
+      arrival = yield* wait(hub.arrive(ws, me.id));
     } catch (err) {
       ctx.log.error({ err, user_id: me.id }, "opening a socket failed");
       return ws.close(1011, CLOSE_CODES[1011].name);
@@ -233,11 +233,11 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     const from = ctx.feed.deliveredSeq;
     hub.send(state, "connect", frame("connect", { message: "Connected successfully", client_id: state.clientId, user_id: me.id, last_seq: from, epoch: ctx.feed.epoch }));
     try {
-      const view = await ctx.store.conversations.membership(me.id);
+      const view = yield* wait(ctx.store.conversations.membership(me.id));
       // A client may have seen more than this node has delivered yet (it came from a faster node).
       let caughtUp = from;
       if (position !== null) {
-        const replayed = await replay(state, position, from);
+        const replayed = yield* replay(state, position, from);
         if (replayed === null) return hub.drop(state); // closed as a slow consumer: never announced
         caughtUp = Math.max(from, replayed);
       }
@@ -245,11 +245,11 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       // transactions still open under it, must be among the held ones before the release
       // replays their effects: released earlier, a removal the view saw would hide the
       // messages before it from this socket, an addition would show it the ones before.
-      if (view.last > caughtUp && !(await deliveredUpTo(state, view.last)) && !state.closing)
+      if (view.last > caughtUp && !(yield* deliveredUpTo(state, view.last)) && !state.closing)
         throw new AppError("unavailable", "this server is stopping; reconnect", undefined, 1000);
       if (state.closing) return hub.drop(state);
       const deferred = hub.release(state, view.ids, caughtUp, arrival);
-      hub.send(state, "conversation.list", rawFrame("conversation.list", await ctx.store.conversations.listJson(me.id, 50)));
+      hub.send(state, "conversation.list", rawFrame("conversation.list", yield* wait(ctx.store.conversations.listJson(me.id, 50))));
       for (const f of deferred) onMessage(ws, f);
       if (arrival === "first") hub.announceOnline(me.id);
     } catch (err) {
@@ -265,10 +265,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * held open anywhere on the PostgreSQL server holds the node's delivery (every socket's)
    * as long. False when the socket closed first, or the node's follower stopped.
    */
-  async function deliveredUpTo(state: SocketState, seq: number): Promise<boolean> {
+  function* deliveredUpTo(state: SocketState, seq: number): Generator<unknown, boolean, unknown> {
     while (!state.closing) {
       const asked = performance.now();
-      if (await ctx.feed.waitFor(seq, WAIT_STEP_MS)) return true;
+      if (yield* wait(ctx.feed.waitFor(seq, WAIT_STEP_MS))) return true;
       if (performance.now() - asked < WAIT_STEP_MS / 2) return false; // answered at once: stopped
     }
     return false;
@@ -280,11 +280,11 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * and the client resumes from the last seq it received. Resolves with the position the
    * client has now (null when the socket was closed).
    */
-  async function replay(state: SocketState, { since, epoch }: Position, upTo: number): Promise<number | null> {
+  function* replay(state: SocketState, { since, epoch }: Position, upTo: number): Generator<unknown, number | null, unknown> {
     let cursor = since;
     try {
       for (;;) {
-        const rows = await ctx.feed.replayRaw(state.userId, cursor, REPLAY_PAGE, epoch, upTo);
+        const rows = yield* wait(ctx.feed.replayRaw(state.userId, cursor, REPLAY_PAGE, epoch, upTo));
         if (state.closing) return null;
         for (const r of rows) {
           state.ws.send(ctx.files.links.personalize(eventFrame(r.type, r.data, iso(r.created_at), r.seq), state.userId));
@@ -353,7 +353,15 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         // frame costs an awaited parse and a new ElysiaWS (15 bound functions). From here on
         // the socket carries only the shared handlers below, which call the hub directly.
         raw.data = direct;
-        void onOpen(raw, session, position);
+        // On SQLite the whole opening runs here, synchronously: its frames (connect, any
+        // replay, conversation.list) leave in one write with the upgrade's response.
+        const failed = (err: unknown) => ctx.log.error({ err, user_id: session.me.id }, "opening a socket failed");
+        try {
+          const opened = drive(onOpen(raw, session, position));
+          if (opened instanceof Promise) opened.catch(failed);
+        } catch (err) {
+          failed(err);
+        }
       },
     });
 }
