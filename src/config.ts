@@ -56,6 +56,12 @@ export interface Config {
   typingTtlMs: number;
   presenceGraceMs: number;
   heartbeatIntervalMs: number;
+  /**
+   * Cluster mode: how often each node re-reads, as a safety net, the presence of the users
+   * its sockets follow (presence frames between nodes may be lost); 0: only after NATS
+   * reconnects.
+   */
+  presenceResyncIntervalMs: number;
   maxConnectionsPerUser: number;
   maxBufferedBytes: number;
   /** Client frames per minute per socket (token bucket, burst of the same size). */
@@ -119,6 +125,7 @@ export const DEFAULTS: Config = Object.freeze({
   typingTtlMs: 6000,
   presenceGraceMs: 5000,
   heartbeatIntervalMs: 30000,
+  presenceResyncIntervalMs: 60000,
   maxConnectionsPerUser: 20,
   maxBufferedBytes: 4 * 1024 * 1024,
   wsFramesPerMinute: 60,
@@ -186,6 +193,7 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
   ["TYPING_TTL_MS", "typingTtlMs", 100, 600_000],
   ["PRESENCE_GRACE_MS", "presenceGraceMs", 0, 600_000],
   ["HEARTBEAT_INTERVAL_MS", "heartbeatIntervalMs", 1000, 3_600_000],
+  ["PRESENCE_RESYNC_INTERVAL_MS", "presenceResyncIntervalMs", 0, 86_400_000],
   ["MAX_CONNECTIONS_PER_USER", "maxConnectionsPerUser", 1, 10_000],
   ["MAX_BUFFERED_BYTES", "maxBufferedBytes", 65536, 1024 * 1024 * 1024],
   ["WS_FRAMES_PER_MINUTE", "wsFramesPerMinute", 1, 1_000_000],

@@ -76,6 +76,8 @@ export class Metrics {
   readonly framesIn = this.add(new Counter("parley_ws_frames_in_total", "WebSocket frames received, by type."));
   readonly slowConsumers = this.add(new Counter("parley_ws_slow_consumers_total", "Sockets closed for not keeping up with their output."));
   readonly framesOut = this.add(new Counter("parley_ws_frames_out_total", "WebSocket frames sent directly (not via topics), by type."));
+  readonly presenceRereads = this.add(new Counter("parley_presence_rereads_total", "Cluster mode: reads of the presence store for every user this node's sockets follow (after a NATS reconnect, another node's, or the periodic safety net)."));
+  readonly presenceCorrections = this.add(new Counter("parley_presence_corrections_total", "Presence frames this node sent its sockets because the presence store said otherwise than they had been told (a presence frame lost between nodes), by type."));
 
   add<M extends Metric>(m: M): M {
     this.all.push(m);

@@ -4,7 +4,9 @@
  * events on Bun's pub/sub topics (`user:<id>`, `conv:<id>`, `status:<id>`) to its own
  * sockets, and ephemeral frames (typing, active, presence) through the broker, which
  * carries them to every node (platform/broker.ts). Who is online, cluster-wide, and the
- * connection cap are the presence seam's (platform/presence.ts). It follows
+ * connection cap are the presence seam's (platform/presence.ts); what this node's sockets
+ * were last told of it, the PresenceView's (every presence frame for them passes it, and
+ * in cluster mode the store's word corrects it where a frame was lost). It follows
  * membership changes by the events themselves: a `conversation.create` on a user's topic
  * subscribes that user's sockets before it is published, a `conversation.delete`
  * unsubscribes them after. It knows no business rules; the few it needs (who may see whose
@@ -25,6 +27,10 @@ import type { AlertKind as AlertKindModel } from "./model";
 import type { Broker } from "../platform/broker";
 import type { Arrival, Presence } from "../platform/presence";
 import { andThen, type Awaitable } from "../lib/awaitable";
+import { PresenceView } from "./presence-view";
+
+/** Users per read of the presence store when re-reading all those followed here. */
+const REREAD_BATCH = 1000;
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
@@ -74,6 +80,21 @@ export class Hub {
   private arriving = new Map<RawSocket, unknown[]>();
   private broker: Broker;
   private presence: Presence;
+  /** What this node's sockets were last told of the presence of the users they follow. */
+  private view = new PresenceView();
+  /** A re-read of the presence store is running; another is due after it. */
+  private rereading = false;
+  private rereadAgain = false;
+  /**
+   * Users whose followers here were told online and whom a read of the store found offline,
+   * and when: they are told offline only if a read `confirmOfflineMs` later agrees. The
+   * store may be being rebuilt (after a PostgreSQL crash or a Redis restart it is empty
+   * until each node's next heartbeat writes its users back, within a third of
+   * HEARTBEAT_INTERVAL_MS), and users seen offline then are not.
+   */
+  private suspects = new Map<string, number>();
+  private confirmTimer: Timer | null = null;
+  private readonly confirmOfflineMs: number;
 
   private sweeper: Timer;
   private heartbeat: Timer;
@@ -83,6 +104,9 @@ export class Hub {
     this.broker = ctx.broker;
     this.presence = ctx.presence;
     this.presence.onOffline((userId, announced) => this.goOffline(userId, announced));
+    this.broker.screen((topic, text) => this.screenRemote(topic, text));
+    this.broker.onGap(() => void this.rereadPresence());
+    this.confirmOfflineMs = Math.ceil(ctx.config.heartbeatIntervalMs / 2);
     ctx.feed.onCommit((events) => this.publishCommitted(events));
     this.sweeper = setInterval(() => this.closeSlowConsumers(), ctx.config.slowConsumerCheckMs);
     this.sweeper.unref();
@@ -215,11 +239,7 @@ export class Hub {
     }
     state.typing.clear();
     if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
-    for (const target of state.status) {
-      const set = this.followers.get(target);
-      set?.delete(state);
-      if (set?.size === 0) this.followers.delete(target);
-    }
+    for (const target of state.status) this.dropFollower(state, target);
     const mine = this.byUser.get(state.userId);
     mine?.delete(state);
     if (mine && mine.size === 0) this.byUser.delete(state.userId);
@@ -232,15 +252,122 @@ export class Hub {
     if (this.stopped) return;
     const lastActive = this.lastActive.touch(userId);
     if (!announced) return; // never announced online: nothing to take back
-    this.broker.publish(statusTopic(userId), frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
+    this.publishStatus(userId, false, frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
   }
 
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
     this.presence.announced(userId);
     andThen(this.lastActive.of(userId), (at) =>
-      this.broker.publish(statusTopic(userId), frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: at })),
+      this.publishStatus(userId, true, frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: at })),
     );
+  }
+
+  /**
+   * A presence change decided here goes to every node; to this node's followers only if it
+   * tells them something new (a re-read of the store may have told them already).
+   */
+  private publishStatus(userId: string, online: boolean, text: string) {
+    if (this.view.tell(userId, online)) this.broker.publish(statusTopic(userId), text);
+    else this.broker.publishElsewhere(statusTopic(userId), text);
+  }
+
+  /**
+   * Another node's ephemeral frame, before this node's sockets get it: a presence frame
+   * that tells them nothing new (they were told already, by a re-read of the store) is kept
+   * from them.
+   */
+  private screenRemote(topic: string, text: string): boolean {
+    if (!topic.startsWith("status:")) return true;
+    let online: unknown;
+    try {
+      online = (JSON.parse(text) as { data?: { online?: unknown } }).data?.online;
+    } catch {
+      return true;
+    }
+    return typeof online !== "boolean" || this.view.tell(topic.slice(7), online);
+  }
+
+  /**
+   * Reads from the presence store whether each user followed here is online, in batches,
+   * and tells the followers where it differs from what they were told: presence frames from
+   * other nodes may have been lost (platform/broker.ts, onGap). Concurrent calls run as one
+   * more read after the current one.
+   */
+  private async rereadPresence() {
+    if (this.rereading) return void (this.rereadAgain = true);
+    this.rereading = true;
+    try {
+      do {
+        this.rereadAgain = false;
+        this.ctx.metrics.presenceRereads.inc();
+        const users = this.view.followed();
+        for (let i = 0; i < users.length && !this.stopped; i += REREAD_BATCH) {
+          const batch = users.slice(i, i + REREAD_BATCH);
+          const mark = this.view.mark();
+          const online = await this.presence.online(batch);
+          if (this.stopped) return;
+          this.readSays(batch, online, mark);
+        }
+      } while (this.rereadAgain && !this.stopped);
+    } catch (err) {
+      this.ctx.log.warn({ err }, "re-reading presence failed; the next gap or period tries again");
+    } finally {
+      this.rereading = false;
+    }
+  }
+
+  /**
+   * A read of the store begun at `mark` says whether each user is online: corrections where
+   * this node's followers were told otherwise, to online at once, to offline once confirmed
+   * (`suspects`).
+   */
+  private readSays(userIds: string[], online: boolean[], mark: number, except?: RawSocket) {
+    const now = performance.now();
+    userIds.forEach((id, i) => {
+      if (!online[i] && this.view.says(id) === true) {
+        const since = this.suspects.get(id);
+        if (since === undefined) this.suspects.set(id, now);
+        if (since === undefined || now - since < this.confirmOfflineMs) return this.confirmLater();
+      }
+      this.suspects.delete(id);
+      this.correct(id, online[i]!, mark, except);
+    });
+  }
+
+  /** A re-read `confirmOfflineMs` from now, for the suspects. */
+  private confirmLater() {
+    if (this.confirmTimer || this.stopped) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = null;
+      void this.rereadPresence();
+    }, this.confirmOfflineMs);
+    this.confirmTimer.unref();
+  }
+
+  /**
+   * The store, read from `mark` on, says whether the user is online: where this node's
+   * followers were told otherwise (and nothing about the user came meanwhile), they get a
+   * corrected frame, all of them but `except` (the socket whose reply this read was).
+   */
+  private correct(userId: string, online: boolean, mark: number, except?: RawSocket) {
+    const c = this.view.correct(userId, online, mark);
+    if (!c || (except && c.was === null)) return; // nothing to correct; or the first follower's reply, now what they were told
+    const send = (lastActive: string | null) => {
+      if (this.stopped || !this.view.current(userId, c.at)) return; // a frame about the user came meanwhile
+      const type = online ? "user.online" : "user.offline";
+      const text = frame(type, { user_id: userId, online, timestamp: iso(Date.now()), last_active_at: lastActive ?? iso(0) });
+      this.ctx.metrics.presenceCorrections.inc({ type });
+      if (except && except.readyState === 1) except.publish(statusTopic(userId), text);
+      else this.server?.publish(statusTopic(userId), text);
+    };
+    try {
+      const at = this.lastActive.of(userId);
+      if (at instanceof Promise) at.then(send, (err) => this.ctx.log.warn({ err, user_id: userId }, "a presence correction was not sent"));
+      else send(at);
+    } catch (err) {
+      this.ctx.log.warn({ err, user_id: userId }, "a presence correction was not sent");
+    }
   }
 
   /** Publishes committed events, adjusting subscriptions around membership changes. */
@@ -317,8 +444,9 @@ export class Hub {
       }
       // Cluster mode answers later: until then these sockets hear nothing of the target (they
       // may not see it any more), then follow it again if they still may. A presence change
-      // within the check is then missed, as one lost on the broker would be (presence frames
-      // are at-most-once there, platform/nats/broker.ts); seeing what one may not never happens.
+      // within the check is then missed by them until the target's next change (the node's
+      // other followers heard it, so re-reading the store finds nothing to correct); seeing
+      // what one may not never happens.
       const key = `${viewer} ${target}`;
       this.checking.set(key, (this.checking.get(key) ?? 0) + 1);
       for (const s of sockets) s.ws.unsubscribe(statusTopic(target));
@@ -347,7 +475,10 @@ export class Hub {
       state.ws.subscribe(statusTopic(t));
       state.status.add(t);
       let set = this.followers.get(t);
-      if (!set) this.followers.set(t, (set = new Set()));
+      if (!set) {
+        this.followers.set(t, (set = new Set()));
+        this.view.follow(t);
+      }
       set.add(state);
     }
   }
@@ -356,14 +487,28 @@ export class Hub {
     for (const t of targets) {
       state.ws.unsubscribe(statusTopic(t));
       state.status.delete(t);
-      const set = this.followers.get(t);
-      set?.delete(state);
-      if (set?.size === 0) this.followers.delete(t);
+      this.dropFollower(state, t);
     }
   }
 
-  statusOf(userIds: string[]): Awaitable<PresenceStatus[]> {
+  private dropFollower(state: SocketState, target: string) {
+    const set = this.followers.get(target);
+    set?.delete(state);
+    if (set?.size === 0) {
+      this.followers.delete(target);
+      this.view.unfollow(target);
+      this.suspects.delete(target);
+    }
+  }
+
+  /**
+   * The presence of users that `viewer` just followed, for its reply. Where the read
+   * differs from what the users' other followers here were told, they are told too.
+   */
+  statusOf(userIds: string[], viewer?: SocketState): Awaitable<PresenceStatus[]> {
+    const mark = this.view.mark();
     return andThen(this.presence.online(userIds), (online) => {
+      if (viewer) this.readSays(userIds, online, mark, viewer.ws);
       const times = userIds.map((id) => this.lastActive.of(id));
       const build = (at: (string | null)[]) => userIds.map((id, i) => ({ user_id: id, online: online[i]!, last_active_at: at[i] ?? iso(0) }));
       return times.some((t) => t instanceof Promise) ? Promise.all(times).then(build) : build(times as (string | null)[]);
@@ -509,6 +654,7 @@ export class Hub {
     this.stopped = true;
     clearInterval(this.sweeper);
     clearInterval(this.heartbeat);
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
     // Everyone online here (or in their grace period) was last active now.
     for (const userId of this.presence.localUsers()) this.lastActive.touch(userId);
     this.lastActive.close();

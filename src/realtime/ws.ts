@@ -124,7 +124,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const hidden = ids.filter((id) => !visible.has(id));
       if (hidden.length) throw new AppError("forbidden", "presence is visible only to friends and conversation partners", { user_ids: hidden });
       hub.follow(call.state, ids);
-      return andThen(hub.statusOf(ids), (statuses) => {
+      return andThen(hub.statusOf(ids, call.state), (statuses) => {
         if ("user_id" in d) {
           const s = statuses[0]!;
           reply(call, s.online ? "user.online" : "user.offline", { ...s, timestamp: iso(Date.now()) });

@@ -1,6 +1,6 @@
 /**
  * The single-node broker: Bun's own pub/sub, exactly what the hub did before the seam. No
- * other node exists, so wake-ups go nowhere.
+ * other node exists, so wake-ups go nowhere, nothing comes from elsewhere and nothing is lost.
  */
 import type { Server, ServerWebSocket } from "bun";
 import type { Broker } from "../broker";
@@ -12,6 +12,9 @@ export class MemoryBroker implements Broker {
     if (from) from.publish(topic, text);
     else this.server?.publish(topic, text);
   }
+  publishElsewhere() {}
+  screen() {}
+  onGap() {}
   wake() {}
   onWake() {}
   connected() { return true; }
