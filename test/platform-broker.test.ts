@@ -2,7 +2,9 @@
  * The broker seam (src/platform/broker.ts): two "nodes" in this process, each a Bun server
  * with real WebSocket clients, joined by the NATS broker on the machine's nats-server (the
  * in-memory broker alone for one node; a nats-server of the test's own for the restart). A node delivers through Bun's topics; a frame from
- * one node reaches the sockets of the others once, and its own once.
+ * one node reaches the sockets of the others once, and its own once. A node's screen sees
+ * each frame from the others before its sockets do; gaps (frames possibly lost) are
+ * reported when a node's connection is made (again), to it and to the others.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server, ServerWebSocket } from "bun";
@@ -57,14 +59,17 @@ const until = async (check: () => boolean, ms = 3000) => {
 };
 
 describe("MemoryBroker (one node)", () => {
-  test("publishes to the topic's sockets; `from` does not hear itself; wake-ups go nowhere", async () => {
+  test("publishes to the topic's sockets; `from` does not hear itself; wake-ups and frames for elsewhere go nowhere; no gaps", async () => {
     const node = new Node(new MemoryBroker());
     const a = await node.client("conv:1");
     const b = await node.client("conv:1");
     const other = await node.client("conv:2");
     let woken = 0;
+    let gaps = 0;
     node.broker.onWake(() => woken++);
+    node.broker.onGap(() => gaps++);
     node.broker.wake(7);
+    node.broker.publishElsewhere("conv:1", "elsewhere");
     node.broker.publish("conv:1", "one");
     node.broker.publish("conv:1", "two", a.server);
     expect(await until(() => b.got.length === 2)).toBe(true);
@@ -73,6 +78,7 @@ describe("MemoryBroker (one node)", () => {
     expect(b.got).toEqual(["one", "two"]);
     expect(other.got).toEqual([]);
     expect(woken).toBe(0);
+    expect(gaps).toBe(0);
     await node.stop();
   });
 });
@@ -88,6 +94,16 @@ describe.skipIf(!up)("NatsBroker (two nodes on one nats-server)", () => {
     A = new Node(new NatsBroker(NATS_URL, { prefix }));
     B = new Node(new NatsBroker(NATS_URL, { prefix }));
     await Promise.all([A.broker.ready(), B.broker.ready()]);
+    // ready() is the connection; its subscriptions reach the server just after: probe until
+    // frames cross both ways (the first test once lost its first frame to that race).
+    const [pa, pb] = [await A.client("probe"), await B.client("probe")];
+    await until(() => {
+      A.broker.publish("probe", "a");
+      B.broker.publish("probe", "b");
+      return pa.got.includes("b") && pb.got.includes("a");
+    }, 10_000);
+    pa.ws.close();
+    pb.ws.close();
   });
   afterAll(async () => {
     await A?.stop();
@@ -132,6 +148,48 @@ describe.skipIf(!up)("NatsBroker (two nodes on one nats-server)", () => {
     expect(heardA).toEqual([]);
   });
 
+  test("publishElsewhere reaches the other nodes' sockets, not this node's; a node's screen sees each frame from another and may keep it from its sockets", async () => {
+    const a = await A.client("status:s");
+    const b = await B.client("status:s", "conv:s");
+    const screened: string[] = [];
+    B.broker.screen((topic, text) => (screened.push(`${topic} ${text}`), text !== "kept back"));
+    try {
+      A.broker.publishElsewhere("status:s", "elsewhere");
+      A.broker.publish("status:s", "kept back");
+      A.broker.publish("conv:s", "passes");
+      B.broker.publish("status:s", "from B"); // its own: not screened
+      expect(await until(() => b.got.length === 3 && a.got.length === 2)).toBe(true);
+      await Bun.sleep(150);
+      expect(b.got.toSorted()).toEqual(["elsewhere", "from B", "passes"]);
+      expect(a.got).toEqual(["kept back", "from B"]);
+      expect(screened).toEqual(["status:s elsewhere", "status:s kept back", "conv:s passes"]);
+    } finally {
+      B.broker.screen(() => true);
+      a.ws.close();
+      b.ws.close();
+    }
+  });
+
+  test("a node whose connection is made tells the others of a gap, and itself; gapCheckMs reports one periodically", async () => {
+    let gapsA = 0;
+    let gapsB = 0;
+    let gapsC = 0;
+    A.broker.onGap(() => gapsA++);
+    B.broker.onGap(() => gapsB++);
+    const C = new Node(new NatsBroker(NATS_URL, { prefix, gapCheckMs: 100 }));
+    C.broker.onGap(() => gapsC++);
+    try {
+      await C.broker.ready();
+      expect(await until(() => gapsA === 1 && gapsB === 1)).toBe(true);
+      // Its own connection, then every 100 ms.
+      expect(await until(() => gapsC >= 4)).toBe(true);
+      await Bun.sleep(300);
+      expect([gapsA, gapsB]).toEqual([1, 1]); // C's periodic gaps are its own
+    } finally {
+      await C.stop();
+    }
+  });
+
   test("the nodes of another cluster (prefix) hear nothing", async () => {
     const C = new Node(new NatsBroker(NATS_URL, { prefix: uniquePrefix("other") }));
     await C.broker.ready();
@@ -152,12 +210,20 @@ describe.skipIf(!ownUp)("NatsBroker (two nodes on a nats-server of this test's o
     const nats = await ownNats();
     const prefix = uniquePrefix("restart");
     const [A, B] = [new Node(new NatsBroker(nats.url, { prefix })), new Node(new NatsBroker(nats.url, { prefix }))];
+    const gaps = [0, 0];
+    A.broker.onGap(() => gaps[0]!++);
+    B.broker.onGap(() => gaps[1]!++);
     try {
       await Promise.all([A.broker.ready(), B.broker.ready()]);
       const b = await B.client("conv:restart");
+      expect(await until(() => gaps[0]! >= 1 && gaps[1]! >= 1)).toBe(true);
+      await Bun.sleep(100);
+      const before = [...gaps];
       await nats.kill();
       await Bun.sleep(300);
       await nats.start();
+      // Each node's reconnect is a gap for it (and for the other, if it is connected by then).
+      expect(await until(() => gaps[0]! > before[0]! && gaps[1]! > before[1]!, 15_000)).toBe(true);
       // Frames published while a node is still reconnecting may be lost (core NATS is at most
       // once): publish until one crosses, then check that delivery is whole again.
       const crossed = await until(() => {
