@@ -2,10 +2,11 @@
  * The cluster broker on core NATS. One connection and three subscriptions per node, whatever
  * its number of sockets: `<prefix>.live.>` carries every ephemeral frame (the subject's tail
  * is the Bun topic, the payload the frame's text as is), `<prefix>.wake` the event log's
- * wake-ups, and `<prefix>.gap` each node's word that its connection was just made (again). A frame from another node goes to this node's sockets with one server.publish,
- * so Bun's topics do the per-socket fan-out as on a single node. The connection is made
- * with `noEcho`: the server never sends a node its own frames back, so a frame published
- * here (and delivered here at once) is not delivered twice.
+ * wake-ups, and `<prefix>.gap` each node's word that its connection was just made (again).
+ * A frame from another node goes to this node's sockets with one server.publish (once the
+ * hub's screen let it), so Bun's topics do the per-socket fan-out as on a single node. The
+ * connection is made with `noEcho`: the server never sends a node its own frames back, so
+ * a frame published here (and delivered here at once) is not delivered twice.
  *
  * Core NATS is at-most-once: a frame published while the server is away is lost (or sent
  * from the client's reconnect buffer). That is right for what travels here: typing frames
