@@ -39,6 +39,31 @@ describe("send", () => {
     expect((await s.api("GET", `/api/conversations/${conv}`, { token: a!.token })).body.unread_count).toBe(0);
   });
 
+  test("unread_count at each read position: past the last message none, before it the later ones (lists, sockets and one conversation agree)", async () => {
+    const [a, b] = await users(2);
+    const conv = await groupOf(a!, [b!]);
+    const unread = async () => {
+      const one = (await s.api("GET", `/api/conversations/${conv}`, { token: b!.token })).body.unread_count;
+      const listed = (await s.api("GET", "/api/conversations", { token: b!.token })).body.items.find((c: any) => c.id === conv).unread_count;
+      const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${b!.token}`);
+      const opened = ws.frames.find((f) => f.type === "conversation.list")!.data.items.find((c: any) => c.id === conv).unread_count;
+      ws.close();
+      expect([listed, opened]).toEqual([one, one]);
+      return one;
+    };
+    expect(await unread()).toBe(0); // no message yet
+    const m1 = (await send(a!, conv, { content: "one" })).body;
+    const m2 = (await send(a!, conv, { content: "two" })).body;
+    await send(b!, conv, { content: "mine" }); // the reader's own: never unread
+    expect(await unread()).toBe(2);
+    await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: m1.id } });
+    expect(await unread()).toBe(1);
+    await s.api("POST", `/api/conversations/${conv}/read`, { token: b!.token, body: { message_id: m2.id } });
+    expect(await unread()).toBe(0);
+    await send(a!, conv, { content: "three" });
+    expect(await unread()).toBe(1);
+  });
+
   test("the conversation list is ordered by last activity and carries last_message and unread_count", async () => {
     const [a, b, c] = await users(3);
     const first = await groupOf(a!, [b!]);

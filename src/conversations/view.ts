@@ -44,8 +44,18 @@ export function viewConversations(db: Reader, rows: ViewedRow[], viewerId: strin
   const direct = rows.filter((r) => r.type === "direct").map((r) => r.id);
   const peers = direct.length ? peersOf(db, direct, viewerId) : new Map<string, User>();
   const last = lastMessagesOf(db, rows);
-  return rows.map((c) => toConversation(c, peers.get(c.id) ?? null, last.get(c.id) ?? null, unreadCount(db, c.id, c.lastReadMessageId, viewerId)));
+  return rows.map((c) => toConversation(c, peers.get(c.id) ?? null, last.get(c.id) ?? null, unreadOf(db, c, viewerId)));
 }
+
+/**
+ * Whether the viewer may have unread messages here, from the row alone. Every message is
+ * inserted by a send, which makes it the conversation's last message, and ids grow in send
+ * order: with no last message, or a read position at or past it, none is unread. Most
+ * conversations of a list are read up: no count is run for them (both stores).
+ */
+export const mayHaveUnread = (c: ViewedRow) => c.lastMessageId !== null && (c.lastReadMessageId === null || c.lastReadMessageId < c.lastMessageId);
+
+const unreadOf = (db: Reader, c: ViewedRow, viewerId: string) => (mayHaveUnread(c) ? unreadCount(db, c.id, c.lastReadMessageId, viewerId) : 0);
 
 /** One `Conversation` from its row and what was read for it (both stores build it here). */
 export function toConversation(c: ViewedRow, peer: User | null, lastMessage: Message | null, unread: number): Conversation {

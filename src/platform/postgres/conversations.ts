@@ -32,7 +32,7 @@ import {
   checkDelete, checkGroupManager, checkRemoval, createRequest, groupCreateViews, isListCursor, membersCursor, newTitle, requireFound, roleChange,
   tooManyMembers, type CreateConversationInput, type Joined, type ListCursor,
 } from "../../conversations/service";
-import { conversationUpdate, memberOf, toConversation, type Conversation, type JoinPosition, type Member, type ViewedRow } from "../../conversations/view";
+import { conversationUpdate, mayHaveUnread, memberOf, toConversation, type Conversation, type JoinPosition, type Member, type ViewedRow } from "../../conversations/view";
 import { memberAdds, memberUpdates } from "../../conversations/deltas";
 import { detailIds, groupReactions, withDetails, type Message } from "../../messages/view";
 import { groupAttachments } from "../../files/view";
@@ -86,8 +86,9 @@ async function peersOf(r: PgRunner, ids: string[], viewerId: string): Promise<Ma
   return new Map(rows.map((row) => [row.conversationId, toUser(row.user)]));
 }
 
-/** Unread counts (messages after the read position, not the viewer's own, not deleted), one query for all the rows. */
-async function unreadCounts(r: PgRunner, rows: ViewedRow[], viewerId: string): Promise<Map<string, number>> {
+/** Unread counts (messages after the read position, not the viewer's own, not deleted), one query for all the rows that may have any. */
+async function unreadCounts(r: PgRunner, all: ViewedRow[], viewerId: string): Promise<Map<string, number>> {
+  const rows = all.filter(mayHaveUnread); // the others have none
   if (rows.length === 0) return new Map();
   const counted = (await r.execute(sql`SELECT v.id, (SELECT count(*)::int FROM messages m WHERE m.conversation_id = v.id AND m.id > v.after
       AND m.sender_id <> ${viewerId} AND m.deleted_at IS NULL) AS n
