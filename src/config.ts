@@ -152,6 +152,7 @@ export type Command =
   | { name: "serve" }
   | { name: "migrate" }
   | { name: "backup"; file: string }
+  | { name: "new-epoch" }
   | { name: "healthcheck" }
   | { name: "help" }
   | { name: "version" };
@@ -275,6 +276,13 @@ Commands:
   backup <file>    write a consistent copy of the live database to <file>, with a new
                    event-log epoch (clients resuming on a restored copy start over), and
                    the attachment files it names to <file>.files/ (STORAGE=local)
+  new-epoch        give the event log a new epoch (DATA_DIR's parley.db, or PostgreSQL's with
+                   DATABASE_URL) and print it: run it after restoring a database by other
+                   means than parley backup (pg_restore, point-in-time recovery, a disk
+                   snapshot), so that clients resuming with the old epoch start over. Stop
+                   every node first: a running one keeps the epoch it read at start (in
+                   cluster mode it notices within about a second and exits 1, to be started
+                   again)
   healthcheck      exit 0 if the server on --port answers /health (for container health checks)
 
 Flags:
@@ -320,7 +328,7 @@ export function loadConfig(
 
   if (!command) {
     const [name = "serve", ...rest] = positional;
-    if (name === "serve" || name === "migrate" || name === "healthcheck") {
+    if (name === "serve" || name === "migrate" || name === "new-epoch" || name === "healthcheck") {
       if (rest.length) throw new ConfigError(`${name} takes no arguments (got "${rest.join(" ")}")`);
       command = { name };
     } else if (name === "backup") {

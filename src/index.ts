@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 /**
- * The CLI: `parley [serve]`, `parley migrate`, `parley backup <file>`, `--help`, `--version`.
+ * The CLI: `parley [serve]`, `parley migrate`, `parley backup <file>`, `parley new-epoch`,
+ * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
 import { existsSync } from "node:fs";
@@ -15,7 +16,8 @@ import { describeFailure } from "./platform/postgres/errors";
 import { migratePostgres, openPostgres } from "./platform/postgres/client";
 import { storageFullCode } from "./db/storage";
 
-import { stampNewEpoch } from "./events/epoch";
+import { NoEpochError, stampNewEpoch } from "./events/epoch";
+import { PgEventLog } from "./platform/postgres/event-log";
 import { createLogger } from "./log";
 import { VERSION } from "./version";
 import { backupFiles, backupFilesDir } from "./files/backup";
@@ -41,7 +43,7 @@ async function serve(config: Config) {
   ctx.log.info({ host: config.host, port: app.server?.port, data_dir: resolve(config.dataDir), version: VERSION }, "listening");
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, code = 0) => {
     if (stopping) return;
     stopping = true;
     ctx.log.info({ signal }, "shutting down");
@@ -53,10 +55,17 @@ async function serve(config: Config) {
     await stop();
     ctx.log.info("stopped");
     ctx.log.flush();
-    process.exit(0);
+    process.exit(code);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // `parley new-epoch` ran under this node (it should have been stopped): it would go on
+  // naming the old epoch, and resume old positions on what may be a restored log. It stops,
+  // exit 1, for its supervisor to start it again on the new epoch.
+  postgres?.events.onEpochChange((epoch) => {
+    ctx.log.fatal({ epoch_was: postgres.events.epoch, epoch }, "the event log has a new epoch (parley new-epoch ran while this node was running): stopping, start it again");
+    void shutdown("new-epoch", 1);
+  });
 }
 
 async function runMigrate(config: Config) {
@@ -97,6 +106,38 @@ function backup(config: Config, file: string) {
   else process.stdout.write("attachments: STORAGE=s3, the files stay in the bucket; back it up with the store's tools\n");
 }
 
+/**
+ * `parley new-epoch`: after a database was restored by other means than `parley backup`
+ * (pg_restore, point-in-time recovery, a disk snapshot), a new epoch, so that clients
+ * holding a position of the old timeline start over (PROTOCOL §7.5). Run with every node
+ * stopped; seqs and events are left as they are.
+ */
+async function newEpoch(config: Config) {
+  if (config.databaseUrl) {
+    const db = openPostgres(config.databaseUrl, 1);
+    const epoch = await PgEventLog.stampNewEpoch(db.$client, "DATABASE_URL's database").catch((e) =>
+      fail(e instanceof NoEpochError ? e.message : `cannot use PostgreSQL (DATABASE_URL): ${describeFailure(e)}`, 1),
+    );
+    await db.$client.close();
+    process.stdout.write(`new event-log epoch ${epoch} (PostgreSQL, DATABASE_URL)\n`);
+    return;
+  }
+  const file = databaseFile(config.dataDir);
+  if (!existsSync(file)) fail(`no database at ${file} (check --data-dir)`, 1);
+  let epoch: string;
+  try {
+    // Opened plainly: a file that is not Parley's is left as it was (openDatabase would make it WAL).
+    const db = new Database(file, { strict: true });
+    db.run("PRAGMA busy_timeout = 5000");
+    epoch = stampNewEpoch(db, file);
+    db.close();
+  } catch (e) {
+    if (e instanceof NoEpochError || storageFullCode(e)) throw e;
+    fail(`cannot use ${file}: ${e instanceof Error ? e.message : e}`, 1);
+  }
+  process.stdout.write(`new event-log epoch ${epoch} (${file})\n`);
+}
+
 async function healthcheck(config: Config) {
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   try {
@@ -117,6 +158,7 @@ try {
     case "version": process.stdout.write(`parley ${VERSION}\n`); break;
     case "migrate": await runMigrate(config); break;
     case "backup": backup(config, command.file); break;
+    case "new-epoch": await newEpoch(config); break;
     case "healthcheck": await healthcheck(config); break;
     case "serve": await serve(config); break;
   }

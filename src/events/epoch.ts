@@ -18,8 +18,16 @@ export function readEpoch(sqlite: Database): string {
   return row.value;
 }
 
-/** Gives a database (a fresh backup copy) a new epoch; returns it. */
-export function stampNewEpoch(sqlite: Database): string {
+/** A database without the event log's `meta` table: not Parley's, or its migrations were not applied. */
+export class NoEpochError extends Error {
+  constructor(where: string) {
+    super(`${where} has no event-log epoch (no meta table): not a Parley database, or its migrations were not applied (parley migrate)`);
+  }
+}
+
+/** Gives a database (a fresh backup copy, or one restored: `parley new-epoch`) a new epoch; returns it. */
+export function stampNewEpoch(sqlite: Database, where = "the database"): string {
+  if (!sqlite.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get()) throw new NoEpochError(where);
   sqlite.run("INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16)))) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
   return readEpoch(sqlite);
 }

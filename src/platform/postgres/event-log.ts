@@ -23,16 +23,22 @@
  *   S. Until then the follower waits there.
  * Both need the sequence's default CACHE 1 (a session caching seqs hands them out of order).
  *
+ * The epoch (PROTOCOL §7.5) is read once, at open. `parley new-epoch` replaces it (after a
+ * restore of the database, with every node stopped); a node that was left running would go
+ * on naming the old one, so with an `onEpochChange` listener the safety poll re-reads it.
+ *
  * The replay/live seam: `deliveredSeq` is the follower's position; every event up to it is
  * final and has been handed to the listeners, every later one will be. `replayRaw` serves
  * up to a given position (by default `deliveredSeq`), so a socket subscribed when the
  * follower stood at N, replayed up to N, then fed live events > N, gets each event once.
  */
+import type { SQL } from "bun";
 import { sql } from "drizzle-orm";
 import { AppError } from "../../errors";
 import { iso } from "../../lib/time";
 import type { EventData, EventType } from "../../models";
 import { PRUNE_CHUNK, REPLAY_WINDOW, replayQueries, type CommitListener, type EventRow, type StoredEvent } from "../../events/log";
+import { NoEpochError } from "../../events/epoch";
 import type { PgDB } from "./client";
 import { pgUnavailable } from "./errors";
 
@@ -154,6 +160,10 @@ export class PgEventLog {
   private waiters: { seq: number; resolve: (reached: boolean) => void }[] = [];
   /** Whether the last read failed (the failure has been reported). */
   private failing = false;
+  /** Told once when the database's epoch is no longer this log's. */
+  private epochListeners: ((epoch: string) => void)[] = [];
+  private epochCheck: Promise<void> | null = null;
+  private epochChanged = false;
 
   // NOTIFY, coalesced: at most one in flight, and one more if commits came meanwhile.
   private notifying: Promise<void> | null = null;
@@ -179,6 +189,18 @@ export class PgEventLog {
     const [row] = await PgEventLog.guard(() => db.$client`SELECT value FROM meta WHERE key = 'epoch'`);
     if (!row) throw new Error("the database has no event-log epoch: migrations were not applied");
     return new PgEventLog(db, row.value as string, options);
+  }
+
+  /**
+   * Gives the database of `client` a new epoch (`parley new-epoch`); resolves with it.
+   * Throws NoEpochError when the database has no `meta` table (not Parley's, or not migrated).
+   */
+  static async stampNewEpoch(client: SQL, where = "the database"): Promise<string> {
+    const [table] = await client`SELECT to_regclass('meta') IS NOT NULL AS present`;
+    if (!table.present) throw new NoEpochError(where);
+    const epoch = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
+    await client`INSERT INTO meta (key, value) VALUES ('epoch', ${epoch}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    return epoch;
   }
 
   /** Runs a query, turning PostgreSQL being unreachable into 503 `unavailable`. */
@@ -307,7 +329,10 @@ export class PgEventLog {
         () => this.wake(), // (re)subscribed: commits may have been missed meanwhile
       ),
     );
-    this.pollTimer = setInterval(() => this.wake(), this.pollMs);
+    this.pollTimer = setInterval(() => {
+      this.wake();
+      if (this.epochListeners.length && !this.epochCheck && !this.epochChanged) this.epochCheck = this.checkEpoch().finally(() => (this.epochCheck = null));
+    }, this.pollMs);
   }
 
   /** Stops the follower (after the NOTIFY in flight, if any); pending `waitFor`s resolve false. */
@@ -320,6 +345,30 @@ export class PgEventLog {
     await this.subscription?.unlisten().catch(() => {});
     this.subscription = null;
     for (const w of this.waiters.splice(0)) w.resolve(false);
+  }
+
+  /**
+   * Calls `listener` (once) when the database's epoch is found to be another than this
+   * log's, read at open: `parley new-epoch` ran while this node was running. Checked with
+   * the safety poll (one primary-key read per poll, only once a listener is registered).
+   */
+  onEpochChange(listener: (epoch: string) => void) {
+    this.epochListeners.push(listener);
+  }
+
+  private async checkEpoch() {
+    // Unreachable, or mid-restore (no table, no row): the follower reports outages; look again at the next poll.
+    const rows = await this.db.$client`SELECT value FROM meta WHERE key = 'epoch'`.catch(() => []);
+    const now = rows[0]?.value as string | undefined;
+    if (!this.running || now === undefined || now === this.epoch || this.epochChanged) return;
+    this.epochChanged = true;
+    for (const listener of this.epochListeners) {
+      try {
+        listener(now);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
   }
 
   private async safeEnd(): Promise<number> {
