@@ -1,9 +1,9 @@
 /**
  * A backup of a test server's data, restored into a new data directory, on the engine the
  * tests run on. SQLite: `parley backup` (a copy of parley.db with a new epoch) and the
- * jwt-secret beside it. PostgreSQL: a pg_dump of the server's database into a new one,
- * stamped with a new epoch as `parley backup` stamps its copy (cluster mode backs up with
- * PostgreSQL's own tools; a restored copy needs a new epoch all the same, PROTOCOL §7.5).
+ * jwt-secret beside it. PostgreSQL: a pg_dump of the server's database restored into a new
+ * one, then `parley new-epoch` on it, as an operator restores a cluster's data (README
+ * "Restoring a cluster's database": PostgreSQL's own tools keep the old epoch, PROTOCOL §7.5).
  */
 import { Database } from "bun:sqlite";
 import { copyFileSync, mkdirSync } from "node:fs";
@@ -22,9 +22,13 @@ export interface Backup {
 export async function backup(server: TestServer): Promise<Backup> {
   if (TEST_BACKEND === "postgres") {
     const copy = await dumpTestDatabase(server.dataDir);
+    const env = { DATABASE_URL: copy.url, NATS_URL: "nats://127.0.0.1:4222", JWT_SECRET: "a-test-secret-of-at-least-32-characters" };
+    const run = Bun.spawnSync([process.execPath, "src/index.ts", "new-epoch"], { env: { ...process.env, ...env } });
+    if (run.exitCode !== 0) throw new Error(`parley new-epoch: exit ${run.exitCode}: ${run.stderr.toString()}`);
     const db = new SQL({ url: copy.url, max: 1 });
-    const [{ value }] = await db`UPDATE meta SET value = md5(random()::text || clock_timestamp()::text) WHERE key = 'epoch' RETURNING value`;
+    const [{ value }] = await db`SELECT value FROM meta WHERE key = 'epoch'`;
     await db.close();
+    if (!run.stdout.toString().includes(value)) throw new Error("parley new-epoch did not print the new epoch");
     return {
       epoch: value,
       restore() {

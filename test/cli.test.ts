@@ -5,6 +5,7 @@ import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
 import { tempDir } from "./helpers";
 import { registerAndLogin, spawnServer } from "./process";
+import { createTestDatabase, PG_ADMIN_URL, servicesReady } from "./services";
 
 // These tests start whole processes, several per test: on a busy machine that alone can pass
 // bun's 5 s default, and no test here is about speed.
@@ -33,6 +34,7 @@ describe("configuration", () => {
   test("commands", () => {
     expect(loadConfig(["migrate"], {}).command).toEqual({ name: "migrate" });
     expect(loadConfig(["backup", "f.db"], {}).command).toEqual({ name: "backup", file: "f.db" });
+    expect(loadConfig(["new-epoch", "--data-dir", "d"], {}).command).toEqual({ name: "new-epoch" });
     expect(loadConfig(["--help"], {}).command).toEqual({ name: "help" });
     expect(loadConfig(["-v"], {}).command).toEqual({ name: "version" });
   });
@@ -62,6 +64,7 @@ describe("configuration", () => {
     [["--port"], {}, "--port"],
     [["fly"], {}, "fly"],
     [["backup"], {}, "backup"],
+    [["new-epoch", "now"], {}, "new-epoch takes no arguments"],
     [[], { STORAGE: "ftp" }, "STORAGE"],
     [[], { STORAGE: "s3", S3_BUCKET: "b" }, "S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY"],
     [[], { STORAGE: "s3", S3_ENDPOINT: "minio:9000", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" }, "S3_ENDPOINT"],
@@ -120,6 +123,7 @@ describe("the CLI", () => {
     const help = run(["--help"]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("backup <file>");
+    expect(help.out).toMatch(/new-epoch .*\n(.*\n)*.*Stop\s+every node first/);
     expect(help.out).toContain("CONTACT_POLICY");
     expect(run(["--version"]).out).toMatch(/^parley \d+\.\d+\.\d+/);
   });
@@ -165,6 +169,62 @@ describe("the CLI", () => {
         expect(r.err.trim().split("\n")).toHaveLength(1);
         expect(r.err).toContain("DATA_DIR");
       }
+    }
+  });
+
+  test("new-epoch on DATA_DIR's parley.db: prints the new epoch, which the database then holds", () => {
+    const dir = tempDir();
+    expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
+    const epochIn = () => {
+      const db = new Database(join(dir, "parley.db"), { readonly: true });
+      const { value } = db.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string };
+      db.close();
+      return value;
+    };
+    const old = epochIn();
+    const r = run(["new-epoch"], { DATA_DIR: dir });
+    expect(r).toMatchObject({ code: 0, err: "" });
+    expect(r.out).toBe(`new event-log epoch ${epochIn()} (${join(dir, "parley.db")})\n`);
+    expect(epochIn()).toMatch(/^[0-9a-f]{32}$/);
+    expect(epochIn()).not.toBe(old);
+  });
+
+  test("new-epoch: bad input is one line and a non-zero exit, never a stack trace", async () => {
+    const oneLine = (r: ReturnType<typeof run>, code: number, text: string) => {
+      expect(r.code).toBe(code);
+      expect(r.out).toBe("");
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err).toContain(text);
+      expect(r.err).not.toContain("    at ");
+    };
+    oneLine(run(["new-epoch", "--force"]), 2, "unknown flag --force");
+    oneLine(run(["new-epoch", "now"]), 2, "new-epoch takes no arguments");
+    const dir = tempDir();
+    oneLine(run(["new-epoch"], { DATA_DIR: dir }), 1, `no database at ${join(dir, "parley.db")} (check --data-dir)`);
+    writeFileSync(join(dir, "parley.db"), "not a database at all");
+    oneLine(run(["new-epoch"], { DATA_DIR: dir }), 1, "file is not a database");
+    // An SQLite database that is not Parley's is named, and left as it was.
+    const other = join(tempDir(), "parley.db");
+    const db = new Database(other);
+    db.run("CREATE TABLE notes (text)");
+    db.close();
+    const bytes = readFileSync(other);
+    oneLine(run(["new-epoch"], { DATA_DIR: join(other, "..") }), 1, `${other} has no event-log epoch (no meta table): not a Parley database`);
+    expect(readFileSync(other)).toEqual(bytes);
+
+    // Cluster mode: the nodes' settings, DATABASE_URL where nothing listens (port 1).
+    const cluster = (url: string) => ({ DATABASE_URL: url, NATS_URL: "nats://127.0.0.1:4222", JWT_SECRET: "x".repeat(32) });
+    oneLine(run(["new-epoch"], cluster("postgres://postgres@127.0.0.1:1/parley")), 1, "cannot use PostgreSQL (DATABASE_URL): ");
+    oneLine(run(["new-epoch"], { DATABASE_URL: "postgres://postgres@127.0.0.1:1/parley" }), 2, "DATABASE_URL needs NATS_URL");
+    if (!(await servicesReady("new-epoch on PostgreSQL without Parley's tables", { pg: true }))) return;
+    const missing = new URL(PG_ADMIN_URL);
+    missing.pathname = `/parley_no_such_database_${process.pid}`;
+    oneLine(run(["new-epoch"], cluster(missing.toString())), 1, `cannot use PostgreSQL (DATABASE_URL): database "parley_no_such_database_${process.pid}" does not exist`);
+    const empty = await createTestDatabase("parley_test");
+    try {
+      oneLine(run(["new-epoch"], cluster(empty.url)), 1, "DATABASE_URL's database has no event-log epoch (no meta table): not a Parley database, or its migrations were not applied (parley migrate)");
+    } finally {
+      await empty.drop();
     }
   });
 

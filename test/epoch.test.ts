@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ParleyClient } from "../src/client";
-import { eventsOf, startServer, type Account, type TestServer } from "./helpers";
+import { eventsOf, startServer, tempDir, TEST_BACKEND, type Account, type TestServer } from "./helpers";
 import { backup } from "./backups";
+import { testDatabaseFor } from "./services";
 import { TestSocket } from "./ws-client";
 
 const EPOCH = /^[0-9a-f]{32}$/;
@@ -146,5 +147,69 @@ describe("the epoch", () => {
     await fresh.connect();
     expect(fresh.epoch).toBe(liveEpoch);
     fresh.close();
+  });
+});
+
+/**
+ * `parley new-epoch` (a real process) on the database of a stopped server: what an operator
+ * runs after restoring one by other means than `parley backup` (pg_restore, point-in-time
+ * recovery, a disk snapshot), which keep the old epoch. On PostgreSQL (PARLEY_TEST_DB)
+ * through DATABASE_URL, as in cluster mode (test/cluster-epoch.test.ts: on running nodes).
+ */
+describe("parley new-epoch", () => {
+  const newEpoch = async (dataDir: string) => {
+    const env: Record<string, string> = { DATA_DIR: dataDir };
+    if (TEST_BACKEND === "postgres")
+      Object.assign(env, { DATABASE_URL: await testDatabaseFor(dataDir), NATS_URL: "nats://127.0.0.1:4222", JWT_SECRET: "a-test-secret-of-at-least-32-characters" });
+    const run = Bun.spawnSync([process.execPath, "src/index.ts", "new-epoch"], { env: { ...process.env, ...env } });
+    expect(run.stderr.toString()).toBe("");
+    expect(run.exitCode).toBe(0);
+    return /new event-log epoch ([0-9a-f]{32}) /.exec(run.stdout.toString())![1]!;
+  };
+
+  test("gives the stopped server's log a new epoch: positions of the old one start over, events keep their seqs", async () => {
+    const dataDir = tempDir();
+    let server = await startServer({}, dataDir);
+    const bob = await server.register();
+    const group = await server.api("POST", "/api/conversations", { token: bob.token, body: { type: "group", title: "restored" } });
+    for (let i = 0; i < 3; i++) expect((await server.api("POST", `/api/conversations/${group.body.id}/messages`, { token: bob.token, body: { content: `m${i}` } })).status).toBe(201);
+    const before = await eventsOf(server, bob.token);
+    const oldEpoch = server.app.ctx.feed.epoch;
+    const early = before[0]!.seq;
+    const end = await server.app.ctx.feed.lastSeq();
+    await server.stop(false);
+
+    const epoch = await newEpoch(dataDir);
+    expect(epoch).toMatch(EPOCH);
+    expect(epoch).not.toBe(oldEpoch);
+    // Twice is two epochs (each run is a new timeline's name).
+    const again = await newEpoch(dataDir);
+    expect(again).not.toBe(epoch);
+
+    server = await startServer({}, dataDir);
+    try {
+      expect(server.app.ctx.feed.epoch).toBe(again);
+      // A position of the old epoch: sync.reset on the socket (whose connect names the new epoch), 410 over REST.
+      const ws = await TestSocket.connect(`${server.wsBase}/ws/user?token=${bob.token}&since=${early}&epoch=${oldEpoch}`);
+      expect(ws.all("connect")[0]!.data.epoch).toBe(again);
+      expect(ws.all("message.receive")).toHaveLength(0);
+      expect(ws.all("sync.reset")[0]!.data).toEqual({ last_seq: end, epoch: again });
+      ws.close();
+      const rest = await server.api("GET", `/api/events?since=${early}&epoch=${oldEpoch}`, { token: bob.token });
+      expect(rest.status).toBe(410);
+      expect(rest.body.error.details).toEqual({ last_seq: end, epoch: again });
+
+      // The log itself is as it was: the same events under the same seqs, resumable with the new epoch.
+      expect(await eventsOf(server, bob.token)).toEqual(before);
+      const resumed = await TestSocket.connect(`${server.wsBase}/ws/user?token=${bob.token}&since=${early}&epoch=${again}`);
+      expect(resumed.all("message.receive").map((f) => f.seq)).toEqual(before.filter((e) => e.seq > early && e.type === "message.receive").map((e) => e.seq));
+      expect(resumed.all("sync.complete")[0]!.data).toEqual({ last_seq: end, epoch: again });
+      resumed.close();
+      // New events go on after the old ones.
+      expect((await server.api("POST", `/api/conversations/${group.body.id}/messages`, { token: bob.token, body: { content: "after" } })).status).toBe(201);
+      expect((await eventsOf(server, bob.token, end)).map((e) => e.seq)).toEqual([end + 1]);
+    } finally {
+      await server.stop();
+    }
   });
 });
