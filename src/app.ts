@@ -163,7 +163,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     live.broker.onWake(() => pg.events.wake());
   }
   ctx.feed.onCommit((events) => {
-    for (const e of events) ctx.metrics.eventsAppended.inc({ type: e.type });
+    for (const e of events) ctx.metrics.eventsAppendedOf(e.type).inc();
   });
 
   // Events older than EVENT_RETENTION are pruned at start and then hourly, a chunk at a

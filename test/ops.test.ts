@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type TestServer } from "./helpers";
+import { Counter, Histogram } from "../src/metrics";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -25,6 +26,26 @@ describe("operations endpoints", () => {
     const text = await (await fetch(`${s.base}/metrics`)).text();
     expect(text).toContain('parley_http_requests_total{method="GET",route="/api/users/me",status="401"} 1');
     expect(text).toMatch(/parley_http_request_duration_seconds_bucket\{route="\/health",le="\+Inf"\} \d+/);
+  });
+
+  test("the registry: a series and inc() with the same labels count together; buckets are cumulative", () => {
+    const c = new Counter("c_total", "help");
+    const series = c.series({ method: "GET", route: "/x" });
+    series.inc();
+    c.inc({ method: "GET", route: "/x" });
+    c.seriesBy("type")("a").inc(2);
+    expect(c.lines()).toEqual(['c_total{method="GET",route="/x"} 2', 'c_total{type="a"} 2']);
+    const h = new Histogram("h_seconds", "help", [0.001, 0.01, 0.1]);
+    for (const v of [0.0005, 0.001, 0.005, 0.05]) h.series({ route: "/x" }).observe(v);
+    h.observe(7, { route: "/x" });
+    expect(h.lines()).toEqual([
+      'h_seconds_bucket{route="/x",le="0.001"} 2',
+      'h_seconds_bucket{route="/x",le="0.01"} 3',
+      'h_seconds_bucket{route="/x",le="0.1"} 4',
+      'h_seconds_bucket{route="/x",le="+Inf"} 5',
+      'h_seconds_sum{route="/x"} 7.0565',
+      'h_seconds_count{route="/x"} 5',
+    ]);
   });
 
   test("GET /docs serves the OpenAPI document with every route and its schemas", async () => {

@@ -25,7 +25,9 @@ export async function authenticate(ctx: AppContext, token: string | undefined): 
 /** Routes that use this plugin get `me`, the authenticated user's row, and the token's `expiresAtMs`. */
 export const authPlugin = (ctx: AppContext) =>
   // derive, not resolve: it runs before validation, so a request without a valid token is 401 whatever its body.
-  new Elysia({ name: "parley.auth", seed: ctx.instance }).derive({ as: "scoped" }, async ({ headers }) => {
-    const { me, expiresAtMs } = await authenticate(ctx, bearerToken(headers.authorization));
+  // The header is read from the request: naming the context's `headers` would have Elysia copy
+  // every header into an object for every request of these routes (issue #17).
+  new Elysia({ name: "parley.auth", seed: ctx.instance }).derive({ as: "scoped" }, async ({ request }) => {
+    const { me, expiresAtMs } = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
     return { me, expiresAtMs };
   });

@@ -68,7 +68,8 @@ export const docsRoutes = (routes: () => Route[]) => {
   let page: string | undefined;
   const completed = new WeakSet<object>();
   return new Elysia({ name: "parley.docs" })
-    .onAfterHandle({ as: "global" }, ({ path, response }) => {
+    // Local: it applies to the plugin's routes below, not to every request of the app.
+    .onAfterHandle(({ path, response }) => {
       // The plugin hands out the same cached document each time: complete it once.
       if (path !== "/docs/json" || completed.has(response as object)) return;
       completeRequestBodies(response as Document, routes());

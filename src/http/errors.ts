@@ -5,7 +5,6 @@
 import { Elysia, ValidationError } from "elysia";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
-import { requestInfo } from "./request-log";
 import { asAppError } from "../db/storage";
 import { mayHoldSurrogates, wellFormed } from "../lib/text";
 import { UPLOAD_PATH } from "../files/paths";
@@ -170,14 +169,14 @@ export const errorHandling = (ctx: AppContext) =>
       if (mayShadowConversions(text)) dropConversionKeys(body);
       return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })
-    .onError({ as: "global" }, ({ code, error, set, request }) => {
+    .onError({ as: "global" }, ({ code, error, set }) => {
       const known = toAppError(code, error);
       if (known) {
         set.status = known.status;
         if (known.retryAfterMs !== undefined) set.headers["retry-after"] = String(Math.max(1, Math.ceil(known.retryAfterMs / 1000)));
         return known.toBody();
       }
-      ctx.log.error({ err: error, request_id: requestInfo(request)?.id }, "unhandled error");
+      ctx.log.error({ err: error, request_id: set.headers["x-request-id"] }, "unhandled error");
       set.status = 500;
       return new AppError("internal", "internal error").toBody();
     });

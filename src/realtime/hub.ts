@@ -395,7 +395,7 @@ export class Hub {
     const text = eventFrame(e.type, e.json, e.timestamp, e.seq);
     if (e.json.includes(UNSIGNED_LINK)) this.publishSigned(e.topic, text);
     else this.publish(e.topic, text);
-    this.ctx.metrics.eventsPublished.inc({ type: e.type });
+    this.ctx.metrics.eventsPublishedOf(e.type).inc();
     if (e.type === "conversation.delete") this.leaveConversation(e.topic.slice(5), (e.data as { conversation_id: string }).conversation_id);
     else if (e.type === "friend.remove") {
       const { user_id, friend_id } = e.data as { user_id: string; friend_id: string };
@@ -543,7 +543,7 @@ export class Hub {
 
   /** Sends a frame to one socket (its attachment links signed for its user). */
   send(state: SocketState, type: string, text: string) {
-    this.ctx.metrics.framesOut.inc({ type });
+    this.ctx.metrics.framesOutOf(type).inc();
     state.ws.send(this.ctx.files.links.personalize(text, state.userId));
   }
 

@@ -166,7 +166,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       }
       if (f?.type !== "ping") rateLimit(state);
       if (!f) throw invalid;
-      ctx.metrics.framesIn.inc({ type: f.type });
+      ctx.metrics.framesInOf(f.type).inc();
       const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
       const done = (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
       if (done instanceof Promise) done.catch(fail);
@@ -328,10 +328,12 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     .get("/ws/user", () => {
       throw new AppError("bad_request", "this endpoint takes WebSocket upgrades only (Upgrade: websocket)");
     }, { detail: UPGRADE_DOC })
-    .resolve(async ({ query, headers }) => {
+    .resolve(async ({ query, request }) => {
       // Tokens are checked here, not by a query schema: a bad token is 401, never 422.
+      // The header is read from the request: naming `headers` here would have Elysia copy every
+      // request's headers into an object, on every route of the app (issue #17).
       const ticket = typeof query.ticket === "string" ? query.ticket : undefined;
-      const session = ticket !== undefined ? await tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(headers.authorization));
+      const session = ticket !== undefined ? await tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(request.headers.get("authorization") ?? undefined));
       if ((await hub.connectionsOf(session.me.id)) >= ctx.config.maxConnectionsPerUser)
         throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
       const raw = query.since;
