@@ -1,0 +1,77 @@
+/**
+ * The log's stdout destination (src/log.ts LineBuffer): lines leave in one write at the end
+ * of each event-loop turn; warnings and errors at once; everything at exit.
+ */
+import { describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createLogger, LineBuffer } from "../src/log";
+import { tempDir } from "./helpers";
+
+const linesOf = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("LineBuffer", () => {
+  test("info lines are written together at the end of the turn, in order", async () => {
+    const file = join(tempDir(), "out.log");
+    const fd = openSync(file, "w");
+    const log = createLogger("info", new LineBuffer(fd));
+    for (let i = 0; i < 50; i++) log.info({ i }, "request");
+    expect(readFileSync(file, "utf8")).toBe("");
+    await nextTurn();
+    await nextTurn();
+    expect(linesOf(file).map((l) => l.i)).toEqual([...Array(50).keys()]);
+    closeSync(fd);
+  });
+
+  test("a warning or an error is written at once, after the lines before it", () => {
+    const file = join(tempDir(), "out.log");
+    const fd = openSync(file, "w");
+    const log = createLogger("info", new LineBuffer(fd));
+    log.info("first");
+    log.warn("careful");
+    expect(linesOf(file).map((l) => l.msg)).toEqual(["first", "careful"]);
+    log.info("second");
+    log.error("broken");
+    expect(linesOf(file).map((l) => [l.level, l.msg])).toEqual([["info", "first"], ["warn", "careful"], ["info", "second"], ["error", "broken"]]);
+    closeSync(fd);
+  });
+
+  test("flush() writes what is pending (the shutdown calls it), and past 16 KB lines go out without waiting", () => {
+    const file = join(tempDir(), "out.log");
+    const fd = openSync(file, "w");
+    const log = createLogger("info", new LineBuffer(fd));
+    log.info("pending");
+    log.flush();
+    expect(linesOf(file).map((l) => l.msg)).toEqual(["pending"]);
+    const padding = "x".repeat(1000);
+    for (let i = 0; i < 20; i++) log.info({ padding }, "big");
+    expect(linesOf(file).length).toBeGreaterThan(10);
+    log.flush();
+    closeSync(fd);
+  });
+
+  // What a process that ends loses: nothing, however it ends, except by SIGKILL (the current turn's lines).
+  const script = (dir: string) => {
+    const file = join(dir, "logging.ts");
+    writeFileSync(file, `
+      import { createLogger } from ${JSON.stringify(join(import.meta.dir, "../src/log"))};
+      const log = createLogger("info");
+      log.info("written");
+      const how = process.argv[2];
+      if (how === "exit") process.exit(3);
+      if (how === "throw") throw new Error("boom");
+      if (how === "kill") setImmediate(() => setImmediate(() => { log.info("lost"); process.kill(process.pid, "SIGKILL"); }));
+    `);
+    return file;
+  };
+  for (const [how, code, expected] of [["end", 0, ["written"]], ["exit", 3, ["written"]], ["throw", 1, ["written"]], ["kill", 137, ["written"]]] as const) {
+    const name = how === "kill" ? "SIGKILL loses the lines of its last turn only" : `a process that ends by ${how} has written every line`;
+    test(name, () => {
+      const p = Bun.spawnSync([process.execPath, script(tempDir()), how], { stdout: "pipe", stderr: "pipe" });
+      expect(p.exitCode ?? 128 + 9).toBe(code);
+      const msgs = p.stdout.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l).msg);
+      expect(msgs).toEqual([...expected]);
+    });
+  }
+});
