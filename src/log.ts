@@ -63,11 +63,13 @@ export class LineBuffer implements pino.DestinationStream {
   }
 
   private writeAll(text: string) {
-    const bytes = Buffer.from(text);
-    let offset = 0;
-    while (offset < bytes.length) {
+    // The string itself (a copy into a Buffer only for what a partial write left).
+    let rest: string | Buffer = text;
+    for (;;) {
       try {
-        offset += writeSync(this.fd, bytes, offset);
+        const written = typeof rest === "string" ? writeSync(this.fd, rest) : writeSync(this.fd, rest);
+        if (written >= (typeof rest === "string" ? Buffer.byteLength(rest) : rest.length)) break;
+        rest = (typeof rest === "string" ? Buffer.from(rest) : rest).subarray(written);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         // A non-blocking pipe that is full: wait for its reader, as SonicBoom does.
