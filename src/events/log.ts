@@ -32,8 +32,12 @@ export type Tx = DB;
 export interface Writer {
   /** The drizzle transaction: every query of the change goes through it. */
   tx: Tx;
-  /** Appends an event to the log, in this transaction; returns its seq. Its data is typed by the catalogue (src/models.ts). */
-  emit<T extends EventType>(topic: string, type: T, data: EventData<T>): number;
+  /**
+   * Appends an event to the log, in this transaction; returns its seq. Its data is typed by the
+   * catalogue (src/models.ts); `json` is that data already serialised, by a caller that needs
+   * the text too (a send answers with it).
+   */
+  emit<T extends EventType>(topic: string, type: T, data: EventData<T>, json?: string): number;
   /** Appends the same event to many topics, its data serialised and stored once; returns the last seq (0 for none). */
   emitMany<T extends EventType>(topics: string[], type: T, data: EventData<T>): number;
 }
@@ -236,9 +240,8 @@ export class EventLog implements EventFeed {
   private run<T>(fn: (w: Writer) => T, pending: StoredEvent[]): T {
     const r = fn({
       tx: this.db,
-      emit: (topic, type, data) => {
+      emit: (topic, type, data, json = JSON.stringify(data)) => {
         const now = Date.now();
-        const json = JSON.stringify(data);
         const seq = Number(this.insert.run(topic, type, json, now).lastInsertRowid);
         pending.push({ seq, topic, type, data, json, timestamp: iso(now) });
         return seq;

@@ -30,9 +30,12 @@ export const messageRoutes = (ctx: AppContext) => {
       "/api/conversations/:id/messages",
       async ({ me, params, body, set }) => {
         await spendSend(ctx, me.id);
-        const { created, message } = await ctx.store.messages.send(me, params.id, body);
+        const { created, message, json } = await ctx.store.messages.send(me, params.id, body);
         set.status = created ? 201 : 200;
-        return message;
+        if (json === undefined) return message;
+        // The text the event log stored: the message is not serialised a second time.
+        set.headers["content-type"] = "application/json;charset=utf-8";
+        return json;
       },
       { body: SendBody, detail: op("Send (201); a repeated client_msg_id returns the stored message (200)", { 201: Message, 200: Message }, { write: true, errors: [404] }) },
     )

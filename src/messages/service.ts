@@ -71,7 +71,11 @@ const sendStatements = (db: Tx) =>
  * mention notifications, all in one transaction. A repeated client_msg_id returns the
  * stored message with `created: false` and appends nothing.
  */
-export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): Promise<{ created: boolean; message: Message }> {
+/**
+ * `json`: a new message's JSON as its `message.receive` event stores it, so that a REST
+ * send answers with that text instead of serialising the message again (issue #17).
+ */
+export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: string, input: SendInput): Promise<{ created: boolean; message: Message; json?: string }> {
   const { type, attachmentIds, content } = checkSend(input);
   const started = performance.now();
   const q = sendStatements(ctx.db);
@@ -90,10 +94,11 @@ export async function sendMessage(ctx: AppContext, me: UserRow, conversationId: 
     q.insert.run(row);
     q.touch.run({ at: now, activity: activityKey(now), id: row.id, c: conversationId });
     const message = sentMessage(me, row, files);
-    w.emit(convTopic(conversationId), "message.receive", message);
+    const json = JSON.stringify(message);
+    w.emit(convTopic(conversationId), "message.receive", message, json);
     const names = mentionTargets(message, me);
     if (names.length) for (const { id } of mentionedMembers(w.tx, message.conversation_id, names)) w.emit(userTopic(id), "notification", mentionOf(message, me));
-    return { created: true, message };
+    return { created: true, message, json };
   });
   if (result.created) ctx.metrics.sendLatency.observe((performance.now() - started) / 1000);
   return result;
