@@ -12,25 +12,27 @@ export type Logger = pino.Logger;
 
 /** pino's level number of `warn`: lines at or above it are written at once. */
 const WARN = 40;
-/** Pending output past which the lines are written without waiting for the turn's end. */
+/** Pending output past which the lines are written at once. */
 const FLUSH_AT = 16 * 1024;
+/** How long an info line may wait for others to share its write. */
+const FLUSH_AFTER_MS = 10;
 
 /**
- * Lines gathered during one turn of the event loop and written to the file descriptor in
- * one `write` at its end (a `setImmediate`), instead of one synchronous write per line
- * (pino's synchronous SonicBoom also copies every line into a Buffer): under load a turn
- * answers dozens of requests, each with its line (issue #17). Warnings, errors and fatal
- * lines are written at once, with whatever came before them, and so is everything at
- * exit (`process.exit` and the end of the event loop) and on `flush()` (the shutdown
- * calls it). A `kill -9` loses only the current turn's lines (at most FLUSH_AT bytes of
- * info/debug lines), which were written out at the end of that turn before.
+ * Lines gathered for up to FLUSH_AFTER_MS (or FLUSH_AT bytes) and written to the file
+ * descriptor in one `write`, instead of one synchronous write per line (pino's synchronous
+ * SonicBoom also copies every line into a Buffer): every request has its line, and under
+ * load that was one system call per request (issue #17). Warnings, errors and fatal lines
+ * are written at once, with whatever came before them, and so is everything at exit
+ * (`process.exit`, an uncaught error, the end of the event loop) and on `flush()` (the
+ * shutdown calls it). A `kill -9` (or a crash of the runtime itself) loses the info and
+ * debug lines of the last 10 ms at most.
  */
 export class LineBuffer implements pino.DestinationStream {
   /** pino tells the stream each line's level (`lastLevel`) before writing it. */
   readonly [pino.symbols.needsMetadataGsym] = true;
   lastLevel = 0;
   private pending = "";
-  private scheduled = false;
+  private timer: Timer | undefined;
   /** The reader went away (EPIPE): nothing more is written, as pino's own destination does. */
   private closed = false;
   private failure: string | null = null;
@@ -43,19 +45,24 @@ export class LineBuffer implements pino.DestinationStream {
     if (this.closed) return;
     this.pending += line;
     if (this.lastLevel >= WARN || this.pending.length >= FLUSH_AT) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.endOfTurn);
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(this.onTimer, FLUSH_AFTER_MS);
+      // It never keeps the process alive: exit writes what is pending.
+      this.timer.unref();
     }
   }
 
-  private endOfTurn = () => {
-    this.scheduled = false;
+  private onTimer = () => {
+    this.timer = undefined;
     this.flush();
   };
 
   /** Writes every pending line now; `done` (pino's `logger.flush(cb)`) is called after. */
   flush(done?: (err?: Error) => void) {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     const text = this.pending;
     this.pending = "";
     if (text && !this.closed) this.writeAll(text);
