@@ -69,9 +69,11 @@ export const docsRoutes = (routes: () => Route[]) => {
   const completed = new WeakSet<object>();
   return new Elysia({ name: "parley.docs" })
     // Local: it applies to the plugin's routes below, not to every request of the app.
-    .onAfterHandle(({ path, response }) => {
+    // Its route, not its path: a hook anywhere naming `path` has Elysia give every request's
+    // context a getter for it.
+    .onAfterHandle(({ route, response }) => {
       // The plugin hands out the same cached document each time: complete it once.
-      if (path !== "/docs/json" || completed.has(response as object)) return;
+      if (route !== "/docs/json" || completed.has(response as object)) return;
       completeRequestBodies(response as Document, routes());
       dropUnusedSchemas(response as Document);
       completed.add(response as object);
