@@ -217,3 +217,22 @@ describe("refresh", () => {
     expect((await s.api("POST", "/api/auth/register", { body: { username: uniqueName(), password: "password123" } })).status).toBe(201);
   });
 });
+
+describe("the caller's row", () => {
+  // SQLite answers it from memory while the users table is unchanged (users/service.ts
+  // cachedUserRows): any change to a user row, however it is made, is seen by the next request.
+  test("a change to the row, by any statement, is seen by the next request; a deleted user is 401 at once", async () => {
+    const a = await s.register();
+    expect((await s.api("GET", "/api/users/me", { token: a.token })).body.display_name).toBe(a.user.display_name);
+    await s.rows("UPDATE users SET display_name = ? WHERE id = ?", "Renamed Elsewhere", a.user.id);
+    expect((await s.api("GET", "/api/users/me", { token: a.token })).body.display_name).toBe("Renamed Elsewhere");
+    // A send carries the sender's current name too.
+    const group = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "names", member_ids: [] } });
+    const sent = await s.api("POST", `/api/conversations/${group.body.id}/messages`, { token: a.token, body: { content: "hello" } });
+    expect(sent.body.sender_name).toBe("Renamed Elsewhere");
+    await s.rows("DELETE FROM users WHERE id = ?", a.user.id);
+    const gone = await s.api("GET", "/api/users/me", { token: a.token });
+    expect(gone.status).toBe(401);
+    expect(gone.body.error.message).toBe("user no longer exists");
+  });
+});

@@ -31,7 +31,7 @@ export function sqliteStore(ctx: AppContext): Store {
   const { db } = ctx;
   return {
     users: {
-      row: (id) => users.getUserRow(db, id),
+      row: users.cachedUserRows(db),
       get: (id) => users.getUser(db, id),
       search: (q, limit, cursor) => users.searchUsers(db, q, limit, cursor),
       updateProfile: (userId, patch) => users.updateProfile(ctx, userId, patch),
