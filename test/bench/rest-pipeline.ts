@@ -3,7 +3,7 @@
  * `POST /api/conversations/:id/messages` costs on top of the send itself.
  *
  *   bun test/bench/rest-pipeline.ts [--n=4000] [--runs=5] [--concurrency=64] [--modes=service,handle,http]
- *                                   [--log=on|off] [--metrics=on|off]
+ *                                   [--log=on|off] [--log-dest=buffer|sonic] [--metrics=on|off]
  *
  * Builds the app with createApp on a temporary DATA_DIR (the request log going to /dev/null,
  * synchronously, like the server's stdout in `bun run bench`), registers 10 users and puts
@@ -14,14 +14,17 @@
  *   http     the app listening on a port, with a client in a subprocess (`fetch`, keep-alive,
  *            `concurrency` in flight): Bun's HTTP server too.
  * Each run reports the CPU time of this process's main thread per request
- * (`/proc/self/task/<pid>/schedstat`, ns), leaving out the checkpoint and search-index
- * workers; the line printed per mode is the median of the runs (and their range).
+ * (`/proc/self/task/<pid>/schedstat`, ns), and of the whole process (`process.cpuUsage()`:
+ * every thread, so also the garbage collector's helpers, the JIT, the checkpoint and
+ * search-index workers, as `bun run bench` counts a server); the line printed per mode has
+ * the medians of the runs (and the main thread's range).
  * `handle − service` is Elysia's share, `http − handle` Bun's HTTP server's.
- * Variants: `--log=off` (LOG_LEVEL=warn: no request line), `--metrics=off` (the request's
+ * Variants: `--log=off` (LOG_LEVEL=warn: no request line), `--log-dest=sonic` (pino's own
+ * synchronous destination instead of the server's LineBuffer), `--metrics=off` (the request's
  * counter and histogram replaced by no-ops). Nothing is connected over WebSocket, so no send
  * is published to anyone.
  */
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -64,6 +67,25 @@ const metricsOn = arg("metrics", "on") === "on";
 
 /** This process's main thread's CPU time in ns (its tid is the pid). */
 const mainThreadNs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
+/** Every live thread's name and CPU time in ns, by thread id. */
+function threadsNs(): Map<string, { name: string; ns: number }> {
+  const out = new Map<string, { name: string; ns: number }>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      out.set(tid, { name: readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim(), ns: Number(readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ")[0]) });
+    } catch {} // ended meanwhile
+  }
+  return out;
+}
+/** CPU ns per thread name between two readings (threads alive at both). */
+function byName(before: ReturnType<typeof threadsNs>, after: ReturnType<typeof threadsNs>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [tid, t] of after) {
+    const name = tid === String(process.pid) ? "main" : t.name.startsWith("Worker") || t.name === "bun" ? "workers" : "runtime";
+    out[name] = (out[name] ?? 0) + t.ns - (before.get(tid)?.ns ?? 0);
+  }
+  return out;
+}
 
 const dataDir = mkdtempSync(join(tmpdir(), "parley-rest-pipeline-"));
 const config = makeConfig({
@@ -81,7 +103,8 @@ const config = makeConfig({
 const logModule = (await import("../../src/log")) as Record<string, unknown>;
 const devNull = openSync("/dev/null", "w");
 const Buffered = logModule.LineBuffer as (new (fd: number) => pino.DestinationStream) | undefined;
-const log = createLogger(config.logLevel, Buffered ? new Buffered(devNull) : pino.destination({ fd: devNull, sync: true }));
+const sonic = arg("log-dest", Buffered ? "buffer" : "sonic") === "sonic";
+const log = createLogger(config.logLevel, Buffered && !sonic ? new Buffered(devNull) : pino.destination({ fd: devNull, sync: true }));
 const parley = createApp(config, { log });
 const { app, ctx } = parley;
 if (!metricsOn) {
@@ -151,13 +174,29 @@ for (const mode of modes) {
   await send(Math.min(n, 2000)); // the JIT's one-off work
   Bun.gc(true);
   const perSend: number[] = [];
+  const processPerSend: number[] = [];
+  const threads: Record<string, number[]> = {};
   for (let r = 0; r < runs; r++) {
     const before = mainThreadNs();
+    const cpu = process.cpuUsage();
+    const t0 = threadsNs();
     await send(n);
     perSend.push((mainThreadNs() - before) / 1000 / n);
+    const used = process.cpuUsage(cpu);
+    processPerSend.push((used.user + used.system) / n);
+    for (const [name, ns] of Object.entries(byName(t0, threadsNs()))) (threads[name] ??= []).push(ns / 1000 / n);
     Bun.gc(true);
   }
-  const line = { mode, log: logOn, metrics: metricsOn, n, concurrency, main_thread_us_per_send: Math.round(median(perSend) * 10) / 10, range: [Math.min(...perSend), Math.max(...perSend)].map((x) => Math.round(x * 10) / 10) };
+  const round1 = (x: number) => Math.round(x * 10) / 10;
+  const line = {
+    mode, log: logOn ? (sonic ? "sonic" : "buffer") : "off", metrics: metricsOn, n, concurrency,
+    main_thread_us_per_send: round1(median(perSend)),
+    range: [Math.min(...perSend), Math.max(...perSend)].map(round1),
+    process_us_per_send: round1(median(processPerSend)),
+    // The other threads: the runtime's (garbage collector helpers, JIT, Bun's pool) and the workers (checkpoints, search index).
+    runtime_threads_us_per_send: round1(median(threads.runtime ?? [0])),
+    worker_threads_us_per_send: round1(median(threads.workers ?? [0])),
+  };
   results.push(line);
   console.log(JSON.stringify(line));
 }
