@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { join } from "node:path";
-import { startServer, tempDir, uniqueName, type Account, type TestServer } from "./helpers";
+import { startServer, tempDir, uniqueName, waitFor, type Account, type TestServer } from "./helpers";
 import { backup } from "./backups";
 import { launchBrowser } from "./browser";
 import { png } from "./files-fixtures";
@@ -375,6 +375,69 @@ describe("the web client in Chromium", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  btest("a message that comes live while the conversation's page is on its way stays, though the page was read before it", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "read with the page");
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    // The page of messages is read by the server at once, and answered only when let go.
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let read = false;
+    await context.route(new RegExp(`/api/conversations/${conv}/messages\\?limit=`), async (route) => {
+      const page = await route.fetch();
+      read = true;
+      await held;
+      await route.fulfill({ response: page });
+    });
+    const session = JSON.stringify({ token: alice.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: alice.user });
+    await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
+    const a = await context.newPage();
+    const frames: string[] = [];
+    a.on("websocket", (ws) => ws.on("framereceived", (f) => void frames.push(String(f.payload))));
+    await a.goto(s.base + "/");
+    // The socket is live before the conversation opens (so no read of its start is involved).
+    await waitFor(() => frames.some((f) => f.includes('"type":"conversation.list"')), 10_000);
+    await convLink(a, bob.user.display_name).click();
+    await waitFor(() => read, 10_000);
+    await say(bob, conv, "sent while the page was on its way");
+    await waitFor(() => frames.some((f) => f.includes("sent while the page was on its way")), 10_000);
+    letGo();
+    await log(a).getByText("read with the page").waitFor();
+    await settled(a);
+    expect(await log(a).getByText("sent while the page was on its way").count()).toBe(1);
+  });
+
+  btest("a message sent between the page's first read and its socket's start shows (read again once the socket is live)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "before the page");
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    // The socket's ticket waits until the deep link's conversation has been read over REST.
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    await context.route("**/api/ws/ticket", async (route) => {
+      await held;
+      await route.continue();
+    });
+    const session = JSON.stringify({ token: alice.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: alice.user });
+    await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
+    const a = await context.newPage();
+    const pageRead = a.waitForResponse((r) => r.url().includes(`/api/conversations/${conv}/messages?limit=`));
+    await a.goto(`${s.base}/c/${conv}`);
+    await pageRead;
+    await log(a).getByText("before the page").waitFor();
+    // Committed after that read and before the socket's live delivery starts: in neither.
+    await say(bob, conv, "between the page and the socket");
+    letGo();
+    await log(a).getByText("between the page and the socket").waitFor({ timeout: 10_000 });
+    await settled(a);
+    expect(await log(a).getByText("between the page and the socket").count()).toBe(1);
+    expect(await log(a).getByText("before the page").count()).toBe(1);
   });
 
   btest("friends and groups: find, request, accept live; a group created, renamed, a member removed", async () => {

@@ -162,6 +162,17 @@ export async function start() {
   const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "", useTickets: true });
   client = c;
   connection.value = "connecting";
+  // The first socket of a session starts live delivery where the server stands when it opens
+  // (`connect`'s last_seq); later ones resume from there. What REST read before that (the
+  // sidebar, a deep link's thread, friends: not kept waiting for a ticket and an upgrade)
+  // misses a change committed between that read and the socket's start: read once more.
+  let started = false;
+  c.on("connect", () => {
+    if (client !== c || started) return;
+    started = true;
+    void loadFriends();
+    for (const [id, t] of threads.value) if (!t.newer) void catchUp(id);
+  });
   c.on("open", () => {
     connection.value = "open";
     retryFailedSends();
@@ -241,6 +252,38 @@ async function loadConversations() {
     mergeConversations(page.items);
     cursor = page.next_cursor;
   }
+}
+
+/**
+ * Reads the newest page of a thread again and merges it in (with what came live while it was
+ * in flight): the messages committed between an earlier read and the socket's start. More
+ * than a page of them: the thread is loaded afresh.
+ */
+async function catchUp(id: string) {
+  const flight = inFlight(id);
+  try {
+    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
+    const fresh = flight.landed(page.items.reverse(), true);
+    const t = threads.value.get(id);
+    const newestKept = t?.items.findLast((m) => m.pending === undefined)?.id;
+    if (t && !t.loading && page.next_cursor && newestKept !== undefined && fresh[0] && fresh[0].id > newestKept) {
+      flight.done();
+      return void openThread(id, true);
+    }
+    changeThread(id, (items, newest) => (newest ? mergeNewest(items, fresh) : items));
+  } catch {
+    // Offline again: the next connect resumes from the socket's position, nothing to catch up.
+  } finally {
+    flight.done();
+  }
+}
+
+/** A thread's messages with a newer read of its newest page: the page's version of each message it holds, ours still on their way last. */
+function mergeNewest(items: Shown[], page: Shown[]): Shown[] {
+  const inPage = new Set(page.map((m) => m.id));
+  const acked = new Set(page.map((m) => m.client_msg_id));
+  const sent = [...items.filter((m) => m.pending === undefined && !inPage.has(m.id)), ...page].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return [...sent, ...items.filter((m) => m.pending !== undefined && !acked.has(m.client_msg_id))];
 }
 
 /** Conversations found outside the loaded list (the quick switcher's search) join it. */
@@ -323,11 +366,12 @@ export async function openThread(id: string, fresh = false) {
   void loadMembers(id);
   if (threads.value.get(id) && !fresh) return markSeen(id);
   setThread(id, { items: [], older: null, loading: true, firstUnread: null });
+  const flight = inFlight(id);
   try {
     const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
-    const items = page.items.reverse();
     const conv = conversations.value.get(id) ?? (await api<Conversation>("GET", `/api/conversations/${id}`));
     if (!conversations.value.has(id)) upsertConversation(conv);
+    const items = flight.landed(page.items.reverse(), true);
     setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: firstUnreadOf(conv, items) });
     markSeen(id);
   } catch (e) {
@@ -336,7 +380,47 @@ export async function openThread(id: string, fresh = false) {
       toast.value = "That conversation does not exist, or you are not a member.";
       navigate(null);
     }
+  } finally {
+    flight.done();
   }
+}
+
+/** A change to a thread's messages, as the socket (or one of our sends) made it; `newest`: the thread holds the newest messages. */
+type Change = (items: Shown[], newest: boolean) => Shown[];
+/**
+ * Per conversation with a page of messages in flight, every change made to its thread
+ * meanwhile, in order. A page may have been read before some of them were committed and
+ * arrive after them (on a cluster, the page's read and the socket's delivery of a later
+ * send race: each takes its own connection to PostgreSQL), so the page alone would lose
+ * them: they are made again on the page when it lands. Each is idempotent (a message is
+ * placed once, an edit carries the whole message, a reaction adds or removes one user).
+ */
+const changesInFlight = new Map<string, { loads: number; changes: Change[] }>();
+
+function inFlight(id: string) {
+  const entry = changesInFlight.get(id) ?? { loads: 0, changes: [] };
+  changesInFlight.set(id, entry);
+  entry.loads++;
+  const from = entry.changes.length;
+  let done = false;
+  return {
+    /** The landed page with every change made since the request was sent. */
+    landed: (items: Shown[], newest: boolean) => entry.changes.slice(from).reduce((acc, change) => change(acc, newest), items),
+    done() {
+      if (done) return;
+      done = true;
+      if (--entry.loads === 0) changesInFlight.delete(id);
+    },
+  };
+}
+
+/** Applies `change` to the thread now, and again to any page of it still in flight. */
+function changeThread(id: string, change: Change) {
+  changesInFlight.get(id)?.changes.push(change);
+  const t = threads.value.get(id);
+  if (!t) return;
+  const items = change(t.items, !t.newer);
+  if (items !== t.items) setThread(id, { ...t, items });
 }
 
 /**
@@ -357,18 +441,22 @@ async function loadAround(id: string, messageId: string) {
   const prev = threads.value.get(id);
   // Set first, so that navigate's openThread finds a thread and leaves it alone.
   setThread(id, { items: [], older: null, newer: null, loading: true, firstUnread: null });
+  const flight = inFlight(id);
   try {
     const before = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?before=${encodeURIComponent(messageId)}&limit=${PAGE}`);
     const older = before.items.reverse();
     // `after` the message just before it (or from the start): the page begins with the message itself.
     const after = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?after=${encodeURIComponent(older.at(-1)?.id ?? "")}&limit=${PAGE}`);
     if (!conversations.value.has(id)) upsertConversation(await api<Conversation>("GET", `/api/conversations/${id}`));
-    setThread(id, { items: [...older, ...after.items], older: before.next_cursor, newer: after.next_cursor, loading: false, firstUnread: null });
+    const items = flight.landed([...older, ...after.items], !after.next_cursor);
+    setThread(id, { items, older: before.next_cursor, newer: after.next_cursor, loading: false, firstUnread: null });
   } catch (e) {
     if (prev) setThread(id, prev);
     else threads.value = new Map([...threads.value].filter(([k]) => k !== id));
     focusMessage.value = null;
     toast.value = e instanceof ApiError && e.status === 404 ? "That message is no longer there." : "The conversation could not be loaded.";
+  } finally {
+    flight.done();
   }
 }
 
@@ -387,36 +475,41 @@ export async function loadPage(id: string, side: "older" | "newer"): Promise<num
   const cursor = t?.[side];
   if (!t || t.loading || !cursor) return 0;
   setThread(id, { ...t, loading: true });
+  const flight = inFlight(id);
   try {
     const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=100&cursor=${encodeURIComponent(cursor)}`);
     const cur = threads.value.get(id)!;
     const known = new Set(cur.items.map((m) => m.id));
-    // Older pages come newest first, newer ones oldest first.
-    const added = (side === "older" ? page.items.reverse() : page.items).filter((m) => !known.has(m.id));
+    // Older pages come newest first, newer ones oldest first. The changes made meanwhile
+    // are in the thread already, and are made again on the page's messages (read before some of them).
+    const added = flight.landed((side === "older" ? page.items.reverse() : page.items).filter((m) => !known.has(m.id)), false);
     // Our own messages still on their way stay last.
     const sent = cur.items.filter((m) => m.pending === undefined);
     const pending = cur.items.filter((m) => m.pending !== undefined);
-    const items = side === "older" ? [...added, ...cur.items] : [...sent, ...added, ...pending];
+    let items = side === "older" ? [...added, ...cur.items] : [...sent, ...added, ...pending];
+    // The newest page: the messages that came live while it was in flight join it (the thread held none of them: it was not at the newest).
+    if (side === "newer" && !page.next_cursor) items = flight.landed(items, true);
     setThread(id, { ...cur, items, [side]: page.next_cursor, loading: false });
     if (side === "newer" && !page.next_cursor) markSeen(id);
     return added.length;
   } catch {
     setThread(id, { ...threads.value.get(id)!, loading: false });
     return 0;
+  } finally {
+    flight.done();
   }
 }
 
 function receive(m: Message) {
   const conv = conversations.value.get(m.conversation_id);
   const mine = m.sender_id === me.value?.id;
-  const t = threads.value.get(m.conversation_id);
   // A thread short of its newest messages gets this one with the page that holds it, unless
   // it is the acknowledgement of one of our pending sends.
-  if (t && !t.items.some((x) => x.id === m.id)) {
-    const i = m.client_msg_id ? t.items.findIndex((x) => x.pending !== undefined && x.client_msg_id === m.client_msg_id) : -1;
-    const items = i >= 0 ? t.items.map((x, j) => (j === i ? m : x)) : t.newer ? null : insertSorted(t.items, m);
-    if (items) setThread(m.conversation_id, { ...t, items });
-  }
+  changeThread(m.conversation_id, (items, newest) => {
+    if (items.some((x) => x.id === m.id)) return items;
+    const i = m.client_msg_id ? items.findIndex((x) => x.pending !== undefined && x.client_msg_id === m.client_msg_id) : -1;
+    return i >= 0 ? items.map((x, j) => (j === i ? m : x)) : newest ? insertSorted(items, m) : items;
+  });
   if (!mine) clearTyping(m.conversation_id, m.sender_id);
   if (conv) {
     const viewing = activeId.value === m.conversation_id && document.visibilityState === "visible";
@@ -439,8 +532,7 @@ function insertSorted(items: Shown[], m: Message): Shown[] {
 }
 
 function patchMessage(conversationId: string, id: string, f: (m: Shown) => Shown) {
-  const t = threads.value.get(conversationId);
-  if (t && t.items.some((m) => m.id === id)) setThread(conversationId, { ...t, items: t.items.map((m) => (m.id === id ? f(m) : m)) });
+  changeThread(conversationId, (items) => (items.some((m) => m.id === id) ? items.map((m) => (m.id === id ? f(m) : m)) : items));
   const conv = conversations.value.get(conversationId);
   if (conv?.last_message?.id === id) patchConversation(conversationId, { last_message: f(conv.last_message) });
 }
@@ -508,14 +600,13 @@ export async function send(conversationId: string, content: string, replyTo: str
   };
   // Reading far back (a search result): the message goes after the newest ones, so load them first.
   if (threads.value.get(conversationId)?.newer) await openThread(conversationId, true);
-  const t = threads.value.get(conversationId);
-  if (t) setThread(conversationId, { ...t, items: [...t.items, pending] });
+  changeThread(conversationId, (items, newest) => (!newest || items.some((m) => m.client_msg_id === cmid) ? items : [...items, pending]));
   await deliver(pending);
 }
 
 /** Sends (or re-sends) a pending message. The same client_msg_id never makes a second message. */
 async function deliver(p: Shown) {
-  patchPending(p.client_msg_id!, { pending: true, failed: undefined });
+  patchPending(p, { pending: true, failed: undefined });
   try {
     const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
     if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
@@ -524,16 +615,15 @@ async function deliver(p: Shown) {
     receive(m);
   } catch (e) {
     const why = e instanceof ApiError ? (e.status === 0 ? "offline" : e.message) : "failed";
-    patchPending(p.client_msg_id!, { failed: why });
+    patchPending(p, { failed: why });
   }
 }
 
-function patchPending(cmid: string, patch: Partial<Shown>) {
-  for (const [id, t] of threads.value) {
-    if (t.items.some((m) => m.pending !== undefined && m.client_msg_id === cmid)) {
-      setThread(id, { ...t, items: t.items.map((m) => (m.pending !== undefined && m.client_msg_id === cmid ? { ...m, ...patch } : m)) });
-    }
-  }
+function patchPending(p: Shown, patch: Partial<Shown>) {
+  const cmid = p.client_msg_id;
+  changeThread(p.conversation_id, (items) =>
+    items.some((m) => m.pending !== undefined && m.client_msg_id === cmid) ? items.map((m) => (m.pending !== undefined && m.client_msg_id === cmid ? { ...m, ...patch } : m)) : items,
+  );
 }
 
 export function retry(m: Shown) {
@@ -595,12 +685,15 @@ export function typingNames(conversationId: string): string[] {
 
 // ---- friends and conversations ------------------------------------------------------------
 
+let friendsLoads = 0;
 export async function loadFriends() {
+  const load = ++friendsLoads;
   const [accepted, pending] = await Promise.all([
     allPages<Friendship>("/api/friendships?status=accepted", 5),
     allPages<Friendship>("/api/friendships?status=pending", 5),
   ]).catch(() => [[], []] as Friendship[][]);
-  friendships.value = [...accepted!, ...pending!];
+  // Reads that overlap may answer out of order: only the last one asked for counts.
+  if (load === friendsLoads) friendships.value = [...accepted!, ...pending!];
 }
 
 export const otherSide = (f: Friendship) => (f.user_id === me.value?.id ? f.friend : f.user);
