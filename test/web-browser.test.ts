@@ -630,8 +630,16 @@ describe("the web client in Chromium", () => {
         return v > 0 && v < 1;
       });
       await a.locator("form.composer").screenshot({ path: join(shots, "upload-progress.png") });
+      const uploads = () => t.logs.filter((l) => l.route === "/api/uploads");
+      const before = uploads().length;
       await chips.getByRole("button", { name: "Cancel upload of slow.bin" }).click();
       await chips.getByText("slow.bin").waitFor({ state: "detached" });
+      // The emulation holds the body back (the server has its first 16 KB), and the aborted
+      // connection closes a moment after the click: lifted before that, Chromium sent the
+      // rest of the aborted body at full speed, and the server kept the whole file (201).
+      // So it stays until the server has seen the upload end short.
+      const ended = await waitFor(() => uploads()[before], 10_000);
+      expect(ended.status).toBe(400);
       await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
       // Long enough for the rest of the body to arrive at full speed, had it not been aborted.
       await Bun.sleep(4000);
