@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { ParleyClient, type CloseInfo, type Message } from "../src/client";
 import { CLOSE_CODES, retryAfterClose, retryAfterStatus } from "../src/realtime/close-codes";
-import type { SocketState } from "../src/realtime/hub";
+import { SHUTDOWN, type SocketState } from "../src/realtime/hub";
 import { startServer, waitFor, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 
@@ -202,10 +202,11 @@ describe("a list of URLs (the nodes of a cluster)", () => {
     expect(closes.every((x) => x.retry)).toBe(true);
     await send("one");
     await waitFor(() => received.length === 1);
-    // The live node restarts (1001): the client tries the dead one, then comes back and resumes.
+    // The live node closes its sockets as a restart does (1001): the client tries the dead
+    // one, then comes back and resumes. (Not hub.stop(): a stopped hub opens no socket again.)
     const before = closes.length;
     const hub = s.app.hub;
-    hub.stop();
+    for (const st of [...hub.allSockets()]) hub.closeWith(st.ws, 1001, "shutdown", SHUTDOWN);
     await waitFor(() => c.state === "open" && closes.length >= before + 2, 10_000);
     expect(c.baseUrl).toBe(s.base);
   }, 20_000);

@@ -128,3 +128,50 @@ describe("the reference client", () => {
     }
   });
 });
+
+/**
+ * A socket still opening when the server stops: in cluster mode each step of its opening
+ * (the connection cap in the upgrade, the count, the catch-up) waits on PostgreSQL, long
+ * enough for a stop to come in between. Such a socket was left out of the hub's shutdown,
+ * opened after it, and kept the stop waiting for it as long as the client stayed (the
+ * browser tests' stop() after a page load hung until bun's timeout). Each step is held here
+ * by a gate, on either engine, until the stop has begun.
+ */
+describe("stop() while a socket is still opening", () => {
+  type Gated = { obj: Record<string, unknown>; method: string };
+  const steps: Record<string, (s: import("./helpers").TestServer) => Gated> = {
+    "in its upgrade (the connection cap)": (s) => ({ obj: s.app.ctx.presence as never, method: "connections" }),
+    "being counted": (s) => ({ obj: s.app.ctx.presence as never, method: "connect" }),
+    "catching up": (s) => ({ obj: s.app.ctx.store.conversations as never, method: "membership" }),
+  };
+  for (const [step, gated] of Object.entries(steps)) {
+    test(`a socket ${step}: closed with 1001 (alert shutdown), and stop() returns`, async () => {
+      const { startServer } = await import("./helpers");
+      const s = await startServer();
+      const alice = await s.register();
+      const { obj, method } = gated(s);
+      const original = (obj[method] as (...args: unknown[]) => unknown).bind(obj);
+      let reached!: () => void;
+      const atGate = new Promise<void>((resolve) => (reached = resolve));
+      let letGo!: () => void;
+      const gate = new Promise<void>((resolve) => (letGo = resolve));
+      obj[method] = async (...args: unknown[]) => {
+        reached();
+        await gate;
+        return original(...args);
+      };
+      const opening = TestSocket.open(`${s.wsBase}/ws/user?token=${alice.token}`).catch(() => null);
+      await atGate;
+      const stopped = s.stop().then(() => "stopped");
+      await Bun.sleep(100); // the hub has stopped, and the listener
+      letGo();
+      expect(await Promise.race([stopped, Bun.sleep(5000).then(() => "still stopping after 5 s")])).toBe("stopped");
+      const socket = await opening;
+      // Opened (even the one upgraded after the stop began), then closed the server's way, never listed.
+      expect(socket).not.toBeNull();
+      expect((await socket!.waitClosed()).code).toBe(1001);
+      expect(socket!.all("alert").map((f) => f.data.kind)).toEqual(["shutdown"]);
+      expect(socket!.all("conversation.list")).toHaveLength(0);
+    });
+  }
+});

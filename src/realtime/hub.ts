@@ -34,6 +34,9 @@ const REREAD_BATCH = 1000;
 
 export const statusTopic = (userId: string) => `status:${userId}`;
 
+/** The alert's message when the server shuts down. */
+export const SHUTDOWN = "the server is restarting; reconnect with since";
+
 export type RawSocket = ServerWebSocket<unknown>;
 
 /** Why the server closes a socket, as `alert.kind` tells the client. */
@@ -73,6 +76,10 @@ export class Hub {
   /** "viewer target" → presence checks in flight for the pair (cluster mode; see revalidatePresence). */
   private checking = new Map<string, number>();
   private stopped = false;
+  /** Whether stop() has begun: a socket that opens after it is closed at once (1001), never opened. */
+  get stopping(): boolean {
+    return this.stopped;
+  }
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
   private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[]; frames: unknown[] }>();
@@ -647,8 +654,10 @@ export class Hub {
   }
 
   /**
-   * Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001; timers stop.
-   * Resolves when presence has let go of this node.
+   * Shutdown: every socket gets `alert {kind:"shutdown"}` and close 1001, those still opening
+   * (being counted, or catching up) too; timers stop. Resolves when presence has let go of
+   * this node. A socket left open would keep Bun's stop waiting for as long as its client
+   * stays, and in cluster mode a socket's opening spans round trips to PostgreSQL.
    */
   stop(): Promise<void> {
     this.stopped = true;
@@ -663,7 +672,13 @@ export class Hub {
       for (const timer of s.typing.values()) clearTimeout(timer);
       s.typing.clear();
       s.active = null;
-      this.closeWith(s.ws, 1001, "shutdown", "the server is restarting; reconnect with since");
+      this.closeWith(s.ws, 1001, "shutdown", SHUTDOWN);
+    }
+    // Still opening: their opening sees the close (readyState, `closing`) and stops there.
+    for (const ws of this.arriving.keys()) this.closeWith(ws, 1001, "shutdown", SHUTDOWN);
+    for (const { state } of this.holding.values()) {
+      state.closing = true;
+      this.closeWith(state.ws, 1001, "shutdown", SHUTDOWN);
     }
     return left;
   }

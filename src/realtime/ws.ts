@@ -11,7 +11,7 @@ import { TokenBucket } from "../lib/rate-limit";
 import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
 import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
-import type { Hub, RawSocket, SocketState } from "./hub";
+import { SHUTDOWN, type Hub, type RawSocket, type SocketState } from "./hub";
 import type { Arrival } from "../platform/presence";
 import { andThen, drive, wait } from "../lib/awaitable";
 import { CLOSE_CODES } from "./close-codes";
@@ -203,6 +203,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * past the check in resolve are refused here.
    */
   function* onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null): Generator<unknown, void, unknown> {
+    // Upgraded while the server was stopping (its upgrade waited on the store): never opened.
+    if (hub.stopping) return hub.closeWith(ws, 1001, "shutdown", SHUTDOWN);
     let arrival: Arrival;
     try {
       arrival = yield* wait(hub.arrive(ws, me.id));

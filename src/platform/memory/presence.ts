@@ -9,6 +9,8 @@ export class MemoryPresence implements Presence {
   /** Users whose user.online went out and whose user.offline has not: only they can go offline. */
   private announcedUsers = new Set<string>();
   private listener: (userId: string, announced: boolean) => void = () => {};
+  /** After stop(): a socket closed during the shutdown starts no grace timer (as on PostgreSQL and Redis). */
+  private stopped = false;
 
   constructor(private graceMs: number) {}
 
@@ -31,7 +33,7 @@ export class MemoryPresence implements Presence {
 
   disconnect(userId: string) {
     const n = this.counts.get(userId);
-    if (n === undefined) return;
+    if (n === undefined || this.stopped) return;
     if (n > 1) return void this.counts.set(userId, n - 1);
     this.counts.delete(userId);
     if (this.graceMs === 0) this.goOffline(userId);
@@ -59,6 +61,7 @@ export class MemoryPresence implements Presence {
   }
 
   async stop() {
+    this.stopped = true;
     for (const timer of this.leaving.values()) clearTimeout(timer);
     this.leaving.clear();
     this.announcedUsers.clear();
