@@ -6,7 +6,7 @@
  *
  * SCREENSHOTS=docs writes the screenshots for the README into docs/.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { join } from "node:path";
 import { startServer, tempDir, uniqueName, waitFor, type Account, type TestServer } from "./helpers";
@@ -27,6 +27,11 @@ const contexts: BrowserContext[] = [];
 beforeAll(async () => {
   browser = await launchBrowser();
   s = await startServer({ sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000 });
+}, 60_000);
+// Each test's pages close after it: left open, the pages of stopped servers kept reconnecting
+// (a dozen by the end of the file), and every open page costs the one browser time.
+afterEach(async () => {
+  await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => {})));
 }, 60_000);
 afterAll(async () => {
   await Promise.all(contexts.map((c) => c.close().catch(() => {})));
