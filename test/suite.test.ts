@@ -7,13 +7,8 @@ import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-/**
- * Files left out of test:pg, with why. The web client's browser tests drive the same REST
- * and WebSocket routes that the other files run on both engines; on PostgreSQL two of them
- * (the token refresh, the restored backup) timed out now and then in full-file runs while
- * passing alone — to be found, not hidden: listed in the README's cluster status.
- */
-const NOT_ON_POSTGRES = ["test/web-browser.test.ts"];
+/** Files left out of test:pg, with why (none now: the browser tests run there too). */
+const NOT_ON_POSTGRES: string[] = [];
 
 test("test:pg lists every test file that starts a TestServer, and only those (but the ones named here)", () => {
   const root = join(import.meta.dir, "..");
