@@ -45,7 +45,16 @@ const btest = (name: string, fn: () => Promise<void>, timeout = 60_000) => test(
   await fn();
 }, timeout);
 
-/** A page signed in as `a` (the session is put where the client keeps it), at `path`. */
+/**
+ * Resolves once the page's first socket is live (its first `conversation.list`). The client
+ * shows the sidebar and an open conversation from REST before that; a change made earlier
+ * reaches the page through REST, not live (no notification, no typing), and on PostgreSQL
+ * the socket's opening takes several round trips. Watch before the page loads.
+ */
+const socketLive = (page: Page) =>
+  page.waitForEvent("websocket").then((ws) => ws.waitForEvent("framereceived", { predicate: (f) => String(f.payload).includes('"type":"conversation.list"') }));
+
+/** A page signed in as `a` (the session is put where the client keeps it), at `path`, its socket live. */
 async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1100, height: 720 }): Promise<Page> {
   const context = await browser!.newContext({ viewport });
   contexts.push(context);
@@ -54,8 +63,10 @@ async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
   page.on("console", (m) => m.type() === "error" && /Content Security Policy/.test(m.text()) && console.error("CSP violation:", m.text()));
+  const live = socketLive(page);
   await page.goto(server.base + path);
   await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+  await live;
   return page;
 }
 
@@ -106,8 +117,10 @@ async function recordingNotifications(a: Account, path: string, server = s): Pro
     };
   });
   const page = await context.newPage();
+  const live = socketLive(page);
   await page.goto(server.base + path);
   await log(page).waitFor();
+  await live;
   return page;
 }
 const setHidden = (p: Page, hidden: boolean) =>
