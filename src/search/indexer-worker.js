@@ -36,7 +36,14 @@ function open(searchFile, parleyFile) {
   };
 }
 
+/**
+ * Where step's CPU goes, part by part (read, fold, fts, texts, commit): a no-op here;
+ * test/bench/index-cost.ts appends code that replaces it.
+ */
+let mark = (part) => {};
+
 function step(from, batch) {
+  mark("start");
   // A short read of parley.db, finished before the FTS5 work: a read snapshot held through
   // it would keep parley.db's WAL from restarting. A text read with (or after) its queue
   // entry is that text or a later one (whose own entry comes later), so the index is never
@@ -51,22 +58,26 @@ function step(from, batch) {
   for (let k = queue.length - 1; k >= 0; k--) {
     const [, rowid, fresh, conversationId, content, deletedAt] = queue[k];
     if (!fresh) indexedBefore.set(rowid, (indexedBefore.get(rowid) ?? new Set()).add(conversationId));
-    if (!texts.has(rowid)) texts.set(rowid, { conversationId, row: content === null ? null : [content, deletedAt] });
+    if (!texts.has(rowid)) texts.set(rowid, { conversationId, content: content && deletedAt === null ? content : null, folded: null });
   }
+  mark("read");
+  for (const t of texts.values()) if (t.content !== null) t.folded = fold(t.content);
+  mark("fold");
   db.run("BEGIN");
   try {
-    for (const [rowid, { conversationId, row }] of texts) {
-      if (indexedBefore.has(rowid)) {
-        q.remove.run(rowid);
-        for (const conversation of indexedBefore.get(rowid)) q.removeText.run(conversation, rowid);
-      }
-      if (row && row[0] && row[1] === null) {
-        q.add.run(rowid, row[0]);
-        q.addText.run(conversationId, rowid, fold(row[0]));
-      }
+    for (const [rowid, { content }] of texts) {
+      if (indexedBefore.has(rowid)) q.remove.run(rowid);
+      if (content !== null) q.add.run(rowid, content);
     }
+    mark("fts");
+    for (const [rowid, { conversationId, folded }] of texts) {
+      if (indexedBefore.has(rowid)) for (const conversation of indexedBefore.get(rowid)) q.removeText.run(conversation, rowid);
+      if (folded !== null) q.addText.run(conversationId, rowid, folded);
+    }
+    mark("texts");
     q.done.run(queue[queue.length - 1][0]);
     db.run("COMMIT");
+    mark("commit");
     return queue.length;
   } catch (error) {
     if (db.inTransaction) db.run("ROLLBACK");

@@ -31,7 +31,7 @@ const WORKER_BATCH = 5000;
 /** A term as an FTS5 string: quoted, so operators typed by users (NEAR, OR, *, -, :, ^) are text. */
 const ftsString = (t: Term) => `"${t.text.replaceAll('"', '""')}"`;
 
-const SCHEMA = [
+export const SCHEMA = [
   "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL)",
   // fold(content) by conversation: a caller's messages are a few contiguous ranges, read
   // without touching messages' pages, for terms too short for trigrams.
