@@ -310,6 +310,34 @@ sqliteIndexer.describe("search: the index on disk", () => {
     }
   });
 
+  test("a batch goes into FTS5 as one segment (rows in ascending rowid order, else FTS5 writes a segment for each one lower than the last)", async () => {
+    const dir = tempDir();
+    const server = await startServer({}, dir);
+    try {
+      const a = await server.register();
+      const mk = async (title: string) => (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title, member_ids: [] } })).body.id;
+      const convs = [await mk("one"), await mk("two"), await mk("three")];
+      for (let i = 0; i < 30; i++) {
+        const res = await server.api("POST", `/api/conversations/${convs[i % 3]}/messages`, { token: a.token, body: { content: `batch ${i} capybara` } });
+        expect(res.status).toBe(201);
+      }
+      await indexed(server);
+      const db = new Database(join(dir, "search.db"), { readonly: true });
+      try {
+        // FTS5's %_data rows: 1 and 10 are the averages and the structure, the others are
+        // segment pages, whose id holds the segment id from bit 37 up (fts5Int.h).
+        const [[segments]] = db.query("SELECT count(DISTINCT id >> 37) FROM messages_fts_data WHERE id > 10").values() as [[number]];
+        expect(segments).toBe(1);
+      } finally {
+        db.close();
+      }
+      const res = await server.api("GET", "/api/search/messages?q=capybara&limit=100", { token: a.token });
+      expect(res.body.items.length).toBe(30);
+    } finally {
+      await server.stop();
+    }
+  });
+
   test("a restored backup (parley.db alone) is searchable at once, and indexed again in the background", async () => {
     const dir = tempDir();
     const live = await startServer({}, dir);

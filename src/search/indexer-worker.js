@@ -63,14 +63,21 @@ function step(from, batch) {
   mark("read");
   for (const t of texts.values()) if (t.content !== null) t.folded = fold(t.content);
   mark("fold");
+  // FTS5 takes rows in ascending rowid order: a rowid below the previous one makes it
+  // write what it holds in memory as a segment first, and merge segments (a segment per
+  // message and 33 µs a message, against 5 µs, when these ran newest first).
+  const rowids = [...texts.keys()].sort((a, b) => a - b);
   db.run("BEGIN");
   try {
-    for (const [rowid, { content }] of texts) {
+    for (const rowid of rowids) {
       if (indexedBefore.has(rowid)) q.remove.run(rowid);
+      const content = texts.get(rowid).content;
       if (content !== null) q.add.run(rowid, content);
     }
     mark("fts");
-    for (const [rowid, { conversationId, folded }] of texts) {
+    // In key order: each conversation's rows go into its pages one after another.
+    const byKey = [...texts].sort(([ra, a], [rb, b]) => (a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : ra - rb));
+    for (const [rowid, { conversationId, folded }] of byKey) {
       if (indexedBefore.has(rowid)) for (const conversation of indexedBefore.get(rowid)) q.removeText.run(conversation, rowid);
       if (folded !== null) q.addText.run(conversationId, rowid, folded);
     }

@@ -12,17 +12,21 @@
  *   flush   FTS5 writing that hash as a segment, and its automerge (an explicit 'flush'
  *           just before the commit, which would otherwise do it)
  *   texts   the folded texts' inserts (and removals)
- *   commit  the state row and COMMIT (pages to the WAL, its checkpoints)
+ *   commit  the state row and COMMIT (pages to the WAL, and the checkpoints it starts)
+ *   checkpoint  a checkpoint of search.db's WAL after the last batch, so that what the
+ *           commits left in the WAL is paid for too
  * and, on the main thread, what a send pays for search: the messages' inserts with and
  * without the search triggers (`send_insert_us_*`, alternating, transactions of --commit
  * rows as a group commit makes them) and the pruning of what the index holds (`prune`).
  *
  * Each repetition starts from an empty data directory, indexes --messages messages
  * unmeasured (`build_us_per_message` is reported), then --batches batches of --batch new
- * messages each, measured. Reported: medians over all measured batches, µs per message.
- * Options: --messages=100000 --conversations=1000 --batch=5000 --batches=6 --commit=100
- * --repeat=3 --json. The machine's load average is printed with the results: on a shared
- * machine compare builds alternately, in one sitting.
+ * messages each, measured. Reported: the worker's CPU over the measured batches per message,
+ * and the main thread's per batch, µs, medians over the repetitions (worker) or batches.
+ * Options: --messages=100000 --conversations=1000 --batch=5000 --batches=10 --commit=100
+ * --repeat=3 --automerge=N (FTS5's, instead of the schema's) --json. The machine's load
+ * average is printed with the results: on a shared machine compare builds alternately, in
+ * one sitting (e.g. this file from an older checkout, `git archive <commit>`).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -40,11 +44,13 @@ const o = {
   messages: arg("messages", 100_000),
   conversations: arg("conversations", 1000),
   batch: arg("batch", 5000),
-  batches: arg("batches", 6),
+  batches: arg("batches", 10),
   commit: arg("commit", 100),
   repeat: arg("repeat", 3),
+  /** FTS5's automerge for the run (-1: the schema's), to compare merge policies. */
+  automerge: arg("automerge", -1),
 };
-const PARTS = ["read", "fold", "fts", "flush", "texts", "commit"] as const;
+const PARTS = ["read", "fold", "fts", "flush", "texts", "commit", "checkpoint"] as const;
 
 /** Appended to the worker's text: `mark` times step's parts; a `bench` message runs one step. */
 const HARNESS = `
@@ -64,6 +70,10 @@ const HARNESS = `
     if (!event.data.bench) return init(event);
     parts = {};
     const t0 = cpu();
+    if (event.data.checkpoint) {
+      db.run("PRAGMA wal_checkpoint(PASSIVE)");
+      return postMessage({ bench: true, rows: 0, parts: { checkpoint: cpu() - t0 }, total: cpu() - t0 });
+    }
     const [[from]] = q.from.values();
     const rows = step(from, event.data.batch);
     postMessage({ bench: true, rows, parts, total: cpu() - t0 });
@@ -103,6 +113,7 @@ async function repetition() {
   db.run("ATTACH DATABASE ? AS search", [searchFile]);
   db.run("PRAGMA search.journal_mode = WAL");
   for (const s of SCHEMA) db.run(s);
+  if (o.automerge >= 0) db.run(`INSERT INTO search.messages_fts(messages_fts, rank) VALUES ('automerge', ${o.automerge})`);
   db.run("INSERT INTO search.state(index_id, indexed_seq) VALUES ('bench', 0)");
 
   const all = c.messages();
@@ -136,6 +147,7 @@ async function repetition() {
   // It never indexes by itself here: only when asked, one step at a time.
   worker.postMessage({ searchFile, parleyFile, batch: o.batch, minBatch: Number.MAX_SAFE_INTEGER, maxLagMs: Number.MAX_SAFE_INTEGER, idleMs: 2 ** 31 - 1 });
   const step = () => new Promise<StepResult>((resolve) => ((reply = resolve), worker.postMessage({ bench: true, batch: o.batch })));
+  const checkpoint = () => new Promise<StepResult>((resolve) => ((reply = resolve), worker.postMessage({ bench: true, checkpoint: true })));
 
   // The existing index, unmeasured but for its total.
   for (let left = o.messages; left > 0; left -= 10_000) send(Math.min(left, 10_000), 10_000);
@@ -143,18 +155,25 @@ async function repetition() {
   for (let r = await step(); r.rows > 0; r = await step()) build += r.total;
   prune();
 
-  const parts: Record<string, number[]> = Object.fromEntries([...PARTS, "total"].map((p) => [p, []]));
+  // Worker CPU summed over the measured batches, then per message: a checkpoint of
+  // search.db's WAL comes every few batches, and the last is forced, so it is shared out.
+  const parts: Record<string, number> = Object.fromEntries([...PARTS, "total"].map((p) => [p, 0]));
   const sendOn: number[] = [];
   const pruneUs: number[] = [];
+  const count = (r: StepResult) => {
+    for (const [p, us] of Object.entries(r.parts)) parts[p] = (parts[p] ?? 0) + us;
+    parts.total! += r.total;
+  };
   for (let b = 0; b < o.batches; b++) {
     sendOn.push(send(o.batch, o.commit) / o.batch);
     const r = await step();
     if (r.rows !== o.batch) throw new Error(`a step took ${r.rows} rows, not ${o.batch}`);
-    for (const p of PARTS) parts[p]!.push((r.parts[p] ?? 0) / r.rows);
-    parts.total!.push(r.total / r.rows);
+    count(r);
     const pr = prune();
     pruneUs.push(pr.us / pr.rows);
   }
+  count(await checkpoint());
+  for (const p of Object.keys(parts)) parts[p]! /= o.batch * o.batches;
   // The send path without the search triggers, alternating with (more of) the above.
   const triggers = (db.query("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' AND name LIKE 'search%'").values() as [string][]).map((r) => r[0]);
   const sendOff: number[] = [];
@@ -187,8 +206,8 @@ const summary = {
   scenario: "index_cost",
   ...o,
   load_average: { start: round(load[0]!), end: round(load[load.length - 1]!) },
-  worker_us_per_message: Object.fromEntries([...PARTS, "total"].map((p) => [p, round(median(all((r) => r.parts[p]!)), 1)])),
-  worker_total_each_repetition: runs.map((r) => round(median(r.parts.total!), 1)),
+  worker_us_per_message: Object.fromEntries([...PARTS, "total"].map((p) => [p, round(median(runs.map((r) => r.parts[p]!)), 1)])),
+  worker_total_each_repetition: runs.map((r) => round(r.parts.total!, 1)),
   build_us_per_message: round(median(runs.map((r) => r.build)), 1),
   send_insert_us_with_triggers: round(median(all((r) => r.sendOn)), 2),
   send_insert_us_without: round(median(all((r) => r.sendOff)), 2),
