@@ -295,6 +295,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     // applies what is newer than the last one recorded).
     const db = new Database(join(dir, "parley.db"));
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_update; DROP TRIGGER search_pending_delete; DROP TABLE search_pending");
+    db.run("DROP TABLE search_rowids"); // 0014
     db.run("DROP TRIGGER attachment_usage_add; DROP TRIGGER attachment_usage_remove; DROP TABLE attachment_usage"); // 0013
     const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
     db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0012_search")!.when]);
@@ -333,6 +334,80 @@ sqliteIndexer.describe("search: the index on disk", () => {
       }
       const res = await server.api("GET", "/api/search/messages?q=capybara&limit=100", { token: a.token });
       expect(res.body.items.length).toBe(30);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("a rowid freed by deleting the newest messages and taken by a new one: found by its own text, queued and indexed", async () => {
+    const server = await startServer();
+    try {
+      const a = await server.register();
+      const mk = async (title: string) => (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title, member_ids: [] } })).body.id;
+      const keep = await mk("keep");
+      const gone = await mk("gone");
+      const post = async (conv: string, content: string) => expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
+      await post(keep, "kept message");
+      for (let i = 0; i < 3; i++) await post(gone, `gone jaguar ${i}`);
+      await indexed(server);
+      const rowids = async (like: string) => (await server.rows<{ rowid: number }>("SELECT rowid FROM messages WHERE content LIKE ? ORDER BY rowid", like)).map((r) => r.rowid);
+      const freed = await rowids("gone jaguar%");
+      expect((await server.api("DELETE", `/api/conversations/${gone}`, { token: a.token })).status).toBe(204);
+      for (let i = 0; i < 3; i++) await post(keep, `new ocelot ${i}`);
+      expect(await rowids("new ocelot%")).toEqual(freed); // the same rowids, now in another conversation
+      const find = async (q: string) => (await server.api("GET", `/api/search/messages?q=${encodeURIComponent(q)}`, { token: a.token })).body.items.map((i: any) => i.message.content);
+      for (const phase of ["queued", "indexed"]) {
+        if (phase === "indexed") await indexed(server);
+        expect({ phase, ocelot: await find("ocelot"), twoWords: await find("ocelot new"), short: await find("2"), jaguar: await find("jaguar") }).toEqual({
+          phase, ocelot: ["new ocelot 2", "new ocelot 1", "new ocelot 0"], twoWords: ["new ocelot 2", "new ocelot 1", "new ocelot 0"], short: ["new ocelot 2"], jaguar: [],
+        });
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("messages past the index are read as a range of rowids, not through the caller's whole conversations", () => {
+    const index = s.app.ctx.search as SqliteSearchIndex;
+    for (const filters of [{}, { conversationId: "c", senderId: "u", createdAfter: 1, createdBefore: 2 }]) {
+      const { sql } = (index as any).statement({ userId: "u", terms: [], limit: 20, ...filters }, "new") as { sql: string };
+      const plan = (s.app.ctx.db.$client.query(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail);
+      expect(plan[0]).toBe("SEARCH m USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)");
+      expect(plan.join()).not.toContain("TEMP B-TREE");
+    }
+  });
+
+  test("an index from before 0014 (every new message queued) goes on from where it was, without a rebuild", async () => {
+    const dir = tempDir();
+    let server = await startServer({}, dir);
+    const a = await server.register();
+    const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id;
+    const post = async (content: string) => expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
+    await post("indexed before tapir");
+    await indexed(server);
+    await server.stop(false);
+    // Back to 0013's parley.db and the search.db of its time: 0012's triggers, no
+    // search_rowids, a state without indexed_rowid; then a message sent then, still queued.
+    const db = new Database(join(dir, "parley.db"));
+    db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_delete; DROP TABLE search_rowids");
+    db.run("CREATE TRIGGER `search_pending_insert` AFTER INSERT ON `messages` BEGIN INSERT INTO search_pending(message_rowid, conversation_id, fresh) VALUES (new.rowid, new.conversation_id, 1); END");
+    db.run("CREATE TRIGGER `search_pending_delete` AFTER DELETE ON `messages` BEGIN INSERT INTO search_pending(message_rowid, conversation_id) VALUES (old.rowid, old.conversation_id); END");
+    const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
+    db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0014_search_new_messages")!.when]);
+    db.run("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', 'queued before tapir', ?)", [Bun.randomUUIDv7(), conv, a.user.id, Date.now()]);
+    const [[indexId]] = db.query("SELECT value FROM meta WHERE key = 'search_index_id'").values() as [[string]];
+    db.run(`ATTACH DATABASE '${join(dir, "search.db")}' AS search`);
+    db.run("ALTER TABLE search.state DROP COLUMN indexed_rowid");
+    db.close();
+    server = await startServer({}, dir);
+    try {
+      await post("sent after tapir");
+      const find = async () => (await server.api("GET", "/api/search/messages?q=tapir", { token: a.token })).body.items.map((i: any) => i.message.content);
+      for (const phase of ["queued", "indexed"]) {
+        if (phase === "indexed") await indexed(server);
+        expect({ phase, found: await find() }).toEqual({ phase, found: ["sent after tapir", "queued before tapir", "indexed before tapir"] });
+      }
+      expect(await server.rows("SELECT value FROM meta WHERE key = 'search_index_id'")).toEqual([{ value: indexId }]);
     } finally {
       await server.stop();
     }
@@ -391,6 +466,36 @@ sqliteIndexer.describe("search: the index on disk", () => {
       for (const phase of ["queued", "indexed"]) {
         if (phase === "indexed") await indexed(server);
         expect({ phase, alpha: await find("alpha"), omega: await find("omega") }).toEqual({ phase, alpha: ["alpha version"], omega: [] });
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("an older parley.db restored in place beside a search.db that has indexed only new messages since: rebuilt too", async () => {
+    const dir = tempDir();
+    let server = await startServer({}, dir);
+    const a = await server.register();
+    const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id;
+    const post = async (content: string) => expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
+    await post("alpha okapi");
+    await indexed(server);
+    const copyDir = tempDir();
+    expect(Bun.spawnSync([process.execPath, "src/index.ts", "backup", join(copyDir, "parley.db"), "--data-dir", dir]).exitCode).toBe(0);
+    await post("beta okapi");
+    await indexed(server);
+    await server.stop(false);
+    const { renameSync, rmSync } = await import("node:fs");
+    for (const suffix of ["-wal", "-shm"]) rmSync(join(dir, `parley.db${suffix}`), { force: true });
+    renameSync(join(copyDir, "parley.db"), join(dir, "parley.db"));
+    server = await startServer({}, dir);
+    try {
+      // Takes the rowid that "beta okapi" had in the newer copy.
+      await post("gamma lemur");
+      const find = async (q: string) => (await server.api("GET", `/api/search/messages?q=${q}`, { token: a.token })).body.items.map((i: any) => i.message.content);
+      for (const phase of ["queued", "indexed"]) {
+        if (phase === "indexed") await indexed(server);
+        expect({ phase, beta: await find("beta"), lemur: await find("lemur"), okapi: await find("okapi") }).toEqual({ phase, beta: [], lemur: ["gamma lemur"], okapi: ["alpha okapi"] });
       }
     } finally {
       await server.stop();

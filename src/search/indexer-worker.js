@@ -1,8 +1,11 @@
-// Runs in a Worker thread: moves queued message changes (parley.db's search_pending) into
-// search.db in large batches, which FTS5 writes far more cheaply than one small batch per
-// group commit: the trigram index, and each text folded (fold.js), filed by conversation
-// for terms too short for trigrams. Only this thread writes search.db; it only reads
-// parley.db. Both and how far they got (state.indexed_seq) commit together.
+// Runs in a Worker thread: moves new and changed messages from parley.db into search.db
+// in large batches, which FTS5 writes far more cheaply than one small batch per group
+// commit: the trigram index, and each text folded (fold.js), filed by conversation for
+// terms too short for trigrams. New messages are read from messages by rowid, above how
+// far the index got (state.indexed_rowid); edits, deletes and inserts that may reuse a
+// rowid are queued in search_pending by triggers (state.indexed_seq: how far it got
+// there; migrations 0012_search, 0014_search_new_messages). Only this thread writes
+// search.db; it only reads parley.db. Both marks and what they cover commit together.
 // Loaded as text (with fold.js appended) and started from a Blob URL, so it travels
 // inside the executable.
 import { Database } from "bun:sqlite";
@@ -21,18 +24,20 @@ function open(searchFile, parleyFile) {
   // Prepared (not cached) so that stop can finalize them: a connection with live
   // statements would stay open, and locked, after close().
   q = {
-    from: db.prepare("SELECT indexed_seq FROM state"),
-    last: db.prepare("SELECT coalesce(max(seq), 0) FROM p.search_pending"),
-    // Each entry with its message's text (none: deleted since) in one statement, one
-    // snapshot: a lookup per entry cost more than the trigram index's own work.
-    batch: db.prepare(
-      "SELECT q.seq, q.message_rowid, q.fresh, q.conversation_id, m.content, m.deleted_at FROM p.search_pending q LEFT JOIN p.messages m ON m.rowid = q.message_rowid WHERE q.seq > ? ORDER BY q.seq LIMIT ?",
+    from: db.prepare("SELECT indexed_seq, indexed_rowid FROM state"),
+    lastSeq: db.prepare("SELECT coalesce(max(seq), 0) FROM p.search_pending"),
+    lastRowid: db.prepare("SELECT coalesce(max(rowid), 0) FROM p.messages"),
+    // Each entry with its message's text (none: deleted since) in one statement: a lookup
+    // per entry cost more than the trigram index's own work.
+    entries: db.prepare(
+      "SELECT q.seq, q.message_rowid, q.fresh, q.conversation_id, m.conversation_id, m.content, m.deleted_at FROM p.search_pending q LEFT JOIN p.messages m ON m.rowid = q.message_rowid WHERE q.seq > ? ORDER BY q.seq LIMIT ?",
     ),
+    news: db.prepare("SELECT rowid, conversation_id, content, deleted_at FROM p.messages WHERE rowid > ? ORDER BY rowid LIMIT ?"),
     remove: db.prepare("DELETE FROM messages_fts WHERE rowid = ?"),
     add: db.prepare("INSERT INTO messages_fts(rowid, content) VALUES (?, ?)"),
     removeText: db.prepare("DELETE FROM texts WHERE conversation_id = ? AND rowid = ?"),
     addText: db.prepare("INSERT INTO texts(conversation_id, rowid, folded) VALUES (?, ?, ?)"),
-    done: db.prepare("UPDATE state SET indexed_seq = ?"),
+    done: db.prepare("UPDATE state SET indexed_seq = ?, indexed_rowid = ?"),
   };
 }
 
@@ -42,23 +47,42 @@ function open(searchFile, parleyFile) {
  */
 let mark = (part) => {};
 
-function step(from, batch) {
+/**
+ * Indexes up to `batch` queue entries after `fromSeq` and up to `batch` messages after
+ * `fromRowid`; whether either filled its batch (more are waiting).
+ *
+ * What the index holds: every message up to indexed_rowid (none above it), as changed by
+ * the queue up to indexed_seq. A search reads the rest from parley.db directly.
+ */
+function step(fromSeq, fromRowid, batch) {
   mark("start");
-  // A short read of parley.db, finished before the FTS5 work: a read snapshot held through
-  // it would keep parley.db's WAL from restarting. A text read with (or after) its queue
-  // entry is that text or a later one (whose own entry comes later), so the index is never
-  // behind what it claims.
-  const queue = q.batch.values(from, batch);
-  if (queue.length === 0) return 0;
+  // Both in one snapshot of parley.db, read before the FTS5 work: a read snapshot held
+  // through it would keep parley.db's WAL from restarting. A text read with (or after) its
+  // queue entry is that text or a later one (whose own entry comes later), so the index is
+  // never behind what it claims.
+  db.run("BEGIN");
+  let entries, news;
+  try {
+    entries = q.entries.values(fromSeq, batch);
+    news = q.news.values(fromRowid, batch);
+  } finally {
+    db.run("COMMIT");
+  }
+  if (entries.length === 0 && news.length === 0) return false;
+  // How far the index gets: rowids above it stay out, queued or not (their messages are
+  // read again from a later batch, as they are then; the index never held them).
+  const toRowid = news.length ? news[news.length - 1][0] : fromRowid;
   const texts = new Map();
-  // A message the index may hold already (an edit, a delete, or a rowid reused after a
-  // delete) is removed from it first; a new one is not (half the work of a first build).
+  for (const [rowid, conversationId, content, deletedAt] of news) texts.set(rowid, { conversationId, content: content && deletedAt === null ? content : null, folded: null });
+  // What the index may hold already (an edit, a delete, a reused rowid: only rowids it got
+  // to) is removed from it first, under each conversation the entries name. A new message
+  // is not (half the work of a first build).
   const indexedBefore = new Map();
-  // Newest entry first: a message queued twice is indexed once, with its latest text.
-  for (let k = queue.length - 1; k >= 0; k--) {
-    const [, rowid, fresh, conversationId, content, deletedAt] = queue[k];
-    if (!fresh) indexedBefore.set(rowid, (indexedBefore.get(rowid) ?? new Set()).add(conversationId));
-    if (!texts.has(rowid)) texts.set(rowid, { conversationId, content: content && deletedAt === null ? content : null, folded: null });
+  for (const [, rowid, fresh, conversationId, current, content, deletedAt] of entries) {
+    if (rowid > toRowid) continue;
+    if (!fresh && rowid <= fromRowid) indexedBefore.set(rowid, (indexedBefore.get(rowid) ?? new Set()).add(conversationId));
+    // A message queued twice is indexed once, with its text now.
+    if (!texts.has(rowid)) texts.set(rowid, { conversationId: current, content: content && deletedAt === null ? content : null, folded: null });
   }
   mark("read");
   for (const t of texts.values()) if (t.content !== null) t.folded = fold(t.content);
@@ -82,10 +106,10 @@ function step(from, batch) {
       if (folded !== null) q.addText.run(conversationId, rowid, folded);
     }
     mark("texts");
-    q.done.run(queue[queue.length - 1][0]);
+    q.done.run(entries.length ? entries[entries.length - 1][0] : fromSeq, toRowid);
     db.run("COMMIT");
     mark("commit");
-    return queue.length;
+    return entries.length === batch || news.length === batch;
   } catch (error) {
     if (db.inTransaction) db.run("ROLLBACK");
     throw error;
@@ -99,26 +123,29 @@ let urgent = false;
 let options = null;
 
 /**
- * Every idleMs: index once `minBatch` changes are queued or the oldest has waited
- * `maxLagMs`. FTS5 writes a segment (and merges segments) at every commit, so a few rows a
- * commit cost several times what thousands do; meanwhile searches read the queued rows
- * directly, so waiting changes what search costs, never what it finds.
+ * Every idleMs: index once `minBatch` messages are new or changed, or the oldest has
+ * waited `maxLagMs`. FTS5 writes a segment (and merges segments) at every commit, so a few
+ * rows a commit cost several times what thousands do; meanwhile searches read those
+ * messages directly, so waiting changes what search costs, never what it finds.
  */
 function loop(o) {
   if (stopping) return;
   let wait = o.idleMs;
   try {
-    const [[from]] = q.from.values();
-    const [[last]] = q.last.values();
-    if (last <= from) {
+    const [[fromSeq, fromRowid]] = q.from.values();
+    const [[lastSeq]] = q.lastSeq.values();
+    const [[lastRowid]] = q.lastRowid.values();
+    // About as many as wait (rowids have gaps; the newest messages may have gone).
+    const waiting = Math.max(0, lastSeq - fromSeq) + Math.max(0, lastRowid - fromRowid);
+    if (waiting === 0) {
       waitingSince = null;
       urgent = false;
     } else {
       waitingSince ??= performance.now();
-      if (urgent || last - from >= o.minBatch || performance.now() - waitingSince >= o.maxLagMs) {
+      if (urgent || waiting >= o.minBatch || performance.now() - waitingSince >= o.maxLagMs) {
         // Behind by a batch or more: go on at once (the event loop still turns for a stop
         // message). Otherwise what arrives meanwhile waits for a batch of its own.
-        if (step(from, o.batch) === o.batch) wait = 0;
+        if (step(fromSeq, fromRowid, o.batch)) wait = 0;
         else {
           waitingSince = null;
           urgent = false;

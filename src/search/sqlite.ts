@@ -1,11 +1,13 @@
 /**
  * SearchIndex on SQLite. The FTS5 trigram index lives in its own file, DATA_DIR/search.db
  * (attached as `search`), written only by a worker thread (indexer-worker.js) in large
- * batches. Every change to a message's text is queued in parley.db's `search_pending`
- * by triggers inside the transaction of the write (migration 0012_search); a search reads
- * the index for what the worker has indexed (`search.state.indexed_seq`) and the queued
- * rows' current text for the rest. So search is exact at every moment, while the main
- * thread never pays for FTS5's writes.
+ * batches. It holds every message up to a rowid (`search.state.indexed_rowid`: new
+ * messages take rowids above every one before them) as changed by parley.db's queue
+ * `search_pending` up to a sequence number (`indexed_seq`); triggers queue edits, deletes
+ * and inserts that may reuse a rowid inside the transaction of the write (migrations
+ * 0012_search, 0014_search_new_messages). A search reads the index for what it holds and
+ * the current text of the messages above the rowid and of the queued ones. So search is
+ * exact at every moment, while the main thread never pays for FTS5's writes.
  *
  * Order: newest first is rowid order, descending. Message ids are UUIDv7 made inside the
  * send transaction, so rowid order, id order and send order are one order; FTS5 walks its
@@ -20,11 +22,11 @@ import type { ConversationHit, ConversationQuery, MessageHits, MessageQuery, Sea
 import { fold, matchConversations, matchesAll, type NamedConversation, type Term } from "./text";
 
 /**
- * Queue entries the worker indexes per transaction, at most, and waits for, at least,
- * unless the oldest has waited `maxLagMs` (Config.searchIndexLagMs). Measured on this VM
- * with chat-like text: FTS5 and the folded texts cost ~50 µs a message when 150 commit
- * together (100 ms of a busy server's sends), ~20 µs at 5,000. Searches read what waits
- * from the queue: at most about a batch (5,000 rows: ~1.5 ms on a quiet machine).
+ * New messages (and queue entries) the worker indexes per transaction, at most, and waits
+ * for, at least, unless the oldest has waited `maxLagMs` (Config.searchIndexLagMs). FTS5
+ * writes a segment per commit and merges segments, so large commits cost less a message
+ * (test/bench/index-cost.ts). Searches read what waits from parley.db: at most about a
+ * batch (5,000 rows: ~1.5 ms on a quiet machine).
  */
 const WORKER_BATCH = 5000;
 
@@ -32,7 +34,7 @@ const WORKER_BATCH = 5000;
 const ftsString = (t: Term) => `"${t.text.replaceAll('"', '""')}"`;
 
 export const SCHEMA = [
-  "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL)",
+  "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL, indexed_rowid INTEGER NOT NULL)",
   // fold(content) by conversation: a caller's messages are a few contiguous ranges, read
   // without touching messages' pages, for terms too short for trigrams.
   "CREATE TABLE IF NOT EXISTS search.texts (conversation_id TEXT NOT NULL, rowid INTEGER NOT NULL, folded TEXT NOT NULL, PRIMARY KEY (conversation_id, rowid)) WITHOUT ROWID",
@@ -59,6 +61,7 @@ export class SqliteSearchIndex implements SearchIndex {
     db.run("PRAGMA search.synchronous = NORMAL");
     db.transaction(() => {
       for (const s of SCHEMA) db.run(s);
+      this.upgrade();
       this.adopt();
     })();
     // The worker folds texts with the same function as searches (one module's text appended).
@@ -82,25 +85,36 @@ export class SqliteSearchIndex implements SearchIndex {
   }
 
   /**
+   * An index from before 0014_search_new_messages, when every new message was queued, has
+   * seen no rowid above what that migration recorded: it goes on from there.
+   */
+  private upgrade() {
+    const columns = this.db.query("SELECT name FROM pragma_table_info('state', 'search')").values() as [string][];
+    if (columns.some(([name]) => name === "indexed_rowid")) return;
+    this.db.run("ALTER TABLE search.state ADD COLUMN indexed_rowid INTEGER NOT NULL DEFAULT 0");
+    this.db.run("UPDATE search.state SET indexed_rowid = (SELECT queued_through FROM search_rowids)");
+  }
+
+  /**
    * search.db belongs to this parley.db when both carry the same index id. A new, lost or
-   * foreign one (a restored backup, a copied data directory) starts over: every message is
-   * queued again and indexed in the background; meanwhile the queue is searched directly.
+   * foreign one (a restored backup, a copied data directory) starts over, empty: the worker
+   * indexes every message in the background; meanwhile they are searched directly.
    */
   private adopt() {
     const [mine] = this.db.query("SELECT value FROM meta WHERE key = 'search_index_id'").values() as [string][];
-    const [state] = this.db.query("SELECT index_id, indexed_seq FROM search.state").values() as [string, number][];
+    const [state] = this.db.query("SELECT index_id, indexed_seq, indexed_rowid FROM search.state").values() as [string, number, number][];
     const queued = () => (this.db.query("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'search_pending'), 0)").values() as [[number]])[0][0];
-    // An index past the queue's end belongs to a later copy of this database (an older one restored in place).
-    if (mine && state && mine[0] === state[0] && state[1] <= queued()) return;
+    // An index past the queue's end, or past every rowid this database has had, belongs to
+    // a later copy of this database (an older one restored in place).
+    const [[rowids]] = this.db.query("SELECT max(coalesce((SELECT max(rowid) FROM messages), 0), (SELECT reused_through FROM search_rowids))").values() as [[number]];
+    if (mine && state && mine[0] === state[0] && state[1] <= queued() && state[2] <= rowids) return;
     const id = Bun.randomUUIDv7();
     this.db.run("INSERT INTO meta(key, value) VALUES ('search_index_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [id]);
     this.db.run("INSERT INTO search.messages_fts(messages_fts) VALUES ('delete-all')");
     this.db.run("DELETE FROM search.texts");
     this.db.run("DELETE FROM search_pending");
-    const last = queued();
-    this.db.run("INSERT INTO search_pending(message_rowid, conversation_id, fresh) SELECT rowid, conversation_id, 1 FROM messages ORDER BY rowid");
     this.db.run("DELETE FROM search.state");
-    this.db.run("INSERT INTO search.state(index_id, indexed_seq) VALUES (?, ?)", [id, last]);
+    this.db.run("INSERT INTO search.state(index_id, indexed_seq, indexed_rowid) VALUES (?, ?, 0)", [id, queued()]);
   }
 
   /** Stops the worker and waits for it to close its connection. */
@@ -123,29 +137,36 @@ export class SqliteSearchIndex implements SearchIndex {
     this.worker.postMessage({ now: true });
   }
 
-  /** Queued changes the index does not hold yet (for tests and the benchmark). */
+  /** New messages and queued changes the index does not hold yet (for tests and the benchmark). */
   backlog(): number {
-    const [[n]] = this.db.query("SELECT count(*) FROM search_pending WHERE seq > (SELECT indexed_seq FROM search.state)").values() as [[number]];
+    const [[n]] = this.db
+      .query("SELECT (SELECT count(*) FROM search_pending WHERE seq > (SELECT indexed_seq FROM search.state)) + (SELECT count(*) FROM messages WHERE rowid > (SELECT indexed_rowid FROM search.state))")
+      .values() as [[number]];
     return n;
   }
 
   async findMessages(q: MessageQuery): Promise<MessageHits> {
-    // search.db is read first: the queue read after it holds everything the index lacks
+    // search.db is read first: parley.db read after it holds everything the index lacks
     // (the worker commits the index before anything leaves the queue).
     return this.db.transaction(() => {
-      const [[indexedSeq]] = this.db.query("SELECT indexed_seq FROM search.state").values() as [[number]];
+      const [[indexedSeq, indexedRowid]] = this.db.query("SELECT indexed_seq, indexed_rowid FROM search.state").values() as [[number, number]];
       const below = this.rowidBelow(q.olderThan);
       if (below === null) return { ids: [] };
-      // Queued rows: their current text, checked here. Their index entries may be stale, so
-      // the index's answers skip them: any such answer passes the same conditions, and so
-      // is among these rows.
-      const pending = this.statement(q, "pending");
+      // Messages past the index's rowid, and queued ones: their current text, checked here.
+      // The index may hold stale entries for queued ones, so its answers skip them: any such
+      // answer passes the same conditions, and so is among these rows. (It holds nothing
+      // past its rowid.)
+      const checked = new Set<number>();
       const queued = new Set<number>();
       const fromQueue: Hit[] = [];
-      for (const [rowid, id, content] of pending.stmt.values(indexedSeq, ...pending.params, below, -1) as [number, string, string][]) {
-        if (queued.has(rowid)) continue;
-        queued.add(rowid);
-        if (matchesAll(fold(content), q.terms)) fromQueue.push([rowid, id]);
+      for (const [source, from] of [["new", indexedRowid], ["pending", indexedSeq]] as const) {
+        const s = this.statement(q, source);
+        for (const [rowid, id, content] of s.stmt.values(from, ...s.params, below, -1) as [number, string, string][]) {
+          if (source === "pending" && rowid <= indexedRowid) queued.add(rowid);
+          if (checked.has(rowid)) continue;
+          checked.add(rowid);
+          if (matchesAll(fold(content), q.terms)) fromQueue.push([rowid, id]);
+        }
       }
       // One word or phrase: FTS5 walks its matches newest first and stops at a page. Several,
       // or one under 3 characters (no trigrams): every term is looked for in the caller's
@@ -186,9 +207,11 @@ export class SqliteSearchIndex implements SearchIndex {
    * `fts`: FTS5 walks its matches in rowid order, each checked against the caller's
    * memberships, stopping at the limit. `texts`: the caller's conversations' folded texts,
    * one contiguous range each, every term looked for with instr, then one sort of the
-   * matches. `pending`: queued rows past the index (first parameter: indexed_seq).
+   * matches. `pending`: queued rows past the index (first parameter: indexed_seq). `new`:
+   * messages past the index's rowid (first parameter: indexed_rowid), a range of rowids
+   * read as such (`+` keeps SQLite from reading the caller's conversations by index instead).
    */
-  private statement(q: MessageQuery, source: "fts" | "texts" | "pending"): Statement {
+  private statement(q: MessageQuery, source: "fts" | "texts" | "pending" | "new"): Statement {
     const params: (string | number)[] = [];
     const where: string[] = [];
     const member = (c: string) => `${c}.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = ?)`;
@@ -209,6 +232,12 @@ export class SqliteSearchIndex implements SearchIndex {
       for (const t of q.terms) (where.push("instr(t.folded, ?) > 0"), params.push(t.folded));
       order = "t.rowid";
       conversation = "t.conversation_id";
+    } else if (source === "new") {
+      from = "messages m";
+      where.push("m.rowid > ?", "+m.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = ?)");
+      params.push(q.userId);
+      select = "m.rowid, m.id, m.content";
+      conversation = "+m.conversation_id";
     } else {
       // The queue's own conversation column: other conversations' entries never reach
       // messages. (A reused rowid's old entry names another conversation than its row.)
@@ -224,7 +253,7 @@ export class SqliteSearchIndex implements SearchIndex {
     if (q.createdAfter !== undefined) (where.push("m.created_at > ?"), params.push(q.createdAfter));
     where.push(`${order} < ?`);
     const sql = `SELECT ${select} FROM ${from} WHERE ${where.join(" AND ")} ORDER BY ${order} DESC LIMIT ?`;
-    return { stmt: this.db.query(sql), params };
+    return { stmt: this.db.query(sql), params, sql };
   }
 
   async findConversations(q: ConversationQuery): Promise<ConversationHit[]> {
@@ -241,6 +270,6 @@ export class SqliteSearchIndex implements SearchIndex {
   }
 }
 
-interface Statement { stmt: ReturnType<Database["query"]>; params: (string | number)[] }
+interface Statement { stmt: ReturnType<Database["query"]>; params: (string | number)[]; sql: string }
 type Hit = [rowid: number, id: string];
 

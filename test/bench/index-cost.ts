@@ -6,7 +6,8 @@
  * (src/search/indexer-worker.js, started from a Blob as the server starts it) with a few
  * lines appended that time its step in the worker thread's own CPU
  * (`process.threadCpuUsage`, so waiting for a core does not count):
- *   read    the queue and its texts from parley.db, into the batch's map
+ *   read    new messages and queued changes with their texts from parley.db, into the
+ *           batch's map
  *   fold    fold() of every text
  *   fts     FTS5's inserts (and removals): its in-memory hash of trigrams
  *   flush   FTS5 writing that hash as a segment, and its automerge (an explicit 'flush'
@@ -17,7 +18,8 @@
  *           commits left in the WAL is paid for too
  * and, on the main thread, what a send pays for search: the messages' inserts with and
  * without the search triggers (`send_insert_us_*`, alternating, transactions of --commit
- * rows as a group commit makes them) and the pruning of what the index holds (`prune`).
+ * rows as a group commit makes them) and the pruning of what the index holds from the
+ * queue (`prune`, per message sent).
  *
  * Each repetition starts from an empty data directory, indexes --messages messages
  * unmeasured (`build_us_per_message` is reported), then --batches batches of --batch new
@@ -74,9 +76,11 @@ const HARNESS = `
       db.run("PRAGMA wal_checkpoint(PASSIVE)");
       return postMessage({ bench: true, rows: 0, parts: { checkpoint: cpu() - t0 }, total: cpu() - t0 });
     }
-    const [[from]] = q.from.values();
-    const rows = step(from, event.data.batch);
-    postMessage({ bench: true, rows, parts, total: cpu() - t0 });
+    const [[fromSeq, fromRowid]] = q.from.values();
+    step(fromSeq, fromRowid, event.data.batch);
+    const [[toSeq, toRowid]] = q.from.values();
+    // Entries and new messages taken (the bench's rowids have no gaps).
+    postMessage({ bench: true, rows: toSeq - fromSeq + toRowid - fromRowid, parts, total: cpu() - t0 });
   };
 }
 `;
@@ -114,7 +118,7 @@ async function repetition() {
   db.run("PRAGMA search.journal_mode = WAL");
   for (const s of SCHEMA) db.run(s);
   if (o.automerge >= 0) db.run(`INSERT INTO search.messages_fts(messages_fts, rank) VALUES ('automerge', ${o.automerge})`);
-  db.run("INSERT INTO search.state(index_id, indexed_seq) VALUES ('bench', 0)");
+  db.run("INSERT INTO search.state(index_id, indexed_seq, indexed_rowid) VALUES ('bench', 0, 0)");
 
   const all = c.messages();
   const insert = db.prepare("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', ?, ?)");
@@ -169,8 +173,7 @@ async function repetition() {
     const r = await step();
     if (r.rows !== o.batch) throw new Error(`a step took ${r.rows} rows, not ${o.batch}`);
     count(r);
-    const pr = prune();
-    pruneUs.push(pr.us / pr.rows);
+    pruneUs.push(prune().us / o.batch);
   }
   count(await checkpoint());
   for (const p of Object.keys(parts)) parts[p]! /= o.batch * o.batches;
@@ -211,7 +214,7 @@ const summary = {
   build_us_per_message: round(median(runs.map((r) => r.build)), 1),
   send_insert_us_with_triggers: round(median(all((r) => r.sendOn)), 2),
   send_insert_us_without: round(median(all((r) => r.sendOff)), 2),
-  prune_us_per_row: round(median(all((r) => r.pruneUs)), 2),
+  prune_us_per_message: round(median(all((r) => r.pruneUs)), 2),
   search_db_mb: runs[runs.length - 1]!.sizes.search_db_mb,
 };
 if (process.argv.includes("--json")) console.log(JSON.stringify(summary));
@@ -220,5 +223,5 @@ else {
   console.log(`index cost, ${o.messages} messages indexed, then ${o.batches} × ${o.batch} measured; ${o.repeat} repetitions; load average ${summary.load_average.start} → ${summary.load_average.end}`);
   console.log(`worker µs/message (median): ${PARTS.map((p) => `${p} ${w[p]}`).join(", ")}; total ${w.total} (each repetition: ${summary.worker_total_each_repetition.join(", ")})`);
   console.log(`first build ${summary.build_us_per_message} µs/message; search.db ${summary.search_db_mb} MB`);
-  console.log(`main thread µs/message: insert with triggers ${summary.send_insert_us_with_triggers}, without ${summary.send_insert_us_without} (transactions of ${o.commit}); prune ${summary.prune_us_per_row} per row`);
+  console.log(`main thread µs/message: insert with triggers ${summary.send_insert_us_with_triggers}, without ${summary.send_insert_us_without} (transactions of ${o.commit}); prune ${summary.prune_us_per_message}`);
 }
