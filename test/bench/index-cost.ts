@@ -17,9 +17,9 @@
  *   checkpoint  a checkpoint of search.db's WAL after the last batch, so that what the
  *           commits left in the WAL is paid for too
  * and, on the main thread, what a send pays for search: the messages' inserts with and
- * without the search triggers (`send_insert_us_*`, alternating, transactions of --commit
- * rows as a group commit makes them) and the pruning of what the index holds from the
- * queue (`prune`, per message sent).
+ * without the search triggers (`send_insert_us_*`, alternating, each insert in a savepoint
+ * inside transactions of --commit rows, as a group commit makes them) and the pruning of
+ * what the index holds from the queue (`prune`, per message sent).
  *
  * Each repetition starts from an empty data directory, indexes --messages messages
  * unmeasured (`build_us_per_message` is reported), then --batches batches of --batch new
@@ -103,7 +103,7 @@ async function repetition() {
   const orm = openDatabase(parleyFile);
   migrate(orm);
   const db = orm.$client;
-  const c = corpus({ messages: o.messages + 3 * o.batch * o.batches, conversations: o.conversations, memberOf: Math.min(50, o.conversations) });
+  const c = corpus({ messages: o.messages + 3 * o.batch * o.batches + o.batch, conversations: o.conversations, memberOf: Math.min(50, o.conversations) });
   db.transaction(() => {
     const user = db.prepare("INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES (?, ?, ?, 'x', ?, ?, ?)");
     for (const u of c.users) user.run(u.id, u.username, u.displayName, c.start, c.start, c.start);
@@ -122,16 +122,18 @@ async function repetition() {
 
   const all = c.messages();
   const insert = db.prepare("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', ?, ?)");
-  /** n messages in transactions of `per`; the main thread's CPU µs. */
+  /** n messages in transactions of `per`, each in a savepoint as a group commit has it; the main thread's CPU µs. */
   const send = (n: number, per: number) => {
     const t0 = threadCpu();
     for (let i = 0; i < n; i += per) {
-      db.transaction(() => {
-        for (let k = i; k < Math.min(n, i + per); k++) {
-          const m = all.next().value!;
-          insert.run(m.id, m.conversationId, m.senderId, m.content, m.createdAt);
-        }
-      })();
+      db.run("BEGIN");
+      for (let k = i; k < Math.min(n, i + per); k++) {
+        const m = all.next().value!;
+        db.run("SAVEPOINT send");
+        insert.run(m.id, m.conversationId, m.senderId, m.content, m.createdAt);
+        db.run("RELEASE send");
+      }
+      db.run("COMMIT");
     }
     return threadCpu() - t0;
   };
@@ -169,7 +171,7 @@ async function repetition() {
     parts.total! += r.total;
   };
   for (let b = 0; b < o.batches; b++) {
-    sendOn.push(send(o.batch, o.commit) / o.batch);
+    send(o.batch, o.commit);
     const r = await step();
     if (r.rows !== o.batch) throw new Error(`a step took ${r.rows} rows, not ${o.batch}`);
     count(r);
@@ -177,14 +179,14 @@ async function repetition() {
   }
   count(await checkpoint());
   for (const p of Object.keys(parts)) parts[p]! /= o.batch * o.batches;
-  // The send path without the search triggers, alternating with (more of) the above.
+  // The send path with and without the search triggers, alternating (the order too).
   const triggers = (db.query("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' AND name LIKE 'search%'").values() as [string][]).map((r) => r[0]);
   const sendOff: number[] = [];
-  for (let b = 0; b < o.batches; b++) {
+  for (let b = 0; b < 2 * o.batches; b++) {
+    const on = b % 4 === 0 || b % 4 === 3;
     for (const t of db.query("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' AND name LIKE 'search%'").values() as [string][]) db.run(`DROP TRIGGER ${t[0]}`);
-    sendOff.push(send(o.batch, o.commit) / o.batch);
-    for (const sql of triggers) db.run(sql);
-    sendOn.push(send(o.batch, o.commit) / o.batch);
+    if (on) for (const sql of triggers) db.run(sql);
+    (on ? sendOn : sendOff).push(send(o.batch, o.commit) / o.batch);
   }
 
   worker.postMessage({ stop: true });
