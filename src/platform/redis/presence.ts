@@ -1,5 +1,6 @@
 /**
- * Cluster-wide presence in Redis. Per user a hash `u:<id>`: one field per node with the
+ * Cluster-wide presence in Redis: the store's half of ClusterPresence (../cluster-presence.ts,
+ * which keeps this node's bookkeeping and the heartbeat). Per user a hash `u:<id>`: one field per node with the
  * user's socket count there, `a` while user.online is out, `g` a generation bumped by every
  * connect and every last disconnect (a grace timer settles only the generation it started
  * with, so a reconnect anywhere cancels it). Per node a set `n:<node>` of the users it
@@ -15,8 +16,8 @@
  * heartbeat gone and writes its users back.
  */
 import type { RedisClient } from "bun";
-import type { Logger } from "../../log";
-import type { Arrival, Presence } from "../presence";
+import type { Arrival } from "../presence";
+import { ClusterPresence, type ClusterPresenceOptions } from "../cluster-presence";
 import { RedisScript } from "./script";
 
 /** The user hash's totals (node fields summed); shared by the scripts below. */
@@ -106,67 +107,55 @@ end
 return 0
 `);
 
-export interface RedisPresenceOptions {
-  nodeId: string;
-  graceMs: number;
-  heartbeatIntervalMs: number;
+export interface RedisPresenceOptions extends ClusterPresenceOptions {
   /** Keeps clusters (and tests) sharing one Redis apart. */
   prefix?: string;
-  log?: Logger;
 }
 
-export class RedisPresence implements Presence {
-  /** user id → sockets counted on this node. */
-  private local = new Map<string, number>();
-  /** Grace timers started here. */
-  private leaving = new Map<string, Timer>();
-  private listener: (userId: string, announced: boolean) => void = () => {};
-  private beat: Timer;
-  private beats = 0;
-  private stopped = false;
+export class RedisPresence extends ClusterPresence {
   private readonly prefix: string;
   private readonly nodeSet: string;
   private readonly nodes: string;
 
-  constructor(private redis: RedisClient, private o: RedisPresenceOptions) {
+  constructor(private redis: RedisClient, o: RedisPresenceOptions) {
+    super(o);
     this.prefix = o.prefix ?? "parley:";
     this.nodeSet = `${this.prefix}n:${o.nodeId}`;
     this.nodes = `${this.prefix}nodes`;
-    this.beat = setInterval(() => void this.heartbeat(), Math.max(10, Math.floor(o.heartbeatIntervalMs / 3)));
-    this.beat.unref();
-    void this.heartbeat();
+    this.start();
   }
 
   private userKey(userId: string) { return `${this.prefix}u:${userId}`; }
 
-  /** Beats, and takes offline the users of nodes that stopped beating. */
-  async heartbeat() {
-    try {
-      const [fresh, offline] = (await BEAT.run(this.redis, [this.nodes], [this.o.nodeId, this.o.heartbeatIntervalMs, this.prefix])) as [number, string[]];
-      if (this.stopped) return;
-      // Our beat was gone (Redis restarted empty, or we stalled past the limit): write our users back.
-      if (fresh === 1 && this.beats > 0 && this.local.size) {
-        await REREGISTER.run(this.redis, [this.nodeSet], [this.o.nodeId, this.prefix, ...[...this.local].flat()]);
-        this.o.log?.warn({ users: this.local.size }, "presence: heartbeat was lost; users registered again");
-      }
-      this.beats++;
-      for (const userId of offline) this.listener(userId, true);
-    } catch (err) {
-      this.o.log?.warn({ err }, "presence heartbeat failed");
-    }
+  protected async storeBeat() {
+    const [fresh, offline] = (await BEAT.run(this.redis, [this.nodes], [this.o.nodeId, this.o.heartbeatIntervalMs, this.prefix])) as [number, string[]];
+    return { fresh: fresh === 1, offline };
   }
 
-  async connect(userId: string, max: number): Promise<Arrival> {
-    const arrival = (await CONNECT.run(this.redis, [this.userKey(userId), this.nodeSet], [this.o.nodeId, max, userId])) as Arrival;
-    if (arrival !== "full") {
-      this.local.set(userId, (this.local.get(userId) ?? 0) + 1);
-      const pending = this.leaving.get(userId);
-      if (pending) {
-        clearTimeout(pending);
-        this.leaving.delete(userId);
-      }
-    }
-    return arrival;
+  protected async storeReregister(users: [string, number][]) {
+    await REREGISTER.run(this.redis, [this.nodeSet], [this.o.nodeId, this.prefix, ...users.flat()]);
+  }
+
+  protected async storeConnect(userId: string, max: number) {
+    return (await CONNECT.run(this.redis, [this.userKey(userId), this.nodeSet], [this.o.nodeId, max, userId])) as Arrival;
+  }
+
+  protected async storeDisconnect(userId: string) {
+    const generation = Number(await DISCONNECT.run(this.redis, [this.userKey(userId)], [this.o.nodeId]));
+    return generation < 0 ? null : String(generation);
+  }
+
+  protected async storeSettle(userId: string, generation: string) {
+    const outcome = Number(await SETTLE.run(this.redis, [this.userKey(userId), this.nodeSet], [this.o.nodeId, generation, userId]));
+    return outcome > 0 ? outcome === 2 : null;
+  }
+
+  protected async storeAnnounced(userId: string) {
+    await this.redis.send("HSET", [this.userKey(userId), "a", "1"]);
+  }
+
+  protected async storeLeave() {
+    await this.redis.send("ZADD", [this.nodes, "0", this.o.nodeId]);
   }
 
   async connections(userId: string) {
@@ -179,57 +168,9 @@ export class RedisPresence implements Presence {
     return total;
   }
 
-  disconnect(userId: string) {
-    const n = this.local.get(userId);
-    if (n === undefined) return;
-    if (n > 1) this.local.set(userId, n - 1);
-    else this.local.delete(userId);
-    DISCONNECT.run(this.redis, [this.userKey(userId)], [this.o.nodeId]).then((generation) => {
-      if (Number(generation) < 0 || this.stopped) return;
-      const settle = () => void this.settle(userId, String(generation));
-      if (this.o.graceMs === 0) return settle();
-      clearTimeout(this.leaving.get(userId));
-      this.leaving.set(userId, setTimeout(settle, this.o.graceMs));
-    }, (err) => this.o.log?.warn({ err, user_id: userId }, "presence: a disconnect was not recorded"));
-  }
-
-  private async settle(userId: string, generation: string) {
-    this.leaving.delete(userId);
-    try {
-      const outcome = Number(await SETTLE.run(this.redis, [this.userKey(userId), this.nodeSet], [this.o.nodeId, generation, userId]));
-      if (outcome > 0 && !this.stopped) this.listener(userId, outcome === 2);
-    } catch (err) {
-      this.o.log?.warn({ err, user_id: userId }, "presence: going offline failed");
-    }
-  }
-
-  /** Resolves once recorded (callers need not wait: this node's later commands come after it on the one connection). */
-  announced(userId: string): Promise<void> {
-    return this.redis.send("HSET", [this.userKey(userId), "a", "1"]).then(() => {}, (err) => this.o.log?.warn({ err, user_id: userId }, "presence: announcing failed"));
-  }
-
   async online(userIds: string[]) {
     if (!userIds.length) return [];
     const flags = (await ONLINE.run(this.redis, userIds.map((id) => this.userKey(id)))) as number[];
     return flags.map((f) => f === 1);
-  }
-
-  onOffline(listener: (userId: string, announced: boolean) => void) { this.listener = listener; }
-
-  localUsers() { return new Set([...this.local.keys(), ...this.leaving.keys()]); }
-
-  localCount() { return this.localUsers().size; }
-
-  /** Leaves the cluster: marked dead at once, so the next beat of any node settles its users. */
-  async stop() {
-    this.stopped = true;
-    clearInterval(this.beat);
-    for (const timer of this.leaving.values()) clearTimeout(timer);
-    this.leaving.clear();
-    try {
-      await this.redis.send("ZADD", [this.nodes, "0", this.o.nodeId]);
-    } catch (err) {
-      this.o.log?.warn({ err }, "presence: leaving the cluster failed; the node is taken as dead after the heartbeat interval");
-    }
   }
 }

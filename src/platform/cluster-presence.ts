@@ -1,0 +1,165 @@
+/**
+ * What cluster presence does alike on every shared store (PostgreSQL, Redis): this node's
+ * own bookkeeping (its sockets per user, its grace timers, the offline listener), the
+ * heartbeat's rhythm and what a beat decides, and the order of one user's calls. Each store
+ * (postgres/presence.ts, redis/presence.ts) supplies only the atomic decisions, each one
+ * round trip that is atomic across nodes: the store's half of Presence, as on Centrifuge's
+ * broker.go beside its implementations.
+ *
+ * A node beats every HEARTBEAT_INTERVAL_MS / 3; a node silent for HEARTBEAT_INTERVAL_MS is
+ * dead, and the next beat of any node takes it away with its users' sockets (exactly one
+ * beat wins each dead node): those left with no socket anywhere go offline, announced by
+ * that node. A node killed right after a beat is thus gone within 4/3 × the interval. The
+ * stores hold soft state only: after one is emptied (a crash or restart), each node's next
+ * beat finds its heartbeat gone and writes its users back.
+ */
+import type { Logger } from "../log";
+import type { Arrival, Presence } from "./presence";
+
+export interface ClusterPresenceOptions {
+  nodeId: string;
+  graceMs: number;
+  heartbeatIntervalMs: number;
+  log?: Logger;
+}
+
+export abstract class ClusterPresence implements Presence {
+  /** user id → sockets counted on this node. */
+  protected local = new Map<string, number>();
+  /** Grace timers started here. */
+  private leaving = new Map<string, Timer>();
+  /**
+   * This node's pending call per user. On a pool, calls run on different connections, so a
+   * fire-and-forget `announced` could otherwise land after the `disconnect` that follows
+   * it (and the user go offline unannounced); one user's calls from one node go in order.
+   */
+  private turns = new Map<string, Promise<unknown>>();
+  private listener: (userId: string, announced: boolean) => void = () => {};
+  private beat: Timer | null = null;
+  private beats = 0;
+  private beating: Promise<void> | null = null;
+  protected stopped = false;
+
+  constructor(protected readonly o: ClusterPresenceOptions) {}
+
+  /** Beats: whether this node's heartbeat was gone (it is written again), and the users of dead nodes that went offline announced. */
+  protected abstract storeBeat(): Promise<{ fresh: boolean; offline: string[] }>;
+  /** Writes this node's users and their socket counts back (after the store lost them), announced. */
+  protected abstract storeReregister(users: [userId: string, sockets: number][]): Promise<void>;
+  /** Counts a socket of the user on this node, unless they hold `max` anywhere. */
+  protected abstract storeConnect(userId: string, max: number): Promise<Arrival>;
+  /** Uncounts one: the user's generation when that was their last socket anywhere, else null. */
+  protected abstract storeDisconnect(userId: string): Promise<string | null>;
+  /** After the grace: removes the user unless a socket came back (another generation); whether they were announced, or null when not removed. */
+  protected abstract storeSettle(userId: string, generation: string): Promise<boolean | null>;
+  protected abstract storeAnnounced(userId: string): Promise<void>;
+  /** Marks this node dead at once, so that the next beat of any node settles its users. */
+  protected abstract storeLeave(): Promise<void>;
+  abstract connections(userId: string): Promise<number>;
+  abstract online(userIds: string[]): Promise<boolean[]>;
+
+  /** Starts beating; called by each store's constructor once it can reach its store. */
+  protected start() {
+    this.beat = setInterval(() => void this.heartbeat(), Math.max(10, Math.floor(this.o.heartbeatIntervalMs / 3)));
+    this.beat.unref();
+    void this.heartbeat();
+  }
+
+  /** Runs `op` after this node's earlier calls about `userId`. */
+  private inTurn<T>(userId: string, op: () => Promise<T>): Promise<T> {
+    const next = (this.turns.get(userId) ?? Promise.resolve()).then(op);
+    const settled = next.catch(() => {});
+    this.turns.set(userId, settled);
+    void settled.then(() => {
+      if (this.turns.get(userId) === settled) this.turns.delete(userId);
+    });
+    return next;
+  }
+
+  /**
+   * Beats, and takes offline the users of nodes that stopped beating. One beat at a time: a
+   * slow beat could otherwise finish after a later one and judge from old news.
+   */
+  heartbeat(): Promise<void> {
+    return (this.beating ??= this.beatOnce().finally(() => (this.beating = null)));
+  }
+
+  private async beatOnce() {
+    try {
+      const { fresh, offline } = await this.storeBeat();
+      if (this.stopped) return;
+      // Our beat was gone (the store was emptied, or we stalled past the limit): write our users back.
+      if (fresh && this.beats > 0 && this.local.size) {
+        await this.storeReregister([...this.local]);
+        this.o.log?.warn({ users: this.local.size }, "presence: heartbeat was lost; users registered again");
+      }
+      this.beats++;
+      for (const userId of offline) this.listener(userId, true);
+    } catch (err) {
+      this.o.log?.warn({ err }, "presence heartbeat failed");
+    }
+  }
+
+  connect(userId: string, max: number): Promise<Arrival> {
+    return this.inTurn(userId, async () => {
+      const arrival = await this.storeConnect(userId, max);
+      if (arrival !== "full") {
+        this.local.set(userId, (this.local.get(userId) ?? 0) + 1);
+        clearTimeout(this.leaving.get(userId));
+        this.leaving.delete(userId);
+      }
+      return arrival;
+    });
+  }
+
+  disconnect(userId: string) {
+    const n = this.local.get(userId);
+    if (n === undefined) return;
+    if (n > 1) this.local.set(userId, n - 1);
+    else this.local.delete(userId);
+    // Left the cluster: another node's beat takes all of this node's sockets away at once.
+    if (this.stopped) return;
+    this.inTurn(userId, async () => {
+      const generation = await this.storeDisconnect(userId);
+      if (generation === null || this.stopped) return;
+      const settle = () => void this.settle(userId, generation);
+      if (this.o.graceMs === 0) return settle();
+      clearTimeout(this.leaving.get(userId));
+      this.leaving.set(userId, setTimeout(settle, this.o.graceMs));
+    }).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: a disconnect was not recorded"));
+  }
+
+  /** After the grace period: offline unless a socket came back anywhere (a connect bumped the generation). */
+  private settle(userId: string, generation: string) {
+    this.leaving.delete(userId);
+    return this.inTurn(userId, async () => {
+      const announced = await this.storeSettle(userId, generation);
+      if (announced !== null && !this.stopped) this.listener(userId, announced);
+    }).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: going offline failed"));
+  }
+
+  /** Resolves once recorded (callers need not wait: this node's later calls about the user come after it). */
+  announced(userId: string): Promise<void> {
+    return this.inTurn(userId, () => this.storeAnnounced(userId)).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: announcing failed"));
+  }
+
+  onOffline(listener: (userId: string, announced: boolean) => void) { this.listener = listener; }
+
+  localUsers() { return new Set([...this.local.keys(), ...this.leaving.keys()]); }
+
+  localCount() { return this.localUsers().size; }
+
+  /** Leaves the cluster: marked dead at once, so the next beat of any node settles its users. */
+  async stop() {
+    this.stopped = true;
+    if (this.beat) clearInterval(this.beat);
+    for (const timer of this.leaving.values()) clearTimeout(timer);
+    this.leaving.clear();
+    try {
+      await this.beating; // a beat in flight must not set a new deadline after this one
+      await this.storeLeave();
+    } catch (err) {
+      this.o.log?.warn({ err }, "presence: leaving the cluster failed; the node is taken as dead after the heartbeat interval");
+    }
+  }
+}
