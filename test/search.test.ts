@@ -377,12 +377,20 @@ sqliteIndexer.describe("search: the index on disk", () => {
     }
   });
 
+  /** A user alone in a group of their own, on `server`. */
+  async function soloGroup(server: TestServer) {
+    const a = await server.register();
+    const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id as string;
+    return { a, conv };
+  }
+  const postAs = async (server: TestServer, a: Account, conv: string, content: string) =>
+    expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
+
   test("an index from before 0014 (every new message queued) goes on from where it was, without a rebuild", async () => {
     const dir = tempDir();
     let server = await startServer({}, dir);
-    const a = await server.register();
-    const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id;
-    const post = async (content: string) => expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
+    const { a, conv } = await soloGroup(server);
+    const post = (content: string) => postAs(server, a, conv, content);
     await post("indexed before tapir");
     await indexed(server);
     await server.stop(false);
@@ -447,8 +455,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
   test("an older parley.db restored in place beside a newer search.db: the index is rebuilt, never trusted", async () => {
     const dir = tempDir();
     let server = await startServer({}, dir);
-    const a = await server.register();
-    const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id;
+    const { a, conv } = await soloGroup(server);
     const m = (await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content: "alpha version" } })).body;
     await indexed(server);
     const copyDir = tempDir();
@@ -475,9 +482,8 @@ sqliteIndexer.describe("search: the index on disk", () => {
   test("an older parley.db restored in place beside a search.db that has indexed only new messages since: rebuilt too", async () => {
     const dir = tempDir();
     let server = await startServer({}, dir);
-    const a = await server.register();
-    const conv = (await server.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "t", member_ids: [] } })).body.id;
-    const post = async (content: string) => expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
+    const { a, conv } = await soloGroup(server);
+    const post = (content: string) => postAs(server, a, conv, content);
     await post("alpha okapi");
     await indexed(server);
     const copyDir = tempDir();
