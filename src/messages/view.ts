@@ -25,8 +25,9 @@ export const REACTION_USER_IDS = 10;
 
 /** Members other than the sender whose read position is at or past the message. */
 // Written out in full: drizzle renders columns inside sql`` unqualified, which would bind to the subquery's table.
-const readCount = sql<number>`(SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = "messages"."conversation_id"
-  AND rm.user_id != "messages"."sender_id" AND rm.last_read_message_id >= "messages"."id")`.as("read_count");
+const READ_COUNT = `(SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = "messages"."conversation_id"
+  AND rm.user_id != "messages"."sender_id" AND rm.last_read_message_id >= "messages"."id")`;
+const readCount = sql<number>`${sql.raw(READ_COUNT)}`.as("read_count");
 
 /** Message rows (with sender and read count) matching `where`, in the given order. */
 export function selectMessages(db: Reader, where: SQL | undefined, order: "asc" | "desc" = "asc", limit?: number) {
@@ -123,11 +124,10 @@ export function lastMessagesOf(db: Reader, convs: ConversationRow[]): Map<string
 }
 
 /** selectMessages' columns, in order, for a statement written out in SQL. */
-const LAST_MESSAGES = `SELECT m.id, m.conversation_id, m.sender_id, m.message_type, m.content, m.client_msg_id, m.reply_to_id,
-    m.created_at, m.edited_at, m.deleted_at, u.username, u.display_name, u.profile_image_url,
-    (SELECT count(*) FROM conversation_members rm WHERE rm.conversation_id = m.conversation_id
-      AND rm.user_id != m.sender_id AND rm.last_read_message_id >= m.id)
-  FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id IN (SELECT value FROM json_each(?1))`;
+const LAST_MESSAGES = `SELECT messages.id, messages.conversation_id, messages.sender_id, messages.message_type, messages.content,
+    messages.client_msg_id, messages.reply_to_id, messages.created_at, messages.edited_at, messages.deleted_at,
+    u.username, u.display_name, u.profile_image_url, ${READ_COUNT}
+  FROM messages JOIN users u ON u.id = messages.sender_id WHERE messages.id IN (SELECT value FROM json_each(?1))`;
 type MessageLine = [
   id: string, conversationId: string, senderId: string, messageType: MessageSelection["m"]["messageType"], content: string,
   clientMsgId: string | null, replyToId: string | null, createdAt: number, editedAt: number | null, deletedAt: number | null,
