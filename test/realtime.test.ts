@@ -365,6 +365,23 @@ describe("typing and active conversations", () => {
   });
 });
 
+describe("the upgrade request", () => {
+  // A request that asks for an upgrade Bun cannot make is refused before the ticket is
+  // redeemed: a broken client's attempt does not cost it the ticket.
+  test("without a Sec-WebSocket-Key or version 13: 400, and the ticket stays good", async () => {
+    const [a] = await users(1);
+    const { body } = await s.api("POST", "/api/ws/ticket", { token: a!.token });
+    for (const headers of [{ upgrade: "websocket" }, { upgrade: "websocket", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "8" }]) {
+      const res = await fetch(`${s.base}/ws/user?ticket=${body.ticket}`, { headers });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).error).toMatchObject({ code: "bad_request", message: expect.stringContaining("Sec-WebSocket-Key") });
+    }
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?ticket=${body.ticket}`);
+    sockets.push(ws);
+    expect((await ws.waitFor((f) => f.type === "connect")).data.user_id).toBe(a!.user.id);
+  });
+});
+
 describe("bad frames", () => {
   test("each gets an error frame with the contract's code; the socket stays open and nothing is written", async () => {
     const [a, b, outsider] = await users(3);
