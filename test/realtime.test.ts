@@ -371,7 +371,7 @@ describe("the upgrade request", () => {
   test("without a Sec-WebSocket-Key or version 13: 400, and the ticket stays good", async () => {
     const [a] = await users(1);
     const { body } = await s.api("POST", "/api/ws/ticket", { token: a!.token });
-    for (const headers of [{ upgrade: "websocket" }, { upgrade: "websocket", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "8" }]) {
+    for (const headers of [{ upgrade: "websocket" }, { upgrade: "websocket", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "8" }] as Record<string, string>[]) {
       const res = await fetch(`${s.base}/ws/user?ticket=${body.ticket}`, { headers });
       expect(res.status).toBe(400);
       expect(((await res.json()) as any).error).toMatchObject({ code: "bad_request", message: expect.stringContaining("Sec-WebSocket-Key") });

@@ -5,7 +5,7 @@
  * (or a named few) at a time. A page of conversations costs a fixed number of queries.
  */
 import { eq, sql } from "drizzle-orm";
-import { prepared, rowStatement } from "../db/prepared";
+import { prepared, readSnapshot, rowStatement } from "../db/prepared";
 import type { DB } from "../db/client";
 import { conversations, members, type ConversationRow, type MemberRow, type Role } from "../db/schema";
 import type { Tx } from "../events/log";
@@ -42,9 +42,17 @@ export const conversationUpdate = (c: ConversationRow): ConversationUpdate => ({
 export function viewConversations(db: Reader, rows: ViewedRow[], viewerId: string): Conversation[] {
   if (rows.length === 0) return [];
   const direct = rows.filter((r) => r.type === "direct").map((r) => r.id);
-  const peers = direct.length ? peersOf(db, direct, viewerId) : new Map<string, User>();
-  const last = lastMessagesOf(db, rows);
-  return rows.map((c) => toConversation(c, peers.get(c.id) ?? null, last.get(c.id) ?? null, unreadOf(db, c, viewerId)));
+  const view = () => {
+    const peers = direct.length ? peersOf(db, direct, viewerId) : new Map<string, User>();
+    const last = lastMessagesOf(db, rows);
+    return rows.map((c) => toConversation(c, peers.get(c.id) ?? null, last.get(c.id) ?? null, unreadOf(db, c, viewerId)));
+  };
+  // Three statements or more (the peers, the last messages, a count per conversation that
+  // may have unread ones): one read transaction for all of them is cheaper (a list of 5
+  // with messages, in-process: 47 → 40 µs) and reads them from one snapshot.
+  const hasLast = rows.some((r) => r.lastMessageId !== null);
+  const statements = (direct.length ? 1 : 0) + (hasLast ? 1 : 0) + rows.filter(mayHaveUnread).length;
+  return statements >= 3 ? readSnapshot(db as DB, view) : view();
 }
 
 /**

@@ -41,3 +41,22 @@ export function rowStatement<Row>(db: DB, key: string, table: SQLiteTable, where
     return d.$client.prepare(`SELECT ${columns.join(", ")} FROM "${getTableName(table)}" WHERE ${where}`) as Statement<Row, [Record<string, string | number>]>;
   });
 }
+
+/**
+ * Runs `read` (synchronous, reads only) in one read transaction, unless one is open already.
+ * Outside a transaction every statement on parley.db is a read transaction of its own (a
+ * shared lock taken and released: two `fcntl`s and the WAL index, ~1 µs); a view that runs
+ * several statements (a conversation list: rows, last messages, unread counts) takes the
+ * lock once, and reads one snapshot.
+ */
+export function readSnapshot<T>(db: DB, read: () => T): T {
+  const client = db.$client;
+  if (client.inTransaction) return read();
+  const [begin, commit] = prepared(db, "snapshot", (d) => [d.$client.prepare("BEGIN"), d.$client.prepare("COMMIT")] as const);
+  begin.run();
+  try {
+    return read();
+  } finally {
+    commit.run();
+  }
+}
