@@ -132,6 +132,8 @@ export class EventLog implements EventFeed {
   /** bun:sqlite's transaction wrapper, made once: BEGIN, the callback, COMMIT (ROLLBACK on throw). */
   private transaction: <T>(fn: () => T) => T;
   private savepoint: Statement;
+  private totalChanges: Statement;
+  private lastSeqQuery: Statement;
   private release: Statement;
   private rollbackTo: Statement;
 
@@ -150,6 +152,8 @@ export class EventLog implements EventFeed {
     this.insertPayload = sqlite.prepare("INSERT INTO event_payloads (data) VALUES (?)");
     this.replayQuery = sqlite.prepare(REPLAY_SQL);
     this.nextSeqQuery = sqlite.prepare(NEXT_SEQ_SQL);
+    this.totalChanges = sqlite.prepare("SELECT total_changes()");
+    this.lastSeqQuery = sqlite.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
   }
 
   /** Registers a listener for committed events; returns a function that removes it. */
@@ -275,11 +279,26 @@ export class EventLog implements EventFeed {
     }
   }
 
-  /** The highest seq ever appended (0 for an empty log). */
+  /**
+   * The highest seq ever appended (0 for an empty log). Every new socket asks for it (twice);
+   * a read of parley.db outside a transaction takes and releases its WAL read lock, a
+   * visible share of a connect (issue #17). The value is kept with this connection's
+   * `total_changes()` when read (a function of the connection: no lock, no page read), and
+   * read again only once anything was written through this connection since, which is the
+   * only one that appends events (the log, or a statement run directly on it).
+   */
   lastSeq(): number {
-    const row = this.db.$client.query("SELECT seq FROM sqlite_sequence WHERE name = 'events'").all()[0] as { seq: number } | undefined;
-    return row?.seq ?? 0;
+    const changes = (this.totalChanges.values() as [[number]])[0][0];
+    if (changes === this.lastSeqAt) return this.lastSeqKnown;
+    const [row] = this.lastSeqQuery.values() as [number][];
+    this.lastSeqKnown = row?.[0] ?? 0;
+    this.lastSeqAt = changes;
+    return this.lastSeqKnown;
   }
+
+  private lastSeqKnown = 0;
+  /** `total_changes()` when lastSeqKnown was read (-1: never). */
+  private lastSeqAt = -1;
 
   /**
    * Live delivery's position. Committed events are published before any other code runs,

@@ -3,7 +3,7 @@
  * its `conversation.list` costs Parley's main thread, beside a raw `Bun.serve` upgrade in the
  * same process, and what each of the steps the contract asks for costs on its own.
  *
- *   bun test/bench/connect-parts.ts [--n=3000] [--runs=5] [--concurrency=16] [--parts=on|off]
+ *   bun test/bench/connect-parts.ts [--n=3000] [--runs=5] [--warmup=5] [--concurrency=16] [--parts=on|off]
  *
  * Builds the app with createApp on a temporary DATA_DIR (the request log to /dev/null through
  * the server's own LineBuffer), registers 50 users in 25 groups of 10 (each user in 5, with a
@@ -13,11 +13,11 @@
  *   parley   the app listening; a client subprocess opens `n` sockets, `concurrency` at a
  *            time, each until its `conversation.list`, and holds them until all are open;
  * both reporting the main thread's CPU µs per connect (`/proc/self/task/<pid>/schedstat`),
- * median of `runs`; and the parts, each called `n` times in a loop (µs per call): the token
+ * median of `runs`, and the other threads' by name (the garbage collector's helpers, the JIT); and the parts, each called `n` times in a loop (µs per call): the token
  * check (`authenticate`: a cached verification and the user's row), the connection count,
  * the membership read, the `conversation.list` (`listJson`), and the `connect` frame.
  */
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeConfig } from "../../src/config";
@@ -59,6 +59,7 @@ const runs = Number(arg("runs", "5"));
 const concurrency = arg("concurrency", "16");
 // Off: only the connects (for a profile of them, `bun --cpu-prof-md test/bench/connect-parts.ts --parts=off`).
 const partsOn = arg("parts", "on") === "on";
+const warmupRounds = Number(arg("warmup", "5"));
 
 const mainThreadNs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
 
@@ -88,20 +89,37 @@ for (let i = 0; i < 50; i++) {
 for (let g = 0; g < 25; g++) {
   const members = Array.from({ length: 10 }, (_, k) => users[(2 * g + k) % 50]!);
   const conv = await call("/api/conversations", { type: "group", title: `g${g}`, member_ids: members.slice(1).map((u) => u.id) }, members[0]!.token);
-  await call(`/api/conversations/${conv.id}/messages`, { content: `hello ${g}` }, members[0]!.token);
+  if (!process.env.NOMSG) await call(`/api/conversations/${conv.id}/messages`, { content: `hello ${g}` }, members[0]!.token);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
+/** Every live thread's name and CPU time in ns, by thread id. */
+function threadsNs(): Map<string, { name: string; ns: number }> {
+  const out = new Map<string, { name: string; ns: number }>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      out.set(tid, { name: tid === String(process.pid) ? "main" : readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim(), ns: Number(readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ")[0]) });
+    } catch {} // ended meanwhile
+  }
+  return out;
+}
+/** Per connect, by target: the other threads' CPU µs, by thread name (GC helpers, JIT, workers). */
+const threadUs: Record<string, Record<string, number[]>> = {};
+
 /** Main-thread µs per connect: `n` sockets opened by the client subprocess, then closed. */
-async function connects(url: string): Promise<number> {
+async function connects(name: string, url: string): Promise<number> {
   const client = Bun.spawn([process.execPath, import.meta.path, "--client", url, JSON.stringify(users.map((u) => u.token)), String(n), concurrency], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const before = mainThreadNs();
+  const threads = threadsNs();
   const reader = client.stdout.getReader();
   const { value } = await reader.read();
   if (!new TextDecoder().decode(value).startsWith("open")) throw new Error("the client did not open its sockets");
   const us = (mainThreadNs() - before) / 1000 / n;
+  const byName: Record<string, number> = {};
+  for (const [tid, t] of threadsNs()) if (t.name !== "main") byName[t.name] = (byName[t.name] ?? 0) + (t.ns - (threads.get(tid)?.ns ?? 0)) / 1000 / n;
+  for (const [thread, x] of Object.entries(byName)) ((threadUs[name] ??= {})[thread] ??= []).push(x);
   client.stdin.end();
   await client.exited;
   await Bun.sleep(200); // the closes
@@ -138,9 +156,12 @@ async function part(f: (i: number) => unknown): Promise<number> {
 
 const rows = await Promise.all(users.map((u) => ctx.store.users.row(u.id)));
 const results: Record<string, number[]> = {};
-for (const url of Object.values(targets)) await connects(url); // the JIT's one-off work
+// The JIT's one-off work: Parley's connect path takes ~15,000 connects to settle (its JIT
+// threads' CPU per connect falls from ~30 µs to ~0), the raw upgrade a few hundred.
+for (let w = 0; w < warmupRounds; w++) for (const [name, url] of Object.entries(targets)) await connects(name, url);
+for (const threads of Object.values(threadUs)) for (const k of Object.keys(threads)) delete threads[k];
 for (let r = 0; r < runs; r++) {
-  for (const [name, url] of Object.entries(targets)) (results[name] ??= []).push(await connects(url));
+  for (const [name, url] of Object.entries(targets)) (results[name] ??= []).push(await connects(name, url));
   const parts: Record<string, (i: number) => unknown> = {
     authenticate: (i) => authenticate(ctx, users[i % 50]!.token),
     connection_count: (i) => hub.connectionsOf(users[i % 50]!.id),
@@ -154,6 +175,8 @@ for (let r = 0; r < runs; r++) {
 const out: Record<string, unknown> = { n, runs, concurrency: Number(concurrency) };
 for (const [name, xs] of Object.entries(results)) out[`${name}_us`] = { median: round1(median(xs)), range: [round1(Math.min(...xs)), round1(Math.max(...xs))] };
 out.ratio = round1(median(results.parley!) / median(results.raw!));
+for (const [name, threads] of Object.entries(threadUs))
+  out[`${name}_other_threads_us`] = Object.fromEntries(Object.entries(threads).map(([t, xs]) => [t, round1(median(xs))]).filter(([, x]) => (x as number) >= 0.1));
 console.log(JSON.stringify(out));
 
 raw.stop(true);

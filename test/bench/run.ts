@@ -13,6 +13,8 @@
  *   --record              write each ratio's highest value of this run into test/bench/ratios.json
  *   --receiver-threads=N  receive the fan-out on N worker threads
  *   --sockets=N           sockets in the connection scenario
+ *   --warmup-connects=N   connects made and closed before the measured ones (default 10,000; 0: a cold
+ *                         server, whose first connects also pay the JIT's compilation)
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
  *   --only=cluster        (only when named) the REST send, the fan-out and the connect against
  *                         single mode, one cluster node and two (test/bench/cluster.ts), on
@@ -70,6 +72,9 @@ const Q = quick
 // --sockets=N: the connection scenario's size, to measure memory per socket at another scale.
 const sockets = Number(args.find((a) => a.startsWith("--sockets="))?.slice(10) ?? 0);
 if (sockets > 0) Q.conns = sockets;
+// --warmup-connects=N: connects (each closed at once) before the connection scenario's measured
+// ones, so that the JIT's one-off work is not counted per connect (0: a cold server).
+const warmupConnects = Number(args.find((a) => a.startsWith("--warmup-connects="))?.slice(18) ?? 10_000);
 // --fanout-rate=N: messages a second into the fan-out group (e.g. 500 for 500,000 deliveries/s).
 const fanoutRate = Number(args.find((a) => a.startsWith("--fanout-rate="))?.slice(14) ?? 0);
 if (fanoutRate > 0) Q.fanRate = fanoutRate;
@@ -105,7 +110,7 @@ const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, un
   // A million deliveries a second is more than one client thread takes in; on a machine with
   // cores to spare, --receiver-threads=N spreads the receivers (on 2 cores it only starves the server).
   fanout: (s) => sends(s, { name: "fanout", via: "rest", groups: 1, members: Q.fanMembers, rate: Q.fanRate, seconds: Q.fanSeconds, receiverThreads }),
-  connections: (s) => connections(s, Q.conns),
+  connections: (s) => connections(s, Q.conns, 20, warmupConnects),
 };
 
 async function runCompared(keys: string[]): Promise<Ratios> {

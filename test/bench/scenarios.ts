@@ -213,7 +213,7 @@ function sendRest(sut: ServerUnderTest, group: Group, m: number, content: string
 const PORT_PRESSURE = 12_000;
 
 /** Many authenticated sockets, each user in 5 conversations: connect rate and memory per socket. */
-export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20) {
+export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20, warmup = 0) {
   const userCount = Math.ceil(sockets / perUser);
   const users = await registerUsersFor(sut, userCount);
   // Groups of 10 consecutive users starting at every second user: each user is in 5 of them.
@@ -222,7 +222,50 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   // Spread over the loopback addresses the client may use (see lib/netns.ts).
   const base = (i: number) => sut.wsBases[i % sut.wsBases.length]!;
   const url = (i: number) => (sut.kind === "baseline" ? `${base(i)}/ws?g=g${i % groupCount}` : `${base(i)}/ws/user?token=${users[i % userCount]!.token}`);
+  /** One socket, resolved once its conversation.list (the second frame) arrived; null if refused or closed before. */
+  const connectOne = (i: number, listed?: () => void) =>
+    new Promise<WebSocket | null>((resolve) => {
+      const ws = new WebSocket(url(i));
+      ws.onmessage = (ev) => {
+        if ((ev.data as string).startsWith('{"type":"conversation.list"')) {
+          ws.onmessage = null;
+          listed?.();
+          resolve(ws);
+        }
+      };
+      const fail = () => {
+        if (ws.onmessage === null) return;
+        ws.onmessage = null;
+        resolve(null);
+      };
+      ws.onerror = fail;
+      ws.onclose = fail;
+    });
   await Bun.sleep(300);
+  // Warm-up: `warmup` connects first, each closed once its list arrived (256 at a time, so the
+  // heap never holds many): a server's first ten thousand connects also pay the JIT's one-off
+  // compilation of the connect path (measured in-process: ~30 µs a connect on the JIT's
+  // threads for Parley's first ~10,000, ~0 after; test/bench/connect-parts.ts), which is not
+  // a cost per connect. Its CPU is reported too (`..._cold`).
+  let cold: number | undefined;
+  if (warmup > 0) {
+    const start = sut.stats();
+    let refused = 0;
+    await connectAll(warmup, 256, async (i) => {
+      const ws = await connectOne(i);
+      if (!ws) return void refused++;
+      // Until the server's close frame is back: closes the server has not seen yet still
+      // count against MAX_CONNECTIONS_PER_USER.
+      await new Promise<void>((resolve) => {
+        ws.onclose = () => resolve();
+        ws.close();
+      });
+      return null;
+    });
+    cold = round(((sut.stats().cpu_s - start.cpu_s) / warmup) * 1e6, 1);
+    if (refused) throw new Error(`connections/${sut.kind}: ${refused} of ${warmup} warm-up connects failed`);
+    await Bun.sleep(1000); // the closes, and the presence grace of the users that went offline
+  }
   const services = await sut.services?.();
   const before = sut.stats();
   const meter = clientMeter();
@@ -230,26 +273,9 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   let failed = 0;
   const doneAt: number[] = [];
   const open = await connectAll(sockets, 256, async (i) => {
-    // Count a connection once its conversation.list (the second frame) arrived.
-    return new Promise<WebSocket | null>((resolve) => {
-      const ws = new WebSocket(url(i));
-      ws.onmessage = (ev) => {
-        if ((ev.data as string).startsWith('{"type":"conversation.list"')) {
-          ws.onmessage = null;
-          doneAt.push(performance.now() - t0);
-          resolve(ws);
-        }
-      };
-      // Refused or closed before its conversation.list: failed, not a hang.
-      const fail = () => {
-        if (ws.onmessage === null) return;
-        ws.onmessage = null;
-        failed++;
-        resolve(null);
-      };
-      ws.onerror = fail;
-      ws.onclose = fail;
-    });
+    const ws = await connectOne(i, () => doneAt.push(performance.now() - t0));
+    if (!ws) failed++;
+    return ws;
   });
   const connectSeconds = (performance.now() - t0) / 1000;
   const connected = sut.stats();
@@ -275,6 +301,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     // (client_kernel_s) then sets the pace. The rate before that point:
     ...(doneAt.length >= PORT_PRESSURE ? { connects_per_s_first_12k: Math.round(PORT_PRESSURE / (doneAt[PORT_PRESSURE - 1]! / 1000)) } : {}),
     server_cpu_us_per_connect: round(((connected.cpu_s - before.cpu_s) / sockets) * 1e6, 1),
+    ...(cold !== undefined ? { warmup_connects: warmup, server_cpu_us_per_connect_cold: cold } : {}),
     connect_seconds: round(connectSeconds),
     server_cpu_s: round(connected.cpu_s - before.cpu_s, 3),
     server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
