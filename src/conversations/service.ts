@@ -2,6 +2,7 @@
  * Conversations (PROTOCOL §3.3): direct (one per pair) and group, membership and roles.
  * Every change runs in one EventLog.write: rights checked, rows written, events appended.
  */
+import type { MembershipView } from "../platform/store";
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { AppContext } from "../context";
 import type { Config } from "../config";
@@ -240,9 +241,28 @@ export const isListCursor = (v: unknown): v is ListCursor => Array.isArray(v) &&
  */
 export function listConversationsJson(ctx: AppContext, userId: string, limit: number, cursor?: string): string {
   const after = decodeCursor(cursor, "conversations", isListCursor);
-  const page = pageOf("conversations", conversationRows(ctx.db, userId, limit + 1, after), limit, (r) => r, (r) => [r.activityAt, r.id]);
-  return JSON.stringify({ items: viewConversations(ctx.db, page.items, userId), next_cursor: page.next_cursor });
+  return pageJson(ctx.db, userId, conversationRows(ctx.db, userId, limit + 1, after), limit);
 }
+
+/** A page of the list from its rows, newest first (`limit` + 1 of them, if there are more). */
+function pageJson(db: DB, userId: string, rows: ViewedRow[], limit: number): string {
+  const page = pageOf("conversations", rows, limit, (r) => r, (r) => [r.activityAt, r.id]);
+  return JSON.stringify({ items: viewConversations(db, page.items, userId), next_cursor: page.next_cursor });
+}
+
+/**
+ * Where a new socket starts (the store's `membership`): the user's conversation ids and the
+ * log's last seq; for a user in at most SORT_IN_JS conversations the list's rows are the
+ * same read, and its first page is built from them (MembershipView.firstPage).
+ */
+export function openingView(ctx: AppContext, userId: string): MembershipView {
+  const rows = allConversationRows(ctx.db, userId);
+  if (rows === null) return { ids: conversationIdsOf(ctx.db, userId), last: ctx.events.lastSeq() };
+  return { ids: rows.map((r) => r.id), last: ctx.events.lastSeq(), firstPage: () => pageJson(ctx.db, userId, rows.slice(0, OPENING_PAGE + 1), OPENING_PAGE) };
+}
+
+/** The size of the conversation list every new socket gets (PROTOCOL §4). */
+export const OPENING_PAGE = 50;
 
 /** Up to this many of a user's conversations are sorted here rather than by SQLite. */
 export const SORT_IN_JS = 100;
@@ -262,9 +282,16 @@ const newestFirst = (a: ConversationRow, b: ConversationRow) => b.activityAt - a
  */
 function conversationRows(db: AppContext["db"], userId: string, take: number, after: ListCursor | undefined): ViewedRow[] {
   const args = [userId, after ? after[0] : Number.MAX_SAFE_INTEGER, after ? after[1] : ""] as const;
-  const all = db.$client.query(`${ROW} LIMIT ${SORT_IN_JS + 1}`).all(...args) as ViewedRow[];
+  const all = db.$client.query(UNSORTED).all(...args) as ViewedRow[];
   if (all.length <= SORT_IN_JS) return all.sort(newestFirst).slice(0, take);
   return db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ViewedRow[];
+}
+const UNSORTED = `${ROW} LIMIT ${SORT_IN_JS + 1}`;
+
+/** Every conversation of the user, newest first; null for a user in more than SORT_IN_JS. */
+function allConversationRows(db: DB, userId: string): ViewedRow[] | null {
+  const all = db.$client.query(UNSORTED).all(userId, Number.MAX_SAFE_INTEGER, "") as ViewedRow[];
+  return all.length <= SORT_IN_JS ? all.sort(newestFirst) : null;
 }
 
 export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {

@@ -62,7 +62,17 @@ export interface ConversationStore {
   viewed(userId: string, ids: string[]): Conversation[] | Promise<Conversation[]>;
 }
 
-export interface MembershipView { ids: string[]; last: number }
+export interface MembershipView {
+  ids: string[];
+  last: number;
+  /**
+   * The first page of the user's conversation list (`listJson(userId, 50)`) built from the
+   * rows this read already has, when the store can (SQLite, where nothing commits between
+   * the read and the page, the socket's opening being synchronous): one read instead of two
+   * for every new socket. Absent: call `listJson`.
+   */
+  firstPage?: () => string;
+}
 
 export interface MessageStore {
   send: Op<typeof sendMessage>;

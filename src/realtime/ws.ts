@@ -16,6 +16,7 @@ import { SHUTDOWN, type Hub, type RawSocket, type SocketState } from "./hub";
 import type { Arrival } from "../platform/presence";
 import { andThen, drive, wait } from "../lib/awaitable";
 import { CLOSE_CODES } from "./close-codes";
+import { OPENING_PAGE } from "../conversations/service";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
 import { op } from "../http/docs";
@@ -254,7 +255,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
         throw new AppError("unavailable", "this server is stopping; reconnect", undefined, 1000);
       if (state.closing) return hub.drop(state);
       const deferred = hub.release(state, view.ids, caughtUp, arrival);
-      hub.send(state, "conversation.list", rawFrame("conversation.list", yield* wait(ctx.store.conversations.listJson(me.id, 50))));
+      hub.send(state, "conversation.list", rawFrame("conversation.list", view.firstPage?.() ?? (yield* wait(ctx.store.conversations.listJson(me.id, OPENING_PAGE)))));
       for (const f of deferred) onMessage(ws, f);
       if (arrival === "first") hub.announceOnline(me.id);
     } catch (err) {

@@ -63,8 +63,8 @@ export function sqliteStore(ctx: AppContext): Store {
       requireMembership: (conversationId, userId) => conversations.requireMembership(db, conversationId, userId),
       idsOf: (userId) => conversations.conversationIdsOf(db, userId),
       viewed: (userId, ids) => inOrder(ids, viewConversations(db, conversationRowsOf(db, userId, ids), userId)),
-      // One connection: nothing commits between the two reads.
-      membership: (userId) => ({ ids: conversations.conversationIdsOf(db, userId), last: ctx.events.lastSeq() }),
+      // One connection: nothing commits between the reads.
+      membership: (userId) => conversations.openingView(ctx, userId),
     },
     messages: {
       send: (me, conversationId, input) => messages.sendMessage(ctx, me, conversationId, input),
