@@ -248,8 +248,11 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   // threads for Parley's first ~10,000, ~0 after; test/bench/connect-parts.ts), which is not
   // a cost per connect. Its CPU is reported too (`..._cold`).
   let cold: number | undefined;
+  // Memory per socket is counted from the server as it was before the warm-up (conservative:
+  // what the warm-up left behind, its JIT code and heap growth, counts too). Counted from
+  // after it, RSS fell below that while the sockets were held, as the warm-up's garbage went.
+  const start = sut.stats();
   if (warmup > 0) {
-    const start = sut.stats();
     let refused = 0;
     await connectAll(warmup, 256, async (i) => {
       const ws = await connectOne(i);
@@ -304,8 +307,8 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     ...(cold !== undefined ? { warmup_connects: warmup, server_cpu_us_per_connect_cold: cold } : {}),
     connect_seconds: round(connectSeconds),
     server_cpu_s: round(connected.cpu_s - before.cpu_s, 3),
-    server_rss_mb: { before: before.rss_mb, after: after.rss_mb },
-    server_kb_per_socket: round(((after.rss_mb - before.rss_mb) * 1024) / sockets, 2),
+    server_rss_mb: { before: start.rss_mb, after: after.rss_mb },
+    server_kb_per_socket: round(((after.rss_mb - start.rss_mb) * 1024) / sockets, 2),
     ...(servicesUsed ? { services: servicesUsed } : {}),
     ...client,
   };
