@@ -103,7 +103,10 @@ console.error(`machine: ${machine}${quick ? " (quick)" : ""}; mode: ${mode}${not
 
 // The compared scenarios: each runs against the baseline, then against Parley, back to back.
 const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads="))?.slice(19) ?? 0);
-const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256 };
+// Each send scenario warms up first (a second at the same rate, not counted): a cold server's
+// first sends also pay the JIT's compilation of the send path (measured 2026-11-30: ~12 µs of a
+// REST send's and ~7 of a WS send's server CPU on its JIT threads without it).
+const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: 1, afterWarmupMs: 1500 };
 const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, unknown>>> = {
   capacity: (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity }),
   ws: (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity }),

@@ -79,15 +79,21 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
     if (m === Math.floor(i / s.groups) % s.members) echoes.get(i)?.();
   };
 
-  if (s.warmupSeconds && s.via === "rest") {
+  if (s.warmupSeconds) {
     const warmup = Math.floor(s.rate * s.warmupSeconds);
-    // Marked `#w<i>#`, which the receivers do not count.
+    // Marked `#w<i>#`, which the receivers do not count. Over WebSocket they are sent without
+    // waiting (nothing tells when one is done): afterWarmupMs lets the server catch up.
     await sendOpenLoop({
       rate: s.rate,
       seconds: s.warmupSeconds,
       maxInFlight: s.maxInFlight ?? 256,
       deliveries: new Deliveries(warmup, s.members),
-      send: (i) => sendRest(nodeOf(sut, s.sendNode?.(i % s.groups, i)), groups[i % s.groups]!, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`),
+      send: (i) => {
+        const [g, m, content] = [i % s.groups, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`];
+        if (s.via === "rest" || threads) return sendRest(nodeOf(sut, s.sendNode?.(g, i)), groups[g]!, m, content);
+        sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: groups[g]!.id, content } }));
+        return true;
+      },
     });
     await s.settle?.(sut);
     // Its deliveries may still be on their way (they are not counted, but their work would be).
