@@ -72,12 +72,43 @@ describe("logs", () => {
     const a = await s.register("logged_user", "secret-password-1");
     await s.api("POST", "/api/auth/login", { body: { username: "logged_user", password: "secret-password-1" } });
     await s.api("GET", `/api/users/me?token=${a.token}`, { token: a.token });
-    // The line is written after the response has gone out.
     const line = await waitFor(() => s.logs.find((l) => l.route === "/api/users/me" && l.status === 200));
     expect(line).toMatchObject({ method: "GET", status: 200, user_id: a.user.id, request_id: expect.any(String), ms: expect.any(Number) });
     const all = JSON.stringify(s.logs);
     expect(all).not.toContain(a.token);
     expect(all).not.toContain("secret-password-1");
+  });
+
+  // Answered, refused, failed validation, unmatched, upgraded: each request is one line with
+  // the status the client got (the refusals are logged by the error handler, the rest after
+  // their handler), and its request id is the response's X-Request-Id.
+  test("every outcome is logged once, with the status sent", async () => {
+    const a = await s.register();
+    const calls: [string, string, { token?: string; body?: unknown }, number][] = [
+      ["GET", "/api/users/me", { token: a.token }, 200],
+      ["GET", "/api/users/me", {}, 401],
+      ["PATCH", "/api/users/me", { token: a.token, body: { display_name: 5 } }, 422],
+      ["GET", "/api/no/such/route", {}, 404],
+      ["POST", "/api/conversations", { token: a.token, body: { type: "group", title: "logged" } }, 201],
+    ];
+    const ids: string[] = [];
+    for (const [method, path, opts, status] of calls) {
+      const res = await s.api(method, path, opts);
+      expect(res.status).toBe(status);
+      ids.push(res.headers.get("x-request-id")!);
+    }
+    const upgrade = await fetch(`${s.base}/ws/user?token=${a.token}`, { headers: { upgrade: "websocket", connection: "upgrade", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" } }).catch(() => null);
+    void upgrade;
+    const lines = await waitFor(() => {
+      const found = ids.map((id) => s.logs.filter((l) => l.msg === "request" && l.request_id === id));
+      return found.every((f) => f.length > 0) ? found : undefined;
+    });
+    expect(lines.map((f) => f.length)).toEqual(calls.map(() => 1));
+    expect(lines.map((f) => f[0]!.status)).toEqual(calls.map((c) => c[3]));
+    expect(lines[0]![0]).toMatchObject({ user_id: a.user.id, route: "/api/users/me" });
+    // The upgrade's line names the user and says 101.
+    const upgraded = await waitFor(() => s.logs.find((l) => l.msg === "request" && l.route === "/ws/user" && l.user_id === a.user.id));
+    expect(upgraded.status).toBe(101);
   });
 
   test("an unexpected failure is a bare 500: no stack or SQL in the body, logged with the request id", async () => {
