@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eventsOf, lastSeq, membersOf, rolesOf, startServer, type Account, type TestServer } from "./helpers";
 import { SORT_IN_JS } from "../src/conversations/service";
+import { TestSocket } from "./ws-client";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -326,6 +327,22 @@ describe("listing", () => {
     // A user in few conversations (sorted here): activity order, not creation order.
     expect(await pages(other!.token, 2)).toEqual([ids[1]!, ids[90]!, ids[50]!]);
     expect(await pages(third!.token, 7)).toEqual([]);
+    // A new socket's conversation.list is the first page of the same order, whether its rows
+    // were the membership read's (few conversations) or read on their own (more than
+    // SORT_IN_JS); either way the socket follows every conversation, listed or not.
+    for (const [who, want] of [[me!, expected], [other!, [ids[1]!, ids[90]!, ids[50]!]]] as const) {
+      const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${who.token}`);
+      try {
+        const list = await ws.waitFor((f) => f.type === "conversation.list");
+        expect(list.data.items.map((x: any) => x.id)).toEqual(want.slice(0, 50));
+        expect(list.data.next_cursor === null).toBe(want.length <= 50);
+        const oldest = want[want.length - 1]!;
+        await s.api("POST", `/api/conversations/${oldest}/messages`, { token: me!.token, body: { content: `to ${who.user.username}` } });
+        expect((await ws.waitFor((f) => f.type === "message.receive" && f.data.content === `to ${who.user.username}`)).data.conversation_id).toBe(oldest);
+      } finally {
+        ws.close();
+      }
+    }
   });
 });
 
