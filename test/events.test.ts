@@ -64,6 +64,24 @@ describe("the event log", () => {
     off();
   });
 
+  // lastSeq() is kept between writes (events/log.ts); a value read inside a change that then
+  // rolls back must not be: the next event takes that seq again.
+  sqliteLog.test("the last seq read inside a change that rolls back is not kept", () => {
+    const { events } = s.app.ctx;
+    const before = events.lastSeq();
+    const mention = { kind: "mention" as const, conversation_id: "c", message_id: "m", from_user_id: "u" };
+    expect(() =>
+      events.write((w) => {
+        w.emit("user:nobody", "notification", mention);
+        expect(events.lastSeq()).toBe(before + 1);
+        throw new Error("rolled back");
+      }),
+    ).toThrow("rolled back");
+    expect(events.lastSeq()).toBe(before);
+    const seq = events.write((w) => w.emit("user:nobody", "notification", mention));
+    expect(events.lastSeq()).toBe(seq);
+  });
+
   sqliteLog.test("group commit: changes queued together commit in one transaction, and one that throws rolls back alone", async () => {
     const { events, db } = s.app.ctx;
     const batches: number[][] = [];

@@ -288,11 +288,11 @@ export class EventLog implements EventFeed {
    * only one that appends events (the log, or a statement run directly on it).
    */
   lastSeq(): number {
+    const read = () => (this.lastSeqQuery.values() as [number][])[0]?.[0] ?? 0;
+    // Inside a transaction the value may still be rolled back (total_changes() is not): read, never kept.
+    if (this.db.$client.inTransaction) return read();
     const changes = (this.totalChanges.values() as [[number]])[0][0];
-    if (changes === this.lastSeqAt) return this.lastSeqKnown;
-    const [row] = this.lastSeqQuery.values() as [number][];
-    this.lastSeqKnown = row?.[0] ?? 0;
-    this.lastSeqAt = changes;
+    if (changes !== this.lastSeqAt) [this.lastSeqKnown, this.lastSeqAt] = [read(), changes];
     return this.lastSeqKnown;
   }
 
