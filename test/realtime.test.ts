@@ -3,7 +3,7 @@
  * tests are named after the defects of the original system (seed analysis, ปัญหาที่ 1–4).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { membersOf, startServer, type Account, type TestServer } from "./helpers";
+import { membersOf, startServer, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 
 let s: TestServer;
@@ -227,6 +227,28 @@ describe("devices and presence", () => {
     const flips = (type: string) => wb.all(type).filter((f) => f.data.user_id === a!.user.id && f.request_id === undefined);
     expect(flips("user.online")).toHaveLength(1);
     expect(flips("user.offline")).toHaveLength(1);
+  });
+
+  // In cluster mode the time of a user.online is read from PostgreSQL; a failed read was an
+  // unhandled rejection (seen once in CI, a node stopping mid-read), and nobody was told.
+  test("a failed read of last_active_at does not keep followers from hearing user.online; it is logged", async () => {
+    const [a, b] = await users(2);
+    await befriend(a!, b!);
+    const wb = await connect(b!);
+    await wb.request("user.status.subscribe", { user_id: a!.user.id });
+    const { hub } = s.app;
+    const store = s.app.ctx.store.users as { row: unknown };
+    const row = store.row;
+    (hub as unknown as { lastActive: { flush(): void } }).lastActive.flush(); // nothing pending: the time is read
+    store.row = () => Promise.reject(new Error("connection closed"));
+    try {
+      hub.announceOnline(a!.user.id);
+      const online = await wb.waitFor((f) => f.type === "user.online" && f.data.user_id === a!.user.id);
+      expect(online.data.last_active_at).toEqual(expect.any(String));
+    } finally {
+      store.row = row;
+    }
+    expect(await waitFor(() => s.logs.find((l) => l.user_id === a!.user.id && String(l.msg).startsWith("could not read last_active_at")))).toBeTruthy();
   });
 
   test("within PRESENCE_GRACE_MS a reconnect does not flap presence", async () => {
