@@ -265,21 +265,19 @@ export class Hub {
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
     this.presence.announced(userId);
-    const tell = (at: string | null) => this.publishStatus(userId, true, frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: at }));
+    const tell = (at: string | null) => {
+      if (!this.stopped) this.publishStatus(userId, true, frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: at }));
+    };
     const at = this.lastActive.of(userId);
     if (!(at instanceof Promise)) return tell(at);
     // In cluster mode the time is read from PostgreSQL. A failed read (the database
     // restarting, this node stopping) was an unhandled rejection; the followers still
     // hear that the user is online, active now.
-    at.catch((err) => {
-      if (this.stopped) return undefined;
+    at.then(tell, (err) => {
+      if (this.stopped) return;
       this.ctx.log.warn({ err, user_id: userId }, "could not read last_active_at; announced online as active now");
-      return iso(Date.now());
-    })
-      .then((time) => {
-        if (time !== undefined && !this.stopped) tell(time);
-      })
-      .catch((err) => this.ctx.log.error({ err, user_id: userId }, "announcing a user online failed"));
+      tell(iso(Date.now()));
+    }).catch((err) => this.ctx.log.error({ err, user_id: userId }, "announcing a user online failed"));
   }
 
   /**

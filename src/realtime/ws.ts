@@ -204,7 +204,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * without a gap or a duplicate on either engine: on SQLite every step answers at once; in
    * cluster mode the reads are asynchronous and the node's follower may stand behind what
    * they saw (the wait for `view.last`). Counting is where the cap holds: upgrades racing
-   * past the check in resolve are refused here.
+   * past the check in the upgrade route are refused here.
    */
   function* onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null): Generator<unknown, void, unknown> {
     // Upgraded while the server was stopping (its upgrade waited on the store): never opened.

@@ -13,11 +13,14 @@
  *   parley   the app listening; a client subprocess opens `n` sockets, `concurrency` at a
  *            time, each until its `conversation.list`, and holds them until all are open;
  * both reporting the main thread's CPU µs per connect (`/proc/self/task/<pid>/schedstat`),
- * median of `runs`, and the other threads' by name (the garbage collector's helpers, the JIT); and the parts, each called `n` times in a loop (µs per call): the token
- * check (`authenticate`: a cached verification and the user's row), the connection count,
- * the membership read, the `conversation.list` (`listJson`), and the `connect` frame.
+ * median of `runs`, and the other threads' by name (the garbage collector's helpers, the
+ * JIT); and the parts, each called `n` times in a loop (µs per call): the token check
+ * (`authenticate`: a cached verification and the user's row), the connection count, the
+ * membership read, the `conversation.list` (`listJson`), and the `connect` frame.
+ * `NOMSG=1`: no message in the groups (as in `bun run bench`'s connection scenario, whose
+ * lists then read no last messages and count nothing unread).
  */
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeConfig } from "../../src/config";
@@ -25,6 +28,7 @@ import { createApp } from "../../src/app";
 import { createLogger, LineBuffer } from "../../src/log";
 import { authenticate } from "../../src/auth/plugin";
 import { frame } from "../../src/realtime/protocol";
+import { cpuSecondsByThread } from "./lib/stats";
 
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 
@@ -61,6 +65,8 @@ const concurrency = arg("concurrency", "16");
 const partsOn = arg("parts", "on") === "on";
 const warmupRounds = Number(arg("warmup", "5"));
 
+/** The main thread's name (its executable's), which other threads may carry too. */
+const MAIN = readFileSync("/proc/self/comm", "utf8").trim();
 const mainThreadNs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]);
 
 const dataDir = mkdtempSync(join(tmpdir(), "parley-connect-parts-"));
@@ -95,16 +101,6 @@ for (let g = 0; g < 25; g++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-/** Every live thread's name and CPU time in ns, by thread id. */
-function threadsNs(): Map<string, { name: string; ns: number }> {
-  const out = new Map<string, { name: string; ns: number }>();
-  for (const tid of readdirSync("/proc/self/task")) {
-    try {
-      out.set(tid, { name: tid === String(process.pid) ? "main" : readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim(), ns: Number(readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ")[0]) });
-    } catch {} // ended meanwhile
-  }
-  return out;
-}
 /** Per connect, by target: the other threads' CPU µs, by thread name (GC helpers, JIT, workers). */
 const threadUs: Record<string, Record<string, number[]>> = {};
 
@@ -112,14 +108,17 @@ const threadUs: Record<string, Record<string, number[]>> = {};
 async function connects(name: string, url: string): Promise<number> {
   const client = Bun.spawn([process.execPath, import.meta.path, "--client", url, JSON.stringify(users.map((u) => u.token)), String(n), concurrency], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const before = mainThreadNs();
-  const threads = threadsNs();
+  const threads = cpuSecondsByThread(process.pid);
   const reader = client.stdout.getReader();
   const { value } = await reader.read();
   if (!new TextDecoder().decode(value).startsWith("open")) throw new Error("the client did not open its sockets");
-  const us = (mainThreadNs() - before) / 1000 / n;
-  const byName: Record<string, number> = {};
-  for (const [tid, t] of threadsNs()) if (t.name !== "main") byName[t.name] = (byName[t.name] ?? 0) + (t.ns - (threads.get(tid)?.ns ?? 0)) / 1000 / n;
-  for (const [thread, x] of Object.entries(byName)) ((threadUs[name] ??= {})[thread] ??= []).push(x);
+  const mainNs = mainThreadNs() - before;
+  // By thread name; the main thread's name (the executable's) without the main thread.
+  for (const [thread, s] of Object.entries(cpuSecondsByThread(process.pid))) {
+    const us = ((s - (threads[thread] ?? 0)) * 1e6 - (thread === MAIN ? mainNs / 1000 : 0)) / n;
+    ((threadUs[name] ??= {})[thread] ??= []).push(us);
+  }
+  const us = mainNs / 1000 / n;
   client.stdin.end();
   await client.exited;
   await Bun.sleep(200); // the closes
