@@ -90,7 +90,7 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       deliveries: new Deliveries(warmup, s.members),
       send: (i) => {
         const [g, m, content] = [i % s.groups, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`];
-        if (s.via === "rest" || threads) return sendRest(nodeOf(sut, s.sendNode?.(g, i)), groups[g]!, m, content);
+        if (s.via === "rest") return sendRest(nodeOf(sut, s.sendNode?.(g, i)), groups[g]!, m, content);
         sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: groups[g]!.id, content } }));
         return true;
       },
