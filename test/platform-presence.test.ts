@@ -189,6 +189,29 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
     expect(gone.sort()).toEqual([["u", true], ["w", true]]);
   });
 
+  // A beat that finds its own record gone writes its users back; if that write failed, the
+  // dead node's users it had just taken offline (no other node will) were never announced.
+  test("a beat that takes a stopped node's users offline announces them even when writing its own users back fails", async () => {
+    const A = b.presence("A", { heartbeatIntervalMs: 60_000 }); // beats only when told here
+    const B = b.presence("B", { heartbeatIntervalMs: 60_000 });
+    const gone = offlineOf(B);
+    expect(await A.connect("u", 5)).toBe("first");
+    await A.announced("u");
+    expect(await B.connect("mine", 5)).toBe("first");
+    await B.heartbeat();
+    await A.stop(); // marked dead at once: the next beat of B takes u offline
+    // B's next beat finds its own record gone (as after a restart of the store), and the
+    // store fails again as B writes its users back.
+    const store = B as unknown as { storeBeat(): Promise<{ fresh: boolean; offline: string[] }>; storeReregister(users: unknown): Promise<void> };
+    const beat = store.storeBeat.bind(B);
+    store.storeBeat = async () => ({ ...(await beat()), fresh: true });
+    store.storeReregister = async () => {
+      throw new Error("the store went away again");
+    };
+    await B.heartbeat();
+    expect(gone).toEqual([["u", true]]);
+  });
+
   test("the shared state emptied (a restart of the service): each node writes its users back at its next beat", async () => {
     const A = b.presence("A", { heartbeatIntervalMs: 60_000 }); // beats only when told here
     expect(await A.connect("u", 5)).toBe("first");

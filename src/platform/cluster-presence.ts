@@ -88,13 +88,15 @@ export abstract class ClusterPresence implements Presence {
     try {
       const { fresh, offline } = await this.storeBeat();
       if (this.stopped) return;
+      // Announced first: this beat took them from the store, so no other node will, whatever
+      // happens to the write below.
+      for (const userId of offline) this.listener(userId, true);
       // Our beat was gone (the store was emptied, or we stalled past the limit): write our users back.
       if (fresh && this.beats > 0 && this.local.size) {
         await this.storeReregister([...this.local]);
         this.o.log?.warn({ users: this.local.size }, "presence: heartbeat was lost; users registered again");
       }
       this.beats++;
-      for (const userId of offline) this.listener(userId, true);
     } catch (err) {
       this.o.log?.warn({ err }, "presence heartbeat failed");
     }
