@@ -14,6 +14,8 @@ import { checkResponse, routesOf } from "./contract";
 import { openPostgresParts } from "../src/platform/postgres/open";
 import { openPostgres } from "../src/platform/postgres/client";
 import { testDatabaseFor, dropTestDatabaseOf } from "./services";
+import { readMigrationFiles } from "drizzle-orm/migrator";
+import { openDatabase, type DB } from "../src/db/client";
 
 /**
  * PARLEY_TEST_DB=postgres runs the suite's servers in cluster mode's store: each data
@@ -197,3 +199,17 @@ export async function membersOf(s: TestServer, token: string, conversationId: st
 /** user id → role, from the members route. */
 export const rolesOf = async (s: TestServer, token: string, conversationId: string): Promise<Record<string, string>> =>
   Object.fromEntries((await membersOf(s, token, conversationId)).map((m) => [m.user.id, m.role]));
+
+/**
+ * A SQLite database file as the build before a migration left it: every migration before the
+ * first one with a statement containing `marker` (found by its text: its number may change in
+ * a merge). `pending`: how many migrations `migrate` then applies (that one and any later).
+ */
+export function sqliteBefore(file: string, marker: string): { db: DB; pending: number } {
+  const all = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle") });
+  const at = all.findIndex((m) => m.sql.some((q) => q.includes(marker)));
+  if (at < 0) throw new Error(`no migration contains ${marker}`);
+  const db = openDatabase(file);
+  (db as any).dialect.migrate(all.slice(0, at), (db as any).session, { migrationsFolder: "" });
+  return { db, pending: all.length - at };
+}

@@ -283,6 +283,12 @@ describe("search: budget", () => {
   });
 });
 
+/** Undoes migration 0015 (event topic numbers), which a test going back to an older schema must undo too. */
+function undoEventTopicIds(db: Database) {
+  db.run("DROP INDEX events_topic_id_seq; ALTER TABLE events DROP COLUMN topic_id; DROP TABLE event_topics");
+  db.run("CREATE INDEX events_topic_seq ON events (topic, seq)");
+}
+
 sqliteIndexer.describe("search: the index on disk", () => {
   test("the migration indexes the messages of a database from before it", async () => {
     const dir = tempDir();
@@ -295,6 +301,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     // applies what is newer than the last one recorded).
     const db = new Database(join(dir, "parley.db"));
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_update; DROP TRIGGER search_pending_delete; DROP TABLE search_pending");
+    undoEventTopicIds(db); // 0015
     db.run("DROP TABLE search_rowids"); // 0014
     db.run("DROP TRIGGER attachment_usage_add; DROP TRIGGER attachment_usage_remove; DROP TABLE attachment_usage"); // 0013
     const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
@@ -397,6 +404,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     // Back to 0013's parley.db and the search.db of its time: 0012's triggers, no
     // search_rowids, a state without indexed_rowid; then a message sent then, still queued.
     const db = new Database(join(dir, "parley.db"));
+    undoEventTopicIds(db);
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_delete; DROP TABLE search_rowids");
     db.run("CREATE TRIGGER `search_pending_insert` AFTER INSERT ON `messages` BEGIN INSERT INTO search_pending(message_rowid, conversation_id, fresh) VALUES (new.rowid, new.conversation_id, 1); END");
     db.run("CREATE TRIGGER `search_pending_delete` AFTER DELETE ON `messages` BEGIN INSERT INTO search_pending(message_rowid, conversation_id) VALUES (old.rowid, old.conversation_id); END");

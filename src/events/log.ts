@@ -53,9 +53,11 @@ export type CommitListener = (events: StoredEvent[]) => void;
  * Parameters: 1 since, 2 user id, 3 limit, 4 the window's last seq. Written once for both
  * dialects: `p(n)` spells parameter n, `greatest` the two-argument maximum (SQLite's
  * scalar max, PostgreSQL's greatest), `noSeq` a NULL seq (PostgreSQL types a bare NULL
- * as text); cluster mode's log (src/platform/postgres) uses it too.
+ * as text); cluster mode's log (src/platform/postgres) uses it too. `byTopicId`: events are
+ * found by their topic's number in event_topics (SQLite; see events.topicId), else by the
+ * topic's text.
  */
-export function replayQueries(p: (n: 1 | 2 | 3 | 4) => string, greatest: string, noSeq: string) {
+export function replayQueries(p: (n: 1 | 2 | 3 | 4) => string, greatest: string, noSeq: string, byTopicId = false) {
   const mine = `WITH mine(topic, after, before) AS (
     SELECT 'user:' || ${p(2)}, 0, ${noSeq}
     UNION ALL SELECT 'conv:' || conversation_id, joined_seq, ${noSeq} FROM conversation_members WHERE user_id = ${p(2)}
@@ -64,7 +66,7 @@ export function replayQueries(p: (n: 1 | 2 | 3 | 4) => string, greatest: string,
   return {
     replay: `${mine}
   SELECT e.seq, e.type, coalesce(p.data, e.data) AS data, e.created_at
-  FROM mine JOIN events e ON e.topic = mine.topic AND e.seq > ${greatest}(${p(1)}, mine.after) AND e.seq <= ${p(4)} AND e.seq < coalesce(mine.before, ${p(4)} + 1)
+  FROM mine ${byTopicId ? "JOIN event_topics t ON t.topic = mine.topic JOIN events e ON e.topic_id = t.id" : "JOIN events e ON e.topic = mine.topic"} AND e.seq > ${greatest}(${p(1)}, mine.after) AND e.seq <= ${p(4)} AND e.seq < coalesce(mine.before, ${p(4)} + 1)
   LEFT JOIN event_payloads p ON p.id = e.payload_id
   ORDER BY e.seq LIMIT ${p(3)}`,
     /**
@@ -73,13 +75,13 @@ export function replayQueries(p: (n: 1 | 2 | 3 | 4) => string, greatest: string,
      * by window.
      */
     nextSeq: `${mine}
-  SELECT min((SELECT e.seq FROM events e WHERE e.topic = mine.topic AND e.seq > ${greatest}(${p(1)}, mine.after)
+  SELECT min((SELECT e.seq FROM events e WHERE ${byTopicId ? "e.topic_id = (SELECT id FROM event_topics WHERE topic = mine.topic)" : "e.topic = mine.topic"} AND e.seq > ${greatest}(${p(1)}, mine.after)
                 AND e.seq < coalesce(mine.before, 9007199254740991) ORDER BY e.seq LIMIT 1)) AS next
   FROM mine`,
   };
 }
 
-const SQLITE_REPLAY = replayQueries((n) => `?${n}`, "max", "NULL");
+const SQLITE_REPLAY = replayQueries((n) => `?${n}`, "max", "NULL", true);
 export const REPLAY_SQL = SQLITE_REPLAY.replay;
 export const NEXT_SEQ_SQL = SQLITE_REPLAY.nextSeq;
 
@@ -117,6 +119,9 @@ export interface EventFeed {
   pruneGradually(maxAgeMs: number, signal?: AbortSignal): Promise<number>;
 }
 
+/** Topic numbers read or made by one change, not yet known to have committed. */
+type Fresh = [topic: string, id: number][];
+
 export interface ReplayedEvent { seq: number; type: string; data: unknown; timestamp: string }
 
 export class EventLog implements EventFeed {
@@ -126,6 +131,13 @@ export class EventLog implements EventFeed {
   private insert: Statement;
   private insertShared: Statement;
   private insertPayload: Statement;
+  private insertTopic: Statement;
+  private topicIdQuery: Statement;
+  /**
+   * Topic numbers known to be committed: a number read or made inside a change that then
+   * rolled back may be gone, and given to another topic next (see `fresh` in run).
+   */
+  private topicIds = new Map<string, number>();
   private replayQuery: Statement<EventRow>;
   private nextSeqQuery: Statement<{ next: number | null }>;
   private inWrite = false;
@@ -147,8 +159,10 @@ export class EventLog implements EventFeed {
     this.savepoint = sqlite.prepare("SAVEPOINT change");
     this.release = sqlite.prepare("RELEASE change");
     this.rollbackTo = sqlite.prepare("ROLLBACK TO change");
-    this.insert = sqlite.prepare("INSERT INTO events (topic, type, data, created_at) VALUES (?, ?, ?, ?)");
-    this.insertShared = sqlite.prepare("INSERT INTO events (topic, type, data, payload_id, created_at) VALUES (?, ?, '', ?, ?)");
+    this.insert = sqlite.prepare("INSERT INTO events (topic, topic_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)");
+    this.insertShared = sqlite.prepare("INSERT INTO events (topic, topic_id, type, data, payload_id, created_at) VALUES (?, ?, ?, '', ?, ?)");
+    this.insertTopic = sqlite.prepare("INSERT INTO event_topics (topic) VALUES (?) ON CONFLICT (topic) DO NOTHING");
+    this.topicIdQuery = sqlite.prepare("SELECT id FROM event_topics WHERE topic = ?");
     this.insertPayload = sqlite.prepare("INSERT INTO event_payloads (data) VALUES (?)");
     this.replayQuery = sqlite.prepare(REPLAY_SQL);
     this.nextSeqQuery = sqlite.prepare(NEXT_SEQ_SQL);
@@ -166,14 +180,16 @@ export class EventLog implements EventFeed {
   write<T>(fn: (w: Writer) => T): T {
     if (this.inWrite) throw new Error("EventLog.write is not re-entrant");
     const pending: StoredEvent[] = [];
+    const fresh: Fresh = [];
     this.inWrite = true;
     let result: T;
     try {
       // bun:sqlite's own transaction is much cheaper per call than drizzle's.
-      result = this.transaction(() => this.run(fn, pending));
+      result = this.transaction(() => this.run(fn, pending, fresh));
     } finally {
       this.inWrite = false;
     }
+    this.keepTopics(fresh);
     this.publish(pending);
     return result;
   }
@@ -209,15 +225,16 @@ export class EventLog implements EventFeed {
       }
       return item.resolve(value);
     }
-    const outcomes: { ok: boolean; value: unknown; events: StoredEvent[] }[] = [];
+    const outcomes: { ok: boolean; value: unknown; events: StoredEvent[]; fresh: Fresh }[] = [];
     this.inWrite = true;
     try {
       this.transaction(() => {
         for (const item of batch) {
           const events: StoredEvent[] = [];
+          const fresh: Fresh = [];
           this.savepoint.run();
           try {
-            outcomes.push({ ok: true, value: this.run(item.fn, events), events });
+            outcomes.push({ ok: true, value: this.run(item.fn, events, fresh), events, fresh });
             this.release.run();
           } catch (e) {
             // SQLite may have ended the whole transaction itself (it can on a full disk):
@@ -226,7 +243,7 @@ export class EventLog implements EventFeed {
             if (!this.db.$client.inTransaction) throw e;
             this.rollbackTo.run();
             this.release.run();
-            outcomes.push({ ok: false, value: e, events: [] });
+            outcomes.push({ ok: false, value: e, events: [], fresh: [] });
           }
         }
       });
@@ -236,17 +253,21 @@ export class EventLog implements EventFeed {
     } finally {
       this.inWrite = false;
     }
+    for (const o of outcomes) this.keepTopics(o.fresh);
     this.publish(outcomes.flatMap((o) => o.events));
     batch.forEach((item, i) => (outcomes[i]!.ok ? item.resolve(outcomes[i]!.value) : item.reject(outcomes[i]!.value)));
   };
 
-  /** Runs a change inside an open transaction, appending its events to `pending`. */
-  private run<T>(fn: (w: Writer) => T, pending: StoredEvent[]): T {
+  /**
+   * Runs a change inside an open transaction, appending its events to `pending`, and the
+   * topic numbers it read or made to `fresh` (kept once the change has committed).
+   */
+  private run<T>(fn: (w: Writer) => T, pending: StoredEvent[], fresh: Fresh): T {
     const r = fn({
       tx: this.db,
       emit: (topic, type, data, json = JSON.stringify(data)) => {
         const now = Date.now();
-        const seq = Number(this.insert.run(topic, type, json, now).lastInsertRowid);
+        const seq = Number(this.insert.run(topic, this.topicId(topic, fresh), type, json, now).lastInsertRowid);
         pending.push({ seq, topic, type, data, json, timestamp: iso(now) });
         return seq;
       },
@@ -257,7 +278,7 @@ export class EventLog implements EventFeed {
         const timestamp = iso(now);
         let seq = 0;
         for (const topic of topics) {
-          seq = Number(this.insertShared.run(topic, type, payload, now).lastInsertRowid);
+          seq = Number(this.insertShared.run(topic, this.topicId(topic, fresh), type, payload, now).lastInsertRowid);
           pending.push({ seq, topic, type, data, json, timestamp });
         }
         return seq;
@@ -265,6 +286,24 @@ export class EventLog implements EventFeed {
     });
     if (r instanceof Promise) throw new Error("EventLog.write needs a synchronous function");
     return r;
+  }
+
+  /** A topic's number, made when it has none yet (inside the change's transaction). */
+  private topicId(topic: string, fresh: Fresh): number {
+    const known = this.topicIds.get(topic);
+    if (known !== undefined) return known;
+    this.insertTopic.run(topic);
+    const id = (this.topicIdQuery.values(topic) as [[number]])[0][0];
+    fresh.push([topic, id]);
+    return id;
+  }
+
+  /** The topic numbers of a change that committed. Bounded: cleared when full (they are read again). */
+  private keepTopics(fresh: Fresh) {
+    for (const [topic, id] of fresh) {
+      if (this.topicIds.size >= 100_000) this.topicIds.clear();
+      this.topicIds.set(topic, id);
+    }
   }
 
   /** Hands committed events to the listeners; a failing listener is logged, never rethrown (the change has committed). */

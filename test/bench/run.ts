@@ -15,6 +15,9 @@
  *   --sockets=N           sockets in the connection scenario
  *   --warmup-connects=N   connects made and closed before the measured ones (default 10,000; 0: a cold
  *                         server, whose first connects also pay the JIT's compilation)
+ *   --warmup-seconds=N    how long the send scenarios send before they measure (default 1)
+ *   --by-thread           the send scenarios also report server CPU per message by thread name
+ *                         (the main thread, JITWorker, Worker: checkpoints and search indexing…)
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
  *   --only=cluster        (only when named) the REST send, the fan-out and the connect against
  *                         single mode, one cluster node and two (test/bench/cluster.ts), on
@@ -106,7 +109,7 @@ const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads
 // Each send scenario warms up first (a second at the same rate, not counted): a cold server's
 // first sends also pay the JIT's compilation of the send path (measured 2026-11-30: ~12 µs of a
 // REST send's and ~7 of a WS send's server CPU on its JIT threads without it).
-const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: 1, afterWarmupMs: 1500 };
+const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: Number(args.find((a) => a.startsWith("--warmup-seconds="))?.slice(17) ?? 1), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
 const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, unknown>>> = {
   capacity: (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity }),
   ws: (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity }),
