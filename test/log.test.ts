@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createLogger, LineBuffer } from "../src/log";
+import { createLogger, infoLines, LineBuffer } from "../src/log";
 import { tempDir } from "./helpers";
 
 const linesOf = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -72,4 +72,40 @@ describe("LineBuffer", () => {
       expect(msgs).toEqual([...expected]);
     });
   }
+});
+
+describe("infoLines", () => {
+  const capture = () => {
+    const out: string[] = [];
+    return { out, stream: { write: (line: string) => void out.push(line) } };
+  };
+  const untimed = (line: string) => line.replace(/"time":"[^"]+"/, '"time":"T"');
+
+  test("writes the line pino writes for the same fields, byte for byte but the time", () => {
+    const { out, stream } = capture();
+    const log = createLogger("info", stream);
+    log.child({ method: "POST", route: "/api/conversations/:id/messages" }).info({ status: 201, ms: 1.25, request_id: "0193a1b2-c3d4-7e5f", user_id: "u-1" }, "request");
+    log.child({ method: "GET", route: "/health" }).info({ status: 200, ms: 0, request_id: "given.id_9", user_id: undefined }, "request");
+    const line = infoLines(log);
+    line(`,"method":"POST","route":"/api/conversations/:id/messages","status":201,"ms":1.25,"request_id":"0193a1b2-c3d4-7e5f","user_id":"u-1"`, "request");
+    line(`,"method":"GET","route":"/health","status":200,"ms":0,"request_id":"given.id_9"`, "request");
+    expect(out).toHaveLength(4);
+    expect(out.map(untimed).slice(2)).toEqual(out.map(untimed).slice(0, 2));
+    expect(JSON.parse(out[2]!).time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  test("writes nothing above info, and a LineBuffer keeps the line with the other info lines", async () => {
+    const { out, stream } = capture();
+    infoLines(createLogger("warn", stream))(`,"status":200`, "request");
+    expect(out).toEqual([]);
+    const file = join(tempDir(), "out.log");
+    const fd = openSync(file, "w");
+    const log = createLogger("info", new LineBuffer(fd));
+    log.warn("first");
+    infoLines(log)(`,"status":200`, "request");
+    expect(linesOf(file).map((l) => l.msg)).toEqual(["first"]); // not written at once, as an info line
+    log.error("then");
+    expect(linesOf(file).map((l) => [l.level, l.msg, l.status])).toEqual([["warn", "first", undefined], ["info", "request", 200], ["error", "then", undefined]]);
+    closeSync(fd);
+  });
 });
