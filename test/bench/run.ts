@@ -15,7 +15,7 @@
  *   --sockets=N           sockets in the connection scenario
  *   --warmup-connects=N   connects made and closed before the measured ones (default 10,000; 0: a cold
  *                         server, whose first connects also pay the JIT's compilation)
- *   --warmup-seconds=N    how long the send scenarios send before they measure (default 1)
+ *   --warmup-seconds=N    how long the send scenarios send before they measure (default 3)
  *   --by-thread           the send scenarios also report server CPU per message by thread name
  *                         (the main thread, JITWorker, Worker: checkpoints and search indexing…)
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
@@ -106,10 +106,11 @@ console.error(`machine: ${machine}${quick ? " (quick)" : ""}; mode: ${mode}${not
 
 // The compared scenarios: each runs against the baseline, then against Parley, back to back.
 const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads="))?.slice(19) ?? 0);
-// Each send scenario warms up first (a second at the same rate, not counted): a cold server's
+// Each send scenario warms up first (3 s at the same rate, not counted): a cold server's
 // first sends also pay the JIT's compilation of the send path (measured 2026-11-30: ~12 µs of a
-// REST send's and ~7 of a WS send's server CPU on its JIT threads without it).
-const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: Number(args.find((a) => a.startsWith("--warmup-seconds="))?.slice(17) ?? 1), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
+// REST send's and ~7 of a WS send's server CPU on its JIT threads without it; after a warm-up
+// of 1 s its JIT threads still spent 2.2–3.0 µs of a REST send's, after 3 s 0.3–0.6: --by-thread).
+const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: Number(args.find((a) => a.startsWith("--warmup-seconds="))?.slice(17) ?? 3), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
 const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, unknown>>> = {
   capacity: (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity }),
   ws: (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity }),
