@@ -128,7 +128,8 @@ export function infoLines(logger: Logger): (fields: string, msg: string) => void
   const stream = (logger as unknown as Record<symbol, pino.DestinationStream & { lastLevel?: number }>)[pino.symbols.streamSym]!;
   return (fields, msg) => {
     if (logger.levelVal > INFO) return;
-    // A LineBuffer learns each line's level from pino; here from us.
+    // A LineBuffer learns each line's level from pino; here from us. (pino's other metadata,
+    // lastMsg, lastObj…, is left as it was: no destination of ours reads it.)
     stream.lastLevel = INFO;
     stream.write(`{"level":"info","time":"${new Date().toISOString()}"${fields},"msg":${JSON.stringify(msg)}}\n`);
   };

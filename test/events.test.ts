@@ -370,7 +370,7 @@ const both = (q: string): [string, string] => {
 
 // SQLite's migration 0015 on a database file of its own.
 describe.skipIf(TEST_BACKEND === "postgres")("event topic numbers", () => {
-  test("migration 0015 numbers the topics of the events already logged, and replay finds them", () => {
+  test("migration 0015 numbers the topics of the events already logged, a trigger those appended without a number, and replay finds them", () => {
     const dir = tempDir();
     const { db, pending } = sqliteBefore(join(dir, "old.db"), "CREATE TABLE `event_topics`");
     try {
@@ -384,6 +384,11 @@ describe.skipIf(TEST_BACKEND === "postgres")("event topic numbers", () => {
       expect(sql.query("SELECT count(*) AS n FROM event_topics").get()).toEqual({ n: 4 });
       expect((sql.query(REPLAY_SQL).all(0, "u1", 50, 5) as { seq: number }[]).map((r) => r.seq)).toEqual([1, 2, 4]);
       expect(sql.query(NEXT_SEQ_SQL).all(2, "u1")).toEqual([{ next: 4 }]);
+      // An event appended as a build from before 0015 appends it (no topic number; say, after
+      // a rollback of the server's version) is numbered too, and replayed.
+      sql.run("INSERT INTO events (topic, type, data, created_at) VALUES ('conv:c1', 'user.update', '{}', 0), ('conv:new', 'user.update', '{}', 0)");
+      expect((sql.query(REPLAY_SQL).all(0, "u1", 50, 7) as { seq: number }[]).map((r) => r.seq)).toEqual([1, 2, 4, 6]);
+      expect(sql.query("SELECT count(*) AS n FROM events e JOIN event_topics t ON t.id = e.topic_id AND t.topic = e.topic").get()).toEqual({ n: 7 });
     } finally {
       db.$client.close();
       rmSync(dir, { recursive: true, force: true });

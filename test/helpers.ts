@@ -47,6 +47,8 @@ export interface TestServer {
   app: ReturnType<typeof createApp>;
   /** Every log line the server wrote, parsed. */
   logs: Record<string, unknown>[];
+  /** The same lines as written. */
+  lines: string[];
   api: <T = any>(method: string, path: string, opts?: { body?: unknown; token?: string; raw?: string; headers?: Record<string, string> }) => Promise<{ status: number; body: T; headers: Headers }>;
   register: (username?: string, password?: string) => Promise<Account>;
   /**
@@ -76,9 +78,10 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     ...overrides,
   });
   const logs: Record<string, unknown>[] = [];
+  const lines: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
-      for (const line of String(chunk).split("\n")) if (line) logs.push(JSON.parse(line));
+      for (const line of String(chunk).split("\n")) if (line) (lines.push(line), logs.push(JSON.parse(line)));
       done();
     },
   });
@@ -144,6 +147,7 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
     dataDir,
     app,
     logs,
+    lines,
     api,
     register,
     async stop(removeData = true) {

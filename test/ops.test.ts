@@ -4,6 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type TestServer } from "./helpers";
 import { Counter, Histogram } from "../src/metrics";
+import { createLogger } from "../src/log";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -109,6 +110,22 @@ describe("logs", () => {
     // The upgrade's line names the user and says 101.
     const upgraded = await waitFor(() => s.logs.find((l) => l.msg === "request" && l.route === "/ws/user" && l.user_id === a.user.id));
     expect(upgraded.status).toBe(101);
+    // Each line as written is the one pino writes for its fields (the line is built without
+    // pino, log.ts infoLines), byte for byte but the time; a client's own request id included.
+    await s.api("GET", "/api/users/me", { token: a.token, headers: { "x-request-id": "client.id-7" } });
+    ids.push("client.id-7");
+    const written = await waitFor(() => {
+      const found = s.lines.filter((l) => ids.some((id) => l.includes(`"request_id":"${id}"`)));
+      return found.length === ids.length ? found : undefined;
+    });
+    const pinoLines: string[] = [];
+    const pinoLog = createLogger("info", { write: (l: string) => void pinoLines.push(l.trimEnd()) });
+    for (const l of written) {
+      const { method, route, status, ms, request_id, user_id } = JSON.parse(l);
+      pinoLog.child({ method, route }).info({ status, ms, request_id, user_id }, "request");
+    }
+    const untimed = (l: string) => l.replace(/"time":"[^"]+"/, '"time":"T"');
+    expect(written.map(untimed)).toEqual(pinoLines.map(untimed));
   });
 
   test("an unexpected failure is a bare 500: no stack or SQL in the body, logged with the request id", async () => {

@@ -283,9 +283,9 @@ describe("search: budget", () => {
   });
 });
 
-/** Undoes migration 0015 (event topic numbers), which a test going back to an older schema must undo too. */
+/** Undoes migrations 0015 and 0016 (event topic numbers), which a test going back to an older schema must undo too. */
 function undoEventTopicIds(db: Database) {
-  db.run("DROP INDEX events_topic_id_seq; ALTER TABLE events DROP COLUMN topic_id; DROP TABLE event_topics");
+  db.run("DROP TRIGGER events_topic_id_fill; DROP INDEX events_topic_id_seq; ALTER TABLE events DROP COLUMN topic_id; DROP TABLE event_topics");
   db.run("CREATE INDEX events_topic_seq ON events (topic, seq)");
 }
 
@@ -301,7 +301,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     // applies what is newer than the last one recorded).
     const db = new Database(join(dir, "parley.db"));
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_update; DROP TRIGGER search_pending_delete; DROP TABLE search_pending");
-    undoEventTopicIds(db); // 0015
+    undoEventTopicIds(db); // 0015, 0016
     db.run("DROP TABLE search_rowids"); // 0014
     db.run("DROP TRIGGER attachment_usage_add; DROP TRIGGER attachment_usage_remove; DROP TABLE attachment_usage"); // 0013
     const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };

@@ -120,10 +120,11 @@ export const events = sqliteTable(
     topic: text().notNull(),
     /**
      * The topic's number in event_topics, by which replay finds a topic's events (migration
-     * 0015). Every active topic appends at its own place in the index; keyed by the topic's
-     * text (~48 bytes an entry), those places split and rebalanced a leaf at nearly every
-     * commit: 40 of the 120 pages a commit of 100 messages in 10 conversations wrote, against
-     * 17 keyed by this number (issue #17).
+     * 0015; an event appended without one gets it from a trigger, 0016). Every active topic
+     * appends at its own place in the index; keyed by the topic's text (~48 bytes an entry),
+     * those places split and rebalanced a leaf at nearly every commit: 39 of the 115 pages a
+     * commit of 100 messages in 10 conversations wrote, against 22 keyed by this number
+     * (test/bench/send-writes.ts; issue #17).
      */
     topicId: integer("topic_id"),
     type: text().notNull(),

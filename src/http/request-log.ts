@@ -20,14 +20,14 @@ interface Timed { requestId?: string; startedAt?: number }
 /** The id given by the client in X-Request-Id, when it is one we may repeat in logs and headers. */
 const GIVEN_ID = /^[\w.-]{1,64}$/;
 
-/** Methods whose logger and series are kept per route. */
+/** Methods whose line fields and series are kept per route. */
 const STANDARD_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 /** `fields`: the line's method and route, serialised once. */
 interface RouteStats { fields: string; duration: HistogramSeries; byStatus: Map<number, CounterSeries> }
 
 export const requestLogging = (ctx: AppContext) => {
-  /** route → method → its logger and series (routes are the app's own, plus "(unmatched)"). */
+  /** route → method → its line fields and series (routes are the app's own, plus "(unmatched)"). */
   const routes = new Map<string, Map<string, RouteStats>>();
   const statsOf = (route: string, method: string): RouteStats => {
     let methods = routes.get(route);
@@ -66,7 +66,6 @@ export const requestLogging = (ctx: AppContext) => {
       if (!requests) stats.byStatus.set(status, (requests = ctx.metrics.httpRequests.series({ method, route, status: String(status) })));
       requests.inc();
       stats.duration.observe(ms / 1000);
-      // The request id is one we made or one GIVEN_ID allows (nothing to escape); the user id is the database's.
-      line(`${stats.fields},"status":${status},"ms":${rounded},"request_id":"${requestId}"${me ? `,"user_id":${JSON.stringify(me.id)}` : ""}`, "request");
+      line(`${stats.fields},"status":${status},"ms":${rounded},"request_id":${JSON.stringify(requestId)}${me ? `,"user_id":${JSON.stringify(me.id)}` : ""}`, "request");
     });
 };

@@ -17,7 +17,7 @@
  *                         server, whose first connects also pay the JIT's compilation)
  *   --warmup-seconds=N    how long the send scenarios send before they measure (default 3)
  *   --by-thread           the send scenarios also report server CPU per message by thread name
- *                         (the main thread, JITWorker, Worker: checkpoints and search indexing…)
+ *                         (the main thread, JITWorker, Worker 1: checkpoints, Worker 2: search indexing…)
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
  *   --only=cluster        (only when named) the REST send, the fan-out and the connect against
  *                         single mode, one cluster node and two (test/bench/cluster.ts), on
@@ -109,8 +109,17 @@ const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads
 // Each send scenario warms up first (3 s at the same rate, not counted): a cold server's
 // first sends also pay the JIT's compilation of the send path (measured 2026-11-30: ~12 µs of a
 // REST send's and ~7 of a WS send's server CPU on its JIT threads without it; after a warm-up
-// of 1 s its JIT threads still spent 2.2–3.0 µs of a REST send's, after 3 s 0.3–0.6: --by-thread).
-const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: Number(args.find((a) => a.startsWith("--warmup-seconds="))?.slice(17) ?? 3), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
+// of 1 s its JIT threads still spent 2.2–3.1 µs of a REST send's, after 3 s 0.3–0.6: --by-thread).
+function warmupSeconds(): number {
+  const given = args.find((a) => a.startsWith("--warmup-seconds="))?.slice(17);
+  const seconds = Number(given ?? 3);
+  if (given === "" || !Number.isFinite(seconds) || seconds < 0) {
+    console.error(`--warmup-seconds: a number of seconds, 0 or more (got ${JSON.stringify(given)})`);
+    process.exit(2);
+  }
+  return seconds;
+}
+const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: warmupSeconds(), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
 const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, unknown>>> = {
   capacity: (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity }),
   ws: (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity }),

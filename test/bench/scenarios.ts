@@ -27,7 +27,7 @@ export interface SendScenario {
    * and of the whole process, ended threads included (10 ms ticks: for long runs).
    */
   byThread?: boolean;
-  /** REST only: send this long first, unmeasured (then `settle`), so that one-off costs (JIT compiles) stay out. */
+  /** Send this long first, unmeasured (then `afterWarmupMs`), so that one-off costs (JIT compiles) stay out. */
   warmupSeconds?: number;
   /** How long to wait after the warm-up before measuring. */
   afterWarmupMs?: number;

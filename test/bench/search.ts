@@ -357,8 +357,8 @@ export async function searchCapacity(capacity: SearchScenario["capacity"], round
     cpu_us_per_send_index_off: median(pairs.map((p) => p.off.cpu_us_per_send)),
     // off / on: the capacity of a CPU-bound server with the index, as a share of without.
     cpu_per_send_ratio: median(cpu),
-    // Where the difference goes: µs per send by kind of thread (main, Worker: the indexer
-    // and the checkpointer, JITWorker…), on minus off, median over the pairs. Live threads
+    // Where the difference goes: µs per send by kind of thread (main, Worker 1: the
+    // checkpointer, Worker 2: the indexer, JITWorker…), on minus off, median over the pairs. Live threads
     // only: a JIT thread that ended in a run takes its time with it (a negative figure).
     cpu_us_per_send_by_thread_on_minus_off: Object.fromEntries(
       [...new Set(pairs.flatMap((p) => [...Object.keys(p.on.by_thread), ...Object.keys(p.off.by_thread)]))].map((name) => [name, round(median(pairs.map((p) => (p.on.by_thread[name] ?? 0) - (p.off.by_thread[name] ?? 0))), 1)]),

@@ -5,13 +5,17 @@
  * A migrated parley.db (the real migrations) with 100 users in 10 groups gets `n` messages,
  * as group commits of `batch` (each message in a savepoint, as EventLog.writeBatched runs
  * them): the membership check, the message's insert, the conversation's update and the
- * `message.receive` event's insert, each timed in this thread's CPU
- * (`process.threadCpuUsage`, whose own call costs a few tenths of a µs per step), then the
- * commit. Printed: µs per message per step (second of two rounds), and, for one commit
- * of 100 messages after a checkpoint, the pages it wrote to the WAL by the table or index
- * they belong to (`dbstat`). `--variant`: `nofk` (foreign keys off), `notrigger` (the
- * search trigger dropped), `noindex=<name>` (an index dropped), to see what each costs.
+ * `message.receive` event's insert, then the commit, each step timed by the clock
+ * (`Bun.nanoseconds`: this thread's CPU time is counted in ticks too coarse for a step, and
+ * on a quiet machine a single-threaded loop's time is its CPU time; the timing itself adds
+ * ~0.1 µs a step). Printed: µs per message per step (second of two rounds), and, for one
+ * commit of 100 messages after a checkpoint, the pages it wrote to the WAL by the table or
+ * index they belong to (`dbstat`). `--variant`: `nofk` (foreign keys off), `notrigger` (the
+ * search trigger dropped), `noindex=<name>` (an index dropped), `topic-text` (the event
+ * log's index by topic text, as before migration 0015), to see what each costs;
+ * `--page-size=N` makes the database with pages of N bytes.
  */
+import { Database } from "bun:sqlite";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,10 +26,17 @@ const arg = (name: string, fallback: string) => process.argv.find((a) => a.start
 const batch = Number(arg("batch", "40"));
 const n = Number(arg("n", "40000"));
 const variant = arg("variant", "");
+const pageSize = Number(arg("page-size", "4096"));
 if (!(batch >= 1 && n >= batch)) throw new Error("--batch and --n: numbers, n at least batch");
+if (![512, 1024, 2048, 4096, 8192, 16384, 32768, 65536].includes(pageSize)) throw new Error("--page-size: a power of two from 512 to 65536");
 
 const dir = mkdtempSync(join(tmpdir(), "send-writes-"));
 const file = join(dir, "parley.db");
+// The page size holds from the first table on.
+const blank = new Database(file);
+blank.run(`PRAGMA page_size = ${pageSize}`);
+blank.run("VACUUM");
+blank.close();
 const db = openDatabase(file);
 migrate(db);
 const sql = db.$client;
@@ -33,6 +44,8 @@ sql.run("PRAGMA wal_autocheckpoint = 0"); // checkpointed here, between rounds (
 if (variant === "nofk") sql.run("PRAGMA foreign_keys = OFF");
 if (variant === "notrigger") sql.run("DROP TRIGGER search_pending_insert");
 if (variant.startsWith("noindex=")) sql.run(`DROP INDEX ${variant.slice(8)}`);
+const byText = variant === "topic-text";
+if (byText) sql.run("DROP INDEX events_topic_id_seq; CREATE INDEX events_topic_seq ON events (topic, seq)");
 
 const users: string[] = [];
 const groups: string[] = [];
@@ -58,19 +71,17 @@ const insertMessage = sql.prepare(
 );
 const touch = sql.prepare("UPDATE conversations SET last_message_at = ?, last_message_id = ?, activity_at = ? WHERE id = ?");
 const insertEvent = sql.prepare("INSERT INTO events (topic, topic_id, type, data, created_at) VALUES (?, ?, 'message.receive', ?, ?)");
+const topicOf = (g: string) => (byText ? null : topics.get(g)!);
 
 let sent = 0;
-const cpu = () => {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-};
+const clock = () => Bun.nanoseconds() / 1000;
 /** One group commit of `size` messages; adds each step's µs to `t` when given. */
 function commit(size: number, t?: Record<string, number>) {
   const step = (name: string, f: () => unknown) => {
     if (!t) return f();
-    const a = cpu();
+    const a = clock();
     f();
-    t[name] = (t[name] ?? 0) + cpu() - a;
+    t[name] = (t[name] ?? 0) + clock() - a;
   };
   step("begin", () => sql.run("BEGIN"));
   for (let j = 0; j < size; j++, sent++) {
@@ -84,7 +95,7 @@ function commit(size: number, t?: Record<string, number>) {
     step("membership", () => member.get(g, sender));
     step("message", () => insertMessage.run(id, g, sender, content, now));
     step("conversation", () => touch.run(now, id, now * 1000 + (sent % 1000), g));
-    step("event", () => insertEvent.run(`conv:${g}`, topics.get(g)!, json, now));
+    step("event", () => insertEvent.run(`conv:${g}`, topicOf(g), json, now));
     step("release", () => release.run());
   }
   step("commit", () => sql.run("COMMIT"));
@@ -105,7 +116,6 @@ console.log(`${n} messages in commits of ${batch}${variant ? ` (${variant})` : "
 sql.run("PRAGMA wal_checkpoint(TRUNCATE)");
 commit(100);
 const owner = new Map((sql.query("SELECT pageno, name FROM dbstat").values() as [number, string][]).map(([p, name]) => [p, name]));
-const pageSize = Number(sql.query("PRAGMA page_size").values()[0]![0]);
 const wal = readFileSync(`${file}-wal`);
 const pages: Record<string, number> = {};
 let frames = 0;

@@ -50,14 +50,18 @@ export function cpuSecondsAllThreads(pid: number): number {
 
 /**
  * CPU seconds of a process's live threads, summed by thread name (`comm`: the main thread is
- * named after the executable, Bun's Worker threads "Worker", JavaScriptCore's "JITWorker"…).
+ * named after the executable, JavaScriptCore's "JITWorker"…). Bun's Worker threads, all
+ * named "Worker", live as long as the server and are told apart by their order of start
+ * ("Worker 1", "Worker 2": Parley starts its checkpoints' before its search indexer's).
  */
 export function cpuSecondsByThread(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
+  let workers = 0;
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    for (const tid of readdirSync(`/proc/${pid}/task`).sort((a, b) => Number(a) - Number(b))) {
       try {
-        const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+        let name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+        if (name === "Worker") name = `Worker ${++workers}`;
         out[name] = (out[name] ?? 0) + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]) / 1e9;
       } catch {} // a thread that ended meanwhile
     }
