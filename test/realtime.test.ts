@@ -480,6 +480,12 @@ describe("bad frames", () => {
     await Bun.sleep(100);
     expect(wb.all("message.receive")).toHaveLength(1);
     expect(wa.all("message.receive")).toHaveLength(1);
+    // A new message's ack is made from its event's stored text, a retry's from the stored
+    // message: the same frame either way, whose result is the message as delivered.
+    expect(first.data.result).toEqual(wa.all("message.receive")[0]!.data);
+    expect(Object.keys(first)).toEqual(["type", "data", "timestamp", "success", "request_id"]);
+    expect(Object.keys(retry)).toEqual(Object.keys(first));
+    expect(retry.data.result).toEqual(first.data.result);
   });
 });
 

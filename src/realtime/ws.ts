@@ -82,8 +82,12 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
     "message.send": async (call, d) => {
       await spendSend(ctx, call.state.userId);
       // A retried send (known client_msg_id) publishes nothing; the ack still carries the stored message.
-      const { message } = await ctx.store.messages.send(await call.me(), d.conversation_id, d);
-      ack(call, "message.send", message);
+      const { message, json } = await ctx.store.messages.send(await call.me(), d.conversation_id, d);
+      // A new message's ack carries the text its event stored, as a REST send answers with it:
+      // the message is not serialised a second time (the same frame as `ack` would make).
+      if (json !== undefined && call.requestId !== undefined)
+        hub.send(call.state, "ack", rawFrame("ack", `{"request_type":"message.send","result":${json}}`, call.requestId));
+      else ack(call, "message.send", message);
     },
     "message.edit": async (call, d) => {
       await spendWrite(ctx, call.state.userId);
