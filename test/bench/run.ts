@@ -54,7 +54,18 @@ const want = (name: string) => (!only && name !== "cluster") || !!only?.includes
 // namespace does not reach (its sockets are few enough for one loopback address).
 if (want("cluster")) console.error("note: the cluster scenario runs in the host's network: all sockets go to 127.0.0.1");
 else await reenterInPrivateNetwork();
-const repeat = Math.max(1, Number(args.find((a) => a.startsWith("--repeat="))?.slice(9) ?? 1));
+/** `--name=N`: a number, 0 or more (else the bench stops and says so); `fallback` when absent. */
+function numberFlag(name: string, fallback: number): number {
+  const given = args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  if (given === undefined) return fallback;
+  const n = Number(given);
+  if (given === "" || !Number.isFinite(n) || n < 0) {
+    console.error(`--${name}: a number, 0 or more (got ${JSON.stringify(given)})`);
+    process.exit(2);
+  }
+  return n;
+}
+const repeat = Math.max(1, numberFlag("repeat", 1));
 const { mode, note } = setUpMode(args.includes("--pinned") ? "pinned" : "shared");
 const ratioFile = join(import.meta.dir, "ratios.json");
 
@@ -73,13 +84,13 @@ const Q = quick
   : { groups: 100, members: 10, rate: 15_000, seconds: 30, latencyRate: 2000, fanMembers: 1000, fanRate: 500, fanSeconds: 10, conns: 19_000, storm: 5000, missed: 100, capacityRate: 60_000, capacitySeconds: 10 };
 
 // --sockets=N: the connection scenario's size, to measure memory per socket at another scale.
-const sockets = Number(args.find((a) => a.startsWith("--sockets="))?.slice(10) ?? 0);
+const sockets = numberFlag("sockets", 0);
 if (sockets > 0) Q.conns = sockets;
 // --warmup-connects=N: connects (each closed at once) before the connection scenario's measured
 // ones, so that the JIT's one-off work is not counted per connect (0: a cold server).
-const warmupConnects = Number(args.find((a) => a.startsWith("--warmup-connects="))?.slice(18) ?? 10_000);
+const warmupConnects = numberFlag("warmup-connects", 10_000);
 // --fanout-rate=N: messages a second into the fan-out group (e.g. 500 for 500,000 deliveries/s).
-const fanoutRate = Number(args.find((a) => a.startsWith("--fanout-rate="))?.slice(14) ?? 0);
+const fanoutRate = numberFlag("fanout-rate", 0);
 if (fanoutRate > 0) Q.fanRate = fanoutRate;
 
 const results: Record<string, unknown>[] = [];
@@ -105,21 +116,12 @@ const loadAtStart = load();
 console.error(`machine: ${machine}${quick ? " (quick)" : ""}; mode: ${mode}${note ? ` (${note})` : ""}; load average ${loadAtStart}`);
 
 // The compared scenarios: each runs against the baseline, then against Parley, back to back.
-const receiverThreads = Number(args.find((a) => a.startsWith("--receiver-threads="))?.slice(19) ?? 0);
+const receiverThreads = numberFlag("receiver-threads", 0);
 // Each send scenario warms up first (3 s at the same rate, not counted): a cold server's
 // first sends also pay the JIT's compilation of the send path (measured 2026-11-30: ~12 µs of a
 // REST send's and ~7 of a WS send's server CPU on its JIT threads without it; after a warm-up
 // of 1 s its JIT threads still spent 2.2–3.1 µs of a REST send's, after 3 s 0.3–0.6: --by-thread).
-function warmupSeconds(): number {
-  const given = args.find((a) => a.startsWith("--warmup-seconds="))?.slice(17);
-  const seconds = Number(given ?? 3);
-  if (given === "" || !Number.isFinite(seconds) || seconds < 0) {
-    console.error(`--warmup-seconds: a number of seconds, 0 or more (got ${JSON.stringify(given)})`);
-    process.exit(2);
-  }
-  return seconds;
-}
-const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: warmupSeconds(), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
+const capacity = { groups: Q.groups, members: Q.members, rate: Q.capacityRate, seconds: Q.capacitySeconds, maxInFlight: 256, warmupSeconds: numberFlag("warmup-seconds", 3), afterWarmupMs: 1500, byThread: args.includes("--by-thread") };
 const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, unknown>>> = {
   capacity: (s) => sends(s, { name: "capacity_rest", via: "rest", ...capacity }),
   ws: (s) => sends(s, { name: "capacity_ws", via: "ws", ...capacity }),
@@ -161,11 +163,10 @@ if (want("search"))
     : { messages: 1_000_000, conversations: 2000, memberOf: 50, queries: 300, capacity: searchCapacityLoad, capacityRounds: searchRounds }));
 const clusterRows: string[] = [];
 if (want("cluster")) {
-  const opt = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
   clusterRows.push(...(await clusterScenario({
-    send: { groups: quick ? 10 : 20, members: 10, rate: opt("cluster-rate", 100), seconds: quick ? 3 : 10 },
-    fanout: { members: 1000, rate: opt("cluster-fanout-rate", 10), seconds: quick ? 2 : 10 },
-    sockets: opt("cluster-sockets", quick ? 1500 : 4000),
+    send: { groups: quick ? 10 : 20, members: 10, rate: numberFlag("cluster-rate", 100), seconds: quick ? 3 : 10 },
+    fanout: { members: 1000, rate: numberFlag("cluster-fanout-rate", 10), seconds: quick ? 2 : 10 },
+    sockets: numberFlag("cluster-sockets", quick ? 1500 : 4000),
     warmupSeconds: quick ? 1 : 2,
     rounds: repeat,
     parts: (args.find((a) => a.startsWith("--cluster-parts="))?.slice(16).split(",") as ClusterPart[] | undefined) ?? CLUSTER_PARTS,
