@@ -280,19 +280,19 @@ const newestFirst = (a: ConversationRow, b: ConversationRow) => b.activityAt - a
  * (11 of 20 µs for a user in 5 conversations), so a user in at most SORT_IN_JS of them gets
  * the rows unsorted and sorted here; beyond that SQLite sorts and stops at `take`.
  */
-function conversationRows(db: AppContext["db"], userId: string, take: number, after: ListCursor | undefined): ViewedRow[] {
+function conversationRows(db: DB, userId: string, take: number, after: ListCursor | undefined): ViewedRow[] {
   const args = [userId, after ? after[0] : Number.MAX_SAFE_INTEGER, after ? after[1] : ""] as const;
-  const all = db.$client.query(UNSORTED).all(...args) as ViewedRow[];
-  if (all.length <= SORT_IN_JS) return all.sort(newestFirst).slice(0, take);
-  return db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ViewedRow[];
+  return fewRows(db, args)?.slice(0, take) ?? (db.$client.query(`${ROW} ORDER BY c.activity_at DESC, c.id DESC LIMIT ?4`).all(...args, take) as ViewedRow[]);
 }
-const UNSORTED = `${ROW} LIMIT ${SORT_IN_JS + 1}`;
 
-/** Every conversation of the user, newest first; null for a user in more than SORT_IN_JS. */
-function allConversationRows(db: DB, userId: string): ViewedRow[] | null {
-  const all = db.$client.query(UNSORTED).all(userId, Number.MAX_SAFE_INTEGER, "") as ViewedRow[];
+/** The user's conversations after the cursor (ROW's parameters), newest first; null for more than SORT_IN_JS. */
+function fewRows(db: DB, args: readonly [string, number, string]): ViewedRow[] | null {
+  const all = db.$client.query(`${ROW} LIMIT ${SORT_IN_JS + 1}`).all(...args) as ViewedRow[];
   return all.length <= SORT_IN_JS ? all.sort(newestFirst) : null;
 }
+
+/** Every conversation of the user, newest first; null for a user in more than SORT_IN_JS. */
+const allConversationRows = (db: DB, userId: string) => fewRows(db, [userId, Number.MAX_SAFE_INTEGER, ""]);
 
 export function getConversation(ctx: AppContext, userId: string, id: string): Conversation {
   requireMembership(ctx.db, id, userId);
