@@ -66,9 +66,15 @@ const UPGRADE_DOC = {
 
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const reply = <T extends SignalType>(call: Call, type: T, data: SignalData<T>) => hub.send(call.state, type, frame(type, data, call.requestId));
-  /** Mutations answer through their events; a request id also gets an `ack` carrying the result. */
-  const ack = <T extends AckType>(call: Call, requestType: T, result: Extract<Ack, { request_type: T }>["result"]) => {
-    if (call.requestId !== undefined) reply(call, "ack", { request_type: requestType, result } as Ack);
+  /**
+   * Mutations answer through their events; a request id also gets an `ack` carrying the result.
+   * `resultJson`: the result already serialised (a new message's, as its event stored it), put
+   * into the same frame instead of serialising the result again.
+   */
+  const ack = <T extends AckType>(call: Call, requestType: T, result: Extract<Ack, { request_type: T }>["result"], resultJson?: string) => {
+    if (call.requestId === undefined) return;
+    if (resultJson === undefined) reply(call, "ack", { request_type: requestType, result } as Ack);
+    else hub.send(call.state, "ack", rawFrame("ack", `{"request_type":${JSON.stringify(requestType)},"result":${resultJson}}`, call.requestId));
   };
   const member = (call: Call, conversationId: string) => ctx.store.conversations.requireMembership(conversationId, call.state.userId);
 
@@ -83,11 +89,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       await spendSend(ctx, call.state.userId);
       // A retried send (known client_msg_id) publishes nothing; the ack still carries the stored message.
       const { message, json } = await ctx.store.messages.send(await call.me(), d.conversation_id, d);
-      // A new message's ack carries the text its event stored, as a REST send answers with it:
-      // the message is not serialised a second time (the same frame as `ack` would make).
-      if (json !== undefined && call.requestId !== undefined)
-        hub.send(call.state, "ack", rawFrame("ack", `{"request_type":"message.send","result":${json}}`, call.requestId));
-      else ack(call, "message.send", message);
+      // A new message's ack carries the text its event stored, as a REST send answers with it.
+      ack(call, "message.send", message, json);
     },
     "message.edit": async (call, d) => {
       await spendWrite(ctx, call.state.userId);
