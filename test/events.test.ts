@@ -8,9 +8,7 @@ import { openPostgres } from "../src/platform/postgres/client";
 import { Checkpointer } from "../src/db/checkpointer";
 import { openDatabase } from "../src/db/client";
 import { createLogger } from "../src/log";
-import { sqliteBefore, tempDir } from "./helpers";
-import { join } from "node:path";
-import { rmSync } from "node:fs";
+import { tempDir, withSqliteBefore } from "./helpers";
 import { migrate } from "../src/db/migrate";
 
 /** Polls an asynchronous condition until it holds (or throws after `ms`). */
@@ -371,9 +369,7 @@ const both = (q: string): [string, string] => {
 // SQLite's migration 0015 on a database file of its own.
 describe.skipIf(TEST_BACKEND === "postgres")("event topic numbers", () => {
   test("migration 0015 numbers the topics of the events already logged, a trigger those appended without a number, and replay finds them", () => {
-    const dir = tempDir();
-    const { db, pending } = sqliteBefore(join(dir, "old.db"), "CREATE TABLE `event_topics`");
-    try {
+    withSqliteBefore("CREATE TABLE `event_topics`", (db, pending) => {
       const sql = db.$client;
       sql.run("INSERT INTO users VALUES ('u1', 'u1', 'u1', NULL, '!', 0, 0, 0)");
       sql.run("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES ('c1', 'group', 't', 'u1', 0, 0, 0)");
@@ -389,10 +385,7 @@ describe.skipIf(TEST_BACKEND === "postgres")("event topic numbers", () => {
       sql.run("INSERT INTO events (topic, type, data, created_at) VALUES ('conv:c1', 'user.update', '{}', 0), ('conv:new', 'user.update', '{}', 0)");
       expect((sql.query(REPLAY_SQL).all(0, "u1", 50, 7) as { seq: number }[]).map((r) => r.seq)).toEqual([1, 2, 4, 6]);
       expect(sql.query("SELECT count(*) AS n FROM events e JOIN event_topics t ON t.id = e.topic_id AND t.topic = e.topic").get()).toEqual({ n: 7 });
-    } finally {
-      db.$client.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 

@@ -1,8 +1,8 @@
 /** Attachments (PROTOCOL §9) on a real server: uploads, downloads, messages, sweep, safety. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, rmSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { eventsOf, lastSeq, sqliteBefore, startServer, tempDir, TEST_BACKEND, waitFor, type Account, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, startServer, TEST_BACKEND, withSqliteBefore, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha256 } from "./files-fixtures";
 import { startS3 } from "./s3";
@@ -627,9 +627,7 @@ describe("conversation removal", () => {
 // SQLite's migration 0013 on a database file of its own (PostgreSQL's: test/pg-migrate.test.ts).
 describe.skipIf(TEST_BACKEND === "postgres")("attachment_usage", () => {
   test("migration 0013 counts the bytes of existing attachments; triggers keep the count, cascades included", () => {
-    const dir = tempDir();
-    const { db, pending } = sqliteBefore(join(dir, "old.db"), "CREATE TABLE `attachment_usage`");
-    try {
+    withSqliteBefore("CREATE TABLE `attachment_usage`", (db, pending) => {
       const sql = db.$client;
       for (const id of ["u1", "u2", "u3"]) sql.run("INSERT INTO users VALUES (?, ?, ?, NULL, '!', 0, 0, 0)", [id, id, id]);
       const file = (id: string, user: string, size: number) =>
@@ -646,9 +644,6 @@ describe.skipIf(TEST_BACKEND === "postgres")("attachment_usage", () => {
       expect(usage()).toEqual({ u1: 20, u2: 1, u3: 7 });
       sql.run("DELETE FROM users WHERE id = 'u1'"); // its attachments and its count go by cascade
       expect(usage()).toEqual({ u2: 1, u3: 7 });
-    } finally {
-      db.$client.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -205,15 +205,22 @@ export const rolesOf = async (s: TestServer, token: string, conversationId: stri
   Object.fromEntries((await membersOf(s, token, conversationId)).map((m) => [m.user.id, m.role]));
 
 /**
- * A SQLite database file as the build before a migration left it: every migration before the
- * first one with a statement containing `marker` (found by its text: its number may change in
- * a merge). `pending`: how many migrations `migrate` then applies (that one and any later).
+ * Runs `check` on a SQLite database file of its own as the build before a migration left it:
+ * every migration before the first one with a statement containing `marker` (found by its
+ * text: its number may change in a merge). `pending`: how many migrations `migrate` then
+ * applies (that one and any later). The file is removed afterwards.
  */
-export function sqliteBefore(file: string, marker: string): { db: DB; pending: number } {
+export function withSqliteBefore(marker: string, check: (db: DB, pending: number) => void) {
   const all = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle") });
   const at = all.findIndex((m) => m.sql.some((q) => q.includes(marker)));
   if (at < 0) throw new Error(`no migration contains ${marker}`);
-  const db = openDatabase(file);
-  (db as any).dialect.migrate(all.slice(0, at), (db as any).session, { migrationsFolder: "" });
-  return { db, pending: all.length - at };
+  const dir = tempDir();
+  const db = openDatabase(join(dir, "old.db"));
+  try {
+    (db as any).dialect.migrate(all.slice(0, at), (db as any).session, { migrationsFolder: "" });
+    check(db, all.length - at);
+  } finally {
+    db.$client.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -4,9 +4,7 @@
  * client's state to what REST says.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
-import { rmSync } from "node:fs";
-import { lastSeq, membersOf, sqliteBefore, startServer, tempDir, TEST_BACKEND, type Account, type TestServer } from "./helpers";
+import { lastSeq, membersOf, startServer, TEST_BACKEND, withSqliteBefore, type Account, type TestServer } from "./helpers";
 import { TestSocket, type Frame } from "./ws-client";
 import { apply, loadState, snapshot } from "./client-state";
 import { migrate } from "../src/db/migrate";
@@ -257,9 +255,7 @@ describe("membership deltas", () => {
 // triggers came with its first migrations).
 describe.skipIf(TEST_BACKEND === "postgres")("member_count", () => {
   test("migration 0009 counts the members of existing conversations; triggers keep the count, cascades included", () => {
-    const dir = tempDir();
-    const { db, pending } = sqliteBefore(join(dir, "old.db"), "ADD `member_count`");
-    try {
+    withSqliteBefore("ADD `member_count`", (db, pending) => {
       const sql = db.$client;
       for (const id of ["u1", "u2", "u3"]) sql.run("INSERT INTO users VALUES (?, ?, ?, NULL, '!', 0, 0, 0)", [id, id, id]);
       for (const [id, n] of [["big", 3], ["small", 1], ["empty", 0]] as const) {
@@ -273,9 +269,6 @@ describe.skipIf(TEST_BACKEND === "postgres")("member_count", () => {
       sql.run("DELETE FROM conversation_members WHERE conversation_id = 'big' AND user_id = 'u3'");
       sql.run("DELETE FROM users WHERE id = 'u1'"); // its memberships go by cascade
       expect(counts()).toEqual({ big: 1, small: 0, empty: 1 });
-    } finally {
-      db.$client.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
