@@ -6,7 +6,7 @@ import { Elysia } from "elysia";
 import { join, resolve } from "node:path";
 import { ensureDataDir, type Config } from "./config";
 import type { AppContext } from "./context";
-import { openDatabase } from "./db/client";
+import { keepTempInMemory, openDatabase } from "./db/client";
 import { migrate } from "./db/migrate";
 import { Checkpointer } from "./db/checkpointer";
 import { checkFreeSpace } from "./db/storage";
@@ -120,6 +120,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
   if (!pg) {
     const applied = migrate(db);
     if (applied) log.info({ applied }, "migrations applied");
+    keepTempInMemory(db);
     seedActivity((db.$client.query("SELECT max(activity_at) AS at FROM conversations").all()[0] as { at: number | null }).at);
   }
   const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);

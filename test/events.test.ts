@@ -27,6 +27,7 @@ const insertEvents = (s: TestServer, n: number, topic: string, createdAt: number
 /** The SQLite log's own API; PgEventLog's counterparts are tested in test/pg-event-log.test.ts. */
 const sqliteLog = sqliteOnly("the SQLite EventLog's synchronous transactions (PgEventLog: test/pg-event-log.test.ts)");
 import { Writable } from "node:stream";
+import { readdirSync, readlinkSync } from "node:fs";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -105,6 +106,35 @@ describe("the event log", () => {
     expect(batches).toHaveLength(1);
     expect(batches[0]).toHaveLength(2);
     off();
+  });
+
+  sqliteLog.test("a group commit keeps its savepoints' undo records in memory: a change that rewrites many pages opens no temp file", async () => {
+    // SQLite's sub-journal moves to a temp file past 16 pages in one savepoint, and every
+    // page journalled after that, to the end of the transaction, costs two writes to it.
+    const { events, db } = s.app.ctx;
+    const data = toUser({ id: "undo", username: "undo", displayName: "undo", profileImageUrl: null, lastActiveAt: 0, createdAt: 0 });
+    const padded = JSON.stringify({ ...data, pad: "x".repeat(3000) }); // about a page an event
+    events.write((w) => {
+      for (let i = 0; i < 40; i++) w.emit("user:undo_pages", "user.update", data, padded);
+    });
+    const tempFiles = () =>
+      readdirSync("/proc/self/fd").flatMap((fd) => {
+        try {
+          const target = readlinkSync(`/proc/self/fd/${fd}`);
+          return target.includes("etilqs_") ? [target] : [];
+        } catch {
+          return []; // closed meanwhile
+        }
+      });
+    const seen: string[][] = [];
+    const rewrite = () =>
+      events.writeBatched(() => {
+        const changed = db.$client.run("UPDATE events SET data = data || ' ' WHERE topic = 'user:undo_pages'").changes;
+        seen.push(tempFiles());
+        return changed;
+      });
+    expect(await Promise.all([rewrite(), rewrite()])).toEqual([40, 40]);
+    expect(seen).toEqual([[], []]);
   });
 
   sqliteLog.test("a topic numbered inside a change that rolled back is numbered again: every event stays under its own topic", async () => {

@@ -19,3 +19,18 @@ export function openDatabase(file: string): DB {
   sqlite.run("PRAGMA cache_size = -32768");
   return drizzle({ client: sqlite, schema });
 }
+
+/**
+ * For the server's connection, once migrations have run: temporary files in memory, for
+ * the savepoints' undo records (the sub-journal) above all. SQLite moves a sub-journal to a
+ * temp file once one savepoint has journalled 64 KiB (16 pages), and from then on, until
+ * the commit, every page a savepoint changes costs two writes to that file. A group commit
+ * of thousands of sends (a server at capacity, when frames queue up) almost surely spills:
+ * its writes then cost ~36 µs a send instead of ~12, making the overload worse
+ * (`test/bench/send-writes.ts --batch=10000`). Not set at open: sorts would then never
+ * spill to disk either, and a migration's index over a large table is sorted whole.
+ * Changing temp_store drops TEMP tables and triggers, so this comes before any are made.
+ */
+export function keepTempInMemory(db: DB) {
+  db.$client.run("PRAGMA temp_store = MEMORY");
+}

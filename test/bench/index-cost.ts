@@ -33,7 +33,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase } from "../../src/db/client";
+import { keepTempInMemory, openDatabase } from "../../src/db/client";
 import { migrate } from "../../src/db/migrate";
 import { SCHEMA } from "../../src/search/sqlite";
 // @ts-expect-error: imported as text (Bun's `type: "text"`), which TypeScript does not model.
@@ -102,6 +102,7 @@ async function repetition() {
   const searchFile = join(dir, "search.db");
   const orm = openDatabase(parleyFile);
   migrate(orm);
+  keepTempInMemory(orm); // as the server's connection
   const db = orm.$client;
   const c = corpus({ messages: o.messages + 3 * o.batch * o.batches + o.batch, conversations: o.conversations, memberOf: Math.min(50, o.conversations) });
   db.transaction(() => {

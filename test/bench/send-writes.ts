@@ -12,14 +12,15 @@
  * commit of 100 messages after a checkpoint, the pages it wrote to the WAL by the table or
  * index they belong to (`dbstat`). `--variant`: `nofk` (foreign keys off), `notrigger` (the
  * search trigger dropped), `noindex=<name>` (an index dropped), `topic-text` (the event
- * log's index by topic text, as before migration 0015), to see what each costs;
+ * log's index by topic text, as before migration 0015), `tempfile` (temp files on disk, as
+ * before `keepTempInMemory`: savepoints' undo records spill to one), to see what each costs;
  * `--page-size=N` makes the database with pages of N bytes.
  */
 import { Database } from "bun:sqlite";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase } from "../../src/db/client";
+import { keepTempInMemory, openDatabase } from "../../src/db/client";
 import { migrate } from "../../src/db/migrate";
 
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -39,6 +40,8 @@ blank.run("VACUUM");
 blank.close();
 const db = openDatabase(file);
 migrate(db);
+// As the server's connection (`tempfile`: SQLite's default, the sub-journal spilling to a file).
+if (variant !== "tempfile") keepTempInMemory(db);
 const sql = db.$client;
 sql.run("PRAGMA wal_autocheckpoint = 0"); // checkpointed here, between rounds (the server's worker does it)
 if (variant === "nofk") sql.run("PRAGMA foreign_keys = OFF");
