@@ -2,7 +2,7 @@
  * A send's writes on SQLite, statement by statement and page by page (issue #17), without a
  * server: `bun test/bench/send-writes.ts [--batch=40] [--n=40000] [--variant=…]`.
  *
- * A migrated parley.db (the real migrations) with 100 users in 10 groups gets `n` messages,
+ * A migrated parley.db (the real migrations) with 10 users in each of `--groups` (10) groups gets `n` messages,
  * as group commits of `batch` (each message in a savepoint, as EventLog.writeBatched runs
  * them): the membership check, the message's insert, the conversation's update and the
  * `message.receive` event's insert, then the commit, each step timed by the clock
@@ -28,7 +28,9 @@ const batch = Number(arg("batch", "40"));
 const n = Number(arg("n", "40000"));
 const variant = arg("variant", "");
 const pageSize = Number(arg("page-size", "4096"));
+const groupCount = Number(arg("groups", "10"));
 if (!(batch >= 1 && n >= batch)) throw new Error("--batch and --n: numbers, n at least batch");
+if (!(Number.isInteger(groupCount) && groupCount >= 1)) throw new Error("--groups: a whole number, at least 1");
 if (![512, 1024, 2048, 4096, 8192, 16384, 32768, 65536].includes(pageSize)) throw new Error("--page-size: a power of two from 512 to 65536");
 
 const dir = mkdtempSync(join(tmpdir(), "send-writes-"));
@@ -53,11 +55,11 @@ if (byText) sql.run("DROP INDEX events_topic_id_seq; CREATE INDEX events_topic_s
 const users: string[] = [];
 const groups: string[] = [];
 sql.transaction(() => {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < groupCount * 10; i++) {
     users.push(Bun.randomUUIDv7());
     sql.run("INSERT INTO users (id, username, password_hash, display_name, last_active_at, created_at, updated_at) VALUES (?, ?, 'x', ?, 0, 0, 0)", [users[i]!, `u${i}`, `U${i}`]);
   }
-  for (let g = 0; g < 10; g++) {
+  for (let g = 0; g < groupCount; g++) {
     groups.push(Bun.randomUUIDv7());
     sql.run("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES (?, 'group', 'g', ?, 0, 0, 0)", [groups[g]!, users[g * 10]!]);
     for (let m = 0; m < 10; m++) sql.run("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at, joined_seq) VALUES (?, ?, 'member', 0, 0)", [groups[g]!, users[g * 10 + m]!]);
@@ -88,8 +90,8 @@ function commit(size: number, t?: Record<string, number>) {
   };
   step("begin", () => sql.run("BEGIN"));
   for (let j = 0; j < size; j++, sent++) {
-    const g = groups[sent % 10]!;
-    const sender = users[(sent % 10) * 10 + (sent % 7)]!;
+    const g = groups[sent % groupCount]!;
+    const sender = users[(sent % groupCount) * 10 + (sent % 7)]!;
     const id = Bun.randomUUIDv7();
     const now = Date.now();
     const content = `message ${sent} ${"x".repeat(40)}`;
