@@ -25,10 +25,16 @@ export interface MessageSearchParams {
 /** A date (`2026-11-29`, midnight UTC) or a date-time with its offset (`…T10:00:00Z`, `…+07:00`). */
 const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/i;
 
+/** Whether the text's date is on the calendar: Date.parse rolls 2021-02-30 over to March 2nd. */
+function onCalendar(raw: string): boolean {
+  const [y, m, d] = [Number(raw.slice(0, 4)), Number(raw.slice(5, 7)), Number(raw.slice(8, 10))];
+  return m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+}
+
 /** 400 when it is not an ISO timestamp (a parameter that cannot be parsed, §2). */
 function parseTime(field: string, raw: string | undefined): number | undefined {
   if (raw === undefined || raw === "") return undefined;
-  const ms = ISO.test(raw) ? Date.parse(raw.replace(" ", "T")) : NaN;
+  const ms = ISO.test(raw) && onCalendar(raw) ? Date.parse(raw.replace(" ", "T")) : NaN;
   if (!Number.isFinite(ms)) throw new AppError("bad_request", `${field}: not an ISO timestamp with a time zone (e.g. 2026-11-29T10:00:00Z)`);
   return ms;
 }
