@@ -8,6 +8,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
 import { spawnServer } from "./process";
 import { tempDir } from "./helpers";
+import { fold } from "../src/search/text";
 
 const ready = await servicesReady("PostgreSQL migrations", { pg: true });
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -66,6 +67,42 @@ test.skipIf(!ready)("migration 0005 counts the bytes of existing attachments; tr
     expect(await usage()).toEqual({ u1: 20, u2: 1, u3: 7 });
     await sql`DELETE FROM users WHERE id = 'u1'`; // its attachments and its count go by cascade
     expect(await usage()).toEqual({ u2: 1, u3: 7 });
+  } finally {
+    await db.$client.close();
+    await fresh.drop();
+  }
+}, 30_000);
+
+test.skipIf(!ready)("migration 0008 spells out ł, æ, ß, … in the folded search texts already written, as fold() now does", async () => {
+  const fresh = await createTestDatabase("parley_fold");
+  const db = openPostgres(fresh.url, 2);
+  try {
+    const all = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle/pg") });
+    const before = all.slice(0, all.findIndex((m) => m.sql.some((q) => q.includes("[ßæðøþđħłœŧ]"))));
+    const local = drizzle({ client: db.$client }) as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): Promise<void> }; session: unknown };
+    await local.dialect.migrate(before, local.session, { migrationsFolder: "" });
+    const sql = db.$client;
+    await sql`INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES ('u1', 'ann', 'Ann', 'x', 0, 0, 0)`;
+    await sql`INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES ('c1', 'group', 'G', 'u1', 0, 0, 0)`;
+    // As the build before wrote them: fold() without spelling out.
+    const texts: [string, string, string | null][] = [
+      ["m1", "Łódź, Straße", "łodz, straße"],
+      ["m2", "Æsir œuvre Þór ØÐĐĦŦ", "æsir œuvre þor øðđħŧ"],
+      ["m3", "plain café", "plain cafe"],
+      ["m4", "", null], // a deleted message's tombstone
+    ];
+    for (const [id, content, folded] of texts)
+      await sql`INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at, search_text) VALUES (${id}, 'c1', 'u1', 'text', ${content}, 0, ${folded})`;
+    await migratePostgres(db);
+    const rows = await sql`SELECT id, content, search_text FROM messages ORDER BY id`;
+    expect(rows.map((r: { id: string; search_text: string | null }) => [r.id, r.search_text])).toEqual([
+      ["m1", "lodz, strasse"],
+      ["m2", "aesir oeuvre thor oddht"],
+      ["m3", "plain cafe"],
+      ["m4", null],
+    ]);
+    // What the new fold() gives for each text.
+    for (const r of rows.slice(0, 3) as { content: string; search_text: string }[]) expect(fold(r.content)).toBe(r.search_text);
   } finally {
     await db.$client.close();
     await fresh.drop();

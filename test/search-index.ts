@@ -81,6 +81,23 @@ export function searchIndexCases(name: string, backend: () => SearchBackend) {
       expect(await found(r, "🎉🎉🎉")).toEqual([]);
     });
 
+    test("Latin letters without an accent to remove are spelt out: ł, ø, đ, æ, œ, ß, þ, ħ", async () => {
+      const [w, v] = (await users(2)) as [Who, Who];
+      const conv = await b.group(w, [v]);
+      for (const text of ["Łódź, København og Đà Nẵng", "Æsir, chef-d'œuvre, Straße, Þór, Ħamrun", "oeuvre complete in der strasse"]) await b.send(w, conv, text);
+      await b.settle();
+      expect(await found(v, "lodz")).toEqual(["Łódź, København og Đà Nẵng"]);
+      expect(await found(v, "ŁÓDŹ KOBENHAVN")).toEqual(["Łódź, København og Đà Nẵng"]);
+      expect(await found(v, "da nang")).toEqual(["Łódź, København og Đà Nẵng"]);
+      expect(await found(v, "aesir thor hamrun")).toEqual(["Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]);
+      // Both ways: the spelt-out word finds the letter, the letter the spelt-out word.
+      expect(await found(v, "oeuvre")).toEqual(["oeuvre complete in der strasse", "Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]);
+      expect(await found(v, "Œuvre")).toEqual(["oeuvre complete in der strasse", "Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]);
+      expect(await found(v, "STRASSE")).toEqual(["oeuvre complete in der strasse", "Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]);
+      expect(await found(v, "ß")).toEqual(["oeuvre complete in der strasse", "Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]); // "ss": the scan path
+      expect(await found(v, '"d\'oeuvre, strasse"')).toEqual(["Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]);
+    });
+
     test("mixed scripts in one query: every word must match", async () => {
       expect(await found(r, "meeting ห้อง")).toEqual(["Meeting ที่ห้อง 3 ok"]);
       expect(await found(r, "meeting ประชุม")).toEqual([]);

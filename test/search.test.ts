@@ -108,6 +108,10 @@ describe("search: what the HTTP layer adds", () => {
     // Thai: the mark covers the original characters.
     expect((await search(b, { q: "ประชุม" })).body.items[0].snippet).toBe("พรุ่งนี้<mark>ประชุม</mark>กี่โมง");
     expect((await search(b, { q: "cafe" })).body.items[0].snippet).toBe("Rendez-vous au <mark>Café</mark> de Flore");
+    // A letter spelt out as two (ß → ss) is marked whole.
+    await send(x!, c, "Treffen in der Großstraße 7, Łódź");
+    expect((await search(x!, { q: "strasse lodz" })).body.items[0].snippet).toBe("Treffen in der Groß<mark>straße</mark> 7, <mark>Łódź</mark>");
+    expect((await search(x!, { q: "sss" })).body.items[0].snippet).toBe("Treffen in der Gro<mark>ßs</mark>traße 7, Łódź");
     expect((await search(b, { q: "ok" })).body.items[1].snippet).toBe("Meeting ที่ห้อง 3 <mark>ok</mark>");
   });
 
@@ -395,7 +399,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
   const postAs = async (server: TestServer, a: Account, conv: string, content: string) =>
     expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, body: { content } })).status).toBe(201);
 
-  test("an index from before 0014 (every new message queued) goes on from where it was, without a rebuild", async () => {
+  test("an index from before 0014 (every new message queued): search stays exact through the upgrade, and 0017 has it built again", async () => {
     const dir = tempDir();
     let server = await startServer({}, dir);
     const { a, conv } = await soloGroup(server);
@@ -425,7 +429,36 @@ sqliteIndexer.describe("search: the index on disk", () => {
         if (phase === "indexed") await indexed(server);
         expect({ phase, found: await find() }).toEqual({ phase, found: ["sent after tapir", "queued before tapir", "indexed before tapir"] });
       }
-      expect(await server.rows("SELECT value FROM meta WHERE key = 'search_index_id'")).toEqual([{ value: indexId }]);
+      // Its texts were folded the old way (0017_search_fold_letters): a new index took its place.
+      const [now] = await server.rows<{ value: string }>("SELECT value FROM meta WHERE key = 'search_index_id'");
+      expect(now!.value).not.toBe(indexId);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("0017: an index that folded ł, æ or ß the old way is built again, and finds them spelt out", async () => {
+    const dir = tempDir();
+    let server = await startServer({}, dir);
+    const { a, conv } = await soloGroup(server);
+    await postAs(server, a, conv, "Spotkanie w Łodzi");
+    await indexed(server);
+    const [before] = await server.rows<{ value: string }>("SELECT value FROM meta WHERE key = 'search_index_id'");
+    await server.stop(false);
+    // The trigram index as a build before 0017 made it: the raw text, ł left as it is.
+    const db = new Database(join(dir, "parley.db"));
+    const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
+    db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0017_search_fold_letters")!.when]);
+    db.run(`ATTACH DATABASE '${join(dir, "search.db")}' AS search`);
+    db.run("DELETE FROM search.messages_fts; INSERT INTO search.messages_fts(rowid, content) SELECT rowid, content FROM messages");
+    db.run("UPDATE search.texts SET folded = 'spotkanie w łodzi'");
+    db.close();
+    server = await startServer({}, dir);
+    try {
+      const [after] = await server.rows<{ value: string }>("SELECT value FROM meta WHERE key = 'search_index_id'");
+      expect(after!.value).not.toBe(before!.value);
+      await indexed(server);
+      for (const q of ["lodzi", "łodzi", "lo"]) expect((await server.api("GET", `/api/search/messages?q=${encodeURIComponent(q)}`, { token: a.token })).body.items.map((i: any) => i.message.content)).toEqual(["Spotkanie w Łodzi"]);
     } finally {
       await server.stop();
     }

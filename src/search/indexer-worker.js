@@ -95,8 +95,9 @@ function step(fromSeq, fromRowid, batch) {
   try {
     for (const rowid of rowids) {
       if (indexedBefore.has(rowid)) q.remove.run(rowid);
-      const content = texts.get(rowid).content;
-      if (content !== null) q.add.run(rowid, content);
+      // Folded, as queries are: the tokenizer's own folding does not spell out ł or æ.
+      const { folded } = texts.get(rowid);
+      if (folded !== null) q.add.run(rowid, folded);
     }
     mark("fts");
     // In key order: each conversation's rows go into its pages one after another.

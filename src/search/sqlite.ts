@@ -31,7 +31,7 @@ import { fold, matchConversations, matchesAll, type NamedConversation, type Term
 const WORKER_BATCH = 5000;
 
 /** A term as an FTS5 string: quoted, so operators typed by users (NEAR, OR, *, -, :, ^) are text. */
-const ftsString = (t: Term) => `"${t.text.replaceAll('"', '""')}"`;
+const ftsString = (t: Term) => `"${t.folded.replaceAll('"', '""')}"`;
 
 export const SCHEMA = [
   "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL, indexed_rowid INTEGER NOT NULL)",

@@ -4,7 +4,7 @@
  */
 import { invalid } from "../errors";
 import { CONTROL_CHARACTERS } from "../lib/text";
-import { fold } from "./fold.js";
+import { fold, spellOut } from "./fold.js";
 
 export { fold };
 
@@ -13,9 +13,9 @@ export const MAX_QUERY = 256;
 export const INDEXABLE = 3;
 
 export interface Term {
-  /** As typed (NFC): what a trigram index is asked for. */
+  /** As typed (NFC). */
   text: string;
-  /** fold(text): what scanned text is matched against. */
+  /** fold(text): what the indexes (folded texts) and scanned text are matched against. */
   folded: string;
   /** Long enough for a trigram index. */
   indexable: boolean;
@@ -38,7 +38,7 @@ export function parseQuery(raw: string | undefined): Term[] {
     const text = m[1] ?? m[2]!;
     const folded = fold(text);
     if (text.trim() === "" || folded === "" || terms.has(folded)) continue;
-    terms.set(folded, { text, folded, indexable: [...text].length >= INDEXABLE });
+    terms.set(folded, { text, folded, indexable: [...folded].length >= INDEXABLE });
   }
   if (terms.size === 0) throw invalid("q", "nothing to search for");
   return [...terms.values()];
@@ -92,7 +92,7 @@ function foldWithOrigins(s: string): { folded: string; from: number[]; to: numbe
       piece = cp;
       afterLatin = false;
     }
-    piece = piece.toLowerCase();
+    piece = spellOut(piece.toLowerCase());
     for (let k = 0; k < piece.length; k++) (from.push(i), to.push(i + cp.length));
     folded += piece;
     i += cp.length;
