@@ -50,7 +50,7 @@ const run = (cmd: string[]) => {
 };
 /** The caller's events on node `i` (one page is enough here), and the epoch they belong to. */
 const events = async (i: number, token: string, query = "since=0") => {
-  const r = await cluster.api(i, "GET", `/api/events?${query}&limit=1000`, token);
+  const r = await cluster.api(i, "GET", `/api/events?${query}&limit=100`, token);
   expect(r.status).toBe(200);
   return r.body as { items: { seq: number; type: string; data: any }[]; epoch: string };
 };

@@ -193,7 +193,23 @@ describe("the event log", () => {
     // A bad since is 400 even beside a good cursor.
     expect((await s.api("GET", "/api/events?cursor=1&since=zzz", { token: a.token })).status).toBe(400);
     expect((await s.api("GET", "/api/events?limit=0", { token: a.token })).status).toBe(422);
+    expect((await s.api("GET", "/api/events?limit=101", { token: a.token })).status).toBe(422);
     expect((await s.api("GET", "/api/events")).status).toBe(401);
+  });
+
+  test("a page is 50 events by default and 100 at most, as every list (§2)", async () => {
+    const a = await s.register();
+    const since = await lastSeq(s, a.token);
+    // 120 events of a's own: profile updates.
+    for (let i = 0; i < 120; i++) expect((await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: `A ${i}` } })).status).toBe(200);
+    const page = async (query: string) => (await s.api("GET", `/api/events?since=${since}${query}`, { token: a.token })).body as { items: { seq: number }[]; next_cursor: string | null };
+    const first = await page("");
+    expect(first.items).toHaveLength(50);
+    expect(first.next_cursor).toBe(String(first.items[49]!.seq));
+    expect((await page("&limit=100")).items).toHaveLength(100);
+    const rest = await page(`&limit=100&cursor=${first.next_cursor}`);
+    expect(rest.items).toHaveLength(70);
+    expect(rest.next_cursor).toBeNull();
   });
 
   test("a replay finds the user's events across long stretches of other topics' events", async () => {

@@ -177,7 +177,7 @@ export async function eventsOf(s: TestServer, token: string, since = 0): Promise
   const out: { seq: number; type: string; data: any; timestamp: string }[] = [];
   let cursor: string | null = null;
   do {
-    const res: { status: number; body: any } = await s.api("GET", `/api/events?since=${since}&limit=1000${cursor ? `&cursor=${cursor}` : ""}`, { token });
+    const res: { status: number; body: any } = await s.api("GET", `/api/events?since=${since}&limit=100${cursor ? `&cursor=${cursor}` : ""}`, { token });
     if (res.status !== 200) throw new Error(`events: ${res.status} ${JSON.stringify(res.body)}`);
     out.push(...res.body.items);
     cursor = res.body.next_cursor;

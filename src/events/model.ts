@@ -7,7 +7,7 @@ export const Epoch = t.String({ description: "the event log's epoch: resume with
 
 export const EventQuery = t.Object({
   since: t.Optional(t.String({ description: "the highest seq already processed (default 0)" })),
-  limit: t.Optional(t.String({ description: "1–1000, default 100" })),
+  limit: t.Optional(t.String({ description: "1–100, default 50" })),
   cursor: t.Optional(t.String()),
   epoch: t.Optional(t.String({ description: "the epoch `since` belongs to; another one is 410 sync_reset" })),
 });

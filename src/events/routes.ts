@@ -24,7 +24,7 @@ export const eventRoutes = (ctx: AppContext) =>
         // Both are parsed (a bad `since` is 400 with a cursor too); the cursor, when given, wins.
         const since = parseSeq("since", query.since);
         const after = query.cursor ? parseSeq("cursor", query.cursor) : since;
-        const limit = parseLimit(query.limit, 100, 1000);
+        const limit = parseLimit(query.limit, 50, 100); // a list like any other (§2)
         const epoch = parseEpoch(query.epoch);
         const rows = await ctx.feed.replay(me.id, after, limit + 1, epoch);
         const items = rows.slice(0, limit);
