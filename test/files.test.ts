@@ -126,6 +126,25 @@ describe("uploads", () => {
     expect(tempFiles(s.dataDir)).toEqual([]);
   });
 
+  test("multipart with two file parts → 422 naming file, nothing kept (§9: one file part)", async () => {
+    const before = await rowCount(s);
+    const form = new FormData();
+    form.append("file", new File([new TextEncoder().encode("first")], "a.txt", { type: "text/plain" }));
+    form.append("note", "between");
+    form.append("file", new File([new TextEncoder().encode("second")], "b.txt", { type: "text/plain" }));
+    const next = new FormData(); // one right after the other
+    for (const name of ["d.txt", "e.txt"]) next.append("file", new File([new TextEncoder().encode(name)], name, { type: "text/plain" }));
+    for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, next)])
+      expect([res.status, res.body.error?.code, res.body.error?.details?.[0]?.field]).toEqual([422, "validation_failed", "file"]);
+    expect(await rowCount(s)).toBe(before);
+    expect(tempFiles(s.dataDir)).toEqual([]);
+    // A field after the file part, named otherwise, is still skipped.
+    const one = new FormData();
+    one.append("file", new File([new TextEncoder().encode("only")], "c.txt", { type: "text/plain" }));
+    one.append("filename", "not a file part");
+    expect((await upload(s, alice.token, one)).status).toBe(201);
+  });
+
   test("an empty file is refused the same way raw and as a multipart part: 422 naming file, nothing kept", async () => {
     const before = await rowCount(s);
     const form = new FormData();

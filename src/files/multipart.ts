@@ -1,8 +1,8 @@
 /**
  * A streaming reader for `multipart/form-data` bodies with one `file` part: the part's
  * content is handed on chunk by chunk as it arrives (Request.formData() would hold the
- * whole file). Other fields are skipped; a body that ends before the closing boundary
- * throws (the upload is then discarded).
+ * whole file). Other fields are skipped; a body that ends before the closing boundary, or
+ * has a second `file` part, throws (the upload is then discarded).
  */
 import { AppError } from "../errors";
 
@@ -115,12 +115,14 @@ async function* partContent(reader: Reader, delimiter: Buffer): AsyncIterable<Ui
     }
     if (!(await reader.more())) throw new TruncatedBody();
   }
-  // The rest (other fields, the closing "--"): must arrive, or the client was cut off.
-  let rest = reader.buf.length;
-  while (await reader.more()) {
-    rest += reader.buf.length;
-    reader.buf = Buffer.alloc(0);
-    if (rest > 1024 * 1024) throw new AppError("bad_request", "multipart body goes on after the file");
+  // The rest (other fields, the closing "--"): must arrive, or the client was cut off, and
+  // hold no second `file` part (PROTOCOL §9: one; which one was meant is not ours to guess).
+  while (await reader.more()) if (reader.buf.length > 1024 * 1024) throw new AppError("bad_request", "multipart body goes on after the file");
+  // The buffer starts just after the file part's closing delimiter: each piece is a part.
+  for (const part of reader.buf.toString("latin1").split(delimiter.toString("latin1"))) {
+    const headers = part.slice(0, part.indexOf("\r\n\r\n") >>> 0);
+    if (param(/^content-disposition:(.*)$/im.exec(headers)?.[1] ?? "", "name") === "file")
+      throw new AppError("validation_failed", "file: one part only", [{ field: "file", message: "exactly one multipart part named file" }]);
   }
 }
 
