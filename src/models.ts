@@ -85,7 +85,13 @@ export function serverFrame(type: string): TSchema {
   const data = SERVER_FRAMES[type];
   if (!data) throw new Error(`models: no server frame "${type}"`);
   const base = { type: t.Literal(type), data, timestamp: Timestamp };
-  if (type in EVENTS) return Shape({ ...base, success: t.Literal(true), seq: Int({ minimum: 1, description: "this event's position in the log: resume with since=<seq>" }) });
+  if (type in EVENTS)
+    return Shape({
+      ...base,
+      success: t.Literal(true),
+      seq: Int({ minimum: 1, description: "this event's position in the log: resume with since=<seq>" }),
+      request_id: t.Optional(t.String({ description: "on the socket that asked, the request this event answers (message.send, edit, delete, read)" })),
+    });
   const reply = { ...base, request_id: t.Optional(t.String({ description: "the request this answers" })) };
   if (type === "error") return Shape({ ...reply, success: t.Literal(false), error: FrameError });
   return Shape({ ...reply, success: t.Literal(true) });

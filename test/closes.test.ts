@@ -42,13 +42,24 @@ async function withGroup(s: TestServer) {
   const alice = await s.register();
   const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "g" } });
   const send = async (content: string) => expect((await s.api("POST", `/api/conversations/${group.body.id}/messages`, { token: alice.token, body: { content } })).status).toBe(201);
-  return { alice, send };
+  return { alice, send, group: group.body.id as string };
 }
 
 /** Closes every open socket of the server with `close`. */
 const closeAll = (s: TestServer, close: (state: SocketState) => void) => {
   for (const st of [...s.app.hub.allSockets()]) close(st);
 };
+
+test("the reference client resolves a request with its ack, not with the event that answers it first (and also carries its request_id)", async () => {
+  const s = await server();
+  const { alice, group } = await withGroup(s);
+  const { c, received } = client(s, { token: alice.token });
+  await c.connect();
+  const reply = await c.request("message.send", { conversation_id: group, content: "through the client" });
+  expect(reply).toMatchObject({ type: "ack", data: { request_type: "message.send", result: { content: "through the client" } } });
+  await waitFor(() => received.length === 1);
+  expect(received[0]!.content).toBe("through the client");
+});
 
 describe("the close-code table", () => {
   test("terminal: 4001, 4003, 1000 and an HTTP 401; temporary: the rest, and codes it does not know", () => {

@@ -469,6 +469,64 @@ describe("bad frames", () => {
     expect((await wa.waitClosed()).code).toBe(1000);
   });
 
+  test("a mutating frame's event reaches the asking socket with its request_id, once; everyone else gets it without (§4)", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wa2, wb] = [await connect(a!), await connect(a!), await connect(b!)];
+    const events = (w: TestSocket, type: string) => w.all(type).map((f) => ({ id: f.data.message_id ?? f.data.id, request_id: f.request_id, seq: typeof f.seq }));
+    wa.send("message.send", { conversation_id: conv, content: "asked" }, "send-1");
+    const ack = await wa.waitFor((f) => f.type === "ack" && f.request_id === "send-1");
+    const id = ack.data.result.id as string;
+    await wb.waitFor(isMsg("asked"));
+    await wa2.waitFor(isMsg("asked"));
+    expect(events(wa, "message.receive")).toEqual([{ id, request_id: "send-1", seq: "number" }]);
+    // The event came first, then the ack; the envelope as in §4 (seq, then request_id).
+    const answer = wa.all("message.receive")[0]!;
+    expect(wa.frames.indexOf(answer)).toBeLessThan(wa.frames.indexOf(ack));
+    expect(Object.keys(answer)).toEqual(["type", "data", "timestamp", "success", "seq", "request_id"]);
+    for (const w of [wa2, wb]) expect(events(w, "message.receive")).toEqual([{ id, request_id: undefined, seq: "number" }]);
+    // Edit, read and delete alike; the reader's own socket gets the read with its id.
+    wa.send("message.edit", { message_id: id, content: "asked again" }, "edit-1");
+    wb.send("message.read", { conversation_id: conv, message_id: id }, "read-1");
+    await wa.waitFor((f) => f.type === "ack" && f.request_id === "edit-1");
+    await wb.waitFor((f) => f.type === "ack" && f.request_id === "read-1");
+    wa.send("message.delete", { message_id: id }, "delete-1");
+    await wa.waitFor((f) => f.type === "ack" && f.request_id === "delete-1");
+    await wb.waitFor((f) => f.type === "message.delete");
+    await wa2.waitFor((f) => f.type === "message.delete");
+    expect([events(wa, "message.edit"), events(wa, "message.delete"), events(wb, "message.read")]).toEqual([
+      [{ id, request_id: "edit-1", seq: "number" }],
+      [{ id, request_id: "delete-1", seq: "number" }],
+      [{ id, request_id: "read-1", seq: "number" }],
+    ]);
+    await wa.waitFor((f) => f.type === "message.read");
+    expect([events(wb, "message.edit"), events(wb, "message.delete"), events(wa, "message.read"), events(wa2, "message.edit")]).toEqual([
+      [{ id, request_id: undefined, seq: "number" }],
+      [{ id, request_id: undefined, seq: "number" }],
+      [{ id, request_id: undefined, seq: "number" }],
+      [{ id, request_id: undefined, seq: "number" }],
+    ]);
+    // Without a request_id nothing carries one.
+    wa.send("message.send", { conversation_id: conv, content: "unasked" });
+    await wb.waitFor(isMsg("unasked"));
+    expect((await wa.waitFor(isMsg("unasked"))).request_id).toBeUndefined();
+  });
+
+  test("with attachments (links signed for each viewer) the asking socket's copy carries its request_id too", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    const up = await fetch(`${s.base}/api/uploads?filename=note.txt`, { method: "POST", headers: { authorization: `Bearer ${a!.token}`, "content-type": "text/plain" }, body: "hello" });
+    expect(up.status).toBe(201);
+    const attachment = (await up.json()) as { id: string };
+    wa.send("message.send", { conversation_id: conv, content: "", attachment_ids: [attachment.id] }, "file-1");
+    const mine = await wa.waitFor((f) => f.type === "message.receive" && f.data.attachments?.length === 1);
+    const theirs = await wb.waitFor((f) => f.type === "message.receive" && f.data.attachments?.length === 1);
+    expect([mine.request_id, theirs.request_id]).toEqual(["file-1", undefined]);
+    expect(new URL(mine.data.attachments[0].url, s.base).searchParams.get("v")).toBe(a!.user.id);
+    expect(new URL(theirs.data.attachments[0].url, s.base).searchParams.get("v")).toBe(b!.user.id);
+  });
+
   test("a retried message.send publishes nothing, not even to the sender, but its ack carries the stored message", async () => {
     const [a, b] = await users(2);
     const conv = await group(a!, [b!]);

@@ -83,7 +83,8 @@ export class TestSocket {
     const id = `r${++this.counter}`;
     const from = this.frames.length;
     this.send(type, data, id);
-    return this.waitFor((f) => f.request_id === id, ms, from);
+    // The reply or ack, not the event that also answers a mutating frame (it carries a seq).
+    return this.waitFor((f) => f.request_id === id && f.seq === undefined, ms, from);
   }
 
   /** Frames of a type received so far. */

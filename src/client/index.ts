@@ -313,7 +313,9 @@ export class ParleyClient {
     // Only a socket's first list (its on-connect one) opens it; a later conversation.load
     // sent without a request id answers with a list too.
     if (f.type === "conversation.list" && f.request_id === undefined && this.state === "connecting") this.onSynced();
-    if (f.request_id !== undefined) {
+    // A request resolves with its reply, its ack or its error; the event that answers a
+    // mutating frame carries the request_id too, but comes first and has a seq.
+    if (f.request_id !== undefined && f.seq === undefined) {
       const p = this.pending.get(f.request_id);
       if (p) {
         this.pending.delete(f.request_id);

@@ -51,7 +51,8 @@ export function asyncApiDocument() {
       description: [
         "The real-time protocol of Parley, on the same host and port as the REST API (/docs).",
         "Every frame is one JSON text frame. Server → client frames are `{type, data, timestamp, success, seq?, request_id?}`:",
-        "persisted events carry `seq` (resume with `?since=<seq>`), replies carry the `request_id` of the request they answer.",
+        "persisted events carry `seq` (resume with `?since=<seq>`), replies carry the `request_id` of the request they answer,",
+        "and so does the event that answers a message.send, edit, delete or read, on the socket that sent it (before its `ack`).",
         "Client → server frames are `{type, data, request_id?}`. A frame that is not JSON, has an unknown type or invalid `data`",
         "gets an `error` frame and the socket stays open.",
         "",

@@ -11,6 +11,7 @@ import type { DB } from "../db/client";
 import { AppError } from "../errors";
 import { iso } from "../lib/time";
 import { readEpoch } from "./epoch";
+import { claimsReply, currentRequest, type Request } from "./replies";
 import type { EventData, EventType } from "../models";
 
 export interface StoredEvent {
@@ -21,6 +22,8 @@ export interface StoredEvent {
   /** `data` as stored: serialised once, reused for every frame. */
   json: string;
   timestamp: string;
+  /** The request this event answers, for the socket that made it (./replies). */
+  replyTo?: Request;
 }
 
 /**
@@ -42,7 +45,7 @@ export interface Writer {
   emitMany<T extends EventType>(topics: string[], type: T, data: EventData<T>): number;
 }
 
-interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void }
+interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void; request: Request | undefined }
 
 export type CommitListener = (events: StoredEvent[]) => void;
 
@@ -177,7 +180,7 @@ export class EventLog implements EventFeed {
   }
 
   /** Runs `fn` in one transaction (it must be synchronous), then hands its events to the listeners. */
-  write<T>(fn: (w: Writer) => T): T {
+  write<T>(fn: (w: Writer) => T, request = currentRequest()): T {
     if (this.inWrite) throw new Error("EventLog.write is not re-entrant");
     const pending: StoredEvent[] = [];
     const fresh: Fresh = [];
@@ -185,7 +188,7 @@ export class EventLog implements EventFeed {
     let result: T;
     try {
       // bun:sqlite's own transaction is much cheaper per call than drizzle's.
-      result = this.transaction(() => this.run(fn, pending, fresh));
+      result = this.transaction(() => this.run(fn, pending, fresh, request));
     } finally {
       this.inWrite = false;
     }
@@ -204,7 +207,8 @@ export class EventLog implements EventFeed {
    */
   writeBatched<T>(fn: (w: Writer) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve, reject } as QueuedWrite<unknown>);
+      // The request is read here: the batch runs later, outside the handler's context.
+      this.queue.push({ fn, resolve, reject, request: currentRequest() } as QueuedWrite<unknown>);
       if (this.queue.length === 1) setImmediate(this.flush);
     });
   }
@@ -219,7 +223,7 @@ export class EventLog implements EventFeed {
       const item = batch[0]!;
       let value: unknown;
       try {
-        value = this.write(item.fn);
+        value = this.write(item.fn, item.request);
       } catch (e) {
         return item.reject(e);
       }
@@ -234,7 +238,7 @@ export class EventLog implements EventFeed {
           const fresh: Fresh = [];
           this.savepoint.run();
           try {
-            outcomes.push({ ok: true, value: this.run(item.fn, events, fresh), events, fresh });
+            outcomes.push({ ok: true, value: this.run(item.fn, events, fresh, item.request), events, fresh });
             this.release.run();
           } catch (e) {
             // SQLite may have ended the whole transaction itself (it can on a full disk):
@@ -262,13 +266,15 @@ export class EventLog implements EventFeed {
    * Runs a change inside an open transaction, appending its events to `pending`, and the
    * topic numbers it read or made to `fresh` (kept once the change has committed).
    */
-  private run<T>(fn: (w: Writer) => T, pending: StoredEvent[], fresh: Fresh): T {
+  private run<T>(fn: (w: Writer) => T, pending: StoredEvent[], fresh: Fresh, request: Request | undefined): T {
     const r = fn({
       tx: this.db,
       emit: (topic, type, data, json = JSON.stringify(data)) => {
         const now = Date.now();
         const seq = Number(this.insert.run(topic, this.topicId(topic, fresh), type, json, now).lastInsertRowid);
-        pending.push({ seq, topic, type, data, json, timestamp: iso(now) });
+        const event: StoredEvent = { seq, topic, type, data, json, timestamp: iso(now) };
+        if (claimsReply(request, type)) event.replyTo = request;
+        pending.push(event);
         return seq;
       },
       emitMany: (topics, type, data) => {

@@ -17,7 +17,7 @@ import type { AppContext } from "../context";
 import { convTopic, userTopic, type StoredEvent } from "../events/log";
 import { TokenBucket } from "../lib/rate-limit";
 import { iso } from "../lib/time";
-import { eventFrame, frame } from "./protocol";
+import { answering, eventFrame, frame } from "./protocol";
 import { LastActive } from "./last-active";
 import { CLOSE_CODES, type CloseCode } from "./close-codes";
 import { UNSIGNED_LINK } from "../files/links";
@@ -410,8 +410,14 @@ export class Hub {
       for (const s of this.byUser.get(e.topic.slice(5)) ?? []) s.ws.subscribe(convTopic(id));
     }
     const text = eventFrame(e.type, e.json, e.timestamp, e.seq);
-    if (e.json.includes(UNSIGNED_LINK)) this.publishSigned(e.topic, text);
-    else this.publish(e.topic, text);
+    // The socket that asked (if it still hears the topic) gets the frame with its request_id.
+    const asker = e.replyTo && (e.replyTo.socket as SocketState);
+    const answer = asker && !asker.closing && asker.ws.isSubscribed(e.topic) ? { to: asker, text: answering(text, e.replyTo!.requestId) } : undefined;
+    if (e.json.includes(UNSIGNED_LINK)) this.publishSigned(e.topic, text, answer);
+    else if (answer) {
+      answer.to.ws.publish(e.topic, text); // to the topic's other sockets (Bun leaves out the publishing one)
+      answer.to.ws.send(answer.text);
+    } else this.publish(e.topic, text);
     this.ctx.metrics.eventsPublishedOf(e.type).inc();
     if (e.type === "conversation.delete") this.leaveConversation(e.topic.slice(5), (e.data as { conversation_id: string }).conversation_id);
     else if (e.type === "friend.remove") {
@@ -569,10 +575,14 @@ export class Hub {
    * user (PROTOCOL §9: a link names one viewer), in place of one shared publish. Sent
    * synchronously like a publish, so it keeps its place among the topic's frames.
    */
-  private publishSigned(topic: string, text: string) {
+  private publishSigned(topic: string, text: string, answer?: { to: SocketState; text: string }) {
     const signed = new Map<string, string>();
     for (const s of this.sockets.values()) {
       if (!s.ws.isSubscribed(topic)) continue;
+      if (s === answer?.to) {
+        s.ws.send(this.ctx.files.links.personalize(answer.text, s.userId));
+        continue;
+      }
       let mine = signed.get(s.userId);
       if (mine === undefined) signed.set(s.userId, (mine = this.ctx.files.links.personalize(text, s.userId)));
       s.ws.send(mine);

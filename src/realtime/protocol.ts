@@ -82,6 +82,9 @@ export function eventFrame(type: string, dataJson: string, timestamp: string, se
   return `{"type":${JSON.stringify(type)},"data":${dataJson},"timestamp":"${timestamp}","success":true,"seq":${seq}}`;
 }
 
+/** An event's frame for the socket whose request it answers: with its request_id (§4). */
+export const answering = (eventFrameText: string, requestId: string) => `${eventFrameText.slice(0, -1)},"request_id":${JSON.stringify(requestId)}}`;
+
 export function errorFrame(code: ErrorCode, message: string, requestType: string | null, requestId?: string, extra?: Record<string, unknown>): string {
   const f: Record<string, unknown> = {
     type: "error",

@@ -19,6 +19,7 @@ import { CLOSE_CODES } from "./close-codes";
 import { OPENING_PAGE } from "../conversations/service";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
+import { asRequest, REPLY_EVENTS } from "../events/replies";
 import { op } from "../http/docs";
 import type { Ack, AckType, SignalData, SignalType } from "../models";
 
@@ -179,7 +180,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (!f) throw invalid;
       ctx.metrics.framesInOf(f.type).inc();
       const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
-      const done = (handlers[f.type] as Handler<ClientType>)(call, f.data as never);
+      const handler = () => (handlers[f!.type] as Handler<ClientType>)(call, f!.data as never);
+      // A request answered by its event: that event reaches this socket with the request_id.
+      const replyType = f.request_id === undefined ? undefined : REPLY_EVENTS[f.type];
+      const done = replyType ? asRequest({ requestId: f.request_id!, replyType, socket: state }, handler) : handler();
       if (done instanceof Promise) done.catch(fail);
     } catch (e) {
       fail(e);

@@ -39,6 +39,7 @@ import { iso } from "../../lib/time";
 import type { EventData, EventType } from "../../models";
 import { PRUNE_CHUNK, REPLAY_WINDOW, replayQueries, type CommitListener, type EventRow, type StoredEvent } from "../../events/log";
 import { NoEpochError } from "../../events/epoch";
+import { claimsReply, currentRequest, ExpectedReplies } from "../../events/replies";
 import type { PgDB } from "./client";
 import { pgUnavailable } from "./errors";
 
@@ -162,6 +163,8 @@ export class PgEventLog {
   private failing = false;
   /** Told once when the database's epoch is no longer this log's. */
   private epochListeners: ((epoch: string) => void)[] = [];
+  /** Events of this node's changes that answer a socket's request, until the follower delivers them. */
+  private replies = new ExpectedReplies();
   private epochCheck: Promise<void> | null = null;
   private epochChanged = false;
 
@@ -227,8 +230,12 @@ export class PgEventLog {
     let emitted = false;
     let last = 0;
     let result: T;
+    const replies: number[] = [];
     try {
-      result = await PgEventLog.guard(() => this.db.transaction((tx) => fn(this.writer(tx, (seq) => ((emitted = true), (last = Math.max(last, seq)))))));
+      result = await PgEventLog.guard(() => this.db.transaction((tx) => fn(this.writer(tx, (seq) => ((emitted = true), (last = Math.max(last, seq))), replies))));
+    } catch (e) {
+      this.replies.forget(replies);
+      throw e;
     } finally {
       // Rolled back too: its seqs are holes the followers can now pass.
       if (emitted) this.committed();
@@ -249,8 +256,9 @@ export class PgEventLog {
     return this.write(fn);
   }
 
-  private writer(tx: PgTx, emitted: (seq: number) => void): PgWriter {
+  private writer(tx: PgTx, emitted: (seq: number) => void, replies: number[]): PgWriter {
     const gate = sql.raw(this.gate);
+    const request = currentRequest();
     return {
       tx,
       emit: async (topic, type, data) => {
@@ -260,6 +268,7 @@ export class PgEventLog {
           SELECT ${topic}::text, ${type}::text, ${JSON.stringify(data)}::text, ${Date.now()}::bigint, g.xid FROM g RETURNING seq`)) as unknown as { seq: string }[];
         const seq = Number(rows[0]!.seq);
         emitted(seq);
+        if (claimsReply(request, type)) (this.replies.expect(seq, request), replies.push(seq));
         return seq;
       },
       emitMany: async (topics, type, data) => {
@@ -447,7 +456,7 @@ export class PgEventLog {
       }
       this.hole = null;
       const data = JSON.parse(r.data);
-      batch.push({ seq, topic: r.topic, type: r.type, data, json: r.data, timestamp: iso(Number(r.created_at)) });
+      batch.push({ seq, topic: r.topic, type: r.type, data, json: r.data, timestamp: iso(Number(r.created_at)), replyTo: this.replies.take(seq) });
       expected = seq + 1;
     }
     this.deliver(batch);
