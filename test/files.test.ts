@@ -134,7 +134,10 @@ describe("uploads", () => {
     form.append("file", new File([new TextEncoder().encode("second")], "b.txt", { type: "text/plain" }));
     const next = new FormData(); // one right after the other
     for (const name of ["d.txt", "e.txt"]) next.append("file", new File([new TextEncoder().encode(name)], name, { type: "text/plain" }));
-    for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, next)])
+    const large = new FormData(); // a second one too large to be read before it is refused
+    large.append("file", new File([new TextEncoder().encode("small")], "f.txt", { type: "text/plain" }));
+    large.append("file", new File([new Uint8Array(2 * 1024 * 1024).fill(7)], "g.bin", { type: "application/octet-stream" }));
+    for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, next), await upload(s, alice.token, large)])
       expect([res.status, res.body.error?.code, res.body.error?.details?.[0]?.field]).toEqual([422, "validation_failed", "file"]);
     expect(await rowCount(s)).toBe(before);
     expect(tempFiles(s.dataDir)).toEqual([]);

@@ -241,7 +241,7 @@ describe("search: bad input changes nothing and gets the contract's errors", () 
     expect(await status({ q: "abc", after: "2026-11-29T10:00:00Z", before: "2026-11-29T09:00:00Z" })).toEqual([422, "validation_failed"]);
     expect(await status({ q: "abc", after: "2026-11-29", before: "2026-11-30T00:00:00+07:00" })).toEqual([200, undefined]);
     // The last day of each month is on the calendar, February's in a leap year too.
-    for (const good of ["2024-02-29", "2026-01-31", "2026-04-30", "2026-12-31T23:59:59.999Z"]) expect({ good, got: await status({ q: "abc", after: good }) }).toEqual({ good, got: [200, undefined] });
+    for (const good of ["2024-02-29", "2026-01-31", "2026-04-30", "2026-12-31T23:59:59.999Z", "0000-02-29"]) expect({ good, got: await status({ q: "abc", after: good }) }).toEqual({ good, got: [200, undefined] });
   });
 
   test("an unknown conversation filter → 404; no token → 401", async () => {

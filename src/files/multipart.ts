@@ -69,15 +69,10 @@ export async function filePart(body: ReadableStream<Uint8Array>, boundary: strin
   // The first delimiter has no CRLF before it.
   await reader.skipPast(Buffer.from(`--${boundary}`), 64 * 1024);
   for (;;) {
-    // After a delimiter: "--" ends the body, else CRLF and the part's headers.
-    while (reader.buf.length < 2) if (!(await reader.more())) throw new TruncatedBody();
-    if (reader.buf[0] === 0x2d && reader.buf[1] === 0x2d) throw new AppError("validation_failed", "file: missing", [{ field: "file", message: "a multipart part named file is required" }]);
-    const headerEnd = await indexOfOrMore(reader, CRLFCRLF, MAX_HEADER_BYTES);
-    const headers = reader.buf.subarray(0, headerEnd).toString("utf8");
-    reader.buf = reader.buf.subarray(headerEnd + 4);
-    const disposition = /^content-disposition:(.*)$/im.exec(headers)?.[1] ?? "";
-    const name = param(disposition, "name");
-    if (name !== "file") {
+    const headers = await nextPartHeaders(reader);
+    if (headers === null) throw new AppError("validation_failed", "file: missing", [{ field: "file", message: "a multipart part named file is required" }]);
+    const disposition = dispositionOf(headers);
+    if (param(disposition, "name") !== "file") {
       await reader.skipPast(delimiter, 1024 * 1024);
       continue;
     }
@@ -88,6 +83,18 @@ export async function filePart(body: ReadableStream<Uint8Array>, boundary: strin
     };
   }
 }
+
+/** After a delimiter: the next part's headers (the buffer is left at its content), or null at the closing "--". */
+async function nextPartHeaders(reader: Reader): Promise<string | null> {
+  while (reader.buf.length < 2) if (!(await reader.more())) throw new TruncatedBody();
+  if (reader.buf[0] === 0x2d && reader.buf[1] === 0x2d) return null;
+  const headerEnd = await indexOfOrMore(reader, CRLFCRLF, MAX_HEADER_BYTES);
+  const headers = reader.buf.subarray(0, headerEnd).toString("utf8");
+  reader.buf = reader.buf.subarray(headerEnd + 4);
+  return headers;
+}
+
+const dispositionOf = (headers: string) => /^content-disposition:(.*)$/im.exec(headers)?.[1] ?? "";
 
 async function indexOfOrMore(reader: Reader, needle: Buffer, max: number): Promise<number> {
   for (;;) {
@@ -115,14 +122,19 @@ async function* partContent(reader: Reader, delimiter: Buffer): AsyncIterable<Ui
     }
     if (!(await reader.more())) throw new TruncatedBody();
   }
-  // The rest (other fields, the closing "--"): must arrive, or the client was cut off, and
-  // hold no second `file` part (PROTOCOL §9: one; which one was meant is not ours to guess).
-  while (await reader.more()) if (reader.buf.length > 1024 * 1024) throw new AppError("bad_request", "multipart body goes on after the file");
-  // The buffer starts just after the file part's closing delimiter: each piece is a part.
-  for (const part of reader.buf.toString("latin1").split(delimiter.toString("latin1"))) {
-    const headers = part.slice(0, part.indexOf("\r\n\r\n") >>> 0);
-    if (param(/^content-disposition:(.*)$/im.exec(headers)?.[1] ?? "", "name") === "file")
-      throw new AppError("validation_failed", "file: one part only", [{ field: "file", message: "exactly one multipart part named file" }]);
+  // The parts after it are read as they come, each by its headers: another `file` part is
+  // refused before its content (PROTOCOL §9: one; which one was meant is not ours to guess),
+  // others are skipped. The closing "--" must arrive, or the client was cut off.
+  for (let headers; (headers = await nextPartHeaders(reader)) !== null; ) {
+    if (param(dispositionOf(headers), "name") === "file") throw new AppError("validation_failed", "file: one part only", [{ field: "file", message: "exactly one multipart part named file" }]);
+    await reader.skipPast(delimiter, 1024 * 1024);
+  }
+  // After the closing delimiter, what a client may add (an epilogue) is read to the end.
+  let rest = reader.buf.length;
+  while (await reader.more()) {
+    rest += reader.buf.length;
+    reader.buf = Buffer.alloc(0);
+    if (rest > 1024 * 1024) throw new AppError("bad_request", "multipart body goes on after the file");
   }
 }
 

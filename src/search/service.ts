@@ -28,7 +28,9 @@ const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[
 /** Whether the text's date is on the calendar: Date.parse rolls 2021-02-30 over to March 2nd. */
 function onCalendar(raw: string): boolean {
   const [y, m, d] = [Number(raw.slice(0, 4)), Number(raw.slice(5, 7)), Number(raw.slice(8, 10))];
-  return m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+  const last = new Date(0);
+  last.setUTCFullYear(y, m, 0); // the month's last day (Date.UTC would read years 0–99 as 1900–1999)
+  return m >= 1 && m <= 12 && d >= 1 && d <= last.getUTCDate();
 }
 
 /** 400 when it is not an ISO timestamp (a parameter that cannot be parsed, §2). */
