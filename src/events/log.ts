@@ -45,7 +45,7 @@ export interface Writer {
   emitMany<T extends EventType>(topics: string[], type: T, data: EventData<T>): number;
 }
 
-interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void; request: Request | undefined }
+interface QueuedWrite<T> { fn: (w: Writer) => T; resolve: (v: T) => void; reject: (e: unknown) => void; request: Request | null }
 
 export type CommitListener = (events: StoredEvent[]) => void;
 
@@ -180,7 +180,7 @@ export class EventLog implements EventFeed {
   }
 
   /** Runs `fn` in one transaction (it must be synchronous), then hands its events to the listeners. */
-  write<T>(fn: (w: Writer) => T, request = currentRequest()): T {
+  write<T>(fn: (w: Writer) => T, request: Request | null = currentRequest() ?? null): T {
     if (this.inWrite) throw new Error("EventLog.write is not re-entrant");
     const pending: StoredEvent[] = [];
     const fresh: Fresh = [];
@@ -208,7 +208,7 @@ export class EventLog implements EventFeed {
   writeBatched<T>(fn: (w: Writer) => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       // The request is read here: the batch runs later, outside the handler's context.
-      this.queue.push({ fn, resolve, reject, request: currentRequest() } as QueuedWrite<unknown>);
+      this.queue.push({ fn, resolve, reject, request: currentRequest() ?? null } as QueuedWrite<unknown>);
       if (this.queue.length === 1) setImmediate(this.flush);
     });
   }
@@ -266,7 +266,7 @@ export class EventLog implements EventFeed {
    * Runs a change inside an open transaction, appending its events to `pending`, and the
    * topic numbers it read or made to `fresh` (kept once the change has committed).
    */
-  private run<T>(fn: (w: Writer) => T, pending: StoredEvent[], fresh: Fresh, request: Request | undefined): T {
+  private run<T>(fn: (w: Writer) => T, pending: StoredEvent[], fresh: Fresh, request: Request | null): T {
     const r = fn({
       tx: this.db,
       emit: (topic, type, data, json = JSON.stringify(data)) => {

@@ -40,7 +40,7 @@ export const asRequest = <T>(request: Request, handler: () => T): T => current.r
 export const currentRequest = (): Request | undefined => current.getStore();
 
 /** Whether an event of `type` is the reply to `request` (the first one of its change is). */
-export function claimsReply(request: Request | undefined, type: string): request is Request {
+export function claimsReply(request: Request | null | undefined, type: string): request is Request {
   if (!request || request.answered || request.replyType !== type) return false;
   request.answered = true;
   return true;
