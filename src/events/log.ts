@@ -179,7 +179,11 @@ export class EventLog implements EventFeed {
     return () => (this.listeners = this.listeners.filter((l) => l !== listener));
   }
 
-  /** Runs `fn` in one transaction (it must be synchronous), then hands its events to the listeners. */
+  /**
+   * Runs `fn` in one transaction (it must be synchronous), then hands its events to the
+   * listeners. `request`: the socket's request that one of its events may answer
+   * (./replies); the caller's by default, null for none.
+   */
   write<T>(fn: (w: Writer) => T, request: Request | null = currentRequest() ?? null): T {
     if (this.inWrite) throw new Error("EventLog.write is not re-entrant");
     const pending: StoredEvent[] = [];
