@@ -108,6 +108,13 @@ describe("search: what the HTTP layer adds", () => {
     // Thai: the mark covers the original characters.
     expect((await search(b, { q: "ประชุม" })).body.items[0].snippet).toBe("พรุ่งนี้<mark>ประชุม</mark>กี่โมง");
     expect((await search(b, { q: "cafe" })).body.items[0].snippet).toBe("Rendez-vous au <mark>Café</mark> de Flore");
+    // Marked as fold() matched them: Greek final sigma (ς, as lower-casing the word gives),
+    // and a mark that fold() keeps in text without Latin accents.
+    await send(x!, c, "ΟΔΟΣ ΣΟΦΙΑΣ");
+    expect((await search(x!, { q: "οδος" })).body.items[0].snippet).toBe("<mark>ΟΔΟΣ</mark> ΣΟΦΙΑΣ");
+    expect((await search(x!, { q: "σοφιας" })).body.items[0].snippet).toBe("ΟΔΟΣ <mark>ΣΟΦΙΑΣ</mark>");
+    await send(x!, c, "plain xa\u1dc4b text");
+    expect((await search(x!, { q: "xa\u1dc4b" })).body.items[0].snippet).toBe("plain <mark>xa\u1dc4b</mark> text");
     // A letter spelt out as two (ß → ss) is marked whole.
     await send(x!, c, "Treffen in der Großstraße 7, Łódź");
     expect((await search(x!, { q: "strasse lodz" })).body.items[0].snippet).toBe("Treffen in der Groß<mark>straße</mark> 7, <mark>Łódź</mark>");

@@ -4,7 +4,7 @@
  */
 import { invalid } from "../errors";
 import { CONTROL_CHARACTERS } from "../lib/text";
-import { fold, spellOut } from "./fold.js";
+import { fold, spellOut, stripsMarks } from "./fold.js";
 
 export { fold };
 
@@ -80,24 +80,31 @@ function foldWithOrigins(s: string): { folded: string; from: number[]; to: numbe
   let folded = "";
   const from: number[] = [];
   const to: number[] = [];
+  const strip = stripsMarks(s); // as fold(): text without Latin accents is only lower-cased
   let afterLatin = false;
   for (let i = 0; i < s.length; ) {
     const cp = String.fromCodePoint(s.codePointAt(i)!);
     let piece: string;
-    if (LATIN.test(cp)) {
+    if (strip && LATIN.test(cp)) {
       piece = cp.normalize("NFD").replace(MARKS, "");
       afterLatin = true;
-    } else if (afterLatin && /^\p{M}$/u.test(cp)) piece = ""; // a decomposed accent
+    } else if (strip && afterLatin && /^\p{M}$/u.test(cp)) piece = ""; // a decomposed accent
     else {
       piece = cp;
       afterLatin = false;
     }
-    piece = spellOut(piece.toLowerCase());
+    piece = cp === "Σ" ? sigma(s, i) : spellOut(piece.toLowerCase());
     for (let k = 0; k < piece.length; k++) (from.push(i), to.push(i + cp.length));
     folded += piece;
     i += cp.length;
   }
   return { folded, from, to };
+}
+
+/** Σ lower-cased as in its text: ς at a word's end (Unicode's Final_Sigma, which depends on the letters around it). */
+function sigma(s: string, at: number): string {
+  const before = s.slice(Math.max(0, at - 8), at);
+  return (before + s.slice(at, at + 9)).toLowerCase().charAt(before.toLowerCase().length);
 }
 
 export const SNIPPET = 200;
