@@ -42,15 +42,24 @@ test.skipIf(!ready)("three nodes migrating at once apply each migration exactly 
   expect(epoch.value).toMatch(/^[0-9a-f]{32}$/);
 });
 
+/**
+ * Migrates `db` as the build before a migration left it: every migration before the first
+ * one with a statement containing `marker` (found by its text: its number may change in a merge).
+ */
+async function migrateBefore(db: PgDB, marker: string) {
+  const all = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle/pg") });
+  const before = all.slice(0, all.findIndex((m) => m.sql.some((q) => q.includes(marker))));
+  const local = drizzle({ client: db.$client }) as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): Promise<void> }; session: unknown };
+  await local.dialect.migrate(before, local.session, { migrationsFolder: "" });
+  return { all, before };
+}
+
 test.skipIf(!ready)("migration 0005 counts the bytes of existing attachments; triggers keep the count, cascades included", async () => {
   const fresh = await createTestDatabase("parley_usage");
   const db = openPostgres(fresh.url, 2);
   try {
-    // The database as the build before 0005 left it (found by what it creates: its number may change in a merge).
-    const all = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle/pg") });
-    const before = all.slice(0, all.findIndex((m) => m.sql.some((q) => q.includes('CREATE TABLE "attachment_usage"'))));
-    const local = drizzle({ client: db.$client }) as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): Promise<void> }; session: unknown };
-    await local.dialect.migrate(before, local.session, { migrationsFolder: "" });
+    // The database as the build before 0005 left it.
+    const { all, before } = await migrateBefore(db, 'CREATE TABLE "attachment_usage"');
     const sql = db.$client;
     for (const id of ["u1", "u2", "u3"]) await sql`INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES (${id}, ${id}, ${id}, 'x', 0, 0, 0)`;
     const file = (id: string, user: string, size: number) =>
@@ -77,10 +86,7 @@ test.skipIf(!ready)("migration 0008 spells out ł, æ, ß, … in the folded sea
   const fresh = await createTestDatabase("parley_fold");
   const db = openPostgres(fresh.url, 2);
   try {
-    const all = readMigrationFiles({ migrationsFolder: join(import.meta.dir, "../drizzle/pg") });
-    const before = all.slice(0, all.findIndex((m) => m.sql.some((q) => q.includes("[ßæðøþđħłœŧ]"))));
-    const local = drizzle({ client: db.$client }) as unknown as { dialect: { migrate(m: unknown, s: unknown, c: object): Promise<void> }; session: unknown };
-    await local.dialect.migrate(before, local.session, { migrationsFolder: "" });
+    await migrateBefore(db, "[ßæðøþđħłœŧ]");
     const sql = db.$client;
     await sql`INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES ('u1', 'ann', 'Ann', 'x', 0, 0, 0)`;
     await sql`INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES ('c1', 'group', 'G', 'u1', 0, 0, 0)`;

@@ -296,6 +296,12 @@ describe("search: budget", () => {
   });
 });
 
+/** Forgets that migration `tag` and every later one were applied: the next start applies them again. */
+async function forgetMigrationsFrom(db: Database, tag: string) {
+  const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
+  db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === tag)!.when]);
+}
+
 /** Undoes migrations 0015 and 0016 (event topic numbers), which a test going back to an older schema must undo too. */
 function undoEventTopicIds(db: Database) {
   db.run("DROP TRIGGER events_topic_id_fill; DROP INDEX events_topic_id_seq; ALTER TABLE events DROP COLUMN topic_id; DROP TABLE event_topics");
@@ -317,8 +323,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     undoEventTopicIds(db); // 0015, 0016
     db.run("DROP TABLE search_rowids"); // 0014
     db.run("DROP TRIGGER attachment_usage_add; DROP TRIGGER attachment_usage_remove; DROP TABLE attachment_usage"); // 0013
-    const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
-    db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0012_search")!.when]);
+    await forgetMigrationsFrom(db, "0012_search");
     db.close();
     const { rmSync } = await import("node:fs");
     for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `search.db${suffix}`), { force: true });
@@ -421,8 +426,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     db.run("DROP TRIGGER search_pending_insert; DROP TRIGGER search_pending_delete; DROP TABLE search_rowids");
     db.run("CREATE TRIGGER `search_pending_insert` AFTER INSERT ON `messages` BEGIN INSERT INTO search_pending(message_rowid, conversation_id, fresh) VALUES (new.rowid, new.conversation_id, 1); END");
     db.run("CREATE TRIGGER `search_pending_delete` AFTER DELETE ON `messages` BEGIN INSERT INTO search_pending(message_rowid, conversation_id) VALUES (old.rowid, old.conversation_id); END");
-    const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
-    db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0014_search_new_messages")!.when]);
+    await forgetMigrationsFrom(db, "0014_search_new_messages");
     db.run("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES (?, ?, ?, 'text', 'queued before tapir', ?)", [Bun.randomUUIDv7(), conv, a.user.id, Date.now()]);
     const [[indexId]] = db.query("SELECT value FROM meta WHERE key = 'search_index_id'").values() as [[string]];
     db.run(`ATTACH DATABASE '${join(dir, "search.db")}' AS search`);
@@ -454,8 +458,7 @@ sqliteIndexer.describe("search: the index on disk", () => {
     await server.stop(false);
     // The trigram index as a build before 0017 made it: the raw text, ł left as it is.
     const db = new Database(join(dir, "parley.db"));
-    const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
-    db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === "0017_search_fold_letters")!.when]);
+    await forgetMigrationsFrom(db, "0017_search_fold_letters");
     db.run(`ATTACH DATABASE '${join(dir, "search.db")}' AS search`);
     db.run("DELETE FROM search.messages_fts; INSERT INTO search.messages_fts(rowid, content) SELECT rowid, content FROM messages");
     db.run("UPDATE search.texts SET folded = 'spotkanie w łodzi'");

@@ -23,14 +23,6 @@ export interface Request {
   answered?: boolean;
 }
 
-/** The frames answered by an event of their change, and that event's type. */
-export const REPLY_EVENTS: Readonly<Record<string, string>> = {
-  "message.send": "message.receive",
-  "message.edit": "message.edit",
-  "message.delete": "message.delete",
-  "message.read": "message.read",
-};
-
 const current = new AsyncLocalStorage<Request>();
 
 /** Runs a frame's handler as the answer to `request`. */

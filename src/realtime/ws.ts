@@ -19,7 +19,7 @@ import { CLOSE_CODES } from "./close-codes";
 import { OPENING_PAGE } from "../conversations/service";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
-import { asRequest, REPLY_EVENTS } from "../events/replies";
+import { asRequest } from "../events/replies";
 import { op } from "../http/docs";
 import type { Ack, AckType, SignalData, SignalType } from "../models";
 
@@ -63,6 +63,14 @@ const UPGRADE_DOC = {
     { name: "since", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the highest seq processed: replay what came after" },
     { name: "epoch", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the epoch `since` belongs to (from connect or sync.complete); another one gets sync.reset" },
   ],
+};
+
+/** The frames answered by an event of their change (§4.2), and that event's type. */
+const REPLY_EVENTS: Partial<Record<ClientType, string>> = {
+  "message.send": "message.receive",
+  "message.edit": "message.edit",
+  "message.delete": "message.delete",
+  "message.read": "message.read",
 };
 
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {

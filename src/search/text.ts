@@ -13,9 +13,7 @@ export const MAX_QUERY = 256;
 export const INDEXABLE = 3;
 
 export interface Term {
-  /** As typed (NFC). */
-  text: string;
-  /** fold(text): what the indexes (folded texts) and scanned text are matched against. */
+  /** fold(the term as typed, NFC): what the indexes (folded texts) and scanned text are matched against. */
   folded: string;
   /** Long enough for a trigram index. */
   indexable: boolean;
@@ -38,7 +36,7 @@ export function parseQuery(raw: string | undefined): Term[] {
     const text = m[1] ?? m[2]!;
     const folded = fold(text);
     if (text.trim() === "" || folded === "" || terms.has(folded)) continue;
-    terms.set(folded, { text, folded, indexable: [...folded].length >= INDEXABLE });
+    terms.set(folded, { folded, indexable: [...folded].length >= INDEXABLE });
   }
   if (terms.size === 0) throw invalid("q", "nothing to search for");
   return [...terms.values()];
