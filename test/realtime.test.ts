@@ -548,6 +548,53 @@ describe("bad frames", () => {
 });
 
 describe("ordering under concurrency", () => {
+  test("a message with files reaches each socket of each member once, links signed for its user, in order among plain ones; others hear nothing", async () => {
+    const [a, b, c, d] = await users(4);
+    const conv = await group(a!, [b!, c!]);
+    const [wa, wa2, wb, wb2, wc, wd] = [await connect(a!), await connect(a!), await connect(b!), await connect(b!), await connect(c!), await connect(d!)];
+    // c leaves: their socket stops hearing the conversation; d was never in it.
+    expect((await s.api("DELETE", `/api/conversations/${conv}/members/${c!.user.id}`, { token: c!.token })).status).toBe(204);
+    await wc.waitFor((f) => f.type === "conversation.delete");
+    expect(s.app.hub.listenersOf(conv).sort()).toEqual([a!.user.id, b!.user.id].sort());
+    const ids: string[] = [];
+    for (const name of ["one.txt", "two.txt"]) {
+      const up = await fetch(`${s.base}/api/uploads?filename=${name}`, { method: "POST", headers: { authorization: `Bearer ${a!.token}`, "content-type": "text/plain" }, body: name });
+      expect(up.status).toBe(201);
+      ids.push(((await up.json()) as { id: string }).id);
+    }
+    // Sent back to back from one socket: one group commit, plain and signed frames interleaved.
+    wa.send("message.send", { conversation_id: conv, content: "p1" });
+    wa.send("message.send", { conversation_id: conv, content: "f1", attachment_ids: [ids[0]] }, "ask-f1");
+    wa.send("message.send", { conversation_id: conv, content: "p2" });
+    wa.send("message.send", { conversation_id: conv, content: "f2", attachment_ids: [ids[1]] });
+    wa.send("message.send", { conversation_id: conv, content: "p3" });
+    const order = ["p1", "f1", "p2", "f2", "p3"];
+    for (const w of [wa, wa2, wb, wb2]) await waitFor(() => w.all("message.receive").length >= order.length || undefined);
+    await Bun.sleep(100);
+    /** A socket's messages in the order it got them, which must be the order of their seqs. */
+    const inSeqOrder = (w: TestSocket) => {
+      const got = w.all("message.receive");
+      expect(got.map((f) => f.seq)).toEqual(got.map((f) => f.seq).sort((x, y) => x! - y!));
+      return got.map((f) => f.data.content as string);
+    };
+    const viewerOf = (f: { data: any }) => (f.data.attachments.length ? new URL(f.data.attachments[0].url, s.base).searchParams.get("v") : null);
+    const seen = (w: TestSocket) => w.all("message.receive").map((f) => [f.data.content, viewerOf(f), f.request_id ?? null]);
+    // The log's order (on PostgreSQL concurrent sends may commit in another order than sent).
+    const logged = inSeqOrder(wa2);
+    expect(logged.toSorted()).toEqual(order.toSorted());
+    for (const w of [wa, wb, wb2]) expect(inSeqOrder(w)).toEqual(logged);
+    expect(seen(wa)).toEqual(logged.map((m) => [m, m.startsWith("f") ? a!.user.id : null, m === "f1" ? "ask-f1" : null]));
+    expect(seen(wa2)).toEqual(logged.map((m) => [m, m.startsWith("f") ? a!.user.id : null, null]));
+    for (const w of [wb, wb2]) expect(seen(w)).toEqual(logged.map((m) => [m, m.startsWith("f") ? b!.user.id : null, null]));
+    expect([wc.all("message.receive"), wd.all("message.receive")]).toEqual([[], []]);
+    // What the hub keeps to find them goes with each user's last socket.
+    for (const w of [wa, wa2, wb]) w.close();
+    await waitFor(() => s.app.hub.listenersOf(conv).length === 1 || undefined);
+    expect(s.app.hub.listenersOf(conv)).toEqual([b!.user.id]);
+    wb2.close();
+    await waitFor(() => s.app.hub.listenersOf(conv).length === 0 || undefined);
+  });
+
   test("40 concurrent sends from 4 users arrive at every socket once, in the same order as history", async () => {
     const members = await users(4);
     const conv = await group(members[0]!, members.slice(1));

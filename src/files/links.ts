@@ -31,7 +31,7 @@ export class AttachmentLinks {
   }
 
   private mac(path: string, viewerId: string, exp: number): string {
-    return createHmac("sha256", this.key).update(`${path}\n${viewerId}\n${exp}`).digest("base64url").slice(0, 32);
+    return new Bun.CryptoHasher("sha256", this.key).update(`${path}\n${viewerId}\n${exp}`).digest("base64url").slice(0, 32);
   }
 
   /** `path` signed for `viewerId`, valid between TTL − step and TTL from now. */
@@ -52,8 +52,29 @@ export class AttachmentLinks {
 
   /** Signs, for one viewer, every attachment link in a JSON text (a response, an event). */
   personalize(json: string, viewerId: string): string {
-    if (!json.includes(UNSIGNED_LINK)) return json;
-    const now = Date.now();
-    return json.replace(LINK, (_, field, path) => `"${field}":"${this.sign(path, viewerId, now)}"`);
+    return this.personalizer(json)(viewerId);
+  }
+
+  /**
+   * The same for many viewers of one text (a frame to every member of a conversation): the
+   * text is searched for its links once, and each viewer's copy is put together around them.
+   */
+  personalizer(json: string): (viewerId: string) => string {
+    if (!json.includes(UNSIGNED_LINK)) return () => json;
+    const before: string[] = [];
+    const paths: string[] = [];
+    let at = 0;
+    for (const m of json.matchAll(LINK)) {
+      before.push(`${json.slice(at, m.index)}"${m[1]}":"`);
+      paths.push(m[2]!);
+      at = m.index + m[0].length - 1; // from the link's closing quote on
+    }
+    const rest = json.slice(at);
+    return (viewerId) => {
+      const now = Date.now();
+      let out = "";
+      for (let i = 0; i < paths.length; i++) out += before[i]! + this.sign(paths[i]!, viewerId, now);
+      return out + rest;
+    };
   }
 }

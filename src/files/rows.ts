@@ -6,6 +6,7 @@
  */
 import { and, eq, getTableColumns, inArray, isNotNull, lt, sql, type Column } from "drizzle-orm";
 import type { DB } from "../db/client";
+import { inJsonArray, prepared } from "../db/prepared";
 import { attachments, type AttachmentRow } from "../db/schema";
 import { AppError, invalid } from "../errors";
 import type { Tx } from "../events/log";
@@ -108,8 +109,17 @@ export function attachedRows(rows: AttachmentRow[], senderId: string, messageId:
 export function attach(tx: Tx, senderId: string, messageId: string, ids: string[]): AttachmentRow[] {
   if (ids.length === 0) return [];
   checkAttachmentIds(ids);
-  const taken = attachedRows(tx.select().from(attachments).where(inArray(attachments.id, ids)).all(), senderId, messageId, ids);
-  for (const r of taken) tx.update(attachments).set({ state: "attached", messageId, position: r.position, unheldAt: null }).where(eq(attachments.id, r.id)).run();
+  // Prepared once: drizzle built and prepared both statements for every send with files.
+  const q = prepared(tx, "attachments.attach", (d) => ({
+    rows: d.select().from(attachments).where(inJsonArray(attachments.id, "ids")).prepare(),
+    take: d
+      .update(attachments)
+      .set({ state: "attached", messageId: sql`${sql.placeholder("message")}`, position: sql`${sql.placeholder("position")}`, unheldAt: null })
+      .where(eq(attachments.id, sql.placeholder("id")))
+      .prepare(),
+  }));
+  const taken = attachedRows(q.rows.all({ ids: JSON.stringify(ids) }), senderId, messageId, ids);
+  for (const r of taken) q.take.run({ message: messageId, position: r.position, id: r.id });
   return taken;
 }
 

@@ -28,6 +28,7 @@ import type { Broker } from "../platform/broker";
 import type { Arrival, Presence } from "../platform/presence";
 import { andThen, type Awaitable } from "../lib/awaitable";
 import { PresenceView } from "./presence-view";
+import { Listeners } from "./listeners";
 
 /** Users per read of the presence store when re-reading all those followed here. */
 const REREAD_BATCH = 1000;
@@ -71,6 +72,8 @@ export class Hub {
   private server: Server<unknown> | null = null;
   private sockets = new Map<RawSocket, SocketState>();
   private byUser = new Map<string, Set<SocketState>>();
+  /** Who hears each conversation here: where a frame with attachment links goes (publishSigned). */
+  private listeners = new Listeners();
   /** target user id → sockets following its presence. */
   private followers = new Map<string, Set<SocketState>>();
   /** "viewer target" → presence checks in flight for the pair (cluster mode; see revalidatePresence). */
@@ -170,7 +173,7 @@ export class Hub {
   open(state: SocketState, conversationIds: string[], arrival: Arrival) {
     this.sockets.set(state.ws, state);
     state.ws.subscribe(userTopic(state.userId));
-    for (const id of conversationIds) state.ws.subscribe(convTopic(id));
+    for (const id of conversationIds) this.hear(state, id);
     let mine = this.byUser.get(state.userId);
     if (!mine) this.byUser.set(state.userId, (mine = new Set()));
     mine.add(state);
@@ -249,7 +252,7 @@ export class Hub {
     for (const target of state.status) this.dropFollower(state, target);
     const mine = this.byUser.get(state.userId);
     mine?.delete(state);
-    if (mine && mine.size === 0) this.byUser.delete(state.userId);
+    if (mine && mine.size === 0) (this.byUser.delete(state.userId), this.listeners.forget(state.userId));
     this.presence.disconnect(state.userId);
     return state;
   }
@@ -407,7 +410,7 @@ export class Hub {
     if (e.type === "conversation.create" && e.topic.startsWith("user:")) {
       // Subscribe first, so the member's sockets see everything from this event on.
       const id = (e.data as { id: string }).id;
-      for (const s of this.byUser.get(e.topic.slice(5)) ?? []) s.ws.subscribe(convTopic(id));
+      for (const s of this.byUser.get(e.topic.slice(5)) ?? []) this.hear(s, id);
     }
     const text = eventFrame(e.type, e.json, e.timestamp, e.seq);
     // The socket that asked (if it still hears the topic) gets the frame with its request_id.
@@ -429,6 +432,7 @@ export class Hub {
 
   /** After a user left (or lost) a conversation: their sockets stop receiving it. */
   private leaveConversation(userId: string, conversationId: string) {
+    this.listeners.leave(userId, conversationId);
     for (const s of this.byUser.get(userId) ?? []) {
       s.ws.unsubscribe(convTopic(conversationId));
       const timer = s.typing.get(conversationId);
@@ -559,9 +563,23 @@ export class Hub {
     if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }), state.ws);
     state.active = conversationId;
     if (conversationId) {
-      state.ws.subscribe(convTopic(conversationId));
+      this.hear(state, conversationId);
       this.broker.publish(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: state.userId }), state.ws);
     }
+  }
+
+  /** Subscribes an open socket to a conversation's topic (and notes that its user hears it). */
+  private hear(state: SocketState, conversationId: string) {
+    // Only for a registered socket: its user is forgotten when their last one closes.
+    if (this.sockets.has(state.ws)) this.listeners.join(state.userId, conversationId);
+    state.ws.subscribe(convTopic(conversationId));
+  }
+
+  /** The users whose sockets here may hear a topic (each socket's own subscription is still checked). */
+  private usersFor(topic: string): Iterable<string> {
+    if (topic.startsWith("conv:")) return this.listeners.usersOf(topic.slice(5));
+    if (topic.startsWith("user:")) return [topic.slice(5)];
+    return this.byUser.keys();
   }
 
   /** Sends a frame to one socket (its attachment links signed for its user). */
@@ -571,27 +589,41 @@ export class Hub {
   }
 
   /**
-   * A frame with attachment links goes to each subscriber with the links signed for its
-   * user (PROTOCOL §9: a link names one viewer), in place of one shared publish. Sent
-   * synchronously like a publish, so it keeps its place among the topic's frames.
+   * A frame with attachment links goes to each user who hears the topic with the links
+   * signed for them (PROTOCOL §9: a link names one viewer). When all of a user's sockets here
+   * hear the topic (the usual case) it is published on the user's own topic, so that it
+   * leaves with the turn's other frames as any publish does (one write a socket, not one a
+   * frame: sent one by one, a send with an attachment cost 2 × a plain one); else it is sent
+   * to each of their sockets that hears it. Bun keeps a socket's frames in the order they
+   * were published or sent, whatever the topic, so it keeps its place among the topic's.
    */
   private publishSigned(topic: string, text: string, answer?: { to: SocketState; text: string }) {
-    const signed = new Map<string, string>();
-    for (const s of this.sockets.values()) {
-      if (!s.ws.isSubscribed(topic)) continue;
-      if (s === answer?.to) {
-        s.ws.send(this.ctx.files.links.personalize(answer.text, s.userId));
-        continue;
-      }
-      let mine = signed.get(s.userId);
-      if (mine === undefined) signed.set(s.userId, (mine = this.ctx.files.links.personalize(text, s.userId)));
-      s.ws.send(mine);
+    const links = this.ctx.files.links;
+    const signedFor = links.personalizer(text);
+    for (const userId of this.usersFor(topic)) {
+      const sockets = this.byUser.get(userId);
+      if (!sockets) continue;
+      let hearing = 0;
+      for (const s of sockets) if (s.ws.isSubscribed(topic)) hearing++;
+      if (hearing === 0) continue;
+      const theirs = signedFor(userId);
+      const asking = answer?.to.userId === userId ? answer : undefined;
+      if (hearing === sockets.size && !asking) this.publish(userTopic(userId), theirs);
+      else if (hearing === sockets.size && asking) {
+        asking.to.ws.publish(userTopic(userId), theirs); // the user's other sockets (not the publishing one)
+        asking.to.ws.send(links.personalize(asking.text, userId));
+      } else for (const s of sockets) if (s.ws.isSubscribed(topic)) s.ws.send(s === asking?.to ? links.personalize(asking.text, userId) : theirs);
     }
   }
 
   /** A committed event to this node's sockets (every node delivers the log to its own). */
   private publish(topic: string, text: string) {
     this.server?.publish(topic, text);
+  }
+
+  /** The users with sockets here who hear a conversation (for tests). */
+  listenersOf(conversationId: string): string[] {
+    return [...this.listeners.usersOf(conversationId)];
   }
 
   /** Every open socket. */

@@ -2,7 +2,7 @@
  * The benchmark: `bun run bench` (full, several minutes) or `bun run bench -- --quick`
  * (every scenario at a small size, about a minute; CI runs it). Options:
  *   --only=a,b            the scenarios to run (capacity, ws, fanout, connections, sustained,
- *                         latency, resume, coldstart, uploads, search, search_capacity); a
+ *                         latency, resume, coldstart, uploads, attachments, search, search_capacity); a
  *                         compared one runs the baseline too
  *                         (search_capacity: only the search scenario's send capacity with the
  *                         index on vs off, --repeat pairs, 3 by default)
@@ -19,6 +19,7 @@
  *   --by-thread           the send scenarios also report server CPU per message by thread name
  *                         (the main thread, JITWorker, Worker 1: checkpoints, Worker 2: search indexing…)
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
+ *   --attachment-rate=N   messages a second of the attachments scenario (each needs an upload first)
  *   --only=cluster        (only when named) the REST send, the fan-out and the connect against
  *                         single mode, one cluster node and two (test/bench/cluster.ts), on
  *                         PostgreSQL, NATS and Redis servers it starts (--pg=<admin url>: that
@@ -35,7 +36,7 @@
 import { existsSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
-import { coldStart, connections, resumeStorm, sends } from "./scenarios";
+import { attachmentSends, coldStart, connections, resumeStorm, sends } from "./scenarios";
 import { uploads } from "./uploads";
 import { searchCapacity, searchScenario } from "./search";
 import { CLUSTER_PARTS, clusterScenario, type ClusterPart } from "./cluster";
@@ -153,6 +154,17 @@ const uploadLoad = quick
   ? { sizes: [{ bytes: 1024 * 1024, count: 5 }, { bytes: 4 * 1024 * 1024, count: 2 }], rounds: Math.max(repeat, 5), images: 2, parallel: { clients: 3, bytes: 4 * 1024 * 1024 } }
   : { sizes: [{ bytes: 1024 * 1024, count: 20 }, { bytes: 25 * 1024 * 1024, count: 2 }], rounds: Math.max(repeat, 15), images: 10, parallel: { clients: 10, bytes: 25 * 1024 * 1024 } };
 if (want("uploads")) report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => uploads(s, uploadLoad)));
+// Sends carrying an attachment against plain ones on the same server, with idle sockets open.
+// Budget: a send with one attachment (its row taken, its links signed for each member: §9)
+// costs at most twice a plain one (1.5 × measured 2026-11-30; 2.3–2.7 × before its fan-out
+// stopped looking at every socket and writing each frame by itself).
+const ATTACHMENT_BUDGET = 2;
+const attachmentLoad = quick
+  ? { groups: 10, members: 10, rate: 1000, seconds: 2, warmupSeconds: 3, afterWarmupMs: 500, idle: 1000, byThread: args.includes("--by-thread") }
+  : { groups: 100, members: 10, rate: 2000, seconds: 5, warmupSeconds: 2, afterWarmupMs: 1000, idle: 10_000, byThread: args.includes("--by-thread") };
+attachmentLoad.rate = numberFlag("attachment-rate", attachmentLoad.rate);
+if (want("attachments"))
+  report(await withServer(() => startParley({ UPLOADS_PER_MINUTE: "1000000", UPLOAD_QUOTA_BYTES: String(1024 ** 4) }), (s) => attachmentSends(s, attachmentLoad, attachmentLoad.idle, repeat)));
 
 // One user in 50 of 2,000 groups, 1,000,000 messages written straight into the database.
 const searchRounds = args.some((a) => a.startsWith("--repeat=")) ? repeat : quick ? 1 : 3;
@@ -184,6 +196,7 @@ const rows = results.map((r: any) => {
     return `search           parley    1 word p99 ${l.one_word.p99} / 3 words p99 ${l.three_words.p99} (random ${l.three_random_words.p99}) / 2 chars p99 ${l.two_characters.p99} ms; index ${r.search_db_mb} MB; ${sendsWithIndex(r)}${r.wrong_pages ? ` WRONG PAGES ${r.wrong_pages}` : ""}`;
   }
   if (r.scenario === "search_capacity") return `search_capacity  parley    ${sendsWithIndex(r)}`;
+  if (r.scenario === "attachments") return `attachments      parley    sends with one attachment ${r.cpu_per_send_ratio} × the server CPU of plain ones (${r.cpu_us_per_send_attached} vs ${r.cpu_us_per_send_plain} µs at ${r.rate} msg/s, ${r.idle_sockets} idle sockets open), median of ${r.rounds.length}`;
   const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s ${t.server_cpu_ms_per_mb} ms/MB (${t.ratio_stream}×, best ${t.best_ratio_stream}× raw ${t.raw_stream_mb_s} MB/s ${t.raw_stream_cpu_ms_per_mb} ms/MB; ${t.ratio_hashed}×, best ${t.best_ratio_hashed}× raw+hash; ${t.ratio_buffered}× raw buffered)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} / +${r.parallel_chunked.rss_growth_mb} MB RSS (chunked)` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
   const cpu = r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";
@@ -227,6 +240,7 @@ for (const r of results as any[]) {
   if (r.duplicates) problems.push(`${r.scenario}/${r.server}: ${r.duplicates} duplicate deliveries`);
   if (r.errors) problems.push(`${r.scenario}/${r.server}: ${r.errors} send errors`);
   if (r.holding_after_3s !== undefined && r.holding_after_3s !== r.sockets) problems.push(`connections/${r.server}: ${r.sockets - r.holding_after_3s} sockets not holding`);
+  if (r.scenario === "attachments" && r.cpu_per_send_ratio > ATTACHMENT_BUDGET) problems.push(`attachments: a send with one attachment cost ${r.cpu_per_send_ratio} × a plain one (budget ${ATTACHMENT_BUDGET} ×)`);
   if (r.wrong_pages) problems.push(`search: ${r.wrong_pages} of ${r.checked_pages} pages differ from a brute-force search`);
   if (r.completed !== undefined && (r.completed !== r.sockets || r.wrong_replay)) problems.push(`resume_storm: ${r.sockets - r.completed} not synced, ${r.wrong_replay} wrong replays`);
 }

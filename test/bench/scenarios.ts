@@ -34,6 +34,11 @@ export interface SendScenario {
   /** With `sut.nodes`: the node message i of group g is sent through, and the node member m of group g listens on (indexes, taken modulo the node count). */
   sendNode?: (g: number, i: number) => number;
   receiveNode?: (g: number, m: number) => number;
+  /**
+   * Parley only: every message (warm-up and measured) carries one attachment of its own, a
+   * small file its sender uploaded before the warm-up (a send takes only unattached uploads).
+   */
+  attach?: boolean;
 }
 
 /** Node k of a server under test (itself when it is one process). */
@@ -72,6 +77,9 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       sockets[g]![m] = await openSocket(wsUrl(nodeOf(sut, s.receiveNode?.(g, m)), groups[g]!, groups[g]!.members[m]!), d.handler(m));
     });
   }
+  const warmupTotal = s.warmupSeconds ? Math.floor(s.rate * s.warmupSeconds) : 0;
+  const files = s.attach ? await uploadFor(sut, groups, s, warmupTotal, total) : undefined;
+  const attachOf = (phase: "warmup" | "measured", i: number) => files?.[phase][i];
   await Bun.sleep(200);
   // A WebSocket send is done when the sender's own socket receives the message.
   const echoes = new Map<number, () => void>();
@@ -90,8 +98,8 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       deliveries: new Deliveries(warmup, s.members),
       send: (i) => {
         const [g, m, content] = [i % s.groups, Math.floor(i / s.groups) % s.members, `#w${i}#${s.text?.(i) ?? PAD}`];
-        if (s.via === "rest") return sendRest(nodeOf(sut, s.sendNode?.(g, i)), groups[g]!, m, content);
-        sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: groups[g]!.id, content } }));
+        if (s.via === "rest") return sendRest(nodeOf(sut, s.sendNode?.(g, i)), groups[g]!, m, content, attachOf("warmup", i));
+        sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: groups[g]!.id, content, attachment_ids: attachOf("warmup", i) } }));
         return true;
       },
     });
@@ -118,10 +126,10 @@ export async function sends(sut: ServerUnderTest, s: SendScenario) {
       const pad = s.text?.(i) ?? PAD;
       const content = threads ? `#${i}#${epochNow().toFixed(3)}#${pad}` : `#${i}#${pad}`;
       if (s.via === "ws") {
-        sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content } }));
+        sockets[g]![m]!.send(JSON.stringify({ type: "message.send", data: { conversation_id: group.id, content, attachment_ids: attachOf("measured", i) } }));
         return new Promise<boolean>((resolve) => echoes.set(i, () => (echoes.delete(i), resolve(true))));
       }
-      return sendRest(nodeOf(sut, s.sendNode?.(g, i)), group, m, content);
+      return sendRest(nodeOf(sut, s.sendNode?.(g, i)), group, m, content, attachOf("measured", i));
     },
   });
   const expected = result.sent * s.members;
@@ -206,14 +214,33 @@ async function registerUsersFor(sut: ServerUnderTest, count: number) {
   return registerUsers(sut, count, "b");
 }
 
-function sendRest(sut: ServerUnderTest, group: Group, m: number, content: string): Promise<boolean> {
+function sendRest(sut: ServerUnderTest, group: Group, m: number, content: string, attachment?: string): Promise<boolean> {
   if (sut.kind === "baseline")
     return fetch(`${sut.base}/send/${group.id}`, { method: "POST", body: JSON.stringify({ content }) }).then((r) => r.status === 201);
   return fetch(`${sut.base}/api/conversations/${group.id}/messages`, {
     method: "POST",
     headers: { authorization: `Bearer ${group.members[m]!.token}`, "content-type": "application/json" },
-    body: JSON.stringify({ content }),
+    body: JSON.stringify(attachment ? { content, attachment_ids: [attachment] } : { content }),
   }).then((r) => r.status === 201);
+}
+
+/**
+ * One small file per message, uploaded by the member who sends it (message i of the warm-up
+ * and of the measured part goes to group i % groups, from member ⌊i / groups⌋ % members).
+ */
+async function uploadFor(sut: ServerUnderTest, groups: Group[], s: SendScenario, warmup: number, measured: number) {
+  if (sut.kind === "baseline") throw new Error("attach: Parley only");
+  const upload = async (i: number) => {
+    const member = groups[i % s.groups]!.members[Math.floor(i / s.groups) % s.members]!;
+    const res = await fetch(`${sut.base}/api/uploads?filename=n${i}.txt`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${member.token}`, "content-type": "text/plain" },
+      body: `file ${i} ${PAD}`,
+    });
+    if (res.status !== 201) throw new Error(`upload: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { id: string }).id;
+  };
+  return { warmup: await pool(warmup, 16, upload), measured: await pool(measured, 16, upload) };
 }
 
 const PORT_PRESSURE = 12_000;
@@ -399,4 +426,45 @@ export async function coldStart(runs: number) {
     await sut.stop();
   }
   return { scenario: "cold_start", runs, start_to_health_ms: percentiles(times, [50, 100]) };
+}
+
+/**
+ * Attachments on send (issue #17: a new feature's hot path, measured by the same bench): REST
+ * sends that each carry one attachment (its links signed for every receiver, PROTOCOL §9)
+ * against the same sends without, alternately on one server, with `idle` more sockets open
+ * (users in none of the senders' groups, as on a real server: a group's message should cost
+ * nothing per socket that does not hear it). Reports each kind's server CPU per message
+ * (medians of the rounds) and their ratio.
+ */
+export async function attachmentSends(sut: ServerUnderTest, load: Omit<SendScenario, "name" | "via" | "attach">, idle: number, rounds: number) {
+  const perUser = 10;
+  const idleUsers = await registerUsersFor(sut, Math.ceil(idle / perUser));
+  const held = await connectAll(idle, 100, (k) => openSocket(`${sut.wsBase}/ws/user?token=${idleUsers[k % idleUsers.length]!.token}`));
+  const runs: { plain: Record<string, any>; attached: Record<string, any> }[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const plain = await sends(sut, { ...load, name: "attachments_plain", via: "rest" });
+      const attached = await sends(sut, { ...load, name: "attachments_on", via: "rest", attach: true });
+      runs.push({ plain, attached });
+    }
+  } finally {
+    for (const ws of held) ws.close();
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const plainCpu = median(runs.map((r) => r.plain.server_cpu_us_per_message));
+  const attachedCpu = median(runs.map((r) => r.attached.server_cpu_us_per_message));
+  const problems = runs.flatMap((r) => [r.plain, r.attached]).filter((x) => x.missing || x.duplicates || x.errors);
+  return {
+    scenario: "attachments",
+    server: "parley",
+    idle_sockets: held.length,
+    rate: load.rate,
+    rounds: runs.map((r) => ({ plain_us: r.plain.server_cpu_us_per_message, attached_us: r.attached.server_cpu_us_per_message, plain_p99_ms: r.plain.e2e_ms.p99, attached_p99_ms: r.attached.e2e_ms.p99, ...(load.byThread ? { plain_by_thread: r.plain.server_cpu_us_per_message_by_thread, attached_by_thread: r.attached.server_cpu_us_per_message_by_thread } : {}) })),
+    cpu_us_per_send_plain: plainCpu,
+    cpu_us_per_send_attached: attachedCpu,
+    cpu_per_send_ratio: round(attachedCpu / plainCpu, 2),
+    missing: problems.reduce((n, x) => n + (x.missing ?? 0), 0),
+    duplicates: problems.reduce((n, x) => n + (x.duplicates ?? 0), 0),
+    errors: problems.reduce((n, x) => n + (x.errors ?? 0), 0),
+  };
 }
