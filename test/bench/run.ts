@@ -1,7 +1,7 @@
 /**
  * The benchmark: `bun run bench` (full, several minutes) or `bun run bench -- --quick`
  * (every scenario at a small size, about a minute; CI runs it). Options:
- *   --only=a,b            the scenarios to run (capacity, ws, fanout, connections, sustained,
+ *   --only=a,b            the scenarios to run (capacity, ws, fanout, connections, static, sustained,
  *                         latency, resume, coldstart, uploads, attachments, search, search_capacity); a
  *                         compared one runs the baseline too
  *                         (search_capacity: only the search scenario's send capacity with the
@@ -36,7 +36,8 @@
 import { existsSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
-import { attachmentSends, coldStart, connections, resumeStorm, sends } from "./scenarios";
+import { attachmentSends, coldStart, connections, resumeStorm, sends, staticFiles } from "./scenarios";
+import { webAssets } from "../../src/web/assets";
 import { uploads } from "./uploads";
 import { searchCapacity, searchScenario } from "./search";
 import { CLUSTER_PARTS, clusterScenario, type ClusterPart } from "./cluster";
@@ -81,8 +82,8 @@ if (!existsSync(join(root, "dist", "parley"))) {
 // machine's load batched the work), the fan-out to 1,000 like the full run at 300 msg/s
 // (at 100 msg/s the server's wake-ups were much of its CPU per delivery), 1,500 sockets.
 const Q = quick
-  ? { groups: 10, members: 10, rate: 500, seconds: 2, latencyRate: 200, fanMembers: 1000, fanRate: 300, fanSeconds: 2, conns: 1500, storm: 200, missed: 20, capacityRate: 20_000, capacitySeconds: 2 }
-  : { groups: 100, members: 10, rate: 15_000, seconds: 30, latencyRate: 2000, fanMembers: 1000, fanRate: 500, fanSeconds: 10, conns: 19_000, storm: 5000, missed: 100, capacityRate: 60_000, capacitySeconds: 10 };
+  ? { groups: 10, members: 10, rate: 500, seconds: 2, latencyRate: 200, fanMembers: 1000, fanRate: 300, fanSeconds: 2, conns: 1500, storm: 200, missed: 20, capacityRate: 20_000, capacitySeconds: 2, staticRequests: 20_000 }
+  : { groups: 100, members: 10, rate: 15_000, seconds: 30, latencyRate: 2000, fanMembers: 1000, fanRate: 500, fanSeconds: 10, conns: 19_000, storm: 5000, missed: 100, capacityRate: 60_000, capacitySeconds: 10, staticRequests: 200_000 };
 
 // --sockets=N: the connection scenario's size, to measure memory per socket at another scale.
 const sockets = numberFlag("sockets", 0);
@@ -130,7 +131,14 @@ const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, un
   // cores to spare, --receiver-threads=N spreads the receivers (on 2 cores it only starves the server).
   fanout: (s) => sends(s, { name: "fanout", via: "rest", groups: 1, members: Q.fanMembers, rate: Q.fanRate, seconds: Q.fanSeconds, receiverThreads }),
   connections: (s) => connections(s, Q.conns, 20, warmupConnects),
+  static: async (s) => staticFiles(s, await webClientSizes(), { requests: Q.staticRequests, warmup: Q.staticRequests / 4, concurrency: 32 }),
 };
+
+/** The compressed sizes of the web client's page and assets (this checkout's, built in this process), for the baseline. */
+async function webClientSizes(): Promise<number[]> {
+  const { html, byPath } = await webAssets();
+  return [html, ...[...byPath.values()].filter((f) => /\.(js|css)$/.test(f.path))].map((f) => f.br.byteLength);
+}
 
 async function runCompared(keys: string[]): Promise<Ratios> {
   const parley: Record<string, Record<string, unknown>> = {};
@@ -197,8 +205,8 @@ const rows = results.map((r: any) => {
   }
   if (r.scenario === "search_capacity") return `search_capacity  parley    ${sendsWithIndex(r)}`;
   if (r.scenario === "attachments") return `attachments      parley    sends with one attachment ${r.cpu_per_send_ratio} × the server CPU of plain ones (${r.cpu_us_per_send_attached} vs ${r.cpu_us_per_send_plain} µs at ${r.rate} msg/s, ${r.idle_sockets} idle sockets open), median of ${r.rounds.length}`;
-  const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s ${t.server_cpu_ms_per_mb} ms/MB (${t.ratio_stream}×, best ${t.best_ratio_stream}× raw ${t.raw_stream_mb_s} MB/s ${t.raw_stream_cpu_ms_per_mb} ms/MB; ${t.ratio_hashed}×, best ${t.best_ratio_hashed}× raw+hash; ${t.ratio_buffered}× raw buffered)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} / +${r.parallel_chunked.rss_growth_mb} MB RSS (chunked)` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
-  const cpu = r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
+  const rate = r.scenario === "uploads" ? `${r.throughput.map((t: any) => `${t.size_mib} MiB ${t.upload_mb_s} MB/s ${t.server_cpu_ms_per_mb} ms/MB (${t.ratio_stream}×, best ${t.best_ratio_stream}× raw ${t.raw_stream_mb_s} MB/s ${t.raw_stream_cpu_ms_per_mb} ms/MB; ${t.ratio_hashed}×, best ${t.best_ratio_hashed}× raw+hash; ${t.ratio_buffered}× raw buffered)`).join(", ")}; thumb ${r.image.thumbnail_ms} ms; +${r.parallel.rss_growth_mb} / +${r.parallel_chunked.rss_growth_mb} MB RSS (chunked)` : r.sent_per_s ? `${r.sent_per_s} msg/s, ${r.deliveries_per_s} deliveries/s` : r.connects_per_s ? `${r.connects_per_s} connects/s, ${r.server_kb_per_socket} KB/socket` : r.requests_per_s ? `${r.requests_per_s} requests/s, ${r.kb_per_request} KB each` : r.all_synced_s !== undefined ? `${r.completed}/${r.sockets} synced in ${r.all_synced_s} s` : `${r.start_to_health_ms?.p50} ms to /health`;
+  const cpu = r.server_cpu_us_per_request !== undefined ? `${r.server_cpu_us_per_request} µs/request` : r.server_cpu_us_per_connect !== undefined ? `${r.server_cpu_us_per_connect} µs/connect` : r.server_cpu_us_per_message !== undefined ? `${r.server_cpu_us_per_message} µs/msg ${r.server_cpu_us_per_delivery} µs/delivery` : "";
   const lat = r.e2e_ms ? `p50 ${r.e2e_ms.p50} / p99 ${r.e2e_ms.p99} / max ${r.e2e_ms.max} ms` : "";
   const ok = r.missing === 0 || r.missing === undefined ? "" : `MISSING ${r.missing}`;
   return `${String(r.scenario).padEnd(16)} ${String(r.server ?? "parley").padEnd(9)} ${rate.padEnd(44)} ${cpu.padEnd(34)} ${lat.padEnd(36)} ${r.client_bottleneck ? "client-bound " : ""}${ok}`;

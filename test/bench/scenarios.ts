@@ -468,3 +468,56 @@ export async function attachmentSends(sut: ServerUnderTest, load: Omit<SendScena
     errors: problems.reduce((n, x) => n + (x.errors ?? 0), 0),
   };
 }
+
+/**
+ * The web client's static serving (issue #17: a new feature's hot path, measured by the same
+ * bench): what a browser fetches on a first visit, the page and its scripts and styles,
+ * brotli-compressed, `requests` of them with `concurrency` in flight on keep-alive
+ * connections (after `warmup` unmeasured), server CPU per request. The baseline serves bytes
+ * of the same sizes from memory (`sizes`: the page's and each asset's compressed size,
+ * cycled in the same order).
+ */
+export async function staticFiles(sut: ServerUnderTest, sizes: number[], opts: { requests: number; warmup: number; concurrency: number }) {
+  const paths = sut.kind === "baseline" ? sizes.map((n) => `/static/${n}`) : await webClientPaths(sut);
+  const headers = { "accept-encoding": "br" };
+  let bytes = 0;
+  let errors = 0;
+  const run = async (count: number) => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, async () => {
+        while (next < count) {
+          const res = await fetch(sut.base + paths[next++ % paths.length]!, { headers, decompress: false });
+          const body = await res.arrayBuffer();
+          if (res.status !== 200) errors++;
+          bytes += body.byteLength;
+        }
+      }),
+    );
+  };
+  await run(opts.warmup);
+  [bytes, errors] = [0, 0];
+  const before = sut.stats();
+  const meter = clientMeter();
+  const started = performance.now();
+  await run(opts.requests);
+  const seconds = (performance.now() - started) / 1000;
+  const after = sut.stats();
+  return {
+    scenario: "static",
+    server: sut.kind,
+    files: paths.length,
+    requests: opts.requests,
+    requests_per_s: Math.round(opts.requests / seconds),
+    kb_per_request: round(bytes / opts.requests / 1024, 1),
+    errors,
+    server_cpu_us_per_request: round(((after.cpu_s - before.cpu_s) / opts.requests) * 1e6, 1),
+    ...meter(),
+  };
+}
+
+/** The page and the assets it names, as a browser's first visit fetches them. */
+async function webClientPaths(sut: ServerUnderTest): Promise<string[]> {
+  const html = await (await fetch(`${sut.base}/`)).text();
+  return ["/", ...[...html.matchAll(/(?:src|href)="(\/assets\/[^"]+\.(?:js|css))"/g)].map((m) => m[1]!)];
+}

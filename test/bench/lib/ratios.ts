@@ -29,6 +29,7 @@ export const RATIOS: RatioDef[] = [
   // up or falls behind). The ratio of one build ranged 0.9-2.5: reported, not guarded.
   { name: "fanout_cpu_per_delivery", parley: "fanout", baseline: "fanout", metric: "server_cpu_us_per_delivery", guarded: false, what: "fan-out, server CPU per delivery" },
   { name: "connect_cpu", parley: "connections", baseline: "connections", metric: "server_cpu_us_per_connect", guarded: true, what: "connect incl. conversation.list, server CPU" },
+  { name: "static_cpu_per_request", parley: "static", baseline: "static", metric: "server_cpu_us_per_request", guarded: true, what: "web client's page and assets, server CPU per request" },
   // RSS moves by whole allocator chunks and with GC timing: at a few hundred sockets the
   // difference is mostly noise, so it is reported, never guarded.
   { name: "kb_per_socket", parley: "connections", baseline: "connections", metric: "server_kb_per_socket", guarded: false, what: "KB per idle socket (RSS)" },
