@@ -587,12 +587,12 @@ describe("ordering under concurrency", () => {
     expect(seen(wa2)).toEqual(logged.map((m) => [m, m.startsWith("f") ? a!.user.id : null, null]));
     for (const w of [wb, wb2]) expect(seen(w)).toEqual(logged.map((m) => [m, m.startsWith("f") ? b!.user.id : null, null]));
     expect([wc.all("message.receive"), wd.all("message.receive")]).toEqual([[], []]);
-    // What the hub keeps to find them goes with each user's last socket.
+    // What the hub keeps to find them goes with each user's last socket, at its next sweep.
     for (const w of [wa, wa2, wb]) w.close();
-    await waitFor(() => s.app.hub.listenersOf(conv).length === 1 || undefined);
+    await waitFor(() => (s.app.hub.sweepListeners(), s.app.hub.listenersOf(conv).length === 1) || undefined);
     expect(s.app.hub.listenersOf(conv)).toEqual([b!.user.id]);
     wb2.close();
-    await waitFor(() => s.app.hub.listenersOf(conv).length === 0 || undefined);
+    await waitFor(() => (s.app.hub.sweepListeners(), s.app.hub.listenersOf(conv).length === 0) || undefined);
   });
 
   test("40 concurrent sends from 4 users arrive at every socket once, in the same order as history", async () => {

@@ -252,7 +252,7 @@ export class Hub {
     for (const target of state.status) this.dropFollower(state, target);
     const mine = this.byUser.get(state.userId);
     mine?.delete(state);
-    if (mine && mine.size === 0) (this.byUser.delete(state.userId), this.listeners.forget(state.userId));
+    if (mine && mine.size === 0) this.byUser.delete(state.userId);
     this.presence.disconnect(state.userId);
     return state;
   }
@@ -602,7 +602,7 @@ export class Hub {
     const signedFor = links.personalizer(text);
     for (const userId of this.usersFor(topic)) {
       const sockets = this.byUser.get(userId);
-      if (!sockets) continue;
+      if (!sockets) continue; // gone since; swept at the next heartbeat
       let hearing = 0;
       for (const s of sockets) if (s.ws.isSubscribed(topic)) hearing++;
       if (hearing === 0) continue;
@@ -621,9 +621,14 @@ export class Hub {
     this.server?.publish(topic, text);
   }
 
-  /** The users with sockets here who hear a conversation (for tests). */
+  /** The users kept as hearing a conversation here (for tests). */
   listenersOf(conversationId: string): string[] {
     return [...this.listeners.usersOf(conversationId)];
+  }
+
+  /** Forgets, as listeners, the users whose last socket here has closed (each heartbeat). */
+  sweepListeners() {
+    this.listeners.sweep((userId) => this.byUser.has(userId));
   }
 
   /** Every open socket. */
@@ -655,6 +660,7 @@ export class Hub {
    * A socket whose token has expired is closed in the same round (4001, terminal).
    */
   private checkHeartbeats() {
+    this.sweepListeners();
     const now = performance.now();
     // After an event-loop stall, pongs may be waiting unread in socket buffers: no verdicts.
     const late = now - this.lastBeat > 1.5 * this.ctx.config.heartbeatIntervalMs;
