@@ -570,8 +570,7 @@ export class Hub {
 
   /** Subscribes an open socket to a conversation's topic (and notes that its user hears it). */
   private hear(state: SocketState, conversationId: string) {
-    // Only for a registered socket: its user is forgotten when their last one closes.
-    if (this.sockets.has(state.ws)) this.listeners.join(state.userId, conversationId);
+    this.listeners.join(state.userId, conversationId);
     state.ws.subscribe(convTopic(conversationId));
   }
 
