@@ -549,27 +549,31 @@ describe("bad frames", () => {
 
 describe("ordering under concurrency", () => {
   test("a message with files reaches each socket of each member once, links signed for its user, in order among plain ones; others hear nothing", async () => {
-    const [a, b, c, d] = await users(4);
+    const [a, b, c, d, e] = await users(5);
+    const [wa, wa2, wb, wb2, wc, wd, we] = [await connect(a!), await connect(a!), await connect(b!), await connect(b!), await connect(c!), await connect(d!), await connect(e!)];
+    // Made, and e added, while everyone is connected: their sockets hear it from its conversation.create on.
     const conv = await group(a!, [b!, c!]);
-    const [wa, wa2, wb, wb2, wc, wd] = [await connect(a!), await connect(a!), await connect(b!), await connect(b!), await connect(c!), await connect(d!)];
+    for (const w of [wa, wa2, wb, wb2, wc]) await w.waitFor((f) => f.type === "conversation.create" && f.data.id === conv);
+    expect((await s.api("POST", `/api/conversations/${conv}/members`, { token: a!.token, body: { user_ids: [e!.user.id] } })).status).toBe(200);
+    await we.waitFor((f) => f.type === "conversation.create" && f.data.id === conv);
     // c leaves: their socket stops hearing the conversation; d was never in it.
     expect((await s.api("DELETE", `/api/conversations/${conv}/members/${c!.user.id}`, { token: c!.token })).status).toBe(204);
     await wc.waitFor((f) => f.type === "conversation.delete");
-    expect(s.app.hub.listenersOf(conv).sort()).toEqual([a!.user.id, b!.user.id].sort());
+    expect(s.app.hub.listenersOf(conv).sort()).toEqual([a!.user.id, b!.user.id, e!.user.id].sort());
     const ids: string[] = [];
     for (const name of ["one.txt", "two.txt"]) {
       const up = await fetch(`${s.base}/api/uploads?filename=${name}`, { method: "POST", headers: { authorization: `Bearer ${a!.token}`, "content-type": "text/plain" }, body: name });
       expect(up.status).toBe(201);
       ids.push(((await up.json()) as { id: string }).id);
     }
-    // Sent back to back from one socket: one group commit, plain and signed frames interleaved.
+    // Sent back to back from one socket: on SQLite one group commit, plain and signed frames interleaved.
     wa.send("message.send", { conversation_id: conv, content: "p1" });
     wa.send("message.send", { conversation_id: conv, content: "f1", attachment_ids: [ids[0]] }, "ask-f1");
     wa.send("message.send", { conversation_id: conv, content: "p2" });
     wa.send("message.send", { conversation_id: conv, content: "f2", attachment_ids: [ids[1]] });
     wa.send("message.send", { conversation_id: conv, content: "p3" });
     const order = ["p1", "f1", "p2", "f2", "p3"];
-    for (const w of [wa, wa2, wb, wb2]) await waitFor(() => w.all("message.receive").length >= order.length || undefined);
+    for (const w of [wa, wa2, wb, wb2, we]) await waitFor(() => w.all("message.receive").length >= order.length || undefined);
     await Bun.sleep(100);
     /** A socket's messages in the order it got them, which must be the order of their seqs. */
     const inSeqOrder = (w: TestSocket) => {
@@ -582,17 +586,37 @@ describe("ordering under concurrency", () => {
     // The log's order (on PostgreSQL concurrent sends may commit in another order than sent).
     const logged = inSeqOrder(wa2);
     expect(logged.toSorted()).toEqual(order.toSorted());
-    for (const w of [wa, wb, wb2]) expect(inSeqOrder(w)).toEqual(logged);
+    for (const w of [wa, wb, wb2, we]) expect(inSeqOrder(w)).toEqual(logged);
     expect(seen(wa)).toEqual(logged.map((m) => [m, m.startsWith("f") ? a!.user.id : null, m === "f1" ? "ask-f1" : null]));
     expect(seen(wa2)).toEqual(logged.map((m) => [m, m.startsWith("f") ? a!.user.id : null, null]));
     for (const w of [wb, wb2]) expect(seen(w)).toEqual(logged.map((m) => [m, m.startsWith("f") ? b!.user.id : null, null]));
+    expect(seen(we)).toEqual(logged.map((m) => [m, m.startsWith("f") ? e!.user.id : null, null]));
     expect([wc.all("message.receive"), wd.all("message.receive")]).toEqual([[], []]);
     // What the hub keeps to find them goes with each user's last socket, at its next sweep.
-    for (const w of [wa, wa2, wb]) w.close();
+    for (const w of [wa, wa2, wb, we]) w.close();
     await waitFor(() => (s.app.hub.sweepListeners(), s.app.hub.listenersOf(conv).length === 1) || undefined);
     expect(s.app.hub.listenersOf(conv)).toEqual([b!.user.id]);
     wb2.close();
     await waitFor(() => (s.app.hub.sweepListeners(), s.app.hub.listenersOf(conv).length === 0) || undefined);
+  });
+
+  test("a message with files reaches only those of a user's sockets that hear the conversation", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [wa, wa2, wb] = [await connect(a!), await connect(a!), await connect(b!)];
+    // One of a's sockets stops hearing it (as a socket can, alone, between two frames): a is
+    // still its listener, but their copy must not go to both sockets by a's own topic.
+    const [deaf, hearing] = [...s.app.hub.allSockets()].filter((st) => st.userId === a!.user.id);
+    deaf!.ws.unsubscribe(`conv:${conv}`);
+    const up = await fetch(`${s.base}/api/uploads?filename=x.txt`, { method: "POST", headers: { authorization: `Bearer ${b!.token}`, "content-type": "text/plain" }, body: "x" });
+    const file = ((await up.json()) as { id: string }).id;
+    expect((await s.api("POST", `/api/conversations/${conv}/messages`, { token: b!.token, body: { content: "with a file", attachment_ids: [file] } })).status).toBe(201);
+    await wb.waitFor(isMsg("with a file"));
+    await waitFor(() => [wa, wa2].some((w) => w.all("message.receive").length > 0) || undefined);
+    await Bun.sleep(100);
+    const got = [wa, wa2].map((w) => w.all("message.receive").map((f) => new URL(f.data.attachments[0].url, s.base).searchParams.get("v")));
+    expect(got.flat()).toEqual([a!.user.id]);
+    expect(hearing!.ws.isSubscribed(`conv:${conv}`)).toBe(true);
   });
 
   test("40 concurrent sends from 4 users arrive at every socket once, in the same order as history", async () => {

@@ -109,7 +109,8 @@ export function attachedRows(rows: AttachmentRow[], senderId: string, messageId:
 export function attach(tx: Tx, senderId: string, messageId: string, ids: string[]): AttachmentRow[] {
   if (ids.length === 0) return [];
   checkAttachmentIds(ids);
-  // Prepared once: drizzle built and prepared both statements for every send with files.
+  // Prepared once per connection (a writer's `tx` is the connection itself, events/log.ts):
+  // drizzle built and prepared both statements for every send with files.
   const q = prepared(tx, "attachments.attach", (d) => ({
     rows: d.select().from(attachments).where(inJsonArray(attachments.id, "ids")).prepare(),
     take: d

@@ -592,8 +592,7 @@ export class Hub {
    * signed for them (PROTOCOL §9: a link names one viewer). When all of a user's sockets here
    * hear the topic (the usual case) it is published on the user's own topic, so that it
    * leaves with the turn's other frames as any publish does (one write a socket, not one a
-   * frame: sent one by one, a send with an attachment cost 2 × a plain one); else it is sent
-   * to each of their sockets that hears it. Bun keeps a socket's frames in the order they
+   * frame; issue #17); else it is sent to each of their sockets that hears it. Bun keeps a socket's frames in the order they
    * were published or sent, whatever the topic, so it keeps its place among the topic's.
    */
   private publishSigned(topic: string, text: string, answer?: { to: SocketState; text: string }) {

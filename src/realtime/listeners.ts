@@ -6,9 +6,10 @@
  * 1,000–10,000 idle sockets open, and grow with every socket more (issue #17).
  *
  * Kept per user, not per socket: a user's sockets join and leave conversations together (the
- * hub subscribes and unsubscribes all of them on membership events). It may hold more than
- * Bun's subscriptions, never less: callers check each socket's own subscription, and skip
- * users without sockets here. A user whose last socket closed is dropped by `sweep` (the
+ * hub subscribes and unsubscribes all of them on membership events; where one socket differs,
+ * the hub sends to each socket that hears the topic). It may hold more than Bun's
+ * subscriptions, never less: callers check each socket's own subscription, and skip users
+ * without sockets here. A user whose last socket closed is dropped by `sweep` (the
  * hub's heartbeat), not at the close: nothing is kept per user to find their conversations
  * (that record tripled this map's memory, ~1.2 KB a user in 5 conversations; now ~0.35).
  */

@@ -27,7 +27,8 @@ const server = Bun.serve<{ topic: string }>({
   async fetch(req, srv) {
     const url = new URL(req.url);
     if (url.pathname === "/health") return Response.json({ status: "ok" });
-    // A compressed file of that many bytes from memory, as a web client's asset is served.
+    // That many bytes from memory, with the headers of a compressed asset (not real brotli:
+    // the bench does not decode them), as the web client's files are served.
     if (url.pathname.startsWith("/static/")) {
       const size = Number(url.pathname.slice(8));
       let body = files.get(size);

@@ -134,10 +134,14 @@ const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, un
   static: async (s) => staticFiles(s, await webClientSizes(), { requests: Q.staticRequests, warmup: Q.staticRequests / 4, concurrency: 32 }),
 };
 
-/** The compressed sizes of the web client's page and assets (this checkout's, built in this process), for the baseline. */
+/**
+ * The compressed sizes of the web client's page and of the scripts and styles it names, in
+ * its order (this checkout's, built in this process), for the baseline.
+ */
 async function webClientSizes(): Promise<number[]> {
   const { html, byPath } = await webAssets();
-  return [html, ...[...byPath.values()].filter((f) => /\.(js|css)$/.test(f.path))].map((f) => f.br.byteLength);
+  const named = [...new TextDecoder().decode(html.raw).matchAll(/(?:src|href)="(\/assets\/[^"]+\.(?:js|css))"/g)].map((m) => byPath.get(m[1]!)!);
+  return [html, ...named].map((f) => f.br.byteLength);
 }
 
 async function runCompared(keys: string[]): Promise<Ratios> {
