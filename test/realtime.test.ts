@@ -363,6 +363,21 @@ describe("typing and active conversations", () => {
     await wa.waitFor(isMsg("still here"));
   });
 
+  test("a socket made active in a conversation its user was just removed from (a frame checked before the removal) hears nothing more of it", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const [, wb] = [await connect(a!), await connect(b!)];
+    expect((await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token })).status).toBe(204);
+    await wb.waitFor((f) => f.type === "conversation.delete");
+    // What a conversation.join whose membership check passed just before the removal then does.
+    const state = [...s.app.hub.allSockets()].find((st) => st.userId === b!.user.id)!;
+    s.app.hub.setActive(state, conv);
+    expect(state.ws.isSubscribed(`conv:${conv}`)).toBe(false);
+    await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "not for b" } });
+    await Bun.sleep(100);
+    expect(wb.all("message.receive")).toEqual([]);
+  });
+
   test("a member removed while active is announced inactive to the others", async () => {
     const [a, b] = await users(2);
     const conv = await group(a!, [b!]);

@@ -562,8 +562,10 @@ export class Hub {
     if (state.active === conversationId) return;
     if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }), state.ws);
     state.active = conversationId;
+    // No subscription here: a member's sockets hear their conversations from open() or the
+    // conversation.create on; subscribing again let a socket whose user was removed between
+    // its frame's membership check and this call hear the conversation on.
     if (conversationId) {
-      this.hear(state, conversationId);
       this.broker.publish(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: state.userId }), state.ws);
     }
   }
