@@ -378,6 +378,25 @@ describe("typing and active conversations", () => {
     expect(wb.all("message.receive")).toEqual([]);
   });
 
+  test("a socket whose user was just removed (a typing frame checked before the removal) shows nobody typing", async () => {
+    const [a, b, c] = await users(3);
+    const conv = await group(a!, [b!, c!]);
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    expect((await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token })).status).toBe(204);
+    await wb.waitFor((f) => f.type === "conversation.delete");
+    // What a message.typing whose membership check passed just before the removal then does.
+    const state = [...s.app.hub.allSockets()].find((st) => st.userId === b!.user.id)!;
+    s.app.hub.typing(state, conv, true);
+    // A member's typing still arrives, and is the only one.
+    wb.send("message.typing", { conversation_id: conv, is_typing: true });
+    const [wc] = [await connect(c!)];
+    wc.send("message.typing", { conversation_id: conv, is_typing: true });
+    await wa.waitFor((f) => f.type === "message.typing" && f.data.user_id === c!.user.id);
+    await Bun.sleep(50);
+    expect(wa.all("message.typing").map((f) => f.data.user_id)).toEqual([c!.user.id]);
+    expect(state.typing.size).toBe(0);
+  });
+
   test("a member removed while active is announced inactive to the others", async () => {
     const [a, b] = await users(2);
     const conv = await group(a!, [b!]);

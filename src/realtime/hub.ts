@@ -544,6 +544,9 @@ export class Hub {
 
   /** Sets or refreshes (is_typing true) or ends a socket's typing indicator in a conversation. */
   typing(state: SocketState, conversationId: string, isTyping: boolean) {
+    // A socket that does not hear the conversation (its user removed since the frame's
+    // membership check, which leaveConversation unsubscribed) does not start typing there.
+    if (isTyping && !state.ws.isSubscribed(convTopic(conversationId))) return;
     const existing = state.typing.get(conversationId);
     if (existing) clearTimeout(existing);
     const data = { conversation_id: conversationId, user_id: state.userId, is_typing: isTyping };
