@@ -66,10 +66,9 @@ export const signedLinks = (ctx: AppContext) =>
     // serialised here when they hold a link (most responses hold none).
     if (typeof value === "string" ? !value.includes(UNSIGNED_LINK) : !holdsUnsignedLink(value)) return;
     const json = typeof value === "string" ? value : JSON.stringify(value);
-    return new Response(ctx.files.links.personalize(json, me.id), {
-      status: typeof c.set.status === "number" ? c.set.status : 200,
-      headers: { ...(c.set.headers as Record<string, string>), "content-type": "application/json" },
-    });
+    // Text, not a Response: Elysia would make a returned Response again (see web/routes.ts).
+    c.set.headers["content-type"] = "application/json";
+    return ctx.files.links.personalize(json, me.id);
   });
 
 export const fileRoutes = (ctx: AppContext) => {

@@ -40,16 +40,26 @@ function encode(file: WebFile, acceptEncoding: string | null | undefined): { bod
   return { body: file.raw };
 }
 
-function respond(file: WebFile, request: Request, headers: Record<string, string>): Response {
+type Set = { headers: Record<string, string | number> };
+
+/**
+ * The file's bytes, its headers put on the response Elysia makes of them. (A Response
+ * returned from a handler is made again by Elysia, its body read as a stream, whenever a
+ * hook set a header, which the request id always does: 8.4 → 5–6 µs a request in one
+ * process, issue #17.)
+ */
+function respond(file: WebFile, request: Request, set: Set, headers: Record<string, string>): Uint8Array {
   const { body, encoding } = encode(file, request.headers.get("accept-encoding"));
-  const h: Record<string, string> = { ...headers, "content-type": file.type, vary: "Accept-Encoding" };
-  if (encoding) h["content-encoding"] = encoding;
-  return new Response(body as Uint8Array<ArrayBuffer>, { headers: h });
+  Object.assign(set.headers, headers);
+  set.headers["content-type"] = file.type;
+  set.headers.vary = "Accept-Encoding";
+  if (encoding) set.headers["content-encoding"] = encoding;
+  return body;
 }
 
-async function page({ request }: { request: Request }) {
+async function page({ request, set }: { request: Request; set: Set }) {
   const { html } = await webAssets();
-  return respond(html, request, { ...PAGE_HEADERS, "cache-control": "no-cache" });
+  return respond(html, request, set, { ...PAGE_HEADERS, "cache-control": "no-cache" });
 }
 
 export const webRoutes = () =>
@@ -58,10 +68,10 @@ export const webRoutes = () =>
     .get("/c/:id", page, { detail: { hide: true } })
     .get(
       `${ASSET_PREFIX}:file`,
-      async ({ request, params }) => {
+      async ({ request, params, set }) => {
         const file = (await webAssets()).byPath.get(ASSET_PREFIX + params.file);
         if (!file) throw new AppError("not_found", "no such route");
-        return respond(file, request, { "cache-control": "public, max-age=31536000, immutable", "x-content-type-options": "nosniff" });
+        return respond(file, request, set as Set, { "cache-control": "public, max-age=31536000, immutable", "x-content-type-options": "nosniff" });
       },
       { detail: { hide: true } },
     );
