@@ -363,22 +363,23 @@ describe("typing and active conversations", () => {
     await wa.waitFor(isMsg("still here"));
   });
 
-  test("a socket made active in a conversation its user was just removed from (a frame checked before the removal) hears nothing more of it", async () => {
+  test("a socket made active in a conversation its user was just removed from (a frame checked before the removal) neither hears it nor is announced in it", async () => {
     const [a, b] = await users(2);
     const conv = await group(a!, [b!]);
-    const [, wb] = [await connect(a!), await connect(b!)];
+    const [wa, wb] = [await connect(a!), await connect(b!)];
     expect((await s.api("DELETE", `/api/conversations/${conv}/members/${b!.user.id}`, { token: a!.token })).status).toBe(204);
     await wb.waitFor((f) => f.type === "conversation.delete");
     // What a conversation.join whose membership check passed just before the removal then does.
     const state = [...s.app.hub.allSockets()].find((st) => st.userId === b!.user.id)!;
     s.app.hub.setActive(state, conv);
-    expect(state.ws.isSubscribed(`conv:${conv}`)).toBe(false);
+    expect([state.ws.isSubscribed(`conv:${conv}`), state.active]).toEqual([false, null]);
     await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "not for b" } });
+    await wa.waitFor(isMsg("not for b"));
     await Bun.sleep(100);
-    expect(wb.all("message.receive")).toEqual([]);
+    expect([wb.all("message.receive"), wa.all("conversation.user_active")]).toEqual([[], []]);
   });
 
-  test("a socket whose user was just removed (a typing frame checked before the removal) shows nobody typing", async () => {
+  test("a socket whose user was just removed (a typing frame checked before the removal) is not shown typing", async () => {
     const [a, b, c] = await users(3);
     const conv = await group(a!, [b!, c!]);
     const [wa, wb] = [await connect(a!), await connect(b!)];
@@ -387,9 +388,10 @@ describe("typing and active conversations", () => {
     // What a message.typing whose membership check passed just before the removal then does.
     const state = [...s.app.hub.allSockets()].find((st) => st.userId === b!.user.id)!;
     s.app.hub.typing(state, conv, true);
-    // A member's typing still arrives, and is the only one.
+    // Later typing frames of b are refused by their own check; a member's still arrives, and is the only one.
     wb.send("message.typing", { conversation_id: conv, is_typing: true });
-    const [wc] = [await connect(c!)];
+    expect(((await wb.waitFor((f) => f.type === "error")) as unknown as { error: { code: string } }).error.code).toBe("not_found");
+    const wc = await connect(c!);
     wc.send("message.typing", { conversation_id: conv, is_typing: true });
     await wa.waitFor((f) => f.type === "message.typing" && f.data.user_id === c!.user.id);
     await Bun.sleep(50);

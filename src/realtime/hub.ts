@@ -563,6 +563,9 @@ export class Hub {
   /** Sets (or clears, with null) the conversation a socket has on screen. */
   setActive(state: SocketState, conversationId: string | null) {
     if (state.active === conversationId) return;
+    // Not for a conversation the socket does not hear (its user removed since the frame's
+    // membership check, which leaveConversation unsubscribed): nobody is told it is active.
+    if (conversationId !== null && !state.ws.isSubscribed(convTopic(conversationId))) return;
     if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }), state.ws);
     state.active = conversationId;
     // No subscription here: a member's sockets hear their conversations from open() or the

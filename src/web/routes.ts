@@ -40,7 +40,8 @@ function encode(file: WebFile, acceptEncoding: string | null | undefined): { bod
   return { body: file.raw };
 }
 
-type Set = { headers: Record<string, string | number> };
+/** Elysia's `set`: what the response Elysia makes will carry. */
+type Out = { headers: Record<string, string | number> };
 
 /**
  * The file's bytes, its headers put on the response Elysia makes of them. (A Response
@@ -48,7 +49,7 @@ type Set = { headers: Record<string, string | number> };
  * hook set a header, which the request id always does: 8.4 → 5–6 µs a request in one
  * process, issue #17.)
  */
-function respond(file: WebFile, request: Request, set: Set, headers: Record<string, string>): Uint8Array {
+function respond(file: WebFile, request: Request, set: Out, headers: Record<string, string>): Uint8Array {
   const { body, encoding } = encode(file, request.headers.get("accept-encoding"));
   Object.assign(set.headers, headers);
   set.headers["content-type"] = file.type;
@@ -57,7 +58,7 @@ function respond(file: WebFile, request: Request, set: Set, headers: Record<stri
   return body;
 }
 
-async function page({ request, set }: { request: Request; set: Set }) {
+async function page({ request, set }: { request: Request; set: Out }) {
   const { html } = await webAssets();
   return respond(html, request, set, { ...PAGE_HEADERS, "cache-control": "no-cache" });
 }
@@ -71,7 +72,7 @@ export const webRoutes = () =>
       async ({ request, params, set }) => {
         const file = (await webAssets()).byPath.get(ASSET_PREFIX + params.file);
         if (!file) throw new AppError("not_found", "no such route");
-        return respond(file, request, set as Set, { "cache-control": "public, max-age=31536000, immutable", "x-content-type-options": "nosniff" });
+        return respond(file, request, set as Out, { "cache-control": "public, max-age=31536000, immutable", "x-content-type-options": "nosniff" });
       },
       { detail: { hide: true } },
     );
