@@ -187,11 +187,17 @@ export class PgEventLog {
     this.gate = GATE[this.ordering];
   }
 
+  /** The database's epoch, if it has one (none: not migrated, or mid-restore). */
+  private static async epochOf(db: PgDB): Promise<string | undefined> {
+    const [row] = await db.$client`SELECT value FROM meta WHERE key = 'epoch'`;
+    return row?.value as string | undefined;
+  }
+
   /** Opens the log of a migrated database (its follower not started: see `start`). */
   static async open(db: PgDB, options: PgEventLogOptions = {}): Promise<PgEventLog> {
-    const [row] = await PgEventLog.guard(() => db.$client`SELECT value FROM meta WHERE key = 'epoch'`);
-    if (!row) throw new Error("the database has no event-log epoch: migrations were not applied");
-    return new PgEventLog(db, row.value as string, options);
+    const epoch = await PgEventLog.guard(() => PgEventLog.epochOf(db));
+    if (epoch === undefined) throw new Error("the database has no event-log epoch: migrations were not applied");
+    return new PgEventLog(db, epoch, options);
   }
 
   /**
@@ -367,8 +373,7 @@ export class PgEventLog {
 
   private async checkEpoch() {
     // Unreachable, or mid-restore (no table, no row): the follower reports outages; look again at the next poll.
-    const rows = await this.db.$client`SELECT value FROM meta WHERE key = 'epoch'`.catch(() => []);
-    const now = rows[0]?.value as string | undefined;
+    const now = await PgEventLog.epochOf(this.db).catch(() => undefined);
     if (!this.running || now === undefined || now === this.epoch || this.epochChanged) return;
     this.epochChanged = true;
     for (const listener of this.epochListeners) {
