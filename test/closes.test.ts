@@ -45,6 +45,59 @@ async function withGroup(s: TestServer) {
   return { alice, send, group: group.body.id as string };
 }
 
+/**
+ * A TCP proxy to 127.0.0.1:`port` whose connections can be frozen: from then on their bytes
+ * are dropped both ways and nothing is closed, as when a phone's network goes away. New
+ * connections still go through.
+ */
+async function freezableProxy(port: string) {
+  type Pipe = { peer?: import("bun").Socket<Pipe>; frozen: boolean; early: Uint8Array[] };
+  const open = new Set<Pipe>();
+  const listener = Bun.listen<Pipe>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(client) {
+        const pipe: Pipe = { frozen: false, early: [] };
+        client.data = pipe;
+        open.add(pipe);
+        void Bun.connect<Pipe>({
+          hostname: "127.0.0.1",
+          port: Number(port),
+          socket: {
+            open(upstream) {
+              upstream.data = pipe;
+              pipe.peer = upstream;
+              for (const chunk of pipe.early.splice(0)) upstream.write(chunk);
+            },
+            data(_upstream, chunk) {
+              if (!pipe.frozen) client.write(chunk);
+            },
+            close() {
+              if (!pipe.frozen) client.end();
+            },
+          },
+        });
+      },
+      data(client, chunk) {
+        const pipe = client.data;
+        if (pipe.frozen) return;
+        if (pipe.peer) pipe.peer.write(chunk);
+        else pipe.early.push(new Uint8Array(chunk));
+      },
+      close(client) {
+        if (!client.data.frozen) client.data.peer?.end();
+        open.delete(client.data);
+      },
+    },
+  });
+  return {
+    base: `http://127.0.0.1:${listener.port}`,
+    freeze: () => open.forEach((p) => (p.frozen = true)),
+    stop: () => listener.stop(true),
+  };
+}
+
 /** Closes every open socket of the server with `close`. */
 const closeAll = (s: TestServer, close: (state: SocketState) => void) => {
   for (const st of [...s.app.hub.allSockets()]) close(st);
@@ -177,6 +230,50 @@ describe("temporary: the reference client reconnects and resumes", () => {
       expect(received.map((m) => m.content)).toEqual(["before", "while away"]);
     });
   }
+
+  test("a connection gone silent (a network that vanished: no frame and no close) is pinged, given up and replaced, missing nothing", async () => {
+    const s = await server();
+    const { alice, send } = await withGroup(s);
+    const proxy = await freezableProxy(new URL(s.base).port);
+    try {
+      const { c, closes, received } = client(s, { url: proxy.base, token: alice.token, heartbeatMs: 150 });
+      let opened = 0;
+      c.on("open", () => opened++);
+      await c.connect();
+      await send("before");
+      await waitFor(() => received.length === 1);
+      // Quiet but alive: the heartbeat's pings are answered, so the socket is kept.
+      await Bun.sleep(500);
+      expect([opened, closes.length]).toEqual([1, 0]);
+      // Its bytes stop going through, both ways, and nothing closes it.
+      proxy.freeze();
+      await send("while away");
+      await waitFor(() => closes.length === 1, 3000);
+      expect(closes[0]).toMatchObject({ code: 1006, retry: true });
+      await waitFor(() => opened === 2 && received.length === 2, 3000);
+      expect(received.map((m) => m.content)).toEqual(["before", "while away"]);
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("drop() (the browser went offline) ends the socket at once; reconnectNow() (back online) skips the backoff", async () => {
+    const s = await server();
+    const { alice, send } = await withGroup(s);
+    const { c, closes, received } = client(s, { token: alice.token, backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    let opened = 0;
+    c.on("open", () => opened++);
+    await c.connect();
+    c.drop("offline");
+    expect(closes).toEqual([{ code: 1006, reason: "offline", retry: true }]);
+    expect(c.state).toBe("connecting");
+    await send("while offline");
+    await Bun.sleep(200);
+    expect(opened).toBe(1); // waiting out a backoff of up to a minute
+    c.reconnectNow();
+    await waitFor(() => opened === 2 && received.length === 1, 3000);
+    expect(received[0]!.content).toBe("while offline");
+  });
 
   test("1008 after rate-limit abuse: alert rate_limited with retry true and retry_after_ms; the client waits that long", async () => {
     const s = await server();

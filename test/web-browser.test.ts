@@ -178,7 +178,9 @@ describe("the web client in Chromium", () => {
     // The "New messages" divider stands right before the first unread message.
     await log(b).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
     expect(await b.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("Hello Bob");
-    await b.getByRole("link", { name: new RegExp(`^${alice.user.display_name}.*Hello Bob$`) }).waitFor(); // badge gone
+    // The badge gone: the name is the title alone, and the preview its description.
+    await b.getByRole("link", { name: alice.user.display_name, exact: true }).waitFor();
+    await expect(convLink(b, alice.user.display_name).getAttribute("aria-describedby").then((id) => b.locator(`#${id}`).textContent())).resolves.toBe("Hello Bob");
     // Alice sees that Bob read it.
     await log(a).getByText(`Seen by ${bob.user.display_name}`).waitFor();
 
@@ -1099,5 +1101,51 @@ describe("§10's names, as an outside suite locates them", () => {
       expect(await p.getByRole(role, { name }).count()).toBe(1);
     }
     expect(await p.getByRole("status").filter({ hasText: "Reconnecting…" }).count()).toBe(0);
+    // With the Search dialog open, "Search" still names one button (the dialog's submits with "Find").
+    await p.getByRole("button", { name: "Search", exact: true }).click();
+    await p.getByRole("dialog", { name: "Search" }).waitFor();
+    expect([await p.getByRole("button", { name: "Search", exact: true }).count(), await p.getByRole("button", { name: "Search" }).count()]).toEqual([1, 1]);
+  });
+
+  btest("a name in a group's preview does not make that person's link ambiguous", async () => {
+    const [alice, ann] = [await s.register(uniqueName("alice")), await s.register(uniqueName("ann"))];
+    await direct(alice, ann);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: `Weekend ${uniqueName("g")}`, member_ids: [ann.user.id] } });
+    await say(ann, group.body.id, "group hello");
+    const p = await pageFor(alice);
+    // The group's preview reads "<ann>: group hello"; only the direct conversation is named after her.
+    await p.getByRole("navigation", { name: "Conversations" }).getByText("group hello").waitFor();
+    expect(await p.getByRole("link", { name: ann.user.display_name }).count()).toBe(1);
+  });
+});
+
+describe("a network that goes away (browser offline)", () => {
+  btest("Reconnecting… at once; back online, what was sent meanwhile shows, and a send made offline goes", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "before going offline");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("before going offline").waitFor();
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await say(bob, conv, "while you were offline");
+    await a.getByRole("textbox", { name: "Message" }).fill("written offline");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(a).getByText("Not sent: offline.").waitFor();
+    await a.context().setOffline(false);
+    await log(a).getByText("while you were offline").waitFor({ timeout: 10_000 });
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden" });
+    await log(a).getByText("Not sent: offline.").waitFor({ state: "hidden", timeout: 10_000 });
+    await settled(a);
+    for (const text of ["before going offline", "while you were offline", "written offline"]) expect(await log(a).getByText(text, { exact: true }).count()).toBe(1);
+  });
+
+  btest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const p = await pageFor(alice);
+    const renamed = `Renamed ${uniqueName("a")}`;
+    expect((await s.api("PATCH", "/api/users/me", { token: alice.token, body: { display_name: renamed } })).status).toBe(200);
+    await p.reload();
+    await p.getByRole("button", { name: "Profile", exact: true }).filter({ hasText: renamed }).waitFor({ timeout: 5000 });
   });
 });

@@ -426,7 +426,8 @@ function Search() {
             timer.current = setTimeout(() => void search(v, null), 350);
           }}
         />
-        <button type="submit">Search</button>
+        {/* Not "Search": that is the sidebar's button (§10), which stays on the page behind the dialog. */}
+        <button type="submit">Find</button>
       </form>
       {error && <p class="error" role="alert">{error}</p>}
       <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? "" : "Nothing found.") : ""}</p>

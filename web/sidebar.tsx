@@ -60,11 +60,15 @@ function Item({ c }: { c: Conversation }) {
   const typers = typingNames(c.id);
   const hint = typers.length ? `${typers.join(", ")} typing…` : preview(c);
   const unread = c.unread_count ?? 0;
-  const label = `${title}, ${hint}${unread ? `, ${unread} unread` : ""}`;
+  // The name is the title and the unread count (§10); the preview describes it. In the name, a
+  // sender's name in a group's preview made a search for that person's link find two.
+  const label = `${title}${unread ? `, ${unread} unread` : ""}`;
+  const described = `preview-${c.id}`;
   return (
     <a
       href={`/c/${c.id}`}
       aria-label={label}
+      aria-describedby={described}
       aria-current={activeId.value === c.id ? "page" : undefined}
       class={unread ? "item unread" : "item"}
       onClick={(e) => {
@@ -76,7 +80,7 @@ function Item({ c }: { c: Conversation }) {
       <Avatar name={title} url={peer?.profile_image_url} online={peer ? !!presence.value[peer.id] : undefined} />
       <span class="text">
         <span class="title">{title}</span>
-        <span class={typers.length ? "preview typing" : "preview"}>{hint}</span>
+        <span id={described} class={typers.length ? "preview typing" : "preview"}>{hint}</span>
       </span>
       <span class="meta">
         {c.last_message_at && <time>{time(c.last_message_at)}</time>}

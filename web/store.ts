@@ -73,6 +73,8 @@ function idFromPath(): string | null {
 // ---- session ----------------------------------------------------------------------------
 
 let client: ParleyClient | null = null;
+/** The window's online/offline listeners of the current client (start), removed on sign-out. */
+let offNetworkEvents: AbortController | null = null;
 
 export async function signIn(kind: "login" | "register", username: string, password: string) {
   keepSession(await api<Session>("POST", `/api/auth/${kind}`, { username, password }));
@@ -111,6 +113,7 @@ scheduleRefresh();
 export function signOut(notice: string | null = null) {
   client?.close();
   client = null;
+  offNetworkEvents?.abort();
   clearTimeout(refreshTimer);
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
@@ -146,11 +149,15 @@ export function setDraft(conversationId: string, text: string) {
 }
 
 export function updateProfile(patch: { display_name?: string; profile_image_url?: string | null }) {
-  return api<User>("PATCH", "/api/users/me", patch).then((user) => {
-    const s = { ...session.value!, user };
-    localStorage.setItem(SESSION_KEY, JSON.stringify(s));
-    session.value = s;
-  });
+  return api<User>("PATCH", "/api/users/me", patch).then(keepUser);
+}
+
+/** The signed-in user's account, as the session shows and keeps it. */
+function keepUser(user: User) {
+  if (!session.value || session.value.user.id !== user.id) return;
+  const s = { ...session.value, user };
+  localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+  session.value = s;
 }
 
 // ---- connection -------------------------------------------------------------------------
@@ -162,6 +169,16 @@ export async function start() {
   const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "", useTickets: true });
   client = c;
   connection.value = "connecting";
+  // A phone or laptop that loses its network keeps a socket that never reports its close:
+  // the browser's offline event ends it now (the status says "Reconnecting…"), its online
+  // event reconnects without waiting out the backoff. The client's heartbeat finds the
+  // silences the browser does not see.
+  offNetworkEvents = new AbortController();
+  const { signal } = offNetworkEvents;
+  window.addEventListener("offline", () => client === c && (connection.value = "reconnecting", c.drop("the browser is offline")), { signal });
+  window.addEventListener("online", () => client === c && c.reconnectNow(), { signal });
+  // The account as it is now (its display name may have changed elsewhere since it was kept).
+  void api<User>("GET", "/api/users/me").then((me) => client === c && keepUser(me)).catch(() => {});
   // The first socket of a session starts live delivery where the server stands when it opens
   // (`connect`'s last_seq); later ones resume from there. What REST read before that (the
   // sidebar, a deep link's thread, friends: not kept waiting for a ticket and an upgrade)
@@ -323,6 +340,7 @@ function editMembers(conversationId: string, edit: (m: Map<string, Member>) => v
 }
 
 function updateUser(u: User) {
+  keepUser(u);
   const next = new Map(conversations.value);
   for (const [id, c] of next) {
     if (peerOf(c)?.id === u.id) next.set(id, { ...c, peer: u, title: c.type === "direct" ? u.display_name : c.title });

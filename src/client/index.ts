@@ -58,6 +58,12 @@ export interface ParleyClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** How long a request waits for its reply (default 10000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * A connection that has said nothing for this long gets a `ping`; one silent for twice as
+   * long is given up as dead and replaced (default 20000 ms; 0: never). A phone that drops
+   * off the network or a laptop that sleeps leaves a socket that never reports its close.
+   */
+  heartbeatMs?: number;
   /** A WebSocket implementation (defaults to the global one). */
   WebSocket?: typeof WebSocket;
 }
@@ -87,6 +93,9 @@ export class ParleyClient {
   /** The last `alert` on the current socket: its `retry` and `retry_after_ms` shape the reconnect. */
   private alert: ServerEvents["alert"] | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the current socket last delivered a frame, and the timer that watches it (heartbeatMs). */
+  private lastHeard = 0;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
   private counter = 0;
   private readonly WS: typeof WebSocket;
   private readonly urls: string[];
@@ -142,9 +151,27 @@ export class ParleyClient {
     });
   }
 
+  /**
+   * The network is known to be gone (a browser's `offline` event): the socket is given up
+   * now, as a lost connection (it reconnects with backoff), rather than when it times out.
+   */
+  drop(reason = "the network went away") {
+    if (this.ws) this.giveUp(this.ws, reason);
+  }
+
+  /** The network is back (a browser's `online` event): the next attempt starts now, not after its backoff. */
+  reconnectNow() {
+    if (this.state !== "connecting" || this.ws || !this.reconnectTimer) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.attempt = 0;
+    void this.open();
+  }
+
   /** Closes for good: no reconnect; pending requests are rejected. */
   close() {
     this.state = "closed";
+    this.stopHeartbeat();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     // Between attempts there is no socket whose close would settle a pending connect().
     if (this.ws) this.ws.close(1000);
@@ -228,10 +255,13 @@ export class ParleyClient {
     this.alert = undefined;
     let opened = false;
     ws.onopen = () => (opened = true);
-    ws.onmessage = (ev) => this.receive(String(ev.data));
+    // A socket given up (giveUp) may still deliver what was in flight: only the current one counts.
+    ws.onmessage = (ev) => this.ws === ws && this.receive(String(ev.data));
+    this.watch(ws);
     ws.onclose = async (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.stopHeartbeat();
       this.failPending(new ParleyError("disconnected", `connection closed (${ev.code})`));
       const alert = this.alert;
       const info: CloseInfo = { code: ev.code, reason: ev.reason, retry: retryAfterClose(ev.code) && alert?.retry !== false };
@@ -243,6 +273,40 @@ export class ParleyClient {
       }
       this.ended(info, alert?.retry_after_ms);
     };
+  }
+
+  /** Pings a socket gone quiet, and gives it up once it stays silent (heartbeatMs). */
+  private watch(ws: WebSocket) {
+    this.stopHeartbeat();
+    const every = this.options.heartbeatMs ?? 20_000;
+    if (every <= 0) return;
+    this.lastHeard = Date.now();
+    this.heartbeat = setInterval(() => {
+      const silent = Date.now() - this.lastHeard;
+      if (silent >= 2 * every) this.giveUp(ws, `no frame from the server for ${silent} ms`);
+      else if (silent >= every && ws.readyState === 1) ws.send(JSON.stringify({ type: "ping", data: {} }));
+    }, every / 2);
+  }
+
+  private stopHeartbeat() {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  /**
+   * Ends a socket at once as a lost connection (1006, retried). Its own close event is not
+   * waited for: on a dead network a browser reports it only after its closing handshake
+   * times out, and it is ignored when it comes (the socket is no longer the current one).
+   */
+  private giveUp(ws: WebSocket, reason: string) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.stopHeartbeat();
+    try {
+      ws.close();
+    } catch {}
+    this.failPending(new ParleyError("disconnected", `connection given up (${reason})`));
+    this.ended({ code: 1006, reason, retry: true });
   }
 
   /** Whether the server refuses the token now (401 from GET /api/users/me); false when unsure. */
@@ -280,6 +344,7 @@ export class ParleyClient {
   }
 
   private receive(text: string) {
+    this.lastHeard = Date.now();
     let f: ServerFrame;
     try {
       f = JSON.parse(text);
