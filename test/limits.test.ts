@@ -152,6 +152,31 @@ describe("frame size and connection count", () => {
     again.close();
     open[1]!.close();
   });
+
+  test("upgrades racing through a slow count (cluster mode: a round trip each) are refused with 429, never opened and then closed", async () => {
+    const s = await server({ maxConnectionsPerUser: 2 });
+    const a = await s.register();
+    const first = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    // The count answers later, as PostgreSQL's does: every upgrade is past its checks before any is counted.
+    const presence = s.app.ctx.presence as unknown as { connect: (...args: unknown[]) => unknown };
+    const count = presence.connect.bind(presence);
+    presence.connect = async (...args: unknown[]) => (await Bun.sleep(30), count(...args));
+    const racing = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        new Promise<{ opened: boolean; code: number }>((resolve) => {
+          const w = new WebSocket(`${s.wsBase}/ws/user?token=${a.token}`);
+          let opened = false;
+          w.onopen = () => (opened = true);
+          w.onclose = (ev) => resolve({ opened, code: ev.code });
+          w.onerror = () => {};
+          setTimeout(() => resolve({ opened, code: -1 }), 2000); // still open: the one that fits
+        }),
+      ),
+    );
+    expect(racing.filter((r) => r.opened)).toEqual([{ opened: true, code: -1 }]);
+    expect(racing.filter((r) => !r.opened).map((r) => r.code)).toEqual([1006, 1006, 1006]); // refused before any 101
+    first.close();
+  });
 });
 
 /** A WebSocket client over raw TCP that can stop reading, to play a stalled phone. */

@@ -131,7 +131,7 @@ describe("the reference client", () => {
 
 /**
  * A socket still opening when the server stops: in cluster mode each step of its opening
- * (the connection cap in the upgrade, the count, the catch-up) waits on PostgreSQL, long
+ * (its count in the upgrade, the catch-up) waits on PostgreSQL, long
  * enough for a stop to come in between. Such a socket was left out of the hub's shutdown,
  * opened after it, and kept the stop waiting for it as long as the client stayed (the
  * browser tests' stop() after a page load hung until bun's timeout). Each step is held here
@@ -140,8 +140,7 @@ describe("the reference client", () => {
 describe("stop() while a socket is still opening", () => {
   type Gated = { obj: Record<string, unknown>; method: string };
   const steps: Record<string, (s: import("./helpers").TestServer) => Gated> = {
-    "in its upgrade (the connection cap)": (s) => ({ obj: s.app.ctx.presence as never, method: "connections" }),
-    "being counted": (s) => ({ obj: s.app.ctx.presence as never, method: "connect" }),
+    "being counted in its upgrade (the connection cap)": (s) => ({ obj: s.app.ctx.presence as never, method: "connect" }),
     "catching up": (s) => ({ obj: s.app.ctx.store.conversations as never, method: "membership" }),
   };
   for (const [step, gated] of Object.entries(steps)) {

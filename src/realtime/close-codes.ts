@@ -16,7 +16,7 @@ export const CLOSE_CODES = {
   1009: { name: "too_big", retry: true, when: "a frame over 64 KiB" },
   1011: { name: "internal_error", retry: true, when: "the server failed unexpectedly, or could not open the connection (alert unavailable: cluster mode, a backing service is down)" },
   1012: { name: "restarting", retry: true, when: "a server or proxy is restarting" },
-  1013: { name: "try_again_later", retry: true, when: "a slow consumer (alert slow_consumer), or one connection too many (alert rate_limited)" },
+  1013: { name: "try_again_later", retry: true, when: "a slow consumer (alert slow_consumer)" },
   4001: { name: "unauthorized", retry: false, when: "the token expired while connected, or the user no longer exists (alert unauthorized)" },
   4003: { name: "forbidden", retry: false, when: "the user may no longer connect (reserved: this server does not send it yet)" },
 } as const;

@@ -86,8 +86,6 @@ export class Hub {
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
   private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[]; frames: unknown[] }>();
-  /** Sockets being counted (arrive), not yet held: the frames they sent meanwhile. */
-  private arriving = new Map<RawSocket, unknown[]>();
   private broker: Broker;
   private presence: Presence;
   /** What this node's sockets were last told of the presence of the users they follow. */
@@ -137,12 +135,12 @@ export class Hub {
   stateOf(ws: RawSocket) { return this.sockets.get(ws); }
 
   /**
-   * Keeps a frame that a socket sent while it was being counted or during its catch-up, for
-   * after its release, in order (a frame served now could subscribe it to a topic before its
-   * replay is done); false when the socket is neither.
+   * Keeps a frame that a socket sent during its catch-up, for after its release, in order (a
+   * frame served now could subscribe it to a topic before its replay is done); false when
+   * the socket is not catching up.
    */
   defer(ws: RawSocket, frame: unknown): boolean {
-    const frames = this.holding.get(ws)?.frames ?? this.arriving.get(ws);
+    const frames = this.holding.get(ws)?.frames;
     if (!frames) return false;
     frames.push(frame);
     // More than twice the per-minute frame limit before it is even open: it would be closed
@@ -155,19 +153,20 @@ export class Hub {
   }
 
   /**
-   * Counts a new socket of the user before it is opened: refused when the user has enough.
-   * The frames it sends meanwhile (cluster mode: a round trip to PostgreSQL or Redis) are kept (`defer`).
+   * Counts a new socket of the user, before its upgrade: "full" when they hold enough on
+   * every node (the upgrade is then refused with 429, §4.5). Counted at the socket's open
+   * instead, two upgrades racing on two nodes both passed a check and one was closed after
+   * its 101 (1013).
    */
-  arrive(ws: RawSocket, userId: string): Awaitable<Arrival> {
-    this.arriving.set(ws, []);
+  reserve(userId: string): Awaitable<Arrival> {
     return this.presence.connect(userId, this.ctx.config.maxConnectionsPerUser);
   }
 
-  /** A socket counted by arrive() closed before it was opened. */
+  /** A socket counted by reserve() that will not be opened (its upgrade failed, or it closed first). */
   departed(userId: string) { this.presence.disconnect(userId); }
 
   /**
-   * Registers an open socket (counted by arrive()) and subscribes it to its user's topic and
+   * Registers an open socket (counted by reserve()) and subscribes it to its user's topic and
    * to every conversation of the user.
    */
   open(state: SocketState, conversationIds: string[], arrival: Arrival) {
@@ -186,9 +185,7 @@ export class Hub {
    * A held socket is not yet open: no topics, no presence.
    */
   hold(state: SocketState) {
-    const frames = this.arriving.get(state.ws) ?? [];
-    this.arriving.delete(state.ws);
-    this.holding.set(state.ws, { state, events: [], frames });
+    this.holding.set(state.ws, { state, events: [], frames: [] });
   }
 
   /** Stops holding a socket that will not be opened (closed during its catch-up): its count is given back. */
@@ -231,7 +228,6 @@ export class Hub {
 
   /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */
   close(ws: RawSocket): SocketState | undefined {
-    this.arriving.delete(ws);
     const held = this.holding.get(ws);
     if (held) {
       // Closed during its catch-up: it was never open, so there is nothing to undo.
@@ -738,8 +734,6 @@ export class Hub {
       s.active = null;
       this.closeWith(s.ws, 1001, "shutdown", SHUTDOWN);
     }
-    // Still opening: their opening sees the close (readyState, `closing`) and stops there.
-    for (const ws of this.arriving.keys()) this.closeWith(ws, 1001, "shutdown", SHUTDOWN);
     for (const { state } of this.holding.values()) {
       state.closing = true;
       this.closeWith(state.ws, 1001, "shutdown", SHUTDOWN);

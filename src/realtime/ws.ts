@@ -15,7 +15,6 @@ import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, typ
 import { SHUTDOWN, type Hub, type RawSocket, type SocketState } from "./hub";
 import type { Arrival } from "../platform/presence";
 import { andThen, drive, wait } from "../lib/awaitable";
-import { CLOSE_CODES } from "./close-codes";
 import { OPENING_PAGE } from "../conversations/service";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
@@ -217,27 +216,17 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   }
 
   /**
-   * A new socket: counted (cluster-wide: a round trip to PostgreSQL or Redis), then `connect`, the replay
-   * of what it missed, then live events. Its live events are held from `connect` on
+   * A new socket, already counted by its upgrade (`arrival`, hub.reserve): `connect`, the
+   * replay of what it missed, then live events. Its live events are held from `connect` on
    * (hub.hold) and sent after the replay (hub.release), so replay and live delivery meet
    * without a gap or a duplicate on either engine: on SQLite every step answers at once; in
    * cluster mode the reads are asynchronous and the node's follower may stand behind what
-   * they saw (the wait for `view.last`). Counting is where the cap holds: upgrades racing
-   * past the check in the upgrade route are refused here.
+   * they saw (the wait for `view.last`).
    */
-  function* onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null): Generator<unknown, void, unknown> {
+  function* onOpen(ws: RawSocket, { me, expiresAtMs }: Session, position: Position | null, arrival: Arrival): Generator<unknown, void, unknown> {
     // Upgraded while the server was stopping (its upgrade waited on the store): never opened.
-    if (hub.stopping) return hub.closeWith(ws, 1001, "shutdown", SHUTDOWN);
-    let arrival: Arrival;
-    try {
-      arrival = yield* wait(hub.arrive(ws, me.id));
-    } catch (err) {
-      ctx.log.error({ err, user_id: me.id }, "opening a socket failed");
-      return ws.close(1011, CLOSE_CODES[1011].name);
-    }
-    if (arrival === "full")
-      return hub.closeWith(ws, 1013, "rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, 1000);
-    // Closed while it was being counted: nothing to open, the count is given back.
+    if (hub.stopping) return (hub.departed(me.id), hub.closeWith(ws, 1001, "shutdown", SHUTDOWN));
+    // Closed before it opened: nothing to open, the count is given back.
     if (ws.readyState !== 1) return hub.departed(me.id);
     const state: SocketState = {
       clientId: Bun.randomUUIDv7(),
@@ -353,16 +342,16 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * `ws.data.open?.(ws)`). Once open, the socket's data is `direct`, shared by all.
    */
   class Upgraded {
-    constructor(readonly session: Session, readonly position: Position | null) {}
+    constructor(readonly session: Session, readonly position: Position | null, readonly arrival: Arrival) {}
     open(ws: RawSocket) {
-      const { session, position } = this;
+      const { session, position, arrival } = this;
       // From here on the socket carries only the shared handlers, which call the hub directly.
       ws.data = direct;
       // On SQLite the whole opening runs here, synchronously: its frames (connect, any
       // replay, conversation.list) leave in one write with the upgrade's response.
       const failed = (err: unknown) => ctx.log.error({ err, user_id: session.me.id }, "opening a socket failed");
       try {
-        const opened = drive(onOpen(ws, session, position));
+        const opened = drive(onOpen(ws, session, position, arrival));
         if (opened instanceof Promise) opened.catch(failed);
       } catch (err) {
         failed(err);
@@ -390,8 +379,9 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const session = ticket !== undefined ? await tickets.redeem(ctx, ticket) : await authenticate(ctx, (query.token as string | undefined) || bearerToken(request.headers.get("authorization") ?? undefined));
       // The request log names the user, as it does for every authenticated route.
       (c as { me?: UserRow }).me = session.me;
-      if ((await hub.connectionsOf(session.me.id)) >= ctx.config.maxConnectionsPerUser)
-        throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
+      // Counted now, before the 101: over the cap is 429, however many upgrades race (§4.5).
+      const arrival = await hub.reserve(session.me.id);
+      if (arrival === "full") throw new AppError("rate_limited", `at most ${ctx.config.maxConnectionsPerUser} connections per user`, undefined, 1000);
       const raw = query.since;
       // An unusable `since` is answered with sync.reset on the socket, not refused: -Infinity
       // lies before any retained log. So is an unusable `epoch`: it cannot be this log's.
@@ -401,8 +391,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const position: Position | null = since === null ? null : { since, epoch };
       const server = (c as { server?: Server<unknown> | null }).server;
       // The response's own headers (X-Request-Id) go with the 101.
-      if (!server?.upgrade(request, { headers: set.headers as Record<string, string>, data: new Upgraded(session, position) }))
+      if (!server?.upgrade(request, { headers: set.headers as Record<string, string>, data: new Upgraded(session, position, arrival) })) {
+        hub.departed(session.me.id);
         throw new AppError("bad_request", UPGRADE_FAILED);
+      }
       set.status = 101;
       // Bun answers an upgraded request itself; whatever is returned here is not sent.
     }, { detail: UPGRADE_DOC });
