@@ -29,6 +29,7 @@ import type { Arrival, Presence } from "../platform/presence";
 import { andThen, type Awaitable } from "../lib/awaitable";
 import { PresenceView } from "./presence-view";
 import { Listeners } from "./listeners";
+import { RemoteIndicators } from "./remote-indicators";
 
 /** Users per read of the presence store when re-reading all those followed here. */
 const REREAD_BATCH = 1000;
@@ -74,6 +75,8 @@ export class Hub {
   private byUser = new Map<string, Set<SocketState>>();
   /** Who hears each conversation here: where a frame with attachment links goes (publishSigned). */
   private listeners = new Listeners();
+  /** Typing and active state other nodes announced here: ended here too, should their node die. */
+  private remote: RemoteIndicators;
   /** target user id → sockets following its presence. */
   private followers = new Map<string, Set<SocketState>>();
   /** "viewer target" → presence checks in flight for the pair (cluster mode; see revalidatePresence). */
@@ -109,6 +112,7 @@ export class Hub {
 
   constructor(private ctx: AppContext) {
     this.lastActive = new LastActive(ctx);
+    this.remote = new RemoteIndicators(ctx.config.typingTtlMs, (conversationId, text) => this.publish(convTopic(conversationId), text));
     this.broker = ctx.broker;
     this.presence = ctx.presence;
     this.presence.onOffline((userId, announced) => this.goOffline(userId, announced));
@@ -257,6 +261,7 @@ export class Hub {
   private goOffline(userId: string, announced: boolean) {
     if (this.stopped) return;
     const lastActive = this.lastActive.touch(userId);
+    this.remote.userGone(userId);
     if (!announced) return; // never announced online: nothing to take back
     this.publishStatus(userId, false, frame("user.offline", { user_id: userId, online: false, timestamp: iso(Date.now()), last_active_at: lastActive }));
   }
@@ -294,6 +299,7 @@ export class Hub {
    * from them.
    */
   private screenRemote(topic: string, text: string): boolean {
+    if (topic.startsWith("conv:")) this.remote.heard(text);
     if (!topic.startsWith("status:")) return true;
     let online: unknown;
     try {
@@ -301,6 +307,7 @@ export class Hub {
     } catch {
       return true;
     }
+    if (online === false) this.remote.userGone(topic.slice(7));
     return typeof online !== "boolean" || this.view.tell(topic.slice(7), online);
   }
 
@@ -721,6 +728,7 @@ export class Hub {
    */
   stop(): Promise<void> {
     this.stopped = true;
+    this.remote.stop();
     clearInterval(this.sweeper);
     clearInterval(this.heartbeat);
     if (this.confirmTimer) clearTimeout(this.confirmTimer);

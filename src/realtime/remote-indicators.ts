@@ -1,0 +1,81 @@
+/**
+ * Typing and active state that other nodes told this node's sockets about (§4.2, §11). The
+ * node of the typist ends its indicator (the TTL, the socket's close); when that node dies,
+ * nothing would: its timers and its sockets went with it, and an indicator stuck on every
+ * other node's screens (found by an acceptance pass with a node killed). So each node also
+ * ends what it relayed: a typing indicator TYPING_TTL_MS (and a second's margin) after the
+ * last that refreshed it, and a user's typing and active state when the user goes offline.
+ */
+import { frame } from "./protocol";
+
+/** The frames it follows, told apart by their start (every frame is `{"type":…` first). */
+const TYPING = '{"type":"message.typing"';
+const ACTIVE = '{"type":"conversation.user_active"';
+const INACTIVE = '{"type":"conversation.user_inactive"';
+
+/** After the typist's node's own TTL: its `is_typing: false` normally comes first. */
+const MARGIN_MS = 1000;
+
+export class RemoteIndicators {
+  /** "conversation user" → the timer that ends that typing indicator here. */
+  private typing = new Map<string, Timer>();
+  /** user → the conversations they were announced active in. */
+  private active = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly ttlMs: number,
+    /** Sends an ending frame to this node's sockets on the conversation's topic. */
+    private readonly end: (conversationId: string, text: string) => void,
+  ) {}
+
+  /** Another node's frame on a conversation's topic, on its way to this node's sockets. */
+  heard(text: string) {
+    if (!text.startsWith(TYPING) && !text.startsWith(ACTIVE) && !text.startsWith(INACTIVE)) return;
+    let data: { conversation_id?: unknown; user_id?: unknown; is_typing?: unknown };
+    try {
+      data = (JSON.parse(text) as { data: typeof data }).data ?? {};
+    } catch {
+      return;
+    }
+    const { conversation_id: c, user_id: u } = data;
+    if (typeof c !== "string" || typeof u !== "string") return;
+    if (text.startsWith(TYPING)) {
+      const key = `${c} ${u}`;
+      clearTimeout(this.typing.get(key));
+      if (data.is_typing !== true) return void this.typing.delete(key);
+      const timer = setTimeout(() => this.stopTyping(key, c, u), this.ttlMs + MARGIN_MS);
+      timer.unref();
+      this.typing.set(key, timer);
+    } else if (text.startsWith(ACTIVE)) {
+      let mine = this.active.get(u);
+      if (!mine) this.active.set(u, (mine = new Set()));
+      mine.add(c);
+    } else {
+      this.active.get(u)?.delete(c);
+      if (this.active.get(u)?.size === 0) this.active.delete(u);
+    }
+  }
+
+  /** The user went offline (everywhere): what they were shown doing here ends. */
+  userGone(userId: string) {
+    for (const [key, timer] of this.typing) {
+      const [c, u] = key.split(" ") as [string, string];
+      if (u !== userId) continue;
+      clearTimeout(timer);
+      this.stopTyping(key, c, u);
+    }
+    for (const c of this.active.get(userId) ?? []) this.end(c, frame("conversation.user_inactive", { conversation_id: c, user_id: userId }));
+    this.active.delete(userId);
+  }
+
+  stop() {
+    for (const timer of this.typing.values()) clearTimeout(timer);
+    this.typing.clear();
+    this.active.clear();
+  }
+
+  private stopTyping(key: string, c: string, u: string) {
+    this.typing.delete(key);
+    this.end(c, frame("message.typing", { conversation_id: c, user_id: u, is_typing: false }));
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Typing and active state across nodes when the typist's node dies (PROTOCOL §4.2: "an
+ * indicator never sticks"; §11): two real nodes on PostgreSQL and NATS. The typist's node
+ * ends its indicators itself (TYPING_TTL_MS, the socket's close); killed with SIGKILL, it
+ * ends none, and before the fix another node's sockets kept "typing" and "active" for good.
+ * Now every node ends what it relayed: typing TYPING_TTL_MS after the last refresh (and a
+ * margin), typing and active state once the user is taken offline.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
+import { Cluster } from "./cluster-harness";
+import type { TestSocket } from "./ws-client";
+
+const ready = await servicesReady("typing and active state when a node dies", { pg: true, nats: true });
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let cluster: Cluster;
+const sockets: TestSocket[] = [];
+
+beforeAll(async () => {
+  if (!ready) return;
+  database = await createTestDatabase("parley_indicators");
+  cluster = await Cluster.start(2, { DATABASE_URL: database.url, NATS_URL: NATS_TEST_URL, REDIS_URL: "", TYPING_TTL_MS: "1000" });
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of sockets.splice(0)) s.close();
+  await cluster?.stop();
+  await database?.drop();
+});
+
+describe.skipIf(!ready)("a node that dies with indicators on", () => {
+  test("its user's typing ends on the other node after the TTL, their active state once they are offline", async () => {
+    const [typist, watcher] = [await cluster.user(0), await cluster.user(0)];
+    const group = await cluster.api(0, "POST", "/api/conversations", typist.token, { type: "group", title: "g", member_ids: [watcher.id] });
+    expect(group.status).toBe(201);
+    const conv = group.body.id as string;
+    const w = await cluster.ws(0, watcher.token);
+    sockets.push(w);
+    expect((await w.request("user.status.subscribe", { user_id: typist.id })).type).toBeString();
+    const victim = await cluster.node();
+    cluster.nodes.push(victim);
+    const t = await cluster.ws(cluster.nodes.length - 1, typist.token);
+    sockets.push(t);
+
+    t.send("conversation.active", { conversation_id: conv });
+    t.send("message.typing", { conversation_id: conv, is_typing: true });
+    await w.waitFor((f) => f.type === "conversation.user_active" && f.data.user_id === typist.id, 5000);
+    await w.waitFor((f) => f.type === "message.typing" && f.data.user_id === typist.id && f.data.is_typing === true, 5000);
+    const killedAt = Date.now();
+    await victim.stop("SIGKILL");
+
+    const ended = await w.waitFor((f) => f.type === "message.typing" && f.data.user_id === typist.id && f.data.is_typing === false, 5000);
+    expect(ended.data).toEqual({ conversation_id: conv, user_id: typist.id, is_typing: false });
+    expect(Date.now() - killedAt).toBeLessThan(4000); // by the user going offline, or the TTL (1 s) and its margin
+    await w.waitFor((f) => f.type === "user.offline" && f.data.user_id === typist.id, 15_000);
+    await w.waitFor((f) => f.type === "conversation.user_inactive" && f.data.user_id === typist.id, 2000);
+    // Each ended once.
+    await Bun.sleep(300);
+    expect(w.all("message.typing").filter((f) => f.data.user_id === typist.id).map((f) => f.data.is_typing)).toEqual([true, false]);
+    expect(w.all("conversation.user_inactive").filter((f) => f.data.user_id === typist.id)).toHaveLength(1);
+  }, 40_000);
+});

@@ -1,0 +1,57 @@
+/**
+ * RemoteIndicators (src/realtime/remote-indicators.ts): what a node relays of other nodes'
+ * typing and active state, it ends itself when the other node does not (cluster mode; the
+ * node killed end to end: test/cluster-indicators.test.ts). Here its rules, with real timers.
+ */
+import { describe, expect, test } from "bun:test";
+import { RemoteIndicators } from "../src/realtime/remote-indicators";
+import { frame } from "../src/realtime/protocol";
+
+function indicators(ttlMs: number) {
+  const ended: { conversation: string; type: string; data: unknown }[] = [];
+  const r = new RemoteIndicators(ttlMs, (conversation, text) => {
+    const f = JSON.parse(text) as { type: string; data: unknown };
+    ended.push({ conversation, type: f.type, data: f.data });
+  });
+  return { r, ended };
+}
+const typing = (c: string, u: string, is_typing: boolean) => frame("message.typing", { conversation_id: c, user_id: u, is_typing });
+
+describe("indicators relayed from other nodes", () => {
+  test("a typing indicator nobody ends is ended TTL and a second after its last refresh; one that is ended is not", async () => {
+    const { r, ended } = indicators(100);
+    r.heard(typing("c1", "u1", true));
+    r.heard(typing("c2", "u2", true));
+    await Bun.sleep(300);
+    r.heard(typing("c1", "u1", true)); // refreshed: it now ends at 300 + 1,100 ms
+    r.heard(typing("c2", "u2", false)); // ended by its own node
+    await Bun.sleep(600);
+    expect(ended).toEqual([]);
+    await Bun.sleep(1100);
+    expect(ended).toEqual([{ conversation: "c1", type: "message.typing", data: { conversation_id: "c1", user_id: "u1", is_typing: false } }]);
+    r.stop();
+  });
+
+  test("a user gone offline: their typing and active state end at once; other users' stay", () => {
+    const { r, ended } = indicators(60_000);
+    r.heard(typing("c1", "u1", true));
+    r.heard(typing("c1", "u2", true));
+    r.heard(frame("conversation.user_active", { conversation_id: "c1", user_id: "u1" }));
+    r.heard(frame("conversation.user_active", { conversation_id: "c3", user_id: "u1" }));
+    r.heard(frame("conversation.user_active", { conversation_id: "c2", user_id: "u1" }));
+    r.heard(frame("conversation.user_inactive", { conversation_id: "c2", user_id: "u1" }));
+    r.userGone("u1");
+    expect(ended.map((e) => [e.conversation, e.type])).toEqual([["c1", "message.typing"], ["c1", "conversation.user_inactive"], ["c3", "conversation.user_inactive"]]);
+    r.userGone("u1");
+    expect(ended).toHaveLength(3);
+    r.stop();
+  });
+
+  test("other frames, and frames it cannot read, are let through untouched", () => {
+    const { r, ended } = indicators(10);
+    for (const text of [frame("pong", {}), '{"type":"message.typing","data":', '{"type":"message.typing","data":{"conversation_id":1}}', "not json"]) r.heard(text);
+    r.userGone("anyone");
+    expect(ended).toEqual([]);
+    r.stop();
+  });
+});
