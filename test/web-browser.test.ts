@@ -246,6 +246,37 @@ describe("the web client in Chromium", () => {
     expect(await nodes()).toBeLessThanOrEqual(300);
   }, 120_000);
 
+  btest("scrolled while an older page loads: the page lands where the reader has scrolled to, not back where the load began", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 400; i++) await say(i % 2 ? alice : bob, conv, `message ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("message 399", { exact: true }).waitFor();
+    // Older pages answer slowly, so that the reader scrolls while one is on its way.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await a.route(/\/api\/conversations\/[^/]+\/messages\?limit=100&cursor=/, async (route) => (await held, route.continue()));
+    // Up until an older page is asked for (the window first moves through what is loaded).
+    for (let i = 0; !(await log(a).locator(".loading").isVisible()); i++) {
+      if (i > 40) throw new Error("no older page was asked for");
+      await log(a).evaluate((el) => (el.scrollTop = 0));
+      await Bun.sleep(100);
+    }
+    // The reader scrolls on by 60 px meanwhile; the message then at the top is what they read.
+    const reading = await log(a).evaluate((el) => {
+      el.scrollTop += 60;
+      const top = el.getBoundingClientRect().top;
+      const first = [...el.querySelectorAll<HTMLElement>("[data-id]")].find((n) => n.getBoundingClientRect().bottom > top)!;
+      return { id: first.dataset.id!, top: first.getBoundingClientRect().top };
+    });
+    await Bun.sleep(100); // the scroll event is handled
+    release();
+    await log(a).locator(".loading").waitFor({ state: "detached" });
+    await a.waitForFunction(() => new Promise((r) => (globalThis as any).requestAnimationFrame(() => (globalThis as any).requestAnimationFrame(() => r(true)))));
+    const now = await log(a).evaluate((el, id) => el.querySelector<HTMLElement>(`[data-id="${id}"]`)!.getBoundingClientRect().top, reading.id);
+    expect(Math.abs(now - reading.top)).toBeLessThan(5);
+  });
+
   btest("message text is never HTML; links are safe; the CSP refuses an inline script", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

@@ -63,6 +63,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const startRef = useRef<string | null>(null);
   const setStartId = (v: string | null) => setStartState((startRef.current = v));
   const anchor = useRef<{ id: string; offset: number } | null>(null);
+  /** Where the anchor last put (or found) the view: a scroll elsewhere during a move is the reader's. */
+  const anchoredTop = useRef(0);
   const atBottom = useRef(true);
   const moving = useRef(false);
   const skipped = useRef(false);
@@ -117,7 +119,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     // Kept across the renders of one move (loading line, prepended page, moved window).
     if (anchor.current) {
       const a = el.querySelector<HTMLElement>(`[data-id="${CSS.escape(anchor.current.id)}"]`);
-      if (a) el.scrollTop = a.offsetTop - anchor.current.offset;
+      if (a) anchoredTop.current = el.scrollTop = a.offsetTop - anchor.current.offset;
     } else if (following && atBottom.current) el.scrollTop = el.scrollHeight;
   });
 
@@ -127,6 +129,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     for (const node of el.querySelectorAll<HTMLElement>("[data-id]")) {
       if (node.offsetTop + node.offsetHeight > el.scrollTop) {
         anchor.current = { id: node.dataset.id!, offset: node.offsetTop - el.scrollTop };
+        anchoredTop.current = el.scrollTop;
         return;
       }
     }
@@ -136,6 +139,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     const el = scroller.current!;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     if (moving.current) {
+      // The reader scrolled while a page loads: keep what they have scrolled to, not where the
+      // move began (the page used to land there, undoing their scroll).
+      if (anchor.current && Math.abs(el.scrollTop - anchoredTop.current) >= 1) keepPosition();
       skipped.current = true;
       return;
     }

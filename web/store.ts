@@ -155,6 +155,7 @@ export function updateProfile(patch: { display_name?: string; profile_image_url?
 /** The signed-in user's account, as the session shows and keeps it. */
 function keepUser(user: User) {
   if (!session.value || session.value.user.id !== user.id) return;
+  if (JSON.stringify(session.value.user) === JSON.stringify(user)) return; // unchanged: nothing to render again
   const s = { ...session.value, user };
   localStorage.setItem(SESSION_KEY, JSON.stringify(s));
   session.value = s;
