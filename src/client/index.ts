@@ -9,6 +9,10 @@
  *   terminal ones (a refused or expired token, 4001/4003, its own `disconnect`) by the
  *   close-code table in ../realtime/close-codes.ts (copy it along): after a terminal one it
  *   stops and reports (`close` with `retry: false`, state "closed");
+ * - notices a connection gone silent (a phone off the network, a sleeping laptop: no close
+ *   ever comes): it pings one quiet for `heartbeatMs` and replaces it after twice that; an
+ *   app that knows the network went (a browser's `offline`/`online` events) calls `drop()`
+ *   and `reconnectNow()`;
  * - re-subscribes its presence subscriptions after every reconnect;
  * - typed handlers for every server frame, and promise-returning requests matched by
  *   request_id.
