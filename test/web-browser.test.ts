@@ -90,6 +90,16 @@ const say = (a: Account, conversationId: string, content: string, server = s) =>
   });
 
 const log = (p: Page) => p.getByRole("log", { name: "Messages" });
+
+/** A page open on a direct conversation of `count` messages ("message 0" …), its newest shown. */
+async function longHistory(count: number): Promise<Page> {
+  const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+  const conv = await direct(alice, bob);
+  for (let i = 0; i < count; i++) await say(i % 2 ? alice : bob, conv, `message ${i}`);
+  const a = await pageFor(alice, `/c/${conv}`);
+  await log(a).getByText(`message ${count - 1}`, { exact: true }).waitFor();
+  return a;
+}
 /** Every optimistic message acknowledged by the server (shown text alone may still be pending). */
 const settled = (p: Page) => p.waitForFunction(() => !document.querySelector("[role=log] .msg.pending"));
 const convLink = (p: Page, title: string) => p.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${title}`) });
@@ -215,11 +225,7 @@ describe("the web client in Chromium", () => {
   });
 
   btest("history: scrolling back through 600 messages keeps at most 300 message nodes and the reading position", async () => {
-    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
-    const conv = await direct(alice, bob);
-    for (let i = 0; i < 600; i++) await say(i % 2 ? alice : bob, conv, `message ${i}`);
-    const a = await pageFor(alice, `/c/${conv}`);
-    await log(a).getByText("message 599", { exact: true }).waitFor();
+    const a = await longHistory(600);
     const nodes = () => log(a).locator("[data-id]").count();
     let guard = 0;
     while (!(await log(a).getByText("This is the start of the conversation.").isVisible())) {
@@ -247,11 +253,7 @@ describe("the web client in Chromium", () => {
   }, 120_000);
 
   btest("scrolled while an older page loads: the page lands where the reader has scrolled to, not back where the load began", async () => {
-    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
-    const conv = await direct(alice, bob);
-    for (let i = 0; i < 400; i++) await say(i % 2 ? alice : bob, conv, `message ${i}`);
-    const a = await pageFor(alice, `/c/${conv}`);
-    await log(a).getByText("message 399", { exact: true }).waitFor();
+    const a = await longHistory(400);
     // Older pages answer slowly, so that the reader scrolls while one is on its way.
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));

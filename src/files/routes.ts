@@ -67,7 +67,7 @@ export const signedLinks = (ctx: AppContext) =>
     if (typeof value === "string" ? !value.includes(UNSIGNED_LINK) : !holdsUnsignedLink(value)) return;
     const json = typeof value === "string" ? value : JSON.stringify(value);
     // Text, not a Response: Elysia would make a returned Response again (see web/routes.ts).
-    c.set.headers["content-type"] = "application/json";
+    c.set.headers["content-type"] = "application/json;charset=utf-8"; // as every other JSON response
     return ctx.files.links.personalize(json, me.id);
   });
 

@@ -603,8 +603,9 @@ export class Hub {
    * signed for them (PROTOCOL §9: a link names one viewer). When all of a user's sockets here
    * hear the topic (the usual case) it is published on the user's own topic, so that it
    * leaves with the turn's other frames as any publish does (one write a socket, not one a
-   * frame; issue #17); else it is sent to each of their sockets that hears it. Bun keeps a socket's frames in the order they
-   * were published or sent, whatever the topic, so it keeps its place among the topic's.
+   * frame; issue #17); else it is sent to each of their sockets that hears it. Bun keeps a
+   * socket's frames in the order they were published or sent, whatever the topic, so it
+   * keeps its place among the topic's.
    */
   private publishSigned(topic: string, text: string, answer?: { to: SocketState; text: string }) {
     const links = this.ctx.files.links;
@@ -617,11 +618,13 @@ export class Hub {
       if (hearing === 0) continue;
       const theirs = signedFor(userId);
       const asking = answer?.to.userId === userId ? answer : undefined;
-      if (hearing === sockets.size && !asking) this.publish(userTopic(userId), theirs);
-      else if (hearing === sockets.size && asking) {
+      if (hearing < sockets.size) {
+        for (const s of sockets) if (s.ws.isSubscribed(topic)) s.ws.send(s === asking?.to ? links.personalize(asking.text, userId) : theirs);
+      } else if (!asking) this.publish(userTopic(userId), theirs);
+      else {
         asking.to.ws.publish(userTopic(userId), theirs); // the user's other sockets (not the publishing one)
         asking.to.ws.send(links.personalize(asking.text, userId));
-      } else for (const s of sockets) if (s.ws.isSubscribed(topic)) s.ws.send(s === asking?.to ? links.personalize(asking.text, userId) : theirs);
+      }
     }
   }
 
