@@ -4,10 +4,11 @@
  * same process, and what each of the steps the contract asks for costs on its own.
  *
  *   bun test/bench/connect-parts.ts [--n=3000] [--runs=5] [--warmup=5] [--concurrency=16] [--parts=on|off]
+ *                                   [--per-user=5] [--messages=1]
  *
  * Builds the app with createApp on a temporary DATA_DIR (the request log to /dev/null through
  * the server's own LineBuffer), registers 50 users in 25 groups of 10 (each user in 5, with a
- * message in each, as the bench's connection scenario), then:
+ * message in each; the bench's connection scenario has none: `--messages=0`), then:
  *   raw      a `Bun.serve` in this process whose upgrade subscribes 5 topics and sends two
  *            small frames (the baseline's connect);
  *   parley   the app listening; a client subprocess opens `n` sockets, `concurrency` at a
@@ -17,8 +18,11 @@
  * JIT); and the parts, each called `n` times in a loop (µs per call): the token check
  * (`authenticate`: a cached verification and the user's row), the connection count, the
  * membership read, the `conversation.list` (`listJson`), and the `connect` frame.
- * `NOMSG=1`: no message in the groups (as in `bun run bench`'s connection scenario, whose
- * lists then read no last messages and count nothing unread).
+ * `--messages=0` (or `NOMSG=1`): no message in the groups (as in `bun run bench`'s connection
+ * scenario, whose lists then read no last messages and count nothing unread). `--per-user=N`:
+ * each user in N groups (5 × N/5 as many groups), and `--messages=M`: M messages in each, sent
+ * by members in turn, so that most of a user's conversations have unread ones (a real user's
+ * list: `--per-user=50 --messages=3`).
  */
 import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -64,6 +68,8 @@ const concurrency = arg("concurrency", "16");
 // Off: only the connects (for a profile of them, `bun --cpu-prof-md test/bench/connect-parts.ts --parts=off`).
 const partsOn = arg("parts", "on") === "on";
 const warmupRounds = Number(arg("warmup", "5"));
+const perUser = Number(arg("per-user", "5"));
+const messagesPerGroup = process.env.NOMSG ? 0 : Number(arg("messages", "1"));
 
 /** The main thread's name (its executable's), which other threads may carry too. */
 const MAIN = readFileSync("/proc/self/comm", "utf8").trim();
@@ -86,16 +92,16 @@ async function call(path: string, body: unknown, token?: string): Promise<any> {
   return res.json();
 }
 
-// 50 users in 25 groups of 10: group g holds users 2g..2g+9 (mod 50), so each user is in 5.
+// 50 users in groups of 10: group g holds users 2g..2g+9 (mod 50), so 25 groups put each user in 5.
 const users: { token: string; id: string }[] = [];
 for (let i = 0; i < 50; i++) {
   const r = await call("/api/auth/register", { username: `parts${i}`, password: "password123" });
   users.push({ token: r.token, id: r.user.id });
 }
-for (let g = 0; g < 25; g++) {
+for (let g = 0; g < perUser * 5; g++) {
   const members = Array.from({ length: 10 }, (_, k) => users[(2 * g + k) % 50]!);
   const conv = await call("/api/conversations", { type: "group", title: `g${g}`, member_ids: members.slice(1).map((u) => u.id) }, members[0]!.token);
-  if (!process.env.NOMSG) await call(`/api/conversations/${conv.id}/messages`, { content: `hello ${g}` }, members[0]!.token);
+  for (let k = 0; k < messagesPerGroup; k++) await call(`/api/conversations/${conv.id}/messages`, { content: `hello ${g} ${k}` }, members[(3 * k) % 10]!.token);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -171,7 +177,7 @@ for (let r = 0; r < runs; r++) {
   if (partsOn) for (const [name, f] of Object.entries(parts)) (results[name] ??= []).push(await part(f));
   Bun.gc(true);
 }
-const out: Record<string, unknown> = { n, runs, concurrency: Number(concurrency) };
+const out: Record<string, unknown> = { n, runs, concurrency: Number(concurrency), per_user: perUser, messages: messagesPerGroup };
 for (const [name, xs] of Object.entries(results)) out[`${name}_us`] = { median: round1(median(xs)), range: [round1(Math.min(...xs)), round1(Math.max(...xs))] };
 out.ratio = round1(median(results.parley!) / median(results.raw!));
 for (const [name, threads] of Object.entries(threadUs))
