@@ -237,7 +237,8 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     .use(signedLinks(ctx))
     .use(docsRoutes(() => routes()))
     .get("/health", async ({ set }) => {
-      if (!pg) return { status: "ok" as const, node_id: ctx.instance };
+      // A single server answers exactly as §1 says; a cluster node names itself (§11).
+      if (!pg) return { status: "ok" as const };
       // Cluster mode: whether this node reaches PostgreSQL and NATS (503 when not, so a load balancer skips it).
       const postgres = await Promise.race([pg.db.$client`SELECT 1`.then(() => true, () => false), Bun.sleep(2000).then(() => false)]);
       const nats = live.broker.connected();

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startServer, uniqueName, type TestServer } from "./helpers";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
+import { startServer, TEST_BACKEND, uniqueName, type TestServer } from "./helpers";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -234,5 +236,42 @@ describe("the caller's row", () => {
     const gone = await s.api("GET", "/api/users/me", { token: a.token });
     expect(gone.status).toBe(401);
     expect(gone.body.error.message).toBe("user no longer exists");
+  });
+
+  /** SQL run as an operator runs it: on a connection of its own (the sqlite3 shell); on PostgreSQL `rows` already is one. */
+  async function asOperator(query: string, ...params: string[]) {
+    if (TEST_BACKEND === "postgres") return void (await s.rows(query, ...params));
+    const db = new Database(join(s.dataDir, "parley.db"));
+    try {
+      db.run("PRAGMA foreign_keys = ON");
+      db.run("PRAGMA busy_timeout = 5000");
+      db.query(query).run(...params);
+    } finally {
+      db.close();
+    }
+  }
+
+  /** The first answer to GET /api/users/me that `ok` accepts, asked again for up to 2 s. */
+  async function meUntil(token: string, ok: (res: { status: number; body: any }) => boolean) {
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      const res = await s.api("GET", "/api/users/me", { token });
+      if (ok(res) || Date.now() > deadline) return res;
+      await Bun.sleep(20);
+    }
+  }
+
+  test("an operator's change made with another connection (the sqlite3 shell) is seen too: a rename, and a deleted user is 401, on every write as well", async () => {
+    const a = await s.register();
+    expect((await s.api("GET", "/api/users/me", { token: a.token })).status).toBe(200);
+    await asOperator("UPDATE users SET display_name = ? WHERE id = ?", "Renamed By The Operator", a.user.id);
+    expect((await meUntil(a.token, (r) => r.body.display_name === "Renamed By The Operator")).body.display_name).toBe("Renamed By The Operator");
+    await asOperator("DELETE FROM users WHERE id = ?", a.user.id);
+    const gone = await meUntil(a.token, (r) => r.status === 401);
+    expect(gone.status).toBe(401);
+    expect(gone.body.error.message).toBe("user no longer exists");
+    // Writes too (they answered 500, a foreign key failing, while the row was remembered).
+    expect((await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "x", member_ids: [] } })).status).toBe(401);
+    expect((await s.api("POST", "/api/ws/ticket", { token: a.token })).status).toBe(401);
   });
 });

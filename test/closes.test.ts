@@ -167,6 +167,54 @@ describe("terminal: the reference client stops and reports", () => {
     expect(ws.all("alert")[0]!.data.retry).toBe(false);
   });
 
+  test("a user deleted while connected: any frame but a ping gets the error, then alert unauthorized and close 4001", async () => {
+    const s = await server();
+    const owner = await s.register();
+    const frames: [string, (conversationId: string) => Record<string, unknown>][] = [
+      ["message.typing", (id) => ({ conversation_id: id, is_typing: true })],
+      ["conversation.join", (id) => ({ conversation_id: id })],
+      ["conversation.active", (id) => ({ conversation_id: id })],
+      ["conversation.load", () => ({})],
+      ["user.status.subscribe", () => ({ user_id: owner.user.id })],
+    ];
+    for (const [type, data] of frames) {
+      const gone = await s.register();
+      const group = await s.api("POST", "/api/conversations", { token: owner.token, body: { type: "group", title: type, member_ids: [gone.user.id] } });
+      const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${gone.token}`);
+      await s.rows("DELETE FROM users WHERE id = ?", gone.user.id);
+      ws.send(type, data(group.body.id), "r1");
+      expect((await ws.waitClosed()).code).toBe(4001);
+      const after = ws.frames.filter((f) => f.type !== "connect" && f.type !== "conversation.list");
+      expect(after.map((f) => [f.type, (f as { error?: { code: string } }).error?.code ?? f.data.kind])).toEqual([["error", "unauthorized"], ["alert", "unauthorized"]]);
+    }
+  });
+
+  test("a user deleted while connected who sends nothing is closed with 4001 at the next heartbeat round, and hears no more of their conversations", async () => {
+    const s = await server({ heartbeatIntervalMs: 100 });
+    const owner = await s.register();
+    const gone = await s.register();
+    const group = await s.api("POST", "/api/conversations", { token: owner.token, body: { type: "group", title: "g", member_ids: [gone.user.id] } });
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${gone.token}`);
+    await s.rows("DELETE FROM users WHERE id = ?", gone.user.id);
+    const closed = await ws.waitClosed(3000);
+    expect(closed.code).toBe(4001);
+    expect(ws.all("alert").map((f) => f.data)).toEqual([{ kind: "unauthorized", message: "user no longer exists", retry: false }]);
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/messages`, { token: owner.token, body: { content: "after" } })).status).toBe(201);
+    await Bun.sleep(100);
+    expect(ws.all("message.receive")).toEqual([]);
+  });
+
+  test("a ticket redeemed after the token it was issued for has expired is refused with 401 before the upgrade (§4)", async () => {
+    const s = await server({ jwtTtlSeconds: 1 });
+    const a = await s.api("POST", "/api/auth/register", { body: { username: `late${Date.now().toString(36)}`, password: "password123" } });
+    const { body: t } = await s.api("POST", "/api/ws/ticket", { token: a.body.token });
+    await Bun.sleep(Date.parse(a.body.expires_at) - Date.now() + 50);
+    const upgrade = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" };
+    const res = await fetch(`${s.base}/ws/user?ticket=${t.ticket}`, { headers: upgrade });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+  });
+
   test("disconnect: the server closes with 1000, and the client does not come back", async () => {
     const s = await server();
     const a = await s.register();

@@ -6,7 +6,7 @@
  * is the SQLite service function's own, made awaitable: one definition of each signature,
  * and the PostgreSQL store must match it. `app.ts` alone picks the implementation.
  */
-import type { getUser, getUserRow, searchUsers, updateProfile, visibleAmong } from "../users/service";
+import type { getUser, getUserRow, missingUsers, searchUsers, updateProfile, visibleAmong } from "../users/service";
 import type { acceptFriend, listFriendships, rejectFriend, removeFriend, requestFriend } from "../friends/service";
 import type {
   addMembers, conversationIdsOf, createConversation, deleteConversation, getConversation, listConversationsJson, listMembers, removeMember,
@@ -22,6 +22,8 @@ type Op<F> = F extends (first: never, ...args: infer A) => infer R ? (...args: A
 export interface UserStore {
   /** The row of a user (every request's caller): undefined when deleted. */
   row: Op<typeof getUserRow>;
+  /** Which of the ids name no user any more (read afresh, not from a cache). */
+  missing: Op<typeof missingUsers>;
   get: Op<typeof getUser>;
   search: Op<typeof searchUsers>;
   updateProfile: Op<typeof updateProfile>;

@@ -69,6 +69,9 @@ export interface SocketState {
 
 export interface PresenceStatus { user_id: string; online: boolean; last_active_at: string }
 
+/** Users whose existence one query of the heartbeat checks. */
+const DELETED_USERS_CHUNK = 1000;
+
 export class Hub {
   private server: Server<unknown> | null = null;
   private sockets = new Map<RawSocket, SocketState>();
@@ -693,9 +696,36 @@ export class Hub {
       s.alive = false;
       s.ws.ping();
     }
+    void this.closeDeletedUsers();
   }
 
   private lastBeat = performance.now();
+
+  /** A heartbeat's check for deleted users is under way (a slow one is not started twice). */
+  private checkingUsers = false;
+
+  /**
+   * The sockets of users deleted while connected (an operator's doing: no route deletes
+   * users) are closed with 4001 in the heartbeat round that finds them gone, so that a silent
+   * socket stops hearing its conversations too. The ids are read in chunks, each turn of the
+   * event loop one, so that many sockets do not stall it.
+   */
+  private async closeDeletedUsers() {
+    if (this.checkingUsers || this.byUser.size === 0) return;
+    this.checkingUsers = true;
+    try {
+      const ids = [...this.byUser.keys()];
+      for (let i = 0; i < ids.length && !this.stopped; i += DELETED_USERS_CHUNK) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        for (const userId of await this.ctx.store.users.missing(ids.slice(i, i + DELETED_USERS_CHUNK)))
+          for (const s of this.byUser.get(userId) ?? []) if (!s.closing) this.closeWith(s.ws, 4001, "unauthorized", "user no longer exists");
+      }
+    } catch (err) {
+      this.ctx.log.warn({ err }, "the heartbeat's check for deleted users failed; trying again next round");
+    } finally {
+      this.checkingUsers = false;
+    }
+  }
 
   /** The peer answered a ping or sent a frame: it is alive. */
   markAlive(ws: RawSocket) {

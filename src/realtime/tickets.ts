@@ -24,10 +24,15 @@ export class Tickets {
     return { ticket, expires_at: iso(expiresAt) };
   }
 
-  /** Consumes a ticket: 401 when unknown, used or expired. The socket lives as long as the token would have. */
+  /**
+   * Consumes a ticket: 401 when unknown, used or expired, or when the token it was issued
+   * for has expired since (§4: an expired token is refused before the upgrade). The socket
+   * lives as long as the token would have.
+   */
   async redeem(ctx: AppContext, ticket: string): Promise<Session> {
     const grant = await this.store.take(ticket);
     if (!grant) throw new AppError("unauthorized", "invalid or expired ticket");
+    if (grant.tokenExpiresAtMs <= Date.now()) throw new AppError("unauthorized", "the token this ticket was issued for has expired");
     const me = await ctx.store.users.row(grant.userId);
     if (!me) throw new AppError("unauthorized", "user no longer exists");
     return { me, expiresAtMs: grant.tokenExpiresAtMs };

@@ -186,8 +186,12 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (f?.type !== "ping") rateLimit(state);
       if (!f) throw invalid;
       ctx.metrics.framesInOf(f.type).inc();
-      const call: Call = { state, requestId: f.request_id, me: () => currentUser(state.userId) };
-      const handler = () => (handlers[f!.type] as Handler<ClientType>)(call, f!.data as never);
+      let mine: Promise<UserRow> | undefined;
+      const call: Call = { state, requestId: f.request_id, me: () => (mine ??= currentUser(state.userId)) };
+      const run = () => (handlers[f!.type] as Handler<ClientType>)(call, f!.data as never);
+      // Every frame but a ping or a goodbye is its user's: a user deleted while connected gets
+      // `unauthorized` and 4001 whatever they send (the handlers reuse the row read here).
+      const handler = f.type === "ping" || f.type === "disconnect" ? run : () => call.me().then(run);
       // A request answered by its event: that event reaches this socket with the request_id.
       const replyType = f.request_id === undefined ? undefined : REPLY_EVENTS[f.type];
       const done = replyType ? asRequest({ requestId: f.request_id!, replyType, socket: state }, handler) : handler();

@@ -63,8 +63,10 @@ export function getUserRow(db: DB, id: string): UserRow | undefined {
  * a WAL read transaction of its own, whose locks are two fcntl calls: 1.9 µs against 0.85 µs
  * inside one, and up to ~3 µs of a REST send under load (issue #17). Whether the table changed
  * is one read of a TEMP table (0.24 µs, no lock on parley.db), whose counter TEMP triggers raise
- * on every UPDATE and DELETE of a user row made on this connection — the only one that
- * writes parley.db (single node; the workers' connections only checkpoint it or read it).
+ * on every UPDATE and DELETE of a user row made on this connection, the server's only writer.
+ * An operator's change made with another connection (the `sqlite3` shell deleting a user: no
+ * route does) shows in `PRAGMA data_version`, which takes the read lock (1.1 µs): it is read
+ * at most every EXTERNAL_CHANGES_MS, so such a change is seen within that time.
  * Inside a transaction the row is read (a change there may still roll back). Rows are frozen:
  * they are shared by the requests that read them.
  */
@@ -75,11 +77,22 @@ export function cachedUserRows(db: DB): (id: string) => UserRow | undefined {
   for (const change of ["UPDATE", "DELETE"])
     client.run(`CREATE TEMP TRIGGER IF NOT EXISTS users_${change.toLowerCase()} AFTER ${change} ON main.users BEGIN UPDATE temp.users_changes SET n = n + 1; END`);
   const changes = client.prepare<{ n: number }, []>("SELECT n FROM temp.users_changes");
+  // Changes other connections committed (checkpoints that restart the WAL count too: a cleared cache, nothing worse).
+  const version = client.prepare<{ data_version: number }, []>("PRAGMA main.data_version");
   const rows = new Map<string, UserRow>();
   let seen = -1;
+  let seenVersion = -1;
+  let versionReadAt = -Infinity;
   return (id) => {
     if (client.inTransaction) return getUserRow(db, id);
     const n = changes.get()!.n;
+    const now = performance.now();
+    if (now - versionReadAt >= EXTERNAL_CHANGES_MS) {
+      versionReadAt = now;
+      const v = version.get()!.data_version;
+      if (v !== seenVersion) rows.clear();
+      seenVersion = v;
+    }
     if (n !== seen) {
       rows.clear();
       seen = n;
@@ -93,6 +106,16 @@ export function cachedUserRows(db: DB): (id: string) => UserRow | undefined {
     }
     return row;
   };
+}
+
+/** How stale a cached user row may be after another connection changed the users table. */
+export const EXTERNAL_CHANGES_MS = 100;
+
+/** Which of `ids` name no user (any more): the hub's heartbeat closes their sockets. */
+export function missingUsers(db: DB, ids: string[]): string[] {
+  if (ids.length === 0) return [];
+  const rows = db.$client.query("SELECT value FROM json_each(?1) WHERE value NOT IN (SELECT id FROM users)").values(JSON.stringify(ids)) as [string][];
+  return rows.map((r) => r[0]);
 }
 
 export function getUser(db: DB, id: string): User {

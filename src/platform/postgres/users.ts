@@ -42,6 +42,11 @@ export function pgUsers(deps: PgDeps): UserStore {
   const { db } = deps;
   return {
     row: (id) => pgUserRow(db, id),
+    async missing(ids) {
+      if (ids.length === 0) return [];
+      const rows = await db.execute<{ id: string }>(sql`SELECT x.id FROM unnest(${sql.param(ids)}::text[]) AS x(id) WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = x.id)`);
+      return [...rows].map((r) => r.id);
+    },
     touchLastActive: (batch) => pgTouchLastActive(db, batch),
 
     async get(id) {

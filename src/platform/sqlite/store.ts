@@ -32,6 +32,7 @@ export function sqliteStore(ctx: AppContext): Store {
   return {
     users: {
       row: users.cachedUserRows(db),
+      missing: (ids) => users.missingUsers(db, ids),
       get: (id) => users.getUser(db, id),
       search: (q, limit, cursor) => users.searchUsers(db, q, limit, cursor),
       updateProfile: (userId, patch) => users.updateProfile(ctx, userId, patch),
