@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { ensureDataDir, type Config } from "./config";
 import type { AppContext } from "./context";
 import { keepTempInMemory, openDatabase } from "./db/client";
+import { lockDataDir, type DataDirLock } from "./db/lock";
 import { migrate } from "./db/migrate";
 import { Checkpointer } from "./db/checkpointer";
 import { checkFreeSpace } from "./db/storage";
@@ -110,9 +111,22 @@ function livePlatform(config: Config, nodeId: string, log: Logger, pg: PostgresP
   };
 }
 
+/** How long a stop lets in-flight requests finish before it closes their connections (the CLI exits by force at 9.5 s). */
+export const STOP_GRACE_MS = 5000;
+
 export function createApp(config: Config, options: CreateAppOptions = {}) {
   ensureDataDir(config.dataDir);
   checkFreeSpace(config.dataDir);
+  const lock = options.postgres ? null : lockDataDir(config.dataDir);
+  try {
+    return assembleApp(config, options, lock);
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
+}
+
+function assembleApp(config: Config, options: CreateAppOptions, lock: DataDirLock | null) {
   const log = options.log ?? createLogger(config.logLevel);
   const pg = options.postgres;
   if (pg && !config.jwtSecret) throw new Error("cluster mode needs JWT_SECRET (every node signs and checks the same tokens)");
@@ -274,7 +288,18 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
     stopping.abort();
     for (const budget of Object.values(ctx.budgets)) budget.stop();
     const left = hub.stop();
-    if (app.server) await app.stop(false);
+    if (app.server) {
+      // In-flight requests may finish, for a while: a client that never completes its request
+      // (headers half sent, an upload at a trickle) would otherwise hold the stop until the
+      // force exit, and the database would be left unclosed.
+      const server = app.server;
+      const cut = setTimeout(() => {
+        log.warn({ after_ms: STOP_GRACE_MS }, "requests still in flight at shutdown; closing their connections");
+        void server.stop(true);
+      }, STOP_GRACE_MS);
+      await app.stop(false);
+      clearTimeout(cut);
+    }
     await left;
     await live.close();
     await ctx.files.stop();
@@ -294,6 +319,7 @@ export function createApp(config: Config, options: CreateAppOptions = {}) {
       log.warn({ err }, "the final checkpoint failed; the WAL is applied at the next start");
     }
     db.$client.close();
+    lock?.release();
   }
 
   return { app, ctx, hub, checkpointer, stop };

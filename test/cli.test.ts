@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
 import { tempDir } from "./helpers";
+import { STOP_GRACE_MS } from "../src/app";
 import { registerAndLogin, spawnServer } from "./process";
 import { createTestDatabase, PG_ADMIN_URL, servicesReady } from "./services";
 
@@ -159,6 +160,32 @@ describe("the CLI", () => {
     }
   });
 
+  test("a second server on the same DATA_DIR exits 1 saying so; once the first has stopped (even by kill -9), it starts", async () => {
+    const dataDir = tempDir();
+    const first = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: dataDir });
+    let firstStopped = false;
+    try {
+      const proc = Bun.spawn([process.execPath, "src/index.ts", "serve"], { env: { ...process.env, DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1" }, stdout: "ignore", stderr: "pipe" });
+      const deadline = setTimeout(() => proc.kill(), 5000);
+      const second = { code: await proc.exited, err: await new Response(proc.stderr).text() };
+      clearTimeout(deadline);
+      expect(second.code).toBe(1);
+      expect(second.err.trim().split("\n")).toHaveLength(1);
+      expect(second.err).toContain(`DATA_DIR ${dataDir} is in use by another Parley server`);
+      // The first goes on serving; killed without a word, it leaves nothing that stops the next.
+      expect((await registerAndLogin(first.base, "first_only")).status).toBe(200);
+      first.proc.kill(9);
+      await first.proc.exited;
+      firstStopped = true;
+      const third = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: dataDir });
+      const login = await fetch(`${third.base}/api/auth/login`, { method: "POST", body: JSON.stringify({ username: "first_only", password: "password123" }) });
+      expect(login.status).toBe(200);
+      expect(await third.stop()).toBe(0);
+    } finally {
+      if (!firstStopped) await first.stop();
+    }
+  });
+
   test("a DATA_DIR that cannot be a directory is one line naming DATA_DIR, exit 2", () => {
     const file = join(tempDir(), "a-file");
     writeFileSync(file, "x");
@@ -252,6 +279,20 @@ describe("the CLI", () => {
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect((await pending).status).toBe(201);
+    expect(server.lines.some((l) => l.msg === "stopped")).toBe(true);
+  });
+
+  test("SIGTERM with a client that never finishes its request: its connection is closed after the grace, the database closed, exit 0", async () => {
+    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir() });
+    const { port } = new URL(server.base);
+    let cut = false;
+    const sock = await Bun.connect({ hostname: "127.0.0.1", port: Number(port), socket: { data() {}, close() { cut = true; } } });
+    sock.write("GET /health HTTP/1.1\r\nHost: x\r\n"); // the headers never end
+    await Bun.sleep(100);
+    const started = Date.now();
+    expect(await server.stop("SIGTERM")).toBe(0);
+    expect(Date.now() - started).toBeLessThan(STOP_GRACE_MS + 2000);
+    expect(cut).toBe(true);
     expect(server.lines.some((l) => l.msg === "stopped")).toBe(true);
   });
 

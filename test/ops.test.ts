@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type TestServer } from "./helpers";
 import { Counter, Histogram } from "../src/metrics";
 import { createLogger } from "../src/log";
+import { createApp } from "../src/app";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -202,5 +203,20 @@ describe("persistence", () => {
     } finally {
       await live.stop();
     }
+  });
+});
+
+describe("one server per DATA_DIR", () => {
+  sqliteOnly("cluster nodes may share a DATA_DIR (§11)").test("a second app on a DATA_DIR a running one holds is refused; once the first has stopped, it opens", async () => {
+    const dataDir = tempDir();
+    const first = await startServer({}, dataDir);
+    expect(() => createApp(first.app.ctx.config)).toThrow(/is in use by another Parley server/);
+    // The refused one left the lock alone: the first still serves, and a third waits its turn too.
+    expect((await first.api("GET", "/health")).status).toBe(200);
+    expect(() => createApp(first.app.ctx.config)).toThrow(/is in use by another Parley server/);
+    await first.stop(false);
+    const second = await startServer({}, dataDir);
+    expect((await second.api("GET", "/health")).status).toBe(200);
+    await second.stop();
   });
 });
