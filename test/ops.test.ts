@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type TestServer } from "./helpers";
 import { Counter, Histogram } from "../src/metrics";
 import { createLogger } from "../src/log";
 import { createApp } from "../src/app";
+import { makeConfig } from "../src/config";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -218,5 +219,40 @@ describe("one server per DATA_DIR", () => {
     const second = await startServer({}, dataDir);
     expect((await second.api("GET", "/health")).status).toBe(200);
     await second.stop();
+  });
+});
+
+sqliteOnly("parley.db and search.db are SQLite files in DATA_DIR").describe("a data directory with files that are not what they should be", () => {
+  test("a search.db that is no database is set aside and made again: the server starts, and finds what parley.db holds", async () => {
+    const dataDir = tempDir();
+    const before = await startServer({}, dataDir);
+    const a = await before.register();
+    const group = await before.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "g", member_ids: [] } });
+    await before.api("POST", `/api/conversations/${group.body.id}/messages`, { token: a.token, body: { content: "findable after the index was lost" } });
+    await before.stop(false);
+    writeFileSync(join(dataDir, "search.db"), "this is not a database ".repeat(400));
+    const after = await startServer({}, dataDir);
+    try {
+      expect(after.logs.some((l) => l.level === "warn" && String(l.msg).startsWith("search.db could not be read: set aside"))).toBe(true);
+      expect(readdirSync(dataDir).some((f) => f.startsWith("search.db.unreadable-"))).toBe(true);
+      const found = await after.api("GET", "/api/search/messages?q=after%20the%20index", { token: a.token });
+      expect(found.body.items.map((i: { message: { content: string } }) => i.message.content)).toEqual(["findable after the index was lost"]);
+    } finally {
+      await after.stop();
+    }
+  });
+
+  test("a parley.db that is no database, or another program's database, is refused naming the file, and left as it was", () => {
+    const garbage = tempDir();
+    writeFileSync(join(garbage, "parley.db"), "garbage ".repeat(1000));
+    expect(() => createApp(makeConfig({ dataDir: garbage }))).toThrow(`cannot use ${join(garbage, "parley.db")}: file is not a database`);
+    const foreign = tempDir();
+    const other = new Database(join(foreign, "parley.db"));
+    other.run("CREATE TABLE users (name TEXT)");
+    other.close();
+    const bytes = readFileSync(join(foreign, "parley.db"));
+    expect(() => createApp(makeConfig({ dataDir: foreign }))).toThrow(`${join(foreign, "parley.db")} is not a Parley database (it holds another program's tables: users)`);
+    expect(readFileSync(join(foreign, "parley.db")).equals(bytes)).toBe(true);
+    expect(existsSync(join(foreign, "parley.db-wal"))).toBe(false);
   });
 });

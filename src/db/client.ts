@@ -1,11 +1,17 @@
 import { Database } from "bun:sqlite";
+import { existsSync, statSync } from "node:fs";
+import { storageFullCode } from "./storage";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import * as schema from "./schema";
 
 export type DB = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
-/** Opens (creating if missing) the SQLite file with the pragmas a busy chat server wants. */
+/**
+ * Opens (creating if missing) the SQLite file with the pragmas a busy chat server wants,
+ * once it is known to be Parley's or new (refuseForeign).
+ */
 export function openDatabase(file: string): DB {
+  refuseForeign(file);
   const sqlite = new Database(file, { create: true, strict: true });
   sqlite.run("PRAGMA journal_mode = WAL");
   sqlite.run("PRAGMA synchronous = NORMAL");
@@ -18,6 +24,30 @@ export function openDatabase(file: string): DB {
   sqlite.run("PRAGMA journal_size_limit = 67108864");
   sqlite.run("PRAGMA cache_size = -32768");
   return drizzle({ client: sqlite, schema });
+}
+
+/**
+ * Before anything writes to it (WAL mode, migrations): a file that is no SQLite database is
+ * refused naming the file (SQLite's own "file is not a database" names none), and so is
+ * another program's database, with tables but none of Parley's migrations, which the
+ * migrations would otherwise change. A new or empty file is Parley's to make.
+ */
+function refuseForeign(file: string) {
+  if (!existsSync(file) || statSync(file).size === 0) return;
+  let tables: string[];
+  try {
+    const probe = new Database(file, { strict: true });
+    try {
+      tables = (probe.query("SELECT name FROM sqlite_master WHERE type = 'table'").values() as [string][]).map((r) => r[0]);
+    } finally {
+      probe.close();
+    }
+  } catch (e) {
+    if (storageFullCode(e)) throw e;
+    throw new Error(`cannot use ${file}: ${e instanceof Error ? e.message : e}`);
+  }
+  if (tables.length > 0 && !tables.includes("__drizzle_migrations"))
+    throw new Error(`${file} is not a Parley database (it holds another program's tables: ${tables.slice(0, 3).join(", ")}${tables.length > 3 ? ", …" : ""}); move it away or choose another DATA_DIR`);
 }
 
 /**

@@ -14,6 +14,7 @@
  * index in rowid order and can stop after a page.
  */
 import type { Database } from "bun:sqlite";
+import { renameSync, rmSync } from "node:fs";
 // @ts-expect-error: imported as text (Bun's `type: "text"`), which TypeScript does not model.
 import workerText from "./indexer-worker.js" with { type: "text" };
 import { foldSource } from "./fold-source" with { type: "macro" };
@@ -42,6 +43,33 @@ export const SCHEMA = [
   "CREATE VIRTUAL TABLE IF NOT EXISTS search.messages_fts USING fts5(content, content='', contentless_delete=1, tokenize='trigram remove_diacritics 1')",
 ];
 
+/**
+ * Attaches search.db. The index is derived from parley.db (README): one that is not a
+ * database, or corrupt, is set aside (renamed, for a look) and a new one made, which
+ * `adopt` then fills in the background, rather than keeping the server from starting.
+ */
+function attachIndex(db: Database, searchFile: string, log: Logger) {
+  const attach = () => {
+    db.run("ATTACH DATABASE ? AS search", [searchFile]);
+    db.run("PRAGMA search.journal_mode = WAL");
+    db.query("SELECT count(*) FROM search.sqlite_master").get();
+  };
+  try {
+    attach();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== "SQLITE_NOTADB" && code !== "SQLITE_CORRUPT") throw e;
+    try {
+      db.run("DETACH DATABASE search");
+    } catch {} // not attached
+    const aside = `${searchFile}.unreadable-${Date.now()}`;
+    renameSync(searchFile, aside);
+    for (const side of ["-wal", "-shm"]) rmSync(searchFile + side, { force: true });
+    log.warn({ file: searchFile, set_aside_as: aside, reason: e instanceof Error ? e.message : String(e) }, "search.db could not be read: set aside; the index is made again from parley.db in the background (searches stay exact meanwhile)");
+    attach();
+  }
+}
+
 export interface SqliteSearchOptions {
   log: Logger;
   /** How often the worker looks for queued changes when it has caught up. */
@@ -56,8 +84,7 @@ export class SqliteSearchIndex implements SearchIndex {
   private pruner: Timer;
 
   constructor(private readonly db: Database, parleyFile: string, searchFile: string, opts: SqliteSearchOptions) {
-    db.run("ATTACH DATABASE ? AS search", [searchFile]);
-    db.run("PRAGMA search.journal_mode = WAL");
+    attachIndex(db, searchFile, opts.log);
     db.run("PRAGMA search.synchronous = NORMAL");
     db.transaction(() => {
       for (const s of SCHEMA) db.run(s);
