@@ -321,7 +321,8 @@ export function loadConfig(
       const envName = FLAG_TO_ENV[flag];
       if (!envName) throw new ConfigError(`unknown flag ${flag} (see --help)`);
       const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-      if (value === undefined || value === "") throw new ConfigError(`${flag} needs a value`);
+      // `--data-dir --log-level debug`: the next flag is no value (a value starting with "-" goes as --flag=value).
+      if (value === undefined || value === "" || (eq === -1 && value.startsWith("-"))) throw new ConfigError(`${flag} needs a value`);
       settings[envName] = value;
     } else positional.push(arg);
   }
@@ -340,9 +341,17 @@ export function loadConfig(
   return { command: command as Command, config: configFromSettings(settings) };
 }
 
-/** Builds a Config from environment-style settings; unset or empty values take defaults. */
+/**
+ * Builds a Config from environment-style settings; unset or empty values take defaults. A
+ * value of spaces alone is a mistake (a directory named " ", a secret of blanks), not a default.
+ */
 export function configFromSettings(s: Record<string, string | undefined>): Config {
-  const get = (k: string) => (s[k] === undefined || s[k] === "" ? undefined : s[k]);
+  const get = (k: string) => {
+    const v = s[k];
+    if (v === undefined || v === "") return undefined;
+    if (v.trim() === "") throw new ConfigError(`${k}: only spaces; give a value or leave it unset`);
+    return v;
+  };
   const c: Config = { ...DEFAULTS };
 
   const port = get("PORT");
@@ -351,14 +360,16 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   if (host !== undefined) {
     // An IP address or a host name; whether it can be listened on is only known at listen time.
     // Underscores too: Docker Compose service names have them.
-    if (!isIP(host) && !/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(host))
+    // A name whose last label is all digits is a mistyped address (256.1.1.1), never a host.
+    if (!isIP(host) && (!/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(host) || /(^|\.)\d+\.?$/.test(host)))
       throw new ConfigError(`HOST: "${host}" is not an IP address or host name`);
     c.host = host;
   }
   c.dataDir = get("DATA_DIR") ?? c.dataDir;
   const secret = get("JWT_SECRET");
   if (secret !== undefined) {
-    if (secret.length < 32) throw new ConfigError("JWT_SECRET: must be at least 32 characters");
+    // Characters are code points, as every length here (16 emoji are 32 UTF-16 units, not 32 characters).
+    if ([...secret].length < 32) throw new ConfigError("JWT_SECRET: must be at least 32 characters");
     c.jwtSecret = secret;
   }
   const databaseUrl = get("DATABASE_URL");
