@@ -4,9 +4,9 @@
  * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { Database } from "bun:sqlite";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
 import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
@@ -90,15 +90,28 @@ function backup(config: Config, file: string) {
   if (existsSync(target)) fail(`${target} already exists; choose a new file`, 1);
   if (existsSync(backupFilesDir(target))) fail(`${backupFilesDir(target)} already exists; choose a new file`, 1);
   const db = openDatabase(source);
-  // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
-  db.$client.run("VACUUM INTO ?", [target]);
-  db.$client.close();
-  // A server restored from the copy numbers new events from the copy's position again:
-  // another timeline, so another epoch (clients that saw the live one start over).
-  // Opened plainly (not in WAL mode, as VACUUM INTO left it): the backup stays one file.
-  const copy = new Database(target, { strict: true });
-  const epoch = stampNewEpoch(copy);
-  copy.close();
+  let epoch: string;
+  try {
+    // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
+    db.$client.run("VACUUM INTO ?", [target]);
+    // A server restored from the copy numbers new events from the copy's position again:
+    // another timeline, so another epoch (clients that saw the live one start over).
+    // Opened plainly (not in WAL mode, as VACUUM INTO left it): the backup stays one file.
+    const copy = new Database(target, { strict: true });
+    try {
+      epoch = stampNewEpoch(copy);
+    } finally {
+      copy.close();
+    }
+  } catch (e) {
+    // Nothing half-written is left to be mistaken for a backup (or to refuse the next try).
+    rmSync(target, { force: true });
+    rmSync(`${target}-journal`, { force: true });
+    const full = storageFullCode(e);
+    fail(full ? `the disk is full (${full}) where the backup goes (${dirname(target)}): nothing was written; free some space there or choose another place` : `cannot write the backup ${target}: ${e instanceof Error ? e.message : e}; nothing was written`, 1);
+  } finally {
+    db.$client.close();
+  }
   process.stdout.write(`backup written to ${target} (event-log epoch ${epoch})\n`);
   // Then the files that snapshot names (they are never changed, only added and removed).
   const files = backupFiles(config, target);

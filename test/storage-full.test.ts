@@ -280,3 +280,31 @@ onDataDir.describe.skipIf(mounted !== true)("starting on a full disk (tmpfs)", (
     }
   }, 60_000);
 });
+
+onDataDir.describe.skipIf(mounted !== true)("a backup onto a full disk (tmpfs)", () => {
+  afterAll(unfill);
+
+  test("one line naming where the backup goes, exit 1, nothing left behind; with room again the same backup is written", async () => {
+    const dataDir = tempDir();
+    const s = await startServer({}, dataDir);
+    await s.register();
+    await s.stop(false);
+    const target = join(mountPoint, "backups", "b.db");
+    mkdirSync(join(mountPoint, "backups"), { recursive: true });
+    const backup = () => Bun.spawnSync([process.execPath, "src/index.ts", "backup", target], { env: { ...process.env, DATA_DIR: dataDir }, timeout: 15_000 });
+    fill();
+    try {
+      const r = backup();
+      expect(r.exitCode).toBe(1);
+      const err = r.stderr.toString();
+      expect(err.trim().split("\n")).toHaveLength(1);
+      expect(err).toContain(`where the backup goes (${join(mountPoint, "backups")})`);
+      expect(err).not.toContain(dataDir);
+      expect(readdirSync(join(mountPoint, "backups"))).toEqual([]);
+    } finally {
+      unfill();
+    }
+    expect(backup().exitCode).toBe(0);
+    expect(readdirSync(join(mountPoint, "backups"))).toContain("b.db");
+  });
+});
