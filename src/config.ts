@@ -3,7 +3,8 @@
  * frozen Config. Every bad value is a ConfigError naming the setting; the CLI prints
  * it on one line and exits with code 2.
  */
-import { accessSync, constants, mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { isIP } from "node:net";
 import { parseProxyEntry } from "./http/client-address";
 
@@ -17,6 +18,17 @@ export function ensureDataDir(dir: string) {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError(`DATA_DIR: cannot use "${dir}" as the data directory (${code ?? (e as Error).message})`);
+  }
+  // The databases already there must be writable too: a parley.db left by another user (a
+  // first run as root) opened read-only, and the server answered every write with 500.
+  for (const name of ["parley.db", "parley.db-wal", "parley.db-shm", "search.db", "search.db-wal", "search.db-shm", "parley.lock"]) {
+    const file = join(dir, name);
+    if (!existsSync(file)) continue;
+    try {
+      accessSync(file, constants.R_OK | constants.W_OK);
+    } catch (e) {
+      throw new ConfigError(`DATA_DIR: ${file} is not writable by this user (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
   }
 }
 

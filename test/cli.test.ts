@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
@@ -205,6 +205,22 @@ describe("the CLI", () => {
         expect(r.err).toContain("DATA_DIR");
       }
     }
+  });
+
+  test("a parley.db this user cannot write (left by a first run as root) is one line naming it, exit 2", () => {
+    // Root writes every file whatever its mode: the server must run as another user.
+    if (process.getuid?.() !== 0 || !Bun.which("runuser")) {
+      console.log("skipped: a parley.db another user owns: needs root and runuser to run the server as nobody");
+      return;
+    }
+    const dir = tempDir();
+    expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0); // as root: parley.db is root's, mode 0644
+    chmodSync(dir, 0o777);
+    const p = Bun.spawnSync(["runuser", "-u", "nobody", "--", process.execPath, "src/index.ts", "serve"], { env: { ...process.env, DATA_DIR: dir, PORT: "0", HOST: "127.0.0.1" }, timeout: 15_000 });
+    const err = p.stderr.toString();
+    expect(p.exitCode).toBe(2);
+    expect(err.trim().split("\n")).toHaveLength(1);
+    expect(err).toContain(`DATA_DIR: ${join(dir, "parley.db")} is not writable by this user`);
   });
 
   test("new-epoch on DATA_DIR's parley.db: prints the new epoch, which the database then holds", () => {
