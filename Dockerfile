@@ -12,7 +12,7 @@ RUN bun run build
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/parley parley \
- && mkdir -p /var/lib/parley/data && chown -R parley /var/lib/parley
+ && mkdir -p -m 0700 /var/lib/parley/data && chown -R parley /var/lib/parley
 COPY --from=build /app/dist/parley /usr/local/bin/parley
 USER parley
 WORKDIR /var/lib/parley

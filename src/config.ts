@@ -13,7 +13,8 @@ export class ConfigError extends Error {}
 /** Creates the data directory if needed; a path that cannot be one is a ConfigError naming DATA_DIR. */
 export function ensureDataDir(dir: string) {
   try {
-    mkdirSync(dir, { recursive: true });
+    // Made for this user alone: it holds messages and password hashes (SQLite makes its files 0644).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     accessSync(dir, constants.W_OK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
@@ -283,6 +283,8 @@ describe("the CLI", () => {
     const dir = join(tempDir(), "nested", "data");
     expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
     expect(existsSync(join(dir, "parley.db"))).toBe(true);
+    // Only its user reaches what it holds (messages, password hashes).
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
     const db = new Database(join(dir, "parley.db"));
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
