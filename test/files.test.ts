@@ -1,11 +1,14 @@
 /** Attachments (PROTOCOL §9) on a real server: uploads, downloads, messages, sweep, safety. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { eventsOf, lastSeq, startServer, TEST_BACKEND, withSqliteBefore, waitFor, type Account, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, startServer, tempDir, TEST_BACKEND, withSqliteBefore, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha256 } from "./files-fixtures";
 import { startS3 } from "./s3";
+import { smallTmpfs } from "./tmpfs";
+import S3rver from "s3rver";
+import type { S3Settings } from "../src/files/s3";
 import { UNSIGNED_LINK } from "../src/files/links";
 import { migrate } from "../src/db/migrate";
 
@@ -667,5 +670,250 @@ describe.skipIf(TEST_BACKEND === "postgres")("attachment_usage", () => {
       sql.run("DELETE FROM users WHERE id = 'u1'"); // its attachments and its count go by cascade
       expect(usage()).toEqual({ u2: 1, u3: 7 });
     });
+  });
+});
+
+/*
+ * The file storage failing (PROTOCOL §2, §9, §12): an S3 endpoint that is down, a bucket
+ * that is not there, a DATA_DIR/files that cannot be written or read. That is the server's
+ * problem, never the client's: 503 `unavailable` with Retry-After (the store unreachable),
+ * 507 `storage_full` (a full disk) or 500 `internal` — not 400 "the upload ended before the
+ * whole body arrived", not 404 "missing from storage" — each with a log line naming the
+ * failure (never the credentials), and nothing half-stored: no attachment row, no object
+ * or file. A client that really goes away mid-upload, and a file really missing from a
+ * store that answers, keep their 400 and 404. S3 is a real s3rver, stopped mid-test.
+ */
+
+/** An access key pair s3rver is taught: the test checks that the secret never reaches a log line. */
+const KEYS = { accessKeyId: "PARLEYSTORAGEERRORS", secretAccessKey: "storage-errors-secret-0f9c2d7e41" };
+
+/** s3rver on 127.0.0.1 over `dir`: restartable on the same port with the same contents. */
+async function s3rver(dir: string, port = 0) {
+  const { DUMMY_ACCOUNT } = (await import("s3rver/lib/models/account" as string)) as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
+  DUMMY_ACCOUNT.createKeyPair(KEYS.accessKeyId, KEYS.secretAccessKey);
+  const server = new S3rver({ port, address: "127.0.0.1", silent: true, directory: dir, configureBuckets: [{ name: "parley", configs: [] }] });
+  const info = await server.run();
+  return { port: info.port, stop: () => server.close() };
+}
+const settings = (port: number, bucket = "parley"): S3Settings => ({ endpoint: `http://127.0.0.1:${port}`, bucket, region: "us-east-1", ...KEYS });
+/** The keys in s3rver's bucket `parley` (s3rver must be running). */
+const objects = async (port: number) => ((await new Bun.S3Client(settings(port)).list({ prefix: "blobs/" })).contents ?? []).map((o) => o.key).sort();
+
+/** A body without a length (Transfer-Encoding: chunked): it passes through JS, not Bun.write. */
+const chunked = (bytes: Uint8Array) => new ReadableStream<Uint8Array>({ start(c) { for (let i = 0; i < bytes.length; i += 64 * 1024) c.enqueue(bytes.slice(i, i + 64 * 1024)); c.close(); } });
+const multipart = (bytes: Uint8Array, name = "form.bin") => {
+  const form = new FormData();
+  form.append("file", new Blob([bytes]), name);
+  return form;
+};
+/** Each way in: a raw body with a Content-Length (stageRequest), a chunked one and a multipart part (stage). */
+async function uploadEveryWay(s: TestServer, token: string, bytes: Uint8Array): Promise<Res[]> {
+  return [
+    await upload(s, token, bytes, { filename: "raw.bin" }),
+    await upload(s, token, chunked(bytes), { filename: "chunked.bin" }),
+    await upload(s, token, multipart(bytes)),
+  ];
+}
+async function fetchFile(s: TestServer, url: string, method = "GET"): Promise<Res & { bytes: Uint8Array }> {
+  const res = await fetch(s.base + url, { method });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  let body: any = null;
+  try { body = JSON.parse(new TextDecoder().decode(bytes)); } catch {}
+  return { status: res.status, body, headers: res.headers, bytes };
+}
+
+/** The contract's error body (§2), exactly: nothing but code and message. */
+const expectError = (r: Res, status: number, code: string) => {
+  expect([r.status, r.body?.error?.code]).toEqual([status, code]);
+  expect(Object.keys(r.body)).toEqual(["error"]);
+  expect(typeof r.body.error.message).toBe("string");
+};
+const expectUnavailable = (r: Res) => {
+  expectError(r, 503, "unavailable");
+  expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+};
+const errorLines = (s: TestServer, msg: string) => s.logs.filter((l) => l.level === "error" && l.msg === msg);
+const noUnhandled = (s: TestServer) => expect(s.logs.filter((l) => l.msg === "unhandled error")).toEqual([]);
+const noSecretLogged = (s: TestServer) => expect(s.lines.filter((l) => l.includes(KEYS.secretAccessKey))).toEqual([]);
+
+describe("storage failures: S3", () => {
+  test("S3 down: uploads (raw, chunked, multipart) and downloads (file, thumbnail, HEAD) are 503 unavailable with Retry-After, logged without the credentials, nothing stored; S3 back: all works, nothing orphaned, a file really missing is 404", async () => {
+    const dir = tempDir("parley-s3-");
+    let s3 = await s3rver(dir);
+    const s = await startServer({ storage: { kind: "s3", ...settings(s3.port) }, uploadsPerMinute: 1000 });
+    try {
+      const a = await s.register();
+      const image = await png(600, 400);
+      const up = await upload(s, a.token, image, { filename: "kept.png", type: "image/png" });
+      expect([up.status, up.body.width]).toEqual([201, 600]);
+      const { url, thumbnail_url } = up.body;
+      expect((await fetchFile(s, url)).status).toBe(200);
+      const stored = await objects(s3.port);
+      expect(stored).toHaveLength(2); // the file and its thumbnail
+
+      await s3.stop();
+      for (const r of await uploadEveryWay(s, a.token, randomBytes(300 * 1024))) expectUnavailable(r);
+      // Was 404 "the file of this attachment is missing from storage": it is not missing.
+      for (const r of [await fetchFile(s, url), await fetchFile(s, thumbnail_url), await fetchFile(s, url, "HEAD")]) {
+        expect(r.status).toBe(503);
+        expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      }
+      expectUnavailable(await fetchFile(s, url));
+      expect(await rowCount(s)).toBe(1);
+      const lines = errorLines(s, "attachment storage unreachable");
+      expect(lines.length).toBeGreaterThanOrEqual(7);
+      expect(lines.every((l) => l.storage === "s3" && l.code === "ConnectionRefused")).toBe(true);
+      expect(lines.filter((l) => l.op === "upload")).toHaveLength(3);
+      expect(lines.filter((l) => l.op === "download").length).toBeGreaterThanOrEqual(4);
+      expect(lines.every((l) => typeof l.request_id === "string")).toBe(true);
+      noSecretLogged(s);
+      noUnhandled(s);
+
+      s3 = await s3rver(dir, s3.port);
+      const back = await fetchFile(s, url);
+      expect([back.status, sha256(back.bytes)]).toEqual([200, sha256(image)]);
+      // Nothing half-stored by the failed uploads.
+      expect(await objects(s3.port)).toEqual(stored);
+
+      // A client that goes away mid-upload: what it got before (a 400 nobody reads), nothing kept, no error logged.
+      const before = s.logs.filter((l) => l.level === "error").length;
+      const req = await rawRequest(s, `POST /api/uploads?filename=cut HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${a.token}\r\nContent-Length: 1000000\r\n\r\n`, randomBytes(300_000));
+      await Bun.sleep(200);
+      req.socket.end();
+      // The writer ends what it began even on an error (an object may show up), then it is deleted.
+      for (let i = 0; i < 30 && JSON.stringify(await objects(s3.port)) !== JSON.stringify(stored); i++) await Bun.sleep(100);
+      await Bun.sleep(100);
+      expect(await objects(s3.port)).toEqual(stored);
+      expect(await rowCount(s)).toBe(1);
+      expect(s.logs.filter((l) => l.level === "error").length).toBe(before);
+
+      // A file really missing from a store that answers: 404, as documented.
+      await new Bun.S3Client(settings(s3.port)).delete(stored.find((k) => !k.endsWith(".thumb.webp"))!);
+      expectError(await fetchFile(s, url), 404, "not_found");
+      noUnhandled(s);
+    } finally {
+      await s.stop();
+      await s3.stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  test("a bucket S3 does not have: uploads (small, and past one 5 MiB part) are 500 internal naming NoSuchBucket in the log, nothing stored; a bucket gone under stored files: downloads 500, not 404", async () => {
+    const dir = tempDir("parley-s3-");
+    const s3 = await s3rver(dir);
+    const missing = await startServer({ storage: { kind: "s3", ...settings(s3.port, "no-such-bucket") }, uploadsPerMinute: 1000 });
+    const s = await startServer({ storage: { kind: "s3", ...settings(s3.port) }, uploadsPerMinute: 1000 });
+    try {
+      const a = await missing.register();
+      const answers = [...(await uploadEveryWay(missing, a.token, randomBytes(200 * 1024))), await upload(missing, a.token, randomBytes(6 * 1024 * 1024), { filename: "large.bin" })];
+      for (const r of answers) expectError(r, 500, "internal");
+      expect(await rowCount(missing)).toBe(0);
+      expect(await objects(s3.port)).toEqual([]);
+      expect(existsSync(join(dir, "no-such-bucket"))).toBe(false);
+      const lines = errorLines(missing, "attachment storage failed");
+      expect(lines).toHaveLength(4);
+      expect(lines.filter((l) => l.code === "NoSuchBucket").length).toBeGreaterThanOrEqual(3);
+      expect(lines.every((l) => String((l.err as { message?: string }).message).includes("s3 storage: upload blobs/"))).toBe(true);
+      noSecretLogged(missing);
+      noUnhandled(missing);
+
+      // The bucket removed under stored files: a HEAD cannot tell a missing bucket from a missing key; the server can.
+      const b = await s.register();
+      const up = await upload(s, b.token, randomBytes(1024), { filename: "f.bin" });
+      expect(up.status).toBe(201);
+      rmSync(join(dir, "parley"), { recursive: true });
+      expectError(await fetchFile(s, up.body.url), 500, "internal");
+      expect((await fetchFile(s, up.body.url, "HEAD")).status).toBe(500);
+      expect(errorLines(s, "attachment storage failed").filter((l) => l.op === "download" && l.code === "NoSuchBucket")).toHaveLength(2);
+      expectError(await upload(s, b.token, randomBytes(1024), { filename: "g.bin" }), 500, "internal");
+      expect(await rowCount(s)).toBe(1);
+      noUnhandled(s);
+    } finally {
+      await missing.stop();
+      await s.stop();
+      await s3.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe("storage failures: DATA_DIR/files", () => {
+  const servers: TestServer[] = [];
+  afterAll(() => Promise.all(servers.map((s) => s.stop())));
+  const server = async () => {
+    const s = await startServer({ uploadsPerMinute: 1000 });
+    servers.push(s);
+    return s;
+  };
+
+  test("DATA_DIR/files/.tmp gone: uploads (raw, chunked, multipart) are 500 internal, logged, nothing stored; back once it is there again", async () => {
+    const s = await server();
+    const a = await s.register();
+    rmSync(join(s.dataDir, "files", ".tmp"), { recursive: true });
+    for (const r of await uploadEveryWay(s, a.token, randomBytes(100 * 1024))) expectError(r, 500, "internal");
+    expect(await rowCount(s)).toBe(0);
+    expect(storedFiles(s.dataDir)).toEqual([]);
+    const lines = errorLines(s, "attachment storage failed");
+    expect(lines).toHaveLength(3);
+    expect(lines.every((l) => l.storage === "local" && l.op === "upload" && l.code === "ENOENT")).toBe(true);
+    noUnhandled(s);
+    mkdirSync(join(s.dataDir, "files", ".tmp"));
+    for (const r of await uploadEveryWay(s, a.token, randomBytes(100 * 1024))) expect(r.status).toBe(201);
+    expect(tempFiles(s.dataDir)).toEqual([]);
+  });
+
+  test("a files folder that cannot be read (files/<xx> not a directory): downloads are 500 internal, logged, not 404; a file really missing is still 404", async () => {
+    const s = await server();
+    const a = await s.register();
+    const bytes = randomBytes(4096);
+    const up = await upload(s, a.token, bytes, { filename: "f.bin" });
+    expect(up.status).toBe(201);
+    const folder = join(s.dataDir, "files", up.body.sha256.slice(0, 2));
+    renameSync(folder, `${folder}.moved`);
+    writeFileSync(folder, "not a folder");
+    try {
+      expectError(await fetchFile(s, up.body.url), 500, "internal");
+      expect(errorLines(s, "attachment storage failed").filter((l) => l.op === "download" && l.code === "ENOTDIR")).toHaveLength(1);
+    } finally {
+      rmSync(folder);
+      renameSync(`${folder}.moved`, folder);
+    }
+    const back = await fetchFile(s, up.body.url);
+    expect([back.status, sha256(back.bytes)]).toEqual([200, sha256(bytes)]);
+    rmSync(join(folder, up.body.sha256));
+    expectError(await fetchFile(s, up.body.url), 404, "not_found");
+    noUnhandled(s);
+  });
+
+  const tmpfs = smallTmpfs("files-storage-errors.test.ts");
+  test.skipIf(tmpfs.mounted !== true)("DATA_DIR/files read-only: uploads are 500 internal, logged; full: 507 storage_full with a warning; nothing stored either way; writable again: 201", async () => {
+    const dataDir = tempDir();
+    // DATA_DIR/files on the tmpfs (its filler beside it), the database off it.
+    mkdirSync(join(tmpfs.mountPoint, "files"));
+    symlinkSync(join(tmpfs.mountPoint, "files"), join(dataDir, "files"));
+    const t = await startServer({ uploadsPerMinute: 1000 }, dataDir);
+    const remount = (mode: "ro" | "rw") => expect(Bun.spawnSync(["mount", "-o", `remount,${mode}`, tmpfs.mountPoint]).exitCode).toBe(0);
+    try {
+      const a = await t.register();
+      remount("ro");
+      for (const r of await uploadEveryWay(t, a.token, randomBytes(100 * 1024))) expectError(r, 500, "internal");
+      const lines = errorLines(t, "attachment storage failed");
+      expect(lines.map((l) => l.code)).toEqual(["EROFS", "EROFS", "EROFS"]);
+      remount("rw");
+
+      tmpfs.fill(256 * 1024);
+      for (const r of await uploadEveryWay(t, a.token, randomBytes(2 * 1024 * 1024))) expectError(r, 507, "storage_full");
+      expect(t.logs.filter((l) => l.level === "warn" && l.msg === "attachment storage is full")).toHaveLength(3);
+      expect(await rowCount(t)).toBe(0);
+      expect(storedFiles(dataDir)).toEqual([]);
+      expect(tempFiles(dataDir)).toEqual([]);
+      tmpfs.unfill();
+      for (const r of await uploadEveryWay(t, a.token, randomBytes(100 * 1024))) expect(r.status).toBe(201);
+      noUnhandled(t);
+    } finally {
+      Bun.spawnSync(["mount", "-o", "remount,rw", tmpfs.mountPoint]);
+      tmpfs.unfill();
+      await t.stop();
+    }
   });
 });

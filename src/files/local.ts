@@ -2,12 +2,13 @@
  * Blobs in `DATA_DIR/files`, content-addressed: a blob's key is its SHA-256, its file
  * `files/<first two hex digits>/<sha256>`. An upload is written to `files/.tmp/` (same
  * file system) and renamed into place, so a file under its final name is always complete;
- * two uploads of the same bytes end up as one file.
+ * two uploads of the same bytes end up as one file. What the file system throws (a full
+ * disk, a folder that cannot be written) leaves as a StorageError.
  */
 import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync } from "node:fs";
 import { rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { HEAD_BYTES, pump, type BlobStore, type StagedBlob } from "./storage";
+import { basename, dirname, join } from "node:path";
+import { HEAD_BYTES, pump, StorageError, type BlobStore, type StagedBlob } from "./storage";
 
 const FLUSH_BYTES = 1024 * 1024;
 /**
@@ -45,26 +46,35 @@ export class LocalStore implements BlobStore {
     // FLUSH_BYTES: every flush is ours, awaited, its errors caught. The file is opened here,
     // not by the sink: it exists (0600) before any write, and removing it on failure cannot
     // race a write still in flight (that lands in the unlinked file).
-    const fd = openSync(tmp, "wx", 0o600);
+    const fd = this.open(tmp, "wx");
     const sink = Bun.file(fd).writer({ highWaterMark: 4 * FLUSH_BYTES });
     let pending = 0;
     let result;
     try {
+      // The body's own errors (a client gone) pass as they are; the sink's are the store's.
       result = await pump(body, maxBytes, async (chunk) => {
-        // write() may answer with a promise (it flushed, and may fail: a full disk).
-        await sink.write(chunk);
-        pending += chunk.byteLength;
-        if (pending < FLUSH_BYTES) return;
-        pending = 0;
-        await sink.flush();
+        try {
+          // write() may answer with a promise (it flushed, and may fail: a full disk).
+          await sink.write(chunk);
+          pending += chunk.byteLength;
+          if (pending < FLUSH_BYTES) return;
+          pending = 0;
+          await sink.flush();
+        } catch (err) {
+          this.fail("upload", null, err, true);
+        }
       });
-      await sink.end();
+      try {
+        await sink.end();
+      } catch (err) {
+        this.fail("upload", null, err, true);
+      }
     } catch (err) {
       // end() flushes what is buffered, and throws again on a full disk: the file goes anyway.
       try {
         await sink.end();
       } catch {}
-      await rm(tmp, { force: true });
+      await this.removeTemp(tmp);
       throw err;
     } finally {
       closeSync(fd);
@@ -75,17 +85,22 @@ export class LocalStore implements BlobStore {
   async stageRequest(request: Request): Promise<StagedBlob> {
     const tmp = join(this.tmp, Bun.randomUUIDv7());
     // Opened here, 0600, for the same reasons as in stage().
-    const fd = openSync(tmp, "wx+", 0o600);
+    const fd = this.open(tmp, "wx+");
     let result;
     try {
       // Bun moves the body from the socket into the file natively, in constant memory: no
       // chunk becomes a JS object (making one per 64–512 KiB cost 1.5–4 ms of CPU per MB, far
-      // more than the write). A client gone midway rejects it. Then the file is hashed.
-      const written = await Bun.write(Bun.file(fd), request);
-      result = await digest(fd);
-      if (result.size !== written) throw new Error(`staged ${result.size} bytes, ${written} written`);
+      // more than the write). A client gone midway rejects it (an AbortError); the file
+      // system's errors (ENOSPC, EIO) carry their syscall: those are the store's. Then the file is hashed.
+      const written = await Bun.write(Bun.file(fd), request).catch((err) => this.fail("upload", null, err));
+      try {
+        result = await digest(fd);
+      } catch (err) {
+        this.fail("upload", null, err, true);
+      }
+      if (result.size !== written) throw new StorageError("local", "upload", null, false, new Error(`staged ${result.size} bytes, ${written} written`));
     } catch (err) {
-      await rm(tmp, { force: true });
+      await this.removeTemp(tmp);
       throw err;
     } finally {
       closeSync(fd);
@@ -105,9 +120,28 @@ export class LocalStore implements BlobStore {
     };
   }
 
+  /** Opens a new temporary file, 0600. */
+  private open(tmp: string, flags: string): number {
+    try {
+      return openSync(tmp, flags, 0o600);
+    } catch (err) {
+      this.fail("upload", null, err, true);
+    }
+  }
+
+  /** Removes a temporary file after a failure (what cannot be removed goes at the next start). */
+  private removeTemp(tmp: string) {
+    return rm(tmp, { force: true }).catch(() => {});
+  }
+
   async putBytes(key: string, bytes: Uint8Array): Promise<void> {
     const tmp = join(this.tmp, Bun.randomUUIDv7());
-    await Bun.write(tmp, bytes);
+    try {
+      await Bun.write(tmp, bytes);
+    } catch (err) {
+      await this.removeTemp(tmp);
+      this.fail("write", key, err);
+    }
     await this.moveInto(tmp, this.pathOf(key));
   }
 
@@ -120,9 +154,14 @@ export class LocalStore implements BlobStore {
     try {
       renameSync(tmp, final);
     } catch (err) {
-      if ((err as { code?: string }).code !== "ENOENT") throw err;
-      mkdirSync(dirname(final), { recursive: true });
-      renameSync(tmp, final);
+      try {
+        if ((err as { code?: string }).code !== "ENOENT") throw err;
+        mkdirSync(dirname(final), { recursive: true });
+        renameSync(tmp, final);
+      } catch (err) {
+        await this.removeTemp(tmp);
+        this.fail("commit", basename(final), err);
+      }
     }
   }
 
@@ -137,15 +176,18 @@ export class LocalStore implements BlobStore {
   }
 
   async size(key: string): Promise<number | null> {
+    const path = this.pathOf(key);
     try {
-      return (await stat(this.pathOf(key))).size;
-    } catch {
-      return null;
+      return (await stat(path)).size;
+    } catch (err) {
+      if ((err as { code?: string }).code === "ENOENT") return null;
+      this.fail("stat", key, err);
     }
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.pathOf(key), { force: true });
+    const path = this.pathOf(key);
+    await rm(path, { force: true }).catch((err) => this.fail("delete", key, err));
   }
 
   async *keys(): AsyncIterable<string> {
@@ -153,6 +195,17 @@ export class LocalStore implements BlobStore {
       if (!/^[0-9a-f]{2}$/.test(dir)) continue;
       for (const name of readdirSync(join(this.root, dir))) if (KEY.test(name)) yield name;
     }
+  }
+
+  failure(op: string, key: string | null, err: unknown): unknown {
+    // Node's and Bun's file-system errors name the system call that failed.
+    if (err instanceof StorageError || typeof (err as { syscall?: unknown } | null)?.syscall !== "string") return err;
+    return new StorageError("local", op, key, false, err);
+  }
+
+  /** Throws `err` as a StorageError: when it is the file system's, or (`ours`) whatever it is. */
+  private fail(op: string, key: string | null, err: unknown, ours = false): never {
+    throw ours && !(err instanceof StorageError) ? new StorageError("local", op, key, false, err) : this.failure(op, key, err);
   }
 }
 

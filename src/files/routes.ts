@@ -39,6 +39,12 @@ function parseRange(header: string | null, ifRange: string | null, etag: string,
   return start <= end && start < size ? { start, end } : "bad";
 }
 
+/** The request id (http/request-log.ts sets it on every response), for log lines. */
+const requestIdOf = (set: { headers: Record<string, unknown> }) => {
+  const id = set.headers["x-request-id"];
+  return typeof id === "string" ? id : undefined;
+};
+
 /** `photo.jpg` → `photo.webp`: a thumbnail saved from the browser is named for what it is. */
 const thumbnailName = (filename: string) => `${filename.replace(/\.[^.]{1,16}$/, "")}.webp`;
 
@@ -84,7 +90,7 @@ export const fileRoutes = (ctx: AppContext) => {
     return (await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined))).me.id;
   }
 
-  async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>): Promise<Response> {
+  async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>, requestId?: string): Promise<Response> {
     const path = `${attachmentPath(id)}${thumbnail ? "/thumbnail" : ""}`;
     const row: AttachmentRow = await files.readable(id, await viewer(request, path, query));
     const key = thumbnail ? row.thumbnailKey : row.storageKey;
@@ -103,8 +109,9 @@ export const fileRoutes = (ctx: AppContext) => {
     };
     const inm = request.headers.get("if-none-match");
     if (inm && inm.split(",").some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === "*")) return new Response(null, { status: 304, headers });
-    // A blob lost outside Parley's hands (a partial restore): not found, not a 500.
-    const size = await ctx.files.store.size(key);
+    // A blob lost outside Parley's hands (a partial restore): not found, not a 500. A store
+    // that does not answer (S3 down) is not "missing": 503/500, logged (Files.failed).
+    const size = await files.blobSize(key, requestId);
     if (size === null) throw new AppError("not_found", "the file of this attachment is missing from storage");
     const range = parseRange(request.headers.get("range"), request.headers.get("if-range"), etag, size);
     if (range === "bad") return new Response(null, { status: 416, headers: { ...headers, "content-range": `bytes */${size}` } });
@@ -122,9 +129,10 @@ export const fileRoutes = (ctx: AppContext) => {
   const detail = (summary: string, head = false) => ({
     detail: op(summary, head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null }, {
       binary: true,
-      errors: [403, 404],
+      errors: [403, 404, 503],
       security: [{ bearer: [] }, { signedLink: [] }],
-      description: "403 for a link that is not valid (or expired); 404 for an attachment the caller may not see.",
+      description:
+        "403 for a link that is not valid (or expired); 404 for an attachment the caller may not see, or whose file is missing from a store that answers; 503 unavailable (Retry-After) when the file storage is unreachable, 500 when it fails otherwise.",
     }),
     query: Query,
   });
@@ -135,15 +143,16 @@ export const fileRoutes = (ctx: AppContext) => {
       async ({ request, query, set }) => {
         const { me } = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
         await ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
-        const attachment = await files.upload(me.id, { request, filename: query.filename });
+        const attachment = await files.upload(me.id, { request, filename: query.filename, requestId: requestIdOf(set) });
         set.status = 201;
         return JSON.parse(files.links.personalize(JSON.stringify(attachment), me.id)) as typeof attachment;
       },
       {
         detail: op("Upload a file: the raw body (Content-Type, ?filename=) or multipart/form-data with a `file` part", { 201: Attachment }, {
           write: true,
-          errors: [403],
-          description: "413 past MAX_UPLOAD_BYTES; 403 quota_exceeded past UPLOAD_QUOTA_BYTES; 429 past UPLOADS_PER_MINUTE.",
+          errors: [403, 503],
+          description:
+            "413 past MAX_UPLOAD_BYTES; 403 quota_exceeded past UPLOAD_QUOTA_BYTES; 429 past UPLOADS_PER_MINUTE; 400 for a body that ended early (the client went away); 503 unavailable (Retry-After) when the file storage is unreachable, 507 when its disk is full, 500 when it fails otherwise: nothing is stored.",
           requestBody: {
             required: true,
             content: {
@@ -155,8 +164,8 @@ export const fileRoutes = (ctx: AppContext) => {
         query: Query,
       },
     )
-    .get("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download (signed link or bearer); Range, ETag"))
-    .head("/api/attachments/:id", ({ request, params, query }) => download(request, params.id, false, query), detail("Download headers", true))
-    .get("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("WebP thumbnail fitting 400×400 (images only)"))
-    .head("/api/attachments/:id/thumbnail", ({ request, params, query }) => download(request, params.id, true, query), detail("Thumbnail headers", true));
+    .get("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download (signed link or bearer); Range, ETag"))
+    .head("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download headers", true))
+    .get("/api/attachments/:id/thumbnail", ({ request, params, query, set }) => download(request, params.id, true, query, requestIdOf(set)), detail("WebP thumbnail fitting 400×400 (images only)"))
+    .head("/api/attachments/:id/thumbnail", ({ request, params, query, set }) => download(request, params.id, true, query, requestIdOf(set)), detail("Thumbnail headers", true));
 };

@@ -1,9 +1,10 @@
 /**
  * Blobs in an S3-compatible bucket through Bun.S3Client. A key is chosen before the
  * bytes are seen (`blobs/<uuid>`), so an upload streams straight into a multipart upload,
- * hashed on the way; a failed one is deleted again.
+ * hashed on the way; a failed one is deleted again. What the store itself throws leaves
+ * as a StorageError (see s3Unavailable for which ones mean "try again later").
  */
-import { pump, type BlobStore, type StagedBlob } from "./storage";
+import { pump, StorageError, type BlobStore, type StagedBlob } from "./storage";
 
 export interface S3Settings { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string }
 
@@ -22,12 +23,25 @@ export class S3Store implements BlobStore {
     const writer = this.client.file(key).writer({ partSize: PART_SIZE, queueSize: 2, retry: 2 });
     let result;
     try {
-      result = await pump(body, maxBytes, (chunk) => writer.write(chunk));
-      await writer.end();
+      // The body's own errors (a client gone) pass as they are; the writer's are the store's.
+      result = await pump(body, maxBytes, async (chunk) => {
+        try {
+          await writer.write(chunk);
+        } catch (err) {
+          throw this.failure("upload", key, err);
+        }
+      });
+      try {
+        await writer.end();
+      } catch (err) {
+        throw this.failure("upload", key, err);
+      }
     } catch (err) {
       // Bun's writer completes the upload even when ended with an error: remove what it made.
-      await Promise.resolve(writer.end()).catch(() => {});
-      await this.delete(key).catch(() => {});
+      try {
+        await writer.end();
+      } catch {}
+      await this.client.delete(key).catch(() => {});
       throw err;
     }
     return { ...result, key, path: null, commit: async () => {}, discard: () => this.delete(key) };
@@ -39,7 +53,7 @@ export class S3Store implements BlobStore {
   }
 
   async putBytes(key: string, bytes: Uint8Array, contentType: string): Promise<void> {
-    await this.client.write(key, bytes, { type: contentType });
+    await this.client.write(key, bytes, { type: contentType }).catch((err) => this.fail("write", key, err));
   }
 
   file(key: string): Blob {
@@ -55,21 +69,62 @@ export class S3Store implements BlobStore {
   async size(key: string): Promise<number | null> {
     try {
       return (await this.client.stat(key)).size;
-    } catch {
-      return null;
+    } catch (err) {
+      if (!MISSING.has((err as { code?: unknown }).code as string)) this.fail("stat", key, err);
     }
+    // A HEAD answers a missing bucket as it answers a missing key (404, no body to tell them
+    // apart): a listing does tell. Only files missing from storage pay for it. Keys without
+    // s3:ListBucket are refused the listing (AccessDenied): the HEAD's answer stands then.
+    try {
+      await this.client.list({ prefix: key, maxKeys: 1 });
+    } catch (err) {
+      const failure = this.failure("stat", key, err);
+      if (failure instanceof StorageError && (failure.unavailable || failure.driverCode === "NoSuchBucket")) throw failure;
+    }
+    return null;
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.delete(key);
+    await this.client.delete(key).catch((err) => this.fail("delete", key, err));
   }
 
   async *keys(): AsyncIterable<string> {
     let token: string | undefined;
     do {
-      const page = await this.client.list({ prefix: "blobs/", continuationToken: token });
+      const page = await this.client.list({ prefix: "blobs/", continuationToken: token }).catch((err) => this.fail("list", null, err));
       for (const o of page.contents ?? []) yield o.key;
       token = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (token);
   }
+
+  failure(op: string, key: string | null, err: unknown): unknown {
+    if (err instanceof StorageError || (err as { name?: unknown } | null)?.name !== "S3Error") return err;
+    return new StorageError("s3", op, key, s3Unavailable(err), err);
+  }
+
+  private fail(op: string, key: string | null, err: unknown): never {
+    throw this.failure(op, key, err);
+  }
+}
+
+/** Bun.S3Client's codes for a key (or, on a HEAD, a bucket) that is not there. */
+const MISSING = new Set(["NoSuchKey", "NotFound"]);
+/**
+ * Bun.S3Client's message for a request that got no S3 error document back: no connection
+ * (`ConnectionRefused`, `ConnectionClosed`, `DNSResolveFailed`…) or a bare 5xx.
+ */
+const NO_ANSWER = "an unexpected error has occurred";
+/** S3's own codes for "try again later". */
+const RETRY_LATER = new Set(["SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"]);
+const TRANSPORT = /^(Connection|DNS|Timeout|TimedOut|HostUnreachable|NetworkUnreachable|ECONN|ETIMEDOUT)/i;
+
+/**
+ * Whether an S3Error means the store is unreachable or busy (503, try again) rather than
+ * refusing what it was asked (a missing bucket, keys it does not take: 500, an operator's
+ * fix).
+ */
+export function s3Unavailable(err: unknown): boolean {
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && (RETRY_LATER.has(code) || TRANSPORT.test(code))) return true;
+  return message === NO_ANSWER;
 }

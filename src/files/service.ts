@@ -13,11 +13,13 @@ import { AttachmentLinks } from "./links";
 import { cleanFilename } from "./names";
 import { filePart, multipartBoundary, TruncatedBody } from "./multipart";
 import { sniff } from "./sniff";
-import { BlobTooLarge, type BlobStore, type StagedBlob } from "./storage";
+import { BlobTooLarge, StorageError, type BlobStore, type StagedBlob } from "./storage";
 import { toAttachment, type Attachment } from "./view";
 import type { AttachmentRows } from "./rows";
 /** Room for a multipart body's boundaries and part headers around the file itself. */
 const MULTIPART_OVERHEAD = 64 * 1024;
+/** Retry-After of a 503 when the file storage is unreachable (an S3 endpoint down): a few seconds, not a hammering. */
+const STORAGE_RETRY_AFTER_MS = 5000;
 
 /** Runs async work one at a time per key (a blob's commit vs. its removal by the sweep). */
 class KeyedLock {
@@ -32,7 +34,12 @@ class KeyedLock {
 }
 
 /** Every upload inserts a row: prepared once per database (building it anew cost ~0.3 ms an upload). */
-export interface UploadSource { request: Request; filename: string | undefined }
+export interface UploadSource {
+  request: Request;
+  filename: string | undefined;
+  /** For the log line of a storage failure. */
+  requestId?: string;
+}
 
 export class Files {
   readonly links: AttachmentLinks;
@@ -61,9 +68,18 @@ export class Files {
    * Streams one upload into the store: the raw body (`?filename=`, its Content-Type) or a
    * multipart/form-data body's `file` part. 413 past MAX_UPLOAD_BYTES and 403
    * `quota_exceeded` past the user's quota, from Content-Length before reading when it
-   * is given, else as soon as the bytes pass the limit; a body cut short leaves nothing.
+   * is given, else as soon as the bytes pass the limit; a body cut short leaves nothing
+   * (400). A failing store leaves nothing either: 503, 507 or 500, logged (see `failed`).
    */
-  async upload(uploaderId: string, { request, filename }: UploadSource): Promise<Attachment> {
+  async upload(uploaderId: string, source: UploadSource): Promise<Attachment> {
+    try {
+      return await this.uploadOnce(uploaderId, source);
+    } catch (err) {
+      throw this.failed(err, { op: "upload", user_id: uploaderId, request_id: source.requestId });
+    }
+  }
+
+  private async uploadOnce(uploaderId: string, { request, filename }: UploadSource): Promise<Attachment> {
     const max = this.config.maxUploadBytes;
     const room = Math.max(0, this.config.uploadQuotaBytes - (await this.usedBytes(uploaderId)));
     const lengthHeader = request.headers.get("content-length");
@@ -91,6 +107,7 @@ export class Files {
     const staging = !boundary && Number.isSafeInteger(length) ? this.store.stageRequest(request, length!) : this.store.stage(content, limit);
     const staged = await staging.catch((err) => {
       if (err instanceof BlobTooLarge) throw limit < max ? quotaExceeded(this.config.uploadQuotaBytes) : tooLarge(max);
+      if (err instanceof StorageError) throw err;
       return clientGone(err);
     });
     try {
@@ -107,7 +124,8 @@ export class Files {
 
   private async keep(uploaderId: string, staged: StagedBlob, filename: string, declared: string | null): Promise<Attachment> {
     const sniffed = sniff(staged.head, declared);
-    const image = sniffed.kind === "image" ? await describeImage(staged.path ?? this.store.file(staged.key)) : null;
+    // With S3 the decoder reads the blob back from the bucket: its failures are the store's.
+    const image = sniffed.kind === "image" ? await describeImage(staged.path ?? this.store.file(staged.key)).catch((err) => Promise.reject(this.store.failure("read", staged.key, err))) : null;
     // A file that starts like a picture but does not decode (a ZIP behind a PNG header) is only a file.
     const contentType = image ? sniffed.type : sniffed.kind === "image" ? "application/octet-stream" : sniffed.type;
     const thumbnailKey = image ? `${staged.key}.thumb.webp` : null;
@@ -136,10 +154,35 @@ export class Files {
       // Concurrent uploads of one user may each have fit; together they must too.
       if (!(await this.rows.insertWithinQuota(row, this.config.uploadQuotaBytes, commit))) throw quotaExceeded(this.config.uploadQuotaBytes);
     }).catch(async (err) => {
-      await this.forgetIfUnused([row]);
+      // What could not be removed (the store is down) is logged; the client hears the first failure.
+      await this.forgetIfUnused([row]).catch((cleanup) => this.log.warn({ err: cleanup, storage: this.store.kind, key: row.storageKey }, "attachment storage: a failed upload's file could not be removed"));
       throw err;
     });
     return toAttachment(row);
+  }
+
+  /** The blob's size, or null when the store answers that it has none (PROTOCOL §9's 404). */
+  async blobSize(key: string, requestId?: string): Promise<number | null> {
+    return await this.store.size(key).catch((err) => Promise.reject(this.failed(err, { op: "download", request_id: requestId })));
+  }
+
+  /**
+   * `err` as the client's error: a StorageError (the store failed: the server's problem) as
+   * 507 `storage_full` (a full disk, a warning), 503 `unavailable` with Retry-After (the store
+   * unreachable or asking to retry later) or 500 `internal`, each logged with what failed;
+   * anything else as it is.
+   */
+  failed(err: unknown, fields: { op: string; request_id?: string; user_id?: string }): unknown {
+    if (!(err instanceof StorageError)) return err;
+    const line = { err, ...fields, storage: err.store, code: err.driverCode };
+    if (isStorageFull(err)) {
+      this.log.warn(line, "attachment storage is full");
+      return storageFull();
+    }
+    this.log.error(line, err.unavailable ? "attachment storage unreachable" : "attachment storage failed");
+    return err.unavailable
+      ? new AppError("unavailable", "the file storage is unreachable; try again shortly", undefined, STORAGE_RETRY_AFTER_MS)
+      : new AppError("internal", "the file storage failed (the server's log says why)");
   }
 
   /** An attachment row the viewer may download (uploader, or member of a conversation holding a live message with it); else 404. */
@@ -188,7 +231,10 @@ const emptyFile = () => invalid("file", "the file is empty: send its bytes as th
 const tooLarge = (max: number) => new AppError("payload_too_large", `a file may have at most ${max} bytes (MAX_UPLOAD_BYTES)`);
 const quotaExceeded = (quota: number) => new AppError("quota_exceeded", `your files would take more than your quota of ${quota} bytes; delete messages with files to free space`);
 
-/** A body that failed or ended early: the client is gone (or sent a broken body). A full disk is the server's. */
+/**
+ * A body that failed or ended early: the client is gone (or sent a broken body). A full disk
+ * is the server's (the store's other failures come as StorageError and never reach here).
+ */
 function clientGone(err: unknown): never {
   if (err instanceof AppError) throw err;
   if (isStorageFull(err)) throw storageFull();

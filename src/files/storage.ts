@@ -25,8 +25,8 @@ export interface BlobStore {
   readonly kind: "local" | "s3";
   /**
    * Streams `body` in, hashing it as it goes. Throws BlobTooLarge as soon as more than
-   * `maxBytes` arrive, and rethrows a failing body (a client gone mid-upload); either way
-   * nothing is left behind.
+   * `maxBytes` arrive, rethrows a failing body (a client gone mid-upload) as it is, and
+   * throws StorageError when the store fails; either way nothing is left behind.
    */
   stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob>;
   /**
@@ -41,12 +41,17 @@ export interface BlobStore {
   file(key: string): Blob;
   /** A Response body of the blob, or of bytes `start`…`end` (inclusive) of it. */
   body(key: string, range?: { start: number; end: number }): Blob | ReadableStream<Uint8Array>;
-  /** The blob's size, or null when there is none. */
+  /** The blob's size, or null when there is none (in a store that answers: else StorageError). */
   size(key: string): Promise<number | null>;
   /** Removes the blob; removing a missing one is no error. */
   delete(key: string): Promise<void>;
   /** Every committed key (for backups and consistency checks). */
   keys(): AsyncIterable<string>;
+  /**
+   * `err` as a StorageError when the driver threw it (an S3Error, a file-system error),
+   * else as it is: for errors of the store met outside it (an S3File read by the image decoder).
+   */
+  failure(op: string, key: string | null, err: unknown): unknown;
 }
 
 /** How many leading bytes of a blob are kept for sniffing. */
@@ -74,4 +79,36 @@ export async function pump(body: AsyncIterable<Uint8Array>, maxBytes: number, wr
     await write(chunk);
   }
   return { size, sha256: hasher.digest("hex"), head: head.slice(0, Math.min(size, HEAD_BYTES)) };
+}
+
+/**
+ * The store itself failed (not the client, not the limits): the S3 endpoint refused or
+ * dropped the connection, the bucket is missing or refuses the keys, DATA_DIR/files cannot
+ * be written. Files turns it into the client's 503 `unavailable` (`unavailable`: the store
+ * is unreachable or says to retry), 507 `storage_full` (a full disk) or 500 `internal`,
+ * and logs it; `cause` is what the driver threw. Its message names the store, the
+ * operation, the key and the driver's code (the log adds the cause's message), never credentials.
+ */
+export class StorageError extends Error {
+  override readonly name = "StorageError";
+  constructor(
+    readonly store: BlobStore["kind"],
+    readonly op: string,
+    readonly key: string | null,
+    readonly unavailable: boolean,
+    cause: unknown,
+  ) {
+    // Loggers add the cause's message (pino's err serializer does): its code is named here.
+    super(`${store} storage: ${op}${key ? ` ${key}` : ""} failed${codeOf(cause) ? ` (${codeOf(cause)})` : ""}`, { cause });
+  }
+
+  /** The driver's code (`ConnectionRefused`, `NoSuchBucket`, `ENOENT`…), when it has one. */
+  get driverCode(): string | undefined {
+    return codeOf(this.cause);
+  }
+}
+
+function codeOf(cause: unknown): string | undefined {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }
