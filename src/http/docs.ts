@@ -22,7 +22,7 @@ export const ERROR_RESPONSES: Record<number, [name: string, description: string]
   422: ["ValidationFailed", "validation_failed: `details` names the fields ([{field, message}])"],
   429: ["RateLimited", "rate_limited: too many requests; see the Retry-After header"],
   500: ["Internal", "internal: a bug; the message never carries a stack trace or SQL"],
-  503: ["Unavailable", "unavailable: cluster mode, a backing service (PostgreSQL) is unreachable; see the Retry-After header"],
+  503: ["Unavailable", "unavailable: a backing service is unreachable (cluster mode: PostgreSQL; attachments: S3); see the Retry-After header"],
   507: ["StorageFull", "storage_full: the server's disk is full; nothing was written, reads keep working"],
 };
 
@@ -57,7 +57,7 @@ const SUCCESS: Record<number, string> = {
   206: "Partial content: the requested Range",
   304: "Not modified: the If-None-Match ETag still holds",
   416: "Range not satisfiable (no body; Content-Range says the size)",
-  503: "Unavailable: this node does not reach a backing service (cluster mode)",
+  503: "Unavailable: this node does not reach a backing service (cluster mode's PostgreSQL or NATS, or the S3 of attachments)",
 };
 
 /** An operation's `detail`: summary, responses (success and errors), security. */
