@@ -702,7 +702,8 @@ describe("the web client in Chromium", () => {
 
       // Over MAX_UPLOAD_BYTES: the server's 413 message on that chip, the rest still sendable.
       await dropFiles([{ name: "huge.bin", type: "application/octet-stream", bytes: [...new Uint8Array(1200 * 1024)] }]);
-      await chips.getByRole("alert").filter({ hasText: /Too large: .*1048576 bytes/ }).waitFor();
+      // In the chip's units ("1.2 MB" beside it), not the server's "1048576 bytes".
+      await chips.getByRole("alert").filter({ hasText: /^Too large: a file may have at most 1 MB$/ }).waitFor();
       await a.locator("form.composer").screenshot({ path: join(shots, "upload-error.png") });
       expect(await stored()).toBe(2);
       await a.getByRole("textbox", { name: "Message" }).fill("two files");
@@ -1182,5 +1183,203 @@ describe("a network that goes away (browser offline)", () => {
     expect((await s.api("PATCH", "/api/users/me", { token: alice.token, body: { display_name: renamed } })).status).toBe(200);
     await p.reload();
     await p.getByRole("button", { name: "Profile", exact: true }).filter({ hasText: renamed }).waitFor({ timeout: 5000 });
+  });
+});
+
+describe("reading and writing as a user does (found in a browser)", () => {
+  /** Distance (px) from the view's bottom to the end of the message list. */
+  const belowView = (p: Page) => log(p).evaluate((el: HTMLElement) => el.scrollHeight - el.scrollTop - el.clientHeight);
+  /** A message of `b`'s carrying a `width`×`height` PNG. */
+  async function sayImage(b: Account, conv: string, name: string, content: string, width = 200, height = 150) {
+    const up = await fetch(`${s.base}/api/uploads?filename=${name}`, { method: "POST", headers: { authorization: `Bearer ${b.token}`, "content-type": "image/png" }, body: await png(width, height) });
+    expect(up.status).toBe(201);
+    const res = await s.api("POST", `/api/conversations/${conv}/messages`, { token: b.token, body: { content, attachment_ids: [((await up.json()) as { id: string }).id] } });
+    expect(res.status).toBe(201);
+  }
+  const loaded = (p: Page, name: string) => p.waitForFunction((n) => (document.querySelector(`[role=log] img[alt='${n}']`) as any)?.naturalWidth > 0, name);
+
+  btest("images that load after the list has rendered keep a reader at the end at the end (opened, and live)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 30; i++) await say(bob, conv, `line ${i}`);
+    await sayImage(bob, conv, "first.png", "a photo");
+    await sayImage(bob, conv, "second.png", "", 120, 300);
+    const last = await say(bob, conv, "newest line");
+    // Read already: the view opens at the end, not at a "New messages" divider.
+    expect((await s.api("POST", `/api/conversations/${conv}/read`, { token: alice.token, body: { message_id: last.id } })).status).toBeLessThan(300);
+    const a = await pageFor(alice);
+    // Thumbnails come late, as on a slow link: the list renders (and scrolls to its end) first.
+    await a.route("**/api/attachments/*/thumbnail*", async (route) => {
+      await Bun.sleep(500);
+      await route.continue();
+    });
+    await convLink(a, bob.user.display_name).click();
+    await log(a).getByText("newest line").waitFor();
+    await loaded(a, "first.png");
+    await loaded(a, "second.png");
+    await a.evaluate(() => new Promise((r) => window.requestAnimationFrame(r)));
+    expect(await belowView(a)).toBeLessThan(2);
+    expect(await a.getByRole("button", { name: "Jump to latest" }).count()).toBe(0);
+
+    // One arriving live while the reader is at the end.
+    await sayImage(bob, conv, "live.png", "just now", 300, 200);
+    await loaded(a, "live.png");
+    await a.evaluate(() => new Promise((r) => window.requestAnimationFrame(r)));
+    expect(await belowView(a)).toBeLessThan(2);
+    await log(a).getByText("just now").waitFor();
+    await a.screenshot({ path: join(shots, "images-at-end.png") });
+  });
+
+  btest("a send made while scrolled up brings the view to the newest, the message in it", async () => {
+    const a = await longHistory(120);
+    // Up a little (the window stays), then far up (the window moves back from the end).
+    for (const far of [false, true]) {
+      await log(a).evaluate((el: HTMLElement, far) => (el.scrollTop = far ? 0 : el.scrollHeight - el.clientHeight - 1000), far);
+      await a.getByRole("button", { name: "Jump to latest" }).waitFor();
+      const text = far ? "sent from far up" : "sent from a little up";
+      await a.getByRole("textbox", { name: "Message" }).fill(text);
+      await a.getByRole("textbox", { name: "Message" }).press("Enter");
+      await log(a).getByText(text).waitFor();
+      await settled(a);
+      await a.waitForFunction(() => {
+        const el = document.querySelector("[role=log]");
+        return el.scrollHeight - el.scrollTop - el.clientHeight < 2;
+      }, undefined, { timeout: 3000 });
+      await a.getByRole("button", { name: "Jump to latest" }).waitFor({ state: "detached" });
+    }
+  });
+
+  btest("a friend's new display name shows live in the Friends dialog and in a group's Add friends", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    await friends(alice, bob);
+    await friends(alice, carol);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Renames", member_ids: [bob.user.id] } });
+    expect(group.status).toBe(201);
+    const a = await pageFor(alice, `/c/${group.body.id}`);
+    const rename = async (who: Account, name: string) => expect((await s.api("PATCH", "/api/users/me", { token: who.token, body: { display_name: name } })).status).toBe(200);
+
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    const list = a.getByRole("list", { name: "Friends list" });
+    await list.getByText(bob.user.display_name, { exact: true }).waitFor();
+    const bobsName = `Robert ${uniqueName("b")}`;
+    await rename(bob, bobsName);
+    await list.getByText(bobsName, { exact: true }).waitFor({ timeout: 5000 });
+    await a.keyboard.press("Escape");
+
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    await a.getByRole("button", { name: `Add ${carol.user.display_name}` }).waitFor();
+    const carolsName = `Caroline ${uniqueName("c")}`;
+    await rename(carol, carolsName);
+    await a.getByRole("button", { name: `Add ${carolsName}` }).waitFor({ timeout: 5000 });
+  });
+
+  btest("Escape in Search with a query typed closes the dialog", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const a = await pageFor(alice);
+    await a.getByRole("button", { name: "Search", exact: true }).click();
+    await a.getByRole("searchbox", { name: "Search messages" }).fill("anything at all");
+    await a.getByRole("status").filter({ hasText: "Nothing found." }).waitFor();
+    await a.keyboard.press("Escape");
+    await a.getByRole("dialog", { name: "Search" }).waitFor({ state: "detached", timeout: 2000 });
+  });
+
+  btest("one of a thing is singular: 1 member, 1 friend request", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Just me", member_ids: [] } });
+    expect(group.status).toBe(201);
+    expect((await s.api("POST", "/api/friendships", { token: bob.token, body: { friend_id: alice.user.id } })).status).toBe(201);
+    const a = await pageFor(alice, `/c/${group.body.id}`);
+    await a.locator(".conversation .sub").filter({ hasText: /^1 member$/ }).waitFor();
+    const friendsButton = a.getByRole("button", { name: "Friends", exact: true });
+    await a.waitForFunction(() => document.querySelector("[aria-description]"));
+    expect(await friendsButton.getAttribute("aria-description")).toBe("1 friend request");
+  });
+
+  btest("sign-in: Create account checks the required fields; rate limited says when to try again; signed out, Username has the focus", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    const p = await context.newPage();
+    const asked: string[] = [];
+    p.on("request", (r) => r.url().includes("/api/auth/") && asked.push(r.url()));
+    await p.goto(s.base + "/");
+    await p.getByRole("button", { name: "Create account" }).click();
+    // The browser's own check, as for "Sign in": the empty field has the focus; nothing was sent.
+    await p.waitForFunction(() => document.activeElement?.getAttribute("name") === "username");
+    expect(await p.getByRole("textbox", { name: "Username" }).evaluate((el: HTMLElement) => el.validity.valueMissing)).toBe(true);
+    await Bun.sleep(300);
+    expect(asked).toEqual([]);
+    expect(await p.getByRole("alert").count()).toBe(0);
+
+    // Past LOGIN_MAX_FAILURES (10) in LOGIN_WINDOW_SECONDS (900): the server's Retry-After, in words.
+    for (let i = 0; i < 10; i++) await s.api("POST", "/api/auth/login", { body: { username: alice.user.username, password: "not-the-password" } });
+    await p.getByRole("textbox", { name: "Username" }).fill(alice.user.username);
+    await p.getByRole("textbox", { name: "Password" }).fill("still-not-it");
+    await p.getByRole("button", { name: "Sign in" }).click();
+    await p.getByRole("alert").filter({ hasText: "Too many attempts: try again in 15 minutes." }).waitFor();
+    await p.screenshot({ path: join(shots, "login-rate-limited.png") });
+
+    // Signed out: the form has the focus, as on a first load.
+    const b = await pageFor(await s.register(uniqueName("bob")));
+    await b.getByRole("button", { name: "Profile" }).click();
+    await b.getByRole("button", { name: "Sign out" }).click();
+    await b.getByRole("textbox", { name: "Username" }).waitFor();
+    await b.waitForFunction(() => document.activeElement?.getAttribute("name") === "username");
+  });
+
+  btest("keyboard only: a message's Reply, React, Edit and Delete are reached with Tab and the arrows", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "plain words from Bob");
+    await say(alice, conv, "plain words of mine");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("plain words of mine").waitFor();
+    const focused = () => a.evaluate(() => document.activeElement?.getAttribute("aria-label") || document.activeElement?.textContent || "");
+    // The log, then the newest message (one tab stop for the list, not one per message); its tools show.
+    await log(a).focus();
+    await a.keyboard.press("Tab");
+    expect(await focused()).toContain("plain words of mine");
+    expect(await a.evaluate(() => getComputedStyle(document.activeElement).outlineStyle)).not.toBe("none");
+    await a.keyboard.press("Tab");
+    expect(await focused()).toBe("Reply");
+    await a.screenshot({ path: join(shots, "keyboard-tools.png") });
+    await a.keyboard.press("Enter");
+    await a.getByText(`Replying to ${alice.user.display_name}`).waitFor();
+    await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Message");
+    await a.keyboard.press("Escape");
+    // Back in the list, the keyboard is where it was.
+    await log(a).focus();
+    await a.keyboard.press("Tab");
+    expect(await focused()).toContain("plain words of mine");
+    for (let i = 0; i < 3; i++) await a.keyboard.press("Tab");
+    expect(await focused()).toBe("Edit");
+    await a.keyboard.press("Enter");
+    await a.getByText("Editing your message").waitFor();
+    await a.keyboard.press("Escape");
+
+    // Up to Bob's message: React, a reaction, and the focus stays on the message's tools.
+    await log(a).focus();
+    await a.keyboard.press("Tab");
+    await a.keyboard.press("ArrowUp");
+    expect(await focused()).toContain("plain words from Bob");
+    await a.keyboard.press("Tab");
+    await a.keyboard.press("Tab");
+    expect(await focused()).toBe("React");
+    await a.keyboard.press("Enter");
+    await a.keyboard.press("Tab");
+    expect(await focused()).toBe("React 👍");
+    await a.keyboard.press("Enter");
+    await log(a).getByRole("button", { name: "👍 1" }).waitFor();
+    expect(await focused()).toBe("React");
+    // Shift+Tab back to the message; Down to mine; its Delete.
+    await a.keyboard.press("Shift+Tab");
+    await a.keyboard.press("Shift+Tab");
+    await a.keyboard.press("Shift+Tab");
+    expect(await focused()).toContain("plain words from Bob");
+    await a.keyboard.press("ArrowDown");
+    a.once("dialog", (d) => void d.accept());
+    for (let i = 0; i < 5 && (await focused()) !== "Delete"; i++) await a.keyboard.press("Tab");
+    await a.keyboard.press("Enter");
+    await log(a).getByText("Message deleted").waitFor();
   });
 });

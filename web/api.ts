@@ -8,7 +8,8 @@ export interface Friendship { id: string; user_id: string; friend_id: string; st
 export interface Page<T> { items: T[]; next_cursor: string | null }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown) {
+  /** `retryAfter`: seconds, from a 429's or 503's Retry-After. */
+  constructor(readonly status: number, readonly code: string, message: string, readonly details?: unknown, readonly retryAfter?: number) {
     super(message);
   }
 }
@@ -69,16 +70,16 @@ async function request<T>(method: string, path: string, headers: Record<string, 
   }
   if (res.status === 204) return undefined as T;
   const data = await res.json().catch(() => null);
-  if (!res.ok) throw failure(res.status, data, path);
+  if (!res.ok) throw failure(res.status, data, path, Number(res.headers.get("retry-after")) || undefined);
   return data as T;
 }
 
 /** The contract's error body as an ApiError (one parser for fetch and XMLHttpRequest). */
-function failure(status: number, data: any, path: string): ApiError {
+function failure(status: number, data: any, path: string, retryAfter?: number): ApiError {
   const e = data?.error ?? {};
   // Register/login answer 401 for a wrong password: that is not a lost session.
   if (status === 401 && token && !path.startsWith("/api/auth/")) onUnauthorized();
-  return new ApiError(status, e.code ?? "error", e.message ?? `HTTP ${status}`, e.details);
+  return new ApiError(status, e.code ?? "error", e.message ?? `HTTP ${status}`, e.details, retryAfter);
 }
 
 /** Every page of a list (bounded, so a huge list cannot hang the tab). */

@@ -1,10 +1,11 @@
 import { effect, signal } from "@preact/signals";
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api";
 import { activeId, connection, me, signIn, signInNotice, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
+import { plural } from "./text";
 
 effect(() => {
   const n = totalUnread.value;
@@ -70,9 +71,14 @@ const busy = signal(false);
 
 function SignIn() {
   const [error, setError] = useState<string | null>(null);
+  const username = useRef<HTMLInputElement>(null);
+  // `autofocus` works on the page's first load only; after a sign-out the form is new.
+  useEffect(() => username.current?.focus(), []);
   async function submit(e: Event, kind: "login" | "register") {
     e.preventDefault();
     const form = (e.target as HTMLElement).closest("form")!;
+    // "Create account" is not the form's submit button: check the required fields as "Sign in" does.
+    if (!form.reportValidity()) return;
     const data = new FormData(form);
     busy.value = true;
     setError(null);
@@ -91,7 +97,7 @@ function SignIn() {
         {signInNotice.value && <p class="notice">{signInNotice.value}</p>}
         <label>
           Username
-          <input name="username" autocomplete="username" required autofocus autocapitalize="none" spellcheck={false} />
+          <input ref={username} name="username" autocomplete="username" required autofocus autocapitalize="none" spellcheck={false} />
         </label>
         <label>
           Password
@@ -121,5 +127,13 @@ function describe(err: unknown, kind: "login" | "register"): string {
     return "Usernames are 3–32 letters, digits, _ or .; passwords 8–128 characters.";
   }
   if (err.code === "conflict") return "That username is taken.";
+  if (err.status === 429 && err.retryAfter) return `Too many attempts: try again in ${wait(err.retryAfter)}.`;
   return err.message;
+}
+
+/** Seconds as "40 seconds", "15 minutes", "2 hours" (rounded up). */
+function wait(seconds: number): string {
+  if (seconds < 60) return plural(seconds, "second");
+  if (seconds < 3600) return plural(Math.ceil(seconds / 60), "minute");
+  return plural(Math.ceil(seconds / 3600), "hour");
 }

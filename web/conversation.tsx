@@ -9,7 +9,7 @@ import {
   conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
-import { Avatar, RichText, time } from "./text";
+import { Avatar, plural, RichText, time } from "./text";
 import { openDialog } from "./dialogs";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
@@ -38,7 +38,7 @@ export function ConversationView({ id }: { id: string }) {
         <Avatar name={title} url={peer?.profile_image_url} online={peer ? !!presence.value[peer.id] : undefined} />
         <div class="heading">
           <h2>{title}</h2>
-          <span class="sub">{peer ? (presence.value[peer.id] ? "Online" : "Offline") : count ? `${count} members` : ""}</span>
+          <span class="sub">{peer ? (presence.value[peer.id] ? "Online" : "Offline") : count ? plural(count, "member") : ""}</span>
         </div>
         <button type="button" onClick={() => openDialog("settings")} aria-label="Conversation settings" title="Conversation settings" class="icon">
           ⋯
@@ -66,10 +66,17 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   /** Where the anchor last put (or found) the view: a scroll elsewhere during a move is the reader's. */
   const anchoredTop = useRef(0);
   const atBottom = useRef(true);
+  /** atBottom as state: a scroll alone (no other change) shows or hides "Jump to latest". */
+  const [away, setAway] = useState(false);
   const moving = useRef(false);
   const skipped = useRef(false);
   const opened = useRef(false);
+  /** Our newest send seen at the end of the list (its pending id). */
+  const sent = useRef<string | null>(null);
   const [flashId, setFlashId] = useState<string | null>(null);
+  // The message the keyboard is on: the one message in the tab order (the newest until another is
+  // focused), so Tab reaches its tools without a stop per message; arrows move between messages.
+  const [keyId, setKeyId] = useState<string | null>(null);
   const focus = focusMessage.value?.conversationId === id ? focusMessage.value.messageId : null;
 
   const startIdx = windowStart(items, startId);
@@ -110,6 +117,13 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       requestAnimationFrame(() => void onScroll());
       return;
     }
+    // Our own send (a new pending message at the end) brings the view to the newest, as chat apps do.
+    const newest = items.at(-1);
+    if (newest?.pending && newest.sender_id === me.value?.id && newest.id !== sent.current) {
+      sent.current = newest.id;
+      atBottom.current = true;
+      if (startRef.current !== null) return setStartId(null);
+    }
     // The thread was reloaded from its newest messages (a send while reading far back): follow the end.
     if (startId && t && !t.loading && !items.some((m) => m.id === startId)) {
       atBottom.current = true;
@@ -122,6 +136,19 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       if (a) anchoredTop.current = el.scrollTop = a.offsetTop - anchor.current.offset;
     } else if (following && atBottom.current) el.scrollTop = el.scrollHeight;
   });
+
+  // Content that grows after its render (an image loading, the composer growing over the list)
+  // leaves scrollTop where it was: a reader following the end is kept at the end.
+  const content = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = scroller.current!;
+    const ro = new ResizeObserver(() => {
+      if (startRef.current === null && atBottom.current && !anchor.current) el.scrollTop = el.scrollHeight;
+    });
+    ro.observe(el);
+    ro.observe(content.current!);
+    return () => ro.disconnect();
+  }, []);
 
   /** Remembers the first visible message and where it is, so the next render keeps it in place. */
   function keepPosition() {
@@ -138,6 +165,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   async function onScroll() {
     const el = scroller.current!;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    setAway(!atBottom.current);
     if (moving.current) {
       // The reader scrolled while a page loads: keep what they have scrolled to, not where the
       // move began (the page used to land there, undoing their scroll).
@@ -217,28 +245,43 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const lastMine = [...shown].reverse().find((m) => m.sender_id === myId && !m.pending);
   const seen = lastMine ? seenBy(id, conv, lastMine) : null;
   const canModerate = conv.my_role === "owner" || conv.my_role === "admin";
+  const tabId = keyId && shown.some((m) => m.id === keyId) ? keyId : shown.at(-1)?.id;
+
+  /** Up/Down (Home/End) on a focused message focus the one before/after it (or the first/last shown). */
+  function onKeyDown(e: KeyboardEvent) {
+    const msg = e.target as HTMLElement;
+    if (!msg.classList?.contains("msg") || e.altKey || e.ctrlKey || e.metaKey) return;
+    const all = [...content.current!.querySelectorAll<HTMLElement>(".msg")];
+    const i = all.indexOf(msg);
+    const to: Record<string, HTMLElement | undefined> = { ArrowUp: all[i - 1], ArrowDown: all[i + 1], Home: all[0], End: all.at(-1) };
+    if (!(e.key in to)) return;
+    e.preventDefault();
+    to[e.key]?.focus();
+  }
   return (
     <div class="log-wrap">
-      <div ref={scroller} class="log" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll}>
-        {t?.loading && <div class="loading">Loading…</div>}
-        {t && !t.older && startIdx === 0 && !t.loading && <div class="start">This is the start of the conversation.</div>}
-        {shown.map((m, i) => {
-          const prev = shown[i - 1];
-          const compact = !!prev && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
-          return (
-            <>
-              {t?.firstUnread === m.id && (
-                <div class="divider" role="separator">
-                  New messages
-                </div>
-              )}
-              <MessageItem key={m.id} m={m} flash={m.id === flashId} compact={compact} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} />
-              {m === lastMine && seen && <div class="seen">{seen}</div>}
-            </>
-          );
-        })}
+      <div ref={scroller} class="log" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll} onKeyDown={onKeyDown}>
+        <div ref={content}>
+          {t?.loading && <div class="loading">Loading…</div>}
+          {t && !t.older && startIdx === 0 && !t.loading && <div class="start">This is the start of the conversation.</div>}
+          {shown.map((m, i) => {
+            const prev = shown[i - 1];
+            const compact = !!prev && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
+            return (
+              <>
+                {t?.firstUnread === m.id && (
+                  <div class="divider" role="separator">
+                    New messages
+                  </div>
+                )}
+                <MessageItem key={m.id} m={m} flash={m.id === flashId} compact={compact} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
+                {m === lastMine && seen && <div class="seen">{seen}</div>}
+              </>
+            );
+          })}
+        </div>
       </div>
-      {(!following || !atBottom.current || !!t?.newer) && items.length > 0 && (
+      {(!following || away || !!t?.newer) && items.length > 0 && (
         <button type="button" class="jump" onClick={jumpToLatest}>
           Jump to latest
         </button>
@@ -264,15 +307,20 @@ function seenBy(id: string, conv: Conversation, m: Shown): string | null {
   return m.read_count > 0 ? (conv.type === "direct" ? `Seen by ${peerOf(conv)?.display_name ?? "them"}` : `Seen by ${m.read_count}`) : null;
 }
 
-function MessageItem(props: { m: Shown; flash: boolean; compact: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void }) {
+function MessageItem(props: {
+  m: Shown; flash: boolean; compact: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void;
+  tabbable: boolean; onFocus: () => void;
+}) {
   const { m, compact, mine } = props;
   const [picking, setPicking] = useState(false);
+  const reactButton = useRef<HTMLButtonElement>(null);
   const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
   const deleted = !!m.deleted_at;
   const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
   const fail = (e: unknown) => (toast.value = e instanceof ApiError ? e.message : "That did not work.");
   return (
-    <div class={cls} data-id={m.id}>
+    // Focusable (its tools show while focus is within it, style.css): the keyboard's way to them.
+    <div class={cls} data-id={m.id} role="article" tabIndex={props.tabbable ? 0 : -1} onFocus={(e) => e.target === e.currentTarget && props.onFocus()}>
       {!compact && (
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
@@ -309,7 +357,7 @@ function MessageItem(props: { m: Shown; flash: boolean; compact: boolean; mine: 
       {!m.pending && !deleted && (
         <div class="tools">
           <button type="button" onClick={() => props.onReply(m)} aria-label="Reply" title="Reply">↩</button>
-          <button type="button" onClick={() => setPicking(!picking)} aria-label="React" title="React" aria-expanded={picking}>☺</button>
+          <button type="button" ref={reactButton} onClick={() => setPicking(!picking)} aria-label="React" title="React" aria-expanded={picking}>☺</button>
           {mine && <button type="button" onClick={() => props.onEdit(m)} aria-label="Edit" title="Edit">✎</button>}
           {props.canDelete && (
             <button type="button" aria-label="Delete" title="Delete" onClick={() => confirm("Delete this message?") && deleteMessage(m.id).catch(fail)}>
@@ -321,7 +369,7 @@ function MessageItem(props: { m: Shown; flash: boolean; compact: boolean; mine: 
       {picking && (
         <div class="picker" role="group" aria-label="Reactions">
           {REACTIONS.map((e) => (
-            <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); toggleReaction(m, e).catch(fail); }}>
+            <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); reactButton.current?.focus(); toggleReaction(m, e).catch(fail); }}>
               {e}
             </button>
           ))}
@@ -331,7 +379,16 @@ function MessageItem(props: { m: Shown; flash: boolean; compact: boolean; mine: 
   );
 }
 
-const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1048576).toFixed(1)} MB`);
+// "2 MB", not "2.0 MB": the upload limit reads as it is configured.
+const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
+
+/** A thumbnail's size on screen (fits THUMB_PX, never enlarged), known before it loads: the list does not move when it does. */
+const THUMB_PX = 240;
+function shownSize(a: Attachment) {
+  if (!a.width || !a.height) return undefined;
+  const k = Math.min(1, THUMB_PX / a.width, THUMB_PX / a.height);
+  return { width: Math.max(1, Math.round(a.width * k)), height: Math.max(1, Math.round(a.height * k)) };
+}
 
 /** Images as thumbnails (links to the full file), other files as download links. */
 function Files({ list }: { list: Attachment[] }) {
@@ -340,7 +397,7 @@ function Files({ list }: { list: Attachment[] }) {
       {list.map((a) =>
         a.thumbnail_url ? (
           <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" class="image">
-            <img src={a.thumbnail_url} alt={a.filename} width={a.width ?? undefined} height={a.height ?? undefined} loading="lazy" referrerpolicy="no-referrer" />
+            <img src={a.thumbnail_url} alt={a.filename} width={a.width ?? undefined} height={a.height ?? undefined} style={shownSize(a)} loading="lazy" referrerpolicy="no-referrer" />
           </a>
         ) : (
           <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file">
@@ -350,6 +407,12 @@ function Files({ list }: { list: Attachment[] }) {
       )}
     </div>
   );
+}
+
+/** The server's 413 ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)") in the chip's units. */
+function tooLarge(message: string) {
+  const max = message.match(/at most (\d+) bytes/)?.[1];
+  return max ? `Too large: a file may have at most ${size(Number(max))}` : `Too large: ${message}`;
 }
 
 /** A file picked for the next message: uploading (with its progress), uploaded, or refused. */
@@ -376,7 +439,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
         (attachment) => change(key, { attachment, progress: 1, abort: undefined }),
         (e) => {
           if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
-          const why = e instanceof ApiError ? (e.status === 413 ? `Too large: ${e.message}` : e.message) : "upload failed";
+          const why = e instanceof ApiError ? (e.status === 413 ? tooLarge(e.message) : e.message) : "upload failed";
           change(key, { error: why, abort: undefined });
         },
       );

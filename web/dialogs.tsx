@@ -419,6 +419,12 @@ function Search() {
           aria-label="Search messages"
           placeholder="Search messages"
           value={q}
+          // A search box takes Escape to clear itself; here it closes the dialog, as everywhere else.
+          onKeyDown={(e) => {
+            if (e.key !== "Escape") return;
+            e.preventDefault();
+            close();
+          }}
           onInput={(e) => {
             const v = (e.target as HTMLInputElement).value;
             setQ(v);

@@ -1,6 +1,6 @@
 import type { Conversation } from "./api";
 import { activeId, friendships, me, navigate, peerOf, presence, sortedConversations, typingNames } from "./store";
-import { Avatar, time } from "./text";
+import { Avatar, plural, time } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
 
@@ -23,7 +23,7 @@ export function Sidebar() {
           New conversation
         </button>
         {/* The name stays exactly "Friends" (PROTOCOL §10); the count is a description. */}
-        <button type="button" onClick={() => openDialog("friends")} aria-description={incoming ? `${incoming} friend requests` : undefined}>
+        <button type="button" onClick={() => openDialog("friends")} aria-description={incoming ? plural(incoming, "friend request") : undefined}>
           Friends
           {incoming ? <span class="badge" aria-hidden="true">{incoming}</span> : null}
         </button>

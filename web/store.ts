@@ -348,6 +348,10 @@ function updateUser(u: User) {
   }
   conversations.value = next;
   for (const [cid, m] of members.value) if (m.has(u.id)) editMembers(cid, (x) => x.set(u.id, { ...x.get(u.id)!, user: u }));
+  // The Friends dialog and a group's "Add friends" read these.
+  if (friendships.value.some((f) => f.user.id === u.id || f.friend.id === u.id)) {
+    friendships.value = friendships.value.map((f) => (f.user.id === u.id ? { ...f, user: u } : f.friend.id === u.id ? { ...f, friend: u } : f));
+  }
 }
 
 /** The other member of a direct conversation. */

@@ -4,6 +4,9 @@
  */
 import type { ComponentChildren } from "preact";
 
+/** "1 member", "3 members". */
+export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
 const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|@[a-z0-9_.]{3,32})/gi;
 
 export function RichText({ text }: { text: string }) {
