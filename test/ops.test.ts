@@ -77,6 +77,10 @@ describe("logs", () => {
     await s.api("GET", `/api/users/me?token=${a.token}`, { token: a.token });
     const line = await waitFor(() => s.logs.find((l) => l.route === "/api/users/me" && l.status === 200));
     expect(line).toMatchObject({ method: "GET", status: 200, user_id: a.user.id, request_id: expect.any(String), ms: expect.any(Number) });
+    // An upload authenticates before reading its body, outside the auth plugin: its line names the user too.
+    const up = await fetch(`${s.base}/api/uploads?filename=a.txt`, { method: "POST", headers: { authorization: `Bearer ${a.token}`, "content-type": "text/plain" }, body: "hello" });
+    expect(up.status).toBe(201);
+    expect(await waitFor(() => s.logs.find((l) => l.route === "/api/uploads" && l.status === 201))).toMatchObject({ user_id: a.user.id });
     const all = JSON.stringify(s.logs);
     expect(all).not.toContain(a.token);
     expect(all).not.toContain("secret-password-1");

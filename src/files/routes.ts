@@ -140,12 +140,17 @@ export const fileRoutes = (ctx: AppContext) => {
   return new Elysia({ tags: ["attachments"] })
     .post(
       UPLOAD_PATH,
-      async ({ request, query, set }) => {
+      async (c) => {
+        const { request, query, set } = c;
+        // Authenticated here, not by the plugin, so that a refused upload is refused before its
+        // body is read; `me` then goes where the plugin leaves it: the request line names the
+        // user, and signedLinks signs the attachment's links for them.
         const { me } = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
+        (c as unknown as { me: typeof me }).me = me;
         await ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
         const attachment = await files.upload(me.id, { request, filename: query.filename, requestId: requestIdOf(set) });
         set.status = 201;
-        return JSON.parse(files.links.personalize(JSON.stringify(attachment), me.id)) as typeof attachment;
+        return attachment;
       },
       {
         detail: op("Upload a file: the raw body (Content-Type, ?filename=) or multipart/form-data with a `file` part", { 201: Attachment }, {
