@@ -1382,4 +1382,32 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.keyboard.press("Enter");
     await log(a).getByText("Message deleted").waitFor();
   });
+
+  btest("more unread than a page: the conversation opens at the first unread, under the divider, and stays unread until the reader reaches the end", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 5; i++) await say(alice, conv, `read ${i}`);
+    for (let i = 0; i < 120; i++) await say(bob, conv, `unread ${i}`);
+    const a = await pageFor(alice);
+    await a.getByRole("link", { name: new RegExp(`^${bob.user.display_name}, 120 unread$`) }).click();
+    // The divider stands right before the first unread message, with the end of what was read above it.
+    await log(a).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
+    expect(await a.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("unread 0");
+    await log(a).getByText("read 4", { exact: true }).waitFor();
+    await expect(log(a).getByText("unread 0", { exact: true }).isVisible()).resolves.toBe(true);
+    await a.screenshot({ path: join(shots, "opened-at-first-unread.png") });
+    // Nothing marked read yet: the reader has not seen the rest.
+    await Bun.sleep(300);
+    await a.getByRole("link", { name: new RegExp(`^${bob.user.display_name}, 120 unread$`) }).waitFor();
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(120);
+    // Scrolling down loads the rest; at the end, all read.
+    for (let i = 0; i < 20 && !(await log(a).getByText("unread 119", { exact: true }).isVisible()); i++) {
+      await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight));
+      await Bun.sleep(150);
+    }
+    await log(a).getByText("unread 119", { exact: true }).waitFor();
+    await a.getByRole("link", { name: bob.user.display_name, exact: true }).waitFor();
+    for (let i = 0; i < 50 && (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count !== 0; i++) await Bun.sleep(50);
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(0);
+  }, 60_000);
 });

@@ -388,6 +388,10 @@ function setThread(id: string, t: Thread) {
 export async function openThread(id: string, fresh = false) {
   void loadMembers(id);
   if (threads.value.get(id) && !fresh) return markSeen(id);
+  // More unread than a page: the newest page alone would put the divider at its top, as if
+  // what came before were read, and reading it would mark them all read. Open where they start.
+  const conv = conversations.value.get(id);
+  if (!fresh && conv && conv.unread_count > PAGE) return openAtFirstUnread(id, conv);
   setThread(id, { items: [], older: null, loading: true, firstUnread: null });
   const flight = inFlight(id);
   try {
@@ -398,11 +402,7 @@ export async function openThread(id: string, fresh = false) {
     setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: firstUnreadOf(conv, items) });
     markSeen(id);
   } catch (e) {
-    threads.value = new Map([...threads.value].filter(([k]) => k !== id));
-    if (e instanceof ApiError && e.status === 404) {
-      toast.value = "That conversation does not exist, or you are not a member.";
-      navigate(null);
-    }
+    unopened(id, e);
   } finally {
     flight.done();
   }
@@ -458,6 +458,42 @@ export async function openAt(conversationId: string, messageId: string) {
   const around = loaded ? null : loadAround(conversationId, messageId);
   navigate(conversationId);
   await around;
+}
+
+/** A thread that could not be opened: forgotten; a conversation that is not (or no longer) ours says so. */
+function unopened(id: string, e: unknown) {
+  threads.value = new Map([...threads.value].filter(([k]) => k !== id));
+  if (e instanceof ApiError && e.status === 404) {
+    toast.value = "That conversation does not exist, or you are not a member.";
+    navigate(null);
+  }
+}
+
+/** Messages above the first unread one when a thread opens there: the end of what was read, for context. */
+const READ_CONTEXT = 10;
+
+/**
+ * Opens a thread at its first unread message: the last few read ones above it, a page after
+ * it, and newer pages as the reader scrolls down (the thread is not at its newest until
+ * then, so nothing is marked read before the reader gets there).
+ */
+async function openAtFirstUnread(id: string, conv: Conversation) {
+  setThread(id, { items: [], older: null, newer: null, loading: true, firstUnread: null });
+  const flight = inFlight(id);
+  try {
+    const read = conv.my_last_read_message_id ?? "";
+    const after = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?after=${encodeURIComponent(read)}&limit=${PAGE}`);
+    const first = after.items[0];
+    // Nothing ever read: the history starts there, nothing above it.
+    const before = read && first ? await api<Page<Message>>("GET", `/api/conversations/${id}/messages?before=${encodeURIComponent(first.id)}&limit=${READ_CONTEXT}`) : { items: [], next_cursor: null };
+    const items = flight.landed([...before.items.reverse(), ...after.items], !after.next_cursor);
+    setThread(id, { items, older: before.next_cursor, newer: after.next_cursor, loading: false, firstUnread: firstUnreadOf(conv, items) });
+    if (!after.next_cursor) markSeen(id);
+  } catch (e) {
+    unopened(id, e);
+  } finally {
+    flight.done();
+  }
 }
 
 async function loadAround(id: string, messageId: string) {
