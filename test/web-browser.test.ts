@@ -1410,4 +1410,24 @@ describe("reading and writing as a user does (found in a browser)", () => {
     for (let i = 0; i < 50 && (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count !== 0; i++) await Bun.sleep(50);
     expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(0);
   }, 60_000);
+
+  btest("a message that arrives while the reader is scrolled up is not read yet (no Seen for its sender); reaching the end reads it", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 40; i++) await say(i % 2 ? alice : bob, conv, `line ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("line 39", { exact: true }).waitFor();
+    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight - el.clientHeight - 600));
+    await a.getByRole("button", { name: "Jump to latest" }).waitFor();
+    await say(bob, conv, "while you were up");
+    await log(a).getByText("while you were up", { exact: true }).waitFor({ state: "attached" });
+    await Bun.sleep(300);
+    const unread = async () => (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count;
+    expect(await unread()).toBe(1);
+    expect((await s.api("GET", `/api/conversations/${conv}/messages?limit=1`, { token: bob.token })).body.items[0].read_count).toBe(0);
+    await a.getByRole("link", { name: new RegExp(`^${bob.user.display_name}, 1 unread$`) }).waitFor();
+    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight));
+    for (let i = 0; i < 60 && (await unread()) !== 0; i++) await Bun.sleep(50);
+    expect(await unread()).toBe(0);
+  });
 });

@@ -6,7 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { ApiError, upload } from "./api";
 import {
-  conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send,
+  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, plural, RichText, time } from "./text";
@@ -66,6 +66,10 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   /** Where the anchor last put (or found) the view: a scroll elsewhere during a move is the reader's. */
   const anchoredTop = useRef(0);
   const atBottom = useRef(true);
+  // A conversation opens following its end, until its first scroll says otherwise.
+  useEffect(() => {
+    atLatest.value = true;
+  }, []);
   /** atBottom as state: a scroll alone (no other change) shows or hides "Jump to latest". */
   const [away, setAway] = useState(false);
   const moving = useRef(false);
@@ -166,6 +170,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     const el = scroller.current!;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     setAway(!atBottom.current);
+    atLatest.value = atBottom.current && startRef.current === null;
     if (moving.current) {
       // The reader scrolled while a page loads: keep what they have scrolled to, not where the
       // move began (the page used to land there, undoing their scroll).
@@ -229,6 +234,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
 
   function jumpToLatest() {
     atBottom.current = true;
+    atLatest.value = true;
     setStartId(null);
     if (t?.newer) {
       // The newest messages are not loaded: load them as on opening.

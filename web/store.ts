@@ -39,6 +39,11 @@ export const friendships = signal<Friendship[]>([]);
 export const drafts = signal<Record<string, string>>(loadJSON(DRAFT_KEY, {}));
 export const toast = signal<string | null>(null);
 /** A message to bring into view and highlight once its conversation shows it (a search result). */
+/**
+ * Whether the reader of the open conversation is at its newest messages (the end of the list
+ * in view): a message that arrives while they read further up is not read yet (no "Seen").
+ */
+export const atLatest = signal(true);
 export const focusMessage = signal<{ conversationId: string; messageId: string } | null>(null);
 
 export const me = computed(() => session.value?.user ?? null);
@@ -571,7 +576,7 @@ function receive(m: Message) {
   });
   if (!mine) clearTyping(m.conversation_id, m.sender_id);
   if (conv) {
-    const viewing = activeId.value === m.conversation_id && document.visibilityState === "visible";
+    const viewing = activeId.value === m.conversation_id && document.visibilityState === "visible" && atLatest.value;
     const newer = !conv.last_message || m.id >= conv.last_message.id;
     patchConversation(m.conversation_id, {
       last_message: newer ? m : conv.last_message,
@@ -620,7 +625,7 @@ export function markSeen(id: string) {
     void api("POST", `/api/conversations/${id}/read`, { message_id: last.id }).catch(() => {});
   }
 }
-document.addEventListener("visibilitychange", () => activeId.value && markSeen(activeId.value));
+document.addEventListener("visibilitychange", () => activeId.value && atLatest.value && markSeen(activeId.value));
 
 function markRead(conversationId: string, userId: string, messageId: string) {
   editMembers(conversationId, (m) => {
