@@ -1430,4 +1430,32 @@ describe("reading and writing as a user does (found in a browser)", () => {
     for (let i = 0; i < 60 && (await unread()) !== 0; i++) await Bun.sleep(50);
     expect(await unread()).toBe(0);
   });
+
+  btest("signed out, the address is the list's; a request the other side rejected leaves Friends when it opens; a switcher search that finds nothing says so", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).waitFor();
+    // Quick switcher: nothing by that name.
+    await a.keyboard.press("Control+k");
+    await a.getByRole("combobox", { name: "Conversation name" }).fill("zzz-no-such-name");
+    await a.getByText("No conversation matches “zzz-no-such-name”.").waitFor();
+    await a.keyboard.press("Escape");
+    // A request Carol rejects: no event reaches Alice, the dialog reads the list when it opens.
+    const carol = await s.register(uniqueName("carol"));
+    const sent = await s.api("POST", "/api/friendships", { token: alice.token, body: { friend_id: carol.user.id } });
+    expect(sent.status).toBe(201);
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    await a.getByRole("list", { name: "Sent requests" }).getByText(carol.user.display_name, { exact: true }).waitFor();
+    await a.keyboard.press("Escape");
+    expect((await s.api("PATCH", `/api/friendships/${sent.body.id}/reject`, { token: carol.token })).status).toBe(200);
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    await a.getByRole("list", { name: "Sent requests" }).waitFor({ state: "detached" });
+    await a.keyboard.press("Escape");
+    // Signing out leaves the conversation's address behind.
+    await a.getByRole("button", { name: "Profile" }).click();
+    await a.getByRole("button", { name: "Sign out" }).click();
+    await a.getByRole("textbox", { name: "Username" }).waitFor();
+    expect(new URL(a.url()).pathname).toBe("/");
+  });
 });

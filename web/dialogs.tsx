@@ -89,6 +89,8 @@ function Friends() {
   const outgoing = fs.filter((f) => f.status === "pending" && f.user_id === mine);
   const related = new Set(fs.map(otherSide).map((u) => u.id));
   const act = (f: () => Promise<unknown>) => run(async () => { await f(); await loadFriends(); });
+  // Read afresh on opening: a request the other side rejected sends no event (§3.2), so it would stay listed.
+  useEffect(() => void loadFriends(), []);
   async function find(e: Event) {
     e.preventDefault();
     if (!q.trim()) return;
@@ -292,6 +294,8 @@ function Switcher() {
   const [q, setQ] = useState("");
   const [index, setIndex] = useState(0);
   const [found, setFound] = useState<Conversation[]>([]);
+  /** The query the server has answered (until then, an empty list is not "nothing matches"). */
+  const [answered, setAnswered] = useState("");
   const latest = useRef(0);
   useEffect(() => {
     const query = q.trim();
@@ -299,9 +303,10 @@ function Switcher() {
     setFound([]);
     if (!query) return;
     const timer = setTimeout(() => {
+      const done = (items: Conversation[]) => ticket === latest.current && (setFound(items), setAnswered(query));
       api<Page<Conversation>>("GET", `/api/search/conversations?q=${encodeURIComponent(query)}&limit=20`).then(
-        (page) => ticket === latest.current && setFound(page.items),
-        () => {}, // the loaded list still answers
+        (page) => done(page.items),
+        () => done([]), // the loaded list still answers
       );
     }, 250);
     return () => clearTimeout(timer);
@@ -343,6 +348,7 @@ function Switcher() {
           </li>
         ))}
       </ul>
+      {q.trim() && matches.length === 0 && answered === q.trim() && <p class="empty">No conversation matches “{q.trim()}”.</p>}
       {q.trim() && (
         <button type="button" class="link" onClick={() => { searchText.value = q.trim(); openDialog("search"); }}>
           Search messages for “{q.trim()}”

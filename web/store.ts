@@ -126,6 +126,9 @@ export function signOut(notice: string | null = null) {
   if (!notice) {
     localStorage.removeItem(DRAFT_KEY);
     drafts.value = {};
+    // Nor the conversation in the address: the next person to sign in starts at the list.
+    if (location.pathname !== "/") history.pushState(null, "", "/");
+    activeId.value = null;
   }
   batch(() => {
     session.value = null;
