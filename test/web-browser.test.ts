@@ -1334,6 +1334,9 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await say(alice, conv, "plain words of mine");
     const a = await pageFor(alice, `/c/${conv}`);
     await log(a).getByText("plain words of mine").waitFor();
+    // Opened and caught up (the socket's first catch-up may render the list again).
+    await settled(a);
+    await a.waitForFunction(() => !document.querySelector("[role=log] .loading"));
     const focused = () => a.evaluate(() => document.activeElement?.getAttribute("aria-label") || document.activeElement?.textContent || "");
     // The log, then the newest message (one tab stop for the list, not one per message); its tools show.
     await log(a).focus();
@@ -1400,12 +1403,20 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await Bun.sleep(300);
     await a.getByRole("link", { name: new RegExp(`^${bob.user.display_name}, 120 unread$`) }).waitFor();
     expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(120);
-    // Scrolling down loads the rest; at the end, all read.
+    // One scroll down loads the rest, but the reader is not at the end yet: still nothing read.
+    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight));
+    await log(a).getByText("unread 119", { exact: true }).waitFor({ state: "attached" });
+    await Bun.sleep(300);
+    expect(await log(a).evaluate((el: HTMLElement) => el.scrollHeight - el.scrollTop - el.clientHeight)).toBeGreaterThan(200);
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(120);
+    // Scrolling on to the end; there, all read.
     for (let i = 0; i < 20 && !(await log(a).getByText("unread 119", { exact: true }).isVisible()); i++) {
       await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight));
       await Bun.sleep(150);
     }
     await log(a).getByText("unread 119", { exact: true }).waitFor();
+    // Rendered is not read: the reader reaches the end.
+    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight));
     await a.getByRole("link", { name: bob.user.display_name, exact: true }).waitFor();
     for (let i = 0; i < 50 && (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count !== 0; i++) await Bun.sleep(50);
     expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(0);
@@ -1457,5 +1468,17 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.getByRole("button", { name: "Sign out" }).click();
     await a.getByRole("textbox", { name: "Username" }).waitFor();
     expect(new URL(a.url()).pathname).toBe("/");
+  });
+
+  btest("more unread than a page, opened by its link (or a reload, before the list has arrived): at the first unread too, nothing marked read", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(alice, conv, "read 0");
+    for (let i = 0; i < 80; i++) await say(bob, conv, `unread ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
+    expect(await a.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("unread 0");
+    await Bun.sleep(300);
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(80);
   });
 });

@@ -192,7 +192,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
         if (moved || skipped.current) void onScrollRef.current();
       });
     }
-    if (atBottom.current && startRef.current === null) markSeen(id);
+    // Measured before the move: after one that added messages the end is further down, and the
+    // next onScroll (above, once they are laid out) measures again.
+    if (!moved && atBottom.current && startRef.current === null) markSeen(id);
   }
   const onScrollRef = useRef(onScroll);
   onScrollRef.current = onScroll;

@@ -197,7 +197,7 @@ export async function start() {
     if (client !== c || started) return;
     started = true;
     void loadFriends();
-    for (const [id, t] of threads.value) if (!t.newer) void catchUp(id);
+    for (const [id, t] of threads.value) if (!t.newer && !t.loading) void catchUp(id);
   });
   c.on("open", () => {
     connection.value = "open";
@@ -291,8 +291,10 @@ async function catchUp(id: string) {
     const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
     const fresh = flight.landed(page.items.reverse(), true);
     const t = threads.value.get(id);
-    const newestKept = t?.items.findLast((m) => m.pending === undefined)?.id;
-    if (t && !t.loading && page.next_cursor && newestKept !== undefined && fresh[0] && fresh[0].id > newestKept) {
+    // Loaded meanwhile at its first unread (or around a search result): its newer pages come as the reader scrolls.
+    if (!t || t.newer) return;
+    const newestKept = t.items.findLast((m) => m.pending === undefined)?.id;
+    if (!t.loading && page.next_cursor && newestKept !== undefined && fresh[0] && fresh[0].id > newestKept) {
       flight.done();
       return void openThread(id, true);
     }
@@ -392,20 +394,27 @@ function setThread(id: string, t: Thread) {
   threads.value = new Map(threads.value).set(id, t);
 }
 
-/** Opens a conversation at its newest messages (`fresh`: reload them even if a thread is loaded). */
+/**
+ * Opens a conversation at its newest messages (`fresh`: reload them even if a thread is
+ * loaded), or, with more unread than a page, at the first of them (openAtFirstUnread).
+ */
 export async function openThread(id: string, fresh = false) {
   void loadMembers(id);
   if (threads.value.get(id) && !fresh) return markSeen(id);
-  // More unread than a page: the newest page alone would put the divider at its top, as if
-  // what came before were read, and reading it would mark them all read. Open where they start.
-  const conv = conversations.value.get(id);
-  if (!fresh && conv && conv.unread_count > PAGE) return openAtFirstUnread(id, conv);
   setThread(id, { items: [], older: null, loading: true, firstUnread: null });
   const flight = inFlight(id);
   try {
-    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
+    // A link or a reload opens it before the list has arrived: its unread count decides where.
     const conv = conversations.value.get(id) ?? (await api<Conversation>("GET", `/api/conversations/${id}`));
     if (!conversations.value.has(id)) upsertConversation(conv);
+    // The newest page alone would put the divider at its top, as if what came before were
+    // read, and reading it would mark them all read. (Unless the last word was ours: whoever
+    // wrote it was here, whatever their read position says.)
+    if (!fresh && conv.unread_count > PAGE && conv.last_message?.sender_id !== me.value?.id) {
+      flight.done();
+      return await openAtFirstUnread(id, conv);
+    }
+    const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
     const items = flight.landed(page.items.reverse(), true);
     setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: firstUnreadOf(conv, items) });
     markSeen(id);
@@ -557,7 +566,7 @@ export async function loadPage(id: string, side: "older" | "newer"): Promise<num
     // The newest page: the messages that came live while it was in flight join it (the thread held none of them: it was not at the newest).
     if (side === "newer" && !page.next_cursor) items = flight.landed(items, true);
     setThread(id, { ...cur, items, [side]: page.next_cursor, loading: false });
-    if (side === "newer" && !page.next_cursor) markSeen(id);
+    // Not marked read here: the reader may be far above the newest (the list's scroll marks it once they get there).
     return added.length;
   } catch {
     setThread(id, { ...threads.value.get(id)!, loading: false });
