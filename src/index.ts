@@ -91,6 +91,7 @@ function backup(config: Config, file: string) {
   if (existsSync(backupFilesDir(target))) fail(`${backupFilesDir(target)} already exists; choose a new file`, 1);
   const db = openDatabase(source);
   let epoch: string;
+  let files: ReturnType<typeof backupFiles>;
   try {
     // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
     db.$client.run("VACUUM INTO ?", [target]);
@@ -103,18 +104,17 @@ function backup(config: Config, file: string) {
     } finally {
       copy.close();
     }
+    // Then the files that snapshot names (they are never changed, only added and removed).
+    files = backupFiles(config, target);
   } catch (e) {
     // Nothing half-written is left to be mistaken for a backup (or to refuse the next try).
-    rmSync(target, { force: true });
-    rmSync(`${target}-journal`, { force: true });
+    for (const part of [target, `${target}-journal`, backupFilesDir(target)]) rmSync(part, { recursive: true, force: true });
     const full = storageFullCode(e);
     fail(full ? `the disk is full (${full}) where the backup goes (${dirname(target)}): nothing was written; free some space there or choose another place` : `cannot write the backup ${target}: ${e instanceof Error ? e.message : e}; nothing was written`, 1);
   } finally {
     db.$client.close();
   }
   process.stdout.write(`backup written to ${target} (event-log epoch ${epoch})\n`);
-  // Then the files that snapshot names (they are never changed, only added and removed).
-  const files = backupFiles(config, target);
   if (files) process.stdout.write(`attachments: ${files.copied} files in ${files.dir}${files.missing ? ` (${files.missing} removed since as orphans)` : ""}\n`);
   else process.stdout.write("attachments: STORAGE=s3, the files stay in the bucket; back it up with the store's tools\n");
 }

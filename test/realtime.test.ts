@@ -420,6 +420,12 @@ describe("typing and active conversations", () => {
     const second = await wa.request("conversation.load", { limit: 2, cursor: first.data.next_cursor });
     expect(second.data.items).toHaveLength(1);
     expect(second.data.next_cursor).toBeNull();
+    // Both fields are optional (§4.2): data may be left out, or null, as {} (the first page).
+    for (const data of [undefined, null]) {
+      const all = await wa.request("conversation.load", data);
+      expect(all.type).toBe("conversation.list");
+      expect(all.data.items).toHaveLength(3);
+    }
   });
 });
 

@@ -284,27 +284,38 @@ onDataDir.describe.skipIf(mounted !== true)("starting on a full disk (tmpfs)", (
 onDataDir.describe.skipIf(mounted !== true)("a backup onto a full disk (tmpfs)", () => {
   afterAll(unfill);
 
-  test("one line naming where the backup goes, exit 1, nothing left behind; with room again the same backup is written", async () => {
+  test("no room for the database copy, or for its files: one line naming where the backup goes, exit 1, nothing left behind; with room the same backup is written", async () => {
     const dataDir = tempDir();
     const s = await startServer({}, dataDir);
-    await s.register();
+    const a = await s.register();
+    // 3 MiB of attachments (files/ is copied after the database).
+    for (let i = 0; i < 3; i++) {
+      const up = await fetch(`${s.base}/api/uploads?filename=f${i}.bin`, { method: "POST", headers: { authorization: `Bearer ${a.token}` }, body: crypto.getRandomValues(new Uint8Array(1024 * 1024)) });
+      expect(up.status).toBe(201);
+    }
     await s.stop(false);
     const target = join(mountPoint, "backups", "b.db");
     mkdirSync(join(mountPoint, "backups"), { recursive: true });
     const backup = () => Bun.spawnSync([process.execPath, "src/index.ts", "backup", target], { env: { ...process.env, DATA_DIR: dataDir }, timeout: 15_000 });
-    fill();
-    try {
-      const r = backup();
-      expect(r.exitCode).toBe(1);
-      const err = r.stderr.toString();
-      expect(err.trim().split("\n")).toHaveLength(1);
-      expect(err).toContain(`where the backup goes (${join(mountPoint, "backups")})`);
-      expect(err).not.toContain(dataDir);
-      expect(readdirSync(join(mountPoint, "backups"))).toEqual([]);
-    } finally {
-      unfill();
+    // No room at all; then room for the database copy (~200 KB) but not for the files.
+    for (const leave of [0, 1024 * 1024]) {
+      fill(leave);
+      try {
+        const r = backup();
+        expect(r.exitCode).toBe(1);
+        const err = r.stderr.toString();
+        expect(err.trim().split("\n")).toHaveLength(1);
+        expect(err).toContain(`where the backup goes (${join(mountPoint, "backups")})`);
+        expect(err).not.toContain(dataDir);
+        expect(r.stdout.toString()).not.toContain("backup written");
+        expect(readdirSync(join(mountPoint, "backups"))).toEqual([]);
+      } finally {
+        unfill();
+      }
     }
-    expect(backup().exitCode).toBe(0);
-    expect(readdirSync(join(mountPoint, "backups"))).toContain("b.db");
+    const ok = backup();
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout.toString()).toContain("attachments: 3 files");
+    expect(readdirSync(join(mountPoint, "backups")).sort()).toEqual(["b.db", "b.db.files"]);
   });
 });

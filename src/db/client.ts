@@ -38,6 +38,7 @@ function refuseForeign(file: string) {
   try {
     const probe = new Database(file, { strict: true });
     try {
+      probe.run("PRAGMA busy_timeout = 5000"); // a server's recovery of the WAL may hold it a moment
       tables = (probe.query("SELECT name FROM sqlite_master WHERE type = 'table'").values() as [string][]).map((r) => r[0]);
     } finally {
       probe.close();

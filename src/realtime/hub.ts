@@ -715,13 +715,14 @@ export class Hub {
     this.checkingUsers = true;
     try {
       const ids = [...this.byUser.keys()];
-      for (let i = 0; i < ids.length && !this.stopped; i += DELETED_USERS_CHUNK) {
+      for (let i = 0; i < ids.length; i += DELETED_USERS_CHUNK) {
         if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopped) return; // the store may be closing
         for (const userId of await this.ctx.store.users.missing(ids.slice(i, i + DELETED_USERS_CHUNK)))
           for (const s of this.byUser.get(userId) ?? []) if (!s.closing) this.closeWith(s.ws, 4001, "unauthorized", "user no longer exists");
       }
     } catch (err) {
-      this.ctx.log.warn({ err }, "the heartbeat's check for deleted users failed; trying again next round");
+      if (!this.stopped) this.ctx.log.warn({ err }, "the heartbeat's check for deleted users failed; trying again next round");
     } finally {
       this.checkingUsers = false;
     }

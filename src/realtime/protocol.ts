@@ -36,12 +36,13 @@ export function parseFrame(raw: unknown): ClientFrame {
   if (raw instanceof Uint8Array || raw instanceof ArrayBuffer) throw new AppError("bad_request", "binary frames are not accepted: send each frame as JSON text");
   if (!isObject(raw)) throw new AppError("bad_request", "a frame is one JSON object");
   const { type, request_id } = raw;
-  // As REST bodies are: no lone surrogates reach the services (see lib/text).
-  const data = wellFormed(raw.data);
   if (request_id !== undefined && (typeof request_id !== "string" || request_id.length > 128))
     throw new AppError("validation_failed", "request_id: a string of at most 128 characters", [{ field: "request_id", message: "invalid" }]);
   if (typeof type !== "string" || !Object.hasOwn(CLIENT_FRAMES, type)) throw new AppError("bad_request", `unknown frame type ${JSON.stringify(type ?? null)}`);
   const schema = CLIENT_FRAMES[type as ClientType];
+  // As REST bodies are: no lone surrogates reach the services (see lib/text). A frame whose
+  // data fields are all optional may leave its data out (`conversation.load`: `{cursor?, limit?}`).
+  const data = wellFormed(raw.data == null && Value.Check(schema, {}) ? {} : raw.data);
   if (!Value.Check(schema, data)) {
     const details = validationDetails(Value.Errors(schema, data), "data", 10);
     throw new AppError("validation_failed", `invalid data for ${type}`, details);
