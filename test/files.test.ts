@@ -8,7 +8,7 @@ import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha25
 import { startS3 } from "./s3";
 import { smallTmpfs } from "./tmpfs";
 import S3rver from "s3rver";
-import type { S3Settings } from "../src/files/s3";
+import { S3Store, type S3Settings } from "../src/files/s3";
 import { UNSIGNED_LINK } from "../src/files/links";
 import { migrate } from "../src/db/migrate";
 
@@ -737,6 +737,25 @@ const noUnhandled = (s: TestServer) => expect(s.logs.filter((l) => l.msg === "un
 const noSecretLogged = (s: TestServer) => expect(s.lines.filter((l) => l.includes(KEYS.secretAccessKey))).toEqual([]);
 
 describe("storage failures: S3", () => {
+  test("an endpoint that takes the connection and never answers: a HEAD, a listing, a write and a delete end as 'unavailable' after the store's timeout", async () => {
+    // Accepts, reads, answers nothing.
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const store = new S3Store({ endpoint: `http://127.0.0.1:${silent.port}`, bucket: "b", region: "us-east-1", accessKeyId: "k", secretAccessKey: "secret" }, 300);
+      const started = Date.now();
+      const outcomes = await Promise.all([
+        store.size("blobs/x").catch((e) => e),
+        store.putBytes("blobs/x.thumb.webp", new Uint8Array(10), "image/webp").catch((e) => e),
+        store.delete("blobs/x").catch((e) => e),
+        (async () => { for await (const _ of store.keys()) void _; })().catch((e) => e),
+      ]);
+      expect(Date.now() - started).toBeLessThan(5000);
+      for (const e of outcomes) expect(e).toMatchObject({ name: "StorageError", unavailable: true, driverCode: "Timeout" });
+    } finally {
+      silent.stop(true);
+    }
+  });
+
   test("S3 down: uploads (raw, chunked, multipart) and downloads (file, thumbnail, HEAD) are 503 unavailable with Retry-After, logged without the credentials, nothing stored; S3 back: all works, nothing orphaned, a file really missing is 404", async () => {
     const dir = tempDir("parley-s3-");
     let s3 = await s3rver(dir);

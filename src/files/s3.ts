@@ -10,12 +10,29 @@ export interface S3Settings { endpoint: string; bucket: string; region: string; 
 
 const PART_SIZE = 5 * 1024 * 1024; // S3's minimum part size: the least memory per upload
 
+/**
+ * How long a small request (a HEAD, a listing, a delete, a thumbnail's write) may take: an
+ * endpoint that accepts connections and never answers would otherwise hold the request that
+ * waits on it (a download, an upload's thumbnail) for as long as it hangs. The parts of an
+ * upload have none: on a slow link a 5 MiB part may rightly take longer.
+ */
+const REQUEST_TIMEOUT_MS = 20_000;
+
 export class S3Store implements BlobStore {
   readonly kind = "s3" as const;
   private client: Bun.S3Client;
 
-  constructor(settings: S3Settings) {
+  constructor(settings: S3Settings, private readonly timeoutMs = REQUEST_TIMEOUT_MS) {
     this.client = new Bun.S3Client({ ...settings });
+  }
+
+  /** `request`, or a StorageError meaning "unavailable" once it has taken timeoutMs. */
+  private within<T>(op: string, key: string | null, request: Promise<T>): Promise<T> {
+    let timer: Timer | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StorageError("s3", op, key, true, Object.assign(new Error(`no answer in ${this.timeoutMs} ms`), { code: "Timeout" }))), this.timeoutMs);
+    });
+    return Promise.race([request, late]).finally(() => clearTimeout(timer));
   }
 
   async stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob> {
@@ -53,7 +70,7 @@ export class S3Store implements BlobStore {
   }
 
   async putBytes(key: string, bytes: Uint8Array, contentType: string): Promise<void> {
-    await this.client.write(key, bytes, { type: contentType }).catch((err) => this.fail("write", key, err));
+    await this.within("write", key, this.client.write(key, bytes, { type: contentType })).catch((err) => this.fail("write", key, err));
   }
 
   file(key: string): Blob {
@@ -68,7 +85,7 @@ export class S3Store implements BlobStore {
 
   async size(key: string): Promise<number | null> {
     try {
-      return (await this.client.stat(key)).size;
+      return (await this.within("stat", key, this.client.stat(key))).size;
     } catch (err) {
       if (!MISSING.has((err as { code?: unknown }).code as string)) this.fail("stat", key, err);
     }
@@ -76,7 +93,7 @@ export class S3Store implements BlobStore {
     // apart): a listing does tell. Only files missing from storage pay for it. Keys without
     // s3:ListBucket are refused the listing (AccessDenied): the HEAD's answer stands then.
     try {
-      await this.client.list({ prefix: key, maxKeys: 1 });
+      await this.within("stat", key, this.client.list({ prefix: key, maxKeys: 1 }));
     } catch (err) {
       const failure = this.failure("stat", key, err);
       if (failure instanceof StorageError && (failure.unavailable || failure.driverCode === "NoSuchBucket")) throw failure;
@@ -85,13 +102,13 @@ export class S3Store implements BlobStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.delete(key).catch((err) => this.fail("delete", key, err));
+    await this.within("delete", key, this.client.delete(key)).catch((err) => this.fail("delete", key, err));
   }
 
   async *keys(): AsyncIterable<string> {
     let token: string | undefined;
     do {
-      const page = await this.client.list({ prefix: "blobs/", continuationToken: token }).catch((err) => this.fail("list", null, err));
+      const page = await this.within("list", null, this.client.list({ prefix: "blobs/", continuationToken: token })).catch((err) => this.fail("list", null, err));
       for (const o of page.contents ?? []) yield o.key;
       token = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (token);
