@@ -170,23 +170,33 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
     console.log(`presence (${name}): a killed node's user went offline after ${tookMs} ms (interval ${interval} ms)`);
   });
 
-  test("a node that stops takes its users offline at the next beat of another, those in a grace period too", async () => {
-    const A = b.presence("A", { heartbeatIntervalMs: 1000, graceMs: 60_000 });
+  test("a node that stops gives its users the grace period: those who reconnect on another node meanwhile stay online, unannounced again; the others, and those in a grace period there, go offline at the first beat after it", async () => {
+    const graceMs = 400;
+    const A = b.presence("A", { heartbeatIntervalMs: 1000, graceMs });
     const B = b.presence("B", { heartbeatIntervalMs: 1000 });
     const gone = offlineOf(B);
-    expect(await A.connect("u", 5)).toBe("first");
-    await A.announced("u");
-    // w's last socket closed on A: A's grace timer runs (a minute), and goes with A.
-    expect(await A.connect("w", 5)).toBe("first");
-    await A.announced("w");
+    for (const u of ["u", "v", "w"]) {
+      expect(await A.connect(u, 5)).toBe("first");
+      await A.announced(u);
+    }
+    // w's last socket closed on A: A's grace timer runs, and goes with A.
     A.disconnect("w");
     await Bun.sleep(50);
     expect(await B.online(["w"])).toEqual([true]);
     const stoppedAt = Date.now();
     await A.stop();
-    expect(await until(() => gone.length === 2, 2000)).toBe(true);
-    expect(Date.now() - stoppedAt).toBeLessThan(700); // a beat is every interval / 3
+    // v's client reconnects to B (the shutdown's 1001 asks it to): one more socket, not a first.
+    expect(await B.connect("v", 5)).toBe("more");
+    await Bun.sleep(graceMs / 2);
+    expect(gone).toEqual([]);
+    expect(await B.online(["u", "v", "w"])).toEqual([true, true, true]);
+    expect(await until(() => gone.length === 2, 3000)).toBe(true);
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(graceMs);
+    expect(Date.now() - stoppedAt).toBeLessThan(graceMs + 700); // a beat is every interval / 3
     expect(gone.sort()).toEqual([["u", true], ["w", true]]);
+    expect(await B.online(["v"])).toEqual([true]);
+    await Bun.sleep(400);
+    expect(gone).toHaveLength(2);
   });
 
   // A beat that finds its own record gone writes its users back; if that write failed, the
@@ -199,7 +209,8 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
     await A.announced("u");
     expect(await B.connect("mine", 5)).toBe("first");
     await B.heartbeat();
-    await A.stop(); // marked dead at once: the next beat of B takes u offline
+    await A.stop(); // no grace: marked dead from now, so the next beat of B takes u offline
+    await Bun.sleep(10);
     // B's next beat finds its own record gone (as after a restart of the store), and the
     // store fails again as B writes its users back.
     const store = B as unknown as { storeBeat(): Promise<{ fresh: boolean; offline: string[] }>; storeReregister(users: unknown): Promise<void> };

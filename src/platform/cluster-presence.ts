@@ -53,8 +53,8 @@ export abstract class ClusterPresence implements Presence {
   /** After the grace: removes the user unless a socket came back (another generation); whether they were announced, or null when not removed. */
   protected abstract storeSettle(userId: string, generation: string): Promise<boolean | null>;
   protected abstract storeAnnounced(userId: string): Promise<void>;
-  /** Marks this node dead at once, so that the next beat of any node settles its users. */
-  protected abstract storeLeave(): Promise<void>;
+  /** Marks this node dead `graceMs` from now, so that the first beat of any node after that settles its users. */
+  protected abstract storeLeave(graceMs: number): Promise<void>;
   abstract connections(userId: string): Promise<number>;
   abstract online(userIds: string[]): Promise<boolean[]>;
 
@@ -151,7 +151,13 @@ export abstract class ClusterPresence implements Presence {
 
   localCount() { return this.localUsers().size; }
 
-  /** Leaves the cluster: marked dead at once, so the next beat of any node settles its users. */
+  /**
+   * Leaves the cluster: marked dead at the end of the presence grace, so that its users get
+   * the grace a closed socket gets (§4.4): one who reconnects to another node meanwhile (the
+   * shutdown's 1001 asks them to) never goes offline; the others do at the first beat of any
+   * node after it. (Marked dead at once, they went offline and online again on every
+   * rolling restart.)
+   */
   async stop() {
     this.stopped = true;
     if (this.beat) clearInterval(this.beat);
@@ -159,7 +165,7 @@ export abstract class ClusterPresence implements Presence {
     this.leaving.clear();
     try {
       await this.beating; // a beat in flight must not set a new deadline after this one
-      await this.storeLeave();
+      await this.storeLeave(this.o.graceMs);
     } catch (err) {
       this.o.log?.warn({ err }, "presence: leaving the cluster failed; the node is taken as dead after the heartbeat interval");
     }

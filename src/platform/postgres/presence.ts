@@ -46,8 +46,9 @@ export class PgPresence extends ClusterPresence {
     await this.sql`UPDATE presence_users SET announced = true WHERE user_id = ${userId}`;
   }
 
-  protected async storeLeave() {
-    await this.sql`UPDATE presence_nodes SET deadline = 0 WHERE node_id = ${this.o.nodeId}`;
+  protected async storeLeave(graceMs: number) {
+    // By the database's clock, as every deadline (presence_beat).
+    await this.sql`UPDATE presence_nodes SET deadline = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + ${graceMs}::bigint WHERE node_id = ${this.o.nodeId}`;
   }
 
   async connections(userId: string) {

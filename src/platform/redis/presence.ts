@@ -74,6 +74,15 @@ end
 return out
 `);
 
+// KEYS: the nodes set. ARGV: node, ms from now. A node leaving: its deadline moved to the
+// end of the presence grace (by Redis's clock, as every deadline).
+const LEAVE = new RedisScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+`);
+
 // KEYS: the nodes set. ARGV: node, dead after (ms), key prefix. Returns {beat was new (0/1), users gone offline announced}.
 // A node's score is its own deadline, so nodes with different intervals judge each other right.
 const BEAT = new RedisScript(STATE + `
@@ -154,8 +163,8 @@ export class RedisPresence extends ClusterPresence {
     await this.redis.send("HSET", [this.userKey(userId), "a", "1"]);
   }
 
-  protected async storeLeave() {
-    await this.redis.send("ZADD", [this.nodes, "0", this.o.nodeId]);
+  protected async storeLeave(graceMs: number) {
+    await LEAVE.run(this.redis, [this.nodes], [this.o.nodeId, graceMs]);
   }
 
   async connections(userId: string) {
