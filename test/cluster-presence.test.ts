@@ -109,6 +109,28 @@ for (const store of ["postgres", "redis"] as const) {
       for (let i = 0; i < 2; i++) await eventually(async () => (await healthOf(cluster.base(i))).status === 200, 15_000, "health back to 200");
     }
 
+    test("a node that stalls past the heartbeat interval: a follower elsewhere is told its user went offline, and online again at the node's next beat", async () => {
+      const { u, f } = await pair();
+      const stalling = await cluster.node();
+      extra.push(stalling);
+      const us = await TestSocket.connect(`${stalling.base.replace("http", "ws")}/ws/user?token=${u.token}`);
+      sockets.push(us);
+      const follower = await socket(0, f.token);
+      expect((await follower.request("user.status.subscribe", { user_id: u.id })).type).toBe("user.online");
+      const from = follower.frames.length;
+      stalling.proc.kill("SIGSTOP"); // a stall (a long pause, a VM frozen): its heartbeat stops
+      try {
+        await eventually(() => presenceOf(follower, u.id, from).length > 0, 10_000, "taken offline while the node is stalled");
+      } finally {
+        stalling.proc.kill("SIGCONT");
+      }
+      // Back: its next beat finds its heartbeat gone and writes its users back, announced online
+      // (the periodic re-read is off here: nothing else would correct the follower).
+      await eventually(() => presenceOf(follower, u.id, from).length === 2, 5000, "told online again");
+      expect(presenceOf(follower, u.id, from).map((x) => x.type)).toEqual(["user.offline", "user.online"]);
+      expect(us.closed).toBeFalsy();
+    }, 30_000);
+
     test("a user comes online, then goes offline, on one node while NATS is down: a follower on the other node is told each once NATS is back, once", async () => {
       const { u, f } = await pair();
       const follower = await socket(1, f.token);

@@ -35,6 +35,7 @@ export abstract class ClusterPresence implements Presence {
    */
   private turns = new Map<string, Promise<unknown>>();
   private listener: (userId: string, announced: boolean) => void = () => {};
+  private returned: (userIds: string[]) => void = () => {};
   private beat: Timer | null = null;
   private beats = 0;
   private beating: Promise<void> | null = null;
@@ -93,8 +94,11 @@ export abstract class ClusterPresence implements Presence {
       for (const userId of offline) this.listener(userId, true);
       // Our beat was gone (the store was emptied, or we stalled past the limit): write our users back.
       if (fresh && this.beats > 0 && this.local.size) {
-        await this.storeReregister([...this.local]);
-        this.o.log?.warn({ users: this.local.size }, "presence: heartbeat was lost; users registered again");
+        const users = [...this.local];
+        await this.storeReregister(users);
+        this.o.log?.warn({ users: users.length }, "presence: heartbeat was lost; users registered again");
+        // Another node's beat may have taken them offline, and said so: they are back.
+        if (!this.stopped) this.returned(users.map(([userId]) => userId));
       }
       this.beats++;
     } catch (err) {
@@ -146,6 +150,8 @@ export abstract class ClusterPresence implements Presence {
   }
 
   onOffline(listener: (userId: string, announced: boolean) => void) { this.listener = listener; }
+
+  onReturned(listener: (userIds: string[]) => void) { this.returned = listener; }
 
   localUsers() { return new Set([...this.local.keys(), ...this.leaving.keys()]); }
 

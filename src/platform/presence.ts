@@ -38,6 +38,13 @@ export interface Presence {
    * so user.offline must.
    */
   onOffline(listener: (userId: string, announced: boolean) => void): void;
+  /**
+   * Cluster: this node found its heartbeat gone (it stalled past HEARTBEAT_INTERVAL_MS, or
+   * the store lost its state) and wrote its users back: another node may have taken them
+   * offline meanwhile, and announced it, so they are announced online again (each node's
+   * followers are told only what is news to them).
+   */
+  onReturned(listener: (userIds: string[]) => void): void;
   /** Users online through this node: with a socket here, or in a grace period started here. */
   localUsers(): Iterable<string>;
   localCount(): number;

@@ -119,6 +119,9 @@ export class Hub {
     this.broker = ctx.broker;
     this.presence = ctx.presence;
     this.presence.onOffline((userId, announced) => this.goOffline(userId, announced));
+    this.presence.onReturned((userIds) => {
+      for (const userId of userIds) this.tellOnline(userId);
+    });
     this.broker.screen((topic, text) => this.screenRemote(topic, text));
     this.broker.onGap(() => void this.rereadPresence());
     this.confirmOfflineMs = Math.ceil(ctx.config.heartbeatIntervalMs / 2);
@@ -272,6 +275,11 @@ export class Hub {
   /** Announces that a user came online (after their first socket got its initial frames). */
   announceOnline(userId: string) {
     this.presence.announced(userId);
+    this.tellOnline(userId);
+  }
+
+  /** user.online to the user's followers on every node (with their last activity). */
+  private tellOnline(userId: string) {
     const tell = (at: string | null) => {
       if (!this.stopped) this.publishStatus(userId, true, frame("user.online", { user_id: userId, online: true, timestamp: iso(Date.now()), last_active_at: at }));
     };

@@ -52,6 +52,9 @@ export class MemoryPresence implements Presence {
 
   onOffline(listener: (userId: string, announced: boolean) => void) { this.listener = listener; }
 
+  /** One node has no heartbeat to lose. */
+  onReturned() {}
+
   localUsers() { return new Set([...this.counts.keys(), ...this.leaving.keys()]); }
 
   localCount() {
