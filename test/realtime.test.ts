@@ -554,6 +554,21 @@ describe("bad frames", () => {
     expect((await wa.waitFor(isMsg("unasked"))).request_id).toBeUndefined();
   });
 
+  test("conversation.create: the asker's own conversation.create carries its request_id (not another member's, nor the asker's other socket's), then the ack", async () => {
+    const [a, b, c] = await users(3);
+    const [wa, wa2, wb] = [await connect(a!), await connect(a!), await connect(b!)];
+    for (const [body, rid] of [[{ type: "group", title: "asked", member_ids: [b!.user.id] }, "create-g"], [{ type: "direct", user_id: c!.user.id }, "create-d"]] as const) {
+      wa.send("conversation.create", body, rid);
+      const ack = await wa.waitFor((f) => f.type === "ack" && f.request_id === rid);
+      const id = ack.data.result.id as string;
+      const answer = wa.all("conversation.create").filter((f) => f.data.id === id);
+      expect(answer.map((f) => f.request_id)).toEqual([rid]);
+      expect(wa.frames.indexOf(answer[0]!)).toBeLessThan(wa.frames.indexOf(ack));
+      expect((await wa2.waitFor((f) => f.type === "conversation.create" && f.data.id === id)).request_id).toBeUndefined();
+    }
+    expect(wb.all("conversation.create").map((f) => f.request_id)).toEqual([undefined]);
+  });
+
   test("with attachments (links signed for each viewer) the asking socket's copy carries its request_id too", async () => {
     const [a, b] = await users(2);
     const conv = await group(a!, [b!]);

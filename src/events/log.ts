@@ -277,7 +277,7 @@ export class EventLog implements EventFeed {
         const now = Date.now();
         const seq = Number(this.insert.run(topic, this.topicId(topic, fresh), type, json, now).lastInsertRowid);
         const event: StoredEvent = { seq, topic, type, data, json, timestamp: iso(now) };
-        if (claimsReply(request, type)) event.replyTo = request;
+        if (claimsReply(request, type, topic)) event.replyTo = request;
         pending.push(event);
         return seq;
       },
@@ -289,7 +289,9 @@ export class EventLog implements EventFeed {
         let seq = 0;
         for (const topic of topics) {
           seq = Number(this.insertShared.run(topic, this.topicId(topic, fresh), type, payload, now).lastInsertRowid);
-          pending.push({ seq, topic, type, data, json, timestamp });
+          const event: StoredEvent = { seq, topic, type, data, json, timestamp };
+          if (claimsReply(request, type, topic)) event.replyTo = request;
+          pending.push(event);
         }
         return seq;
       },

@@ -21,6 +21,11 @@ export interface Request {
   socket: unknown;
   /** Set once an event has been marked as its reply. */
   answered?: boolean;
+  /**
+   * The one topic whose event answers it, when a change emits that type to several (a
+   * `conversation.create` goes to every member's own topic: the asker's answers); any when absent.
+   */
+  topic?: string;
 }
 
 const current = new AsyncLocalStorage<Request>();
@@ -32,8 +37,8 @@ export const asRequest = <T>(request: Request, handler: () => T): T => current.r
 export const currentRequest = (): Request | undefined => current.getStore();
 
 /** Whether an event of `type` is the reply to `request` (the first one of its change is). */
-export function claimsReply(request: Request | null | undefined, type: string): request is Request {
-  if (!request || request.answered || request.replyType !== type) return false;
+export function claimsReply(request: Request | null | undefined, type: string, topic: string): request is Request {
+  if (!request || request.answered || request.replyType !== type || (request.topic !== undefined && request.topic !== topic)) return false;
   request.answered = true;
   return true;
 }

@@ -19,6 +19,7 @@ import { OPENING_PAGE } from "../conversations/service";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
 import { asRequest } from "../events/replies";
+import { userTopic } from "../events/log";
 import { op } from "../http/docs";
 import type { Ack, AckType, SignalData, SignalType } from "../models";
 
@@ -70,6 +71,7 @@ const REPLY_EVENTS: Partial<Record<ClientType, string>> = {
   "message.edit": "message.edit",
   "message.delete": "message.delete",
   "message.read": "message.read",
+  "conversation.create": "conversation.create",
 };
 
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
@@ -194,7 +196,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const handler = f.type === "ping" || f.type === "disconnect" ? run : () => call.me().then(run);
       // A request answered by its event: that event reaches this socket with the request_id.
       const replyType = f.request_id === undefined ? undefined : REPLY_EVENTS[f.type];
-      const done = replyType ? asRequest({ requestId: f.request_id!, replyType, socket: state }, handler) : handler();
+      const done = replyType ? asRequest({ requestId: f.request_id!, replyType, socket: state, topic: f.type === "conversation.create" ? userTopic(state.userId) : undefined }, handler) : handler();
       if (done instanceof Promise) done.catch(fail);
     } catch (e) {
       fail(e);

@@ -274,7 +274,7 @@ export class PgEventLog {
           SELECT ${topic}::text, ${type}::text, ${JSON.stringify(data)}::text, ${Date.now()}::bigint, g.xid FROM g RETURNING seq`)) as unknown as { seq: string }[];
         const seq = Number(rows[0]!.seq);
         emitted(seq);
-        if (claimsReply(request, type)) (this.replies.expect(seq, request), replies.push(seq));
+        if (claimsReply(request, type, topic)) (this.replies.expect(seq, request), replies.push(seq));
         return seq;
       },
       emitMany: async (topics, type, data) => {
@@ -284,9 +284,10 @@ export class PgEventLog {
           p AS (INSERT INTO event_payloads (data) VALUES (${JSON.stringify(data)}::text) RETURNING id)
           INSERT INTO events (topic, type, data, payload_id, created_at, xid)
           SELECT t.topic, ${type}::text, '', p.id, ${Date.now()}::bigint, g.xid
-            FROM g, p, json_array_elements_text(${JSON.stringify(topics)}::text::json) AS t(topic) RETURNING seq`)) as unknown as { seq: string }[];
+            FROM g, p, json_array_elements_text(${JSON.stringify(topics)}::text::json) AS t(topic) RETURNING seq, topic`)) as unknown as { seq: string; topic: string }[];
         const seq = rows.reduce((max, r) => Math.max(max, Number(r.seq)), 0);
         emitted(seq);
+        for (const r of rows) if (claimsReply(request, type, r.topic)) (this.replies.expect(Number(r.seq), request), replies.push(Number(r.seq)));
         return seq;
       },
     };
