@@ -65,13 +65,16 @@ const UPGRADE_DOC = {
   ],
 };
 
-/** The frames answered by an event of their change (§4.2), and that event's type. */
-const REPLY_EVENTS: Partial<Record<ClientType, string>> = {
-  "message.send": "message.receive",
-  "message.edit": "message.edit",
-  "message.delete": "message.delete",
-  "message.read": "message.read",
-  "conversation.create": "conversation.create",
+/**
+ * The frames answered by an event of their change (§4.2): that event's type, and whether
+ * only the asker's own copy answers (`own`: the change sends one to each member's own topic).
+ */
+const REPLY_EVENTS: Partial<Record<ClientType, { type: string; own?: true }>> = {
+  "message.send": { type: "message.receive" },
+  "message.edit": { type: "message.edit" },
+  "message.delete": { type: "message.delete" },
+  "message.read": { type: "message.read" },
+  "conversation.create": { type: "conversation.create", own: true },
 };
 
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
@@ -195,8 +198,8 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       // `unauthorized` and 4001 whatever they send (the handlers reuse the row read here).
       const handler = f.type === "ping" || f.type === "disconnect" ? run : () => call.me().then(run);
       // A request answered by its event: that event reaches this socket with the request_id.
-      const replyType = f.request_id === undefined ? undefined : REPLY_EVENTS[f.type];
-      const done = replyType ? asRequest({ requestId: f.request_id!, replyType, socket: state, topic: f.type === "conversation.create" ? userTopic(state.userId) : undefined }, handler) : handler();
+      const reply = f.request_id === undefined ? undefined : REPLY_EVENTS[f.type];
+      const done = reply ? asRequest({ requestId: f.request_id!, replyType: reply.type, socket: state, topic: reply.own && userTopic(state.userId) }, handler) : handler();
       if (done instanceof Promise) done.catch(fail);
     } catch (e) {
       fail(e);
