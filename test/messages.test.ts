@@ -154,6 +154,26 @@ describe("send", () => {
     expect((await send(a!, conv, { content: "nulls again", client_msg_id: null })).status).toBe(201);
   });
 
+  test("a field that may be null, given a wrong value of its own kind, says what is wrong with it (not 'string or null')", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const long = await send(a!, conv, { content: "x", client_msg_id: "k".repeat(65) });
+    expect(long.status).toBe(422);
+    expect(long.body.error.details).toEqual([{ field: "client_msg_id", message: "Expected string length less or equal to 64" }]);
+    expect((await send(a!, conv, { content: "x", client_msg_id: "" })).body.error.details[0].message).toBe("Expected string length greater or equal to 1");
+    // Of another kind altogether: both kinds are named.
+    expect((await send(a!, conv, { content: "x", client_msg_id: 5 })).body.error.details[0].message).toMatch(/one of|string/);
+    expect((await send(a!, conv, { content: "x", client_msg_id: "k".repeat(64) })).status).toBe(201);
+    // The same over a frame.
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a!.token}`);
+    try {
+      const err = await ws.request("message.send", { conversation_id: conv, content: "x", client_msg_id: "k".repeat(65) });
+      expect(err.error.details).toEqual([{ field: "data.client_msg_id", message: "Expected string length less or equal to 64" }]);
+    } finally {
+      ws.close();
+    }
+  });
+
   test("a lone UTF-16 surrogate is stored, echoed, published and read back as U+FFFD, over REST and WebSocket", async () => {
     const [a, b] = await users(2);
     const conv = await groupOf(a!, [b!]);
@@ -271,6 +291,18 @@ describe("history", () => {
     expect(otherCursor).toBeString();
     expect((await history(a!, other, `?cursor=${otherCursor}`)).status).toBe(200);
     expect((await history(a!, conv, `?cursor=${otherCursor}`)).status).toBe(400);
+    // A cursor pages on in its own direction: `after` with a newest-first cursor (or `before`
+    // with an oldest-first one) is another query's; the cursor alone, or with its own, goes on.
+    const [m0, m1] = [(await history(a!, other, "?after=")).body.items[0].id, (await history(a!, other, "?limit=1")).body.items[0].id];
+    const newestFirst = otherCursor;
+    const oldestFirst = (await history(a!, other, "?after=&limit=1")).body.next_cursor;
+    const wrong = await history(a!, other, `?after=${m0}&cursor=${newestFirst}`);
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error.message).toContain("cursor");
+    expect((await history(a!, other, `?before=${m1}&cursor=${oldestFirst}`)).status).toBe(400);
+    expect((await history(a!, other, `?after=&cursor=${oldestFirst}`)).body.items.map((m: any) => m.id)).toEqual([m1]);
+    expect((await history(a!, other, `?cursor=${oldestFirst}`)).body.items.map((m: any) => m.id)).toEqual([m1]);
+    expect((await history(a!, other, `?before=${m1}&cursor=${newestFirst}`)).body.items.map((m: any) => m.id)).toEqual([m0]);
   });
 });
 

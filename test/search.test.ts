@@ -122,6 +122,28 @@ describe("search: what the HTTP layer adds", () => {
     expect((await search(b, { q: "ok" })).body.items[1].snippet).toBe("Meeting ที่ห้อง 3 <mark>ok</mark>");
   });
 
+  test("a snippet is at most 200 characters as sent, marks and escapes included", async () => {
+    const [x] = await users(1);
+    const c = await groupOf(x!, []);
+    // A word repeated all along: marked at every turn, a window of 200 characters of text was ~420 sent.
+    await send(x!, c, "hello world ".repeat(300));
+    const repeated: string = (await search(x!, { q: "hello" })).body.items[0].snippet;
+    expect(repeated.length).toBeLessThanOrEqual(200);
+    expect(repeated.startsWith("<mark>hello</mark> world <mark>hello</mark>")).toBe(true);
+    expect(repeated.endsWith("…")).toBe(true);
+    // Escapes: every & is five characters sent.
+    await send(x!, c, `${"&".repeat(1500)} needle ${"&".repeat(1500)}`);
+    const escaped: string = (await search(x!, { q: "needle" })).body.items[0].snippet;
+    expect(escaped.length).toBeLessThanOrEqual(200);
+    expect(escaped).toMatch(/^…(&amp;)+ <mark>needle<\/mark> (&amp;)+…$/);
+    // A phrase longer than the bound still shows its start, marked and closed.
+    const phrase = "abcdefghij ".repeat(23).trim(); // 252 characters: q takes 256
+    await send(x!, c, phrase);
+    const long: string = (await search(x!, { q: `"${phrase}"` })).body.items[0].snippet;
+    expect(long.length).toBeLessThanOrEqual(200);
+    expect(long).toMatch(/^<mark>abcdefghij abcdefghij [a-j ]+<\/mark>…$/);
+  });
+
   test("each item carries the whole Message, as history shows it", async () => {
     const res = await search(b, { q: "ประชุม" });
     expect(res.body.next_cursor).toBeNull();

@@ -3,6 +3,8 @@
  * body. Unknown errors are logged with the request id and answered as a bare 500.
  */
 import { Elysia, ValidationError } from "elysia";
+import type { TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import type { AppContext } from "../context";
 import { AppError } from "../errors";
 import { asAppError } from "../db/storage";
@@ -105,7 +107,24 @@ function oneOfMessage(schema: unknown): string | undefined {
   return values ? `must be one of: ${values.join(", ")}` : undefined;
 }
 
-type SchemaError = { path?: string; summary?: string; message?: string; schema?: unknown };
+/**
+ * For a field that may also be null (`OrNull`), given something else than null: what is wrong
+ * with it as the other kind ("Expected string length less or equal to 64"), not TypeBox's
+ * "should be one of: 'string', 'null'" for a string that was too long.
+ */
+function nullableMessage(schema: unknown, value: unknown): string | undefined {
+  const branches = (schema as Schema)?.anyOf;
+  if (value === null || value === undefined || branches?.length !== 2) return undefined;
+  const other = branches.filter((b) => b?.type !== "null");
+  if (other.length !== 1) return undefined;
+  try {
+    return Value.Errors(other[0] as TSchema, value).First()?.message;
+  } catch {
+    return undefined; // a kind only Elysia knows: its own message stands
+  }
+}
+
+type SchemaError = { path?: string; summary?: string; message?: string; schema?: unknown; value?: unknown };
 
 /**
  * `details` of a 422 / `validation_failed`: one entry per field, named as clients see it.
@@ -119,7 +138,7 @@ export function validationDetails(errors: Iterable<SchemaError>, root?: string, 
     const field = root === undefined ? fieldOf(e.path ?? "") : e.path ? `${root}.${fieldOf(e.path)}` : root;
     if (seen.has(field)) continue;
     seen.add(field);
-    details.push({ field, message: oneOfMessage(e.schema) ?? e.summary ?? e.message ?? "invalid" });
+    details.push({ field, message: oneOfMessage(e.schema) ?? nullableMessage(e.schema, e.value) ?? e.summary ?? e.message ?? "invalid" });
   }
   return details;
 }

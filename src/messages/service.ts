@@ -180,6 +180,10 @@ export function listMessages(ctx: AppContext, me: UserRow, conversationId: strin
 export function historyPlan(q: HistoryQuery) {
   if (q.before !== undefined && q.after !== undefined) throw invalid("after", "use either before or after");
   const fromCursor = decodeCursor(q.cursor, "messages", isHistoryCursor);
+  // A cursor goes on in its own direction: with `after` (oldest first) or `before` (newest
+  // first) given, one of the other direction belongs to another query.
+  const asked = q.after !== undefined ? "after" : q.before !== undefined ? "before" : undefined;
+  if (fromCursor && asked && fromCursor[0] !== asked) throw new AppError("bad_request", `cursor: not a cursor of this query (it pages ${fromCursor[0] === "after" ? "oldest" : "newest"} first)`);
   const [direction, bound] = fromCursor ?? (q.after !== undefined ? ["after", q.after || undefined] : ["before", q.before || undefined]);
   // An empty `after` means "from the first message"; any other bound must be a message here.
   const fields = [...(fromCursor ? (["cursor"] as const) : []), ...(q.before ? (["before"] as const) : []), ...(q.after ? (["after"] as const) : [])];

@@ -124,9 +124,11 @@ function graphemeStart(s: string, at: number): number {
 }
 
 /**
- * The text around the first match, at most about SNIPPET characters, HTML-escaped, with
- * every match inside it wrapped in `<mark>…</mark>`. Matches are found on the original
- * text's folded form and mapped back, so the marks cover the original characters.
+ * The text around the first match, HTML-escaped, with every match inside it wrapped in
+ * `<mark>…</mark>`: at most SNIPPET characters as sent, markup, escapes and `…` included
+ * (a window of SNIPPET characters of text could be twice that once a word repeated in it
+ * is marked at every turn). Matches are found on the original text's folded form and
+ * mapped back, so the marks cover the original characters.
  */
 export function snippet(content: string, terms: readonly Term[]): string {
   const { folded, from, to } = foldWithOrigins(content);
@@ -137,8 +139,48 @@ export function snippet(content: string, terms: readonly Term[]): string {
   }
   ranges.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   const first = ranges[0]?.[0] ?? 0;
-  const start = first <= LEAD ? 0 : graphemeStart(content, first - LEAD);
-  const end = start + SNIPPET >= content.length ? content.length : graphemeStart(content, start + SNIPPET);
+  const firstEnd = ranges[0]?.[1] ?? 0;
+  let start = first <= LEAD ? 0 : graphemeStart(content, first - LEAD);
+  let end = start + SNIPPET >= content.length ? content.length : graphemeStart(content, start + SNIPPET);
+  const sent = (from: number, to: number) => marked(content, ranges, from, to).length;
+  // Too long as sent: the lead keeps at most LEAD characters as sent, the tail what is left;
+  // a first match longer than the whole is cut (the length grows with the window).
+  if (sent(start, end) > SNIPPET) {
+    if (start < first && sent(start, first) > LEAD + 2) start = narrowest(start, first, (from) => sent(from, first) <= LEAD + 2, content);
+    const tailFrom = Math.min(end, firstEnd);
+    if (sent(start, tailFrom) <= SNIPPET) end = widest(tailFrom, end, (to) => sent(start, to) <= SNIPPET, content);
+    else ((start = first), (end = widest(first, tailFrom, (to) => sent(first, to) <= SNIPPET, content)));
+  }
+  return marked(content, ranges, start, end);
+}
+
+/** The greatest grapheme boundary in [lo, hi] that `ok` accepts (`ok(lo)` holds; ok is monotone). */
+function widest(lo: number, hi: number, ok: (at: number) => boolean, s: string): number {
+  while (lo < hi) {
+    const mid = graphemeStart(s, Math.ceil((lo + hi + 1) / 2));
+    if (mid <= lo) return lo;
+    if (ok(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The least grapheme boundary in [lo, hi] that `ok` accepts (`ok(hi)` holds; ok is monotone). */
+function narrowest(lo: number, hi: number, ok: (at: number) => boolean, s: string): number {
+  while (lo < hi) {
+    const mid = graphemeStart(s, Math.floor((lo + hi) / 2));
+    if (mid <= lo) {
+      const next = graphemeAfter(s, lo);
+      return next <= hi && !ok(lo) ? next : lo;
+    }
+    if (ok(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/** `content[start, end)` escaped, its matches marked, `…` where it was cut. */
+function marked(content: string, ranges: readonly [number, number][], start: number, end: number): string {
   let out = start > 0 ? "…" : "";
   let at = start;
   for (const [a, b] of ranges) {
@@ -149,6 +191,14 @@ export function snippet(content: string, terms: readonly Term[]): string {
     at = e;
   }
   return out + plain(content.slice(at, end)) + (end < content.length ? "…" : "");
+}
+
+/** The start of the grapheme after the one that `at` falls in. */
+function graphemeAfter(s: string, at: number): number {
+  if (at >= s.length) return s.length;
+  for (const g of graphemes.segment(s.slice(graphemeStart(s, at), Math.min(s.length, at + 64))))
+    if (g.index > 0) return graphemeStart(s, at) + g.index;
+  return Math.min(s.length, at + 64);
 }
 
 /** Escaped, with line breaks and runs of spaces shown as one space. */
