@@ -399,6 +399,39 @@ describe("typing and active conversations", () => {
     expect(state.typing.size).toBe(0);
   });
 
+  test("user_inactive when the user's last socket on the conversation leaves it, not while another still has it on screen", async () => {
+    const [a, b] = await users(2);
+    const conv = await group(a!, [b!]);
+    const other = await group(a!, [b!], "other");
+    const [wa, b0, b1, b2] = [await connect(a!), await connect(b!), await connect(b!), await connect(b!)];
+    for (const w of [b0, b1, b2]) await w.request("conversation.join", { conversation_id: conv });
+    await wa.waitFor(() => wa.all("conversation.user_active").length === 3);
+    const inactive = () => wa.all("conversation.user_inactive").filter((f) => f.data.conversation_id === conv);
+    b2.close(); // a tab closed
+    await b1.request("conversation.join", { conversation_id: other }); // a tab switched away
+    await b0.request("message.read", { conversation_id: conv, message_id: (await s.api("POST", `/api/conversations/${conv}/messages`, { token: a!.token, body: { content: "m" } })).body.id });
+    await wa.waitFor(isMsg("m"));
+    await Bun.sleep(50);
+    expect(inactive()).toEqual([]);
+    // The last one leaves: now the others hear it, once.
+    const last = wa.next("conversation.user_inactive");
+    await b0.request("conversation.leave", { conversation_id: conv });
+    expect((await last).data).toEqual({ conversation_id: conv, user_id: b!.user.id });
+    // Removed while two sockets are active: once.
+    await b0.request("conversation.join", { conversation_id: other });
+    await wa.waitFor(() => wa.all("conversation.user_active").filter((f) => f.data.conversation_id === other).length === 2);
+    await s.api("DELETE", `/api/conversations/${other}/members/${b!.user.id}`, { token: a!.token });
+    await wa.waitFor((f) => f.type === "conversation.member_remove" && f.data.conversation_id === other);
+    await Bun.sleep(50);
+    expect(wa.all("conversation.user_inactive").filter((f) => f.data.conversation_id === other)).toHaveLength(1);
+    // A single socket closing is still announced.
+    const lone = await connect(b!);
+    await lone.request("conversation.join", { conversation_id: conv });
+    const closed = wa.next("conversation.user_inactive");
+    lone.close();
+    expect((await closed).data).toEqual({ conversation_id: conv, user_id: b!.user.id });
+  });
+
   test("a member removed while active is announced inactive to the others", async () => {
     const [a, b] = await users(2);
     const conv = await group(a!, [b!]);

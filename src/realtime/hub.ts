@@ -254,7 +254,7 @@ export class Hub {
       this.broker.publish(convTopic(conversationId), frame("message.typing", { conversation_id: conversationId, user_id: state.userId, is_typing: false }));
     }
     state.typing.clear();
-    if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
+    if (state.active && !this.activeElsewhere(state, state.active)) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }));
     for (const target of state.status) this.dropFollower(state, target);
     const mine = this.byUser.get(state.userId);
     mine?.delete(state);
@@ -457,7 +457,7 @@ export class Hub {
       }
       if (s.active === conversationId) {
         s.active = null;
-        this.broker.publish(convTopic(conversationId), frame("conversation.user_inactive", { conversation_id: conversationId, user_id: userId }));
+        if (!this.activeElsewhere(s, conversationId)) this.broker.publish(convTopic(conversationId), frame("conversation.user_inactive", { conversation_id: conversationId, user_id: userId }));
       }
     }
     // Sharing this conversation may have been what let them see each other's presence.
@@ -574,13 +574,23 @@ export class Hub {
     this.broker.publish(convTopic(conversationId), frame("message.typing", data), this.sockets.has(state.ws) ? state.ws : undefined);
   }
 
+  /**
+   * Whether another of the user's sockets here still has the conversation on screen: the
+   * others hear `user_inactive` when the user's last one leaves it (two tabs open on it, one
+   * closed, is still a user looking at it). Sockets on other nodes of a cluster are not seen.
+   */
+  private activeElsewhere(state: SocketState, conversationId: string): boolean {
+    for (const s of this.byUser.get(state.userId) ?? []) if (s !== state && s.active === conversationId) return true;
+    return false;
+  }
+
   /** Sets (or clears, with null) the conversation a socket has on screen. */
   setActive(state: SocketState, conversationId: string | null) {
     if (state.active === conversationId) return;
     // Not for a conversation the socket does not hear (its user removed since the frame's
     // membership check, which leaveConversation unsubscribed): nobody is told it is active.
     if (conversationId !== null && !state.ws.isSubscribed(convTopic(conversationId))) return;
-    if (state.active) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }), state.ws);
+    if (state.active && !this.activeElsewhere(state, state.active)) this.broker.publish(convTopic(state.active), frame("conversation.user_inactive", { conversation_id: state.active, user_id: state.userId }), state.ws);
     state.active = conversationId;
     // No subscription here: a member's sockets hear their conversations from open() or the
     // conversation.create on; subscribing again let a socket whose user was removed between
