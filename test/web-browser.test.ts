@@ -1369,7 +1369,10 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.keyboard.press("Tab");
     expect(await focused()).toBe("React");
     await a.keyboard.press("Enter");
-    await a.keyboard.press("Tab");
+    expect(await focused()).toBe("React 👍"); // the open picker has the focus
+    await a.keyboard.press("Escape"); // closes it, back on React
+    expect([await focused(), await a.getByRole("group", { name: "Reactions" }).count()]).toEqual(["React", 0]);
+    await a.keyboard.press("Enter");
     expect(await focused()).toBe("React 👍");
     await a.keyboard.press("Enter");
     await log(a).getByRole("button", { name: "👍 1" }).waitFor();
@@ -1468,6 +1471,54 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.getByRole("button", { name: "Sign out" }).click();
     await a.getByRole("textbox", { name: "Username" }).waitFor();
     expect(new URL(a.url()).pathname).toBe("/");
+  });
+
+  btest("an edit typed at once after Edit, in a tab behind another of the same conversation, is the one saved", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const mine = await say(alice, conv, "first words");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await settled(a);
+    // A tab behind another runs no animation frames (Chromium's headless tabs here all count as
+    // in front, so the page is made to do as a hidden one does): Preact's effects then run
+    // ~100 ms late, after the text typed at once.
+    await a.evaluate(() => (window.requestAnimationFrame = () => 0));
+    const second = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("first words").hover();
+    await log(a).getByRole("button", { name: "Edit" }).click();
+    await a.getByRole("textbox", { name: "Message" }).fill("second words");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(second).getByText("second words").waitFor();
+    const stored = await s.api("GET", `/api/conversations/${conv}/messages`, { token: alice.token });
+    expect(stored.body.items.find((m: { id: string }) => m.id === mine.id).content).toBe("second words");
+  });
+
+  btest("keyboard: a dialog closed by its Close button or by Escape gives the focus back to what opened it; the status region is there while connected; switcher options are named like the links", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await s.api("PATCH", "/api/users/me", { token: bob.token, body: { display_name: "Bobby Tables" } });
+    for (let i = 0; i < 3; i++) await say(bob, conv, `unread ${i}`);
+    const a = await pageFor(alice);
+    const focused = () => a.evaluate(() => document.activeElement?.getAttribute("aria-label") || document.activeElement?.textContent?.trim() || document.activeElement?.tagName || "");
+    for (const [name, close] of [["Friends", "button"], ["New conversation", "button"], ["Search", "button"], ["Search", "Escape"], ["Friends", "Escape"]] as const) {
+      await a.getByRole("button", { name, exact: true }).focus();
+      await a.keyboard.press("Enter");
+      const dialog = a.getByRole("dialog", { name });
+      await dialog.waitFor();
+      if (close === "button") await dialog.getByRole("button", { name: "Close" }).click();
+      else await a.keyboard.press("Escape");
+      await dialog.waitFor({ state: "detached" });
+      expect([name, close, await focused()]).toEqual([name, close, name]);
+    }
+    // The live region is in the accessibility tree before it has anything to say (and takes no room).
+    const status = a.getByRole("status");
+    expect(await status.count()).toBe(1);
+    expect(await status.textContent()).toBe("");
+    expect(await status.isHidden()).toBe(true);
+    // The quick switcher's options: the title, then the unread count, as the sidebar's links.
+    await a.keyboard.press("Control+k");
+    await a.getByRole("combobox", { name: "Conversation name" }).fill("Bobby");
+    await a.getByRole("option", { name: "Bobby Tables, 3 unread", exact: true }).waitFor();
   });
 
   btest("more unread than a page, opened by its link (or a reload, before the list has arrived): at the first unread too, nothing marked read", async () => {

@@ -322,6 +322,12 @@ function MessageItem(props: {
   const { m, compact, mine } = props;
   const [picking, setPicking] = useState(false);
   const reactButton = useRef<HTMLButtonElement>(null);
+  const pickerRef = useRef<HTMLDivElement>(null);
+  // Opened, the picker takes the focus (for a message of one's own, Edit and Delete come
+  // between React and the picker in the page's order).
+  useLayoutEffect(() => {
+    if (picking) pickerRef.current?.querySelector("button")?.focus();
+  }, [picking]);
   const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
   const deleted = !!m.deleted_at;
   const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
@@ -375,7 +381,8 @@ function MessageItem(props: {
         </div>
       )}
       {picking && (
-        <div class="picker" role="group" aria-label="Reactions">
+        <div class="picker" role="group" aria-label="Reactions" ref={pickerRef}
+          onKeyDown={(e) => e.key === "Escape" && (e.stopPropagation(), setPicking(false), reactButton.current?.focus())}>
           {REACTIONS.map((e) => (
             <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); reactButton.current?.focus(); toggleReaction(m, e).catch(fail); }}>
               {e}
@@ -505,7 +512,9 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     setEditText(m.content);
     props.setEditing(m);
   };
-  useEffect(() => {
+  // Before the next paint, not after it: a hidden tab runs effects late (no animation
+  // frames), and text typed at once after Edit was then replaced by the message's.
+  useLayoutEffect(() => {
     if (editing && editFor.current !== editing.id) startEditing(editing);
     if (editing) box.current?.focus();
     else editFor.current = null;

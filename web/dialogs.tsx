@@ -30,15 +30,29 @@ export function Dialogs() {
 
 function Modal({ title, children }: { title: string; children: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
+  // A close event of a dialog already taken off is not the current dialog's.
+  const gone = useRef(false);
   useLayoutEffect(() => {
+    const opener = document.activeElement;
     const d = ref.current!;
     d.showModal();
     // showModal focuses the first focusable element, the header's Close button; typing
     // belongs in the dialog's first field.
     d.querySelector<HTMLElement>(".dialog-body input, .dialog-body select, .dialog-body textarea")?.focus();
+    // Taken off the page (Close, a custom Escape, an action) rather than closed natively, the
+    // dialog gives no focus back: the keyboard returns to what opened it, unless the action
+    // put it somewhere already (a conversation's message box).
+    return () => {
+      gone.current = true;
+      const now = document.activeElement;
+      const back = opener instanceof HTMLElement && opener.isConnected && (!now || now === document.body || d.contains(now));
+      // Still modal here (the page behind it inert, refusing the focus) until closed.
+      if (d.open) d.close();
+      if (back) opener.focus();
+    };
   }, []);
   return (
-    <dialog ref={ref} aria-label={title} onClose={close} onClick={(e) => e.target === ref.current && close()}>
+    <dialog ref={ref} aria-label={title} onClose={() => !gone.current && close()} onClick={(e) => e.target === ref.current && close()}>
       <header class="bar">
         <h2>{title}</h2>
         <button type="button" class="icon" aria-label="Close" onClick={close}>
@@ -342,7 +356,7 @@ function Switcher() {
       />
       <ul id="switcher-list" role="listbox" class="switch">
         {matches.map((c, i) => (
-          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c)}>
+          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c)} aria-label={`${c.title || peerOf(c)?.display_name}${c.unread_count ? `, ${c.unread_count} unread` : ""}`}>
             {c.title || peerOf(c)?.display_name}
             {c.unread_count ? <span class="badge">{c.unread_count}</span> : null}
           </li>
