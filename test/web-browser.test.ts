@@ -1168,6 +1168,8 @@ describe("a network that goes away (browser offline)", () => {
     await a.getByRole("textbox", { name: "Message" }).fill("written offline");
     await a.getByRole("textbox", { name: "Message" }).press("Enter");
     await log(a).getByText("Not sent: offline.").waitFor();
+    // It goes by itself: the message says so (Retry is there for the impatient).
+    expect(await log(a).locator(".state.error").textContent()).toBe("Not sent: offline. It goes when you are back online. Retry");
     await a.context().setOffline(false);
     await log(a).getByText("while you were offline").waitFor({ timeout: 10_000 });
     await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden" });
@@ -1519,6 +1521,32 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.keyboard.press("Control+k");
     await a.getByRole("combobox", { name: "Conversation name" }).fill("Bobby");
     await a.getByRole("option", { name: "Bobby Tables, 3 unread", exact: true }).waitFor();
+  });
+
+  btest("Friends' search tells a request sent from one received; a deleted reply shows no quote", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    expect((await s.api("POST", "/api/friendships", { token: bob.token, body: { friend_id: alice.user.id } })).status).toBe(201);
+    expect((await s.api("POST", "/api/friendships", { token: alice.token, body: { friend_id: carol.user.id } })).status).toBe(201);
+    const a = await pageFor(alice);
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    const found = a.getByRole("list", { name: "People found" });
+    for (const [who, hint] of [[bob, "Asked you (see Requests)"], [carol, "Requested"]] as const) {
+      await a.getByRole("textbox", { name: "Find people" }).fill(who.user.username);
+      await a.getByRole("button", { name: "Find" }).click();
+      await found.getByText(hint, { exact: true }).waitFor();
+    }
+    await a.keyboard.press("Escape");
+    // A reply, then deleted: "Message deleted", without the message it quoted.
+    const dave = await s.register(uniqueName("dave"));
+    const talk = await direct(alice, dave);
+    const quoted = await say(dave, talk, "the quoted words");
+    const reply = await s.api("POST", `/api/conversations/${talk}/messages`, { token: alice.token, body: { content: "my reply", reply_to_id: quoted.id } });
+    expect(reply.status).toBe(201);
+    await a.goto(s.base + `/c/${talk}`);
+    await log(a).locator(".quote").filter({ hasText: "the quoted words" }).waitFor();
+    expect((await s.api("DELETE", `/api/messages/${reply.body.id}`, { token: alice.token })).status).toBe(204);
+    await log(a).getByText("Message deleted").waitFor();
+    expect(await log(a).locator(".quote").count()).toBe(0);
   });
 
   btest("more unread than a page, opened by its link (or a reload, before the list has arrived): at the first unread too, nothing marked read", async () => {

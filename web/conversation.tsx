@@ -342,7 +342,7 @@ function MessageItem(props: {
           <time dateTime={m.created_at}>{time(m.created_at)}</time>
         </div>
       )}
-      {m.reply_to_id && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
+      {m.reply_to_id && !deleted && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
       {(deleted || m.content || !m.attachments.length) && (
         <div class={deleted ? "body deleted" : "body"}>
           {deleted ? "Message deleted" : <RichText text={m.content} />}
@@ -362,7 +362,8 @@ function MessageItem(props: {
       {m.pending && !m.failed && <div class="state">Sending…</div>}
       {m.failed && (
         <div class="state error">
-          Not sent: {m.failed}.{" "}
+          {/* Sent again by itself when the browser is back online (store.ts retryFailedSends). */}
+          {m.failed === "offline" ? "Not sent: offline. It goes when you are back online." : `Not sent: ${m.failed}.`}{" "}
           <button type="button" class="link" onClick={() => retry(m)}>
             Retry
           </button>

@@ -121,7 +121,7 @@ function Friends() {
         <ul class="users" aria-label="People found">
           {found.map((u) => (
             <UserRow key={u.id} u={u}>
-              {related.has(u.id) ? <span class="hint">{accepted.some((f) => otherSide(f).id === u.id) ? "Friend" : "Requested"}</span> : (
+              {related.has(u.id) ? <span class="hint">{accepted.some((f) => otherSide(f).id === u.id) ? "Friend" : incoming.some((f) => otherSide(f).id === u.id) ? "Asked you (see Requests)" : "Requested"}</span> : (
                 <button type="button" onClick={() => act(() => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
               )}
             </UserRow>
