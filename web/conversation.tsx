@@ -520,7 +520,13 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     if (editing) box.current?.focus();
     else editFor.current = null;
   }, [editing]);
-  useEffect(() => box.current?.focus(), [id, replyTo]);
+  // The message box takes the focus when a conversation opens and when Reply is chosen; at
+  // once (a layout effect): run after the paint, it came late on a busy machine and took the
+  // focus from wherever the keyboard had gone since (a Tab into the messages after Escape).
+  useLayoutEffect(() => box.current?.focus(), [id]);
+  useLayoutEffect(() => {
+    if (replyTo) box.current?.focus();
+  }, [replyTo]);
   useLayoutEffect(() => {
     const el = box.current!;
     el.style.height = "auto";
