@@ -1,5 +1,5 @@
 import { effect, signal } from "@preact/signals";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api";
 import { activeId, connection, me, signIn, signInNotice, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
@@ -72,8 +72,9 @@ const busy = signal(false);
 function SignIn() {
   const [error, setError] = useState<string | null>(null);
   const username = useRef<HTMLInputElement>(null);
-  // `autofocus` works on the page's first load only; after a sign-out the form is new.
-  useEffect(() => username.current?.focus(), []);
+  // `autofocus` works on the page's first load only; after a sign-out the form is new. At once
+  // (a layout effect): after the paint it could come after the keyboard had moved on.
+  useLayoutEffect(() => username.current?.focus(), []);
   async function submit(e: Event, kind: "login" | "register") {
     e.preventDefault();
     const form = (e.target as HTMLElement).closest("form")!;
