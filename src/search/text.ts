@@ -154,29 +154,27 @@ export function snippet(content: string, terms: readonly Term[]): string {
   return marked(content, ranges, start, end);
 }
 
-/** The greatest grapheme boundary in [lo, hi] that `ok` accepts (`ok(lo)` holds; ok is monotone). */
+// Binary searches over positions, each rounded down to its grapheme's start (rounding keeps
+// the order); `ok` changes once between lo and hi.
+
+/** The greatest grapheme boundary in [lo, hi] that `ok` accepts (it accepts lo). */
 function widest(lo: number, hi: number, ok: (at: number) => boolean, s: string): number {
   while (lo < hi) {
-    const mid = graphemeStart(s, Math.ceil((lo + hi + 1) / 2));
-    if (mid <= lo) return lo;
-    if (ok(mid)) lo = mid;
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ok(graphemeStart(s, mid))) lo = mid;
     else hi = mid - 1;
   }
-  return lo;
+  return graphemeStart(s, lo);
 }
 
-/** The least grapheme boundary in [lo, hi] that `ok` accepts (`ok(hi)` holds; ok is monotone). */
+/** The least grapheme boundary in [lo, hi] that `ok` accepts (it accepts hi). */
 function narrowest(lo: number, hi: number, ok: (at: number) => boolean, s: string): number {
   while (lo < hi) {
-    const mid = graphemeStart(s, Math.floor((lo + hi) / 2));
-    if (mid <= lo) {
-      const next = graphemeAfter(s, lo);
-      return next <= hi && !ok(lo) ? next : lo;
-    }
-    if (ok(mid)) hi = mid;
-    else lo = mid;
+    const mid = Math.floor((lo + hi) / 2);
+    if (ok(graphemeStart(s, mid))) hi = mid;
+    else lo = mid + 1;
   }
-  return hi;
+  return graphemeStart(s, lo);
 }
 
 /** `content[start, end)` escaped, its matches marked, `…` where it was cut. */
@@ -191,14 +189,6 @@ function marked(content: string, ranges: readonly [number, number][], start: num
     at = e;
   }
   return out + plain(content.slice(at, end)) + (end < content.length ? "…" : "");
-}
-
-/** The start of the grapheme after the one that `at` falls in. */
-function graphemeAfter(s: string, at: number): number {
-  if (at >= s.length) return s.length;
-  for (const g of graphemes.segment(s.slice(graphemeStart(s, at), Math.min(s.length, at + 64))))
-    if (g.index > 0) return graphemeStart(s, at) + g.index;
-  return Math.min(s.length, at + 64);
 }
 
 /** Escaped, with line breaks and runs of spaces shown as one space. */
