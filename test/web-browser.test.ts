@@ -83,6 +83,16 @@ async function direct(a: Account, b: Account, server = s): Promise<string> {
   return res.body.id;
 }
 
+/** Alice, friends with Bob and Carol, in a group with Bob (`group`: the API's answer), and her page open on it. */
+async function aliceWithFriendsInAGroup(title: string) {
+  const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+  await friends(alice, bob);
+  await friends(alice, carol);
+  const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } });
+  expect(group.status).toBe(201);
+  return { alice, bob, carol, group, a: await pageFor(alice, `/c/${group.body.id}`) };
+}
+
 const say = (a: Account, conversationId: string, content: string, server = s) =>
   server.api("POST", `/api/conversations/${conversationId}/messages`, { token: a.token, body: { content } }).then((r) => {
     expect(r.status).toBe(201);
@@ -749,12 +759,7 @@ describe("the web client in Chromium", () => {
   });
 
   btest("group settings: the owner adds a friend, who sees the group live", async () => {
-    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
-    await friends(alice, bob);
-    await friends(alice, carol);
-    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Crew", member_ids: [bob.user.id] } });
-    expect(group.status).toBe(201);
-    const a = await pageFor(alice, `/c/${group.body.id}`);
+    const { alice, bob, carol, group, a } = await aliceWithFriendsInAGroup("Crew");
     const c = await pageFor(carol);
     await a.getByRole("button", { name: "Conversation settings" }).click();
     await a.getByRole("button", { name: `Add ${carol.user.display_name}` }).click();
@@ -1252,12 +1257,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
   });
 
   btest("a friend's new display name shows live in the Friends dialog and in a group's Add friends", async () => {
-    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
-    await friends(alice, bob);
-    await friends(alice, carol);
-    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Renames", member_ids: [bob.user.id] } });
-    expect(group.status).toBe(201);
-    const a = await pageFor(alice, `/c/${group.body.id}`);
+    const { bob, carol, a } = await aliceWithFriendsInAGroup("Renames");
     const rename = async (who: Account, name: string) => expect((await s.api("PATCH", "/api/users/me", { token: who.token, body: { display_name: name } })).status).toBe(200);
 
     await a.getByRole("button", { name: "Friends", exact: true }).click();

@@ -6,7 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { ApiError, upload } from "./api";
 import {
-  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send,
+  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, plural, RichText, time } from "./text";
@@ -26,7 +26,7 @@ export function ConversationView({ id }: { id: string }) {
   const [editing, setEditing] = useState<Shown | null>(null);
   if (!conv) return <div class="empty">Loading…</div>;
   const peer = peerOf(conv);
-  const title = conv.title || peer?.display_name || "Conversation";
+  const title = titleOf(conv);
   const typers = typingNames(id);
   const count = conv.member_count;
   return (

@@ -5,7 +5,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
   activeId, conversations, createGroup, mergeConversations, openAt, friendships, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
-  refreshConversation, signOut, sortedConversations, updateProfile,
+  nameOf, refreshConversation, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
 import { Avatar, Snippet, when } from "./text";
 
@@ -101,7 +101,12 @@ function Friends() {
   const accepted = fs.filter((f) => f.status === "accepted");
   const incoming = fs.filter((f) => f.status === "pending" && f.friend_id === mine);
   const outgoing = fs.filter((f) => f.status === "pending" && f.user_id === mine);
-  const related = new Set(fs.map(otherSide).map((u) => u.id));
+  // Where each person already stands with the caller, as the search's results say it.
+  const standing = new Map<string, string>([
+    ...outgoing.map((f) => [otherSide(f).id, "Requested"] as const),
+    ...incoming.map((f) => [otherSide(f).id, "Asked you (see Requests)"] as const),
+    ...accepted.map((f) => [otherSide(f).id, "Friend"] as const),
+  ]);
   const act = (f: () => Promise<unknown>) => run(async () => { await f(); await loadFriends(); });
   // Read afresh on opening: a request the other side rejected sends no event (§3.2), so it would stay listed.
   useEffect(() => void loadFriends(), []);
@@ -121,7 +126,7 @@ function Friends() {
         <ul class="users" aria-label="People found">
           {found.map((u) => (
             <UserRow key={u.id} u={u}>
-              {related.has(u.id) ? <span class="hint">{accepted.some((f) => otherSide(f).id === u.id) ? "Friend" : incoming.some((f) => otherSide(f).id === u.id) ? "Asked you (see Requests)" : "Requested"}</span> : (
+              {standing.has(u.id) ? <span class="hint">{standing.get(u.id)}</span> : (
                 <button type="button" onClick={() => act(() => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
               )}
             </UserRow>
@@ -356,8 +361,8 @@ function Switcher() {
       />
       <ul id="switcher-list" role="listbox" class="switch">
         {matches.map((c, i) => (
-          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c)} aria-label={`${c.title || peerOf(c)?.display_name}${c.unread_count ? `, ${c.unread_count} unread` : ""}`}>
-            {c.title || peerOf(c)?.display_name}
+          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c)} aria-label={nameOf(c)}>
+            {titleOf(c)}
             {c.unread_count ? <span class="badge">{c.unread_count}</span> : null}
           </li>
         ))}
@@ -383,9 +388,9 @@ function searchError(e: unknown): string {
   return e.status === 0 ? "The server cannot be reached." : e.message;
 }
 
-const titleOf = (conversationId: string) => {
+const titleById = (conversationId: string) => {
   const c = conversations.value.get(conversationId);
-  return (c && (c.title || peerOf(c)?.display_name)) || "Conversation";
+  return c ? titleOf(c) : "Conversation";
 };
 
 /** Search as you type (debounced), Enter at once; results grouped by conversation, newest first, paged. */
@@ -458,8 +463,8 @@ function Search() {
       {error && <p class="error" role="alert">{error}</p>}
       <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? "" : "Nothing found.") : ""}</p>
       {[...groups].map(([cid, list]) => (
-        <section key={cid} class="result-group" aria-label={titleOf(cid)}>
-          <h3>{titleOf(cid)}</h3>
+        <section key={cid} class="result-group" aria-label={titleById(cid)}>
+          <h3>{titleById(cid)}</h3>
           <ul class="results">
             {list.map((h) => (
               <li key={h.message.id}>

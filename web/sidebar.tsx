@@ -1,5 +1,5 @@
 import type { Conversation } from "./api";
-import { activeId, friendships, me, navigate, peerOf, presence, sortedConversations, typingNames } from "./store";
+import { activeId, friendships, me, nameOf, navigate, peerOf, presence, sortedConversations, titleOf, typingNames } from "./store";
 import { Avatar, plural, time } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
@@ -56,13 +56,13 @@ function preview(c: Conversation): string {
 
 function Item({ c }: { c: Conversation }) {
   const peer = peerOf(c);
-  const title = c.title || peer?.display_name || "Conversation";
+  const title = titleOf(c);
   const typers = typingNames(c.id);
   const hint = typers.length ? `${typers.join(", ")} typing…` : preview(c);
   const unread = c.unread_count ?? 0;
   // The name is the title and the unread count (§10); the preview describes it. In the name, a
   // sender's name in a group's preview made a search for that person's link find two.
-  const label = `${title}${unread ? `, ${unread} unread` : ""}`;
+  const label = nameOf(c);
   const described = `preview-${c.id}`;
   return (
     <a

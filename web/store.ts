@@ -366,6 +366,10 @@ function updateUser(u: User) {
 
 /** The other member of a direct conversation. */
 export const peerOf = (c: Conversation): User | null => (c.type === "direct" ? c.peer : null);
+/** What a conversation is called: a group's title, a direct one's peer's name. */
+export const titleOf = (c: Conversation): string => c.title || peerOf(c)?.display_name || "Conversation";
+/** Its accessible name as a link or an option (§10): the title, then ", N unread" when there are unread ones. */
+export const nameOf = (c: Conversation): string => (c.unread_count ? `${titleOf(c)}, ${c.unread_count} unread` : titleOf(c));
 
 const followed = new Set<string>();
 function followPresence(items: Conversation[]) {
