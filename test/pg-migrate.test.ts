@@ -9,6 +9,7 @@ import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
 import { spawnServer } from "./process";
 import { tempDir } from "./helpers";
 import { fold } from "../src/search/text";
+import { FOLD_VERSION } from "../src/search/fold.js";
 
 const ready = await servicesReady("PostgreSQL migrations", { pg: true });
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -82,14 +83,20 @@ test.skipIf(!ready)("migration 0005 counts the bytes of existing attachments; tr
   }
 }, 30_000);
 
+/** Messages [id, content, search_text] as a build before wrote them, in a group of one user. */
+async function insertTexts(sql: SQL, texts: [string, string, string | null][]) {
+  await sql`INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES ('u1', 'ann', 'Ann', 'x', 0, 0, 0)`;
+  await sql`INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES ('c1', 'group', 'G', 'u1', 0, 0, 0)`;
+  for (const [id, content, folded] of texts)
+    await sql`INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at, search_text) VALUES (${id}, 'c1', 'u1', 'text', ${content}, 0, ${folded})`;
+}
+
 test.skipIf(!ready)("migration 0008 spells out ł, æ, ß, … in the folded search texts already written, as fold() now does", async () => {
   const fresh = await createTestDatabase("parley_fold");
   const db = openPostgres(fresh.url, 2);
   try {
     await migrateBefore(db, "[ßæðøþđħłœŧ]");
     const sql = db.$client;
-    await sql`INSERT INTO users (id, username, display_name, password_hash, last_active_at, created_at, updated_at) VALUES ('u1', 'ann', 'Ann', 'x', 0, 0, 0)`;
-    await sql`INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES ('c1', 'group', 'G', 'u1', 0, 0, 0)`;
     // As the build before wrote them: fold() without spelling out.
     const texts: [string, string, string | null][] = [
       ["m1", "Łódź, Straße", "łodz, straße"],
@@ -97,8 +104,7 @@ test.skipIf(!ready)("migration 0008 spells out ł, æ, ß, … in the folded sea
       ["m3", "plain café", "plain cafe"],
       ["m4", "", null], // a deleted message's tombstone
     ];
-    for (const [id, content, folded] of texts)
-      await sql`INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at, search_text) VALUES (${id}, 'c1', 'u1', 'text', ${content}, 0, ${folded})`;
+    await insertTexts(sql, texts);
     await migratePostgres(db);
     const rows = await sql`SELECT id, content, search_text FROM messages ORDER BY id`;
     expect(rows.map((r: { id: string; search_text: string | null }) => [r.id, r.search_text])).toEqual([
@@ -109,6 +115,43 @@ test.skipIf(!ready)("migration 0008 spells out ł, æ, ß, … in the folded sea
     ]);
     // What the new fold() gives for each text.
     for (const r of rows.slice(0, 3) as { content: string; search_text: string }[]) expect(fold(r.content)).toBe(r.search_text);
+  } finally {
+    await db.$client.close();
+    await fresh.drop();
+  }
+}, 30_000);
+
+test.skipIf(!ready)("search texts folded by an earlier fold() (Greek, Cyrillic, Arabic marks kept) are folded again once, at the migration", async () => {
+  const fresh = await createTestDatabase("parley_refold");
+  const db = openPostgres(fresh.url, 2);
+  try {
+    await migratePostgres(db);
+    const sql = db.$client;
+    expect((await sql`SELECT value FROM meta WHERE key = 'search_fold'`)[0].value).toBe(String(FOLD_VERSION));
+    // As fold version 1 wrote them: lower-cased, accents of other scripts than Latin kept.
+    const texts: [string, string, string | null][] = [
+      ["m1", "Καλή αντάμωση, ΟΔΟΣ", "καλή αντάμωση, οδος"],
+      ["m2", "Ёлка и йогурт", "ёлка и йогурт"],
+      ["m3", "مَرْحَبًا", "مَرْحَبًا"],
+      ["m4", "plain café", "plain cafe"],
+      ["m5", "", null], // a deleted message's tombstone
+    ];
+    await insertTexts(sql, texts);
+    // Not again while the version is the same.
+    await migratePostgres(db);
+    expect((await sql`SELECT search_text FROM messages WHERE id = 'm1'`)[0].search_text).toBe("καλή αντάμωση, οδος");
+    await sql`DELETE FROM meta WHERE key = 'search_fold'`;
+    await migratePostgres(db);
+    const rows = await sql`SELECT id, content, search_text FROM messages ORDER BY id`;
+    expect(rows.map((r: { id: string; search_text: string | null }) => [r.id, r.search_text])).toEqual([
+      ["m1", "καλη ανταμωση, οδοσ"],
+      ["m2", "елка и йогурт"],
+      ["m3", "مرحبا"],
+      ["m4", "plain cafe"],
+      ["m5", null],
+    ]);
+    for (const r of rows.slice(0, 4) as { content: string; search_text: string }[]) expect(fold(r.content)).toBe(r.search_text);
+    expect((await sql`SELECT value FROM meta WHERE key = 'search_fold'`)[0].value).toBe(String(FOLD_VERSION));
   } finally {
     await db.$client.close();
     await fresh.drop();

@@ -98,6 +98,32 @@ export function searchIndexCases(name: string, backend: () => SearchBackend) {
       expect(await found(v, '"d\'oeuvre, strasse"')).toEqual(["Æsir, chef-d'œuvre, Straße, Þór, Ħamrun"]);
     });
 
+    test("Greek, Cyrillic, Hebrew and Arabic accents fold too; й and ї are letters", async () => {
+      const [w, v] = (await users(2)) as [Who, Who];
+      const conv = await b.group(w, [v]);
+      const greek = "Συνάντηση στην Αθήνα, ΟΔΟΣ Ἀγάπης";
+      const russian = "Ёлка у Андрея, молоко́ и йогурт";
+      const hebrew = "שָׁלוֹם לְכֻלָּם";
+      const arabic = "مَرْحَبًا أحمد، كتـــاب إلى آخر";
+      const ukrainian = "їжак у лісі";
+      for (const text of [greek, russian, hebrew, arabic, ukrainian]) await b.send(w, conv, text);
+      await b.settle();
+      expect(await found(v, "αθηνα συναντηση")).toEqual([greek]);
+      expect(await found(v, "ΑΘΗΝΑ")).toEqual([greek]);
+      expect(await found(v, "Αθήνα")).toEqual([greek]);
+      expect(await found(v, "αγαπησ")).toEqual([greek]); // Ἀ's breathing and accent; final sigma as σ
+      expect(await found(v, "οδος")).toEqual([greek]);
+      expect(await found(v, "елка")).toEqual([russian]);
+      expect(await found(v, "ЁЛКА молоко")).toEqual([russian]);
+      expect(await found(v, "иогурт")).toEqual([]); // й is a letter, not и with an accent
+      expect(await found(v, "йогурт")).toEqual([russian]);
+      expect(await found(v, "שלום לכלם")).toEqual([hebrew]);
+      expect(await found(v, "مرحبا احمد")).toEqual([arabic]);
+      expect(await found(v, "كتاب الى اخر")).toEqual([arabic]);
+      expect(await found(v, "іжак")).toEqual([]); // ї is a letter of its own
+      expect(await found(v, "їжак")).toEqual([ukrainian]);
+    });
+
     test("mixed scripts in one query: every word must match", async () => {
       expect(await found(r, "meeting ห้อง")).toEqual(["Meeting ที่ห้อง 3 ok"]);
       expect(await found(r, "meeting ประชุม")).toEqual([]);

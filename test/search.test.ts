@@ -3,6 +3,8 @@ import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { sqliteOnly, startServer, tempDir, TEST_BACKEND, waitFor, type Account, type TestServer } from "./helpers";
 import { SqliteSearchIndex } from "../src/search/sqlite";
+import { fold, FOLD_VERSION } from "../src/search/fold.js";
+import { foldWithOrigins } from "../src/search/text";
 import { searchIndexCases, type SearchBackend, type Who } from "./search-index";
 
 let s: TestServer;
@@ -82,6 +84,24 @@ function appBackend(): SearchBackend {
 
 searchIndexCases(TEST_BACKEND === "sqlite" ? "SQLite" : "PostgreSQL, through the app", appBackend);
 
+test("snippets fold code point by code point as fold() folds the whole text (random mixes of scripts, accents and marks)", () => {
+  // Latin, Latin-1 to Extended-B, Greek, Greek Extended, Cyrillic, Hebrew, Arabic, Thai, combining accents, a space.
+  const pools = [[0x41, 0x7a], [0xc0, 0x24f], [0x370, 0x3ff], [0x1f00, 0x1fff], [0x400, 0x45f], [0x591, 0x5ea], [0x621, 0x66f], [0xe01, 0xe4e], [0x300, 0x36f], [0x20, 0x20]] as const;
+  let seed = 7;
+  const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const differ: string[] = [];
+  for (let n = 0; n < 5000; n++) {
+    let s = "";
+    for (let k = 0; k < 8; k++) {
+      const [lo, hi] = pools[next(pools.length)]!;
+      s += String.fromCodePoint(lo + next(hi - lo + 1));
+    }
+    s = s.normalize("NFC");
+    if (foldWithOrigins(s).folded !== fold(s)) differ.push(s);
+  }
+  expect(differ).toEqual([]);
+});
+
 describe("search: what the HTTP layer adds", () => {
   let a: Account, b: Account, conv: string;
   beforeAll(async () => {
@@ -108,11 +128,18 @@ describe("search: what the HTTP layer adds", () => {
     // Thai: the mark covers the original characters.
     expect((await search(b, { q: "ประชุม" })).body.items[0].snippet).toBe("พรุ่งนี้<mark>ประชุม</mark>กี่โมง");
     expect((await search(b, { q: "cafe" })).body.items[0].snippet).toBe("Rendez-vous au <mark>Café</mark> de Flore");
-    // Marked as fold() matched them: Greek final sigma (ς, as lower-casing the word gives),
-    // and a mark that fold() keeps in text without Latin accents.
+    // Marked as fold() matched them: Greek final sigma (σ or ς, as typed), Greek and
+    // Cyrillic accents, Arabic's harakat and tatweel (precomposed or not), and a mark that
+    // fold() keeps in text without Latin accents.
     await send(x!, c, "ΟΔΟΣ ΣΟΦΙΑΣ");
     expect((await search(x!, { q: "οδος" })).body.items[0].snippet).toBe("<mark>ΟΔΟΣ</mark> ΣΟΦΙΑΣ");
-    expect((await search(x!, { q: "σοφιας" })).body.items[0].snippet).toBe("ΟΔΟΣ <mark>ΣΟΦΙΑΣ</mark>");
+    expect((await search(x!, { q: "σοφιασ" })).body.items[0].snippet).toBe("ΟΔΟΣ <mark>ΣΟΦΙΑΣ</mark>");
+    await send(x!, c, "Καλή αντάμωση στην Αθήνα");
+    expect((await search(x!, { q: "ανταμωση αθηνα" })).body.items[0].snippet).toBe("Καλή <mark>αντάμωση</mark> στην <mark>Αθήνα</mark>");
+    await send(x!, c, "Новая ёлка, моло\u0301ко");
+    expect((await search(x!, { q: "елка молоко" })).body.items[0].snippet).toBe("Новая <mark>ёлка</mark>, <mark>моло\u0301ко</mark>");
+    await send(x!, c, "قال مَرْحَبًا بالكتـــاب");
+    expect((await search(x!, { q: "مرحبا كتاب" })).body.items[0].snippet).toBe("قال <mark>مَرْحَبًا</mark> بال<mark>كتـــاب</mark>");
     await send(x!, c, "plain xa\u1dc4b text");
     expect((await search(x!, { q: "xa\u1dc4b" })).body.items[0].snippet).toBe("plain <mark>xa\u1dc4b</mark> text");
     // A letter spelt out as two (ß → ss) is marked whole.
@@ -470,27 +497,61 @@ sqliteIndexer.describe("search: the index on disk", () => {
     }
   });
 
-  test("0017: an index that folded ł, æ or ß the old way is built again, and finds them spelt out", async () => {
+  /** A data directory whose one message was indexed, then its search.db changed by `rewrite` as an older build left it; and the index id it had. */
+  async function indexOfAnOlderBuild(content: string, rewrite: (db: Database) => void | Promise<void>) {
     const dir = tempDir();
-    let server = await startServer({}, dir);
+    const server = await startServer({}, dir);
     const { a, conv } = await soloGroup(server);
-    await postAs(server, a, conv, "Spotkanie w Łodzi");
+    await postAs(server, a, conv, content);
     await indexed(server);
     const [before] = await server.rows<{ value: string }>("SELECT value FROM meta WHERE key = 'search_index_id'");
     await server.stop(false);
-    // The trigram index as a build before 0017 made it: the raw text, ł left as it is.
     const db = new Database(join(dir, "parley.db"));
-    await forgetMigrationsFrom(db, "0017_search_fold_letters");
     db.run(`ATTACH DATABASE '${join(dir, "search.db")}' AS search`);
-    db.run("DELETE FROM search.messages_fts; INSERT INTO search.messages_fts(rowid, content) SELECT rowid, content FROM messages");
-    db.run("UPDATE search.texts SET folded = 'spotkanie w łodzi'");
+    await rewrite(db);
     db.close();
-    server = await startServer({}, dir);
+    return { dir, a, indexId: before!.value };
+  }
+
+  const contentsFound = async (server: TestServer, a: Account, q: string) =>
+    (await server.api("GET", `/api/search/messages?q=${encodeURIComponent(q)}`, { token: a.token })).body.items.map((i: any) => i.message.content);
+
+  test("0017: an index that folded ł, æ or ß the old way is built again, and finds them spelt out", async () => {
+    // The trigram index as a build before 0017 made it: the raw text, ł left as it is.
+    const { dir, a, indexId } = await indexOfAnOlderBuild("Spotkanie w Łodzi", async (db) => {
+      await forgetMigrationsFrom(db, "0017_search_fold_letters");
+      db.run("DELETE FROM search.messages_fts; INSERT INTO search.messages_fts(rowid, content) SELECT rowid, content FROM messages");
+      db.run("UPDATE search.texts SET folded = 'spotkanie w łodzi'");
+    });
+    const server = await startServer({}, dir);
     try {
       const [after] = await server.rows<{ value: string }>("SELECT value FROM meta WHERE key = 'search_index_id'");
-      expect(after!.value).not.toBe(before!.value);
+      expect(after!.value).not.toBe(indexId);
       await indexed(server);
-      for (const q of ["lodzi", "łodzi", "lo"]) expect((await server.api("GET", `/api/search/messages?q=${encodeURIComponent(q)}`, { token: a.token })).body.items.map((i: any) => i.message.content)).toEqual(["Spotkanie w Łodzi"]);
+      for (const q of ["lodzi", "łodzi", "lo"]) expect(await contentsFound(server, a, q)).toEqual(["Spotkanie w Łodzi"]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("an index folded by an earlier fold() (no fold_version: Greek accents kept) is built again, and finds Αθήνα by αθηνα", async () => {
+    // search.db as the build before fold versions left it: texts lower-cased only.
+    const { dir, a, indexId } = await indexOfAnOlderBuild("Συνάντηση στην Αθήνα", (db) => {
+      db.run("ALTER TABLE search.state DROP COLUMN fold_version");
+      db.run("DELETE FROM search.messages_fts; INSERT INTO search.messages_fts(rowid, content) SELECT rowid, lower(content) FROM messages");
+      db.run("UPDATE search.texts SET folded = 'συνάντηση στην αθήνα'");
+    });
+    const server = await startServer({}, dir);
+    try {
+      const [after] = await server.rows<{ value: string }>("SELECT value FROM meta WHERE key = 'search_index_id'");
+      expect(after!.value).not.toBe(indexId);
+      // Meanwhile the messages are searched directly, then from the new index.
+      for (const phase of ["rebuilding", "indexed"]) {
+        if (phase === "indexed") await indexed(server);
+        for (const q of ["αθηνα", "Αθήνα", "συναντηση στην", "θη"]) expect({ phase, q, found: await contentsFound(server, a, q) }).toEqual({ phase, q, found: ["Συνάντηση στην Αθήνα"] });
+      }
+      const [state] = await server.rows<{ fold_version: number }>("SELECT fold_version FROM search.state");
+      expect(state!.fold_version).toBe(FOLD_VERSION);
     } finally {
       await server.stop();
     }

@@ -1,16 +1,51 @@
 // fold(): the one definition of how search compares text, used by the server (text.ts)
 // and by the indexer worker (which gets this file's text, as it cannot import modules).
 
-/** Latin letters beyond ASCII (Latin-1 to Extended-B, Extended Additional) and combining accents: the only text fold() changes beyond case. */
-const ACCENTED = /[\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f]/;
+/**
+ * Which fold() an index holds. An index (SQLite's search.db, PostgreSQL's search_text)
+ * written with another version is made again when the server starts: change it with any
+ * change to what fold() returns.
+ */
+export const FOLD_VERSION = 2;
 
 /**
- * Whether fold() removes Latin letters' marks from `s` (else it only lower-cases it).
+ * What fold() may change beyond case: Latin letters beyond ASCII (Latin-1 to Extended-B,
+ * Extended Additional), combining accents, Greek (its accents and final sigma), Cyrillic
+ * letters with a stress accent or ё, Hebrew's points and its presentation forms, Arabic's
+ * harakat, its letters with a hamza or madda, and tatweel.
+ */
+const ACCENTED =
+  /[\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f\u0370-\u03ff\u1f00-\u1fff\u0400\u0401\u040d\u0450\u0451\u045d\u0591-\u05c7\ufb1d-\ufb4f\u0610-\u061a\u0622-\u0626\u0640\u064b-\u065f\u0670\u06c0\u06c2\u06d3\u06d6-\u06ed]/;
+
+/**
+ * Whether fold() does more to `s` than lower-case it.
  * @param {string} s
  * @returns {boolean}
  */
 export const stripsMarks = (s) => ACCENTED.test(s);
-const LATIN_THEN_MARKS = /(\p{Script=Latin})\p{M}+/gu;
+
+/**
+ * A letter whose marks fold() may remove (tatweel, which only stretches the letters
+ * around it, counts as one and goes too), then its marks, in NFD. The letter must be a
+ * letter: Hebrew's points and some of Arabic's marks belong to those scripts too.
+ */
+const BASE_THEN_MARKS = /((?=\p{L})[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Hebrew}\p{Script=Arabic}\u0640])(\p{M}+)/gu;
+const CYRILLIC = /^\p{Script=Cyrillic}$/u;
+/** A stress accent (grave, acute); on е also the diaeresis, as ё is written е. */
+const CYRILLIC_ACCENTS = /[\u0300\u0301]/g;
+const CYRILLIC_ACCENTS_ON_E = /[\u0300\u0301\u0308]/g;
+
+/**
+ * The marks (NFD) that fold() keeps after `base`, a letter that BASE_THEN_MARKS matches:
+ * none after Latin, Greek, Hebrew and Arabic letters (accents, breathings, vowel points,
+ * harakat, hamza and madda above a letter); after a Cyrillic letter all but a stress
+ * accent and ё's diaeresis, as й, ї and ў are letters of their own.
+ * @param {string} base
+ * @param {string} marks
+ * @returns {string}
+ */
+export const keptMarks = (base, marks) =>
+  CYRILLIC.test(base) ? marks.replace(base === "е" || base === "Е" ? CYRILLIC_ACCENTS_ON_E : CYRILLIC_ACCENTS, "") : "";
 
 /**
  * Lower-case Latin letters that Unicode does not decompose into a letter and an accent (a
@@ -21,21 +56,25 @@ const UNDECOMPOSED = { "ß": "ss", "æ": "ae", "ð": "d", "ø": "o", "þ": "th",
 const UNDECOMPOSED_LETTER = /[ßæðøþđħłœŧ]/g;
 
 /**
- * A lower-cased piece of text with its undecomposed Latin letters spelt out (UNDECOMPOSED).
+ * A lower-cased piece of text with its undecomposed Latin letters spelt out (UNDECOMPOSED),
+ * and Greek's final sigma as σ (lower-casing gives ς at a word's end: "ΟΔΟΣ" is found by "οδοσ").
  * @param {string} s
  * @returns {string}
  */
-export const spellOut = (s) => s.replace(UNDECOMPOSED_LETTER, (c) => UNDECOMPOSED[c]);
+export const spellOut = (s) => s.replace(UNDECOMPOSED_LETTER, (c) => UNDECOMPOSED[c]).replaceAll("ς", "σ");
 
 /**
- * Lower-cased, with the diacritics of Latin letters removed ("Café" → "cafe") and the
- * letters Unicode does not decompose spelt out ("Łódź" → "lodz"). Thai vowel signs and
- * other scripts' combining marks are letters, and stay.
+ * Lower-cased, with the diacritics of Latin, Greek, Hebrew and Arabic letters and the stress
+ * accents of Cyrillic ones removed ("Café" → "cafe", "Αθήνα" → "αθηνα", "Ёлка" → "елка"),
+ * tatweel removed, the Latin letters Unicode does not decompose spelt out ("Łódź" → "lodz")
+ * and final sigma as σ. Thai vowel signs, Devanagari's, and other scripts' combining marks
+ * are letters, and stay.
  * @param {string} s
  * @returns {string}
  */
 export function fold(s) {
   // Most text (English, Thai, CJK) has nothing to strip: 0.7 µs instead of 15 for a Thai line.
   if (!stripsMarks(s)) return s.toLowerCase();
-  return spellOut(s.normalize("NFD").replace(LATIN_THEN_MARKS, "$1").normalize("NFC").toLowerCase());
+  const stripped = s.normalize("NFD").replace(BASE_THEN_MARKS, (_, base, marks) => base + keptMarks(base, marks));
+  return spellOut(stripped.replaceAll("\u0640", "").normalize("NFC").toLowerCase());
 }

@@ -20,6 +20,7 @@ import workerText from "./indexer-worker.js" with { type: "text" };
 import { foldSource } from "./fold-source" with { type: "macro" };
 import type { Logger } from "../log";
 import type { ConversationHit, ConversationQuery, MessageHits, MessageQuery, SearchIndex } from "./index";
+import { FOLD_VERSION } from "./fold.js";
 import { fold, matchConversations, matchesAll, type NamedConversation, type Term } from "./text";
 
 /**
@@ -35,7 +36,8 @@ const WORKER_BATCH = 5000;
 const ftsString = (t: Term) => `"${t.folded.replaceAll('"', '""')}"`;
 
 export const SCHEMA = [
-  "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL, indexed_rowid INTEGER NOT NULL)",
+  // fold_version: the fold() its texts were folded with (fold.js FOLD_VERSION).
+  "CREATE TABLE IF NOT EXISTS search.state (index_id TEXT NOT NULL, indexed_seq INTEGER NOT NULL, indexed_rowid INTEGER NOT NULL, fold_version INTEGER NOT NULL DEFAULT 1)",
   // fold(content) by conversation: a caller's messages are a few contiguous ranges, read
   // without touching messages' pages, for terms too short for trigrams.
   "CREATE TABLE IF NOT EXISTS search.texts (conversation_id TEXT NOT NULL, rowid INTEGER NOT NULL, folded TEXT NOT NULL, PRIMARY KEY (conversation_id, rowid)) WITHOUT ROWID",
@@ -113,35 +115,39 @@ export class SqliteSearchIndex implements SearchIndex {
 
   /**
    * An index from before 0014_search_new_messages, when every new message was queued, has
-   * seen no rowid above what that migration recorded: it goes on from there.
+   * seen no rowid above what that migration recorded: it goes on from there. One from before
+   * fold versions holds the first fold() (1), and is made again by adopt().
    */
   private upgrade() {
-    const columns = this.db.query("SELECT name FROM pragma_table_info('state', 'search')").values() as [string][];
-    if (columns.some(([name]) => name === "indexed_rowid")) return;
-    this.db.run("ALTER TABLE search.state ADD COLUMN indexed_rowid INTEGER NOT NULL DEFAULT 0");
-    this.db.run("UPDATE search.state SET indexed_rowid = (SELECT queued_through FROM search_rowids)");
+    const columns = (this.db.query("SELECT name FROM pragma_table_info('state', 'search')").values() as [string][]).map(([name]) => name);
+    if (!columns.includes("indexed_rowid")) {
+      this.db.run("ALTER TABLE search.state ADD COLUMN indexed_rowid INTEGER NOT NULL DEFAULT 0");
+      this.db.run("UPDATE search.state SET indexed_rowid = (SELECT queued_through FROM search_rowids)");
+    }
+    if (!columns.includes("fold_version")) this.db.run("ALTER TABLE search.state ADD COLUMN fold_version INTEGER NOT NULL DEFAULT 1");
   }
 
   /**
    * search.db belongs to this parley.db when both carry the same index id. A new, lost or
    * foreign one (a restored backup, a copied data directory) starts over, empty: the worker
-   * indexes every message in the background; meanwhile they are searched directly.
+   * indexes every message in the background; meanwhile they are searched directly. So does
+   * one whose texts were folded by another fold() (FOLD_VERSION).
    */
   private adopt() {
     const [mine] = this.db.query("SELECT value FROM meta WHERE key = 'search_index_id'").values() as [string][];
-    const [state] = this.db.query("SELECT index_id, indexed_seq, indexed_rowid FROM search.state").values() as [string, number, number][];
+    const [state] = this.db.query("SELECT index_id, indexed_seq, indexed_rowid, fold_version FROM search.state").values() as [string, number, number, number][];
     const queued = () => (this.db.query("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'search_pending'), 0)").values() as [[number]])[0][0];
     // An index past the queue's end, or past every rowid this database has had, belongs to
     // a later copy of this database (an older one restored in place).
     const [[rowids]] = this.db.query("SELECT max(coalesce((SELECT max(rowid) FROM messages), 0), (SELECT reused_through FROM search_rowids))").values() as [[number]];
-    if (mine && state && mine[0] === state[0] && state[1] <= queued() && state[2] <= rowids) return;
+    if (mine && state && mine[0] === state[0] && state[1] <= queued() && state[2] <= rowids && state[3] === FOLD_VERSION) return;
     const id = Bun.randomUUIDv7();
     this.db.run("INSERT INTO meta(key, value) VALUES ('search_index_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [id]);
     this.db.run("INSERT INTO search.messages_fts(messages_fts) VALUES ('delete-all')");
     this.db.run("DELETE FROM search.texts");
     this.db.run("DELETE FROM search_pending");
     this.db.run("DELETE FROM search.state");
-    this.db.run("INSERT INTO search.state(index_id, indexed_seq, indexed_rowid) VALUES (?, ?, 0)", [id, queued()]);
+    this.db.run("INSERT INTO search.state(index_id, indexed_seq, indexed_rowid, fold_version) VALUES (?, ?, 0, ?)", [id, queued(), FOLD_VERSION]);
   }
 
   /** Stops the worker and waits for it to close its connection. */

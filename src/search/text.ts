@@ -1,10 +1,10 @@
 /**
  * Search text rules, the same for every index implementation (PROTOCOL §8): how `q` is
- * split into terms, how text is folded (case, Latin accents) for matching, and snippets.
+ * split into terms, how text is folded (case, accents: fold.js) for matching, and snippets.
  */
 import { invalid } from "../errors";
 import { CONTROL_CHARACTERS } from "../lib/text";
-import { fold, spellOut, stripsMarks } from "./fold.js";
+import { fold, keptMarks, spellOut, stripsMarks } from "./fold.js";
 
 export { fold };
 
@@ -64,8 +64,9 @@ export function matchConversations(rows: NamedConversation[], terms: readonly Te
     .map(({ id, activityAt }) => ({ id, activityAt }));
 }
 
-const LATIN = /\p{Script=Latin}/u;
-const MARKS = /\p{M}+/gu;
+/** A letter whose marks fold() may remove, or tatweel (as fold.js BASE_THEN_MARKS). */
+const BASE = /^(?=\p{L})[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Hebrew}\p{Script=Arabic}\u0640]$/u;
+const MARK = /^\p{M}$/u;
 
 /** Whether every term occurs in the text (fold(text) given). */
 export const matchesAll = (folded: string, terms: readonly Term[]) => terms.every((t) => folded.includes(t.folded));
@@ -73,36 +74,32 @@ export const matchesAll = (folded: string, terms: readonly Term[]) => terms.ever
 /**
  * fold() code point by code point, remembering where each folded unit came from: `from[j]`
  * and `to[j]` are the original range of the code point that folded unit j came from.
+ * Its `folded` is fold(s) for text in NFC (a test checks; exported for it).
  */
-function foldWithOrigins(s: string): { folded: string; from: number[]; to: number[] } {
+export function foldWithOrigins(s: string): { folded: string; from: number[]; to: number[] } {
   let folded = "";
   const from: number[] = [];
   const to: number[] = [];
-  const strip = stripsMarks(s); // as fold(): text without Latin accents is only lower-cased
-  let afterLatin = false;
+  const strip = stripsMarks(s); // as fold(): text with nothing to strip is only lower-cased
+  let base: string | null = null; // the letter that the marks being read belong to
   for (let i = 0; i < s.length; ) {
     const cp = String.fromCodePoint(s.codePointAt(i)!);
     let piece: string;
-    if (strip && LATIN.test(cp)) {
-      piece = cp.normalize("NFD").replace(MARKS, "");
-      afterLatin = true;
-    } else if (strip && afterLatin && /^\p{M}$/u.test(cp)) piece = ""; // a decomposed accent
+    if (strip && BASE.test(cp)) {
+      const [letter, ...marks] = cp.normalize("NFD");
+      base = letter!;
+      piece = cp === "\u0640" ? "" : (letter + keptMarks(letter!, marks.join(""))).normalize("NFC");
+    } else if (strip && base !== null && MARK.test(cp)) piece = keptMarks(base, cp); // a decomposed accent
     else {
       piece = cp;
-      afterLatin = false;
+      base = null;
     }
-    piece = cp === "Σ" ? sigma(s, i) : spellOut(piece.toLowerCase());
+    piece = spellOut(piece.toLowerCase());
     for (let k = 0; k < piece.length; k++) (from.push(i), to.push(i + cp.length));
     folded += piece;
     i += cp.length;
   }
   return { folded, from, to };
-}
-
-/** Σ lower-cased as in its text: ς at a word's end (Unicode's Final_Sigma, which depends on the letters around it). */
-function sigma(s: string, at: number): string {
-  const before = s.slice(Math.max(0, at - 8), at);
-  return (before + s.slice(at, at + 9)).toLowerCase().charAt(before.toLowerCase().length);
 }
 
 export const SNIPPET = 200;

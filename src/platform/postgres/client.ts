@@ -7,6 +7,7 @@ import { drizzle, type BunSQLDatabase } from "drizzle-orm/bun-sql";
 import type { MigrationMeta } from "drizzle-orm/migrator";
 import { bundledPgMigrations } from "./migrations" with { type: "macro" };
 import * as schema from "./schema";
+import { refoldSearchTexts } from "./search";
 
 export type PgDB = BunSQLDatabase<typeof schema> & { $client: SQL };
 
@@ -24,7 +25,8 @@ export function openPostgres(url: string, max = 20): PgDB {
  * Applies pending migrations with drizzle's PostgreSQL migrator (its bookkeeping is what
  * `drizzle-kit migrate` writes, in schema `drizzle`). Nodes of a cluster start together:
  * a session advisory lock on one reserved connection lets one migrate while the others
- * wait, then find nothing left to do. Returns how many were applied.
+ * wait, then find nothing left to do; so are search texts folded by an earlier fold()
+ * brought up to date. Returns how many migrations were applied.
  */
 export async function migratePostgres(db: PgDB): Promise<number> {
   const conn = await db.$client.reserve();
@@ -36,6 +38,7 @@ export async function migratePostgres(db: PgDB): Promise<number> {
       session: unknown;
     };
     await local.dialect.migrate(MIGRATIONS, local.session, { migrationsFolder: "" });
+    await refoldSearchTexts(conn);
     return (await appliedCount(conn)) - before;
   } finally {
     await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});

@@ -11,6 +11,8 @@
  */
 import type { PgDB } from "./client";
 import type { ConversationHit, ConversationQuery, MessageHits, MessageQuery, SearchIndex } from "../../search/index";
+import type { SQL } from "bun";
+import { FOLD_VERSION } from "../../search/fold.js";
 import { fold, matchConversations, type NamedConversation, type Term } from "../../search/text";
 
 /** `%`, `_` and the escape character itself are text in a LIKE pattern. */
@@ -115,16 +117,50 @@ export class PgSearchIndex implements SearchIndex {
       const rows = (await this.db.$client`
         SELECT id, content FROM messages WHERE search_text IS NULL AND deleted_at IS NULL AND id > ${after} ORDER BY id LIMIT ${BACKFILL_BATCH}`) as { id: string; content: string }[];
       if (rows.length === 0) return done;
-      const params = rows.flatMap((r) => [r.id, r.content, fold(r.content)]);
-      const values = rows.map((_, k) => `($${3 * k + 1}, $${3 * k + 2}, $${3 * k + 3})`).join(", ");
-      // Only if the text is still the one folded (an edit meanwhile wrote its own).
-      const updated = await this.db.$client.unsafe(
-        `UPDATE messages m SET search_text = v.folded FROM (VALUES ${values}) AS v(id, content, folded)
-         WHERE m.id = v.id AND m.content = v.content AND m.search_text IS NULL AND m.deleted_at IS NULL`,
-        params,
-      );
-      done += updated.count;
+      done += await writeFolds(this.db.$client, rows, "m.search_text IS NULL");
       after = rows[rows.length - 1]!.id;
     }
   }
+}
+
+/**
+ * Writes fold(content) into search_text for `rows` where `condition` holds, and only if the
+ * row is live and its text still the one folded (an edit meanwhile wrote its own); returns how many.
+ */
+async function writeFolds(client: SQL, rows: { id: string; content: string }[], condition: string): Promise<number> {
+  const params = rows.flatMap((r) => [r.id, r.content, fold(r.content)]);
+  const values = rows.map((_, k) => `($${3 * k + 1}, $${3 * k + 2}, $${3 * k + 3})`).join(", ");
+  const updated = await client.unsafe(
+    `UPDATE messages m SET search_text = v.folded FROM (VALUES ${values}) AS v(id, content, folded)
+     WHERE m.id = v.id AND m.content = v.content AND m.deleted_at IS NULL AND ${condition}`,
+    params,
+  );
+  return updated.count;
+}
+
+/**
+ * Text in the scripts whose folding FOLD_VERSION 2 changed (combining marks, Greek,
+ * Cyrillic, Hebrew, Arabic): a superset of the texts an earlier fold() wrote otherwise.
+ */
+const REFOLDED_SCRIPTS = "[\\u0300-\\u06ff\\u1f00-\\u1fff\\ufb1d-\\ufb4f]";
+
+/**
+ * Brings search_text to the current fold() (FOLD_VERSION) once, when the database's texts
+ * were written by another (meta `search_fold`; none: 1): the texts in the scripts it changed,
+ * in batches, by message id. Run with the migrations, under their lock, so that one node
+ * does it while the others wait. Returns how many texts changed.
+ */
+export async function refoldSearchTexts(client: SQL): Promise<number> {
+  const [row] = (await client`SELECT value FROM meta WHERE key = 'search_fold'`) as { value: string }[];
+  if (row?.value === String(FOLD_VERSION)) return 0;
+  let done = 0;
+  for (let after = ""; ; ) {
+    const rows = (await client`
+      SELECT id, content FROM messages WHERE search_text IS NOT NULL AND id > ${after} AND search_text ~ ${REFOLDED_SCRIPTS} ORDER BY id LIMIT ${BACKFILL_BATCH}`) as { id: string; content: string }[];
+    if (rows.length === 0) break;
+    done += await writeFolds(client, rows, "m.search_text IS DISTINCT FROM v.folded");
+    after = rows[rows.length - 1]!.id;
+  }
+  await client`INSERT INTO meta (key, value) VALUES ('search_fold', ${String(FOLD_VERSION)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+  return done;
 }
