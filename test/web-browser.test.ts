@@ -1183,6 +1183,25 @@ describe("a network that goes away (browser offline)", () => {
     for (const text of ["before going offline", "while you were offline", "written offline"]) expect(await log(a).getByText(text, { exact: true }).count()).toBe(1);
   });
 
+  btest("while its own socket is away, a page claims no peer is Online (what it last heard may be stale); back online, it knows again", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const b = await pageFor(bob, "/"); // Bob is online
+    const a = await pageFor(alice, `/c/${conv}`);
+    const sub = a.locator(".conversation .sub");
+    const dot = a.getByRole("navigation", { name: "Conversations" }).locator(".dot");
+    await sub.filter({ hasText: "Online" }).waitFor();
+    expect(await dot.getAttribute("class")).toBe("dot on");
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    expect(await sub.textContent()).toBe("");
+    expect(await dot.count()).toBe(0);
+    await a.context().setOffline(false);
+    await sub.filter({ hasText: "Online" }).waitFor({ timeout: 10_000 });
+    expect(await dot.getAttribute("class")).toBe("dot on");
+    await b.close();
+  });
+
   btest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {
     const alice = await s.register(uniqueName("alice"));
     const p = await pageFor(alice);

@@ -6,7 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { ApiError, upload } from "./api";
 import {
-  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, peerOf, presence, retry, send, titleOf,
+  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, plural, RichText, time } from "./text";
@@ -19,6 +19,8 @@ const EDGE_PX = 300;
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 /** How long a message opened from a search result stays highlighted. */
 const FLASH_MS = 4000;
+/** A direct conversation's peer under its name: nothing while this page's own socket is away (onlineOf). */
+const presenceText = (online: boolean | undefined) => (online === undefined ? "" : online ? "Online" : "Offline");
 
 export function ConversationView({ id }: { id: string }) {
   const conv = conversations.value.get(id);
@@ -35,10 +37,10 @@ export function ConversationView({ id }: { id: string }) {
         <button type="button" class="icon back" aria-label="Back" onClick={() => navigate(null)}>
           ←
         </button>
-        <Avatar name={title} url={peer?.profile_image_url} online={peer ? !!presence.value[peer.id] : undefined} />
+        <Avatar name={title} url={peer?.profile_image_url} online={peer ? onlineOf(peer.id) : undefined} />
         <div class="heading">
           <h2>{title}</h2>
-          <span class="sub">{peer ? (presence.value[peer.id] ? "Online" : "Offline") : count ? plural(count, "member") : ""}</span>
+          <span class="sub">{peer ? presenceText(onlineOf(peer.id)) : count ? plural(count, "member") : ""}</span>
         </div>
         <button type="button" onClick={() => openDialog("settings")} aria-label="Conversation settings" title="Conversation settings" class="icon">
           ⋯

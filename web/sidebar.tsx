@@ -1,5 +1,5 @@
 import type { Conversation } from "./api";
-import { activeId, friendships, me, nameOf, navigate, peerOf, presence, sortedConversations, titleOf, typingNames } from "./store";
+import { activeId, friendships, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
 import { Avatar, plural, time } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
@@ -77,7 +77,7 @@ function Item({ c }: { c: Conversation }) {
         navigate(c.id);
       }}
     >
-      <Avatar name={title} url={peer?.profile_image_url} online={peer ? !!presence.value[peer.id] : undefined} />
+      <Avatar name={title} url={peer?.profile_image_url} online={peer ? onlineOf(peer.id) : undefined} />
       <span class="text">
         <span class="title">{title}</span>
         <span id={described} class={typers.length ? "preview typing" : "preview"}>{hint}</span>

@@ -34,6 +34,11 @@ export const presence = signal<Record<string, boolean>>({});
 /** conversation id → user id → expiry (ms). */
 export const typing = signal<Record<string, Record<string, number>>>({});
 export const connection = signal<"connecting" | "open" | "reconnecting">("connecting");
+/**
+ * Whether a user is online, as far as this page knows: undefined while its own socket is
+ * away, when what it last heard may be stale (the client follows them again on reconnect).
+ */
+export const onlineOf = (userId: string): boolean | undefined => (connection.value === "open" ? !!presence.value[userId] : undefined);
 export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
 export const drafts = signal<Record<string, string>>(loadJSON(DRAFT_KEY, {}));
