@@ -234,6 +234,51 @@ describe("the web client in Chromium", () => {
     await a.screenshot({ path: join(shots, "chat-dark.png") });
   });
 
+  btest("days: a separator names each day's first message (Today, Yesterday, the weekday, the year when not this one); a time's tooltip has the date; the sidebar shows a last message's time, weekday or date", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    // Local noon n days ago (the browser runs in this process's time zone).
+    const noon = (daysAgo: number) => {
+      const d = new Date();
+      d.setDate(d.getDate() - daysAgo);
+      d.setHours(12, 0, 0, 0);
+      return d;
+    };
+    const when: [string, Date | null][] = [["last year's", noon(400)], ["three days ago", noon(3)], ["yesterday's first", noon(1)], ["yesterday's second", noon(1)], ["today's", null]];
+    for (const [text, at] of when) {
+      await say(bob, conv, text);
+      if (at) await s.rows("UPDATE messages SET created_at = ? WHERE conversation_id = ? AND content = ?", at.getTime(), conv, text);
+    }
+    // Conversations whose last message is older: the sidebar shows its weekday, or its date.
+    const lastAt = async (name: string, at: Date) => {
+      const peer = await s.register(uniqueName(name));
+      const c = await direct(alice, peer);
+      await say(peer, c, `${name}'s last`);
+      await s.rows("UPDATE conversations SET last_message_at = ? WHERE id = ?", at.getTime(), c);
+      return peer.user.display_name;
+    };
+    const [carol, dave] = [await lastAt("carol", noon(3)), await lastAt("dave", noon(400))];
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("today's").waitFor();
+    const listed = async (name: string) => (await convLink(a, name).locator("time").textContent())!;
+    expect(await listed(bob.user.display_name)).toBe(await log(a).locator(".msg time").last().textContent());
+    expect(await listed(carol)).toBe(new Intl.DateTimeFormat([], { weekday: "short" }).format(noon(3)));
+    expect(await listed(dave)).toBe(new Intl.DateTimeFormat([], { dateStyle: "short" }).format(noon(400)));
+    const days = await log(a).locator(".day[role=separator]").evaluateAll((els) => els.map((e) => e.getAttribute("aria-label")));
+    const [old, three] = [noon(400), noon(3)];
+    expect(days).toEqual([
+      new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric", year: "numeric" }).format(old),
+      new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric" }).format(three),
+      "Yesterday",
+      "Today",
+    ]);
+    expect(days[0]).toContain(String(old.getFullYear()));
+    // The day's second message from the same sender is compact under the first; a new day starts a new group.
+    expect(await log(a).locator(".msg").evaluateAll((els) => els.map((e) => e.classList.contains("compact")))).toEqual([false, false, false, true, false]);
+    expect(await log(a).locator(".msg").first().locator("time").getAttribute("title")).toContain(String(old.getFullYear()));
+    await a.screenshot({ path: join(shots, "days.png") });
+  });
+
   btest("history: scrolling back through 600 messages keeps at most 200 message nodes (the README's window) and the reading position", async () => {
     const a = await longHistory(600);
     // web/conversation.tsx WINDOW.

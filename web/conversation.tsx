@@ -9,7 +9,7 @@ import {
   atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
-import { Avatar, plural, RichText, time } from "./text";
+import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, time } from "./text";
 import { openDialog } from "./dialogs";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
@@ -275,10 +275,20 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
           {t?.loading && <div class="loading">Loading…</div>}
           {t && !t.older && startIdx === 0 && !t.loading && <div class="start">This is the start of the conversation.</div>}
           {shown.map((m, i) => {
-            const prev = shown[i - 1];
-            const compact = !!prev && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
+            // The loaded message before this one (the window's first has one too, unless it is the
+            // first loaded). Above the first loaded one, the day shows only at the conversation's
+            // start: with older messages still to load it may be the same day, and a separator
+            // that went away above the reader's place would move what they are reading.
+            const prev = items[startIdx + i - 1];
+            const newDay = prev ? dayOf(prev.created_at) !== dayOf(m.created_at) : !t?.older;
+            const compact = !!prev && i > 0 && !newDay && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
             return (
               <>
+                {newDay && (
+                  <div class="day" role="separator" aria-label={dayLabel(m.created_at)}>
+                    <span>{dayLabel(m.created_at)}</span>
+                  </div>
+                )}
                 {t?.firstUnread === m.id && (
                   <div class="divider" role="separator">
                     New messages
@@ -341,7 +351,9 @@ function MessageItem(props: {
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
           <span class="sender">{m.sender_name}</span>
-          <time dateTime={m.created_at}>{time(m.created_at)}</time>
+          <time dateTime={m.created_at} title={fullTime(m.created_at)}>
+            {time(m.created_at)}
+          </time>
         </div>
       )}
       {m.reply_to_id && !deleted && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}

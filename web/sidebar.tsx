@@ -1,6 +1,6 @@
 import type { Conversation } from "./api";
 import { activeId, friendships, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
-import { Avatar, plural, time } from "./text";
+import { Avatar, fullTime, listTime, plural } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
 
@@ -83,7 +83,11 @@ function Item({ c }: { c: Conversation }) {
         <span id={described} class={typers.length ? "preview typing" : "preview"}>{hint}</span>
       </span>
       <span class="meta">
-        {c.last_message_at && <time>{time(c.last_message_at)}</time>}
+        {c.last_message_at && (
+          <time dateTime={c.last_message_at} title={fullTime(c.last_message_at)}>
+            {listTime(c.last_message_at)}
+          </time>
+        )}
         {unread > 0 && <span class="badge">{unread}</span>}
       </span>
     </a>

@@ -31,9 +31,46 @@ export function RichText({ text }: { text: string }) {
   return <>{out}</>;
 }
 
-// One formatter: toLocaleTimeString builds a new one on every call.
+// One formatter each: toLocaleTimeString builds a new one on every call.
 const clock = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
 export const time = (iso: string) => clock.format(new Date(iso));
+const full = new Intl.DateTimeFormat([], { dateStyle: "full", timeStyle: "short" });
+/** The date and time in full, for a time's tooltip. */
+export const fullTime = (iso: string) => full.format(new Date(iso));
+
+/** The local calendar day of a time, as a key that orders and compares ("2026-11-30"). */
+export function dayOf(iso: string) {
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+const weekday = new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric" });
+const withYear = new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric", year: "numeric" });
+/** A day separator's text: "Today", "Yesterday", else the day ("Monday, November 28"; with the year when not this year's). */
+export function dayLabel(iso: string, now = new Date()) {
+  const day = dayOf(iso);
+  if (day === dayOf(now.toISOString())) return "Today";
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (day === dayOf(yesterday.toISOString())) return "Yesterday";
+  const d = new Date(iso);
+  return (d.getFullYear() === now.getFullYear() ? weekday : withYear).format(d);
+}
+
+const shortWeekday = new Intl.DateTimeFormat([], { weekday: "short" });
+const shortDay = new Intl.DateTimeFormat([], { month: "short", day: "numeric" });
+const shortDate = new Intl.DateTimeFormat([], { dateStyle: "short" });
+/** A list's time of a last message: the time today, "Yesterday", the weekday within a week, else the date (with the year when not this year's). */
+export function listTime(iso: string, now = new Date()) {
+  const label = dayLabel(iso, now);
+  if (label === "Today") return time(iso);
+  if (label === "Yesterday") return label;
+  const d = new Date(iso);
+  const weekAgo = new Date(now);
+  weekAgo.setDate(now.getDate() - 6);
+  weekAgo.setHours(0, 0, 0, 0);
+  if (d >= weekAgo && d <= now) return shortWeekday.format(d);
+  return (d.getFullYear() === now.getFullYear() ? shortDay : shortDate).format(d);
+}
 
 export function initials(name: string) {
   return [...name.trim()].slice(0, 1).join("").toUpperCase() || "?";
