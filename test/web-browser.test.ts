@@ -261,7 +261,7 @@ describe("the web client in Chromium", () => {
     const a = await pageFor(alice, `/c/${conv}`);
     await log(a).getByText("today's").waitFor();
     const listed = async (name: string) => (await convLink(a, name).locator("time").textContent())!;
-    expect(await listed(bob.user.display_name)).toBe(await log(a).locator(".msg time").last().textContent());
+    expect(await listed(bob.user.display_name)).toBe((await log(a).locator(".msg time").last().textContent())!);
     expect(await listed(carol)).toBe(new Intl.DateTimeFormat([], { weekday: "short" }).format(noon(3)));
     expect(await listed(dave)).toBe(new Intl.DateTimeFormat([], { dateStyle: "short" }).format(noon(400)));
     const days = await log(a).locator(".day[role=separator]").evaluateAll((els) => els.map((e) => e.getAttribute("aria-label")));
@@ -962,6 +962,56 @@ describe("search in the web client (issue #14)", () => {
     // Too long for the server (422): its reason, and no results.
     await searchFor(a, "x".repeat(300));
     await d.getByRole("alert").filter({ hasText: "Cannot search for that: at most 256 characters." }).waitFor();
+  });
+
+  btest("filters: In a conversation, From a member or Me, Since and Until a day; each change searches again", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    const dm = await direct(alice, bob);
+    const group = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Filter team", member_ids: [bob.user.id, carol.user.id] } })).body.id;
+    await say(bob, dm, "zebra in the direct one");
+    await say(carol, group, "zebra from carol");
+    await say(bob, group, "zebra from bob");
+    await say(alice, group, "zebra from me");
+    await say(carol, group, "zebra long ago");
+    // Local noon ten days ago, for the last one.
+    const old = new Date();
+    old.setDate(old.getDate() - 10);
+    old.setHours(12, 0, 0, 0);
+    await s.rows("UPDATE messages SET created_at = ? WHERE conversation_id = ? AND content = ?", old.getTime(), group, "zebra long ago");
+    const a = await pageFor(alice);
+    await searchFor(a, "zebra");
+    const d = searchDialog(a);
+    const found = async (n: number) => {
+      await a.waitForFunction((n) => document.querySelectorAll("dialog .result").length === n && !document.querySelector("dialog .search-status")?.textContent, n);
+      return (await d.locator(".result .snippet").allTextContents()).map((t) => t.replace(/^zebra ?/, ""));
+    };
+    expect(await found(5)).toEqual(["long ago", "from me", "from bob", "from carol", "in the direct one"]);
+    const filters = d.getByRole("group", { name: "Filters" });
+    await filters.getByLabel("In", { exact: true }).selectOption({ label: "Filter team" });
+    expect(await found(4)).toEqual(["long ago", "from me", "from bob", "from carol"]);
+    // From: the chosen conversation's members, and Me.
+    await filters.getByLabel("From", { exact: true }).selectOption({ label: carol.user.display_name });
+    expect(await found(2)).toEqual(["long ago", "from carol"]);
+    await filters.getByLabel("From", { exact: true }).selectOption({ label: "Me" });
+    expect(await found(1)).toEqual(["from me"]);
+    await filters.getByLabel("From", { exact: true }).selectOption({ label: "Anyone" });
+    const day = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+    // Until the day it was sent (that whole day), then Since the day after.
+    await filters.getByLabel("Until", { exact: true }).fill(day(old));
+    expect(await found(1)).toEqual(["long ago"]);
+    await filters.getByLabel("Until", { exact: true }).fill("");
+    const after = new Date(old);
+    after.setDate(after.getDate() + 1);
+    await filters.getByLabel("Since", { exact: true }).fill(day(after));
+    expect(await found(3)).toEqual(["from me", "from bob", "from carol"]);
+    await filters.getByLabel("Since", { exact: true }).fill(day(old));
+    expect(await found(4)).toEqual(["long ago", "from me", "from bob", "from carol"]);
+    await filters.getByLabel("In", { exact: true }).selectOption({ label: "All conversations" });
+    expect(await found(5)).toEqual(["long ago", "from me", "from bob", "from carol", "in the direct one"]);
+    // In all conversations, From offers friends (Bob is Alice's).
+    await filters.getByLabel("From", { exact: true }).selectOption({ label: bob.user.display_name });
+    expect(await found(2)).toEqual(["from bob", "in the direct one"]);
+    await a.screenshot({ path: join(shots, "search-filters.png") });
   });
 
   btest("an <img onerror> in a message is shown as text in its snippet, never run", async () => {

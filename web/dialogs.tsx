@@ -379,6 +379,78 @@ function Switcher() {
 
 interface Hit { message: Message; snippet: string }
 
+/** The Search dialog's filters (PROTOCOL §8): "" is any; dates are the local days "YYYY-MM-DD" of the date inputs. */
+interface Filters { conversationId: string; senderId: string; from: string; to: string }
+const NO_FILTERS: Filters = { conversationId: "", senderId: "", from: "", to: "" };
+
+/** The local midnight that starts a "YYYY-MM-DD" day, `days` days after it, as ISO. */
+function dayStart(day: string, days = 0): string {
+  const [y, m, d] = day.split("-").map(Number) as [number, number, number];
+  return new Date(y, m - 1, d + days).toISOString();
+}
+
+/** The filters as the API's parameters: From and To take their whole days (after the day before From ends, before the day after To begins). */
+function filterParams(f: Filters): Record<string, string> {
+  const p: Record<string, string> = {};
+  if (f.conversationId) p.conversation_id = f.conversationId;
+  if (f.senderId) p.sender_id = f.senderId;
+  if (f.from) p.after = new Date(Date.parse(dayStart(f.from)) - 1).toISOString();
+  if (f.to) p.before = dayStart(f.to, 1);
+  return p;
+}
+
+/**
+ * In (a conversation), From (a sender: me, a member of the chosen conversation, or a friend), and a
+ * range of days. Each control is named by its aria-label: a label around a select would add
+ * the selected option's text to the name.
+ */
+function SearchFilters({ value, onChange }: { value: Filters; onChange: (f: Filters) => void }) {
+  const set = (patch: Partial<Filters>) => onChange({ ...value, ...patch });
+  useEffect(() => void (value.conversationId && loadMembers(value.conversationId)), [value.conversationId]);
+  const myId = me.value?.id;
+  // The chosen conversation's members; in all conversations, friends.
+  const people = (
+    value.conversationId
+      ? [...(members.value.get(value.conversationId)?.values() ?? [])].map((m) => m.user)
+      : friendships.value.filter((f) => f.status === "accepted").map(otherSide)
+  ).filter((u) => u.id !== myId);
+  return (
+    <div class="filters" role="group" aria-label="Filters">
+      <label>
+        In
+        <select aria-label="In" value={value.conversationId} onChange={(e) => set({ conversationId: (e.target as HTMLSelectElement).value, senderId: "" })}>
+          <option value="">All conversations</option>
+          {sortedConversations.value.map((c) => (
+            <option key={c.id} value={c.id}>
+              {titleOf(c)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        From
+        <select aria-label="From" value={value.senderId} onChange={(e) => set({ senderId: (e.target as HTMLSelectElement).value })}>
+          <option value="">Anyone</option>
+          {myId && <option value={myId}>Me</option>}
+          {people.map((u) => (
+            <option key={u.id} value={u.id}>
+              {u.display_name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Since
+        <input type="date" aria-label="Since" value={value.from} max={value.to || undefined} onChange={(e) => set({ from: (e.target as HTMLInputElement).value })} />
+      </label>
+      <label>
+        Until
+        <input type="date" aria-label="Until" value={value.to} min={value.from || undefined} onChange={(e) => set({ to: (e.target as HTMLInputElement).value })} />
+      </label>
+    </div>
+  );
+}
+
 /** Why a search failed, in words (422: the query itself; 429: the search budget). */
 function searchError(e: unknown): string {
   if (!(e instanceof ApiError)) return "Search did not work.";
@@ -396,6 +468,7 @@ const titleById = (conversationId: string) => {
 /** Search as you type (debounced), Enter at once; results grouped by conversation, newest first, paged. */
 function Search() {
   const [q, setQ] = useState(searchText.peek());
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [hits, setHits] = useState<Hit[] | null>(null);
   const [next, setNext] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -408,7 +481,7 @@ function Search() {
     return () => clearTimeout(timer.current);
   }, []);
 
-  async function search(query: string, cursor: string | null) {
+  async function search(query: string, cursor: string | null, f = filters) {
     clearTimeout(timer.current);
     const ticket = ++latest.current;
     if (!query.trim()) {
@@ -418,7 +491,9 @@ function Search() {
     }
     setBusy(true);
     try {
-      const page = await api<Page<Hit>>("GET", `/api/search/messages?q=${encodeURIComponent(query.trim())}&limit=30${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      const params = new URLSearchParams({ q: query.trim(), limit: "30", ...filterParams(f) });
+      if (cursor) params.set("cursor", cursor);
+      const page = await api<Page<Hit>>("GET", `/api/search/messages?${params}`);
       if (ticket !== latest.current) return; // a newer search was started meanwhile
       setHits((h) => (cursor ? [...(h ?? []), ...page.items] : page.items));
       // A hit in a conversation past the loaded list: fetch it, for its title.
@@ -460,6 +535,13 @@ function Search() {
         {/* Not "Search": that is the sidebar's button (§10), which stays on the page behind the dialog. */}
         <button type="submit">Find</button>
       </form>
+      <SearchFilters
+        value={filters}
+        onChange={(f) => {
+          setFilters(f);
+          void search(q, null, f);
+        }}
+      />
       {error && <p class="error" role="alert">{error}</p>}
       <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? "" : "Nothing found.") : ""}</p>
       {[...groups].map(([cid, list]) => (
