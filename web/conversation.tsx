@@ -680,7 +680,10 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
         {!editing && (
           <>
             <button type="button" class="icon" aria-label="Attach files" title="Attach files" onClick={() => picker.current?.click()}>
-              📎
+              {/* Drawn, not the 📎 emoji: a machine without an emoji font showed an empty box. */}
+              <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true">
+                <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
+              </svg>
             </button>
             <input ref={picker} type="file" multiple hidden onChange={(e) => { attach((e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; }} />
           </>
