@@ -72,7 +72,12 @@ export interface CreateAppOptions {
  * REDIS_URL is set, else on PostgreSQL (the store's own pool). The one place that picks
  * implementations of these seams.
  */
-function livePlatform(config: Config, nodeId: string, log: Logger, pg: PostgresParts | undefined): { broker: Broker; presence: Presence; limits: Limits; close(): Promise<void> } {
+function livePlatform(
+  config: Config,
+  nodeId: string,
+  log: Logger,
+  pg: PostgresParts | undefined,
+): { broker: Broker; presence: Presence; limits: Limits; close(): Promise<void>; /** With REDIS_URL: whether Redis answers. */ redisReachable?: () => Promise<boolean> } {
   if (config.natsUrl === null || !pg) {
     const broker = new MemoryBroker();
     return { broker, presence: new MemoryPresence(config.presenceGraceMs), limits: memoryLimits, close: () => broker.close() };
@@ -98,12 +103,14 @@ function livePlatform(config: Config, nodeId: string, log: Logger, pg: PostgresP
   }
   const { RedisPresence } = require("./platform/redis/presence") as typeof import("./platform/redis/presence");
   const { redisLimits } = require("./platform/redis/limits") as typeof import("./platform/redis/limits");
-  const redis = new Bun.RedisClient(config.redisUrl, { autoReconnect: true, maxRetries: 2 ** 32 - 1, enableOfflineQueue: true });
+  const { RedisLink } = require("./platform/redis/client") as typeof import("./platform/redis/client");
+  const redis = new RedisLink(config.redisUrl);
   const keys = `${config.clusterName}:`;
   return {
     broker,
     presence: new RedisPresence(redis, { ...presenceOptions, prefix: keys }),
     limits: redisLimits(redis, keys),
+    redisReachable: () => redis.ping(),
     async close() {
       await broker.close();
       redis.close();
@@ -253,16 +260,20 @@ function assembleApp(config: Config, options: CreateAppOptions, lock: DataDirLoc
     .get("/health", async ({ set }) => {
       // A single server answers exactly as §1 says; a cluster node names itself (§11).
       if (!pg) return { status: "ok" as const };
-      // Cluster mode: whether this node reaches PostgreSQL and NATS (503 when not, so a load balancer skips it).
-      const postgres = await Promise.race([pg.db.$client`SELECT 1`.then(() => true, () => false), Bun.sleep(2000).then(() => false)]);
+      // Cluster mode: whether this node reaches PostgreSQL, NATS and (with REDIS_URL) Redis: 503 when not, so a load balancer skips it.
+      const [postgres, redis] = await Promise.all([
+        Promise.race([pg.db.$client`SELECT 1`.then(() => true, () => false), Bun.sleep(2000).then(() => false)]),
+        live.redisReachable?.(),
+      ]);
       const nats = live.broker.connected();
-      const status = postgres && nats ? ("ok" as const) : ("unavailable" as const);
+      const status = postgres && nats && redis !== false ? ("ok" as const) : ("unavailable" as const);
       if (status !== "ok") {
         set.status = 503;
         set.headers["retry-after"] = "1";
       }
-      return { status, node_id: ctx.instance, postgres: postgres ? "ok" : "unreachable", nats: nats ? "ok" : "unreachable" } as const;
-    }, { detail: { ...op("Health: the database is open and migrated; in cluster mode, this node's id and whether it reaches PostgreSQL and NATS (503 when not)", { 200: Health, 503: Health }, { public: true }), tags: ["ops"] } })
+      const state = (up: boolean) => (up ? ("ok" as const) : ("unreachable" as const));
+      return { status, node_id: ctx.instance, postgres: state(postgres), nats: state(nats), ...(redis === undefined ? {} : { redis: state(redis) }) };
+    }, { detail: { ...op("Health: the database is open and migrated; in cluster mode, this node's id and whether it reaches PostgreSQL, NATS and (with REDIS_URL) Redis (503 when not)", { 200: Health, 503: Health }, { public: true }), tags: ["ops"] } })
     .get("/metrics", ({ set }) => {
       set.headers["content-type"] = "text/plain; version=0.0.4";
       return ctx.metrics.render();

@@ -134,18 +134,30 @@ export async function ownPostgres(options: { durable?: boolean } = {}) {
   return pg;
 }
 
-/** A redis-server without persistence on its own port (the benchmark counts its CPU). */
+/**
+ * A redis-server without persistence on its own port (the benchmark counts its CPU). `kill`
+ * makes it vanish (SIGKILL, its data with it); `start` brings an empty one back on the port.
+ */
 export async function ownRedis() {
   const port = freePort();
-  const proc = Bun.spawn([REDIS_SERVER, "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
   const url = `redis://127.0.0.1:${port}`;
-  await until(`redis-server on ${port}`, () => reachable(url, 200));
-  return {
+  let proc: Subprocess | null = null;
+  const redis = {
     url,
-    pid: proc.pid,
-    async dispose() {
-      proc.kill("SIGTERM");
-      await proc.exited;
+    get pid() {
+      return proc?.pid;
     },
+    async start() {
+      proc = Bun.spawn([REDIS_SERVER, "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
+      await until(`redis-server on ${port}`, () => reachable(url, 200));
+    },
+    async kill() {
+      proc?.kill("SIGKILL");
+      await proc?.exited;
+      proc = null;
+    },
+    dispose: () => redis.kill(),
   };
+  await redis.start();
+  return redis;
 }

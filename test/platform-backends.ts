@@ -6,12 +6,12 @@
  * of the file's whose presence and limit tables are emptied between tests.
  */
 import { afterAll, afterEach, beforeAll } from "bun:test";
-import type { RedisClient } from "bun";
 import type { Presence } from "../src/platform/presence";
 import type { Budget, FailureCounter, Limits } from "../src/platform/limits";
 import { MemoryPresence } from "../src/platform/memory/presence";
 import { memoryLimits } from "../src/platform/memory/limits";
 import { RedisPresence } from "../src/platform/redis/presence";
+import { RedisLink } from "../src/platform/redis/client";
 import { redisLimits } from "../src/platform/redis/limits";
 import { PgPresence } from "../src/platform/postgres/presence";
 import { pgLimits } from "../src/platform/postgres/limits";
@@ -80,12 +80,12 @@ function memoryBackend(): Backend {
 }
 
 function redisBackend(up: boolean): Backend {
-  const clients: RedisClient[] = [];
+  const clients: RedisLink[] = [];
   const presences: RedisPresence[] = [];
   const nodeLimits = new Map<number, Limits>();
   let prefix = uniquePrefix("platform") + ":";
   const client = () => {
-    const c = new Bun.RedisClient(REDIS_TEST_URL);
+    const c = new RedisLink(REDIS_TEST_URL);
     clients.push(c);
     return c;
   };

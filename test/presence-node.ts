@@ -4,6 +4,7 @@
  * or postgres (DATABASE_URL).
  */
 import { RedisPresence } from "../src/platform/redis/presence";
+import { RedisLink } from "../src/platform/redis/client";
 import { PgPresence } from "../src/platform/postgres/presence";
 import { openPostgres } from "../src/platform/postgres/client";
 
@@ -13,7 +14,7 @@ const options = { nodeId: setting("NODE_ID"), graceMs: 0, heartbeatIntervalMs: N
 const presence =
   setting("BACKEND") === "postgres"
     ? new PgPresence(openPostgres(setting("DATABASE_URL"), 2).$client, options)
-    : new RedisPresence(new Bun.RedisClient(setting("REDIS_URL")), { ...options, prefix: setting("PREFIX") });
+    : new RedisPresence(new RedisLink(setting("REDIS_URL")), { ...options, prefix: setting("PREFIX") });
 await presence.heartbeat();
 if ((await presence.connect(userId, 5)) === "full") throw new Error("full");
 await presence.announced(userId);

@@ -24,6 +24,7 @@ export const Health = named(
     node_id: t.Optional(t.String({ description: "this node (cluster mode: each node its own; /metrics are per node)" })),
     postgres: t.Optional(OneOf("ok", "unreachable")),
     nats: t.Optional(OneOf("ok", "unreachable")),
+    redis: t.Optional(OneOf("ok", "unreachable")),
   }),
 );
 

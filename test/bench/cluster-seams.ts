@@ -11,6 +11,7 @@ import { memoryLimits } from "../../src/platform/memory/limits";
 import { MemoryPresence } from "../../src/platform/memory/presence";
 import { redisLimits } from "../../src/platform/redis/limits";
 import { RedisPresence } from "../../src/platform/redis/presence";
+import { RedisLink } from "../../src/platform/redis/client";
 import { pgLimits } from "../../src/platform/postgres/limits";
 import { PgPresence } from "../../src/platform/postgres/presence";
 import { migratePostgres, openPostgres } from "../../src/platform/postgres/client";
@@ -61,7 +62,7 @@ const pgCpu = (admin: SQL, database: string): ServerCpu => async () => {
 };
 
 const prefix = uniquePrefix("seams");
-const redis = new Bun.RedisClient(REDIS_URL);
+const redis = new RedisLink(REDIS_URL);
 const rcpu = redisCpu(new Bun.RedisClient(REDIS_URL));
 const budget = redisLimits(redis, `${prefix}:`).bucket("sends", 1e9, 1e9);
 const memBudget = memoryLimits.bucket("sends", 1e9, 1e9);

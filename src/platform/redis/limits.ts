@@ -3,7 +3,7 @@
  * timed by its clock (nodes' clocks may differ). A bucket is a hash {t: tokens, l: last
  * refill ms} that expires once it would be full again, so idle keys cost nothing.
  */
-import type { RedisClient } from "bun";
+import type { RedisLink } from "./client";
 import { refuseIfWaiting, type Budget, type FailureCounter, type Limits } from "../limits";
 import { RedisScript } from "./script";
 
@@ -39,7 +39,7 @@ return 0
 `);
 
 class RedisBudget implements Budget {
-  constructor(private redis: RedisClient, private prefix: string, private capacity: number, private perMinute: number) {}
+  constructor(private redis: RedisLink, private prefix: string, private capacity: number, private perMinute: number) {}
   async take(key: string) {
     return Number(await TAKE.run(this.redis, [this.prefix + key], [this.capacity, this.perMinute]));
   }
@@ -50,14 +50,14 @@ class RedisBudget implements Budget {
 }
 
 class RedisFailures implements FailureCounter {
-  constructor(private redis: RedisClient, private prefix: string, private max: number, private windowMs: number) {}
+  constructor(private redis: RedisLink, private prefix: string, private max: number, private windowMs: number) {}
   async attempt(key: string) { return Number(await ATTEMPT.run(this.redis, [this.prefix + key], [this.max, this.windowMs])); }
   async reset(key: string) { await this.redis.send("DEL", [this.prefix + key]); }
   async forgive(key: string) { await FORGIVE.run(this.redis, [this.prefix + key]); }
 }
 
 /** `prefix` keeps clusters (and tests) sharing one Redis apart. */
-export function redisLimits(redis: RedisClient, prefix = "parley:"): Limits {
+export function redisLimits(redis: RedisLink, prefix = "parley:"): Limits {
   return {
     bucket: (name, capacity, perMinute) => new RedisBudget(redis, `${prefix}b:${name}:`, capacity, perMinute),
     failures: (name, max, windowMs) => new RedisFailures(redis, `${prefix}f:${name}:`, max, windowMs),

@@ -15,7 +15,7 @@
  * Redis holds soft state only: after it restarts empty, each node's next beat finds its
  * heartbeat gone and writes its users back.
  */
-import type { RedisClient } from "bun";
+import type { RedisLink } from "./client";
 import type { Arrival } from "../presence";
 import { ClusterPresence, type ClusterPresenceOptions } from "../cluster-presence";
 import { RedisScript } from "./script";
@@ -126,7 +126,7 @@ export class RedisPresence extends ClusterPresence {
   private readonly nodeSet: string;
   private readonly nodes: string;
 
-  constructor(private redis: RedisClient, o: RedisPresenceOptions) {
+  constructor(private redis: RedisLink, o: RedisPresenceOptions) {
     super(o);
     this.prefix = o.prefix ?? "parley:";
     this.nodeSet = `${this.prefix}n:${o.nodeId}`;
