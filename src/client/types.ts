@@ -204,6 +204,7 @@ export type Health = {
   node_id?: string;
   postgres?: "ok" | "unreachable";
   nats?: "ok" | "unreachable";
+  redis?: "ok" | "unreachable";
 };
 
 export type Ticket = {
