@@ -85,7 +85,7 @@ function livePlatform(
   // Loaded only here: the NATS client adds ~16 MB and a noticeable start-up time that a
   // single node has no use for.
   const { NatsBroker } = require("./platform/nats/broker") as typeof import("./platform/nats/broker");
-  const broker = new NatsBroker(config.natsUrl, { prefix: config.clusterName, name: `parley ${nodeId}`, log, gapCheckMs: config.presenceResyncIntervalMs });
+  const broker = new NatsBroker(config.natsUrl, { prefix: config.clusterName, name: `parley ${nodeId}`, nodeId, log, gapCheckMs: config.presenceResyncIntervalMs });
   const presenceOptions = { nodeId, graceMs: config.presenceGraceMs, heartbeatIntervalMs: config.heartbeatIntervalMs, log };
   if (config.redisUrl === null) {
     const { PgPresence } = require("./platform/postgres/presence") as typeof import("./platform/postgres/presence");

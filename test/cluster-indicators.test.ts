@@ -59,4 +59,29 @@ describe.skipIf(!ready)("a node that dies with indicators on", () => {
     expect(w.all("message.typing").filter((f) => f.data.user_id === typist.id).map((f) => f.data.is_typing)).toEqual([true, false]);
     expect(w.all("conversation.user_inactive").filter((f) => f.data.user_id === typist.id)).toHaveLength(1);
   }, 40_000);
+
+  test("a user still online through another node: the active state the dead node announced ends once presence finds the node gone", async () => {
+    const [user, watcher] = [await cluster.user(0), await cluster.user(0)];
+    const group = await cluster.api(0, "POST", "/api/conversations", user.token, { type: "group", title: "g2", member_ids: [watcher.id] });
+    expect(group.status).toBe(201);
+    const conv = group.body.id as string;
+    const w = await cluster.ws(0, watcher.token);
+    const stays = await cluster.ws(0, user.token); // the user's other device, on a node that lives
+    sockets.push(w, stays);
+    const victim = await cluster.node();
+    cluster.nodes.push(victim);
+    const gone = await cluster.ws(cluster.nodes.length - 1, user.token);
+    sockets.push(gone);
+    gone.send("conversation.active", { conversation_id: conv });
+    await w.waitFor((f) => f.type === "conversation.user_active" && f.data.user_id === user.id, 5000);
+    const killedAt = Date.now();
+    await victim.stop("SIGKILL");
+    const ended = await w.waitFor((f) => f.type === "conversation.user_inactive" && f.data.user_id === user.id, 10_000);
+    expect(ended.data).toEqual({ conversation_id: conv, user_id: user.id });
+    // HEARTBEAT_INTERVAL_MS is 1 s here: the node is settled within two, then a check within a third.
+    expect(Date.now() - killedAt).toBeLessThan(5000);
+    await Bun.sleep(1500);
+    expect(w.all("conversation.user_inactive").filter((f) => f.data.user_id === user.id)).toHaveLength(1);
+    expect(w.all("user.offline").filter((f) => f.data.user_id === user.id)).toEqual([]);
+  }, 40_000);
 });

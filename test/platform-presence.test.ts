@@ -136,7 +136,7 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
     expect(await A.online(["u"])).toEqual([false]);
   });
 
-  test("kill -9 of a node: its users go offline for the others within 2 × HEARTBEAT_INTERVAL_MS, announced once between the survivors", async () => {
+  test("kill -9 of a node: its users go offline for the others within 2 × HEARTBEAT_INTERVAL_MS, announced once between the survivors; it leaves the live nodes", async () => {
     const interval = 1000;
     const B = b.presence("B", { heartbeatIntervalMs: interval });
     const C = b.presence("C", { heartbeatIntervalMs: interval });
@@ -155,6 +155,7 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
       expect(await C.connect("both", 5)).toBe("more");
       expect(await B.online(["victim"])).toEqual([true]);
       await Bun.sleep(interval / 2); // a few heartbeats of A
+      expect((await B.liveNodes!()).sort()).toEqual(["A", "B", "C"]);
     } finally {
       child.kill("SIGKILL");
     }
@@ -165,6 +166,8 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
     expect(tookMs).toBeLessThanOrEqual(2 * interval);
     await Bun.sleep(interval); // both survivors beat again: neither announces it a second time
     expect(gone.flat()).toEqual([["victim", true]]);
+    // The hub ends what A announced once it is not among the live nodes (test/cluster-indicators.test.ts).
+    expect((await C.liveNodes!()).sort()).toEqual(["B", "C"]);
     expect(await B.online(["victim", "both"])).toEqual([false, true]);
     expect(await C.connections("both")).toBe(2);
     console.log(`presence (${name}): a killed node's user went offline after ${tookMs} ms (interval ${interval} ms)`);

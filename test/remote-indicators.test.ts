@@ -47,6 +47,37 @@ describe("indicators relayed from other nodes", () => {
     r.stop();
   });
 
+  test("a node gone: the active state it announced ends; what live nodes (or a node that did not say) announced stays", () => {
+    const { r, ended } = indicators(60_000);
+    const active = (c: string, u: string) => frame("conversation.user_active", { conversation_id: c, user_id: u });
+    r.heard(active("c1", "u1"), "n1");
+    r.heard(active("c2", "u1"), "n2");
+    r.heard(active("c1", "u2"), "n1");
+    r.heard(active("c3", "u3"));
+    r.heard(frame("conversation.user_active", { conversation_id: "c4", user_id: "u2" }), "n1");
+    r.heard(frame("conversation.user_inactive", { conversation_id: "c4", user_id: "u2" }), "n1");
+    expect([...r.announcers()].sort()).toEqual(["n1", "n2"]);
+    r.nodesAlive(new Set(["n1", "n2"]));
+    expect(ended).toEqual([]);
+    r.nodesAlive(new Set(["n2"]));
+    expect(ended.map((e) => [e.conversation, e.type, (e.data as { user_id: string }).user_id])).toEqual([
+      ["c1", "conversation.user_inactive", "u1"],
+      ["c1", "conversation.user_inactive", "u2"],
+    ]);
+    expect([...r.announcers()]).toEqual(["n2"]);
+    // Once: it is no longer held.
+    r.nodesAlive(new Set(["n2"]));
+    expect(ended).toHaveLength(2);
+    // The user active again through n1's successor: a new announcer.
+    r.heard(active("c1", "u1"), "n3");
+    r.userGone("u1");
+    expect(ended.slice(2).map((e) => [e.conversation, (e.data as { user_id: string }).user_id])).toEqual([
+      ["c2", "u1"],
+      ["c1", "u1"],
+    ]);
+    r.stop();
+  });
+
   test("other frames, and frames it cannot read, are let through untouched", () => {
     const { r, ended } = indicators(10);
     for (const text of [frame("pong", {}), '{"type":"message.typing","data":', '{"type":"message.typing","data":{"conversation_id":1}}', "not json"]) r.heard(text);

@@ -24,10 +24,11 @@ export interface Broker {
   /** Publishes an ephemeral frame to the other nodes only (this node's sockets already know). */
   publishElsewhere(topic: string, text: string): void;
   /**
-   * Sees each ephemeral frame from another node before this node's sockets get it; false
-   * keeps it from them. One screen per broker (the hub's).
+   * Sees each ephemeral frame from another node before this node's sockets get it, with the
+   * id of the node that sent it (when it said); false keeps it from them. One screen per
+   * broker (the hub's).
    */
-  screen(check: (topic: string, text: string) => boolean): void;
+  screen(check: (topic: string, text: string, origin?: string) => boolean): void;
   /**
    * Called when ephemeral frames between this node and another may have been lost: when
    * this node's connection is made (again), when another node says its own was, and every

@@ -58,6 +58,8 @@ export abstract class ClusterPresence implements Presence {
   protected abstract storeLeave(graceMs: number): Promise<void>;
   abstract connections(userId: string): Promise<number>;
   abstract online(userIds: string[]): Promise<boolean[]>;
+  /** The nodes the store counts as alive: beating, or dead but not yet settled by a beat. */
+  abstract liveNodes(): Promise<string[]>;
 
   /** Starts beating; called by each store's constructor once it can reach its store. */
   protected start() {

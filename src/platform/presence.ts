@@ -45,6 +45,11 @@ export interface Presence {
    * followers are told only what is news to them).
    */
   onReturned(listener: (userIds: string[]) => void): void;
+  /**
+   * Cluster: the nodes alive, as presence judges them (a node that stopped beating is gone
+   * once a beat settled it, within 2 × HEARTBEAT_INTERVAL_MS). None on a single node.
+   */
+  liveNodes?(): Promise<string[]>;
   /** Users online through this node: with a socket here, or in a grace period started here. */
   localUsers(): Iterable<string>;
   localCount(): number;

@@ -112,6 +112,8 @@ export class Hub {
 
   private sweeper: Timer;
   private heartbeat: Timer;
+  private nodeCheck: Timer;
+  private checkingNodes = false;
 
   constructor(private ctx: AppContext) {
     this.lastActive = new LastActive(ctx);
@@ -122,7 +124,7 @@ export class Hub {
     this.presence.onReturned((userIds) => {
       for (const userId of userIds) this.tellOnline(userId);
     });
-    this.broker.screen((topic, text) => this.screenRemote(topic, text));
+    this.broker.screen((topic, text, origin) => this.screenRemote(topic, text, origin));
     this.broker.onGap(() => void this.rereadPresence());
     this.confirmOfflineMs = Math.ceil(ctx.config.heartbeatIntervalMs / 2);
     ctx.feed.onCommit((events) => this.publishCommitted(events));
@@ -130,6 +132,9 @@ export class Hub {
     this.sweeper.unref();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), ctx.config.heartbeatIntervalMs);
     this.heartbeat.unref();
+    // As often as presence beats (a third of the interval), and only while another node's active state is shown.
+    this.nodeCheck = setInterval(() => this.endWhatDeadNodesAnnounced(), Math.max(10, Math.floor(ctx.config.heartbeatIntervalMs / 3)));
+    this.nodeCheck.unref();
     const { metrics } = ctx;
     metrics.gauge("parley_ws_connections", "Open WebSocket connections.", () => this.sockets.size);
     metrics.gauge("parley_online_users", "Users online through this node: with an open socket here (or within the presence grace period).", () => this.presence.localCount());
@@ -309,8 +314,8 @@ export class Hub {
    * that tells them nothing new (they were told already, by a re-read of the store) is kept
    * from them.
    */
-  private screenRemote(topic: string, text: string): boolean {
-    if (topic.startsWith("conv:")) this.remote.heard(text);
+  private screenRemote(topic: string, text: string, origin?: string): boolean {
+    if (topic.startsWith("conv:")) this.remote.heard(text, origin);
     if (!topic.startsWith("status:")) return true;
     let online: unknown;
     try {
@@ -692,6 +697,24 @@ export class Hub {
    * gone within 2 × the interval, whatever the granularity of Bun's own idle timeout.
    * A socket whose token has expired is closed in the same round (4001, terminal).
    */
+  /**
+   * Ends the active state that nodes presence now finds gone had announced (killed, they
+   * ended none of it): the user may still be online through another node, so going offline
+   * would never end it.
+   */
+  private endWhatDeadNodesAnnounced() {
+    const { liveNodes } = this.presence;
+    if (!liveNodes || this.checkingNodes || this.stopped || this.remote.announcers().size === 0) return;
+    this.checkingNodes = true;
+    liveNodes
+      .call(this.presence)
+      .then(
+        (alive) => this.stopped || this.remote.nodesAlive(new Set(alive)),
+        (err) => this.ctx.log.debug({ err }, "could not read the live nodes"),
+      )
+      .finally(() => (this.checkingNodes = false));
+  }
+
   private checkHeartbeats() {
     this.sweepListeners();
     const now = performance.now();
@@ -783,6 +806,7 @@ export class Hub {
     this.remote.stop();
     clearInterval(this.sweeper);
     clearInterval(this.heartbeat);
+    clearInterval(this.nodeCheck);
     if (this.confirmTimer) clearTimeout(this.confirmTimer);
     // Everyone online here (or in their grace period) was last active now.
     for (const userId of this.presence.localUsers()) this.lastActive.touch(userId);

@@ -4,7 +4,9 @@
  * nothing would: its timers and its sockets went with it, and an indicator stuck on every
  * other node's screens (found by an acceptance pass with a node killed). So each node also
  * ends what it relayed: a typing indicator TYPING_TTL_MS (and a second's margin) after the
- * last that refreshed it, and a user's typing and active state when the user goes offline.
+ * last that refreshed it, a user's typing and active state when the user goes offline, and
+ * the active state a node announced once presence finds that node gone (the user may still be
+ * online through another node: nothing else would end it).
  */
 import { frame } from "./protocol";
 
@@ -19,8 +21,8 @@ const MARGIN_MS = 1000;
 export class RemoteIndicators {
   /** "conversation user" → the timer that ends that typing indicator here. */
   private typing = new Map<string, Timer>();
-  /** user → the conversations they were announced active in. */
-  private active = new Map<string, Set<string>>();
+  /** user → the conversations they were announced active in → the node that announced it (when it said). */
+  private active = new Map<string, Map<string, string | undefined>>();
 
   constructor(
     private readonly ttlMs: number,
@@ -28,8 +30,8 @@ export class RemoteIndicators {
     private readonly end: (conversationId: string, text: string) => void,
   ) {}
 
-  /** Another node's frame on a conversation's topic, on its way to this node's sockets. */
-  heard(text: string) {
+  /** Another node's frame on a conversation's topic, on its way to this node's sockets; `origin`: that node's id. */
+  heard(text: string, origin?: string) {
     if (!text.startsWith(TYPING) && !text.startsWith(ACTIVE) && !text.startsWith(INACTIVE)) return;
     let data: { conversation_id?: unknown; user_id?: unknown; is_typing?: unknown };
     try {
@@ -48,8 +50,8 @@ export class RemoteIndicators {
       this.typing.set(key, timer);
     } else if (text.startsWith(ACTIVE)) {
       let mine = this.active.get(u);
-      if (!mine) this.active.set(u, (mine = new Set()));
-      mine.add(c);
+      if (!mine) this.active.set(u, (mine = new Map()));
+      mine.set(c, origin);
     } else {
       this.active.get(u)?.delete(c);
       if (this.active.get(u)?.size === 0) this.active.delete(u);
@@ -64,14 +66,37 @@ export class RemoteIndicators {
       clearTimeout(timer);
       this.stopTyping(key, c, u);
     }
-    for (const c of this.active.get(userId) ?? []) this.end(c, frame("conversation.user_inactive", { conversation_id: c, user_id: userId }));
+    for (const c of this.active.get(userId)?.keys() ?? []) this.endActive(c, userId);
     this.active.delete(userId);
+  }
+
+  /** The nodes that announced active state still shown here. */
+  announcers(): Set<string> {
+    const nodes = new Set<string>();
+    for (const convs of this.active.values()) for (const origin of convs.values()) if (origin) nodes.add(origin);
+    return nodes;
+  }
+
+  /** Presence's word on which nodes are alive: the active state that any other node announced ends. */
+  nodesAlive(alive: ReadonlySet<string>) {
+    for (const [u, convs] of this.active) {
+      for (const [c, origin] of convs) {
+        if (origin === undefined || alive.has(origin)) continue;
+        convs.delete(c);
+        this.endActive(c, u);
+      }
+      if (convs.size === 0) this.active.delete(u);
+    }
   }
 
   stop() {
     for (const timer of this.typing.values()) clearTimeout(timer);
     this.typing.clear();
     this.active.clear();
+  }
+
+  private endActive(c: string, u: string) {
+    this.end(c, frame("conversation.user_inactive", { conversation_id: c, user_id: u }));
   }
 
   private stopTyping(key: string, c: string, u: string) {

@@ -17,7 +17,7 @@
  * hub and, on `<prefix>.gap`, every other node's; and every `gapCheckMs` anyway.
  */
 import type { Server, ServerWebSocket } from "bun";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { Broker } from "../broker";
 import type { Logger } from "../../log";
 
@@ -29,6 +29,8 @@ export interface NatsBrokerOptions {
   log?: Logger;
   /** How often to report a gap with no known cause (a safety net: core NATS may drop a frame at any time); 0: never. */
   gapCheckMs?: number;
+  /** This node's id, sent with its live frames (header `n`): the hub ends what a node that died had announced. */
+  nodeId?: string;
 }
 
 export class NatsBroker implements Broker {
@@ -38,7 +40,9 @@ export class NatsBroker implements Broker {
   private closed = false;
   private wakeListeners: ((seq: number) => void)[] = [];
   private gapListeners: (() => void)[] = [];
-  private check: (topic: string, text: string) => boolean = () => true;
+  private check: (topic: string, text: string, origin?: string) => boolean = () => true;
+  /** The header each live frame of this node carries. */
+  private readonly origin: MsgHdrs | undefined;
   private gapTimer: Timer | null = null;
   private readonly live: string;
   private readonly wakeSubject: string;
@@ -50,6 +54,7 @@ export class NatsBroker implements Broker {
     this.live = `${prefix}.live.`;
     this.wakeSubject = `${prefix}.wake`;
     this.gapSubject = `${prefix}.gap`;
+    if (options.nodeId) (this.origin = headers()).set("n", options.nodeId);
     this.connecting = this.start(url);
     // Unawaited by design (createApp is synchronous); ready() reports its failure.
     this.connecting.catch(() => {});
@@ -78,7 +83,7 @@ export class NatsBroker implements Broker {
         if (err || !this.server) return;
         const topic = m.subject.slice(skip);
         const text = m.string();
-        if (this.check(topic, text)) this.server.publish(topic, text);
+        if (this.check(topic, text, m.headers?.get("n") || undefined)) this.server.publish(topic, text);
       },
     });
     nc.subscribe(this.wakeSubject, {
@@ -146,12 +151,12 @@ export class NatsBroker implements Broker {
   publish(topic: string, text: string, from?: ServerWebSocket<unknown>) {
     if (from) from.publish(topic, text);
     else this.server?.publish(topic, text);
-    this.send(this.live + topic, text);
+    this.send(this.live + topic, text, this.origin);
   }
 
-  publishElsewhere(topic: string, text: string) { this.send(this.live + topic, text); }
+  publishElsewhere(topic: string, text: string) { this.send(this.live + topic, text, this.origin); }
 
-  screen(check: (topic: string, text: string) => boolean) { this.check = check; }
+  screen(check: (topic: string, text: string, origin?: string) => boolean) { this.check = check; }
 
   onGap(listener: () => void) { this.gapListeners.push(listener); }
 
@@ -159,10 +164,10 @@ export class NatsBroker implements Broker {
 
   onWake(listener: (seq: number) => void) { this.wakeListeners.push(listener); }
 
-  private send(subject: string, text: string) {
+  private send(subject: string, text: string, origin?: MsgHdrs) {
     if (!this.nc) return; // not connected yet: an ephemeral frame is dropped
     try {
-      this.nc.publish(subject, text);
+      this.nc.publish(subject, text, origin && { headers: origin });
     } catch (err) {
       // Closed, or the reconnect buffer is full: the frame is lost, which its kind allows.
       this.options.log?.debug({ err, subject }, "NATS publish dropped");

@@ -18,6 +18,10 @@ export class PgPresence extends ClusterPresence {
     this.start();
   }
 
+  async liveNodes() {
+    return ((await this.sql`SELECT node_id FROM presence_nodes`) as { node_id: string }[]).map((r) => r.node_id);
+  }
+
   protected async storeBeat() {
     const [{ fresh, offline }] = await this.sql`SELECT fresh, offline FROM presence_beat(${this.o.nodeId}, ${this.o.heartbeatIntervalMs})`;
     return { fresh: fresh as boolean, offline: offline as string[] };

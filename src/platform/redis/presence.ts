@@ -136,6 +136,10 @@ export class RedisPresence extends ClusterPresence {
 
   private userKey(userId: string) { return `${this.prefix}u:${userId}`; }
 
+  async liveNodes() {
+    return (await this.redis.send("ZRANGE", [this.nodes, "0", "-1"])) as string[];
+  }
+
   protected async storeBeat() {
     const [fresh, offline] = (await BEAT.run(this.redis, [this.nodes], [this.o.nodeId, this.o.heartbeatIntervalMs, this.prefix])) as [number, string[]];
     return { fresh: fresh === 1, offline };
