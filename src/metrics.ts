@@ -114,7 +114,7 @@ export class Metrics {
   private all: Metric[] = [];
   readonly httpRequests = this.add(new Counter("parley_http_requests_total", "HTTP requests by method, route and status."));
   readonly httpDuration = this.add(new Histogram("parley_http_request_duration_seconds", "HTTP request latency by route.", LATENCY_BUCKETS));
-  readonly eventsAppended = this.add(new Counter("parley_events_appended_total", "Events appended to the event log, by type (cluster mode: the whole cluster's, as this node follows the log; every node shows the same count)."));
+  readonly eventsAppended = this.add(new Counter("parley_events_appended_total", "Events appended to the event log, by type (cluster mode: the whole cluster's, as this node follows the log since its start; one node's rate is the cluster's)."));
   readonly eventsPublished = this.add(new Counter("parley_events_published_total", "Events published to live sockets after commit, by type."));
   readonly publishLatency = this.add(new Histogram("parley_publish_after_commit_seconds", "Time from commit to publish of a transaction's events.", LATENCY_BUCKETS));
   readonly sendLatency = this.add(new Histogram("parley_message_send_seconds", "Message send latency (validation, transaction, publish).", LATENCY_BUCKETS));

@@ -18,7 +18,8 @@ import { pgLimits } from "../src/platform/postgres/limits";
 import { openPostgres, type PgDB } from "../src/platform/postgres/client";
 import { PG_ADMIN_URL, REDIS_TEST_URL, createTestDatabase, dropKeys, prepareTemplate, servicesUp, uniquePrefix } from "./services";
 
-export interface NodeOptions { graceMs?: number; heartbeatIntervalMs?: number }
+/** `via`: the URL the node reaches its store by, given the store's (a relay's, to cut the node off). */
+export interface NodeOptions { graceMs?: number; heartbeatIntervalMs?: number; via?: (url: string) => string }
 
 /** A presence node of a shared backend: it beats on its own, and on demand. */
 export type ClusterPresence = Presence & { heartbeat(): Promise<void> };
@@ -84,8 +85,8 @@ function redisBackend(up: boolean): Backend {
   const presences: RedisPresence[] = [];
   const nodeLimits = new Map<number, Limits>();
   let prefix = uniquePrefix("platform") + ":";
-  const client = () => {
-    const c = new RedisLink(REDIS_TEST_URL);
+  const client = (via: (url: string) => string = (u) => u) => {
+    const c = new RedisLink(via(REDIS_TEST_URL));
     clients.push(c);
     return c;
   };
@@ -95,7 +96,7 @@ function redisBackend(up: boolean): Backend {
     up,
     async open() {},
     presence(nodeId, o = {}) {
-      const p = new RedisPresence(client(), { nodeId, prefix, graceMs: grace(o), heartbeatIntervalMs: interval(o) });
+      const p = new RedisPresence(client(o.via), { nodeId, prefix, graceMs: grace(o), heartbeatIntervalMs: interval(o) });
       presences.push(p);
       return p;
     },
@@ -125,8 +126,8 @@ function postgresBackend(up: boolean): Backend {
   const presences: PgPresence[] = [];
   const nodeLimits = new Map<number, ReturnType<typeof pgLimits>>();
   /** A node's own pool (as a node's store has), so that nodes' statements run at once. */
-  const pool = () => {
-    const db = openPostgres(database!.url, 4);
+  const pool = (via: (url: string) => string = (u) => u) => {
+    const db = openPostgres(via(database!.url), 4);
     pools.push(db);
     return db.$client;
   };
@@ -139,7 +140,7 @@ function postgresBackend(up: boolean): Backend {
       admin = openPostgres(database.url, 1);
     },
     presence(nodeId, o = {}) {
-      const p = new PgPresence(pool(), { nodeId, graceMs: grace(o), heartbeatIntervalMs: interval(o) });
+      const p = new PgPresence(pool(o.via), { nodeId, graceMs: grace(o), heartbeatIntervalMs: interval(o) });
       presences.push(p);
       return p;
     },

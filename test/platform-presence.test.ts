@@ -6,6 +6,8 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Presence } from "../src/platform/presence";
 import { backends, useBackend } from "./platform-backends";
+import { tcpRelay } from "./tcp-relay";
+import { PG_ADMIN_URL, REDIS_TEST_URL } from "./services";
 
 type Offline = [userId: string, announced: boolean];
 const offlineOf = (p: Presence) => {
@@ -134,6 +136,32 @@ describe.each(shared.map((b) => [b.name, b] as const))("several nodes on %s", (n
     await Bun.sleep(100);
     expect(gone).toEqual([[], [["u", true]]]);
     expect(await A.online(["u"])).toEqual([false]);
+  });
+
+  test("a disconnect the store never got (the node cut off from it for a moment, the store's state kept): the next beat writes the node's counts again, and the user goes offline, announced once", async () => {
+    const serviceUrl = name === "redis" ? REDIS_TEST_URL : PG_ADMIN_URL;
+    const relay = tcpRelay({ hostname: "127.0.0.1", port: Number(new URL(serviceUrl).port) });
+    try {
+      // An interval long enough that the cut does not make A dead (that path writes everything back anyway).
+      const A = b.presence("A", { heartbeatIntervalMs: 3000, via: relay.through });
+      const B = b.presence("B", { heartbeatIntervalMs: 3000 });
+      const gone = [A, B].map(offlineOf);
+      expect(await A.connect("u", 5)).toBe("first");
+      await A.announced("u");
+      expect(await A.connect("stays", 5)).toBe("first");
+      await A.announced("stays");
+      relay.cut();
+      A.disconnect("u"); // fails: the store still counts u's socket
+      await Bun.sleep(300);
+      relay.restore();
+      expect(await until(() => gone.flat().length > 0, 6000)).toBe(true);
+      await Bun.sleep(500);
+      expect(gone.flat()).toEqual([["u", true]]);
+      expect(await B.online(["u", "stays"])).toEqual([false, true]);
+      expect(await B.connections("stays")).toBe(1);
+    } finally {
+      relay.close();
+    }
   });
 
   test("kill -9 of a node: its users go offline for the others within 2 × HEARTBEAT_INTERVAL_MS, announced once between the survivors; it leaves the live nodes", async () => {

@@ -47,7 +47,7 @@ describe("indicators relayed from other nodes", () => {
     r.stop();
   });
 
-  test("a node gone: the active state it announced ends; what live nodes (or a node that did not say) announced stays", () => {
+  test("a node gone (missing from presence's live nodes for the settle time): the active state it announced ends; what live nodes (or a node that did not say) announced stays", () => {
     const { r, ended } = indicators(60_000);
     const active = (c: string, u: string) => frame("conversation.user_active", { conversation_id: c, user_id: u });
     r.heard(active("c1", "u1"), "n1");
@@ -57,16 +57,22 @@ describe("indicators relayed from other nodes", () => {
     r.heard(frame("conversation.user_active", { conversation_id: "c4", user_id: "u2" }), "n1");
     r.heard(frame("conversation.user_inactive", { conversation_id: "c4", user_id: "u2" }), "n1");
     expect([...r.announcers()].sort()).toEqual(["n1", "n2"]);
-    r.nodesAlive(new Set(["n1", "n2"]));
+    r.nodesAlive(new Set(["n1", "n2"]), 0, 1000);
     expect(ended).toEqual([]);
-    r.nodesAlive(new Set(["n2"]));
+    // Missing from one word, or for less than the settle time (a store restarted empty lists no node until each beats): nothing ends.
+    r.nodesAlive(new Set(), 1000, 1000);
+    r.nodesAlive(new Set(["n1", "n2"]), 1500, 1000);
+    r.nodesAlive(new Set(["n2"]), 2000, 1000);
+    r.nodesAlive(new Set(["n2"]), 2999, 1000);
+    expect(ended).toEqual([]);
+    r.nodesAlive(new Set(["n2"]), 3000, 1000);
     expect(ended.map((e) => [e.conversation, e.type, (e.data as { user_id: string }).user_id])).toEqual([
       ["c1", "conversation.user_inactive", "u1"],
       ["c1", "conversation.user_inactive", "u2"],
     ]);
     expect([...r.announcers()]).toEqual(["n2"]);
     // Once: it is no longer held.
-    r.nodesAlive(new Set(["n2"]));
+    r.nodesAlive(new Set(["n2"]), 5000, 1000);
     expect(ended).toHaveLength(2);
     // The user active again through n1's successor: a new announcer.
     r.heard(active("c1", "u1"), "n3");

@@ -268,7 +268,8 @@ describe("the web client in Chromium", () => {
     const [old, three] = [noon(400), noon(3)];
     expect(days).toEqual([
       new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric", year: "numeric" }).format(old),
-      new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric" }).format(three),
+      // With the year when three days ago was last year (January 1–3).
+      new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric", ...(three.getFullYear() === new Date().getFullYear() ? {} : { year: "numeric" }) }).format(three),
       "Yesterday",
       "Today",
     ]);
@@ -1004,6 +1005,10 @@ describe("search in the web client (issue #14)", () => {
     after.setDate(after.getDate() + 1);
     await filters.getByLabel("Since", { exact: true }).fill(day(after));
     expect(await found(3)).toEqual(["from me", "from bob", "from carol"]);
+    // A Since after Until (typed: the inputs' min and max do not stop typing) is said, not sent.
+    await filters.getByLabel("Until", { exact: true }).fill(day(old));
+    await d.getByRole("alert").filter({ hasText: "“Since” is a later day than “Until”." }).waitFor();
+    await filters.getByLabel("Until", { exact: true }).fill("");
     await filters.getByLabel("Since", { exact: true }).fill(day(old));
     expect(await found(4)).toEqual(["long ago", "from me", "from bob", "from carol"]);
     await filters.getByLabel("In", { exact: true }).selectOption({ label: "All conversations" });
@@ -1295,6 +1300,34 @@ describe("a network that goes away (browser offline)", () => {
     await sub.filter({ hasText: "Online" }).waitFor({ timeout: 10_000 });
     expect(await dot.getAttribute("class")).toBe("dot on");
     await b.close();
+  });
+
+  btest("a peer who went offline while the page's socket was away is never shown Online after it is back (not even until the client follows them again)", async () => {
+    const server = await startServer({ presenceGraceMs: 0 });
+    try {
+      const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, server);
+      const b = await pageFor(bob, "/", server);
+      const a = await pageFor(alice, `/c/${conv}`, server);
+      const sub = a.locator(".conversation .sub");
+      await sub.filter({ hasText: "Online" }).waitFor();
+      await a.context().setOffline(true);
+      await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+      await b.context().close(); // Bob goes offline meanwhile
+      await Bun.sleep(500);
+      // Every text the header shows from now on.
+      await a.evaluate(() => {
+        const w = window as unknown as { __subs: string[] };
+        w.__subs = [];
+        const el = document.querySelector(".conversation .sub")!;
+        new (globalThis as any).MutationObserver(() => w.__subs.push(el.textContent ?? "")).observe(el, { childList: true, characterData: true, subtree: true });
+      });
+      await a.context().setOffline(false);
+      await sub.filter({ hasText: "Offline" }).waitFor({ timeout: 10_000 });
+      expect(await a.evaluate(() => (window as unknown as { __subs: string[] }).__subs)).not.toContain("Online");
+    } finally {
+      await server.stop();
+    }
   });
 
   btest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {

@@ -386,7 +386,9 @@ const NO_FILTERS: Filters = { conversationId: "", senderId: "", from: "", to: ""
 /** The local midnight that starts a "YYYY-MM-DD" day, `days` days after it, as ISO. */
 function dayStart(day: string, days = 0): string {
   const [y, m, d] = day.split("-").map(Number) as [number, number, number];
-  return new Date(y, m - 1, d + days).toISOString();
+  const at = new Date(2000, 0, 1); // setFullYear: new Date(y, …) reads years 0–99 as 19xx
+  at.setFullYear(y, m - 1, d + days);
+  return at.toISOString();
 }
 
 /** The filters as the API's parameters: From and To take their whole days (after the day before From ends, before the day after To begins). */
@@ -487,6 +489,11 @@ function Search() {
     if (!query.trim()) {
       setHits(null);
       setError(null);
+      return;
+    }
+    if (f.from && f.to && f.from > f.to) {
+      setHits(null);
+      setError("“Since” is a later day than “Until”.");
       return;
     }
     setBusy(true);

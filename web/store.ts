@@ -35,10 +35,11 @@ export const presence = signal<Record<string, boolean>>({});
 export const typing = signal<Record<string, Record<string, number>>>({});
 export const connection = signal<"connecting" | "open" | "reconnecting">("connecting");
 /**
- * Whether a user is online, as far as this page knows: undefined while its own socket is
- * away, when what it last heard may be stale (the client follows them again on reconnect).
+ * Whether a user is online, as far as this page knows: undefined until the socket has said
+ * (what a page heard before its socket went away may be stale: it is forgotten then, and the
+ * client follows the users again on reconnect).
  */
-export const onlineOf = (userId: string): boolean | undefined => (connection.value === "open" ? !!presence.value[userId] : undefined);
+export const onlineOf = (userId: string): boolean | undefined => (connection.value === "open" ? presence.value[userId] : undefined);
 export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
 export const drafts = signal<Record<string, string>>(loadJSON(DRAFT_KEY, {}));
@@ -212,7 +213,10 @@ export async function start() {
   });
   c.on("close", (info) => {
     if (client !== c) return;
-    connection.value = "reconnecting";
+    batch(() => {
+      connection.value = "reconnecting";
+      presence.value = {};
+    });
     if (info.status === 401 || info.code === 4001) return signOut(SESSION_ENDED);
     // A browser cannot read why an upgrade was refused; a REST call can (401 → sign in).
     if (!info.retry || info.code === 1006) api("GET", "/api/users/me").catch(() => {});

@@ -11,7 +11,11 @@
  * beat wins each dead node): those left with no socket anywhere go offline, announced by
  * that node. A node killed right after a beat is thus gone within 4/3 × the interval. The
  * stores hold soft state only: after one is emptied (a crash or restart), each node's next
- * beat finds its heartbeat gone and writes its users back.
+ * beat finds its heartbeat gone and writes its users back. After a call that failed (the
+ * store unreachable for a moment, with its state kept), what the store holds of this node
+ * may differ from what this node knows: a disconnect not recorded kept its user online for
+ * good, a connect that timed out and ran later counted a socket that never opened. The next
+ * beat that succeeds then sets this node's counts in the store to its own (`storeResync`).
  */
 import type { Logger } from "../log";
 import type { Arrival, Presence } from "./presence";
@@ -38,6 +42,8 @@ export abstract class ClusterPresence implements Presence {
   private returned: (userIds: string[]) => void = () => {};
   private beat: Timer | null = null;
   private beats = 0;
+  /** A store call failed: the store's counts for this node may differ from `local` until a resync. */
+  private unsure = false;
   private beating: Promise<void> | null = null;
   protected stopped = false;
 
@@ -54,6 +60,12 @@ export abstract class ClusterPresence implements Presence {
   /** After the grace: removes the user unless a socket came back (another generation); whether they were announced, or null when not removed. */
   protected abstract storeSettle(userId: string, generation: string): Promise<boolean | null>;
   protected abstract storeAnnounced(userId: string): Promise<void>;
+  /**
+   * Sets this node's socket counts in the store to `users`' and removes its sockets of every
+   * other user but those in `skip` (a call about them is in flight, or their grace runs
+   * here), settling the users left with no socket anywhere; returns those, announced ones, to announce offline.
+   */
+  protected abstract storeResync(users: [userId: string, sockets: number][], skip: string[]): Promise<string[]>;
   /** Marks this node dead `graceMs` from now, so that the first beat of any node after that settles its users. */
   protected abstract storeLeave(graceMs: number): Promise<void>;
   abstract connections(userId: string): Promise<number>;
@@ -101,16 +113,45 @@ export abstract class ClusterPresence implements Presence {
         this.o.log?.warn({ users: users.length }, "presence: heartbeat was lost; users registered again");
         // Another node's beat may have taken them offline, and said so: they are back.
         if (!this.stopped) this.returned(users.map(([userId]) => userId));
-      }
+        this.unsure = false; // nothing of this node was left in the store to differ
+      } else if (this.unsure) await this.resync();
       this.beats++;
     } catch (err) {
       this.o.log?.warn({ err }, "presence heartbeat failed");
     }
   }
 
+  /**
+   * After a failed call: this node's counts written over the store's. A user with a call in
+   * flight is left to it (on one connection it runs before, and its effect on `local` lands after).
+   */
+  private async resync() {
+    this.unsure = false;
+    try {
+      const skip = [...new Set([...this.turns.keys(), ...this.leaving.keys()])];
+      const users = [...this.local].filter(([userId]) => !this.turns.has(userId));
+      const offline = await this.storeResync(users, skip);
+      if (this.stopped) return;
+      for (const userId of offline) this.listener(userId, true);
+      this.o.log?.warn({ users: users.length, offline: offline.length }, "presence: counts written again after a failed call");
+    } catch (err) {
+      this.unsure = true;
+      throw err;
+    }
+  }
+
+  /** A store call failed: logged, and the next beat resyncs. */
+  private failed(err: unknown, message: string, userId: string) {
+    this.unsure = true;
+    this.o.log?.warn({ err, user_id: userId }, message);
+  }
+
   connect(userId: string, max: number): Promise<Arrival> {
     return this.inTurn(userId, async () => {
-      const arrival = await this.storeConnect(userId, max);
+      const arrival = await this.storeConnect(userId, max).catch((err) => {
+        this.unsure = true; // it may still have counted the socket (a timeout), which never opens
+        throw err;
+      });
       if (arrival !== "full") {
         this.local.set(userId, (this.local.get(userId) ?? 0) + 1);
         clearTimeout(this.leaving.get(userId));
@@ -134,7 +175,7 @@ export abstract class ClusterPresence implements Presence {
       if (this.o.graceMs === 0) return settle();
       clearTimeout(this.leaving.get(userId));
       this.leaving.set(userId, setTimeout(settle, this.o.graceMs));
-    }).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: a disconnect was not recorded"));
+    }).catch((err) => this.failed(err, "presence: a disconnect was not recorded (the next beat writes the counts again)", userId));
   }
 
   /** After the grace period: offline unless a socket came back anywhere (a connect bumped the generation). */
@@ -143,7 +184,7 @@ export abstract class ClusterPresence implements Presence {
     return this.inTurn(userId, async () => {
       const announced = await this.storeSettle(userId, generation);
       if (announced !== null && !this.stopped) this.listener(userId, announced);
-    }).catch((err) => this.o.log?.warn({ err, user_id: userId }, "presence: going offline failed"));
+    }).catch((err) => this.failed(err, "presence: going offline failed (the next beat writes the counts again)", userId));
   }
 
   /** Resolves once recorded (callers need not wait: this node's later calls about the user come after it). */

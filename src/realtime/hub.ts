@@ -692,12 +692,6 @@ export class Hub {
   }
 
   /**
-   * Every HEARTBEAT_INTERVAL_MS each socket is pinged; one that has not answered (pong or
-   * any frame) since the previous round is dead and is terminated. A dead peer is thus
-   * gone within 2 × the interval, whatever the granularity of Bun's own idle timeout.
-   * A socket whose token has expired is closed in the same round (4001, terminal).
-   */
-  /**
    * Ends the active state that nodes presence now finds gone had announced (killed, they
    * ended none of it): the user may still be online through another node, so going offline
    * would never end it.
@@ -709,12 +703,18 @@ export class Hub {
     liveNodes
       .call(this.presence)
       .then(
-        (alive) => this.stopped || this.remote.nodesAlive(new Set(alive)),
+        (alive) => this.stopped || this.remote.nodesAlive(new Set(alive), performance.now(), this.ctx.config.heartbeatIntervalMs),
         (err) => this.ctx.log.debug({ err }, "could not read the live nodes"),
       )
       .finally(() => (this.checkingNodes = false));
   }
 
+  /**
+   * Every HEARTBEAT_INTERVAL_MS each socket is pinged; one that has not answered (pong or
+   * any frame) since the previous round is dead and is terminated. A dead peer is thus
+   * gone within 2 × the interval, whatever the granularity of Bun's own idle timeout.
+   * A socket whose token has expired is closed in the same round (4001, terminal).
+   */
   private checkHeartbeats() {
     this.sweepListeners();
     const now = performance.now();

@@ -23,6 +23,8 @@ export class RemoteIndicators {
   private typing = new Map<string, Timer>();
   /** user → the conversations they were announced active in → the node that announced it (when it said). */
   private active = new Map<string, Map<string, string | undefined>>();
+  /** Announcing nodes that presence did not list, since when (ms). */
+  private missingSince = new Map<string, number>();
 
   constructor(
     private readonly ttlMs: number,
@@ -77,22 +79,31 @@ export class RemoteIndicators {
     return nodes;
   }
 
-  /** Presence's word on which nodes are alive: the active state that any other node announced ends. */
-  nodesAlive(alive: ReadonlySet<string>) {
+  /**
+   * Presence's word on which nodes are alive, at `now` (ms): the active state a node
+   * announced ends once it has been missing from every word for `settleMs` (a store
+   * restarted empty lists no node until each one's next beat writes it back).
+   */
+  nodesAlive(alive: ReadonlySet<string>, now: number, settleMs: number) {
+    for (const node of this.missingSince.keys()) if (alive.has(node)) this.missingSince.delete(node);
+    for (const node of this.announcers()) if (!alive.has(node) && !this.missingSince.has(node)) this.missingSince.set(node, now);
+    const gone = (node: string) => now - (this.missingSince.get(node) ?? now) >= settleMs;
     for (const [u, convs] of this.active) {
       for (const [c, origin] of convs) {
-        if (origin === undefined || alive.has(origin)) continue;
+        if (origin === undefined || !gone(origin)) continue;
         convs.delete(c);
         this.endActive(c, u);
       }
       if (convs.size === 0) this.active.delete(u);
     }
+    for (const node of this.missingSince.keys()) if (gone(node)) this.missingSince.delete(node);
   }
 
   stop() {
     for (const timer of this.typing.values()) clearTimeout(timer);
     this.typing.clear();
     this.active.clear();
+    this.missingSince.clear();
   }
 
   private endActive(c: string, u: string) {

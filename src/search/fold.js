@@ -31,21 +31,22 @@ export const stripsMarks = (s) => ACCENTED.test(s);
  */
 const BASE_THEN_MARKS = /((?=\p{L})[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Hebrew}\p{Script=Arabic}\u0640])(\p{M}+)/gu;
 const CYRILLIC = /^\p{Script=Cyrillic}$/u;
-/** A stress accent (grave, acute); on е also the diaeresis, as ё is written е. */
+/** A stress accent (grave, acute); on е also the diaeresis, as ё is written е; on г and к only the grave, as ѓ and ќ are letters. */
 const CYRILLIC_ACCENTS = /[\u0300\u0301]/g;
 const CYRILLIC_ACCENTS_ON_E = /[\u0300\u0301\u0308]/g;
+const CYRILLIC_ACCENTS_ON_G_K = /\u0300/g;
+const accentsOn = (base) => (base === "е" || base === "Е" ? CYRILLIC_ACCENTS_ON_E : /^[гГкК]$/.test(base) ? CYRILLIC_ACCENTS_ON_G_K : CYRILLIC_ACCENTS);
 
 /**
  * The marks (NFD) that fold() keeps after `base`, a letter that BASE_THEN_MARKS matches:
  * none after Latin, Greek, Hebrew and Arabic letters (accents, breathings, vowel points,
  * harakat, hamza and madda above a letter); after a Cyrillic letter all but a stress
- * accent and ё's diaeresis, as й, ї and ў are letters of their own.
+ * accent and ё's diaeresis, as й, ї, ў, ѓ and ќ are letters of their own.
  * @param {string} base
  * @param {string} marks
  * @returns {string}
  */
-export const keptMarks = (base, marks) =>
-  CYRILLIC.test(base) ? marks.replace(base === "е" || base === "Е" ? CYRILLIC_ACCENTS_ON_E : CYRILLIC_ACCENTS, "") : "";
+export const keptMarks = (base, marks) => (CYRILLIC.test(base) ? marks.replace(accentsOn(base), "") : "");
 
 /**
  * Lower-case Latin letters that Unicode does not decompose into a letter and an accent (a

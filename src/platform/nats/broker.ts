@@ -17,7 +17,7 @@
  * hub and, on `<prefix>.gap`, every other node's; and every `gapCheckMs` anyway.
  */
 import type { Server, ServerWebSocket } from "bun";
-import { connect, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { Broker } from "../broker";
 import type { Logger } from "../../log";
 
@@ -31,6 +31,15 @@ export interface NatsBrokerOptions {
   gapCheckMs?: number;
   /** This node's id, sent with its live frames (header `n`): the hub ends what a node that died had announced. */
   nodeId?: string;
+}
+
+/** The sending node's id (header `n`), for the frames on a conversation's topic only (the hub's indicators need it); none if unreadable. */
+function originOf(m: Msg): string | undefined {
+  try {
+    return m.headers?.get("n") || undefined;
+  } catch {
+    return undefined; // headers nats.js cannot decode (a foreign publisher)
+  }
 }
 
 export class NatsBroker implements Broker {
@@ -81,9 +90,14 @@ export class NatsBroker implements Broker {
     nc.subscribe(`${this.live}>`, {
       callback: (err, m) => {
         if (err || !this.server) return;
-        const topic = m.subject.slice(skip);
-        const text = m.string();
-        if (this.check(topic, text, m.headers?.get("n") || undefined)) this.server.publish(topic, text);
+        try {
+          const topic = m.subject.slice(skip);
+          const text = m.string();
+          if (this.check(topic, text, topic.startsWith("conv:") ? originOf(m) : undefined)) this.server.publish(topic, text);
+        } catch (err) {
+          // Thrown here, it would end the client's read loop: no frame at all until a reconnect.
+          this.options.log?.warn({ err, subject: m.subject }, "a live frame from NATS could not be handled");
+        }
       },
     });
     nc.subscribe(this.wakeSubject, {

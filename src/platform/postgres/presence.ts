@@ -31,6 +31,35 @@ export class PgPresence extends ClusterPresence {
     await this.sql`SELECT presence_reregister(${this.o.nodeId}, ${users.map((u) => u[0])}::text[], ${users.map((u) => u[1])}::int[])`;
   }
 
+  /**
+   * One transaction, each user's row locked first in user_id order as the functions of 0006
+   * do: this node's sockets set to `users`' counts, removed for the other users of this node
+   * but the skipped, and the users left with none anywhere removed (the announced returned).
+   */
+  protected async storeResync(users: [string, number][], skip: string[]) {
+    const node = this.o.nodeId;
+    return await this.sql.begin(async (tx) => {
+      const want = new Map(users);
+      const here = (await tx`SELECT user_id, n FROM presence_sockets WHERE node_id = ${node}`) as { user_id: string; n: number }[];
+      const had = new Map(here.map((r) => [r.user_id, r.n]));
+      const skipped = new Set(skip);
+      const offline: string[] = [];
+      for (const userId of [...new Set([...had.keys(), ...want.keys()])].filter((u) => !skipped.has(u)).sort()) {
+        const n = want.get(userId) ?? 0;
+        const before = had.get(userId) ?? 0;
+        if (n === before) continue;
+        await tx`INSERT INTO presence_users AS u (user_id, announced) VALUES (${userId}, true) ON CONFLICT (user_id) DO UPDATE SET announced = u.announced`;
+        if (n > 0) await tx`INSERT INTO presence_sockets (user_id, node_id, n) VALUES (${userId}, ${node}, ${n}) ON CONFLICT (user_id, node_id) DO UPDATE SET n = excluded.n`;
+        else await tx`DELETE FROM presence_sockets WHERE user_id = ${userId} AND node_id = ${node}`;
+        const [row] = (await tx`UPDATE presence_users SET total = total + ${n - before}::int WHERE user_id = ${userId} RETURNING total, announced`) as { total: number; announced: boolean }[];
+        if (row!.total > 0) continue;
+        await tx`DELETE FROM presence_users WHERE user_id = ${userId}`;
+        if (row!.announced) offline.push(userId);
+      }
+      return offline;
+    });
+  }
+
   protected async storeConnect(userId: string, max: number) {
     const [{ arrival }] = await this.sql`SELECT presence_connect(${userId}, ${this.o.nodeId}, ${max}::int) AS arrival`;
     return arrival as Arrival;

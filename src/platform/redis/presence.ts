@@ -35,6 +35,19 @@ local function state(key)
 end
 `;
 
+/** Takes the user's sockets on a node away; a user left with none anywhere is removed, and added to `offline` if announced. */
+const TAKE = STATE + `
+local function take(prefix, node, user, offline)
+  local key = prefix .. 'u:' .. user
+  redis.call('HDEL', key, node)
+  local total, announced = state(key)
+  if total == 0 then
+    redis.call('DEL', key)
+    if announced then offline[#offline + 1] = user end
+  end
+end
+`;
+
 // KEYS: user hash, node set. ARGV: node, max, user id.
 const CONNECT = new RedisScript(STATE + `
 local total, announced = state(KEYS[1])
@@ -85,22 +98,14 @@ return 1
 
 // KEYS: the nodes set. ARGV: node, dead after (ms), key prefix. Returns {beat was new (0/1), users gone offline announced}.
 // A node's score is its own deadline, so nodes with different intervals judge each other right.
-const BEAT = new RedisScript(STATE + `
+const BEAT = new RedisScript(TAKE + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local fresh = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 local offline = {}
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
   local set = ARGV[3] .. 'n:' .. node
-  for _, user in ipairs(redis.call('SMEMBERS', set)) do
-    local key = ARGV[3] .. 'u:' .. user
-    redis.call('HDEL', key, node)
-    local total, announced = state(key)
-    if total == 0 then
-      redis.call('DEL', key)
-      if announced then offline[#offline + 1] = user end
-    end
-  end
+  for _, user in ipairs(redis.call('SMEMBERS', set)) do take(ARGV[3], node, user, offline) end
   redis.call('DEL', set)
   redis.call('ZREM', KEYS[1], node)
 end
@@ -114,6 +119,31 @@ for i = 3, #ARGV, 2 do
   redis.call('SADD', KEYS[1], ARGV[i])
 end
 return 0
+`);
+
+// KEYS: node set. ARGV: node, key prefix, the number of users to skip, those users, then
+// user id and count pairs. Sets the node's counts to the pairs', removes its sockets of the
+// other users in its set (but the skipped), settles those left with none anywhere; returns
+// the announced ones.
+const RESYNC = new RedisScript(TAKE + `
+local node, prefix, nskip = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local keep = {}
+for i = 4, 3 + nskip do keep[ARGV[i]] = true end
+for i = 4 + nskip, #ARGV, 2 do
+  keep[ARGV[i]] = true
+  local key = prefix .. 'u:' .. ARGV[i]
+  if redis.call('EXISTS', key) == 0 then redis.call('HSET', key, 'a', 1) end
+  redis.call('HSET', key, node, ARGV[i + 1])
+  redis.call('SADD', KEYS[1], ARGV[i])
+end
+local offline = {}
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not keep[user] then
+    redis.call('SREM', KEYS[1], user)
+    take(prefix, node, user, offline)
+  end
+end
+return offline
 `);
 
 export interface RedisPresenceOptions extends ClusterPresenceOptions {
@@ -147,6 +177,10 @@ export class RedisPresence extends ClusterPresence {
 
   protected async storeReregister(users: [string, number][]) {
     await REREGISTER.run(this.redis, [this.nodeSet], [this.o.nodeId, this.prefix, ...users.flat()]);
+  }
+
+  protected async storeResync(users: [string, number][], skip: string[]) {
+    return (await RESYNC.run(this.redis, [this.nodeSet], [this.o.nodeId, this.prefix, skip.length, ...skip, ...users.flat()])) as string[];
   }
 
   protected async storeConnect(userId: string, max: number) {
