@@ -174,25 +174,38 @@ const MAX_DURATION_S = 100 * 365 * 86400;
 const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
 /** "7d", "12h", "30m", "45s", or a bare number of seconds → seconds. */
+/** A setting's value as an error shows it: quoted and escaped (a newline in it stays on the line), credentials of a URL hidden. */
+export function shown(raw: string): string {
+  let text = raw;
+  try {
+    const url = new URL(raw);
+    if (url.password) {
+      url.password = "***";
+      text = url.toString();
+    }
+  } catch {}
+  return JSON.stringify(text);
+}
+
 export function parseDuration(name: string, raw: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(raw.trim());
-  if (!m) throw new ConfigError(`${name}: "${raw}" is not a duration (examples: 3600, 45s, 30m, 12h, 7d)`);
+  if (!m) throw new ConfigError(`${name}: ${shown(raw)} is not a duration (examples: 3600, 45s, 30m, 12h, 7d)`);
   const seconds = Number(m[1]) * UNITS[m[2] ?? "s"]!;
-  if (!(seconds >= 1)) throw new ConfigError(`${name}: "${raw}" must be at least 1 second`);
+  if (!(seconds >= 1)) throw new ConfigError(`${name}: ${shown(raw)} must be at least 1 second`);
   // Beyond this, dates derived from it (token expiry) stop being representable.
-  if (seconds > MAX_DURATION_S) throw new ConfigError(`${name}: "${raw}" is longer than 100 years`);
+  if (seconds > MAX_DURATION_S) throw new ConfigError(`${name}: ${shown(raw)} is longer than 100 years`);
   return seconds;
 }
 
 function parseInteger(name: string, raw: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: "${raw}" is not a whole number`);
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: ${shown(raw)} is not a whole number`);
   const n = Number(raw.trim());
   if (n < min || n > max) throw new ConfigError(`${name}: ${n} is out of range (${min}–${max})`);
   return n;
 }
 
 function oneOf<T extends string>(name: string, raw: string, values: readonly T[]): T {
-  if (!values.includes(raw as T)) throw new ConfigError(`${name}: "${raw}" is not one of ${values.join(", ")}`);
+  if (!values.includes(raw as T)) throw new ConfigError(`${name}: ${shown(raw)} is not one of ${values.join(", ")}`);
   return raw as T;
 }
 
@@ -222,7 +235,9 @@ const INTEGER_SETTINGS: [string, keyof Config, number, number][] = [
 
 const S3_SETTINGS = [["S3_ENDPOINT", "endpoint"], ["S3_BUCKET", "bucket"], ["S3_REGION", "region"], ["S3_ACCESS_KEY_ID", "accessKeyId"], ["S3_SECRET_ACCESS_KEY", "secretAccessKey"]] as const;
 
-/** DATABASE_URL: a postgres:// (or postgresql://) URL with a host and a database name. */
+const SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/** DATABASE_URL: a postgres:// (or postgresql://) URL with a host and a database name (and a known sslmode, if any). */
 function postgresUrl(raw: string): string {
   let url: URL | null = null;
   try {
@@ -230,6 +245,8 @@ function postgresUrl(raw: string): string {
   } catch {}
   if (!url || (url.protocol !== "postgres:" && url.protocol !== "postgresql:") || !url.hostname || url.pathname.length < 2)
     throw new ConfigError("DATABASE_URL: not a postgres://user@host:port/database URL");
+  const sslmode = url.searchParams.get("sslmode");
+  if (sslmode !== null && !SSL_MODES.includes(sslmode)) throw new ConfigError(`DATABASE_URL: sslmode ${shown(sslmode)} is not one of ${SSL_MODES.join(", ")}`);
   return raw;
 }
 
@@ -237,7 +254,7 @@ function postgresUrl(raw: string): string {
 function storageFrom(get: (k: string) => string | undefined): StorageConfig {
   const kind = get("STORAGE") ?? "local";
   if (kind === "local") return { kind };
-  if (kind !== "s3") throw new ConfigError(`STORAGE: "${kind}" is not one of local, s3`);
+  if (kind !== "s3") throw new ConfigError(`STORAGE: ${shown(kind)} is not one of local, s3`);
   const missing = S3_SETTINGS.filter(([env]) => get(env) === undefined).map(([env]) => env);
   if (missing.length) throw new ConfigError(`STORAGE=s3 needs ${missing.join(", ")}`);
   const s = Object.fromEntries(S3_SETTINGS.map(([env, key]) => [key, get(env)!])) as Omit<Extract<StorageConfig, { kind: "s3" }>, "kind">;
@@ -245,7 +262,9 @@ function storageFrom(get: (k: string) => string | undefined): StorageConfig {
   try {
     url = new URL(s.endpoint);
   } catch {}
-  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) throw new ConfigError(`S3_ENDPOINT: "${s.endpoint}" is not an http(s) URL`);
+  // The host written out after the scheme's //: WHATWG URLs take "http:///x" as host x, the S3 client does not.
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || !/^https?:\/\/[^/?#]/i.test(s.endpoint))
+    throw new ConfigError(`S3_ENDPOINT: ${shown(s.endpoint)} is not an http(s) URL with a host`);
   return { kind, ...s };
 }
 
@@ -256,7 +275,11 @@ function serviceUrl(name: string, raw: string, schemes: readonly string[]): stri
     url = new URL(raw);
   } catch {}
   if (!url || !schemes.includes(url.protocol.slice(0, -1)) || !url.hostname)
-    throw new ConfigError(`${name}: "${raw}" is not a ${schemes.join("/")}:// URL with a host`);
+    throw new ConfigError(`${name}: ${shown(raw)} is not a ${schemes.join("/")}:// URL with a host`);
+  // Redis's path is its database number; NATS has none.
+  const path = url.pathname.replace(/^\/$/, "");
+  if (path && !(name === "REDIS_URL" && /^\/\d{1,5}$/.test(path)))
+    throw new ConfigError(`${name}: ${shown(raw)} has a path (${shown(path)})${name === "REDIS_URL" ? ": only a database number (/0, /1, …)" : ""}`);
   return raw;
 }
 
@@ -346,12 +369,14 @@ export function loadConfig(
       if (rest.length) throw new ConfigError(`${name} takes no arguments (got "${rest.join(" ")}")`);
       command = { name };
     } else if (name === "backup") {
-      if (rest.length !== 1) throw new ConfigError("backup needs exactly one argument: the file to write");
+      if (rest.length !== 1 || rest[0]!.trim() === "") throw new ConfigError("backup needs exactly one argument: the file to write");
       command = { name: "backup", file: rest[0]! };
     } else throw new ConfigError(`unknown command "${name}" (see --help)`);
   }
 
-  return { command: command as Command, config: configFromSettings(settings) };
+  // Help and the version are shown whatever the settings (a bad PORT must not hide --help).
+  const c = command as Command;
+  return { command: c, config: c.name === "help" || c.name === "version" ? makeConfig() : configFromSettings(settings) };
 }
 
 /**
@@ -375,7 +400,7 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
     // Underscores too: Docker Compose service names have them.
     // A name whose last label is all digits is a mistyped address (256.1.1.1), never a host.
     if (!isIP(host) && (!/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(host) || /(^|\.)\d+\.?$/.test(host)))
-      throw new ConfigError(`HOST: "${host}" is not an IP address or host name`);
+      throw new ConfigError(`HOST: ${shown(host)} is not an IP address or host name`);
     c.host = host;
   }
   c.dataDir = get("DATA_DIR") ?? c.dataDir;
@@ -402,7 +427,7 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   if (redis !== undefined) c.redisUrl = serviceUrl("REDIS_URL", redis, ["redis", "rediss"]);
   const name = get("CLUSTER_NAME");
   if (name !== undefined) {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`CLUSTER_NAME: "${name}" must be 1–64 letters, digits, _ or -`);
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`CLUSTER_NAME: ${shown(name)} must be 1–64 letters, digits, _ or -`);
     c.clusterName = name;
   }
   // Cluster mode is PostgreSQL for the data and NATS between nodes (PROTOCOL §11): one without the other is a mistake.
@@ -415,7 +440,7 @@ export function configFromSettings(s: Record<string, string | undefined>): Confi
   if (proxies !== undefined) {
     const entries = proxies.split(",").map((e) => e.trim()).filter(Boolean);
     const bad = entries.find((e) => !parseProxyEntry(e));
-    if (bad !== undefined) throw new ConfigError(`TRUSTED_PROXIES: "${bad}" is not an IP address or CIDR range (e.g. 10.0.0.0/8)`);
+    if (bad !== undefined) throw new ConfigError(`TRUSTED_PROXIES: ${shown(bad)} is not an IP address or CIDR range (e.g. 10.0.0.0/8)`);
     c.trustedProxies = entries;
   }
   const policy = get("CONTACT_POLICY");

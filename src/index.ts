@@ -71,7 +71,7 @@ async function serve(config: Config) {
 async function runMigrate(config: Config) {
   if (config.databaseUrl) {
     const db = openPostgres(config.databaseUrl, 1);
-    const applied = await migratePostgres(db);
+    const applied = await migratePostgres(db).catch((e) => fail(`cannot use PostgreSQL (DATABASE_URL): ${describeFailure(e)}`, 1));
     await db.$client.close();
     createLogger(config.logLevel).info({ applied, database: "postgres" }, "migrations applied");
     return;
@@ -84,6 +84,9 @@ async function runMigrate(config: Config) {
 }
 
 function backup(config: Config, file: string) {
+  // parley.db is not the data in cluster mode: a copy of a stale one would pass for a backup.
+  if (config.databaseUrl)
+    fail("backup copies a single server's DATA_DIR/parley.db; in cluster mode (DATABASE_URL) back up PostgreSQL with its own tools (pg_dump) and run parley new-epoch after a restore (README: Restoring a cluster's database)", 2);
   const source = databaseFile(config.dataDir);
   if (!existsSync(source)) fail(`no database at ${source} (check --data-dir)`, 1);
   const target = resolve(file);

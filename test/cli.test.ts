@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
@@ -91,6 +91,12 @@ describe("configuration", () => {
     [[], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32) }, "DATABASE_URL needs NATS_URL"],
     [[], { REDIS_URL: "redis://127.0.0.1:6379" }, "REDIS_URL is for cluster mode only"],
     [[], { CLUSTER_NAME: "a.b" }, "CLUSTER_NAME"],
+    // Found by an acceptance pass: these passed the checks and failed later, after DATA_DIR was made and migrated.
+    [[], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222", REDIS_URL: "redis://127.0.0.1:6379/abc" }, "REDIS_URL"],
+    [[], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222/x" }, "NATS_URL"],
+    [[], { STORAGE: "s3", S3_ENDPOINT: "http:///x", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" }, "S3_ENDPOINT"],
+    [[], { DATABASE_URL: "postgres://pg:5432/parley?sslmode=bogus", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222" }, "DATABASE_URL: sslmode"],
+    [["backup", ""], {}, "backup needs exactly one argument"],
   ])("bad settings %j %j are a ConfigError naming %s", (argv, env, name) => {
     expect(() => loadConfig(argv, env)).toThrow(name);
   });
@@ -128,7 +134,28 @@ describe("the CLI", () => {
     }
   });
 
-  test("--help and --version", () => {
+  test("a bad value is shown on one line, escaped, and a URL's password is not shown", () => {
+    const port = run([], { PORT: "8\nx" });
+    expect(port.code).toBe(2);
+    expect(port.err.trim().split("\n")).toEqual(['parley: PORT: "8\\nx" is not a whole number']);
+    const redis = run([], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222", REDIS_URL: "http://user:S3CRETPW@h:6379" });
+    expect(redis.code).toBe(2);
+    expect(redis.err).toContain("REDIS_URL");
+    expect(redis.err).not.toContain("S3CRETPW");
+  });
+
+  test("backup in cluster mode is refused (parley.db is not the data there), exit 2, nothing written", () => {
+    const dir = tempDir();
+    const target = join(tempDir(), "copy.db");
+    const r = run(["backup", target], { DATA_DIR: dir, DATABASE_URL: "postgres://127.0.0.1:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://127.0.0.1:4222" });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("pg_dump");
+    expect(existsSync(target)).toBe(false);
+  });
+
+  test("--help and --version whatever the environment (a bad PORT does not hide them)", () => {
+    expect(run(["--help"], { PORT: "abc" }).code).toBe(0);
+    expect(run(["--version"], { PORT: "abc" }).out).toMatch(/^parley \d+\.\d+\.\d+/);
     const help = run(["--help"]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("backup <file>");
@@ -192,6 +219,24 @@ describe("the CLI", () => {
     } finally {
       if (!firstStopped) await first.stop();
     }
+  });
+
+  test("a DATA_DIR/jwt-secret that cannot be read (a directory) is one line naming it, exit 2 (it was a bare EISDIR, exit 1)", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "jwt-secret"));
+    const r = run(["migrate"], { DATA_DIR: dir });
+    expect(r.code).toBe(0); // migrate needs no secret
+    const s = run(["serve", "--port", "0"], { DATA_DIR: dir });
+    expect(s.code).toBe(2);
+    expect(s.err.trim().split("\n")).toHaveLength(1);
+    expect(s.err).toContain(`${join(dir, "jwt-secret")}: cannot be read (EISDIR)`);
+  });
+
+  test("migrate with DATABASE_URL unreachable names DATABASE_URL, exit 1", () => {
+    const r = run(["migrate"], { DATABASE_URL: "postgres://postgres@127.0.0.1:1/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://127.0.0.1:4222", DATA_DIR: "/nonexistent-parley-dir" });
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toContain("cannot use PostgreSQL (DATABASE_URL)");
   });
 
   test("a DATA_DIR that cannot be a directory is one line naming DATA_DIR, exit 2", () => {

@@ -199,6 +199,20 @@ test("cluster settings: a bad DATABASE_URL, or one without JWT_SECRET, is one li
 
 const clusterReady = await servicesReady("a node with DATABASE_URL, NATS_URL and JWT_SECRET", { pg: true, nats: true });
 
+test.skipIf(!clusterReady)("NATS_URL=tls:// to a NATS without TLS: the node never talks to it in clear (/health 503, nats unreachable)", async () => {
+  const fresh = await createTestDatabase("parley_tls");
+  const node = await spawnServer(["bun", "src/index.ts"], { PATH: process.env.PATH!, DATABASE_URL: fresh.url, NATS_URL: NATS_TEST_URL.replace("nats://", "tls://"), JWT_SECRET: "x".repeat(32), DATA_DIR: tempDir("parley-node-"), REDIS_URL: "" }, undefined, { inherit: false });
+  try {
+    await Bun.sleep(1500); // time enough for a connection in clear, as before
+    const health = await fetch(`${node.base}/health`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: "unavailable", postgres: "ok", nats: "unreachable" });
+  } finally {
+    await node.stop();
+    await fresh.drop();
+  }
+}, 30_000);
+
 test.skipIf(!clusterReady)("a node with only DATABASE_URL, NATS_URL and JWT_SECRET serves, its presence and limits in PostgreSQL", async () => {
   const fresh = await createTestDatabase("parley_cli");
   // Nothing else from this process's environment (no REDIS_URL): PATH, and where to listen and write.

@@ -72,6 +72,9 @@ export class NatsBroker implements Broker {
   private async start(url: string) {
     const nc = await connect({
       servers: url,
+      // tls:// must mean TLS: nats.js only upgrades when the server asks, so a server without
+      // TLS was talked to in clear.
+      ...(url.startsWith("tls://") ? { tls: {} } : {}),
       name: this.options.name,
       noEcho: true,
       // Never give up: a node outlives a NATS restart and picks up where it was.
