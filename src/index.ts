@@ -4,7 +4,7 @@
  * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
-import { existsSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, rmSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { dirname, resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
@@ -98,6 +98,8 @@ function backup(config: Config, file: string) {
   try {
     // VACUUM INTO reads one consistent snapshot, so it is safe while the server writes.
     db.$client.run("VACUUM INTO ?", [target]);
+    // Messages and password hashes: for the server's user alone, as DATA_DIR is (made 0700).
+    chmodSync(target, 0o600);
     // A server restored from the copy numbers new events from the copy's position again:
     // another timeline, so another epoch (clients that saw the live one start over).
     // Opened plainly (not in WAL mode, as VACUUM INTO left it): the backup stays one file.

@@ -3,7 +3,7 @@
  * stream at once, and backup + restore bringing the files back.
  */
 import { afterAll, expect, test } from "bun:test";
-import { cpSync, existsSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "./helpers";
 import { spawnServer, registerAndLogin, type Running } from "./process";
@@ -79,6 +79,9 @@ test("backup writes the database and the files it names; a restore brings the fi
   const run = Bun.spawnSync([process.execPath, "src/index.ts", "backup", file, "--data-dir", dataDir], { cwd: root });
   expect(run.exitCode).toBe(0);
   expect(run.stdout.toString()).toContain("attachments: 2 files");
+  // For the server's user alone, as DATA_DIR: messages and password hashes (it was 0644 and 0755).
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  expect(statSync(`${file}.files`).mode & 0o777).toBe(0o700);
   await server.stop();
 
   // Restore: the database file and the files folder into a new data directory.

@@ -33,7 +33,7 @@ export function backupFiles(config: Config, dbCopy: string): { dir: string; copi
       missing++;
       continue;
     }
-    mkdirSync(dirname(to), { recursive: true });
+    mkdirSync(dirname(to), { recursive: true, mode: 0o700 }); // for the server's user alone, as DATA_DIR
     try {
       linkSync(from, to);
     } catch {

@@ -27,7 +27,7 @@ export class LocalStore implements BlobStore {
 
   constructor(readonly root: string) {
     this.tmp = join(root, ".tmp");
-    mkdirSync(this.tmp, { recursive: true });
+    mkdirSync(this.tmp, { recursive: true, mode: 0o700 }); // attachments are for the server's user alone, as DATA_DIR
     // Leftovers of a process that died mid-upload.
     for (const name of readdirSync(this.tmp)) void rm(join(this.tmp, name), { force: true });
   }
