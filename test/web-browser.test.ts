@@ -587,6 +587,47 @@ describe("the web client in Chromium", () => {
     await convLink(b, "Planning Q1").waitFor({ state: "detached" });
   });
 
+  btest("handing a group over (a role select on owner) is asked first: dismissed, nothing changes", async () => {
+    const { alice, bob, group, a } = await aliceWithFriendsInAGroup("Handover");
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    const role = a.getByRole("combobox", { name: `Role of ${bob.user.display_name}` });
+    const asked: string[] = [];
+    let accept = false;
+    a.on("dialog", (d) => void (asked.push(d.message()), accept ? d.accept() : d.dismiss()));
+    await role.selectOption("owner");
+    expect(asked).toEqual([`Make ${bob.user.display_name} the owner? You become an admin.`]);
+    expect(await role.inputValue()).toBe("member");
+    await Bun.sleep(300);
+    const roles = async () => (await s.api("GET", `/api/conversations/${group.body.id}/members`, { token: alice.token })).body.items.map((m: any) => [m.user.id, m.role]);
+    expect(await roles()).toContainEqual([alice.user.id, "owner"]);
+    accept = true;
+    await role.selectOption("owner");
+    await waitFor(async () => (await roles()).some(([id, r]: [string, string]) => id === bob.user.id && r === "owner"), 5000);
+  });
+
+  btest("right-to-left text: message bodies, the composer, titles and previews take their direction from their text (dir=auto)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "هل أنت بخير؟");
+    const a = await pageFor(alice, `/c/${conv}`);
+    const body = log(a).locator(".body").filter({ hasText: "هل أنت بخير؟" });
+    await body.waitFor();
+    expect(await body.getAttribute("dir")).toBe("auto");
+    expect(await body.evaluate((el) => getComputedStyle(el).direction)).toBe("rtl");
+    expect(await a.getByRole("textbox", { name: "Message" }).getAttribute("dir")).toBe("auto");
+    expect(await convLink(a, bob.user.display_name).locator(".preview").getAttribute("dir")).toBe("auto");
+  });
+
+  btest("a long file name stays inside its chip: a phone's page does not scroll sideways", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, "/", s, { width: 375, height: 700 }); // a phone shows the list first
+    await convLink(a, bob.user.display_name).click();
+    await a.locator("input[type=file]").setInputFiles({ name: `${"a-very-long-file-name-".repeat(8)}.txt`, mimeType: "text/plain", buffer: Buffer.from("hello") });
+    await a.getByRole("list", { name: "Files to send" }).getByRole("listitem").waitFor();
+    expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+  });
+
   btest("stays signed in past the first token's expiry: the token is refreshed before it", async () => {
     const server = await startServer({ jwtTtlSeconds: 4 });
     try {
@@ -1328,6 +1369,21 @@ describe("a network that goes away (browser offline)", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  btest("a conversation opened while the network is away loads once it is back (it stayed blank)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "waiting for you");
+    const a = await pageFor(alice, "/");
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await convLink(a, bob.user.display_name).click();
+    await Bun.sleep(300); // its first page fails meanwhile
+    await a.context().setOffline(false);
+    await log(a).getByText("waiting for you").waitFor({ timeout: 10_000 });
+    await say(bob, conv, "and live");
+    await log(a).getByText("and live").waitFor({ timeout: 5000 });
   });
 
   btest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {

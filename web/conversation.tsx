@@ -39,7 +39,9 @@ export function ConversationView({ id }: { id: string }) {
         </button>
         <Avatar name={title} url={peer?.profile_image_url} online={peer ? onlineOf(peer.id) : undefined} />
         <div class="heading">
-          <h2>{title}</h2>
+          <h2 dir="auto" title={title}>
+            {title}
+          </h2>
           <span class="sub">{peer ? presenceText(onlineOf(peer.id)) : count ? plural(count, "member") : ""}</span>
         </div>
         <button type="button" onClick={() => openDialog("settings")} aria-label="Conversation settings" title="Conversation settings" class="icon">
@@ -358,7 +360,7 @@ function MessageItem(props: {
       )}
       {m.reply_to_id && !deleted && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
       {(deleted || m.content || !m.attachments.length) && (
-        <div class={deleted ? "body deleted" : "body"}>
+        <div class={deleted ? "body deleted" : "body"} dir="auto">
           {deleted ? "Message deleted" : <RichText text={m.content} />}
           {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
         </div>
@@ -689,6 +691,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           </>
         )}
         <textarea
+          dir="auto"
           ref={box}
           aria-label="Message"
           placeholder="Write a message"

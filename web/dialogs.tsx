@@ -244,7 +244,16 @@ function Settings({ id }: { id: string }) {
         {list.map((m: Member) => (
           <UserRow key={m.user.id} u={m.user}>
             {role === "owner" && m.user.id !== mine ? (
-              <select aria-label={`Role of ${m.user.display_name}`} value={m.role} onChange={(e) => run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role: (e.target as HTMLSelectElement).value }); await refresh(); })}>
+              <select
+                aria-label={`Role of ${m.user.display_name}`}
+                value={m.role}
+                onChange={(e) => {
+                  const select = e.target as HTMLSelectElement;
+                  // Handing over the group (you become an admin) is asked first: one arrow key on the list did it.
+                  if (select.value === "owner" && !confirm(`Make ${m.user.display_name} the owner? You become an admin.`)) return void (select.value = m.role);
+                  run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role: select.value }); await refresh(); });
+                }}
+              >
                 <option value="owner">owner</option>
                 <option value="admin">admin</option>
                 <option value="member">member</option>

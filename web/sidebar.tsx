@@ -79,8 +79,12 @@ function Item({ c }: { c: Conversation }) {
     >
       <Avatar name={title} url={peer?.profile_image_url} online={peer ? onlineOf(peer.id) : undefined} />
       <span class="text">
-        <span class="title">{title}</span>
-        <span id={described} class={typers.length ? "preview typing" : "preview"}>{hint}</span>
+        <span class="title" dir="auto" title={title}>
+          {title}
+        </span>
+        <span id={described} class={typers.length ? "preview typing" : "preview"} dir="auto">
+          {hint}
+        </span>
       </span>
       <span class="meta">
         {c.last_message_at && (

@@ -210,6 +210,8 @@ export async function start() {
     retryFailedSends();
     const id = activeId.value;
     if (id) c.send("conversation.active", { conversation_id: id });
+    // Opened while the network was away, its first page failed: read it now (it stayed blank).
+    if (id && !threads.value.has(id)) void openThread(id);
   });
   c.on("close", (info) => {
     if (client !== c) return;
