@@ -620,7 +620,7 @@ describe("the web client in Chromium", () => {
 
   btest("a long file name stays inside its chip: a phone's page does not scroll sideways", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
-    const conv = await direct(alice, bob);
+    await direct(alice, bob);
     const a = await pageFor(alice, "/", s, { width: 375, height: 700 }); // a phone shows the list first
     await convLink(a, bob.user.display_name).click();
     await a.locator("input[type=file]").setInputFiles({ name: `${"a-very-long-file-name-".repeat(8)}.txt`, mimeType: "text/plain", buffer: Buffer.from("hello") });
