@@ -55,12 +55,13 @@ const socketLive = (page: Page) =>
   page.waitForEvent("websocket").then((ws) => ws.waitForEvent("framereceived", { predicate: (f) => String(f.payload).includes('"type":"conversation.list"') }));
 
 /** A page signed in as `a` (the session is put where the client keeps it), at `path`, its socket live. */
-async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1100, height: 720 }): Promise<Page> {
+async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1100, height: 720 }, prepare?: (p: Page) => Promise<unknown>): Promise<Page> {
   const context = await browser!.newContext({ viewport });
   contexts.push(context);
   const session = JSON.stringify({ token: a.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: a.user });
   await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
   const page = await context.newPage();
+  await prepare?.(page);
   page.on("pageerror", (e) => console.error("page error:", e.message));
   page.on("console", (m) => m.type() === "error" && /Content Security Policy/.test(m.text()) && console.error("CSP violation:", m.text()));
   const live = socketLive(page);
@@ -280,6 +281,22 @@ describe("the web client in Chromium", () => {
     await a.screenshot({ path: join(shots, "days.png") });
   });
 
+  btest("a tab left open past midnight: what said Today says Yesterday (it stayed Today until something else redrew it)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "said today");
+    // The page's clock at 23:59:50 of the message's day; ten seconds on, nothing else is due to redraw it.
+    const late = new Date();
+    late.setHours(23, 59, 50, 0);
+    const a = await pageFor(alice, `/c/${conv}`, s, undefined, (p) => p.clock.install({ time: late }));
+    await log(a).getByRole("separator", { name: "Today" }).waitFor();
+    expect(await convLink(a, bob.user.display_name).locator("time").textContent()).toMatch(/\d/);
+    await a.clock.fastForward(15_000);
+    await log(a).getByRole("separator", { name: "Yesterday" }).waitFor();
+    expect(await log(a).getByRole("separator", { name: "Today" }).count()).toBe(0);
+    await convLink(a, bob.user.display_name).locator("time").filter({ hasText: "Yesterday" }).waitFor();
+  });
+
   btest("history: scrolling back through 600 messages keeps at most 200 message nodes (the README's window) and the reading position", async () => {
     const a = await longHistory(600);
     // web/conversation.tsx WINDOW.
@@ -427,14 +444,15 @@ describe("the web client in Chromium", () => {
     expect(await a.getByRole("status").textContent()).toBe("Reconnecting…"); // strict: the only status region shown
     await a.getByRole("textbox", { name: "Message" }).fill("sent while away");
     await a.getByRole("textbox", { name: "Message" }).press("Enter");
-    await log(a).getByText("Not sent: offline.").waitFor();
+    // The browser is online: it is the server that is away (it said "offline" too).
+    await log(a).getByText("Not sent: the server cannot be reached. It goes when it answers again.").waitFor();
     await a.screenshot({ path: join(shots, "reconnecting.png") });
 
     server = await startServer(overrides, dir, port);
     await say(bob, conv, "while you were away 1", server);
     await say(bob, conv, "while you were away 2", server);
     await log(a).getByText("while you were away 2").waitFor({ timeout: 20_000 });
-    await log(a).getByText("Not sent: offline.").waitFor({ state: "hidden", timeout: 20_000 });
+    await log(a).getByText("Not sent: the server cannot be reached.").waitFor({ state: "hidden", timeout: 20_000 });
     await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden" });
     await settled(a);
     for (const text of ["before the restart", "while you were away 1", "while you were away 2", "sent while away"]) {
@@ -578,9 +596,17 @@ describe("the web client in Chromium", () => {
     await convLink(b, "Planning").waitFor();
 
     await a.getByRole("button", { name: "Conversation settings" }).click();
+    // Refused names are said as the form names them (it said "invalid body: title" or "title: must not be blank").
+    await a.getByRole("textbox", { name: "Group name" }).fill("   ");
+    await a.getByRole("button", { name: "Rename" }).click();
+    await a.getByRole("alert").filter({ hasText: "The group name must not be blank." }).waitFor();
+    await a.getByRole("textbox", { name: "Group name" }).fill("Plan\u202Egninn");
+    await a.getByRole("button", { name: "Rename" }).click();
+    await a.getByRole("alert").filter({ hasText: /^The group name must not contain invisible format characters/ }).waitFor();
     await a.getByRole("textbox", { name: "Group name" }).fill("Planning Q1");
     await a.getByRole("button", { name: "Rename" }).click();
     await convLink(b, "Planning Q1").waitFor();
+    await a.getByRole("alert").waitFor({ state: "detached" });
     await a.getByRole("combobox", { name: `Role of ${bob.user.display_name}` }).selectOption("admin");
     await a.getByRole("list", { name: "Members" }).getByRole("combobox").filter({ hasText: "admin" }).waitFor();
     await a.getByRole("button", { name: `Remove ${bob.user.display_name}` }).click();
@@ -1058,6 +1084,21 @@ describe("search in the web client (issue #14)", () => {
     await filters.getByLabel("From", { exact: true }).selectOption({ label: bob.user.display_name });
     expect(await found(2)).toEqual(["from bob", "in the direct one"]);
     await a.screenshot({ path: join(shots, "search-filters.png") });
+    // Changing In keeps the sender where they are a member (it went back to Anyone each time)...
+    const from = filters.getByLabel("From", { exact: true });
+    await filters.getByLabel("In", { exact: true }).selectOption({ label: "Filter team" });
+    expect(await found(1)).toEqual(["from bob"]);
+    expect(await from.inputValue()).toBe(bob.user.id);
+    // ... and in all conversations, where a co-member who is no friend is not listed otherwise.
+    await from.selectOption({ label: carol.user.display_name });
+    expect(await found(2)).toEqual(["long ago", "from carol"]);
+    await filters.getByLabel("In", { exact: true }).selectOption({ label: "All conversations" });
+    expect(await found(2)).toEqual(["long ago", "from carol"]);
+    expect(await from.locator("option:checked").textContent()).toBe(carol.user.display_name);
+    // Not a member of the conversation chosen: Anyone again.
+    await filters.getByLabel("In", { exact: true }).selectOption({ label: bob.user.display_name });
+    expect(await found(1)).toEqual(["in the direct one"]);
+    expect(await from.inputValue()).toBe("");
   });
 
   btest("an <img onerror> in a message is shown as text in its snippet, never run", async () => {
@@ -1096,6 +1137,9 @@ describe("search in the web client (issue #14)", () => {
     await searchDialog(a).getByRole("button", { name: "More results" }).click();
     await results.nth(59).waitFor();
     expect(await results.count()).toBe(60);
+    // The focus goes to the first of them (the button is gone after the last page: it fell to <body>).
+    const firstNew = await results.nth(30).textContent();
+    await a.waitForFunction((text) => document.activeElement?.classList.contains("result") && document.activeElement.textContent === text, firstNew);
 
     await searchFor(a, "zebra");
     await results.filter({ hasText: "zebra" }).click();
@@ -1608,6 +1652,33 @@ describe("reading and writing as a user does (found in a browser)", () => {
     for (let i = 0; i < 5 && (await focused()) !== "Delete"; i++) await a.keyboard.press("Tab");
     await a.keyboard.press("Enter");
     await log(a).getByText("Message deleted").waitFor();
+    // The keyboard stays on the message, whose tools went with it (it fell to <body>).
+    await a.waitForFunction(() => document.activeElement?.getAttribute("role") === "article" && document.activeElement.textContent.includes("Message deleted"));
+  });
+
+  btest("keyboard: removing or adding a member keeps the focus in the list (the next row's button), not on <body>", async () => {
+    const { alice, bob, carol, group, a } = await aliceWithFriendsInAGroup("Focus team");
+    const dave = await s.register(uniqueName("dave"));
+    await friends(alice, dave);
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [carol.user.id] } })).status).toBeLessThan(300);
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    const active = () => a.evaluate(() => document.activeElement?.getAttribute("aria-label") ?? document.activeElement?.tagName);
+    const members = a.getByRole("list", { name: "Members" });
+    await members.getByRole("button", { name: `Remove ${carol.user.display_name}` }).waitFor();
+    // Members are listed in the order they joined: Bob's row, then Carol's takes its place.
+    await members.getByRole("button", { name: `Remove ${bob.user.display_name}` }).focus();
+    await a.keyboard.press("Enter");
+    await members.getByRole("button", { name: `Remove ${bob.user.display_name}` }).waitFor({ state: "detached" });
+    await a.waitForFunction((name) => document.activeElement?.getAttribute("aria-label") === name, `Remove ${carol.user.display_name}`).catch(async () => expect(await active()).toBe(`Remove ${carol.user.display_name}`));
+    // Adding: the next friend's Add.
+    const addBob = a.getByRole("button", { name: `Add ${bob.user.display_name}` });
+    await addBob.focus();
+    const next = await a.evaluate(() => [...document.querySelectorAll("dialog button")].map((b: any) => b.getAttribute("aria-label")).filter((l: string) => l?.startsWith("Add ")));
+    await a.keyboard.press("Enter");
+    await addBob.waitFor({ state: "detached" });
+    const expected = next[next.indexOf(`Add ${bob.user.display_name}`) + 1] ?? next[next.indexOf(`Add ${bob.user.display_name}`) - 1];
+    expect(expected).toBeTruthy();
+    await a.waitForFunction((name) => document.activeElement?.getAttribute("aria-label") === name, expected).catch(async () => expect(await active()).toBe(expected));
   });
 
   btest("more unread than a page: the conversation opens at the first unread, under the divider, and stays unread until the reader reaches the end", async () => {
@@ -1766,6 +1837,92 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect((await s.api("DELETE", `/api/messages/${reply.body.id}`, { token: alice.token })).status).toBe(204);
     await log(a).getByText("Message deleted").waitFor();
     expect(await log(a).locator(".quote").count()).toBe(0);
+  });
+
+  btest("opened at the first unread of more than a page, one click on Jump to latest shows the newest, with no divider over the page it loaded", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(alice, conv, "read 0");
+    for (let i = 0; i < 120; i++) await say(bob, conv, `unread ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
+    await a.getByRole("button", { name: "Jump to latest" }).click();
+    await log(a).getByText("unread 119", { exact: true }).waitFor();
+    // In the view at once (it used to open the newest page at its top, under a divider: a second click went down).
+    await a.waitForFunction(() => {
+      const el = document.querySelector("[role=log]");
+      return el.scrollHeight - el.scrollTop - el.clientHeight < 2;
+    }, undefined, { timeout: 3000 });
+    await expect(log(a).getByText("unread 119", { exact: true }).isVisible()).resolves.toBe(true);
+    // The page begins in the middle of the unread (70 of 120): "New messages" over it would be a lie.
+    expect(await log(a).getByRole("separator").filter({ hasText: "New messages" }).count()).toBe(0);
+    await a.getByRole("button", { name: "Jump to latest" }).waitFor({ state: "detached" });
+    for (let i = 0; i < 50 && (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count !== 0; i++) await Bun.sleep(50);
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(0);
+  });
+
+  btest("a read position never moved: what came before one's own last message is read, the view opens after it", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "before mine");
+    for (let i = 0; i < 40; i++) await say(alice, conv, `mine ${i}`);
+    await say(bob, conv, "after mine");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("after mine", { exact: true }).waitFor();
+    // The divider stands over the message after Alice's last (it stood over "before mine", 40 of hers below it).
+    await log(a).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
+    expect(await a.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("after mine");
+    await expect(log(a).getByText("after mine", { exact: true }).isVisible()).resolves.toBe(true);
+    await expect(log(a).getByText("mine 39", { exact: true }).isVisible()).resolves.toBe(true);
+  });
+
+  btest("removed from the open group elsewhere: said, with the unsent text to copy; leaving it oneself says nothing", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Leaving soon");
+    const b = await pageFor(bob, `/c/${group.body.id}`);
+    await b.getByRole("textbox", { name: "Message" }).fill("half a thought");
+    expect((await s.api("DELETE", `/api/conversations/${group.body.id}/members/${bob.user.id}`, { token: alice.token })).status).toBe(204);
+    // It went back to the list, without a word, and the draft with it.
+    const notice = b.getByRole("alert").filter({ hasText: "You are no longer in “Leaving soon”: it was deleted, or you were removed from it." });
+    await notice.waitFor();
+    const unsent = notice.getByRole("textbox", { name: "What you had typed there (not sent)" });
+    await expect(unsent.inputValue()).resolves.toBe("half a thought");
+    // Readable: its text is not drawn in the colour of its ground (the toast's light text on a light field).
+    const colours = await unsent.evaluate((el: HTMLElement) => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]);
+    expect(colours[0]).not.toBe(colours[1]);
+    await b.screenshot({ path: join(shots, "removed-from-group.png") });
+    await convLink(b, "Leaving soon").waitFor({ state: "detached" });
+    await notice.getByRole("button", { name: "Dismiss" }).click();
+    await notice.waitFor({ state: "detached" });
+
+    // Back in, and leaving by its own hand: no notice.
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [bob.user.id] } })).status).toBeLessThan(300);
+    await convLink(b, "Leaving soon").click();
+    await b.getByRole("button", { name: "Conversation settings" }).click();
+    b.once("dialog", (d) => void d.accept());
+    await b.getByRole("button", { name: "Leave group" }).click();
+    await convLink(b, "Leaving soon").waitFor({ state: "detached" });
+    await Bun.sleep(300);
+    expect(await b.getByRole("alert").count()).toBe(0);
+  });
+
+  btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    const box = a.getByRole("textbox", { name: "Message" });
+    // 4,000 code points in 8,000 UTF-16 units: a maxLength of 4000 cut it in half.
+    await box.fill("😀".repeat(4001));
+    await a.getByRole("alert").filter({ hasText: "Too long: a message may have at most 4,000 characters (1 character over)." }).waitFor();
+    await expect(a.getByRole("button", { name: "Send" }).isDisabled()).resolves.toBe(true);
+    await box.press("Enter");
+    await box.press("End");
+    await box.press("Backspace");
+    await a.getByRole("alert").filter({ hasText: "Too long" }).waitFor({ state: "detached" });
+    await box.press("Enter");
+    await settled(a);
+    const sent = (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items;
+    expect(sent.length).toBe(1);
+    expect([...sent[0].content].length).toBe(4000);
   });
 
   btest("more unread than a page, opened by its link (or a reload, before the list has arrived): at the first unread too, nothing marked read", async () => {

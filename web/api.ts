@@ -95,3 +95,35 @@ export async function allPages<T>(path: string, maxPages = 10): Promise<T[]> {
   }
   return out;
 }
+
+/** How the person reading a form calls the fields the server names in a 422's details. */
+const FIELD_NAMES: Record<string, string> = {
+  title: "The group name", display_name: "The display name", content: "The message", profile_image_url: "The picture's address",
+  username: "The username", password: "The password", q: "The search", filename: "The file name",
+};
+
+/**
+ * A server's error as a sentence for the person who caused it: a 422 names the field as the
+ * form does ("The group name must not be blank."), not the wire's "invalid body: title".
+ */
+export function explain(e: unknown, fallback = "That did not work."): string {
+  if (!(e instanceof ApiError)) return fallback;
+  const detail = Array.isArray(e.details) ? (e.details[0] as { field?: unknown; message?: unknown } | undefined) : undefined;
+  if (e.code === "validation_failed" && typeof detail?.field === "string" && typeof detail.message === "string") {
+    const name = FIELD_NAMES[detail.field.split(".").at(-1)!];
+    if (name) return sentence(`${name} ${reword(detail.message)}`);
+  }
+  // The server's own sentences are lower case without a full stop ("not a member of this conversation").
+  return sentence(e.message.replace(/^[a-z_.]+: /, ""));
+}
+
+/** TypeBox's and the server's wording of a field's fault, as the rest of a sentence about it. */
+function reword(message: string): string {
+  const m = message.match(/^Expected string length (less|greater) or equal to (\d+)$/);
+  if (m) return m[1] === "less" ? `may have at most ${m[2]} characters` : m[2] === "1" ? "must not be blank" : `must have at least ${m[2]} characters`;
+  if (/^at most \d+ characters$/.test(message)) return `may have ${message}`;
+  if (/^Expected string to match/.test(message)) return "is not valid";
+  return /^(must|may|is|cannot|should)\b/.test(message) ? message : `is not valid (${message})`;
+}
+
+const sentence = (s: string) => (s ? s[0]!.toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".") : s);

@@ -1,7 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
-import { ApiError } from "./api";
-import { activeId, connection, me, signIn, signInNotice, toast, totalUnread } from "./store";
+import { ApiError, explain } from "./api";
+import { activeId, connection, me, noLonger, signIn, signInNotice, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
@@ -39,6 +39,7 @@ function Shell() {
         {connection.value === "reconnecting" ? "Reconnecting…" : ""}
       </div>
       <Toast />
+      <NoLonger />
       <Dialogs />
     </div>
   );
@@ -61,6 +62,30 @@ function Toast() {
     <div class="toast" role="alert">
       {toast.value}
       <button type="button" aria-label="Dismiss" onClick={() => (toast.value = null)}>
+        ×
+      </button>
+    </div>
+  );
+}
+
+/** The open conversation went away (store.ts noLonger): said, with the reader's unsent text to copy. */
+function NoLonger() {
+  const gone = noLonger.value;
+  if (!gone) return null;
+  return (
+    <div class="toast gone" role="alert">
+      <div>
+        <p>
+          You are no longer in “{gone.title}”: it was deleted, or you were removed from it.
+        </p>
+        {gone.draft && (
+          <label>
+            What you had typed there (not sent)
+            <textarea readOnly dir="auto" rows={3} value={gone.draft} />
+          </label>
+        )}
+      </div>
+      <button type="button" aria-label="Dismiss" onClick={() => (noLonger.value = null)}>
         ×
       </button>
     </div>
@@ -129,7 +154,7 @@ function describe(err: unknown, kind: "login" | "register"): string {
   }
   if (err.code === "conflict") return "That username is taken.";
   if (err.status === 429 && err.retryAfter) return `Too many attempts: try again in ${wait(err.retryAfter)}.`;
-  return err.message;
+  return explain(err);
 }
 
 /** Seconds as "40 seconds", "15 minutes", "2 hours" (rounded up). */

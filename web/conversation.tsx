@@ -4,18 +4,21 @@
  */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
-import { ApiError, upload } from "./api";
+import { ApiError, explain, upload } from "./api";
 import {
   atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, time } from "./text";
+import { refocusWhenGone } from "./focus";
 import { openDialog } from "./dialogs";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
 export const WINDOW = 200;
 const STEP = 80;
 const EDGE_PX = 300;
+/** A message's most characters (code points, after trimming), as the server counts them (§3). */
+const MAX_CONTENT = 4000;
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 /** How long a message opened from a search result stays highlighted. */
 const FLASH_MS = 4000;
@@ -79,6 +82,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const moving = useRef(false);
   const skipped = useRef(false);
   const opened = useRef(false);
+  const jumping = useRef(false);
   /** Our newest send seen at the end of the list (its pending id). */
   const sent = useRef<string | null>(null);
   const [flashId, setFlashId] = useState<string | null>(null);
@@ -116,7 +120,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     }
     if (!opened.current && t && !t.loading) {
       opened.current = true;
-      const divider = t.firstUnread && el.querySelector<HTMLElement>(".divider");
+      // Reloaded by "Jump to latest": the end, though the newest page may still hold the divider.
+      const divider = !jumping.current && t.firstUnread && el.querySelector<HTMLElement>(".divider");
+      jumping.current = false;
       if (divider) {
         el.scrollTop = divider.offsetTop - 40;
         atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
@@ -245,6 +251,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     if (t?.newer) {
       // The newest messages are not loaded: load them as on opening.
       opened.current = false;
+      jumping.current = true;
       void openThread(id, true);
       return;
     }
@@ -336,6 +343,7 @@ function MessageItem(props: {
   const { m, compact, mine } = props;
   const [picking, setPicking] = useState(false);
   const reactButton = useRef<HTMLButtonElement>(null);
+  const article = useRef<HTMLDivElement>(null);
   const pickerRef = useRef<HTMLDivElement>(null);
   // Opened, the picker takes the focus (for a message of one's own, Edit and Delete come
   // between React and the picker in the page's order).
@@ -345,10 +353,10 @@ function MessageItem(props: {
   const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
   const deleted = !!m.deleted_at;
   const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
-  const fail = (e: unknown) => (toast.value = e instanceof ApiError ? e.message : "That did not work.");
+  const fail = (e: unknown) => (toast.value = explain(e));
   return (
     // Focusable (its tools show while focus is within it, style.css): the keyboard's way to them.
-    <div class={cls} data-id={m.id} role="article" tabIndex={props.tabbable ? 0 : -1} onFocus={(e) => e.target === e.currentTarget && props.onFocus()}>
+    <div ref={article} class={cls} data-id={m.id} role="article" tabIndex={props.tabbable ? 0 : -1} onFocus={(e) => e.target === e.currentTarget && props.onFocus()}>
       {!compact && (
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
@@ -379,7 +387,7 @@ function MessageItem(props: {
       {m.failed && (
         <div class="state error">
           {/* Sent again by itself when the browser is back online (store.ts retryFailedSends). */}
-          {m.failed === "offline" ? "Not sent: offline. It goes when you are back online." : `Not sent: ${m.failed}.`}{" "}
+          {m.failed === "offline" ? "Not sent: offline. It goes when you are back online." : m.failed === "unreachable" ? "Not sent: the server cannot be reached. It goes when it answers again." : `Not sent: ${m.failed}`}{" "}
           <button type="button" class="link" onClick={() => retry(m)}>
             Retry
           </button>
@@ -391,7 +399,12 @@ function MessageItem(props: {
           <button type="button" ref={reactButton} onClick={() => setPicking(!picking)} aria-label="React" title="React" aria-expanded={picking}>☺</button>
           {mine && <button type="button" onClick={() => props.onEdit(m)} aria-label="Edit" title="Edit">✎</button>}
           {props.canDelete && (
-            <button type="button" aria-label="Delete" title="Delete" onClick={() => confirm("Delete this message?") && deleteMessage(m.id).catch(fail)}>
+            <button type="button" aria-label="Delete" title="Delete" onClick={(e) => {
+              const button = e.currentTarget;
+              if (!confirm("Delete this message?")) return;
+              // Its tools go with it: the keyboard stays on the message ("Message deleted"), not on <body>.
+              deleteMessage(m.id).then(() => refocusWhenGone(button, () => article.current), fail);
+            }}>
               🗑
             </button>
           )}
@@ -471,7 +484,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
         (attachment) => change(key, { attachment, progress: 1, abort: undefined }),
         (e) => {
           if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
-          const why = e instanceof ApiError ? (e.status === 413 ? tooLarge(e.message) : e.message) : "upload failed";
+          const why = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
           change(key, { error: why, abort: undefined });
         },
       );
@@ -521,6 +534,9 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     attach(files);
   }
   const text = editing ? editText : (drafts.value[id] ?? "");
+  // Counted as the server counts (code points after trimming): a textarea's maxLength counts
+  // UTF-16 units and stopped a message of emoji at half the length the server takes.
+  const over = text.length > MAX_CONTENT ? [...text.trim()].length - MAX_CONTENT : 0;
 
   // The text being edited starts as the message's; set once per message (Up sets it at once).
   const editFor = useRef<string | null>(null);
@@ -584,12 +600,12 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
 
   async function submit() {
     const content = text.trim();
-    if (uploading || (!content && (editing || !ready.length))) return;
+    if (uploading || over > 0 || (!content && (editing || !ready.length))) return;
     if (editing) {
       const target = editing;
       props.setEditing(null);
       setEditText("");
-      if (content !== target.content) await editMessage(target.id, content).catch((e) => (toast.value = e instanceof ApiError ? e.message : "Not edited."));
+      if (content !== target.content) await editMessage(target.id, content).catch((e) => (toast.value = explain(e, "Not edited.")));
       return;
     }
     setDraft(id, "");
@@ -678,6 +694,11 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           ))}
         </ul>
       )}
+      {over > 0 && (
+        <div class="over" id={`over-${id}`} role="alert">
+          Too long: a message may have at most {MAX_CONTENT.toLocaleString("en-US")} characters ({plural(over, "character")} over).
+        </div>
+      )}
       <div class="row">
         {!editing && (
           <>
@@ -697,13 +718,14 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           placeholder="Write a message"
           rows={1}
           value={text}
-          maxLength={4000}
+          aria-invalid={over > 0}
+          aria-describedby={over > 0 ? `over-${id}` : undefined}
           onInput={onInput}
           onKeyDown={onKeyDown}
           onPaste={onPaste}
           onBlur={stopTyping}
         />
-        <button type="submit" class="primary" disabled={uploading || (!text.trim() && (!!editing || !ready.length))}>
+        <button type="submit" class="primary" disabled={uploading || over > 0 || (!text.trim() && (!!editing || !ready.length))}>
           {editing ? "Save" : "Send"}
         </button>
       </div>

@@ -2,11 +2,12 @@
 import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
+import { api, ApiError, explain, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
-  activeId, conversations, createGroup, mergeConversations, openAt, friendships, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  activeId, conversations, createGroup, mergeConversations, openAt, friendships, leaveGroup, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
+import { refocusWhenGone } from "./focus";
 import { Avatar, Snippet, when } from "./text";
 
 type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
@@ -52,7 +53,7 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
     };
   }, []);
   return (
-    <dialog ref={ref} aria-label={title} onClose={() => !gone.current && close()} onClick={(e) => e.target === ref.current && close()}>
+    <dialog ref={ref} aria-label={title} tabIndex={-1} onClose={() => !gone.current && close()} onClick={(e) => e.target === ref.current && close()}>
       <header class="bar">
         <h2>{title}</h2>
         <button type="button" class="icon" aria-label="Close" onClick={close}>
@@ -64,6 +65,26 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
   );
 }
 
+/**
+ * For a button whose row goes once its action is done (a member removed, a friend added):
+ * `keep()` then puts the focus on the same control of the row that took its place, or of
+ * the one before, or on the dialog (it fell to <body>, behind the dialog, for the keyboard).
+ */
+function keepFocusIn(button: HTMLElement): () => void {
+  const row = button.closest("li");
+  const list = row?.parentElement;
+  const index = row && list ? [...list.children].indexOf(row) : -1;
+  const label = button.getAttribute("aria-label")?.split(" ")[0] ?? "";
+  const dialog = list?.closest<HTMLElement>("dialog");
+  return () =>
+    refocusWhenGone(button, () => {
+      if (!list || !dialog?.isConnected) return null;
+      const rows = [...list.children];
+      const near = rows[index] ?? rows[index - 1];
+      return near?.querySelector<HTMLElement>(`button[aria-label^="${label} "]`) ?? near?.querySelector<HTMLElement>("button, select") ?? dialog;
+    });
+}
+
 /** Runs an action, showing its error inside the dialog. */
 function useAction() {
   const [error, setError] = useState<string | null>(null);
@@ -72,7 +93,7 @@ function useAction() {
     try {
       await f();
     } catch (e) {
-      setError(e instanceof ApiError ? (e.code === "not_friends" ? "You can only add friends." : e.message) : "That did not work.");
+      setError(e instanceof ApiError && e.code === "not_friends" ? "You can only add friends." : explain(e));
     }
   };
   const shown = error ? <p class="error" role="alert">{error}</p> : null;
@@ -262,7 +283,7 @@ function Settings({ id }: { id: string }) {
               <span class="hint">{m.role}</span>
             )}
             {manage && m.user.id !== mine && m.role !== "owner" && (
-              <button type="button" aria-label={`Remove ${m.user.display_name}`} onClick={() => run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); })}>Remove</button>
+              <button type="button" aria-label={`Remove ${m.user.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); keep(); }); }}>Remove</button>
             )}
           </UserRow>
         ))}
@@ -273,13 +294,13 @@ function Settings({ id }: { id: string }) {
           <ul class="users">
             {candidates.map((u) => (
               <UserRow key={u.id} u={u}>
-                <button type="button" aria-label={`Add ${u.display_name}`} onClick={() => run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); })}>Add</button>
+                <button type="button" aria-label={`Add ${u.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); keep(); }); }}>Add</button>
               </UserRow>
             ))}
           </ul>
         </>
       )}
-      <button type="button" class="danger" onClick={() => confirm("Leave this group?") && run(async () => { await api("DELETE", `/api/conversations/${id}/members/${mine}`); close(); navigate(null); })}>
+      <button type="button" class="danger" onClick={() => confirm("Leave this group?") && run(async () => { await leaveGroup(id); close(); })}>
         Leave group
       </button>
     </Modal>
@@ -425,11 +446,22 @@ function SearchFilters({ value, onChange }: { value: Filters; onChange: (f: Filt
       ? [...(members.value.get(value.conversationId)?.values() ?? [])].map((m) => m.user)
       : friendships.value.filter((f) => f.status === "accepted").map(otherSide)
   ).filter((u) => u.id !== myId);
+  // The chosen sender stays when "In" changes (it was reset to Anyone each time), unless the
+  // conversation chosen, once its members are known, does not have them. Until then, and in
+  // all conversations (a co-member need not be a friend), they keep an option of their own.
+  const names = useRef(new Map<string, string>());
+  for (const u of people) names.current.set(u.id, u.display_name);
+  const sender = value.senderId;
+  const listed = !sender || sender === myId || people.some((u) => u.id === sender);
+  const chosenMembers = value.conversationId ? members.value.get(value.conversationId) : undefined;
+  useEffect(() => {
+    if (sender && sender !== myId && chosenMembers && !chosenMembers.has(sender)) set({ senderId: "" });
+  }, [value.conversationId, chosenMembers, sender]);
   return (
     <div class="filters" role="group" aria-label="Filters">
       <label>
         In
-        <select aria-label="In" value={value.conversationId} onChange={(e) => set({ conversationId: (e.target as HTMLSelectElement).value, senderId: "" })}>
+        <select aria-label="In" value={value.conversationId} onChange={(e) => set({ conversationId: (e.target as HTMLSelectElement).value })}>
           <option value="">All conversations</option>
           {sortedConversations.value.map((c) => (
             <option key={c.id} value={c.id}>
@@ -443,6 +475,7 @@ function SearchFilters({ value, onChange }: { value: Filters; onChange: (f: Filt
         <select aria-label="From" value={value.senderId} onChange={(e) => set({ senderId: (e.target as HTMLSelectElement).value })}>
           <option value="">Anyone</option>
           {myId && <option value={myId}>Me</option>}
+          {!listed && <option value={sender}>{names.current.get(sender) ?? "Someone"}</option>}
           {people.map((u) => (
             <option key={u.id} value={u.id}>
               {u.display_name}
@@ -486,13 +519,19 @@ function Search() {
   const [error, setError] = useState<string | null>(null);
   const latest = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout>>();
+  const focusHit = useRef<string | null>(null);
+  useLayoutEffect(() => {
+    const hit = focusHit.current;
+    focusHit.current = null;
+    if (hit) document.querySelector<HTMLElement>(`dialog .result[data-hit="${CSS.escape(hit)}"]`)?.focus();
+  });
   useEffect(() => {
     searchText.value = "";
     if (q) void search(q, null);
     return () => clearTimeout(timer.current);
   }, []);
 
-  async function search(query: string, cursor: string | null, f = filters) {
+  async function search(query: string, cursor: string | null, f = filters, focusFirst = false) {
     clearTimeout(timer.current);
     const ticket = ++latest.current;
     if (!query.trim()) {
@@ -512,6 +551,8 @@ function Search() {
       const page = await api<Page<Hit>>("GET", `/api/search/messages?${params}`);
       if (ticket !== latest.current) return; // a newer search was started meanwhile
       setHits((h) => (cursor ? [...(h ?? []), ...page.items] : page.items));
+      // "More results" (gone once there are no more) hands the focus to the first of them.
+      if (focusFirst) focusHit.current = page.items[0]?.message.id ?? null;
       // A hit in a conversation past the loaded list: fetch it, for its title.
       const unknown = new Set(page.items.map((h) => h.message.conversation_id).filter((id) => !conversations.value.has(id)));
       for (const id of unknown) void api<Conversation>("GET", `/api/conversations/${id}`).then((c) => mergeConversations([c]), () => {});
@@ -566,7 +607,7 @@ function Search() {
           <ul class="results">
             {list.map((h) => (
               <li key={h.message.id}>
-                <button type="button" class="result" onClick={() => { close(); void openAt(cid, h.message.id); }}>
+                <button type="button" class="result" data-hit={h.message.id} onClick={() => { close(); void openAt(cid, h.message.id); }}>
                   <span class="hit-meta">{h.message.sender_name} · <time dateTime={h.message.created_at}>{when(h.message.created_at)}</time></span>
                   <span class="snippet"><Snippet html={h.snippet} /></span>
                 </button>
@@ -576,7 +617,7 @@ function Search() {
         </section>
       ))}
       {next && !error && (
-        <button type="button" disabled={busy} onClick={() => void search(q, next)}>
+        <button type="button" disabled={busy} onClick={() => void search(q, next, filters, true)}>
           More results
         </button>
       )}

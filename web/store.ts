@@ -5,12 +5,15 @@
  */
 import { batch, computed, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
-import { allPages, api, ApiError, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+import { allPages, api, ApiError, explain, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
 const DRAFT_KEY = "parley.drafts";
 
-/** A message as shown: a sent one, or one of ours still on its way (`pending`) or refused (`failed`). */
+/**
+ * A message as shown: a sent one, or one of ours still on its way (`pending`) or refused
+ * (`failed`: "offline", "unreachable" — both sent again once the socket is back — or why the server refused it).
+ */
 export type Shown = Message & { pending?: boolean; failed?: string };
 
 export interface Thread {
@@ -346,11 +349,35 @@ function patchConversation(id: string, patch: Partial<Conversation>) {
   if (c) conversations.value = new Map(conversations.value).set(id, { ...c, ...patch });
 }
 
+/**
+ * The open conversation, gone from under its reader (deleted, or they were removed from it
+ * elsewhere): said, with what they had typed there and not sent (it went with it, unsaid).
+ */
+export const noLonger = signal<{ title: string; draft: string } | null>(null);
+/** Conversations this tab is leaving: its own leave is no news to it. */
+const leaving = new Set<string>();
+
+export async function leaveGroup(id: string) {
+  leaving.add(id);
+  try {
+    await api("DELETE", `/api/conversations/${id}/members/${me.value!.id}`);
+    removeConversation(id);
+  } finally {
+    leaving.delete(id);
+  }
+}
+
 function removeConversation(id: string) {
+  const c = conversations.value.get(id);
   const next = new Map(conversations.value);
   next.delete(id);
   conversations.value = next;
-  if (activeId.value === id) navigate(null);
+  if (activeId.value !== id) return;
+  if (c && !leaving.has(id)) {
+    noLonger.value = { title: titleOf(c), draft: drafts.value[id] ?? "" };
+    setDraft(id, "");
+  }
+  navigate(null);
 }
 
 function editMembers(conversationId: string, edit: (m: Map<string, Member>) => void) {
@@ -393,6 +420,7 @@ function followPresence(items: Conversation[]) {
 // ---- navigation -------------------------------------------------------------------------
 
 export function navigate(id: string | null) {
+  if (id) noLonger.value = null;
   const path = id ? `/c/${encodeURIComponent(id)}` : "/";
   if (location.pathname !== path) history.pushState(null, "", path);
   activeId.value = id;
@@ -431,7 +459,11 @@ export async function openThread(id: string, fresh = false) {
     }
     const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
     const items = flight.landed(page.items.reverse(), true);
-    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: firstUnreadOf(conv, items) });
+    const first = firstUnreadOf(conv, items);
+    // The newest page read afresh (Jump to latest, a long absence) may begin among the unread:
+    // a divider at its top would say that all before it was read.
+    const unsure = fresh && page.next_cursor && first === items[0]?.id;
+    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: unsure ? null : first });
     markSeen(id);
   } catch (e) {
     unopened(id, e);
@@ -553,8 +585,13 @@ async function loadAround(id: string, messageId: string) {
 
 /** The first message from someone else past my read position (ids are time-ordered UUIDv7). */
 function firstUnreadOf(conv: Conversation, items: Message[]): string | null {
-  const read = conv.my_last_read_message_id ?? "";
-  return items.find((m) => m.sender_id !== me.value?.id && m.id > read)?.id ?? null;
+  const mine = me.value?.id;
+  // Whoever wrote a message was here: what came before their own last one is read, whatever
+  // their read position says (one never moved opened the thread in the middle of their own).
+  const lastMine = items.findLast((m) => m.sender_id === mine)?.id ?? "";
+  const position = conv.my_last_read_message_id ?? "";
+  const read = lastMine > position ? lastMine : position;
+  return items.find((m) => m.sender_id !== mine && m.id > read)?.id ?? null;
 }
 
 /**
@@ -705,7 +742,8 @@ async function deliver(p: Shown) {
     const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body);
     receive(m);
   } catch (e) {
-    const why = e instanceof ApiError ? (e.status === 0 ? "offline" : e.message) : "failed";
+    // No answer at all: the browser's network is away ("offline"), or the server is ("unreachable").
+    const why = e instanceof ApiError && e.status === 0 ? (navigator.onLine ? "unreachable" : "offline") : explain(e);
     patchPending(p, { failed: why });
   }
 }
@@ -723,7 +761,7 @@ export function retry(m: Shown) {
 
 /** Back online: messages that failed for want of a connection go again. */
 function retryFailedSends() {
-  for (const t of threads.value.values()) for (const m of t.items) if (m.failed === "offline") void deliver(m);
+  for (const t of threads.value.values()) for (const m of t.items) if (m.failed === "offline" || m.failed === "unreachable") void deliver(m);
 }
 
 export const editMessage = (id: string, content: string) => api("PATCH", `/api/messages/${id}`, { content });

@@ -2,6 +2,7 @@
  * Message text as Preact children: plain strings (Preact escapes them — never innerHTML)
  * and links for http(s) URLs, opened safely. @mentions are emphasised.
  */
+import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 
 /** "1 member", "3 members". */
@@ -45,8 +46,27 @@ export function dayOf(iso: string) {
 }
 const weekday = new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric" });
 const withYear = new Intl.DateTimeFormat([], { weekday: "long", month: "long", day: "numeric", year: "numeric" });
+/**
+ * Today's key, changed at local midnight: a component that shows a day label reads it (through
+ * dayLabel), so a tab left open overnight says "Yesterday" for what it said "Today" (it kept
+ * saying "Today" until something else redrew it). Timers sleep in a hidden tab: looked at again
+ * whenever the tab is shown.
+ */
+export const today = signal(dayOf(new Date().toISOString()));
+function watchMidnight() {
+  const next = new Date();
+  next.setHours(24, 0, 1, 0);
+  setTimeout(() => {
+    today.value = dayOf(new Date().toISOString());
+    watchMidnight();
+  }, next.getTime() - Date.now());
+}
+watchMidnight();
+document.addEventListener("visibilitychange", () => (today.value = dayOf(new Date().toISOString())));
+
 /** A day separator's text: "Today", "Yesterday", else the day ("Monday, November 28"; with the year when not this year's). */
 export function dayLabel(iso: string, now = new Date()) {
+  void today.value; // subscribes the component rendering this label (above)
   const day = dayOf(iso);
   if (day === dayOf(now.toISOString())) return "Today";
   const yesterday = new Date(now);
