@@ -90,8 +90,9 @@ for (const store of ["postgres", "redis"] as const) {
     /** Two users who share a conversation (so each may follow the other's presence). */
     async function pair() {
       const [u, f] = await Promise.all([cluster.user(0), cluster.user(1)]);
-      expect((await cluster.api(0, "POST", "/api/conversations", u.token, { type: "direct", user_id: f.id })).status).toBe(201);
-      return { u, f };
+      const conv = await cluster.api(0, "POST", "/api/conversations", u.token, { type: "direct", user_id: f.id });
+      expect(conv.status).toBe(201);
+      return { u, f, conversationId: conv.body.id as string };
     }
 
     const socket = async (i: number, token: string) => {
@@ -109,25 +110,33 @@ for (const store of ["postgres", "redis"] as const) {
       for (let i = 0; i < 2; i++) await eventually(async () => (await healthOf(cluster.base(i))).status === 200, 15_000, "health back to 200");
     }
 
-    test("a node that stalls past the heartbeat interval: a follower elsewhere is told its user went offline, and online again at the node's next beat", async () => {
-      const { u, f } = await pair();
+    test("a node that stalls past the heartbeat interval: a follower elsewhere is told its user went offline (and inactive), and online (and active) again at the node's next beat", async () => {
+      const { u, f, conversationId } = await pair();
       const stalling = await cluster.node();
       extra.push(stalling);
       const us = await TestSocket.connect(`${stalling.base.replace("http", "ws")}/ws/user?token=${u.token}`);
       sockets.push(us);
       const follower = await socket(0, f.token);
       expect((await follower.request("user.status.subscribe", { user_id: u.id })).type).toBe("user.online");
+      // The user has the conversation on screen: the follower, in it, hears them active.
+      us.send("conversation.active", { conversation_id: conversationId });
+      await follower.waitFor((x) => x.type === "conversation.user_active" && x.data.user_id === u.id, 5000);
       const from = follower.frames.length;
+      const activity = () => follower.frames.slice(from).filter((x) => x.type.startsWith("conversation.user_") && x.data.user_id === u.id).map((x) => x.type);
       stalling.proc.kill("SIGSTOP"); // a stall (a long pause, a VM frozen): its heartbeat stops
       try {
         await eventually(() => presenceOf(follower, u.id, from).length > 0, 10_000, "taken offline while the node is stalled");
+        await eventually(() => activity().length > 0, 10_000, "its active state ended while the node is stalled");
       } finally {
         stalling.proc.kill("SIGCONT");
       }
       // Back: its next beat finds its heartbeat gone and writes its users back, announced online
-      // (the periodic re-read is off here: nothing else would correct the follower).
+      // (the periodic re-read is off here: nothing else would correct the follower), and the
+      // conversation they have on screen announced active again (it stayed ended).
       await eventually(() => presenceOf(follower, u.id, from).length === 2, 5000, "told online again");
       expect(presenceOf(follower, u.id, from).map((x) => x.type)).toEqual(["user.offline", "user.online"]);
+      await eventually(() => activity().length === 2, 5000, "told active again");
+      expect(activity()).toEqual(["conversation.user_inactive", "conversation.user_active"]);
       expect(us.closed).toBeFalsy();
     }, 30_000);
 

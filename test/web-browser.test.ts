@@ -277,6 +277,14 @@ describe("the web client in Chromium", () => {
     expect(days[0]).toContain(String(old.getFullYear()));
     // The day's second message from the same sender is compact under the first; a new day starts a new group.
     expect(await log(a).locator(".msg").evaluateAll((els) => els.map((e) => e.classList.contains("compact")))).toEqual([false, false, false, true, false]);
+    // The compact one has its time too, shown while hovered, the date in its tooltip (it had none).
+    const follow = log(a).locator(".msg.compact time");
+    const opacity = () => follow.evaluate((el: HTMLElement) => getComputedStyle(el).opacity);
+    expect(await opacity()).toBe("0");
+    await log(a).locator(".msg.compact").hover();
+    await a.waitForFunction(() => getComputedStyle(document.querySelector(".msg.compact time")).opacity === "1");
+    expect(await follow.getAttribute("title")).toBe(new Intl.DateTimeFormat([], { dateStyle: "full", timeStyle: "short" }).format(noon(1)));
+    expect(await follow.textContent()).toMatch(/^\d{1,2}:00$/);
     expect(await log(a).locator(".msg").first().locator("time").getAttribute("title")).toContain(String(old.getFullYear()));
     await a.screenshot({ path: join(shots, "days.png") });
   });
@@ -754,6 +762,12 @@ describe("the web client in Chromium", () => {
     await img.waitFor();
     await b.waitForFunction(() => (document.querySelector("[role=log] img[alt='red.png']") as any)?.naturalWidth > 0);
     const file = log(b).getByRole("link", { name: /notes\.txt/ });
+    // The file's mark and the tools are drawn (SVG), not emoji: without an emoji font they were empty boxes.
+    expect((await file.textContent())!.trim()).toMatch(/^notes\.txt/);
+    expect(await file.locator("svg").count()).toBe(1);
+    const tools = await log(a).locator(".tools button").evaluateAll((els) => els.map((e) => [e.getAttribute("aria-label"), e.textContent]));
+    expect(tools.map(([label]) => label)).toContain("Delete");
+    expect(tools.filter(([, text]) => /\p{Extended_Pictographic}/u.test(text!) && !/^[☺✎↩]$/u.test(text!))).toEqual([]);
     const res = await fetch(new URL((await file.getAttribute("href"))!, s.base));
     expect(await res.text()).toBe("plain notes");
     await convLink(b, alice.user.display_name).filter({ hasText: "📎 red.png, notes.txt" }).waitFor();

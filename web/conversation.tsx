@@ -9,7 +9,7 @@ import {
   atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
-import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, time } from "./text";
+import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, shortTime, time } from "./text";
 import { refocusWhenGone } from "./focus";
 import { openDialog } from "./dialogs";
 
@@ -366,6 +366,13 @@ function MessageItem(props: {
           </time>
         </div>
       )}
+      {compact && (
+        // A follow-on message's time, in the gutter where the avatar stands above: shown while
+        // hovered or focused (it had none: a reply minutes later looked sent with the first).
+        <time class="aside" dateTime={m.created_at} title={fullTime(m.created_at)}>
+          {shortTime(m.created_at)}
+        </time>
+      )}
       {m.reply_to_id && !deleted && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
       {(deleted || m.content || !m.attachments.length) && (
         <div class={deleted ? "body deleted" : "body"} dir="auto">
@@ -405,7 +412,7 @@ function MessageItem(props: {
               // Its tools go with it: the keyboard stays on the message ("Message deleted"), not on <body>.
               deleteMessage(m.id).then(() => refocusWhenGone(button, () => article.current), fail);
             }}>
-              🗑
+              <TrashIcon />
             </button>
           )}
         </div>
@@ -423,6 +430,19 @@ function MessageItem(props: {
     </div>
   );
 }
+
+// Drawn, not emoji (🗑 📄): a machine without an emoji font showed empty boxes (§10: no web font).
+const icon = { width: 16, height: 16, viewBox: "0 0 24 24", fill: "none", stroke: "currentColor", "stroke-width": 2, "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": true } as const;
+const TrashIcon = () => (
+  <svg {...icon}>
+    <path d="M3 6h18M8 6V4a2 2 0 0 1 2-2h4a2 2 0 0 1 2 2v2m3 0v14a2 2 0 0 1-2 2H7a2 2 0 0 1-2-2V6" />
+  </svg>
+);
+const FileIcon = () => (
+  <svg {...icon}>
+    <path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6" />
+  </svg>
+);
 
 // "2 MB", not "2.0 MB": the upload limit reads as it is configured.
 const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
@@ -446,7 +466,7 @@ function Files({ list }: { list: Attachment[] }) {
           </a>
         ) : (
           <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file">
-            📄 {a.filename} <span class="hint">{size(a.size)}</span>
+            <FileIcon /> {a.filename} <span class="hint">{size(a.size)}</span>
           </a>
         ),
       )}
@@ -677,7 +697,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
                   <img src={p.attachment.thumbnail_url} alt={p.name} referrerpolicy="no-referrer" />
                 </a>
               ) : (
-                <span class="kind" aria-hidden="true">{p.error ? "⚠" : "📄"}</span>
+                <span class="kind" aria-hidden="true">{p.error ? "⚠" : <FileIcon />}</span>
               )}
               <span class="about">
                 <span class="name" title={p.name}>{p.name}</span>

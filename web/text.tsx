@@ -35,6 +35,9 @@ export function RichText({ text }: { text: string }) {
 // One formatter each: toLocaleTimeString builds a new one on every call.
 const clock = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
 export const time = (iso: string) => clock.format(new Date(iso));
+/** The time without "AM"/"PM", for a narrow place (the tooltip has it in full). */
+export const shortTime = (iso: string) =>
+  clock.formatToParts(new Date(iso)).filter((p) => p.type === "hour" || p.type === "minute" || (p.type === "literal" && p.value.trim())).map((p) => p.value).join("");
 const full = new Intl.DateTimeFormat([], { dateStyle: "full", timeStyle: "short" });
 /** The date and time in full, for a time's tooltip. */
 export const fullTime = (iso: string) => full.format(new Date(iso));

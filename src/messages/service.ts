@@ -28,6 +28,8 @@ export function cleanContent(raw: string, mayBeEmpty = false): string {
   const content = raw.trim();
   if (content.length === 0 && !mayBeEmpty) throw invalid("content", "must not be empty");
   if (content.length > MAX_CONTENT && [...content].length > MAX_CONTENT) throw invalid("content", `at most ${MAX_CONTENT} characters`);
+  // PostgreSQL cannot store it in text (a cluster answered 400, a single node stored it): refused alike.
+  if (content.includes("\u0000")) throw invalid("content", "must not contain U+0000 (NUL)");
   return content;
 }
 

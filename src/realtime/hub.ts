@@ -122,7 +122,10 @@ export class Hub {
     this.presence = ctx.presence;
     this.presence.onOffline((userId, announced) => this.goOffline(userId, announced));
     this.presence.onReturned((userIds) => {
-      for (const userId of userIds) this.tellOnline(userId);
+      for (const userId of userIds) {
+        this.tellOnline(userId);
+        this.tellActiveAgain(userId);
+      }
     });
     this.broker.screen((topic, text, origin) => this.screenRemote(topic, text, origin));
     this.broker.onGap(() => void this.rereadPresence());
@@ -587,6 +590,20 @@ export class Hub {
   private activeElsewhere(state: SocketState, conversationId: string): boolean {
     for (const s of this.byUser.get(state.userId) ?? []) if (s !== state && s.active === conversationId) return true;
     return false;
+  }
+
+  /**
+   * After this node's presence was lost (it stalled past the heartbeat limit): the other nodes
+   * ended the active state it had announced (RemoteIndicators, once it left the live nodes),
+   * so each conversation a user's sockets here have on screen is announced active again.
+   */
+  private tellActiveAgain(userId: string) {
+    const said = new Set<string>();
+    for (const s of this.byUser.get(userId) ?? []) {
+      if (!s.active || said.has(s.active)) continue;
+      said.add(s.active);
+      this.broker.publish(convTopic(s.active), frame("conversation.user_active", { conversation_id: s.active, user_id: userId }), s.ws);
+    }
   }
 
   /** Sets (or clears, with null) the conversation a socket has on screen. */

@@ -74,7 +74,7 @@ export const matchesAll = (folded: string, terms: readonly Term[]) => terms.ever
 /**
  * fold() code point by code point, remembering where each folded unit came from: `from[j]`
  * and `to[j]` are the original range of the code point that folded unit j came from.
- * Its `folded` is fold(s) for text in NFC (a test checks; exported for it).
+ * Its `folded` is fold(s), in NFC or NFD (a test checks; exported for it).
  */
 export function foldWithOrigins(s: string): { folded: string; from: number[]; to: number[] } {
   let folded = "";
@@ -82,15 +82,31 @@ export function foldWithOrigins(s: string): { folded: string; from: number[]; to
   const to: number[] = [];
   const strip = stripsMarks(s); // as fold(): text with nothing to strip is only lower-cased
   let base: string | null = null; // the letter that the marks being read belong to
+  let baseAt = 0; // where that letter's piece starts in `folded`, and in `s`
+  let baseFrom = 0;
   for (let i = 0; i < s.length; ) {
     const cp = String.fromCodePoint(s.codePointAt(i)!);
     let piece: string;
     if (strip && BASE.test(cp)) {
       const [letter, ...marks] = cp.normalize("NFD");
       base = letter!;
+      baseAt = folded.length;
+      baseFrom = i;
       piece = cp === "\u0640" ? "" : (letter + keptMarks(letter!, marks.join(""))).normalize("NFC");
-    } else if (strip && base !== null && MARK.test(cp)) piece = keptMarks(base, cp); // a decomposed accent
-    else {
+    } else if (strip && base !== null && MARK.test(cp)) {
+      // A decomposed accent. One fold() keeps (the breve of й typed as и + U+0306) composes
+      // with its letter as fold()'s NFC composes it: "и" then U+0306 was never found by "й".
+      const kept = keptMarks(base, cp);
+      if (kept) {
+        const letter = spellOut((folded.slice(baseAt) + kept).normalize("NFC").toLowerCase());
+        folded = folded.slice(0, baseAt) + letter;
+        from.length = to.length = baseAt;
+        for (let k = 0; k < letter.length; k++) (from.push(baseFrom), to.push(i + cp.length));
+        i += cp.length;
+        continue;
+      }
+      piece = "";
+    } else {
       piece = cp;
       base = null;
     }
