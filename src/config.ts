@@ -318,7 +318,7 @@ Commands:
                    snapshot), so that clients resuming with the old epoch start over. Stop
                    every node first: a running one keeps the epoch it read at start (in
                    cluster mode it notices within about a second and exits 1, to be started
-                   again)
+                   again; on a single server's DATA_DIR it refuses, exit 1)
   healthcheck      exit 0 if the server on --port answers /health (for container health checks)
 
 Flags:

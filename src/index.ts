@@ -10,6 +10,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
 import { createApp, databaseFile } from "./app";
 import { openDatabase } from "./db/client";
+import { lockDataDir, type DataDirLock } from "./db/lock";
 import { migrate } from "./db/migrate";
 import { openPostgresParts } from "./platform/postgres/open";
 import { describeFailure } from "./platform/postgres/errors";
@@ -142,6 +143,15 @@ async function newEpoch(config: Config) {
   }
   const file = databaseFile(config.dataDir);
   if (!existsSync(file)) fail(`no database at ${file} (check --data-dir)`, 1);
+  // Not under a running server: its clients' positions would name an epoch the database no
+  // longer has, while it goes on numbering events of the old one (it did so, and said ok).
+  let lock: DataDirLock;
+  try {
+    lock = lockDataDir(config.dataDir);
+  } catch (e) {
+    if (storageFullCode(e)) throw e;
+    fail(`${e instanceof Error ? e.message : e}: stop it first (new-epoch is for a stopped server)`, 1);
+  }
   let epoch: string;
   try {
     // Opened plainly: a file that is not Parley's is left as it was (openDatabase would make it WAL).
@@ -152,6 +162,8 @@ async function newEpoch(config: Config) {
   } catch (e) {
     if (e instanceof NoEpochError || storageFullCode(e)) throw e;
     fail(`cannot use ${file}: ${e instanceof Error ? e.message : e}`, 1);
+  } finally {
+    lock.release();
   }
   process.stdout.write(`new event-log epoch ${epoch} (${file})\n`);
 }

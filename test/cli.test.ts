@@ -285,6 +285,31 @@ describe("the CLI", () => {
     expect(epochIn()).not.toBe(old);
   });
 
+  test("new-epoch on the DATA_DIR of a running server: refused (exit 1), the epoch unchanged; once it has stopped, it runs", async () => {
+    const dataDir = tempDir();
+    const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: dataDir });
+    try {
+      const epochIn = () => {
+        const db = new Database(join(dataDir, "parley.db"), { readonly: true });
+        const { value } = db.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string };
+        db.close();
+        return value;
+      };
+      const before = epochIn();
+      const r = run(["new-epoch"], { DATA_DIR: dataDir });
+      expect(r.code).toBe(1);
+      expect(r.out).toBe("");
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err).toContain(`DATA_DIR ${dataDir} is in use by another Parley server`);
+      expect(r.err).toContain("stop it first");
+      // The database keeps its epoch (it was changed under the server, which went on with the old one).
+      expect(epochIn()).toBe(before);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    expect(run(["new-epoch"], { DATA_DIR: dataDir }).code).toBe(0);
+  });
+
   test("new-epoch: bad input is one line and a non-zero exit, never a stack trace", async () => {
     const oneLine = (r: ReturnType<typeof run>, code: number, text: string) => {
       expect(r.code).toBe(code);
