@@ -1878,12 +1878,14 @@ describe("reading and writing as a user does (found in a browser)", () => {
   btest("a read position never moved: what came before one's own last message is read, the view opens after it", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
-    await say(bob, conv, "before mine");
+    // More than a page of Bob's before (61 unread by the server's count): it opened at the very start.
+    for (let i = 0; i < 60; i++) await say(bob, conv, `before mine ${i}`);
     for (let i = 0; i < 40; i++) await say(alice, conv, `mine ${i}`);
     await say(bob, conv, "after mine");
+    expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(61);
     const a = await pageFor(alice, `/c/${conv}`);
     await log(a).getByText("after mine", { exact: true }).waitFor();
-    // The divider stands over the message after Alice's last (it stood over "before mine", 40 of hers below it).
+    // The divider stands over the message after Alice's last (it stood over "before mine 0", the history's start).
     await log(a).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
     expect(await a.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("after mine");
     await expect(log(a).getByText("after mine", { exact: true }).isVisible()).resolves.toBe(true);
@@ -1917,6 +1919,34 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await convLink(b, "Leaving soon").waitFor({ state: "detached" });
     await Bun.sleep(300);
     expect(await b.getByRole("alert").count()).toBe(0);
+  });
+
+  btest("a reply's quote goes to the message replied to: scrolled to when loaded, the history around it loaded when not", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const ids: string[] = [];
+    for (let i = 0; i < 130; i++) ids.push((await say(i % 2 ? alice : bob, conv, `line ${i}`)).id);
+    const reply = async (to: number, content: string) =>
+      expect((await s.api("POST", `/api/conversations/${conv}/messages`, { token: bob.token, body: { content, reply_to_id: ids[to] } })).status).toBe(201);
+    expect((await s.api("POST", `/api/conversations/${conv}/read`, { token: alice.token, body: { message_id: ids.at(-1) } })).status).toBe(200);
+    await reply(120, "about line 120");
+    await reply(3, "about line 3");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("about line 3", { exact: true }).waitFor();
+    // Not loaded (two pages back): the history around it.
+    const far = log(a).locator(".msg").filter({ hasText: "about line 3" }).locator(".quote");
+    expect(await far.textContent()).toBe("Reply to an earlier message");
+    await far.click();
+    const target = log(a).locator(".msg.flash").filter({ has: a.locator(".body", { hasText: /^line 3$/ }) });
+    await target.waitFor();
+    await expect(target.isVisible()).resolves.toBe(true);
+    // Loaded (in the newest page): scrolled to and highlighted.
+    await a.reload();
+    await log(a).getByText("about line 120", { exact: true }).waitFor();
+    await log(a).getByRole("button", { name: `${bob.user.display_name}: line 120` }).click();
+    const near = log(a).locator(".msg.flash").filter({ has: a.locator(".body", { hasText: /^line 120$/ }) });
+    await near.waitFor();
+    await expect(near.isVisible()).resolves.toBe(true);
   });
 
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {

@@ -6,7 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { ApiError, explain, upload } from "./api";
 import {
-  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
+  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, shortTime, time } from "./text";
@@ -373,7 +373,12 @@ function MessageItem(props: {
           {shortTime(m.created_at)}
         </time>
       )}
-      {m.reply_to_id && !deleted && <div class="quote">{quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}</div>}
+      {m.reply_to_id && !deleted && (
+        // Goes to the message replied to: scrolled to if loaded, else the history around it is loaded (as a search result).
+        <button type="button" class="quote" title="Go to the message replied to" tabIndex={props.tabbable ? 0 : -1} onClick={() => void openAt(m.conversation_id, m.reply_to_id!)}>
+          {quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}
+        </button>
+      )}
       {(deleted || m.content || !m.attachments.length) && (
         <div class={deleted ? "body deleted" : "body"} dir="auto">
           {deleted ? "Message deleted" : <RichText text={m.content} />}

@@ -450,16 +450,17 @@ export async function openThread(id: string, fresh = false) {
     // A link or a reload opens it before the list has arrived: its unread count decides where.
     const conv = conversations.value.get(id) ?? (await api<Conversation>("GET", `/api/conversations/${id}`));
     if (!conversations.value.has(id)) upsertConversation(conv);
-    // The newest page alone would put the divider at its top, as if what came before were
-    // read, and reading it would mark them all read. (Unless the last word was ours: whoever
-    // wrote it was here, whatever their read position says.)
-    if (!fresh && conv.unread_count > PAGE && conv.last_message?.sender_id !== me.value?.id) {
-      flight.done();
-      return await openAtFirstUnread(id, conv);
-    }
     const page = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?limit=${PAGE}`);
     const items = flight.landed(page.items.reverse(), true);
     const first = firstUnreadOf(conv, items);
+    // All of the newest page unread, and more before it: shown alone, it would put the divider
+    // at its top, as if what came before were read, and reading it would mark them all read.
+    // The thread opens at the first unread instead. (Not when the page holds a message of
+    // ours, or the read position: the first unread is in it.)
+    if (!fresh && page.next_cursor && first !== null && first === items[0]?.id) {
+      flight.done();
+      return await openAtFirstUnread(id, conv);
+    }
     // The newest page read afresh (Jump to latest, a long absence) may begin among the unread:
     // a divider at its top would say that all before it was read.
     const unsure = fresh && page.next_cursor && first === items[0]?.id;
