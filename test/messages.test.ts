@@ -123,6 +123,9 @@ describe("send", () => {
     [{ content: "x".repeat(4001) }, "content"],
     // Refused on both engines alike (PostgreSQL cannot store it: a cluster said 400, a single node stored it).
     [{ content: "a\u0000b" }, "content"],
+    [{ content: "hi", client_msg_id: "k\u0000" }, "client_msg_id"],
+    [{ content: "hi", reply_to_id: "m\u0000" }, "reply_to_id"],
+    [{ content: "hi", attachment_ids: ["f\u0000"] }, "attachment_ids"],
     [{ content: "hi", message_type: "system" }, "message_type"],
     [{ content: "hi", message_type: "video" }, "message_type"],
     [{ content: "hi", reply_to_id: "nope" }, "reply_to_id"],
@@ -471,6 +474,12 @@ describe("reactions", () => {
     const { body: m } = await send(a!, conv, { content: "x" });
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "" } })).status).toBe(422);
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "x".repeat(33) } })).status).toBe(422);
+    // Control characters (U+0000: stored on SQLite, a 400 on PostgreSQL before) are no emoji, on either engine.
+    for (const emoji of ["👍\u0000", "\u0007", "a\u0085"]) {
+      const res = await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji } });
+      expect(res.status).toBe(422);
+      expect(res.body.error.details).toEqual([{ field: "emoji", message: "must not contain control characters" }]);
+    }
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: outsider!.token, body: { emoji: "👍" } })).status).toBe(404);
     await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token });
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "👍" } })).status).toBe(409);

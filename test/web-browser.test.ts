@@ -1693,6 +1693,11 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const expected = next[next.indexOf(`Add ${bob.user.display_name}`) + 1] ?? next[next.indexOf(`Add ${bob.user.display_name}`) - 1];
     expect(expected).toBeTruthy();
     await a.waitForFunction((name) => document.activeElement?.getAttribute("aria-label") === name, expected).catch(async () => expect(await active()).toBe(expected));
+    // The last friend added, "Add friends" goes whole: the focus goes to the dialog (it fell to <body>).
+    await a.getByRole("button", { name: `Add ${dave.user.display_name}` }).focus();
+    await a.keyboard.press("Enter");
+    await a.getByRole("button", { name: /^Add / }).waitFor({ state: "detached" });
+    await a.waitForFunction(() => document.activeElement?.tagName === "DIALOG", undefined, { timeout: 3000 }).catch(async () => expect(await active()).toBe("DIALOG"));
   });
 
   btest("more unread than a page: the conversation opens at the first unread, under the divider, and stays unread until the reader reaches the end", async () => {
@@ -1907,6 +1912,11 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(colours[0]).not.toBe(colours[1]);
     await b.screenshot({ path: join(shots, "removed-from-group.png") });
     await convLink(b, "Leaving soon").waitFor({ state: "detached" });
+    // Going to another conversation (to paste it there) keeps it; Dismiss ends it.
+    await direct(bob, await s.register(uniqueName("dana")));
+    await b.getByRole("link", { name: /^dana/ }).click();
+    await log(b).waitFor();
+    await expect(unsent.inputValue()).resolves.toBe("half a thought");
     await notice.getByRole("button", { name: "Dismiss" }).click();
     await notice.waitFor({ state: "detached" });
 
@@ -1918,6 +1928,35 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await b.getByRole("button", { name: "Leave group" }).click();
     await convLink(b, "Leaving soon").waitFor({ state: "detached" });
     await Bun.sleep(300);
+    expect(await b.getByRole("alert").count()).toBe(0);
+    // Nor deleting one's own direct conversation (it said "no longer in", with the draft).
+    await b.getByRole("link", { name: /^dana/ }).click();
+    await b.getByRole("textbox", { name: "Message" }).fill("never mind");
+    await b.getByRole("button", { name: "Conversation settings" }).click();
+    b.once("dialog", (d) => void d.accept());
+    await b.getByRole("button", { name: "Delete conversation" }).click();
+    await b.getByRole("link", { name: /^dana/ }).waitFor({ state: "detached" });
+    await Bun.sleep(300);
+    expect(await b.getByRole("alert").count()).toBe(0);
+
+    // A notice is one person's: signing out takes it (the next to sign in in this tab saw it, draft and all).
+    await b.goto(`${s.base}/c/${group.body.id}`);
+    await b.getByRole("navigation", { name: "Conversations" }).waitFor();
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [bob.user.id] } })).status).toBeLessThan(300);
+    await convLink(b, "Leaving soon").click();
+    await b.getByRole("textbox", { name: "Message" }).fill("private words");
+    expect((await s.api("DELETE", `/api/conversations/${group.body.id}/members/${bob.user.id}`, { token: alice.token })).status).toBe(204);
+    await notice.waitFor();
+    await b.getByRole("button", { name: "Profile" }).click();
+    await b.getByRole("button", { name: "Sign out" }).click();
+    await b.getByRole("textbox", { name: "Username" }).waitFor();
+    const carol = await s.register(uniqueName("carol"));
+    await b.getByRole("textbox", { name: "Username" }).fill(carol.user.username);
+    await b.getByRole("textbox", { name: "Password" }).fill(carol.password);
+    await b.getByRole("button", { name: "Sign in" }).click();
+    await b.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await Bun.sleep(200);
+    expect(await b.getByText("private words").count()).toBe(0);
     expect(await b.getByRole("alert").count()).toBe(0);
   });
 
@@ -1947,6 +1986,30 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const near = log(a).locator(".msg.flash").filter({ has: a.locator(".body", { hasText: /^line 120$/ }) });
     await near.waitFor();
     await expect(near.isVisible()).resolves.toBe(true);
+  });
+
+  btest("a send whose request is lost while the socket stays up (a blip, a proxy) goes again by itself; a proxy's 502 too", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    for (const [text, fail] of [["lost once", "abort"], ["proxied once", "502"]] as const) {
+      let failed = false;
+      await a.route("**/api/conversations/*/messages", async (route) => {
+        if (route.request().method() !== "POST" || failed) return route.continue();
+        failed = true;
+        if (fail === "abort") await route.abort("connectionreset");
+        else await route.fulfill({ status: 502, contentType: "text/html", body: "<html>Bad Gateway</html>" });
+      });
+      await a.getByRole("textbox", { name: "Message" }).fill(text);
+      await a.getByRole("textbox", { name: "Message" }).press("Enter");
+      const state = log(a).locator(".msg").filter({ hasText: text }).locator(".state");
+      await state.filter({ hasText: "Not sent: the server cannot be reached." }).waitFor();
+      // Not only when the socket opens again (it never closed): it stayed unsent for good.
+      await state.waitFor({ state: "detached", timeout: 10_000 });
+      await a.unroute("**/api/conversations/*/messages");
+    }
+    const sent = (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items.map((m: any) => m.content);
+    expect(sent.sort()).toEqual(["lost once", "proxied once"]);
   });
 
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {

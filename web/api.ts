@@ -98,7 +98,7 @@ export async function allPages<T>(path: string, maxPages = 10): Promise<T[]> {
 
 /** How the person reading a form calls the fields the server names in a 422's details. */
 const FIELD_NAMES: Record<string, string> = {
-  title: "The group name", display_name: "The display name", content: "The message", profile_image_url: "The picture's address",
+  title: "The group name", display_name: "The display name", content: "The message", profile_image_url: "The avatar URL",
   username: "The username", password: "The password", q: "The search", filename: "The file name",
 };
 

@@ -85,7 +85,7 @@ function NoLonger() {
           </label>
         )}
       </div>
-      <button type="button" aria-label="Dismiss" onClick={() => (noLonger.value = null)}>
+      <button type="button" aria-label="Dismiss" onClick={() => (noLonger.value = null)} title="Dismiss (the text goes)">
         ×
       </button>
     </div>

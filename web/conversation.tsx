@@ -252,7 +252,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       // The newest messages are not loaded: load them as on opening.
       opened.current = false;
       jumping.current = true;
-      void openThread(id, true);
+      // Failed (offline): the thread is gone, and the next opening is not a jump.
+      void openThread(id, true).finally(() => !threads.value.get(id) && (jumping.current = false));
       return;
     }
     const el = scroller.current!;

@@ -4,7 +4,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, explain, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
-  activeId, conversations, createGroup, mergeConversations, openAt, friendships, leaveGroup, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  activeId, conversations, createGroup, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
 import { refocusWhenGone } from "./focus";
@@ -78,7 +78,9 @@ function keepFocusIn(button: HTMLElement): () => void {
   const dialog = list?.closest<HTMLElement>("dialog");
   return () =>
     refocusWhenGone(button, () => {
-      if (!list || !dialog?.isConnected) return null;
+      if (!dialog?.isConnected) return null;
+      // The list gone whole with its last row (Preact leaves the rows inside the detached list).
+      if (!list?.isConnected) return dialog;
       const rows = [...list.children];
       const near = rows[index] ?? rows[index - 1];
       return near?.querySelector<HTMLElement>(`button[aria-label^="${label} "]`) ?? near?.querySelector<HTMLElement>("button, select") ?? dialog;
@@ -245,7 +247,7 @@ function Settings({ id }: { id: string }) {
       <Modal title="Conversation settings">
         {error}
         {peer && <ul class="users"><UserRow u={peer} /></ul>}
-        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await api("DELETE", `/api/conversations/${id}`); close(); })}>
+        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); })}>
           Delete conversation
         </button>
       </Modal>
@@ -300,7 +302,7 @@ function Settings({ id }: { id: string }) {
           </ul>
         </>
       )}
-      <button type="button" class="danger" onClick={() => confirm("Leave this group?") && run(async () => { await leaveGroup(id); close(); })}>
+      <button type="button" class="danger" onClick={() => confirm("Leave this group?") && run(async () => { await leaveConversation(id, "leave"); close(); })}>
         Leave group
       </button>
     </Modal>

@@ -131,6 +131,9 @@ export function signOut(notice: string | null = null) {
   clearTimeout(refreshTimer);
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
+  // Another person may sign in next in this tab: nothing of this one's on screen.
+  noLonger.value = null;
+  toast.value = null;
   // Signing out on purpose leaves nothing behind; a lost session keeps the drafts.
   if (!notice) {
     localStorage.removeItem(DRAFT_KEY);
@@ -357,11 +360,13 @@ export const noLonger = signal<{ title: string; draft: string } | null>(null);
 /** Conversations this tab is leaving: its own leave is no news to it. */
 const leaving = new Set<string>();
 
-export async function leaveGroup(id: string) {
+/** Leaves a group (`DELETE …/members/<me>`) or deletes a conversation (`DELETE …/<id>`), as this tab's own act. */
+export async function leaveConversation(id: string, how: "leave" | "delete") {
   leaving.add(id);
   try {
-    await api("DELETE", `/api/conversations/${id}/members/${me.value!.id}`);
+    await api("DELETE", how === "leave" ? `/api/conversations/${id}/members/${me.value!.id}` : `/api/conversations/${id}`);
     removeConversation(id);
+    setDraft(id, "");
   } finally {
     leaving.delete(id);
   }
@@ -420,7 +425,6 @@ function followPresence(items: Conversation[]) {
 // ---- navigation -------------------------------------------------------------------------
 
 export function navigate(id: string | null) {
-  if (id) noLonger.value = null;
   const path = id ? `/c/${encodeURIComponent(id)}` : "/";
   if (location.pathname !== path) history.pushState(null, "", path);
   activeId.value = id;
@@ -743,11 +747,20 @@ async function deliver(p: Shown) {
     const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body);
     receive(m);
   } catch (e) {
-    // No answer at all: the browser's network is away ("offline"), or the server is ("unreachable").
-    const why = e instanceof ApiError && e.status === 0 ? (navigator.onLine ? "unreachable" : "offline") : explain(e);
+    // No answer (or a proxy's instead of the server's): the browser's network is away
+    // ("offline"), or the server is ("unreachable"). Both go again when the socket is back;
+    // "unreachable" also on a timer, since the socket may have stayed up (a blip, one lost request).
+    const away = e instanceof ApiError && (e.status === 0 || ((e.status === 502 || e.status === 503 || e.status === 504) && e.code === "error"));
+    const why = away ? (navigator.onLine ? "unreachable" : "offline") : explain(e);
     patchPending(p, { failed: why });
+    if (why === "unreachable") setTimeout(() => stillFailed(p, "unreachable") && void deliver(p), UNREACHABLE_RETRY_MS);
   }
 }
+
+const UNREACHABLE_RETRY_MS = 5000;
+/** Whether `p` is still shown as not sent for `why` (not sent again, or deleted, meanwhile). */
+const stillFailed = (p: Shown, why: string) =>
+  threads.value.get(p.conversation_id)?.items.some((m) => m.pending !== undefined && m.client_msg_id === p.client_msg_id && m.failed === why) ?? false;
 
 function patchPending(p: Shown, patch: Partial<Shown>) {
   const cmid = p.client_msg_id;

@@ -85,6 +85,9 @@ export const MAX_ATTACHMENTS = 10;
 export function checkAttachmentIds(ids: string[]) {
   if (ids.length > MAX_ATTACHMENTS) throw invalid("attachment_ids", `at most ${MAX_ATTACHMENTS}`);
   if (new Set(ids).size !== ids.length) throw invalid("attachment_ids", "an attachment is listed twice");
+  // No upload's id holds U+0000; PostgreSQL refuses it in a query (400), SQLite finds nothing: unknown alike.
+  const nul = ids.filter((id) => id.includes("\u0000"));
+  if (nul.length) throw new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", nul.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
 }
 
 /**

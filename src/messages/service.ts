@@ -7,6 +7,7 @@ import { prepared } from "../db/prepared";
 import type { AppContext } from "../context";
 import { conversations, members, messages, reactions, users, type AttachmentRow, type ConversationRow, type MemberRow, type MessageRow, type UserRow } from "../db/schema";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors";
+import { CONTROL_CHARACTERS } from "../lib/text";
 import { convTopic, userTopic, type Tx } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMembership } from "../conversations/service";
@@ -112,6 +113,9 @@ export function checkSend(input: SendInput) {
   if (type === "system") throw invalid("message_type", "system messages are sent by the server only");
   const attachmentIds = input.attachment_ids ?? [];
   const content = cleanContent(input.content ?? "", attachmentIds.length > 0);
+  // U+0000: PostgreSQL refuses it in text (a cluster answered 400, a single node stored it or found nothing).
+  if (input.client_msg_id?.includes("\u0000")) throw invalid("client_msg_id", "must not contain U+0000 (NUL)");
+  if (input.reply_to_id?.includes("\u0000")) checkReplyTarget(undefined, "");
   return { type, attachmentIds, content };
 }
 
@@ -303,6 +307,7 @@ export function markRead(ctx: AppContext, me: UserRow, conversationId: string, m
 export function cleanEmoji(raw: string): string {
   const emoji = raw.trim();
   if (emoji.length === 0 || [...emoji].length > 32) throw invalid("emoji", "1–32 characters");
+  if (CONTROL_CHARACTERS.test(emoji)) throw invalid("emoji", "must not contain control characters");
   return emoji;
 }
 

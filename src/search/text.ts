@@ -73,47 +73,73 @@ export const matchesAll = (folded: string, terms: readonly Term[]) => terms.ever
 
 /**
  * fold() code point by code point, remembering where each folded unit came from: `from[j]`
- * and `to[j]` are the original range of the code point that folded unit j came from.
- * Its `folded` is fold(s), in NFC or NFD (a test checks; exported for it).
+ * and `to[j]` are the original range of the code points that folded unit j came from.
+ * Its `folded` is fold(s), in NFC or not (tests check; exported for them).
  */
 export function foldWithOrigins(s: string): { folded: string; from: number[]; to: number[] } {
   let folded = "";
   const from: number[] = [];
   const to: number[] = [];
   const strip = stripsMarks(s); // as fold(): text with nothing to strip is only lower-cased
+  // fold() composes the text it strips (NFC). Text not in NFC (decomposed, as some systems
+  // send it) then has pieces that compose with the one before: Hangul jamo, two-part Indic
+  // vowels. Those folded apart here were found in the index but never marked.
+  const composes = strip && s !== s.normalize("NFC");
   let base: string | null = null; // the letter that the marks being read belong to
   let baseAt = 0; // where that letter's piece starts in `folded`, and in `s`
   let baseFrom = 0;
+  let lastAt = 0; // where the previous code point's piece starts in `folded`, and in `s`
+  let lastFrom = 0;
+  let clusterAt = 0; // where the piece of the last code point that is not a mark starts, and in `s`
+  let clusterFrom = 0;
+  /** `piece` (from s[at, end)) appended, or composed with the piece from `joinAt` (s from `joinFrom`) when NFC joins them. */
+  const put = (piece: string, at: number, end: number, joinAt: number, joinFrom: number, join: boolean) => {
+    if (join) {
+      const prev = folded.slice(joinAt);
+      const joined = spellOut((prev + piece).normalize("NFC").toLowerCase());
+      if (joined !== prev + piece) {
+        folded = folded.slice(0, joinAt) + joined;
+        from.length = to.length = joinAt;
+        for (let k = 0; k < joined.length; k++) (from.push(joinFrom), to.push(end));
+        lastAt = joinAt;
+        lastFrom = joinFrom;
+        return;
+      }
+    }
+    lastAt = folded.length;
+    lastFrom = at;
+    for (let k = 0; k < piece.length; k++) (from.push(at), to.push(end));
+    folded += piece;
+  };
   for (let i = 0; i < s.length; ) {
     const cp = String.fromCodePoint(s.codePointAt(i)!);
-    let piece: string;
+    const end = i + cp.length;
     if (strip && BASE.test(cp)) {
       const [letter, ...marks] = cp.normalize("NFD");
       base = letter!;
-      baseAt = folded.length;
-      baseFrom = i;
-      piece = cp === "\u0640" ? "" : (letter + keptMarks(letter!, marks.join(""))).normalize("NFC");
+      baseAt = clusterAt = folded.length;
+      baseFrom = clusterFrom = i;
+      put(cp === "\u0640" ? "" : spellOut((letter + keptMarks(letter!, marks.join(""))).normalize("NFC").toLowerCase()), i, end, 0, 0, false);
     } else if (strip && base !== null && MARK.test(cp)) {
       // A decomposed accent. One fold() keeps (the breve of й typed as и + U+0306) composes
-      // with its letter as fold()'s NFC composes it: "и" then U+0306 was never found by "й".
+      // with its letter; one it drops is taken into its letter's range, so that a mark
+      // ends after the accent, not between it and its letter.
       const kept = keptMarks(base, cp);
-      if (kept) {
-        const letter = spellOut((folded.slice(baseAt) + kept).normalize("NFC").toLowerCase());
-        folded = folded.slice(0, baseAt) + letter;
-        from.length = to.length = baseAt;
-        for (let k = 0; k < letter.length; k++) (from.push(baseFrom), to.push(i + cp.length));
-        i += cp.length;
-        continue;
-      }
-      piece = "";
-    } else {
-      piece = cp;
+      if (kept) put(kept, i, end, baseAt, baseFrom, true);
+      else for (let k = baseAt; k < folded.length; k++) to[k] = end;
+    } else if (MARK.test(cp)) {
+      // A mark composes with what it follows since the last character that is not one (the
+      // marks between may not block it: ¨, U+0338, U+0301 is ΅ with U+0338).
       base = null;
+      put(spellOut(cp.toLowerCase()), i, end, clusterAt, clusterFrom, composes);
+    } else {
+      // Hangul's vowels and final consonants compose with the piece before (L+V, then LV+T).
+      base = null;
+      put(spellOut(cp.toLowerCase()), i, end, lastAt, lastFrom, composes && folded.length > lastAt);
+      clusterAt = lastAt;
+      clusterFrom = lastFrom;
     }
-    piece = spellOut(piece.toLowerCase());
-    for (let k = 0; k < piece.length; k++) (from.push(i), to.push(i + cp.length));
-    folded += piece;
-    i += cp.length;
+    i = end;
   }
   return { folded, from, to };
 }
