@@ -165,6 +165,10 @@ export function searchIndexCases(name: string, backend: () => SearchBackend) {
       expect(await found(r, "NOT quick")).toEqual([]);
       expect(await found(r, "NOT door")).toEqual(door);
       expect(await found(r, "-door")).toEqual([]);
+      // A phrase right after a word, or an empty one after it, is still a phrase (the word
+      // and its quotes were one term, found nowhere); a quote left alone stays in its word.
+      for (const q of ['said"hello"', 'hello""', 'NEAR"the door"OR']) expect({ q, found: await found(r, q) }).toEqual({ q, found: door });
+      expect(await found(r, 'said"hello')).toEqual([]);
     });
   });
 

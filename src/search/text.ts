@@ -19,8 +19,12 @@ export interface Term {
   indexable: boolean;
 }
 
-/** `"quoted phrases"` or runs of non-space; a quote without its partner is plain text. */
-const TERM = /"([^"]*)"|(\S+)/g;
+/**
+ * `"quoted phrases"` or runs of non-space; a quote without its partner is plain text. A phrase
+ * may start inside a run (`say"hello"` is `say` and `hello`; it was the one word `say"hello"`,
+ * quotes and all, which matched nothing).
+ */
+const TERM = /"([^"]*)"|((?:[^\s"]|"(?![^"]*"))+)/g;
 
 /**
  * The terms of a query, all of which must match. 422 for an empty or blank query, one over
