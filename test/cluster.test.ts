@@ -15,6 +15,7 @@ import { ParleyClient, type Message } from "../src/client";
 import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
 import { waitFor } from "./helpers";
 import { Cluster } from "./cluster-harness";
+import { TestSocket } from "./ws-client";
 
 const ready = await servicesReady("cluster mode (three nodes)", { pg: true, nats: true });
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -86,6 +87,36 @@ describe.skipIf(!ready)("three nodes", () => {
     const history = await cluster.api(1, "GET", `/api/conversations/${conv.body.id}/messages`, b.token);
     expect(history.body.items.map((m: Message) => m.content)).toEqual(["before connect"]);
   }, 60_000);
+
+  test("a frame that comes while the node reads the socket's conversation.list waits behind those held before it (a ping sent first was answered last)", async () => {
+    const a = await cluster.user(0);
+    // conversation.list reads `conversations`; membership and replay do not: locked, the
+    // opening waits between the release of what was held and the list.
+    let unlock!: () => void;
+    const unlocked = new Promise<void>((r) => (unlock = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    const holding = sql!.begin(async (tx) => {
+      await tx`LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await unlocked;
+    });
+    await lockTaken;
+    try {
+      const s = await TestSocket.open(cluster.wsUrl(0, a.token), { early: [{ type: "ping", request_id: "first" }] });
+      await Bun.sleep(500); // released by now, the list's read waiting for the lock
+      s.send("ping", {}, "second");
+      s.send("ping", {}, "third");
+      await Bun.sleep(200);
+      unlock();
+      await s.waitFor((f) => f.request_id === "third", 10_000);
+      expect(s.frames.map((f) => f.request_id ?? f.type)).toEqual(["connect", "conversation.list", "first", "second", "third"]);
+      s.close();
+    } finally {
+      unlock();
+      await holding;
+    }
+  }, 30_000);
 
   test("presence and limits on PostgreSQL hold across nodes: MAX_CONNECTIONS_PER_USER and login failures, kept in PostgreSQL", async () => {
     const u = await cluster.user(0);

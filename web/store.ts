@@ -707,8 +707,9 @@ function markRead(conversationId: string, userId: string, messageId: string) {
   }
 }
 
-export async function loadMembers(id: string) {
-  if (members.value.has(id)) return;
+/** A conversation's members, unless loaded (`fresh`: again, replacing them when they arrive). */
+export async function loadMembers(id: string, fresh = false) {
+  if (!fresh && members.value.has(id)) return;
   const list = await allPages<Member>(`/api/conversations/${id}/members`, 10).catch(() => null);
   if (!list) return;
   members.value = new Map(members.value).set(id, new Map(list.map((m) => [m.user.id, m])));
@@ -857,8 +858,9 @@ export async function createGroup(title: string, memberIds: string[]) {
 export async function refreshConversation(id: string) {
   const c = await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null);
   if (c) upsertConversation(c);
-  members.value = new Map([...members.value].filter(([k]) => k !== id));
-  await loadMembers(id);
+  // Replaced when the new list has arrived, not dropped first: meanwhile the settings showed
+  // no members and every friend to add, and a keyboard's next Enter could land on the wrong row.
+  await loadMembers(id, true);
 }
 
 // ---- notifications ----------------------------------------------------------------------

@@ -92,6 +92,12 @@ export class Hub {
   private lastActive: LastActive;
   /** Sockets between their open and the end of their catch-up: the events they would have had live meanwhile. */
   private holding = new Map<RawSocket, { state: SocketState; events: StoredEvent[]; frames: unknown[] }>();
+  /**
+   * Frames of sockets released but not yet served: between the release and its
+   * conversation.list (read from PostgreSQL in cluster mode: a wait) new frames queue behind
+   * those held, in arrival order. Served, they were overtaken (a ping sent first answered last).
+   */
+  private draining = new Map<RawSocket, unknown[]>();
   private broker: Broker;
   private presence: Presence;
   /** What this node's sockets were last told of the presence of the users they follow. */
@@ -158,7 +164,7 @@ export class Hub {
    * the socket is not catching up.
    */
   defer(ws: RawSocket, frame: unknown): boolean {
-    const frames = this.holding.get(ws)?.frames;
+    const frames = this.holding.get(ws)?.frames ?? this.draining.get(ws);
     if (!frames) return false;
     frames.push(frame);
     // More than twice the per-minute frame limit before it is even open: it would be closed
@@ -208,6 +214,7 @@ export class Hub {
 
   /** Stops holding a socket that will not be opened (closed during its catch-up): its count is given back. */
   drop(state: SocketState) {
+    this.draining.delete(state.ws);
     // Still held, or closed while held: never opened, so never counted out by close().
     if (this.holding.delete(state.ws) || state.closing) this.departed(state.userId);
   }
@@ -219,7 +226,7 @@ export class Hub {
    * them, which may already include the effects of held events: a conversation.create
    * among them was not yet theirs before it, a conversation.delete still was.
    */
-  release(state: SocketState, memberOf: string[], position: number, arrival: Arrival): unknown[] {
+  release(state: SocketState, memberOf: string[], position: number, arrival: Arrival): void {
     const { events: held = [], frames = [] } = this.holding.get(state.ws) ?? {};
     this.holding.delete(state.ws);
     const mine = userTopic(state.userId);
@@ -241,11 +248,19 @@ export class Hub {
       if (ownTopic && e.type === "conversation.delete") topics.delete((e.data as { conversation_id: string }).conversation_id);
     }
     this.open(state, [...topics], arrival);
+    this.draining.set(state.ws, frames);
+  }
+
+  /** The frames a released socket received until now, in order; from here on its frames are served as they come. */
+  takeFrames(ws: RawSocket): unknown[] {
+    const frames = this.draining.get(ws) ?? [];
+    this.draining.delete(ws);
     return frames;
   }
 
   /** Unregisters a closed socket: ends its typing and active state, starts the presence grace. */
   close(ws: RawSocket): SocketState | undefined {
+    this.draining.delete(ws);
     const held = this.holding.get(ws);
     if (held) {
       // Closed during its catch-up: it was never open, so there is nothing to undo.

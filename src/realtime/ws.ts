@@ -271,9 +271,10 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       if (view.last > caughtUp && !(yield* deliveredUpTo(state, view.last)) && !state.closing)
         throw new AppError("unavailable", "this server is stopping; reconnect", undefined, 1000);
       if (state.closing) return hub.drop(state);
-      const deferred = hub.release(state, view.ids, caughtUp, arrival);
+      hub.release(state, view.ids, caughtUp, arrival);
       hub.send(state, "conversation.list", rawFrame("conversation.list", view.firstPage?.() ?? (yield* wait(ctx.store.conversations.listJson(me.id, OPENING_PAGE)))));
-      for (const f of deferred) onMessage(ws, f);
+      // Those held, and those that came during the list's read (queued behind them), in order.
+      for (const f of hub.takeFrames(ws)) onMessage(ws, f);
       if (arrival === "first") hub.announceOnline(me.id);
     } catch (err) {
       hub.drop(state);
