@@ -2025,6 +2025,36 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(sent.sort()).toEqual(["lost once", "proxied once"]);
   });
 
+  btest("a member added while the members are read (read before it, answered after) is in the list when it lands (it was lost)", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    await friends(alice, bob);
+    await friends(alice, carol);
+    const group = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Late joiner", member_ids: [bob.user.id] } })).body.id;
+    let read!: () => void;
+    const wasRead = new Promise<void>((r) => (read = r));
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const a = await pageFor(alice, "/");
+    let held = false;
+    await a.route("**/api/conversations/*/members*", async (route) => {
+      if (held) return route.continue();
+      held = true;
+      const response = await route.fetch(); // read by the server now
+      read();
+      await answered; // and answered later
+      await route.fulfill({ response });
+    });
+    await convLink(a, "Late joiner").click();
+    await wasRead;
+    expect((await s.api("POST", `/api/conversations/${group}/members`, { token: alice.token, body: { user_ids: [carol.user.id] } })).status).toBeLessThan(300);
+    await a.getByRole("heading", { name: "Late joiner" }).locator("xpath=..").getByText("3 members").waitFor();
+    answer();
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    const list = a.getByRole("list", { name: "Members" });
+    await list.getByText(bob.user.display_name, { exact: true }).waitFor();
+    expect(await list.getByText(carol.user.display_name, { exact: true }).count()).toBe(1);
+  });
+
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

@@ -385,7 +385,17 @@ function removeConversation(id: string) {
   navigate(null);
 }
 
-function editMembers(conversationId: string, edit: (m: Map<string, Member>) => void) {
+type MemberEdit = (m: Map<string, Member>) => void;
+/**
+ * Per conversation whose members are being read, every membership change the socket brought
+ * meanwhile, in order: made again on the list when it lands (it may have been read before
+ * them; before, a member added while the list loaded was missing from it, or lost altogether
+ * on a first load). Each sets or removes one member, so making it twice changes nothing.
+ */
+const memberEditsInFlight = new Map<string, { loads: number; edits: MemberEdit[] }>();
+
+function editMembers(conversationId: string, edit: MemberEdit) {
+  memberEditsInFlight.get(conversationId)?.edits.push(edit);
   const current = members.value.get(conversationId);
   if (!current) return;
   const copy = new Map(current);
@@ -710,9 +720,20 @@ function markRead(conversationId: string, userId: string, messageId: string) {
 /** A conversation's members, unless loaded (`fresh`: again, replacing them when they arrive). */
 export async function loadMembers(id: string, fresh = false) {
   if (!fresh && members.value.has(id)) return;
-  const list = await allPages<Member>(`/api/conversations/${id}/members`, 10).catch(() => null);
+  const flight = memberEditsInFlight.get(id) ?? { loads: 0, edits: [] };
+  memberEditsInFlight.set(id, flight);
+  flight.loads++;
+  const from = flight.edits.length;
+  let list: Member[] | null;
+  try {
+    list = await allPages<Member>(`/api/conversations/${id}/members`, 10).catch(() => null);
+  } finally {
+    if (--flight.loads === 0) memberEditsInFlight.delete(id);
+  }
   if (!list) return;
-  members.value = new Map(members.value).set(id, new Map(list.map((m) => [m.user.id, m])));
+  const landed = new Map(list.map((m) => [m.user.id, m]));
+  for (const change of flight.edits.slice(from)) change(landed);
+  members.value = new Map(members.value).set(id, landed);
   const others = list.map((m) => m.user.id).filter((u) => u !== me.value?.id && !followed.has(u)).slice(0, 500);
   if (others.length && client) {
     others.forEach((u) => followed.add(u));
