@@ -2055,6 +2055,26 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await list.getByText(carol.user.display_name, { exact: true }).count()).toBe(1);
   });
 
+  btest("names count characters as the server does: 64 emoji make a display name, 100 a group name (maxLength stopped them at half)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    await friends(alice, bob);
+    const a = await pageFor(alice);
+    await a.getByRole("button", { name: "Profile" }).click();
+    const name = a.getByRole("textbox", { name: "Display name" });
+    await name.fill("🦊".repeat(70));
+    expect([...(await name.inputValue())].length).toBe(64);
+    await a.getByRole("button", { name: "Save" }).click();
+    await a.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.display_name).toBe("🦊".repeat(64));
+    await a.getByRole("button", { name: "Close" }).click();
+    await a.getByRole("button", { name: "New conversation" }).click();
+    await a.getByRole("textbox", { name: "Group name" }).fill("🌿".repeat(101));
+    expect([...(await a.getByRole("textbox", { name: "Group name" }).inputValue())].length).toBe(100);
+    await a.getByRole("checkbox", { name: bob.user.display_name }).check();
+    await a.getByRole("button", { name: "Create group" }).click();
+    await a.getByRole("heading", { name: "🌿".repeat(100) }).waitFor();
+  });
+
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

@@ -87,6 +87,20 @@ function keepFocusIn(button: HTMLElement): () => void {
     });
 }
 
+/**
+ * An input's value cut to `max` characters as the server counts them (code points): the
+ * `maxLength` attribute counts UTF-16 units, and stopped a name of emoji at half its length.
+ * Cut, the box is given the shorter value at once (the caret goes to its end).
+ */
+function clip(e: Event, max: number): string {
+  const input = e.target as HTMLInputElement;
+  if (input.value.length <= max) return input.value;
+  const chars = [...input.value];
+  if (chars.length <= max) return input.value;
+  input.value = chars.slice(0, max).join("");
+  return input.value;
+}
+
 /** Runs an action, showing its error inside the dialog. */
 function useAction() {
   const [error, setError] = useState<string | null>(null);
@@ -213,7 +227,7 @@ function NewConversation() {
       <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked]); close(); }); }}>
         <label>
           Group name
-          <input value={title} required maxLength={100} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+          <input value={title} required onInput={(e) => setTitle(clip(e, 100))} />
         </label>
         <fieldset>
           <legend>Members</legend>
@@ -258,7 +272,7 @@ function Settings({ id }: { id: string }) {
       {error}
       {manage && (
         <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); }); }}>
-          <input aria-label="Group name" value={title} maxLength={100} required onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+          <input aria-label="Group name" value={title} required onInput={(e) => setTitle(clip(e, 100))} />
           <button type="submit">Rename</button>
         </form>
       )}
@@ -322,7 +336,7 @@ function Profile() {
         <p class="hint">Signed in as @{u.username}</p>
         <label>
           Display name
-          <input value={name} required maxLength={64} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+          <input value={name} required onInput={(e) => setName(clip(e, 64))} />
         </label>
         <label>
           Avatar URL
