@@ -98,19 +98,24 @@ test("a character fold() only lower-cases on its own folds the same beside one t
 
 test("snippets fold code point by code point as fold() folds the whole text (random mixes of scripts, accents and marks)", () => {
   // Latin, Latin-1 to Extended-B, Greek, Greek Extended, Cyrillic, Hebrew, Arabic, Thai, combining accents, a space.
-  // Hangul syllables and Bengali (whose decomposed forms compose again), too.
-  const pools = [[0x41, 0x7a], [0xc0, 0x24f], [0x370, 0x3ff], [0x1f00, 0x1fff], [0x400, 0x45f], [0x591, 0x5ea], [0x621, 0x66f], [0xe01, 0xe4e], [0x300, 0x36f], [0x20, 0x20], [0xac00, 0xd7a3], [0x980, 0x9fe]] as const;
+  // Hangul syllables and Bengali (whose decomposed forms compose again), too; and
+  // compatibility forms (NFKC): fullwidth and half-width forms, ligatures, super- and
+  // subscripts, letterlike symbols, enclosed and squared CJK, Hangul compatibility jamo.
+  const pools = [[0x41, 0x7a], [0xc0, 0x24f], [0x370, 0x3ff], [0x1f00, 0x1fff], [0x400, 0x45f], [0x591, 0x5ea], [0x621, 0x66f], [0xe01, 0xe4e], [0x300, 0x36f], [0x20, 0x20], [0xac00, 0xd7a3], [0x980, 0x9fe],
+    [0xff01, 0xffdc], [0xfb00, 0xfb06], [0x2070, 0x218f], [0x3131, 0x318e], [0x3200, 0x33ff], [0x1100, 0x11ff]] as const;
   let seed = 7;
   // The generator's high bits: its low ones repeat with a short period, and `seed % 12` never drew the last pools.
   const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), Math.floor(seed / 2 ** 8) % n);
   const differ: string[] = [];
-  const drawn = { hangul: 0, bengali: 0 };
+  const drawn = { hangul: 0, bengali: 0, compatibility: 0 };
   for (let n = 0; n < 5000; n++) {
     let s = "";
     for (let k = 0; k < 8; k++) {
       const [lo, hi] = pools[next(pools.length)]!;
       s += String.fromCodePoint(lo + next(hi - lo + 1));
     }
+    // As drawn (any mix of forms), then in NFC and NFD.
+    if (foldWithOrigins(s).folded !== fold(s)) differ.push(`raw ${JSON.stringify(s)}`);
     s = s.normalize("NFC");
     if (foldWithOrigins(s).folded !== fold(s)) differ.push(s);
     // Decomposed, as some keyboards and systems send it: й as и + U+0306 was not marked.
@@ -118,10 +123,12 @@ test("snippets fold code point by code point as fold() folds the whole text (ran
     if (foldWithOrigins(d).folded !== fold(d)) differ.push(`NFD ${JSON.stringify(d)}`);
     if (/[\uac00-\ud7a3]/.test(s)) drawn.hangul++;
     if (/[\u0980-\u09fe]/.test(s)) drawn.bengali++;
+    if (s !== s.normalize("NFKC")) drawn.compatibility++;
   }
   expect(differ).toEqual([]);
   expect(drawn.hangul).toBeGreaterThan(1000);
   expect(drawn.bengali).toBeGreaterThan(1000);
+  expect(drawn.compatibility).toBeGreaterThan(1000);
 });
 
 describe("search: what the HTTP layer adds", () => {
@@ -165,6 +172,16 @@ describe("search: what the HTTP layer adds", () => {
     await send(x!, c, "Cafe\u0301 latte \ud55c\uad6d".normalize("NFD"));
     expect((await search(x!, { q: "cafe" })).body.items[0].snippet).toBe("<mark>Cafe\u0301</mark> latte \u1112\u1161\u11ab\u1100\u116e\u11a8");
     expect((await search(x!, { q: "\ud55c\uad6d" })).body.items[0].snippet).toBe("Cafe\u0301 latte <mark>\u1112\u1161\u11ab\u1100\u116e\u11a8</mark>");
+    // Compatibility forms are what they stand for (NFKC: fullwidth, ligatures, half-width
+    // katakana), and decomposed Hangul with nothing else to fold is found by what is typed
+    // elsewhere: none of these was found before.
+    await send(x!, c, "Ｔｏｋｙｏ ﬁle ｶﾀｶﾅ");
+    expect((await search(x!, { q: "tokyo" })).body.items[0].snippet).toBe("<mark>Ｔｏｋｙｏ</mark> ﬁle ｶﾀｶﾅ");
+    expect((await search(x!, { q: "file" })).body.items[0].snippet).toBe("Ｔｏｋｙｏ <mark>ﬁle</mark> ｶﾀｶﾅ");
+    expect((await search(x!, { q: "カタカナ" })).body.items[0].snippet).toBe("Ｔｏｋｙｏ ﬁle <mark>ｶﾀｶﾅ</mark>");
+    expect((await search(x!, { q: "ＴＯＫＹＯ" })).body.items[0].snippet).toBe("<mark>Ｔｏｋｙｏ</mark> ﬁle ｶﾀｶﾅ");
+    await send(x!, c, "\ud55c\uad6d\uc5b4 \ubc30\uc6b0\uae30".normalize("NFD"));
+    expect((await search(x!, { q: "\ud55c\uad6d\uc5b4" })).body.items[0].snippet).toBe(`<mark>${"\ud55c\uad6d\uc5b4".normalize("NFD")}</mark> ${"\ubc30\uc6b0\uae30".normalize("NFD")}`);
     // Decomposed (й as и + U+0306, which fold() keeps): found and marked whole.
     await send(x!, c, "Ми\u0306ко \u0419од".normalize("NFD"));
     expect((await search(x!, { q: "йод майко" })).body.items.length).toBe(0);

@@ -78,17 +78,19 @@ export const matchesAll = (folded: string, terms: readonly Term[]) => terms.ever
 /**
  * fold() code point by code point, remembering where each folded unit came from: `from[j]`
  * and `to[j]` are the original range of the code points that folded unit j came from.
- * Its `folded` is fold(s), in NFC or not (tests check; exported for them).
+ * Its `folded` is fold(s), whatever the normal form of `s` (tests check; exported for them).
  */
 export function foldWithOrigins(s: string): { folded: string; from: number[]; to: number[] } {
   let folded = "";
   const from: number[] = [];
   const to: number[] = [];
-  const strip = stripsMarks(s); // as fold(): text with nothing to strip is only lower-cased
-  // fold() composes the text it strips (NFC). Text not in NFC (decomposed, as some systems
-  // send it) then has pieces that compose with the one before: Hangul jamo, two-part Indic
-  // vowels. Those folded apart here were found in the index but never marked.
-  const composes = strip && s !== s.normalize("NFC");
+  const k = s.normalize("NFKC"); // as fold()
+  const strip = stripsMarks(k); // as fold(): text with nothing to strip is only lower-cased
+  // fold() reads the text in NFKC. Text not in it (a compatibility form, decomposed text as
+  // some systems send it) is read here a code point's NFKC at a time, and those pieces may
+  // compose with the one before: Hangul jamo, two-part Indic vowels, a kept Cyrillic mark.
+  // Folded apart, such text was found in the index but never marked.
+  const composes = s !== k;
   let base: string | null = null; // the letter that the marks being read belong to
   let baseAt = 0; // where that letter's piece starts in `folded`, and in `s`
   let baseFrom = 0;
@@ -115,34 +117,39 @@ export function foldWithOrigins(s: string): { folded: string; from: number[]; to
     for (let k = 0; k < piece.length; k++) (from.push(at), to.push(end));
     folded += piece;
   };
-  for (let i = 0; i < s.length; ) {
-    const cp = String.fromCodePoint(s.codePointAt(i)!);
-    const end = i + cp.length;
-    if (strip && BASE.test(cp)) {
-      const [letter, ...marks] = cp.normalize("NFD");
+  /** One code point `c` of the NFKC of s[at, end). */
+  const step = (c: string, at: number, end: number) => {
+    if (strip && BASE.test(c)) {
+      const [letter, ...marks] = c.normalize("NFD");
       base = letter!;
       baseAt = clusterAt = folded.length;
-      baseFrom = clusterFrom = i;
-      put(cp === "\u0640" ? "" : spellOut((letter + keptMarks(letter!, marks.join(""))).normalize("NFC").toLowerCase()), i, end, 0, 0, false);
-    } else if (strip && base !== null && MARK.test(cp)) {
+      baseFrom = clusterFrom = at;
+      put(c === "\u0640" ? "" : spellOut((letter + keptMarks(letter!, marks.join(""))).normalize("NFC").toLowerCase()), at, end, 0, 0, false);
+    } else if (strip && base !== null && MARK.test(c)) {
       // A decomposed accent. One fold() keeps (the breve of й typed as и + U+0306) composes
       // with its letter; one it drops is taken into its letter's range, so that a mark
       // ends after the accent, not between it and its letter.
-      const kept = keptMarks(base, cp);
-      if (kept) put(kept, i, end, baseAt, baseFrom, true);
-      else for (let k = baseAt; k < folded.length; k++) to[k] = end;
-    } else if (MARK.test(cp)) {
+      const kept = keptMarks(base, c);
+      if (kept) put(kept, at, end, baseAt, baseFrom, true);
+      else for (let j = baseAt; j < folded.length; j++) to[j] = end;
+    } else if (MARK.test(c)) {
       // A mark composes with what it follows since the last character that is not one (the
       // marks between may not block it: ¨, U+0338, U+0301 is ΅ with U+0338).
       base = null;
-      put(spellOut(cp.toLowerCase()), i, end, clusterAt, clusterFrom, composes);
+      put(spellOut(c.toLowerCase()), at, end, clusterAt, clusterFrom, composes);
     } else {
       // Hangul's vowels and final consonants compose with the piece before (L+V, then LV+T).
       base = null;
-      put(spellOut(cp.toLowerCase()), i, end, lastAt, lastFrom, composes && folded.length > lastAt);
+      put(spellOut(c.toLowerCase()), at, end, lastAt, lastFrom, composes && folded.length > lastAt);
       clusterAt = lastAt;
       clusterFrom = lastFrom;
     }
+  };
+  for (let i = 0; i < s.length; ) {
+    const cp = String.fromCodePoint(s.codePointAt(i)!);
+    const end = i + cp.length;
+    if (composes) for (const c of cp.normalize("NFKC")) step(c, i, end);
+    else step(cp, i, end);
     i = end;
   }
   return { folded, from, to };

@@ -140,7 +140,8 @@ async function writeFolds(client: SQL, rows: { id: string; content: string }[], 
 
 /**
  * Text in the scripts whose folding FOLD_VERSION 2 changed (combining marks, Greek,
- * Cyrillic, Hebrew, Arabic): a superset of the texts an earlier fold() wrote otherwise.
+ * Cyrillic, Hebrew, Arabic); with the texts not in NFKC (3: compatibility forms and
+ * decomposed text are folded as NFKC), a superset of the texts an earlier fold() wrote otherwise.
  */
 const REFOLDED_SCRIPTS = "[\\u0300-\\u06ff\\u1f00-\\u1fff\\ufb1d-\\ufb4f]";
 
@@ -156,7 +157,8 @@ export async function refoldSearchTexts(client: SQL): Promise<number> {
   let done = 0;
   for (let after = ""; ; ) {
     const rows = (await client`
-      SELECT id, content FROM messages WHERE search_text IS NOT NULL AND id > ${after} AND search_text ~ ${REFOLDED_SCRIPTS} ORDER BY id LIMIT ${BACKFILL_BATCH}`) as { id: string; content: string }[];
+      SELECT id, content FROM messages WHERE search_text IS NOT NULL AND id > ${after}
+        AND (search_text ~ ${REFOLDED_SCRIPTS} OR content IS NOT NFKC NORMALIZED) ORDER BY id LIMIT ${BACKFILL_BATCH}`) as { id: string; content: string }[];
     if (rows.length === 0) break;
     done += await writeFolds(client, rows, "m.search_text IS DISTINCT FROM v.folded");
     after = rows[rows.length - 1]!.id;
