@@ -50,12 +50,13 @@ describe("indicators relayed from other nodes", () => {
   test("a node gone (missing from presence's live nodes for the settle time): the active state it announced ends; what live nodes (or a node that did not say) announced stays", () => {
     const { r, ended } = indicators(60_000);
     const active = (c: string, u: string) => frame("conversation.user_active", { conversation_id: c, user_id: u });
-    r.heard(active("c1", "u1"), "n1");
-    r.heard(active("c2", "u1"), "n2");
-    r.heard(active("c1", "u2"), "n1");
-    r.heard(active("c3", "u3"));
-    r.heard(frame("conversation.user_active", { conversation_id: "c4", user_id: "u2" }), "n1");
-    r.heard(frame("conversation.user_inactive", { conversation_id: "c4", user_id: "u2" }), "n1");
+    // Heard at -1 ms: before every word below was read.
+    r.heard(active("c1", "u1"), "n1", -1);
+    r.heard(active("c2", "u1"), "n2", -1);
+    r.heard(active("c1", "u2"), "n1", -1);
+    r.heard(active("c3", "u3"), undefined, -1);
+    r.heard(frame("conversation.user_active", { conversation_id: "c4", user_id: "u2" }), "n1", -1);
+    r.heard(frame("conversation.user_inactive", { conversation_id: "c4", user_id: "u2" }), "n1", -1);
     expect([...r.announcers()].sort()).toEqual(["n1", "n2"]);
     r.nodesAlive(new Set(["n1", "n2"]), 0, 1000);
     expect(ended).toEqual([]);
@@ -75,12 +76,29 @@ describe("indicators relayed from other nodes", () => {
     r.nodesAlive(new Set(["n2"]), 5000, 1000);
     expect(ended).toHaveLength(2);
     // The user active again through n1's successor: a new announcer.
-    r.heard(active("c1", "u1"), "n3");
+    r.heard(active("c1", "u1"), "n3", 5000);
     r.userGone("u1");
     expect(ended.slice(2).map((e) => [e.conversation, (e.data as { user_id: string }).user_id])).toEqual([
       ["c2", "u1"],
       ["c1", "u1"],
     ]);
+    r.stop();
+  });
+
+  test("a node heard announcing after a word on the live nodes was read is alive, though that word (answered later) leaves it out", () => {
+    const { r, ended } = indicators(300);
+    const active = (c: string, u: string) => frame("conversation.user_active", { conversation_id: c, user_id: u });
+    r.heard(active("c1", "u1"), "n1", 0);
+    r.nodesAlive(new Set(), 1000, 1000, 900); // n1 stalled: missing from 1000 on
+    // Back: its next beat re-announces what its users have on screen (at 2,500 ms)...
+    r.heard(active("c1", "u1"), "n1", 2500);
+    // ... while a read that began before that answers after it, without n1: nothing ends (it did, for good).
+    r.nodesAlive(new Set(), 3000, 1000, 2000);
+    expect(ended).toEqual([]);
+    // A word read after it that still leaves n1 out counts again, from then on.
+    r.nodesAlive(new Set(), 3100, 1000, 3050);
+    r.nodesAlive(new Set(), 4100, 1000, 4050);
+    expect(ended.map((e) => e.conversation)).toEqual(["c1"]);
     r.stop();
   });
 

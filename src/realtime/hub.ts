@@ -732,10 +732,11 @@ export class Hub {
     const { liveNodes } = this.presence;
     if (!liveNodes || this.checkingNodes || this.stopped || this.remote.announcers().size === 0) return;
     this.checkingNodes = true;
+    const readAt = performance.now();
     liveNodes
       .call(this.presence)
       .then(
-        (alive) => this.stopped || this.remote.nodesAlive(new Set(alive), performance.now(), this.ctx.config.heartbeatIntervalMs),
+        (alive) => this.stopped || this.remote.nodesAlive(new Set(alive), performance.now(), this.ctx.config.heartbeatIntervalMs, readAt),
         (err) => this.ctx.log.debug({ err }, "could not read the live nodes"),
       )
       .finally(() => (this.checkingNodes = false));

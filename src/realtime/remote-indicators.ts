@@ -25,6 +25,8 @@ export class RemoteIndicators {
   private active = new Map<string, Map<string, string | undefined>>();
   /** Announcing nodes that presence did not list, since when (ms). */
   private missingSince = new Map<string, number>();
+  /** When each node was last heard announcing (ms): a node heard after a word on the live nodes was read is alive, whatever it says. */
+  private lastHeard = new Map<string, number>();
 
   constructor(
     private readonly ttlMs: number,
@@ -32,9 +34,10 @@ export class RemoteIndicators {
     private readonly end: (conversationId: string, text: string) => void,
   ) {}
 
-  /** Another node's frame on a conversation's topic, on its way to this node's sockets; `origin`: that node's id. */
-  heard(text: string, origin?: string) {
+  /** Another node's frame on a conversation's topic, on its way to this node's sockets; `origin`: that node's id; `now` in ms. */
+  heard(text: string, origin?: string, now = performance.now()) {
     if (!text.startsWith(TYPING) && !text.startsWith(ACTIVE) && !text.startsWith(INACTIVE)) return;
+    if (origin !== undefined) this.lastHeard.set(origin, now);
     let data: { conversation_id?: unknown; user_id?: unknown; is_typing?: unknown };
     try {
       data = (JSON.parse(text) as { data: typeof data }).data ?? {};
@@ -80,11 +83,17 @@ export class RemoteIndicators {
   }
 
   /**
-   * Presence's word on which nodes are alive, at `now` (ms): the active state a node
-   * announced ends once it has been missing from every word for `settleMs` (a store
-   * restarted empty lists no node until each one's next beat writes it back).
+   * Presence's word on which nodes are alive, read from `readAt` and answered at `now` (ms):
+   * the active state a node announced ends once it has been missing from every word for
+   * `settleMs` (a store restarted empty lists no node until each one's next beat writes it
+   * back). A node heard since the word was read is alive: a node back from a stall says its
+   * active state again, and a word read before that (answered after it) ended it for good.
    */
-  nodesAlive(alive: ReadonlySet<string>, now: number, settleMs: number) {
+  nodesAlive(listed: ReadonlySet<string>, now: number, settleMs: number, readAt = now) {
+    const alive = new Set(listed);
+    for (const [node, at] of this.lastHeard) if (at > readAt) alive.add(node);
+    const announcing = this.announcers();
+    for (const node of this.lastHeard.keys()) if (!alive.has(node) && !announcing.has(node)) this.lastHeard.delete(node);
     for (const node of this.missingSince.keys()) if (alive.has(node)) this.missingSince.delete(node);
     for (const node of this.announcers()) if (!alive.has(node) && !this.missingSince.has(node)) this.missingSince.set(node, now);
     const gone = (node: string) => now - (this.missingSince.get(node) ?? now) >= settleMs;
@@ -104,6 +113,7 @@ export class RemoteIndicators {
     this.typing.clear();
     this.active.clear();
     this.missingSince.clear();
+    this.lastHeard.clear();
   }
 
   private endActive(c: string, u: string) {
