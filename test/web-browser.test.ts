@@ -39,10 +39,17 @@ afterAll(async () => {
   await s.stop();
 }, 60_000);
 
+/** Uncaught errors of the pages of the test running (`pageFor`'s): each test fails on any. */
+const pageErrors: string[] = [];
+
 /** A test that needs the browser: skipped (loudly, by launchBrowser) when there is none outside CI. */
 const btest = (name: string, fn: () => Promise<void>, timeout = 60_000) => test(name, async () => {
   if (!browser) return;
+  pageErrors.length = 0;
   await fn();
+  // An error in the page is a bug even when what the test looked at came out right (switching
+  // conversations fast threw from a frame callback of the list that had gone).
+  expect(pageErrors.splice(0)).toEqual([]);
 }, timeout);
 
 /**
@@ -62,7 +69,7 @@ async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1
   await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);
   const page = await context.newPage();
   await prepare?.(page);
-  page.on("pageerror", (e) => console.error("page error:", e.message));
+  page.on("pageerror", (e) => pageErrors.push(e.message));
   page.on("console", (m) => m.type() === "error" && /Content Security Policy/.test(m.text()) && console.error("CSP violation:", m.text()));
   const live = socketLive(page);
   await page.goto(server.base + path);
@@ -589,7 +596,8 @@ describe("the web client in Chromium", () => {
     // Bob sees the request arrive (a badge on Friends) and accepts it.
     await b.locator(".actions .badge").filter({ hasText: "1" }).waitFor();
     await b.getByRole("button", { name: "Friends", exact: true }).click();
-    await b.getByRole("button", { name: "Accept" }).click();
+    // Each request's buttons name its person (a screen reader heard a list of "Accept").
+    await b.getByRole("button", { name: `Accept ${alice.user.display_name}`, exact: true }).click();
     await b.getByRole("list", { name: "Friends list" }).getByText(alice.user.display_name, { exact: true }).waitFor();
     await a.getByRole("list", { name: "Friends list" }).getByText(bob.user.display_name, { exact: true }).waitFor();
     await a.screenshot({ path: join(shots, "friends.png") });
@@ -1653,6 +1661,14 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect([await focused(), await a.getByRole("group", { name: "Reactions" }).count()]).toEqual(["React", 0]);
     await a.keyboard.press("Enter");
     expect(await focused()).toBe("React 👍");
+    // Right and Left move between the reactions (Right did nothing), round the ends.
+    await a.keyboard.press("ArrowRight");
+    expect(await focused()).toBe("React ❤️");
+    await a.keyboard.press("ArrowLeft");
+    await a.keyboard.press("ArrowLeft");
+    expect(await focused()).toBe("React 😢");
+    await a.keyboard.press("Home");
+    expect(await focused()).toBe("React 👍");
     await a.keyboard.press("Enter");
     await log(a).getByRole("button", { name: "👍 1" }).waitFor();
     expect(await focused()).toBe("React");
@@ -1992,6 +2008,8 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const target = log(a).locator(".msg.flash").filter({ has: a.locator(".body", { hasText: /^line 3$/ }) });
     await target.waitFor();
     await expect(target.isVisible()).resolves.toBe(true);
+    // The keyboard is there too (it fell to <body>).
+    await a.waitForFunction(() => document.activeElement?.getAttribute("role") === "article" && document.activeElement.querySelector(".body")?.textContent === "line 3");
     // Loaded (in the newest page): scrolled to and highlighted.
     await a.reload();
     await log(a).getByText("about line 120", { exact: true }).waitFor();
@@ -2073,6 +2091,84 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.getByRole("checkbox", { name: bob.user.display_name }).check();
     await a.getByRole("button", { name: "Create group" }).click();
     await a.getByRole("heading", { name: "🌿".repeat(100) }).waitFor();
+  });
+
+  btest("Alt+Up/Down open the conversation above or below in the list, Alt+Shift the next with unread messages, from the message box too", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const peers = [await s.register(uniqueName("first")), await s.register(uniqueName("second")), await s.register(uniqueName("third"))];
+    const convs: string[] = [];
+    for (const p of peers) {
+      convs.push(await direct(alice, p));
+      await say(alice, convs.at(-1)!, `hello ${p.user.display_name}`);
+    }
+    await say(peers[0]!, convs[0]!, "unread from the first"); // listed first (newest), unread
+    // Listed newest first: the first (unread), the third, the second.
+    const a = await pageFor(alice, `/c/${convs[2]}`);
+    const heading = (p: Account) => a.getByRole("heading", { name: p.user.display_name, exact: true }).waitFor();
+    await heading(peers[2]!);
+    await a.getByRole("textbox", { name: "Message" }).focus();
+    await a.keyboard.press("Alt+ArrowDown");
+    await heading(peers[1]!);
+    await a.keyboard.press("Alt+ArrowUp");
+    await heading(peers[2]!);
+    // Not "edit my last message" (Up in an empty message box).
+    expect(await a.getByText("Editing your message").count()).toBe(0);
+    await a.keyboard.press("Alt+ArrowDown");
+    await heading(peers[1]!);
+    await a.keyboard.press("Alt+Shift+ArrowUp"); // past the third (nothing unread) to the first
+    await heading(peers[0]!);
+    expect(new URL(a.url()).pathname).toBe(`/c/${convs[0]}`);
+  });
+
+  btest("back in a conversation opened earlier: the divider is over what came while away (it stayed where it first was); a new name shows on messages already loaded", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    const dm = await direct(alice, bob);
+    await direct(alice, carol);
+    await say(bob, dm, "read long ago");
+    const a = await pageFor(alice, `/c/${dm}`);
+    await log(a).getByRole("separator").filter({ hasText: "New messages" }).waitFor();
+    await convLink(a, carol.user.display_name).click();
+    await log(a).waitFor();
+    await say(bob, dm, "while away 1");
+    await say(bob, dm, "while away 2");
+    await a.getByRole("link", { name: `${bob.user.display_name}, 2 unread` }).click();
+    await log(a).getByText("while away 2").waitFor();
+    expect(await a.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? "")).toContain("while away 1");
+    expect(await log(a).getByRole("separator").filter({ hasText: "New messages" }).count()).toBe(1);
+    // Bob's new name, on his messages loaded before it (they kept the old one until a reload).
+    expect((await s.api("PATCH", "/api/users/me", { token: bob.token, body: { display_name: "Robert Renamed" } })).status).toBe(200);
+    await a.waitForFunction(() => [...document.querySelectorAll("[role=log] .sender")].every((e: any) => e.textContent === "Robert Renamed"));
+  });
+
+  btest("Enter while files upload sends once they are, and says so; added back to a group, its notice goes and the text returns to the box", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Uploads and returns");
+    const b = await pageFor(bob, `/c/${group.body.id}`);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    await b.route("**/api/uploads*", async (route) => {
+      await released;
+      await route.continue();
+    });
+    await b.locator("input[type=file]").setInputFiles([{ name: "slow.txt", mimeType: "text/plain", buffer: Buffer.from("slow") }]);
+    await b.getByRole("textbox", { name: "Message" }).fill("with the slow file");
+    await b.getByRole("textbox", { name: "Message" }).press("Enter");
+    await b.getByRole("status").filter({ hasText: "Sends once the files are uploaded." }).waitFor();
+    release();
+    const sent = log(b).locator(".msg").filter({ hasText: "with the slow file" });
+    await sent.getByRole("link", { name: /slow\.txt/ }).waitFor();
+    await settled(b);
+    await b.getByRole("status").filter({ hasText: "Sends once" }).waitFor({ state: "detached" });
+    const last = (await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=1`, { token: bob.token })).body.items[0];
+    expect([last.content, last.attachments.map((x: any) => x.filename)]).toEqual(["with the slow file", ["slow.txt"]]);
+
+    await b.getByRole("textbox", { name: "Message" }).fill("unsent words");
+    expect((await s.api("DELETE", `/api/conversations/${group.body.id}/members/${bob.user.id}`, { token: alice.token })).status).toBe(204);
+    const notice = b.getByRole("alert").filter({ hasText: "You are no longer in “Uploads and returns”" });
+    await notice.waitFor();
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [bob.user.id] } })).status).toBeLessThan(300);
+    await convLink(b, "Uploads and returns").click();
+    await notice.waitFor({ state: "detached" });
+    await expect(b.getByRole("textbox", { name: "Message" }).inputValue()).resolves.toBe("unsent words");
   });
 
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {

@@ -1,7 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain } from "./api";
-import { activeId, connection, me, noLonger, signIn, signInNotice, toast, totalUnread } from "./store";
+import { activeId, connection, me, navigate, noLonger, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
@@ -12,8 +12,21 @@ effect(() => {
   document.title = n ? `(${n}) Parley` : "Parley";
 });
 
-// Ctrl/Cmd+K: the quick switcher; Ctrl/Cmd+Shift+F: search messages.
+// Ctrl/Cmd+K: the quick switcher; Ctrl/Cmd+Shift+F: search messages; Alt+Up/Down: the
+// conversation above or below in the list (Alt+Shift: the next one with unread messages).
 addEventListener("keydown", (e) => {
+  if (e.altKey && !e.ctrlKey && !e.metaKey && (e.key === "ArrowUp" || e.key === "ArrowDown") && me.value && !document.querySelector("dialog[open]")) {
+    const list = sortedConversations.value;
+    const at = list.findIndex((c) => c.id === activeId.value);
+    const step = e.key === "ArrowUp" ? -1 : 1;
+    for (let i = at + step; i >= 0 && i < list.length; i += step) {
+      if (e.shiftKey && !list[i]!.unread_count) continue;
+      e.preventDefault();
+      navigate(list[i]!.id);
+      return;
+    }
+    return;
+  }
   if (!(e.ctrlKey || e.metaKey) || !me.value) return;
   const key = e.key.toLowerCase();
   if (key === "k" && !e.shiftKey) {

@@ -107,6 +107,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
         focusMessage.value = null;
         el.scrollTop = node.offsetTop - (el.clientHeight - node.offsetHeight) / 2;
         atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        // The keyboard goes there too (after a quote's click it fell to <body>).
+        node.focus({ preventScroll: true });
         setFlashId(focus);
         setTimeout(() => setFlashId((f) => (f === focus ? null : f)), FLASH_MS);
         requestAnimationFrame(() => void onScroll());
@@ -166,7 +168,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
 
   /** Remembers the first visible message and where it is, so the next render keeps it in place. */
   function keepPosition() {
-    const el = scroller.current!;
+    const el = scroller.current;
+    if (!el) return;
     for (const node of el.querySelectorAll<HTMLElement>("[data-id]")) {
       if (node.offsetTop + node.offsetHeight > el.scrollTop) {
         anchor.current = { id: node.dataset.id!, offset: node.offsetTop - el.scrollTop };
@@ -177,7 +180,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   }
 
   async function onScroll() {
-    const el = scroller.current!;
+    // Called from animation frames too: the list may have gone since (another conversation opened).
+    const el = scroller.current;
+    if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     setAway(!atBottom.current);
     atLatest.value = atBottom.current && startRef.current === null;
@@ -425,7 +430,17 @@ function MessageItem(props: {
       )}
       {picking && (
         <div class="picker" role="group" aria-label="Reactions" ref={pickerRef}
-          onKeyDown={(e) => e.key === "Escape" && (e.stopPropagation(), setPicking(false), reactButton.current?.focus())}>
+          onKeyDown={(e) => {
+            if (e.key === "Escape") return void (e.stopPropagation(), setPicking(false), reactButton.current?.focus());
+            // Left/Right (Home/End) move between the reactions, as in a toolbar.
+            const all = [...pickerRef.current!.querySelectorAll<HTMLElement>("button")];
+            const i = all.indexOf(document.activeElement as HTMLElement);
+            const to: Record<string, HTMLElement | undefined> = { ArrowRight: all[(i + 1) % all.length], ArrowLeft: all[(i - 1 + all.length) % all.length], Home: all[0], End: all.at(-1) };
+            if (!(e.key in to)) return;
+            e.preventDefault();
+            e.stopPropagation();
+            to[e.key]?.focus();
+          }}>
           {REACTIONS.map((e) => (
             <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); reactButton.current?.focus(); toggleReaction(m, e).catch(fail); }}>
               {e}
@@ -499,6 +514,13 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   const picker = useRef<HTMLInputElement>(null);
   const uploading = picks.some((p) => !p.attachment && !p.error);
   const ready = picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
+  const [sendWhenReady, setSendWhenReady] = useState(false);
+  const submitRef = useRef<() => Promise<void>>();
+  useEffect(() => {
+    if (!sendWhenReady || uploading) return;
+    setSendWhenReady(false);
+    void submitRef.current?.();
+  }, [sendWhenReady, uploading]);
 
   const change = (key: string, patch: Partial<Pick>) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, ...patch } : p)));
   function attach(files: Iterable<File> | null) {
@@ -626,7 +648,9 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
 
   async function submit() {
     const content = text.trim();
-    if (uploading || over > 0 || (!content && (editing || !ready.length))) return;
+    // Enter while files upload: sent once they are (it did nothing, and said nothing).
+    if (uploading && !editing) return void setSendWhenReady(true);
+    if (over > 0 || (!content && (editing || !ready.length))) return;
     if (editing) {
       const target = editing;
       props.setEditing(null);
@@ -640,6 +664,8 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     props.setReplyTo(null);
     await send(id, content, replyTo?.id ?? null, ready);
   }
+
+  submitRef.current = submit;
 
   function onKeyDown(e: KeyboardEvent) {
     if (e.isComposing) return; // Thai/CJK input methods use Enter to commit a word.
@@ -666,7 +692,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     } else if (e.key === "Escape") {
       props.setEditing(null);
       props.setReplyTo(null);
-    } else if (e.key === "ArrowUp" && !text) {
+    } else if (e.key === "ArrowUp" && !text && !e.altKey) {
       const mine = [...(threads.value.get(id)?.items ?? [])].reverse().find((m) => m.sender_id === me.value?.id && !m.pending && !m.deleted_at);
       if (mine) {
         e.preventDefault();
@@ -679,7 +705,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     <form ref={form} class="composer" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
       {(replyTo || editing) && (
         <div class="context">
-          <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${replyTo!.content.slice(0, 80)}`}</span>
+          <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${replyTo!.content.slice(0, 300)}`}</span>
           <button type="button" class="link" onClick={() => { props.setEditing(null); props.setReplyTo(null); }}>
             Cancel
           </button>
@@ -720,6 +746,14 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           ))}
         </ul>
       )}
+      {sendWhenReady && (
+        <div class="hint" role="status">
+          Sends once the files are uploaded.{" "}
+          <button type="button" class="link" onClick={() => setSendWhenReady(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
       {over > 0 && (
         <div class="over" id={`over-${id}`} role="alert">
           Too long: a message may have at most {MAX_CONTENT.toLocaleString("en-US")} characters ({plural(over, "character")} over).
@@ -751,7 +785,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           onPaste={onPaste}
           onBlur={stopTyping}
         />
-        <button type="submit" class="primary" disabled={uploading || over > 0 || (!text.trim() && (!!editing || !ready.length))}>
+        <button type="submit" class="primary" disabled={sendWhenReady || over > 0 || (!text.trim() && (!!editing || !ready.length) && !uploading)}>
           {editing ? "Save" : "Send"}
         </button>
       </div>

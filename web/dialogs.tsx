@@ -164,7 +164,7 @@ function Friends() {
           {found.map((u) => (
             <UserRow key={u.id} u={u}>
               {standing.has(u.id) ? <span class="hint">{standing.get(u.id)}</span> : (
-                <button type="button" onClick={() => act(() => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
+                <button type="button" aria-label={`Add friend ${u.display_name}`} onClick={() => act(() => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
               )}
             </UserRow>
           ))}
@@ -174,8 +174,8 @@ function Friends() {
       <ul class="users" aria-label="Friend requests">
         {incoming.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" class="primary" onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
-            <button type="button" onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/reject`))}>Reject</button>
+            <button type="button" class="primary" aria-label={`Accept ${otherSide(f).display_name}`} onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
+            <button type="button" aria-label={`Reject ${otherSide(f).display_name}`} onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/reject`))}>Reject</button>
           </UserRow>
         ))}
       </ul>
@@ -183,7 +183,7 @@ function Friends() {
       <ul class="users" aria-label="Sent requests">
         {outgoing.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" onClick={() => act(() => api("DELETE", `/api/friendships/${f.id}`))}>Cancel</button>
+            <button type="button" aria-label={`Cancel request to ${otherSide(f).display_name}`} onClick={() => act(() => api("DELETE", `/api/friendships/${f.id}`))}>Cancel</button>
           </UserRow>
         ))}
       </ul>
@@ -192,8 +192,8 @@ function Friends() {
       <ul class="users" aria-label="Friends list">
         {accepted.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); })}>Message</button>
-            <button type="button" onClick={() => confirm(`Unfriend ${otherSide(f).display_name}?`) && act(() => api("DELETE", `/api/friendships/${f.id}`))}>Unfriend</button>
+            <button type="button" aria-label={`Message ${otherSide(f).display_name}`} onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); })}>Message</button>
+            <button type="button" aria-label={`Unfriend ${otherSide(f).display_name}`} onClick={() => confirm(`Unfriend ${otherSide(f).display_name}?`) && act(() => api("DELETE", `/api/friendships/${f.id}`))}>Unfriend</button>
           </UserRow>
         ))}
       </ul>

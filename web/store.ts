@@ -356,7 +356,7 @@ function patchConversation(id: string, patch: Partial<Conversation>) {
  * The open conversation, gone from under its reader (deleted, or they were removed from it
  * elsewhere): said, with what they had typed there and not sent (it went with it, unsaid).
  */
-export const noLonger = signal<{ title: string; draft: string } | null>(null);
+export const noLonger = signal<{ id: string; title: string; draft: string } | null>(null);
 /** Conversations this tab is leaving: its own leave is no news to it. */
 const leaving = new Set<string>();
 
@@ -379,7 +379,7 @@ function removeConversation(id: string) {
   conversations.value = next;
   if (activeId.value !== id) return;
   if (c && !leaving.has(id)) {
-    noLonger.value = { title: titleOf(c), draft: drafts.value[id] ?? "" };
+    noLonger.value = { id, title: titleOf(c), draft: drafts.value[id] ?? "" };
     setDraft(id, "");
   }
   navigate(null);
@@ -405,6 +405,10 @@ function editMembers(conversationId: string, edit: MemberEdit) {
 
 function updateUser(u: User) {
   keepUser(u);
+  // Their messages in the loaded threads carry the name and picture they had when loaded.
+  const renamed = (m: Shown): Shown =>
+    m.sender_id !== u.id ? m : { ...m, sender_name: u.display_name, sender_avatar: u.profile_image_url, sender_info: { ...m.sender_info, display_name: u.display_name, profile_image_url: u.profile_image_url } };
+  for (const [cid, t] of threads.value) if (t.items.some((m) => m.sender_id === u.id)) changeThread(cid, (items) => items.map(renamed));
   const next = new Map(conversations.value);
   for (const [id, c] of next) {
     if (peerOf(c)?.id === u.id) next.set(id, { ...c, peer: u, title: c.type === "direct" ? u.display_name : c.title });
@@ -435,6 +439,12 @@ function followPresence(items: Conversation[]) {
 // ---- navigation -------------------------------------------------------------------------
 
 export function navigate(id: string | null) {
+  // Back in the conversation the notice is about (added again): the notice goes, its text back in the box.
+  const gone = noLonger.value;
+  if (id && gone?.id === id) {
+    if (gone.draft && !drafts.value[id]) setDraft(id, gone.draft);
+    noLonger.value = null;
+  }
   const path = id ? `/c/${encodeURIComponent(id)}` : "/";
   if (location.pathname !== path) history.pushState(null, "", path);
   activeId.value = id;
@@ -457,7 +467,18 @@ function setThread(id: string, t: Thread) {
  */
 export async function openThread(id: string, fresh = false) {
   void loadMembers(id);
-  if (threads.value.get(id) && !fresh) return markSeen(id);
+  const cached = threads.value.get(id);
+  if (cached && !fresh) {
+    // Back to a thread loaded earlier in this session: the divider goes where the unread
+    // begin now (it stayed over the first unread of the first opening, long read since).
+    const conv = conversations.value.get(id);
+    if (conv && !cached.loading) {
+      const first = firstUnreadOf(conv, cached.items);
+      const unsure = !!cached.older && first === cached.items[0]?.id;
+      if ((unsure ? null : first) !== cached.firstUnread) setThread(id, { ...cached, firstUnread: unsure ? null : first });
+    }
+    return markSeen(id);
+  }
   setThread(id, { items: [], older: null, loading: true, firstUnread: null });
   const flight = inFlight(id);
   try {
