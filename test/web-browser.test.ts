@@ -230,6 +230,10 @@ describe("the web client in Chromium", () => {
     await log(a).getByRole("button", { name: "React" }).last().click();
     await a.getByRole("button", { name: "React 🎉" }).click();
     await log(b).getByRole("button", { name: "🎉 1" }).waitFor();
+    // Named by who reacted (a screen reader heard "🎉 1" alone), for both sides.
+    await log(b).getByRole("button", { name: `🎉 1, ${alice.user.display_name}`, exact: true }).waitFor();
+    await log(a).getByRole("button", { name: "🎉 1, you", exact: true }).waitFor();
+    expect(await log(b).getByRole("button", { name: /^🎉 1/ }).getAttribute("title")).toBe(alice.user.display_name);
     await a.getByRole("textbox", { name: "Message" }).press("ArrowUp");
     await a.getByText("Editing your message").waitFor();
     await a.waitForFunction(() => document.querySelector("textarea[aria-label=Message]").value === "Hello Bob");

@@ -395,7 +395,7 @@ function MessageItem(props: {
       {m.reactions.length > 0 && (
         <div class="reactions">
           {m.reactions.map((r) => (
-            <button type="button" key={r.emoji} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}`} onClick={() => toggleReaction(m, r.emoji).catch(fail)}>
+            <button type="button" key={r.emoji} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}, ${reactors(m.conversation_id, r)}`} title={reactors(m.conversation_id, r)} onClick={() => toggleReaction(m, r.emoji).catch(fail)}>
               {r.emoji} {r.count}
             </button>
           ))}
@@ -464,6 +464,16 @@ const FileIcon = () => (
     <path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6" />
   </svg>
 );
+
+/** Who reacted, by name ("you" first; members not loaded yet, and those past the ids a reaction carries, counted): "you, Ann and 2 more". */
+function reactors(conversationId: string, r: { count: number; user_ids: string[] }): string {
+  const list = members.value.get(conversationId);
+  const myId = me.value?.id;
+  const names = [...(r.user_ids.includes(myId ?? "") ? ["you"] : []), ...r.user_ids.flatMap((id) => (id !== myId && list?.get(id) ? [list.get(id)!.user.display_name] : []))];
+  const more = r.count - names.length;
+  if (!names.length) return plural(r.count, "person", "people");
+  return more > 0 ? `${names.join(", ")} and ${more} more` : names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names[0]!;
+}
 
 // "2 MB", not "2.0 MB": the upload limit reads as it is configured.
 const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
