@@ -167,7 +167,9 @@ export function searchIndexCases(name: string, backend: () => SearchBackend) {
       expect(await found(r, "-door")).toEqual([]);
       // A phrase right after a word, or an empty one after it, is still a phrase (the word
       // and its quotes were one term, found nowhere); a quote left alone stays in its word.
-      for (const q of ['said"hello"', 'hello""', 'NEAR"the door"OR']) expect({ q, found: await found(r, q) }).toEqual({ q, found: door });
+      for (const q of ['said"hello"', 'hello""', 'NEAR"the door"OR', "“the door” said", "＂hello＂"]) expect({ q, found: await found(r, q) }).toEqual({ q, found: door });
+      // Curly quotes (a phone's smart punctuation) make a phrase as " does.
+      expect(await found(r, "“door the”")).toEqual([]);
       expect(await found(r, 'said"hello')).toEqual([]);
     });
   });

@@ -180,6 +180,12 @@ describe("search: what the HTTP layer adds", () => {
     expect((await search(x!, { q: "file" })).body.items[0].snippet).toBe("Ｔｏｋｙｏ <mark>ﬁle</mark> ｶﾀｶﾅ");
     expect((await search(x!, { q: "カタカナ" })).body.items[0].snippet).toBe("Ｔｏｋｙｏ ﬁle <mark>ｶﾀｶﾅ</mark>");
     expect((await search(x!, { q: "ＴＯＫＹＯ" })).body.items[0].snippet).toBe("<mark>Ｔｏｋｙｏ</mark> ﬁle ｶﾀｶﾅ");
+    // Hangul letters written on their own stay as typed (NFKC composed them with the syllable
+    // before: "감사ㄳ" was "감삯", not found by 감사; "ㅋㅋㅠㅠ" was "ㅋ큐ㅠ").
+    await send(x!, c, "감사ㄳ ㅋㅋㅠㅠ");
+    expect((await search(x!, { q: "감사" })).body.items[0].snippet).toBe("<mark>감사</mark>ㄳ ㅋㅋㅠㅠ");
+    expect((await search(x!, { q: "ㅠㅠ" })).body.items[0].snippet).toBe("감사ㄳ ㅋㅋ<mark>ㅠㅠ</mark>");
+    expect((await search(x!, { q: "큐" })).body.items.filter((h: any) => h.snippet.includes("ㅋㅋ"))).toEqual([]);
     await send(x!, c, "\ud55c\uad6d\uc5b4 \ubc30\uc6b0\uae30".normalize("NFD"));
     expect((await search(x!, { q: "\ud55c\uad6d\uc5b4" })).body.items[0].snippet).toBe(`<mark>${"\ud55c\uad6d\uc5b4".normalize("NFD")}</mark> ${"\ubc30\uc6b0\uae30".normalize("NFD")}`);
     // Decomposed (й as и + U+0306, which fold() keeps): found and marked whole.

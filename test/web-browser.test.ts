@@ -15,7 +15,7 @@ import { launchBrowser } from "./browser";
 import { png } from "./files-fixtures";
 
 // The functions given to page.evaluate run in the page; the test program has no DOM types.
-declare const document: any, window: any, getComputedStyle: any, MutationObserver: any;
+declare const document: any, window: any, getComputedStyle: any, MutationObserver: any, history: any, location: any;
 type HTMLElement = any;
 
 const shots = Bun.env.SCREENSHOTS === "docs" ? join(import.meta.dir, "..", "docs") : tempDir("parley-shots-");
@@ -2083,6 +2083,9 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const a = await pageFor(alice);
     await a.getByRole("button", { name: "Profile" }).click();
     const name = a.getByRole("textbox", { name: "Display name" });
+    // A flag is two code points: cut whole, before it (half a flag was left).
+    await name.fill(`${"x".repeat(63)}🇹🇭`);
+    expect(await name.inputValue()).toBe("x".repeat(63));
     await name.fill("🦊".repeat(70));
     expect([...(await name.inputValue())].length).toBe(64);
     await a.getByRole("button", { name: "Save" }).click();
@@ -2165,9 +2168,34 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const last = (await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=1`, { token: bob.token })).body.items[0];
     expect([last.content, last.attachments.map((x: any) => x.filename)]).toEqual(["with the slow file", ["slow.txt"]]);
 
+    // A file refused while the send waits: nothing goes without it, and it says so (it went, the error chip cleared).
+    await b.route("**/api/uploads*", (route) => route.fulfill({ status: 413, contentType: "application/json", body: JSON.stringify({ error: { code: "payload_too_large", message: "at most 10 bytes (MAX_UPLOAD_BYTES)" } }) }));
+    let refuse!: () => void;
+    const refused = new Promise<void>((r) => (refuse = r));
+    await b.route("**/api/uploads*", async (route) => {
+      await refused;
+      await route.fallback();
+    });
+    await b.locator("input[type=file]").setInputFiles([{ name: "too-big.txt", mimeType: "text/plain", buffer: Buffer.from("far too big") }]);
+    await b.getByRole("textbox", { name: "Message" }).fill("not without its file");
+    await b.getByRole("textbox", { name: "Message" }).press("Enter");
+    await b.getByRole("status").filter({ hasText: "Sends once the files are uploaded." }).waitFor();
+    refuse();
+    await b.getByRole("alert").filter({ hasText: "Not sent: a file could not be uploaded." }).waitFor();
+    await b.getByRole("list", { name: "Files to send" }).getByText("too-big.txt").waitFor();
+    expect(await log(b).getByText("not without its file").count()).toBe(0);
+    await b.getByRole("button", { name: "Remove too-big.txt" }).click();
+    await b.getByRole("button", { name: "Dismiss" }).click();
+    await b.unrouteAll({ behavior: "ignoreErrors" });
+
     await b.getByRole("textbox", { name: "Message" }).fill("unsent words");
     expect((await s.api("DELETE", `/api/conversations/${group.body.id}/members/${bob.user.id}`, { token: alice.token })).status).toBe(204);
     const notice = b.getByRole("alert").filter({ hasText: "You are no longer in “Uploads and returns”" });
+    await notice.waitFor();
+    // Back to its address (the browser's Back) while still out: the notice stays, with its text.
+    await b.evaluate(() => history.back());
+    await b.waitForFunction((id) => location.pathname === `/c/${id}`, group.body.id);
+    await Bun.sleep(200);
     await notice.waitFor();
     expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [bob.user.id] } })).status).toBeLessThan(300);
     await convLink(b, "Uploads and returns").click();

@@ -15,7 +15,11 @@ effect(() => {
 // Ctrl/Cmd+K: the quick switcher; Ctrl/Cmd+Shift+F: search messages; Alt+Up/Down: the
 // conversation above or below in the list (Alt+Shift: the next one with unread messages).
 addEventListener("keydown", (e) => {
-  if (e.altKey && !e.ctrlKey && !e.metaKey && (e.key === "ArrowUp" || e.key === "ArrowDown") && me.value && !document.querySelector("dialog[open]")) {
+  // Not when something took the key (the mention list), an input method is composing, or the
+  // caret may move in text (Option+Up/Down on a Mac moves it in a message box with text).
+  const field = e.target as HTMLInputElement | null;
+  const inText = !!field && (field.tagName === "TEXTAREA" || field.tagName === "INPUT") && field.value !== "";
+  if (e.altKey && !e.ctrlKey && !e.metaKey && !e.defaultPrevented && !e.isComposing && !inText && (e.key === "ArrowUp" || e.key === "ArrowDown") && me.value && !document.querySelector("dialog[open]")) {
     const list = sortedConversations.value;
     const at = list.findIndex((c) => c.id === activeId.value);
     const step = e.key === "ArrowUp" ? -1 : 1;

@@ -107,8 +107,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
         focusMessage.value = null;
         el.scrollTop = node.offsetTop - (el.clientHeight - node.offsetHeight) / 2;
         atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-        // The keyboard goes there too (after a quote's click it fell to <body>).
-        node.focus({ preventScroll: true });
+        // The keyboard goes there too (after a quote's click it fell to <body>), unless it went on meanwhile.
+        const now = document.activeElement;
+        if (!now || now === document.body || el.contains(now)) node.focus({ preventScroll: true });
         setFlashId(focus);
         setTimeout(() => setFlashId((f) => (f === focus ? null : f)), FLASH_MS);
         requestAnimationFrame(() => void onScroll());
@@ -524,11 +525,20 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   const picker = useRef<HTMLInputElement>(null);
   const uploading = picks.some((p) => !p.attachment && !p.error);
   const ready = picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
+  // A send asked for while files upload (Enter), made once they are. The ref is the truth: a
+  // send made meanwhile by hand clears it before this effect can run (it sent twice).
   const [sendWhenReady, setSendWhenReady] = useState(false);
+  const pendingSend = useRef(false);
+  const waitForUploads = (on: boolean) => {
+    pendingSend.current = on;
+    setSendWhenReady(on);
+  };
   const submitRef = useRef<() => Promise<void>>();
   useEffect(() => {
-    if (!sendWhenReady || uploading) return;
-    setSendWhenReady(false);
+    if (!pendingSend.current || uploading) return;
+    waitForUploads(false);
+    // A file refused: nothing goes without it (it went without, its error chip cleared with the rest).
+    if (picks.some((p) => p.error)) return void (toast.value = "Not sent: a file could not be uploaded. Remove it, or send without it.");
     void submitRef.current?.();
   }, [sendWhenReady, uploading]);
 
@@ -607,6 +617,8 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   // frames), and text typed at once after Edit was then replaced by the message's.
   useLayoutEffect(() => {
     if (editing && editFor.current !== editing.id) startEditing(editing);
+    // An edit started while a send waited for its files: the wait ends (it saved the half-made edit instead).
+    if (editing && pendingSend.current) waitForUploads(false);
     if (editing) box.current?.focus();
     else editFor.current = null;
   }, [editing]);
@@ -658,8 +670,11 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
 
   async function submit() {
     const content = text.trim();
-    // Enter while files upload: sent once they are (it did nothing, and said nothing).
-    if (uploading && !editing) return void setSendWhenReady(true);
+    if (!editing) {
+      if (pendingSend.current) waitForUploads(false);
+      // Enter while files upload: sent once they are (it did nothing, and said nothing).
+      if (uploading) return waitForUploads(true);
+    }
     if (over > 0 || (!content && (editing || !ready.length))) return;
     if (editing) {
       const target = editing;
@@ -759,7 +774,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
       {sendWhenReady && (
         <div class="hint" role="status">
           Sends once the files are uploaded.{" "}
-          <button type="button" class="link" onClick={() => setSendWhenReady(false)}>
+          <button type="button" class="link" onClick={() => waitForUploads(false)}>
             Cancel
           </button>
         </div>

@@ -94,11 +94,19 @@ function keepFocusIn(button: HTMLElement): () => void {
  */
 function clip(e: Event, max: number): string {
   const input = e.target as HTMLInputElement;
-  if (input.value.length <= max) return input.value;
-  const chars = [...input.value];
-  if (chars.length <= max) return input.value;
-  input.value = chars.slice(0, max).join("");
-  return input.value;
+  // Not while an input method composes (its text is not final), nor under the limit.
+  if ((e as InputEvent).isComposing || input.value.length <= max || [...input.value].length <= max) return input.value;
+  // Whole characters as seen (a flag is two code points): cut before the one that would pass the limit.
+  let kept = "";
+  let count = 0;
+  for (const { segment } of new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(input.value)) {
+    const n = [...segment].length;
+    if (count + n > max) break;
+    kept += segment;
+    count += n;
+  }
+  input.value = kept;
+  return kept;
 }
 
 /** Runs an action, showing its error inside the dialog. */

@@ -408,13 +408,17 @@ function updateUser(u: User) {
   // Their messages in the loaded threads carry the name and picture they had when loaded.
   const renamed = (m: Shown): Shown =>
     m.sender_id !== u.id ? m : { ...m, sender_name: u.display_name, sender_avatar: u.profile_image_url, sender_info: { ...m.sender_info, display_name: u.display_name, profile_image_url: u.profile_image_url } };
-  for (const [cid, t] of threads.value) if (t.items.some((m) => m.sender_id === u.id)) changeThread(cid, (items) => items.map(renamed));
+  // Every thread, loading ones too: the change is made again on a page in flight when it lands.
+  for (const cid of threads.value.keys()) changeThread(cid, (items) => (items.some((m) => m.sender_id === u.id) ? items.map(renamed) : items));
   const next = new Map(conversations.value);
   for (const [id, c] of next) {
     if (peerOf(c)?.id === u.id) next.set(id, { ...c, peer: u, title: c.type === "direct" ? u.display_name : c.title });
+    const last = next.get(id)!.last_message;
+    if (last?.sender_id === u.id) next.set(id, { ...next.get(id)!, last_message: renamed(last) });
   }
   conversations.value = next;
-  for (const [cid, m] of members.value) if (m.has(u.id)) editMembers(cid, (x) => x.set(u.id, { ...x.get(u.id)!, user: u }));
+  // Made again on a list in flight when it lands, which may not hold them: only where they are.
+  for (const [cid, m] of members.value) if (m.has(u.id)) editMembers(cid, (x) => void (x.has(u.id) && x.set(u.id, { ...x.get(u.id)!, user: u })));
   // The Friends dialog and a group's "Add friends" read these.
   if (friendships.value.some((f) => f.user.id === u.id || f.friend.id === u.id)) {
     friendships.value = friendships.value.map((f) => (f.user.id === u.id ? { ...f, user: u } : f.friend.id === u.id ? { ...f, friend: u } : f));
@@ -441,7 +445,8 @@ function followPresence(items: Conversation[]) {
 export function navigate(id: string | null) {
   // Back in the conversation the notice is about (added again): the notice goes, its text back in the box.
   const gone = noLonger.value;
-  if (id && gone?.id === id) {
+  // (Only when it is ours again: Back to its address, or a notification, is not that.)
+  if (id && gone?.id === id && conversations.value.has(id)) {
     if (gone.draft && !drafts.value[id]) setDraft(id, gone.draft);
     noLonger.value = null;
   }

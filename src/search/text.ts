@@ -4,7 +4,7 @@
  */
 import { invalid } from "../errors";
 import { CONTROL_CHARACTERS } from "../lib/text";
-import { fold, keptMarks, spellOut, stripsMarks } from "./fold.js";
+import { compatible, fold, keptMarks, spellOut, STANDALONE_HANGUL, stripsMarks } from "./fold.js";
 
 export { fold };
 
@@ -31,7 +31,8 @@ const TERM = /"([^"]*)"|((?:[^\s"]|"(?![^"]*"))+)/g;
  * MAX_QUERY characters, or one with control characters.
  */
 export function parseQuery(raw: string | undefined): Term[] {
-  const q = (raw ?? "").normalize("NFC");
+  // Curly and fullwidth quotes (phones' smart punctuation) quote as " does.
+  const q = (raw ?? "").normalize("NFC").replace(/[\u201c\u201d\u201e\u201f\uff02]/g, '"');
   if (q.trim() === "") throw invalid("q", "must not be empty");
   if (q.length > MAX_QUERY && [...q].length > MAX_QUERY) throw invalid("q", `at most ${MAX_QUERY} characters`);
   if (CONTROL_CHARACTERS.test(q)) throw invalid("q", "must not contain control characters");
@@ -84,7 +85,7 @@ export function foldWithOrigins(s: string): { folded: string; from: number[]; to
   let folded = "";
   const from: number[] = [];
   const to: number[] = [];
-  const k = s.normalize("NFKC"); // as fold()
+  const k = compatible(s); // as fold()
   const strip = stripsMarks(k); // as fold(): text with nothing to strip is only lower-cased
   // fold() reads the text in NFKC. Text not in it (a compatibility form, decomposed text as
   // some systems send it) is read here a code point's NFKC at a time, and those pieces may
@@ -136,7 +137,9 @@ export function foldWithOrigins(s: string): { folded: string; from: number[]; to
       // A mark composes with what it follows since the last character that is not one (the
       // marks between may not block it: ¨, U+0338, U+0301 is ΅ with U+0338).
       base = null;
-      put(spellOut(c.toLowerCase()), at, end, clusterAt, clusterFrom, composes);
+      // At most a stream-safe run (30 marks) back: a text of thousands of marks joined each to
+      // all before it, quadratic (~200 ms for one 4,000-character message's snippet).
+      put(spellOut(c.toLowerCase()), at, end, clusterAt, clusterFrom, composes && folded.length - clusterAt <= 32);
     } else {
       // Hangul's vowels and final consonants compose with the piece before (L+V, then LV+T).
       base = null;
@@ -148,7 +151,7 @@ export function foldWithOrigins(s: string): { folded: string; from: number[]; to
   for (let i = 0; i < s.length; ) {
     const cp = String.fromCodePoint(s.codePointAt(i)!);
     const end = i + cp.length;
-    if (composes) for (const c of cp.normalize("NFKC")) step(c, i, end);
+    if (composes && !STANDALONE_HANGUL.test(cp)) for (const c of cp.normalize("NFKC")) step(c, i, end);
     else step(cp, i, end);
     i = end;
   }
