@@ -173,7 +173,6 @@ export type Command =
 const MAX_DURATION_S = 100 * 365 * 86400;
 const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
-/** "7d", "12h", "30m", "45s", or a bare number of seconds → seconds. */
 /** A setting's value as an error shows it: quoted and escaped (a newline in it stays on the line), credentials of a URL hidden. */
 export function shown(raw: string): string {
   let text = raw;
@@ -187,6 +186,7 @@ export function shown(raw: string): string {
   return JSON.stringify(text);
 }
 
+/** "7d", "12h", "30m", "45s", or a bare number of seconds → seconds. */
 export function parseDuration(name: string, raw: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(raw.trim());
   if (!m) throw new ConfigError(`${name}: ${shown(raw)} is not a duration (examples: 3600, 45s, 30m, 12h, 7d)`);

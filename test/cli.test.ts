@@ -12,6 +12,14 @@ import { createTestDatabase, PG_ADMIN_URL, servicesReady } from "./services";
 // bun's 5 s default, and no test here is about speed.
 setDefaultTimeout(30_000);
 
+/** The event-log epoch DATA_DIR's parley.db holds (read-only, beside a server that may be running). */
+function epochOf(dataDir: string): string {
+  const db = new Database(join(dataDir, "parley.db"), { readonly: true });
+  const { value } = db.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string };
+  db.close();
+  return value;
+}
+
 const run = (args: string[], env: Record<string, string> = {}) => {
   const p = Bun.spawnSync([process.execPath, "src/index.ts", ...args], { env: { ...process.env, DATA_DIR: tempDir(), ...env } });
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
@@ -271,12 +279,7 @@ describe("the CLI", () => {
   test("new-epoch on DATA_DIR's parley.db: prints the new epoch, which the database then holds", () => {
     const dir = tempDir();
     expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
-    const epochIn = () => {
-      const db = new Database(join(dir, "parley.db"), { readonly: true });
-      const { value } = db.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string };
-      db.close();
-      return value;
-    };
+    const epochIn = () => epochOf(dir);
     const old = epochIn();
     const r = run(["new-epoch"], { DATA_DIR: dir });
     expect(r).toMatchObject({ code: 0, err: "" });
@@ -289,12 +292,7 @@ describe("the CLI", () => {
     const dataDir = tempDir();
     const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: dataDir });
     try {
-      const epochIn = () => {
-        const db = new Database(join(dataDir, "parley.db"), { readonly: true });
-        const { value } = db.query("SELECT value FROM meta WHERE key = 'epoch'").get() as { value: string };
-        db.close();
-        return value;
-      };
+      const epochIn = () => epochOf(dataDir);
       const before = epochIn();
       const r = run(["new-epoch"], { DATA_DIR: dataDir });
       expect(r.code).toBe(1);

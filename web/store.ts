@@ -478,9 +478,8 @@ export async function openThread(id: string, fresh = false) {
     // begin now (it stayed over the first unread of the first opening, long read since).
     const conv = conversations.value.get(id);
     if (conv && !cached.loading) {
-      const first = firstUnreadOf(conv, cached.items);
-      const unsure = !!cached.older && first === cached.items[0]?.id;
-      if ((unsure ? null : first) !== cached.firstUnread) setThread(id, { ...cached, firstUnread: unsure ? null : first });
+      const divider = dividerOf(conv, cached.items, cached.older);
+      if (divider !== cached.firstUnread) setThread(id, { ...cached, firstUnread: divider });
     }
     return markSeen(id);
   }
@@ -501,10 +500,8 @@ export async function openThread(id: string, fresh = false) {
       flight.done();
       return await openAtFirstUnread(id, conv);
     }
-    // The newest page read afresh (Jump to latest, a long absence) may begin among the unread:
-    // a divider at its top would say that all before it was read.
-    const unsure = fresh && page.next_cursor && first === items[0]?.id;
-    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: unsure ? null : first });
+    // (The newest page read afresh, Jump to latest or a long absence, may begin among the unread: no divider then.)
+    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: dividerOf(conv, items, page.next_cursor) });
     markSeen(id);
   } catch (e) {
     unopened(id, e);
@@ -625,6 +622,16 @@ async function loadAround(id: string, messageId: string) {
 }
 
 /** The first message from someone else past my read position (ids are time-ordered UUIDv7). */
+/**
+ * Where the "New messages" divider goes in loaded `items`: over the first unread, unless that
+ * is the first loaded with older messages not loaded (`older`), which may be unread too: a
+ * divider at the top would say that all before it was read.
+ */
+function dividerOf(conv: Conversation, items: Message[], older: string | null | undefined): string | null {
+  const first = firstUnreadOf(conv, items);
+  return older && first === items[0]?.id ? null : first;
+}
+
 function firstUnreadOf(conv: Conversation, items: Message[]): string | null {
   const mine = me.value?.id;
   // Whoever wrote a message was here: what came before their own last one is read, whatever

@@ -87,8 +87,12 @@ export function checkAttachmentIds(ids: string[]) {
   if (new Set(ids).size !== ids.length) throw invalid("attachment_ids", "an attachment is listed twice");
   // No upload's id holds U+0000; PostgreSQL refuses it in a query (400), SQLite finds nothing: unknown alike.
   const nul = ids.filter((id) => id.includes("\u0000"));
-  if (nul.length) throw new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", nul.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
+  if (nul.length) throw notUsable(nul);
 }
+
+/** `attachment_ids` naming no unattached upload of the sender's, each named in the details. */
+const notUsable = (ids: string[]) =>
+  new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", ids.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
 
 /**
  * The send's uploads as attached to `messageId`, in the given order, from their rows
@@ -100,8 +104,7 @@ export function attachedRows(rows: AttachmentRow[], senderId: string, messageId:
     const r = byId.get(id);
     return !r || r.uploaderId !== senderId || r.state !== "new";
   });
-  if (unusable.length)
-    throw new AppError("validation_failed", "attachment_ids: not uploads of yours that are still unattached", unusable.map((id) => ({ field: "attachment_ids", message: `${id}: no such unattached upload of yours` })));
+  if (unusable.length) throw notUsable(unusable);
   return ids.map((id, position) => ({ ...byId.get(id)!, state: "attached", messageId, position, unheldAt: null }));
 }
 
