@@ -13,10 +13,10 @@
  *   --record              write each ratio's highest value of this run into test/bench/ratios.json
  *   --receiver-threads=N  receive the fan-out on N worker threads
  *   --sockets=N           sockets in the connection scenario
- *   --warmup-connects=N   connects made and closed before the measured ones (default 10,000; 0: a cold
+ *   --warmup-connects=N   connects made and closed before the measured ones (default 20,000; 0: a cold
  *                         server, whose first connects also pay the JIT's compilation)
  *   --warmup-seconds=N    how long the send scenarios send before they measure (default 3)
- *   --by-thread           the send scenarios also report server CPU per message by thread name
+ *   --by-thread           the send and connection scenarios also report server CPU by thread name
  *                         (the main thread, JITWorker, Worker 1: checkpoints, Worker 2: search indexing…)
  *   --fanout-rate=N       messages a second into the fan-out group of 1,000
  *   --attachment-rate=N   messages a second of the attachments scenario (each needs an upload first)
@@ -90,7 +90,7 @@ const sockets = numberFlag("sockets", 0);
 if (sockets > 0) Q.conns = sockets;
 // --warmup-connects=N: connects (each closed at once) before the connection scenario's measured
 // ones, so that the JIT's one-off work is not counted per connect (0: a cold server).
-const warmupConnects = numberFlag("warmup-connects", 10_000);
+const warmupConnects = numberFlag("warmup-connects", 20_000);
 // --fanout-rate=N: messages a second into the fan-out group (e.g. 500 for 500,000 deliveries/s).
 const fanoutRate = numberFlag("fanout-rate", 0);
 if (fanoutRate > 0) Q.fanRate = fanoutRate;
@@ -130,7 +130,7 @@ const compared: Record<string, (s: ServerUnderTest) => Promise<Record<string, un
   // A million deliveries a second is more than one client thread takes in; on a machine with
   // cores to spare, --receiver-threads=N spreads the receivers (on 2 cores it only starves the server).
   fanout: (s) => sends(s, { name: "fanout", via: "rest", groups: 1, members: Q.fanMembers, rate: Q.fanRate, seconds: Q.fanSeconds, receiverThreads }),
-  connections: (s) => connections(s, Q.conns, 20, warmupConnects),
+  connections: (s) => connections(s, Q.conns, 20, warmupConnects, args.includes("--by-thread")),
   static: async (s) => staticFiles(s, await webClientSizes(), { requests: Q.staticRequests, warmup: Q.staticRequests / 4, concurrency: 32 }),
 };
 

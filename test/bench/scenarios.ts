@@ -246,7 +246,7 @@ async function uploadFor(sut: ServerUnderTest, groups: Group[], s: SendScenario,
 const PORT_PRESSURE = 12_000;
 
 /** Many authenticated sockets, each user in 5 conversations: connect rate and memory per socket. */
-export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20, warmup = 0) {
+export async function connections(sut: ServerUnderTest, sockets: number, perUser = 20, warmup = 0, byThread = false) {
   const userCount = Math.ceil(sockets / perUser);
   const users = await registerUsersFor(sut, userCount);
   // Groups of 10 consecutive users starting at every second user: each user is in 5 of them.
@@ -303,6 +303,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     await Bun.sleep(1000); // the closes, and the presence grace of the users that went offline
   }
   const services = await sut.services?.();
+  const threadsBefore = byThread ? cpuSecondsByThread(sut.pid) : {};
   const before = sut.stats();
   const meter = clientMeter();
   const t0 = performance.now();
@@ -315,6 +316,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
   });
   const connectSeconds = (performance.now() - t0) / 1000;
   const connected = sut.stats();
+  const threadsAfter = byThread ? cpuSecondsByThread(sut.pid) : {};
   const servicesUsed = await services?.();
   await Bun.sleep(3000);
   const after = sut.stats();
@@ -337,6 +339,7 @@ export async function connections(sut: ServerUnderTest, sockets: number, perUser
     // (client_kernel_s) then sets the pace. The rate before that point:
     ...(doneAt.length >= PORT_PRESSURE ? { connects_per_s_first_12k: Math.round(PORT_PRESSURE / (doneAt[PORT_PRESSURE - 1]! / 1000)) } : {}),
     server_cpu_us_per_connect: round(((connected.cpu_s - before.cpu_s) / sockets) * 1e6, 1),
+    ...(byThread ? { server_cpu_us_per_connect_by_thread: Object.fromEntries(Object.entries(threadsAfter).map(([name, cpu]) => [name, round(((cpu - (threadsBefore[name] ?? 0)) / sockets) * 1e6, 1)])) } : {}),
     ...(cold !== undefined ? { warmup_connects: warmup, server_cpu_us_per_connect_cold: cold } : {}),
     connect_seconds: round(connectSeconds),
     server_cpu_s: round(connected.cpu_s - before.cpu_s, 3),
