@@ -129,6 +129,23 @@ describe("uploads", () => {
     expect(tempFiles(s.dataDir)).toEqual([]);
   });
 
+  test("a coded body (Content-Encoding: gzip…) → 400 naming the coding, nothing kept (its coded bytes were stored as the file); identity is the file itself", async () => {
+    const before = await rowCount(s);
+    const coded = Bun.gzipSync(Buffer.from("hello, coded world"));
+    for (const coding of ["gzip", "br", "deflate, gzip", "GZIP"]) {
+      const res = await fetch(`${s.base}/api/uploads?filename=notes.txt`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-type": "text/plain", "content-encoding": coding }, body: coded });
+      expect([res.status, ((await res.json()) as any).error]).toEqual([400, { code: "bad_request", message: expect.stringContaining(`Content-Encoding ${coding}`) }]);
+    }
+    const form = new FormData();
+    form.append("file", new Blob([coded], { type: "text/plain" }), "notes.txt");
+    const multipart = await fetch(`${s.base}/api/uploads`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-encoding": "gzip" }, body: form });
+    expect(multipart.status).toBe(400);
+    expect(await rowCount(s)).toBe(before);
+    expect(tempFiles(s.dataDir)).toEqual([]);
+    const plain = await fetch(`${s.base}/api/uploads?filename=notes.txt`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-type": "text/plain", "content-encoding": "identity" }, body: "hello" });
+    expect([plain.status, ((await plain.json()) as any).size]).toEqual([201, 5]);
+  });
+
   test("multipart with two file parts → 422 naming file, nothing kept (§9: one file part)", async () => {
     const before = await rowCount(s);
     const form = new FormData();

@@ -147,6 +147,9 @@ export const fileRoutes = (ctx: AppContext) => {
         // user, and signedLinks signs the attachment's links for them.
         const { me } = await authenticate(ctx, bearerToken(request.headers.get("authorization") ?? undefined));
         (c as unknown as { me: typeof me }).me = me;
+        // A coded body would be stored as its coded bytes: a file that is not the one sent.
+        const coding = request.headers.get("content-encoding")?.trim();
+        if (coding && coding.toLowerCase() !== "identity") throw new AppError("bad_request", `Content-Encoding ${coding} is not accepted: upload the file itself`);
         await ctx.budgets.uploads.spend(me.id, "too many uploads, slow down");
         const attachment = await files.upload(me.id, { request, filename: query.filename, requestId: requestIdOf(set) });
         set.status = 201;
@@ -157,7 +160,7 @@ export const fileRoutes = (ctx: AppContext) => {
           write: true,
           errors: [403, 503],
           description:
-            "413 past MAX_UPLOAD_BYTES; 403 quota_exceeded past UPLOAD_QUOTA_BYTES; 429 past UPLOADS_PER_MINUTE; 400 for a body that ended early (the client went away); 503 unavailable (Retry-After) when the file storage is unreachable, 507 when its disk is full, 500 when it fails otherwise: nothing is stored.",
+            "413 past MAX_UPLOAD_BYTES; 403 quota_exceeded past UPLOAD_QUOTA_BYTES; 429 past UPLOADS_PER_MINUTE; 400 for a body that ended early (the client went away) or a coded one (Content-Encoding other than identity); 503 unavailable (Retry-After) when the file storage is unreachable, 507 when its disk is full, 500 when it fails otherwise: nothing is stored.",
           requestBody: {
             required: true,
             content: {
