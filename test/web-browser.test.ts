@@ -1950,6 +1950,10 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await b.getByRole("link", { name: /^dana/ }).click();
     await log(b).waitFor();
     await expect(unsent.inputValue()).resolves.toBe("half a thought");
+    // A reload keeps it too (it was the text's only copy, and went).
+    await b.reload();
+    await log(b).waitFor();
+    await expect(unsent.inputValue()).resolves.toBe("half a thought");
     await notice.getByRole("button", { name: "Dismiss" }).click();
     await notice.waitFor({ state: "detached" });
 
@@ -1991,6 +1995,10 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await Bun.sleep(200);
     expect(await b.getByText("private words").count()).toBe(0);
     expect(await b.getByRole("alert").count()).toBe(0);
+    await b.reload();
+    await b.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await Bun.sleep(200);
+    expect(await b.getByText("private words").count()).toBe(0);
   });
 
   btest("a reply's quote goes to the message replied to: scrolled to when loaded, the history around it loaded when not", async () => {
@@ -2201,6 +2209,62 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await convLink(b, "Uploads and returns").click();
     await notice.waitFor({ state: "detached" });
     await expect(b.getByRole("textbox", { name: "Message" }).inputValue()).resolves.toBe("unsent words");
+  });
+
+  btest("another conversation opened and back: the files picked, the reply and a send waiting for its files are kept (they were lost)", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Kept while away");
+    const other = (await s.api("POST", "/api/conversations", { token: bob.token, body: { type: "direct", user_id: alice.user.id } })).body.id;
+    await say(alice, group.body.id, "reply to me");
+    const b = await pageFor(bob, `/c/${group.body.id}`);
+    const box = b.getByRole("textbox", { name: "Message" });
+    const files = b.getByRole("list", { name: "Files to send" });
+    // An uploaded file and a reply, left for a direct conversation and found again.
+    await b.locator("input[type=file]").setInputFiles([{ name: "kept.txt", mimeType: "text/plain", buffer: Buffer.from("kept") }]);
+    await files.getByRole("button", { name: "Remove kept.txt" }).waitFor();
+    const quoted = log(b).locator(".msg").filter({ hasText: "reply to me" });
+    await quoted.hover();
+    await quoted.getByRole("button", { name: "Reply" }).click();
+    await b.getByText(/^Replying to .*: reply to me$/).waitFor();
+    await convLink(b, alice.user.display_name).click();
+    await b.getByRole("region", { name: alice.user.display_name }).waitFor();
+    expect(await b.getByRole("list", { name: "Files to send" }).count()).toBe(0);
+    expect(await b.getByText(/^Replying to/).count()).toBe(0);
+    await convLink(b, "Kept while away").click();
+    await files.getByText("kept.txt").waitFor();
+    await b.getByText(/^Replying to .*: reply to me$/).waitFor();
+    await box.fill("with the kept file");
+    await box.press("Enter");
+    await log(b).locator(".msg").filter({ hasText: "with the kept file" }).getByRole("link", { name: /kept\.txt/ }).waitFor();
+    await settled(b);
+    let last = (await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=1`, { token: bob.token })).body.items[0];
+    expect([last.content, last.attachments.map((x: any) => x.filename), last.reply_to_id !== null]).toEqual(["with the kept file", ["kept.txt"], true]);
+
+    // Enter while a file uploads, then away: the send still goes once the file is up.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    await b.route("**/api/uploads*", async (route) => {
+      await released;
+      await route.continue();
+    });
+    await b.locator("input[type=file]").setInputFiles([{ name: "slow.txt", mimeType: "text/plain", buffer: Buffer.from("slow") }]);
+    await box.fill("sent while away");
+    await box.press("Enter");
+    await b.getByRole("status").filter({ hasText: "Sends once the files are uploaded." }).waitFor();
+    await convLink(b, alice.user.display_name).click();
+    await b.getByRole("region", { name: alice.user.display_name }).waitFor();
+    release();
+    await b.waitForFunction(() => !document.querySelector("[aria-label='Uploading slow.txt']"));
+    const deadline = Date.now() + 10_000;
+    while (last.content !== "sent while away" && Date.now() < deadline) {
+      await Bun.sleep(100);
+      last = (await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=1`, { token: bob.token })).body.items[0];
+    }
+    expect([last.content, last.attachments.map((x: any) => x.filename)]).toEqual(["sent while away", ["slow.txt"]]);
+    expect((await s.api("GET", `/api/conversations/${other}/messages`, { token: bob.token })).body.items).toEqual([]);
+    await convLink(b, "Kept while away").click();
+    await log(b).locator(".msg").filter({ hasText: "sent while away" }).getByRole("link", { name: /slow\.txt/ }).waitFor();
+    expect(await b.getByRole("list", { name: "Files to send" }).count()).toBe(0);
+    expect(await box.inputValue()).toBe("");
   });
 
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {

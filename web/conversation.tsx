@@ -4,21 +4,20 @@
  */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
-import { ApiError, explain, upload } from "./api";
+import { explain } from "./api";
 import {
-  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, send, titleOf,
+  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, shortTime, time } from "./text";
 import { refocusWhenGone } from "./focus";
+import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
 export const WINDOW = 200;
 const STEP = 80;
 const EDGE_PX = 300;
-/** A message's most characters (code points, after trimming), as the server counts them (§3). */
-const MAX_CONTENT = 4000;
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 /** How long a message opened from a search result stays highlighted. */
 const FLASH_MS = 4000;
@@ -27,7 +26,6 @@ const presenceText = (online: boolean | undefined) => (online === undefined ? ""
 
 export function ConversationView({ id }: { id: string }) {
   const conv = conversations.value.get(id);
-  const [replyTo, setReplyTo] = useState<Shown | null>(null);
   const [editing, setEditing] = useState<Shown | null>(null);
   if (!conv) return <div class="empty">Loading…</div>;
   const peer = peerOf(conv);
@@ -51,11 +49,11 @@ export function ConversationView({ id }: { id: string }) {
           ⋯
         </button>
       </header>
-      <MessageList id={id} conv={conv} onReply={setReplyTo} onEdit={setEditing} />
+      <MessageList id={id} conv={conv} onReply={(m) => setReplyTo(id, m)} onEdit={setEditing} />
       <div class="typing" aria-live="polite">
         {typers.length ? `${typers.join(", ")} ${typers.length > 1 ? "are" : "is"} typing…` : ""}
       </div>
-      <Composer id={id} replyTo={replyTo} setReplyTo={setReplyTo} editing={editing} setEditing={setEditing} />
+      <Composer id={id} editing={editing} setEditing={setEditing} />
     </section>
   );
 }
@@ -476,9 +474,6 @@ function reactors(conversationId: string, r: { count: number; user_ids: string[]
   return more > 0 ? `${names.join(", ")} and ${more} more` : names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names[0]!;
 }
 
-// "2 MB", not "2.0 MB": the upload limit reads as it is configured.
-const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
-
 /** A thumbnail's size on screen (fits THUMB_PX, never enlarged), known before it loads: the list does not move when it does. */
 const THUMB_PX = 240;
 function shownSize(a: Attachment) {
@@ -506,66 +501,22 @@ function Files({ list }: { list: Attachment[] }) {
   );
 }
 
-/** The server's 413 ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)") in the chip's units. */
-function tooLarge(message: string) {
-  const max = message.match(/at most (\d+) bytes/)?.[1];
-  return max ? `Too large: a file may have at most ${size(Number(max))}` : `Too large: ${message}`;
-}
-
-/** A file picked for the next message: uploading (with its progress), uploaded, or refused. */
-interface Pick { key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string }
-
-function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Shown | null) => void; editing: Shown | null; setEditing: (m: Shown | null) => void }) {
-  const { id, replyTo, editing } = props;
+function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Shown | null) => void }) {
+  const { id, editing } = props;
+  // The reply, the files and a send waiting for them are the conversation's (compose.ts), not
+  // the composer's: they stay while another conversation is open.
+  const { replyTo, picks, waiting } = compositionOf(id);
   const box = useRef<HTMLTextAreaElement>(null);
   const form = useRef<HTMLFormElement>(null);
   const [editText, setEditText] = useState("");
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
-  const [picks, setPicks] = useState<Pick[]>([]);
   const picker = useRef<HTMLInputElement>(null);
-  const uploading = picks.some((p) => !p.attachment && !p.error);
-  const ready = picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
-  // A send asked for while files upload (Enter), made once they are. The ref is the truth: a
-  // send made meanwhile by hand clears it before this effect can run (it sent twice).
-  const [sendWhenReady, setSendWhenReady] = useState(false);
-  const pendingSend = useRef(false);
-  const waitForUploads = (on: boolean) => {
-    pendingSend.current = on;
-    setSendWhenReady(on);
-  };
-  const submitRef = useRef<() => Promise<void>>();
-  useEffect(() => {
-    if (!pendingSend.current || uploading) return;
-    waitForUploads(false);
-    // A file refused: nothing goes without it (it went without, its error chip cleared with the rest).
-    if (picks.some((p) => p.error)) return void (toast.value = "Not sent: a file could not be uploaded. Remove it, or send without it.");
-    void submitRef.current?.();
-  }, [sendWhenReady, uploading]);
-
-  const change = (key: string, patch: Partial<Pick>) => setPicks((ps) => ps.map((p) => (p.key === key ? { ...p, ...patch } : p)));
-  function attach(files: Iterable<File> | null) {
-    for (const file of files ?? []) {
-      const key = crypto.randomUUID();
-      const up = upload(file, (progress) => change(key, { progress }));
-      setPicks((ps) => [...ps, { key, name: file.name, size: file.size, progress: 0, abort: up.abort }]);
-      up.done.then(
-        (attachment) => change(key, { attachment, progress: 1, abort: undefined }),
-        (e) => {
-          if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
-          const why = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
-          change(key, { error: why, abort: undefined });
-        },
-      );
-    }
-  }
-  function drop(p: Pick) {
-    p.abort?.();
-    setPicks((ps) => ps.filter((x) => x.key !== p.key));
-  }
+  const uploading = picks.some(isUploading);
+  const ready = picks.some((p) => p.attachment);
 
   // Files dropped anywhere on the open conversation (not only on the composer) are attached.
-  const dropRef = useRef(attach);
-  dropRef.current = attach;
+  const dropRef = useRef((files: File[]) => attach(id, files));
+  dropRef.current = (files: File[]) => attach(id, files);
   useEffect(() => {
     const area = form.current?.closest(".conversation") as HTMLElement | null;
     if (!area || editing) return;
@@ -599,12 +550,12 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
     const files = [...(e.clipboardData?.files ?? [])];
     if (!files.length || editing) return;
     e.preventDefault();
-    attach(files);
+    attach(id, files);
   }
   const text = editing ? editText : (drafts.value[id] ?? "");
   // Counted as the server counts (code points after trimming): a textarea's maxLength counts
   // UTF-16 units and stopped a message of emoji at half the length the server takes.
-  const over = text.length > MAX_CONTENT ? [...text.trim()].length - MAX_CONTENT : 0;
+  const over = overBy(text);
 
   // The text being edited starts as the message's; set once per message (Up sets it at once).
   const editFor = useRef<string | null>(null);
@@ -618,7 +569,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   useLayoutEffect(() => {
     if (editing && editFor.current !== editing.id) startEditing(editing);
     // An edit started while a send waited for its files: the wait ends (it saved the half-made edit instead).
-    if (editing && pendingSend.current) waitForUploads(false);
+    if (editing && compositionOf(id).waiting) stopWaiting(id);
     if (editing) box.current?.focus();
     else editFor.current = null;
   }, [editing]);
@@ -669,28 +620,19 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
   }
 
   async function submit() {
-    const content = text.trim();
     if (!editing) {
-      if (pendingSend.current) waitForUploads(false);
       // Enter while files upload: sent once they are (it did nothing, and said nothing).
-      if (uploading) return waitForUploads(true);
+      if (!uploading && (over > 0 || (!text.trim() && !ready))) return;
+      stopTyping();
+      return sendComposed(id);
     }
-    if (over > 0 || (!content && (editing || !ready.length))) return;
-    if (editing) {
-      const target = editing;
-      props.setEditing(null);
-      setEditText("");
-      if (content !== target.content) await editMessage(target.id, content).catch((e) => (toast.value = explain(e, "Not edited.")));
-      return;
-    }
-    setDraft(id, "");
-    setPicks([]);
-    stopTyping();
-    props.setReplyTo(null);
-    await send(id, content, replyTo?.id ?? null, ready);
+    const content = text.trim();
+    if (over > 0 || !content) return;
+    const target = editing;
+    props.setEditing(null);
+    setEditText("");
+    if (content !== target.content) await editMessage(target.id, content).catch((e) => (toast.value = explain(e, "Not edited.")));
   }
-
-  submitRef.current = submit;
 
   function onKeyDown(e: KeyboardEvent) {
     if (e.isComposing) return; // Thai/CJK input methods use Enter to commit a word.
@@ -716,7 +658,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
       void submit();
     } else if (e.key === "Escape") {
       props.setEditing(null);
-      props.setReplyTo(null);
+      setReplyTo(id, null);
     } else if (e.key === "ArrowUp" && !text && !e.altKey) {
       const mine = [...(threads.value.get(id)?.items ?? [])].reverse().find((m) => m.sender_id === me.value?.id && !m.pending && !m.deleted_at);
       if (mine) {
@@ -731,7 +673,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
       {(replyTo || editing) && (
         <div class="context">
           <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${replyTo!.content.slice(0, 300)}`}</span>
-          <button type="button" class="link" onClick={() => { props.setEditing(null); props.setReplyTo(null); }}>
+          <button type="button" class="link" onClick={() => { props.setEditing(null); setReplyTo(id, null); }}>
             Cancel
           </button>
         </div>
@@ -764,17 +706,17 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
                   <progress max={1} value={p.progress} aria-label={`Uploading ${p.name}`} />
                 )}
               </span>
-              <button type="button" class="icon" aria-label={p.abort ? `Cancel upload of ${p.name}` : `Remove ${p.name}`} title={p.abort ? "Cancel upload" : "Remove"} onClick={() => drop(p)}>
+              <button type="button" class="icon" aria-label={p.abort ? `Cancel upload of ${p.name}` : `Remove ${p.name}`} title={p.abort ? "Cancel upload" : "Remove"} onClick={() => unpick(id, p)}>
                 ×
               </button>
             </li>
           ))}
         </ul>
       )}
-      {sendWhenReady && (
+      {waiting && (
         <div class="hint" role="status">
           Sends once the files are uploaded.{" "}
-          <button type="button" class="link" onClick={() => waitForUploads(false)}>
+          <button type="button" class="link" onClick={() => stopWaiting(id)}>
             Cancel
           </button>
         </div>
@@ -793,7 +735,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
                 <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
               </svg>
             </button>
-            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach((e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; }} />
+            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach(id, (e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; }} />
           </>
         )}
         <textarea
@@ -810,7 +752,7 @@ function Composer(props: { id: string; replyTo: Shown | null; setReplyTo: (m: Sh
           onPaste={onPaste}
           onBlur={stopTyping}
         />
-        <button type="submit" class="primary" disabled={sendWhenReady || over > 0 || (!text.trim() && (!!editing || !ready.length) && !uploading)}>
+        <button type="submit" class="primary" disabled={waiting || over > 0 || (!text.trim() && (!!editing || !ready) && !uploading)}>
           {editing ? "Save" : "Send"}
         </button>
       </div>

@@ -3,12 +3,13 @@
  * socket (the reference client: reconnect and resume), conversations, messages, presence,
  * typing, friends. Components only read signals and call the actions exported here.
  */
-import { batch, computed, signal } from "@preact/signals";
+import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
 import { allPages, api, ApiError, explain, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
 const DRAFT_KEY = "parley.drafts";
+const NOTICE_KEY = "parley.no-longer";
 
 /**
  * A message as shown: a sent one, or one of ours still on its way (`pending`) or refused
@@ -64,9 +65,9 @@ export const totalUnread = computed(() => [...conversations.value.values()].redu
 
 const activity = (c: Conversation) => c.last_message_at ?? c.created_at;
 
-function loadJSON<T>(key: string, fallback: T): T {
+function loadJSON<T>(key: string, fallback: T, storage: Storage = localStorage): T {
   try {
-    return JSON.parse(localStorage.getItem(key) ?? "") ?? fallback;
+    return JSON.parse(storage.getItem(key) ?? "") ?? fallback;
   } catch {
     return fallback;
   }
@@ -356,7 +357,13 @@ function patchConversation(id: string, patch: Partial<Conversation>) {
  * The open conversation, gone from under its reader (deleted, or they were removed from it
  * elsewhere): said, with what they had typed there and not sent (it went with it, unsaid).
  */
-export const noLonger = signal<{ id: string; title: string; draft: string } | null>(null);
+export const noLonger = signal<{ id: string; title: string; draft: string } | null>(session.peek() ? loadJSON(NOTICE_KEY, null, sessionStorage) : null);
+// Kept for this tab until dismissed: a reload lost the notice and the only copy of its text.
+effect(() => {
+  const gone = noLonger.value;
+  if (gone) sessionStorage.setItem(NOTICE_KEY, JSON.stringify(gone));
+  else sessionStorage.removeItem(NOTICE_KEY);
+});
 /** Conversations this tab is leaving: its own leave is no news to it. */
 const leaving = new Set<string>();
 

@@ -1,0 +1,114 @@
+/**
+ * What each conversation's next message holds besides its text (the draft, store.ts): the
+ * message it replies to, the files picked for it (uploading, uploaded or refused), and a send
+ * asked for while they upload. Kept per conversation while the page is open, so that opening
+ * another conversation and coming back loses none of it: the files, the reply and a send
+ * waiting for its files were lost with the composer. Not across a reload: an upload in flight
+ * cannot outlive its page.
+ */
+import { effect, signal } from "@preact/signals";
+import { ApiError, explain, upload, type Attachment } from "./api";
+import { conversations, drafts, send, session, setDraft, toast, type Shown } from "./store";
+
+/** A message's most characters (code points, after trimming), as the server counts them (§3). */
+export const MAX_CONTENT = 4000;
+/** By how many characters a draft is over MAX_CONTENT (0 when it fits); counted as the server counts. */
+export const overBy = (text: string) => (text.length > MAX_CONTENT ? [...text.trim()].length - MAX_CONTENT : 0);
+
+/** A file picked for the next message: uploading (with its progress), uploaded, or refused. */
+export interface Pick { key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string }
+
+export interface Composition {
+  replyTo: Shown | null;
+  picks: Pick[];
+  /** A send asked for while files uploaded (Enter): made once they are. */
+  waiting: boolean;
+}
+
+const EMPTY: Composition = { replyTo: null, picks: [], waiting: false };
+export const compositions = signal<Record<string, Composition>>({});
+export const compositionOf = (conversationId: string): Composition => compositions.value[conversationId] ?? EMPTY;
+export const isUploading = (p: Pick) => !p.attachment && !p.error;
+
+function change(conversationId: string, f: (c: Composition) => Composition) {
+  const next = { ...compositions.value };
+  const c = f(compositionOf(conversationId));
+  if (!c.replyTo && !c.picks.length && !c.waiting) delete next[conversationId];
+  else next[conversationId] = c;
+  compositions.value = next;
+}
+
+export const setReplyTo = (conversationId: string, replyTo: Shown | null) => change(conversationId, (c) => ({ ...c, replyTo }));
+export const stopWaiting = (conversationId: string) => change(conversationId, (c) => ({ ...c, waiting: false }));
+
+/** The server's 413 ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)") in the chip's units. */
+function tooLarge(message: string) {
+  const max = message.match(/at most (\d+) bytes/)?.[1];
+  return max ? `Too large: a file may have at most ${size(Number(max))}` : `Too large: ${message}`;
+}
+
+// "2 MB", not "2.0 MB": the upload limit reads as it is configured.
+export const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
+
+/** Uploads files for the next message of a conversation, each shown as a chip with its progress. */
+export function attach(conversationId: string, files: Iterable<File> | null) {
+  const patch = (key: string, p: Partial<Pick>) =>
+    change(conversationId, (c) => ({ ...c, picks: c.picks.map((x) => (x.key === key ? { ...x, ...p } : x)) }));
+  for (const file of files ?? []) {
+    const key = crypto.randomUUID();
+    const up = upload(file, (progress) => patch(key, { progress }));
+    change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, abort: up.abort }] }));
+    up.done.then(
+      (attachment) => patch(key, { attachment, progress: 1, abort: undefined }),
+      (e) => {
+        if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
+        patch(key, { error: e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed."), abort: undefined });
+      },
+    ).then(() => settled(conversationId));
+  }
+}
+
+/** Removes a picked file (cancelling its upload). */
+export function unpick(conversationId: string, p: Pick) {
+  p.abort?.();
+  change(conversationId, (c) => ({ ...c, picks: c.picks.filter((x) => x.key !== p.key) }));
+  settled(conversationId);
+}
+
+/** The last upload of a conversation that waits to send has ended: the send goes (or says why not). */
+function settled(conversationId: string) {
+  const c = compositionOf(conversationId);
+  if (c.waiting && !c.picks.some(isUploading)) void sendComposed(conversationId);
+}
+
+/**
+ * Sends the conversation's next message: its draft, reply and uploaded files. While files
+ * upload it waits for them (asked from the composer's Enter, said there, with Cancel); a file
+ * refused meanwhile stops that send (it went without it). A send asked for directly goes with
+ * the files that did upload.
+ */
+export async function sendComposed(conversationId: string) {
+  const c = compositionOf(conversationId);
+  if (c.picks.some(isUploading)) return change(conversationId, (x) => ({ ...x, waiting: true }));
+  if (c.waiting) stopWaiting(conversationId);
+  const content = (drafts.value[conversationId] ?? "").trim();
+  const ready = c.picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
+  if (c.waiting) {
+    // Removed from the conversation while its files uploaded: nothing to send it to.
+    if (!conversations.value.has(conversationId)) return;
+    if (c.picks.some((p) => p.error)) return void (toast.value = "Not sent: a file could not be uploaded. Remove it, or send without it.");
+    if (overBy(content) > 0) return void (toast.value = `Not sent: a message may have at most ${MAX_CONTENT.toLocaleString("en-US")} characters.`);
+  }
+  if (overBy(content) > 0 || (!content && !ready.length)) return;
+  setDraft(conversationId, "");
+  change(conversationId, () => EMPTY);
+  await send(conversationId, content, c.replyTo?.id ?? null, ready);
+}
+
+// Signed out (or the session lost): another person may sign in next in this tab. Uploads in
+// flight are cancelled and nothing of the composers is kept.
+effect(() => {
+  if (session.value) return;
+  for (const c of Object.values(compositions.peek())) for (const p of c.picks) p.abort?.();
+  if (Object.keys(compositions.peek()).length) compositions.value = {};
+});
