@@ -7,7 +7,7 @@
  * SCREENSHOTS=docs writes the screenshots for the README into docs/.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page, Route } from "playwright-core";
 import { join } from "node:path";
 import { startServer, tempDir, uniqueName, waitFor, type Account, type TestServer } from "./helpers";
 import { backup } from "./backups";
@@ -120,6 +120,17 @@ async function longHistory(count: number): Promise<Page> {
 }
 /** Every optimistic message acknowledged by the server (shown text alone may still be pending). */
 const settled = (p: Page) => p.waitForFunction(() => !document.querySelector("[role=log] .msg.pending"));
+/** Holds the page's uploads until the returned function is called; then each goes on (`then`: to the server). */
+async function holdUploads(p: Page, then = (route: Route) => route.continue()): Promise<() => void> {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  await p.route("**/api/uploads*", async (route) => {
+    await released;
+    await then(route);
+  });
+  return release;
+}
+
 const convLink = (p: Page, title: string) => p.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${title}`) });
 
 /**
@@ -2158,12 +2169,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
   btest("Enter while files upload sends once they are, and says so; added back to a group, its notice goes and the text returns to the box", async () => {
     const { alice, bob, group } = await aliceWithFriendsInAGroup("Uploads and returns");
     const b = await pageFor(bob, `/c/${group.body.id}`);
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    await b.route("**/api/uploads*", async (route) => {
-      await released;
-      await route.continue();
-    });
+    const release = await holdUploads(b);
     await b.locator("input[type=file]").setInputFiles([{ name: "slow.txt", mimeType: "text/plain", buffer: Buffer.from("slow") }]);
     await b.getByRole("textbox", { name: "Message" }).fill("with the slow file");
     await b.getByRole("textbox", { name: "Message" }).press("Enter");
@@ -2178,12 +2184,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
 
     // A file refused while the send waits: nothing goes without it, and it says so (it went, the error chip cleared).
     await b.route("**/api/uploads*", (route) => route.fulfill({ status: 413, contentType: "application/json", body: JSON.stringify({ error: { code: "payload_too_large", message: "at most 10 bytes (MAX_UPLOAD_BYTES)" } }) }));
-    let refuse!: () => void;
-    const refused = new Promise<void>((r) => (refuse = r));
-    await b.route("**/api/uploads*", async (route) => {
-      await refused;
-      await route.fallback();
-    });
+    const refuse = await holdUploads(b, (route) => route.fallback());
     await b.locator("input[type=file]").setInputFiles([{ name: "too-big.txt", mimeType: "text/plain", buffer: Buffer.from("far too big") }]);
     await b.getByRole("textbox", { name: "Message" }).fill("not without its file");
     await b.getByRole("textbox", { name: "Message" }).press("Enter");
@@ -2240,12 +2241,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect([last.content, last.attachments.map((x: any) => x.filename), last.reply_to_id !== null]).toEqual(["with the kept file", ["kept.txt"], true]);
 
     // Enter while a file uploads, then away: the send still goes once the file is up.
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    await b.route("**/api/uploads*", async (route) => {
-      await released;
-      await route.continue();
-    });
+    const release = await holdUploads(b);
     await b.locator("input[type=file]").setInputFiles([{ name: "slow.txt", mimeType: "text/plain", buffer: Buffer.from("slow") }]);
     await box.fill("sent while away");
     await box.press("Enter");
