@@ -1,7 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain } from "./api";
-import { activeId, connection, me, navigate, noLonger, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
+import { activeId, connection, me, navigate, noLonger, noLongerShown, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
@@ -87,7 +87,7 @@ function Toast() {
 
 /** The open conversation went away (store.ts noLonger): said, with the reader's unsent text to copy. */
 function NoLonger() {
-  const gone = noLonger.value;
+  const gone = noLongerShown.value;
   if (!gone) return null;
   return (
     <div class="toast gone" role="alert">

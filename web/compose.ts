@@ -8,7 +8,7 @@
  */
 import { effect, signal } from "@preact/signals";
 import { ApiError, explain, upload, type Attachment } from "./api";
-import { conversations, drafts, send, session, setDraft, toast, type Shown } from "./store";
+import { activeId, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenConversationGone, type Shown } from "./store";
 
 /** A message's most characters (code points, after trimming), as the server counts them (§3). */
 export const MAX_CONTENT = 4000;
@@ -19,6 +19,7 @@ export const overBy = (text: string) => (text.length > MAX_CONTENT ? [...text.tr
 export interface Pick { key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string }
 
 export interface Composition {
+  /** As it was when Reply was chosen: shown as it is now (replyTargetOf). */
   replyTo: Shown | null;
   picks: Pick[];
   /** A send asked for while files uploaded (Enter): made once they are. */
@@ -39,6 +40,13 @@ function change(conversationId: string, f: (c: Composition) => Composition) {
 }
 
 export const setReplyTo = (conversationId: string, replyTo: Shown | null) => change(conversationId, (c) => ({ ...c, replyTo }));
+/** The message replied to as it is now (edited meanwhile: its new text); null once deleted. */
+export function replyTargetOf(conversationId: string): Shown | null {
+  const chosen = compositionOf(conversationId).replyTo;
+  if (!chosen) return null;
+  const now = threads.value.get(conversationId)?.items.find((m) => m.id === chosen.id) ?? chosen;
+  return now.deleted_at ? null : now;
+}
 export const stopWaiting = (conversationId: string) => change(conversationId, (c) => ({ ...c, waiting: false }));
 
 /** The server's 413 ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)") in the chip's units. */
@@ -94,16 +102,26 @@ export async function sendComposed(conversationId: string) {
   const content = (drafts.value[conversationId] ?? "").trim();
   const ready = c.picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
   if (c.waiting) {
-    // Removed from the conversation while its files uploaded: nothing to send it to.
-    if (!conversations.value.has(conversationId)) return;
-    if (c.picks.some((p) => p.error)) return void (toast.value = "Not sent: a file could not be uploaded. Remove it, or send without it.");
-    if (overBy(content) > 0) return void (toast.value = `Not sent: a message may have at most ${MAX_CONTENT.toLocaleString("en-US")} characters.`);
+    // Said of a conversation no longer on screen by its name.
+    const conv = conversations.value.get(conversationId);
+    const where = activeId.value === conversationId || !conv ? "" : ` to “${titleOf(conv)}”`;
+    if (c.picks.some((p) => p.error)) return void (toast.value = `Not sent${where}: a file could not be uploaded. Remove it, or send without it.`);
+    if (overBy(content) > 0) return void (toast.value = `Not sent${where}: a message may have at most ${MAX_CONTENT.toLocaleString("en-US")} characters.`);
   }
   if (overBy(content) > 0 || (!content && !ready.length)) return;
+  const replyTo = replyTargetOf(conversationId)?.id ?? null;
   setDraft(conversationId, "");
   change(conversationId, () => EMPTY);
-  await send(conversationId, content, c.replyTo?.id ?? null, ready);
+  stopTyping(conversationId);
+  await send(conversationId, content, replyTo, ready);
 }
+
+/** Nothing of a conversation's next message outlives the conversation (left, deleted, removed from): its uploads stop. */
+function forget(conversationId: string) {
+  for (const p of compositionOf(conversationId).picks) p.abort?.();
+  if (compositions.peek()[conversationId]) change(conversationId, () => EMPTY);
+}
+whenConversationGone(forget);
 
 // Signed out (or the session lost): another person may sign in next in this tab. Uploads in
 // flight are cancelled and nothing of the composers is kept.

@@ -11,7 +11,7 @@ import {
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, shortTime, time } from "./text";
 import { refocusWhenGone } from "./focus";
-import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
+import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
@@ -505,7 +505,8 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
   const { id, editing } = props;
   // The reply, the files and a send waiting for them are the conversation's (compose.ts), not
   // the composer's: they stay while another conversation is open.
-  const { replyTo, picks, waiting } = compositionOf(id);
+  const { picks, waiting } = compositionOf(id);
+  const replyTo = replyTargetOf(id);
   const box = useRef<HTMLTextAreaElement>(null);
   const form = useRef<HTMLFormElement>(null);
   const [editText, setEditText] = useState("");
@@ -579,7 +580,8 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
   useLayoutEffect(() => box.current?.focus(), [id]);
   useLayoutEffect(() => {
     if (replyTo) box.current?.focus();
-  }, [replyTo]);
+    // By id: the message replied to is read live (a reaction to it makes a new object), and the focus moved with each.
+  }, [replyTo?.id]);
   useLayoutEffect(() => {
     const el = box.current!;
     el.style.height = "auto";
@@ -623,7 +625,6 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     if (!editing) {
       // Enter while files upload: sent once they are (it did nothing, and said nothing).
       if (!uploading && (over > 0 || (!text.trim() && !ready))) return;
-      stopTyping();
       return sendComposed(id);
     }
     const content = text.trim();
@@ -750,7 +751,7 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
           onInput={onInput}
           onKeyDown={onKeyDown}
           onPaste={onPaste}
-          onBlur={stopTyping}
+          onBlur={() => stopTyping()}
         />
         <button type="submit" class="primary" disabled={waiting || over > 0 || (!text.trim() && (!!editing || !ready) && !uploading)}>
           {editing ? "Save" : "Send"}

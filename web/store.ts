@@ -133,10 +133,11 @@ export function signOut(notice: string | null = null) {
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
   // Another person may sign in next in this tab: nothing of this one's on screen.
-  noLonger.value = null;
   toast.value = null;
-  // Signing out on purpose leaves nothing behind; a lost session keeps the drafts.
+  // Signing out on purpose leaves nothing behind; a lost session keeps the drafts (and the
+  // removed-from notice, whose text is a draft too: shown to its own user only).
   if (!notice) {
+    noLonger.value = null;
     localStorage.removeItem(DRAFT_KEY);
     drafts.value = {};
     // Nor the conversation in the address: the next person to sign in starts at the list.
@@ -357,12 +358,16 @@ function patchConversation(id: string, patch: Partial<Conversation>) {
  * The open conversation, gone from under its reader (deleted, or they were removed from it
  * elsewhere): said, with what they had typed there and not sent (it went with it, unsaid).
  */
-export const noLonger = signal<{ id: string; title: string; draft: string } | null>(session.peek() ? loadJSON(NOTICE_KEY, null, sessionStorage) : null);
+export const noLonger = signal<{ id: string; title: string; draft: string; user_id: string } | null>(loadJSON(NOTICE_KEY, null, sessionStorage));
+/** The notice, for the user signed in now only (another may sign in in this tab, or in another one sharing its storage). */
+export const noLongerShown = computed(() => (noLonger.value && noLonger.value.user_id === me.value?.id ? noLonger.value : null));
 // Kept for this tab until dismissed: a reload lost the notice and the only copy of its text.
 effect(() => {
   const gone = noLonger.value;
-  if (gone) sessionStorage.setItem(NOTICE_KEY, JSON.stringify(gone));
-  else sessionStorage.removeItem(NOTICE_KEY);
+  try {
+    if (gone) sessionStorage.setItem(NOTICE_KEY, JSON.stringify(gone));
+    else sessionStorage.removeItem(NOTICE_KEY);
+  } catch {} // storage full or refused: the notice stays for this page's life
 });
 /** Conversations this tab is leaving: its own leave is no news to it. */
 const leaving = new Set<string>();
@@ -379,14 +384,19 @@ export async function leaveConversation(id: string, how: "leave" | "delete") {
   }
 }
 
+/** Told of every conversation that goes from the list (left, deleted, removed from). */
+const goneListeners: ((id: string) => void)[] = [];
+export const whenConversationGone = (f: (id: string) => void) => void goneListeners.push(f);
+
 function removeConversation(id: string) {
+  for (const f of goneListeners) f(id);
   const c = conversations.value.get(id);
   const next = new Map(conversations.value);
   next.delete(id);
   conversations.value = next;
   if (activeId.value !== id) return;
   if (c && !leaving.has(id)) {
-    noLonger.value = { id, title: titleOf(c), draft: drafts.value[id] ?? "" };
+    noLonger.value = { id, title: titleOf(c), draft: drafts.value[id] ?? "", user_id: me.value!.id };
     setDraft(id, "");
   }
   navigate(null);
@@ -451,7 +461,7 @@ function followPresence(items: Conversation[]) {
 
 export function navigate(id: string | null) {
   // Back in the conversation the notice is about (added again): the notice goes, its text back in the box.
-  const gone = noLonger.value;
+  const gone = noLongerShown.value;
   // (Only when it is ours again: Back to its address, or a notification, is not that.)
   if (id && gone?.id === id && conversations.value.has(id)) {
     if (gone.draft && !drafts.value[id]) setDraft(id, gone.draft);
@@ -874,7 +884,9 @@ export function typed(conversationId: string, text: string) {
   typingSentAt = Date.now();
   client?.send("message.typing", { conversation_id: conversationId, is_typing: true });
 }
-export function stopTyping() {
+/** Says the typing has stopped (only if it was in `conversationId`, when given). */
+export function stopTyping(conversationId?: string) {
+  if (conversationId !== undefined && typingIn !== conversationId) return;
   if (typingIn) client?.send("message.typing", { conversation_id: typingIn, is_typing: false });
   typingIn = null;
   typingSentAt = 0;
