@@ -2318,6 +2318,42 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await b.getByRole("list", { name: "Files to send" }).count()).toBe(0);
   });
 
+  btest("two tabs of one browser: drafts typed in each are both kept; signed out in one, the other says so; signed in in one, the other follows", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Two tabs");
+    const other = (await s.api("POST", "/api/conversations", { token: bob.token, body: { type: "direct", user_id: alice.user.id } })).body.id;
+    const one = await pageFor(bob, `/c/${group.body.id}`);
+    const two = await one.context().newPage();
+    two.on("pageerror", (e) => pageErrors.push(e.message));
+    await two.goto(`${s.base}/c/${other}`);
+    await log(two).waitFor();
+    const box = (p: Page) => p.getByRole("textbox", { name: "Message" });
+    await box(one).fill("typed in tab one");
+    await box(two).fill("typed in tab two");
+    // The tab in front: a background tab's animation frames are throttled, and each click waited ~2 s for them.
+    await one.bringToFront();
+    await one.reload();
+    await log(one).waitFor();
+    expect(await box(one).inputValue()).toBe("typed in tab one");
+    await convLink(one, alice.user.display_name).click();
+    await one.getByRole("region", { name: alice.user.display_name }).waitFor();
+    expect(await box(one).inputValue()).toBe("typed in tab two");
+
+    await one.getByRole("button", { name: "Profile" }).click();
+    await one.getByRole("button", { name: "Sign out" }).click();
+    await one.getByRole("textbox", { name: "Username" }).waitFor();
+    await two.getByText("You were signed out in another tab.").waitFor();
+    await two.getByRole("textbox", { name: "Username" }).waitFor();
+    await one.getByRole("textbox", { name: "Username" }).fill(bob.user.username);
+    await one.getByRole("textbox", { name: "Password" }).fill(bob.password);
+    await one.getByRole("button", { name: "Sign in" }).click();
+    await one.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await two.bringToFront();
+    await two.getByRole("navigation", { name: "Conversations" }).waitFor();
+    // Live, not only listed: its socket started too.
+    await say(alice, group.body.id, "seen in tab two");
+    await two.getByRole("navigation", { name: "Conversations" }).getByText("seen in tab two").waitFor();
+  });
+
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

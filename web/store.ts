@@ -163,12 +163,39 @@ const SESSION_ENDED = "Your session has ended. Sign in again; your drafts are ke
 handleUnauthorized(() => signOut(SESSION_ENDED));
 
 export function setDraft(conversationId: string, text: string) {
-  const next = { ...drafts.value };
-  if (text) next[conversationId] = text;
-  else delete next[conversationId];
-  drafts.value = next;
-  localStorage.setItem(DRAFT_KEY, JSON.stringify(next));
+  const edit = (d: Record<string, string>) => {
+    if (text) d[conversationId] = text;
+    else delete d[conversationId];
+    return d;
+  };
+  drafts.value = edit({ ...drafts.value });
+  // One key of what is stored now: the drafts another tab wrote since stay (this tab's whole copy overwrote them).
+  localStorage.setItem(DRAFT_KEY, JSON.stringify(edit(loadJSON<Record<string, string>>(DRAFT_KEY, {}))));
 }
+
+const SIGNED_OUT_ELSEWHERE = "You were signed out in another tab.";
+// The tabs of a browser share the session and the drafts (localStorage); each follows what
+// another changed. A tab signed out elsewhere went on (and its token refresh wrote the
+// session back: signed in again at the next load); one signed in elsewhere stayed at the form.
+addEventListener("storage", (e) => {
+  if (e.storageArea !== localStorage) return;
+  if (e.key === DRAFT_KEY || e.key === null) drafts.value = loadJSON(DRAFT_KEY, {});
+  if (e.key !== SESSION_KEY && e.key !== null) return;
+  const theirs = loadJSON<Session | null>(SESSION_KEY, null);
+  const mine = session.peek();
+  if (!theirs) return void (mine && signOut(SIGNED_OUT_ELSEWHERE));
+  // Someone else signed in in another tab: this page is theirs now, from the start.
+  if (mine && theirs.user.id !== mine.user.id) return location.reload();
+  if (mine && JSON.stringify(theirs) === JSON.stringify(mine)) return;
+  // Signed in elsewhere, a token refreshed or a profile changed there: taken as this tab's.
+  setToken(theirs.token);
+  session.value = theirs;
+  scheduleRefresh();
+  if (!mine) {
+    signInNotice.value = null;
+    void start();
+  }
+});
 
 export function updateProfile(patch: { display_name?: string; profile_image_url?: string | null }) {
   return api<User>("PATCH", "/api/users/me", patch).then(keepUser);
