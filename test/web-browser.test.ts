@@ -2318,7 +2318,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await b.getByRole("list", { name: "Files to send" }).count()).toBe(0);
   });
 
-  btest("two tabs of one browser: drafts typed in each are both kept; signed out in one, the other says so; signed in in one, the other follows", async () => {
+  btest("two tabs of one browser: drafts typed in each are both kept; a theme picked in one is the other's; signed out in one, the other says so; signed in in one, the other follows", async () => {
     const { alice, bob, group } = await aliceWithFriendsInAGroup("Two tabs");
     const other = (await s.api("POST", "/api/conversations", { token: bob.token, body: { type: "direct", user_id: alice.user.id } })).body.id;
     const one = await pageFor(bob, `/c/${group.body.id}`);
@@ -2337,6 +2337,10 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await convLink(one, alice.user.display_name).click();
     await one.getByRole("region", { name: alice.user.display_name }).waitFor();
     expect(await box(one).inputValue()).toBe("typed in tab two");
+    // A theme picked in one tab is the other's too (it stayed until a reload).
+    await one.getByRole("button", { name: /^Theme:/ }).click();
+    await two.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+    await two.getByRole("button", { name: "Theme: dark" }).waitFor();
 
     await one.getByRole("button", { name: "Profile" }).click();
     await one.getByRole("button", { name: "Sign out" }).click();

@@ -1,9 +1,13 @@
-/** Dark mode: follows the system unless the user picked light or dark (kept in localStorage). */
+/** Dark mode: follows the system unless the user picked light or dark (kept in localStorage, shared by the browser's tabs). */
 import { signal } from "@preact/signals";
 
 export type Theme = "system" | "light" | "dark";
 const KEY = "parley.theme";
-export const theme = signal<Theme>((localStorage.getItem(KEY) as Theme) || "system");
+const stored = (): Theme => {
+  const v = localStorage.getItem(KEY);
+  return v === "light" || v === "dark" ? v : "system";
+};
+export const theme = signal<Theme>(stored());
 
 function apply() {
   if (theme.value === "system") delete document.documentElement.dataset.theme;
@@ -16,3 +20,10 @@ export function cycleTheme() {
   localStorage.setItem(KEY, theme.value);
   apply();
 }
+
+// Picked in another tab: this one follows (it stayed as it was until reloaded).
+addEventListener("storage", (e) => {
+  if (e.storageArea !== localStorage || (e.key !== KEY && e.key !== null)) return;
+  theme.value = stored();
+  apply();
+});
