@@ -131,6 +131,14 @@ async function holdUploads(p: Page, then = (route: Route) => route.continue()): 
   return release;
 }
 
+/** Signs in with the form (the page at sign-in), until the conversations show. */
+async function signInWithForm(p: Page, who: Account) {
+  await p.getByRole("textbox", { name: "Username" }).fill(who.user.username);
+  await p.getByRole("textbox", { name: "Password" }).fill(who.password);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByRole("navigation", { name: "Conversations" }).waitFor();
+}
+
 const convLink = (p: Page, title: string) => p.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${title}`) });
 
 /**
@@ -2016,10 +2024,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await b.getByRole("button", { name: "Sign out" }).click();
     await b.getByRole("textbox", { name: "Username" }).waitFor();
     const carol = await s.register(uniqueName("carol"));
-    await b.getByRole("textbox", { name: "Username" }).fill(carol.user.username);
-    await b.getByRole("textbox", { name: "Password" }).fill(carol.password);
-    await b.getByRole("button", { name: "Sign in" }).click();
-    await b.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await signInWithForm(b, carol);
     await Bun.sleep(200);
     expect(await b.getByText("private words").count()).toBe(0);
     expect(await b.getByRole("alert").count()).toBe(0);
@@ -2347,15 +2352,131 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await one.getByRole("textbox", { name: "Username" }).waitFor();
     await two.getByText("You were signed out in another tab.").waitFor();
     await two.getByRole("textbox", { name: "Username" }).waitFor();
-    await one.getByRole("textbox", { name: "Username" }).fill(bob.user.username);
-    await one.getByRole("textbox", { name: "Password" }).fill(bob.password);
-    await one.getByRole("button", { name: "Sign in" }).click();
-    await one.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await signInWithForm(one, bob);
     await two.bringToFront();
     await two.getByRole("navigation", { name: "Conversations" }).waitFor();
     // Live, not only listed: its socket started too.
     await say(alice, group.body.id, "seen in tab two");
     await two.getByRole("navigation", { name: "Conversations" }).getByText("seen in tab two").waitFor();
+  });
+
+  btest("names of 64 and 100 letters without a space stay inside the dialogs of a phone (New conversation, Search, the switcher, settings)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    await friends(alice, bob);
+    expect((await s.api("PATCH", "/api/users/me", { token: bob.token, body: { display_name: "W".repeat(64) } })).status).toBe(200);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "G".repeat(100), member_ids: [bob.user.id] } });
+    expect(group.status).toBe(201);
+    const a = await pageFor(alice, "/", s, { width: 390, height: 780 });
+    /** The open dialog is no wider than the screen, scrolls nothing sideways (a text box's own text may), and its `button` is on the screen. */
+    const fits = async (button: string, shot: string) => {
+      const dialog = a.getByRole("dialog");
+      await dialog.getByRole("button", { name: button, exact: true }).first().waitFor();
+      await a.screenshot({ path: join(shots, shot) });
+      const box = (await dialog.boundingBox())!;
+      const target = (await dialog.getByRole("button", { name: button, exact: true }).first().boundingBox())!;
+      const sideways = await dialog.evaluate((d: any) => [...d.querySelectorAll(":not(input, textarea, select)")].filter((e: any) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "hidden" && e.clientWidth > 0).map((e: any) => e.tagName));
+      expect({ right: Math.round(box.x + box.width) <= 390, button: Math.round(target.x + target.width) <= 390, sideways }).toEqual({ right: true, button: true, sideways: [] });
+      await dialog.getByRole("button", { name: "Close" }).click();
+      await dialog.waitFor({ state: "detached" });
+    };
+    await a.getByRole("button", { name: "New conversation" }).click();
+    await fits("Create group", "long-names-new.png");
+    await a.getByRole("button", { name: "Search" }).click();
+    await fits("Find", "long-names-search.png");
+    await a.keyboard.press("Control+k");
+    await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Conversation name");
+    await a.keyboard.type("GGG");
+    await a.getByRole("dialog").getByRole("option").first().waitFor();
+    await fits("Close", "long-names-switcher.png");
+    await convLink(a, "GGG").click();
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    await fits("Leave group", "long-names-settings.png");
+  });
+
+  btest("a group is created once however often Create group is pressed; an owner's leave names who becomes the owner; the owner may delete the group; an avatar that does not load shows the initials", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    await friends(alice, bob);
+    await friends(alice, carol);
+    const a = await pageFor(alice);
+    await a.getByRole("button", { name: "New conversation" }).click();
+    const title = `Once ${uniqueName("g")}`;
+    await a.getByRole("textbox", { name: "Group name" }).fill(title);
+    await a.getByRole("checkbox", { name: bob.user.display_name }).check();
+    await a.getByRole("checkbox", { name: carol.user.display_name }).check();
+    // Two clicks and Enter presses, as fast as a person's double click: it made a group for each.
+    await a.getByRole("button", { name: "Create group" }).dblclick();
+    await a.getByRole("dialog").waitFor({ state: "detached" });
+    await convLink(a, title).waitFor();
+    await Bun.sleep(300);
+    const named = async () => (await s.api("GET", "/api/conversations?limit=100", { token: alice.token })).body.items.filter((c: any) => c.title === title);
+    expect((await named()).length).toBe(1);
+    const id = (await named())[0].id;
+    expect((await s.api("PATCH", `/api/conversations/${id}/members/${carol.user.id}`, { token: alice.token, body: { role: "admin" } })).status).toBe(200);
+
+    await convLink(a, title).click();
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    await a.getByRole("list", { name: "Members" }).getByText(carol.user.display_name, { exact: true }).waitFor();
+    const asked: string[] = [];
+    a.once("dialog", (d) => void (asked.push(d.message()), d.dismiss()));
+    await a.getByRole("button", { name: "Leave group" }).click();
+    await waitFor(() => asked[0]);
+    // The longest-standing admin, not the first member.
+    expect(asked[0]).toBe(`Leave this group? You are its owner: ${carol.user.display_name} becomes the owner.`);
+    a.once("dialog", (d) => void (asked.push(d.message()), d.accept()));
+    await a.getByRole("button", { name: "Delete group" }).click();
+    await convLink(a, title).waitFor({ state: "detached" });
+    expect(asked[1]).toBe(`Delete “${title}” for all its members? Its messages go with it.`);
+    expect((await s.api("GET", `/api/conversations/${id}`, { token: bob.token })).status).toBe(404);
+    expect(await a.getByRole("alert").count()).toBe(0);
+
+    // An avatar at an address that answers nothing (an http one, which the page's policy refused too): the initials.
+    expect((await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: `${s.base}/nothing-here.png` } })).status).toBe(200);
+    await a.reload();
+    const mine = a.getByRole("button", { name: "Profile" });
+    await mine.waitFor();
+    await a.waitForFunction(() => !document.querySelector(".sidebar .bar .avatar img"));
+    expect((await mine.locator(".avatar").textContent())!.trim().length).toBeGreaterThan(0);
+  });
+
+  btest("the quick switcher puts a name typed in full first: \"Room 1\" and Enter opens Room 1, not the more recent Room 19", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const tag = uniqueName("r");
+    const make = async (title: string) => (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } })).body.id;
+    const one = await make(`Room 1${tag}`);
+    await make(`Room 1${tag}9`);
+    await make(`Room 1${tag}0`);
+    const a = await pageFor(alice);
+    await a.keyboard.press("Control+k");
+    await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Conversation name");
+    await a.keyboard.type(`room 1${tag}`);
+    await a.getByRole("option").nth(2).waitFor();
+    await a.keyboard.press("Enter");
+    await a.waitForURL(`**/c/${one}`);
+  });
+
+  btest("drafts are their user's: kept over a lost session, not shown to the next person who signs in in the same browser, there again for their user", async () => {
+    const { alice, bob, carol, group } = await aliceWithFriendsInAGroup("Shared drafts");
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [carol.user.id] } })).status).toBeLessThan(300);
+    const b = await pageFor(bob, `/c/${group.body.id}`);
+    const box = b.getByRole("textbox", { name: "Message" });
+    await box.fill("bob's own words");
+    // The session lost (a 401 from anywhere): the drafts are kept.
+    await b.route("**/api/search/**", (route) => route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ error: { code: "unauthorized", message: "token expired" } }) }));
+    await b.getByRole("button", { name: "Search" }).click();
+    await b.getByRole("searchbox").or(b.getByRole("textbox", { name: "Search messages" })).first().fill("anything");
+    await b.keyboard.press("Enter");
+    await b.getByText("Your session has ended. Sign in again; your drafts are kept.").waitFor();
+    await b.unrouteAll({ behavior: "ignoreErrors" });
+    await signInWithForm(b, carol);
+    await convLink(b, "Shared drafts").click();
+    await log(b).waitFor();
+    expect(await box.inputValue()).toBe("");
+    await b.getByRole("button", { name: "Profile" }).click();
+    await b.getByRole("button", { name: "Sign out" }).click();
+    await signInWithForm(b, bob);
+    await convLink(b, "Shared drafts").click();
+    await log(b).waitFor();
+    expect(await box.inputValue()).toBe("bob's own words");
   });
 
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {

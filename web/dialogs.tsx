@@ -1,11 +1,11 @@
 /** Modal dialogs (native <dialog>: focus trap and Escape for free): friends, new conversation, settings, profile, switcher, search. */
-import { signal } from "@preact/signals";
+import { effect, signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, explain, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
   activeId, conversations, createGroup, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
-  nameOf, refreshConversation, signOut, sortedConversations, titleOf, updateProfile,
+  nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
 import { refocusWhenGone } from "./focus";
 import { Avatar, Snippet, when } from "./text";
@@ -14,6 +14,9 @@ type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
 const current = signal<Kind | null>(null);
 export const openDialog = (k: Kind) => (current.value = k);
 const close = () => (current.value = null);
+// A dialog is its session's: signed out, or the session lost, it goes (it was open again,
+// over the next person's page, once they signed in).
+effect(() => void (session.value || close()));
 /** What the Search dialog starts with (the quick switcher's "Search messages for …"). */
 const searchText = signal("");
 
@@ -109,19 +112,32 @@ function clip(e: Event, max: number): string {
   return kept;
 }
 
-/** Runs an action, showing its error inside the dialog. */
+/**
+ * Runs an action, showing its error inside the dialog. The same action (`key`) asked for
+ * again while it runs — a double click, Enter pressed twice — is not run twice (it made two
+ * groups, and a second friend request answered 409); `busy(key)` says whether it runs.
+ */
 function useAction() {
   const [error, setError] = useState<string | null>(null);
-  const run = async (f: () => Promise<unknown>) => {
+  const running = useRef(new Set<string>());
+  const [, setRunning] = useState(0);
+  const run = async (f: () => Promise<unknown>, key = "") => {
+    if (running.current.has(key)) return;
+    running.current.add(key);
+    setRunning((n) => n + 1);
     setError(null);
     try {
       await f();
     } catch (e) {
       setError(e instanceof ApiError && e.code === "not_friends" ? "You can only add friends." : explain(e));
+    } finally {
+      running.current.delete(key);
+      setRunning((n) => n + 1);
     }
   };
+  const busy = (key = "") => running.current.has(key);
   const shown = error ? <p class="error" role="alert">{error}</p> : null;
-  return [run, shown] as const;
+  return [run, shown, busy] as const;
 }
 
 function UserRow({ u, children }: { u: User; children?: ComponentChildren }) {
@@ -152,13 +168,13 @@ function Friends() {
     ...incoming.map((f) => [otherSide(f).id, "Asked you (see Requests)"] as const),
     ...accepted.map((f) => [otherSide(f).id, "Friend"] as const),
   ]);
-  const act = (f: () => Promise<unknown>) => run(async () => { await f(); await loadFriends(); });
+  const act = (key: string, f: () => Promise<unknown>) => run(async () => { await f(); await loadFriends(); }, key);
   // Read afresh on opening: a request the other side rejected sends no event (§3.2), so it would stay listed.
   useEffect(() => void loadFriends(), []);
   async function find(e: Event) {
     e.preventDefault();
     if (!q.trim()) return;
-    await run(async () => setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(q.trim())}&limit=20`)).items.filter((u) => u.id !== mine)));
+    await run(async () => setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(q.trim())}&limit=20`)).items.filter((u) => u.id !== mine)), "find");
   }
   return (
     <Modal title="Friends">
@@ -172,7 +188,7 @@ function Friends() {
           {found.map((u) => (
             <UserRow key={u.id} u={u}>
               {standing.has(u.id) ? <span class="hint">{standing.get(u.id)}</span> : (
-                <button type="button" aria-label={`Add friend ${u.display_name}`} onClick={() => act(() => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
+                <button type="button" aria-label={`Add friend ${u.display_name}`} onClick={() => act(u.id, () => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
               )}
             </UserRow>
           ))}
@@ -182,8 +198,8 @@ function Friends() {
       <ul class="users" aria-label="Friend requests">
         {incoming.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" class="primary" aria-label={`Accept ${otherSide(f).display_name}`} onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
-            <button type="button" aria-label={`Reject ${otherSide(f).display_name}`} onClick={() => act(() => api("PATCH", `/api/friendships/${f.id}/reject`))}>Reject</button>
+            <button type="button" class="primary" aria-label={`Accept ${otherSide(f).display_name}`} onClick={() => act(f.id, () => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
+            <button type="button" aria-label={`Reject ${otherSide(f).display_name}`} onClick={() => act(f.id, () => api("PATCH", `/api/friendships/${f.id}/reject`))}>Reject</button>
           </UserRow>
         ))}
       </ul>
@@ -191,7 +207,7 @@ function Friends() {
       <ul class="users" aria-label="Sent requests">
         {outgoing.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" aria-label={`Cancel request to ${otherSide(f).display_name}`} onClick={() => act(() => api("DELETE", `/api/friendships/${f.id}`))}>Cancel</button>
+            <button type="button" aria-label={`Cancel request to ${otherSide(f).display_name}`} onClick={() => act(f.id, () => api("DELETE", `/api/friendships/${f.id}`))}>Cancel</button>
           </UserRow>
         ))}
       </ul>
@@ -200,8 +216,8 @@ function Friends() {
       <ul class="users" aria-label="Friends list">
         {accepted.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" aria-label={`Message ${otherSide(f).display_name}`} onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); })}>Message</button>
-            <button type="button" aria-label={`Unfriend ${otherSide(f).display_name}`} onClick={() => confirm(`Unfriend ${otherSide(f).display_name}?`) && act(() => api("DELETE", `/api/friendships/${f.id}`))}>Unfriend</button>
+            <button type="button" aria-label={`Message ${otherSide(f).display_name}`} onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); }, `dm ${f.id}`)}>Message</button>
+            <button type="button" aria-label={`Unfriend ${otherSide(f).display_name}`} onClick={() => confirm(`Unfriend ${otherSide(f).display_name}?`) && act(f.id, () => api("DELETE", `/api/friendships/${f.id}`))}>Unfriend</button>
           </UserRow>
         ))}
       </ul>
@@ -213,7 +229,7 @@ function NewConversation() {
   const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide);
   const [title, setTitle] = useState("");
   const [picked, setPicked] = useState<Set<string>>(new Set());
-  const [run, error] = useAction();
+  const [run, error, busy] = useAction();
   const toggle = (id: string) => {
     const next = new Set(picked);
     if (!next.delete(id)) next.add(id);
@@ -227,12 +243,12 @@ function NewConversation() {
       <ul class="users">
         {friends.map((u) => (
           <UserRow key={u.id} u={u}>
-            <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); })} aria-label={`Message ${u.display_name}`}>Message</button>
+            <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)} aria-label={`Message ${u.display_name}`}>Message</button>
           </UserRow>
         ))}
       </ul>
       <h3>Group</h3>
-      <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked]); close(); }); }}>
+      <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked]); close(); }, "create"); }}>
         <label>
           Group name
           <input value={title} required onInput={(e) => setTitle(clip(e, 100))} />
@@ -245,7 +261,7 @@ function NewConversation() {
             </label>
           ))}
         </fieldset>
-        <button type="submit" class="primary">Create group</button>
+        <button type="submit" class="primary" disabled={busy("create")}>Create group</button>
       </form>
     </Modal>
   );
@@ -269,7 +285,7 @@ function Settings({ id }: { id: string }) {
       <Modal title="Conversation settings">
         {error}
         {peer && <ul class="users"><UserRow u={peer} /></ul>}
-        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); })}>
+        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); }, "delete")}>
           Delete conversation
         </button>
       </Modal>
@@ -279,7 +295,7 @@ function Settings({ id }: { id: string }) {
     <Modal title="Conversation settings">
       {error}
       {manage && (
-        <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); }); }}>
+        <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); }, "rename"); }}>
           <input aria-label="Group name" value={title} required onInput={(e) => setTitle(clip(e, 100))} />
           <button type="submit">Rename</button>
         </form>
@@ -296,7 +312,7 @@ function Settings({ id }: { id: string }) {
                   const select = e.target as HTMLSelectElement;
                   // Handing over the group (you become an admin) is asked first: one arrow key on the list did it.
                   if (select.value === "owner" && !confirm(`Make ${m.user.display_name} the owner? You become an admin.`)) return void (select.value = m.role);
-                  run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role: select.value }); await refresh(); });
+                  run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role: select.value }); await refresh(); }, m.user.id);
                 }}
               >
                 <option value="owner">owner</option>
@@ -307,7 +323,7 @@ function Settings({ id }: { id: string }) {
               <span class="hint">{m.role}</span>
             )}
             {manage && m.user.id !== mine && m.role !== "owner" && (
-              <button type="button" aria-label={`Remove ${m.user.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); keep(); }); }}>Remove</button>
+              <button type="button" aria-label={`Remove ${m.user.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); keep(); }, m.user.id); }}>Remove</button>
             )}
           </UserRow>
         ))}
@@ -318,17 +334,37 @@ function Settings({ id }: { id: string }) {
           <ul class="users">
             {candidates.map((u) => (
               <UserRow key={u.id} u={u}>
-                <button type="button" aria-label={`Add ${u.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); keep(); }); }}>Add</button>
+                <button type="button" aria-label={`Add ${u.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); keep(); }, u.id); }}>Add</button>
               </UserRow>
             ))}
           </ul>
         </>
       )}
-      <button type="button" class="danger" onClick={() => confirm("Leave this group?") && run(async () => { await leaveConversation(id, "leave"); close(); })}>
+      <button type="button" class="danger" onClick={() => confirm(leaving(list, mine, conv.member_count)) && run(async () => { await leaveConversation(id, "leave"); close(); }, "leave")}>
         Leave group
       </button>
+      {role === "owner" && (
+        <button type="button" class="danger" onClick={() => confirm(`Delete “${titleOf(conv)}” for all its members? Its messages go with it.`) && run(async () => { await leaveConversation(id, "delete"); close(); }, "delete")}>
+          Delete group
+        </button>
+      )}
     </Modal>
   );
+}
+
+/**
+ * What leaving a group does, asked first: an owner's leave hands the group to the
+ * longest-standing admin, else member (PROTOCOL §3.3), which it did without a word; the last
+ * member's leave deletes it.
+ */
+function leaving(list: Member[], mine: string, count: number | undefined): string {
+  const me_ = list.find((m) => m.user.id === mine);
+  if ((count ?? list.length) <= 1) return "Leave this group? You are its last member: it is deleted.";
+  if (me_?.role !== "owner") return "Leave this group?";
+  const byJoin = (a: Member, b: Member) => (a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : 0);
+  const others = list.filter((m) => m.user.id !== mine).sort(byJoin);
+  const heir = others.find((m) => m.role === "admin") ?? others[0];
+  return heir ? `Leave this group? You are its owner: ${heir.user.display_name} becomes the owner.` : "Leave this group? You are its owner: another member becomes the owner.";
 }
 
 function Profile() {
@@ -340,7 +376,7 @@ function Profile() {
   const notifications = typeof Notification !== "undefined" ? Notification.permission : "denied";
   return (
     <Modal title="Profile">
-      <form onSubmit={(e) => { e.preventDefault(); setSaved(false); void run(async () => { await updateProfile({ display_name: name.trim(), profile_image_url: avatar.trim() || null }); setSaved(true); }); }}>
+      <form onSubmit={(e) => { e.preventDefault(); setSaved(false); void run(async () => { await updateProfile({ display_name: name.trim(), profile_image_url: avatar.trim() || null }); setSaved(true); }, "save"); }}>
         <p class="hint">Signed in as @{u.username}</p>
         <label>
           Display name
@@ -385,9 +421,13 @@ function Switcher() {
     return () => clearTimeout(timer);
   }, [q]);
   const needle = q.trim().toLowerCase();
-  const local = sortedConversations.value.filter((c) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase().includes(needle)).slice(0, 20);
+  const shownName = (c: Conversation) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase();
+  const local = sortedConversations.value.filter((c) => shownName(c).includes(needle)).slice(0, 20);
   const seen = new Set(local.map((c) => c.id));
-  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].slice(0, 30);
+  // Most recent first, but a name typed in full first of all, then names it starts: "Room 1"
+  // and Enter opened the more recent "Room 19".
+  const rank = (c: Conversation) => (shownName(c) === needle ? 0 : shownName(c).startsWith(needle) ? 1 : 2);
+  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].map((c, i) => ({ c, i })).sort((x, y) => rank(x.c) - rank(y.c) || x.i - y.i).map((x) => x.c).slice(0, 30);
   const go = (c: Conversation) => {
     close();
     if (!conversations.value.has(c.id)) mergeConversations([c]);

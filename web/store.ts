@@ -8,7 +8,11 @@ import { ParleyClient } from "../src/client/index";
 import { allPages, api, ApiError, explain, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
-const DRAFT_KEY = "parley.drafts";
+/**
+ * Drafts are kept per user: a session lost keeps them, and someone else signing in next in
+ * the same browser saw them in the conversations the two shared. (Before, one key for all.)
+ */
+const draftKey = (userId: string | undefined) => `parley.drafts.${userId ?? ""}`;
 const NOTICE_KEY = "parley.no-longer";
 
 /**
@@ -46,7 +50,7 @@ export const connection = signal<"connecting" | "open" | "reconnecting">("connec
 export const onlineOf = (userId: string): boolean | undefined => (connection.value === "open" ? presence.value[userId] : undefined);
 export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
-export const drafts = signal<Record<string, string>>(loadJSON(DRAFT_KEY, {}));
+export const drafts = signal<Record<string, string>>(loadDrafts(session.peek()?.user.id));
 export const toast = signal<string | null>(null);
 /** A message to bring into view and highlight once its conversation shows it (a search result). */
 /**
@@ -71,6 +75,17 @@ function loadJSON<T>(key: string, fallback: T, storage: Storage = localStorage):
   } catch {
     return fallback;
   }
+}
+
+function loadDrafts(userId: string | undefined): Record<string, string> {
+  if (!userId) return {};
+  // Drafts of a version that kept everyone's under one key: the signed-in user's now.
+  const unowned = localStorage.getItem("parley.drafts");
+  if (unowned !== null) {
+    localStorage.removeItem("parley.drafts");
+    if (localStorage.getItem(draftKey(userId)) === null) localStorage.setItem(draftKey(userId), unowned);
+  }
+  return loadJSON(draftKey(userId), {});
 }
 
 function loadSession(): Session | null {
@@ -101,6 +116,7 @@ function keepSession(s: Session) {
   const kept = { ...s, issued_at: Date.now() };
   localStorage.setItem(SESSION_KEY, JSON.stringify(kept));
   setToken(s.token);
+  if (session.peek()?.user.id !== s.user.id) drafts.value = loadDrafts(s.user.id);
   session.value = kept;
   scheduleRefresh();
 }
@@ -138,7 +154,7 @@ export function signOut(notice: string | null = null) {
   // removed-from notice, whose text is a draft too: shown to its own user only).
   if (!notice) {
     noLonger.value = null;
-    localStorage.removeItem(DRAFT_KEY);
+    localStorage.removeItem(draftKey(session.peek()?.user.id));
     drafts.value = {};
     // Nor the conversation in the address: the next person to sign in starts at the list.
     if (location.pathname !== "/") history.pushState(null, "", "/");
@@ -170,7 +186,8 @@ export function setDraft(conversationId: string, text: string) {
   };
   drafts.value = edit({ ...drafts.value });
   // One key of what is stored now: the drafts another tab wrote since stay (this tab's whole copy overwrote them).
-  localStorage.setItem(DRAFT_KEY, JSON.stringify(edit(loadJSON<Record<string, string>>(DRAFT_KEY, {}))));
+  const key = draftKey(me.value?.id);
+  localStorage.setItem(key, JSON.stringify(edit(loadJSON<Record<string, string>>(key, {}))));
 }
 
 const SIGNED_OUT_ELSEWHERE = "You were signed out in another tab.";
@@ -179,7 +196,7 @@ const SIGNED_OUT_ELSEWHERE = "You were signed out in another tab.";
 // session back: signed in again at the next load); one signed in elsewhere stayed at the form.
 addEventListener("storage", (e) => {
   if (e.storageArea !== localStorage) return;
-  if (e.key === DRAFT_KEY || e.key === null) drafts.value = loadJSON(DRAFT_KEY, {});
+  if (e.key === draftKey(session.peek()?.user.id) || e.key === null) drafts.value = loadJSON(draftKey(session.peek()?.user.id), {});
   if (e.key !== SESSION_KEY && e.key !== null) return;
   const theirs = loadJSON<Session | null>(SESSION_KEY, null);
   const mine = session.peek();
@@ -189,6 +206,7 @@ addEventListener("storage", (e) => {
   if (mine && JSON.stringify(theirs) === JSON.stringify(mine)) return;
   // Signed in elsewhere, a token refreshed or a profile changed there: taken as this tab's.
   setToken(theirs.token);
+  if (!mine) drafts.value = loadDrafts(theirs.user.id);
   session.value = theirs;
   scheduleRefresh();
   if (!mine) {

@@ -4,6 +4,7 @@
  */
 import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
+import { useState } from "preact/hooks";
 
 /** "1 member", "3 members". */
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -100,9 +101,11 @@ export function initials(name: string) {
 }
 
 export function Avatar({ name, url, online }: { name: string; url?: string | null; online?: boolean }) {
+  // A picture that does not load (gone, refused) shows the initials, not a broken image.
+  const [failed, setFailed] = useState<string | null>(null);
   return (
     <span class="avatar" aria-hidden="true">
-      {url ? <img src={url} alt="" referrerpolicy="no-referrer" /> : initials(name)}
+      {url && failed !== url ? <img src={url} alt="" referrerpolicy="no-referrer" onError={() => setFailed(url)} /> : initials(name)}
       {online !== undefined && <span class={online ? "dot on" : "dot"} />}
     </span>
   );
