@@ -693,7 +693,7 @@ describe("the web client in Chromium", () => {
     expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
   });
 
-  btest("stays signed in past the first token's expiry: the token is refreshed before it", async () => {
+  btest("stays signed in past the first token's expiry: the token is refreshed before it; one on its way at a sign-out does not sign in again", async () => {
     const server = await startServer({ jwtTtlSeconds: 4 });
     try {
       const context = await browser!.newContext();
@@ -713,6 +713,24 @@ describe("the web client in Chromium", () => {
       // Still in: a reload keeps the session.
       await page.reload();
       await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+      // A refresh on its way when the user signs out does not sign them in again when it lands (it did).
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let asked!: () => void;
+      const refreshing = new Promise<void>((r) => (asked = r));
+      await page.route("**/api/auth/refresh", async (route) => {
+        asked();
+        await held;
+        await route.continue();
+      });
+      await refreshing;
+      await page.getByRole("button", { name: "Profile" }).click();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("textbox", { name: "Username" }).waitFor();
+      release();
+      await Bun.sleep(1000);
+      expect(await page.evaluate(() => localStorage.getItem("parley.session"))).toBeNull();
+      expect(await page.getByRole("navigation", { name: "Conversations" }).count()).toBe(0);
     } finally {
       await server.stop();
     }

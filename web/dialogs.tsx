@@ -174,7 +174,8 @@ function Friends() {
   async function find(e: Event) {
     e.preventDefault();
     if (!q.trim()) return;
-    await run(async () => setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(q.trim())}&limit=20`)).items.filter((u) => u.id !== mine)), "find");
+    // Keyed by the query: a new one asked while the last runs is run too (it was dropped, the old results left).
+    await run(async () => setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(q.trim())}&limit=20`)).items.filter((u) => u.id !== mine)), `find ${q.trim()}`);
   }
   return (
     <Modal title="Friends">
@@ -269,7 +270,7 @@ function NewConversation() {
 
 function Settings({ id }: { id: string }) {
   const conv = conversations.value.get(id);
-  const [run, error] = useAction();
+  const [run, error, busy] = useAction();
   const [title, setTitle] = useState(conv?.title ?? "");
   useEffect(() => void loadMembers(id), [id]);
   if (!conv) return null;
@@ -285,7 +286,7 @@ function Settings({ id }: { id: string }) {
       <Modal title="Conversation settings">
         {error}
         {peer && <ul class="users"><UserRow u={peer} /></ul>}
-        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); }, "delete")}>
+        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); }, "go")}>
           Delete conversation
         </button>
       </Modal>
@@ -308,6 +309,7 @@ function Settings({ id }: { id: string }) {
               <select
                 aria-label={`Role of ${m.user.display_name}`}
                 value={m.role}
+                disabled={busy(m.user.id)}
                 onChange={(e) => {
                   const select = e.target as HTMLSelectElement;
                   // Handing over the group (you become an admin) is asked first: one arrow key on the list did it.
@@ -323,7 +325,7 @@ function Settings({ id }: { id: string }) {
               <span class="hint">{m.role}</span>
             )}
             {manage && m.user.id !== mine && m.role !== "owner" && (
-              <button type="button" aria-label={`Remove ${m.user.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); keep(); }, m.user.id); }}>Remove</button>
+              <button type="button" aria-label={`Remove ${m.user.display_name}`} disabled={busy(m.user.id)} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); keep(); }, m.user.id); }}>Remove</button>
             )}
           </UserRow>
         ))}
@@ -340,11 +342,11 @@ function Settings({ id }: { id: string }) {
           </ul>
         </>
       )}
-      <button type="button" class="danger" onClick={() => confirm(leaving(list, mine, conv.member_count)) && run(async () => { await leaveConversation(id, "leave"); close(); }, "leave")}>
+      <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(leaving(list, role, mine, conv.member_count)) && run(async () => { await leaveConversation(id, "leave"); close(); }, "go")}>
         Leave group
       </button>
       {role === "owner" && (
-        <button type="button" class="danger" onClick={() => confirm(`Delete “${titleOf(conv)}” for all its members? Its messages go with it.`) && run(async () => { await leaveConversation(id, "delete"); close(); }, "delete")}>
+        <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(`Delete “${titleOf(conv)}” for all its members? Its messages go with it.`) && run(async () => { await leaveConversation(id, "delete"); close(); }, "go")}>
           Delete group
         </button>
       )}
@@ -357,10 +359,9 @@ function Settings({ id }: { id: string }) {
  * longest-standing admin, else member (PROTOCOL §3.3), which it did without a word; the last
  * member's leave deletes it.
  */
-function leaving(list: Member[], mine: string, count: number | undefined): string {
-  const me_ = list.find((m) => m.user.id === mine);
+function leaving(list: Member[], role: Role, mine: string, count: number | undefined): string {
   if ((count ?? list.length) <= 1) return "Leave this group? You are its last member: it is deleted.";
-  if (me_?.role !== "owner") return "Leave this group?";
+  if (role !== "owner") return "Leave this group?";
   const byJoin = (a: Member, b: Member) => (a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : 0);
   const others = list.filter((m) => m.user.id !== mine).sort(byJoin);
   const heir = others.find((m) => m.role === "admin") ?? others[0];
@@ -372,7 +373,7 @@ function Profile() {
   const [name, setName] = useState(u.display_name);
   const [avatar, setAvatar] = useState(u.profile_image_url ?? "");
   const [saved, setSaved] = useState(false);
-  const [run, error] = useAction();
+  const [run, error, busy] = useAction();
   const notifications = typeof Notification !== "undefined" ? Notification.permission : "denied";
   return (
     <Modal title="Profile">
@@ -386,10 +387,11 @@ function Profile() {
           Avatar URL
           <input type="url" value={avatar} placeholder="https://…" onInput={(e) => setAvatar((e.target as HTMLInputElement).value)} />
         </label>
+        {/^http:/i.test(avatar.trim()) && <p class="hint">Pictures at http:// addresses are not shown (this page loads https ones only): the initials show instead.</p>}
         {error}
         {saved && <p role="status">Saved.</p>}
         <div class="row">
-          <button type="submit" class="primary">Save</button>
+          <button type="submit" class="primary" disabled={busy("save")}>Save</button>
           {notifications === "default" && <button type="button" onClick={() => Notification.requestPermission()}>Enable notifications</button>}
           <button type="button" class="danger" onClick={() => { close(); signOut(); }}>Sign out</button>
         </div>
@@ -422,12 +424,12 @@ function Switcher() {
   }, [q]);
   const needle = q.trim().toLowerCase();
   const shownName = (c: Conversation) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase();
-  const local = sortedConversations.value.filter((c) => shownName(c).includes(needle)).slice(0, 20);
+  const local = sortedConversations.value.filter((c) => shownName(c).includes(needle));
   const seen = new Set(local.map((c) => c.id));
   // Most recent first, but a name typed in full first of all, then names it starts: "Room 1"
   // and Enter opened the more recent "Room 19".
   const rank = (c: Conversation) => (shownName(c) === needle ? 0 : shownName(c).startsWith(needle) ? 1 : 2);
-  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].map((c, i) => ({ c, i })).sort((x, y) => rank(x.c) - rank(y.c) || x.i - y.i).map((x) => x.c).slice(0, 30);
+  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].map((c, i) => ({ c, i })).sort((x, y) => rank(x.c) - rank(y.c) || x.i - y.i).map((x) => x.c).slice(0, 20);
   const go = (c: Conversation) => {
     close();
     if (!conversations.value.has(c.id)) mergeConversations([c]);

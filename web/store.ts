@@ -34,6 +34,8 @@ export interface Thread {
 }
 
 export const session = signal<Session | null>(loadSession());
+/** Who was signed in in this tab last (signed out since, or not). */
+let lastUser: string | null = session.peek()?.user.id ?? null;
 export const signInNotice = signal<string | null>(null);
 export const conversations = signal<Map<string, Conversation>>(new Map());
 export const threads = signal<Map<string, Thread>>(new Map());
@@ -50,6 +52,15 @@ export const connection = signal<"connecting" | "open" | "reconnecting">("connec
 export const onlineOf = (userId: string): boolean | undefined => (connection.value === "open" ? presence.value[userId] : undefined);
 export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
+// Drafts of a version that kept everyone's under one key: those of the user whose session is
+// stored (expired or not: a lost session kept both), else nobody's (given to whoever signed
+// in next, they would be someone else's).
+{
+  const unowned = localStorage.getItem("parley.drafts");
+  const owner = loadJSON<Session | null>(SESSION_KEY, null)?.user?.id;
+  if (unowned !== null && owner && localStorage.getItem(draftKey(owner)) === null) localStorage.setItem(draftKey(owner), unowned);
+  localStorage.removeItem("parley.drafts");
+}
 export const drafts = signal<Record<string, string>>(loadDrafts(session.peek()?.user.id));
 export const toast = signal<string | null>(null);
 /** A message to bring into view and highlight once its conversation shows it (a search result). */
@@ -78,15 +89,9 @@ function loadJSON<T>(key: string, fallback: T, storage: Storage = localStorage):
 }
 
 function loadDrafts(userId: string | undefined): Record<string, string> {
-  if (!userId) return {};
-  // Drafts of a version that kept everyone's under one key: the signed-in user's now.
-  const unowned = localStorage.getItem("parley.drafts");
-  if (unowned !== null) {
-    localStorage.removeItem("parley.drafts");
-    if (localStorage.getItem(draftKey(userId)) === null) localStorage.setItem(draftKey(userId), unowned);
-  }
-  return loadJSON(draftKey(userId), {});
+  return userId ? loadJSON(draftKey(userId), {}) : {};
 }
+
 
 function loadSession(): Session | null {
   const s = loadJSON<Session | null>(SESSION_KEY, null);
@@ -117,6 +122,7 @@ function keepSession(s: Session) {
   localStorage.setItem(SESSION_KEY, JSON.stringify(kept));
   setToken(s.token);
   if (session.peek()?.user.id !== s.user.id) drafts.value = loadDrafts(s.user.id);
+  lastUser = s.user.id;
   session.value = kept;
   scheduleRefresh();
 }
@@ -131,8 +137,14 @@ function scheduleRefresh() {
   const issued = s.issued_at ?? Date.now();
   refreshTimer = setTimeout(async () => {
     if (session.value?.token !== s.token) return;
+    // Another tab of this browser refreshed already (the tabs share one session): that token is this one's too.
+    const stored = loadJSON<Session | null>(SESSION_KEY, null);
+    if (stored && stored.user.id === s.user.id && stored.token !== s.token && Date.parse(stored.expires_at) > Date.parse(s.expires_at)) return adopt(stored);
     try {
-      keepSession(await api<Session>("POST", "/api/auth/refresh"));
+      const next = await api<Session>("POST", "/api/auth/refresh");
+      // Signed out (here or in another tab) while the refresh was on its way: it signed the user in again.
+      if (session.value?.token !== s.token) return;
+      keepSession(next);
     } catch (e) {
       // Offline: try again in a minute (a 401 has already ended the session).
       if (!(e instanceof ApiError) || e.status !== 401) refreshTimer = setTimeout(scheduleRefresh, 60_000);
@@ -142,19 +154,21 @@ function scheduleRefresh() {
 scheduleRefresh();
 
 export function signOut(notice: string | null = null) {
+  lastUser = session.peek()?.user.id ?? lastUser;
   client?.close();
   client = null;
   offNetworkEvents?.abort();
   clearTimeout(refreshTimer);
+  // Signing out on purpose leaves nothing behind; a lost session keeps the drafts (and the
+  // removed-from notice, whose text is a draft too: shown to its own user only). The drafts go
+  // before the session: other tabs tell the two apart by them when they hear of the session.
+  if (!notice) localStorage.removeItem(draftKey(session.peek()?.user.id));
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
   // Another person may sign in next in this tab: nothing of this one's on screen.
   toast.value = null;
-  // Signing out on purpose leaves nothing behind; a lost session keeps the drafts (and the
-  // removed-from notice, whose text is a draft too: shown to its own user only).
   if (!notice) {
     noLonger.value = null;
-    localStorage.removeItem(draftKey(session.peek()?.user.id));
     drafts.value = {};
     // Nor the conversation in the address: the next person to sign in starts at the list.
     if (location.pathname !== "/") history.pushState(null, "", "/");
@@ -185,8 +199,9 @@ export function setDraft(conversationId: string, text: string) {
     return d;
   };
   drafts.value = edit({ ...drafts.value });
+  if (!me.value) return;
   // One key of what is stored now: the drafts another tab wrote since stay (this tab's whole copy overwrote them).
-  const key = draftKey(me.value?.id);
+  const key = draftKey(me.value.id);
   localStorage.setItem(key, JSON.stringify(edit(loadJSON<Record<string, string>>(key, {}))));
 }
 
@@ -200,20 +215,29 @@ addEventListener("storage", (e) => {
   if (e.key !== SESSION_KEY && e.key !== null) return;
   const theirs = loadJSON<Session | null>(SESSION_KEY, null);
   const mine = session.peek();
-  if (!theirs) return void (mine && signOut(SIGNED_OUT_ELSEWHERE));
+  // Signed out elsewhere: on purpose (its drafts went too), or the session was lost there.
+  if (!theirs) return void (mine && signOut(localStorage.getItem(draftKey(mine.user.id)) === null ? SIGNED_OUT_ELSEWHERE : SESSION_ENDED));
+  if (Date.parse(theirs.expires_at) <= Date.now()) return;
   // Someone else signed in in another tab: this page is theirs now, from the start.
   if (mine && theirs.user.id !== mine.user.id) return location.reload();
   if (mine && JSON.stringify(theirs) === JSON.stringify(mine)) return;
-  // Signed in elsewhere, a token refreshed or a profile changed there: taken as this tab's.
+  adopt(theirs);
+});
+
+/** A session another tab signed in, refreshed or changed: this tab's too (started, if it was signed out). */
+function adopt(theirs: Session) {
+  const mine = session.peek();
   setToken(theirs.token);
   if (!mine) drafts.value = loadDrafts(theirs.user.id);
+  // Someone other than who was last signed in here: they start at the list, as after a sign-out.
+  if (!mine && lastUser !== theirs.user.id && activeId.value) navigate(null);
   session.value = theirs;
   scheduleRefresh();
   if (!mine) {
     signInNotice.value = null;
     void start();
   }
-});
+}
 
 export function updateProfile(patch: { display_name?: string; profile_image_url?: string | null }) {
   return api<User>("PATCH", "/api/users/me", patch).then(keepUser);

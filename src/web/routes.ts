@@ -10,14 +10,15 @@ import { ASSET_PREFIX, webAssets, type WebFile } from "./assets";
 
 /**
  * Scripts and styles only from this server (no inline script: message text can never run);
- * avatars may be any http or https image, as the API takes them (a LAN's http server: the
- * page refused them, every avatar a broken image); the socket is same-origin.
+ * avatars may be any https image (not http: a profile could then make every viewer's browser
+ * send requests to plain-http devices of their network; the Profile dialog says so, and an
+ * avatar that does not load shows the initials); the socket is same-origin.
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
-  "img-src 'self' http: https: data: blob:",
+  "img-src 'self' https: data: blob:",
   "connect-src 'self'",
   "font-src 'self'",
   "object-src 'none'",
