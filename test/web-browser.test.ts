@@ -2497,6 +2497,21 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await box.inputValue()).toBe("bob's own words");
   });
 
+  btest("read part of the way on another device: the sidebar counts what is left unread (it said none)", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Partly read");
+    const b = await pageFor(bob);
+    const first = await say(alice, group.body.id, "one");
+    await say(alice, group.body.id, "two");
+    await say(alice, group.body.id, "three");
+    await b.getByRole("link", { name: /^Partly read.*, 3 unread$/ }).waitFor();
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/read`, { token: bob.token, body: { message_id: first.id } })).status).toBe(200);
+    await b.getByRole("link", { name: /^Partly read.*, 2 unread$/ }).waitFor();
+    const last = await say(alice, group.body.id, "four");
+    await b.getByRole("link", { name: /^Partly read.*, 3 unread$/ }).waitFor();
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/read`, { token: bob.token, body: { message_id: last.id } })).status).toBe(200);
+    await b.getByRole("link", { name: /^Partly read[^,]*$/ }).waitFor();
+  });
+
   btest("the composer counts a message's characters as the server does: 4,000 emoji fit, one more says how many are over", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

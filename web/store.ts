@@ -832,7 +832,18 @@ function markRead(conversationId: string, userId: string, messageId: string) {
   });
   if (userId === me.value?.id) {
     const conv = conversations.value.get(conversationId);
-    if (conv && (conv.my_last_read_message_id ?? "") < messageId) patchConversation(conversationId, { my_last_read_message_id: messageId, unread_count: 0 });
+    if (!conv || (conv.my_last_read_message_id ?? "") >= messageId) return;
+    // Read to the end (here or on another device): nothing unread. Read part of the way (a
+    // client that reads as it scrolls): the server counts what is left (it said 0).
+    if (!conv.last_message || messageId >= conv.last_message.id) patchConversation(conversationId, { my_last_read_message_id: messageId, unread_count: 0 });
+    else {
+      patchConversation(conversationId, { my_last_read_message_id: messageId });
+      // Taken only if nothing came since the count was made (a message meanwhile counts itself).
+      void api<Conversation>("GET", `/api/conversations/${conversationId}`).then(
+        (c) => c.last_message?.id === conversations.value.get(conversationId)?.last_message?.id && patchConversation(conversationId, { unread_count: c.unread_count }),
+        () => {},
+      );
+    }
   }
 }
 
