@@ -50,8 +50,16 @@ function Shell() {
   const open = activeId.value;
   return (
     <div class={open ? "shell has-active" : "shell"}>
+      {/* A way past the list for the keyboard. */}
+      <button type="button" class="skip" onClick={skipToConversation}>
+        Skip to the conversation
+      </button>
       <Sidebar />
-      <main class="main">{open ? <ConversationView key={open} id={open} /> : <Empty />}</main>
+      <main class="main">
+        {/* The page's one top heading (each pane's own are h2). */}
+        <h1 class="visually-hidden">Parley</h1>
+        {open ? <ConversationView key={open} id={open} /> : <Empty />}
+      </main>
       <div role="status" aria-live="polite" class={connection.value === "reconnecting" ? "status away" : "status"}>
         {connection.value === "reconnecting" ? "Reconnecting…" : ""}
       </div>
@@ -60,6 +68,12 @@ function Shell() {
       <Dialogs />
     </div>
   );
+}
+
+/** The open conversation's messages (then Tab reaches the message box), else the first conversation of the list. */
+function skipToConversation() {
+  const target = document.querySelector<HTMLElement>("[role=log]") ?? document.querySelector<HTMLElement>("nav[aria-label=Conversations] a");
+  target?.focus();
 }
 
 function Empty() {
@@ -134,7 +148,7 @@ function SignIn() {
     }
   }
   return (
-    <div class="signin">
+    <main class="signin">
       <form onSubmit={(e) => submit(e, "login")} aria-labelledby="signin-title">
         <h1 id="signin-title">Parley</h1>
         {signInNotice.value && <p class="notice">{signInNotice.value}</p>}
@@ -160,7 +174,7 @@ function SignIn() {
           </button>
         </div>
       </form>
-    </div>
+    </main>
   );
 }
 

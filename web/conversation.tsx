@@ -356,6 +356,9 @@ function MessageItem(props: {
     if (picking) pickerRef.current?.querySelector("button")?.focus();
   }, [picking]);
   const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
+  // Links, files and reactions are in the Tab order of the message the keyboard is on only:
+  // every message's were, and the list took a Tab for each on the way to the composer.
+  const inner = props.tabbable ? 0 : -1;
   const deleted = !!m.deleted_at;
   const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
   const fail = (e: unknown) => (toast.value = explain(e));
@@ -380,21 +383,21 @@ function MessageItem(props: {
       )}
       {m.reply_to_id && !deleted && (
         // Goes to the message replied to: scrolled to if loaded, else the history around it is loaded (as a search result).
-        <button type="button" class="quote" title="Go to the message replied to" tabIndex={props.tabbable ? 0 : -1} onClick={() => void openAt(m.conversation_id, m.reply_to_id!)}>
+        <button type="button" class="quote" title="Go to the message replied to" tabIndex={inner} onClick={() => void openAt(m.conversation_id, m.reply_to_id!)}>
           {quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}
         </button>
       )}
       {(deleted || m.content || !m.attachments.length) && (
         <div class={deleted ? "body deleted" : "body"} dir="auto">
-          {deleted ? "Message deleted" : <RichText text={m.content} />}
+          {deleted ? "Message deleted" : <RichText text={m.content} tabIndex={inner} />}
           {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
         </div>
       )}
-      {!deleted && m.attachments.length > 0 && <Files list={m.attachments} />}
+      {!deleted && m.attachments.length > 0 && <Files list={m.attachments} tabIndex={inner} />}
       {m.reactions.length > 0 && (
         <div class="reactions">
           {m.reactions.map((r) => (
-            <button type="button" key={r.emoji} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}, ${reactors(m.conversation_id, r)}`} title={reactors(m.conversation_id, r)} onClick={() => toggleReaction(m, r.emoji).catch(fail)}>
+            <button type="button" key={r.emoji} tabIndex={inner} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}, ${reactors(m.conversation_id, r)}`} title={reactors(m.conversation_id, r)} onClick={() => toggleReaction(m, r.emoji).catch(fail)}>
               {r.emoji} {r.count}
             </button>
           ))}
@@ -483,16 +486,16 @@ function shownSize(a: Attachment) {
 }
 
 /** Images as thumbnails (links to the full file), other files as download links. */
-function Files({ list }: { list: Attachment[] }) {
+function Files({ list, tabIndex }: { list: Attachment[]; tabIndex?: number }) {
   return (
     <div class="files">
       {list.map((a) =>
         a.thumbnail_url ? (
-          <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" class="image">
+          <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" class="image" tabIndex={tabIndex}>
             <img src={a.thumbnail_url} alt={a.filename} width={a.width ?? undefined} height={a.height ?? undefined} style={shownSize(a)} loading="lazy" referrerpolicy="no-referrer" />
           </a>
         ) : (
-          <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file">
+          <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file" tabIndex={tabIndex}>
             <FileIcon /> {a.filename} <span class="hint">{size(a.size)}</span>
           </a>
         ),
@@ -680,9 +683,9 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
         </div>
       )}
       {mention && candidates.length > 0 && (
-        <ul class="mentions" role="listbox" aria-label="Mention someone">
+        <ul class="mentions" id={`mentions-${id}`} role="listbox" aria-label="Mention someone">
           {candidates.map((m, i) => (
-            <li key={m.user.id} role="option" aria-selected={i === mention.index} onMouseDown={(e) => { e.preventDefault(); pick(m); }}>
+            <li key={m.user.id} id={`mention-${m.user.id}`} role="option" aria-selected={i === mention.index} onMouseDown={(e) => { e.preventDefault(); pick(m); }}>
               <strong>{m.user.display_name}</strong> @{m.user.username}
             </li>
           ))}
@@ -747,6 +750,10 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
           rows={1}
           value={text}
           aria-invalid={over > 0}
+          // While the mention list is open, its highlighted option (a screen reader heard nothing of it).
+          aria-autocomplete="list"
+          aria-controls={mention && candidates.length ? `mentions-${id}` : undefined}
+          aria-activedescendant={mention && candidates.length ? `mention-${(candidates[mention.index] ?? candidates[0]!).user.id}` : undefined}
           aria-describedby={over > 0 ? `over-${id}` : undefined}
           onInput={onInput}
           onKeyDown={onKeyDown}

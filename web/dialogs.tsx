@@ -442,8 +442,11 @@ function Switcher() {
         placeholder="Type a name"
         value={q}
         role="combobox"
-        aria-expanded="true"
+        aria-autocomplete="list"
+        aria-expanded={matches.length > 0}
         aria-controls="switcher-list"
+        // The highlighted option, for a screen reader (arrows moved a highlight it never heard of).
+        aria-activedescendant={matches[index] ? `switch-${matches[index]!.id}` : undefined}
         onInput={(e) => { setQ((e.target as HTMLInputElement).value); setIndex(0); }}
         onKeyDown={(e) => {
           if (e.key === "ArrowDown" || e.key === "ArrowUp") {
@@ -457,7 +460,7 @@ function Switcher() {
       />
       <ul id="switcher-list" role="listbox" class="switch">
         {matches.map((c, i) => (
-          <li key={c.id} role="option" aria-selected={i === index} onClick={() => go(c)} aria-label={nameOf(c)}>
+          <li key={c.id} id={`switch-${c.id}`} role="option" aria-selected={i === index} onClick={() => go(c)} aria-label={nameOf(c)}>
             {titleOf(c)}
             {c.unread_count ? <span class="badge">{c.unread_count}</span> : null}
           </li>

@@ -10,9 +10,11 @@ export function Sidebar() {
   return (
     <aside class="sidebar">
       <header class="bar">
-        <button type="button" class="me" aria-label="Profile" title="Profile" onClick={() => openDialog("profile")}>
+        {/* Named as it reads, then what it opens: a voice user says the name they see ("Profile" alone was not it). */}
+        <button type="button" class="me" title="Profile" onClick={() => openDialog("profile")}>
           <Avatar name={user.display_name} url={user.profile_image_url} />
           <span class="name">{user.display_name}</span>
+          <span class="visually-hidden"> (profile)</span>
         </button>
         <button type="button" class="icon" aria-label={`Theme: ${theme.value}`} title={`Theme: ${theme.value}`} onClick={cycleTheme}>
           {theme.value === "dark" ? "☾" : theme.value === "light" ? "☀" : "◐"}

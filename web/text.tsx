@@ -11,7 +11,7 @@ export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n ==
 
 const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|@[a-z0-9_.]{3,32})/gi;
 
-export function RichText({ text }: { text: string }) {
+export function RichText({ text, tabIndex }: { text: string; tabIndex?: number }) {
   const out: ComponentChildren[] = [];
   let last = 0;
   for (const m of text.matchAll(TOKEN)) {
@@ -22,7 +22,7 @@ export function RichText({ text }: { text: string }) {
       t.startsWith("@") ? (
         <span class="mention">{t}</span>
       ) : (
-        <a href={t} target="_blank" rel="noopener noreferrer">
+        <a href={t} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex}>
           {t}
         </a>
       ),
