@@ -92,7 +92,6 @@ function loadDrafts(userId: string | undefined): Record<string, string> {
   return userId ? loadJSON(draftKey(userId), {}) : {};
 }
 
-
 function loadSession(): Session | null {
   const s = loadJSON<Session | null>(SESSION_KEY, null);
   if (!s || Date.parse(s.expires_at) <= Date.now()) return null;
