@@ -625,11 +625,8 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
   }
 
   async function submit() {
-    if (!editing) {
-      // Enter while files upload: sent once they are (it did nothing, and said nothing).
-      if (!uploading && (over > 0 || (!text.trim() && !ready))) return;
-      return sendComposed(id);
-    }
+    // Enter while files upload: sent once they are (it did nothing, and said nothing).
+    if (!editing) return sendComposed(id);
     const content = text.trim();
     if (over > 0 || !content) return;
     const target = editing;

@@ -362,8 +362,8 @@ function Settings({ id }: { id: string }) {
 function leaving(list: Member[], role: Role, mine: string, count: number | undefined): string {
   if ((count ?? list.length) <= 1) return "Leave this group? You are its last member: it is deleted.";
   if (role !== "owner") return "Leave this group?";
-  const byJoin = (a: Member, b: Member) => (a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : 0);
-  const others = list.filter((m) => m.user.id !== mine).sort(byJoin);
+  // The list is in join order, as the server reads it (joined_at, then its tie-breakers).
+  const others = list.filter((m) => m.user.id !== mine);
   const heir = others.find((m) => m.role === "admin") ?? others[0];
   return heir ? `Leave this group? You are its owner: ${heir.user.display_name} becomes the owner.` : "Leave this group? You are its owner: another member becomes the owner.";
 }
@@ -423,13 +423,14 @@ function Switcher() {
     return () => clearTimeout(timer);
   }, [q]);
   const needle = q.trim().toLowerCase();
-  const shownName = (c: Conversation) => (c.title ?? peerOf(c)?.display_name ?? "").toLowerCase();
+  const shownName = (c: Conversation) => titleOf(c).toLowerCase();
   const local = sortedConversations.value.filter((c) => shownName(c).includes(needle));
   const seen = new Set(local.map((c) => c.id));
   // Most recent first, but a name typed in full first of all, then names it starts: "Room 1"
   // and Enter opened the more recent "Room 19".
   const rank = (c: Conversation) => (shownName(c) === needle ? 0 : shownName(c).startsWith(needle) ? 1 : 2);
-  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].map((c, i) => ({ c, i })).sort((x, y) => rank(x.c) - rank(y.c) || x.i - y.i).map((x) => x.c).slice(0, 20);
+  // (sort is stable: within a rank, the order by activity stays.)
+  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].sort((x, y) => rank(x) - rank(y)).slice(0, 20);
   const go = (c: Conversation) => {
     close();
     if (!conversations.value.has(c.id)) mergeConversations([c]);

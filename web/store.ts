@@ -210,7 +210,7 @@ const SIGNED_OUT_ELSEWHERE = "You were signed out in another tab.";
 // session back: signed in again at the next load); one signed in elsewhere stayed at the form.
 addEventListener("storage", (e) => {
   if (e.storageArea !== localStorage) return;
-  if (e.key === draftKey(session.peek()?.user.id) || e.key === null) drafts.value = loadJSON(draftKey(session.peek()?.user.id), {});
+  if (e.key === draftKey(session.peek()?.user.id) || e.key === null) drafts.value = loadDrafts(session.peek()?.user.id);
   if (e.key !== SESSION_KEY && e.key !== null) return;
   const theirs = loadJSON<Session | null>(SESSION_KEY, null);
   const mine = session.peek();
@@ -706,7 +706,6 @@ async function loadAround(id: string, messageId: string) {
   }
 }
 
-/** The first message from someone else past my read position (ids are time-ordered UUIDv7). */
 /**
  * Where the "New messages" divider goes in loaded `items`: over the first unread, unless that
  * is the first loaded with older messages not loaded (`older`), which may be unread too: a
@@ -717,6 +716,7 @@ function dividerOf(conv: Conversation, items: Message[], older: string | null | 
   return older && first === items[0]?.id ? null : first;
 }
 
+/** The first message from someone else past my read position (ids are time-ordered UUIDv7). */
 function firstUnreadOf(conv: Conversation, items: Message[]): string | null {
   const mine = me.value?.id;
   // Whoever wrote a message was here: what came before their own last one is read, whatever
