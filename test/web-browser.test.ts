@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import type { Browser, BrowserContext, Page, Route } from "playwright-core";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { startServer, tempDir, uniqueName, waitFor, type Account, type TestServer } from "./helpers";
+import { startServer, tempDir, TEST_BACKEND, uniqueName, waitFor, type Account, type TestServer } from "./helpers";
 import { backup } from "./backups";
 import { launchBrowser } from "./browser";
 import { png } from "./files-fixtures";
@@ -52,6 +52,15 @@ const btest = (name: string, fn: () => Promise<void>, timeout = 60_000) => test(
   // conversations fast threw from a frame callback of the list that had gone).
   expect(pageErrors.splice(0)).toEqual([]);
 }, timeout);
+
+/**
+ * A browser test whose subject is the client alone (its timers, its markup), not what the
+ * server stores: run on SQLite only. The suite runs twice in CI (`test:pg` puts the servers
+ * on PostgreSQL); these three wait on real timers or audit every screen, ~30 s of that run,
+ * and the server's side of each (limits, sends) has tests of its own on both engines.
+ */
+const clientTest = (name: string, fn: () => Promise<void>, timeout = 60_000) =>
+  TEST_BACKEND === "postgres" ? test.skip(`${name} (on SQLite only)`, () => {}) : btest(name, fn, timeout);
 
 /**
  * Resolves once the page's first socket is live (its first `conversation.list`). The client
@@ -949,7 +958,7 @@ describe("the web client in Chromium", () => {
     expect(members.body.items.map((m: any) => m.user.id).sort()).toEqual([alice.user.id, bob.user.id, carol.user.id].sort());
   });
 
-  btest("a send the server refuses (429) says why and offers Retry; Retry sends it once", async () => {
+  clientTest("a send the server refuses (429) says why and offers Retry; Retry sends it once", async () => {
     // 6 a minute: a token every 10 s, so the refusal is certain and Retry works 10 s later.
     const t = await startServer({ sendsPerMinute: 6, writesPerMinute: 1_000_000 });
     try {
@@ -2083,7 +2092,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await expect(near.isVisible()).resolves.toBe(true);
   });
 
-  btest("a send whose request is lost while the socket stays up (a blip, a proxy) goes again by itself; a proxy's 502 too", async () => {
+  clientTest("a send whose request is lost while the socket stays up (a blip, a proxy) goes again by itself; a proxy's 502 too", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
     const a = await pageFor(alice, `/c/${conv}`);
@@ -2513,7 +2522,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await b.getByRole("link", { name: /^Partly read[^,]*$/ }).waitFor();
   });
 
-  btest("accessibility: axe-core finds nothing on the sign-in page, a conversation and every dialog, light and dark, desktop and phone; comboboxes name their highlighted option; Skip to the conversation", async () => {
+  clientTest("accessibility: axe-core finds nothing on the sign-in page, a conversation and every dialog, light and dark, desktop and phone; comboboxes name their highlighted option; Skip to the conversation", async () => {
     const axe = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
     /** axe's violations on the page as it is (its own script given through the debugger protocol: the page's CSP allows no other). */
     const violations = async (p: Page, where: string) => {
