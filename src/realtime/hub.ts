@@ -65,6 +65,11 @@ export interface SocketState {
   /** When the token (or the ticket's token) it connected with expires: then it is closed with 4001. */
   expiresAtMs: number;
   closing: boolean;
+  /**
+   * Cluster mode: the handling of this socket's frames so far, which the next frame waits
+   * for (null when none is running). See wsRoutes' onMessage.
+   */
+  frameTail: Promise<void> | null;
 }
 
 export interface PresenceStatus { user_id: string; online: boolean; last_active_at: string }

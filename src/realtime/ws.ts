@@ -199,11 +199,37 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       const handler = f.type === "ping" || f.type === "disconnect" ? run : () => call.me().then(run);
       // A request answered by its event: that event reaches this socket with the request_id.
       const reply = f.request_id === undefined ? undefined : REPLY_EVENTS[f.type];
-      const done = reply ? asRequest({ requestId: f.request_id!, replyType: reply.type, socket: state, topic: reply.own && userTopic(state.userId) }, handler) : handler();
+      const start = () => (reply ? asRequest({ requestId: f!.request_id!, replyType: reply.type, socket: state, topic: reply.own && userTopic(state.userId) }, handler) : handler());
+      const done = inTurn(state, f.type, start);
       if (done instanceof Promise) done.catch(fail);
     } catch (e) {
       fail(e);
     }
+  }
+
+  /**
+   * A socket's frames take effect in the order they came (two sends are stored and delivered
+   * in that order, the last of two edits wins, a leave after a join leaves). On SQLite they
+   * do by construction: every step of a frame up to its group commit answers at once, so
+   * frames enter the commit in the order they were read. In cluster mode the steps are round
+   * trips (the user row, the budgets, the change's own transaction, on a pool of
+   * connections), so a frame starts once the one before it has finished. A ping is answered
+   * at once.
+   */
+  const queued = ctx.config.databaseUrl !== null;
+  function inTurn(state: SocketState, type: ClientType, start: () => unknown): unknown {
+    if (!queued || type === "ping") return start();
+    const done = state.frameTail ? state.frameTail.then(start) : start();
+    if (!(done instanceof Promise)) return done;
+    const tail: Promise<void> = done.then(
+      () => {},
+      () => {},
+    );
+    state.frameTail = tail;
+    void tail.then(() => {
+      if (state.frameTail === tail) state.frameTail = null;
+    });
+    return done;
   }
 
   /** The socket's user as stored now; a user deleted while connected is disconnected. */
@@ -250,6 +276,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
       alive: true,
       expiresAtMs,
       closing: false,
+      frameTail: null,
     };
     hub.hold(state);
     // Live delivery for this socket starts after `from`: a client connecting without `since` starts there.
