@@ -4,7 +4,8 @@
  * ends its indicators itself (TYPING_TTL_MS, the socket's close); killed with SIGKILL, it
  * ends none, and before the fix another node's sockets kept "typing" and "active" for good.
  * Now every node ends what it relayed: typing TYPING_TTL_MS after the last refresh (and a
- * margin), typing and active state once the user is taken offline.
+ * margin), typing and active state once the user is taken offline. And being active is the
+ * user's across nodes, as on one: a tab on another node still showing the conversation keeps it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTestDatabase, NATS_TEST_URL, servicesReady } from "./services";
@@ -103,5 +104,31 @@ describe.skipIf(!ready)("a node that dies with indicators on", () => {
     await Bun.sleep(1500);
     expect(w.all("conversation.user_inactive").filter((f) => f.data.user_id === user.id)).toHaveLength(1);
     expect(w.all("user.offline").filter((f) => f.data.user_id === user.id)).toEqual([]);
+  }, 40_000);
+});
+
+describe.skipIf(!ready)("active state across nodes", () => {
+  test("active is the user's across nodes: a tab on one node leaving the conversation, while a tab on the other still shows it, leaves them active; the last one leaving ends it", async () => {
+    const [user, watcher] = [await cluster.user(0), await cluster.user(0)];
+    const group = await cluster.api(0, "POST", "/api/conversations", user.token, { type: "group", title: "two tabs", member_ids: [watcher.id] });
+    const conv = group.body.id as string;
+    const [w0, w1, tab0, tab1] = [await cluster.ws(0, watcher.token), await cluster.ws(1, watcher.token), await cluster.ws(0, user.token), await cluster.ws(1, user.token)];
+    sockets.push(w0, w1, tab0, tab1);
+    const last = (w: TestSocket) => w.frames.filter((f) => f.type.startsWith("conversation.user_") && f.data.user_id === user.id).at(-1)?.type;
+    tab0.send("conversation.active", { conversation_id: conv });
+    for (const w of [w0, w1]) await w.waitFor((f) => f.type === "conversation.user_active" && f.data.user_id === user.id, 5000);
+    tab1.send("conversation.active", { conversation_id: conv });
+    await Bun.sleep(300);
+    // The tab on node 0 moves away: the one on node 1 still shows the conversation.
+    tab0.send("conversation.active", { conversation_id: null });
+    await Bun.sleep(500);
+    // Before, both watchers were left with user_inactive until the user's next switch.
+    expect([last(w0), last(w1)]).toEqual(["conversation.user_active", "conversation.user_active"]);
+    // Node 1's own watcher was never told otherwise.
+    expect(w1.all("conversation.user_inactive").filter((f) => f.data.user_id === user.id)).toEqual([]);
+    tab1.send("conversation.active", { conversation_id: null });
+    for (const w of [w0, w1]) await w.waitFor((f) => f.type === "conversation.user_inactive" && f.data.user_id === user.id, 5000, w.frames.length - 1);
+    await Bun.sleep(500);
+    expect([last(w0), last(w1)]).toEqual(["conversation.user_inactive", "conversation.user_inactive"]);
   }, 40_000);
 });

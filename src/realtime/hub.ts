@@ -338,7 +338,10 @@ export class Hub {
    * from them.
    */
   private screenRemote(topic: string, text: string, origin?: string): boolean {
-    if (topic.startsWith("conv:")) this.remote.heard(text, origin);
+    if (topic.startsWith("conv:")) {
+      const inactive = this.remote.heard(text, origin);
+      return !inactive || !this.stillActiveHere(inactive.userId, inactive.conversationId);
+    }
     if (!topic.startsWith("status:")) return true;
     let online: unknown;
     try {
@@ -605,10 +608,27 @@ export class Hub {
   /**
    * Whether another of the user's sockets here still has the conversation on screen: the
    * others hear `user_inactive` when the user's last one leaves it (two tabs open on it, one
-   * closed, is still a user looking at it). Sockets on other nodes of a cluster are not seen.
+   * closed, is still a user looking at it). Sockets on other nodes of a cluster are not seen
+   * here; a node that still has one says so when it hears the `user_inactive` (stillActiveHere).
    */
   private activeElsewhere(state: SocketState, conversationId: string): boolean {
     for (const s of this.byUser.get(state.userId) ?? []) if (s !== state && s.active === conversationId) return true;
+    return false;
+  }
+
+  /**
+   * Another node says a user left a conversation's screen, while a socket of theirs here still
+   * shows it: being active is the user's (a tab on another node closing is still a user
+   * looking at it), so this node's sockets are not told, and the other nodes hear it active
+   * again from here (theirs saw `user_inactive` a moment; a node cannot count the sockets of
+   * the others without a round trip per switch of conversation).
+   */
+  private stillActiveHere(userId: string, conversationId: string): boolean {
+    for (const s of this.byUser.get(userId) ?? []) {
+      if (s.active !== conversationId) continue;
+      this.broker.publishElsewhere(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: userId }));
+      return true;
+    }
     return false;
   }
 

@@ -34,8 +34,12 @@ export class RemoteIndicators {
     private readonly end: (conversationId: string, text: string) => void,
   ) {}
 
-  /** Another node's frame on a conversation's topic, on its way to this node's sockets; `origin`: that node's id; `now` in ms. */
-  heard(text: string, origin?: string, now = performance.now()) {
+  /**
+   * Another node's frame on a conversation's topic, on its way to this node's sockets; `origin`:
+   * that node's id; `now` in ms. A `user_inactive` answers whose and where, for the hub to
+   * weigh against this node's own sockets.
+   */
+  heard(text: string, origin?: string, now = performance.now()): { conversationId: string; userId: string } | undefined {
     if (!text.startsWith(TYPING) && !text.startsWith(ACTIVE) && !text.startsWith(INACTIVE)) return;
     if (origin !== undefined) this.lastHeard.set(origin, now);
     let data: { conversation_id?: unknown; user_id?: unknown; is_typing?: unknown };
@@ -60,6 +64,7 @@ export class RemoteIndicators {
     } else {
       this.active.get(u)?.delete(c);
       if (this.active.get(u)?.size === 0) this.active.delete(u);
+      return { conversationId: c, userId: u };
     }
   }
 
