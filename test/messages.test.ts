@@ -451,6 +451,25 @@ describe("reactions", () => {
     expect((await history(a!, conv)).body.items[0].reactions).toHaveLength(2);
   });
 
+  test("every reaction that can be added can be removed: \".\" and \"..\", which URLs resolve away, are refused (removing \"..\" deleted the sender's message)", async () => {
+    const [a] = await users(1);
+    const conv = await groupOf(a!, []);
+    const { body: m } = await send(a!, conv, { content: "dots" });
+    const sa = await lastSeq(s, a!.token);
+    for (const emoji of [".", "..", " .. "]) {
+      const r = await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji } });
+      expect([r.status, r.body.error.code, r.body.error.details?.[0]?.field]).toEqual([422, "validation_failed", "emoji"]);
+    }
+    expect(await eventsOf(s, a!.token, sa)).toEqual([]);
+    // Other dots are names a URL keeps: added and removed.
+    for (const emoji of ["...", ".a", "。"]) {
+      expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji } })).status).toBe(200);
+      const removed = await fetch(`${s.base}/api/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`, { method: "DELETE", headers: { authorization: `Bearer ${a!.token}` } });
+      expect([removed.status, ((await removed.json()) as { reactions: unknown[] }).reactions]).toEqual([200, []]);
+    }
+    expect((await history(a!, conv)).body.items[0]).toMatchObject({ content: "dots", deleted_at: null, reactions: [] });
+  });
+
   test("a message's reactions stay bounded: 20 kinds, 10 user ids each, exact counts", async () => {
     const people = await users(13);
     const [a] = people;

@@ -304,10 +304,13 @@ export function markRead(ctx: AppContext, me: UserRow, conversationId: string, m
   });
 }
 
-export function cleanEmoji(raw: string): string {
+export function cleanEmoji(raw: string, action: "add" | "remove"): string {
   const emoji = raw.trim();
   if (emoji.length === 0 || [...emoji].length > 32) throw invalid("emoji", "1–32 characters");
   if (CONTROL_CHARACTERS.test(emoji)) throw invalid("emoji", "must not contain control characters");
+  // Removing names the reaction in the URL's last segment, where "." and ".." (even as %2E)
+  // are resolved away by every URL parser: such a reaction could never be removed.
+  if (action === "add" && (emoji === "." || emoji === "..")) throw invalid("emoji", '"." and ".." cannot be reactions: a URL cannot name them to remove them');
   return emoji;
 }
 
@@ -325,7 +328,7 @@ export const reactionEvent = (row: MessageRow, me: UserRow, emoji: string, actio
 
 /** Adds or removes the caller's reaction; an add that exists or a remove that does not changes nothing. */
 export function react(ctx: AppContext, me: UserRow, messageId: string, rawEmoji: string, action: "add" | "remove"): Message {
-  const emoji = cleanEmoji(rawEmoji);
+  const emoji = cleanEmoji(rawEmoji, action);
   return ctx.events.write((w) => {
     const { row } = requireMessage(w.tx, messageId, me.id);
     if (row.deletedAt !== null) throw conflict("the message was deleted");

@@ -256,7 +256,7 @@ export function pgMessages(deps: PgDeps): MessageStore {
     },
 
     async react(me, messageId, rawEmoji, action) {
-      const emoji = cleanEmoji(rawEmoji);
+      const emoji = cleanEmoji(rawEmoji, action);
       return events.write(async (w) => {
         const { row } = await requireMessage(w.tx, messageId, me.id);
         if (row.deletedAt !== null) throw conflict("the message was deleted");
