@@ -33,6 +33,24 @@ describe("cleanName", () => {
     for (const raw of [`Ali${c}ce`, `${c}Alice`, `Alice${c}`]) expect(() => cleanName("display_name", raw, 64)).toThrow("format characters");
   });
 
+  // Found by an acceptance pass (2026-12-01): every other invisible format character.
+  test.each(["e0001", "e0041", "206a", "206f", "fff9", "1d173", "13430", "034f", "17b4"])("U+%s (another invisible format character) is refused too", (hex) => {
+    const c = String.fromCodePoint(parseInt(hex, 16));
+    for (const raw of [`Ali${c}ce`, `${c}Alice`, `Alice${c}`]) expect(() => cleanName("display_name", raw, 64)).toThrow("format characters");
+  });
+
+  test("the flags of England, Scotland and Wales (tags in an emoji tag sequence) and the Arabic number signs, which are seen, are kept", () => {
+    const england = "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}";
+    for (const ok of [`Team ${england}`, `${england}${england} fans`, "\u0600\u0661\u0662", "Room \u06dd\u0663"]) expect(cleanName("title", ok, 100)).toBe(ok);
+    // A tag outside such a sequence, or a sequence left open, is not.
+    for (const bad of [`Team \u{E0067}`, `\u{1F3F4}\u{E0067}\u{E0062}`, `${england}\u{E0041}`]) expect(() => cleanName("title", bad, 100)).toThrow("format characters");
+  });
+
+  test("a name of only letters that show as nothing (Hangul fillers, the blank Braille pattern) is blank; within a name they are kept", () => {
+    for (const blank of ["\u3164\u3164\u3164", "\u2800", " \u115f ", "\uffa0\u1160"]) expect(() => cleanName("display_name", blank, 64)).toThrow("must not be blank");
+    for (const ok of ["\u1100\u1160", "Bo\u2800b"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
+  });
+
   test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {
     for (const ok of ["Ali\u200ace", "a\u2010b", "x\u2065y", "Zoë 🙂", "พรุ่งนี้", "עברית", "\u202fnarrow"]) expect(cleanName("title", ok, 100)).toBe(ok.trim());
   });
@@ -57,9 +75,9 @@ describe("over REST and WebSocket", () => {
     expect((await s.api("POST", "/api/auth/login", { body: { username, password: "password123" } })).status).toBe(401);
   });
 
-  test("U+061C and U+2060 are refused in display names and titles, over REST and the frame", async () => {
+  test("U+061C, U+2060, a tag and U+034F are refused in display names and titles, over REST and the frame; a name of Hangul fillers is blank", async () => {
     const a = await s.register();
-    for (const name of ["Ali\u061cce", "Ali\u2060ce"]) {
+    for (const name of ["Ali\u061cce", "Ali\u2060ce", "Ali\u{E0041}ce", "Ali\u034fce", "\u3164\u3164"]) {
       refusedNaming(await s.api("POST", "/api/auth/register", { body: { username: uniqueName(), password: "password123", display_name: name } }), "display_name");
       refusedNaming(await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: name } }), "display_name");
       refusedNaming(await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: name } }), "title");

@@ -7,7 +7,7 @@
  * as another. The name is never used as a path on the server (blobs are keyed by hash).
  */
 import { invalid } from "../errors";
-import { FORMAT_CHARACTERS } from "../lib/text";
+import { hasFormatCharacters } from "../lib/text";
 
 export const MAX_FILENAME = 200;
 
@@ -17,7 +17,7 @@ const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 export function cleanFilename(raw: string | null | undefined): string {
   const given = (raw ?? "").toWellFormed();
   // The same set as display names and titles (lib/text), soft hyphen and word joiner included.
-  if (FORMAT_CHARACTERS.test(given)) throw invalid("filename", "must not contain bidirectional controls or invisible format characters");
+  if (hasFormatCharacters(given)) throw invalid("filename", "must not contain bidirectional controls or invisible format characters");
   // Both separators: a name from Windows arrives as C:\Users\x\a.png.
   let name = given.split(/[/\\]/).pop()!.replace(UNSAFE, "_").trim();
   // No hidden files, no "." or ".."; Windows drops trailing dots and spaces.

@@ -35,11 +35,26 @@ export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
  * Invisible format characters (PROTOCOL §7.3): zero-width spaces and joiners, directional
  * marks, embeddings, overrides and isolates, and the byte-order mark — the contract's list —
  * and what it calls "bidirectional controls and other invisible format characters" beyond
- * it: U+061C (ARABIC LETTER MARK, the one Bidi_Control character not listed), the soft
- * hyphen U+00AD, U+180E and U+2060–U+2064 (word joiner, invisible operators). In a name
- * they make one text read as another ("\u202Egnp.exe", "ali\u200Bce", "ali\u00ADce").
+ * it: every other format character (Unicode's Cf: U+061C ARABIC LETTER MARK, the soft hyphen
+ * U+00AD, U+180E, U+2060–U+2064 and U+206A–U+206F, U+FFF9–U+FFFB, the tags U+E0001–U+E007F,
+ * musical and hieroglyph format controls…) and the invisible combining grapheme joiner
+ * U+034F and Khmer vowels U+17B4–U+17B5. In a name they make one text read as another
+ * ("\u202Egnp.exe", "ali\u200Bce", "ali\u00ADce"). Kept: the prepended concatenation marks
+ * (Arabic number signs, U+0600–U+0605 and the like), which are seen, and tags inside an
+ * emoji tag sequence (the flags of England, Scotland and Wales: 🏴 + tags + U+E007F).
  */
-export const FORMAT_CHARACTERS = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+const FORMAT = /[[\p{Cf}\u034f\u17b4\u17b5]--[\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u{110bd}\u{110cd}]]/v;
+const EMOJI_TAG_SEQUENCE = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
+
+/** Whether `text` holds an invisible format character (FORMAT), outside an emoji tag sequence. */
+export const hasFormatCharacters = (text: string) => FORMAT.test(text) && FORMAT.test(text.replace(EMOJI_TAG_SEQUENCE, ""));
+
+/**
+ * Letters that show as nothing (Hangul fillers, the blank Braille pattern): a name of only
+ * these and spaces reads as no name. Within a name they are kept (a Hangul filler has its
+ * use in a syllable).
+ */
+const BLANK = /^[\s\u115f\u1160\u3164\uffa0\u2800]*$/u;
 
 /**
  * A display name, title or file name: trimmed, not blank, no control characters, no
@@ -47,9 +62,9 @@ export const FORMAT_CHARACTERS = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\
  */
 export function cleanName(field: string, raw: string, max: number): string {
   // Checked before trimming: JavaScript's trim() would silently drop a leading U+FEFF.
-  if (FORMAT_CHARACTERS.test(raw)) throw invalid(field, "must not contain invisible format characters (U+00AD, U+061C, U+180E, U+200B–U+200F, U+202A–U+202E, U+2060–U+2064, U+2066–U+2069, U+FEFF)");
+  if (hasFormatCharacters(raw)) throw invalid(field, "must not contain invisible format characters (such as U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF, U+00AD)");
   const name = raw.trim();
-  if (!name) throw invalid(field, "must not be blank");
+  if (BLANK.test(name)) throw invalid(field, "must not be blank");
   if (CONTROL_CHARACTERS.test(name)) throw invalid(field, "must not contain control characters");
   if ([...name].length > max) throw invalid(field, `at most ${max} characters`);
   return name;
