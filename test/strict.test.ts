@@ -115,6 +115,24 @@ describe("REST ?limit= on every list route", () => {
   });
 });
 
+describe("a query string that is not valid percent-encoding", () => {
+  test("is 400 on every GET route of the API, and on the upgrade; the web client's pages are served", async () => {
+    const { body: conv } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "encodings" } });
+    const routes = s.app.app.routes.filter((r) => r.method === "GET" && r.path.startsWith("/api/") && !r.path.includes("*")).map((r) => r.path.replace(/:id/g, conv.id).replace(/:\w+/g, "x"));
+    expect(routes).toEqual(expect.arrayContaining(["/api/users", "/api/search/messages", "/api/search/conversations"]));
+    // Before, `q=%E0%A4%A` searched for its eight characters: 200 and nothing found.
+    for (const path of routes)
+      for (const query of ["q=%E0%A4%A", "q=hello&cursor=%ZZ", "limit=10&q=%C0%AF"]) {
+        const res = await s.api("GET", `${path}?${query}`, { token: a.token });
+        expect({ path, query, status: res.status, code: res.body?.error?.code }).toEqual({ path, query, status: 400, code: "bad_request" });
+      }
+    expect((await fetch(`${s.base}/ws/user?token=${a.token}&since=%E0`)).status).toBe(400);
+    expect((await s.api("GET", "/api/users?q=%E0%B8%81", { token: a.token })).status).toBe(200);
+    const page = await fetch(`${s.base}/?x=%E0`);
+    expect([page.status, page.headers.get("content-type")]).toEqual([200, expect.stringContaining("text/html")]);
+  });
+});
+
 describe("body values that cannot become strings", () => {
   // Found by the fuzzer (seed 3): Elysia writes the value it found into its validation
   // message, and an object with its own `toString` cannot become a string (500).

@@ -44,6 +44,25 @@ async function readBounded(request: Request, limit: number): Promise<string> {
   return Buffer.concat(parts, size).toString("utf8");
 }
 
+/**
+ * Whether the query string of an API or WebSocket URL is valid percent-encoding of UTF-8.
+ * Elysia hands over the raw text of a parameter it cannot decode, so `?q=%E0%A4%A` searched
+ * for those eight characters (200, nothing found) where §2 answers a parameter that cannot
+ * be parsed with 400. The web client's pages keep whatever query they are given.
+ */
+function queryDecodes(url: string): boolean {
+  const q = url.indexOf("?");
+  if (q === -1 || url.indexOf("%", q) === -1) return true;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (!url.startsWith("/api/", start) && !url.startsWith("/ws/", start)) return true;
+  try {
+    decodeURIComponent(url.slice(q + 1));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Deeper than any accepted body; far below what makes Elysia's error mapping overflow the stack. */
 const MAX_NESTING = 32;
 
@@ -162,6 +181,9 @@ export function toAppError(code: string | number, error: unknown): AppError | nu
 
 export const errorHandling = (ctx: AppContext) =>
   new Elysia({ name: "parley.errors", seed: ctx.instance })
+    .onRequest(({ request }) => {
+      if (!queryDecodes(request.url)) throw new AppError("bad_request", "the query string is not valid percent-encoded UTF-8");
+    })
     // Every body is read as JSON whatever its content type, within the size limit.
     .onParse({ as: "global" }, async ({ request }) => {
       if (pathIs(request.url, UPLOAD_PATH)) return STREAMED;
