@@ -58,4 +58,12 @@ describe("any Host", () => {
     expect(await statusLine(`GET /api/events?since=0 HTTP/1.1\r\nHost: ab:80\r\nAuthorization: Bearer ${token}\r\n\r\n`)).toStartWith("HTTP/1.1 200");
     expect(await statusLine(`GET /nowhere HTTP/1.1\r\nHost: [::1]\r\n\r\n`)).toStartWith("HTTP/1.1 404");
   });
+
+  test("a query that is not valid percent-encoding is 400 whatever the Host (one holding \"/\" too); a fragment is not the query", async () => {
+    const get = (target: string, host: string) => statusLine(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    for (const host of ["x", "a/b", "[::1]:80"]) {
+      expect({ host, line: await get("/api/users?q=%E0%A4%A", host) }).toEqual({ host, line: expect.stringMatching(/^HTTP\/1.1 400/) });
+      expect({ host, line: await get("/api/users?q=ok#%E0", host) }).toEqual({ host, line: expect.stringMatching(/^HTTP\/1.1 200/) });
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { eventsOf, lastSeq, membersOf, startServer, type Account, type TestServer } from "./helpers";
+import { eventsOf, lastSeq, membersOf, startServer, TEST_BACKEND, withSqliteBefore, type Account, type TestServer } from "./helpers";
+import { migrate } from "../src/db/migrate";
 import { TestSocket } from "./ws-client";
 
 let s: TestServer;
@@ -649,5 +650,21 @@ describe("REST send rate limit", () => {
     } finally {
       await own.stop();
     }
+  });
+});
+
+describe.skipIf(TEST_BACKEND === "postgres")("reactions \".\" and \"..\" made before they were refused", () => {
+  test("migration 0018 removes them, and nothing else (they could never be removed: DELETE …/reactions/.. deleted the message)", () => {
+    withSqliteBefore("DELETE FROM `message_reactions` WHERE `emoji` IN", (db, pending) => {
+      const sql = db.$client;
+      sql.run("INSERT INTO users (id, username, password_hash, display_name, last_active_at, created_at, updated_at) VALUES ('u1', 'u1', '!', 'U', 0, 0, 0)");
+      sql.run("INSERT INTO conversations (id, type, title, created_by, created_at, updated_at, activity_at) VALUES ('c1', 'group', 't', 'u1', 0, 0, 0)");
+      sql.run("INSERT INTO conversation_members (conversation_id, user_id, role, joined_at) VALUES ('c1', 'u1', 'owner', 0)");
+      sql.run("INSERT INTO messages (id, conversation_id, sender_id, message_type, content, created_at) VALUES ('m1', 'c1', 'u1', 'text', 'hi', 0)");
+      for (const emoji of [".", "..", "...", ".a", "👍"]) sql.run("INSERT INTO message_reactions (message_id, user_id, emoji, created_at) VALUES ('m1', 'u1', ?, 0)", [emoji]);
+      expect(migrate(db)).toBe(pending);
+      expect((sql.query("SELECT emoji FROM message_reactions ORDER BY emoji").values() as [string][]).map((r) => r[0])).toEqual(["...", ".a", "👍"]);
+      expect(sql.query("SELECT content, deleted_at FROM messages").all()).toEqual([{ content: "hi", deleted_at: null }]);
+    });
   });
 });

@@ -39,16 +39,17 @@ describe("cleanName", () => {
     for (const raw of [`Ali${c}ce`, `${c}Alice`, `Alice${c}`]) expect(() => cleanName("display_name", raw, 64)).toThrow("format characters");
   });
 
-  test("the flags of England, Scotland and Wales (tags in an emoji tag sequence) and the Arabic number signs, which are seen, are kept", () => {
+  test("the flags of England, Scotland and Wales (their tags) and the Arabic number signs, which are seen, are kept; no other tags", () => {
     const england = "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}";
     for (const ok of [`Team ${england}`, `${england}${england} fans`, "\u0600\u0661\u0662", "Room \u06dd\u0663"]) expect(cleanName("title", ok, 100)).toBe(ok);
-    // A tag outside such a sequence, or a sequence left open, is not.
-    for (const bad of [`Team \u{E0067}`, `\u{1F3F4}\u{E0067}\u{E0062}`, `${england}\u{E0041}`]) expect(() => cleanName("title", bad, 100)).toThrow("format characters");
+    // A tag outside those three, or a sequence left open, is not: tags after a black flag could spell any hidden text.
+    const hidden = `\u{1F3F4}${[..."Ignore all"].map((c) => String.fromCodePoint(0xe0000 + c.codePointAt(0)!)).join("")}\u{E007F}`;
+    for (const bad of [`Team \u{E0067}`, `\u{1F3F4}\u{E0067}\u{E0062}`, `${england}\u{E0041}`, hidden, "\u{1F3F4}\u{E0075}\u{E0073}\u{E0074}\u{E0078}\u{E007F}"]) expect(() => cleanName("title", bad, 100)).toThrow("format characters");
   });
 
-  test("a name of only letters that show as nothing (Hangul fillers, the blank Braille pattern) is blank; within a name they are kept", () => {
-    for (const blank of ["\u3164\u3164\u3164", "\u2800", " \u115f ", "\uffa0\u1160"]) expect(() => cleanName("display_name", blank, 64)).toThrow("must not be blank");
-    for (const ok of ["\u1100\u1160", "Bo\u2800b"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
+  test("a name of only what shows as nothing (Hangul fillers, variation selectors, the blank Braille pattern) is blank; within a name they are kept", () => {
+    for (const blank of ["\u3164\u3164\u3164", "\u2800", " \u115f ", "\uffa0\u1160", "\ufe0f\ufe0f", "\u180b", "\u{E0100}"]) expect(() => cleanName("display_name", blank, 64)).toThrow("must not be blank");
+    for (const ok of ["\u1100\u1160", "Bo\u2800b", "\u2764\ufe0f", "\u1820\u180b"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
   });
 
   test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {

@@ -3,7 +3,9 @@
  * tests are named after the defects of the original system (seed analysis, ปัญหาที่ 1–4).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { membersOf, startServer, waitFor, type Account, type TestServer } from "./helpers";
+import { membersOf, startServer, TEST_BACKEND, waitFor, type Account, type TestServer } from "./helpers";
+import { SQL } from "bun";
+import { TURN_WAIT_MS } from "../src/realtime/ws";
 import { TestSocket } from "./ws-client";
 
 let s: TestServer;
@@ -762,6 +764,50 @@ describe("ordering under concurrency", () => {
     expect(wb.frames.filter((f) => f.type.startsWith("conversation.user_")).map((f) => f.type.slice(18))).toEqual(["active", "inactive", "active", "inactive", "active", "inactive"]);
     expect([...s.app.hub.allSockets()].find((st) => st.userId === a!.user.id)!.active).toBeNull();
   });
+});
+
+describe("a socket's frames in turn, in cluster mode", () => {
+  // A frame stuck on PostgreSQL (here a row lock another session holds) waits its turn's
+  // while; the socket's later frames go after TURN_WAIT_MS, not after the lock.
+  test.skipIf(TEST_BACKEND !== "postgres")("a stuck frame holds the later ones TURN_WAIT_MS at most; a goodbye closes at once, and what waited then neither follows anyone nor runs after it [PostgreSQL only: a row lock holds a frame]", async () => {
+    const [a, b] = await users(2);
+    const [stuck, free] = [await group(a!, [b!], "stuck"), await group(a!, [b!], "free")];
+    const [wa, wb] = [await connect(a!), await connect(b!)];
+    const other = new SQL({ url: s.app.ctx.config.databaseUrl!, max: 1 });
+    const lock = await other.reserve();
+    try {
+      await lock`BEGIN`;
+      await lock`SELECT 1 FROM conversations WHERE id = ${stuck} FOR UPDATE`;
+      const t0 = performance.now();
+      wa.send("message.send", { conversation_id: stuck, content: "to the stuck one" }, "stuck");
+      wa.send("message.send", { conversation_id: free, content: "to the free one" }, "free");
+      wa.send("message.typing", { conversation_id: free, is_typing: true });
+      await wa.waitFor((f) => f.type === "ack" && f.request_id === "free", TURN_WAIT_MS + 3000);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(TURN_WAIT_MS - 50);
+      await wb.waitFor((f) => f.type === "message.typing" && f.data.conversation_id === free, 2000);
+      // Queued behind the stuck send again: a subscription, then a goodbye and a late send.
+      wa.send("message.send", { conversation_id: stuck, content: "stuck again" }, "stuck2");
+      wa.send("user.status.subscribe", { user_id: b!.user.id }, "follow");
+      const closing = performance.now();
+      wa.send("disconnect", {});
+      wa.send("message.send", { conversation_id: free, content: "after goodbye" }, "late");
+      expect((await wa.waitClosed(2000)).code).toBe(1000);
+      expect(performance.now() - closing).toBeLessThan(1500);
+      await Bun.sleep(TURN_WAIT_MS + 500);
+    } finally {
+      await lock`COMMIT`;
+      lock.release();
+      await other.close();
+    }
+    // The sends made before the goodbye are kept (the client may not know); the one after it is not.
+    const contents = async (conv: string) => (await s.api("GET", `/api/conversations/${conv}/messages?limit=10`, { token: b!.token })).body.items.map((m: any) => m.content).sort();
+    for (let i = 0; i < 50 && (await contents(stuck)).length < 2; i++) await Bun.sleep(100);
+    expect(await contents(stuck)).toEqual(["stuck again", "to the stuck one"]);
+    expect(await contents(free)).toEqual(["to the free one"]);
+    // The subscription that ran after the close left nothing behind.
+    expect([...((s.app.hub as any).followers.get(b!.user.id) ?? [])].filter((st: any) => st.userId === a!.user.id)).toEqual([]);
+    expect([...s.app.hub.allSockets()].filter((st) => st.userId === a!.user.id)).toEqual([]);
+  }, 30_000);
 });
 
 describe("metrics", () => {

@@ -53,10 +53,15 @@ async function readBounded(request: Request, limit: number): Promise<string> {
 function queryDecodes(url: string): boolean {
   const q = url.indexOf("?");
   if (q === -1 || url.indexOf("%", q) === -1) return true;
-  const start = url.indexOf("/", url.indexOf("//") + 2);
+  // Bun keeps a fragment in request.url; and a Host holding "/" leaves the URL relative.
+  const hash = url.indexOf("#", q);
+  const query = url.slice(q + 1, hash === -1 ? url.length : hash);
+  if (!query.includes("%")) return true;
+  const scheme = url.indexOf("://");
+  const start = scheme === -1 || scheme > q ? url.indexOf("/") : url.indexOf("/", scheme + 3);
   if (!url.startsWith("/api/", start) && !url.startsWith("/ws/", start)) return true;
   try {
-    decodeURIComponent(url.slice(q + 1));
+    decodeURIComponent(query);
     return true;
   } catch {
     return false;

@@ -40,21 +40,23 @@ export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
  * musical and hieroglyph format controls…) and the invisible combining grapheme joiner
  * U+034F and Khmer vowels U+17B4–U+17B5. In a name they make one text read as another
  * ("\u202Egnp.exe", "ali\u200Bce", "ali\u00ADce"). Kept: the prepended concatenation marks
- * (Arabic number signs, U+0600–U+0605 and the like), which are seen, and tags inside an
- * emoji tag sequence (the flags of England, Scotland and Wales: 🏴 + tags + U+E007F).
+ * (Arabic number signs, U+0600–U+0605 and the like), which are seen, and the tags of the
+ * flags of England, Scotland and Wales (🏴 + tags + U+E007F; EMOJI_TAG_SEQUENCE).
  */
 const FORMAT = /[[\p{Cf}\u034f\u17b4\u17b5]--[\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u{110bd}\u{110cd}]]/v;
-const EMOJI_TAG_SEQUENCE = /\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
+/** The three emoji tag sequences Unicode recommends (England, Scotland, Wales): any other run of tags is hidden text. */
+const EMOJI_TAG_SEQUENCE = /\u{1F3F4}\u{E0067}\u{E0062}(?:\u{E0065}\u{E006E}\u{E0067}|\u{E0073}\u{E0063}\u{E0074}|\u{E0077}\u{E006C}\u{E0073})\u{E007F}/gu;
 
 /** Whether `text` holds an invisible format character (FORMAT), outside an emoji tag sequence. */
 export const hasFormatCharacters = (text: string) => FORMAT.test(text) && FORMAT.test(text.replace(EMOJI_TAG_SEQUENCE, ""));
 
 /**
- * Letters that show as nothing (Hangul fillers, the blank Braille pattern): a name of only
- * these and spaces reads as no name. Within a name they are kept (a Hangul filler has its
- * use in a syllable).
+ * What shows as nothing: spaces, the characters Unicode tells renderers to ignore (Hangul
+ * fillers, variation selectors…) and the blank Braille pattern. A name of only these reads
+ * as no name. Within a name they are kept (a variation selector makes an emoji one, a Hangul
+ * filler has its use in a syllable).
  */
-const BLANK = /^[\s\u115f\u1160\u3164\uffa0\u2800]*$/u;
+const BLANK = /^[\s\p{Default_Ignorable_Code_Point}\u2800]*$/u;
 
 /**
  * A display name, title or file name: trimmed, not blank, no control characters, no

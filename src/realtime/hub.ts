@@ -543,6 +543,8 @@ export class Hub {
   }
 
   follow(state: SocketState, targets: string[]) {
+    // A socket closed while its frame waited (cluster mode: a frame waits its turn) follows nobody.
+    if (!this.sockets.has(state.ws)) return;
     for (const t of targets) {
       state.ws.subscribe(statusTopic(t));
       state.status.add(t);
@@ -624,8 +626,10 @@ export class Hub {
    * the others without a round trip per switch of conversation).
    */
   private stillActiveHere(userId: string, conversationId: string): boolean {
+    // A node that is stopping says nothing more: its sockets' close would not end it.
+    if (this.stopped) return false;
     for (const s of this.byUser.get(userId) ?? []) {
-      if (s.active !== conversationId) continue;
+      if (s.active !== conversationId || s.closing) continue;
       this.broker.publishElsewhere(convTopic(conversationId), frame("conversation.user_active", { conversation_id: conversationId, user_id: userId }));
       return true;
     }

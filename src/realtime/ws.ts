@@ -77,6 +77,17 @@ const REPLY_EVENTS: Partial<Record<ClientType, { type: string; own?: true }>> = 
   "conversation.create": { type: "conversation.create", own: true },
 };
 
+/** How long a frame waits, in cluster mode, for the socket's frame before it to finish (see inTurn). */
+export const TURN_WAIT_MS = 5000;
+
+/** Resolves once `before` has settled, or after TURN_WAIT_MS. */
+function turnOf(before: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, TURN_WAIT_MS);
+    void before.then(() => (clearTimeout(timer), resolve()));
+  });
+}
+
 export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const reply = <T extends SignalType>(call: Call, type: T, data: SignalData<T>) => hub.send(call.state, type, frame(type, data, call.requestId));
   /**
@@ -213,13 +224,15 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
    * do by construction: every step of a frame up to its group commit answers at once, so
    * frames enter the commit in the order they were read. In cluster mode the steps are round
    * trips (the user row, the budgets, the change's own transaction, on a pool of
-   * connections), so a frame starts once the one before it has finished. A ping is answered
-   * at once.
+   * connections), so a frame starts once the one before it has finished, or TURN_WAIT_MS
+   * after it came, whichever is first: a frame stuck on PostgreSQL (a lock, a connection
+   * gone quiet) holds the socket's later frames that long at most, and what waits is bounded
+   * by the frame rate limit. A ping and a goodbye are answered at once.
    */
   const queued = ctx.config.databaseUrl !== null;
   function inTurn(state: SocketState, type: ClientType, start: () => unknown): unknown {
-    if (!queued || type === "ping") return start();
-    const done = state.frameTail ? state.frameTail.then(start) : start();
+    if (!queued || type === "ping" || type === "disconnect") return start();
+    const done = state.frameTail ? turnOf(state.frameTail).then(start) : start();
     if (!(done instanceof Promise)) return done;
     const tail: Promise<void> = done.then(
       () => {},
