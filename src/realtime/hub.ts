@@ -67,7 +67,7 @@ export interface SocketState {
   closing: boolean;
   /**
    * Cluster mode: the handling of this socket's frames so far, which the next frame waits
-   * for (null when none is running). See wsRoutes' onMessage.
+   * for (null when none is running). See wsRoutes' inTurn.
    */
   frameTail: Promise<void> | null;
 }
