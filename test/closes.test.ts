@@ -156,6 +156,28 @@ describe("terminal: the reference client stops and reports", () => {
     expect(c.state).toBe("closed");
   });
 
+  test("a token that expires while connected after the app refreshed it: the client reconnects with the new one and misses nothing", async () => {
+    const s = await server({ jwtTtlSeconds: 4, heartbeatIntervalMs: 100 });
+    const { alice, group } = await withGroup(s);
+    let token = alice.token;
+    const { c, closes, received } = client(s, { token: () => token, useTickets: true });
+    await c.connect();
+    // A token signed a second later (exp is in seconds), as the web client refreshes at half life.
+    await Bun.sleep(1100);
+    const refreshed = await s.api("POST", "/api/auth/refresh", { token: alice.token });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.token).not.toBe(alice.token);
+    token = refreshed.body.token;
+    await waitFor(() => closes.length > 0, 5000);
+    expect(closes[0]).toMatchObject({ code: 4001, retry: true });
+    // Sent with the refreshed token: the first one has expired by now.
+    expect((await s.api("POST", `/api/conversations/${group}/messages`, { token, body: { content: "after the first token" } })).status).toBe(201);
+    await waitFor(() => received.some((m) => m.content === "after the first token"), 3000);
+    expect(c.state).toBe("open");
+    expect(closes).toHaveLength(1);
+    expect(received.map((m) => m.conversation_id)).toEqual([group]);
+  });
+
   test("a user deleted while connected: their next frame gets the error, then alert unauthorized and close 4001", async () => {
     const s = await server();
     const gone = await s.register();

@@ -295,7 +295,8 @@ export async function start() {
       connection.value = "reconnecting";
       presence.value = {};
     });
-    if (info.status === 401 || info.code === 4001) return signOut(SESSION_ENDED);
+    // A 4001 the client retries is the socket's first token expiring after a refresh: not the end.
+    if (!info.retry && (info.status === 401 || info.code === 4001)) return signOut(SESSION_ENDED);
     // A browser cannot read why an upgrade was refused; a REST call can (401 → sign in).
     if (!info.retry || info.code === 1006) api("GET", "/api/users/me").catch(() => {});
   });

@@ -8,7 +8,9 @@
  * - tells temporary ends (network, restart, slow consumer, rate limit, 429/5xx) from
  *   terminal ones (a refused or expired token, 4001/4003, its own `disconnect`) by the
  *   close-code table in ../realtime/close-codes.ts (copy it along): after a terminal one it
- *   stops and reports (`close` with `retry: false`, state "closed");
+ *   stops and reports (`close` with `retry: false`, state "closed"). A token that expired
+ *   while connected is not the end when `token` is a function that now gives another (the
+ *   app refreshed it): the client reconnects with that one;
  * - notices a connection gone silent (a phone off the network, a sleeping laptop: no close
  *   ever comes): it pings one quiet for `heartbeatMs` and replaces it after twice that; an
  *   app that knows the network went (a browser's `offline`/`online` events) calls `drop()`
@@ -105,6 +107,8 @@ export class ParleyClient {
   private readonly urls: string[];
   /** Which of `urls` the current connection (or attempt) uses. */
   private current = 0;
+  /** The token the current connection (or attempt) presented. */
+  private presented: string | undefined;
 
   constructor(private options: ParleyClientOptions) {
     this.lastSeq = options.lastSeq ?? 0;
@@ -226,6 +230,7 @@ export class ParleyClient {
   private async socketUrl(): Promise<string> {
     const base = this.api("/ws/user").replace(/^http/, "ws");
     const token = await this.token();
+    this.presented = token;
     const params = new URLSearchParams();
     if (this.options.useTickets) {
       const res = await fetch(this.api("/api/ws/ticket"), { method: "POST", headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -274,6 +279,11 @@ export class ParleyClient {
         // ask the server whether the token is refused, which is final.
         if (await this.tokenRefused()) Object.assign(info, { retry: false, status: 401, reason: "the token was refused" });
         if ((this.state as State) === "closed") return; // close() was called meanwhile, and has reported
+      } else if (ev.code === 4001 && (await this.tokenRenewed())) {
+        // The token this socket presented expired, but the app has a newer one (it refreshed
+        // while connected): not the end of the session, reconnect with it and resume.
+        if ((this.state as State) === "closed") return;
+        info.retry = true;
       }
       this.ended(info, alert?.retry_after_ms);
     };
@@ -311,6 +321,17 @@ export class ParleyClient {
     } catch {}
     this.failPending(new ParleyError("disconnected", `connection given up (${reason})`));
     this.ended({ code: 1006, reason, retry: true });
+  }
+
+  /** Whether the token option gives a token other than the one the ended connection presented. */
+  private async tokenRenewed(): Promise<boolean> {
+    if (typeof this.options.token !== "function" || this.state === "closed") return false;
+    try {
+      const now = await this.token();
+      return !!now && now !== this.presented;
+    } catch {
+      return false;
+    }
   }
 
   /** Whether the server refuses the token now (401 from GET /api/users/me); false when unsure. */
