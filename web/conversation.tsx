@@ -71,6 +71,22 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   /** Where the anchor last put (or found) the view: a scroll elsewhere during a move is the reader's. */
   const anchoredTop = useRef(0);
   const atBottom = useRef(true);
+  /**
+   * scrollTop when the view was last put (or seen) at the end; null: put it there whatever the
+   * reader did. A reader's scroll reports itself at the next frame: a render before it (a
+   * socket's frame, a focus) found atBottom still true and put the view back at the end.
+   */
+  const endTop = useRef<number | null>(null);
+  const toEnd = (el: HTMLElement) => void (el.scrollTop = el.scrollHeight, endTop.current = el.scrollTop);
+  /** Follow the end from now on, wherever the view is (a send of one's own, Jump to latest). */
+  const follow = () => void (atBottom.current = true, endTop.current = null);
+  /** Whether the view is at the end, measured (and, when it is, where that is). */
+  const measure = (el: HTMLElement) => {
+    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (atBottom.current) endTop.current = el.scrollTop;
+  };
+  /** Scrolled up since the view was last at the end, the scroll event not yet handled. */
+  const leftEnd = (el: HTMLElement) => endTop.current !== null && el.scrollTop < endTop.current - 1 && el.scrollHeight - el.scrollTop - el.clientHeight >= 40;
   // A conversation opens following its end, until its first scroll says otherwise.
   useEffect(() => {
     atLatest.value = true;
@@ -104,7 +120,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
         opened.current = true;
         focusMessage.value = null;
         el.scrollTop = node.offsetTop - (el.clientHeight - node.offsetHeight) / 2;
-        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        measure(el);
         // The keyboard goes there too (after a quote's click it fell to <body>), unless it went on meanwhile.
         const now = document.activeElement;
         if (!now || now === document.body || el.contains(now)) node.focus({ preventScroll: true });
@@ -126,8 +142,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       jumping.current = false;
       if (divider) {
         el.scrollTop = divider.offsetTop - 40;
-        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-      } else el.scrollTop = el.scrollHeight;
+        measure(el);
+      } else toEnd(el);
       // Opened near the top (a short page, or an early divider): fetch what is above now.
       requestAnimationFrame(() => void onScroll());
       return;
@@ -136,12 +152,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     const newest = items.at(-1);
     if (newest?.pending && newest.sender_id === me.value?.id && newest.id !== sent.current) {
       sent.current = newest.id;
-      atBottom.current = true;
+      follow();
       if (startRef.current !== null) return setStartId(null);
     }
     // The thread was reloaded from its newest messages (a send while reading far back): follow the end.
     if (startId && t && !t.loading && !items.some((m) => m.id === startId)) {
-      atBottom.current = true;
+      follow();
       setStartId(null);
       return;
     }
@@ -149,7 +165,10 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     if (anchor.current) {
       const a = el.querySelector<HTMLElement>(`[data-id="${CSS.escape(anchor.current.id)}"]`);
       if (a) anchoredTop.current = el.scrollTop = a.offsetTop - anchor.current.offset;
-    } else if (following && atBottom.current) el.scrollTop = el.scrollHeight;
+    } else if (following && atBottom.current) {
+      if (leftEnd(el)) atBottom.current = false;
+      else toEnd(el);
+    }
   });
 
   // Content that grows after its render (an image loading, the composer growing over the list)
@@ -158,7 +177,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   useEffect(() => {
     const el = scroller.current!;
     const ro = new ResizeObserver(() => {
-      if (startRef.current === null && atBottom.current && !anchor.current) el.scrollTop = el.scrollHeight;
+      if (startRef.current === null && atBottom.current && !anchor.current && !leftEnd(el)) toEnd(el);
     });
     ro.observe(el);
     ro.observe(content.current!);
@@ -182,7 +201,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     // Called from animation frames too: the list may have gone since (another conversation opened).
     const el = scroller.current;
     if (!el) return;
-    atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    measure(el);
     setAway(!atBottom.current);
     atLatest.value = atBottom.current && startRef.current === null;
     if (moving.current) {
@@ -249,7 +268,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   }
 
   function jumpToLatest() {
-    atBottom.current = true;
+    follow();
     atLatest.value = true;
     setStartId(null);
     if (t?.newer) {
@@ -261,7 +280,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       return;
     }
     const el = scroller.current!;
-    requestAnimationFrame(() => (el.scrollTop = el.scrollHeight));
+    requestAnimationFrame(() => toEnd(el));
     markSeen(id);
   }
 
