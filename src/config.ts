@@ -182,7 +182,11 @@ export function shown(raw: string): string {
       url.password = "***";
       text = url.toString();
     }
-  } catch {}
+  } catch {
+    // Unparseable (a port out of range, a stray character): whatever stands before the last
+    // "@" after the scheme may hold a password, and is hidden whole.
+    text = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, "$1***@");
+  }
   return JSON.stringify(text);
 }
 
@@ -263,7 +267,8 @@ function storageFrom(get: (k: string) => string | undefined): StorageConfig {
     url = new URL(s.endpoint);
   } catch {}
   // The host written out after the scheme's //: WHATWG URLs take "http:///x" as host x, the S3 client does not.
-  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || !/^https?:\/\/[^/?#]/i.test(s.endpoint))
+  if (!url) throw new ConfigError(`S3_ENDPOINT: ${shown(s.endpoint)} is not a valid URL (a port above 65535, a space, a stray character?)`);
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || !/^https?:\/\/[^/?#]/i.test(s.endpoint))
     throw new ConfigError(`S3_ENDPOINT: ${shown(s.endpoint)} is not an http(s) URL with a host`);
   return { kind, ...s };
 }
@@ -274,7 +279,8 @@ function serviceUrl(name: string, raw: string, schemes: readonly string[]): stri
   try {
     url = new URL(raw);
   } catch {}
-  if (!url || !schemes.includes(url.protocol.slice(0, -1)) || !url.hostname)
+  if (!url) throw new ConfigError(`${name}: ${shown(raw)} is not a valid URL (a port above 65535, a space, a stray character?)`);
+  if (!schemes.includes(url.protocol.slice(0, -1)) || !url.hostname)
     throw new ConfigError(`${name}: ${shown(raw)} is not a ${schemes.join("/")}:// URL with a host`);
   // Redis's path is its database number; NATS has none.
   const path = url.pathname.replace(/^\/$/, "");
@@ -302,7 +308,9 @@ export const ENV_HELP = `Environment:
   REDIS_URL                           cluster mode, optional: redis://host:6379 holds presence and limits
                                       (default: PostgreSQL, DATABASE_URL)
   CLUSTER_NAME                        cluster mode: prefix of NATS subjects and Redis keys (default parley)
-  ${INTEGER_SETTINGS.map(([env, key]) => `${env}=${DEFAULTS[key]}`).join("\n  ")}`;
+  ${INTEGER_SETTINGS.filter(([env]) => env !== "DATABASE_POOL_SIZE") // described above
+    .map(([env, key]) => `${env}=${DEFAULTS[key]}`)
+    .join("\n  ")}`;
 
 export const USAGE = `Usage: parley [command] [flags]
 
@@ -320,6 +328,7 @@ Commands:
                    cluster mode it notices within about a second and exits 1, to be started
                    again; on a single server's DATA_DIR it refuses, exit 1)
   healthcheck      exit 0 if the server on --port answers /health (for container health checks)
+  help             show this help
 
 Flags:
   --port <n>        listen port (PORT, default 8080)
@@ -346,6 +355,7 @@ export function loadConfig(
   const settings: Record<string, string | undefined> = { ...env };
   const positional: string[] = [];
   let command: Command | null = null;
+  const given = new Set<string>();
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -359,13 +369,17 @@ export function loadConfig(
       const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
       // `--data-dir --log-level debug`: the next flag is no value (a value starting with "-" goes as --flag=value).
       if (value === undefined || value === "" || (eq === -1 && value.startsWith("-"))) throw new ConfigError(`${flag} needs a value`);
+      // Which one was meant is not ours to guess (the last one silently won).
+      if (given.has(flag)) throw new ConfigError(`${flag} given twice`);
+      given.add(flag);
       settings[envName] = value;
     } else positional.push(arg);
   }
 
   if (!command) {
     const [name = "serve", ...rest] = positional;
-    if (name === "serve" || name === "migrate" || name === "new-epoch" || name === "healthcheck") {
+    if (name === "help") command = { name };
+    else if (name === "serve" || name === "migrate" || name === "new-epoch" || name === "healthcheck") {
       if (rest.length) throw new ConfigError(`${name} takes no arguments (got "${rest.join(" ")}")`);
       command = { name };
     } else if (name === "backup") {

@@ -60,6 +60,8 @@ async function serve(config: Config) {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // The terminal it was started from closing: the same clean stop (Bun's default ends at once).
+  process.on("SIGHUP", () => void shutdown("SIGHUP"));
   // `parley new-epoch` ran under this node (it should have been stopped): it would go on
   // naming the old epoch, and resume old positions on what may be a restored log. It stops,
   // exit 1, for its supervisor to start it again on the new epoch.

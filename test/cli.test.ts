@@ -2,7 +2,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
-import { ConfigError, DEFAULTS, loadConfig, parseDuration } from "../src/config";
+import { ConfigError, DEFAULTS, ENV_HELP, loadConfig, parseDuration } from "../src/config";
 import { tempDir } from "./helpers";
 import { STOP_GRACE_MS } from "../src/app";
 import { registerAndLogin, spawnServer } from "./process";
@@ -46,6 +46,13 @@ describe("configuration", () => {
     expect(loadConfig(["new-epoch", "--data-dir", "d"], {}).command).toEqual({ name: "new-epoch" });
     expect(loadConfig(["--help"], {}).command).toEqual({ name: "help" });
     expect(loadConfig(["-v"], {}).command).toEqual({ name: "version" });
+    expect(loadConfig(["help"], {}).command).toEqual({ name: "help" });
+  });
+
+  test("the help names each setting once (DATABASE_POOL_SIZE was listed twice)", () => {
+    const names = ENV_HELP.match(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g)!.filter((n, i, all) => all.indexOf(n) === i && ENV_HELP.match(new RegExp(`^  ${n}\\b`, "gm")));
+    expect(names.length).toBeGreaterThan(20);
+    for (const n of names) expect([n, ENV_HELP.match(new RegExp(`^  ${n}\\b`, "gm"))!.length]).toEqual([n, 1]);
   });
 
   test("durations", () => {
@@ -79,6 +86,7 @@ describe("configuration", () => {
     [[], { REGISTRATIONS_PER_ADDRESS: "many" }, "REGISTRATIONS_PER_ADDRESS"],
     [["--bogus"], {}, "--bogus"],
     [["--port"], {}, "--port"],
+    [["--port", "9000", "--port=9001"], {}, "--port given twice"],
     [["fly"], {}, "fly"],
     [["backup"], {}, "backup"],
     [["new-epoch", "now"], {}, "new-epoch takes no arguments"],
@@ -115,6 +123,28 @@ test("cluster settings: DATABASE_URL and NATS_URL together, or none; REDIS_URL o
   // PROTOCOL §11: the two of them are cluster mode (presence and limits then on PostgreSQL).
   expect(loadConfig([], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222" }).config).toMatchObject({ databaseUrl: "postgres://pg:5432/parley", natsUrl: "nats://nats:4222", redisUrl: null });
   expect(loadConfig([], { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32), NATS_URL: "nats://nats:4222", REDIS_URL: "rediss://user:pw@redis:6380/1" }).config).toMatchObject({ databaseUrl: "postgres://pg:5432/parley", natsUrl: "nats://nats:4222", redisUrl: "rediss://user:pw@redis:6380/1", databasePoolSize: 20 });
+});
+
+test("a service URL that cannot be parsed is named as such, and its password is not in the error (it was)", () => {
+  const cluster = { DATABASE_URL: "postgres://pg:5432/parley", JWT_SECRET: "x".repeat(32) };
+  const cases: [Record<string, string>, string][] = [
+    [{ ...cluster, NATS_URL: "nats://user:s3cr3t-pw@nats:99999" }, "NATS_URL"],
+    [{ ...cluster, NATS_URL: "nats://nats:4222", REDIS_URL: "redis://:s3cr3t-pw@redis:6379 x" }, "REDIS_URL"],
+    [{ STORAGE: "s3", S3_ENDPOINT: "http://key:s3cr3t-pw@minio:99999", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" }, "S3_ENDPOINT"],
+    [{ ...cluster, NATS_URL: "nats://user:s3cr3t@pw@nats:99999" }, "NATS_URL"],
+  ];
+  for (const [env, name] of cases) {
+    let message = "";
+    try {
+      loadConfig([], env);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toStartWith(`${name}: `);
+    expect(message).toContain("is not a valid URL");
+    expect(message).toContain("***@");
+    expect(message).not.toContain("s3cr3t");
+  }
 });
 
 test("TRUSTED_PROXIES: addresses and CIDR ranges of both families, comma-separated", () => {
