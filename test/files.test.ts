@@ -33,6 +33,11 @@ const storedFiles = (dataDir: string) =>
   readdirSync(join(dataDir, "files")).filter((d) => d !== ".tmp").flatMap((d) => readdirSync(join(dataDir, "files", d)));
 const tempFiles = (dataDir: string) => readdirSync(join(dataDir, "files", ".tmp"));
 const rowCount = async (s: TestServer) => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments"))[0]!.n;
+/**
+ * Rows made at or after `since` (ms): on the server whose orphan TTL is 1 s, a count of every
+ * row drops whenever the sweep takes an earlier test's upload (under load, mid-test).
+ */
+const madeSince = async (s: TestServer, since: number) => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments WHERE created_at >= ?", since))[0]!.n;
 
 /** Sends raw bytes over TCP: an HTTP request the test can cut off midway. */
 async function rawRequest(s: TestServer, head: string, body: Uint8Array, opts: { close?: boolean } = {}) {
@@ -130,7 +135,7 @@ describe("uploads", () => {
   });
 
   test("a coded body (Content-Encoding: gzip…) → 400 naming the coding, nothing kept (its coded bytes were stored as the file); identity is the file itself", async () => {
-    const before = await rowCount(s);
+    const since = Date.now();
     const coded = Bun.gzipSync(Buffer.from("hello, coded world"));
     for (const coding of ["gzip", "br", "deflate, gzip", "GZIP"]) {
       const res = await fetch(`${s.base}/api/uploads?filename=notes.txt`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-type": "text/plain", "content-encoding": coding }, body: coded });
@@ -140,14 +145,14 @@ describe("uploads", () => {
     form.append("file", new Blob([coded], { type: "text/plain" }), "notes.txt");
     const multipart = await fetch(`${s.base}/api/uploads`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-encoding": "gzip" }, body: form });
     expect(multipart.status).toBe(400);
-    expect(await rowCount(s)).toBe(before);
+    expect(await madeSince(s, since)).toBe(0);
     expect(tempFiles(s.dataDir)).toEqual([]);
     const plain = await fetch(`${s.base}/api/uploads?filename=notes.txt`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-type": "text/plain", "content-encoding": "identity" }, body: "hello" });
     expect([plain.status, ((await plain.json()) as any).size]).toEqual([201, 5]);
   });
 
   test("multipart with two file parts → 422 naming file, nothing kept (§9: one file part)", async () => {
-    const before = await rowCount(s);
+    const since = Date.now();
     const form = new FormData();
     form.append("file", new File([new TextEncoder().encode("first")], "a.txt", { type: "text/plain" }));
     form.append("note", "between");
@@ -159,7 +164,7 @@ describe("uploads", () => {
     large.append("file", new File([new Uint8Array(2 * 1024 * 1024).fill(7)], "g.bin", { type: "application/octet-stream" }));
     for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, next), await upload(s, alice.token, large)])
       expect([res.status, res.body.error?.code, res.body.error?.details?.[0]?.field]).toEqual([422, "validation_failed", "file"]);
-    expect(await rowCount(s)).toBe(before);
+    expect(await madeSince(s, since)).toBe(0);
     expect(tempFiles(s.dataDir)).toEqual([]);
     // A field after the file part, named otherwise, is still skipped.
     const one = new FormData();
@@ -169,14 +174,14 @@ describe("uploads", () => {
   });
 
   test("an empty file is refused the same way raw and as a multipart part: 422 naming file, nothing kept", async () => {
-    const before = await rowCount(s);
+    const since = Date.now();
     const form = new FormData();
     form.append("file", new File([], "empty.txt", { type: "text/plain" }));
     for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, "", { filename: "empty.txt" }), await upload(s, alice.token, new Uint8Array(0), { filename: "e" })]) {
       expect(res.status).toBe(422);
       expect(res.body.error.details[0].field).toBe("file");
     }
-    expect(await rowCount(s)).toBe(before);
+    expect(await madeSince(s, since)).toBe(0);
     expect(tempFiles(s.dataDir)).toEqual([]);
   });
 

@@ -161,11 +161,15 @@ export async function startServer(overrides: Partial<Config> = {}, dataDir = tem
   };
 }
 
-/** Polls until `fn` returns a truthy value (or throws after `ms`). For effects that land after a response. */
-export async function waitFor<T>(fn: () => T | undefined | null | false, ms = 2000): Promise<T> {
+/**
+ * Polls until `fn` returns (or resolves to) a truthy value, or throws after `ms`. For effects
+ * that land after a response. An async `fn` is awaited: its promise, truthy itself, made
+ * this return at once (a Redis outage test "waited" for /health that way and raced).
+ */
+export async function waitFor<T>(fn: () => T | undefined | null | false | PromiseLike<T | undefined | null | false>, ms = 2000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error("waitFor: condition not met in time");
     await Bun.sleep(5);
