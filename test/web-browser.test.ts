@@ -14,6 +14,7 @@ import { startServer, tempDir, TEST_BACKEND, uniqueName, waitFor, type Account, 
 import { backup } from "./backups";
 import { launchBrowser } from "./browser";
 import { png } from "./files-fixtures";
+import { TestSocket } from "./ws-client";
 
 // The functions given to page.evaluate run in the page; the test program has no DOM types.
 declare const document: any, window: any, getComputedStyle: any, MutationObserver: any, history: any, location: any;
@@ -1450,6 +1451,34 @@ describe("a network that goes away (browser offline)", () => {
     await log(a).getByText("Not sent: offline.").waitFor({ state: "hidden", timeout: 10_000 });
     await settled(a);
     for (const text of ["before going offline", "while you were offline", "written offline"]) expect(await log(a).getByText(text, { exact: true }).count()).toBe(1);
+  });
+
+  clientTest("Reconnecting… pushes the page down instead of covering the newest messages (desktop and phone); a friend typing in a group whose members were not read is named, the preview not indented", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Typing room", member_ids: [bob.user.id] } });
+    for (let i = 0; i < 30; i++) await say(i % 2 ? alice : bob, conv, `line ${i}`);
+    const box = (p: Page, sel: string) => p.locator(sel).first().evaluate((el: HTMLElement) => { const r = el.getBoundingClientRect(); return { top: r.top, bottom: r.bottom }; });
+    for (const viewport of [{ width: 1100, height: 720 }, { width: 390, height: 760 }]) {
+      const a = await pageFor(alice, "/", s, viewport);
+      await convLink(a, bob.user.display_name).click();
+      await log(a).getByText("line 29", { exact: true }).waitFor();
+      await a.context().setOffline(true);
+      const status = a.getByRole("status").filter({ hasText: "Reconnecting…" });
+      await status.waitFor({ timeout: 3000 });
+      // Nothing of the conversation is under it (the pill floated over the header or the messages).
+      const [strip, main] = [await box(a, ".status.away"), await box(a, "main")];
+      expect(strip.bottom).toBeLessThanOrEqual(main.top + 0.5);
+      await a.context().setOffline(false);
+      await status.waitFor({ state: "hidden", timeout: 10_000 });
+    }
+    const a = await pageFor(alice, `/c/${conv}`);
+    const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${bob.token}`);
+    ws.send("message.typing", { conversation_id: group.body.id, is_typing: true });
+    const preview = a.getByRole("navigation", { name: "Conversations" }).getByText(`${bob.user.display_name} typing…`);
+    await preview.waitFor({ timeout: 5000 });
+    expect(await preview.evaluate((el: HTMLElement) => getComputedStyle(el).paddingLeft)).toBe("0px");
+    ws.close();
   });
 
   clientTest("while its own socket is away, a page claims no peer is Online (what it last heard may be stale); back online, it knows again", async () => {

@@ -977,7 +977,21 @@ export function typingNames(conversationId: string): string[] {
   const users = typing.value[conversationId] ?? {};
   const m = members.value.get(conversationId);
   const conv = conversations.value.get(conversationId);
-  return Object.keys(users).map((u) => m?.get(u)?.user.display_name ?? (conv && peerOf(conv)?.id === u ? peerOf(conv)!.display_name : "Someone"));
+  return Object.keys(users).map((u) => m?.get(u)?.user.display_name ?? knownName(conv, u) ?? "Someone");
+}
+
+/**
+ * A name for a user from what the client already holds, when a group's members were not
+ * read (the list carries none): the direct peer, the last message's sender, a friend.
+ */
+function knownName(conv: Conversation | undefined, userId: string): string | undefined {
+  if (conv && peerOf(conv)?.id === userId) return peerOf(conv)!.display_name;
+  if (conv?.last_message?.sender_id === userId) return conv.last_message.sender_name;
+  for (const f of friendships.value) {
+    if (f.user.id === userId) return f.user.display_name;
+    if (f.friend.id === userId) return f.friend.display_name;
+  }
+  return undefined;
 }
 
 // ---- friends and conversations ------------------------------------------------------------
