@@ -257,7 +257,13 @@ function postgresUrl(raw: string): string {
 /** STORAGE=local|s3; with s3 every S3_* setting is needed, and the endpoint must be a URL. */
 function storageFrom(get: (k: string) => string | undefined): StorageConfig {
   const kind = get("STORAGE") ?? "local";
-  if (kind === "local") return { kind };
+  if (kind === "local") {
+    // Meant for S3, they would be ignored and every file written to DATA_DIR/files (in a
+    // container, a disk that goes with it).
+    const given = S3_SETTINGS.map(([env]) => env).filter((env) => get(env) !== undefined);
+    if (given.length) throw new ConfigError(`${given.join(", ")} set but STORAGE is local (files go to DATA_DIR/files): set STORAGE=s3 to use S3, or unset them`);
+    return { kind };
+  }
   if (kind !== "s3") throw new ConfigError(`STORAGE: ${shown(kind)} is not one of local, s3`);
   const missing = S3_SETTINGS.filter(([env]) => get(env) === undefined).map(([env]) => env);
   if (missing.length) throw new ConfigError(`STORAGE=s3 needs ${missing.join(", ")}`);

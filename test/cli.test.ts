@@ -91,6 +91,8 @@ describe("configuration", () => {
     [["backup"], {}, "backup"],
     [["new-epoch", "now"], {}, "new-epoch takes no arguments"],
     [[], { STORAGE: "ftp" }, "STORAGE"],
+    [[], { S3_BUCKET: "b", S3_ENDPOINT: "http://127.0.0.1:9000" }, "S3_ENDPOINT, S3_BUCKET set but STORAGE is local"],
+    [[], { STORAGE: "local", S3_SECRET_ACCESS_KEY: "s" }, "S3_SECRET_ACCESS_KEY set but STORAGE is local"],
     [[], { STORAGE: "s3", S3_BUCKET: "b" }, "S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY"],
     [[], { STORAGE: "s3", S3_ENDPOINT: "minio:9000", S3_BUCKET: "b", S3_REGION: "r", S3_ACCESS_KEY_ID: "k", S3_SECRET_ACCESS_KEY: "s" }, "S3_ENDPOINT"],
     [[], { MAX_UPLOAD_BYTES: "10" }, "MAX_UPLOAD_BYTES"],

@@ -205,6 +205,27 @@ describe.skipIf(!up)("NatsBroker (two nodes on one nats-server)", () => {
 const ownUp = await ownServicesReady("NATS broker restart test", { nats: true });
 
 describe.skipIf(!ownUp)("NatsBroker (two nodes on a nats-server of this test's own)", () => {
+  test("a node started while NATS does not answer says so once, waits for it, and says when it is connected", async () => {
+    const nats = await ownNats();
+    await nats.kill();
+    const said: { level: string; msg: string; server?: string }[] = [];
+    const log = { warn: (o: { server?: string }, msg: string) => said.push({ level: "warn", msg, ...o }), info: (o: { server?: string }, msg: string) => said.push({ level: "info", msg, ...o }) };
+    const broker = new NatsBroker(nats.url.replace("nats://", "nats://someone:secret@"), { prefix: uniquePrefix("late"), log: log as never, firstConnectWarnMs: 200 });
+    try {
+      expect(await until(() => said.length > 0)).toBe(true);
+      expect(said).toEqual([{ level: "warn", msg: expect.stringContaining("NATS does not answer yet"), server: new URL(nats.url).host }]);
+      expect(broker.connected()).toBe(false);
+      await nats.start();
+      await broker.ready();
+      expect(broker.connected()).toBe(true);
+      expect(said.map((s) => s.msg)).toEqual([expect.stringContaining("NATS does not answer yet"), "NATS connected"]);
+      expect(JSON.stringify(said)).not.toContain("secret");
+    } finally {
+      await broker.close();
+      await nats.dispose();
+    }
+  }, 30_000);
+
   test("nats-server killed and started again on its port: both nodes reconnect and deliver again", async () => {
     // Not the machine's nats-server: other test runs share it.
     const nats = await ownNats();

@@ -31,6 +31,8 @@ export interface NatsBrokerOptions {
   gapCheckMs?: number;
   /** This node's id, sent with its live frames (header `n`): the hub ends what a node that died had announced. */
   nodeId?: string;
+  /** How long the first connection may take before the node logs that NATS does not answer (default 3000). */
+  firstConnectWarnMs?: number;
 }
 
 /** The sending node's id (header `n`), for the frames on a conversation's topic only (the hub's indicators need it); none if unreadable. */
@@ -39,6 +41,18 @@ function originOf(m: Msg): string | undefined {
     return m.headers?.get("n") || undefined;
   } catch {
     return undefined; // headers nats.js cannot decode (a foreign publisher)
+  }
+}
+
+/** How long the first connection may take before the node says NATS does not answer. */
+const FIRST_CONNECT_WARN_MS = 3000;
+
+/** host:port of a NATS URL, without any credentials it holds. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "?";
   }
 }
 
@@ -70,6 +84,13 @@ export class NatsBroker implements Broker {
   }
 
   private async start(url: string) {
+    // The first connection waits for NATS however long it takes: say so once, for the operator
+    // (a node listened, answered /health 503, and logged nothing).
+    let waited = false;
+    const late = setTimeout(() => {
+      waited = true;
+      this.options.log?.warn({ server: hostOf(url) }, "NATS does not answer yet; waiting for it (frames between nodes wait too, /health says nats unreachable)");
+    }, this.options.firstConnectWarnMs ?? FIRST_CONNECT_WARN_MS);
     const nc = await connect({
       servers: url,
       // tls:// must mean TLS: nats.js only upgrades when the server asks, so a server without
@@ -85,7 +106,8 @@ export class NatsBroker implements Broker {
       // A dead server (not a closed socket) noticed within seconds, not two minutes.
       pingInterval: 5000,
       maxPingOut: 2,
-    });
+    }).finally(() => clearTimeout(late));
+    if (waited) this.options.log?.info({ server: hostOf(url) }, "NATS connected");
     if (this.closed) return void (await nc.close());
     this.nc = nc;
     this.up = true;
