@@ -4,7 +4,7 @@
  * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
-import { chmodSync, existsSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, rmSync, statSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { dirname, resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
@@ -42,6 +42,9 @@ async function serve(config: Config) {
     fail(`cannot listen on ${config.host}:${config.port} (HOST, PORT): ${reason}`, 1);
   }
   ctx.log.info({ host: config.host, port: app.server?.port, data_dir: resolve(config.dataDir), version: VERSION }, "listening");
+  // One made by the server is 0700; one made beforehand is left as it is (not ours to chmod), but said.
+  const open = statSync(config.dataDir).mode & 0o077;
+  if (open) ctx.log.warn({ data_dir: resolve(config.dataDir), mode: `0${(statSync(config.dataDir).mode & 0o777).toString(8)}` }, "DATA_DIR can be read by other users of this machine (it holds messages and password hashes): chmod 700 it");
 
   let stopping = false;
   const shutdown = async (signal: string, code = 0) => {

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { ConfigError, DEFAULTS, ENV_HELP, loadConfig, parseDuration } from "../src/config";
-import { tempDir } from "./helpers";
+import { tempDir, waitFor } from "./helpers";
 import { STOP_GRACE_MS } from "../src/app";
 import { registerAndLogin, spawnServer } from "./process";
 import { createTestDatabase, PG_ADMIN_URL, servicesReady } from "./services";
@@ -389,6 +389,21 @@ describe("the CLI", () => {
     const db = new Database(join(dir, "parley.db"));
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     db.close();
+  });
+
+  test("a DATA_DIR made beforehand that other users can read is left as it is, and said once at start; one of its own is not", async () => {
+    const open = tempDir();
+    chmodSync(open, 0o755);
+    const mine = join(tempDir(), "data");
+    for (const [dir, warned] of [[open, true], [mine, false]] as const) {
+      const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: dir });
+      await waitFor(() => server.lines.some((l) => l.msg === "listening"));
+      await Bun.sleep(100);
+      expect(await server.stop()).toBe(0);
+      const said = server.lines.filter((l) => /chmod 700/.test(l.msg));
+      expect(said).toEqual(warned ? [expect.objectContaining({ level: "warn", mode: "0755", data_dir: dir })] : []);
+      expect(statSync(dir).mode & 0o777).toBe(warned ? 0o755 : 0o700);
+    }
   });
 
   test("SIGTERM finishes the in-flight request, closes the database and exits 0", async () => {
