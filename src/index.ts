@@ -4,7 +4,7 @@
  * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
-import { chmodSync, existsSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { dirname, resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
@@ -26,6 +26,16 @@ import { backupFiles, backupFilesDir } from "./files/backup";
 function fail(message: string, code: number): never {
   process.stderr.write(`parley: ${message}\n`);
   process.exit(code);
+}
+
+/** Whether this process was started with SIGHUP ignored (`nohup`): Linux's SigIgn mask, bit 0. */
+function sighupIgnored(): boolean {
+  try {
+    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+    return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
+  } catch {
+    return false; // no /proc: handle it
+  }
 }
 
 async function serve(config: Config) {
@@ -63,8 +73,9 @@ async function serve(config: Config) {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
-  // The terminal it was started from closing: the same clean stop (Bun's default ends at once).
-  process.on("SIGHUP", () => void shutdown("SIGHUP"));
+  // The terminal it was started from closing: the same clean stop (Bun's default ends at
+  // once). Not under `nohup`, which asks for SIGHUP to be ignored: a handler would undo that.
+  if (!sighupIgnored()) process.on("SIGHUP", () => void shutdown("SIGHUP"));
   // `parley new-epoch` ran under this node (it should have been stopped): it would go on
   // naming the old epoch, and resume old positions on what may be a restored log. It stops,
   // exit 1, for its supervisor to start it again on the new epoch.

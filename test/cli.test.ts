@@ -406,6 +406,15 @@ describe("the CLI", () => {
     }
   });
 
+  test("under nohup (SIGHUP ignored) a SIGHUP leaves the server running; SIGTERM stops it", async () => {
+    const server = await spawnServer(["nohup", process.execPath, "src/index.ts"], { DATA_DIR: tempDir() });
+    server.proc.kill("SIGHUP");
+    await Bun.sleep(300);
+    expect((await fetch(`${server.base}/health`)).status).toBe(200);
+    expect(server.lines.some((l) => l.signal === "SIGHUP")).toBe(false);
+    expect(await server.stop()).toBe(0);
+  });
+
   test("SIGTERM finishes the in-flight request, closes the database and exits 0", async () => {
     // A realistic Argon2 cost keeps the registration in flight when the signal lands.
     const server = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir(), ARGON2_MEMORY_KIB: "262144" });

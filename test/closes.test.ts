@@ -157,13 +157,14 @@ describe("terminal: the reference client stops and reports", () => {
   });
 
   test("a token that expires while connected after the app refreshed it: the client reconnects with the new one and misses nothing", async () => {
-    const s = await server({ jwtTtlSeconds: 4, heartbeatIntervalMs: 100 });
+    const s = await server({ jwtTtlSeconds: 5, heartbeatIntervalMs: 100 });
     const { alice, group } = await withGroup(s);
     let token = alice.token;
     const { c, closes, received } = client(s, { token: () => token, useTickets: true });
     await c.connect();
-    // A token signed a second later (exp is in seconds), as the web client refreshes at half life.
-    await Bun.sleep(1100);
+    // A token signed two seconds later (exp is in whole seconds), as the web client refreshes
+    // at half life: at least a second of the new one is left after the first expires.
+    await Bun.sleep(2100);
     const refreshed = await s.api("POST", "/api/auth/refresh", { token: alice.token });
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.token).not.toBe(alice.token);
@@ -224,6 +225,22 @@ describe("terminal: the reference client stops and reports", () => {
     expect((await s.api("POST", `/api/conversations/${group.body.id}/messages`, { token: owner.token, body: { content: "after" } })).status).toBe(201);
     await Bun.sleep(100);
     expect(ws.all("message.receive")).toEqual([]);
+  });
+
+  test("a user deleted while connected is the end though the app holds a newer token: the client stops (no reconnect with it)", async () => {
+    const s = await server({ heartbeatIntervalMs: 100 });
+    const gone = await s.register();
+    await Bun.sleep(1100); // a refresh a second later signs another token
+    const newer = (await s.api("POST", "/api/auth/refresh", { token: gone.token })).body.token as string;
+    expect(newer).not.toBe(gone.token);
+    let token = gone.token;
+    const { c, closes } = client(s, { token: () => token });
+    await c.connect();
+    token = newer;
+    await s.rows("DELETE FROM users WHERE id = ?", gone.user.id);
+    await waitFor(() => closes.length > 0, 3000);
+    expect(closes[0]).toMatchObject({ code: 4001, retry: false });
+    expect(c.state).toBe("closed");
   });
 
   test("a ticket redeemed after the token it was issued for has expired is refused with 401 before the upgrade (§4)", async () => {

@@ -323,9 +323,13 @@ export class ParleyClient {
     this.ended({ code: 1006, reason, retry: true });
   }
 
-  /** Whether the token option gives a token other than the one the ended connection presented. */
+  /**
+   * Whether the token option gives a token other than the one the ended connection presented,
+   * which had expired (a 4001 for a deleted user is final, whatever token the app holds).
+   */
   private async tokenRenewed(): Promise<boolean> {
     if (typeof this.options.token !== "function" || this.state === "closed") return false;
+    if (!expired(this.presented)) return false;
     try {
       const now = await this.token();
       return !!now && now !== this.presented;
@@ -435,5 +439,20 @@ export class ParleyClient {
       p.reject(err);
     }
     this.pending.clear();
+  }
+}
+
+/**
+ * Whether a JWT's `exp` has passed (within a second of the server's clock); true for a token
+ * that is no JWT or has no `exp`, as the server's 4001 is then the only word on it.
+ */
+function expired(token: string | undefined): boolean {
+  try {
+    const part = token?.split(".")[1];
+    if (!part) return true;
+    const { exp } = JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="))) as { exp?: unknown };
+    return typeof exp !== "number" || exp * 1000 <= Date.now() + 1000;
+  } catch {
+    return true;
   }
 }

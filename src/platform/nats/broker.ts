@@ -88,6 +88,7 @@ export class NatsBroker implements Broker {
     // (a node listened, answered /health 503, and logged nothing).
     let waited = false;
     const late = setTimeout(() => {
+      if (this.closed) return;
       waited = true;
       this.options.log?.warn({ server: hostOf(url) }, "NATS does not answer yet; waiting for it (frames between nodes wait too, /health says nats unreachable)");
     }, this.options.firstConnectWarnMs ?? FIRST_CONNECT_WARN_MS);
@@ -107,7 +108,7 @@ export class NatsBroker implements Broker {
       pingInterval: 5000,
       maxPingOut: 2,
     }).finally(() => clearTimeout(late));
-    if (waited) this.options.log?.info({ server: hostOf(url) }, "NATS connected");
+    if (waited && !this.closed) this.options.log?.info({ server: hostOf(url) }, "NATS connected");
     if (this.closed) return void (await nc.close());
     this.nc = nc;
     this.up = true;
