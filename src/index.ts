@@ -53,8 +53,8 @@ async function serve(config: Config) {
   }
   ctx.log.info({ host: config.host, port: app.server?.port, data_dir: resolve(config.dataDir), version: VERSION }, "listening");
   // One made by the server is 0700; one made beforehand is left as it is (not ours to chmod), but said.
-  const open = statSync(config.dataDir).mode & 0o077;
-  if (open) ctx.log.warn({ data_dir: resolve(config.dataDir), mode: `0${(statSync(config.dataDir).mode & 0o777).toString(8)}` }, "DATA_DIR can be read by other users of this machine (it holds messages and password hashes): chmod 700 it");
+  const mode = statSync(config.dataDir).mode & 0o777;
+  if (mode & 0o077) ctx.log.warn({ data_dir: resolve(config.dataDir), mode: `0${mode.toString(8)}` }, "DATA_DIR can be read by other users of this machine (it holds messages and password hashes): chmod 700 it");
 
   let stopping = false;
   const shutdown = async (signal: string, code = 0) => {
