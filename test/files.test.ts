@@ -130,6 +130,9 @@ describe("uploads", () => {
     expect((await upload(s, alice.token, form)).status).toBe(422);
     const broken = await upload(s, alice.token, "--zz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc", { type: "multipart/form-data; boundary=zz" });
     expect(broken.status).toBe(400);
+    // The whole body arrived, so the error says malformed, not "ended before the whole body arrived".
+    const lfOnly = await upload(s, alice.token, '--zz\nContent-Disposition: form-data; name="file"; filename="a.txt"\n\nabc\n--zz--\n', { type: "multipart/form-data; boundary=zz" });
+    expect([lfOnly.status, lfOnly.body.error.message]).toEqual([400, expect.stringContaining("malformed multipart body")]);
     expect((await fetch(`${s.base}/api/uploads`, { method: "POST", body: "x" })).status).toBe(401);
     expect(tempFiles(s.dataDir)).toEqual([]);
   });
@@ -378,7 +381,14 @@ describe("downloads", () => {
     expect(await bytesOf(suffix)).toEqual(file.subarray(99_995));
     const open = await get(s, `/api/attachments/${att.id}`, { ...bobHeader(), range: "bytes=99990-" });
     expect((await bytesOf(open)).length).toBe(10);
-    for (const bad of ["bytes=100000-", "bytes=5-2", "bytes=abc", "bytes=-0"]) {
+    // An end past the file, however many digits it has, means "to the end" (RFC 9110).
+    for (const range of ["bytes=99990-9999999999999999", "bytes=99990-" + "9".repeat(40)]) {
+      const long = await get(s, `/api/attachments/${att.id}`, { ...bobHeader(), range });
+      expect([range, long.status, long.headers.get("content-range")]).toEqual([range, 206, "bytes 99990-99999/100000"]);
+    }
+    const hugeSuffix = await get(s, `/api/attachments/${att.id}`, { ...bobHeader(), range: "bytes=-" + "9".repeat(30) });
+    expect([hugeSuffix.status, hugeSuffix.headers.get("content-range")]).toEqual([206, "bytes 0-99999/100000"]);
+    for (const bad of ["bytes=100000-", "bytes=" + "9".repeat(40) + "-", "bytes=5-2", "bytes=abc", "bytes=-0", "bytes=-"]) {
       const r = await get(s, `/api/attachments/${att.id}`, { ...bobHeader(), range: bad });
       expect([bad, r.status]).toEqual([bad, 416]);
       expect(r.headers.get("content-range")).toBe("bytes */100000");
@@ -471,6 +481,11 @@ describe("hostile files", () => {
     const dl = await get(s, poly.body.url);
     expect(dl.headers.get("content-type")).toBe("image/jpeg");
     expect(dl.headers.get("x-content-type-options")).toBe("nosniff");
+    // Saved from the browser it is named for what it was decoded as, not as a page to open.
+    expect(dl.headers.get("content-disposition")).toBe(`inline; filename="poly.html.jpg"; filename*=UTF-8''poly.html.jpg`);
+    expect(poly.body.filename).toBe("poly.html");
+    const named = await upload(s, alice.token, await jpeg(8, 8), { filename: "Photo.JPEG", type: "image/jpeg" });
+    expect((await get(s, named.body.url)).headers.get("content-disposition")).toStartWith(`inline; filename="Photo.JPEG";`);
     for (const body of [pngZip(), pngBomb()]) {
       const up = await upload(s, alice.token, body, { filename: "x.png", type: "image/png" });
       expect(up.status).toBe(201);

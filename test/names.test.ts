@@ -52,6 +52,12 @@ describe("cleanName", () => {
     for (const ok of ["\u1100\u1160", "Bo\u2800b", "\u2764\ufe0f", "\u1820\u180b"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
   });
 
+  // Found by an acceptance pass (2026-12-02): invisible Hangul fillers inside a name, and line separators.
+  test("a Hangul filler outside a syllable and U+2028/U+2029 are refused within a name; fillers within a syllable are kept", () => {
+    for (const bad of ["ab\u3164cd", "ab\uffa0cd", "ab\u115fcd", "ab\u1160cd", "\u3164Alice", "Ali\u2028ce", "Ali\u2029ce"]) expect(() => cleanName("display_name", bad, 64)).toThrow(/Hangul filler|line breaks/);
+    for (const ok of ["\u1100\u1160 Kim", "\u115f\u1161\u11a8 Lee", "\ua960\u1160x", "한글 Park"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
+  });
+
   test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {
     for (const ok of ["Ali\u200ace", "a\u2010b", "x\u2065y", "Zoë 🙂", "พรุ่งนี้", "עברית", "\u202fnarrow"]) expect(cleanName("title", ok, 100)).toBe(ok.trim());
   });
@@ -78,7 +84,7 @@ describe("over REST and WebSocket", () => {
 
   test("U+061C, U+2060, a tag and U+034F are refused in display names and titles, over REST and the frame; a name of Hangul fillers is blank", async () => {
     const a = await s.register();
-    for (const name of ["Ali\u061cce", "Ali\u2060ce", "Ali\u{E0041}ce", "Ali\u034fce", "\u3164\u3164"]) {
+    for (const name of ["Ali\u061cce", "Ali\u2060ce", "Ali\u{E0041}ce", "Ali\u034fce", "\u3164\u3164", "ab\u3164cd", "Ali\u2028ce"]) {
       refusedNaming(await s.api("POST", "/api/auth/register", { body: { username: uniqueName(), password: "password123", display_name: name } }), "display_name");
       refusedNaming(await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: name } }), "display_name");
       refusedNaming(await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: name } }), "title");

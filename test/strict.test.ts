@@ -133,6 +133,25 @@ describe("a query string that is not valid percent-encoding", () => {
   });
 });
 
+describe("a body that is not UTF-8", () => {
+  // Found by an acceptance pass (2026-12-02): the bytes became U+FFFDs, stored (201).
+  test("is 400 bad_request, declared length or chunked, and nothing is sent; U+FFFD itself is fine", async () => {
+    const { body: conv } = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "bytes" } });
+    const url = `${s.base}/api/conversations/${conv.id}/messages`;
+    const headers = { authorization: `Bearer ${a.token}`, "content-type": "application/json" };
+    const bad = new Uint8Array([...new TextEncoder().encode('{"content":"'), 0xff, 0xfe, 0xc3, ...new TextEncoder().encode('"}')]);
+    const chunked = new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(bad), c.close()) });
+    for (const body of [bad, chunked]) {
+      const res = await fetch(url, { method: "POST", headers, body });
+      expect([res.status, ((await res.json()) as any).error.code]).toEqual([400, "bad_request"]);
+    }
+    const fine = await s.api("POST", `/api/conversations/${conv.id}/messages`, { token: a.token, body: { content: "\ufffd is a character" } });
+    expect(fine.status).toBe(201);
+    const history = await s.api("GET", `/api/conversations/${conv.id}/messages`, { token: a.token });
+    expect(history.body.items.map((m: { content: string }) => m.content)).toEqual(["\ufffd is a character"]);
+  });
+});
+
 describe("body values that cannot become strings", () => {
   // Found by the fuzzer (seed 3): Elysia writes the value it found into its validation
   // message, and an object with its own `toString` cannot become a string (500).

@@ -16,7 +16,10 @@ describe("authentication on /api", () => {
     const expired = await sign({ sub: alice.user.id, exp: Math.floor(Date.now() / 1000) - 10 });
     const [head, payload, sig] = alice.token.split(".");
     const forged = Buffer.from(JSON.stringify({ sub: "someone-else", exp: 9999999999 })).toString("base64url");
-    for (const token of [undefined, "garbage", `${head}.${forged}.${sig}`, `${head}.${payload}.${sig}x`, expired]) {
+    // Signed with the server's secret but without `exp` (found by an acceptance pass, 2026-12-02): it would never expire.
+    const timeless = await sign({ sub: alice.user.id });
+    expect(JSON.parse(Buffer.from(timeless.split(".")[1]!, "base64url").toString()).exp).toBeUndefined();
+    for (const token of [undefined, "garbage", `${head}.${forged}.${sig}`, `${head}.${payload}.${sig}x`, expired, timeless]) {
       const res = await s.api("GET", "/api/users/me", { token });
       expect(res.status).toBe(401);
       expect(res.body.error.code).toBe("unauthorized");

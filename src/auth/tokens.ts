@@ -19,18 +19,18 @@ export function createTokens(secret: string, ttlSeconds: number) {
       return { token, expires_at: iso(exp * 1000) };
     },
     /**
-     * Who a valid, unexpired token was issued for, and until when (a token without `exp`
-     * never expires); null for anything else.
+     * Who a valid, unexpired token was issued for, and until when; null for anything else,
+     * including a token without `exp` (Parley never issues one: it would never expire).
      */
     async verify(token: string | undefined | null): Promise<{ userId: string; expiresAtMs: number } | null> {
       if (!token) return null;
       const known = verified.get(token);
       if (known && known.expiresAtMs > Date.now()) return known;
       const payload = await verify(token, { algorithms: ["HS256"] });
-      if (!payload || typeof payload.sub !== "string") return null;
+      if (!payload || typeof payload.sub !== "string" || typeof payload.exp !== "number") return null;
       if (verified.size >= 10_000) verified.clear();
-      const claims = { userId: payload.sub, expiresAtMs: typeof payload.exp === "number" ? payload.exp * 1000 : Number.POSITIVE_INFINITY };
-      if (typeof payload.exp === "number") verified.set(token, claims);
+      const claims = { userId: payload.sub, expiresAtMs: payload.exp * 1000 };
+      verified.set(token, claims);
       return claims;
     },
   };

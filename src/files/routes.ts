@@ -33,7 +33,8 @@ function parseRange(header: string | null, ifRange: string | null, etag: string,
   if (header === null || (ifRange !== null && ifRange.trim() !== etag)) return null;
   const spec = header.trim();
   if (!/^bytes=/i.test(spec) || spec.includes(",")) return null;
-  const m = /^bytes=(\d{0,15})-(\d{0,15})$/i.exec(spec);
+  // Any number of digits: an end past the file means "to its end" (RFC 9110 §14.1.2), however long.
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(spec);
   if (!m || (m[1] === "" && (m[2] === "" || Number(m[2]) === 0))) return "bad";
   const [start, end] = m[1] === "" ? [Math.max(0, size - Number(m[2])), size - 1] : [Number(m[1]), m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1)];
   return start <= end && start < size ? { start, end } : "bad";
@@ -47,6 +48,22 @@ const requestIdOf = (set: { headers: Record<string, unknown> }) => {
 
 /** `photo.jpg` → `photo.webp`: a thumbnail saved from the browser is named for what it is. */
 const thumbnailName = (filename: string) => `${filename.replace(/\.[^.]{1,16}$/, "")}.webp`;
+
+const IMAGE_EXTENSIONS: Record<string, readonly string[]> = {
+  "image/jpeg": [".jpg", ".jpeg", ".jfif"],
+  "image/png": [".png"],
+  "image/webp": [".webp"],
+  "image/gif": [".gif"],
+};
+/**
+ * An image shown inline is saved from the browser under this name: its own, with the
+ * extension of what it was decoded as added when the name says otherwise, so a JPEG
+ * uploaded as `page.html` (a polyglot) is not saved as a page that would run from disk.
+ */
+function inlineName(filename: string, type: string): string {
+  const extensions = IMAGE_EXTENSIONS[type]!;
+  return extensions.some((e) => filename.toLowerCase().endsWith(e)) ? filename : `${filename}${extensions[0]}`;
+}
 
 /**
  * Signs the attachment links of every JSON response for the authenticated caller
@@ -104,7 +121,7 @@ export const fileRoutes = (ctx: AppContext) => {
       "content-security-policy": SANDBOX,
       "cross-origin-resource-policy": "same-origin",
       "content-type": type,
-      "content-disposition": thumbnail ? contentDisposition("inline", thumbnailName(row.filename)) : contentDisposition(INLINE.has(type) ? "inline" : "attachment", row.filename),
+      "content-disposition": thumbnail ? contentDisposition("inline", thumbnailName(row.filename)) : INLINE.has(type) ? contentDisposition("inline", inlineName(row.filename, type)) : contentDisposition("attachment", row.filename),
       "accept-ranges": "bytes",
     };
     const inm = request.headers.get("if-none-match");

@@ -94,7 +94,11 @@ export class Files {
     let declared = request.headers.get("content-type");
     let content: AsyncIterable<Uint8Array> = request.body;
     if (boundary) {
-      const part = await filePart(request.body, boundary, max + overhead, () => tooLarge(max)).catch(clientGone);
+      const part = await filePart(request.body, boundary, max + overhead, () => tooLarge(max)).catch((err) => {
+        // The whole body came, but not the parts its boundary promised: malformed (LF line ends, a boundary over 70 characters…).
+        if (err instanceof TruncatedBody && !request.signal.aborted) throw new AppError("bad_request", "malformed multipart body: it ended before its boundary said the file part did");
+        return clientGone(err);
+      });
       name = part.filename ?? name;
       declared = part.contentType;
       content = part.content;

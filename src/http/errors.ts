@@ -33,7 +33,7 @@ async function readBounded(request: Request, limit: number): Promise<string> {
   if (!request.body) return "";
   // A declared length (already checked against the limit) bounds the body: Bun's own reader
   // is much cheaper than iterating the stream, which only a chunked body needs.
-  if (request.headers.has("content-length")) return request.text();
+  if (request.headers.has("content-length")) return utf8(await request.bytes());
   const parts: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of request.body) {
@@ -41,7 +41,17 @@ async function readBounded(request: Request, limit: number): Promise<string> {
     if (size > limit) throw new AppError("payload_too_large", `body is over ${limit} bytes`);
     parts.push(chunk);
   }
-  return Buffer.concat(parts, size).toString("utf8");
+  return utf8(Buffer.concat(parts, size));
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+/** JSON text is UTF-8 (RFC 8259): bytes that are not are a body that cannot be parsed, not U+FFFDs to store. */
+function utf8(bytes: Uint8Array): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw new AppError("bad_request", "request body is not valid UTF-8");
+  }
 }
 
 /**

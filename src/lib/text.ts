@@ -53,21 +53,32 @@ export const hasFormatCharacters = (text: string) => FORMAT.test(text) && FORMAT
 /**
  * What shows as nothing: spaces, the characters Unicode tells renderers to ignore (Hangul
  * fillers, variation selectors…) and the blank Braille pattern. A name of only these reads
- * as no name. Within a name they are kept (a variation selector makes an emoji one, a Hangul
- * filler has its use in a syllable).
+ * as no name. Within a name most are kept (a variation selector makes an emoji one); a
+ * Hangul filler only within a syllable (STRAY_HANGUL_FILLER).
  */
 const BLANK = /^[\s\p{Default_Ignorable_Code_Point}\u2800]*$/u;
 
 /**
+ * Hangul fillers outside a syllable, which show as nothing and are the usual way to fake a
+ * blank or look-alike name: the compatibility fillers U+3164 and U+FFA0 are never part of
+ * a syllable; the conjoining U+115F (no initial) only before a vowel jamo, U+1160 (no
+ * vowel) only after an initial jamo, where they stand for a missing part of a syllable.
+ */
+const STRAY_HANGUL_FILLER = /[\u3164\uffa0]|\u115f(?![\u1160-\u11a7\ud7b0-\ud7c6])|(?<![\u1100-\u115f\ua960-\ua97c])\u1160/;
+/** Line and paragraph separators: a name is one line (the C0 check refuses the rest). */
+const LINE_SEPARATORS = /[\u2028\u2029]/;
+
+/**
  * A display name, title or file name: trimmed, not blank, no control characters, no
- * invisible format characters, at most `max` characters (code points).
+ * invisible format characters or stray Hangul fillers, at most `max` characters (code points).
  */
 export function cleanName(field: string, raw: string, max: number): string {
   // Checked before trimming: JavaScript's trim() would silently drop a leading U+FEFF.
   if (hasFormatCharacters(raw)) throw invalid(field, "must not contain invisible format characters (such as U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF, U+00AD)");
   const name = raw.trim();
   if (BLANK.test(name)) throw invalid(field, "must not be blank");
-  if (CONTROL_CHARACTERS.test(name)) throw invalid(field, "must not contain control characters");
+  if (CONTROL_CHARACTERS.test(name) || LINE_SEPARATORS.test(name)) throw invalid(field, "must not contain control characters or line breaks");
+  if (STRAY_HANGUL_FILLER.test(name)) throw invalid(field, "must not contain a Hangul filler outside a syllable (it shows as nothing)");
   if ([...name].length > max) throw invalid(field, `at most ${max} characters`);
   return name;
 }
