@@ -1543,6 +1543,32 @@ describe("a network that goes away (browser offline)", () => {
     await log(a).getByText("and live").waitFor({ timeout: 5000 });
   });
 
+  // Found by an acceptance pass (2026-12-02): the read made offline never reached the server,
+  // and the list sent on reconnect brought its count back while the conversation was open.
+  clientTest("a conversation read while the network is away is read on the server once it is back, and not shown unread", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Elsewhere", member_ids: [bob.user.id] } });
+    await say(bob, conv, "first");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("first").waitFor();
+    await convLink(a, "Elsewhere").click();
+    await say(bob, conv, "unread while elsewhere");
+    await convLink(a, `${bob.user.display_name}, 1 unread`).waitFor({ timeout: 5000 });
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await convLink(a, bob.user.display_name).click();
+    await log(a).getByText("unread while elsewhere").waitFor();
+    await a.context().setOffline(false);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
+    const unreadOnServer = async () => (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count;
+    for (let i = 0; i < 50 && (await unreadOnServer()) !== 0; i++) await Bun.sleep(100);
+    expect(await unreadOnServer()).toBe(0);
+    await settled(a);
+    expect(await a.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: /unread$/ }).count()).toBe(0);
+    expect(group.status).toBe(201);
+  });
+
   clientTest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {
     const alice = await s.register(uniqueName("alice"));
     const p = await pageFor(alice);

@@ -387,7 +387,7 @@ function MessageItem(props: {
       {!compact && (
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
-          <span class="sender">{m.sender_name}</span>
+          <span class="sender" title={m.sender_name}>{m.sender_name}</span>
           <time dateTime={m.created_at} title={fullTime(m.created_at)}>
             {time(m.created_at)}
           </time>

@@ -301,7 +301,13 @@ export async function start() {
     if (!info.retry || info.code === 1006) api("GET", "/api/users/me").catch(() => {});
   });
   // Each connect sends the first page again; later pages stay current through the replayed events.
-  c.on("conversation.list", (page) => mergeConversations(page.items));
+  c.on("conversation.list", (page) => {
+    mergeConversations(page.items);
+    // The server's count for the open conversation: a read made while the network was away
+    // never reached it (found by an acceptance pass: "Team, 1 unread" while reading it).
+    const id = activeId.value;
+    if (id && atLatest.value && page.items.some((c) => c.id === id && c.unread_count)) markSeen(id);
+  });
   c.on("sync.reset", () => void reloadAll());
   c.on("conversation.create", (conv) => upsertConversation(conv as Conversation));
   c.on("conversation.update", (conv) => upsertConversation(conv as Conversation));
