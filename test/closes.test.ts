@@ -145,6 +145,9 @@ describe("terminal: the reference client stops and reports", () => {
 
   test("a token that expires while connected: alert unauthorized (retry false), close 4001; the client stops", async () => {
     const s = await server({ jwtTtlSeconds: 1, heartbeatIntervalMs: 100 });
+    // `exp` is in whole seconds: a token made late in a second had expired before the socket
+    // opened (a flake). Made just after a second begins, it has ~1 s left.
+    await Bun.sleep(1000 - (Date.now() % 1000) + 10);
     const a = await s.register();
     const raw = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
     const { c, closes } = client(s, { token: a.token });

@@ -37,7 +37,13 @@ const rowCount = async (s: TestServer) => (await s.rows<{ n: number }>("SELECT c
  * Rows made at or after `since` (ms): on the server whose orphan TTL is 1 s, a count of every
  * row drops whenever the sweep takes an earlier test's upload (under load, mid-test).
  */
-const madeSince = async (s: TestServer, since: number) => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments WHERE created_at >= ?", since))[0]!.n;
+/**
+ * The newest attachment's id now, and how many were made after it: ids are UUIDv7, in the
+ * order they were made. (By time, an upload finished in the same millisecond as the test
+ * began counted as made by it: a flake, seen twice.)
+ */
+const newestAttachment = async (s: TestServer) => (await s.rows<{ id: string | null }>("SELECT max(id) AS id FROM attachments"))[0]!.id ?? "";
+const madeSince = async (s: TestServer, since: string) => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments WHERE id > ?", since))[0]!.n;
 
 /** Sends raw bytes over TCP: an HTTP request the test can cut off midway. */
 async function rawRequest(s: TestServer, head: string, body: Uint8Array, opts: { close?: boolean } = {}) {
@@ -138,7 +144,7 @@ describe("uploads", () => {
   });
 
   test("a coded body (Content-Encoding: gzip…) → 400 naming the coding, nothing kept (its coded bytes were stored as the file); identity is the file itself", async () => {
-    const since = Date.now();
+    const since = await newestAttachment(s);
     const coded = Bun.gzipSync(Buffer.from("hello, coded world"));
     for (const coding of ["gzip", "br", "deflate, gzip", "GZIP"]) {
       const res = await fetch(`${s.base}/api/uploads?filename=notes.txt`, { method: "POST", headers: { authorization: `Bearer ${alice.token}`, "content-type": "text/plain", "content-encoding": coding }, body: coded });
@@ -155,7 +161,7 @@ describe("uploads", () => {
   });
 
   test("multipart with two file parts → 422 naming file, nothing kept (§9: one file part)", async () => {
-    const since = Date.now();
+    const since = await newestAttachment(s);
     const form = new FormData();
     form.append("file", new File([new TextEncoder().encode("first")], "a.txt", { type: "text/plain" }));
     form.append("note", "between");
@@ -177,7 +183,7 @@ describe("uploads", () => {
   });
 
   test("an empty file is refused the same way raw and as a multipart part: 422 naming file, nothing kept", async () => {
-    const since = Date.now();
+    const since = await newestAttachment(s);
     const form = new FormData();
     form.append("file", new File([], "empty.txt", { type: "text/plain" }));
     for (const res of [await upload(s, alice.token, form), await upload(s, alice.token, "", { filename: "empty.txt" }), await upload(s, alice.token, new Uint8Array(0), { filename: "e" })]) {

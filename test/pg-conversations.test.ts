@@ -42,7 +42,7 @@ let n = 0;
 async function users(count: number): Promise<UserRow[]> {
   const rows = Array.from({ length: count }, (): UserRow => {
     const name = `user${n++}`;
-    return { id: Bun.randomUUIDv7(), username: name, displayName: name, profileImageUrl: null, passwordHash: "x", lastActiveAt: 0, createdAt: 0, updatedAt: 0 };
+    return { id: Bun.randomUUIDv7(), username: name, displayName: name, nameKey: null, profileImageUrl: null, passwordHash: "x", lastActiveAt: 0, createdAt: 0, updatedAt: 0 };
   });
   await db.insert(pg.users).values(rows);
   return rows;

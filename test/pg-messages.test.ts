@@ -42,7 +42,7 @@ afterAll(async () => {
 
 let n = 0;
 async function user(name = `user${n++}`): Promise<UserRow> {
-  const row: UserRow = { id: Bun.randomUUIDv7(), username: name, displayName: name.toUpperCase(), profileImageUrl: null, passwordHash: "x", lastActiveAt: 0, createdAt: 0, updatedAt: 0 };
+  const row: UserRow = { id: Bun.randomUUIDv7(), username: name, displayName: name.toUpperCase(), nameKey: null, profileImageUrl: null, passwordHash: "x", lastActiveAt: 0, createdAt: 0, updatedAt: 0 };
   await db.insert(pg.users).values(row);
   return row;
 }

@@ -178,17 +178,40 @@ describe("search", () => {
     expect(names).toEqual(["searchme_0", "searchme_1", "searchme_2", "searchme_3", "searchme_4", "zed_other"]);
   });
 
-  test("non-ASCII text matches as written (only ASCII case is folded); control characters in q are 422", async () => {
+  // Until 2026-12-02 only ASCII case was folded ("émile" missed "Émile": found by an acceptance pass).
+  test("any case and accents match, as in message search; a renamed user is found by the new name only; control characters in q are 422", async () => {
     const emile = await s.register();
     await s.api("PATCH", "/api/users/me", { token: emile.token, body: { display_name: "Émile Zoë" } });
     const found = async (q: string) => (await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token })).body.items.map((u: { id: string }) => u.id);
-    // ASCII letters fold both ways; É and ë only match as written.
-    for (const q of ["Émile", "ÉMILE", "mile", "Zoë", "zOë", " Émile zoë\n"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [emile.user.id] });
-    for (const q of ["émile", "ZOË"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [] });
+    for (const q of ["Émile", "ÉMILE", "émile", "emile", "EMILE", "mile", "Zoë", "zOë", "ZOË", "zoe", " Émile zoë\n", "e\u0301mile"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [emile.user.id] });
+    // Not across the two names, nor a name that is not there.
+    expect(await found(`${emile.user.username}emile`)).toEqual([]);
+    expect(await found("émilie")).toEqual([]);
+    await s.api("PATCH", "/api/users/me", { token: emile.token, body: { display_name: "Ωμέγα Straße" } });
+    for (const q of ["ωμεγα", "ΩΜΈΓΑ", "straße"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [emile.user.id] });
+    expect(await found("émile")).toEqual([]);
     for (const q of ["\u0000", "a\u0000", "a\nb"]) {
       const res = await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token });
       expect(res.status).toBe(422);
       expect(res.body.error.details[0].field).toBe("q");
+    }
+  });
+
+  test("users stored without a name key (before migration 0019) are found once the server has started again", async () => {
+    const own = await startServer();
+    const a = await own.register();
+    await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "Zoë Olde" } });
+    await own.rows("UPDATE users SET name_key = NULL");
+    const found = async (t: TestServer, q: string) => (await t.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: a.token })).body.items.map((u: { id: string }) => u.id);
+    expect(await found(own, "zoe")).toEqual([]);
+    await own.stop(false);
+    const again = await startServer({}, own.dataDir);
+    try {
+      expect(await found(again, "zoe")).toEqual([a.user.id]);
+      expect(await found(again, a.user.username.toUpperCase())).toEqual([a.user.id]);
+      expect((await again.rows<{ n: number }>("SELECT count(*) AS n FROM users WHERE name_key IS NULL"))[0]!.n).toBe(0);
+    } finally {
+      await again.stop();
     }
   });
 

@@ -5,6 +5,7 @@ import { users, type UserRow } from "../db/schema";
 import { AppError, conflict, invalid } from "../errors";
 import { PASSWORD_CHARACTERS } from "../users/dto";
 import { cleanDisplayName } from "../users/service";
+import { nameKey } from "../users/name-key";
 import type { FailureCounter, Limits } from "../platform/limits";
 
 export interface Credentials { username: string; password: string }
@@ -55,7 +56,7 @@ export class AccountService {
     if (await this.rows.byUsername(username)) throw conflict("username is taken");
     const passwordHash = await this.hash(input.password);
     const now = Date.now();
-    return this.rows.insert({ id: Bun.randomUUIDv7(), username, displayName, passwordHash, profileImageUrl: null, lastActiveAt: now, createdAt: now, updatedAt: now });
+    return this.rows.insert({ id: Bun.randomUUIDv7(), username, displayName, nameKey: nameKey(username, displayName), passwordHash, profileImageUrl: null, lastActiveAt: now, createdAt: now, updatedAt: now });
   }
 
   /** Checks credentials; failures are counted per username and per client address. */

@@ -1,6 +1,7 @@
 import type { MigrationMeta } from "drizzle-orm/migrator";
 import { bundledMigrations } from "./migrations" with { type: "macro" };
 import type { DB } from "./client";
+import { fillNameKeys } from "../users/name-key";
 
 type Session = { run(query: unknown): unknown };
 
@@ -37,6 +38,7 @@ export function migrate(db: DB): number {
   } catch (e) {
     throw first ?? e;
   }
+  fillNameKeys(db);
   return appliedCount(db) - before;
 }
 

@@ -10,6 +10,8 @@ export const users = sqliteTable("users", {
   /** Lower-case; unique. */
   username: text().notNull().unique(),
   displayName: text("display_name").notNull(),
+  /** What user search matches: both names folded as search folds text (users/name-key.ts); null until filled. */
+  nameKey: text("name_key"),
   profileImageUrl: text("profile_image_url"),
   passwordHash: text("password_hash").notNull(),
   lastActiveAt: integer("last_active_at").notNull(),

@@ -1,10 +1,11 @@
-import { and, asc, eq, gt, inArray, ne, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, ne, sql } from "drizzle-orm";
 import type { DB } from "../db/client";
 import { conversations, members, users, type UserRow } from "../db/schema";
 import { notFound, invalid } from "../errors";
 import { CONTROL_CHARACTERS, cleanName } from "../lib/text";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
+import { nameKey, nameKeyPattern } from "./name-key";
 import type { AppContext } from "../context";
 import { rowStatement } from "../db/prepared";
 import { convTopic, userTopic, type Tx } from "../events/log";
@@ -124,11 +125,9 @@ export function getUser(db: DB, id: string): User {
   return toUser(row);
 }
 
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
-
 /**
- * Users whose username or display name contains `q`, by username. SQLite's LIKE folds
- * ASCII case only; `q` is not lower-cased here either, or "Émile" would miss "Émile".
+ * Users whose username or display name contains `q`, by username, case- and
+ * accent-insensitively: both sides folded as search folds text (name-key.ts).
  */
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
   const { after, needle } = userSearch(q, cursor);
@@ -137,9 +136,7 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
     .from(users)
     .where(
       and(
-        needle
-          ? or(sql`${users.username} LIKE ${needle} ESCAPE '\\'`, sql`${users.displayName} LIKE ${needle} ESCAPE '\\'`)
-          : undefined,
+        needle ? sql`${users.nameKey} LIKE ${needle} ESCAPE '\\'` : undefined,
         after !== undefined ? gt(users.username, after) : undefined,
       ),
     )
@@ -155,7 +152,7 @@ export function userSearch(q: string | undefined, cursor: string | undefined): {
   // SQLite would end the pattern at a NUL and match everyone (PostgreSQL refuses a NUL).
   const text = q?.trim();
   if (text && CONTROL_CHARACTERS.test(text)) throw invalid("q", "must not contain control characters");
-  return { after, needle: text ? `%${escapeLike(text)}%` : undefined };
+  return { after, needle: text ? nameKeyPattern(text) : undefined };
 }
 
 /** A page of users by username (rows: one more than `limit` when there is a next page). */
@@ -181,7 +178,10 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
 export function profileChange(current: UserRow | undefined, patch: ProfilePatch): Partial<UserRow> | undefined {
   if (!current) throw notFound("user");
   const set: Partial<UserRow> = { updatedAt: Date.now() };
-  if (patch.display_name !== undefined) set.displayName = cleanDisplayName(patch.display_name);
+  if (patch.display_name !== undefined) {
+    set.displayName = cleanDisplayName(patch.display_name);
+    set.nameKey = nameKey(current.username, set.displayName);
+  }
   if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
   if ((set.displayName ?? current.displayName) === current.displayName && (set.profileImageUrl === undefined || set.profileImageUrl === current.profileImageUrl)) return undefined;
   return set;

@@ -8,6 +8,7 @@ import type { MigrationMeta } from "drizzle-orm/migrator";
 import { bundledPgMigrations } from "./migrations" with { type: "macro" };
 import * as schema from "./schema";
 import { refoldSearchTexts } from "./search";
+import { pgFillNameKeys } from "./users";
 
 export type PgDB = BunSQLDatabase<typeof schema> & { $client: SQL };
 
@@ -39,6 +40,7 @@ export async function migratePostgres(db: PgDB): Promise<number> {
     };
     await local.dialect.migrate(MIGRATIONS, local.session, { migrationsFolder: "" });
     await refoldSearchTexts(conn);
+    await pgFillNameKeys(conn);
     return (await appliedCount(conn)) - before;
   } finally {
     await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});

@@ -19,6 +19,7 @@ export const users = pgTable(
     id: text().primaryKey(),
     username: text().notNull().unique(),
     displayName: text("display_name").notNull(),
+    nameKey: text("name_key"),
     profileImageUrl: text("profile_image_url"),
     passwordHash: text("password_hash").notNull(),
     lastActiveAt: millis("last_active_at").notNull(),

@@ -2,7 +2,7 @@
  * Users on PostgreSQL: the twin of src/users/service.ts (same validation, errors, events,
  * paging), its queries written for PostgreSQL.
  */
-import { and, asc, eq, gt, ne, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, ne, sql } from "drizzle-orm";
 import type { UserStore } from "../store";
 import { notFound } from "../../errors";
 import { toUser } from "../../users/dto";
@@ -13,15 +13,31 @@ import { anyOf, pgFriendIds } from "./friends";
 import { pgTouchLastActive, pgUserRow } from "./accounts";
 import type { PgDeps } from "./store";
 import { pairKey } from "../../friends/service";
+import { CURRENT_KEY, KEY_BATCH, nameKey, type UnkeyedUser } from "../../users/name-key";
+import type { SQL } from "bun";
 
 /**
- * SQLite compares text byte by byte (code point order) and its LIKE folds ASCII letters
- * only. PostgreSQL's text follows the database's collation, whose ILIKE and lower() fold
- * every letter it knows; under "C" they fold A–Z alone. So user search compares, orders
- * and matches under "C" ("Émile" matches "ÉMILE" but not "émile", as on SQLite).
+ * SQLite compares text byte by byte (code point order); PostgreSQL's text follows the
+ * database's collation. So user search orders and matches under "C", as on SQLite: the
+ * names are matched through their folded key (users/name-key.ts), not by either LIKE's folding.
  */
-const inBytes = (column: typeof users.username | typeof users.displayName) => sql`${column} COLLATE "C"`;
-const byteOrder = inBytes(users.username);
+const byteOrder = sql`${users.username} COLLATE "C"`;
+
+/**
+ * fillNameKeys on PostgreSQL: with the migrations, under their lock. A name changed since
+ * the batch was read keeps the key its change wrote.
+ */
+export async function pgFillNameKeys(client: SQL): Promise<number> {
+  let done = 0;
+  for (let after = ""; ; ) {
+    const rows = (await client`SELECT id, username, display_name FROM users WHERE id > ${after} AND (name_key IS NULL OR name_key NOT LIKE ${CURRENT_KEY}) ORDER BY id LIMIT ${KEY_BATCH}`) as UnkeyedUser[];
+    if (rows.length === 0) return done;
+    const params = rows.flatMap((r) => [r.id, r.display_name, nameKey(r.username, r.display_name)]);
+    const values = rows.map((_, k) => `($${3 * k + 1}, $${3 * k + 2}, $${3 * k + 3})`).join(", ");
+    done += (await client.unsafe(`UPDATE users u SET name_key = v.key FROM (VALUES ${values}) AS v(id, display_name, key) WHERE u.id = v.id AND u.display_name = v.display_name`, params)).count;
+    after = rows[rows.length - 1]!.id;
+  }
+}
 
 /** profileAudience on PostgreSQL: the same three reads, the same topics. */
 export async function pgProfileAudience(db: PgRunner, userId: string): Promise<string[]> {
@@ -61,7 +77,7 @@ export function pgUsers(deps: PgDeps): UserStore {
         .select()
         .from(users)
         .where(and(
-          needle !== undefined ? or(sql`${inBytes(users.username)} ILIKE ${needle} ESCAPE '\\'`, sql`${inBytes(users.displayName)} ILIKE ${needle} ESCAPE '\\'`) : undefined,
+          needle !== undefined ? sql`${users.nameKey} COLLATE "C" LIKE ${needle} ESCAPE '\\'` : undefined,
           after !== undefined ? gt(byteOrder, after) : undefined,
         ))
         .orderBy(asc(byteOrder))
