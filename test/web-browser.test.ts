@@ -1108,6 +1108,22 @@ describe("search in the web client (issue #14)", () => {
     await d.getByRole("region", { name: "Release team" }).getByText("notes are ready").waitFor();
     await d.getByRole("region", { name: bob.user.display_name }).getByText("tonight").waitFor();
     expect(await d.locator("mark").allTextContents()).toEqual(["release", "release"]);
+    // The keyboard: ↓ from the box to the first result (not through the filters' stops),
+    // ↓ ↑ between results, ↑ from the first back to the box (found by an acceptance pass).
+    const box = d.getByRole("searchbox", { name: "Search messages" });
+    const focusedHit = () => a.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.hit ?? document.activeElement?.getAttribute("type"));
+    const hits = await d.locator("button.result").evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.hit));
+    expect(hits).toHaveLength(2);
+    await box.focus();
+    await box.press("ArrowDown");
+    expect(await focusedHit()).toBe(hits[0]);
+    await a.keyboard.press("ArrowDown");
+    expect(await focusedHit()).toBe(hits[1]);
+    await a.keyboard.press("ArrowDown"); // the last stays
+    expect(await focusedHit()).toBe(hits[1]);
+    await a.keyboard.press("ArrowUp");
+    await a.keyboard.press("ArrowUp");
+    expect(await focusedHit()).toBe("search");
 
     await searchFor(a, "nothingsaysthis");
     await d.getByText("Nothing found.").waitFor();

@@ -565,6 +565,20 @@ function SearchFilters({ value, onChange }: { value: Filters; onChange: (f: Filt
   );
 }
 
+/** ↑/↓ on a search result: the previous or next one; ↑ on the first, the search box. */
+function stepThroughResults(e: KeyboardEvent) {
+  if ((e.key !== "ArrowDown" && e.key !== "ArrowUp") || e.altKey) return;
+  const at = e.target as HTMLElement;
+  const dialog = at.closest("dialog");
+  if (!dialog || !at.matches("button.result")) return;
+  const all = [...dialog.querySelectorAll<HTMLElement>("button.result")];
+  const i = all.indexOf(at);
+  const to = e.key === "ArrowDown" ? all[i + 1] : (all[i - 1] ?? dialog.querySelector<HTMLElement>('input[type="search"]'));
+  if (!to) return;
+  e.preventDefault();
+  to.focus();
+}
+
 /** Why a search failed, in words (422: the query itself; 429: the search budget). */
 function searchError(e: unknown): string {
   if (!(e instanceof ApiError)) return "Search did not work.";
@@ -647,7 +661,16 @@ function Search() {
           placeholder="Search messages"
           value={q}
           // A search box takes Escape to clear itself; here it closes the dialog, as everywhere else.
+          // ↓ goes to the results (past the filters' many stops, found by an acceptance pass).
           onKeyDown={(e) => {
+            if (e.key === "ArrowDown" && !e.altKey) {
+              const first = e.currentTarget.closest("dialog")?.querySelector<HTMLElement>("button.result");
+              if (first) {
+                e.preventDefault();
+                first.focus();
+              }
+              return;
+            }
             if (e.key !== "Escape") return;
             e.preventDefault();
             close();
@@ -671,6 +694,8 @@ function Search() {
       />
       {error && <p class="error" role="alert">{error}</p>}
       <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? "" : "Nothing found.") : ""}</p>
+      {/* ↑ and ↓ move between the results; ↑ from the first goes back to the box. */}
+      <div onKeyDown={stepThroughResults}>
       {[...groups].map(([cid, list]) => (
         <section key={cid} class="result-group" aria-label={titleById(cid)}>
           <h3>{titleById(cid)}</h3>
@@ -686,6 +711,7 @@ function Search() {
           </ul>
         </section>
       ))}
+      </div>
       {next && !error && (
         <button type="button" disabled={busy} onClick={() => void search(q, next, filters, true)}>
           More results
