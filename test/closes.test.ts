@@ -144,9 +144,9 @@ describe("terminal: the reference client stops and reports", () => {
   }
 
   test("a token that expires while connected: alert unauthorized (retry false), close 4001; the client stops", async () => {
-    const s = await server({ jwtTtlSeconds: 1, heartbeatIntervalMs: 100 });
-    // `exp` is in whole seconds: a token made late in a second had expired before the socket
-    // opened (a flake). Made just after a second begins, it has ~1 s left.
+    const s = await server({ jwtTtlSeconds: 2, heartbeatIntervalMs: 100 });
+    // `exp` is in whole seconds: a 1 s token made late in a second had expired before the
+    // socket opened (a flake). Made just after a second begins, this one has ~2 s left.
     await Bun.sleep(1000 - (Date.now() % 1000) + 10);
     const a = await s.register();
     const raw = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
@@ -182,7 +182,7 @@ describe("terminal: the reference client stops and reports", () => {
     await waitFor(() => c.state === "open", 3000);
     expect(closes).toHaveLength(1);
     expect(received.map((m) => m.conversation_id)).toEqual([group]);
-  });
+  }, 20_000); // the first token lives 4–5 s of it: a 5 s timeout (bun's default, where setup.ts's is not applied) cut it off
 
   test("a user deleted while connected: their next frame gets the error, then alert unauthorized and close 4001", async () => {
     const s = await server();

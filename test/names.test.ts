@@ -54,7 +54,7 @@ describe("cleanName", () => {
 
   // Found by an acceptance pass (2026-12-02): invisible Hangul fillers inside a name, and line separators.
   test("a Hangul filler outside a syllable and U+2028/U+2029 are refused within a name; fillers within a syllable are kept", () => {
-    for (const bad of ["ab\u3164cd", "ab\uffa0cd", "ab\u115fcd", "ab\u1160cd", "\u3164Alice", "Ali\u2028ce", "Ali\u2029ce"]) expect(() => cleanName("display_name", bad, 64)).toThrow(/Hangul filler|line breaks/);
+    for (const bad of ["ab\u3164cd", "ab\uffa0cd", "ab\u115fcd", "ab\u1160cd", "\u3164Alice", "Ali\u2028ce", "Ali\u2029ce", "Alice\u115f\u1160", "\u115f\u1160Alice"]) expect(() => cleanName("display_name", bad, 64)).toThrow(/Hangul filler|line breaks/);
     for (const ok of ["\u1100\u1160 Kim", "\u115f\u1161\u11a8 Lee", "\ua960\u1160x", "한글 Park"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
   });
 

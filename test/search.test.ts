@@ -407,7 +407,7 @@ describe("search: budget", () => {
 async function forgetMigrationsFrom(db: Database, tag: string) {
   const journal = (await Bun.file(join(import.meta.dir, "../drizzle/meta/_journal.json")).json()) as { entries: { tag: string; when: number }[] };
   db.run("DELETE FROM __drizzle_migrations WHERE created_at >= ?", [journal.entries.find((e) => e.tag === tag)!.when]);
-  db.run("ALTER TABLE users DROP COLUMN name_key");
+  db.run("DROP TRIGGER IF EXISTS users_name_key_stale; ALTER TABLE users DROP COLUMN name_key");
 }
 
 /** Undoes migrations 0015 and 0016 (event topic numbers), which a test going back to an older schema must undo too. */

@@ -190,6 +190,9 @@ describe("search", () => {
     await s.api("PATCH", "/api/users/me", { token: emile.token, body: { display_name: "Ωμέγα Straße" } });
     for (const q of ["ωμεγα", "ΩΜΈΓΑ", "straße"]) expect({ q, ids: await found(q) }).toEqual({ q, ids: [emile.user.id] });
     expect(await found("émile")).toEqual([]);
+    // A query that folds to nothing (tatweel alone) finds no one, not everyone.
+    const tatweel = await s.api("GET", `/api/users?q=${encodeURIComponent("\u0640\u0640")}`, { token: alice.token });
+    expect([tatweel.status, tatweel.body.items]).toEqual([200, []]);
     for (const q of ["\u0000", "a\u0000", "a\nb"]) {
       const res = await s.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: alice.token });
       expect(res.status).toBe(422);
@@ -197,13 +200,25 @@ describe("search", () => {
     }
   });
 
-  test("users stored without a name key (before migration 0019) are found once the server has started again", async () => {
+  test("users without a name key (from before migration 0019, or renamed by an older build) are found by their names as written, and by any case and accents once the server has started again", async () => {
     const own = await startServer();
     const a = await own.register();
     await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "Zoë Olde" } });
-    await own.rows("UPDATE users SET name_key = NULL");
     const found = async (t: TestServer, q: string) => (await t.api("GET", `/api/users?q=${encodeURIComponent(q)}`, { token: a.token })).body.items.map((u: { id: string }) => u.id);
+    const key = async (t: TestServer) => (await t.rows<{ k: string | null }>("SELECT name_key AS k FROM users WHERE id = ?", a.user.id))[0]!.k;
+    // A rename to a name that folds the same keeps a key (the trigger empties only a key left as it was).
+    await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "ZOË OLDE" } });
+    expect(await key(own)).not.toBeNull();
+    await own.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "Zoë Olde" } });
+    // A rename as an older build writes it: the name alone, the key of the old name left. The trigger empties it.
+    await own.rows("UPDATE users SET display_name = 'Renamed Elsewhere' WHERE id = ?", a.user.id);
+    expect(await key(own)).toBeNull();
+    expect(await found(own, "zoe")).toEqual([]); // not by the old name
+    expect(await found(own, "RENAMED elsewhere")).toEqual([a.user.id]); // by the new one, A–Z folded
+    await own.rows("UPDATE users SET display_name = 'Zoë Olde', name_key = NULL");
     expect(await found(own, "zoe")).toEqual([]);
+    expect(await found(own, "Zoë")).toEqual([a.user.id]);
+    expect(await found(own, a.user.username.toUpperCase())).toEqual([a.user.id]);
     await own.stop(false);
     const again = await startServer({}, own.dataDir);
     try {

@@ -306,7 +306,9 @@ export async function start() {
     // The server's count for the open conversation: a read made while the network was away
     // never reached it (found by an acceptance pass: "Team, 1 unread" while reading it).
     const id = activeId.value;
-    if (id && atLatest.value && page.items.some((c) => c.id === id && c.unread_count)) markSeen(id);
+    const t = id ? threads.value.get(id) : undefined;
+    // Only a thread on screen: one still loading may open at its first unread message.
+    if (id && t && !t.loading && !t.newer && atLatest.value && page.items.some((c) => c.id === id && c.unread_count)) markSeen(id);
   });
   c.on("sync.reset", () => void reloadAll());
   c.on("conversation.create", (conv) => upsertConversation(conv as Conversation));

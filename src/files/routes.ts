@@ -20,8 +20,6 @@ import { Attachment } from "./model";
 const FILE = t.String({ format: "binary" });
 
 const SANDBOX = "sandbox; default-src 'none'";
-/** Types a browser shows without running anything (with nosniff): decoded images only. */
-const INLINE = new Set(["image/jpeg", "image/png", "image/webp", "image/gif"]);
 
 /**
  * A single `bytes=` range within `size`, or "bad" (416) for a malformed or unsatisfiable
@@ -55,6 +53,8 @@ const IMAGE_EXTENSIONS: Record<string, readonly string[]> = {
   "image/webp": [".webp"],
   "image/gif": [".gif"],
 };
+/** Types a browser shows without running anything (with nosniff): decoded images only, each with its extensions. */
+const INLINE = new Set(Object.keys(IMAGE_EXTENSIONS));
 /**
  * An image shown inline is saved from the browser under this name: its own, with the
  * extension of what it was decoded as added when the name says otherwise, so a JPEG

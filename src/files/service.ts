@@ -96,7 +96,7 @@ export class Files {
     if (boundary) {
       const part = await filePart(request.body, boundary, max + overhead, () => tooLarge(max)).catch((err) => {
         // The whole body came, but not the parts its boundary promised: malformed (LF line ends, a boundary over 70 characters…).
-        if (err instanceof TruncatedBody && !request.signal.aborted) throw new AppError("bad_request", "malformed multipart body: it ended before its boundary said the file part did");
+        if (err instanceof TruncatedBody && !request.signal.aborted) throw new AppError("bad_request", "malformed multipart body: it ended before its boundary said the file part did (malformed, or cut off)");
         return clientGone(err);
       });
       name = part.filename ?? name;

@@ -62,9 +62,10 @@ const BLANK = /^[\s\p{Default_Ignorable_Code_Point}\u2800]*$/u;
  * Hangul fillers outside a syllable, which show as nothing and are the usual way to fake a
  * blank or look-alike name: the compatibility fillers U+3164 and U+FFA0 are never part of
  * a syllable; the conjoining U+115F (no initial) only before a vowel jamo, U+1160 (no
- * vowel) only after an initial jamo, where they stand for a missing part of a syllable.
+ * vowel) only after an initial jamo, where they stand for a missing part of a syllable
+ * (the two together are a syllable of nothing, and show as nothing).
  */
-const STRAY_HANGUL_FILLER = /[\u3164\uffa0]|\u115f(?![\u1160-\u11a7\ud7b0-\ud7c6])|(?<![\u1100-\u115f\ua960-\ua97c])\u1160/;
+const STRAY_HANGUL_FILLER = /[\u3164\uffa0]|\u115f(?![\u1161-\u11a7\ud7b0-\ud7c6])|(?<![\u1100-\u115e\ua960-\ua97c])\u1160/;
 /** Line and paragraph separators: a name is one line (the C0 check refuses the rest). */
 const LINE_SEPARATORS = /[\u2028\u2029]/;
 

@@ -5,7 +5,7 @@ import { notFound, invalid } from "../errors";
 import { CONTROL_CHARACTERS, cleanName } from "../lib/text";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
-import { nameKey, nameKeyPattern } from "./name-key";
+import { nameKey, nameKeyPatterns } from "./name-key";
 import type { AppContext } from "../context";
 import { rowStatement } from "../db/prepared";
 import { convTopic, userTopic, type Tx } from "../events/log";
@@ -131,12 +131,15 @@ export function getUser(db: DB, id: string): User {
  */
 export function searchUsers(db: DB, q: string | undefined, limit: number, cursor: string | undefined): Page<User> {
   const { after, needle } = userSearch(q, cursor);
+  if (needle === null) return usersPage([], limit);
   const rows = db
     .select()
     .from(users)
     .where(
       and(
-        needle ? sql`${users.nameKey} LIKE ${needle} ESCAPE '\\'` : undefined,
+        needle
+          ? sql`(${users.nameKey} LIKE ${needle.folded} ESCAPE '\\' OR (${users.nameKey} IS NULL AND (${users.username} LIKE ${needle.raw} ESCAPE '\\' OR ${users.displayName} LIKE ${needle.raw} ESCAPE '\\')))`
+          : undefined,
         after !== undefined ? gt(users.username, after) : undefined,
       ),
     )
@@ -146,13 +149,13 @@ export function searchUsers(db: DB, q: string | undefined, limit: number, cursor
   return usersPage(rows, limit);
 }
 
-/** A user search's parameters, checked: where the page starts, and the LIKE pattern (undefined: everyone). */
-export function userSearch(q: string | undefined, cursor: string | undefined): { after: string | undefined; needle: string | undefined } {
+/** A user search's parameters, checked: where the page starts, and the LIKE patterns (undefined: everyone; null: no one). */
+export function userSearch(q: string | undefined, cursor: string | undefined): { after: string | undefined; needle: ReturnType<typeof nameKeyPatterns> | undefined } {
   const after = decodeCursor(cursor, "users", isStringCursor);
   // SQLite would end the pattern at a NUL and match everyone (PostgreSQL refuses a NUL).
   const text = q?.trim();
   if (text && CONTROL_CHARACTERS.test(text)) throw invalid("q", "must not contain control characters");
-  return { after, needle: text ? nameKeyPattern(text) : undefined };
+  return { after, needle: text ? nameKeyPatterns(text) : undefined };
 }
 
 /** A page of users by username (rows: one more than `limit` when there is a next page). */
@@ -165,8 +168,11 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
   const current = getUserRow(ctx.db, userId);
   const set = profileChange(current, patch);
   if (!set) return current!;
+  const { nameKey: key, ...changes } = set;
   return ctx.events.write((w) => {
-    const row = w.tx.update(users).set(set).where(eq(users.id, userId)).returning().get();
+    let row = w.tx.update(users).set(changes).where(eq(users.id, userId)).returning().get();
+    // Its own statement: the rename's trigger (migration 0019) empties a key left as it was.
+    if (row && key !== undefined) row = w.tx.update(users).set({ nameKey: key }).where(eq(users.id, userId)).returning().get();
     if (!row) throw notFound("user");
     // One stored payload however many friends and partners hear of it.
     w.emitMany(profileAudience(w.tx, userId), "user.update", toUser(row));

@@ -19,7 +19,8 @@ import type { SQL } from "bun";
 /**
  * SQLite compares text byte by byte (code point order); PostgreSQL's text follows the
  * database's collation. So user search orders and matches under "C", as on SQLite: the
- * names are matched through their folded key (users/name-key.ts), not by either LIKE's folding.
+ * names are matched through their folded key (users/name-key.ts); a row without one yet
+ * by its names, with ILIKE under "C" folding A–Z alone, as SQLite's LIKE does.
  */
 const byteOrder = sql`${users.username} COLLATE "C"`;
 
@@ -73,11 +74,15 @@ export function pgUsers(deps: PgDeps): UserStore {
 
     async search(q, limit, cursor) {
       const { after, needle } = userSearch(q, cursor);
+      if (needle === null) return usersPage([], limit);
+      const raw = (column: typeof users.username | typeof users.displayName) => sql`${column} COLLATE "C" ILIKE ${needle!.raw} ESCAPE '\\'`;
       const rows = await db
         .select()
         .from(users)
         .where(and(
-          needle !== undefined ? sql`${users.nameKey} COLLATE "C" LIKE ${needle} ESCAPE '\\'` : undefined,
+          needle !== undefined
+            ? sql`(${users.nameKey} COLLATE "C" LIKE ${needle.folded} ESCAPE '\\' OR (${users.nameKey} IS NULL AND (${raw(users.username)} OR ${raw(users.displayName)})))`
+            : undefined,
           after !== undefined ? gt(byteOrder, after) : undefined,
         ))
         .orderBy(asc(byteOrder))
@@ -95,7 +100,10 @@ export function pgUsers(deps: PgDeps): UserStore {
         const [locked] = await w.tx.select().from(users).where(eq(users.id, userId)).for("update");
         const set = profileChange(locked, patch);
         if (!set) return locked!;
-        const [row] = await w.tx.update(users).set(set).where(eq(users.id, userId)).returning();
+        const { nameKey: key, ...changes } = set;
+        let [row] = await w.tx.update(users).set(changes).where(eq(users.id, userId)).returning();
+        // Its own statement: the rename's trigger (pg migration 0010) empties a key left as it was.
+        if (row && key !== undefined) [row] = await w.tx.update(users).set({ nameKey: key }).where(eq(users.id, userId)).returning();
         if (!row) throw notFound("user");
         // One stored payload however many friends and partners hear of it.
         await w.emitMany(await pgProfileAudience(w.tx, userId), "user.update", toUser(row));
