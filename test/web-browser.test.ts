@@ -1583,6 +1583,20 @@ describe("a network that goes away (browser offline)", () => {
     await settled(a);
     expect(await a.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: /unread$/ }).count()).toBe(0);
     expect(group.status).toBe(201);
+
+    // Read offline and left before the network came back: the read is sent once it is.
+    await convLink(a, "Elsewhere").click();
+    await say(bob, conv, "second unread while elsewhere");
+    await convLink(a, `${bob.user.display_name}, 1 unread`).waitFor({ timeout: 5000 });
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await convLink(a, bob.user.display_name).click();
+    await log(a).getByText("second unread while elsewhere").waitFor();
+    await convLink(a, "Elsewhere").click();
+    await a.context().setOffline(false);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
+    for (let i = 0; i < 50 && (await unreadOnServer()) !== 0; i++) await Bun.sleep(100);
+    expect(await unreadOnServer()).toBe(0);
   });
 
   clientTest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {

@@ -164,8 +164,9 @@ export function signOut(notice: string | null = null) {
   if (!notice) localStorage.removeItem(draftKey(session.peek()?.user.id));
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
-  // Another person may sign in next in this tab: nothing of this one's on screen.
+  // Another person may sign in next in this tab: nothing of this one's on screen, nor sent for them.
   toast.value = null;
+  unsentReads.clear();
   if (!notice) {
     noLonger.value = null;
     drafts.value = {};
@@ -284,6 +285,9 @@ export async function start() {
   c.on("open", () => {
     connection.value = "open";
     retryFailedSends();
+    const reads = [...unsentReads];
+    unsentReads.clear();
+    for (const [conversationId, messageId] of reads) sendRead(conversationId, messageId);
     const id = activeId.value;
     if (id) c.send("conversation.active", { conversation_id: id });
     // Opened while the network was away, its first page failed: read it now (it stayed blank).
@@ -827,9 +831,20 @@ export function markSeen(id: string) {
   if (conv && conv.unread_count) patchConversation(id, { unread_count: 0 });
   if (!last || (conv?.my_last_read_message_id ?? "") >= last.id) return;
   patchConversation(id, { my_last_read_message_id: last.id });
-  if (!client?.send("message.read", { conversation_id: id, message_id: last.id })) {
-    void api("POST", `/api/conversations/${id}/read`, { message_id: last.id }).catch(() => {});
-  }
+  sendRead(id, last.id);
+}
+
+/**
+ * Reads made while neither the socket nor the server could be reached: sent when the socket
+ * is back (a conversation read offline and left before then would stay unread on the server).
+ */
+const unsentReads = new Map<string, string>();
+
+function sendRead(conversationId: string, messageId: string) {
+  if (client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
+  void api("POST", `/api/conversations/${conversationId}/read`, { message_id: messageId }).catch((e) => {
+    if (e instanceof ApiError && e.status === 0 && (unsentReads.get(conversationId) ?? "") < messageId) unsentReads.set(conversationId, messageId);
+  });
 }
 document.addEventListener("visibilitychange", () => activeId.value && atLatest.value && markSeen(activeId.value));
 
