@@ -362,6 +362,8 @@ export function loadConfig(
   const positional: string[] = [];
   let command: Command | null = null;
   const given = new Set<string>();
+  /** The flag that set a setting: its errors name what was typed. */
+  const flagOf = new Map<string, string>();
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -378,6 +380,7 @@ export function loadConfig(
       // Which one was meant is not ours to guess (the last one silently won).
       if (given.has(flag)) throw new ConfigError(`${flag} given twice`);
       given.add(flag);
+      flagOf.set(envName, flag);
       settings[envName] = value;
     } else positional.push(arg);
   }
@@ -396,7 +399,15 @@ export function loadConfig(
 
   // Help and the version are shown whatever the settings (a bad PORT must not hide --help).
   const c = command as Command;
-  return { command: c, config: c.name === "help" || c.name === "version" ? makeConfig() : configFromSettings(settings) };
+  if (c.name === "help" || c.name === "version") return { command: c, config: makeConfig() };
+  try {
+    return { command: c, config: configFromSettings(settings) };
+  } catch (e) {
+    // "PORT: "abc" is not a whole number" for `--port abc` named a variable that was not set.
+    const named = e instanceof ConfigError ? [...flagOf].find(([env]) => e.message.startsWith(`${env}:`)) : undefined;
+    if (named) throw new ConfigError(`${named[1]} (${named[0]})${(e as ConfigError).message.slice(named[0].length)}`);
+    throw e;
+  }
 }
 
 /**
