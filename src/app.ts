@@ -221,6 +221,7 @@ function assembleApp(config: Config, options: CreateAppOptions, lock: DataDirLoc
 
   // The documents describe the whole app's routes (read once the app is built).
   const routes = (): never => app.routes as never;
+  const handle = (request: Request): Promise<Response> => (app as { handle(r: Request): Promise<Response> }).handle(request);
   const app = new Elysia({
     // No cap of Bun's own: its 413 has no body and closes the connection while the client is
     // still sending (Node's fetch then sees EPIPE, not a status). Every limit is ours instead:
@@ -256,7 +257,7 @@ function assembleApp(config: Config, options: CreateAppOptions, lock: DataDirLoc
     .use(requestLogging(ctx))
     .use(errorHandling(ctx))
     .use(signedLinks(ctx))
-    .use(docsRoutes(() => routes()))
+    .use(docsRoutes(() => routes(), handle))
     .get("/health", async ({ set }) => {
       // A single server answers exactly as §1 says; a cluster node names itself (§11).
       if (!pg) return { status: "ok" as const };

@@ -52,8 +52,20 @@ describe("operations endpoints", () => {
   });
 
   test("GET /docs serves the OpenAPI document with every route and its schemas", async () => {
-    expect((await fetch(`${s.base}/docs`)).status).toBe(200);
     const doc = (await (await fetch(`${s.base}/docs/json`)).json()) as any;
+    // /docs: a plain page of every operation (no script, no CDN: it reads offline); Scalar at /docs/scalar.
+    const page = await fetch(`${s.base}/docs`);
+    expect([page.status, page.headers.get("content-type")]).toEqual([200, "text/html; charset=utf-8"]);
+    const html = await page.text();
+    expect(html).not.toContain("<script");
+    expect(html).not.toMatch(/https?:\/\//);
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { operationId: string }>>))
+      for (const [method, op] of Object.entries(ops)) expect({ path, method, shown: html.includes(`<section class="op" id="${op.operationId}">`) && html.includes(`<code>${path}</code>`) }).toEqual({ path, method, shown: true });
+    for (const model of ["Message", "Conversation", "Attachment", "Error"]) expect(html).toContain(`<section id="${model}">`);
+    expect(html).toContain('<a href="#Message">Message</a>');
+    const scalar = await fetch(`${s.base}/docs/scalar`);
+    expect(scalar.status).toBe(200);
+    expect(await scalar.text()).toContain('"url":"/docs/json"');
     for (const [path, method] of [
       ["/api/auth/register", "post"], ["/api/auth/login", "post"], ["/api/users/me", "get"], ["/api/users/me", "patch"],
       ["/api/users/{id}", "get"], ["/api/users", "get"], ["/health", "get"],

@@ -10,6 +10,7 @@ import { errorComponents } from "../http/docs";
 import { components, toJsonSchema } from "./json-schema";
 import { asyncApiDocument } from "./asyncapi";
 import { wsPage } from "./ws-page";
+import { restPage, type OpenApiDocument } from "./rest-page";
 import "../models"; // every model is named before the documents are built
 
 const TAGS = [
@@ -62,10 +63,14 @@ function dropUnusedSchemas(doc: Document) {
   for (const name of Object.keys(doc.components.schemas)) if (!used.has(name)) delete doc.components.schemas[name];
 }
 
-/** `routes`: the whole app's routes, whose request bodies the OpenAPI document describes. */
-export const docsRoutes = (routes: () => Route[]) => {
+/**
+ * `routes`: the whole app's routes, whose request bodies the OpenAPI document describes;
+ * `handle`: the app's own request handler (/docs is made from /docs/json as served).
+ */
+export const docsRoutes = (routes: () => Route[], handle: (request: Request) => Promise<Response>) => {
   let asyncapi: string | undefined;
   let page: string | undefined;
+  let rest: Promise<string> | undefined;
   const completed = new WeakSet<object>();
   return new Elysia({ name: "parley.docs" })
     // Local: it applies to the plugin's routes below, not to every request of the app.
@@ -80,7 +85,10 @@ export const docsRoutes = (routes: () => Route[]) => {
     })
     .use(
       openapi({
-        path: "/docs",
+        // /docs is the plain page below (no CDN); Scalar's reference loads its script from one.
+        path: "/docs/scalar",
+        specPath: "/docs/json",
+        scalar: { url: "/docs/json" },
         // The WebSocket itself is not an HTTP operation: it is described in AsyncAPI.
         exclude: { methods: ["options", "ws"] },
         documentation: {
@@ -109,6 +117,16 @@ export const docsRoutes = (routes: () => Route[]) => {
     .get("/docs/asyncapi.json", ({ set }) => {
       set.headers["content-type"] = "application/json; charset=utf-8";
       return (asyncapi ??= JSON.stringify(asyncApiDocument()));
+    }, { detail: { hide: true } })
+    .get("/docs", async ({ set }) => {
+      set.headers["content-type"] = "text/html; charset=utf-8";
+      rest ??= handle(new Request("http://parley.invalid/docs/json"))
+        .then((res) => res.json())
+        .then((doc) => restPage(doc as OpenApiDocument));
+      return await rest.catch((e) => {
+        rest = undefined;
+        throw e;
+      });
     }, { detail: { hide: true } })
     .get("/docs/ws", ({ set }) => {
       set.headers["content-type"] = "text/html; charset=utf-8";

@@ -14,6 +14,8 @@ type Node = {
   items?: Node;
   patternProperties?: Record<string, Node>;
   description?: string;
+  /** A reference into an OpenAPI document's components (#/components/schemas/Name). */
+  $ref?: string;
 };
 
 const KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -23,6 +25,7 @@ export function tsType(schema: TSchema, inline = false, indent = ""): string {
   const print = (node: Node, top: boolean, pad: string): string => {
     const name = nameOf(node as TSchema);
     if (name && !top) return name;
+    if (node.$ref) return node.$ref.slice(node.$ref.lastIndexOf("/") + 1);
     if (node.const !== undefined) return JSON.stringify(node.const);
     if (node.anyOf) {
       const parts = node.anyOf.map((n) => print(n, false, pad));

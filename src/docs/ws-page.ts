@@ -3,19 +3,9 @@
  * same catalogue as /docs/asyncapi.json.
  */
 import { ACKS, EVENTS, REPLIES, REQUESTS, SERVER_FRAMES, type RequestType } from "../models";
-import { namedModels } from "../lib/model";
 import { CLOSES } from "./asyncapi";
 import { tsType } from "./typescript";
-
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-const code = (s: string) => `<pre><code>${esc(s)}</code></pre>`;
-const anchor = (name: string) => `<a href="#${esc(name)}">${esc(name)}</a>`;
-/** Type text with the names of models linked to their definitions. */
-const linked = (text: string) => {
-  let html = esc(text);
-  for (const name of namedModels().keys()) html = html.replace(new RegExp(`\\b${name}\\b(?!")`, "g"), anchor(name));
-  return `<pre><code>${html}</code></pre>`;
-};
+import { code, esc, linked, modelSections, page } from "./html";
 
 export function wsPage(): string {
   const answers = (type: string) =>
@@ -26,17 +16,8 @@ export function wsPage(): string {
   const frames = Object.keys(SERVER_FRAMES).map(
     (type) => `<tr><th id="server.${esc(type)}"><code>${esc(type)}</code></th><td>${type in EVENTS ? "event (seq)" : "reply / live"}</td><td>${linked(tsType(SERVER_FRAMES[type]!))}</td></tr>`,
   );
-  const models = [...namedModels()].map(([name, schema]) => `<section id="${esc(name)}"><h3>${esc(name)}</h3>${linked(`type ${name} = ${tsType(schema, true)}`)}</section>`);
   const closes = CLOSES.map((c) => `<tr><td>${c.code} <code>${esc(c.name)}</code></td><td>${c.retry ? "reconnect with backoff, resume with since and epoch" : "stop and report"}</td><td>${esc(c.when)}</td></tr>`);
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Parley WebSocket protocol</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%}th,td{border-top:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
-pre{margin:0;white-space:pre-wrap}code{font:13px/1.4 ui-monospace,monospace}h2{margin-top:2.5rem}
-</style></head><body>
-<h1>Parley WebSocket protocol</h1>
+  return page("Parley WebSocket protocol", `<h1>Parley WebSocket protocol</h1>
 <p>Machine-readable: <a href="/docs/asyncapi.json">/docs/asyncapi.json</a> (AsyncAPI 3.0). REST: <a href="/docs">/docs</a> (<a href="/docs/json">OpenAPI</a>).</p>
 <h2>Connecting</h2>
 <p><code>GET /ws/user?token=&lt;jwt&gt;[&amp;since=&lt;seq&gt;&amp;epoch=&lt;epoch&gt;]</code> upgrades (or <code>Authorization: Bearer</code>, or <code>?ticket=</code> from <code>POST /api/ws/ticket</code>).
@@ -59,6 +40,5 @@ ${code(`// server → client
 <h2>Server → client</h2>
 <table><tr><th>type</th><th>kind</th><th>data</th></tr>${frames.join("")}</table>
 <h2>Models</h2>
-${models.join("\n")}
-</body></html>`;
+${modelSections()}`);
 }
