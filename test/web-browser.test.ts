@@ -703,6 +703,12 @@ describe("the web client in Chromium", () => {
     await a.locator("input[type=file]").setInputFiles({ name: `${"a-very-long-file-name-".repeat(8)}.txt`, mimeType: "text/plain", buffer: Buffer.from("hello") });
     await a.getByRole("list", { name: "Files to send" }).getByRole("listitem").waitFor();
     expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    // An empty file is said in words, not uploaded (the server's answer explained its API: found by an acceptance pass).
+    let uploads = 0;
+    a.on("request", (r) => void (r.url().includes("/api/uploads") && uploads++));
+    await a.locator("input[type=file]").setInputFiles({ name: "nothing.txt", mimeType: "text/plain", buffer: Buffer.alloc(0) });
+    await a.getByRole("list", { name: "Files to send" }).getByText("The file is empty.").waitFor();
+    expect(uploads).toBe(0);
   });
 
   btest("stays signed in past the first token's expiry: the token is refreshed before it, the socket goes on with the new one; one on its way at a sign-out does not sign in again", async () => {
@@ -838,7 +844,7 @@ describe("the web client in Chromium", () => {
     expect(tools.filter(([, text]) => /\p{Extended_Pictographic}/u.test(text!) && !/^[☺✎↩]$/u.test(text!))).toEqual([]);
     const res = await fetch(new URL((await file.getAttribute("href"))!, s.base));
     expect(await res.text()).toBe("plain notes");
-    await convLink(b, alice.user.display_name).filter({ hasText: "📎 red.png, notes.txt" }).waitFor();
+    await convLink(b, alice.user.display_name).filter({ hasText: "Files: red.png, notes.txt" }).waitFor();
     await b.screenshot({ path: join(shots, "attachments.png") });
   });
 
@@ -2097,6 +2103,11 @@ describe("reading and writing as a user does (found in a browser)", () => {
     // It went back to the list, without a word, and the draft with it.
     const notice = b.getByRole("alert").filter({ hasText: "You are no longer in “Leaving soon”: it was deleted, or you were removed from it." });
     await notice.waitFor();
+    // Back to its address: asked for, and answered (a kept thread showed "Loading…" for good: found by an acceptance pass).
+    await b.goBack();
+    await b.getByText("That conversation does not exist, or you are not a member.").waitFor({ timeout: 5000 });
+    expect(await b.getByText("Loading…").count()).toBe(0);
+    await b.goForward().catch(() => {});
     const unsent = notice.getByRole("textbox", { name: "What you had typed there (not sent)" });
     await expect(unsent.inputValue()).resolves.toBe("half a thought");
     // Readable: its text is not drawn in the colour of its ground (the toast's light text on a light field).
@@ -2148,6 +2159,16 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await b.getByRole("link", { name: /^dana/ }).waitFor({ state: "detached" });
     await Bun.sleep(300);
     expect(await b.getByRole("alert").count()).toBe(0);
+    // A direct conversation the other side deleted: said so, without "removed from it" (nobody is).
+    const erin = await s.register(uniqueName("erin"));
+    const withErin = await direct(bob, erin);
+    await b.getByRole("link", { name: new RegExp(`^${erin.user.display_name}`) }).click();
+    await log(b).waitFor();
+    expect((await s.api("DELETE", `/api/conversations/${withErin}`, { token: erin.token })).status).toBe(204);
+    const deleted = b.getByRole("alert").filter({ hasText: `Your conversation with ${erin.user.display_name} was deleted.` });
+    await deleted.waitFor();
+    await deleted.getByRole("button", { name: "Dismiss" }).click();
+    await deleted.waitFor({ state: "detached" });
 
     // A notice is one person's: signing out takes it (the next to sign in in this tab saw it, draft and all).
     await b.goto(`${s.base}/c/${group.body.id}`);

@@ -107,7 +107,8 @@ function NoLonger() {
     <div class="toast gone" role="alert">
       <div>
         <p>
-          You are no longer in “{gone.title}”: it was deleted, or you were removed from it.
+          {/* Nobody is removed from a direct conversation: it can only have been deleted. */}
+          {gone.direct ? `Your conversation with ${gone.title} was deleted.` : `You are no longer in “${gone.title}”: it was deleted, or you were removed from it.`}
         </p>
         {gone.draft && (
           <label>

@@ -64,6 +64,11 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
     change(conversationId, (c) => ({ ...c, picks: c.picks.map((x) => (x.key === key ? { ...x, ...p } : x)) }));
   for (const file of files ?? []) {
     const key = crypto.randomUUID();
+    // Said here, in words: the server's answer explains its API ("send its bytes as the body…").
+    if (file.size === 0) {
+      change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: 0, progress: 0, error: "The file is empty." }] }));
+      continue;
+    }
     const up = upload(file, (progress) => patch(key, { progress }));
     change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, abort: up.abort }] }));
     up.done.then(

@@ -40,7 +40,8 @@ export function ConversationView({ id }: { id: string }) {
         </button>
         <Avatar name={title} url={peer?.profile_image_url} online={peer ? onlineOf(peer.id) : undefined} />
         <div class="heading">
-          <h2 dir="auto" title={title}>
+          {/* The username on hover: a display name can be anyone's (a copy of a friend's reads the same). */}
+          <h2 dir="auto" title={peer ? `${title} (@${peer.username})` : title}>
             {title}
           </h2>
           <span class="sub">{peer ? presenceText(onlineOf(peer.id)) : count ? plural(count, "member") : ""}</span>
@@ -387,7 +388,7 @@ function MessageItem(props: {
       {!compact && (
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
-          <span class="sender" title={m.sender_name}>{m.sender_name}</span>
+          <span class="sender" title={`${m.sender_name} (@${m.sender_info.username})`}>{m.sender_name}</span>
           <time dateTime={m.created_at} title={fullTime(m.created_at)}>
             {time(m.created_at)}
           </time>

@@ -52,7 +52,8 @@ function preview(c: Conversation): string {
   if (!m) return "No messages yet";
   if (m.deleted_at) return "Message deleted";
   const who = m.sender_id === me.value?.id ? "You: " : c.type === "group" ? `${m.sender_name}: ` : "";
-  const text = m.content || (m.attachments.length ? `📎 ${m.attachments.map((a) => a.filename).join(", ")}` : "");
+  // A word, not the 📎 emoji: a machine without an emoji font showed an empty box (an acceptance pass).
+  const text = m.content || (m.attachments.length ? `${m.attachments.length > 1 ? "Files" : "File"}: ${m.attachments.map((a) => a.filename).join(", ")}` : "");
   return who + text.replace(/\s+/g, " ").slice(0, 80);
 }
 

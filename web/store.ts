@@ -439,7 +439,7 @@ function patchConversation(id: string, patch: Partial<Conversation>) {
  * The open conversation, gone from under its reader (deleted, or they were removed from it
  * elsewhere): said, with what they had typed there and not sent (it went with it, unsaid).
  */
-export const noLonger = signal<{ id: string; title: string; draft: string; user_id: string } | null>(loadJSON(NOTICE_KEY, null, sessionStorage));
+export const noLonger = signal<{ id: string; title: string; draft: string; user_id: string; direct?: boolean } | null>(loadJSON(NOTICE_KEY, null, sessionStorage));
 /** The notice, for the user signed in now only (another may sign in in this tab, or in another one sharing its storage). */
 export const noLongerShown = computed(() => (noLonger.value && noLonger.value.user_id === me.value?.id ? noLonger.value : null));
 // Kept for this tab until dismissed: a reload lost the notice and the only copy of its text.
@@ -474,10 +474,20 @@ function removeConversation(id: string) {
   const c = conversations.value.get(id);
   const next = new Map(conversations.value);
   next.delete(id);
-  conversations.value = next;
+  // Its messages and members go too: opened again (Back to its link), it is asked for, and
+  // answered "does not exist, or you are not a member" (a kept thread showed "Loading…").
+  const threadsLeft = new Map(threads.value);
+  const membersLeft = new Map(members.value);
+  threadsLeft.delete(id);
+  membersLeft.delete(id);
+  batch(() => {
+    conversations.value = next;
+    threads.value = threadsLeft;
+    members.value = membersLeft;
+  });
   if (activeId.value !== id) return;
   if (c && !leaving.has(id)) {
-    noLonger.value = { id, title: titleOf(c), draft: drafts.value[id] ?? "", user_id: me.value!.id };
+    noLonger.value = { id, title: titleOf(c), draft: drafts.value[id] ?? "", user_id: me.value!.id, direct: c.type === "direct" };
     setDraft(id, "");
   }
   navigate(null);
@@ -847,6 +857,9 @@ function sendRead(conversationId: string, messageId: string) {
   });
 }
 document.addEventListener("visibilitychange", () => activeId.value && atLatest.value && markSeen(activeId.value));
+// A request answered in another tab reaches this one by no event (friend.accept goes to the
+// requester only): read the friends again when the tab is looked at.
+document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && me.value && void loadFriends());
 
 function markRead(conversationId: string, userId: string, messageId: string) {
   editMembers(conversationId, (m) => {
