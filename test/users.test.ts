@@ -84,6 +84,14 @@ describe("profile", () => {
     await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: null } });
   });
 
+  // Found by an acceptance pass (2026-12-02): the details said "Expected string to match '^[Hh][Tt]…'".
+  test("a value that does not match its pattern is said in words (avatar URL, username)", async () => {
+    const avatar = await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: "ftp://img.example/a.png" } });
+    expect([avatar.status, avatar.body.error.details]).toEqual([422, [{ field: "profile_image_url", message: "must be an http:// or https:// address without spaces" }]]);
+    const name = await s.api("POST", "/api/auth/register", { body: { username: "no spaces!", password: "password123" } });
+    expect([name.status, name.body.error.details]).toEqual([422, [{ field: "username", message: "may hold only letters a–z, digits, _ and ." }]]);
+  });
+
   test.each(['"x"', "42", "true", "[]", '[{"display_name":"zz"}]', "null"])("a body that is not a JSON object (%s) is 422 and changes nothing", async (raw) => {
     const before = await s.api("GET", "/api/users/me", { token: alice.token });
     const res = await s.api("PATCH", "/api/users/me", { token: alice.token, raw });

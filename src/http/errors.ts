@@ -158,6 +158,16 @@ function nullableMessage(schema: unknown, value: unknown): string | undefined {
   }
 }
 
+/**
+ * What a pattern means, in words (`"x-pattern-message"` beside the pattern): TypeBox's
+ * "Expected string to match '^[Hh][Tt]…'" told a person nothing. In a nullable field too.
+ */
+function patternMessage(schema: unknown): string | undefined {
+  type Described = { "x-pattern-message"?: string; anyOf?: Described[] };
+  const s = schema as Described | undefined;
+  return s?.["x-pattern-message"] ?? s?.anyOf?.find((b) => b?.["x-pattern-message"])?.["x-pattern-message"];
+}
+
 type SchemaError = { path?: string; summary?: string; message?: string; schema?: unknown; value?: unknown };
 
 /**
@@ -172,7 +182,8 @@ export function validationDetails(errors: Iterable<SchemaError>, root?: string, 
     const field = root === undefined ? fieldOf(e.path ?? "") : e.path ? `${root}.${fieldOf(e.path)}` : root;
     if (seen.has(field)) continue;
     seen.add(field);
-    details.push({ field, message: oneOfMessage(e.schema) ?? nullableMessage(e.schema, e.value) ?? e.summary ?? e.message ?? "invalid" });
+    const message = oneOfMessage(e.schema) ?? nullableMessage(e.schema, e.value) ?? e.summary ?? e.message ?? "invalid";
+    details.push({ field, message: message.startsWith("Expected string to match") ? (patternMessage(e.schema) ?? message) : message });
   }
   return details;
 }

@@ -18,13 +18,13 @@ export type User = Static<typeof User>;
 
 export const UserPage = named("UserPage", PageOf(User));
 
-export const USERNAME = t.String({ minLength: 3, maxLength: 32, pattern: "^[A-Za-z0-9_.]+$", description: "3–32 of [a-z0-9_.], case-insensitive" });
+export const USERNAME = t.String({ minLength: 3, maxLength: 32, pattern: "^[A-Za-z0-9_.]+$", "x-pattern-message": "may hold only letters a–z, digits, _ and .", description: "3–32 of [a-z0-9_.], case-insensitive" });
 /** 8–128 characters: the schema bounds UTF-16 units, AccountService counts code points. */
 export const PASSWORD = t.String({ minLength: 8, maxLength: 512, description: "8–128 characters" });
 /** 1–64 characters; the schema bounds UTF-16 units loosely, the service counts characters. */
 export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description: "1–64 characters" });
 /** An http(s) URL without whitespace or control characters (C0, DEL, C1: no part of a URL). */
-export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$" }), t.Null()]);
+export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$", "x-pattern-message": "must be an http:// or https:// address without spaces" }), t.Null()]);
 
 export const ProfilePatch = t.Object({ display_name: t.Optional(DISPLAY_NAME), profile_image_url: t.Optional(IMAGE_URL) });
 

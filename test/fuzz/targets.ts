@@ -208,6 +208,7 @@ function download(w: World, r: Rng, thumbnail: boolean): RestInput {
 
 export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "GET /docs": () => ({ token: null }),
+  "GET /docs/scalar": () => ({ token: null }),
   "GET /docs/json": () => ({ token: null }),
   "GET /docs/asyncapi.json": () => ({ token: null }),
   "GET /docs/ws": () => ({ token: null }),
