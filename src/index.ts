@@ -100,12 +100,23 @@ async function runMigrate(config: Config) {
   createLogger(config.logLevel).info({ applied }, "migrations applied");
 }
 
+/** Exits unless `file` is there: "no database" only when there is none (a DATA_DIR this user may not read said so too). */
+function needDatabase(file: string) {
+  try {
+    statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") fail(`cannot read ${file}: permission denied (run as the user the server runs as)`, 1);
+    fail(`no database at ${file} (check --data-dir)`, 1);
+  }
+}
+
 function backup(config: Config, file: string) {
   // parley.db is not the data in cluster mode: a copy of a stale one would pass for a backup.
   if (config.databaseUrl)
     fail("backup copies a single server's DATA_DIR/parley.db; in cluster mode (DATABASE_URL) back up PostgreSQL with its own tools (pg_dump) and run parley new-epoch after a restore (README: Restoring a cluster's database)", 2);
   const source = databaseFile(config.dataDir);
-  if (!existsSync(source)) fail(`no database at ${source} (check --data-dir)`, 1);
+  needDatabase(source);
   const target = resolve(file);
   if (existsSync(target)) fail(`${target} already exists; choose a new file`, 1);
   if (existsSync(backupFilesDir(target))) fail(`${backupFilesDir(target)} already exists; choose a new file`, 1);
@@ -158,7 +169,7 @@ async function newEpoch(config: Config) {
     return;
   }
   const file = databaseFile(config.dataDir);
-  if (!existsSync(file)) fail(`no database at ${file} (check --data-dir)`, 1);
+  needDatabase(file);
   // Not under a running server: its clients' positions would name an epoch the database no
   // longer has, while it goes on numbering events of the old one (it did so, and said ok).
   let lock: DataDirLock;

@@ -309,6 +309,22 @@ describe("the CLI", () => {
     expect(err).toContain(`DATA_DIR: ${join(dir, "parley.db")} is not writable by this user`);
   });
 
+  // Found by an acceptance pass (2026-12-02): it said "no database at …" of a database it could not read.
+  test("backup of a DATA_DIR this user may not read says so (not 'no database'), exit 1", () => {
+    if (process.getuid?.() !== 0 || !Bun.which("runuser")) {
+      console.log("skipped: a DATA_DIR another user cannot read: needs root and runuser to run as nobody");
+      return;
+    }
+    const dir = tempDir();
+    expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
+    chmodSync(dir, 0o700); // root's alone
+    const target = join(tempDir(), "copy.db");
+    const p = Bun.spawnSync(["runuser", "-u", "nobody", "--", process.execPath, "src/index.ts", "backup", target], { env: { ...process.env, DATA_DIR: dir }, timeout: 15_000 });
+    const err = p.stderr.toString();
+    expect(p.exitCode).toBe(1);
+    expect(err).toBe(`parley: cannot read ${join(dir, "parley.db")}: permission denied (run as the user the server runs as)\n`);
+  });
+
   test("new-epoch on DATA_DIR's parley.db: prints the new epoch, which the database then holds", () => {
     const dir = tempDir();
     expect(run(["migrate"], { DATA_DIR: dir }).code).toBe(0);
