@@ -3,7 +3,7 @@
  * stream at once, and backup + restore bringing the files back.
  */
 import { afterAll, expect, test } from "bun:test";
-import { cpSync, existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "./helpers";
 import { spawnServer, registerAndLogin, type Running } from "./process";
@@ -73,11 +73,17 @@ test("backup writes the database and the files it names; a restore brings the fi
   const image = await jpeg(640, 480);
   const up = (await (await fetch(`${server.base}/api/uploads?filename=holiday.jpg`, { method: "POST", headers: { authorization: `Bearer ${a.token}` }, body: image })).json()) as { id: string };
 
+  // An upload the server is receiving (its staged file): the backup leaves it alone. (It
+  // opened the live files folder as a store, whose start clears files/.tmp of a dead
+  // process's leftovers: the running server's uploads went. Found in review, 2026-12-02.)
+  const inFlight = join(dataDir, "files", ".tmp", "an-upload-in-progress");
+  writeFileSync(inFlight, "half a file");
   const backupDir = tempDir();
   dirs.push(backupDir);
   const file = join(backupDir, "parley-backup.db");
   const run = Bun.spawnSync([process.execPath, "src/index.ts", "backup", file, "--data-dir", dataDir], { cwd: root });
   expect(run.exitCode).toBe(0);
+  expect(readFileSync(inFlight, "utf8")).toBe("half a file");
   expect(run.stdout.toString()).toContain("attachments: 2 files");
   // For the server's user alone, as DATA_DIR: messages and password hashes (it was 0644 and 0755).
   expect(statSync(file).mode & 0o777).toBe(0o600);

@@ -1,8 +1,9 @@
 /** One suite, both blob store drivers: the data directory and S3 (a real s3rver). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalStore } from "../src/files/local";
+import { CLUSTER_LEFTOVER_MS } from "../src/files/open-store";
 import { S3Store } from "../src/files/s3";
 import { BlobTooLarge, HEAD_BYTES, type BlobStore } from "../src/files/storage";
 import { tempDir } from "./helpers";
@@ -177,3 +178,33 @@ for (const driver of drivers) {
     });
   });
 }
+
+// Found in review (2026-12-02): a store opened on a files folder cleared every staged file,
+// which in cluster mode (a shared volume) were the other nodes' uploads in progress.
+describe("staged files left at start", () => {
+  const staged = (root: string) => readdirSync(join(root, ".tmp")).sort();
+  async function folderWithTwo() {
+    const root = tempDir();
+    mkdirSync(join(root, ".tmp"), { recursive: true });
+    writeFileSync(join(root, ".tmp", "idle"), "a dead process's");
+    writeFileSync(join(root, ".tmp", "receiving"), "another node's, being written");
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    utimesSync(join(root, ".tmp", "idle"), twoHoursAgo, twoHoursAgo);
+    return root;
+  }
+  const settle = () => Bun.sleep(100);
+
+  test("one server (it holds DATA_DIR's lock): every one goes", async () => {
+    const root = await folderWithTwo();
+    new LocalStore(root);
+    await settle();
+    expect(staged(root)).toEqual([]);
+  });
+
+  test("cluster mode: only those idle longer than the bound go", async () => {
+    const root = await folderWithTwo();
+    new LocalStore(root, CLUSTER_LEFTOVER_MS);
+    await settle();
+    expect(staged(root)).toEqual(["receiving"]);
+  });
+});

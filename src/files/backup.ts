@@ -10,7 +10,7 @@ import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, linkSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config";
-import { LocalStore } from "./local";
+import { blobPath } from "./local";
 import { filesDir } from "./open-store";
 
 export const backupFilesDir = (dbCopy: string) => `${dbCopy}.files`;
@@ -18,16 +18,19 @@ export const backupFilesDir = (dbCopy: string) => `${dbCopy}.files`;
 /** Copies the blobs the database copy names; returns how many, and how many were already gone. */
 export function backupFiles(config: Config, dbCopy: string): { dir: string; copied: number; missing: number } | null {
   if (config.storage.kind !== "local") return null;
-  const source = new LocalStore(filesDir(config.dataDir));
-  const target = new LocalStore(backupFilesDir(dbCopy));
+  // The source only by its paths: a LocalStore opened on it clears its files/.tmp (a dead
+  // process's leftovers), which under a running server are its uploads in progress.
+  const source = filesDir(config.dataDir);
+  const target = backupFilesDir(dbCopy);
+  mkdirSync(target, { recursive: true, mode: 0o700 }); // there, if empty, for the restore's copy (README)
   const db = new Database(dbCopy, { readonly: true });
   const keys = db.query("SELECT storage_key FROM attachments UNION SELECT thumbnail_key FROM attachments WHERE thumbnail_key IS NOT NULL").values() as [string][];
   db.close();
   let copied = 0;
   let missing = 0;
   for (const [key] of keys) {
-    const from = source.pathOf(key);
-    const to = target.pathOf(key);
+    const from = blobPath(source, key);
+    const to = blobPath(target, key);
     // Swept since the copy was taken (an orphan past its TTL): the restored sweep drops its row.
     if (!existsSync(from)) {
       missing++;

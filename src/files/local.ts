@@ -21,21 +21,35 @@ const SCRATCH = new Uint8Array(1024 * 1024);
 const HASH_SLICE = 4 * 1024 * 1024;
 const KEY = /^[0-9a-f]{64}(\.[a-z0-9.]+)?$/;
 
+/** The file of a key under a files directory. Keys are checked: no path ever comes from outside. */
+export function blobPath(root: string, key: string): string {
+  if (!KEY.test(key)) throw new Error(`not a local blob key: ${key}`);
+  return join(root, key.slice(0, 2), key);
+}
+
 export class LocalStore implements BlobStore {
   readonly kind = "local" as const;
   private tmp: string;
 
-  constructor(readonly root: string) {
+  /**
+   * `leftoversOlderThanMs`: which staged files at start are a dead process's leftovers, to
+   * remove. 0 (one server, which holds DATA_DIR's lock): all of them. In cluster mode on a
+   * shared volume, the other nodes' uploads in progress are staged there too: only files
+   * untouched for that long (an upload being received is written to all the time).
+   */
+  constructor(readonly root: string, leftoversOlderThanMs = 0) {
     this.tmp = join(root, ".tmp");
     mkdirSync(this.tmp, { recursive: true, mode: 0o700 }); // attachments are for the server's user alone, as DATA_DIR
-    // Leftovers of a process that died mid-upload.
-    for (const name of readdirSync(this.tmp)) void rm(join(this.tmp, name), { force: true });
+    const before = Date.now() - leftoversOlderThanMs;
+    for (const name of readdirSync(this.tmp)) {
+      const path = join(this.tmp, name);
+      void (leftoversOlderThanMs === 0 ? rm(path, { force: true }) : stat(path).then((s) => (s.mtimeMs < before ? rm(path, { force: true }) : undefined)).catch(() => {}));
+    }
   }
 
-  /** The file of a key. Keys are checked: no path ever comes from outside. */
+  /** The file of a key (blobPath). */
   pathOf(key: string): string {
-    if (!KEY.test(key)) throw new Error(`not a local blob key: ${key}`);
-    return join(this.root, key.slice(0, 2), key);
+    return blobPath(this.root, key);
   }
 
   async stage(body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedBlob> {
