@@ -958,8 +958,10 @@ describe("the web client in Chromium", () => {
     const a = await recordingNotifications(alice, `/c/${group.body.id}`);
     await setHidden(a, true);
     await say(bob, group.body.id, `look @${alice.user.username}`);
-    await a.waitForFunction(() => (globalThis as any).__notes.some((n: any) => n.title === "You were mentioned"));
-    expect(await a.evaluate(() => (globalThis as any).__notes.find((n: any) => n.title === "You were mentioned"))).toEqual({ title: "You were mentioned", body: "Mentions" });
+    // Who, where and what (it said "You were mentioned" and the group's name alone: an acceptance pass).
+    const title = `${bob.user.display_name} mentioned you in Mentions`;
+    await a.waitForFunction((title) => (globalThis as any).__notes.some((n: any) => n.title === title), title);
+    expect(await a.evaluate((title) => (globalThis as any).__notes.find((n: any) => n.title === title), title)).toEqual({ title, body: `look @${alice.user.username}` });
   });
 
   btest("group settings: the owner adds a friend, who sees the group live", async () => {

@@ -334,7 +334,13 @@ export async function start() {
   c.on("user.update", (u) => updateUser(u));
   for (const type of ["friend.request", "friend.accept", "friend.remove"] as const) c.on(type, () => void loadFriends());
   c.on("notification", (n) => {
-    if (n.kind === "mention") notify("You were mentioned", conversations.value.get(String(n.conversation_id))?.title ?? "", String(n.conversation_id));
+    if (n.kind !== "mention") return;
+    // Who, where and what: the message came just before (message.receive), as the list's last or in its thread.
+    const id = String(n.conversation_id);
+    const conv = conversations.value.get(id);
+    const m = conv?.last_message?.id === n.message_id ? conv.last_message : threads.value.get(id)?.items.find((x) => x.id === n.message_id);
+    const where = conv ? titleOf(conv) : "";
+    notify(m ? `${m.sender_name} mentioned you${where ? ` in ${where}` : ""}` : `You were mentioned${where ? ` in ${where}` : ""}`, m?.content ?? "", id);
   });
   // Contract v2 membership deltas (§7.1); the reference client's types may not name them yet.
   const on = c.on.bind(c) as unknown as (type: string, h: (d: any) => void) => void;
