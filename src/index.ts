@@ -4,7 +4,7 @@
  * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
-import { chmodSync, existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { dirname, resolve } from "node:path";
 import { ConfigError, USAGE, ensureDataDir, loadConfig, type Config } from "./config";
@@ -104,6 +104,7 @@ async function runMigrate(config: Config) {
 function needDatabase(file: string) {
   try {
     statSync(file);
+    accessSync(file, constants.R_OK); // a parley.db of another user's in a folder this one may read
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "EACCES" || code === "EPERM") fail(`cannot read ${file}: permission denied (run as the user the server runs as)`, 1);

@@ -323,6 +323,11 @@ describe("the CLI", () => {
     const err = p.stderr.toString();
     expect(p.exitCode).toBe(1);
     expect(err).toBe(`parley: cannot read ${join(dir, "parley.db")}: permission denied (run as the user the server runs as)\n`);
+    // A folder it may read, holding a database it may not.
+    chmodSync(dir, 0o755);
+    chmodSync(join(dir, "parley.db"), 0o600);
+    const q = Bun.spawnSync(["runuser", "-u", "nobody", "--", process.execPath, "src/index.ts", "backup", target], { env: { ...process.env, DATA_DIR: dir }, timeout: 15_000 });
+    expect([q.exitCode, q.stderr.toString()]).toEqual([1, `parley: cannot read ${join(dir, "parley.db")}: permission denied (run as the user the server runs as)\n`]);
   });
 
   test("new-epoch on DATA_DIR's parley.db: prints the new epoch, which the database then holds", () => {

@@ -63,6 +63,9 @@ describe("operations endpoints", () => {
       for (const [method, op] of Object.entries(ops)) expect({ path, method, shown: html.includes(`<section class="op" id="${op.operationId}">`) && html.includes(`<code>${path}</code>`) }).toEqual({ path, method, shown: true });
     for (const model of ["Message", "Conversation", "Attachment", "Error"]) expect(html).toContain(`<section id="${model}">`);
     expect(html).toContain('<a href="#Message">Message</a>');
+    // A parameter's own description (the upgrade's), and every body type of an operation (an upload's multipart too).
+    expect(html).toContain("a single-use ticket from POST /api/ws/ticket");
+    expect(html).toContain("<code>multipart/form-data</code>");
     const scalar = await fetch(`${s.base}/docs/scalar`);
     expect(scalar.status).toBe(200);
     expect(await scalar.text()).toContain('"url":"/docs/json"');

@@ -2097,6 +2097,33 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await expect(log(a).getByText("mine 39", { exact: true }).isVisible()).resolves.toBe(true);
   });
 
+  // From a review (2026-12-02): a page asked for before the conversation went away, landing
+  // after, brought its thread back, and Back to its address showed "Loading…" for good again.
+  clientTest("a conversation's first page that lands after the conversation went away does not bring it back", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Going away");
+    await say(alice, group.body.id, "the only message");
+    const b = await pageFor(bob, "/");
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let asked!: () => void;
+    const askedFor = new Promise<void>((r) => (asked = r));
+    await b.route(`**/api/conversations/${group.body.id}/messages*`, async (route) => {
+      const answer = await route.fetch(); // answered while Bob is a member…
+      asked();
+      await released; // …and handed to the page once he is not
+      await route.fulfill({ response: answer });
+    });
+    await convLink(b, "Going away").click();
+    await askedFor;
+    expect((await s.api("DELETE", `/api/conversations/${group.body.id}/members/${bob.user.id}`, { token: alice.token })).status).toBe(204);
+    await b.getByRole("alert").filter({ hasText: "You are no longer in “Going away”" }).waitFor();
+    release();
+    await Bun.sleep(300);
+    await b.unrouteAll({ behavior: "ignoreErrors" });
+    await b.goBack();
+    await b.getByText("That conversation does not exist, or you are not a member.").waitFor({ timeout: 5000 });
+  });
+
   clientTest("removed from the open group elsewhere: said, with the unsent text to copy; leaving it oneself says nothing", async () => {
     const { alice, bob, group } = await aliceWithFriendsInAGroup("Leaving soon");
     const b = await pageFor(bob, `/c/${group.body.id}`);

@@ -40,6 +40,13 @@ export const signInNotice = signal<string | null>(null);
 export const conversations = signal<Map<string, Conversation>>(new Map());
 export const threads = signal<Map<string, Thread>>(new Map());
 export const members = signal<Map<string, Map<string, Member>>>(new Map());
+/** Conversations that went away in this session (deleted, or we were removed), until ours again. */
+const gone = new Set<string>();
+/**
+ * Reads made while neither the socket nor the server could be reached: sent when the socket
+ * is back (a conversation read offline and left before then would stay unread on the server).
+ */
+const unsentReads = new Map<string, string>();
 export const presence = signal<Record<string, boolean>>({});
 /** conversation id → user id → expiry (ms). */
 export const typing = signal<Record<string, Record<string, number>>>({});
@@ -167,6 +174,7 @@ export function signOut(notice: string | null = null) {
   // Another person may sign in next in this tab: nothing of this one's on screen, nor sent for them.
   toast.value = null;
   unsentReads.clear();
+  gone.clear();
   if (!notice) {
     noLonger.value = null;
     drafts.value = {};
@@ -422,6 +430,7 @@ function mergeNewest(items: Shown[], page: Shown[]): Shown[] {
 
 /** Conversations found outside the loaded list (the quick switcher's search) join it. */
 export function mergeConversations(items: Conversation[]) {
+  for (const c of items) gone.delete(c.id);
   const next = new Map(conversations.value);
   for (const c of items) next.set(c.id, { ...next.get(c.id), ...c });
   conversations.value = next;
@@ -429,6 +438,7 @@ export function mergeConversations(items: Conversation[]) {
 }
 
 function upsertConversation(c: Conversation) {
+  gone.delete(c.id);
   const prev = conversations.value.get(c.id);
   // conversation.update leaves out the caller-specific fields: keep ours.
   const merged = { ...prev, ...c, unread_count: c.unread_count ?? prev?.unread_count ?? 0 } as Conversation;
@@ -476,6 +486,8 @@ const goneListeners: ((id: string) => void)[] = [];
 export const whenConversationGone = (f: (id: string) => void) => void goneListeners.push(f);
 
 function removeConversation(id: string) {
+  gone.add(id);
+  unsentReads.delete(id);
   for (const f of goneListeners) f(id);
   const c = conversations.value.get(id);
   const next = new Map(conversations.value);
@@ -577,8 +589,11 @@ addEventListener("popstate", () => navigate(idFromPath()));
 const PAGE = 50;
 
 function setThread(id: string, t: Thread) {
+  // A page that lands after its conversation went away does not bring its thread back.
+  if (gone.has(id)) return;
   threads.value = new Map(threads.value).set(id, t);
 }
+
 
 /**
  * Opens a conversation at its newest messages (`fresh`: reload them even if a thread is
@@ -850,22 +865,29 @@ export function markSeen(id: string) {
   sendRead(id, last.id);
 }
 
-/**
- * Reads made while neither the socket nor the server could be reached: sent when the socket
- * is back (a conversation read offline and left before then would stay unread on the server).
- */
-const unsentReads = new Map<string, string>();
 
 function sendRead(conversationId: string, messageId: string) {
   if (client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
+  const reader = me.value?.id;
   void api("POST", `/api/conversations/${conversationId}/read`, { message_id: messageId }).catch((e) => {
-    if (e instanceof ApiError && e.status === 0 && (unsentReads.get(conversationId) ?? "") < messageId) unsentReads.set(conversationId, messageId);
+    // Kept when the server was not reached (a proxy's 502–504 too, as for a send); not for
+    // another person signed in meanwhile, nor a conversation gone.
+    const away = e instanceof ApiError && (e.status === 0 || (e.status >= 502 && e.status <= 504));
+    if (!away || me.value?.id !== reader || gone.has(conversationId) || (unsentReads.get(conversationId) ?? "") >= messageId) return;
+    // The socket may have come back while this request failed: then it goes now.
+    if (connection.value === "open" && client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
+    unsentReads.set(conversationId, messageId);
   });
 }
 document.addEventListener("visibilitychange", () => activeId.value && atLatest.value && markSeen(activeId.value));
 // A request answered in another tab reaches this one by no event (friend.accept goes to the
 // requester only): read the friends again when the tab is looked at.
-document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && me.value && void loadFriends());
+let friendsLookedAt = 0;
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState !== "visible" || !me.value || connection.value !== "open" || Date.now() - friendsLookedAt < 30_000) return;
+  friendsLookedAt = Date.now();
+  void loadFriends();
+});
 
 function markRead(conversationId: string, userId: string, messageId: string) {
   editMembers(conversationId, (m) => {
@@ -903,6 +925,7 @@ export async function loadMembers(id: string, fresh = false) {
     if (--flight.loads === 0) memberEditsInFlight.delete(id);
   }
   if (!list) return;
+  if (gone.has(id)) return; // landed after the conversation went away
   const landed = new Map(list.map((m) => [m.user.id, m]));
   for (const change of flight.edits.slice(from)) change(landed);
   members.value = new Map(members.value).set(id, landed);
@@ -1041,12 +1064,13 @@ function knownName(conv: Conversation | undefined, userId: string): string | und
 let friendsLoads = 0;
 export async function loadFriends() {
   const load = ++friendsLoads;
-  const [accepted, pending] = await Promise.all([
+  const both = await Promise.all([
     allPages<Friendship>("/api/friendships?status=accepted", 5),
     allPages<Friendship>("/api/friendships?status=pending", 5),
-  ]).catch(() => [[], []] as Friendship[][]);
-  // Reads that overlap may answer out of order: only the last one asked for counts.
-  if (load === friendsLoads) friendships.value = [...accepted!, ...pending!];
+  ]).catch(() => null);
+  // Reads that overlap may answer out of order: only the last one asked for counts. A failed
+  // one (offline) keeps what was known: it emptied the Friends dialog.
+  if (both && load === friendsLoads) friendships.value = [...both[0], ...both[1]];
 }
 
 export const otherSide = (f: Friendship) => (f.user_id === me.value?.id ? f.friend : f.user);

@@ -7,7 +7,7 @@ import type { TSchema } from "elysia";
 import { tsType } from "./typescript";
 import { code, esc, linked, modelSections, page } from "./html";
 
-interface Parameter { name: string; in: string; required?: boolean; schema?: { description?: string } & Record<string, unknown> }
+interface Parameter { name: string; in: string; required?: boolean; description?: string; schema?: { description?: string } & Record<string, unknown> }
 interface Response { $ref?: string; description?: string; content?: Record<string, { schema?: unknown }> }
 interface Operation {
   operationId?: string; summary?: string; description?: string; tags?: string[]; security?: unknown[];
@@ -27,9 +27,9 @@ const refName = (ref: string) => ref.slice(ref.lastIndexOf("/") + 1);
 function operation(method: string, path: string, op: Operation): string {
   const id = esc(op.operationId ?? `${method}${path}`);
   const params = (op.parameters ?? []).map(
-    (p) => `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}${p.required ? ", required" : ""}</td><td>${esc(p.schema?.description ?? "")}</td></tr>`,
+    (p) => `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}${p.required ? ", required" : ""}</td><td>${esc(p.description ?? p.schema?.description ?? "")}</td></tr>`,
   );
-  const body = op.requestBody?.content ? Object.entries(op.requestBody.content)[0] : undefined;
+  const bodies = Object.entries(op.requestBody?.content ?? {});
   const responses = Object.entries(op.responses ?? {});
   const ok = responses.filter(([status]) => status < "400").map(([status, r]) => {
     const schema = r.content ? Object.values(r.content)[0]?.schema : undefined;
@@ -41,7 +41,7 @@ function operation(method: string, path: string, op: Operation): string {
 <p>${esc(op.summary ?? "")}${op.security?.length === 0 ? " <em>(no token)</em>" : ""}</p>
 ${op.description ? `<p>${esc(op.description)}</p>` : ""}
 ${params.length ? `<table><tr><th>parameter</th><th>in</th><th>meaning</th></tr>${params.join("")}</table>` : ""}
-${body ? `<p>Body (<code>${esc(body[0])}</code>):</p>${body[1].schema ? linked(typeOf(body[1].schema)) : ""}` : ""}
+${bodies.map(([type, b]) => `<p>Body (<code>${esc(type)}</code>):</p>${b.schema ? linked(typeOf(b.schema)) : ""}`).join("\n")}
 ${ok.length ? `<table><tr><th>status</th><th>meaning</th><th>body</th></tr>${ok.join("")}</table>` : ""}
 ${errors.length ? `<p>Errors: ${errors.join(", ")}</p>` : ""}
 </section>`;

@@ -121,7 +121,7 @@ export const docsRoutes = (routes: () => Route[], handle: (request: Request) => 
     .get("/docs", async ({ set }) => {
       set.headers["content-type"] = "text/html; charset=utf-8";
       rest ??= handle(new Request("http://parley.invalid/docs/json"))
-        .then((res) => res.json())
+        .then((res) => (res.ok ? res.json() : Promise.reject(new Error(`/docs/json answered ${res.status}`))))
         .then((doc) => restPage(doc as OpenApiDocument));
       return await rest.catch((e) => {
         rest = undefined;

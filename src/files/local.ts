@@ -43,7 +43,7 @@ export class LocalStore implements BlobStore {
     const before = Date.now() - leftoversOlderThanMs;
     for (const name of readdirSync(this.tmp)) {
       const path = join(this.tmp, name);
-      void (leftoversOlderThanMs === 0 ? rm(path, { force: true }) : stat(path).then((s) => (s.mtimeMs < before ? rm(path, { force: true }) : undefined)).catch(() => {}));
+      void (leftoversOlderThanMs === 0 ? rm(path, { force: true }).catch(() => {}) : stat(path).then((s) => (s.mtimeMs < before ? rm(path, { force: true }) : undefined)).catch(() => {}));
     }
   }
 
