@@ -1576,35 +1576,28 @@ describe("a network that goes away (browser offline)", () => {
     await say(bob, conv, "first");
     const a = await pageFor(alice, `/c/${conv}`);
     await log(a).getByText("first").waitFor();
-    await convLink(a, "Elsewhere").click();
-    await say(bob, conv, "unread while elsewhere");
-    await convLink(a, `${bob.user.display_name}, 1 unread`).waitFor({ timeout: 5000 });
-    await a.context().setOffline(true);
-    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
-    await convLink(a, bob.user.display_name).click();
-    await log(a).getByText("unread while elsewhere").waitFor();
-    await a.context().setOffline(false);
-    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
     const unreadOnServer = async () => (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count;
-    for (let i = 0; i < 50 && (await unreadOnServer()) !== 0; i++) await Bun.sleep(100);
-    expect(await unreadOnServer()).toBe(0);
+    /** A message arrives while Alice is elsewhere; she reads it offline (and leaves it, or not); back online, the server has the read. */
+    async function readOffline(text: string, leaveBeforeOnline: boolean) {
+      await convLink(a, "Elsewhere").click();
+      await say(bob, conv, text);
+      await convLink(a, `${bob.user.display_name}, 1 unread`).waitFor({ timeout: 5000 });
+      await a.context().setOffline(true);
+      await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+      await convLink(a, bob.user.display_name).click();
+      await log(a).getByText(text).waitFor();
+      if (leaveBeforeOnline) await convLink(a, "Elsewhere").click();
+      await a.context().setOffline(false);
+      await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
+      for (let i = 0; i < 50 && (await unreadOnServer()) !== 0; i++) await Bun.sleep(100);
+      expect(await unreadOnServer()).toBe(0);
+    }
+    await readOffline("unread while elsewhere", false);
     await settled(a);
     expect(await a.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: /unread$/ }).count()).toBe(0);
     expect(group.status).toBe(201);
-
     // Read offline and left before the network came back: the read is sent once it is.
-    await convLink(a, "Elsewhere").click();
-    await say(bob, conv, "second unread while elsewhere");
-    await convLink(a, `${bob.user.display_name}, 1 unread`).waitFor({ timeout: 5000 });
-    await a.context().setOffline(true);
-    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
-    await convLink(a, bob.user.display_name).click();
-    await log(a).getByText("second unread while elsewhere").waitFor();
-    await convLink(a, "Elsewhere").click();
-    await a.context().setOffline(false);
-    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
-    for (let i = 0; i < 50 && (await unreadOnServer()) !== 0; i++) await Bun.sleep(100);
-    expect(await unreadOnServer()).toBe(0);
+    await readOffline("second unread while elsewhere", true);
   });
 
   clientTest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {

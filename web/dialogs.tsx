@@ -565,15 +565,19 @@ function SearchFilters({ value, onChange }: { value: Filters; onChange: (f: Filt
   );
 }
 
-/** ↑/↓ on a search result: the previous or next one; ↑ on the first, the search box. */
+/**
+ * ↑/↓ in the search dialog: from the box (index -1) to the first result, between results,
+ * and ↑ from the first back to the box.
+ */
 function stepThroughResults(e: KeyboardEvent) {
   if ((e.key !== "ArrowDown" && e.key !== "ArrowUp") || e.altKey) return;
   const at = e.target as HTMLElement;
   const dialog = at.closest("dialog");
-  if (!dialog || !at.matches("button.result")) return;
+  const box = dialog?.querySelector<HTMLElement>('input[type="search"]');
+  if (!dialog || !(at === box || at.matches("button.result"))) return;
   const all = [...dialog.querySelectorAll<HTMLElement>("button.result")];
   const i = all.indexOf(at);
-  const to = e.key === "ArrowDown" ? all[i + 1] : (all[i - 1] ?? dialog.querySelector<HTMLElement>('input[type="search"]'));
+  const to = e.key === "ArrowDown" ? all[i + 1] : i > 0 ? all[i - 1] : i === 0 ? box : undefined;
   if (!to) return;
   e.preventDefault();
   to.focus();
@@ -663,14 +667,7 @@ function Search() {
           // A search box takes Escape to clear itself; here it closes the dialog, as everywhere else.
           // ↓ goes to the results (past the filters' many stops, found by an acceptance pass).
           onKeyDown={(e) => {
-            if (e.key === "ArrowDown" && !e.altKey) {
-              const first = e.currentTarget.closest("dialog")?.querySelector<HTMLElement>("button.result");
-              if (first) {
-                e.preventDefault();
-                first.focus();
-              }
-              return;
-            }
+            stepThroughResults(e);
             if (e.key !== "Escape") return;
             e.preventDefault();
             close();

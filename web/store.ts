@@ -594,7 +594,6 @@ function setThread(id: string, t: Thread) {
   threads.value = new Map(threads.value).set(id, t);
 }
 
-
 /**
  * Opens a conversation at its newest messages (`fresh`: reload them even if a thread is
  * loaded), or, with more unread than a page, at the first of them (openAtFirstUnread).
@@ -865,15 +864,16 @@ export function markSeen(id: string) {
   sendRead(id, last.id);
 }
 
+/** No answer, or a proxy's instead of the server's (502–504 without our error body): the request never reached Parley. */
+const notReached = (e: unknown) => e instanceof ApiError && (e.status === 0 || ((e.status === 502 || e.status === 503 || e.status === 504) && e.code === "error"));
 
 function sendRead(conversationId: string, messageId: string) {
   if (client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
   const reader = me.value?.id;
   void api("POST", `/api/conversations/${conversationId}/read`, { message_id: messageId }).catch((e) => {
-    // Kept when the server was not reached (a proxy's 502–504 too, as for a send); not for
-    // another person signed in meanwhile, nor a conversation gone.
-    const away = e instanceof ApiError && (e.status === 0 || (e.status >= 502 && e.status <= 504));
-    if (!away || me.value?.id !== reader || gone.has(conversationId) || (unsentReads.get(conversationId) ?? "") >= messageId) return;
+    // Kept when the server was not reached, as a send is; not for another person signed in
+    // meanwhile, nor a conversation gone.
+    if (!notReached(e) || me.value?.id !== reader || gone.has(conversationId) || (unsentReads.get(conversationId) ?? "") >= messageId) return;
     // The socket may have come back while this request failed: then it goes now.
     if (connection.value === "open" && client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
     unsentReads.set(conversationId, messageId);
@@ -964,11 +964,10 @@ async function deliver(p: Shown) {
     const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body);
     receive(m);
   } catch (e) {
-    // No answer (or a proxy's instead of the server's): the browser's network is away
-    // ("offline"), or the server is ("unreachable"). Both go again when the socket is back;
-    // "unreachable" also on a timer, since the socket may have stayed up (a blip, one lost request).
-    const away = e instanceof ApiError && (e.status === 0 || ((e.status === 502 || e.status === 503 || e.status === 504) && e.code === "error"));
-    const why = away ? (navigator.onLine ? "unreachable" : "offline") : explain(e);
+    // The browser's network is away ("offline"), or the server is ("unreachable"). Both go
+    // again when the socket is back; "unreachable" also on a timer, since the socket may have
+    // stayed up (a blip, one lost request).
+    const why = notReached(e) ? (navigator.onLine ? "unreachable" : "offline") : explain(e);
     patchPending(p, { failed: why });
     if (why === "unreachable") setTimeout(() => stillFailed(p, "unreachable") && void deliver(p), UNREACHABLE_RETRY_MS);
   }

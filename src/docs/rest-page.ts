@@ -5,7 +5,7 @@
  */
 import type { TSchema } from "elysia";
 import { tsType } from "./typescript";
-import { code, esc, linked, modelSections, page } from "./html";
+import { esc, linked, modelSections, page } from "./html";
 
 interface Parameter { name: string; in: string; required?: boolean; description?: string; schema?: { description?: string } & Record<string, unknown> }
 interface Response { $ref?: string; description?: string; content?: Record<string, { schema?: unknown }> }
@@ -51,20 +51,20 @@ export function restPage(doc: OpenApiDocument): string {
   const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
     METHODS.filter((m) => item[m]).map((method) => ({ method, path, op: item[method]! })),
   );
-  const tags = [...(doc.tags ?? []), { name: "other", description: "" }];
-  const sections = tags.map((tag) => {
-    const mine = operations.filter(({ op }) => (op.tags?.[0] ?? "other") === tag.name);
-    if (!mine.length) return "";
-    return `<h2 id="tag-${esc(tag.name)}">${esc(tag.name)}</h2>${tag.description ? `<p>${esc(tag.description)}</p>` : ""}\n${mine.map(({ method, path, op }) => operation(method, path, op)).join("\n")}`;
-  });
+  // Each tag with its operations (by their first tag; untagged ones last, as "other").
+  const groups = [...(doc.tags ?? []), { name: "other", description: "" }]
+    .map((tag) => ({ tag, mine: operations.filter(({ op }) => (op.tags?.[0] ?? "other") === tag.name) }))
+    .filter(({ mine }) => mine.length > 0);
+  const sections = groups.map(({ tag, mine }) =>
+    `<h2 id="tag-${esc(tag.name)}">${esc(tag.name)}</h2>${tag.description ? `<p>${esc(tag.description)}</p>` : ""}\n${mine.map(({ method, path, op }) => operation(method, path, op)).join("\n")}`);
   const errors = Object.entries(doc.components?.responses ?? {}).map(([name, r]) => `<tr id="error-${esc(name)}"><td>${esc(name)}</td><td>${esc(r.description ?? "")}</td></tr>`);
-  const contents = tags.filter((t) => operations.some(({ op }) => (op.tags?.[0] ?? "other") === t.name)).map((t) => `<a href="#tag-${esc(t.name)}">${esc(t.name)}</a>`);
+  const contents = groups.map(({ tag }) => `<a href="#tag-${esc(tag.name)}">${esc(tag.name)}</a>`);
   return page(`${doc.info.title} REST API`, `<h1>${esc(doc.info.title)} REST API <small>${esc(doc.info.version)}</small></h1>
 <p>Machine-readable: <a href="/docs/json">/docs/json</a> (OpenAPI). Interactive: <a href="/docs/scalar">/docs/scalar</a> (its script comes from a CDN).
 WebSocket: <a href="/docs/ws">/docs/ws</a>.</p>
 <p>Every <code>/api/*</code> route takes <code>Authorization: Bearer &lt;token&gt;</code> (from register or login) unless marked "no token".
 Lists are <code>{items, next_cursor}</code>: pass <code>?cursor=</code> back for the next page, <code>?limit=</code> 1–100.
-Errors are ${code('{"error": {"code": "…", "message": "…", "details": …}}').replace(/^<pre>|<\/pre>$/g, "")}.</p>
+Errors are <code>${esc('{"error": {"code": "…", "message": "…", "details": …}}')}</code>.</p>
 <p>${contents.join(" · ")} · <a href="#errors">errors</a> · <a href="#models">models</a></p>
 ${sections.join("\n")}
 <h2 id="errors">Errors</h2>
