@@ -144,7 +144,9 @@ describe("terminal: the reference client stops and reports", () => {
   }
 
   test("a token that expires while connected: alert unauthorized (retry false), close 4001; the client stops", async () => {
-    const s = await server({ jwtTtlSeconds: 2, heartbeatIntervalMs: 100 });
+    // The heartbeat, which finds the expiry, at 400 ms: at 100 ms a test process busy for
+    // 200 ms missed a pong and its socket was cut (1006) before the token expired (a flake).
+    const s = await server({ jwtTtlSeconds: 2, heartbeatIntervalMs: 400 });
     // `exp` is in whole seconds: a 1 s token made late in a second had expired before the
     // socket opened (a flake). Made just after a second begins, this one has ~2 s left.
     await Bun.sleep(1000 - (Date.now() % 1000) + 10);
