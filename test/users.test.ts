@@ -42,11 +42,14 @@ describe("authentication on /api", () => {
   });
 
   test("a token that was accepted before still expires on time (JWT_TTL)", async () => {
-    const short = await startServer({ jwtTtlSeconds: 1 });
+    const short = await startServer({ jwtTtlSeconds: 2 });
     try {
+      // `exp` is in whole seconds: a 1 s token made late in a second had expired before its
+      // first use (a flake, once in CI). Made just after a second begins, it has ~2 s left.
+      await Bun.sleep(1000 - (Date.now() % 1000) + 10);
       const a = await short.register();
       expect((await short.api("GET", "/api/users/me", { token: a.token })).status).toBe(200);
-      await Bun.sleep(1500);
+      await Bun.sleep(2500);
       expect((await short.api("GET", "/api/users/me", { token: a.token })).status).toBe(401);
     } finally {
       await short.stop();
