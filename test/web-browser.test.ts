@@ -1692,6 +1692,37 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.getByRole("button", { name: `Add ${carolsName}` }).waitFor({ timeout: 5000 });
   });
 
+  clientTest("a friends read that began before a rename and lands after its user.update keeps the new name", async () => {
+    const { alice, bob, a } = await aliceWithFriendsInAGroup("Late friends");
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    const list = a.getByRole("list", { name: "Friends list" });
+    await list.getByText(bob.user.display_name, { exact: true }).waitFor();
+    let read!: () => void;
+    const wasRead = new Promise<void>((r) => (read = r));
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    let held = false;
+    await a.route("**/api/friendships?status=accepted*", async (route) => {
+      if (held) return route.continue();
+      held = true;
+      const response = await route.fetch(); // read by the server before the rename
+      read();
+      await answered; // and answered after its user.update
+      await route.fulfill({ response });
+    });
+    // A friend request to Alice starts a friends read (friend.request).
+    const dave = await s.register(uniqueName("dave"));
+    expect((await s.api("POST", "/api/friendships", { token: dave.token, body: { friend_id: alice.user.id } })).status).toBe(201);
+    await wasRead;
+    const bobsName = `Robert ${uniqueName("b")}`;
+    expect((await s.api("PATCH", "/api/users/me", { token: bob.token, body: { display_name: bobsName } })).status).toBe(200);
+    await list.getByText(bobsName, { exact: true }).waitFor({ timeout: 5000 });
+    answer();
+    await a.getByRole("list", { name: "Friend requests" }).getByText(dave.user.display_name, { exact: true }).waitFor();
+    expect(await list.getByText(bobsName, { exact: true }).count()).toBe(1);
+    expect(await list.getByText(bob.user.display_name, { exact: true }).count()).toBe(0);
+  });
+
   clientTest("Escape in Search with a query typed closes the dialog", async () => {
     const alice = await s.register(uniqueName("alice"));
     const a = await pageFor(alice);

@@ -545,11 +545,12 @@ function updateUser(u: User) {
   conversations.value = next;
   // Made again on a list in flight when it lands, which may not hold them: only where they are.
   for (const [cid, m] of members.value) if (m.has(u.id)) editMembers(cid, (x) => void (x.has(u.id) && x.set(u.id, { ...x.get(u.id)!, user: u })));
-  // The Friends dialog and a group's "Add friends" read these.
-  if (friendships.value.some((f) => f.user.id === u.id || f.friend.id === u.id)) {
-    friendships.value = friendships.value.map((f) => (f.user.id === u.id ? { ...f, user: u } : f.friend.id === u.id ? { ...f, friend: u } : f));
-  }
+  // The Friends dialog and a group's "Add friends" read these; made again on a read in flight.
+  friendsFlight?.users.push(u);
+  if (friendships.value.some((f) => f.user.id === u.id || f.friend.id === u.id)) friendships.value = withUser(friendships.value, u);
 }
+
+const withUser = (list: Friendship[], u: User) => list.map((f) => (f.user.id === u.id ? { ...f, user: u } : f.friend.id === u.id ? { ...f, friend: u } : f));
 
 /** The other member of a direct conversation. */
 export const peerOf = (c: Conversation): User | null => (c.type === "direct" ? c.peer : null);
@@ -1061,15 +1062,27 @@ function knownName(conv: Conversation | undefined, userId: string): string | und
 // ---- friends and conversations ------------------------------------------------------------
 
 let friendsLoads = 0;
+// The users renamed while a friends read is in flight: a read that began before a rename and
+// lands after its user.update would put the old name back.
+let friendsFlight: { loads: number; users: User[] } | null = null;
 export async function loadFriends() {
   const load = ++friendsLoads;
-  const both = await Promise.all([
-    allPages<Friendship>("/api/friendships?status=accepted", 5),
-    allPages<Friendship>("/api/friendships?status=pending", 5),
-  ]).catch(() => null);
+  const flight = (friendsFlight ??= { loads: 0, users: [] });
+  flight.loads++;
+  const from = flight.users.length;
+  let both: [Friendship[], Friendship[]] | null;
+  try {
+    both = await Promise.all([
+      allPages<Friendship>("/api/friendships?status=accepted", 5),
+      allPages<Friendship>("/api/friendships?status=pending", 5),
+    ]).catch(() => null);
+  } finally {
+    if (--flight.loads === 0) friendsFlight = null;
+  }
   // Reads that overlap may answer out of order: only the last one asked for counts. A failed
   // one (offline) keeps what was known: it emptied the Friends dialog.
-  if (both && load === friendsLoads) friendships.value = [...both[0], ...both[1]];
+  if (!both || load !== friendsLoads) return;
+  friendships.value = flight.users.slice(from).reduce(withUser, [...both[0], ...both[1]]);
 }
 
 export const otherSide = (f: Friendship) => (f.user_id === me.value?.id ? f.friend : f.user);
