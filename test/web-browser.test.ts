@@ -950,6 +950,28 @@ describe("the web client in Chromium", () => {
     await a.waitForFunction(() => document.title === "Parley");
   });
 
+  clientTest("back to a tab left open on a conversation: the divider stands over what came while it was hidden", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(alice, conv, "nothing unread");
+    const a = await recordingNotifications(alice, `/c/${conv}`);
+    await log(a).getByText("nothing unread").waitFor();
+    const dividerBefore = () => a.evaluate(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent ?? null);
+    expect(await dividerBefore()).toBeNull();
+    await setHidden(a, true);
+    await say(bob, conv, "while away 1");
+    await say(bob, conv, "while away 2");
+    await log(a).getByText("while away 2").waitFor();
+    await setHidden(a, false);
+    await a.waitForFunction(() => document.title === "Parley"); // read now
+    expect(await dividerBefore()).toContain("while away 1");
+    await a.screenshot({ path: join(shots, "divider-after-away.png") });
+    // Back again with nothing new: it stays there.
+    await setHidden(a, true);
+    await setHidden(a, false);
+    expect(await dividerBefore()).toContain("while away 1");
+  });
+
   clientTest("a mention in a group while the tab is hidden: a desktop notification", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     await friends(alice, bob);
@@ -1600,6 +1622,34 @@ describe("a network that goes away (browser offline)", () => {
     await readOffline("second unread while elsewhere", true);
   });
 
+  clientTest("a read made while the network is away, in a tab closed before it came back, is sent by the next page", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Elsewhere", member_ids: [bob.user.id] } });
+    expect(group.status).toBe(201);
+    await say(bob, conv, "first");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("first").waitFor();
+    await convLink(a, "Elsewhere").click();
+    await say(bob, conv, "read offline, then the tab closed");
+    await convLink(a, `${bob.user.display_name}, 1 unread`).waitFor({ timeout: 5000 });
+    const context = a.context();
+    await context.setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await convLink(a, bob.user.display_name).click();
+    await log(a).getByText("read offline, then the tab closed").waitFor();
+    await a.close();
+    await context.setOffline(false);
+    const unreadOnServer = async () => (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count;
+    expect(await unreadOnServer()).toBe(1);
+    // The next page (the list, not that conversation) sends the read it left.
+    const next = await context.newPage();
+    await next.goto(s.base + "/");
+    for (let i = 0; i < 50 && (await unreadOnServer()) !== 0; i++) await Bun.sleep(100);
+    expect(await unreadOnServer()).toBe(0);
+    expect(await next.evaluate((id) => localStorage.getItem(`parley.unsentReads.${id}`), alice.user.id)).toBeNull();
+  });
+
   clientTest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {
     const alice = await s.register(uniqueName("alice"));
     const p = await pageFor(alice);
@@ -1721,6 +1771,23 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.getByRole("list", { name: "Friend requests" }).getByText(dave.user.display_name, { exact: true }).waitFor();
     expect(await list.getByText(bobsName, { exact: true }).count()).toBe(1);
     expect(await list.getByText(bob.user.display_name, { exact: true }).count()).toBe(0);
+  });
+
+  clientTest("two people of a conversation with the same display name: their messages show their usernames beside it", async () => {
+    const { alice, bob, carol, group, a } = await aliceWithFriendsInAGroup("Same names");
+    await say(alice, group.body.id, "from alice");
+    await say(bob, group.body.id, "from the real bob");
+    const handles = () => a.evaluate(() => [...document.querySelectorAll("[role=log] .msg .handle")].map((h) => h.textContent));
+    await log(a).getByText("from the real bob").waitFor();
+    expect(await handles()).toEqual([]);
+    // Carol joins and takes Bob's display name.
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [carol.user.id] } })).status).toBeLessThan(300);
+    expect((await s.api("PATCH", "/api/users/me", { token: carol.token, body: { display_name: bob.user.display_name } })).status).toBe(200);
+    await say(carol, group.body.id, "from the other bob");
+    await log(a).getByText("from the other bob").waitFor();
+    await a.waitForFunction(() => document.querySelectorAll("[role=log] .msg .handle").length === 2);
+    expect(await handles()).toEqual([`@${bob.user.username}`, `@${carol.user.username}`]);
+    await a.screenshot({ path: join(shots, "same-names.png") });
   });
 
   clientTest("Escape in Search with a query typed closes the dialog", async () => {

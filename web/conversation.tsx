@@ -2,7 +2,7 @@
  * The open conversation: a windowed message list (at most WINDOW message nodes however long
  * the history), the typing line and the composer.
  */
-import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
 import {
@@ -62,6 +62,8 @@ export function ConversationView({ id }: { id: string }) {
 function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversation; onReply: (m: Shown) => void; onEdit: (m: Shown) => void }) {
   const t = threads.value.get(id);
   const items = t?.items ?? [];
+  const memberList = members.value.get(id);
+  const shared = useMemo(() => sharedNames(items, memberList), [items, memberList]);
   const scroller = useRef<HTMLDivElement>(null);
   // First message of the window, by id (stable when older pages are prepended); null = follow the end.
   // Mirrored in a ref: a move that spans renders (an older page loading) reads the current one.
@@ -328,7 +330,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                     New messages
                   </div>
                 )}
-                <MessageItem key={m.id} m={m} flash={m.id === flashId} compact={compact} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
+                <MessageItem key={m.id} m={m} flash={m.id === flashId} compact={compact} sameName={shared.has(m.sender_name)} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
                 {m === lastMine && seen && <div class="seen">{seen}</div>}
               </>
             );
@@ -342,6 +344,23 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       )}
     </div>
   );
+}
+
+/**
+ * Display names that two people here share (names are not unique, usernames are): their
+ * messages show the username beside the name, so that one cannot pass for the other.
+ */
+function sharedNames(items: Shown[], list: Map<string, Member> | undefined): Set<string> {
+  const who = new Map<string, string>();
+  const shared = new Set<string>();
+  const see = (name: string, userId: string) => {
+    const first = who.get(name);
+    if (first === undefined) who.set(name, userId);
+    else if (first !== userId) shared.add(name);
+  };
+  for (const m of items) see(m.sender_name, m.sender_id);
+  for (const x of list?.values() ?? []) see(x.user.display_name, x.user.id);
+  return shared;
 }
 
 /** Index of the window's first message: `start`'s, or the last WINDOW when following the end. */
@@ -362,7 +381,7 @@ function seenBy(id: string, conv: Conversation, m: Shown): string | null {
 }
 
 function MessageItem(props: {
-  m: Shown; flash: boolean; compact: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void;
+  m: Shown; flash: boolean; compact: boolean; sameName: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void;
   tabbable: boolean; onFocus: () => void;
 }) {
   const { m, compact, mine } = props;
@@ -389,6 +408,7 @@ function MessageItem(props: {
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
           <span class="sender" title={`${m.sender_name} (@${m.sender_info.username})`}>{m.sender_name}</span>
+          {props.sameName && <span class="handle">@{m.sender_info.username}</span>}
           <time dateTime={m.created_at} title={fullTime(m.created_at)}>
             {time(m.created_at)}
           </time>

@@ -45,8 +45,16 @@ const gone = new Set<string>();
 /**
  * Reads made while neither the socket nor the server could be reached: sent when the socket
  * is back (a conversation read offline and left before then would stay unread on the server).
+ * Kept in localStorage too, per user: a reload before the network came back lost them.
  */
 const unsentReads = new Map<string, string>();
+const readsKey = (userId: string) => `parley.unsentReads.${userId}`;
+function keepUnsentReads() {
+  const id = me.value?.id;
+  if (!id) return;
+  if (unsentReads.size) localStorage.setItem(readsKey(id), JSON.stringify([...unsentReads]));
+  else localStorage.removeItem(readsKey(id));
+}
 export const presence = signal<Record<string, boolean>>({});
 /** conversation id → user id → expiry (ms). */
 export const typing = signal<Record<string, Record<string, number>>>({});
@@ -168,7 +176,9 @@ export function signOut(notice: string | null = null) {
   // Signing out on purpose leaves nothing behind; a lost session keeps the drafts (and the
   // removed-from notice, whose text is a draft too: shown to its own user only). The drafts go
   // before the session: other tabs tell the two apart by them when they hear of the session.
-  if (!notice) localStorage.removeItem(draftKey(session.peek()?.user.id));
+  const was = session.peek()?.user.id;
+  if (!notice) localStorage.removeItem(draftKey(was));
+  if (!notice && was) localStorage.removeItem(readsKey(was));
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
   // Another person may sign in next in this tab: nothing of this one's on screen, nor sent for them.
@@ -268,6 +278,10 @@ export async function start() {
   // Tickets keep the token out of URLs (and so out of proxies' logs).
   const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "", useTickets: true });
   client = c;
+  // Reads a page made offline and did not live to send (a reload, a closed tab): sent on open.
+  for (const [conversationId, messageId] of loadJSON<[string, string][]>(readsKey(session.value.user.id), [])) {
+    if (typeof conversationId === "string" && typeof messageId === "string" && (unsentReads.get(conversationId) ?? "") < messageId) unsentReads.set(conversationId, messageId);
+  }
   connection.value = "connecting";
   // A phone or laptop that loses its network keeps a socket that never reports its close:
   // the browser's offline event ends it now (the status says "Reconnecting…"), its online
@@ -295,6 +309,7 @@ export async function start() {
     retryFailedSends();
     const reads = [...unsentReads];
     unsentReads.clear();
+    keepUnsentReads();
     for (const [conversationId, messageId] of reads) sendRead(conversationId, messageId);
     const id = activeId.value;
     if (id) c.send("conversation.active", { conversation_id: id });
@@ -487,7 +502,7 @@ export const whenConversationGone = (f: (id: string) => void) => void goneListen
 
 function removeConversation(id: string) {
   gone.add(id);
-  unsentReads.delete(id);
+  if (unsentReads.delete(id)) keepUnsentReads();
   for (const f of goneListeners) f(id);
   const c = conversations.value.get(id);
   const next = new Map(conversations.value);
@@ -878,9 +893,22 @@ function sendRead(conversationId: string, messageId: string) {
     // The socket may have come back while this request failed: then it goes now.
     if (connection.value === "open" && client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
     unsentReads.set(conversationId, messageId);
+    keepUnsentReads();
   });
 }
-document.addEventListener("visibilitychange", () => activeId.value && atLatest.value && markSeen(activeId.value));
+document.addEventListener("visibilitychange", () => {
+  const id = activeId.value;
+  if (!id || document.visibilityState !== "visible") return;
+  // Back to a tab left open on a conversation: the divider goes over what came while it was
+  // hidden (it stayed where the conversation was opened), before that is read.
+  const t = threads.value.get(id);
+  const conv = conversations.value.get(id);
+  if (t && conv && !t.loading) {
+    const divider = dividerOf(conv, t.items, t.older);
+    if (divider && divider !== t.firstUnread) setThread(id, { ...t, firstUnread: divider });
+  }
+  if (atLatest.value) markSeen(id);
+});
 // A request answered in another tab reaches this one by no event (friend.accept goes to the
 // requester only): read the friends again when the tab is looked at.
 let friendsLookedAt = 0;
