@@ -123,6 +123,8 @@ function reword(message: string): string {
   if (m) return m[1] === "less" ? `may have at most ${m[2]} characters` : m[2] === "1" ? "must not be blank" : `must have at least ${m[2]} characters`;
   if (/^at most \d+ characters$/.test(message)) return `may have ${message}`;
   if (/^Expected string to match/.test(message)) return "is not valid";
+  // The server names the code points for API clients; a person is told what to do.
+  if (/^must not contain invisible format characters/.test(message)) return "must not contain invisible characters (such as zero-width spaces or direction marks): type it again without them";
   return /^(must|may|is|cannot|should)\b/.test(message) ? message : `is not valid (${message})`;
 }
 

@@ -2,6 +2,7 @@
  * The open conversation: a windowed message list (at most WINDOW message nodes however long
  * the history), the typing line and the composer.
  */
+import { Fragment } from "preact";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
@@ -9,8 +10,8 @@ import {
   atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
-import { Avatar, dayLabel, dayOf, fullTime, plural, RichText, shortTime, time } from "./text";
-import { refocusWhenGone } from "./focus";
+import { Avatar, dayLabel, dayOf, fullTime, gist, plural, RichText, shortTime, time } from "./text";
+import { inputSince, refocusWhenGone } from "./focus";
 import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 
@@ -107,6 +108,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   // focused), so Tab reaches its tools without a stop per message; arrows move between messages.
   const [keyId, setKeyId] = useState<string | null>(null);
   const focus = focusMessage.value?.conversationId === id ? focusMessage.value.messageId : null;
+  const focusAskedAt = focusMessage.value?.at ?? 0;
 
   const startIdx = windowStart(items, startId);
   const endIdx = Math.min(items.length, startIdx + WINDOW);
@@ -124,9 +126,10 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
         focusMessage.value = null;
         el.scrollTop = node.offsetTop - (el.clientHeight - node.offsetHeight) / 2;
         measure(el);
-        // The keyboard goes there too (after a quote's click it fell to <body>), unless it went on meanwhile.
-        const now = document.activeElement;
-        if (!now || now === document.body || el.contains(now)) node.focus({ preventScroll: true });
+        // The keyboard goes there too (after a quote's click it fell to <body>; from a search
+        // result, the dialog gave it back to Search, or the message box took it), unless the
+        // user went on meanwhile (a key or a click since it was asked for).
+        if (!inputSince(focusAskedAt)) node.focus({ preventScroll: true });
         setFlashId(focus);
         setTimeout(() => setFlashId((f) => (f === focus ? null : f)), FLASH_MS);
         requestAnimationFrame(() => void onScroll());
@@ -318,8 +321,11 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
             const prev = items[startIdx + i - 1];
             const newDay = prev ? dayOf(prev.created_at) !== dayOf(m.created_at) : !t?.older;
             const compact = !!prev && i > 0 && !newDay && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
+            // Keyed by the message: unkeyed, the fragments matched by position, so a window that
+            // moved (an older page prepended) made every message's node anew, and the one the
+            // keyboard was on lost the focus to <body> (Home, or a long run of ↑).
             return (
-              <>
+              <Fragment key={m.id}>
                 {newDay && (
                   <div class="day" role="separator" aria-label={dayLabel(m.created_at)}>
                     <span>{dayLabel(m.created_at)}</span>
@@ -330,9 +336,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                     New messages
                   </div>
                 )}
-                <MessageItem key={m.id} m={m} flash={m.id === flashId} compact={compact} sameName={shared.has(m.sender_name)} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
+                <MessageItem m={m} flash={m.id === flashId} compact={compact} sameName={shared.has(m.sender_name)} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
                 {m === lastMine && seen && <div class="seen">{seen}</div>}
-              </>
+              </Fragment>
             );
           })}
         </div>
@@ -399,11 +405,15 @@ function MessageItem(props: {
   // every message's were, and the list took a Tab for each on the way to the composer.
   const inner = props.tabbable ? 0 : -1;
   const deleted = !!m.deleted_at;
+  // Deleted meanwhile (by its sender elsewhere, or a moderator): the picker goes with its tools.
+  useEffect(() => void (deleted && setPicking(false)), [deleted]);
   const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
   const fail = (e: unknown) => (toast.value = explain(e));
   return (
     // Focusable (its tools show while focus is within it, style.css): the keyboard's way to them.
-    <div ref={article} class={cls} data-id={m.id} role="article" tabIndex={props.tabbable ? 0 : -1} onFocus={(e) => e.target === e.currentTarget && props.onFocus()}>
+    // Named by who and when (a screen reader landing on a message heard neither first; the
+    // follow-on ones show no name at all).
+    <div ref={article} class={cls} data-id={m.id} role="article" aria-label={`${m.sender_name}, ${fullTime(m.created_at)}`} tabIndex={props.tabbable ? 0 : -1} onFocus={(e) => e.target === e.currentTarget && props.onFocus()}>
       {!compact && (
         <div class="who">
           <Avatar name={m.sender_name} url={m.sender_avatar} />
@@ -424,7 +434,7 @@ function MessageItem(props: {
       {m.reply_to_id && !deleted && (
         // Goes to the message replied to: scrolled to if loaded, else the history around it is loaded (as a search result).
         <button type="button" class="quote" title="Go to the message replied to" tabIndex={inner} onClick={() => void openAt(m.conversation_id, m.reply_to_id!)}>
-          {quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : quoted.content.slice(0, 120)}` : "Reply to an earlier message"}
+          {quoted ? `${quoted.sender_name}: ${quoted.deleted_at ? "Message deleted" : gist(quoted).slice(0, 120)}` : "Reply to an earlier message"}
         </button>
       )}
       {(deleted || m.content || !m.attachments.length) && (
@@ -620,7 +630,8 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
   // The message box takes the focus when a conversation opens and when Reply is chosen; at
   // once (a layout effect): run after the paint, it came late on a busy machine and took the
   // focus from wherever the keyboard had gone since (a Tab into the messages after Escape).
-  useLayoutEffect(() => box.current?.focus(), [id]);
+  // Not when it opens on a message to show (a search result, a quote): that takes the focus.
+  useLayoutEffect(() => void (focusMessage.peek()?.conversationId !== id && box.current?.focus()), [id]);
   useLayoutEffect(() => {
     if (replyTo) box.current?.focus();
     // By id: the message replied to is read live (a reaction to it makes a new object), and the focus moved with each.
@@ -713,7 +724,7 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     <form ref={form} class="composer" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
       {(replyTo || editing) && (
         <div class="context">
-          <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${replyTo!.content.slice(0, 300)}`}</span>
+          <span>{editing ? "Editing your message" : `Replying to ${replyTo!.sender_name}: ${gist(replyTo!).slice(0, 300)}`}</span>
           <button type="button" class="link" onClick={() => { props.setEditing(null); setReplyTo(id, null); }}>
             Cancel
           </button>

@@ -4,10 +4,10 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, explain, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
-  activeId, conversations, createGroup, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  activeId, conversations, createGroup, deletedLive, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
-import { refocusWhenGone } from "./focus";
+import { focusBackAfter, refocusWhenGone } from "./focus";
 import { Avatar, Snippet, when } from "./text";
 
 type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
@@ -38,6 +38,7 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
   const gone = useRef(false);
   useLayoutEffect(() => {
     const opener = document.activeElement;
+    const openedOn = activeId.peek();
     const d = ref.current!;
     d.showModal();
     // showModal focuses the first focusable element, the header's Close button; typing
@@ -49,10 +50,15 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
     return () => {
       gone.current = true;
       const now = document.activeElement;
-      const back = opener instanceof HTMLElement && opener.isConnected && (!now || now === document.body || d.contains(now));
+      const lost = !now || now === document.body || d.contains(now);
       // Still modal here (the page behind it inert, refusing the focus) until closed.
       if (d.open) d.close();
-      if (back) opener.focus();
+      if (!lost) return;
+      // An action that opened a conversation (Message, Create group): its message box, which
+      // could not take the focus while the dialog was modal.
+      const box = activeId.peek() !== openedOn ? document.querySelector<HTMLElement>('textarea[aria-label="Message"]') : null;
+      if (box) box.focus();
+      else if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
     };
   }, []);
   return (
@@ -126,6 +132,11 @@ function useAction() {
     running.current.add(key);
     setRunning((n) => n + 1);
     setError(null);
+    // The control that ran it keeps the keyboard: disabled while it ran, it lost the focus to
+    // <body>; gone with its row (a request accepted, a member removed), its neighbour takes it.
+    const control = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    const back = focusBackAfter();
+    const keep = control ? keepFocusIn(control) : null;
     try {
       await f();
     } catch (e) {
@@ -133,6 +144,8 @@ function useAction() {
     } finally {
       running.current.delete(key);
       setRunning((n) => n + 1);
+      back();
+      keep?.();
     }
   };
   const busy = (key = "") => running.current.has(key);
@@ -271,7 +284,14 @@ function NewConversation() {
 function Settings({ id }: { id: string }) {
   const conv = conversations.value.get(id);
   const [run, error, busy] = useAction();
-  const [title, setTitle] = useState(conv?.title ?? "");
+  // What the manager typed; until then the box follows the title, renamed elsewhere too (a
+  // stale copy, sent with Rename, undid the other rename).
+  const [typed, setTitle] = useState<string | null>(null);
+  const title = typed ?? conv?.title ?? "";
+  // A role chosen with the keyboard, applied on Enter or Save: the arrows change a closed
+  // select's value (one press made a member an admin, the next the owner's question).
+  const [chosen, setChosen] = useState<Record<string, Role>>({});
+  const keyed = useRef(false);
   useEffect(() => void loadMembers(id), [id]);
   if (!conv) return null;
   const list = [...(members.value.get(id)?.values() ?? [])];
@@ -280,6 +300,13 @@ function Settings({ id }: { id: string }) {
   const manage = role === "owner" || role === "admin";
   const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !list.some((m) => m.user.id === u.id));
   const refresh = () => refreshConversation(id);
+  const setRole = (m: Member, role: Role, select: HTMLSelectElement) => {
+    setChosen(({ [m.user.id]: _, ...rest }) => rest);
+    if (role === m.role) return;
+    // Handing over the group (you become an admin) is asked first.
+    if (role === "owner" && !confirm(`Make ${m.user.display_name} the owner? You become an admin.`)) return void (select.value = m.role);
+    run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role }); await refresh(); }, m.user.id);
+  };
   if (conv.type === "direct") {
     const peer = peerOf(conv);
     return (
@@ -296,7 +323,7 @@ function Settings({ id }: { id: string }) {
     <Modal title="Conversation settings">
       {error}
       {manage && (
-        <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); }, "rename"); }}>
+        <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); setTitle(null); }, "rename"); }}>
           <input aria-label="Group name" value={title} required onInput={(e) => setTitle(clip(e, 100))} />
           <button type="submit">Rename</button>
         </form>
@@ -306,26 +333,39 @@ function Settings({ id }: { id: string }) {
         {list.map((m: Member) => (
           <UserRow key={m.user.id} u={m.user}>
             {role === "owner" && m.user.id !== mine ? (
-              <select
-                aria-label={`Role of ${m.user.display_name}`}
-                value={m.role}
-                disabled={busy(m.user.id)}
-                onChange={(e) => {
-                  const select = e.target as HTMLSelectElement;
-                  // Handing over the group (you become an admin) is asked first: one arrow key on the list did it.
-                  if (select.value === "owner" && !confirm(`Make ${m.user.display_name} the owner? You become an admin.`)) return void (select.value = m.role);
-                  run(async () => { await api("PATCH", `/api/conversations/${id}/members/${m.user.id}`, { role: select.value }); await refresh(); }, m.user.id);
-                }}
-              >
-                <option value="owner">owner</option>
-                <option value="admin">admin</option>
-                <option value="member">member</option>
-              </select>
+              <>
+                <select
+                  aria-label={`Role of ${m.user.display_name}`}
+                  value={chosen[m.user.id] ?? m.role}
+                  disabled={busy(m.user.id)}
+                  onKeyDown={(e) => {
+                    if (e.key === "Enter" && chosen[m.user.id]) {
+                      e.preventDefault();
+                      setRole(m, chosen[m.user.id]!, e.currentTarget);
+                    } else keyed.current = e.key.length === 1 || /^(Arrow|Page|Home|End)/.test(e.key);
+                  }}
+                  onChange={(e) => {
+                    const select = e.target as HTMLSelectElement;
+                    if (keyed.current) setChosen((c) => ({ ...c, [m.user.id]: select.value as Role }));
+                    else setRole(m, select.value as Role, select);
+                    keyed.current = false;
+                  }}
+                >
+                  <option value="owner">owner</option>
+                  <option value="admin">admin</option>
+                  <option value="member">member</option>
+                </select>
+                {chosen[m.user.id] && chosen[m.user.id] !== m.role && (
+                  <button type="button" aria-label={`Save role of ${m.user.display_name}`} onClick={(e) => setRole(m, chosen[m.user.id]!, e.currentTarget.previousElementSibling as HTMLSelectElement)}>
+                    Save
+                  </button>
+                )}
+              </>
             ) : (
               <span class="hint">{m.role}</span>
             )}
             {manage && m.user.id !== mine && m.role !== "owner" && (
-              <button type="button" aria-label={`Remove ${m.user.display_name}`} disabled={busy(m.user.id)} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); keep(); }, m.user.id); }}>Remove</button>
+              <button type="button" aria-label={`Remove ${m.user.display_name}`} disabled={busy(m.user.id)} onClick={() => run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); }, m.user.id)}>Remove</button>
             )}
           </UserRow>
         ))}
@@ -336,7 +376,7 @@ function Settings({ id }: { id: string }) {
           <ul class="users">
             {candidates.map((u) => (
               <UserRow key={u.id} u={u}>
-                <button type="button" aria-label={`Add ${u.display_name}`} onClick={(e) => { const keep = keepFocusIn(e.currentTarget); run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); keep(); }, u.id); }}>Add</button>
+                <button type="button" aria-label={`Add ${u.display_name}`} onClick={() => run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); }, u.id)}>Add</button>
               </UserRow>
             ))}
           </ul>
@@ -381,11 +421,11 @@ function Profile() {
         <p class="hint">Signed in as @{u.username}</p>
         <label>
           Display name
-          <input value={name} required onInput={(e) => setName(clip(e, 64))} />
+          <input value={name} required onInput={(e) => (setName(clip(e, 64)), setSaved(false))} />
         </label>
         <label>
           Avatar URL
-          <input type="url" value={avatar} placeholder="https://…" onInput={(e) => setAvatar((e.target as HTMLInputElement).value)} />
+          <input type="url" value={avatar} placeholder="https://…" onInput={(e) => (setAvatar((e.target as HTMLInputElement).value), setSaved(false))} />
         </label>
         {/^http:/i.test(avatar.trim()) && <p class="hint">Pictures at http:// addresses are not shown (this page loads https ones only): the initials show instead.</p>}
         {error}
@@ -701,7 +741,7 @@ function Search() {
               <li key={h.message.id}>
                 <button type="button" class="result" data-hit={h.message.id} onClick={() => { close(); void openAt(cid, h.message.id); }}>
                   <span class="hit-meta">{h.message.sender_name} · <time dateTime={h.message.created_at}>{when(h.message.created_at)}</time></span>
-                  <span class="snippet"><Snippet html={h.snippet} /></span>
+                  <span class="snippet">{deletedLive.value.has(h.message.id) ? <em>Message deleted</em> : <Snippet html={h.snippet} />}</span>
                 </button>
               </li>
             ))}

@@ -19,3 +19,28 @@ export function refocusWhenGone(control: Element, next: () => HTMLElement | null
   if (now && now !== document.body && now.tagName !== "DIALOG") return; // the keyboard went on meanwhile
   next()?.focus();
 }
+
+/**
+ * For an action whose control is disabled while it runs: the browser moves the focus to
+ * <body> then. The returned function, called when the action is over, gives it back to that
+ * control once it is enabled again, unless the keyboard went somewhere meanwhile.
+ */
+export function focusBackAfter(): () => void {
+  const from = document.activeElement;
+  if (!(from instanceof HTMLElement) || from === document.body) return () => {};
+  return () =>
+    setTimeout(() => {
+      const now = document.activeElement;
+      if ((!now || now === document.body) && from.isConnected && !from.matches(":disabled")) from.focus();
+    }, 0);
+}
+
+/**
+ * When the user last pressed a key or a pointer (ms, performance.now()): a focus asked for
+ * earlier (a search result's message, loading) is not taken from where they went since.
+ * Programmatic moves (a dialog giving the focus back, a message box taking it on opening)
+ * do not count.
+ */
+let lastInput = 0;
+for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, () => (lastInput = performance.now()), { capture: true });
+export const inputSince = (at: number) => lastInput > at;

@@ -1,6 +1,6 @@
 import type { Conversation } from "./api";
 import { activeId, friendships, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
-import { Avatar, fullTime, listTime, plural } from "./text";
+import { Avatar, fullTime, gist, listTime, plural } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
 
@@ -52,9 +52,7 @@ function preview(c: Conversation): string {
   if (!m) return "No messages yet";
   if (m.deleted_at) return "Message deleted";
   const who = m.sender_id === me.value?.id ? "You: " : c.type === "group" ? `${m.sender_name}: ` : "";
-  // A word, not the 📎 emoji: a machine without an emoji font showed an empty box (an acceptance pass).
-  const text = m.content || (m.attachments.length ? `${m.attachments.length > 1 ? "Files" : "File"}: ${m.attachments.map((a) => a.filename).join(", ")}` : "");
-  return who + text.replace(/\s+/g, " ").slice(0, 80);
+  return who + gist(m).replace(/\s+/g, " ").slice(0, 80);
 }
 
 function Item({ c }: { c: Conversation }) {

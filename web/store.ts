@@ -5,6 +5,7 @@
  */
 import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
+import { gist } from "./text";
 import { allPages, api, ApiError, explain, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
@@ -84,7 +85,10 @@ export const toast = signal<string | null>(null);
  * in view): a message that arrives while they read further up is not read yet (no "Seen").
  */
 export const atLatest = signal(true);
-export const focusMessage = signal<{ conversationId: string; messageId: string } | null>(null);
+/** Messages deleted while the page was open: search results shown before still held their text. */
+export const deletedLive = signal<Set<string>>(new Set());
+/** `at`: when it was asked for (performance.now()), to tell whether the user went elsewhere since. */
+export const focusMessage = signal<{ conversationId: string; messageId: string; at: number } | null>(null);
 
 export const me = computed(() => session.value?.user ?? null);
 export const sortedConversations = computed(() =>
@@ -199,6 +203,7 @@ export function signOut(notice: string | null = null) {
     threads.value = new Map();
     members.value = new Map();
     friendships.value = [];
+    deletedLive.value = new Set();
     presence.value = {};
     typing.value = {};
   });
@@ -343,7 +348,10 @@ export async function start() {
   c.on("conversation.delete", ({ conversation_id }) => removeConversation(conversation_id));
   c.on("message.receive", (m) => receive(m));
   c.on("message.edit", (m) => patchMessage(m.conversation_id, m.id, () => m));
-  c.on("message.delete", (d) => patchMessage(d.conversation_id, d.message_id, (m) => ({ ...m, content: "", reactions: [], deleted_at: d.deleted_at })));
+  c.on("message.delete", (d) => {
+    patchMessage(d.conversation_id, d.message_id, (m) => ({ ...m, content: "", reactions: [], deleted_at: d.deleted_at }));
+    deletedLive.value = new Set(deletedLive.value).add(d.message_id);
+  });
   c.on("message.reaction", (r) => patchMessage(r.conversation_id, r.message_id, (m) => applyReaction(m, r.user_id, r.emoji, r.action)));
   c.on("message.read", (r) => markRead(r.conversation_id, r.user_id, r.message_id));
   c.on("message.typing", (t) => setTyping(t.conversation_id, t.user_id, t.is_typing));
@@ -363,7 +371,7 @@ export async function start() {
     const conv = conversations.value.get(id);
     const m = conv?.last_message?.id === n.message_id ? conv.last_message : threads.value.get(id)?.items.find((x) => x.id === n.message_id);
     const where = conv ? titleOf(conv) : "";
-    notify(m ? `${m.sender_name} mentioned you${where ? ` in ${where}` : ""}` : `You were mentioned${where ? ` in ${where}` : ""}`, m?.content ?? "", id);
+    notify(m ? `${m.sender_name} mentioned you${where ? ` in ${where}` : ""}` : `You were mentioned${where ? ` in ${where}` : ""}`, m ? gist(m) : "", id);
   });
   // Contract v2 membership deltas (§7.1); the reference client's types may not name them yet.
   const on = c.on.bind(c) as unknown as (type: string, h: (d: any) => void) => void;
@@ -624,6 +632,9 @@ export async function openThread(id: string, fresh = false) {
     if (conv && !cached.loading) {
       const divider = dividerOf(conv, cached.items, cached.older);
       if (divider !== cached.firstUnread) setThread(id, { ...cached, firstUnread: divider });
+      // Opened at the divider: read once the view reaches the end (its scroll says so), as
+      // on a first opening; it read everything below the divider unseen.
+      if (divider) return;
     }
     return markSeen(id);
   }
@@ -645,8 +656,10 @@ export async function openThread(id: string, fresh = false) {
       return await openAtFirstUnread(id, conv);
     }
     // (The newest page read afresh, Jump to latest or a long absence, may begin among the unread: no divider then.)
-    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: dividerOf(conv, items, page.next_cursor) });
-    markSeen(id);
+    const divider = dividerOf(conv, items, page.next_cursor);
+    setThread(id, { items, older: page.next_cursor, loading: false, firstUnread: divider });
+    // Opened at the divider, the view's scroll reads them when it shows the end (at once when they fit).
+    if (!divider || fresh) markSeen(id);
   } catch (e) {
     unopened(id, e);
   } finally {
@@ -700,7 +713,7 @@ function changeThread(id: string, change: Change) {
 export async function openAt(conversationId: string, messageId: string) {
   const t = threads.value.get(conversationId);
   const loaded = !!t && !t.loading && t.items.some((m) => m.id === messageId);
-  focusMessage.value = { conversationId, messageId };
+  focusMessage.value = { conversationId, messageId, at: performance.now() };
   const around = loaded ? null : loadAround(conversationId, messageId);
   navigate(conversationId);
   await around;
@@ -840,7 +853,7 @@ function receive(m: Message) {
       unread_count: mine || viewing ? (conv.unread_count ?? 0) : (conv.unread_count ?? 0) + 1,
     });
     if (!mine && viewing) markSeen(m.conversation_id);
-    if (!mine && document.visibilityState === "hidden" && conv.type === "direct") notify(m.sender_name, m.content, m.conversation_id);
+    if (!mine && document.visibilityState === "hidden" && conv.type === "direct") notify(m.sender_name, gist(m), m.conversation_id);
   }
 }
 

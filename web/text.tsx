@@ -6,6 +6,14 @@ import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 
+/**
+ * A message in a line: its text, or, for one of files only, what it carries ("File: a.png",
+ * "Files: a.png, b.pdf"). A word, not the 📎 emoji: a machine without an emoji font showed an
+ * empty box (an acceptance pass).
+ */
+export const gist = (m: { content: string; attachments: { filename: string }[] }): string =>
+  m.content || (m.attachments.length ? `${m.attachments.length > 1 ? "Files" : "File"}: ${m.attachments.map((a) => a.filename).join(", ")}` : "");
+
 /** "1 member", "3 members". */
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
