@@ -2075,6 +2075,18 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(0);
   });
 
+  /** Alice's page on 40 messages with Bob, scrolled 600 px up from the end ("Jump to latest" shown). */
+  async function scrolledUp() {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 40; i++) await say(i % 2 ? alice : bob, conv, `line ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("line 39", { exact: true }).waitFor();
+    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight - el.clientHeight - 600));
+    await a.getByRole("button", { name: "Jump to latest" }).waitFor();
+    return { alice, bob, conv, a };
+  }
+
   // The tests below were found by a usability pass (2026-12-02).
   const activeText = (p: Page) => p.evaluate(() => document.activeElement?.textContent ?? "");
 
@@ -2213,13 +2225,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
   });
 
   clientTest("a message that arrives while the reader is scrolled up is not read yet (no Seen for its sender); reaching the end reads it", async () => {
-    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
-    const conv = await direct(alice, bob);
-    for (let i = 0; i < 40; i++) await say(i % 2 ? alice : bob, conv, `line ${i}`);
-    const a = await pageFor(alice, `/c/${conv}`);
-    await log(a).getByText("line 39", { exact: true }).waitFor();
-    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight - el.clientHeight - 600));
-    await a.getByRole("button", { name: "Jump to latest" }).waitFor();
+    const { alice, bob, conv, a } = await scrolledUp();
     await say(bob, conv, "while you were up");
     await log(a).getByText("while you were up", { exact: true }).waitFor({ state: "attached" });
     await Bun.sleep(300);
@@ -2711,6 +2717,108 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await convLink(b, "Uploads and returns").click();
     await notice.waitFor({ state: "detached" });
     await expect(b.getByRole("textbox", { name: "Message" }).inputValue()).resolves.toBe("unsent words");
+  });
+
+  // From a second usability pass (2026-12-02).
+  clientTest("a file refused before Enter does not stop a send waiting for the others: it goes without it", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const b = await pageFor(bob, `/c/${conv}`);
+    await b.locator("input[type=file]").setInputFiles([{ name: "empty.txt", mimeType: "text/plain", buffer: Buffer.alloc(0) }]);
+    await b.getByRole("list", { name: "Files to send" }).getByText("The file is empty.").waitFor();
+    const release = await holdUploads(b);
+    await b.locator("input[type=file]").setInputFiles([{ name: "slow.txt", mimeType: "text/plain", buffer: Buffer.from("slow") }]);
+    await b.getByRole("textbox", { name: "Message" }).fill("with the good file");
+    await b.getByRole("textbox", { name: "Message" }).press("Enter");
+    await b.getByRole("status").filter({ hasText: "Sends once the files are uploaded." }).waitFor();
+    release();
+    await log(b).locator(".msg").filter({ hasText: "with the good file" }).getByRole("link", { name: /slow\.txt/ }).waitFor();
+    expect(await b.getByRole("alert").filter({ hasText: "Not sent" }).count()).toBe(0);
+  });
+
+  clientTest("an upload that failed offline offers Retry, which uploads it again", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const b = await pageFor(bob, `/c/${conv}`);
+    await b.context().setOffline(true);
+    await b.locator("input[type=file]").setInputFiles([{ name: "report.txt", mimeType: "text/plain", buffer: Buffer.from("the report") }]);
+    const chips = b.getByRole("list", { name: "Files to send" });
+    await chips.getByRole("button", { name: "Retry upload of report.txt" }).waitFor();
+    await b.context().setOffline(false);
+    await chips.getByRole("button", { name: "Retry upload of report.txt" }).click();
+    await chips.getByRole("button", { name: "Remove report.txt" }).waitFor({ timeout: 10_000 });
+    expect(await chips.getByRole("alert").count()).toBe(0);
+    await b.getByRole("textbox", { name: "Message" }).fill("sent after a retry");
+    await b.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(b).locator(".msg").filter({ hasText: "sent after a retry" }).getByRole("link", { name: /report\.txt/ }).waitFor({ timeout: 10_000 });
+  });
+
+  clientTest("one's own typing in another tab is not shown as someone typing", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    const other = await a.context().newPage();
+    const live = socketLive(other);
+    await other.goto(`${s.base}/c/${conv}`);
+    await live;
+    await a.getByRole("textbox", { name: "Message" }).pressSequentially("typing here", { delay: 20 });
+    // Bob's typing still shows (the indicator works), Alice's own never does.
+    const b = await pageFor(bob, `/c/${conv}`);
+    await b.getByRole("textbox", { name: "Message" }).pressSequentially("bob types", { delay: 20 });
+    await other.getByText(`${bob.user.display_name} is typing…`).waitFor({ timeout: 5000 });
+    expect(await other.getByText(`${alice.user.display_name} is typing…`).count()).toBe(0);
+    expect(await other.getByText(`${alice.user.display_name} typing…`).count()).toBe(0); // the sidebar's line
+  });
+
+  clientTest("the message being edited is deleted elsewhere: the edit ends, what was typed stays in the box, and the notice goes by itself, clear of the box", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const mine = await say(alice, conv, "to be edited");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("to be edited").waitFor();
+    const box = a.getByRole("textbox", { name: "Message" });
+    await box.press("ArrowUp");
+    await a.getByText("Editing your message").waitFor();
+    await box.fill("to be edited, and more words");
+    expect((await s.api("DELETE", `/api/messages/${mine.id}`, { token: alice.token })).status).toBeLessThan(300);
+    const notice = a.getByRole("alert").filter({ hasText: "The message you were editing was deleted. What you typed is kept in the box." });
+    await notice.waitFor({ timeout: 5000 });
+    await a.screenshot({ path: join(shots, "toast.png") });
+    await a.getByText("Editing your message").waitFor({ state: "detached" });
+    expect(await box.inputValue()).toBe("to be edited, and more words");
+    // Above the message box, not over it.
+    const [toast, composer] = [await notice.boundingBox(), await box.boundingBox()];
+    expect(toast!.y + toast!.height).toBeLessThanOrEqual(composer!.y);
+    await notice.waitFor({ state: "detached", timeout: 12_000 });
+  }, 30_000);
+
+  clientTest("messages that came while the reader was scrolled up get the divider when they reach the end", async () => {
+    const { bob, conv, a } = await scrolledUp();
+    await say(bob, conv, "new while up 1");
+    await say(bob, conv, "new while up 2");
+    await log(a).getByText("new while up 2", { exact: true }).waitFor({ state: "attached" });
+    await a.getByRole("button", { name: "Jump to latest" }).click();
+    await a.waitForFunction(() => document.querySelector("[role=log] .divider")?.nextElementSibling?.textContent?.includes("new while up 1"), undefined, { timeout: 5000 });
+  });
+
+  clientTest("mentions: marked for members only, not in an e-mail address nor a trailing dot; one's own stands out; links keep their closing parenthesis", async () => {
+    const { alice, bob, group, a } = await aliceWithFriendsInAGroup("Mention marks");
+    await say(bob, group.body.id, `mail ${alice.user.username}@example.com. Also @nobody here, (@${alice.user.username}) and @${bob.user.username}. See https://en.wikipedia.org/wiki/Foo_(bar) ok`);
+    const body = log(a).locator(".body").filter({ hasText: "Also @nobody" });
+    await body.waitFor();
+    expect(await body.locator(".mention").allTextContents()).toEqual([`@${alice.user.username}`, `@${bob.user.username}`]);
+    expect(await body.locator(".mention.me").allTextContents()).toEqual([`@${alice.user.username}`]);
+    expect(await body.getByRole("link").getAttribute("href")).toBe("https://en.wikipedia.org/wiki/Foo_(bar)");
+  });
+
+  clientTest("the @ list finds a member by any part of their name, and opens after a bracket", async () => {
+    const { bob, a } = await aliceWithFriendsInAGroup("Mention list");
+    const box = a.getByRole("textbox", { name: "Message" });
+    const tail = bob.user.display_name.slice(3, 8);
+    await box.pressSequentially(`(@${tail}`, { delay: 20 });
+    await a.getByRole("listbox", { name: "Mention someone" }).getByRole("option", { name: new RegExp(bob.user.display_name) }).waitFor({ timeout: 3000 });
+    await box.press("Enter");
+    expect(await box.inputValue()).toBe(`(@${bob.user.username} `);
   });
 
   clientTest("another conversation opened and back: the files picked, the reply and a send waiting for its files are kept (they were lost)", async () => {

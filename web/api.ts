@@ -106,6 +106,9 @@ const FIELD_NAMES: Record<string, string> = {
  * A server's error as a sentence for the person who caused it: a 422 names the field as the
  * form does ("The group name must not be blank."), not the wire's "invalid body: title".
  */
+/** No answer, or a proxy's instead of the server's (502–504 without our error body): the request never reached Parley. */
+export const notReached = (e: unknown) => e instanceof ApiError && (e.status === 0 || ((e.status === 502 || e.status === 503 || e.status === 504) && e.code === "error"));
+
 export function explain(e: unknown, fallback = "That did not work."): string {
   if (!(e instanceof ApiError)) return fallback;
   const detail = Array.isArray(e.details) ? (e.details[0] as { field?: unknown; message?: unknown } | undefined) : undefined;

@@ -1,5 +1,5 @@
 import { effect, signal } from "@preact/signals";
-import { useLayoutEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain } from "./api";
 import { activeId, connection, me, navigate, noLonger, noLongerShown, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
@@ -87,10 +87,21 @@ function Empty() {
   );
 }
 
+/** How long a notice stays unless the pointer or the keyboard is on it (it stayed for good, over the message box). */
+const TOAST_MS = 8000;
+
 function Toast() {
-  if (!toast.value) return null;
+  const shown = toast.value;
+  const held = useRef(false);
+  useEffect(() => {
+    if (!shown) return;
+    const timer = setInterval(() => !held.current && toast.value === shown && (toast.value = null), TOAST_MS);
+    return () => clearInterval(timer);
+  }, [shown]);
+  if (!shown) return null;
+  const hold = (on: boolean) => () => void (held.current = on);
   return (
-    <div class="toast" role="alert">
+    <div class="toast" role="alert" onPointerEnter={hold(true)} onPointerLeave={hold(false)} onFocusCapture={hold(true)} onBlurCapture={hold(false)}>
       {toast.value}
       <button type="button" aria-label="Dismiss" onClick={() => (toast.value = null)}>
         ×

@@ -7,7 +7,7 @@
  * cannot outlive its page.
  */
 import { effect, signal } from "@preact/signals";
-import { ApiError, explain, upload, type Attachment } from "./api";
+import { ApiError, explain, notReached, upload, type Attachment } from "./api";
 import { activeId, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenConversationGone, type Shown } from "./store";
 
 /** A message's most characters (code points, after trimming), as the server counts them (§3). */
@@ -16,14 +16,22 @@ export const MAX_CONTENT = 4000;
 export const overBy = (text: string) => (text.length > MAX_CONTENT ? [...text.trim()].length - MAX_CONTENT : 0);
 
 /** A file picked for the next message: uploading (with its progress), uploaded, or refused. */
-export interface Pick { key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string }
+export interface Pick {
+  key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string;
+  /** Uploads it again: offered when the server was not reached (offline, a proxy's 502–504), not when it refused. */
+  retry?: () => void;
+}
 
 export interface Composition {
   /** As it was when Reply was chosen: shown as it is now (replyTargetOf). */
   replyTo: Shown | null;
   picks: Pick[];
-  /** A send asked for while files uploaded (Enter): made once they are. */
-  waiting: boolean;
+  /**
+   * A send asked for while files uploaded (Enter): made once they are. Holds the keys of the
+   * files refused before it was asked for: the message goes without those, as a send made at
+   * once does (only a file refused while it waits stops it).
+   */
+  waiting: false | { refused: string[] };
 }
 
 const EMPTY: Composition = { replyTo: null, picks: [], waiting: false };
@@ -69,15 +77,20 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
       change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: 0, progress: 0, error: "The file is empty." }] }));
       continue;
     }
-    const up = upload(file, (progress) => patch(key, { progress }));
-    change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, abort: up.abort }] }));
-    up.done.then(
-      (attachment) => patch(key, { attachment, progress: 1, abort: undefined }),
-      (e) => {
-        if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
-        patch(key, { error: e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed."), abort: undefined });
-      },
-    ).then(() => settled(conversationId));
+    change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0 }] }));
+    const start = () => {
+      const up = upload(file, (progress) => patch(key, { progress }));
+      patch(key, { progress: 0, abort: up.abort, error: undefined, retry: undefined });
+      up.done.then(
+        (attachment) => patch(key, { attachment, progress: 1, abort: undefined }),
+        (e) => {
+          if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
+          const error = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
+          patch(key, { error, abort: undefined, retry: notReached(e) ? start : undefined });
+        },
+      ).then(() => settled(conversationId));
+    };
+    start();
   }
 }
 
@@ -102,7 +115,7 @@ function settled(conversationId: string) {
  */
 export async function sendComposed(conversationId: string) {
   const c = compositionOf(conversationId);
-  if (c.picks.some(isUploading)) return change(conversationId, (x) => ({ ...x, waiting: true }));
+  if (c.picks.some(isUploading)) return change(conversationId, (x) => ({ ...x, waiting: x.waiting || { refused: x.picks.filter((p) => p.error).map((p) => p.key) } }));
   if (c.waiting) stopWaiting(conversationId);
   const content = (drafts.value[conversationId] ?? "").trim();
   const ready = c.picks.flatMap((p) => (p.attachment ? [p.attachment] : []));
@@ -110,7 +123,8 @@ export async function sendComposed(conversationId: string) {
     // Said of a conversation no longer on screen by its name.
     const conv = conversations.value.get(conversationId);
     const where = activeId.value === conversationId || !conv ? "" : ` to “${titleOf(conv)}”`;
-    if (c.picks.some((p) => p.error)) return void (toast.value = `Not sent${where}: a file could not be uploaded. Remove it, or send without it.`);
+    const refused = c.waiting.refused;
+    if (c.picks.some((p) => p.error && !refused.includes(p.key))) return void (toast.value = `Not sent${where}: a file could not be uploaded. Remove it, or send without it.`);
     if (overBy(content) > 0) return void (toast.value = `Not sent${where}: a message may have at most ${MAX_CONTENT.toLocaleString("en-US")} characters.`);
   }
   if (overBy(content) > 0 || (!content && !ready.length)) return;

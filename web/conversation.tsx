@@ -7,10 +7,10 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/ho
 import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
 import {
-  atLatest, conversations, deleteMessage, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
+  atLatest, conversations, deleteMessage, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
-import { Avatar, dayLabel, dayOf, fullTime, gist, plural, RichText, shortTime, time } from "./text";
+import { Avatar, dayLabel, dayOf, fullTime, gist, plural, RichText, shortTime, time, type Mentions } from "./text";
 import { inputSince, refocusWhenGone } from "./focus";
 import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
@@ -65,6 +65,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   const items = t?.items ?? [];
   const memberList = members.value.get(id);
   const shared = useMemo(() => sharedNames(items, memberList), [items, memberList]);
+  // Mentions are marked for members only, once all of them are loaded (a big group's list may not be).
+  const myName = me.value?.username.toLowerCase();
+  const mentions = useMemo<Mentions>(() => {
+    const all = memberList && memberList.size >= (conv.member_count ?? 0);
+    return { members: all ? new Set([...memberList.values()].map((x) => x.user.username.toLowerCase())) : null, me: myName };
+  }, [memberList, conv.member_count, myName]);
   const scroller = useRef<HTMLDivElement>(null);
   // First message of the window, by id (stable when older pages are prepended); null = follow the end.
   // Mirrored in a ref: a move that spans renders (an older page loading) reads the current one.
@@ -207,6 +213,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     // Called from animation frames too: the list may have gone since (another conversation opened).
     const el = scroller.current;
     if (!el) return;
+    const wasAway = !atLatest.value;
     measure(el);
     setAway(!atBottom.current);
     atLatest.value = atBottom.current && startRef.current === null;
@@ -233,7 +240,10 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     }
     // Measured before the move: after one that added messages the end is further down, and the
     // next onScroll (above, once they are laid out) measures again.
-    if (!moved && atBottom.current && startRef.current === null) markSeen(id);
+    if (!moved && atBottom.current && startRef.current === null) {
+      if (wasAway) moveDivider(id);
+      markSeen(id);
+    }
   }
   const onScrollRef = useRef(onScroll);
   onScrollRef.current = onScroll;
@@ -287,6 +297,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     }
     const el = scroller.current!;
     requestAnimationFrame(() => toEnd(el));
+    moveDivider(id);
     markSeen(id);
   }
 
@@ -336,7 +347,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                     New messages
                   </div>
                 )}
-                <MessageItem m={m} flash={m.id === flashId} compact={compact} sameName={shared.has(m.sender_name)} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
+                <MessageItem m={m} flash={m.id === flashId} compact={compact} sameName={shared.has(m.sender_name)} mentions={mentions} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
                 {m === lastMine && seen && <div class="seen">{seen}</div>}
               </Fragment>
             );
@@ -369,6 +380,13 @@ function sharedNames(items: Shown[], list: Map<string, Member> | undefined): Set
   return shared;
 }
 
+/** Members whose username or display name holds `q` ("cruz" finds Carol Cruz), those that start with it first. */
+function mentionCandidates(list: Member[], q: string): Member[] {
+  const starts = (m: Member) => m.user.username.startsWith(q) || m.user.display_name.toLowerCase().startsWith(q);
+  const holds = (m: Member) => m.user.username.includes(q) || m.user.display_name.toLowerCase().includes(q);
+  return [...list.filter(starts), ...list.filter((m) => !starts(m) && holds(m))].slice(0, 6);
+}
+
 /** Index of the window's first message: `start`'s, or the last WINDOW when following the end. */
 function windowStart(items: Shown[], start: string | null) {
   return start ? Math.max(0, items.findIndex((m) => m.id === start)) : Math.max(0, items.length - WINDOW);
@@ -387,7 +405,7 @@ function seenBy(id: string, conv: Conversation, m: Shown): string | null {
 }
 
 function MessageItem(props: {
-  m: Shown; flash: boolean; compact: boolean; sameName: boolean; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void;
+  m: Shown; flash: boolean; compact: boolean; sameName: boolean; mentions: Mentions; mine: boolean; canDelete: boolean; items: Shown[]; onReply: (m: Shown) => void; onEdit: (m: Shown) => void;
   tabbable: boolean; onFocus: () => void;
 }) {
   const { m, compact, mine } = props;
@@ -439,7 +457,7 @@ function MessageItem(props: {
       )}
       {(deleted || m.content || !m.attachments.length) && (
         <div class={deleted ? "body deleted" : "body"} dir="auto">
-          {deleted ? "Message deleted" : <RichText text={m.content} tabIndex={inner} />}
+          {deleted ? "Message deleted" : <RichText text={m.content} tabIndex={inner} mentions={props.mentions} />}
           {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
         </div>
       )}
@@ -627,6 +645,21 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     if (editing) box.current?.focus();
     else editFor.current = null;
   }, [editing]);
+  // The message being edited deleted meanwhile (elsewhere, or by a moderator): the edit ends,
+  // and what was typed into it is kept in the box as a new message's text (Enter lost it, with
+  // "The message was deleted.").
+  const editedGone = !!editing && !!threads.value.get(id)?.items.find((m) => m.id === editing.id)?.deleted_at;
+  useEffect(() => {
+    if (!editedGone || !editing) return;
+    const typedText = editText.trim();
+    props.setEditing(null);
+    setEditText("");
+    if (typedText && typedText !== editing.content.trim()) {
+      const draft = drafts.value[id] ?? "";
+      setDraft(id, draft ? `${draft}\n${typedText}` : typedText);
+      toast.value = "The message you were editing was deleted. What you typed is kept in the box.";
+    } else toast.value = "The message you were editing was deleted.";
+  }, [editedGone]);
   // The message box takes the focus when a conversation opens and when Reply is chosen; at
   // once (a layout effect): run after the paint, it came late on a busy machine and took the
   // focus from wherever the keyboard had gone since (a Tab into the messages after Escape).
@@ -644,7 +677,7 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
 
   const memberList = [...(members.value.get(id)?.values() ?? [])].filter((m) => m.user.id !== me.value?.id);
   const candidates = mention
-    ? memberList.filter((m) => m.user.username.startsWith(mention.query.toLowerCase()) || m.user.display_name.toLowerCase().startsWith(mention.query.toLowerCase())).slice(0, 6)
+    ? mentionCandidates(memberList, mention.query.toLowerCase())
     : [];
 
   function setText(v: string) {
@@ -659,7 +692,8 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     const el = e.target as HTMLTextAreaElement;
     setText(el.value);
     const before = el.value.slice(0, el.selectionStart);
-    const m = before.match(/(^|\s)@([a-z0-9_.]*)$/i);
+    // After any character a name cannot hold ("(@da"), as the server reads a mention.
+    const m = before.match(/(^|[^A-Za-z0-9_.@])@([a-z0-9_.]*)$/i);
     setMention(m ? { query: m[2]!, at: before.length - m[2]!.length - 1, index: 0 } : null);
   }
 
@@ -758,6 +792,11 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
                   <progress max={1} value={p.progress} aria-label={`Uploading ${p.name}`} />
                 )}
               </span>
+              {p.retry && (
+                <button type="button" aria-label={`Retry upload of ${p.name}`} onClick={p.retry}>
+                  Retry
+                </button>
+              )}
               <button type="button" class="icon" aria-label={p.abort ? `Cancel upload of ${p.name}` : `Remove ${p.name}`} title={p.abort ? "Cancel upload" : "Remove"} onClick={() => unpick(id, p)}>
                 ×
               </button>
@@ -808,7 +847,7 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
           onPaste={onPaste}
           onBlur={() => stopTyping()}
         />
-        <button type="submit" class="primary" disabled={waiting || over > 0 || (!text.trim() && (!!editing || !ready) && !uploading)}>
+        <button type="submit" class="primary" disabled={!!waiting || over > 0 || (!text.trim() && (!!editing || !ready) && !uploading)}>
           {editing ? "Save" : "Send"}
         </button>
       </div>

@@ -6,7 +6,7 @@
 import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
 import { gist } from "./text";
-import { allPages, api, ApiError, explain, handleUnauthorized, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
 /**
@@ -354,7 +354,9 @@ export async function start() {
   });
   c.on("message.reaction", (r) => patchMessage(r.conversation_id, r.message_id, (m) => applyReaction(m, r.user_id, r.emoji, r.action)));
   c.on("message.read", (r) => markRead(r.conversation_id, r.user_id, r.message_id));
-  c.on("message.typing", (t) => setTyping(t.conversation_id, t.user_id, t.is_typing));
+  // The server tells one's other sockets of one's typing too (another device may show it); a
+  // tab of one's own does not: "Ann is typing…" under what Ann types in another tab.
+  c.on("message.typing", (t) => t.user_id !== me.value?.id && setTyping(t.conversation_id, t.user_id, t.is_typing));
   c.on("user.online", (p) => (presence.value = { ...presence.value, [p.user_id]: true }));
   c.on("user.offline", (p) => (presence.value = { ...presence.value, [p.user_id]: false }));
   c.on("user.status", (s) => {
@@ -893,8 +895,6 @@ export function markSeen(id: string) {
   sendRead(id, last.id);
 }
 
-/** No answer, or a proxy's instead of the server's (502–504 without our error body): the request never reached Parley. */
-const notReached = (e: unknown) => e instanceof ApiError && (e.status === 0 || ((e.status === 502 || e.status === 503 || e.status === 504) && e.code === "error"));
 
 function sendRead(conversationId: string, messageId: string) {
   if (client?.send("message.read", { conversation_id: conversationId, message_id: messageId })) return;
@@ -909,17 +909,22 @@ function sendRead(conversationId: string, messageId: string) {
     keepUnsentReads();
   });
 }
+/**
+ * The reader is back where the newest messages are after being away from them (a hidden
+ * tab, a scroll up, Jump to latest): the divider goes over the first of those that came
+ * meanwhile (it stayed where the conversation was opened), before they are read.
+ */
+export function moveDivider(id: string) {
+  const t = threads.value.get(id);
+  const conv = conversations.value.get(id);
+  if (!t || !conv || t.loading) return;
+  const divider = dividerOf(conv, t.items, t.older);
+  if (divider && divider !== t.firstUnread) setThread(id, { ...t, firstUnread: divider });
+}
 document.addEventListener("visibilitychange", () => {
   const id = activeId.value;
   if (!id || document.visibilityState !== "visible") return;
-  // Back to a tab left open on a conversation: the divider goes over what came while it was
-  // hidden (it stayed where the conversation was opened), before that is read.
-  const t = threads.value.get(id);
-  const conv = conversations.value.get(id);
-  if (t && conv && !t.loading) {
-    const divider = dividerOf(conv, t.items, t.older);
-    if (divider && divider !== t.firstUnread) setThread(id, { ...t, firstUnread: divider });
-  }
+  moveDivider(id);
   if (atLatest.value) markSeen(id);
 });
 // A request answered in another tab reaches this one by no event (friend.accept goes to the

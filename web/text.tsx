@@ -17,24 +17,41 @@ export const gist = (m: { content: string; attachments: { filename: string }[] }
 /** "1 member", "3 members". */
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|@[a-z0-9_.]{3,32})/gi;
+/**
+ * A link (its last character not a sentence's punctuation), or an @mention as the server
+ * reads one (messages/service.ts MENTION): not inside a word or an e-mail address, 3–32 name
+ * characters, dots that end a sentence after it not its own.
+ */
+const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![A-Za-z0-9_.@])@[A-Za-z0-9_.]{3,32}(?![A-Za-z0-9_.]))/g;
 
-export function RichText({ text, tabIndex }: { text: string; tabIndex?: number }) {
+/** How the mentions of a message show: those of `members` (when known) marked, the reader's own more so. */
+export interface Mentions { members: Set<string> | null; me: string | undefined }
+
+export function RichText({ text, tabIndex, mentions }: { text: string; tabIndex?: number; mentions?: Mentions }) {
   const out: ComponentChildren[] = [];
   let last = 0;
   for (const m of text.matchAll(TOKEN)) {
     const i = m.index!;
+    if (i < last) continue; // inside a link extended below
     if (i > last) out.push(text.slice(last, i));
-    const t = m[0];
-    out.push(
-      t.startsWith("@") ? (
-        <span class="mention">{t}</span>
-      ) : (
+    let t = m[0];
+    if (t.startsWith("@")) {
+      const name = t.replace(/\.+$/, "");
+      const user = name.slice(1).toLowerCase();
+      // Only someone of the conversation is mentioned (the server notifies members only).
+      if (!mentions?.members || mentions.members.has(user)) {
+        out.push(<span class={user === mentions?.me ? "mention me" : "mention"}>{name}</span>);
+        t = name;
+      } else out.push(t);
+    } else {
+      // A link's own closing parentheses (…/wiki/Foo_(bar)) are part of it.
+      while (text[i + t.length] === ")" && t.split("(").length > t.split(")").length) t += ")";
+      out.push(
         <a href={t} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex}>
           {t}
-        </a>
-      ),
-    );
+        </a>,
+      );
+    }
     last = i + t.length;
   }
   if (last < text.length) out.push(text.slice(last));
