@@ -2811,6 +2811,27 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await body.getByRole("link").getAttribute("href")).toBe("https://en.wikipedia.org/wiki/Foo_(bar)");
   });
 
+  clientTest("a group shows who joined after it began, where it happened, live and after a reload (those it began with: no line)", async () => {
+    const { alice, bob, carol, group, a } = await aliceWithFriendsInAGroup("Joins");
+    await say(bob, group.body.id, "before carol");
+    await log(a).getByText("before carol").waitFor();
+    await Bun.sleep(1100); // a join within a second of the group's creation is its creation's
+    expect((await s.api("POST", `/api/conversations/${group.body.id}/members`, { token: alice.token, body: { user_ids: [carol.user.id] } })).status).toBeLessThan(300);
+    const line = log(a).locator(".event").filter({ hasText: `${carol.user.display_name} joined` });
+    await line.waitFor({ timeout: 5000 });
+    await say(carol, group.body.id, "hello from carol");
+    await log(a).getByText("hello from carol").waitFor();
+    const order = () => log(a).locator(".event, .body").allTextContents();
+    const expected = ["before carol", expect.stringContaining(`${carol.user.display_name} joined`), "hello from carol"];
+    expect(await order()).toEqual(expected);
+    expect(await log(a).getByText(`${bob.user.display_name} joined`).count()).toBe(0);
+    await a.reload();
+    await log(a).getByText("hello from carol").waitFor();
+    await line.waitFor();
+    expect(await order()).toEqual(expected);
+    await a.screenshot({ path: join(shots, "joined.png") });
+  });
+
   clientTest("the @ list finds a member by any part of their name, and opens after a bracket", async () => {
     const { bob, a } = await aliceWithFriendsInAGroup("Mention list");
     const box = a.getByRole("textbox", { name: "Message" });

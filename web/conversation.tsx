@@ -303,6 +303,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
 
   const myId = me.value?.id;
   const lastMine = [...shown].reverse().find((m) => m.sender_id === myId && !m.pending);
+  // Who joined a group after it began, where it happened (a group's members changed without a
+  // trace in the timeline). Only joins: the contract keeps no record of who left.
+  const joins = useMemo(() => joinedLater(conv, memberList), [memberList, conv.created_at, conv.type]);
+  const joinsIn = (after: string | undefined, upTo: string | undefined) =>
+    joins.filter((m) => (after === undefined || m.joined_at > after) && (upTo === undefined || m.joined_at <= upTo));
+  const atEnd = !!t && !t.loading && !t.newer && endIdx === items.length;
   const seen = lastMine ? seenBy(id, conv, lastMine) : null;
   const canModerate = conv.my_role === "owner" || conv.my_role === "admin";
   const tabId = keyId && shown.some((m) => m.id === keyId) ? keyId : shown.at(-1)?.id;
@@ -331,7 +337,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
             // that went away above the reader's place would move what they are reading.
             const prev = items[startIdx + i - 1];
             const newDay = prev ? dayOf(prev.created_at) !== dayOf(m.created_at) : !t?.older;
-            const compact = !!prev && i > 0 && !newDay && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
+            // Above the first loaded message, only at the conversation's start (older pages may hold earlier ones).
+            const joined = prev || !t?.older ? joinsIn(prev?.created_at, m.created_at) : [];
+            const compact = !!prev && i > 0 && !newDay && !joined.length && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
             // Keyed by the message: unkeyed, the fragments matched by position, so a window that
             // moved (an older page prepended) made every message's node anew, and the one the
             // keyboard was on lost the focus to <body> (Home, or a long run of ↑).
@@ -342,6 +350,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                     <span>{dayLabel(m.created_at)}</span>
                   </div>
                 )}
+                {joined.map((x) => <Joined key={x.user.id} m={x} />)}
                 {t?.firstUnread === m.id && (
                   <div class="divider" role="separator">
                     New messages
@@ -352,6 +361,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
               </Fragment>
             );
           })}
+          {atEnd && joinsIn(items.at(-1)?.created_at, undefined).map((x) => <Joined key={x.user.id} m={x} />)}
         </div>
       </div>
       {(!following || away || !!t?.newer) && items.length > 0 && (
@@ -378,6 +388,23 @@ function sharedNames(items: Shown[], list: Map<string, Member> | undefined): Set
   for (const m of items) see(m.sender_name, m.sender_id);
   for (const x of list?.values() ?? []) see(x.user.display_name, x.user.id);
   return shared;
+}
+
+/** A group's members who joined after it began (not with its creation), in the order they joined. */
+function joinedLater(conv: Conversation, list: Map<string, Member> | undefined): Member[] {
+  if (conv.type !== "group" || !list) return [];
+  // Those the creator named join in the same moment as the group: a second covers it.
+  const begun = Date.parse(conv.created_at) + 1000;
+  return [...list.values()].filter((m) => Date.parse(m.joined_at) > begun).sort((a, b) => (a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : 0));
+}
+
+function Joined({ m }: { m: Member }) {
+  const who = m.user.id === me.value?.id ? "You" : m.user.display_name;
+  return (
+    <div class="event" dir="auto">
+      {who} joined · <time dateTime={m.joined_at} title={fullTime(m.joined_at)}>{time(m.joined_at)}</time>
+    </div>
+  );
 }
 
 /** Members whose username or display name holds `q` ("cruz" finds Carol Cruz), those that start with it first. */
