@@ -710,6 +710,11 @@ describe("the web client in Chromium", () => {
     expect(await body.evaluate((el) => getComputedStyle(el).direction)).toBe("rtl");
     expect(await a.getByRole("textbox", { name: "Message" }).getAttribute("dir")).toBe("auto");
     expect(await convLink(a, bob.user.display_name).locator(".preview").getAttribute("dir")).toBe("auto");
+    // A right-to-left title runs right to left, beside its avatar (a usability pass: it stood at the far side).
+    expect((await s.api("PATCH", "/api/users/me", { token: bob.token, body: { display_name: "مجموعة عربية" } })).status).toBe(200);
+    const heading = a.getByRole("heading", { name: "مجموعة عربية" });
+    await heading.waitFor();
+    expect(await heading.evaluate((el) => [getComputedStyle(el).direction, getComputedStyle(el).textAlign])).toEqual(["rtl", "left"]);
   });
 
   clientTest("a long file name stays inside its chip: a phone's page does not scroll sideways", async () => {
