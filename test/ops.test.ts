@@ -66,6 +66,12 @@ describe("operations endpoints", () => {
     // A parameter's own description (the upgrade's), and every body type of an operation (an upload's multipart too).
     expect(html).toContain("a single-use ticket from POST /api/ws/ticket");
     expect(html).toContain("<code>multipart/form-data</code>");
+    // An API developer's read (a usability pass): a parameter's values, a description's links
+    // and code as such (they showed raw), the signed link's parts explained, one <main>.
+    expect(html).toContain("<td><code>status</code></td><td>query</td><td><code>&quot;accepted&quot; | &quot;pending&quot; | &quot;rejected&quot;</code></td>");
+    expect(html).not.toMatch(/\]\(\/docs/);
+    expect(html).toContain("signed link: its signature");
+    expect(html.match(/<main>/g)).toHaveLength(1);
     const scalar = await fetch(`${s.base}/docs/scalar`);
     expect(scalar.status).toBe(200);
     expect(await scalar.text()).toContain('"url":"/docs/json"');

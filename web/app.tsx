@@ -193,6 +193,10 @@ function SignIn() {
 function describe(err: unknown, kind: "login" | "register"): string {
   if (!(err instanceof ApiError)) return "Something went wrong.";
   if (err.code === "validation_failed" && kind === "register") {
+    // The field at fault, when the server names it (it said both rules whichever was broken).
+    const field = String((Array.isArray(err.details) ? (err.details[0] as { field?: unknown } | undefined)?.field : "") ?? "");
+    if (/password/.test(field)) return "The password must have 8–128 characters.";
+    if (/username/.test(field)) return "Usernames are 3–32 letters, digits, _ or . (no spaces).";
     return "Usernames are 3–32 letters, digits, _ or .; passwords 8–128 characters.";
   }
   if (err.code === "conflict") return "That username is taken.";

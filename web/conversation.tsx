@@ -310,6 +310,8 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     joins.filter((m) => (after === undefined || m.joined_at > after) && (upTo === undefined || m.joined_at <= upTo));
   const atEnd = !!t && !t.loading && !t.newer && endIdx === items.length;
   const seen = lastMine ? seenBy(id, conv, lastMine) : null;
+  // Everyone, on hover, when the line names a few and counts the rest.
+  const seenAll = lastMine && seen?.includes(" and ") ? readersOf(id, lastMine).join(", ") : null;
   const canModerate = conv.my_role === "owner" || conv.my_role === "admin";
   const tabId = keyId && shown.some((m) => m.id === keyId) ? keyId : shown.at(-1)?.id;
 
@@ -357,7 +359,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                   </div>
                 )}
                 <MessageItem m={m} flash={m.id === flashId} compact={compact} sameName={shared.has(m.sender_name)} mentions={mentions} mine={m.sender_id === myId} canDelete={m.sender_id === myId || (conv.type === "group" && canModerate)} items={items} onReply={onReply} onEdit={onEdit} tabbable={m.id === tabId} onFocus={() => setKeyId(m.id)} />
-                {m === lastMine && seen && <div class="seen">{seen}</div>}
+                {m === lastMine && seen && <div class="seen" title={seenAll ?? undefined}>{seen}</div>}
               </Fragment>
             );
           })}
@@ -419,14 +421,18 @@ function windowStart(items: Shown[], start: string | null) {
   return start ? Math.max(0, items.findIndex((m) => m.id === start)) : Math.max(0, items.length - WINDOW);
 }
 
+/** The members (not its sender) whose read position is at or past `m`, by name. */
+const readersOf = (id: string, m: Shown): string[] =>
+  [...(members.value.get(id)?.values() ?? [])].filter((x) => x.user.id !== m.sender_id && (x.last_read_message_id ?? "") >= m.id).map((x) => x.user.display_name);
+
 /** "Seen by Ann, Bo" for my last message: members (not me) whose read position is at or past it. */
 function seenBy(id: string, conv: Conversation, m: Shown): string | null {
   const list = members.value.get(id);
   if (list) {
-    const names = [...list.values()].filter((x) => x.user.id !== m.sender_id && (x.last_read_message_id ?? "") >= m.id).map((x) => x.user.display_name);
+    const names = readersOf(id, m);
     if (!names.length) return null;
     const shownNames = names.slice(0, 3).join(", ");
-    return `Seen by ${shownNames}${names.length > 3 ? ` and ${names.length - 3} others` : ""}`;
+    return `Seen by ${shownNames}${names.length > 3 ? ` and ${plural(names.length - 3, "other")}` : ""}`;
   }
   return m.read_count > 0 ? (conv.type === "direct" ? `Seen by ${peerOf(conv)?.display_name ?? "them"}` : `Seen by ${m.read_count}`) : null;
 }

@@ -8,7 +8,7 @@ import {
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
 import { focusBackAfter, refocusWhenGone } from "./focus";
-import { Avatar, Snippet, when } from "./text";
+import { Avatar, plural, Snippet, when } from "./text";
 
 type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
 const current = signal<Kind | null>(null);
@@ -158,7 +158,7 @@ function UserRow({ u, children }: { u: User; children?: ComponentChildren }) {
     <li class="user-row">
       <Avatar name={u.display_name} url={u.profile_image_url} />
       <span class="text">
-        <span class="title">{u.display_name}</span>
+        <span class="title" title={u.display_name}>{u.display_name}</span>
         <span class="preview">@{u.username}</span>
       </span>
       <span class="row">{children}</span>
@@ -169,6 +169,8 @@ function UserRow({ u, children }: { u: User; children?: ComponentChildren }) {
 function Friends() {
   const [q, setQ] = useState("");
   const [found, setFound] = useState<User[]>([]);
+  /** The query the results answer (null before any): "Nobody found" is said for it. */
+  const [answered, setAnswered] = useState<string | null>(null);
   const [run, error] = useAction();
   const mine = me.value!.id;
   const fs = friendships.value;
@@ -186,9 +188,14 @@ function Friends() {
   useEffect(() => void loadFriends(), []);
   async function find(e: Event) {
     e.preventDefault();
-    if (!q.trim()) return;
+    // "@bob" as the app writes usernames finds bob (the @ found nobody).
+    const query = q.trim().replace(/^@+/, "");
+    if (!query) return;
     // Keyed by the query: a new one asked while the last runs is run too (it was dropped, the old results left).
-    await run(async () => setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(q.trim())}&limit=20`)).items.filter((u) => u.id !== mine)), `find ${q.trim()}`);
+    await run(async () => {
+      setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(query)}&limit=20`)).items.filter((u) => u.id !== mine));
+      setAnswered(query);
+    }, `find ${query}`);
   }
   return (
     <Modal title="Friends">
@@ -197,6 +204,8 @@ function Friends() {
         <button type="submit">Find</button>
       </form>
       {error}
+      {/* Said, and announced: a search that found nobody changed nothing on the page. */}
+      <p class="hint" role="status">{answered !== null && !found.length ? `Nobody found for “${answered}”.` : ""}</p>
       {found.length > 0 && (
         <ul class="users" aria-label="People found">
           {found.map((u) => (
@@ -687,7 +696,13 @@ function Search() {
       setNext(page.next_cursor);
       setError(null);
     } catch (e) {
-      if (ticket === latest.current) setError(searchError(e));
+      if (ticket !== latest.current) return;
+      setError(searchError(e));
+      // A refused query has no results: the previous query's stayed listed under its error.
+      if (!cursor) {
+        setHits(null);
+        setNext(null);
+      }
     } finally {
       if (ticket === latest.current) setBusy(false);
     }
@@ -730,7 +745,7 @@ function Search() {
         }}
       />
       {error && <p class="error" role="alert">{error}</p>}
-      <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? "" : "Nothing found.") : ""}</p>
+      <p class="hint search-status" role="status">{busy ? "Searching…" : hits && !error ? (hits.length ? `${plural(hits.length, "result")}${next ? ", more below" : ""}` : "Nothing found.") : ""}</p>
       {/* ↑ and ↓ move between the results; ↑ from the first goes back to the box. */}
       <div onKeyDown={stepThroughResults}>
       {[...groups].map(([cid, list]) => (

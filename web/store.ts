@@ -491,6 +491,16 @@ effect(() => {
     else sessionStorage.removeItem(NOTICE_KEY);
   } catch {} // storage full or refused: the notice stays for this page's life
 });
+// The conversation the notice is about is ours again (added back): the notice goes at once,
+// its text back in that conversation's box. (Once it was opened: on a phone the notice
+// covered the list, and Dismiss, the only way past it, threw the text away.) Back to its
+// address while still out, or a notification, is not that.
+effect(() => {
+  const gone = noLongerShown.value;
+  if (!gone || !conversations.value.has(gone.id)) return;
+  if (gone.draft && !drafts.peek()[gone.id]) setDraft(gone.id, gone.draft);
+  noLonger.value = null;
+});
 /** Conversations this tab is leaving: its own leave is no news to it. */
 const leaving = new Set<string>();
 
@@ -595,13 +605,6 @@ function followPresence(items: Conversation[]) {
 // ---- navigation -------------------------------------------------------------------------
 
 export function navigate(id: string | null) {
-  // Back in the conversation the notice is about (added again): the notice goes, its text back in the box.
-  const gone = noLongerShown.value;
-  // (Only when it is ours again: Back to its address, or a notification, is not that.)
-  if (id && gone?.id === id && conversations.value.has(id)) {
-    if (gone.draft && !drafts.value[id]) setDraft(id, gone.draft);
-    noLonger.value = null;
-  }
   const path = id ? `/c/${encodeURIComponent(id)}` : "/";
   if (location.pathname !== path) history.pushState(null, "", path);
   activeId.value = id;

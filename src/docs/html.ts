@@ -4,6 +4,11 @@ import { tsType } from "./typescript";
 
 export const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 export const code = (s: string) => `<pre><code>${esc(s)}</code></pre>`;
+/** A description's text as HTML: its `code` spans and [links](/path) as such (they showed raw). */
+export const prose = (s: string) =>
+  esc(s)
+    .replace(/`([^`]+)`/g, "<code>$1</code>")
+    .replace(/\[([^\]]+)\]\((\/[^)\s]*|https?:\/\/[^)\s]+)\)/g, '<a href="$2">$1</a>');
 const anchor = (name: string) => `<a href="#${esc(name)}">${esc(name)}</a>`;
 
 /** Type text with the names of models linked to their definitions (the page's "Models"). */
@@ -25,6 +30,6 @@ body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding
 table{border-collapse:collapse;width:100%}th,td{border-top:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
 pre{margin:0;white-space:pre-wrap}code{font:13px/1.4 ui-monospace,monospace}h2{margin-top:2.5rem}
 .op{border-top:1px solid #ccc;margin-top:1.5rem}.method{font-weight:700;text-transform:uppercase}
-</style></head><body>
+</style></head><body><main>
 ${body}
-</body></html>`;
+</main></body></html>`;

@@ -5,7 +5,7 @@
  */
 import type { TSchema } from "elysia";
 import { tsType } from "./typescript";
-import { esc, linked, modelSections, page } from "./html";
+import { esc, linked, modelSections, page, prose } from "./html";
 
 interface Parameter { name: string; in: string; required?: boolean; description?: string; schema?: { description?: string } & Record<string, unknown> }
 interface Response { $ref?: string; description?: string; content?: Record<string, { schema?: unknown }> }
@@ -27,20 +27,21 @@ const refName = (ref: string) => ref.slice(ref.lastIndexOf("/") + 1);
 function operation(method: string, path: string, op: Operation): string {
   const id = esc(op.operationId ?? `${method}${path}`);
   const params = (op.parameters ?? []).map(
-    (p) => `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}${p.required ? ", required" : ""}</td><td>${esc(p.description ?? p.schema?.description ?? "")}</td></tr>`,
+    // Its type says what it takes (an enum's values showed nowhere but in /docs/json).
+    (p) => `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}${p.required ? ", required" : ""}</td><td><code>${p.schema ? esc(typeOf(p.schema)) : ""}</code></td><td>${prose(p.description ?? p.schema?.description ?? "")}</td></tr>`,
   );
   const bodies = Object.entries(op.requestBody?.content ?? {});
   const responses = Object.entries(op.responses ?? {});
   const ok = responses.filter(([status]) => status < "400").map(([status, r]) => {
     const schema = r.content ? Object.values(r.content)[0]?.schema : undefined;
-    return `<tr><td>${esc(status)}</td><td>${esc(r.description ?? "")}</td><td>${schema ? linked(typeOf(schema)) : ""}</td></tr>`;
+    return `<tr><td>${esc(status)}</td><td>${prose(r.description ?? "")}</td><td>${schema ? linked(typeOf(schema)) : ""}</td></tr>`;
   });
   const errors = responses.filter(([status]) => status >= "400").map(([status, r]) => (r.$ref ? `<a href="#error-${esc(refName(r.$ref))}">${esc(status)}</a>` : esc(status)));
   return `<section class="op" id="${id}">
 <h3><span class="method">${esc(method)}</span> <code>${esc(path)}</code></h3>
-<p>${esc(op.summary ?? "")}${op.security?.length === 0 ? " <em>(no token)</em>" : ""}</p>
-${op.description ? `<p>${esc(op.description)}</p>` : ""}
-${params.length ? `<table><tr><th>parameter</th><th>in</th><th>meaning</th></tr>${params.join("")}</table>` : ""}
+<p>${prose(op.summary ?? "")}${op.security?.length === 0 ? " <em>(no token)</em>" : ""}</p>
+${op.description ? `<p>${prose(op.description)}</p>` : ""}
+${params.length ? `<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>${params.join("")}</table>` : ""}
 ${bodies.map(([type, b]) => `<p>Body (<code>${esc(type)}</code>):</p>${b.schema ? linked(typeOf(b.schema)) : ""}`).join("\n")}
 ${ok.length ? `<table><tr><th>status</th><th>meaning</th><th>body</th></tr>${ok.join("")}</table>` : ""}
 ${errors.length ? `<p>Errors: ${errors.join(", ")}</p>` : ""}

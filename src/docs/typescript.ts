@@ -9,6 +9,8 @@ type Node = {
   type?: string;
   const?: unknown;
   anyOf?: Node[];
+  /** OpenAPI's form of a union of literals (a query parameter's). */
+  enum?: unknown[];
   properties?: Record<string, Node>;
   required?: string[];
   items?: Node;
@@ -27,6 +29,7 @@ export function tsType(schema: TSchema, inline = false, indent = ""): string {
     if (name && !top) return name;
     if (node.$ref) return node.$ref.slice(node.$ref.lastIndexOf("/") + 1);
     if (node.const !== undefined) return JSON.stringify(node.const);
+    if (node.enum?.length) return node.enum.map((v) => JSON.stringify(v)).join(" | ");
     if (node.anyOf) {
       const parts = node.anyOf.map((n) => print(n, false, pad));
       return [...new Set(parts)].join(" | ") || "undefined";

@@ -141,7 +141,14 @@ export const fileRoutes = (ctx: AppContext) => {
     });
   }
 
-  const Query = t.Object({ v: t.Optional(t.String()), e: t.Optional(t.String()), s: t.Optional(t.String()), filename: t.Optional(t.String()) });
+  // A signed link's parts (the URLs in Attachment carry them): for an <img>, which sends no header.
+  const Query = t.Object({
+    v: t.Optional(t.String({ description: "signed link: its version (from an Attachment's url)" })),
+    e: t.Optional(t.String({ description: "signed link: when it expires (from an Attachment's url)" })),
+    s: t.Optional(t.String({ description: "signed link: its signature (from an Attachment's url)" })),
+    filename: t.Optional(t.String({ description: "ignored on a download (the Content-Disposition names the file)" })),
+  });
+  const UploadQuery = t.Object({ filename: t.Optional(t.String({ description: "the file's name, for a raw body (a multipart part names its own)" })) });
   /** A download (GET) or its headers (HEAD): by signed link or bearer token. */
   const detail = (summary: string, head = false) => ({
     detail: op(summary, head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null }, {
@@ -186,7 +193,7 @@ export const fileRoutes = (ctx: AppContext) => {
             },
           },
         }),
-        query: Query,
+        query: UploadQuery,
       },
     )
     .get("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download (signed link or bearer); Range, ETag"))
