@@ -215,6 +215,8 @@ describe("the web client in Chromium", () => {
     await page.getByRole("textbox", { name: "Password" }).fill("password123");
     await page.getByRole("button", { name: "Create account" }).click();
     await page.getByRole("navigation", { name: "Conversations" }).waitFor();
+    // The keyboard starts at "New conversation" (it was on <body>: a usability pass).
+    await page.waitForFunction(() => document.activeElement?.textContent?.trim() === "New conversation", undefined, { timeout: 3000 });
     // Stays signed in across a reload.
     await page.reload();
     await page.getByRole("navigation", { name: "Conversations" }).waitFor();
@@ -224,6 +226,8 @@ describe("the web client in Chromium", () => {
     await page.getByRole("textbox", { name: "Password" }).fill("wrong-password");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("alert").filter({ hasText: /invalid|wrong|incorrect/i }).waitFor();
+    // Refused, the button keeps the keyboard (disabled while it ran, it lost it to <body>).
+    await page.waitForFunction(() => document.activeElement?.textContent?.trim() === "Sign in", undefined, { timeout: 3000 });
     await page.getByRole("textbox", { name: "Password" }).fill("password123");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("navigation", { name: "Conversations" }).waitFor();
@@ -2848,6 +2852,15 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const seen = log(a).locator(".seen");
     await seen.filter({ hasText: / and 1 other$/ }).waitFor({ timeout: 5000 });
     expect((await seen.getAttribute("title"))!.split(", ").sort()).toEqual(readers.map((r) => r.user.display_name).sort());
+  });
+
+  clientTest("New conversation without friends: no empty Direct message list, the group's members say why", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const a = await pageFor(alice);
+    await a.getByRole("button", { name: "New conversation" }).click();
+    const d = a.getByRole("dialog", { name: "New conversation" });
+    await d.getByText("No friends to add yet: the group starts with you alone.").waitFor();
+    expect(await d.getByRole("heading", { name: "Direct message" }).count()).toBe(0);
   });
 
   clientTest("Friends: finding nobody says so; \"@name\" finds by username", async () => {

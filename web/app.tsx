@@ -6,6 +6,7 @@ import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
 import { plural } from "./text";
+import { focusBackAfter } from "./focus";
 
 effect(() => {
   const n = totalUnread.value;
@@ -48,6 +49,14 @@ export function App() {
 
 function Shell() {
   const open = activeId.value;
+  // Just signed in (the form and its button gone, the focus on <body>): the keyboard starts at
+  // "New conversation", unless something took it (an open conversation's message box). Not on
+  // a page load: there the first Tab reaches "Skip to the conversation".
+  useLayoutEffect(() => {
+    const now = document.activeElement;
+    if (signedInHere && (!now || now === document.body)) document.querySelector<HTMLElement>(".sidebar .actions button")?.focus();
+    signedInHere = false;
+  }, []);
   return (
     <div class={open ? "shell has-active" : "shell"}>
       {/* A way past the list for the keyboard. */}
@@ -136,6 +145,8 @@ function NoLonger() {
 }
 
 const busy = signal(false);
+/** The sign-in form has just let someone in (Shell then gives the keyboard a place). */
+let signedInHere = false;
 
 function SignIn() {
   const [error, setError] = useState<string | null>(null);
@@ -151,12 +162,17 @@ function SignIn() {
     const data = new FormData(form);
     busy.value = true;
     setError(null);
+    // A refusal gives the keyboard back to the button (disabled while it ran, it lost it).
+    const back = focusBackAfter();
     try {
+      signedInHere = true;
       await signIn(kind, String(data.get("username") ?? "").trim(), String(data.get("password") ?? ""));
     } catch (err) {
+      signedInHere = false;
       setError(describe(err, kind));
     } finally {
       busy.value = false;
+      back();
     }
   }
   return (

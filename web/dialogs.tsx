@@ -249,7 +249,8 @@ function Friends() {
 }
 
 function NewConversation() {
-  const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide);
+  // By name (newest friendship first was hard to search by eye in a long list).
+  const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide).sort((a, b) => a.display_name.localeCompare(b.display_name));
   const [title, setTitle] = useState("");
   const [picked, setPicked] = useState<Set<string>>(new Set());
   const [run, error, busy] = useAction();
@@ -262,14 +263,18 @@ function NewConversation() {
     <Modal title="New conversation">
       {error}
       {!friends.length && <p class="hint">Conversations start with friends: add some with "Friends".</p>}
-      <h3>Direct message</h3>
-      <ul class="users">
-        {friends.map((u) => (
-          <UserRow key={u.id} u={u}>
-            <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)} aria-label={`Message ${u.display_name}`}>Message</button>
-          </UserRow>
-        ))}
-      </ul>
+      {friends.length > 0 && (
+        <>
+          <h3>Direct message</h3>
+          <ul class="users">
+            {friends.map((u) => (
+              <UserRow key={u.id} u={u}>
+                <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)} aria-label={`Message ${u.display_name}`}>Message</button>
+              </UserRow>
+            ))}
+          </ul>
+        </>
+      )}
       <h3>Group</h3>
       <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked]); close(); }, "create"); }}>
         <label>
@@ -278,6 +283,7 @@ function NewConversation() {
         </label>
         <fieldset>
           <legend>Members</legend>
+          {!friends.length && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
           {friends.map((u) => (
             <label key={u.id} class="check">
               <input type="checkbox" checked={picked.has(u.id)} onChange={() => toggle(u.id)} /> {u.display_name}
