@@ -2854,6 +2854,25 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect((await seen.getAttribute("title"))!.split(", ").sort()).toEqual(readers.map((r) => r.user.display_name).sort());
   });
 
+  clientTest("one's own message keeps its node from pending to sent (a screen reader heard it twice: it was replaced)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await a.evaluate(() => {
+      const w = globalThis as any;
+      w.__removed = 0;
+      new (w.MutationObserver)((records: any[]) => {
+        for (const r of records) for (const n of r.removedNodes) if ((n as any).getAttribute?.("role") === "article") w.__removed++;
+      }).observe(document.querySelector("[role=log]")!, { childList: true, subtree: true });
+    });
+    await a.getByRole("textbox", { name: "Message" }).fill("said once");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(a).getByText("said once").waitFor();
+    await settled(a);
+    await Bun.sleep(200);
+    expect(await a.evaluate(() => (globalThis as any).__removed)).toBe(0);
+  });
+
   clientTest("New conversation without friends: no empty Direct message list, the group's members say why", async () => {
     const alice = await s.register(uniqueName("alice"));
     const a = await pageFor(alice);

@@ -344,9 +344,12 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
             const compact = !!prev && i > 0 && !newDay && !joined.length && prev.sender_id === m.sender_id && Date.parse(m.created_at) - Date.parse(prev.created_at) < 5 * 60_000 && t?.firstUnread !== m.id;
             // Keyed by the message: unkeyed, the fragments matched by position, so a window that
             // moved (an older page prepended) made every message's node anew, and the one the
-            // keyboard was on lost the focus to <body> (Home, or a long run of ↑).
+            // keyboard was on lost the focus to <body> (Home, or a long run of ↑). By its sender
+            // and client_msg_id when it has one (unique in a conversation, by the contract): our
+            // pending message and the server's copy that replaces it are one node, not a second
+            // one a screen reader announced again.
             return (
-              <Fragment key={m.id}>
+              <Fragment key={m.client_msg_id ? `${m.sender_id}/${m.client_msg_id}` : m.id}>
                 {newDay && (
                   <div class="day" role="separator" aria-label={dayLabel(m.created_at)}>
                     <span>{dayLabel(m.created_at)}</span>
