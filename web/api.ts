@@ -109,9 +109,12 @@ const FIELD_NAMES: Record<string, string> = {
 /** No answer, or a proxy's instead of the server's (502–504 without our error body): the request never reached Parley. */
 export const notReached = (e: unknown) => e instanceof ApiError && (e.status === 0 || ((e.status === 502 || e.status === 503 || e.status === 504) && e.code === "error"));
 
+/** The first field a validation error names, and what it says of it. */
+export const faultOf = (e: ApiError) => (Array.isArray(e.details) ? (e.details[0] as { field?: unknown; message?: unknown } | undefined) : undefined);
+
 export function explain(e: unknown, fallback = "That did not work."): string {
   if (!(e instanceof ApiError)) return fallback;
-  const detail = Array.isArray(e.details) ? (e.details[0] as { field?: unknown; message?: unknown } | undefined) : undefined;
+  const detail = faultOf(e);
   if (e.code === "validation_failed" && typeof detail?.field === "string" && typeof detail.message === "string") {
     const name = FIELD_NAMES[detail.field.split(".").at(-1)!];
     if (name) return sentence(`${name} ${reword(detail.message)}`);

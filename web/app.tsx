@@ -1,6 +1,6 @@
 import { effect, signal } from "@preact/signals";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { ApiError, explain } from "./api";
+import { ApiError, explain, faultOf } from "./api";
 import { activeId, connection, me, navigate, noLonger, noLongerShown, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
@@ -111,7 +111,7 @@ function Toast() {
   const hold = (on: boolean) => () => void (held.current = on);
   return (
     <div class="toast" role="alert" onPointerEnter={hold(true)} onPointerLeave={hold(false)} onFocusCapture={hold(true)} onBlurCapture={hold(false)}>
-      {toast.value}
+      {shown}
       <button type="button" aria-label="Dismiss" onClick={() => (toast.value = null)}>
         ×
       </button>
@@ -210,7 +210,7 @@ function describe(err: unknown, kind: "login" | "register"): string {
   if (!(err instanceof ApiError)) return "Something went wrong.";
   if (err.code === "validation_failed" && kind === "register") {
     // The field at fault, when the server names it (it said both rules whichever was broken).
-    const field = String((Array.isArray(err.details) ? (err.details[0] as { field?: unknown } | undefined)?.field : "") ?? "");
+    const field = String(faultOf(err)?.field ?? "");
     if (/password/.test(field)) return "The password must have 8–128 characters.";
     if (/username/.test(field)) return "Usernames are 3–32 letters, digits, _ or . (no spaces).";
     return "Usernames are 3–32 letters, digits, _ or .; passwords 8–128 characters.";
