@@ -4,6 +4,8 @@
  * `parley healthcheck`, `--help`, `--version`.
  * Configuration errors print one line and exit 2.
  */
+// First: it may replace this process (same pid) with the allocator's settings before the rest loads.
+import "./platform/allocator-first";
 import { accessSync, chmodSync, constants, existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { dirname, resolve } from "node:path";

@@ -13,8 +13,12 @@ import { expectWebClient } from "./web-serving";
 
 const root = resolve(import.meta.dir, "..");
 
+/** Builds as `bun run build` does (package.json's flags: bytecode and all), to `outfile`. */
 function build(projectDir: string, outfile: string) {
-  const p = Bun.spawnSync([process.execPath, "build", "--compile", "src/index.ts", "--outfile", outfile], { cwd: projectDir });
+  const script: string = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts.build;
+  const args = script.split(/\s+/).slice(1).map((a) => (a === "dist/parley" ? outfile : a));
+  if (!args.includes(outfile)) throw new Error(`package.json's build no longer writes dist/parley: ${script}`);
+  const p = Bun.spawnSync([process.execPath, ...args], { cwd: projectDir });
   if (p.exitCode !== 0) throw new Error(`build failed: ${p.stderr}`);
 }
 
@@ -29,8 +33,12 @@ describe("the compiled executable", () => {
     copyFileSync(join(work, "v1", "parley"), join(vm, "parley"));
     Bun.spawnSync(["chmod", "+x", join(vm, "parley")]);
 
-    const first = await spawnServer(["./parley"], { DATA_DIR: "" }, vm);
+    const first = await spawnServer(["./parley", "serve"], { DATA_DIR: "", PATH: process.env.PATH!, LOG_LEVEL: "info" }, vm, { inherit: false });
     expect(first.lines.find((l) => l.msg === "migrations applied")?.applied).toBeGreaterThan(0);
+    // Re-executed in place with the allocator's setting (src/platform/allocator.ts): the pid
+    // we started serves, with its own command line (a compiled binary's argv differs from Bun's).
+    expect(readFileSync(`/proc/${first.proc.pid}/environ`, "utf8").split("\0")).toContain("MIMALLOC_PURGE_HOLES=0");
+    expect(readFileSync(`/proc/${first.proc.pid}/cmdline`, "utf8")).toBe("./parley\0serve\0");
     expect((await registerAndLogin(first.base, "binary_user")).status).toBe(200);
     // The web client is inside the binary too, compressed and cached as PROTOCOL §10 says.
     const { firstScreenBr } = await expectWebClient(first.base);

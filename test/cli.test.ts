@@ -7,6 +7,7 @@ import { tempDir, waitFor } from "./helpers";
 import { STOP_GRACE_MS } from "../src/app";
 import { registerAndLogin, spawnServer } from "./process";
 import { createTestDatabase, PG_ADMIN_URL, servicesReady } from "./services";
+import { allocatorEnv, startsServer } from "../src/platform/allocator";
 
 // These tests start whole processes, several per test: on a busy machine that alone can pass
 // bun's 5 s default, and no test here is about speed.
@@ -119,6 +120,14 @@ describe("configuration", () => {
   ])("bad settings %j %j are a ConfigError naming %s", (argv, env, name) => {
     expect(() => loadConfig(argv, env)).toThrow(name);
   });
+});
+
+test("the allocator's setting: for the server only (not the short commands), never over the operator's", () => {
+  expect(startsServer([])).toBe(true);
+  expect(startsServer(["serve", "--port", "8080"])).toBe(true);
+  for (const args of [["healthcheck", "--port", "8080"], ["migrate"], ["backup", "x.tar"], ["new-epoch"], ["--help"], ["--version"]]) expect(startsServer(args)).toBe(false);
+  expect(allocatorEnv({ PATH: "/bin", X: undefined })).toEqual({ PATH: "/bin", MIMALLOC_PURGE_HOLES: "0" });
+  expect(allocatorEnv({ MIMALLOC_PURGE_HOLES: "1" })).toBeUndefined();
 });
 
 test("cluster settings: DATABASE_URL and NATS_URL together, or none; REDIS_URL optional with them", () => {
@@ -426,6 +435,24 @@ describe("the CLI", () => {
       expect(said).toEqual(warned ? [expect.objectContaining({ level: "warn", mode: "0755", data_dir: dir })] : []);
       expect(statSync(dir).mode & 0o777).toBe(warned ? 0o755 : 0o700);
     }
+  });
+
+  test("serve runs with MIMALLOC_PURGE_HOLES=0: the same process re-executed with its runtime flags and arguments; an operator's value is kept", async () => {
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+    const cmd = [process.execPath, "--smol", "src/index.ts", "serve", "--log-level=info"];
+    // Only what is given here (the test runner's own environment might carry the variable).
+    // LOG_LEVEL=warn: the "listening" line it waits for comes only if --log-level=info survived.
+    const server = await spawnServer(cmd, { DATA_DIR: tempDir(), PATH: process.env.PATH!, LOG_LEVEL: "warn" }, undefined, { inherit: false });
+    expect(environ(server.proc.pid)).toContain("MIMALLOC_PURGE_HOLES=0");
+    // The pid we started (replaced, not forked) serves, with the command line it was given.
+    expect(cmdline(server.proc.pid)).toEqual(cmd);
+    expect((await fetch(`${server.base}/health`)).status).toBe(200);
+    expect(await server.stop()).toBe(0);
+
+    const chosen = await spawnServer([process.execPath, "src/index.ts"], { DATA_DIR: tempDir(), PATH: process.env.PATH!, MIMALLOC_PURGE_HOLES: "1" }, undefined, { inherit: false });
+    expect(environ(chosen.proc.pid)).toContain("MIMALLOC_PURGE_HOLES=1");
+    expect(await chosen.stop()).toBe(0);
   });
 
   test("under nohup (SIGHUP ignored) a SIGHUP leaves the server running; SIGTERM stops it", async () => {

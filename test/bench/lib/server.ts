@@ -6,6 +6,7 @@ import type { Subprocess } from "bun";
 import { inPrivateNetwork, loopbackAddresses } from "./netns";
 import { placed } from "./pinning";
 import { procStats } from "./stats";
+import { ALLOCATOR_ENV } from "../../../src/platform/allocator";
 
 export const root = resolve(import.meta.dir, "../../..");
 
@@ -83,13 +84,19 @@ export async function startParley(env: Record<string, string> = {}, dataDir?: st
   }, dataDir);
 }
 
+/**
+ * The baselines run with the allocator settings Parley gives itself (src/platform/allocator.ts),
+ * so that a ratio compares the two servers' work, not two configurations of the runtime.
+ */
+const runtimeEnv = () => Object.fromEntries(Object.entries(ALLOCATOR_ENV).filter(([name]) => process.env[name] === undefined));
+
 export async function startBaseline(): Promise<ServerUnderTest> {
-  return start("baseline", [process.execPath, join(import.meta.dir, "..", "baseline.ts")], {});
+  return start("baseline", [process.execPath, join(import.meta.dir, "..", "baseline.ts")], runtimeEnv());
 }
 
 /** The uploads scenario's baseline (see raw-upload.ts). */
 export async function startRawUpload(): Promise<ServerUnderTest> {
-  return start("raw-upload", [process.execPath, join(import.meta.dir, "..", "raw-upload.ts")], {});
+  return start("raw-upload", [process.execPath, join(import.meta.dir, "..", "raw-upload.ts")], runtimeEnv());
 }
 
 async function start(kind: ServerUnderTest["kind"], cmd: string[], env: Record<string, string>, given?: string): Promise<ServerUnderTest> {
