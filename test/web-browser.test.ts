@@ -548,6 +548,49 @@ describe("the web client in Chromium", () => {
     }
   }, 90_000);
 
+  clientTest("Reconnect now: the strip offers it while the server is away; pressed, the client tries at once instead of after its backoff, and the keyboard goes on to the message box", async () => {
+    const dir = tempDir();
+    let server = await startServer({}, dir);
+    const port = Number(new URL(server.base).port);
+    const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob, server);
+    const a = await pageFor(alice, `/c/${conv}`, server);
+    // Every attempt fails at its ticket, the server down or up, until the route goes: the backoff grows.
+    const refuse = (route: Route) => route.abort("connectionrefused");
+    await a.route(/\/api\/ws\/ticket/, refuse);
+    await server.stop(false);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor();
+    expect(await a.getByRole("status").textContent()).toBe("Reconnecting…"); // the button is beside the region, not in it
+    server = await startServer({}, dir, port);
+    try {
+      await Bun.sleep(4000);
+      await a.screenshot({ path: join(shots, "reconnect-now.png") });
+      const button = a.getByRole("button", { name: "Reconnect now" });
+      await button.focus();
+      await a.unroute(/\/api\/ws\/ticket/, refuse);
+      const asked = a.waitForRequest(/\/api\/ws\/ticket/, { timeout: 1000 });
+      await a.keyboard.press("Enter");
+      await asked;
+      await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 5000 });
+      await button.waitFor({ state: "detached" });
+      await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Message");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  clientTest("the message log reads out what is added, not text changing in place (Seen by, renames, edits)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const sent = await say(alice, conv, "read me");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("read me").waitFor();
+    expect(await log(a).getAttribute("aria-relevant")).toBe("additions");
+    // What it keeps quiet about is inside it: the receipt under one's last message.
+    await s.api("POST", `/api/conversations/${conv}/read`, { token: bob.token, body: { message_id: sent.id } });
+    await log(a).getByText(`Seen by ${bob.user.display_name}`).waitFor();
+  });
+
   btest("a server restored from a backup: sync.reset, and the client shows the server's state from REST", async () => {
     const overrides = { sendsPerMinute: 1_000_000, writesPerMinute: 1_000_000 };
     let server = await startServer(overrides, tempDir());
@@ -1420,6 +1463,31 @@ describe("search in the web client (issue #14)", () => {
     }
   });
 
+  clientTest("Enter right after the typing's own search asks nothing more (twice the same question spent two of the minute's searches)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(bob, conv, "the gnu migrates");
+    const a = await pageFor(alice);
+    const asked: string[] = [];
+    a.on("request", (r) => r.url().includes("/api/search/messages") && asked.push(new URL(r.url()).searchParams.get("q")!));
+    await a.getByRole("button", { name: "Search", exact: true }).click();
+    const box = searchDialog(a).getByRole("searchbox", { name: "Search messages" });
+    await box.fill("gnu");
+    // The typing's search (after its 350 ms pause) answered…
+    await searchDialog(a).locator("button.result").filter({ hasText: "the gnu migrates" }).waitFor();
+    // …then Enter on the same words: nothing more is asked, the results stay.
+    await box.press("Enter");
+    await Bun.sleep(500);
+    expect(asked).toEqual(["gnu"]);
+    expect(await searchDialog(a).locator("button.result").count()).toBe(1);
+    // Other words: asked at once (and once: Enter cancels the typing's pending search).
+    await box.fill("migrates");
+    await box.press("Enter");
+    await searchDialog(a).getByRole("status").filter({ hasText: "1 result" }).waitFor();
+    await Bun.sleep(600);
+    expect(asked).toEqual(["gnu", "migrates"]);
+  });
+
   clientTest("the quick switcher asks the server for conversations the loaded list does not hold", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const group = (title: string) => s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } }).then((r) => {
@@ -1566,7 +1634,7 @@ describe("a network that goes away (browser offline)", () => {
       const status = a.getByRole("status").filter({ hasText: "Reconnecting…" });
       await status.waitFor({ timeout: 3000 });
       // Nothing of the conversation is under it (the pill floated over the header or the messages).
-      const [strip, main] = [await box(a, ".status.away"), await box(a, "main")];
+      const [strip, main] = [await box(a, ".connection.away"), await box(a, "main")];
       expect(strip.bottom).toBeLessThanOrEqual(main.top + 0.5);
       await a.context().setOffline(false);
       await status.waitFor({ state: "hidden", timeout: 10_000 });
@@ -1856,6 +1924,66 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const friendsButton = a.getByRole("button", { name: "Friends", exact: true });
     await a.waitForFunction(() => document.querySelector("[aria-description]"));
     expect(await friendsButton.getAttribute("aria-description")).toBe("1 friend request");
+  });
+
+  clientTest("first use: a new account is told what to do, Choose a display name opens Profile; with a conversation, the usual empty pane", async () => {
+    const context = await browser!.newContext({ viewport: { width: 1100, height: 720 } });
+    contexts.push(context);
+    const p = await context.newPage();
+    p.on("pageerror", (e) => pageErrors.push(e.message));
+    await p.goto(s.base + "/");
+    const name = uniqueName("newbie");
+    await p.getByRole("textbox", { name: "Username" }).fill(name);
+    await p.getByRole("textbox", { name: "Password" }).fill("password123");
+    await p.getByRole("button", { name: "Create account" }).click();
+    const welcome = p.getByRole("heading", { name: "Welcome to Parley" });
+    await welcome.waitFor();
+    // Said once: the sidebar's own "No conversations yet" is not shown beside it.
+    expect(await p.getByText("No conversations yet").isVisible()).toBe(false);
+    // Nothing in it repeats the words tests and people find the buttons and the user by.
+    for (const words of ["Friends", "New conversation", "Search", name]) expect(await p.locator(".welcome").getByText(words).count()).toBe(0);
+    await p.screenshot({ path: join(shots, "welcome.png") });
+
+    await p.getByRole("button", { name: "Choose a display name" }).click();
+    const dialog = p.getByRole("dialog", { name: "Profile" });
+    await dialog.getByRole("textbox", { name: "Display name" }).fill("Newbie Person");
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    await dialog.getByRole("button", { name: "Close" }).click();
+    // Named now: that step goes, the rest stays until there is a conversation.
+    await p.getByRole("button", { name: "Choose a display name" }).waitFor({ state: "detached" });
+    expect(await welcome.isVisible()).toBe(true);
+
+    const login = await s.api("POST", "/api/auth/login", { body: { username: name, password: "password123" } });
+    const newbie: Account = { token: login.body.token, user: login.body.user, password: "password123" };
+    const bob = await s.register(uniqueName("bob"));
+    await direct(bob, newbie);
+    await welcome.waitFor({ state: "detached" });
+    await p.getByText("Pick a conversation, or start one.").waitFor();
+  });
+
+  clientTest("the sidebar says there is nothing yet only once the list is read (it said so while loading)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    await direct(alice, bob);
+    const context = await browser!.newContext({ viewport: { width: 390, height: 760 } });
+    contexts.push(context);
+    await context.addInitScript((v) => localStorage.setItem("parley.session", v), JSON.stringify({ token: alice.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: alice.user }));
+    const p = await context.newPage();
+    p.on("pageerror", (e) => pageErrors.push(e.message));
+    // The list's read and the socket's ticket (whose socket would send the list) held.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await p.route(/\/api\/(conversations\?|ws\/ticket)/, async (route) => {
+      await held;
+      await route.continue();
+    });
+    await p.goto(s.base + "/");
+    await p.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await Bun.sleep(400);
+    expect(await p.getByText("No conversations yet").count()).toBe(0);
+    release();
+    await p.getByRole("link", { name: new RegExp(bob.user.display_name) }).waitFor();
+    expect(await p.getByText("No conversations yet").count()).toBe(0);
   });
 
   clientTest("sign-in: Create account checks the required fields; rate limited says when to try again; signed out, Username has the focus", async () => {
@@ -3208,6 +3336,14 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await signInPage.getByRole("textbox", { name: "Username" }).waitFor();
     problems.push(...(await violations(signInPage, "sign-in")));
     await signInPage.context().close();
+    // A first use's welcome, and the strip with "Reconnect now" while the network is away.
+    const newcomer = await pageFor(await s.register(uniqueName("newcomer")));
+    await newcomer.getByRole("heading", { name: "Welcome to Parley" }).waitFor();
+    problems.push(...(await violations(newcomer, "welcome")));
+    await newcomer.context().setOffline(true);
+    await newcomer.getByRole("button", { name: "Reconnect now" }).waitFor();
+    problems.push(...(await violations(newcomer, "reconnecting")));
+    await newcomer.context().setOffline(false);
 
     const { alice, bob, carol, group } = await aliceWithFriendsInAGroup("Accessible");
     const first = await say(bob, group.body.id, "a first message with a link https://example.com/x");

@@ -1,7 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain, faultOf } from "./api";
-import { activeId, connection, me, navigate, noLonger, noLongerShown, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
+import { activeId, connection, listed, me, navigate, noLonger, noLongerShown, reconnectNow, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
@@ -69,12 +69,41 @@ function Shell() {
         <h1 class="visually-hidden">Parley</h1>
         {open ? <ConversationView key={open} id={open} /> : <Empty />}
       </main>
-      <div role="status" aria-live="polite" class={connection.value === "reconnecting" ? "status away" : "status"}>
-        {connection.value === "reconnecting" ? "Reconnecting…" : ""}
-      </div>
+      <ConnectionStrip />
       <Toast />
       <NoLonger />
       <Dialogs />
+    </div>
+  );
+}
+
+/**
+ * "Reconnecting…" while the socket is away (§10: the status region says exactly that), and a
+ * way not to wait out the backoff (up to 30 s) once the user knows the server is back. The
+ * region stays on the page, empty, so that the words are announced when they come.
+ */
+function ConnectionStrip() {
+  const away = connection.value === "reconnecting";
+  // The button goes with the strip: the keyboard that pressed it goes on to the message box
+  // (or the list's first action), not to <body> (unless it went somewhere meanwhile).
+  const pressed = useRef(false);
+  useLayoutEffect(() => {
+    if (away || !pressed.current) return;
+    pressed.current = false;
+    const now = document.activeElement;
+    if (now && now !== document.body) return;
+    (document.querySelector<HTMLElement>('textarea[aria-label="Message"]') ?? document.querySelector<HTMLElement>(".sidebar .actions button"))?.focus();
+  }, [away]);
+  return (
+    <div class={away ? "connection away" : "connection"}>
+      <div role="status" aria-live="polite" class="status">
+        {away ? "Reconnecting…" : ""}
+      </div>
+      {away && (
+        <button type="button" onClick={() => ((pressed.current = true), reconnectNow())}>
+          Reconnect now
+        </button>
+      )}
     </div>
   );
 }
@@ -86,12 +115,41 @@ function skipToConversation() {
 }
 
 function Empty() {
+  if (listed.value && !sortedConversations.value.length) return <Welcome />;
   return (
     <div class="empty">
       <p>Pick a conversation, or start one.</p>
       <p class="hint">
         <kbd>Ctrl</kbd>+<kbd>K</kbd> switches conversations; <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>F</kbd> searches messages.
       </p>
+    </div>
+  );
+}
+
+/**
+ * First use (no conversation yet): what to do, in order. Written without the names of the
+ * buttons it points to and without the username, which tests and users find by their text:
+ * a second element with the same words would make "the Friends button" ambiguous.
+ */
+function Welcome() {
+  const user = me.value!;
+  // Registration names a person by their username until they choose otherwise.
+  const unnamed = user.display_name === user.username;
+  return (
+    <div class="empty welcome">
+      <h2>Welcome to Parley</h2>
+      <ol>
+        {unnamed && (
+          <li>
+            Others see your username until you choose a name to show.{" "}
+            <button type="button" class="link" onClick={() => openDialog("profile")}>
+              Choose a display name
+            </button>
+          </li>
+        )}
+        <li>Send the people you talk to a friend request: once they accept, you can write to them.</li>
+        <li>Start a conversation with one of them, or a group with several (the buttons above the list).</li>
+      </ol>
     </div>
   );
 }

@@ -328,7 +328,10 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   }
   return (
     <div class="log-wrap">
-      <div ref={scroller} class="log" role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll} onKeyDown={onKeyDown}>
+      {/* Additions only (a log's default is additions and text): messages that come are read
+          out, while text changing in place — "Seen by" gaining a reader, a sender renamed in
+          every message of theirs, an edit — was read out each time too. */}
+      <div ref={scroller} class="log" role="log" aria-label="Messages" aria-relevant="additions" tabIndex={0} onScroll={onScroll} onKeyDown={onKeyDown}>
         <div ref={content}>
           {t?.loading && <div class="loading">Loading…</div>}
           {t && !t.older && startIdx === 0 && !t.loading && <div class="start">This is the start of the conversation.</div>}

@@ -652,6 +652,9 @@ const titleById = (conversationId: string) => {
   return c ? titleOf(c) : "Conversation";
 };
 
+/** The same search again within this long is the same question (Enter after the typing's own search), not a new one. */
+const SAME_SEARCH_MS = 3000;
+
 /** Search as you type (debounced), Enter at once; results grouped by conversation, newest first, paged. */
 function Search() {
   const [q, setQ] = useState(searchText.peek());
@@ -663,6 +666,8 @@ function Search() {
   const latest = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout>>();
   const focusHit = useRef<string | null>(null);
+  /** The last first page asked for (its parameters) and when. */
+  const asked = useRef<{ key: string; at: number } | null>(null);
   useLayoutEffect(() => {
     const hit = focusHit.current;
     focusHit.current = null;
@@ -676,20 +681,27 @@ function Search() {
 
   async function search(query: string, cursor: string | null, f = filters, focusFirst = false) {
     clearTimeout(timer.current);
+    const params = new URLSearchParams({ q: query.trim(), limit: "30", ...filterParams(f) });
+    // Enter just after the typing's own search (the debounce fired first) asked the same
+    // question twice, spending two of the user's searches a minute (the second could then be
+    // refused, and its refusal cleared the first one's results).
+    if (!cursor && query.trim() && asked.current?.key === params.toString() && performance.now() - asked.current.at < SAME_SEARCH_MS) return;
     const ticket = ++latest.current;
     if (!query.trim()) {
+      asked.current = null;
       setHits(null);
       setError(null);
       return;
     }
     if (f.from && f.to && f.from > f.to) {
+      asked.current = null;
       setHits(null);
       setError("“Since” is a later day than “Until”.");
       return;
     }
+    if (!cursor) asked.current = { key: params.toString(), at: performance.now() };
     setBusy(true);
     try {
-      const params = new URLSearchParams({ q: query.trim(), limit: "30", ...filterParams(f) });
       if (cursor) params.set("cursor", cursor);
       const page = await api<Page<Hit>>("GET", `/api/search/messages?${params}`);
       if (ticket !== latest.current) return; // a newer search was started meanwhile
@@ -703,6 +715,7 @@ function Search() {
       setError(null);
     } catch (e) {
       if (ticket !== latest.current) return;
+      asked.current = null; // refused or not reached: asking again is asking again
       setError(searchError(e));
       // A refused query has no results: the previous query's stayed listed under its error.
       if (!cursor) {

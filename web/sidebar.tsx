@@ -1,5 +1,5 @@
 import type { Conversation } from "./api";
-import { activeId, friendships, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
+import { activeId, friendships, listed, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
 import { Avatar, fullTime, gist, listTime, plural } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
@@ -41,7 +41,7 @@ export function Sidebar() {
             </li>
           ))}
         </ul>
-        {!sortedConversations.value.length && <p class="hint pad">No conversations yet. Add a friend, then start one.</p>}
+        {listed.value && !sortedConversations.value.length && <p class="hint pad">No conversations yet. Add a friend, then start one.</p>}
       </nav>
     </aside>
   );

@@ -39,6 +39,8 @@ export const session = signal<Session | null>(loadSession());
 let lastUser: string | null = session.peek()?.user.id ?? null;
 export const signInNotice = signal<string | null>(null);
 export const conversations = signal<Map<string, Conversation>>(new Map());
+/** The list has been read once (an empty one is then really empty: the first-use help shows). */
+export const listed = signal(false);
 export const threads = signal<Map<string, Thread>>(new Map());
 export const members = signal<Map<string, Map<string, Member>>>(new Map());
 /** Conversations that went away in this session (deleted, or we were removed), until ours again. */
@@ -200,6 +202,7 @@ export function signOut(notice: string | null = null) {
     session.value = null;
     signInNotice.value = notice;
     conversations.value = new Map();
+    listed.value = false;
     threads.value = new Map();
     members.value = new Map();
     friendships.value = [];
@@ -277,6 +280,11 @@ function keepUser(user: User) {
 
 // ---- connection -------------------------------------------------------------------------
 
+/** "Reconnect now": the next attempt at once instead of after the backoff (none while one is under way). */
+export function reconnectNow() {
+  client?.reconnectNow();
+}
+
 /** Starts the socket and loads the first state; called after sign-in and on page load. */
 export async function start() {
   if (!session.value || client) return;
@@ -335,6 +343,7 @@ export async function start() {
   // Each connect sends the first page again; later pages stay current through the replayed events.
   c.on("conversation.list", (page) => {
     mergeConversations(page.items);
+    listed.value = true;
     // The server's count for the open conversation: a read made while the network was away
     // never reached it (found by an acceptance pass: "Team, 1 unread" while reading it).
     const id = activeId.value;
@@ -415,6 +424,7 @@ async function loadConversations() {
     const page: Page<Conversation> | null = await api<Page<Conversation>>("GET", `/api/conversations?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`).catch(() => null);
     if (!page) return;
     mergeConversations(page.items);
+    listed.value = true;
     cursor = page.next_cursor;
   }
 }
