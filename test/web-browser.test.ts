@@ -728,6 +728,52 @@ describe("the web client in Chromium", () => {
     await convLink(b, "Planning Q1").waitFor({ state: "detached" });
   });
 
+  clientTest("many friends, a big group: a box narrows whom to message, to put in a group (the picked stay picked), to add and to find among the members; Add friends is above the members", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const animals = ["otter", "heron", "badger", "lynx", "marten", "stoat", "vole", "wren", "finch", "newt", "ibis", "kudu", "tapir", "okapi", "dingo", "quoll", "civet", "genet", "serval", "zorilla"];
+    const pals = await Promise.all(animals.map((a) => s.register(uniqueName(a))));
+    for (const pal of pals) await friends(alice, pal);
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Big group", member_ids: pals.slice(0, 10).map((p) => p.user.id) } });
+    expect(group.status).toBe(201);
+    const a = await pageFor(alice, `/c/${group.body.id}`);
+
+    // New conversation: one box for both lists.
+    await a.getByRole("button", { name: "New conversation" }).click();
+    const dialog = a.getByRole("dialog", { name: "New conversation" });
+    const find = dialog.getByRole("searchbox", { name: "Find a friend" });
+    await find.fill("heron");
+    expect(await dialog.getByRole("button", { name: /^Message / }).count()).toBe(1);
+    await dialog.getByRole("checkbox", { name: pals[1]!.user.display_name }).check();
+    await find.fill("@" + pals[2]!.user.username.toUpperCase());
+    await dialog.getByRole("checkbox", { name: pals[2]!.user.display_name }).check();
+    expect(await dialog.getByRole("checkbox").count()).toBe(1);
+    await dialog.getByRole("group", { name: "Members (2 picked)" }).waitFor();
+    await find.fill("no such animal");
+    await dialog.getByRole("status").filter({ hasText: "No friend matches “no such animal”." }).waitFor();
+    await find.fill("");
+    expect(await dialog.getByRole("checkbox", { checked: true }).count()).toBe(2);
+    await dialog.getByRole("button", { name: "Close" }).click();
+
+    // Settings of a group of 11 with 10 friends outside it.
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    const settings = a.getByRole("dialog", { name: "Conversation settings" });
+    const headings = await settings.getByRole("heading", { level: 3 }).allTextContents();
+    expect(headings).toEqual(["Add friends", "Members (11)"]);
+    await settings.getByRole("searchbox", { name: "Find a friend to add" }).fill("zori");
+    expect(await settings.getByRole("button", { name: /^Add / }).count()).toBe(1);
+    await settings.getByRole("button", { name: `Add ${pals[19]!.user.display_name}` }).click();
+    await settings.getByRole("heading", { name: "Members (12)" }).waitFor();
+    // The one match is a member now: said as such (the box keeps what was typed, for the next).
+    await settings.getByRole("status").filter({ hasText: "No friend outside the group matches “zori”." }).waitFor();
+    const findMember = settings.getByRole("searchbox", { name: "Find a member" });
+    await findMember.fill("zori");
+    await settings.getByRole("list", { name: "Members" }).getByText(pals[19]!.user.display_name, { exact: true }).waitFor();
+    expect(await settings.getByRole("list", { name: "Members" }).getByRole("listitem").count()).toBe(1);
+    await findMember.fill(alice.user.display_name);
+    expect(await settings.getByRole("list", { name: "Members" }).getByRole("listitem").count()).toBe(1);
+    await a.screenshot({ path: join(shots, "big-group-settings.png") });
+  });
+
   clientTest("handing a group over (a role select on owner) is asked first: dismissed, nothing changes", async () => {
     const { alice, bob, group, a } = await aliceWithFriendsInAGroup("Handover");
     await a.getByRole("button", { name: "Conversation settings" }).click();

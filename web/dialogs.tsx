@@ -166,6 +166,26 @@ function UserRow({ u, children }: { u: User; children?: ComponentChildren }) {
   );
 }
 
+/** Past this many people, a list gets a box that narrows it (a group of hundreds was one long scroll). */
+const NARROW_FROM = 8;
+
+/** Whether a person's display name or username holds what was typed (any case; "@bob" as the app writes usernames). */
+function matchesPerson(u: User, typed: string): boolean {
+  const needle = typed.trim().replace(/^@/, "").toLowerCase();
+  return !needle || u.display_name.toLowerCase().includes(needle) || u.username.toLowerCase().includes(needle);
+}
+
+/** The box that narrows a list of people, shown once the list is long; says so when nobody matches. */
+function Narrow({ label, count, value, onInput, none, nobody }: { label: string; count: number; value: string; onInput: (v: string) => void; none: boolean; nobody: string }) {
+  if (count <= NARROW_FROM) return null;
+  return (
+    <>
+      <input type="search" class="narrow" aria-label={label} placeholder={`${label} by name`} value={value} onInput={(e) => onInput((e.target as HTMLInputElement).value)} />
+      {none && <p class="hint" role="status">{nobody} matches “{value.trim()}”.</p>}
+    </>
+  );
+}
+
 function Friends() {
   const [q, setQ] = useState("");
   const [found, setFound] = useState<User[]>([]);
@@ -253,6 +273,8 @@ function NewConversation() {
   const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide).sort((a, b) => a.display_name.localeCompare(b.display_name));
   const [title, setTitle] = useState("");
   const [picked, setPicked] = useState<Set<string>>(new Set());
+  const [find, setFind] = useState("");
+  const shown = friends.filter((u) => matchesPerson(u, find));
   const [run, error, busy] = useAction();
   const toggle = (id: string) => {
     const next = new Set(picked);
@@ -263,11 +285,13 @@ function NewConversation() {
     <Modal title="New conversation">
       {error}
       {!friends.length && <p class="hint">Conversations start with friends: add some with "Friends".</p>}
-      {friends.length > 0 && (
+      {/* Narrows both lists below: whom to message, and whom to put in a group (the picked stay picked). */}
+      <Narrow label="Find a friend" count={friends.length} value={find} onInput={setFind} none={!shown.length} nobody="No friend" />
+      {shown.length > 0 && (
         <>
           <h3>Direct message</h3>
           <ul class="users">
-            {friends.map((u) => (
+            {shown.map((u) => (
               <UserRow key={u.id} u={u}>
                 <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)} aria-label={`Message ${u.display_name}`}>Message</button>
               </UserRow>
@@ -282,9 +306,9 @@ function NewConversation() {
           <input value={title} required onInput={(e) => setTitle(clip(e, 100))} />
         </label>
         <fieldset>
-          <legend>Members</legend>
+          <legend>Members{picked.size ? ` (${picked.size} picked)` : ""}</legend>
           {!friends.length && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
-          {friends.map((u) => (
+          {shown.map((u) => (
             <label key={u.id} class="check">
               <input type="checkbox" checked={picked.has(u.id)} onChange={() => toggle(u.id)} /> {u.display_name}
             </label>
@@ -307,13 +331,18 @@ function Settings({ id }: { id: string }) {
   // select's value (one press made a member an admin, the next the owner's question).
   const [chosen, setChosen] = useState<Record<string, Role>>({});
   const keyed = useRef(false);
+  const [findMember, setFindMember] = useState("");
+  const [findFriend, setFindFriend] = useState("");
   useEffect(() => void loadMembers(id), [id]);
   if (!conv) return null;
   const list = [...(members.value.get(id)?.values() ?? [])];
   const mine = me.value!.id;
   const role: Role = conv.my_role;
   const manage = role === "owner" || role === "admin";
-  const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !list.some((m) => m.user.id === u.id));
+  const inGroup = new Set(list.map((m) => m.user.id));
+  const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !inGroup.has(u.id)).sort((a, b) => a.display_name.localeCompare(b.display_name));
+  const addable = candidates.filter((u) => matchesPerson(u, findFriend));
+  const shownMembers = list.filter((m) => matchesPerson(m.user, findMember));
   const refresh = () => refreshConversation(id);
   const setRole = (m: Member, role: Role, select: HTMLSelectElement) => {
     setChosen(({ [m.user.id]: _, ...rest }) => rest);
@@ -343,9 +372,24 @@ function Settings({ id }: { id: string }) {
           <button type="submit">Rename</button>
         </form>
       )}
+      {/* Above the members: under a group of hundreds it was a long scroll away. */}
+      {manage && candidates.length > 0 && (
+        <>
+          <h3>Add friends</h3>
+          <Narrow label="Find a friend to add" count={candidates.length} value={findFriend} onInput={setFindFriend} none={!addable.length} nobody="No friend outside the group" />
+          <ul class="users">
+            {addable.map((u) => (
+              <UserRow key={u.id} u={u}>
+                <button type="button" aria-label={`Add ${u.display_name}`} onClick={() => run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); }, u.id)}>Add</button>
+              </UserRow>
+            ))}
+          </ul>
+        </>
+      )}
       <h3>Members ({conv.member_count ?? list.length})</h3>
+      <Narrow label="Find a member" count={list.length} value={findMember} onInput={setFindMember} none={!shownMembers.length} nobody="No member" />
       <ul class="users" aria-label="Members">
-        {list.map((m: Member) => (
+        {shownMembers.map((m: Member) => (
           <UserRow key={m.user.id} u={m.user}>
             {role === "owner" && m.user.id !== mine ? (
               <>
@@ -385,18 +429,6 @@ function Settings({ id }: { id: string }) {
           </UserRow>
         ))}
       </ul>
-      {manage && candidates.length > 0 && (
-        <>
-          <h3>Add friends</h3>
-          <ul class="users">
-            {candidates.map((u) => (
-              <UserRow key={u.id} u={u}>
-                <button type="button" aria-label={`Add ${u.display_name}`} onClick={() => run(async () => { await api("POST", `/api/conversations/${id}/members`, { user_ids: [u.id] }); await refresh(); }, u.id)}>Add</button>
-              </UserRow>
-            ))}
-          </ul>
-        </>
-      )}
       <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(leaving(list, role, mine, conv.member_count)) && run(async () => { await leaveConversation(id, "leave"); close(); }, "go")}>
         Leave group
       </button>

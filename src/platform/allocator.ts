@@ -6,9 +6,9 @@ import { readFileSync } from "node:fs";
  * Bun's allocator (its fork of mimalloc) by default also hands back to the kernel the free
  * blocks inside pages still in use ("hole purging"). A server reuses those blocks within
  * milliseconds, so each one is faulted in again: measured in `bun run bench` (README,
- * "The allocator"), it was ~40 % of the server CPU of a REST send (the kernel's page faults
- * on the event loop, the scavenger's and JSC's warm-up threads), against ~20 MB more
- * resident memory without it. Freed whole pages still go back after mimalloc's delay.
+ * "The allocator"), 20–40 % of the server CPU of a send (the kernel's page faults on the
+ * event loop, the scavenger's and JSC's warm-up threads), against ~20 MB less resident
+ * memory. Freed whole pages still go back after mimalloc's delay.
  *
  * mimalloc reads its options from the environment once, when the process starts, so the
  * server replaces itself (`execve`: same process id, same arguments, same file descriptors)
