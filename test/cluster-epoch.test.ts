@@ -31,13 +31,18 @@ afterAll(async () => {
 });
 
 const EPOCH = /^[0-9a-f]{32}$/;
-/** `parley <args>` with the nodes' settings (DATABASE_URL, NATS_URL, JWT_SECRET…), as an operator runs it. */
-const cli = (...args: string[]) => {
-  const p = Bun.spawnSync([process.execPath, "src/index.ts", ...args], { env: { ...process.env, ...cluster.env, DATA_DIR: tempDir() } });
-  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+/**
+ * `parley <args>` with the nodes' settings (DATABASE_URL, NATS_URL, JWT_SECRET…), as an operator
+ * runs it. Not spawnSync: that stalls this process, whose sockets then miss the nodes' pings
+ * (1 s heartbeat here) and are rightly dropped as dead (1006) on a busy machine.
+ */
+const cli = async (...args: string[]) => {
+  const p = Bun.spawn([process.execPath, "src/index.ts", ...args], { env: { ...process.env, ...cluster.env, DATA_DIR: tempDir() }, stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, out, err };
 };
-const newEpoch = () => {
-  const r = cli("new-epoch");
+const newEpoch = async () => {
+  const r = await cli("new-epoch");
   expect(r.err).toBe("");
   expect(r.code).toBe(0);
   const epoch = /new event-log epoch (\S+) \(PostgreSQL, DATABASE_URL\)/.exec(r.out)![1]!;
@@ -86,7 +91,7 @@ describe.skipIf(!ready)("parley new-epoch in cluster mode", () => {
     await admin.close();
     run(["pg_restore", "--no-owner", `--dbname=${database.url}`, dump]);
     // 3. A new epoch. 4. Start the nodes.
-    restoredEpoch = newEpoch();
+    restoredEpoch = await newEpoch();
     expect(restoredEpoch).not.toBe(oldEpoch);
     cluster.nodes[0] = await cluster.node();
     cluster.nodes[1] = await cluster.node();
@@ -121,7 +126,7 @@ describe.skipIf(!ready)("parley new-epoch in cluster mode", () => {
   test("a node left running when parley new-epoch runs notices at its next safety poll: a fatal line, exit 1; started again, it names the new epoch", async () => {
     const before = await cluster.ws(1, alice.token);
     expect(before.all("connect")[0]!.data.epoch).toBe(restoredEpoch);
-    const epoch = newEpoch();
+    const epoch = await newEpoch();
     for (const node of cluster.nodes) {
       const code = await Promise.race([node!.proc.exited, Bun.sleep(10_000).then(() => "still running")]);
       expect(code).toBe(1);
