@@ -26,7 +26,7 @@ import { messageRoutes } from "./messages/routes";
 import { searchRoutes } from "./search/routes";
 import { SqliteSearchIndex } from "./search/sqlite";
 import { Hub } from "./realtime/hub";
-import { wsRoutes } from "./realtime/ws";
+import { FRAME_READ_LIMIT, wsRoutes } from "./realtime/ws";
 import { webRoutes } from "./web/routes";
 import { Tickets, ticketRoutes } from "./realtime/tickets";
 import { EventLog } from "./events/log";
@@ -35,7 +35,7 @@ import { notInClusterMode, type PostgresParts } from "./platform/postgres/open";
 import { pgStore } from "./platform/postgres/store";
 import { PgSearchIndex } from "./platform/postgres/search";
 import type { DB } from "./db/client";
-import { errorHandling, BODY_LIMIT } from "./http/errors";
+import { errorHandling } from "./http/errors";
 import { requestLogging } from "./http/request-log";
 import { seedActivity } from "./lib/time";
 import type { Broker } from "./platform/broker";
@@ -238,7 +238,8 @@ function assembleApp(config: Config, options: CreateAppOptions, lock: DataDirLoc
     // never terminates TLS itself (in an "https://" URL, index 7 is the second "/").
     handler: { standardHostname: false },
     websocket: {
-      maxPayloadLength: BODY_LIMIT,
+      // Over BODY_LIMIT (64 KiB) a frame is refused by the socket handler, with an alert first.
+      maxPayloadLength: FRAME_READ_LIMIT,
       // Past MAX_BUFFERED_BYTES the hub closes a socket as a slow consumer (with an alert and
       // 1013). Bun's own limit sits well above it, as a backstop that closes the socket rather
       // than silently dropping frames, should output outrun the hub's periodic check.

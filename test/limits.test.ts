@@ -117,12 +117,28 @@ describe("deeply nested JSON", () => {
 });
 
 describe("frame size and connection count", () => {
-  test("a frame over 64 KiB closes the socket with 1009", async () => {
+  test("a frame over 64 KiB closes the socket with 1009, told first by alert too_big (retry: the close table's); 64 KiB exactly is served", async () => {
     const s = await server({});
     const a = await s.register();
     const ws = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
-    ws.ws.send(JSON.stringify({ type: "ping", data: { pad: "x".repeat(70 * 1024) } }));
+    // Counted in bytes, not characters: 65,536 bytes of which ~2/3 are in three-byte characters.
+    const frameOf = (bytes: number) => {
+      const shell = JSON.stringify({ type: "ping", request_id: "big", data: { pad: "" } });
+      const wide = Math.floor((bytes - shell.length) / 3 / 1.5);
+      const text = JSON.stringify({ type: "ping", request_id: "big", data: { pad: "€".repeat(wide) + "x".repeat(bytes - shell.length - 3 * wide) } });
+      expect(Buffer.byteLength(text)).toBe(bytes);
+      return text;
+    };
+    ws.ws.send(frameOf(64 * 1024));
+    expect((await ws.waitFor((f) => f.request_id === "big")).type).toBe("pong");
+    ws.ws.send(frameOf(64 * 1024 + 1));
     expect((await ws.waitClosed()).code).toBe(1009);
+    expect(ws.all("alert").map((f) => f.data)).toEqual([{ kind: "too_big", message: expect.stringContaining("65536 bytes"), retry: true }]);
+    // Past twice the limit Bun itself closes, with the same code (no alert: the frame is never read).
+    const huge = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a.token}`);
+    huge.ws.send(JSON.stringify({ type: "ping", data: { pad: "x".repeat(200 * 1024) } }));
+    expect((await huge.waitClosed()).code).toBe(1009);
+    expect(s.logs.filter(isErrorLine)).toEqual([]);
   });
 
   test("MAX_CONNECTIONS_PER_USER: the next upgrade is refused with 429", async () => {

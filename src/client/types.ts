@@ -490,7 +490,7 @@ export interface ServerEvents {
     epoch: string;
   };
   "alert": {
-    kind: "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized" | "unavailable";
+    kind: "shutdown" | "rate_limited" | "slow_consumer" | "unauthorized" | "unavailable" | "too_big";
     message: string;
     /** reconnect (with backoff, resuming with since and epoch), or stop and report */
     retry: boolean;

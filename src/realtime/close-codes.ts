@@ -13,7 +13,7 @@ export const CLOSE_CODES = {
   1001: { name: "going_away", retry: true, when: "the server is shutting down (alert shutdown)" },
   1006: { name: "abnormal", retry: true, when: "no close frame: the network dropped, or a dead peer was cut off (never sent as a code)" },
   1008: { name: "rate_limited", retry: true, when: "kept sending frames past the rate limit (alert rate_limited with retry_after_ms)" },
-  1009: { name: "too_big", retry: true, when: "a frame over 64 KiB" },
+  1009: { name: "too_big", retry: true, when: "a frame over 64 KiB (alert too_big; past 128 KiB the frame is not read and no alert comes)" },
   1011: { name: "internal_error", retry: true, when: "the server failed unexpectedly, or could not open the connection (alert unavailable: cluster mode, a backing service is down)" },
   1012: { name: "restarting", retry: true, when: "a server or proxy is restarting" },
   1013: { name: "try_again_later", retry: true, when: "a slow consumer (alert slow_consumer)" },

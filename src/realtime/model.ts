@@ -12,7 +12,7 @@ const Empty = t.Union([t.Object({}), t.Null(), t.Undefined()], { description: "n
 const Position = Shape({ last_seq: Int({ minimum: 0, description: "where live delivery goes on from" }), epoch: Epoch });
 
 /** Why the server closes a socket. */
-export const AlertKind = OneOf("shutdown", "rate_limited", "slow_consumer", "unauthorized", "unavailable");
+export const AlertKind = OneOf("shutdown", "rate_limited", "slow_consumer", "unauthorized", "unavailable", "too_big");
 
 /** `POST /api/ws/ticket`: a single-use ticket for `/ws/user?ticket=`. */
 export const Ticket = named("Ticket", Shape({ ticket: t.String(), expires_at: Timestamp }));

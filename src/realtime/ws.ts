@@ -21,6 +21,7 @@ import { iso } from "../lib/time";
 import { asRequest } from "../events/replies";
 import { userTopic } from "../events/log";
 import { op } from "../http/docs";
+import { BODY_LIMIT } from "../http/errors";
 import type { Ack, AckType, SignalData, SignalType } from "../models";
 
 /** What a handler gets: the socket, its user (fresh from the database) and the request id. */
@@ -33,6 +34,21 @@ const WAIT_STEP_MS = 1000;
 
 /** Where a client resumes from: `since`, and the epoch it belongs to (none from a v1 client). */
 interface Position { since: number; epoch?: string }
+
+/**
+ * Bun reads frames up to this size, so that one over the contract's 64 KiB (§4.5) is read,
+ * answered with `alert {kind: "too_big"}` and closed with 1009 by the hub (§7.6: the alert
+ * says whether to retry); a frame past it Bun closes with 1009 by itself, unread. Twice the
+ * limit, not more: Bun holds a frame's bytes until it is whole, and a client may leave one
+ * half sent on each of its sockets.
+ */
+export const FRAME_READ_LIMIT = 2 * BODY_LIMIT;
+
+/** Whether a frame is over 64 KiB, in bytes as it came (a text frame arrives decoded). */
+function tooBig(message: unknown): boolean {
+  if (typeof message === "string") return message.length > BODY_LIMIT / 3 && Buffer.byteLength(message) > BODY_LIMIT;
+  return message instanceof Uint8Array && message.byteLength > BODY_LIMIT;
+}
 
 /**
  * A text frame as Elysia's own parser would hand it over: JSON when it starts with `{` (the
@@ -373,6 +389,7 @@ export function wsRoutes(ctx: AppContext, hub: Hub, tickets: Tickets) {
   const direct: DirectHandlers = {
     message(ws, message) {
       hub.markAlive(ws);
+      if (tooBig(message)) return hub.closeWith(ws, 1009, "too_big", `a frame is at most ${BODY_LIMIT} bytes; reconnect and send less`);
       onMessage(ws, asFrame(message));
     },
     pong: (ws) => hub.markAlive(ws),
