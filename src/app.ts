@@ -20,7 +20,7 @@ import { pgAccountRows } from "./platform/postgres/accounts";
 import { authRoutes } from "./auth/routes";
 import { userRoutes } from "./users/routes";
 import { friendRoutes } from "./friends/routes";
-import { conversationRoutes } from "./conversations/routes";
+import { contactPolicyRoutes, conversationRoutes } from "./conversations/routes";
 import { eventRoutes } from "./events/routes";
 import { messageRoutes } from "./messages/routes";
 import { searchRoutes } from "./search/routes";
@@ -284,6 +284,7 @@ function assembleApp(config: Config, options: CreateAppOptions, lock: DataDirLoc
     .use(userRoutes(ctx))
     .use(friendRoutes(ctx))
     .use(conversationRoutes(ctx))
+    .use(contactPolicyRoutes(ctx))
     .use(messageRoutes(ctx))
     .use(searchRoutes(ctx))
     .use(eventRoutes(ctx))

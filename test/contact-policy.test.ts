@@ -142,3 +142,13 @@ describe("CONTACT_POLICY=open", () => {
     expect((await open.api("POST", `/api/conversations/${g.body.id}/members`, { token: a!.token, body: { user_ids: [d!.user.id] } })).status).toBe(200);
   });
 });
+
+describe("GET /api/contact-policy", () => {
+  test("names the server's policy to a signed-in client (a client offers conversations with anyone only under open); 401 without a token", async () => {
+    const [a] = await users(1, s);
+    const [b] = await users(1, open);
+    expect(await s.api("GET", "/api/contact-policy", { token: a!.token })).toMatchObject({ status: 200, body: { contact_policy: "friends" } });
+    expect(await open.api("GET", "/api/contact-policy", { token: b!.token })).toMatchObject({ status: 200, body: { contact_policy: "open" } });
+    expect((await s.api("GET", "/api/contact-policy")).status).toBe(401);
+  });
+});

@@ -3072,6 +3072,49 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await a.getByRole("status").filter({ hasText: "Nobody found" }).count()).toBe(0);
   });
 
+  clientTest("CONTACT_POLICY=open: someone found in Friends can be messaged without a friendship; under friends only a request is offered", async () => {
+    // This suite's server is open (test/helpers.ts).
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const a = await pageFor(alice);
+    await a.locator(".welcome").getByText("everyone here may write to everyone").waitFor();
+    await a.getByRole("button", { name: "New conversation" }).click();
+    await a.getByText('Find anyone with "Friends" to message them').waitFor();
+    await a.keyboard.press("Escape");
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    const box = a.getByRole("textbox", { name: "Find people" });
+    await box.fill(`@${bob.user.username}`);
+    await box.press("Enter");
+    const found = a.getByRole("list", { name: "People found" });
+    await found.getByRole("button", { name: `Add friend ${bob.user.display_name}` }).waitFor();
+    await found.getByRole("button", { name: `Message ${bob.user.display_name}` }).click();
+    await a.getByRole("dialog", { name: "Friends" }).waitFor({ state: "detached" });
+    await a.getByRole("textbox", { name: "Message" }).fill("hello without a friendship");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await log(a).getByText("hello without a friendship").waitFor();
+    const convs = await s.api("GET", "/api/conversations", { token: bob.token });
+    expect(convs.body.items.map((c: any) => [c.type, c.peer?.id])).toEqual([["direct", alice.user.id]]);
+    expect((await s.api("GET", "/api/friendships?status=accepted", { token: alice.token })).body.items).toEqual([]);
+
+    // Under friends (the default) the same search offers a request only.
+    const strict = await startServer({ contactPolicy: "friends" });
+    try {
+      const [carol, dan] = [await strict.register(uniqueName("carol")), await strict.register(uniqueName("dan"))];
+      const c = await pageFor(carol, "/", strict);
+      await c.locator(".welcome").getByText("Send the people you talk to a friend request").waitFor();
+      await c.getByRole("button", { name: "Friends", exact: true }).click();
+      await c.getByRole("textbox", { name: "Find people" }).fill(`@${dan.user.username}`);
+      await c.getByRole("textbox", { name: "Find people" }).press("Enter");
+      const list = c.getByRole("list", { name: "People found" });
+      await list.getByRole("button", { name: `Add friend ${dan.user.display_name}` }).waitFor();
+      expect(await list.getByRole("button", { name: `Message ${dan.user.display_name}` }).count()).toBe(0);
+      await c.keyboard.press("Escape");
+      await c.getByRole("button", { name: "New conversation" }).click();
+      await c.getByText('Conversations start with friends: add some with "Friends".').waitFor();
+    } finally {
+      await strict.stop();
+    }
+  });
+
   clientTest("a group shows who joined after it began, where it happened, live and after a reload (those it began with: no line)", async () => {
     const { alice, bob, carol, group, a } = await aliceWithFriendsInAGroup("Joins");
     await say(bob, group.body.id, "before carol");

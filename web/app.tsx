@@ -1,7 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain, faultOf } from "./api";
-import { activeId, connection, listed, me, navigate, noLonger, noLongerShown, reconnectNow, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
+import { activeId, connection, contactPolicy, listed, me, navigate, noLonger, noLongerShown, reconnectNow, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
@@ -147,7 +147,11 @@ function Welcome() {
             </button>
           </li>
         )}
-        <li>Send the people you talk to a friend request: once they accept, you can write to them.</li>
+        {contactPolicy.value === "open" ? (
+          <li>Find the people you talk to by name (everyone here may write to everyone), and message them.</li>
+        ) : (
+          <li>Send the people you talk to a friend request: once they accept, you can write to them.</li>
+        )}
         <li>Start a conversation with one of them, or a group with several (the buttons above the list).</li>
       </ol>
     </div>

@@ -4,7 +4,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, explain, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
-  activeId, conversations, createGroup, deletedLive, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  contactPolicy, activeId, conversations, createGroup, deletedLive, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
 import { focusBackAfter, refocusWhenGone } from "./focus";
@@ -230,6 +230,10 @@ function Friends() {
         <ul class="users" aria-label="People found">
           {found.map((u) => (
             <UserRow key={u.id} u={u}>
+              {/* On a server where anyone may talk to anyone (CONTACT_POLICY=open), no friendship is needed first. */}
+              {contactPolicy.value === "open" && standing.get(u.id) !== "Friend" && (
+                <button type="button" aria-label={`Message ${u.display_name}`} onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)}>Message</button>
+              )}
               {standing.has(u.id) ? <span class="hint">{standing.get(u.id)}</span> : (
                 <button type="button" aria-label={`Add friend ${u.display_name}`} onClick={() => act(u.id, () => api("POST", "/api/friendships", { friend_id: u.id }))}>Add friend</button>
               )}
@@ -284,7 +288,7 @@ function NewConversation() {
   return (
     <Modal title="New conversation">
       {error}
-      {!friends.length && <p class="hint">Conversations start with friends: add some with "Friends".</p>}
+      {!friends.length && <p class="hint">{contactPolicy.value === "open" ? 'Find anyone with "Friends" to message them; friends are listed here.' : 'Conversations start with friends: add some with "Friends".'}</p>}
       {/* Narrows both lists below: whom to message, and whom to put in a group (the picked stay picked). */}
       <Narrow label="Find a friend" count={friends.length} value={find} onInput={setFind} none={!shown.length} nobody="No friend" />
       {shown.length > 0 && (

@@ -1,5 +1,5 @@
 import type { Conversation } from "./api";
-import { activeId, friendships, listed, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
+import { activeId, contactPolicy, friendships, listed, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
 import { Avatar, fullTime, gist, listTime, plural } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
@@ -41,7 +41,7 @@ export function Sidebar() {
             </li>
           ))}
         </ul>
-        {listed.value && !sortedConversations.value.length && <p class="hint pad">No conversations yet. Add a friend, then start one.</p>}
+        {listed.value && !sortedConversations.value.length && <p class="hint pad">{contactPolicy.value === "open" ? "No conversations yet. Anyone here can be found by name and messaged." : "No conversations yet. Add a friend, then start one."}</p>}
       </nav>
     </aside>
   );

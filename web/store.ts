@@ -70,6 +70,8 @@ export const connection = signal<"connecting" | "open" | "reconnecting">("connec
 export const onlineOf = (userId: string): boolean | undefined => (connection.value === "open" ? presence.value[userId] : undefined);
 export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
+/** The server's CONTACT_POLICY (§7.2): under "open" anyone found may be messaged, not only friends. */
+export const contactPolicy = signal<"friends" | "open">("friends");
 // Drafts of a version that kept everyone's under one key: those of the user whose session is
 // stored (expired or not: a lost session kept both), else nobody's (given to whoever signed
 // in next, they would be someone else's).
@@ -401,6 +403,7 @@ export async function start() {
   // The sidebar does not wait for the socket (a ticket, an upgrade, then its list): REST, now.
   void loadConversations();
   void loadFriends();
+  void api<{ contact_policy: "friends" | "open" }>("GET", "/api/contact-policy").then((p) => (contactPolicy.value = p.contact_policy), () => {});
   // A deep link (/c/<id>) opens its conversation straight away, over REST.
   if (activeId.value) void openThread(activeId.value);
   await c.connect().catch(() => {});

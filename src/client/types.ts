@@ -111,6 +111,11 @@ export type Notification = {
   from_user_id: string;
 };
 
+export type ContactPolicy = {
+  /** friends: only with accepted friends; open: with anyone (CONTACT_POLICY) */
+  contact_policy: "friends" | "open";
+};
+
 export type Role = "owner" | "admin" | "member";
 
 export type Member = {

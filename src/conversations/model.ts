@@ -7,6 +7,12 @@ import { Message } from "../messages/model";
 
 const Ref = t.String({ minLength: 1, maxLength: 64 });
 
+/** `GET /api/contact-policy`: who may put whom into a conversation on this server (§7.2), so that a client offers only what the server allows. */
+export const ContactPolicy = named("ContactPolicy", Shape({
+  contact_policy: t.Union([t.Literal("friends"), t.Literal("open")], { description: "friends: only with accepted friends; open: with anyone (CONTACT_POLICY)" }),
+}));
+export type ContactPolicy = Static<typeof ContactPolicy>;
+
 export const Role = named("Role", OneOf("owner", "admin", "member"));
 export type Role = Static<typeof Role>;
 

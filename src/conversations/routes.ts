@@ -4,7 +4,7 @@ import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
 import { writeLimit } from "../http/write-limit";
 import { PageQuery, parseLimit } from "../http/paging";
-import { AddMembersBody, Conversation, ConversationPage, CreateConversationBody, Member, MemberPage, RenameBody, RoleBody } from "./model";
+import { AddMembersBody, ContactPolicy, Conversation, ConversationPage, CreateConversationBody, Member, MemberPage, RenameBody, RoleBody } from "./model";
 
 export const conversationRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/conversations", tags: ["conversations"] })
@@ -62,4 +62,12 @@ export const conversationRoutes = (ctx: AppContext) =>
     .patch("/:id/members/:user_id", ({ me, params, body }) => ctx.store.conversations.setRole(me, params.id, params.user_id, body.role), {
       body: RoleBody,
       detail: op("Set a member's role (owner); role owner hands ownership over", { 200: Member }, { write: true, errors: [403, 404] }),
+    });
+
+/** The server's CONTACT_POLICY (§7.2), for clients: under `open` a client offers conversations with anyone, not only friends. */
+export const contactPolicyRoutes = (ctx: AppContext) =>
+  new Elysia({ prefix: "/api", tags: ["conversations"] })
+    .use(authPlugin(ctx))
+    .get("/contact-policy", (): ContactPolicy => ({ contact_policy: ctx.config.contactPolicy }), {
+      detail: op("Who may start a conversation with whom here: friends only, or anyone (CONTACT_POLICY)", { 200: ContactPolicy }),
     });
