@@ -221,6 +221,7 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "GET /assets/:file": (w, r) => ({ params: { file: any(r, w.own.assets, "index.js") }, token: null }),
   "POST /api/auth/login": (w) => ({ token: null, body: { username: w.me.user.username, password: w.me.password } }),
   "GET /api/users/me": () => ({}),
+  "GET /api/contact-policy": () => ({}),
   "PATCH /api/users/me": (_w, r) => ({ body: { display_name: `Fuzz ${r.int(100)}`, ...(r.chance(0.5) ? { profile_image_url: r.pick(["https://img.example/a.png", null]) } : {}) } }),
   "GET /api/users/:id": (w, r) => ({ params: { id: user(w, r) } }),
   "GET /api/users": (w, r) => ({ query: { q: r.pick(["fz", "user", "Fuzz", ""]), limit: limit(r), ...cursorMaybe(w, r) } }),
