@@ -1,7 +1,7 @@
 /** REST calls with the session's token. A 401 anywhere ends the session (drafts stay). */
-import type { Attachment, Conversation, Member, Message, Role, User } from "../src/client/types";
+import type { Attachment, ContactPolicy, Conversation, Member, Message, Role, User } from "../src/client/types";
 
-export type { Attachment, Conversation, Member, Message, Role, User };
+export type { Attachment, ContactPolicy, Conversation, Member, Message, Role, User };
 /** `issued_at` (ms, this client's clock) is when the client received the token. */
 export interface Session { token: string; expires_at: string; user: User; issued_at?: number }
 export interface Friendship { id: string; user_id: string; friend_id: string; status: "pending" | "accepted" | "rejected"; requested_at: string; accepted_at: string | null; user: User; friend: User }

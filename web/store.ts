@@ -6,7 +6,7 @@
 import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
 import { gist } from "./text";
-import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, type Attachment, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, type Attachment, type ContactPolicy, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 
 const SESSION_KEY = "parley.session";
 /**
@@ -71,7 +71,7 @@ export const onlineOf = (userId: string): boolean | undefined => (connection.val
 export const activeId = signal<string | null>(idFromPath());
 export const friendships = signal<Friendship[]>([]);
 /** The server's CONTACT_POLICY (§7.2): under "open" anyone found may be messaged, not only friends. */
-export const contactPolicy = signal<"friends" | "open">("friends");
+export const contactPolicy = signal<ContactPolicy["contact_policy"]>("friends");
 // Drafts of a version that kept everyone's under one key: those of the user whose session is
 // stored (expired or not: a lost session kept both), else nobody's (given to whoever signed
 // in next, they would be someone else's).
@@ -403,7 +403,7 @@ export async function start() {
   // The sidebar does not wait for the socket (a ticket, an upgrade, then its list): REST, now.
   void loadConversations();
   void loadFriends();
-  void api<{ contact_policy: "friends" | "open" }>("GET", "/api/contact-policy").then((p) => (contactPolicy.value = p.contact_policy), () => {});
+  void api<ContactPolicy>("GET", "/api/contact-policy").then((p) => (contactPolicy.value = p.contact_policy), () => {});
   // A deep link (/c/<id>) opens its conversation straight away, over REST.
   if (activeId.value) void openThread(activeId.value);
   await c.connect().catch(() => {});
