@@ -729,13 +729,16 @@ describe("the web client in Chromium", () => {
   });
 
   clientTest("many friends, a big group: a box narrows whom to message, to put in a group (the picked stay picked), to add and to find among the members; Add friends is above the members", async () => {
+    // Under CONTACT_POLICY=friends (this suite's server is open: there the box finds anyone, tested below).
+    const s = await startServer({ contactPolicy: "friends" });
+    try {
     const alice = await s.register(uniqueName("alice"));
     const animals = ["otter", "heron", "badger", "lynx", "marten", "stoat", "vole", "wren", "finch", "newt", "ibis", "kudu", "tapir", "okapi", "dingo", "quoll", "civet", "genet", "serval", "zorilla"];
     const pals = await Promise.all(animals.map((a) => s.register(uniqueName(a))));
-    for (const pal of pals) await friends(alice, pal);
+    for (const pal of pals) await friends(alice, pal, s);
     const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Big group", member_ids: pals.slice(0, 10).map((p) => p.user.id) } });
     expect(group.status).toBe(201);
-    const a = await pageFor(alice, `/c/${group.body.id}`);
+    const a = await pageFor(alice, `/c/${group.body.id}`, s);
 
     // New conversation: one box for both lists.
     await a.getByRole("button", { name: "New conversation" }).click();
@@ -772,6 +775,9 @@ describe("the web client in Chromium", () => {
     await findMember.fill(alice.user.display_name);
     expect(await settings.getByRole("list", { name: "Members" }).getByRole("listitem").count()).toBe(1);
     await a.screenshot({ path: join(shots, "big-group-settings.png") });
+    } finally {
+      await s.stop();
+    }
   });
 
   clientTest("handing a group over (a role select on owner) is asked first: dismissed, nothing changes", async () => {
@@ -3050,11 +3056,12 @@ describe("reading and writing as a user does (found in a browser)", () => {
   });
 
   clientTest("New conversation without friends: no empty Direct message list, the group's members say why", async () => {
+    // This suite's server is open: anyone can be found from the dialog (under friends: see the contact policy's test).
     const alice = await s.register(uniqueName("alice"));
     const a = await pageFor(alice);
     await a.getByRole("button", { name: "New conversation" }).click();
     const d = a.getByRole("dialog", { name: "New conversation" });
-    await d.getByText("No friends to add yet: the group starts with you alone.").waitFor();
+    await d.getByText("Find people above to add them; or the group starts with you alone.").waitFor();
     expect(await d.getByRole("heading", { name: "Direct message" }).count()).toBe(0);
   });
 
@@ -3078,7 +3085,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const a = await pageFor(alice);
     await a.locator(".welcome").getByText("everyone here may write to everyone").waitFor();
     await a.getByRole("button", { name: "New conversation" }).click();
-    await a.getByText('Find anyone with "Friends" to message them').waitFor();
+    await a.getByText("Anyone here can be messaged: find them by name.").waitFor();
     await a.keyboard.press("Escape");
     await a.getByRole("button", { name: "Friends", exact: true }).click();
     const box = a.getByRole("textbox", { name: "Find people" });
@@ -3110,9 +3117,60 @@ describe("reading and writing as a user does (found in a browser)", () => {
       await c.keyboard.press("Escape");
       await c.getByRole("button", { name: "New conversation" }).click();
       await c.getByText('Conversations start with friends: add some with "Friends".').waitFor();
+      await c.getByText("No friends to add yet: the group starts with you alone.").waitFor();
+      expect(await c.getByRole("searchbox", { name: "Find people" }).count()).toBe(0);
     } finally {
       await strict.stop();
     }
+  });
+
+  clientTest("CONTACT_POLICY=open: New conversation and a group's settings find anyone, not friends alone; the picked stay picked across searches", async () => {
+    // This suite's server is open (test/helpers.ts).
+    const [alice, dave, bob, carol, erin] = (await Promise.all(["alice", "dave", "bob", "carol", "erin"].map((n) => s.register(uniqueName(n))))) as [Account, Account, Account, Account, Account];
+    await friends(alice, dave);
+    const a = await pageFor(alice);
+    await a.getByRole("button", { name: "New conversation" }).click();
+    const d = a.getByRole("dialog", { name: "New conversation" });
+    const box = d.getByRole("searchbox", { name: "Find people" });
+    // Typing narrows the friends; a stranger is not listed until asked for.
+    await box.fill(`@${bob.user.username}`);
+    await d.getByRole("status").filter({ hasText: `No friend matches “@${bob.user.username}”: Enter finds anyone.` }).waitFor();
+    expect(await d.getByRole("checkbox").count()).toBe(0);
+    await box.press("Enter");
+    await d.getByRole("checkbox", { name: bob.user.display_name }).check();
+    await d.getByRole("button", { name: `Message ${bob.user.display_name}` }).waitFor();
+    await box.fill(carol.user.display_name);
+    await d.getByRole("button", { name: "Find", exact: true }).click();
+    await d.getByRole("checkbox", { name: carol.user.display_name }).check();
+    await d.getByRole("group", { name: "Members (2 picked)" }).waitFor();
+    await box.fill("xyzzy-nobody");
+    await box.press("Enter");
+    await d.getByRole("status").filter({ hasText: "Nobody found for “xyzzy-nobody”." }).waitFor();
+    // Cleared: the friends again, and the two strangers still picked.
+    await box.fill("");
+    await d.getByRole("checkbox", { name: dave.user.display_name, checked: false }).waitFor();
+    expect(await d.getByRole("checkbox").count()).toBe(1);
+    await d.getByRole("group", { name: "Members (2 picked)" }).waitFor();
+    await d.getByRole("textbox", { name: "Group name" }).fill("Strangers welcome");
+    await d.getByRole("button", { name: "Create group" }).click();
+    await d.waitFor({ state: "detached" });
+    const group = (await s.api("GET", "/api/conversations", { token: alice.token })).body.items.find((c: any) => c.title === "Strangers welcome");
+    const ids = async () => (await s.api("GET", `/api/conversations/${group.id}/members`, { token: alice.token })).body.items.map((m: any) => m.user.id).sort();
+    expect(await ids()).toEqual([alice.user.id, bob.user.id, carol.user.id].sort());
+
+    // Settings: "Add people", the friend outside the group listed, anyone else found.
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    const settings = a.getByRole("dialog", { name: "Conversation settings" });
+    expect(await settings.getByRole("heading", { level: 3 }).allTextContents()).toEqual(["Add people", "Members (3)"]);
+    await settings.getByRole("button", { name: `Add ${dave.user.display_name}` }).waitFor();
+    const add = settings.getByRole("searchbox", { name: "Find people to add" });
+    await add.fill(`@${erin.user.username}`);
+    await add.press("Enter");
+    await settings.getByRole("button", { name: `Add ${erin.user.display_name}` }).click();
+    await settings.getByRole("heading", { name: "Members (4)" }).waitFor();
+    await settings.getByRole("status").filter({ hasText: `Everyone found for “${erin.user.username}” is in the group.` }).waitFor();
+    expect(await ids()).toEqual([alice.user.id, bob.user.id, carol.user.id, erin.user.id].sort());
+    await a.screenshot({ path: join(shots, "open-add-people.png") });
   });
 
   clientTest("a group shows who joined after it began, where it happened, live and after a reload (those it began with: no line)", async () => {

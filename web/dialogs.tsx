@@ -186,12 +186,54 @@ function Narrow({ label, count, value, onInput, none, nobody }: { label: string;
   );
 }
 
+/** What a search for people sends for what was typed: "@bob", as the app writes usernames, finds bob (the @ found nobody). */
+const peopleQuery = (typed: string) => typed.trim().replace(/^@+/, "");
+
+/**
+ * Whom the server finds for what was typed (`GET /api/users`, the caller left out): Friends'
+ * search, and under CONTACT_POLICY=open the group pickers' (their lists hold friends only,
+ * though anyone may be put in a group there, §7.2). `answered` is the query the results answer.
+ */
+function useFindPeople(run: ReturnType<typeof useAction>[0]) {
+  const [found, setFound] = useState<User[]>([]);
+  const [answered, setAnswered] = useState<string | null>(null);
+  const find = async (typed: string) => {
+    const query = peopleQuery(typed);
+    if (!query) return;
+    // Keyed by the query: a new one asked while the last runs is run too (it was dropped, the old results left).
+    await run(async () => {
+      const page = await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(query)}&limit=20`);
+      setFound(page.items.filter((u) => u.id !== me.value!.id));
+      setAnswered(query);
+    }, `find ${query}`);
+  };
+  /** The results while the box still holds what they answer (typed on, they no longer do). */
+  const foundFor = (typed: string) => (answered !== null && answered === peopleQuery(typed) ? found : null);
+  return { found, answered, find, foundFor };
+}
+
+/**
+ * Under CONTACT_POLICY=open, a group picker's box: typing narrows the friends listed, Enter or
+ * Find asks the server for anyone (a button, not a form: it sits inside the group's form).
+ */
+function FindAnyone({ label, value, onInput, onFind, said }: { label: string; value: string; onInput: (v: string) => void; onFind: () => void; said: string }) {
+  return (
+    <>
+      <div class="row find-anyone">
+        <input type="search" aria-label={label} placeholder={`${label} by name`} value={value} onInput={(e) => onInput((e.target as HTMLInputElement).value)}
+          onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); onFind(); } }} />
+        <button type="button" onClick={onFind}>Find</button>
+      </div>
+      {/* Always on the page, so that what it comes to say is announced. */}
+      <p class="hint" role="status">{said}</p>
+    </>
+  );
+}
+
 function Friends() {
   const [q, setQ] = useState("");
-  const [found, setFound] = useState<User[]>([]);
-  /** The query the results answer (null before any): "Nobody found" is said for it. */
-  const [answered, setAnswered] = useState<string | null>(null);
   const [run, error] = useAction();
+  const { found, answered, find: findPeople } = useFindPeople(run);
   const mine = me.value!.id;
   const fs = friendships.value;
   const accepted = fs.filter((f) => f.status === "accepted");
@@ -206,16 +248,9 @@ function Friends() {
   const act = (key: string, f: () => Promise<unknown>) => run(async () => { await f(); await loadFriends(); }, key);
   // Read afresh on opening: a request the other side rejected sends no event (§3.2), so it would stay listed.
   useEffect(() => void loadFriends(), []);
-  async function find(e: Event) {
+  function find(e: Event) {
     e.preventDefault();
-    // "@bob" as the app writes usernames finds bob (the @ found nobody).
-    const query = q.trim().replace(/^@+/, "");
-    if (!query) return;
-    // Keyed by the query: a new one asked while the last runs is run too (it was dropped, the old results left).
-    await run(async () => {
-      setFound((await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(query)}&limit=20`)).items.filter((u) => u.id !== mine));
-      setAnswered(query);
-    }, `find ${query}`);
+    void findPeople(q);
   }
   return (
     <Modal title="Friends">
@@ -272,25 +307,38 @@ function Friends() {
   );
 }
 
+/** People once each, in the order given (a friend the server found too is listed once). */
+const once = (people: User[]) => [...new Map(people.map((u) => [u.id, u])).values()];
+
 function NewConversation() {
+  // Anyone may be messaged or put in a group (§7.2): the box also asks the server for anyone.
+  const open = contactPolicy.value === "open";
   // By name (newest friendship first was hard to search by eye in a long list).
   const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide).sort((a, b) => a.display_name.localeCompare(b.display_name));
   const [title, setTitle] = useState("");
   const [picked, setPicked] = useState<Set<string>>(new Set());
   const [find, setFind] = useState("");
-  const shown = friends.filter((u) => matchesPerson(u, find));
   const [run, error, busy] = useAction();
+  const anyone = useFindPeople(run);
+  const found = open ? anyone.foundFor(find) : null;
+  // The friends matching what is typed, then whom the server found for it.
+  const shown = once([...friends.filter((u) => matchesPerson(u, find)), ...(found ?? [])]);
   const toggle = (id: string) => {
     const next = new Set(picked);
     if (!next.delete(id)) next.add(id);
     setPicked(next);
   };
+  const said = found ? (found.length ? "" : `Nobody found for “${peopleQuery(find)}”.`) : peopleQuery(find) && !shown.length ? `No friend matches “${find.trim()}”: Enter finds anyone.` : "";
   return (
     <Modal title="New conversation">
       {error}
-      {!friends.length && <p class="hint">{contactPolicy.value === "open" ? 'Find anyone with "Friends" to message them; friends are listed here.' : 'Conversations start with friends: add some with "Friends".'}</p>}
+      {!friends.length && <p class="hint">{open ? "Anyone here can be messaged: find them by name. Friends are listed here." : 'Conversations start with friends: add some with "Friends".'}</p>}
       {/* Narrows both lists below: whom to message, and whom to put in a group (the picked stay picked). */}
-      <Narrow label="Find a friend" count={friends.length} value={find} onInput={setFind} none={!shown.length} nobody="No friend" />
+      {open ? (
+        <FindAnyone label="Find people" value={find} onInput={setFind} onFind={() => void anyone.find(find)} said={said} />
+      ) : (
+        <Narrow label="Find a friend" count={friends.length} value={find} onInput={setFind} none={!shown.length} nobody="No friend" />
+      )}
       {shown.length > 0 && (
         <>
           <h3>Direct message</h3>
@@ -311,7 +359,8 @@ function NewConversation() {
         </label>
         <fieldset>
           <legend>Members{picked.size ? ` (${picked.size} picked)` : ""}</legend>
-          {!friends.length && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
+          {!shown.length && !open && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
+          {!shown.length && open && <p class="hint">Find people above to add them; or the group starts with you alone.</p>}
           {shown.map((u) => (
             <label key={u.id} class="check">
               <input type="checkbox" checked={picked.has(u.id)} onChange={() => toggle(u.id)} /> {u.display_name}
@@ -337,6 +386,8 @@ function Settings({ id }: { id: string }) {
   const keyed = useRef(false);
   const [findMember, setFindMember] = useState("");
   const [findFriend, setFindFriend] = useState("");
+  const open = contactPolicy.value === "open";
+  const anyone = useFindPeople(run);
   useEffect(() => void loadMembers(id), [id]);
   if (!conv) return null;
   const list = [...(members.value.get(id)?.values() ?? [])];
@@ -345,7 +396,11 @@ function Settings({ id }: { id: string }) {
   const manage = role === "owner" || role === "admin";
   const inGroup = new Set(list.map((m) => m.user.id));
   const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !inGroup.has(u.id)).sort((a, b) => a.display_name.localeCompare(b.display_name));
-  const addable = candidates.filter((u) => matchesPerson(u, findFriend));
+  // Under open anyone may be added (§7.2): the box also asks the server for anyone outside the group.
+  const found = open ? anyone.foundFor(findFriend) : null;
+  const addable = once([...candidates.filter((u) => matchesPerson(u, findFriend)), ...(found ?? []).filter((u) => !inGroup.has(u.id))]);
+  const said = !found ? (peopleQuery(findFriend) && !addable.length ? `No friend outside the group matches “${findFriend.trim()}”: Enter finds anyone.` : "")
+    : found.length && !addable.length ? `Everyone found for “${peopleQuery(findFriend)}” is in the group.` : !found.length ? `Nobody found for “${peopleQuery(findFriend)}”.` : "";
   const shownMembers = list.filter((m) => matchesPerson(m.user, findMember));
   const refresh = () => refreshConversation(id);
   const setRole = (m: Member, role: Role, select: HTMLSelectElement) => {
@@ -377,10 +432,14 @@ function Settings({ id }: { id: string }) {
         </form>
       )}
       {/* Above the members: under a group of hundreds it was a long scroll away. */}
-      {manage && candidates.length > 0 && (
+      {manage && (candidates.length > 0 || open) && (
         <>
-          <h3>Add friends</h3>
-          <Narrow label="Find a friend to add" count={candidates.length} value={findFriend} onInput={setFindFriend} none={!addable.length} nobody="No friend outside the group" />
+          <h3>{open ? "Add people" : "Add friends"}</h3>
+          {open ? (
+            <FindAnyone label="Find people to add" value={findFriend} onInput={setFindFriend} onFind={() => void anyone.find(findFriend)} said={said} />
+          ) : (
+            <Narrow label="Find a friend to add" count={candidates.length} value={findFriend} onInput={setFindFriend} none={!addable.length} nobody="No friend outside the group" />
+          )}
           <ul class="users">
             {addable.map((u) => (
               <UserRow key={u.id} u={u}>
