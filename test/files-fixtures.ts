@@ -1,4 +1,6 @@
-/** Files for attachment tests, made on the spot: real images, hostile files, random bytes. */
+/** Files for attachment tests, made on the spot: real images, hostile files, random bytes; and their upload. */
+import type { TestServer } from "./helpers";
+
 const PNG_1X1 = Uint8Array.from(atob("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="), (c) => c.charCodeAt(0));
 
 export const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
@@ -51,3 +53,18 @@ export async function polyglotJpeg(): Promise<Uint8Array> {
   out.set(HTML, j.length);
   return out;
 }
+
+export type Res = { status: number; body: any; headers: Headers };
+
+/** POST /api/uploads: a raw body (`type` its Content-Type, `filename` the query's). */
+export async function upload(s: TestServer, token: string, body: RequestInit["body"], opts: { filename?: string; type?: string } = {}): Promise<Res> {
+  const q = opts.filename === undefined ? "" : `?filename=${encodeURIComponent(opts.filename)}`;
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  if (opts.type) headers["content-type"] = opts.type;
+  const res = await fetch(`${s.base}/api/uploads${q}`, { method: "POST", headers, body });
+  const text = await res.text();
+  let json: any = text;
+  try { json = JSON.parse(text); } catch {}
+  return { status: res.status, body: json, headers: res.headers };
+}
+

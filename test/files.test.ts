@@ -4,26 +4,13 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, wr
 import { join } from "node:path";
 import { eventsOf, lastSeq, startServer, tempDir, TEST_BACKEND, withSqliteBefore, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
-import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha256 } from "./files-fixtures";
+import { HTML, SVG, jpeg, png, pngBomb, pngZip, polyglotJpeg, randomBytes, sha256, upload, type Res } from "./files-fixtures";
 import { startS3 } from "./s3";
 import { smallTmpfs } from "./tmpfs";
 import S3rver from "s3rver";
 import { S3Store, type S3Settings } from "../src/files/s3";
 import { UNSIGNED_LINK } from "../src/files/links";
 import { migrate } from "../src/db/migrate";
-
-type Res = { status: number; body: any; headers: Headers };
-
-export async function upload(s: TestServer, token: string, body: RequestInit["body"], opts: { filename?: string; type?: string } = {}): Promise<Res> {
-  const q = opts.filename === undefined ? "" : `?filename=${encodeURIComponent(opts.filename)}`;
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  if (opts.type) headers["content-type"] = opts.type;
-  const res = await fetch(`${s.base}/api/uploads${q}`, { method: "POST", headers, body });
-  const text = await res.text();
-  let json: any = text;
-  try { json = JSON.parse(text); } catch {}
-  return { status: res.status, body: json, headers: res.headers };
-}
 
 const get = (s: TestServer, url: string, headers: Record<string, string> = {}, method = "GET") => fetch(s.base + url, { headers, method });
 const bytesOf = async (r: Response): Promise<Uint8Array> => new Uint8Array(await r.arrayBuffer());

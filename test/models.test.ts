@@ -68,7 +68,7 @@ describe("the documents", () => {
       expect(statuses.some((st) => /^[12]/.test(st)), where).toBe(true);
       expect(statuses.some((st) => /^4/.test(st)), where).toBe(true);
       // Public operations say so; the rest take the bearer token (downloads also a signed link).
-      const open = ["/api/auth/register", "/api/auth/login", "/health", "/metrics"].includes(path);
+      const open = ["/api/auth/register", "/api/auth/login", "/health", "/metrics"].includes(path) || path.startsWith("/api/avatars/");
       const download = path.startsWith("/api/attachments/");
       expect(o.security, where).toEqual(open ? [] : download ? [{ bearer: [] }, { signedLink: [] }] : undefined);
       if (!open) expect(statuses, where).toContain("401");

@@ -3173,6 +3173,48 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.screenshot({ path: join(shots, "open-add-people.png") });
   });
 
+  clientTest("Profile: a picture uploaded is everyone's avatar of you (live for a partner), kept when the name is saved, removed on request; a file that is not a picture is said so", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    await direct(alice, bob);
+    const [a, b] = [await pageFor(alice), await pageFor(bob)];
+    const bobSeesAlice = convLink(b, alice.user.display_name).locator(".avatar img");
+    await a.getByRole("button", { name: "Profile" }).click();
+    const dialog = a.getByRole("dialog", { name: "Profile" });
+    // Not a picture: said in words, and nothing changes.
+    let chooser = a.waitForEvent("filechooser");
+    await dialog.getByRole("button", { name: "Upload picture" }).click();
+    await (await chooser).setFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a picture") });
+    await dialog.getByRole("alert").filter({ hasText: "“notes.txt” is not a picture this server can read" }).waitFor();
+    expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.profile_image_url).toBeNull();
+
+    chooser = a.waitForEvent("filechooser");
+    await dialog.getByRole("button", { name: "Upload picture" }).click();
+    await (await chooser).setFiles({ name: "me.png", mimeType: "image/png", buffer: Buffer.from(await png(300, 200)) });
+    await dialog.getByRole("status").filter({ hasText: "Picture saved." }).waitFor();
+    const url = (await s.api("GET", "/api/users/me", { token: alice.token })).body.profile_image_url;
+    expect(url).toStartWith("/api/avatars/");
+    // Shown, loaded (not the initials of a picture that failed), in the dialog and to Bob, live.
+    await dialog.locator(`.avatar img[src="${url}"]`).waitFor();
+    await bobSeesAlice.waitFor();
+    expect(await bobSeesAlice.getAttribute("src")).toBe(url);
+    // Its width once decoded (0 for a picture that failed to load).
+    await waitFor(async () => (await bobSeesAlice.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)) > 0, 3000);
+
+    // A new name saved keeps the picture (the URL box is empty for an uploaded one).
+    await dialog.getByRole("textbox", { name: "Display name" }).fill("Alice Pictured");
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+    const saved = (await s.api("GET", "/api/users/me", { token: alice.token })).body;
+    expect([saved.display_name, saved.profile_image_url]).toEqual(["Alice Pictured", url]);
+    await a.screenshot({ path: join(shots, "profile-picture.png") });
+
+    await dialog.getByRole("button", { name: "Remove picture" }).click();
+    await dialog.getByRole("status").filter({ hasText: "Picture removed." }).waitFor();
+    expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.profile_image_url).toBeNull();
+    await convLink(b, "Alice Pictured").locator(".avatar img").waitFor({ state: "detached" });
+    expect((await fetch(`${s.base}${url}`)).status).toBe(404);
+  });
+
   clientTest("a group shows who joined after it began, where it happened, live and after a reload (those it began with: no line)", async () => {
     const { alice, bob, carol, group, a } = await aliceWithFriendsInAGroup("Joins");
     await say(bob, group.body.id, "before carol");

@@ -2,7 +2,7 @@
 import { effect, signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, explain, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
+import { api, ApiError, explain, upload, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
   contactPolicy, activeId, conversations, createGroup, deletedLive, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
@@ -518,28 +518,60 @@ function leaving(list: Member[], role: Role, mine: string, count: number | undef
   return heir ? `Leave this group? You are its owner: ${heir.user.display_name} becomes the owner.` : "Leave this group? You are its owner: another member becomes the owner.";
 }
 
+/** A picture uploaded here (not a URL typed in): the server's own address for it. */
+const uploadedPicture = (url: string | null) => url !== null && url.startsWith("/api/avatars/");
+
 function Profile() {
   const u = me.value!;
   const [name, setName] = useState(u.display_name);
-  const [avatar, setAvatar] = useState(u.profile_image_url ?? "");
-  const [saved, setSaved] = useState(false);
+  // An uploaded picture's address is the server's, not one to edit: the box shows URLs typed in.
+  const typedUrl = uploadedPicture(u.profile_image_url) ? "" : u.profile_image_url ?? "";
+  const [avatar, setAvatar] = useState(typedUrl);
+  const [saved, setSaved] = useState<string | null>(null);
   const [run, error, busy] = useAction();
+  const file = useRef<HTMLInputElement>(null);
   const notifications = typeof Notification !== "undefined" ? Notification.permission : "denied";
+  const save = () =>
+    run(async () => {
+      // The picture only when its box was changed: saving a new name kept an uploaded picture
+      // (the box, empty for it, would have removed it).
+      await updateProfile({ display_name: name.trim(), ...(avatar.trim() !== typedUrl ? { profile_image_url: avatar.trim() || null } : {}) });
+      setSaved("Saved.");
+    }, "save");
+  const uploadPicture = (picked: File) =>
+    run(async () => {
+      const sent = await upload(picked, () => {}).done;
+      // Not decoded as an image by the server (a PDF, a HEIC it cannot read): said here, in words.
+      if (sent.width === null) throw new ApiError(422, "not_an_image", `“${picked.name}” is not a picture this server can read: try a PNG, JPEG, WebP or GIF.`);
+      await updateProfile({ avatar_attachment_id: sent.id });
+      setAvatar("");
+      setSaved("Picture saved.");
+    }, "picture");
   return (
     <Modal title="Profile">
-      <form onSubmit={(e) => { e.preventDefault(); setSaved(false); void run(async () => { await updateProfile({ display_name: name.trim(), profile_image_url: avatar.trim() || null }); setSaved(true); }, "save"); }}>
+      <form onSubmit={(e) => { e.preventDefault(); setSaved(null); void save(); }}>
         <p class="hint">Signed in as @{u.username}</p>
+        <div class="row profile-picture">
+          <Avatar name={u.display_name} url={u.profile_image_url} />
+          {/* The file box itself stays out of sight: its button says what it does. */}
+          <input ref={file} type="file" accept="image/*" hidden aria-hidden="true" tabIndex={-1}
+            onChange={(e) => { const f = (e.target as HTMLInputElement).files?.[0]; (e.target as HTMLInputElement).value = ""; if (f) { setSaved(null); void uploadPicture(f); } }} />
+          <button type="button" disabled={busy("picture")} onClick={() => file.current?.click()}>{busy("picture") ? "Uploading…" : "Upload picture"}</button>
+          {u.profile_image_url && (
+            <button type="button" disabled={busy("picture")} onClick={() => { setSaved(null); void run(async () => { await updateProfile({ profile_image_url: null }); setAvatar(""); setSaved("Picture removed."); }, "picture"); }}>Remove picture</button>
+          )}
+        </div>
         <label>
           Display name
-          <input value={name} required onInput={(e) => (setName(clip(e, 64)), setSaved(false))} />
+          <input value={name} required onInput={(e) => (setName(clip(e, 64)), setSaved(null))} />
         </label>
         <label>
           Avatar URL
-          <input type="url" value={avatar} placeholder="https://…" onInput={(e) => (setAvatar((e.target as HTMLInputElement).value), setSaved(false))} />
+          <input type="url" value={avatar} placeholder={uploadedPicture(u.profile_image_url) ? "An uploaded picture (or a https:// address)" : "https://…"} onInput={(e) => (setAvatar((e.target as HTMLInputElement).value), setSaved(null))} />
         </label>
         {/^http:/i.test(avatar.trim()) && <p class="hint">Pictures at http:// addresses are not shown (this page loads https ones only): the initials show instead.</p>}
         {error}
-        {saved && <p role="status">Saved.</p>}
+        {saved && <p role="status">{saved}</p>}
         <div class="row">
           <button type="submit" class="primary" disabled={busy("save")}>Save</button>
           {notifications === "default" && <button type="button" onClick={() => Notification.requestPermission()}>Enable notifications</button>}

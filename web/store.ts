@@ -267,7 +267,7 @@ function adopt(theirs: Session) {
   }
 }
 
-export function updateProfile(patch: { display_name?: string; profile_image_url?: string | null }) {
+export function updateProfile(patch: { display_name?: string; profile_image_url?: string | null; avatar_attachment_id?: string }) {
   return api<User>("PATCH", "/api/users/me", patch).then(keepUser);
 }
 

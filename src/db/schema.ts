@@ -205,8 +205,9 @@ export type MessageRow = typeof messages.$inferSelect;
 /**
  * Uploaded files (PROTOCOL §9). A row is `new` from upload until a message takes it
  * (`attached`, `message_id` set) or, never attached, until the orphan sweep; deleting the
- * message `released` it. `unheld_at` is when it last stopped being held (upload or
- * release): the sweep removes rows unheld for longer than UPLOAD_ORPHAN_TTL, and the
+ * message `released` it. An image upload may instead become its uploader's profile picture
+ * (`avatar`, held while it is; replaced or removed, `released`). `unheld_at` is when it last
+ * stopped being held (upload or release): the sweep removes rows unheld for longer than UPLOAD_ORPHAN_TTL, and the
  * blob once no row names its key (a local key is the content's hash, shared by
  * identical uploads).
  */
@@ -215,7 +216,7 @@ export const attachments = sqliteTable(
   {
     id: text().primaryKey(),
     uploaderId: text("uploader_id").notNull().references(() => users.id, { onDelete: "cascade" }),
-    state: text({ enum: ["new", "attached", "released"] }).notNull(),
+    state: text({ enum: ["new", "attached", "released", "avatar"] }).notNull(),
     /** No foreign key: a trigger releases the attachments of a message removed with its conversation. */
     messageId: text("message_id"),
     /** Order among the message's attachments. */

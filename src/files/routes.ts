@@ -11,7 +11,7 @@ import { authenticate, bearerToken } from "../auth/plugin";
 import { AppError } from "../errors";
 import type { AttachmentRow } from "../db/schema";
 import { contentDisposition } from "./names";
-import { ATTACHMENT_PATH_PREFIX, attachmentPath, UPLOAD_PATH } from "./paths";
+import { ATTACHMENT_PATH_PREFIX, attachmentPath, AVATAR_PATH_PREFIX, UPLOAD_PATH } from "./paths";
 import { UNSIGNED_LINK } from "./links";
 import { op } from "../http/docs";
 import { Attachment } from "./model";
@@ -109,14 +109,21 @@ export const fileRoutes = (ctx: AppContext) => {
 
   async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>, requestId?: string): Promise<Response> {
     const path = `${attachmentPath(id)}${thumbnail ? "/thumbnail" : ""}`;
-    const row: AttachmentRow = await files.readable(id, await viewer(request, path, query));
+    return serve(request, await files.readable(id, await viewer(request, path, query)), thumbnail, "private", requestId);
+  }
+
+  /**
+   * A file or its thumbnail, whole or a range. `cache`: private for an attachment (its
+   * viewers'), public for a profile picture (anyone's; the URL changes with the picture).
+   */
+  async function serve(request: Request, row: AttachmentRow, thumbnail: boolean, cache: "private" | "public", requestId?: string): Promise<Response> {
     const key = thumbnail ? row.thumbnailKey : row.storageKey;
     if (!key) throw new AppError("not_found", "this attachment has no thumbnail");
     const type = thumbnail ? "image/webp" : row.contentType;
     const etag = `"${row.sha256}${thumbnail ? "-t" : ""}"`;
     const headers: Record<string, string> = {
       etag,
-      "cache-control": "private, max-age=31536000, immutable",
+      "cache-control": `${cache}, max-age=31536000, immutable`,
       "x-content-type-options": "nosniff",
       "content-security-policy": SANDBOX,
       "cross-origin-resource-policy": "same-origin",
@@ -161,6 +168,16 @@ export const fileRoutes = (ctx: AppContext) => {
     query: Query,
   });
 
+  /** A profile picture (GET) or its headers (HEAD): no credentials. */
+  const avatarDetail = (summary: string, head = false) => ({
+    detail: op(summary, head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null }, {
+      binary: true,
+      errors: [404, 503],
+      public: true,
+      description: "404 for an id that is nobody's picture (never, or not any more); 503 unavailable (Retry-After) when the file storage is unreachable, 500 when it fails otherwise.",
+    }),
+  });
+
   return new Elysia({ tags: ["attachments"] })
     .post(
       UPLOAD_PATH,
@@ -197,6 +214,9 @@ export const fileRoutes = (ctx: AppContext) => {
       },
     )
     .get("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download (signed link or bearer); Range, ETag"))
+    // A profile picture: its thumbnail (WebP, fits 400×400), public while it is someone's picture.
+    .get(`${AVATAR_PATH_PREFIX}:id`, async ({ request, params, set }) => serve(request, await files.avatar(params.id), true, "public", requestIdOf(set)), avatarDetail("A profile picture (the profile_image_url an uploaded picture sets): WebP, public, cached for good"))
+    .head(`${AVATAR_PATH_PREFIX}:id`, async ({ request, params, set }) => serve(request, await files.avatar(params.id), true, "public", requestIdOf(set)), avatarDetail("A profile picture's headers", true))
     .head("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download headers", true))
     .get("/api/attachments/:id/thumbnail", ({ request, params, query, set }) => download(request, params.id, true, query, requestIdOf(set)), detail("WebP thumbnail fitting 400×400 (images only)"))
     .head("/api/attachments/:id/thumbnail", ({ request, params, query, set }) => download(request, params.id, true, query, requestIdOf(set)), detail("Thumbnail headers", true));

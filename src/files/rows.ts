@@ -4,7 +4,7 @@
  * mode (src/platform/postgres/attachments.ts). Attaching to and releasing from a message
  * happen inside the message's own transaction: `attach` and `release` here (SQLite).
  */
-import { and, eq, getTableColumns, inArray, isNotNull, lt, sql, type Column } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, isNotNull, lt, ne, sql, type Column } from "drizzle-orm";
 import type { DB } from "../db/client";
 import { inJsonArray, prepared } from "../db/prepared";
 import { attachments, type AttachmentRow } from "../db/schema";
@@ -29,6 +29,8 @@ export interface AttachmentRows {
   insertWithinQuota(row: AttachmentRow, quota: number, commitBlob: () => Promise<void>): Promise<boolean>;
   /** The row, if the viewer may download it: its uploader, or a member of a conversation holding a live message with it. */
   readable(id: string, viewerId: string): Maybe<AttachmentRow | undefined>;
+  /** The attachment, if it is someone's profile picture now (public). */
+  avatar(id: string): Maybe<AttachmentRow | undefined>;
   /** Deletes up to `limit` attachments unheld since before `cutoff` and returns them. */
   takeUnheld(cutoff: number, limit: number): Maybe<AttachmentRow[]>;
   /** Runs `removeBlob` unless an attachment still names the blob (see insertWithinQuota). */
@@ -59,6 +61,7 @@ export function sqliteAttachmentRows(db: DB): AttachmentRows {
       return insertIfRoom(row, quota);
     },
     readable: (id, viewerId) => db.select().from(attachments).where(readableWhere(attachments, id, viewerId)).get(),
+    avatar: (id) => db.select().from(attachments).where(and(eq(attachments.id, id), eq(attachments.state, "avatar"))).get(),
     takeUnheld: (cutoff, limit) =>
       db
         .delete(attachments)
@@ -128,6 +131,31 @@ export function attach(tx: Tx, senderId: string, messageId: string, ids: string[
   const taken = attachedRows(q.rows.all({ ids: JSON.stringify(ids) }), senderId, messageId, ids);
   for (const r of taken) q.take.run({ message: messageId, position: r.position, id: r.id });
   return taken;
+}
+
+/** `avatar_attachment_id` naming no image upload of the user's that is still unattached. */
+export const notAnAvatar = (id: string) => invalid("avatar_attachment_id", `${id}: no such unattached image upload of yours`);
+
+/**
+ * A user's picture changes (inside the profile's transaction): the upload `takeId` becomes it
+ * (an image of theirs, still new: else 422), and the one it replaces, if any, is let go (the
+ * sweep removes it after UPLOAD_ORPHAN_TTL). `takeId` null: a picture by URL, or none.
+ */
+export function changeAvatar(tx: Tx, userId: string, takeId: string | null, now: number) {
+  if (takeId !== null) {
+    // No upload's id holds U+0000 (PostgreSQL refuses it in a query: the same answer on both).
+    const taken = takeId.includes("\u0000") ? undefined : tx
+      .update(attachments)
+      .set({ state: "avatar", unheldAt: null })
+      .where(and(eq(attachments.id, takeId), eq(attachments.uploaderId, userId), eq(attachments.state, "new"), isNotNull(attachments.thumbnailKey)))
+      .returning({ id: attachments.id })
+      .get();
+    if (!taken) throw notAnAvatar(takeId);
+  }
+  tx.update(attachments)
+    .set({ state: "released", unheldAt: now })
+    .where(and(eq(attachments.uploaderId, userId), eq(attachments.state, "avatar"), takeId === null ? undefined : ne(attachments.id, takeId)))
+    .run();
 }
 
 /** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */

@@ -196,6 +196,13 @@ export class Files {
     return row;
   }
 
+  /** Someone's profile picture now (public); else 404 (never one, or replaced since). */
+  async avatar(id: string): Promise<AttachmentRow> {
+    const row = await this.rows.avatar(id);
+    if (!row) throw notFound("avatar");
+    return row;
+  }
+
   /**
    * Removes attachments unheld (never attached, or released) for longer than
    * UPLOAD_ORPHAN_TTL, then their blobs once no other attachment names them.

@@ -26,7 +26,14 @@ export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description
 /** An http(s) URL without whitespace or control characters (C0, DEL, C1: no part of a URL). */
 export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$", "x-pattern-message": "must be an http:// or https:// address without spaces" }), t.Null()]);
 
-export const ProfilePatch = t.Object({ display_name: t.Optional(DISPLAY_NAME), profile_image_url: t.Optional(IMAGE_URL) });
+/** An image upload of the caller's (POST /api/uploads, not attached to a message) made their picture. */
+export const AVATAR_ATTACHMENT_ID = t.String({
+  minLength: 1,
+  maxLength: 64,
+  description: "an image the caller uploaded (POST /api/uploads) and has not attached: it becomes their picture, profile_image_url /api/avatars/<id> (public); not with profile_image_url",
+});
+
+export const ProfilePatch = t.Object({ display_name: t.Optional(DISPLAY_NAME), profile_image_url: t.Optional(IMAGE_URL), avatar_attachment_id: t.Optional(AVATAR_ATTACHMENT_ID) });
 
 /** `user.online` / `user.offline`, and the reply to subscribing to one user. */
 export const Presence = named(

@@ -10,6 +10,8 @@ import type { AppContext } from "../context";
 import { rowStatement } from "../db/prepared";
 import { convTopic, userTopic, type Tx } from "../events/log";
 import { friendIds, pairKey } from "../friends/service";
+import { changeAvatar } from "../files/rows";
+import { avatarPath } from "../files/paths";
 
 /** A display name: trimmed, 1–64 characters (counted as characters, not UTF-16 units). */
 export const cleanDisplayName = (raw: string) => cleanName("display_name", raw, 64);
@@ -161,7 +163,7 @@ export function userSearch(q: string | undefined, cursor: string | undefined): {
 /** A page of users by username (rows: one more than `limit` when there is a next page). */
 export const usersPage = (rows: UserRow[], limit: number): Page<User> => pageOf("users", rows, limit, toUser, (r) => r.username);
 
-export interface ProfilePatch { display_name?: string; profile_image_url?: string | null }
+export interface ProfilePatch { display_name?: string; profile_image_url?: string | null; avatar_attachment_id?: string }
 
 /** Updates the caller's profile; `user.update` goes to its `profileAudience`. */
 export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePatch): UserRow {
@@ -170,6 +172,8 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
   if (!set) return current!;
   const { nameKey: key, ...changes } = set;
   return ctx.events.write((w) => {
+    // The picture changed: an upload made it is taken (422 unless usable), the one it replaces let go.
+    if (changes.profileImageUrl !== undefined) changeAvatar(w.tx, userId, patch.avatar_attachment_id ?? null, Date.now());
     let row = w.tx.update(users).set(changes).where(eq(users.id, userId)).returning().get();
     // Its own statement: the rename's trigger (migration 0019) empties a key left as it was.
     if (row && key !== undefined) row = w.tx.update(users).set({ nameKey: key }).where(eq(users.id, userId)).returning().get();
@@ -188,7 +192,9 @@ export function profileChange(current: UserRow | undefined, patch: ProfilePatch)
     set.displayName = cleanDisplayName(patch.display_name);
     set.nameKey = nameKey(current.username, set.displayName);
   }
+  if (patch.avatar_attachment_id !== undefined && patch.profile_image_url !== undefined) throw invalid("avatar_attachment_id", "not with profile_image_url: one picture at a time");
   if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
+  if (patch.avatar_attachment_id !== undefined) set.profileImageUrl = avatarPath(patch.avatar_attachment_id);
   if ((set.displayName ?? current.displayName) === current.displayName && (set.profileImageUrl === undefined || set.profileImageUrl === current.profileImageUrl)) return undefined;
   return set;
 }

@@ -222,7 +222,14 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
   "POST /api/auth/login": (w) => ({ token: null, body: { username: w.me.user.username, password: w.me.password } }),
   "GET /api/users/me": () => ({}),
   "GET /api/contact-policy": () => ({}),
-  "PATCH /api/users/me": (_w, r) => ({ body: { display_name: `Fuzz ${r.int(100)}`, ...(r.chance(0.5) ? { profile_image_url: r.pick(["https://img.example/a.png", null]) } : {}) } }),
+  "PATCH /api/users/me": (w, r) => ({
+    body: {
+      display_name: `Fuzz ${r.int(100)}`,
+      ...(r.chance(0.5) ? { profile_image_url: r.pick(["https://img.example/a.png", null]) } : {}),
+      // One of the fuzzer's uploads (an image, or not; attached or not) made the picture.
+      ...(r.chance(0.3) ? { avatar_attachment_id: any(r, w.own.attachments, "no-attachment") } : {}),
+    },
+  }),
   "GET /api/users/:id": (w, r) => ({ params: { id: user(w, r) } }),
   "GET /api/users": (w, r) => ({ query: { q: r.pick(["fz", "user", "Fuzz", ""]), limit: limit(r), ...cursorMaybe(w, r) } }),
   "POST /api/friendships": (w, r) => ({ body: { friend_id: user(w, r) } }),
@@ -253,6 +260,8 @@ export const REST_TEMPLATES: Record<string, RestTemplate> = {
     const { raw, type } = uploadBody(r);
     return { raw, headers: { "content-type": type }, query: { filename: r.pick(["a.txt", "photo.png", "x", "ünïcode ✓.pdf"]) } };
   },
+  "GET /api/avatars/:id": (w, r) => ({ params: { id: any(r, w.own.attachments, "no-attachment") }, token: null }),
+  "HEAD /api/avatars/:id": (w, r) => ({ params: { id: any(r, w.own.attachments, "no-attachment") }, token: null }),
   "GET /api/attachments/:id": (w, r) => download(w, r, false),
   "HEAD /api/attachments/:id": (w, r) => download(w, r, false),
   "GET /api/attachments/:id/thumbnail": (w, r) => download(w, r, true),

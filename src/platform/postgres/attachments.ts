@@ -3,9 +3,9 @@
  * the interface and the SQLite twin), attaching to and releasing from a message inside
  * its transaction, and the attachments of a page of messages.
  */
-import { and, asc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, lt, ne, sql } from "drizzle-orm";
 import type { AttachmentRow } from "../../db/schema";
-import { attachedRows, checkAttachmentIds, readableWhere, type AttachmentRows } from "../../files/rows";
+import { attachedRows, checkAttachmentIds, notAnAvatar, readableWhere, type AttachmentRows } from "../../files/rows";
 import { groupAttachments, type Attachment } from "../../files/view";
 import type { PgDB } from "./client";
 import { attachmentUsage, attachments, users } from "./schema";
@@ -41,6 +41,7 @@ export function pgAttachmentRows(db: PgDB): AttachmentRows {
         return true;
       }),
     readable: async (id, viewerId) => (await db.select().from(attachments).where(readableWhere(attachments, id, viewerId)))[0],
+    avatar: async (id) => (id.includes("\u0000") ? undefined : (await db.select().from(attachments).where(and(eq(attachments.id, id), eq(attachments.state, "avatar"))))[0]),
     // SKIP LOCKED: two nodes sweeping at once take different rows instead of waiting on each other.
     takeUnheld: (cutoff, limit) =>
       db
@@ -72,6 +73,22 @@ export async function pgAttach(tx: PgTx, senderId: string, messageId: string, id
   const taken = attachedRows(rows, senderId, messageId, ids);
   for (const r of taken) await tx.update(attachments).set({ state: "attached", messageId, position: r.position, unheldAt: null }).where(eq(attachments.id, r.id));
   return taken;
+}
+
+/** A user's picture changes (PostgreSQL twin of rows.ts `changeAvatar`): the row update is the lock. */
+export async function pgChangeAvatar(tx: PgTx, userId: string, takeId: string | null, now: number) {
+  if (takeId !== null) {
+    const taken = takeId.includes("\u0000") ? [] : await tx
+      .update(attachments)
+      .set({ state: "avatar", unheldAt: null })
+      .where(and(eq(attachments.id, takeId), eq(attachments.uploaderId, userId), eq(attachments.state, "new"), isNotNull(attachments.thumbnailKey)))
+      .returning({ id: attachments.id });
+    if (!taken.length) throw notAnAvatar(takeId);
+  }
+  await tx
+    .update(attachments)
+    .set({ state: "released", unheldAt: now })
+    .where(and(eq(attachments.uploaderId, userId), eq(attachments.state, "avatar"), takeId === null ? undefined : ne(attachments.id, takeId)));
 }
 
 /** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */

@@ -165,7 +165,7 @@ export const attachments = pgTable(
   {
     id: text().primaryKey(),
     uploaderId: text("uploader_id").notNull().references(() => users.id, { onDelete: "cascade" }),
-    state: text({ enum: ["new", "attached", "released"] }).notNull(),
+    state: text({ enum: ["new", "attached", "released", "avatar"] }).notNull(),
     messageId: text("message_id"),
     position: integer().notNull().default(0),
     filename: text().notNull(),

@@ -11,6 +11,7 @@ import { conversations, members, users } from "./schema";
 import type { PgRunner } from "./writer";
 import { anyOf, pgFriendIds } from "./friends";
 import { pgTouchLastActive, pgUserRow } from "./accounts";
+import { pgChangeAvatar } from "./attachments";
 import type { PgDeps } from "./store";
 import { pairKey } from "../../friends/service";
 import { CURRENT_KEY, KEY_BATCH, nameKey, type UnkeyedUser } from "../../users/name-key";
@@ -101,6 +102,7 @@ export function pgUsers(deps: PgDeps): UserStore {
         const set = profileChange(locked, patch);
         if (!set) return locked!;
         const { nameKey: key, ...changes } = set;
+        if (changes.profileImageUrl !== undefined) await pgChangeAvatar(w.tx, userId, patch.avatar_attachment_id ?? null, Date.now());
         let [row] = await w.tx.update(users).set(changes).where(eq(users.id, userId)).returning();
         // Its own statement: the rename's trigger (pg migration 0010) empties a key left as it was.
         if (row && key !== undefined) [row] = await w.tx.update(users).set({ nameKey: key }).where(eq(users.id, userId)).returning();
