@@ -43,6 +43,16 @@ describe("profile pictures", () => {
     expect(img.headers.get("content-type")).toBe("image/webp");
     expect(img.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
     expect(img.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(img.headers.get("cross-origin-resource-policy")).toBe("cross-origin");
+    // Nothing of the private original: not its name, not its hash.
+    expect(img.headers.get("content-disposition")).toBe("inline; filename=\"avatar.webp\"; filename*=UTF-8''avatar.webp");
+    expect(img.headers.get("etag")).toBe(`"${id}"`);
+    const original = (await s.rows<{ sha256: string }>("SELECT sha256 FROM attachments WHERE id = ?", id))[0]!.sha256;
+    expect([...img.headers.values()].join(" ")).not.toContain(original);
+    expect([...img.headers.values()].join(" ")).not.toContain("me.png");
+    // The original stays the uploader's: anyone else is 404 there.
+    expect((await fetch(`${s.base}/api/attachments/${id}`, { headers: { authorization: `Bearer ${carol.token}` } })).status).toBe(404);
+    expect((await fetch(`${s.base}/api/attachments/${id}`, { headers: { authorization: `Bearer ${alice.token}` } })).status).toBe(200);
     const decoded = await new Bun.Image(new Uint8Array(await img.arrayBuffer())).metadata();
     expect([decoded.width, decoded.height]).toEqual([400, 300]);
     const again = await fetch(`${s.base}/api/avatars/${id}`, { headers: { "if-none-match": img.headers.get("etag")! } });
@@ -74,9 +84,12 @@ describe("profile pictures", () => {
     expect((await setAvatar(alice, { avatar_attachment_id: fourth })).status).toBe(200);
     expect((await setAvatar(alice, { display_name: "Alice Renamed" })).body.profile_image_url).toBe(`/api/avatars/${fourth}`);
     expect((await fetch(`${s.base}/api/avatars/${fourth}`)).status).toBe(200);
-    // The same picture again: nothing changes.
+    // The same picture again: nothing changes; with a new name too (a client sending the whole profile back).
     expect((await setAvatar(alice, { avatar_attachment_id: fourth })).body.profile_image_url).toBe(`/api/avatars/${fourth}`);
+    const both = await setAvatar(alice, { display_name: "Alice Again", avatar_attachment_id: fourth });
+    expect([both.status, both.body.display_name, both.body.profile_image_url]).toEqual([200, "Alice Again", `/api/avatars/${fourth}`]);
     expect(await state(fourth)).toBe("avatar");
+    expect((await fetch(`${s.base}/api/avatars/${fourth}`)).status).toBe(200);
   });
 
   test("refused with 422 and nothing changed: not an image, someone else's, attached to a message, unknown, with profile_image_url too; a picture cannot then be attached", async () => {

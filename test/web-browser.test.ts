@@ -3137,6 +3137,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await d.getByRole("status").filter({ hasText: `No friend matches “@${bob.user.username}”: Enter finds anyone.` }).waitFor();
     expect(await d.getByRole("checkbox").count()).toBe(0);
     await box.press("Enter");
+    await d.getByRole("status").filter({ hasText: "1 person found." }).waitFor();
     await d.getByRole("checkbox", { name: bob.user.display_name }).check();
     await d.getByRole("button", { name: `Message ${bob.user.display_name}` }).waitFor();
     await box.fill(carol.user.display_name);
@@ -3146,10 +3147,12 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await box.fill("xyzzy-nobody");
     await box.press("Enter");
     await d.getByRole("status").filter({ hasText: "Nobody found for “xyzzy-nobody”." }).waitFor();
-    // Cleared: the friends again, and the two strangers still picked.
+    // Cleared: the friends again, and the two strangers still listed and picked (no narrowing of
+    // the friends would bring them back to be unpicked).
     await box.fill("");
     await d.getByRole("checkbox", { name: dave.user.display_name, checked: false }).waitFor();
-    expect(await d.getByRole("checkbox").count()).toBe(1);
+    expect(await d.getByRole("checkbox", { checked: true }).count()).toBe(2);
+    expect(await d.getByRole("checkbox").count()).toBe(3);
     await d.getByRole("group", { name: "Members (2 picked)" }).waitFor();
     await d.getByRole("textbox", { name: "Group name" }).fill("Strangers welcome");
     await d.getByRole("button", { name: "Create group" }).click();
@@ -3180,6 +3183,8 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const bobSeesAlice = convLink(b, alice.user.display_name).locator(".avatar img");
     await a.getByRole("button", { name: "Profile" }).click();
     const dialog = a.getByRole("dialog", { name: "Profile" });
+    // Typing goes to the first field shown (not the file box behind "Upload picture").
+    await a.waitForFunction(() => document.activeElement?.closest("label")?.textContent?.startsWith("Display name"), undefined, { timeout: 3000 });
     // Not a picture: said in words, and nothing changes.
     let chooser = a.waitForEvent("filechooser");
     await dialog.getByRole("button", { name: "Upload picture" }).click();
@@ -3208,8 +3213,11 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect([saved.display_name, saved.profile_image_url]).toEqual(["Alice Pictured", url]);
     await a.screenshot({ path: join(shots, "profile-picture.png") });
 
-    await dialog.getByRole("button", { name: "Remove picture" }).click();
+    await dialog.getByRole("button", { name: "Remove picture" }).focus();
+    await a.keyboard.press("Enter");
     await dialog.getByRole("status").filter({ hasText: "Picture removed." }).waitFor();
+    // Its button gone, the keyboard goes on from "Upload picture".
+    await a.waitForFunction(() => document.activeElement?.textContent === "Upload picture", undefined, { timeout: 3000 });
     expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.profile_image_url).toBeNull();
     await convLink(b, "Alice Pictured").locator(".avatar img").waitFor({ state: "detached" });
     expect((await fetch(`${s.base}${url}`)).status).toBe(404);

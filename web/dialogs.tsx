@@ -43,7 +43,8 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
     d.showModal();
     // showModal focuses the first focusable element, the header's Close button; typing
     // belongs in the dialog's first field.
-    d.querySelector<HTMLElement>(".dialog-body input, .dialog-body select, .dialog-body textarea")?.focus();
+    // Not a hidden one (Profile's file box, which its button opens).
+    d.querySelector<HTMLElement>(".dialog-body input:not([hidden]), .dialog-body select, .dialog-body textarea")?.focus();
     // Taken off the page (Close, a custom Escape, an action) rather than closed natively, the
     // dialog gives no focus back: the keyboard returns to what opened it, unless the action
     // put it somewhere already (a conversation's message box).
@@ -197,12 +198,16 @@ const peopleQuery = (typed: string) => typed.trim().replace(/^@+/, "");
 function useFindPeople(run: ReturnType<typeof useAction>[0]) {
   const [found, setFound] = useState<User[]>([]);
   const [answered, setAnswered] = useState<string | null>(null);
+  // The last search asked answers: an earlier one that comes back after it is not shown.
+  const latest = useRef(0);
   const find = async (typed: string) => {
     const query = peopleQuery(typed);
     if (!query) return;
+    const ticket = ++latest.current;
     // Keyed by the query: a new one asked while the last runs is run too (it was dropped, the old results left).
     await run(async () => {
       const page = await api<Page<User>>("GET", `/api/users?q=${encodeURIComponent(query)}&limit=20`);
+      if (ticket !== latest.current) return;
       setFound(page.items.filter((u) => u.id !== me.value!.id));
       setAnswered(query);
     }, `find ${query}`);
@@ -316,19 +321,23 @@ function NewConversation() {
   // By name (newest friendship first was hard to search by eye in a long list).
   const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide).sort((a, b) => a.display_name.localeCompare(b.display_name));
   const [title, setTitle] = useState("");
-  const [picked, setPicked] = useState<Set<string>>(new Set());
+  const [picked, setPicked] = useState<Map<string, User>>(new Map());
   const [find, setFind] = useState("");
   const [run, error, busy] = useAction();
   const anyone = useFindPeople(run);
   const found = open ? anyone.foundFor(find) : null;
   // The friends matching what is typed, then whom the server found for it.
   const shown = once([...friends.filter((u) => matchesPerson(u, find)), ...(found ?? [])]);
-  const toggle = (id: string) => {
-    const next = new Set(picked);
-    if (!next.delete(id)) next.add(id);
+  // Picked people who are not friends stay listed whatever is typed next: no narrowing of the
+  // friends would bring them back to be unpicked.
+  const friendIds = new Set(friends.map((u) => u.id));
+  const choices = once([...shown, ...[...picked.values()].filter((u) => !friendIds.has(u.id))]);
+  const toggle = (u: User) => {
+    const next = new Map(picked);
+    if (!next.delete(u.id)) next.set(u.id, u);
     setPicked(next);
   };
-  const said = found ? (found.length ? "" : `Nobody found for “${peopleQuery(find)}”.`) : peopleQuery(find) && !shown.length ? `No friend matches “${find.trim()}”: Enter finds anyone.` : "";
+  const said = found ? (found.length ? `${plural(found.length, "person", "people")} found.` : `Nobody found for “${peopleQuery(find)}”.`) : peopleQuery(find) && !shown.length ? `No friend matches “${find.trim()}”: Enter finds anyone.` : "";
   return (
     <Modal title="New conversation">
       {error}
@@ -352,18 +361,18 @@ function NewConversation() {
         </>
       )}
       <h3>Group</h3>
-      <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked]); close(); }, "create"); }}>
+      <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked.keys()]); close(); }, "create"); }}>
         <label>
           Group name
           <input value={title} required onInput={(e) => setTitle(clip(e, 100))} />
         </label>
         <fieldset>
           <legend>Members{picked.size ? ` (${picked.size} picked)` : ""}</legend>
-          {!shown.length && !open && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
-          {!shown.length && open && <p class="hint">Find people above to add them; or the group starts with you alone.</p>}
-          {shown.map((u) => (
+          {!choices.length && !open && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
+          {!choices.length && open && <p class="hint">Find people above to add them; or the group starts with you alone.</p>}
+          {choices.map((u) => (
             <label key={u.id} class="check">
-              <input type="checkbox" checked={picked.has(u.id)} onChange={() => toggle(u.id)} /> {u.display_name}
+              <input type="checkbox" checked={picked.has(u.id)} onChange={() => toggle(u)} /> {u.display_name}
             </label>
           ))}
         </fieldset>
@@ -400,7 +409,7 @@ function Settings({ id }: { id: string }) {
   const found = open ? anyone.foundFor(findFriend) : null;
   const addable = once([...candidates.filter((u) => matchesPerson(u, findFriend)), ...(found ?? []).filter((u) => !inGroup.has(u.id))]);
   const said = !found ? (peopleQuery(findFriend) && !addable.length ? `No friend outside the group matches “${findFriend.trim()}”: Enter finds anyone.` : "")
-    : found.length && !addable.length ? `Everyone found for “${peopleQuery(findFriend)}” is in the group.` : !found.length ? `Nobody found for “${peopleQuery(findFriend)}”.` : "";
+    : found.length && !addable.length ? `Everyone found for “${peopleQuery(findFriend)}” is in the group.` : !found.length ? `Nobody found for “${peopleQuery(findFriend)}”.` : `${plural(found.length, "person", "people")} found.`;
   const shownMembers = list.filter((m) => matchesPerson(m.user, findMember));
   const refresh = () => refreshConversation(id);
   const setRole = (m: Member, role: Role, select: HTMLSelectElement) => {
@@ -525,17 +534,21 @@ function Profile() {
   const u = me.value!;
   const [name, setName] = useState(u.display_name);
   // An uploaded picture's address is the server's, not one to edit: the box shows URLs typed in.
-  const typedUrl = uploadedPicture(u.profile_image_url) ? "" : u.profile_image_url ?? "";
-  const [avatar, setAvatar] = useState(typedUrl);
+  // What the box held as this dialog last saved it (not the live profile: a picture changed in
+  // another tab meanwhile is not this box's to undo).
+  const typedUrl = useRef(uploadedPicture(u.profile_image_url) ? "" : u.profile_image_url ?? "");
+  const [avatar, setAvatar] = useState(typedUrl.current);
   const [saved, setSaved] = useState<string | null>(null);
   const [run, error, busy] = useAction();
   const file = useRef<HTMLInputElement>(null);
+  const uploadButton = useRef<HTMLButtonElement>(null);
   const notifications = typeof Notification !== "undefined" ? Notification.permission : "denied";
   const save = () =>
     run(async () => {
       // The picture only when its box was changed: saving a new name kept an uploaded picture
       // (the box, empty for it, would have removed it).
-      await updateProfile({ display_name: name.trim(), ...(avatar.trim() !== typedUrl ? { profile_image_url: avatar.trim() || null } : {}) });
+      await updateProfile({ display_name: name.trim(), ...(avatar.trim() !== typedUrl.current ? { profile_image_url: avatar.trim() || null } : {}) });
+      typedUrl.current = avatar.trim();
       setSaved("Saved.");
     }, "save");
   const uploadPicture = (picked: File) =>
@@ -544,9 +557,10 @@ function Profile() {
       // Not decoded as an image by the server (a PDF, a HEIC it cannot read): said here, in words.
       if (sent.width === null) throw new ApiError(422, "not_an_image", `“${picked.name}” is not a picture this server can read: try a PNG, JPEG, WebP or GIF.`);
       await updateProfile({ avatar_attachment_id: sent.id });
+      typedUrl.current = "";
       setAvatar("");
       setSaved("Picture saved.");
-    }, "picture");
+    }, "upload");
   return (
     <Modal title="Profile">
       <form onSubmit={(e) => { e.preventDefault(); setSaved(null); void save(); }}>
@@ -556,9 +570,15 @@ function Profile() {
           {/* The file box itself stays out of sight: its button says what it does. */}
           <input ref={file} type="file" accept="image/*" hidden aria-hidden="true" tabIndex={-1}
             onChange={(e) => { const f = (e.target as HTMLInputElement).files?.[0]; (e.target as HTMLInputElement).value = ""; if (f) { setSaved(null); void uploadPicture(f); } }} />
-          <button type="button" disabled={busy("picture")} onClick={() => file.current?.click()}>{busy("picture") ? "Uploading…" : "Upload picture"}</button>
+          {/* Not disabled while a removal runs: it takes the keyboard when "Remove picture" goes. */}
+          <button type="button" ref={uploadButton} disabled={busy("upload")} onClick={() => file.current?.click()}>{busy("upload") ? "Uploading…" : "Upload picture"}</button>
           {u.profile_image_url && (
-            <button type="button" disabled={busy("picture")} onClick={() => { setSaved(null); void run(async () => { await updateProfile({ profile_image_url: null }); setAvatar(""); setSaved("Picture removed."); }, "picture"); }}>Remove picture</button>
+            <button type="button" disabled={busy("upload") || busy("remove")} onClick={(e) => {
+              setSaved(null);
+              // Gone once removed: the keyboard goes on from "Upload picture" (it fell to <body>).
+              refocusWhenGone(e.currentTarget, () => uploadButton.current);
+              void run(async () => { await updateProfile({ profile_image_url: null }); typedUrl.current = ""; setAvatar(""); setSaved("Picture removed."); }, "remove");
+            }}>Remove picture</button>
           )}
         </div>
         <label>

@@ -9,7 +9,6 @@ import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { authenticate, bearerToken } from "../auth/plugin";
 import { AppError } from "../errors";
-import type { AttachmentRow } from "../db/schema";
 import { contentDisposition } from "./names";
 import { ATTACHMENT_PATH_PREFIX, attachmentPath, AVATAR_PATH_PREFIX, UPLOAD_PATH } from "./paths";
 import { UNSIGNED_LINK } from "./links";
@@ -109,26 +108,39 @@ export const fileRoutes = (ctx: AppContext) => {
 
   async function download(request: Request, id: string, thumbnail: boolean, query: Record<string, string | undefined>, requestId?: string): Promise<Response> {
     const path = `${attachmentPath(id)}${thumbnail ? "/thumbnail" : ""}`;
-    return serve(request, await files.readable(id, await viewer(request, path, query)), thumbnail, "private", requestId);
-  }
-
-  /**
-   * A file or its thumbnail, whole or a range. `cache`: private for an attachment (its
-   * viewers'), public for a profile picture (anyone's; the URL changes with the picture).
-   */
-  async function serve(request: Request, row: AttachmentRow, thumbnail: boolean, cache: "private" | "public", requestId?: string): Promise<Response> {
-    const key = thumbnail ? row.thumbnailKey : row.storageKey;
-    if (!key) throw new AppError("not_found", "this attachment has no thumbnail");
+    const row = await files.readable(id, await viewer(request, path, query));
     const type = thumbnail ? "image/webp" : row.contentType;
-    const etag = `"${row.sha256}${thumbnail ? "-t" : ""}"`;
-    const headers: Record<string, string> = {
-      etag,
-      "cache-control": `${cache}, max-age=31536000, immutable`,
-      "x-content-type-options": "nosniff",
-      "content-security-policy": SANDBOX,
+    return serve(request, thumbnail ? row.thumbnailKey : row.storageKey, `"${row.sha256}${thumbnail ? "-t" : ""}"`, {
+      "cache-control": "private, max-age=31536000, immutable",
       "cross-origin-resource-policy": "same-origin",
       "content-type": type,
       "content-disposition": thumbnail ? contentDisposition("inline", thumbnailName(row.filename)) : INLINE.has(type) ? contentDisposition("inline", inlineName(row.filename, type)) : contentDisposition("attachment", row.filename),
+    }, requestId);
+  }
+
+  /**
+   * A profile picture: its thumbnail, to anyone. Nothing of the private original shows (its
+   * name, its hash: the ETag is the id's, which names this picture for good); shown by other
+   * origins' pages too (a client served elsewhere).
+   */
+  async function avatar(request: Request, id: string, requestId?: string): Promise<Response> {
+    const row = await files.avatar(id);
+    return serve(request, row.thumbnailKey, `"${row.id}"`, {
+      "cache-control": "public, max-age=31536000, immutable",
+      "cross-origin-resource-policy": "cross-origin",
+      "content-type": "image/webp",
+      "content-disposition": contentDisposition("inline", "avatar.webp"),
+    }, requestId);
+  }
+
+  /** A stored file (`key`), whole or a range, with the headers every download has. */
+  async function serve(request: Request, key: string | null, etag: string, own: Record<string, string>, requestId?: string): Promise<Response> {
+    if (!key) throw new AppError("not_found", "this attachment has no thumbnail");
+    const headers: Record<string, string> = {
+      ...own,
+      etag,
+      "x-content-type-options": "nosniff",
+      "content-security-policy": SANDBOX,
       "accept-ranges": "bytes",
     };
     const inm = request.headers.get("if-none-match");
@@ -215,8 +227,8 @@ export const fileRoutes = (ctx: AppContext) => {
     )
     .get("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download (signed link or bearer); Range, ETag"))
     // A profile picture: its thumbnail (WebP, fits 400×400), public while it is someone's picture.
-    .get(`${AVATAR_PATH_PREFIX}:id`, async ({ request, params, set }) => serve(request, await files.avatar(params.id), true, "public", requestIdOf(set)), avatarDetail("A profile picture (the profile_image_url an uploaded picture sets): WebP, public, cached for good"))
-    .head(`${AVATAR_PATH_PREFIX}:id`, async ({ request, params, set }) => serve(request, await files.avatar(params.id), true, "public", requestIdOf(set)), avatarDetail("A profile picture's headers", true))
+    .get(`${AVATAR_PATH_PREFIX}:id`, ({ request, params, set }) => avatar(request, params.id, requestIdOf(set)), avatarDetail("A profile picture (the profile_image_url an uploaded picture sets): WebP, public, cached for good"))
+    .head(`${AVATAR_PATH_PREFIX}:id`, ({ request, params, set }) => avatar(request, params.id, requestIdOf(set)), avatarDetail("A profile picture's headers", true))
     .head("/api/attachments/:id", ({ request, params, query, set }) => download(request, params.id, false, query, requestIdOf(set)), detail("Download headers", true))
     .get("/api/attachments/:id/thumbnail", ({ request, params, query, set }) => download(request, params.id, true, query, requestIdOf(set)), detail("WebP thumbnail fitting 400×400 (images only)"))
     .head("/api/attachments/:id/thumbnail", ({ request, params, query, set }) => download(request, params.id, true, query, requestIdOf(set)), detail("Thumbnail headers", true));

@@ -195,7 +195,9 @@ export function profileChange(current: UserRow | undefined, patch: ProfilePatch)
   if (patch.avatar_attachment_id !== undefined && patch.profile_image_url !== undefined) throw invalid("avatar_attachment_id", "not with profile_image_url: one picture at a time");
   if (patch.profile_image_url !== undefined) set.profileImageUrl = patch.profile_image_url;
   if (patch.avatar_attachment_id !== undefined) set.profileImageUrl = avatarPath(patch.avatar_attachment_id);
-  if ((set.displayName ?? current.displayName) === current.displayName && (set.profileImageUrl === undefined || set.profileImageUrl === current.profileImageUrl)) return undefined;
+  // The picture it has already (a whole profile sent again with a new name): not a change of picture.
+  if (set.profileImageUrl === current.profileImageUrl) delete set.profileImageUrl;
+  if ((set.displayName ?? current.displayName) === current.displayName && set.profileImageUrl === undefined) return undefined;
   return set;
 }
 
