@@ -3,7 +3,8 @@
  * database and NATS, files on S3 (s3rver). An image uploaded through one node is sent,
  * arrives live with its attachment on a socket of the other node, and its member
  * downloads it and its thumbnail there over the signed links; an outsider gets 404 on
- * either node; a message sent through one node is found by a search on the other.
+ * either node; a profile picture set through one node is served by the other; a message
+ * sent through one node is found by a search on the other.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnServer, type Running } from "./process";
@@ -108,6 +109,32 @@ describe.skipIf(!ready)("two nodes, files on S3", () => {
     for (const i of [0, 1]) {
       expect((await fetch(`${base(i)}/api/attachments/${attachment.id}`, { headers: auth(outsider.token) })).status).toBe(404);
       expect((await fetch(`${base(i)}/api/attachments/${attachment.id}/thumbnail`, { headers: auth(outsider.token) })).status).toBe(404);
+    }
+    sb.close();
+  }, 60_000);
+
+  test("a profile picture set through node 0 (its file on S3) is served by node 1 without credentials; its partner on node 1 hears of it; replaced, both nodes answer 404", async () => {
+    const [a, b] = [await user(0), await user(1)];
+    expect((await api(1, "POST", "/api/conversations", b.token, { type: "direct", user_id: a.id })).status).toBe(201);
+    const sb = await TestSocket.connect(`${base(1).replace("http", "ws")}/ws/user?token=${b.token}`);
+    const upload = async () => {
+      const up = await fetch(`${base(0)}/api/uploads?filename=me.png`, { method: "POST", headers: { ...auth(a.token), "content-type": "image/png" }, body: await png(500, 500) });
+      expect(up.status).toBe(201);
+      return ((await up.json()) as { id: string }).id;
+    };
+    const first = await upload();
+    const set = await api(0, "PATCH", "/api/users/me", a.token, { avatar_attachment_id: first });
+    expect([set.status, set.body.profile_image_url]).toEqual([200, `/api/avatars/${first}`]);
+    const heard = await sb.waitFor((f) => f.type === "user.update" && f.data.id === a.id, 10_000);
+    expect(heard.data.profile_image_url).toBe(`/api/avatars/${first}`);
+    const img = await fetch(`${base(1)}/api/avatars/${first}`);
+    expect([img.status, img.headers.get("content-type")]).toEqual([200, "image/webp"]);
+    expect((await img.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    const second = await upload();
+    expect((await api(1, "PATCH", "/api/users/me", a.token, { avatar_attachment_id: second })).status).toBe(200);
+    for (const i of [0, 1]) {
+      expect((await fetch(`${base(i)}/api/avatars/${first}`)).status).toBe(404);
+      expect((await fetch(`${base(i)}/api/avatars/${second}`)).status).toBe(200);
     }
     sb.close();
   }, 60_000);
