@@ -2205,12 +2205,14 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const expected = next[next.indexOf(`Add ${bob.user.display_name}`) + 1] ?? next[next.indexOf(`Add ${bob.user.display_name}`) - 1];
     expect(expected).toBeTruthy();
     await a.waitForFunction((name) => document.activeElement?.getAttribute("aria-label") === name, expected).catch(async () => expect(await active()).toBe(expected));
-    // The last friend added, "Add friends" goes whole: the focus goes to the dialog (it fell to <body>).
+    // The last friend added, the list is empty: the focus goes to the box above it that finds
+    // more people (this suite's server is open: "Find people to add"; it fell to <body>, then to
+    // the dialog).
     await a.getByRole("button", { name: `Add ${dave.user.display_name}` }).focus();
     await a.keyboard.press("Enter");
     await a.getByRole("button", { name: `Add ${dave.user.display_name}` }).waitFor({ state: "detached" });
     expect(await a.getByRole("button", { name: /^Add / }).count()).toBe(0);
-    await a.waitForFunction(() => document.activeElement?.tagName === "DIALOG", undefined, { timeout: 3000 }).catch(async () => expect(await active()).toBe("DIALOG"));
+    await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Find people to add", undefined, { timeout: 3000 }).catch(async () => expect(await active()).toBe("Find people to add"));
     await Bun.sleep(300);
     expect(await a.evaluate(() => (window as any).__emptied)).toBe(false);
   });
@@ -3166,10 +3168,16 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const settings = a.getByRole("dialog", { name: "Conversation settings" });
     expect(await settings.getByRole("heading", { level: 3 }).allTextContents()).toEqual(["Add people", "Members (3)"]);
     await settings.getByRole("button", { name: `Add ${dave.user.display_name}` }).waitFor();
+    // Two found, one of them a member already: counted as listed (it said "2 people found").
+    const tag = uniqueName("zeta");
+    for (const [who, name] of [[bob, `${tag} Bob`], [erin, `${tag} Erin`]] as const) expect((await s.api("PATCH", "/api/users/me", { token: who.token, body: { display_name: name } })).status).toBe(200);
     const add = settings.getByRole("searchbox", { name: "Find people to add" });
+    await add.fill(tag);
+    await add.press("Enter");
+    await settings.getByRole("status").filter({ hasText: "1 person found outside the group." }).waitFor();
     await add.fill(`@${erin.user.username}`);
     await add.press("Enter");
-    await settings.getByRole("button", { name: `Add ${erin.user.display_name}` }).click();
+    await settings.getByRole("button", { name: `Add ${tag} Erin` }).click();
     await settings.getByRole("heading", { name: "Members (4)" }).waitFor();
     await settings.getByRole("status").filter({ hasText: `Everyone found for “${erin.user.username}” is in the group.` }).waitFor();
     expect(await ids()).toEqual([alice.user.id, bob.user.id, carol.user.id, erin.user.id].sort());
@@ -3190,6 +3198,14 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await dialog.getByRole("button", { name: "Upload picture" }).click();
     await (await chooser).setFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a picture") });
     await dialog.getByRole("alert").filter({ hasText: "“notes.txt” is not a picture this server can read" }).waitFor();
+    // An empty file, said in words (the server's answer explains its API), nothing uploaded.
+    const uploads = async () => (await s.rows<{ n: number }>("SELECT count(*) AS n FROM attachments WHERE uploader_id = ?", alice.user.id))[0]!.n;
+    const before = await uploads();
+    chooser = a.waitForEvent("filechooser");
+    await dialog.getByRole("button", { name: "Upload picture" }).click();
+    await (await chooser).setFiles({ name: "empty.png", mimeType: "image/png", buffer: Buffer.alloc(0) });
+    await dialog.getByRole("alert").filter({ hasText: "“empty.png” is empty." }).waitFor();
+    expect(await uploads()).toBe(before);
     expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.profile_image_url).toBeNull();
 
     chooser = a.waitForEvent("filechooser");
@@ -3221,6 +3237,20 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.profile_image_url).toBeNull();
     await convLink(b, "Alice Pictured").locator(".avatar img").waitFor({ state: "detached" });
     expect((await fetch(`${s.base}${url}`)).status).toBe(404);
+
+    // Past MAX_UPLOAD_BYTES: the limit in the units people read, not the server's sentence for APIs.
+    const small = await startServer({ maxUploadBytes: 2048 });
+    try {
+      const carol = await small.register(uniqueName("carol"));
+      const c = await pageFor(carol, "/", small);
+      await c.getByRole("button", { name: "Profile" }).click();
+      const chooser = c.waitForEvent("filechooser");
+      await c.getByRole("button", { name: "Upload picture" }).click();
+      await (await chooser).setFiles({ name: "big.png", mimeType: "image/png", buffer: Buffer.alloc(10_000, 1) });
+      await c.getByRole("dialog", { name: "Profile" }).getByRole("alert").filter({ hasText: "Too large: a file may have at most 2 KB" }).waitFor();
+    } finally {
+      await small.stop();
+    }
   });
 
   clientTest("a group shows who joined after it began, where it happened, live and after a reload (those it began with: no line)", async () => {

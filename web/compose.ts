@@ -58,7 +58,7 @@ export function replyTargetOf(conversationId: string): Shown | null {
 export const stopWaiting = (conversationId: string) => change(conversationId, (c) => ({ ...c, waiting: false }));
 
 /** The server's 413 ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)") in the chip's units. */
-function tooLarge(message: string) {
+export function tooLarge(message: string) {
   const max = message.match(/at most (\d+) bytes/)?.[1];
   return max ? `Too large: a file may have at most ${size(Number(max))}` : `Too large: ${message}`;
 }

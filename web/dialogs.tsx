@@ -8,6 +8,7 @@ import {
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
 } from "./store";
 import { focusBackAfter, refocusWhenGone } from "./focus";
+import { tooLarge } from "./compose";
 import { Avatar, plural, Snippet, when } from "./text";
 
 type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
@@ -93,8 +94,14 @@ function keepFocusIn(button: HTMLElement): () => void {
       if (!list?.isConnected) return dialog;
       const rows = [...list.children];
       const near = rows[index] ?? rows[index - 1];
-      return near?.querySelector<HTMLElement>(`button[aria-label^="${label} "]`) ?? near?.querySelector<HTMLElement>("button, select") ?? dialog;
+      return near?.querySelector<HTMLElement>(`button[aria-label^="${label} "]`) ?? near?.querySelector<HTMLElement>("button, select") ?? boxBefore(list) ?? dialog;
     });
+}
+
+/** The search box that narrows `list` (the last one before it): the keyboard's place once the list is empty. */
+function boxBefore(list: Element): HTMLElement | undefined {
+  const boxes = [...(list.closest("dialog")?.querySelectorAll<HTMLElement>('input[type="search"]') ?? [])];
+  return boxes.filter((b) => b.compareDocumentPosition(list) & Node.DOCUMENT_POSITION_FOLLOWING).at(-1);
 }
 
 /**
@@ -407,9 +414,12 @@ function Settings({ id }: { id: string }) {
   const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !inGroup.has(u.id)).sort((a, b) => a.display_name.localeCompare(b.display_name));
   // Under open anyone may be added (§7.2): the box also asks the server for anyone outside the group.
   const found = open ? anyone.foundFor(findFriend) : null;
-  const addable = once([...candidates.filter((u) => matchesPerson(u, findFriend)), ...(found ?? []).filter((u) => !inGroup.has(u.id))]);
+  const outside = (found ?? []).filter((u) => !inGroup.has(u.id));
+  const addable = once([...candidates.filter((u) => matchesPerson(u, findFriend)), ...outside]);
+  // Counted as listed: those found who are in the group already are not (one of two found said "2 people found").
   const said = !found ? (peopleQuery(findFriend) && !addable.length ? `No friend outside the group matches “${findFriend.trim()}”: Enter finds anyone.` : "")
-    : found.length && !addable.length ? `Everyone found for “${peopleQuery(findFriend)}” is in the group.` : !found.length ? `Nobody found for “${peopleQuery(findFriend)}”.` : `${plural(found.length, "person", "people")} found.`;
+    : !found.length ? `Nobody found for “${peopleQuery(findFriend)}”.` : !outside.length ? `Everyone found for “${peopleQuery(findFriend)}” is in the group.`
+    : `${plural(outside.length, "person", "people")} found outside the group.`;
   const shownMembers = list.filter((m) => matchesPerson(m.user, findMember));
   const refresh = () => refreshConversation(id);
   const setRole = (m: Member, role: Role, select: HTMLSelectElement) => {
@@ -553,7 +563,9 @@ function Profile() {
     }, "save");
   const uploadPicture = (picked: File) =>
     run(async () => {
-      const sent = await upload(picked, () => {}).done;
+      // Said here, in words, as the message box does: the server's answers explain its API.
+      if (picked.size === 0) throw new ApiError(422, "empty", `“${picked.name}” is empty.`);
+      const sent = await upload(picked, () => {}).done.catch((e) => Promise.reject(e instanceof ApiError && e.status === 413 ? new ApiError(413, e.code, tooLarge(e.message)) : e));
       // Not decoded as an image by the server (a PDF, a HEIC it cannot read): said here, in words.
       if (sent.width === null) throw new ApiError(422, "not_an_image", `“${picked.name}” is not a picture this server can read: try a PNG, JPEG, WebP or GIF.`);
       await updateProfile({ avatar_attachment_id: sent.id });
