@@ -1,6 +1,7 @@
 /** Messages, read positions, reactions and mentions (PROTOCOL §3.4). */
 import { t, type TSchema } from "elysia";
 import { Attachment } from "../files/model";
+import { PICTURE } from "../users/model";
 import { Id, Int, named, Nullable, OneOf, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
 
 const Ref = t.String({ minLength: 1, maxLength: 64 });
@@ -17,8 +18,8 @@ export const Message = named(
     conversation_id: Id,
     sender_id: Id,
     sender_name: t.String(),
-    sender_avatar: Nullable(t.String()),
-    sender_info: Shape({ id: Id, username: t.String(), display_name: t.String(), profile_image_url: Nullable(t.String()) }),
+    sender_avatar: PICTURE,
+    sender_info: Shape({ id: Id, username: t.String(), display_name: t.String(), profile_image_url: PICTURE }),
     message_type: MessageType,
     content: t.String({ description: "\"\" once deleted" }),
     client_msg_id: Nullable(t.String()),

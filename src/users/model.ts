@@ -2,6 +2,9 @@
 import { t } from "elysia";
 import { Id, named, Nullable, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
 
+/** A user's picture as served: an http(s) URL they set, or the path of one uploaded here. */
+export const PICTURE = Nullable(t.String({ description: "an http(s) URL set by the user, or for a picture uploaded here a path on this server (/api/avatars/<id>): resolve it against the server's address" }));
+
 /** The public view of a user. Never carries the password hash. */
 export const User = named(
   "User",
@@ -9,7 +12,7 @@ export const User = named(
     id: Id,
     username: t.String({ description: "3–32 of [a-z0-9_.], stored lower-case" }),
     display_name: t.String(),
-    profile_image_url: Nullable(t.String()),
+    profile_image_url: PICTURE,
     last_active_at: Timestamp,
     created_at: Timestamp,
   }),
