@@ -9,6 +9,7 @@ import {
 } from "./store";
 import { focusBackAfter, refocusWhenGone } from "./focus";
 import { tooLarge } from "./compose";
+import { AVATAR_PATH_PREFIX } from "../src/files/paths";
 import { Avatar, plural, Snippet, when } from "./text";
 
 type Kind = "friends" | "new" | "settings" | "profile" | "switcher" | "search";
@@ -538,7 +539,7 @@ function leaving(list: Member[], role: Role, mine: string, count: number | undef
 }
 
 /** A picture uploaded here (not a URL typed in): the server's own address for it. */
-const uploadedPicture = (url: string | null) => url !== null && url.startsWith("/api/avatars/");
+const uploadedPicture = (url: string | null) => url !== null && url.startsWith(AVATAR_PATH_PREFIX);
 
 function Profile() {
   const u = me.value!;

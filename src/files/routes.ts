@@ -168,9 +168,11 @@ export const fileRoutes = (ctx: AppContext) => {
     filename: t.Optional(t.String({ description: "ignored on a download (the Content-Disposition names the file)" })),
   });
   const UploadQuery = t.Object({ filename: t.Optional(t.String({ description: "the file's name, for a raw body (a multipart part names its own)" })) });
+  /** What a download (GET) or its headers (HEAD) answer. */
+  const served = (head: boolean) => (head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null });
   /** A download (GET) or its headers (HEAD): by signed link or bearer token. */
   const detail = (summary: string, head = false) => ({
-    detail: op(summary, head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null }, {
+    detail: op(summary, served(head), {
       binary: true,
       errors: [403, 404, 503],
       security: [{ bearer: [] }, { signedLink: [] }],
@@ -182,7 +184,7 @@ export const fileRoutes = (ctx: AppContext) => {
 
   /** A profile picture (GET) or its headers (HEAD): no credentials. */
   const avatarDetail = (summary: string, head = false) => ({
-    detail: op(summary, head ? { 200: null, 206: null, 304: null, 416: null } : { 200: FILE, 206: FILE, 304: null, 416: null }, {
+    detail: op(summary, served(head), {
       binary: true,
       errors: [404, 503],
       public: true,

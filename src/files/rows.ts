@@ -136,26 +136,32 @@ export function attach(tx: Tx, senderId: string, messageId: string, ids: string[
 /** `avatar_attachment_id` naming no image upload of the user's that is still unattached. */
 export const notAnAvatar = (id: string) => invalid("avatar_attachment_id", `${id}: no such unattached image upload of yours`);
 
+type AvatarColumns = { id: Column; uploaderId: Column; state: Column; thumbnailKey: Column };
+
+/**
+ * The upload `id` if it may become `userId`'s picture (either dialect's attachments table): an
+ * image of theirs (decoded: it has a thumbnail) that no message holds yet. Null for an id no
+ * upload has (U+0000: PostgreSQL refuses it in a query; the same answer on both).
+ */
+export const avatarTakeWhere = (table: AvatarColumns, id: string, userId: string) =>
+  id.includes("\u0000") ? null : and(eq(table.id, id), eq(table.uploaderId, userId), eq(table.state, "new"), isNotNull(table.thumbnailKey));
+
+/** `userId`'s pictures but `keepId`: the ones a new picture (or none) replaces. */
+export const avatarsReplacedWhere = (table: AvatarColumns, userId: string, keepId: string | null) =>
+  and(eq(table.uploaderId, userId), eq(table.state, "avatar"), keepId === null ? undefined : ne(table.id, keepId));
+
 /**
  * A user's picture changes (inside the profile's transaction): the upload `takeId` becomes it
- * (an image of theirs, still new: else 422), and the one it replaces, if any, is let go (the
- * sweep removes it after UPLOAD_ORPHAN_TTL). `takeId` null: a picture by URL, or none.
+ * (else 422), and the one it replaces, if any, is let go (the sweep removes it after
+ * UPLOAD_ORPHAN_TTL). `takeId` null: a picture by URL, or none.
  */
 export function changeAvatar(tx: Tx, userId: string, takeId: string | null, now: number) {
   if (takeId !== null) {
-    // No upload's id holds U+0000 (PostgreSQL refuses it in a query: the same answer on both).
-    const taken = takeId.includes("\u0000") ? undefined : tx
-      .update(attachments)
-      .set({ state: "avatar", unheldAt: null })
-      .where(and(eq(attachments.id, takeId), eq(attachments.uploaderId, userId), eq(attachments.state, "new"), isNotNull(attachments.thumbnailKey)))
-      .returning({ id: attachments.id })
-      .get();
+    const where = avatarTakeWhere(attachments, takeId, userId);
+    const taken = where && tx.update(attachments).set({ state: "avatar", unheldAt: null }).where(where).returning({ id: attachments.id }).get();
     if (!taken) throw notAnAvatar(takeId);
   }
-  tx.update(attachments)
-    .set({ state: "released", unheldAt: now })
-    .where(and(eq(attachments.uploaderId, userId), eq(attachments.state, "avatar"), takeId === null ? undefined : ne(attachments.id, takeId)))
-    .run();
+  tx.update(attachments).set({ state: "released", unheldAt: now }).where(avatarsReplacedWhere(attachments, userId, takeId)).run();
 }
 
 /** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */

@@ -3,9 +3,9 @@
  * the interface and the SQLite twin), attaching to and releasing from a message inside
  * its transaction, and the attachments of a page of messages.
  */
-import { and, asc, eq, inArray, isNotNull, lt, ne, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import type { AttachmentRow } from "../../db/schema";
-import { attachedRows, checkAttachmentIds, notAnAvatar, readableWhere, type AttachmentRows } from "../../files/rows";
+import { attachedRows, avatarsReplacedWhere, avatarTakeWhere, checkAttachmentIds, notAnAvatar, readableWhere, type AttachmentRows } from "../../files/rows";
 import { groupAttachments, type Attachment } from "../../files/view";
 import type { PgDB } from "./client";
 import { attachmentUsage, attachments, users } from "./schema";
@@ -78,17 +78,11 @@ export async function pgAttach(tx: PgTx, senderId: string, messageId: string, id
 /** A user's picture changes (PostgreSQL twin of rows.ts `changeAvatar`): the row update is the lock. */
 export async function pgChangeAvatar(tx: PgTx, userId: string, takeId: string | null, now: number) {
   if (takeId !== null) {
-    const taken = takeId.includes("\u0000") ? [] : await tx
-      .update(attachments)
-      .set({ state: "avatar", unheldAt: null })
-      .where(and(eq(attachments.id, takeId), eq(attachments.uploaderId, userId), eq(attachments.state, "new"), isNotNull(attachments.thumbnailKey)))
-      .returning({ id: attachments.id });
+    const where = avatarTakeWhere(attachments, takeId, userId);
+    const taken = where ? await tx.update(attachments).set({ state: "avatar", unheldAt: null }).where(where).returning({ id: attachments.id }) : [];
     if (!taken.length) throw notAnAvatar(takeId);
   }
-  await tx
-    .update(attachments)
-    .set({ state: "released", unheldAt: now })
-    .where(and(eq(attachments.uploaderId, userId), eq(attachments.state, "avatar"), takeId === null ? undefined : ne(attachments.id, takeId)));
+  await tx.update(attachments).set({ state: "released", unheldAt: now }).where(avatarsReplacedWhere(attachments, userId, takeId));
 }
 
 /** Lets go of a deleted message's files: the sweep removes them after UPLOAD_ORPHAN_TTL. */
