@@ -835,7 +835,10 @@ describe("the web client in Chromium", () => {
   btest("stays signed in past the first token's expiry: the token is refreshed before it, the socket goes on with the new one; one on its way at a sign-out does not sign in again", async () => {
     // The server's heartbeat finds the socket's first token expired within 0.2 s: the tab
     // was signed out then, although it held a refreshed token (4001 ended the session).
-    const server = await startServer({ jwtTtlSeconds: 4, heartbeatIntervalMs: 200 });
+    // 8 s: a refresh comes at half the token's life, 4 s before its expiry. With 4 s the tab was
+    // once found signed out after the reload in a loaded CI run: a refresh delayed 2 s meets an
+    // expired token (401), the likeliest cause; not reproduced under a busy CPU here.
+    const server = await startServer({ jwtTtlSeconds: 8, heartbeatIntervalMs: 200 });
     try {
       const context = await browser!.newContext();
       contexts.push(context);
@@ -846,7 +849,7 @@ describe("the web client in Chromium", () => {
       await page.getByRole("button", { name: "Create account" }).click();
       await page.getByRole("navigation", { name: "Conversations" }).waitFor();
       const first = await page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")!).token);
-      await Bun.sleep(5000);
+      await Bun.sleep(9000);
       const now = await page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")!).token);
       expect(now).not.toBe(first);
       expect((await server.api("GET", "/api/users/me", { token: now })).status).toBe(200);
