@@ -24,10 +24,11 @@ export function handleUnauthorized(fn: () => void) {
   onUnauthorized = fn;
 }
 
-export function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+/** A REST call; `timeoutMs`: no answer by then counts as the server not reached (status 0). */
+export function api<T = unknown>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers["content-type"] = "application/json";
-  return request<T>(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+  return request<T>(method, path, headers, body === undefined ? undefined : JSON.stringify(body), timeoutMs);
 }
 
 /** An upload under way: its result, and `abort()` (the promise then fails with code "aborted"). */
@@ -60,11 +61,11 @@ export function upload(file: File, progress: (fraction: number) => void): Upload
   return { done, abort: () => xhr.abort() };
 }
 
-async function request<T>(method: string, path: string, headers: Record<string, string>, body: BodyInit | undefined): Promise<T> {
+async function request<T>(method: string, path: string, headers: Record<string, string>, body: BodyInit | undefined, timeoutMs?: number): Promise<T> {
   if (token) headers.authorization = `Bearer ${token}`;
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body });
+    res = await fetch(path, { method, headers, body, signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined });
   } catch {
     throw new ApiError(0, "network", "The server cannot be reached.");
   }

@@ -7,7 +7,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/ho
 import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
 import {
-  atLatest, conversations, deleteMessage, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
+  atLatest, conversations, deleteMessage, discard, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, plural, RichText, shortTime, time, type Mentions } from "./text";
@@ -513,10 +513,19 @@ function MessageItem(props: {
       {m.pending && !m.failed && <div class="state">Sending…</div>}
       {m.failed && (
         <div class="state error">
-          {/* Sent again by itself when the browser is back online (store.ts retryFailedSends). */}
+          {/* Sent again by itself when the browser is back online (store.ts resend), kept across reloads (outbox.ts). */}
           {m.failed === "offline" ? "Not sent: offline. It goes when you are back online." : m.failed === "unreachable" ? "Not sent: the server cannot be reached. It goes when it answers again." : `Not sent: ${m.failed}`}{" "}
           <button type="button" class="link" onClick={() => retry(m)}>
             Retry
+          </button>{" "}
+          <button type="button" class="link" aria-label="Discard the message not sent" onClick={(e) => {
+            const button = e.currentTarget;
+            if (!confirm("Discard this message? It has not been sent.")) return;
+            discard(m);
+            // The message goes with its buttons: the keyboard goes on to the message box.
+            refocusWhenGone(button, () => document.querySelector<HTMLElement>('textarea[aria-label="Message"]'));
+          }}>
+            Discard
           </button>
         </div>
       )}

@@ -5,7 +5,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, explain, upload, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
   contactPolicy, activeId, conversations, createGroup, deletedLive, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
-  nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, updateProfile,
+  nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, unsentCount, updateProfile,
 } from "./store";
 import { focusBackAfter, refocusWhenGone } from "./focus";
 import { tooLarge } from "./compose";
@@ -608,7 +608,12 @@ function Profile() {
         <div class="row">
           <button type="submit" class="primary" disabled={busy("save")}>Save</button>
           {notifications === "default" && <button type="button" onClick={() => Notification.requestPermission()}>Enable notifications</button>}
-          <button type="button" class="danger" onClick={() => { close(); signOut(); }}>Sign out</button>
+          <button type="button" class="danger" onClick={() => {
+            const unsent = unsentCount();
+            if (unsent && !confirm(`${plural(unsent, "message")} not sent yet will be lost. Sign out anyway?`)) return;
+            close();
+            signOut();
+          }}>Sign out</button>
         </div>
       </form>
     </Modal>

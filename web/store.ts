@@ -7,6 +7,7 @@ import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
 import { gist } from "./text";
 import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, type Attachment, type ContactPolicy, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+import { dropUnsent, forgetUnsent, keepUnsent, unsentOf, type Unsent } from "./outbox";
 
 const SESSION_KEY = "parley.session";
 /**
@@ -187,11 +188,13 @@ export function signOut(notice: string | null = null) {
   const was = session.peek()?.user.id;
   if (!notice) localStorage.removeItem(draftKey(was));
   if (!notice && was) localStorage.removeItem(readsKey(was));
+  if (!notice && was) forgetUnsent(was);
   localStorage.removeItem(SESSION_KEY);
   setToken(null);
   // Another person may sign in next in this tab: nothing of this one's on screen, nor sent for them.
   toast.value = null;
   unsentReads.clear();
+  outgoing.clear();
   gone.clear();
   if (!notice) {
     noLonger.value = null;
@@ -297,6 +300,8 @@ export async function start() {
   for (const [conversationId, messageId] of loadJSON<[string, string][]>(readsKey(session.value.user.id), [])) {
     if (typeof conversationId === "string" && typeof messageId === "string" && (unsentReads.get(conversationId) ?? "") < messageId) unsentReads.set(conversationId, messageId);
   }
+  // Messages written before a reload (or a lost session) and not acknowledged: shown and sent now, over REST.
+  restoreOutgoing(session.value.user);
   connection.value = "connecting";
   // A phone or laptop that loses its network keeps a socket that never reports its close:
   // the browser's offline event ends it now (the status says "Reconnecting…"), its online
@@ -321,7 +326,7 @@ export async function start() {
   });
   c.on("open", () => {
     connection.value = "open";
-    retryFailedSends();
+    resend("offline", "unreachable");
     const reads = [...unsentReads];
     unsentReads.clear();
     keepUnsentReads();
@@ -633,7 +638,7 @@ const PAGE = 50;
 function setThread(id: string, t: Thread) {
   // A page that lands after its conversation went away does not bring its thread back.
   if (gone.has(id)) return;
-  threads.value = new Map(threads.value).set(id, t);
+  threads.value = new Map(threads.value).set(id, withOutgoing(id, t));
 }
 
 /**
@@ -1001,60 +1006,142 @@ export async function loadMembers(id: string, fresh = false) {
 
 // ---- sending ----------------------------------------------------------------------------
 
-export async function send(conversationId: string, content: string, replyTo: string | null, attachments: Attachment[] = []) {
-  const u = me.value!;
-  const cmid = crypto.randomUUID();
-  const now = new Date().toISOString();
-  const pending: Shown = {
-    id: `~${cmid}`, conversation_id: conversationId, sender_id: u.id, sender_name: u.display_name, sender_avatar: u.profile_image_url,
-    sender_info: { id: u.id, username: u.username, display_name: u.display_name, profile_image_url: u.profile_image_url },
-    message_type: attachments.length ? "file" : "text", content, client_msg_id: cmid, reply_to_id: replyTo, created_at: now, edited_at: null, deleted_at: null,
-    reactions: [], attachments, is_read: false, read_count: 0, pending: true,
-  };
-  // Reading far back (a search result): the message goes after the newest ones, so load them first.
-  if (threads.value.get(conversationId)?.newer) await openThread(conversationId, true);
-  changeThread(conversationId, (items, newest) => (!newest || items.some((m) => m.client_msg_id === cmid) ? items : [...items, pending]));
-  await deliver(pending);
+/**
+ * Ours not yet acknowledged, by client_msg_id, in the order written, as shown (sending, or
+ * not sent and why); mirrored in localStorage (outbox.ts). They go one at a time in that
+ * order: the server orders messages by their arrival, and three written offline then sent
+ * at once came back in any order.
+ */
+const outgoing = new Map<string, Shown>();
+let pumping = false;
+
+const asShown = (u: Unsent, user: User): Shown => ({
+  id: `~${u.client_msg_id}`, conversation_id: u.conversation_id, sender_id: user.id, sender_name: user.display_name, sender_avatar: user.profile_image_url,
+  sender_info: { id: user.id, username: user.username, display_name: user.display_name, profile_image_url: user.profile_image_url },
+  message_type: u.attachments.length ? "file" : "text", content: u.content, client_msg_id: u.client_msg_id, reply_to_id: u.reply_to_id,
+  created_at: u.created_at, edited_at: null, deleted_at: null, reactions: [], attachments: u.attachments, is_read: false, read_count: 0, pending: true,
+});
+
+/** A thread that holds the newest messages shows ours still on their way after them (a reload, or opened after the send). */
+function withOutgoing(id: string, t: Thread): Thread {
+  if (t.loading || t.newer || !outgoing.size) return t;
+  let items = t.items;
+  for (const p of outgoing.values()) {
+    if (p.conversation_id !== id || items.some((m) => m.client_msg_id === p.client_msg_id)) continue;
+    items = items === t.items ? [...items, p] : (items.push(p), items);
+  }
+  return items === t.items ? t : { ...t, items };
 }
 
-/** Sends (or re-sends) a pending message. The same client_msg_id never makes a second message. */
-async function deliver(p: Shown) {
-  patchPending(p, { pending: true, failed: undefined });
+/** The messages a previous page of this browser wrote and did not see acknowledged: shown, and sent. */
+function restoreOutgoing(user: User) {
+  for (const u of unsentOf(user.id)) if (!outgoing.has(u.client_msg_id)) outgoing.set(u.client_msg_id, asShown(u, user));
+  for (const [id, t] of threads.value) setThread(id, t);
+  void pump();
+}
+
+export async function send(conversationId: string, content: string, replyTo: string | null, attachments: Attachment[] = []) {
+  const u = me.value!;
+  const unsent: Unsent = { conversation_id: conversationId, client_msg_id: crypto.randomUUID(), content, reply_to_id: replyTo, attachments, created_at: new Date().toISOString() };
+  // Kept before anything else: the page may go before the server answers.
+  keepUnsent(u.id, unsent);
+  const pending = asShown(unsent, u);
+  outgoing.set(unsent.client_msg_id, pending);
+  // Reading far back (a search result): the message goes after the newest ones, so load them first.
+  if (threads.value.get(conversationId)?.newer) await openThread(conversationId, true);
+  changeThread(conversationId, (items, newest) => (!newest || items.some((m) => m.client_msg_id === unsent.client_msg_id) ? items : [...items, pending]));
+  await pump();
+}
+
+/** How long a send may go unanswered before it counts as not reached (and is sent again later, harmlessly). */
+const SEND_TIMEOUT_MS = 20_000;
+
+/**
+ * Sends what waits (sending, not refused), oldest first, one at a time. A send that does not
+ * reach the server, or comes too fast (429), stops the line: what comes after it waits with
+ * it, so nothing overtakes it; a refusal (a 422, a conversation gone) does not.
+ */
+async function pump() {
+  if (pumping) return;
+  pumping = true;
   try {
-    const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
-    if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
-    if (p.attachments.length) body.attachment_ids = p.attachments.map((a) => a.id);
-    const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body);
-    receive(m);
-  } catch (e) {
-    // The browser's network is away ("offline"), or the server is ("unreachable"). Both go
-    // again when the socket is back; "unreachable" also on a timer, since the socket may have
-    // stayed up (a blip, one lost request).
-    const why = notReached(e) ? (navigator.onLine ? "unreachable" : "offline") : explain(e);
-    patchPending(p, { failed: why });
-    if (why === "unreachable") setTimeout(() => stillFailed(p, "unreachable") && void deliver(p), UNREACHABLE_RETRY_MS);
+    for (let p = nextToSend(); p; p = nextToSend()) {
+      try {
+        const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
+        if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
+        if (p.attachments.length) body.attachment_ids = p.attachments.map((a) => a.id);
+        const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body, SEND_TIMEOUT_MS);
+        receive(m);
+        forget(p);
+      } catch (e) {
+        // Too many sends: this one and those after it wait for the server's word, then go by themselves.
+        if (e instanceof ApiError && e.status === 429) {
+          const why = explain(e);
+          for (const q of [...outgoing.values()]) if (!q.failed) patchPending(q, { failed: why });
+          setTimeout(() => resend(why), (e.retryAfter ?? 5) * 1000);
+          return;
+        }
+        if (!notReached(e)) {
+          patchPending(p, { failed: explain(e) });
+          // Not ours to send to any more (left, removed, deleted): not kept for another page.
+          if (e instanceof ApiError && (e.status === 403 || e.status === 404)) dropUnsent(me.value?.id ?? "", p.client_msg_id!);
+          continue;
+        }
+        // The browser's network is away ("offline"), or the server is ("unreachable"). Both go
+        // again when the socket is back; "unreachable" also on a timer, since the socket may have
+        // stayed up (a blip, one lost request).
+        const why = navigator.onLine ? "unreachable" : "offline";
+        for (const q of [...outgoing.values()]) if (!q.failed) patchPending(q, { failed: why });
+        if (why === "unreachable") setTimeout(() => resend("unreachable"), UNREACHABLE_RETRY_MS);
+        return;
+      }
+    }
+  } finally {
+    pumping = false;
   }
 }
 
-const UNREACHABLE_RETRY_MS = 5000;
-/** Whether `p` is still shown as not sent for `why` (not sent again, or deleted, meanwhile). */
-const stillFailed = (p: Shown, why: string) =>
-  threads.value.get(p.conversation_id)?.items.some((m) => m.pending !== undefined && m.client_msg_id === p.client_msg_id && m.failed === why) ?? false;
+const nextToSend = () => [...outgoing.values()].find((p) => !p.failed && !gone.has(p.conversation_id));
 
+const UNREACHABLE_RETRY_MS = 5000;
+
+/** Acknowledged: shown as the server's message by now (receive), and no longer kept. */
+function forget(p: Shown) {
+  const cmid = p.client_msg_id!;
+  outgoing.delete(cmid);
+  if (me.value) dropUnsent(me.value.id, cmid);
+}
+
+/** A message of ours on its way changes state, wherever it shows. */
 function patchPending(p: Shown, patch: Partial<Shown>) {
-  const cmid = p.client_msg_id;
+  const cmid = p.client_msg_id!;
+  const kept = outgoing.get(cmid);
+  if (kept) outgoing.set(cmid, { ...kept, ...patch });
   changeThread(p.conversation_id, (items) =>
     items.some((m) => m.pending !== undefined && m.client_msg_id === cmid) ? items.map((m) => (m.pending !== undefined && m.client_msg_id === cmid ? { ...m, ...patch } : m)) : items,
   );
 }
 
 export function retry(m: Shown) {
-  void deliver(m);
+  if (!outgoing.has(m.client_msg_id!)) outgoing.set(m.client_msg_id!, m);
+  patchPending(m, { pending: true, failed: undefined });
+  void pump();
 }
 
-/** Back online: messages that failed for want of a connection go again. */
-function retryFailedSends() {
-  for (const t of threads.value.values()) for (const m of t.items) if (m.failed === "offline" || m.failed === "unreachable") void deliver(m);
+/** A message not sent, taken back by its writer: from the thread and from what is kept. */
+export function discard(m: Shown) {
+  forget(m);
+  changeThread(m.conversation_id, (items) => items.filter((x) => !(x.pending !== undefined && x.client_msg_id === m.client_msg_id)));
+}
+
+/** How many of ours are not acknowledged yet (signing out on purpose would lose them). */
+export const unsentCount = () => outgoing.size;
+
+/** Back online (`offline`, `unreachable`) or the server answering again: what failed for want of a connection goes again. */
+function resend(...why: string[]) {
+  let any = false;
+  for (const p of [...outgoing.values()]) if (p.failed && why.includes(p.failed)) (patchPending(p, { failed: undefined }), (any = true));
+  if (any) void pump();
 }
 
 export const editMessage = (id: string, content: string) => api("PATCH", `/api/messages/${id}`, { content });
