@@ -70,8 +70,10 @@ async function request<T>(method: string, path: string, headers: Record<string, 
     throw new ApiError(0, "network", "The server cannot be reached.");
   }
   if (res.status === 204) return undefined as T;
-  const data = await res.json().catch(() => null);
+  const data = await res.json().catch(() => undefined);
   if (!res.ok) throw failure(res.status, data, path, Number(res.headers.get("retry-after")) || undefined);
+  // A success whose JSON did not arrive whole (cut off, timed out): what happened is not known.
+  if (data === undefined && /json/.test(res.headers.get("content-type") ?? "")) throw new ApiError(0, "network", "The server's answer did not arrive.");
   return data as T;
 }
 

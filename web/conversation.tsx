@@ -520,7 +520,8 @@ function MessageItem(props: {
           </button>{" "}
           <button type="button" class="link" aria-label="Discard the message not sent" onClick={(e) => {
             const button = e.currentTarget;
-            if (!confirm("Discard this message? It has not been sent.")) return;
+            // A send that went unanswered may have landed all the same (it then shows as sent).
+            if (!confirm(m.failed === "unreachable" ? "Discard this message? It may have reached the server already; if so, it shows as sent." : "Discard this message? It has not been sent.")) return;
             discard(m);
             // The message goes with its buttons: the keyboard goes on to the message box.
             refocusWhenGone(button, () => document.querySelector<HTMLElement>('textarea[aria-label="Message"]'));

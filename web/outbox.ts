@@ -19,7 +19,8 @@ export interface Unsent {
   created_at: string;
 }
 
-const key = (userId: string) => `parley.outbox.${userId}`;
+export const outboxKey = (userId: string) => `parley.outbox.${userId}`;
+const key = outboxKey;
 
 /** What is kept for `userId`, in the order written; anything malformed is left out. */
 export function unsentOf(userId: string): Unsent[] {
@@ -30,6 +31,20 @@ export function unsentOf(userId: string): Unsent[] {
     return [];
   }
   return Array.isArray(raw) ? raw.filter(isUnsent) : [];
+}
+
+/** The entries one change of the stored list (a storage event's old and new values) took away. */
+export function removedBetween(oldValue: string | null, newValue: string | null): Set<string> {
+  const ids = (v: string | null) => {
+    try {
+      const list: unknown = JSON.parse(v ?? "[]");
+      return Array.isArray(list) ? list.filter(isUnsent).map((u) => u.client_msg_id) : [];
+    } catch {
+      return [];
+    }
+  };
+  const left = new Set(ids(newValue));
+  return new Set(ids(oldValue).filter((id) => !left.has(id)));
 }
 
 export function keepUnsent(userId: string, u: Unsent) {

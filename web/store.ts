@@ -7,7 +7,7 @@ import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
 import { gist } from "./text";
 import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, type Attachment, type ContactPolicy, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
-import { dropUnsent, forgetUnsent, keepUnsent, unsentOf, type Unsent } from "./outbox";
+import { dropUnsent, forgetUnsent, keepUnsent, outboxKey, removedBetween, unsentOf, type Unsent } from "./outbox";
 
 const SESSION_KEY = "parley.session";
 /**
@@ -195,6 +195,8 @@ export function signOut(notice: string | null = null) {
   toast.value = null;
   unsentReads.clear();
   outgoing.clear();
+  sendGeneration++;
+  pumping = false;
   gone.clear();
   if (!notice) {
     noLonger.value = null;
@@ -243,6 +245,7 @@ const SIGNED_OUT_ELSEWHERE = "You were signed out in another tab.";
 addEventListener("storage", (e) => {
   if (e.storageArea !== localStorage) return;
   if (e.key === draftKey(session.peek()?.user.id) || e.key === null) drafts.value = loadDrafts(session.peek()?.user.id);
+  if (e.key === outboxKey(session.peek()?.user.id ?? "")) outboxChangedElsewhere(removedBetween(e.oldValue, e.newValue));
   if (e.key !== SESSION_KEY && e.key !== null) return;
   const theirs = loadJSON<Session | null>(SESSION_KEY, null);
   const mine = session.peek();
@@ -326,7 +329,7 @@ export async function start() {
   });
   c.on("open", () => {
     connection.value = "open";
-    resend("offline", "unreachable");
+    resend();
     const reads = [...unsentReads];
     unsentReads.clear();
     keepUnsentReads();
@@ -541,6 +544,7 @@ export const whenConversationGone = (f: (id: string) => void) => void goneListen
 function removeConversation(id: string) {
   gone.add(id);
   if (unsentReads.delete(id)) keepUnsentReads();
+  const unsent = dropOutgoingOf(id);
   for (const f of goneListeners) f(id);
   const c = conversations.value.get(id);
   const next = new Map(conversations.value);
@@ -556,12 +560,15 @@ function removeConversation(id: string) {
     threads.value = threadsLeft;
     members.value = membersLeft;
   });
-  if (activeId.value !== id) return;
-  if (c && !leaving.has(id)) {
-    noLonger.value = { id, title: titleOf(c), draft: drafts.value[id] ?? "", user_id: me.value!.id, direct: c.type === "direct" };
-    setDraft(id, "");
+  const open = activeId.value === id;
+  // Said of the conversation on screen, or of one that had messages waiting to go (their only
+  // copy): the text to copy is what was written and could not be sent, and the draft.
+  if (c && !leaving.has(id) && (open || unsent.length)) {
+    const draft = [...unsent, open ? (drafts.value[id] ?? "") : ""].filter(Boolean).join("\n\n");
+    noLonger.value = { id, title: titleOf(c), draft, user_id: me.value!.id, direct: c.type === "direct" };
+    if (open) setDraft(id, "");
   }
-  navigate(null);
+  if (open) navigate(null);
 }
 
 type MemberEdit = (m: Map<string, Member>) => void;
@@ -1007,13 +1014,21 @@ export async function loadMembers(id: string, fresh = false) {
 // ---- sending ----------------------------------------------------------------------------
 
 /**
- * Ours not yet acknowledged, by client_msg_id, in the order written, as shown (sending, or
- * not sent and why); mirrored in localStorage (outbox.ts). They go one at a time in that
- * order: the server orders messages by their arrival, and three written offline then sent
- * at once came back in any order.
+ * One of ours not acknowledged yet: `waiting` to go (or going), `held` (it did not reach the
+ * server, or the server asked to wait: it goes again by itself, and everything written after
+ * it waits behind it), or `refused` (said why; skipped; Retry or Discard).
  */
-const outgoing = new Map<string, Shown>();
+interface Outgoing { shown: Shown; state: "waiting" | "held" | "refused" }
+/**
+ * Ours not yet acknowledged, by client_msg_id, in the order written; mirrored in localStorage
+ * (outbox.ts) until acknowledged, discarded or refused for good. They go one at a time in that
+ * order: the server orders messages by their arrival, and three written offline, sent again
+ * at once, came back in any order.
+ */
+const outgoing = new Map<string, Outgoing>();
 let pumping = false;
+/** Bumped at sign-out: a send still in flight then changes nothing of the next person's page. */
+let sendGeneration = 0;
 
 const asShown = (u: Unsent, user: User): Shown => ({
   id: `~${u.client_msg_id}`, conversation_id: u.conversation_id, sender_id: user.id, sender_name: user.display_name, sender_avatar: user.profile_image_url,
@@ -1026,16 +1041,16 @@ const asShown = (u: Unsent, user: User): Shown => ({
 function withOutgoing(id: string, t: Thread): Thread {
   if (t.loading || t.newer || !outgoing.size) return t;
   let items = t.items;
-  for (const p of outgoing.values()) {
-    if (p.conversation_id !== id || items.some((m) => m.client_msg_id === p.client_msg_id)) continue;
-    items = items === t.items ? [...items, p] : (items.push(p), items);
+  for (const { shown } of outgoing.values()) {
+    if (shown.conversation_id !== id || items.some((m) => m.client_msg_id === shown.client_msg_id)) continue;
+    items = items === t.items ? [...items, shown] : (items.push(shown), items);
   }
   return items === t.items ? t : { ...t, items };
 }
 
 /** The messages a previous page of this browser wrote and did not see acknowledged: shown, and sent. */
 function restoreOutgoing(user: User) {
-  for (const u of unsentOf(user.id)) if (!outgoing.has(u.client_msg_id)) outgoing.set(u.client_msg_id, asShown(u, user));
+  for (const u of unsentOf(user.id)) if (!outgoing.has(u.client_msg_id)) outgoing.set(u.client_msg_id, { shown: asShown(u, user), state: "waiting" });
   for (const [id, t] of threads.value) setThread(id, t);
   void pump();
 }
@@ -1045,8 +1060,10 @@ export async function send(conversationId: string, content: string, replyTo: str
   const unsent: Unsent = { conversation_id: conversationId, client_msg_id: crypto.randomUUID(), content, reply_to_id: replyTo, attachments, created_at: new Date().toISOString() };
   // Kept before anything else: the page may go before the server answers.
   keepUnsent(u.id, unsent);
-  const pending = asShown(unsent, u);
-  outgoing.set(unsent.client_msg_id, pending);
+  // Behind one held, it waits with it, and says so.
+  const held = [...outgoing.values()].find((o) => o.state === "held");
+  const pending: Shown = { ...asShown(unsent, u), failed: held?.shown.failed };
+  outgoing.set(unsent.client_msg_id, { shown: pending, state: held ? "held" : "waiting" });
   // Reading far back (a search result): the message goes after the newest ones, so load them first.
   if (threads.value.get(conversationId)?.newer) await openThread(conversationId, true);
   changeThread(conversationId, (items, newest) => (!newest || items.some((m) => m.client_msg_id === unsent.client_msg_id) ? items : [...items, pending]));
@@ -1055,57 +1072,75 @@ export async function send(conversationId: string, content: string, replyTo: str
 
 /** How long a send may go unanswered before it counts as not reached (and is sent again later, harmlessly). */
 const SEND_TIMEOUT_MS = 20_000;
+const UNREACHABLE_RETRY_MS = 5000;
 
 /**
- * Sends what waits (sending, not refused), oldest first, one at a time. A send that does not
- * reach the server, or comes too fast (429), stops the line: what comes after it waits with
- * it, so nothing overtakes it; a refusal (a 422, a conversation gone) does not.
+ * Sends what waits, oldest first, one at a time, until the line is empty or held. A send that
+ * does not reach the server, or that the server asks to wait (429, 5xx), holds the line: it and
+ * everything after it go again together (resend), so nothing overtakes it. A refusal (a 422,
+ * a conversation no longer ours) is said and skipped.
  */
 async function pump() {
   if (pumping) return;
   pumping = true;
+  const generation = sendGeneration;
   try {
-    for (let p = nextToSend(); p; p = nextToSend()) {
+    for (let o = nextToSend(); o; o = nextToSend()) {
+      const p = o.shown;
+      let m: Message;
       try {
         const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
         if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
         if (p.attachments.length) body.attachment_ids = p.attachments.map((a) => a.id);
-        const m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body, SEND_TIMEOUT_MS);
-        receive(m);
-        forget(p);
+        m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body, SEND_TIMEOUT_MS);
       } catch (e) {
-        // Too many sends: this one and those after it wait for the server's word, then go by themselves.
-        if (e instanceof ApiError && e.status === 429) {
-          const why = explain(e);
-          for (const q of [...outgoing.values()]) if (!q.failed) patchPending(q, { failed: why });
-          setTimeout(() => resend(why), (e.retryAfter ?? 5) * 1000);
-          return;
-        }
-        if (!notReached(e)) {
-          patchPending(p, { failed: explain(e) });
-          // Not ours to send to any more (left, removed, deleted): not kept for another page.
-          if (e instanceof ApiError && (e.status === 403 || e.status === 404)) dropUnsent(me.value?.id ?? "", p.client_msg_id!);
+        if (generation !== sendGeneration) return;
+        const wait = holdFor(e);
+        if (wait === null) {
+          refuse(p, explain(e), e instanceof ApiError && (e.status === 403 || e.status === 404));
           continue;
         }
-        // The browser's network is away ("offline"), or the server is ("unreachable"). Both go
-        // again when the socket is back; "unreachable" also on a timer, since the socket may have
-        // stayed up (a blip, one lost request).
-        const why = navigator.onLine ? "unreachable" : "offline";
-        for (const q of [...outgoing.values()]) if (!q.failed) patchPending(q, { failed: why });
-        if (why === "unreachable") setTimeout(() => resend("unreachable"), UNREACHABLE_RETRY_MS);
+        // "offline" and "unreachable" have sentences of their own; the server's reason is said as it is.
+        const why = notReached(e) || !(e instanceof ApiError) ? (navigator.onLine ? "unreachable" : "offline") : `${explain(e)} It goes by itself shortly.`;
+        for (const q of outgoing.values()) if (q.state === "waiting") ((q.state = "held"), patchPending(q.shown, { failed: why }));
+        // Offline: the socket's return sends them. Otherwise after the server's word, or a while.
+        if (why !== "offline") setTimeout(() => generation === sendGeneration && resend(), wait);
         return;
       }
+      if (generation !== sendGeneration) return;
+      receive(m);
+      forget(p);
     }
   } finally {
-    pumping = false;
+    if (generation === sendGeneration) pumping = false;
   }
 }
 
-const nextToSend = () => [...outgoing.values()].find((p) => !p.failed && !gone.has(p.conversation_id));
+/** How long to hold a send that failed with `e` (ms), or null when it was refused. */
+function holdFor(e: unknown): number | null {
+  if (!(e instanceof ApiError) || notReached(e)) return UNREACHABLE_RETRY_MS;
+  if (e.status === 429 || e.status >= 500) return e.retryAfter ? e.retryAfter * 1000 : e.status === 507 ? 30_000 : UNREACHABLE_RETRY_MS;
+  return null;
+}
 
-const UNREACHABLE_RETRY_MS = 5000;
+/** The first waiting one in the order written, unless one before it is held; refused ones and those of conversations gone are passed over. */
+function nextToSend(): Outgoing | undefined {
+  for (const o of outgoing.values()) {
+    if (o.state === "held") return undefined;
+    if (o.state === "waiting" && !gone.has(o.shown.conversation_id)) return o;
+  }
+  return undefined;
+}
 
-/** Acknowledged: shown as the server's message by now (receive), and no longer kept. */
+/** Said why on screen; `forGood` (the conversation is not ours any more): no longer kept, here or for the next page. */
+function refuse(p: Shown, why: string, forGood: boolean) {
+  const o = outgoing.get(p.client_msg_id!);
+  if (o) o.state = "refused";
+  patchPending(p, { failed: why });
+  if (forGood) forget(p);
+}
+
+/** Acknowledged (shown as the server's message by now: receive), refused for good, or discarded: no longer kept. */
 function forget(p: Shown) {
   const cmid = p.client_msg_id!;
   outgoing.delete(cmid);
@@ -1116,14 +1151,21 @@ function forget(p: Shown) {
 function patchPending(p: Shown, patch: Partial<Shown>) {
   const cmid = p.client_msg_id!;
   const kept = outgoing.get(cmid);
-  if (kept) outgoing.set(cmid, { ...kept, ...patch });
+  if (kept) kept.shown = { ...kept.shown, ...patch };
   changeThread(p.conversation_id, (items) =>
     items.some((m) => m.pending !== undefined && m.client_msg_id === cmid) ? items.map((m) => (m.pending !== undefined && m.client_msg_id === cmid ? { ...m, ...patch } : m)) : items,
   );
 }
 
+/** Retry: a held one goes now with the rest of the line; a refused one is asked again (and kept again, if it had been let go). */
 export function retry(m: Shown) {
-  if (!outgoing.has(m.client_msg_id!)) outgoing.set(m.client_msg_id!, m);
+  const cmid = m.client_msg_id!;
+  const o = outgoing.get(cmid);
+  if (o?.state === "held") return resend();
+  if (!o) {
+    outgoing.set(cmid, { shown: m, state: "waiting" });
+    if (me.value) keepUnsent(me.value.id, { conversation_id: m.conversation_id, client_msg_id: cmid, content: m.content, reply_to_id: m.reply_to_id, attachments: m.attachments, created_at: m.created_at });
+  } else o.state = "waiting";
   patchPending(m, { pending: true, failed: undefined });
   void pump();
 }
@@ -1134,14 +1176,32 @@ export function discard(m: Shown) {
   changeThread(m.conversation_id, (items) => items.filter((x) => !(x.pending !== undefined && x.client_msg_id === m.client_msg_id)));
 }
 
-/** How many of ours are not acknowledged yet (signing out on purpose would lose them). */
-export const unsentCount = () => outgoing.size;
+/** How many of ours are not acknowledged yet, in this tab or kept by another (signing out on purpose loses them). */
+export function unsentCount(): number {
+  const mine = me.value ? unsentOf(me.value.id).map((u) => u.client_msg_id) : [];
+  return new Set([...mine, ...outgoing.keys()]).size;
+}
 
-/** Back online (`offline`, `unreachable`) or the server answering again: what failed for want of a connection goes again. */
-function resend(...why: string[]) {
-  let any = false;
-  for (const p of [...outgoing.values()]) if (p.failed && why.includes(p.failed)) (patchPending(p, { failed: undefined }), (any = true));
-  if (any) void pump();
+/** The line held (back online, the server answering again, its wait over): everything held goes again, in order. */
+function resend() {
+  for (const o of outgoing.values()) if (o.state === "held") ((o.state = "waiting"), patchPending(o.shown, { failed: undefined }));
+  void pump();
+}
+
+/** A conversation that went away (left, deleted, removed from): what waited for it cannot go; its text is returned. */
+function dropOutgoingOf(conversationId: string): string[] {
+  const texts: string[] = [];
+  for (const o of [...outgoing.values()]) {
+    if (o.shown.conversation_id !== conversationId) continue;
+    if (o.shown.content) texts.push(o.shown.content);
+    forget(o.shown);
+  }
+  return texts;
+}
+
+/** Another tab acknowledged or discarded (`removed`) some we show as not sent: they go from here too (not one of ours in flight). */
+function outboxChangedElsewhere(removed: Set<string>) {
+  for (const o of [...outgoing.values()]) if (o.state !== "waiting" && removed.has(o.shown.client_msg_id!)) discard(o.shown);
 }
 
 export const editMessage = (id: string, content: string) => api("PATCH", `/api/messages/${id}`, { content });
