@@ -1920,6 +1920,27 @@ describe("a network that goes away (browser offline)", () => {
     }
   });
 
+  clientTest("a message written offline in a tab closed before the network came back is sent by another tab of the browser still open, once back", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    const context = a.context();
+    const other = await context.newPage();
+    await other.goto(`${s.base}/`);
+    await other.getByRole("navigation", { name: "Conversations" }).waitFor();
+    await context.setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    const box = a.getByRole("textbox", { name: "Message" });
+    await box.fill("from the tab that closed");
+    await box.press("Enter");
+    await log(a).getByText("Not sent: offline.").waitFor();
+    await a.close();
+    await context.setOffline(false);
+    await waitFor(async () => (await contents(alice, conv)).length === 1, 10_000);
+    expect(await contents(alice, conv)).toEqual(["from the tab that closed"]);
+    await waitFor(async () => (await outbox(other, alice)) === null, 5000);
+  });
+
   // Found by a review (2026-12-03): a send that failed on its way (here: its request cut) was
   // held, and one written after it went straight away, ahead of it.
   clientTest("a send that did not reach the server holds those written after it: they arrive in the order written", async () => {

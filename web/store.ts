@@ -330,6 +330,7 @@ export async function start() {
   c.on("open", () => {
     connection.value = "open";
     resend();
+    if (me.value) restoreOutgoing(me.value);
     const reads = [...unsentReads];
     unsentReads.clear();
     keepUnsentReads();
@@ -1048,10 +1049,14 @@ function withOutgoing(id: string, t: Thread): Thread {
   return items === t.items ? t : { ...t, items };
 }
 
-/** The messages a previous page of this browser wrote and did not see acknowledged: shown, and sent. */
+/**
+ * The messages another page of this browser wrote and did not see acknowledged (one before a
+ * reload, a tab closed while offline): shown, and sent. At the start and at every connect.
+ */
 function restoreOutgoing(user: User) {
-  for (const u of unsentOf(user.id)) if (!outgoing.has(u.client_msg_id)) outgoing.set(u.client_msg_id, { shown: asShown(u, user), state: "waiting" });
-  for (const [id, t] of threads.value) setThread(id, t);
+  let added = false;
+  for (const u of unsentOf(user.id)) if (!outgoing.has(u.client_msg_id)) ((added = true), outgoing.set(u.client_msg_id, { shown: asShown(u, user), state: "waiting" }));
+  if (added) for (const [id, t] of threads.value) setThread(id, t);
   void pump();
 }
 
