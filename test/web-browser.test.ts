@@ -1994,6 +1994,32 @@ describe("a network that goes away (browser offline)", () => {
     expect(await outbox(second, alice)).toBeNull();
   });
 
+  // Found by a read of the client (2026-12-03): the edit closed at Enter, and a failed save lost what was typed.
+  clientTest("an edit saved while offline is not lost: back in the box, said so; Enter saves it once back", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const mine = await say(alice, conv, "first words");
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("first words").waitFor();
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    const box = a.getByRole("textbox", { name: "Message" });
+    await box.press("ArrowUp");
+    await a.getByText("Editing your message").waitFor();
+    await box.fill("better words, typed offline");
+    await box.press("Enter");
+    await a.getByRole("alert").filter({ hasText: "The server cannot be reached. Your edit is back in the box: Enter saves it, Escape drops it." }).waitFor();
+    await a.getByText("Editing your message").waitFor();
+    expect(await box.inputValue()).toBe("better words, typed offline");
+    await a.context().setOffline(false);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
+    await box.press("Enter");
+    await log(a).getByText("better words, typed offline").waitFor();
+    await a.getByText("Editing your message").waitFor({ state: "detached" });
+    const page = await s.api("GET", `/api/conversations/${conv}/messages?limit=10`, { token: alice.token });
+    expect(page.body.items.find((m: { id: string }) => m.id === mine.id).content).toBe("better words, typed offline");
+  });
+
   clientTest("a display name changed elsewhere shows after a reload (the session's copy is read again)", async () => {
     const alice = await s.register(uniqueName("alice"));
     const p = await pageFor(alice);

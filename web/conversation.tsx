@@ -680,6 +680,9 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
 
   // The text being edited starts as the message's; set once per message (Up sets it at once).
   const editFor = useRef<string | null>(null);
+  /** The edit under way now (read after an await: the one a save started with may have ended). */
+  const editingNow = useRef(editing);
+  editingNow.current = editing;
   const startEditing = (m: Shown) => {
     editFor.current = m.id;
     setEditText(m.content);
@@ -766,7 +769,19 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     const target = editing;
     props.setEditing(null);
     setEditText("");
-    if (content !== target.content) await editMessage(target.id, content).catch((e) => (toast.value = explain(e, "Not edited.")));
+    if (content === target.content) return;
+    try {
+      await editMessage(target.id, content);
+    } catch (e) {
+      // Not lost (offline, a refusal): the edit comes back to the box, to save again, unless
+      // another edit has begun meanwhile. (It went, with a toast alone.)
+      if (!editingNow.current && box.current?.isConnected) {
+        editFor.current = target.id;
+        setEditText(content);
+        props.setEditing(target);
+        toast.value = `${explain(e, "Not edited.")} Your edit is back in the box: Enter saves it, Escape drops it.`;
+      } else toast.value = explain(e, "Not edited.");
+    }
   }
 
   function onKeyDown(e: KeyboardEvent) {
