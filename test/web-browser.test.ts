@@ -832,6 +832,63 @@ describe("the web client in Chromium", () => {
     expect(uploads).toBe(0);
   });
 
+  // Found by an acceptance pass (2026-12-03): on a phone the page grew to fit one's own long
+  // name (443–708 px wide): the theme button, times and badges off-screen, dialogs cut.
+  clientTest("a long display name of one's own does not widen a phone's page (nor a desktop's)", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const long = "Maximilian Alexander Featherstonehaugh-Cholmondeley";
+    expect((await s.api("PATCH", "/api/users/me", { token: alice.token, body: { display_name: long } })).status).toBe(200);
+    for (const viewport of [{ width: 390, height: 760 }, { width: 1100, height: 720 }]) {
+      const a = await pageFor({ ...alice, user: { ...alice.user, display_name: long } }, "/", s, viewport);
+      await a.getByRole("button", { name: `${long} (profile)` }).waitFor();
+      expect(await a.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(viewport.width);
+      await a.getByRole("button", { name: "New conversation" }).click();
+      const box = await a.getByRole("dialog").boundingBox();
+      expect(box!.x).toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width).toBeLessThanOrEqual(viewport.width);
+    }
+  });
+
+  // Found by an acceptance pass (2026-12-03): with 11 files the send was refused whole ("Not
+  // sent: At most 10."), Retry refused again, and the text went with it.
+  clientTest("files past the 10 a message carries are not uploaded, said so on their chips; the message goes with the 10", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    let uploads = 0;
+    a.on("request", (r) => void (r.url().includes("/api/uploads") && uploads++));
+    await a.locator("input[type=file]").setInputFiles(Array.from({ length: 12 }, (_, i) => ({ name: `f${i + 1}.txt`, mimeType: "text/plain", buffer: Buffer.from(`file ${i + 1}`) })));
+    const picks = a.getByRole("list", { name: "Files to send" });
+    await picks.getByRole("listitem").nth(11).waitFor();
+    expect(await picks.getByText("A message carries at most 10 files: send this one in the next.").count()).toBe(2);
+    await a.waitForFunction(() => !document.querySelector(".picks progress"));
+    expect(uploads).toBe(10);
+    await a.getByRole("textbox", { name: "Message" }).fill("ten files");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await waitFor(async () => (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items.length === 1, 5000);
+    const sent = (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items[0];
+    expect([sent.content, sent.attachments.length]).toEqual(["ten files", 10]);
+  });
+
+  // From an acceptance pass (2026-12-03): "bob, Carol are typing…", and "03:55 PM".
+  clientTest("two typing read as a sentence (“A and B are typing…”); a time has no leading zero", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    const group = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: "Two typing", member_ids: [bob.user.id, carol.user.id] } });
+    expect(group.status).toBe(201);
+    await say(bob, group.body.id, "hello");
+    const a = await pageFor(alice, `/c/${group.body.id}`);
+    await log(a).getByText("hello").waitFor();
+    const sockets = [await TestSocket.connect(`${s.wsBase}/ws/user?token=${bob.token}`), await TestSocket.connect(`${s.wsBase}/ws/user?token=${carol.token}`)];
+    for (const ws of sockets) ws.send("message.typing", { conversation_id: group.body.id, is_typing: true });
+    const line = a.locator("div.typing");
+    await line.filter({ hasText: / and .* are typing…$/ }).waitFor({ timeout: 5000 });
+    expect([`${bob.user.display_name} and ${carol.user.display_name} are typing…`, `${carol.user.display_name} and ${bob.user.display_name} are typing…`]).toContain((await line.textContent())!);
+    for (const ws of sockets) ws.close();
+    const shown = (await log(a).locator(".msg time").first().textContent())!;
+    expect(shown).toMatch(/^\d{1,2}:\d{2}/);
+    expect(shown).not.toMatch(/^0\d:/);
+  });
+
   btest("stays signed in past the first token's expiry: the token is refreshed before it, the socket goes on with the new one; one on its way at a sign-out does not sign in again", async () => {
     // The server's heartbeat finds the socket's first token expired within 0.2 s: the tab
     // was signed out then, although it held a refreshed token (4001 ended the session).
@@ -1850,6 +1907,23 @@ describe("a network that goes away (browser offline)", () => {
       await waitFor(async () => (await log(page).getByText("Not sent: offline.").count()) === texts.length, 5000);
     }
     await writeOffline(a, ["first offline", "second offline", "third offline"]);
+    // Readable while on its way: 4.5:1 at least against the page, light and dark (an axe check found 4.47 in light).
+    for (const scheme of ["light", "dark"] as const) {
+      await a.emulateMedia({ colorScheme: scheme });
+      const ratio = await log(a).locator(".msg.pending .body").first().evaluate((el: HTMLElement) => {
+        const rgb = (c: string) => c.match(/[\d.]+/g)!.slice(0, 3).map(Number);
+        const lum = ([r, g, b]: number[]) => [r!, g!, b!].map((v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i]!, 0);
+        let bgEl: HTMLElement | null = el;
+        while (bgEl && /rgba\(0, 0, 0, 0\)|transparent/.test(getComputedStyle(bgEl).backgroundColor)) bgEl = bgEl.parentElement;
+        const bg = rgb(getComputedStyle(bgEl ?? document.body).backgroundColor);
+        const alpha = Number(getComputedStyle(el).opacity);
+        const fg = rgb(getComputedStyle(el).color).map((v, i) => v * alpha + bg[i]! * (1 - alpha));
+        const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+        return (hi! + 0.05) / (lo! + 0.05);
+      });
+      expect(ratio).toBeGreaterThanOrEqual(4.5);
+    }
+    await a.emulateMedia({ colorScheme: "light" });
     expect(JSON.parse((await outbox(a, alice))!).map((u: { content: string }) => u.content)).toEqual(["first offline", "second offline", "third offline"]);
     await context.setOffline(false);
     await waitFor(async () => (await contents(alice, conv)).length === 4, 10_000);
@@ -3048,6 +3122,8 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const a = await pageFor(alice, `/c/${convs[2]}`);
     const heading = (p: Account) => a.getByRole("heading", { name: p.user.display_name, exact: true }).waitFor();
     await heading(peers[2]!);
+    // The whole list first: the deep link's conversation shows before the list has come (a CI run under load pressed Alt+Down then).
+    for (const p of peers) await convLink(a, p.user.display_name).waitFor();
     await a.getByRole("textbox", { name: "Message" }).focus();
     await a.keyboard.press("Alt+ArrowDown");
     await heading(peers[1]!);

@@ -8,6 +8,7 @@
  */
 import { effect, signal } from "@preact/signals";
 import { ApiError, explain, notReached, upload, type Attachment } from "./api";
+import { MAX_ATTACHMENTS } from "../src/files/paths";
 import { activeId, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenConversationGone, type Shown } from "./store";
 
 /** A message's most characters (code points, after trimming), as the server counts them (§3). */
@@ -75,6 +76,12 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
     // Said here, in words: the server's answer explains its API ("send its bytes as the body…").
     if (file.size === 0) {
       change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: 0, progress: 0, error: "The file is empty." }] }));
+      continue;
+    }
+    // Past the files a message may carry: not uploaded (the send was refused whole, its text with it).
+    if (compositionOf(conversationId).picks.filter((p) => !p.error).length >= MAX_ATTACHMENTS) {
+      const error = `A message carries at most ${MAX_ATTACHMENTS} files: send this one in the next.`;
+      change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error }] }));
       continue;
     }
     change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0 }] }));

@@ -10,7 +10,7 @@ import {
   atLatest, conversations, deleteMessage, discard, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
   setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
-import { Avatar, dayLabel, dayOf, fullTime, gist, plural, RichText, shortTime, time, type Mentions } from "./text";
+import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
 import { inputSince, refocusWhenGone } from "./focus";
 import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
@@ -53,7 +53,7 @@ export function ConversationView({ id }: { id: string }) {
       </header>
       <MessageList id={id} conv={conv} onReply={(m) => setReplyTo(id, m)} onEdit={setEditing} />
       <div class="typing" aria-live="polite">
-        {typers.length ? `${typers.join(", ")} ${typers.length > 1 ? "are" : "is"} typing…` : ""}
+        {typers.length ? `${namesList(typers)} ${typers.length > 1 ? "are" : "is"} typing…` : ""}
       </div>
       <Composer id={id} editing={editing} setEditing={setEditing} />
     </section>

@@ -1,6 +1,6 @@
 import type { Conversation } from "./api";
 import { activeId, contactPolicy, friendships, listed, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
-import { Avatar, fullTime, gist, listTime, plural } from "./text";
+import { Avatar, fullTime, gist, listTime, namesList, plural } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
 
@@ -59,7 +59,7 @@ function Item({ c }: { c: Conversation }) {
   const peer = peerOf(c);
   const title = titleOf(c);
   const typers = typingNames(c.id);
-  const hint = typers.length ? `${typers.join(", ")} typing…` : preview(c);
+  const hint = typers.length ? `${namesList(typers)} typing…` : preview(c);
   const unread = c.unread_count ?? 0;
   // The name is the title and the unread count (§10); the preview describes it. In the name, a
   // sender's name in a group's preview made a search for that person's link find two.

@@ -14,6 +14,10 @@ import { useState } from "preact/hooks";
 export const gist = (m: { content: string; attachments: { filename: string }[] }): string =>
   m.content || (m.attachments.length ? `${m.attachments.length > 1 ? "Files" : "File"}: ${m.attachments.map((a) => a.filename).join(", ")}` : "");
 
+/** "Ann", "Ann and Bob", "Ann, Bob, and Carol". */
+const conjunction = new Intl.ListFormat("en", { style: "long", type: "conjunction" });
+export const namesList = (names: string[]) => conjunction.format(names);
+
 /** "1 member", "3 members". */
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
@@ -59,7 +63,8 @@ export function RichText({ text, tabIndex, mentions }: { text: string; tabIndex?
 }
 
 // One formatter each: toLocaleTimeString builds a new one on every call.
-const clock = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+// "3:05 PM", "15:05": the hour as the locale writes it ("03:05 PM" read oddly in 12-hour locales).
+const clock = new Intl.DateTimeFormat([], { hour: "numeric", minute: "2-digit" });
 export const time = (iso: string) => clock.format(new Date(iso));
 /** The time without "AM"/"PM", for a narrow place (the tooltip has it in full). */
 export const shortTime = (iso: string) =>
@@ -166,5 +171,5 @@ export function Snippet({ html }: { html: string }) {
 }
 
 // Day and time, for search results (which may be years old).
-const stamp = new Intl.DateTimeFormat([], { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const stamp = new Intl.DateTimeFormat([], { year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 export const when = (iso: string) => stamp.format(new Date(iso));

@@ -10,6 +10,7 @@ import { inJsonArray, prepared } from "../db/prepared";
 import { attachments, type AttachmentRow } from "../db/schema";
 import { AppError, invalid } from "../errors";
 import type { Tx } from "../events/log";
+import { MAX_ATTACHMENTS } from "./paths";
 
 /** Each answers now (SQLite) or later (PostgreSQL). */
 type Maybe<T> = T | Promise<T>;
@@ -81,8 +82,6 @@ export const readableWhere = (table: { id: Column; uploaderId: Column; messageId
     sql`(${table.uploaderId} = ${viewerId} OR EXISTS (SELECT 1 FROM messages m JOIN conversation_members cm
       ON cm.conversation_id = m.conversation_id AND cm.user_id = ${viewerId} WHERE m.id = ${table.messageId} AND m.deleted_at IS NULL))`,
   );
-
-export const MAX_ATTACHMENTS = 10;
 
 /** The checks on a send's attachment_ids that need no rows: at most MAX_ATTACHMENTS, none twice. */
 export function checkAttachmentIds(ids: string[]) {
