@@ -2015,6 +2015,49 @@ describe("a network that goes away (browser offline)", () => {
     await waitFor(async () => (await outbox(other, alice)) === null, 5000);
   });
 
+  // From an acceptance pass (2026-12-03): sends went again once back online, uploads did not ("Retry upload" was the only way).
+  clientTest("a file picked while offline uploads by itself once back online, and goes with the message", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await a.locator("input[type=file]").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("written on the train") });
+    const retry = a.getByRole("button", { name: "Retry upload of notes.txt" });
+    await retry.waitFor();
+    await a.context().setOffline(false);
+    await retry.waitFor({ state: "detached", timeout: 10_000 });
+    await a.waitForFunction(() => !document.querySelector(".picks progress"));
+    await a.getByRole("textbox", { name: "Message" }).fill("the notes");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await waitFor(async () => (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items.length === 1, 5000);
+    const sent = (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items[0];
+    expect([sent.content, sent.attachments.map((f: { filename: string }) => f.filename)]).toEqual(["the notes", ["notes.txt"]]);
+  });
+
+  clientTest("while it waits to reconnect, a page that gets the focus tries at once (not after its backoff)", async () => {
+    const dir = tempDir();
+    let server = await startServer({}, dir);
+    const port = Number(new URL(server.base).port);
+    try {
+      const alice = await server.register(uniqueName("alice"));
+      const a = await pageFor(alice, "/", server);
+      await server.stop(false);
+      const away = a.getByRole("status").filter({ hasText: "Reconnecting…" });
+      await away.waitFor();
+      await Bun.sleep(12_000); // the backoff at its cap
+      server = await startServer({}, dir, port);
+      // A new socket within half a second of the focus (its backoff would wait up to 10 s: a
+      // chance of some 5 % that it tried in that half second anyway).
+      const attempt = a.waitForEvent("websocket", { timeout: 500 });
+      await a.evaluate(() => window.dispatchEvent(new Event("focus")));
+      await attempt;
+      await away.waitFor({ state: "hidden", timeout: 2000 });
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
   // Found by a review (2026-12-03): a send that failed on its way (here: its request cut) was
   // held, and one written after it went straight away, ahead of it.
   clientTest("a send that did not reach the server holds those written after it: they arrive in the order written", async () => {

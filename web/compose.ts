@@ -9,7 +9,7 @@
 import { effect, signal } from "@preact/signals";
 import { ApiError, explain, notReached, upload, type Attachment } from "./api";
 import { MAX_ATTACHMENTS } from "../src/files/paths";
-import { activeId, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenConversationGone, type Shown } from "./store";
+import { activeId, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenBack, whenConversationGone, type Shown } from "./store";
 
 /** A message's most characters (code points, after trimming), as the server counts them (§3). */
 export const MAX_CONTENT = 4000;
@@ -100,6 +100,11 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
     start();
   }
 }
+
+// Back online: uploads that failed for want of a connection go again, as sends do (Retry was the only way).
+whenBack(() => {
+  for (const c of Object.values(compositions.peek())) for (const p of c.picks) p.retry?.();
+});
 
 /** Removes a picked file (cancelling its upload). */
 export function unpick(conversationId: string, p: Pick) {

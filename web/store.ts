@@ -297,7 +297,9 @@ export function reconnectNow() {
 export async function start() {
   if (!session.value || client) return;
   // Tickets keep the token out of URLs (and so out of proxies' logs).
-  const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "", useTickets: true });
+  // Backoff capped at 10 s, not the reference client's 30: a person looks at this page, and
+  // after a server restart it came back up to 25 s after the server did (an acceptance pass).
+  const c = new ParleyClient({ url: location.origin, token: () => session.value?.token ?? "", useTickets: true, backoff: { maxMs: 10_000 } });
   client = c;
   // Reads a page made offline and did not live to send (a reload, a closed tab): sent on open.
   for (const [conversationId, messageId] of loadJSON<[string, string][]>(readsKey(session.value.user.id), [])) {
@@ -314,6 +316,8 @@ export async function start() {
   const { signal } = offNetworkEvents;
   window.addEventListener("offline", () => client === c && (connection.value = "reconnecting", c.drop("the browser is offline")), { signal });
   window.addEventListener("online", () => client === c && c.reconnectNow(), { signal });
+  // Someone comes back to the page while it waits to reconnect: it tries now.
+  window.addEventListener("focus", () => client === c && connection.value === "reconnecting" && c.reconnectNow(), { signal });
   // The account as it is now (its display name may have changed elsewhere since it was kept).
   void api<User>("GET", "/api/users/me").then((me) => client === c && keepUser(me)).catch(() => {});
   // The first socket of a session starts live delivery where the server stands when it opens
@@ -331,6 +335,7 @@ export async function start() {
     connection.value = "open";
     resend();
     if (me.value) restoreOutgoing(me.value);
+    for (const f of backListeners) f();
     const reads = [...unsentReads];
     unsentReads.clear();
     keepUnsentReads();
@@ -541,6 +546,9 @@ export async function leaveConversation(id: string, how: "leave" | "delete") {
 /** Told of every conversation that goes from the list (left, deleted, removed from). */
 const goneListeners: ((id: string) => void)[] = [];
 export const whenConversationGone = (f: (id: string) => void) => void goneListeners.push(f);
+/** Told when the socket is back (the server reached again): what failed for want of it goes again. */
+const backListeners: (() => void)[] = [];
+export const whenBack = (f: () => void) => void backListeners.push(f);
 
 function removeConversation(id: string) {
   gone.add(id);
