@@ -2058,6 +2058,107 @@ describe("a network that goes away (browser offline)", () => {
     }
   }, 60_000);
 
+  // Found by an acceptance pass (2026-12-03): a page that never had the conversation sent
+  // what waited for it, got 403, and let it go without a word.
+  clientTest("a message written offline for a group one is removed from before the next page sends it: that page says so, with its text to copy", async () => {
+    const { alice, bob, group, a } = await aliceWithFriendsInAGroup("Left behind");
+    const context = a.context();
+    await context.setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    const box = a.getByRole("textbox", { name: "Message" });
+    await box.fill("for the group, written offline");
+    await box.press("Enter");
+    await log(a).getByText("Not sent: offline.").waitFor();
+    await a.close();
+    // Bob, now the owner, removes her (Alice hands the group over first: she owns it).
+    expect((await s.api("PATCH", `/api/conversations/${group.body.id}/members/${bob.user.id}`, { token: alice.token, body: { role: "owner" } })).status).toBeLessThan(300);
+    expect((await s.api("DELETE", `/api/conversations/${group.body.id}/members/${alice.user.id}`, { token: bob.token })).status).toBe(204);
+    await context.setOffline(false);
+    const next = await context.newPage();
+    await next.goto(`${s.base}/`);
+    const unsent = next.getByRole("alert").getByRole("textbox", { name: "What you had typed there (not sent)" });
+    await unsent.waitFor({ timeout: 10_000 });
+    await expect(unsent.inputValue()).resolves.toBe("for the group, written offline");
+    expect(await outbox(next, alice)).toBeNull();
+  });
+
+  // Found by an acceptance pass (2026-12-03): Enter sent the text at once and the file, whose
+  // upload had failed offline, was dropped from the message without a word.
+  clientTest("Enter while a file could not upload offline: the message waits for it and goes with it once back", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await a.context().setOffline(true);
+    await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ timeout: 3000 });
+    await a.locator("input[type=file]").setInputFiles({ name: "plan.txt", mimeType: "text/plain", buffer: Buffer.from("the plan") });
+    await a.getByRole("button", { name: "Retry upload of plan.txt" }).waitFor();
+    await a.getByRole("textbox", { name: "Message" }).fill("the plan, attached");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    await a.getByText("Sends once the files are uploaded.").waitFor();
+    await a.context().setOffline(false);
+    await waitFor(async () => (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items.length === 1, 10_000);
+    const sent = (await s.api("GET", `/api/conversations/${conv}/messages?limit=5`, { token: alice.token })).body.items[0];
+    expect([sent.content, sent.attachments.map((f: { filename: string }) => f.filename)]).toEqual(["the plan, attached", ["plan.txt"]]);
+  });
+
+  // Found by an acceptance pass (2026-12-03): the next page sent a refused message again, unasked.
+  clientTest("a message the server refused (422) shows so after a reload, and is not sent again unless asked", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    const uploaded = a.waitForResponse((r) => r.url().includes("/api/uploads") && r.request().method() === "POST");
+    await a.locator("input[type=file]").setInputFiles({ name: "once.txt", mimeType: "text/plain", buffer: Buffer.from("once") });
+    const attachment = await (await uploaded).json();
+    await a.waitForFunction(() => !document.querySelector(".picks progress"));
+    // The same upload sent elsewhere first (another device): this page's send of it is refused.
+    expect((await s.api("POST", `/api/conversations/${conv}/messages`, { token: alice.token, body: { content: "sent elsewhere", attachment_ids: [attachment.id] } })).status).toBe(201);
+    await a.getByRole("textbox", { name: "Message" }).fill("refused here");
+    await a.getByRole("textbox", { name: "Message" }).press("Enter");
+    const refused = log(a).locator(".msg.failed").filter({ hasText: "refused here" });
+    await refused.getByText(/^Not sent: /).waitFor();
+    let posts = 0;
+    a.on("request", (r) => void (r.method() === "POST" && r.url().endsWith(`/api/conversations/${conv}/messages`) && posts++));
+    await a.reload();
+    await refused.getByText(/^Not sent: /).waitFor({ timeout: 5000 });
+    await Bun.sleep(500);
+    expect(posts).toBe(0);
+    // Retry asks again (refused again, said again).
+    await refused.getByRole("button", { name: "Retry" }).click();
+    await waitFor(() => posts === 1, 5000);
+  });
+
+  // Found by an acceptance pass (2026-12-03): the other tab's send failed after the discard, and it sent it again.
+  clientTest("a message discarded in one tab while another tab was sending it is not sent again by that tab", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a1 = await pageFor(alice, `/c/${conv}`);
+    const context = a1.context();
+    // Every send is held here until the test cuts it (as an unanswered server would, then a reset).
+    const held: { page: Page; route: Route }[] = [];
+    await context.route(`**/api/conversations/${conv}/messages`, (route) =>
+      route.request().method() === "POST" ? void held.push({ page: route.request().frame().page(), route }) : route.continue());
+    const cut = async (page: Page) => {
+      await waitFor(() => held.some((h) => h.page === page), 5000);
+      const i = held.findIndex((h) => h.page === page);
+      await held.splice(i, 1)[0]!.route.abort("connectionreset");
+    };
+    await a1.getByRole("textbox", { name: "Message" }).fill("to be discarded");
+    await a1.getByRole("textbox", { name: "Message" }).press("Enter");
+    const a2 = await context.newPage();
+    await a2.goto(`${s.base}/c/${conv}`);
+    await log(a2).getByText("to be discarded").waitFor(); // a2 sends it too (it was kept)
+    await cut(a1);
+    await log(a1).getByText("Not sent: the server cannot be reached.").waitFor();
+    a1.once("dialog", (d) => void d.accept());
+    await log(a1).getByRole("button", { name: "Discard the message not sent" }).click();
+    await log(a1).getByText("to be discarded").waitFor({ state: "hidden" });
+    await cut(a2); // a2's send fails after the discard
+    await context.unroute(`**/api/conversations/${conv}/messages`);
+    await Bun.sleep(7000); // past the 5 s after which a held send goes again
+    expect(await contents(alice, conv)).toEqual([]);
+    expect(await log(a2).getByText("to be discarded").count()).toBe(0);
+  }, 60_000);
+
   // Found by a review (2026-12-03): a send that failed on its way (here: its request cut) was
   // held, and one written after it went straight away, ahead of it.
   clientTest("a send that did not reach the server holds those written after it: they arrive in the order written", async () => {
@@ -3268,15 +3369,16 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(await b.getByRole("alert").filter({ hasText: "Not sent" }).count()).toBe(0);
   });
 
-  clientTest("an upload that failed offline offers Retry, which uploads it again", async () => {
+  clientTest("an upload that did not reach the server offers Retry, which uploads it again", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
     const b = await pageFor(bob, `/c/${conv}`);
-    await b.context().setOffline(true);
+    // Its request cut while the socket stays up: offline, the socket's return now uploads it by itself (tested above).
+    let cut = 0;
+    await b.route("**/api/uploads*", (route) => (cut++ === 0 ? route.abort("connectionreset") : route.continue()));
     await b.locator("input[type=file]").setInputFiles([{ name: "report.txt", mimeType: "text/plain", buffer: Buffer.from("the report") }]);
     const chips = b.getByRole("list", { name: "Files to send" });
     await chips.getByRole("button", { name: "Retry upload of report.txt" }).waitFor();
-    await b.context().setOffline(false);
     await chips.getByRole("button", { name: "Retry upload of report.txt" }).click();
     await chips.getByRole("button", { name: "Remove report.txt" }).waitFor({ timeout: 10_000 });
     expect(await chips.getByRole("alert").count()).toBe(0);

@@ -39,6 +39,8 @@ const EMPTY: Composition = { replyTo: null, picks: [], waiting: false };
 export const compositions = signal<Record<string, Composition>>({});
 export const compositionOf = (conversationId: string): Composition => compositions.value[conversationId] ?? EMPTY;
 export const isUploading = (p: Pick) => !p.attachment && !p.error;
+/** Uploading, or failed for want of a connection (it goes again by itself once back): a send waits for it. */
+const notUploadedYet = (p: Pick) => isUploading(p) || !!p.retry;
 
 function change(conversationId: string, f: (c: Composition) => Composition) {
   const next = { ...compositions.value };
@@ -127,7 +129,8 @@ function settled(conversationId: string) {
  */
 export async function sendComposed(conversationId: string) {
   const c = compositionOf(conversationId);
-  if (c.picks.some(isUploading)) return change(conversationId, (x) => ({ ...x, waiting: x.waiting || { refused: x.picks.filter((p) => p.error).map((p) => p.key) } }));
+  // Offline, a file that could not upload yet is waited for too (Enter dropped it from the message).
+  if (c.picks.some(notUploadedYet)) return change(conversationId, (x) => ({ ...x, waiting: x.waiting || { refused: x.picks.filter((p) => p.error && !p.retry).map((p) => p.key) } }));
   if (c.waiting) stopWaiting(conversationId);
   const content = (drafts.value[conversationId] ?? "").trim();
   const ready = c.picks.flatMap((p) => (p.attachment ? [p.attachment] : []));

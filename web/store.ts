@@ -197,6 +197,7 @@ export function signOut(notice: string | null = null) {
   outgoing.clear();
   sendGeneration++;
   pumping = false;
+  sending = null;
   gone.clear();
   if (!notice) {
     noLonger.value = null;
@@ -1027,7 +1028,12 @@ export async function loadMembers(id: string, fresh = false) {
  * server, or the server asked to wait: it goes again by itself, and everything written after
  * it waits behind it), or `refused` (said why; skipped; Retry or Discard).
  */
-interface Outgoing { shown: Shown; state: "waiting" | "held" | "refused" }
+interface Outgoing {
+  shown: Shown;
+  state: "waiting" | "held" | "refused";
+  /** Discarded in another tab while this one was sending it. */
+  discardedElsewhere?: boolean;
+}
 /**
  * Ours not yet acknowledged, by client_msg_id, in the order written; mirrored in localStorage
  * (outbox.ts) until acknowledged, discarded or refused for good. They go one at a time in that
@@ -1036,6 +1042,8 @@ interface Outgoing { shown: Shown; state: "waiting" | "held" | "refused" }
  */
 const outgoing = new Map<string, Outgoing>();
 let pumping = false;
+/** The client_msg_id of the send in flight, if any. */
+let sending: string | null = null;
 /** Bumped at sign-out: a send still in flight then changes nothing of the next person's page. */
 let sendGeneration = 0;
 
@@ -1063,9 +1071,38 @@ function withOutgoing(id: string, t: Thread): Thread {
  */
 function restoreOutgoing(user: User) {
   let added = false;
-  for (const u of unsentOf(user.id)) if (!outgoing.has(u.client_msg_id)) ((added = true), outgoing.set(u.client_msg_id, { shown: asShown(u, user), state: "waiting" }));
+  for (const u of unsentOf(user.id)) {
+    if (outgoing.has(u.client_msg_id)) continue;
+    const shown = { ...asShown(u, user), failed: u.refused };
+    // For a conversation that went away from this page: said so, with its text (it cannot go).
+    if (gone.has(u.conversation_id)) {
+      cannotGo(shown);
+      continue;
+    }
+    added = true;
+    outgoing.set(u.client_msg_id, { shown, state: u.refused ? "refused" : "waiting" });
+  }
   if (added) for (const [id, t] of threads.value) setThread(id, t);
   void pump();
+}
+
+/**
+ * A message that can never go (its conversation is not ours any more): not kept, and its text
+ * is put in the "You are no longer in …" notice to copy, with whatever it already holds for
+ * that conversation. (Sent from a page that never had the conversation, a 403/404 let it go unsaid.)
+ */
+function cannotGo(p: Shown) {
+  forget(p);
+  const now = noLonger.peek();
+  const id = p.conversation_id;
+  const same = now?.id === id && now.user_id === me.value?.id;
+  const c = conversations.peek().get(id);
+  noLonger.value = {
+    id, user_id: me.value!.id,
+    title: same ? now.title : c ? titleOf(c) : "a conversation",
+    draft: [same ? now.draft : "", p.content].filter(Boolean).join("\n\n"),
+    direct: same ? now.direct : c?.type === "direct",
+  };
 }
 
 export async function send(conversationId: string, content: string, replyTo: string | null, attachments: Attachment[] = []) {
@@ -1101,6 +1138,7 @@ async function pump() {
     for (let o = nextToSend(); o; o = nextToSend()) {
       const p = o.shown;
       let m: Message;
+      sending = p.client_msg_id;
       try {
         const body: Record<string, unknown> = { content: p.content, client_msg_id: p.client_msg_id };
         if (p.reply_to_id) body.reply_to_id = p.reply_to_id;
@@ -1108,9 +1146,17 @@ async function pump() {
         m = await api<Message>("POST", `/api/conversations/${p.conversation_id}/messages`, body, SEND_TIMEOUT_MS);
       } catch (e) {
         if (generation !== sendGeneration) return;
+        sending = null;
+        // Discarded in another tab while this one was sending it: it does not go again.
+        if (o.discardedElsewhere) {
+          discard(p);
+          continue;
+        }
         const wait = holdFor(e);
         if (wait === null) {
-          refuse(p, explain(e), e instanceof ApiError && (e.status === 403 || e.status === 404));
+          // Not ours to send to any more (left, removed, deleted): it cannot go; its text is said to copy.
+          if (e instanceof ApiError && (e.status === 403 || e.status === 404)) cannotGo(p);
+          else refuse(p, explain(e));
           continue;
         }
         // "offline" and "unreachable" have sentences of their own; the server's reason is said as it is.
@@ -1121,11 +1167,12 @@ async function pump() {
         return;
       }
       if (generation !== sendGeneration) return;
+      sending = null;
       receive(m);
       forget(p);
     }
   } finally {
-    if (generation === sendGeneration) pumping = false;
+    if (generation === sendGeneration) (pumping = false), (sending = null);
   }
 }
 
@@ -1145,13 +1192,15 @@ function nextToSend(): Outgoing | undefined {
   return undefined;
 }
 
-/** Said why on screen; `forGood` (the conversation is not ours any more): no longer kept, here or for the next page. */
-function refuse(p: Shown, why: string, forGood: boolean) {
+/** Said why on screen, and kept as refused: the next page shows it so, and does not send it unasked. */
+function refuse(p: Shown, why: string) {
   const o = outgoing.get(p.client_msg_id!);
   if (o) o.state = "refused";
   patchPending(p, { failed: why });
-  if (forGood) forget(p);
+  if (me.value) keepUnsent(me.value.id, { ...unsentOfShown(p), refused: why });
 }
+
+const unsentOfShown = (m: Shown): Unsent => ({ conversation_id: m.conversation_id, client_msg_id: m.client_msg_id!, content: m.content, reply_to_id: m.reply_to_id, attachments: m.attachments, created_at: m.created_at });
 
 /** Acknowledged (shown as the server's message by now: receive), refused for good, or discarded: no longer kept. */
 function forget(p: Shown) {
@@ -1175,10 +1224,10 @@ export function retry(m: Shown) {
   const cmid = m.client_msg_id!;
   const o = outgoing.get(cmid);
   if (o?.state === "held") return resend();
-  if (!o) {
-    outgoing.set(cmid, { shown: m, state: "waiting" });
-    if (me.value) keepUnsent(me.value.id, { conversation_id: m.conversation_id, client_msg_id: cmid, content: m.content, reply_to_id: m.reply_to_id, attachments: m.attachments, created_at: m.created_at });
-  } else o.state = "waiting";
+  if (!o) outgoing.set(cmid, { shown: m, state: "waiting" });
+  else o.state = "waiting";
+  // Asked again: kept as waiting (no longer refused; kept again, if it had been let go).
+  if (me.value) keepUnsent(me.value.id, unsentOfShown(m));
   patchPending(m, { pending: true, failed: undefined });
   void pump();
 }
@@ -1212,9 +1261,14 @@ function dropOutgoingOf(conversationId: string): string[] {
   return texts;
 }
 
-/** Another tab acknowledged or discarded (`removed`) some we show as not sent: they go from here too (not one of ours in flight). */
+/** Another tab acknowledged or discarded (`removed`) some we show as not sent: they go from here too. */
 function outboxChangedElsewhere(removed: Set<string>) {
-  for (const o of [...outgoing.values()]) if (o.state !== "waiting" && removed.has(o.shown.client_msg_id!)) discard(o.shown);
+  for (const o of [...outgoing.values()]) {
+    if (!removed.has(o.shown.client_msg_id!)) continue;
+    // The one this tab is sending: if it lands it shows as sent; if not, it is not sent again.
+    if (o.shown.client_msg_id === sending) o.discardedElsewhere = true;
+    else discard(o.shown);
+  }
 }
 
 export const editMessage = (id: string, content: string) => api("PATCH", `/api/messages/${id}`, { content });
