@@ -2076,7 +2076,8 @@ describe("a network that goes away (browser offline)", () => {
     await context.setOffline(false);
     const next = await context.newPage();
     await next.goto(`${s.base}/`);
-    const unsent = next.getByRole("alert").getByRole("textbox", { name: "What you had typed there (not sent)" });
+    const notice = next.getByRole("alert").filter({ hasText: "You are no longer in “Left behind”" });
+    const unsent = notice.getByRole("textbox", { name: "What you had typed there (not sent)" });
     await unsent.waitFor({ timeout: 10_000 });
     await expect(unsent.inputValue()).resolves.toBe("for the group, written offline");
     expect(await outbox(next, alice)).toBeNull();

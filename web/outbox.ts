@@ -19,6 +19,8 @@ export interface Unsent {
   created_at: string;
   /** Why the server refused it (a 422…): shown so on the next page, not sent again unasked. */
   refused?: string;
+  /** The conversation's name when it was written: said if it can never go (the conversation gone). */
+  title?: string;
 }
 
 export const outboxKey = (userId: string) => `parley.outbox.${userId}`;
@@ -49,11 +51,11 @@ export function removedBetween(oldValue: string | null, newValue: string | null)
   return new Set(ids(oldValue).filter((id) => !left.has(id)));
 }
 
-/** Keeps `u`: in its place if kept already (its order is the order it was written), else last. */
+/** Keeps `u`: over what is kept of it already, in its place (its order is the order it was written), else last. */
 export function keepUnsent(userId: string, u: Unsent) {
   const all = unsentOf(userId);
   const at = all.findIndex((x) => x.client_msg_id === u.client_msg_id);
-  write(userId, at < 0 ? [...all, u] : all.map((x, i) => (i === at ? u : x)));
+  write(userId, at < 0 ? [...all, u] : all.map((x, i) => (i === at ? { ...x, ...u } : x)));
 }
 
 export function dropUnsent(userId: string, clientMsgId: string) {
@@ -78,7 +80,7 @@ function isUnsent(v: unknown): v is Unsent {
   const u = v as Unsent;
   return (
     !!u && typeof u === "object" && str(u.conversation_id) && str(u.client_msg_id) && str(u.content) && str(u.created_at) &&
-    (u.reply_to_id === null || str(u.reply_to_id)) && (u.refused === undefined || str(u.refused)) &&
+    (u.reply_to_id === null || str(u.reply_to_id)) && (u.refused === undefined || str(u.refused)) && (u.title === undefined || str(u.title)) &&
     Array.isArray(u.attachments) && u.attachments.every((a) => !!a && typeof a === "object" && str(a.id) && str(a.filename))
   );
 }

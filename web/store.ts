@@ -1092,6 +1092,7 @@ function restoreOutgoing(user: User) {
  * that conversation. (Sent from a page that never had the conversation, a 403/404 let it go unsaid.)
  */
 function cannotGo(p: Shown) {
+  const kept = me.value ? unsentOf(me.value.id).find((u) => u.client_msg_id === p.client_msg_id) : undefined;
   forget(p);
   const now = noLonger.peek();
   const id = p.conversation_id;
@@ -1099,7 +1100,7 @@ function cannotGo(p: Shown) {
   const c = conversations.peek().get(id);
   noLonger.value = {
     id, user_id: me.value!.id,
-    title: same ? now.title : c ? titleOf(c) : "a conversation",
+    title: same ? now.title : c ? titleOf(c) : (kept?.title ?? "a conversation"),
     draft: [same ? now.draft : "", p.content].filter(Boolean).join("\n\n"),
     direct: same ? now.direct : c?.type === "direct",
   };
@@ -1107,7 +1108,8 @@ function cannotGo(p: Shown) {
 
 export async function send(conversationId: string, content: string, replyTo: string | null, attachments: Attachment[] = []) {
   const u = me.value!;
-  const unsent: Unsent = { conversation_id: conversationId, client_msg_id: crypto.randomUUID(), content, reply_to_id: replyTo, attachments, created_at: new Date().toISOString() };
+  const conv = conversations.value.get(conversationId);
+  const unsent: Unsent = { conversation_id: conversationId, client_msg_id: crypto.randomUUID(), content, reply_to_id: replyTo, attachments, created_at: new Date().toISOString(), title: conv && titleOf(conv) };
   // Kept before anything else: the page may go before the server answers.
   keepUnsent(u.id, unsent);
   // Behind one held, it waits with it, and says so.
@@ -1227,7 +1229,7 @@ export function retry(m: Shown) {
   if (!o) outgoing.set(cmid, { shown: m, state: "waiting" });
   else o.state = "waiting";
   // Asked again: kept as waiting (no longer refused; kept again, if it had been let go).
-  if (me.value) keepUnsent(me.value.id, unsentOfShown(m));
+  if (me.value) keepUnsent(me.value.id, { ...unsentOfShown(m), refused: undefined });
   patchPending(m, { pending: true, failed: undefined });
   void pump();
 }
