@@ -7,7 +7,7 @@
  * SCREENSHOTS=docs writes the screenshots for the README into docs/.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { Browser, BrowserContext, Page, Route } from "playwright-core";
+import type { Browser, BrowserContext, Locator, Page, Route } from "playwright-core";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { startServer, tempDir, TEST_BACKEND, uniqueName, waitFor, type Account, type TestServer } from "./helpers";
@@ -1729,12 +1729,16 @@ describe("a network that goes away (browser offline)", () => {
     await log(a).getByText("Not sent: offline.").waitFor();
     // It goes by itself: the message says so (Retry is there for the impatient).
     expect(await log(a).locator(".state.error").textContent()).toBe("Not sent: offline. It goes when you are back online. Retry Discard");
+    // The list says it too (it showed the last message sent; a conversation with none, "No messages yet").
+    const preview = convLink(a, bob.user.display_name).locator(".preview");
+    await preview.filter({ hasText: /^Not sent: written offline$/ }).waitFor();
     await a.context().setOffline(false);
     await log(a).getByText("while you were offline").waitFor({ timeout: 10_000 });
     await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden" });
     await log(a).getByText("Not sent: offline.").waitFor({ state: "hidden", timeout: 10_000 });
     await settled(a);
     for (const text of ["before going offline", "while you were offline", "written offline"]) expect(await log(a).getByText(text, { exact: true }).count()).toBe(1);
+    await preview.filter({ hasText: /^You: written offline$/ }).waitFor();
   });
 
   clientTest("Reconnecting… pushes the page down instead of covering the newest messages (desktop and phone); a friend typing in a group whose members were not read is named, the preview not indented", async () => {
@@ -2227,9 +2231,23 @@ describe("a network that goes away (browser offline)", () => {
     await a.getByText("Editing your message").waitFor();
     await box.fill("better words, typed offline");
     await box.press("Enter");
-    await a.getByRole("alert").filter({ hasText: "The server cannot be reached. Your edit is back in the box: Enter saves it, Escape drops it." }).waitFor();
+    await a.getByRole("alert").filter({ hasText: "You are offline. Your edit is back in the box: Enter saves it, Escape drops it." }).waitFor();
     await a.getByText("Editing your message").waitFor();
     expect(await box.inputValue()).toBe("better words, typed offline");
+    // A reaction made offline says what did not happen, and why ("The server cannot be reached." alone, before).
+    await box.press("Escape");
+    const theirs = await say(bob, conv, "react to me");
+    expect(theirs.id).toBeTruthy();
+    await a.context().setOffline(false);
+    const shown = log(a).locator(".msg").filter({ hasText: "react to me" });
+    await shown.waitFor();
+    await a.context().setOffline(true);
+    await shown.hover();
+    await shown.getByRole("button", { name: "React", exact: true }).click();
+    await shown.getByRole("button", { name: "React 👍" }).click();
+    await a.getByRole("alert").filter({ hasText: "The reaction did not change. You are offline." }).waitFor();
+    await box.press("ArrowUp");
+    await box.fill("better words, typed offline");
     await a.context().setOffline(false);
     await a.getByRole("status").filter({ hasText: "Reconnecting…" }).waitFor({ state: "hidden", timeout: 10_000 });
     await box.press("Enter");
@@ -2435,6 +2453,29 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await direct(bob, newbie);
     await welcome.waitFor({ state: "detached" });
     await p.getByText("Pick a conversation, or start one.").waitFor();
+  });
+
+  // Found by an acceptance pass: a phone showed only the sidebar's "No conversations yet" (the welcome's pane was out of sight).
+  clientTest("on a phone, a first use shows the welcome's steps under the list's buttons; gone with the first conversation", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const p = await pageFor(alice, "/", s, { width: 390, height: 760 });
+    const welcome = p.getByRole("heading", { name: "Welcome to Parley" });
+    await welcome.waitFor();
+    expect(await welcome.isVisible()).toBe(true);
+    const choose = p.getByRole("button", { name: "Choose a display name" });
+    expect(await choose.isVisible()).toBe(true);
+    expect(await p.getByText("No conversations yet").isVisible()).toBe(false);
+    const [actions, steps] = [(await p.getByRole("button", { name: "Search", exact: true }).boundingBox())!, (await welcome.boundingBox())!];
+    expect(steps.y).toBeGreaterThanOrEqual(actions.y + actions.height);
+    await p.screenshot({ path: join(shots, "welcome-phone.png") });
+    await choose.click();
+    await p.getByRole("dialog", { name: "Profile" }).waitFor();
+    await p.keyboard.press("Escape");
+    await direct(bob, alice);
+    await welcome.waitFor({ state: "detached" });
+    await convLink(p, bob.user.display_name).waitFor();
+    // Back to one pane: the list alone (the pane beside it out of sight again).
+    expect((await p.locator("main.main").boundingBox())!.width).toBeLessThanOrEqual(1);
   });
 
   clientTest("the sidebar says there is nothing yet only once the list is read (it said so while loading)", async () => {
@@ -3240,8 +3281,14 @@ describe("reading and writing as a user does (found in a browser)", () => {
     // A flag is two code points: cut whole, before it (half a flag was left).
     await name.fill(`${"x".repeat(63)}🇹🇭`);
     expect(await name.inputValue()).toBe("x".repeat(63));
+    const cut = a.getByRole("status").filter({ hasText: "Cut to 64 characters, the most it may have." });
+    await cut.waitFor();
+    await name.fill("x".repeat(10));
+    await cut.waitFor({ state: "detached" });
+    // Said, not cut in silence (a pasted name lost its end without a word).
     await name.fill("🦊".repeat(70));
     expect([...(await name.inputValue())].length).toBe(64);
+    await cut.waitFor();
     await a.getByRole("button", { name: "Save" }).click();
     await a.getByRole("status").filter({ hasText: "Saved." }).waitFor();
     expect((await s.api("GET", "/api/users/me", { token: alice.token })).body.display_name).toBe("🦊".repeat(64));
@@ -3249,6 +3296,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await a.getByRole("button", { name: "New conversation" }).click();
     await a.getByRole("textbox", { name: "Group name" }).fill("🌿".repeat(101));
     expect([...(await a.getByRole("textbox", { name: "Group name" }).inputValue())].length).toBe(100);
+    await a.getByRole("status").filter({ hasText: "Cut to 100 characters, the most it may have." }).waitFor();
     await a.getByRole("checkbox", { name: bob.user.display_name }).check();
     await a.getByRole("button", { name: "Create group" }).click();
     await a.getByRole("heading", { name: "🌿".repeat(100) }).waitFor();
@@ -3426,6 +3474,23 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect(toast!.y + toast!.height).toBeLessThanOrEqual(composer!.y);
     await notice.waitFor({ state: "detached", timeout: 12_000 });
   }, 30_000);
+
+  // Found by an acceptance pass on a phone: the notice, at the top, hid the list's buttons for the 8 seconds it stays.
+  clientTest("on a phone, a notice leaves the list's buttons and the message box free", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, "/c/00000000-0000-4000-8000-000000000000", s, { width: 390, height: 760 });
+    const notice = a.getByRole("alert").filter({ hasText: "That conversation does not exist, or you are not a member." });
+    await notice.waitFor({ timeout: 5000 });
+    const clear = async (other: Locator) => {
+      const [n, o] = [(await notice.boundingBox())!, (await other.boundingBox())!];
+      expect(n.y >= o.y + o.height || n.y + n.height <= o.y).toBe(true);
+    };
+    for (const name of ["New conversation", "Friends", "Search"]) await clear(a.getByRole("button", { name, exact: true }));
+    await convLink(a, bob.user.display_name).click();
+    await clear(a.getByRole("textbox", { name: "Message" }));
+    expect(conv).toBeTruthy();
+  });
 
   clientTest("messages that came while the reader was scrolled up get the divider when they reach the end", async () => {
     const { bob, conv, a } = await scrolledUp();
@@ -3797,6 +3862,87 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await convLink(b, "Kept while away").click();
     await log(b).getByText("no reply now").waitFor();
     expect(await b.getByRole("list", { name: "Files to send" }).count()).toBe(0);
+  });
+
+  clientTest("a reload keeps the reply and the files uploaded for the next message (they were lost), another tab follows them, a sign-out forgets them", async () => {
+    const { alice, bob, group } = await aliceWithFriendsInAGroup("Kept through a reload");
+    await say(alice, group.body.id, "reply to me");
+    const b = await pageFor(bob, `/c/${group.body.id}`);
+    const box = b.getByRole("textbox", { name: "Message" });
+    const files = (p: Page) => p.getByRole("list", { name: "Files to send" });
+    await b.locator("input[type=file]").setInputFiles([
+      { name: "kept.txt", mimeType: "text/plain", buffer: Buffer.from("kept") },
+      { name: "dot.png", mimeType: "image/png", buffer: Buffer.from(await png(64, 48)) },
+    ]);
+    await files(b).getByRole("button", { name: "Remove kept.txt" }).waitFor();
+    await files(b).getByRole("button", { name: "Remove dot.png" }).waitFor();
+    await b.waitForFunction(() => !document.querySelector(".picks .loading"));
+    const quoted = log(b).locator(".msg").filter({ hasText: "reply to me" });
+    await quoted.hover();
+    await quoted.getByRole("button", { name: "Reply" }).click();
+    await b.getByText(/^Replying to .*: reply to me$/).waitFor();
+    // One still uploading at the reload cannot outlive the page: it is not shown as kept.
+    await holdUploads(b);
+    await b.locator("input[type=file]").setInputFiles([{ name: "in-flight.txt", mimeType: "text/plain", buffer: Buffer.from("x") }]);
+    await files(b).getByText("in-flight.txt").waitFor();
+    await box.fill("with what was kept");
+    // Reloaded while it is held (let go first, it could finish before the reload and be kept).
+    await b.reload();
+    await b.unrouteAll({ behavior: "ignoreErrors" });
+    await log(b).waitFor();
+    await files(b).getByRole("button", { name: "Remove kept.txt" }).waitFor();
+    await files(b).getByRole("img", { name: "dot.png" }).waitFor();
+    expect(await files(b).getByText("in-flight.txt").count()).toBe(0);
+    await b.getByText(/^Replying to .*: reply to me$/).waitFor();
+    expect(await box.inputValue()).toBe("with what was kept");
+
+    // Another tab of the browser shows them too; a file removed there goes here as well.
+    const two = await b.context().newPage();
+    two.on("pageerror", (e) => pageErrors.push(e.message));
+    await two.goto(`${s.base}/c/${group.body.id}`);
+    await files(two).getByRole("button", { name: "Remove dot.png" }).click();
+    await files(b).getByText("dot.png").waitFor({ state: "detached" });
+    await two.close();
+    await b.bringToFront();
+
+    await box.press("Enter");
+    await log(b).locator(".msg").filter({ hasText: "with what was kept" }).getByRole("link", { name: /kept\.txt/ }).waitFor();
+    await settled(b);
+    const last = (await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=1`, { token: bob.token })).body.items[0];
+    expect([last.content, last.attachments.map((x: any) => x.filename), last.reply_to_id !== null]).toEqual(["with what was kept", ["kept.txt"], true]);
+    expect(await b.evaluate((id) => localStorage.getItem(`parley.compose.${id}`), bob.user.id)).toBeNull();
+    await b.reload();
+    await log(b).getByText("with what was kept").waitFor();
+    expect(await files(b).count()).toBe(0);
+    expect(await b.getByText(/^Replying to/).count()).toBe(0);
+
+    // Signing out on purpose forgets them (the next person to sign in here must not get them).
+    await b.locator("input[type=file]").setInputFiles([{ name: "left.txt", mimeType: "text/plain", buffer: Buffer.from("left") }]);
+    await files(b).getByRole("button", { name: "Remove left.txt" }).waitFor();
+    await b.waitForFunction(() => !document.querySelector(".picks .loading"));
+    expect(await b.evaluate((id) => localStorage.getItem(`parley.compose.${id}`), bob.user.id)).toContain("left.txt");
+    await b.getByRole("button", { name: `${bob.user.display_name} (profile)`, exact: true }).click();
+    await b.getByRole("dialog").getByRole("button", { name: "Sign out" }).click();
+    await b.getByRole("textbox", { name: "Username" }).waitFor();
+    expect(await b.evaluate((id) => localStorage.getItem(`parley.compose.${id}`), bob.user.id)).toBeNull();
+    await signInWithForm(b, bob);
+    await convLink(b, "Kept through a reload").click();
+    await log(b).getByText("with what was kept").waitFor();
+    expect(await files(b).count()).toBe(0);
+  });
+
+  clientTest("a kept picture whose signed thumbnail link has expired shows as a file, not a broken picture", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const up = await fetch(`${s.base}/api/uploads?filename=old.png`, { method: "POST", headers: { authorization: `Bearer ${bob.token}`, "content-type": "image/png" }, body: await png(32, 32) });
+    const attachment = await up.json();
+    expect(attachment.thumbnail_url).toContain("e=");
+    const expired = { ...attachment, thumbnail_url: attachment.thumbnail_url.replace(/([?&])e=\d+/, "$1e=1") };
+    const kept = JSON.stringify({ [conv]: { files: [{ key: "k1", name: "old.png", size: 100, attachment: expired }] } });
+    const b = await pageFor(bob, `/c/${conv}`, s, undefined, (p) => p.context().addInitScript(([k, v]) => localStorage.getItem(k) ?? localStorage.setItem(k, v), [`parley.compose.${bob.user.id}`, kept]));
+    const files = b.getByRole("list", { name: "Files to send" });
+    await files.getByRole("button", { name: "Remove old.png" }).waitFor();
+    expect(await files.getByRole("img").count()).toBe(0);
   });
 
   clientTest("two tabs of one browser: drafts typed in each are both kept; a theme picked in one is the other's; signed out in one, the other says so; signed in in one, the other follows", async () => {

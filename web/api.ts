@@ -46,7 +46,7 @@ export function upload(file: File, progress: (fraction: number) => void): Upload
     xhr.setRequestHeader("content-type", file.type || "application/octet-stream");
     if (token) xhr.setRequestHeader("authorization", `Bearer ${token}`);
     xhr.upload.onprogress = (e) => e.lengthComputable && progress(e.loaded / e.total);
-    xhr.onerror = () => reject(new ApiError(0, "network", "The server cannot be reached."));
+    xhr.onerror = () => reject(unreached());
     xhr.onabort = () => reject(new ApiError(0, "aborted", "Cancelled."));
     xhr.onload = () => {
       let data: any = null;
@@ -61,13 +61,25 @@ export function upload(file: File, progress: (fraction: number) => void): Upload
   return { done, abort: () => xhr.abort() };
 }
 
+/**
+ * A kept attachment (a reload's composer, the outbox) whose signed thumbnail link has passed
+ * its expiry (`e`, seconds) would show a broken picture: it shows as a file instead.
+ */
+export function withoutExpiredThumbnail(a: Attachment): Attachment {
+  const e = a.thumbnail_url ? Number(new URL(a.thumbnail_url, location.href).searchParams.get("e")) : 0;
+  return e && e * 1000 <= Date.now() ? { ...a, thumbnail_url: null } : a;
+}
+
+/** A request that did not reach the server: said as the user knows it (offline), else the server's side. */
+const unreached = () => new ApiError(0, "network", navigator.onLine ? "The server cannot be reached." : "You are offline.");
+
 async function request<T>(method: string, path: string, headers: Record<string, string>, body: BodyInit | undefined, timeoutMs?: number): Promise<T> {
   if (token) headers.authorization = `Bearer ${token}`;
   let res: Response;
   try {
     res = await fetch(path, { method, headers, body, signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined });
   } catch {
-    throw new ApiError(0, "network", "The server cannot be reached.");
+    throw unreached();
   }
   if (res.status === 204) return undefined as T;
   const data = await res.json().catch(() => undefined);

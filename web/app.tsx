@@ -58,7 +58,7 @@ function Shell() {
     signedInHere = false;
   }, []);
   return (
-    <div class={open ? "shell has-active" : "shell"}>
+    <div class={open ? "shell has-active" : listed.value && !sortedConversations.value.length ? "shell welcoming" : "shell"}>
       {/* A way past the list for the keyboard. */}
       <button type="button" class="skip" onClick={skipToConversation}>
         Skip to the conversation

@@ -3,13 +3,14 @@
  * message it replies to, the files picked for it (uploading, uploaded or refused), and a send
  * asked for while they upload. Kept per conversation while the page is open, so that opening
  * another conversation and coming back loses none of it: the files, the reply and a send
- * waiting for its files were lost with the composer. Not across a reload: an upload in flight
- * cannot outlive its page.
+ * waiting for its files were lost with the composer. The reply and the files uploaded are also
+ * kept in localStorage per user, as the drafts are, so that a reload (or a phone's browser
+ * dropping the page) loses none of them either; an upload in flight cannot outlive its page.
  */
 import { effect, signal } from "@preact/signals";
-import { ApiError, explain, notReached, upload, type Attachment } from "./api";
+import { ApiError, explain, notReached, upload, withoutExpiredThumbnail, type Attachment } from "./api";
 import { MAX_ATTACHMENTS } from "../src/files/paths";
-import { activeId, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenBack, whenConversationGone, type Shown } from "./store";
+import { activeId, composeKey, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenBack, whenConversationGone, type Shown } from "./store";
 
 /** A message's most characters (code points, after trimming), as the server counts them (§3). */
 export const MAX_CONTENT = 4000;
@@ -44,11 +45,73 @@ const notUploadedYet = (p: Pick) => isUploading(p) || !!p.retry;
 
 function change(conversationId: string, f: (c: Composition) => Composition) {
   const next = { ...compositions.value };
-  const c = f(compositionOf(conversationId));
+  const was = compositionOf(conversationId);
+  const c = f(was);
   if (!c.replyTo && !c.picks.length && !c.waiting) delete next[conversationId];
   else next[conversationId] = c;
   compositions.value = next;
+  // Upload progress changes nothing kept: stored only when the reply or the uploaded files change.
+  const kept = keptOf(c);
+  if (JSON.stringify(kept) !== JSON.stringify(keptOf(was))) store(conversationId, kept);
 }
+
+// ---- kept across a reload ------------------------------------------------------------------
+
+/** What of a conversation's next message outlives the page: the reply, and the files already uploaded. */
+interface Kept { replyTo?: Shown; files?: { key: string; name: string; size: number; attachment: Attachment }[] }
+
+function keptOf(c: Composition): Kept | null {
+  const files = c.picks.flatMap((p) => (p.attachment ? [{ key: p.key, name: p.name, size: p.size, attachment: p.attachment }] : []));
+  if (!c.replyTo && !files.length) return null;
+  return { ...(c.replyTo && { replyTo: c.replyTo }), ...(files.length && { files }) };
+}
+
+function loadKept(userId: string): Record<string, Kept> {
+  try {
+    const v = JSON.parse(localStorage.getItem(composeKey(userId)) ?? "{}");
+    return v && typeof v === "object" ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+/** One conversation's entry, read, changed and written back: what another tab kept for the others stays. */
+function store(conversationId: string, kept: Kept | null) {
+  const userId = session.peek()?.user.id;
+  if (!userId) return;
+  const all = loadKept(userId);
+  if (kept) all[conversationId] = kept;
+  else delete all[conversationId];
+  if (Object.keys(all).length) localStorage.setItem(composeKey(userId), JSON.stringify(all));
+  else localStorage.removeItem(composeKey(userId));
+}
+
+/**
+ * A conversation's composition with what is kept for it: the kept reply, and the kept files
+ * (those this page uploaded keep their chips) beside this page's uploads in flight or
+ * refused. Used at the start and when another tab of this browser changed what is kept
+ * (a file sent or removed there goes here too, as drafts do).
+ */
+function withKept(c: Composition, kept: Kept | undefined): Composition {
+  const mine = new Map(c.picks.flatMap((p) => (p.attachment ? [[p.attachment.id, p] as const] : [])));
+  const files = (kept?.files ?? []).map((f) => mine.get(f.attachment.id) ?? { ...f, progress: 1, attachment: withoutExpiredThumbnail(f.attachment) });
+  return { ...c, replyTo: kept?.replyTo ?? null, picks: [...files, ...c.picks.filter((p) => !p.attachment)] };
+}
+
+function adoptKept(userId: string) {
+  const kept = loadKept(userId);
+  const next: Record<string, Composition> = {};
+  for (const id of new Set([...Object.keys(kept), ...Object.keys(compositions.peek())])) {
+    const c = withKept(compositionOf(id), kept[id]);
+    if (c.replyTo || c.picks.length || c.waiting) next[id] = c;
+  }
+  compositions.value = next;
+}
+
+addEventListener("storage", (e) => {
+  const userId = session.peek()?.user.id;
+  if (e.storageArea === localStorage && userId && (e.key === composeKey(userId) || e.key === null)) adoptKept(userId);
+});
 
 export const setReplyTo = (conversationId: string, replyTo: Shown | null) => change(conversationId, (c) => ({ ...c, replyTo }));
 /** The message replied to as it is now (edited meanwhile: its new text); null once deleted. */
@@ -158,9 +221,15 @@ function forget(conversationId: string) {
 whenConversationGone(forget);
 
 // Signed out (or the session lost): another person may sign in next in this tab. Uploads in
-// flight are cancelled and nothing of the composers is kept.
+// flight are cancelled and nothing of the composers stays on the page (what is kept stays
+// in storage for a lost session; a sign-out on purpose removes it, store.ts). Signed in: what
+// was kept for that person comes back.
+let shownFor: string | null = null;
 effect(() => {
-  if (session.value) return;
+  const userId = session.value?.user.id ?? null;
+  if (userId === shownFor) return;
+  shownFor = userId;
   for (const c of Object.values(compositions.peek())) for (const p of c.picks) p.abort?.();
-  if (Object.keys(compositions.peek()).length) compositions.value = {};
+  compositions.value = {};
+  if (userId) adoptKept(userId);
 });

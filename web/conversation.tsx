@@ -465,7 +465,8 @@ function MessageItem(props: {
   // Deleted meanwhile (by its sender elsewhere, or a moderator): the picker goes with its tools.
   useEffect(() => void (deleted && setPicking(false)), [deleted]);
   const cls = ["msg", mine ? "mine" : "", compact ? "compact" : "", props.flash ? "flash" : "", m.pending ? "pending" : "", m.failed ? "failed" : ""].join(" ");
-  const fail = (e: unknown) => (toast.value = explain(e));
+  // Said with what did not happen ("You are offline." alone left it unsaid).
+  const fail = (what: string) => (e: unknown) => (toast.value = `${what} ${explain(e)}`);
   return (
     // Focusable (its tools show while focus is within it, style.css): the keyboard's way to them.
     // Named by who and when (a screen reader landing on a message heard neither first; the
@@ -504,7 +505,7 @@ function MessageItem(props: {
       {m.reactions.length > 0 && (
         <div class="reactions">
           {m.reactions.map((r) => (
-            <button type="button" key={r.emoji} tabIndex={inner} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}, ${reactors(m.conversation_id, r)}`} title={reactors(m.conversation_id, r)} onClick={() => toggleReaction(m, r.emoji).catch(fail)}>
+            <button type="button" key={r.emoji} tabIndex={inner} class={r.user_ids.includes(me.value!.id) ? "reaction on" : "reaction"} aria-pressed={r.user_ids.includes(me.value!.id)} aria-label={`${r.emoji} ${r.count}, ${reactors(m.conversation_id, r)}`} title={reactors(m.conversation_id, r)} onClick={() => toggleReaction(m, r.emoji).catch(fail("The reaction did not change."))}>
               {r.emoji} {r.count}
             </button>
           ))}
@@ -540,7 +541,7 @@ function MessageItem(props: {
               const button = e.currentTarget;
               if (!confirm("Delete this message?")) return;
               // Its tools go with it: the keyboard stays on the message ("Message deleted"), not on <body>.
-              deleteMessage(m.id).then(() => refocusWhenGone(button, () => article.current), fail);
+              deleteMessage(m.id).then(() => refocusWhenGone(button, () => article.current), fail("Not deleted."));
             }}>
               <TrashIcon />
             </button>
@@ -561,7 +562,7 @@ function MessageItem(props: {
             to[e.key]?.focus();
           }}>
           {REACTIONS.map((e) => (
-            <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); reactButton.current?.focus(); toggleReaction(m, e).catch(fail); }}>
+            <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); reactButton.current?.focus(); toggleReaction(m, e).catch(fail("The reaction did not change.")); }}>
               {e}
             </button>
           ))}

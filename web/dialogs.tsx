@@ -128,6 +128,27 @@ function clip(e: Event, max: number): string {
 }
 
 /**
+ * `clip` for one field, saying under it when it cut: a paste longer than the limit was cut
+ * without a word (`note` goes after the field's label, not in its name).
+ */
+function useClip(max: number) {
+  const [cut, setCut] = useState(false);
+  return {
+    clip: (e: Event) => {
+      const before = (e.target as HTMLInputElement).value;
+      const kept = clip(e, max);
+      setCut(kept !== before);
+      return kept;
+    },
+    note: cut ? (
+      <p class="hint" role="status">
+        Cut to {max} characters, the most it may have.
+      </p>
+    ) : null,
+  };
+}
+
+/**
  * Runs an action, showing its error inside the dialog. The same action (`key`) asked for
  * again while it runs — a double click, Enter pressed twice — is not run twice (it made two
  * groups, and a second friend request answered 409); `busy(key)` says whether it runs.
@@ -329,6 +350,7 @@ function NewConversation() {
   // By name (newest friendship first was hard to search by eye in a long list).
   const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide).sort((a, b) => a.display_name.localeCompare(b.display_name));
   const [title, setTitle] = useState("");
+  const titleClip = useClip(100);
   const [picked, setPicked] = useState<Map<string, User>>(new Map());
   const [find, setFind] = useState("");
   const [run, error, busy] = useAction();
@@ -372,8 +394,9 @@ function NewConversation() {
       <form onSubmit={(e) => { e.preventDefault(); void run(async () => { await createGroup(title.trim(), [...picked.keys()]); close(); }, "create"); }}>
         <label>
           Group name
-          <input value={title} required onInput={(e) => setTitle(clip(e, 100))} />
+          <input value={title} required onInput={(e) => setTitle(titleClip.clip(e))} />
         </label>
+        {titleClip.note}
         <fieldset>
           <legend>Members{picked.size ? ` (${picked.size} picked)` : ""}</legend>
           {!choices.length && !open && <p class="hint">No friends to add yet: the group starts with you alone.</p>}
@@ -397,6 +420,7 @@ function Settings({ id }: { id: string }) {
   // stale copy, sent with Rename, undid the other rename).
   const [typed, setTitle] = useState<string | null>(null);
   const title = typed ?? conv?.title ?? "";
+  const titleClip = useClip(100);
   // A role chosen with the keyboard, applied on Enter or Save: the arrows change a closed
   // select's value (one press made a member an admin, the next the owner's question).
   const [chosen, setChosen] = useState<Record<string, Role>>({});
@@ -447,10 +471,11 @@ function Settings({ id }: { id: string }) {
       {error}
       {manage && (
         <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); setTitle(null); }, "rename"); }}>
-          <input aria-label="Group name" value={title} required onInput={(e) => setTitle(clip(e, 100))} />
+          <input aria-label="Group name" value={title} required onInput={(e) => setTitle(titleClip.clip(e))} />
           <button type="submit">Rename</button>
         </form>
       )}
+      {manage && titleClip.note}
       {/* Above the members: under a group of hundreds it was a long scroll away. */}
       {manage && (candidates.length > 0 || open) && (
         <>
@@ -544,6 +569,7 @@ const uploadedPicture = (url: string | null) => url !== null && url.startsWith(A
 function Profile() {
   const u = me.value!;
   const [name, setName] = useState(u.display_name);
+  const nameClip = useClip(64);
   // An uploaded picture's address is the server's, not one to edit: the box shows URLs typed in.
   // What the box held as this dialog last saved it (not the live profile: a picture changed in
   // another tab meanwhile is not this box's to undo).
@@ -596,8 +622,9 @@ function Profile() {
         </div>
         <label>
           Display name
-          <input value={name} required onInput={(e) => (setName(clip(e, 64)), setSaved(null))} />
+          <input value={name} required onInput={(e) => (setName(nameClip.clip(e)), setSaved(null))} />
         </label>
+        {nameClip.note}
         <label>
           Avatar URL
           <input type="url" value={avatar} placeholder={uploadedPicture(u.profile_image_url) ? "An uploaded picture (or a https:// address)" : "https://…"} onInput={(e) => (setAvatar((e.target as HTMLInputElement).value), setSaved(null))} />

@@ -1,5 +1,5 @@
 import type { Conversation } from "./api";
-import { activeId, contactPolicy, friendships, listed, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, titleOf, typingNames } from "./store";
+import { activeId, contactPolicy, friendships, listed, me, nameOf, navigate, onlineOf, peerOf, sortedConversations, threads, titleOf, typingNames } from "./store";
 import { Avatar, fullTime, gist, listTime, namesList, plural } from "./text";
 import { openDialog } from "./dialogs";
 import { cycleTheme, theme } from "./theme";
@@ -48,6 +48,10 @@ export function Sidebar() {
 }
 
 function preview(c: Conversation): string {
+  // One's own message on its way or not sent, the newest of the thread: said so (a group whose
+  // only message waited offline read "No messages yet", and one with history showed the last sent).
+  const waiting = threads.value.get(c.id)?.items.at(-1);
+  if (waiting && (waiting.pending || waiting.failed)) return `${waiting.failed ? "Not sent" : "Sending"}: ${gist(waiting).replace(/\s+/g, " ").slice(0, 80)}`;
   const m = c.last_message;
   if (!m) return "No messages yet";
   if (m.deleted_at) return "Message deleted";

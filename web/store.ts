@@ -6,7 +6,7 @@
 import { batch, computed, effect, signal } from "@preact/signals";
 import { ParleyClient } from "../src/client/index";
 import { gist } from "./text";
-import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, type Attachment, type ContactPolicy, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
+import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, withoutExpiredThumbnail, type Attachment, type ContactPolicy, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
 import { dropUnsent, forgetUnsent, keepUnsent, outboxKey, removedBetween, unsentOf, type Unsent } from "./outbox";
 
 const SESSION_KEY = "parley.session";
@@ -15,6 +15,8 @@ const SESSION_KEY = "parley.session";
  * the same browser saw them in the conversations the two shared. (Before, one key for all.)
  */
 const draftKey = (userId: string | undefined) => `parley.drafts.${userId ?? ""}`;
+/** The reply and files uploaded for each conversation's next message (compose.ts), per user as the drafts. */
+export const composeKey = (userId: string) => `parley.compose.${userId}`;
 const NOTICE_KEY = "parley.no-longer";
 
 /**
@@ -187,6 +189,7 @@ export function signOut(notice: string | null = null) {
   // before the session: other tabs tell the two apart by them when they hear of the session.
   const was = session.peek()?.user.id;
   if (!notice) localStorage.removeItem(draftKey(was));
+  if (!notice && was) localStorage.removeItem(composeKey(was));
   if (!notice && was) localStorage.removeItem(readsKey(was));
   if (!notice && was) forgetUnsent(was);
   localStorage.removeItem(SESSION_KEY);
@@ -1051,7 +1054,7 @@ const asShown = (u: Unsent, user: User): Shown => ({
   id: `~${u.client_msg_id}`, conversation_id: u.conversation_id, sender_id: user.id, sender_name: user.display_name, sender_avatar: user.profile_image_url,
   sender_info: { id: user.id, username: user.username, display_name: user.display_name, profile_image_url: user.profile_image_url },
   message_type: u.attachments.length ? "file" : "text", content: u.content, client_msg_id: u.client_msg_id, reply_to_id: u.reply_to_id,
-  created_at: u.created_at, edited_at: null, deleted_at: null, reactions: [], attachments: u.attachments, is_read: false, read_count: 0, pending: true,
+  created_at: u.created_at, edited_at: null, deleted_at: null, reactions: [], attachments: u.attachments.map(withoutExpiredThumbnail), is_read: false, read_count: 0, pending: true,
 });
 
 /** A thread that holds the newest messages shows ours still on their way after them (a reload, or opened after the send). */
