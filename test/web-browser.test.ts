@@ -2478,6 +2478,19 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect((await p.locator("main.main").boundingBox())!.width).toBeLessThanOrEqual(1);
   });
 
+  // Found by an acceptance pass: removed from her only group, someone with two friends was told to send friend requests.
+  clientTest("the welcome of someone with friends but no conversation says to start one with a friend, not to make friends", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const p = await pageFor(alice);
+    await p.getByRole("heading", { name: "Welcome to Parley" }).waitFor();
+    // Under either contact policy, the steps start with finding people.
+    const makeFriends = p.locator(".welcome li").filter({ hasText: /^(Send the people you talk to a friend request|Find the people you talk to by name)/ });
+    await makeFriends.waitFor();
+    await friends(alice, bob);
+    await p.getByText("Start a conversation with a friend, or a group with several (the buttons above the list).").waitFor();
+    expect(await makeFriends.count()).toBe(0);
+  });
+
   clientTest("the sidebar says there is nothing yet only once the list is read (it said so while loading)", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     await direct(alice, bob);
@@ -3935,11 +3948,11 @@ describe("reading and writing as a user does (found in a browser)", () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
     const up = await fetch(`${s.base}/api/uploads?filename=old.png`, { method: "POST", headers: { authorization: `Bearer ${bob.token}`, "content-type": "image/png" }, body: await png(32, 32) });
-    const attachment = await up.json();
+    const attachment = (await up.json()) as { thumbnail_url: string };
     expect(attachment.thumbnail_url).toContain("e=");
     const expired = { ...attachment, thumbnail_url: attachment.thumbnail_url.replace(/([?&])e=\d+/, "$1e=1") };
     const kept = JSON.stringify({ [conv]: { files: [{ key: "k1", name: "old.png", size: 100, attachment: expired }] } });
-    const b = await pageFor(bob, `/c/${conv}`, s, undefined, (p) => p.context().addInitScript(([k, v]) => localStorage.getItem(k) ?? localStorage.setItem(k, v), [`parley.compose.${bob.user.id}`, kept]));
+    const b = await pageFor(bob, `/c/${conv}`, s, undefined, (p) => p.context().addInitScript(({ k, v }) => localStorage.getItem(k) ?? localStorage.setItem(k, v), { k: `parley.compose.${bob.user.id}`, v: kept }));
     const files = b.getByRole("list", { name: "Files to send" });
     await files.getByRole("button", { name: "Remove old.png" }).waitFor();
     expect(await files.getByRole("img").count()).toBe(0);

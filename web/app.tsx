@@ -1,7 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain, faultOf } from "./api";
-import { activeId, connection, contactPolicy, listed, me, navigate, noLonger, noLongerShown, reconnectNow, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
+import { activeId, connection, contactPolicy, friendships, listed, me, navigate, noLonger, noLongerShown, reconnectNow, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
@@ -135,6 +135,7 @@ function Welcome() {
   const user = me.value!;
   // Registration names a person by their username until they choose otherwise.
   const unnamed = user.display_name === user.username;
+  const hasFriends = friendships.value.some((f) => f.status === "accepted");
   return (
     <div class="empty welcome">
       <h2>Welcome to Parley</h2>
@@ -147,12 +148,19 @@ function Welcome() {
             </button>
           </li>
         )}
-        {contactPolicy.value === "open" ? (
-          <li>Find the people you talk to by name (everyone here may write to everyone), and message them.</li>
+        {/* Someone with friends already (removed from their only group, say) is not told to make some. */}
+        {hasFriends ? (
+          <li>Start a conversation with a friend, or a group with several (the buttons above the list).</li>
         ) : (
-          <li>Send the people you talk to a friend request: once they accept, you can write to them.</li>
+          <>
+            {contactPolicy.value === "open" ? (
+              <li>Find the people you talk to by name (everyone here may write to everyone), and message them.</li>
+            ) : (
+              <li>Send the people you talk to a friend request: once they accept, you can write to them.</li>
+            )}
+            <li>Start a conversation with one of them, or a group with several (the buttons above the list).</li>
+          </>
         )}
-        <li>Start a conversation with one of them, or a group with several (the buttons above the list).</li>
       </ol>
     </div>
   );
