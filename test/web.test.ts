@@ -1,4 +1,4 @@
-/** The web client's page and assets over plain HTTP (PROTOCOL §10); the browser tests are in web-browser.test.ts. */
+/** The web client's page and assets over plain HTTP (PROTOCOL §10); the browser tests are in web-browser.test.ts and web-browser-use.test.ts. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startServer, type TestServer } from "./helpers";
 import { expectWebClient } from "./web-serving";

@@ -66,8 +66,27 @@ export function upload(file: File, progress: (fraction: number) => void): Upload
  * its expiry (`e`, seconds) would show a broken picture: it shows as a file instead.
  */
 export function withoutExpiredThumbnail(a: Attachment): Attachment {
-  const e = a.thumbnail_url ? Number(new URL(a.thumbnail_url, location.href).searchParams.get("e")) : 0;
+  let e = 0;
+  try {
+    e = a.thumbnail_url ? Number(new URL(a.thumbnail_url, location.href).searchParams.get("e")) : 0;
+  } catch {
+    return { ...a, thumbnail_url: null }; // not a link at all
+  }
   return e && e * 1000 <= Date.now() ? { ...a, thumbnail_url: null } : a;
+}
+
+/**
+ * Whether an upload kept across a reload is still on the server (one no message holds is
+ * swept after UPLOAD_ORPHAN_TTL): its first byte asked for. Not known (offline, an error) counts as there.
+ */
+export async function uploadStillThere(a: Attachment): Promise<boolean> {
+  try {
+    const res = await fetch(`/api/attachments/${encodeURIComponent(a.id)}`, { headers: { range: "bytes=0-0", ...(token && { authorization: `Bearer ${token}` }) } });
+    void res.body?.cancel();
+    return res.status !== 404;
+  } catch {
+    return true;
+  }
 }
 
 /** A request that did not reach the server: said as the user knows it (offline), else the server's side. */

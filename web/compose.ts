@@ -8,9 +8,9 @@
  * dropping the page) loses none of them either; an upload in flight cannot outlive its page.
  */
 import { effect, signal } from "@preact/signals";
-import { ApiError, explain, notReached, upload, withoutExpiredThumbnail, type Attachment } from "./api";
+import { ApiError, explain, notReached, upload, uploadStillThere, withoutExpiredThumbnail, type Attachment } from "./api";
 import { MAX_ATTACHMENTS } from "../src/files/paths";
-import { activeId, composeKey, conversations, drafts, send, session, setDraft, stopTyping, threads, titleOf, toast, whenBack, whenConversationGone, type Shown } from "./store";
+import { activeId, composeKey, conversations, drafts, send, session, setDraft, storedSessionUser, stopTyping, threads, titleOf, toast, whenBack, whenConversationGone, type Shown } from "./store";
 
 /** A message's most characters (code points, after trimming), as the server counts them (§3). */
 export const MAX_CONTENT = 4000;
@@ -57,8 +57,9 @@ function change(conversationId: string, f: (c: Composition) => Composition) {
 
 // ---- kept across a reload ------------------------------------------------------------------
 
+type KeptFile = { key: string; name: string; size: number; attachment: Attachment };
 /** What of a conversation's next message outlives the page: the reply, and the files already uploaded. */
-interface Kept { replyTo?: Shown; files?: { key: string; name: string; size: number; attachment: Attachment }[] }
+interface Kept { replyTo?: Shown; files?: KeptFile[] }
 
 function keptOf(c: Composition): Kept | null {
   const files = c.picks.flatMap((p) => (p.attachment ? [{ key: p.key, name: p.name, size: p.size, attachment: p.attachment }] : []));
@@ -66,19 +67,39 @@ function keptOf(c: Composition): Kept | null {
   return { ...(c.replyTo && { replyTo: c.replyTo }), ...(files.length && { files }) };
 }
 
-function loadKept(userId: string): Record<string, Kept> {
+const isObject = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isFile = (f: unknown): f is KeptFile =>
+  isObject(f) && typeof f.key === "string" && typeof f.name === "string" && typeof f.size === "number" && isObject(f.attachment) && typeof f.attachment.id === "string" && typeof f.attachment.url === "string";
+const isReply = (r: unknown): r is Shown => isObject(r) && typeof r.id === "string" && typeof r.content === "string" && typeof r.sender_name === "string" && Array.isArray(r.attachments);
+
+/**
+ * What is kept for a user, in the shape the page can show: an entry of another shape (an older
+ * version's, or storage edited by hand) is left out, not thrown on (it would stop the page's start).
+ */
+function parseKept(text: string | null): Record<string, Kept> {
+  let v: unknown;
   try {
-    const v = JSON.parse(localStorage.getItem(composeKey(userId)) ?? "{}");
-    return v && typeof v === "object" ? v : {};
+    v = JSON.parse(text ?? "{}");
   } catch {
     return {};
   }
+  if (!isObject(v)) return {};
+  const all: Record<string, Kept> = {};
+  for (const [id, entry] of Object.entries(v)) {
+    if (!isObject(entry)) continue;
+    const files = Array.isArray(entry.files) ? entry.files.filter(isFile) : [];
+    const replyTo = isReply(entry.replyTo) ? entry.replyTo : undefined;
+    if (replyTo || files.length) all[id] = { ...(replyTo && { replyTo }), ...(files.length && { files }) };
+  }
+  return all;
 }
+const loadKept = (userId: string) => parseKept(localStorage.getItem(composeKey(userId)));
 
 /** One conversation's entry, read, changed and written back: what another tab kept for the others stays. */
 function store(conversationId: string, kept: Kept | null) {
   const userId = session.peek()?.user.id;
-  if (!userId) return;
+  // Signed out in another tab meanwhile (its keys removed, this tab not yet told): nothing written back.
+  if (!userId || storedSessionUser() !== userId) return;
   const all = loadKept(userId);
   if (kept) all[conversationId] = kept;
   else delete all[conversationId];
@@ -86,31 +107,49 @@ function store(conversationId: string, kept: Kept | null) {
   else localStorage.removeItem(composeKey(userId));
 }
 
-/**
- * A conversation's composition with what is kept for it: the kept reply, and the kept files
- * (those this page uploaded keep their chips) beside this page's uploads in flight or
- * refused. Used at the start and when another tab of this browser changed what is kept
- * (a file sent or removed there goes here too, as drafts do).
- */
-function withKept(c: Composition, kept: Kept | undefined): Composition {
-  const mine = new Map(c.picks.flatMap((p) => (p.attachment ? [[p.attachment.id, p] as const] : [])));
-  const files = (kept?.files ?? []).map((f) => mine.get(f.attachment.id) ?? { ...f, progress: 1, attachment: withoutExpiredThumbnail(f.attachment) });
-  return { ...c, replyTo: kept?.replyTo ?? null, picks: [...files, ...c.picks.filter((p) => !p.attachment)] };
-}
+const restored = (f: KeptFile): Pick => ({ ...f, progress: 1, attachment: withoutExpiredThumbnail(f.attachment) });
 
-function adoptKept(userId: string) {
+/** At the start (or a sign-in): what was kept. A kept file the server no longer has (swept after UPLOAD_ORPHAN_TTL) says so. */
+function restoreKept(userId: string) {
   const kept = loadKept(userId);
   const next: Record<string, Composition> = {};
-  for (const id of new Set([...Object.keys(kept), ...Object.keys(compositions.peek())])) {
-    const c = withKept(compositionOf(id), kept[id]);
-    if (c.replyTo || c.picks.length || c.waiting) next[id] = c;
+  for (const [id, k] of Object.entries(kept)) next[id] = { replyTo: k.replyTo ?? null, picks: (k.files ?? []).map(restored), waiting: false };
+  compositions.value = next;
+  for (const [id, k] of Object.entries(kept))
+    for (const f of k.files ?? [])
+      void uploadStillThere(f.attachment).then((there) => {
+        if (there || shownFor !== userId) return;
+        change(id, (c) => ({ ...c, picks: c.picks.map((p) => (p.key === f.key && p.attachment?.id === f.attachment.id ? { key: p.key, name: p.name, size: p.size, progress: 0, error: "No longer on the server (kept too long): pick it again." } : p)) }));
+      });
+}
+
+/**
+ * Another tab of this browser changed what is kept (`before` → `after`): its changes come here
+ * too, as drafts do — a file it kept is shown, one it sent or removed goes, its reply is this
+ * one's. Only what it changed: a file of this page's that storage lacks (a write lost between
+ * tabs) stays.
+ */
+function followKept(before: Record<string, Kept>, after: Record<string, Kept>) {
+  const next = { ...compositions.peek() };
+  for (const id of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const [was, now] = [before[id], after[id]];
+    if (JSON.stringify(was) === JSON.stringify(now)) continue;
+    const c = next[id] ?? EMPTY;
+    const gone = new Set((was?.files ?? []).map((f) => f.attachment.id));
+    for (const f of now?.files ?? []) gone.delete(f.attachment.id);
+    const have = new Set(c.picks.flatMap((p) => (p.attachment ? [p.attachment.id] : [])));
+    const picks = [...c.picks.filter((p) => !(p.attachment && gone.has(p.attachment.id))), ...(now?.files ?? []).filter((f) => !have.has(f.attachment.id)).map(restored)];
+    const replyTo = was?.replyTo?.id !== now?.replyTo?.id ? (now?.replyTo ?? null) : c.replyTo;
+    if (replyTo || picks.length || c.waiting) next[id] = { ...c, replyTo, picks };
+    else delete next[id];
   }
   compositions.value = next;
 }
 
 addEventListener("storage", (e) => {
   const userId = session.peek()?.user.id;
-  if (e.storageArea === localStorage && userId && (e.key === composeKey(userId) || e.key === null)) adoptKept(userId);
+  if (e.storageArea !== localStorage || !userId || e.key !== composeKey(userId)) return;
+  followKept(parseKept(e.oldValue), parseKept(e.newValue));
 });
 
 export const setReplyTo = (conversationId: string, replyTo: Shown | null) => change(conversationId, (c) => ({ ...c, replyTo }));
@@ -231,5 +270,5 @@ effect(() => {
   shownFor = userId;
   for (const c of Object.values(compositions.peek())) for (const p of c.picks) p.abort?.();
   compositions.value = {};
-  if (userId) adoptKept(userId);
+  if (userId) restoreKept(userId);
 });

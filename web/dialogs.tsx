@@ -836,7 +836,8 @@ function searchError(e: unknown): string {
   if (e.status === 404) return "Search is not available on this server.";
   if (e.status === 422) return `Cannot search for that: ${e.message.replace(/^q: /, "")}.`;
   if (e.status === 429) return "Too many searches at once: wait a few seconds and try again.";
-  return e.status === 0 ? "The server cannot be reached." : e.message;
+  // Not reached (status 0): the request's own words, offline or the server away.
+  return e.message;
 }
 
 const titleById = (conversationId: string) => {

@@ -118,6 +118,9 @@ function loadDrafts(userId: string | undefined): Record<string, string> {
   return userId ? loadJSON(draftKey(userId), {}) : {};
 }
 
+/** Who the session kept in storage is for (another tab may have signed out or in since this page read it). */
+export const storedSessionUser = (): string | undefined => loadJSON<Session | null>(SESSION_KEY, null)?.user?.id;
+
 function loadSession(): Session | null {
   const s = loadJSON<Session | null>(SESSION_KEY, null);
   if (!s || Date.parse(s.expires_at) <= Date.now()) return null;
