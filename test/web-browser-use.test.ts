@@ -1239,20 +1239,35 @@ describe("reading and writing as a user does (found in a browser)", () => {
   }, 30_000);
 
   // Found by an acceptance pass on a phone: the notice, at the top, hid the list's buttons for the 8 seconds it stays.
-  clientTest("on a phone, a notice leaves the list's buttons and the message box free", async () => {
+  clientTest("on a phone, a notice leaves the list's buttons and the message box free, whatever the box holds", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
+    await say(bob, conv, "reply to this");
     const a = await pageFor(alice, "/c/00000000-0000-4000-8000-000000000000", s, { width: 390, height: 760 });
     const notice = a.getByRole("alert").filter({ hasText: "That conversation does not exist, or you are not a member." });
     await notice.waitFor({ timeout: 5000 });
-    const clear = async (other: Locator) => {
-      const [n, o] = [(await notice.boundingBox())!, (await other.boundingBox())!];
-      expect(n.y >= o.y + o.height || n.y + n.height <= o.y).toBe(true);
+    const clear = async (n: Locator, other: Locator) => {
+      const [nb, o] = [(await n.boundingBox())!, (await other.boundingBox())!];
+      expect(nb.y >= o.y + o.height || nb.y + nb.height <= o.y).toBe(true);
     };
-    for (const name of ["New conversation", "Friends", "Search"]) await clear(a.getByRole("button", { name, exact: true }));
+    for (const name of ["New conversation", "Friends", "Search"]) await clear(notice, a.getByRole("button", { name, exact: true }));
+    await a.getByRole("button", { name: "Dismiss" }).click();
     await convLink(a, bob.user.display_name).click();
-    await clear(a.getByRole("textbox", { name: "Message" }));
-    expect(conv).toBeTruthy();
+    // A reply and several lines make the box taller (at a fixed height, the notice covered them).
+    const quoted = log(a).locator(".msg").filter({ hasText: "reply to this" });
+    await quoted.click();
+    await quoted.getByRole("button", { name: "Reply" }).click();
+    await a.getByText(/^Replying to/).waitFor();
+    const box = a.getByRole("textbox", { name: "Message" });
+    await box.fill("one\ntwo\nthree\nfour\nfive");
+    await a.context().setOffline(true);
+    await quoted.click();
+    await quoted.getByRole("button", { name: "React", exact: true }).click();
+    await quoted.getByRole("button", { name: "React 👍" }).click();
+    const failed = a.getByRole("alert").filter({ hasText: "The reaction did not change. You are offline." });
+    await failed.waitFor();
+    await clear(failed, a.locator("form.composer"));
+    await a.context().setOffline(false);
   });
 
   clientTest("messages that came while the reader was scrolled up get the divider when they reach the end", async () => {

@@ -636,6 +636,17 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
   const uploading = picks.some(isUploading);
   const ready = picks.some((p) => p.attachment);
 
+  // The composer's height, for a phone's notices to stand above it whatever it holds (a reply,
+  // files, several lines: at a fixed height over the box they covered those).
+  useLayoutEffect(() => {
+    const el = form.current;
+    if (!el) return;
+    const root = document.documentElement.style;
+    const seen = new ResizeObserver(() => root.setProperty("--composer-height", `${el.offsetHeight}px`));
+    seen.observe(el);
+    return () => (seen.disconnect(), root.removeProperty("--composer-height"));
+  }, []);
+
   // Files dropped anywhere on the open conversation (not only on the composer) are attached.
   const dropRef = useRef((files: File[]) => attach(id, files));
   dropRef.current = (files: File[]) => attach(id, files);
