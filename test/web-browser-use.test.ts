@@ -1777,6 +1777,54 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await two.getByRole("navigation", { name: "Conversations" }).getByText("seen in tab two").waitFor();
   });
 
+  // Found by an acceptance pass: the text typed into an edit went without a word at a switch to another conversation, or a reload.
+  clientTest("an edit under way is kept while another conversation is open and across a reload, then saved", async () => {
+    const { alice, bob, group, a } = await aliceWithFriendsInAGroup("Edits kept");
+    const conv = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "direct", user_id: bob.user.id } })).body.id;
+    const mine = await say(alice, group.body.id, "first words");
+    await log(a).getByText("first words").waitFor();
+    const box = a.getByRole("textbox", { name: "Message" });
+    await box.press("ArrowUp");
+    await a.getByText("Editing your message").waitFor();
+    await box.fill("better words, not saved yet");
+    await convLink(a, bob.user.display_name).click();
+    await a.getByRole("region", { name: bob.user.display_name }).waitFor();
+    expect(await a.getByText("Editing your message").count()).toBe(0);
+    expect(await box.inputValue()).toBe("");
+    await convLink(a, "Edits kept").click();
+    await a.getByText("Editing your message").waitFor();
+    expect(await box.inputValue()).toBe("better words, not saved yet");
+    await box.fill("better words, across a reload");
+    await a.reload();
+    await a.getByText("Editing your message").waitFor();
+    expect(await box.inputValue()).toBe("better words, across a reload");
+    await box.press("Enter");
+    await a.getByText("Editing your message").waitFor({ state: "detached" });
+    await log(a).getByText("better words, across a reload").waitFor();
+    const page = await s.api("GET", `/api/conversations/${group.body.id}/messages?limit=5`, { token: alice.token });
+    expect(page.body.items.find((m: { id: string }) => m.id === mine.id).content).toBe("better words, across a reload");
+    await a.reload();
+    await log(a).getByText("better words, across a reload").waitFor();
+    expect(await a.getByText("Editing your message").count()).toBe(0);
+    expect(conv).toBeTruthy();
+  });
+
+  // Found by an acceptance pass: of 30 matches the switcher offered 20, and said nothing of the rest.
+  clientTest("the quick switcher says how many more conversations match than it shows", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    for (let i = 1; i <= 23; i++) expect((await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title: `Proj ${String(i).padStart(2, "0")}`, member_ids: [] } })).status).toBe(201);
+    const a = await pageFor(alice);
+    await convLink(a, "Proj 23").waitFor();
+    await a.keyboard.press("Control+k");
+    const dialog = a.getByRole("dialog", { name: "Switch conversation" });
+    await dialog.getByRole("combobox", { name: "Conversation name" }).fill("proj");
+    await dialog.getByText("3 more conversations match: type more of the name.").waitFor();
+    expect(await dialog.getByRole("option").count()).toBe(20);
+    await dialog.getByRole("combobox", { name: "Conversation name" }).fill("proj 2");
+    await dialog.getByRole("option", { name: "Proj 23" }).waitFor();
+    expect(await dialog.getByText(/more conversations? match/).count()).toBe(0);
+  });
+
   clientTest("names of 64 and 100 letters without a space stay inside the dialogs of a phone (New conversation, Search, the switcher, settings)", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     await friends(alice, bob);

@@ -22,6 +22,8 @@ export interface Pick {
   key: string; name: string; size: number; progress: number; abort?: () => void; attachment?: Attachment; error?: string;
   /** Uploads it again: offered when the server was not reached (offline, a proxy's 502–504), not when it refused. */
   retry?: () => void;
+  /** Past the files a message carries: uploads it once there is room (a file removed, the message sent). */
+  later?: () => void;
 }
 
 export interface Composition {
@@ -34,7 +36,11 @@ export interface Composition {
    * once does (only a file refused while it waits stops it).
    */
   waiting: false | { refused: string[] };
+  /** One's own message being edited, and its text as typed so far (kept as drafts are: it was lost at a switch or a reload). */
+  edit?: Edit | null;
 }
+
+export interface Edit { message: Shown; text: string }
 
 const EMPTY: Composition = { replyTo: null, picks: [], waiting: false };
 export const compositions = signal<Record<string, Composition>>({});
@@ -47,7 +53,7 @@ function change(conversationId: string, f: (c: Composition) => Composition) {
   const next = { ...compositions.value };
   const was = compositionOf(conversationId);
   const c = f(was);
-  if (!c.replyTo && !c.picks.length && !c.waiting) delete next[conversationId];
+  if (!c.replyTo && !c.picks.length && !c.waiting && !c.edit) delete next[conversationId];
   else next[conversationId] = c;
   compositions.value = next;
   // Upload progress changes nothing kept: stored only when the reply or the uploaded files change.
@@ -58,13 +64,13 @@ function change(conversationId: string, f: (c: Composition) => Composition) {
 // ---- kept across a reload ------------------------------------------------------------------
 
 type KeptFile = { key: string; name: string; size: number; attachment: Attachment };
-/** What of a conversation's next message outlives the page: the reply, and the files already uploaded. */
-interface Kept { replyTo?: Shown; files?: KeptFile[] }
+/** What of a conversation's next message outlives the page: the reply, the files already uploaded, and an edit under way. */
+interface Kept { replyTo?: Shown; files?: KeptFile[]; edit?: Edit }
 
 function keptOf(c: Composition): Kept | null {
   const files = c.picks.flatMap((p) => (p.attachment ? [{ key: p.key, name: p.name, size: p.size, attachment: p.attachment }] : []));
-  if (!c.replyTo && !files.length) return null;
-  return { ...(c.replyTo && { replyTo: c.replyTo }), ...(files.length && { files }) };
+  if (!c.replyTo && !files.length && !c.edit) return null;
+  return { ...(c.replyTo && { replyTo: c.replyTo }), ...(files.length && { files }), ...(c.edit && { edit: c.edit }) };
 }
 
 const isObject = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -89,7 +95,8 @@ function parseKept(text: string | null): Record<string, Kept> {
     if (!isObject(entry)) continue;
     const files = Array.isArray(entry.files) ? entry.files.filter(isFile) : [];
     const replyTo = isReply(entry.replyTo) ? entry.replyTo : undefined;
-    if (replyTo || files.length) all[id] = { ...(replyTo && { replyTo }), ...(files.length && { files }) };
+    const edit = isObject(entry.edit) && isReply(entry.edit.message) && typeof entry.edit.text === "string" ? (entry.edit as Edit) : undefined;
+    if (replyTo || files.length || edit) all[id] = { ...(replyTo && { replyTo }), ...(files.length && { files }), ...(edit && { edit }) };
   }
   return all;
 }
@@ -113,7 +120,7 @@ const restored = (f: KeptFile): Pick => ({ ...f, progress: 1, attachment: withou
 function restoreKept(userId: string) {
   const kept = loadKept(userId);
   const next: Record<string, Composition> = {};
-  for (const [id, k] of Object.entries(kept)) next[id] = { replyTo: k.replyTo ?? null, picks: (k.files ?? []).map(restored), waiting: false };
+  for (const [id, k] of Object.entries(kept)) next[id] = { replyTo: k.replyTo ?? null, picks: (k.files ?? []).map(restored), waiting: false, edit: k.edit ?? null };
   compositions.value = next;
   for (const [id, k] of Object.entries(kept))
     for (const f of k.files ?? [])
@@ -140,7 +147,8 @@ function followKept(before: Record<string, Kept>, after: Record<string, Kept>) {
     const have = new Set(c.picks.flatMap((p) => (p.attachment ? [p.attachment.id] : [])));
     const picks = [...c.picks.filter((p) => !(p.attachment && gone.has(p.attachment.id))), ...(now?.files ?? []).filter((f) => !have.has(f.attachment.id)).map(restored)];
     const replyTo = was?.replyTo?.id !== now?.replyTo?.id ? (now?.replyTo ?? null) : c.replyTo;
-    if (replyTo || picks.length || c.waiting) next[id] = { ...c, replyTo, picks };
+    const edit = JSON.stringify(was?.edit) !== JSON.stringify(now?.edit) ? (now?.edit ?? null) : c.edit;
+    if (replyTo || picks.length || c.waiting || edit) next[id] = { ...c, replyTo, picks, edit };
     else delete next[id];
   }
   compositions.value = next;
@@ -153,6 +161,8 @@ addEventListener("storage", (e) => {
 });
 
 export const setReplyTo = (conversationId: string, replyTo: Shown | null) => change(conversationId, (c) => ({ ...c, replyTo }));
+/** Starts (the message's text), changes (`text`) or ends (null) the edit under way in a conversation. */
+export const setEdit = (conversationId: string, edit: Edit | null) => change(conversationId, (c) => ({ ...c, edit }));
 /** The message replied to as it is now (edited meanwhile: its new text); null once deleted. */
 export function replyTargetOf(conversationId: string): Shown | null {
   const chosen = compositionOf(conversationId).replyTo;
@@ -173,8 +183,6 @@ export const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 
 
 /** Uploads files for the next message of a conversation, each shown as a chip with its progress. */
 export function attach(conversationId: string, files: Iterable<File> | null) {
-  const patch = (key: string, p: Partial<Pick>) =>
-    change(conversationId, (c) => ({ ...c, picks: c.picks.map((x) => (x.key === key ? { ...x, ...p } : x)) }));
   for (const file of files ?? []) {
     const key = crypto.randomUUID();
     // Said here, in words: the server's answer explains its API ("send its bytes as the body…").
@@ -182,26 +190,46 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
       change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: 0, progress: 0, error: "The file is empty." }] }));
       continue;
     }
-    // Past the files a message may carry: not uploaded (the send was refused whole, its text with it).
-    if (compositionOf(conversationId).picks.filter((p) => !p.error).length >= MAX_ATTACHMENTS) {
-      const error = `A message carries at most ${MAX_ATTACHMENTS} files: send this one in the next.`;
-      change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error }] }));
+    // Past the files a message may carry: not uploaded yet (the send was refused whole, its
+    // text with it), but kept for the next message, uploaded once there is room.
+    if (carried(compositionOf(conversationId)) >= MAX_ATTACHMENTS) {
+      const error = `A message carries at most ${MAX_ATTACHMENTS} files: this one goes in the next.`;
+      change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error, later: () => begin(conversationId, key, file) }] }));
       continue;
     }
     change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0 }] }));
-    const start = () => {
-      const up = upload(file, (progress) => patch(key, { progress }));
-      patch(key, { progress: 0, abort: up.abort, error: undefined, retry: undefined });
-      up.done.then(
-        (attachment) => patch(key, { attachment, progress: 1, abort: undefined }),
-        (e) => {
-          if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
-          const error = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
-          patch(key, { error, abort: undefined, retry: notReached(e) ? start : undefined });
-        },
-      ).then(() => settled(conversationId));
-    };
-    start();
+    begin(conversationId, key, file);
+  }
+}
+
+/** The files a message would carry now: those uploading or uploaded. */
+const carried = (c: Composition) => c.picks.filter((p) => !p.error).length;
+
+/** Uploads a picked file (its chip `key`), with its progress, a Retry when the server was not reached. */
+function begin(conversationId: string, key: string, file: File) {
+  const patch = (p: Partial<Pick>) => change(conversationId, (c) => ({ ...c, picks: c.picks.map((x) => (x.key === key ? { ...x, ...p } : x)) }));
+  const start = () => {
+    const up = upload(file, (progress) => patch({ progress }));
+    patch({ progress: 0, abort: up.abort, error: undefined, retry: undefined, later: undefined });
+    up.done.then(
+      (attachment) => patch({ attachment, progress: 1, abort: undefined }),
+      (e) => {
+        if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
+        const error = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
+        patch({ error, abort: undefined, retry: notReached(e) ? start : undefined });
+      },
+    ).then(() => settled(conversationId));
+  };
+  start();
+}
+
+/** Files kept for the next message go up while the message has room for them. */
+function makeRoom(conversationId: string) {
+  for (;;) {
+    const c = compositionOf(conversationId);
+    const next = c.picks.find((p) => p.later);
+    if (!next || carried(c) >= MAX_ATTACHMENTS) return;
+    next.later!(); // no longer `later` once begun
   }
 }
 
@@ -214,6 +242,7 @@ whenBack(() => {
 export function unpick(conversationId: string, p: Pick) {
   p.abort?.();
   change(conversationId, (c) => ({ ...c, picks: c.picks.filter((x) => x.key !== p.key) }));
+  makeRoom(conversationId);
   settled(conversationId);
 }
 
@@ -247,7 +276,9 @@ export async function sendComposed(conversationId: string) {
   if (overBy(content) > 0 || (!content && !ready.length)) return;
   const replyTo = replyTargetOf(conversationId)?.id ?? null;
   setDraft(conversationId, "");
-  change(conversationId, () => EMPTY);
+  // Files past the ones this message carries stay, for the next (uploaded now).
+  change(conversationId, (c) => ({ ...EMPTY, picks: c.picks.filter((p) => p.later) }));
+  makeRoom(conversationId);
   stopTyping(conversationId);
   await send(conversationId, content, replyTo, ready);
 }

@@ -12,7 +12,7 @@ import {
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
 import { inputSince, refocusWhenGone } from "./focus";
-import { attach, compositionOf, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setReplyTo, size, stopWaiting, unpick } from "./compose";
+import { attach, compositionOf, compositions, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setEdit, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
@@ -27,7 +27,8 @@ const presenceText = (online: boolean | undefined) => (online === undefined ? ""
 
 export function ConversationView({ id }: { id: string }) {
   const conv = conversations.value.get(id);
-  const [editing, setEditing] = useState<Shown | null>(null);
+  // The edit under way is the conversation's (compose.ts): it stays while another is open, and across a reload.
+  const setEditing = (m: Shown | null) => setEdit(id, m && { message: m, text: m.content });
   if (!conv) return <div class="empty">Loading…</div>;
   const peer = peerOf(conv);
   const title = titleOf(conv);
@@ -55,7 +56,7 @@ export function ConversationView({ id }: { id: string }) {
       <div class="typing" aria-live="polite">
         {typers.length ? `${namesList(typers)} ${typers.length > 1 ? "are" : "is"} typing…` : ""}
       </div>
-      <Composer id={id} editing={editing} setEditing={setEditing} />
+      <Composer id={id} setEditing={setEditing} />
     </section>
   );
 }
@@ -622,15 +623,17 @@ function Files({ list, tabIndex }: { list: Attachment[]; tabIndex?: number }) {
   );
 }
 
-function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Shown | null) => void }) {
-  const { id, editing } = props;
+function Composer(props: { id: string; setEditing: (m: Shown | null) => void }) {
+  const { id } = props;
   // The reply, the files and a send waiting for them are the conversation's (compose.ts), not
   // the composer's: they stay while another conversation is open.
-  const { picks, waiting } = compositionOf(id);
+  const { picks, waiting, edit } = compositionOf(id);
+  const editing = edit?.message ?? null;
+  const editText = edit?.text ?? "";
+  const setEditText = (text: string) => editing && setEdit(id, { message: editing, text });
   const replyTo = replyTargetOf(id);
   const box = useRef<HTMLTextAreaElement>(null);
   const form = useRef<HTMLFormElement>(null);
-  const [editText, setEditText] = useState("");
   const [mention, setMention] = useState<{ query: string; at: number; index: number } | null>(null);
   const picker = useRef<HTMLInputElement>(null);
   const uploading = picks.some(isUploading);
@@ -690,25 +693,14 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
   // UTF-16 units and stopped a message of emoji at half the length the server takes.
   const over = overBy(text);
 
-  // The text being edited starts as the message's; set once per message (Up sets it at once).
-  const editFor = useRef<string | null>(null);
-  /** The edit under way now (read after an await: the one a save started with may have ended). */
-  const editingNow = useRef(editing);
-  editingNow.current = editing;
-  const startEditing = (m: Shown) => {
-    editFor.current = m.id;
-    setEditText(m.content);
-    props.setEditing(m);
-  };
-  // Before the next paint, not after it: a hidden tab runs effects late (no animation
-  // frames), and text typed at once after Edit was then replaced by the message's.
+  // The text being edited starts as the message's, set with it (setEditing, Up): an effect
+  // setting it ran late in a hidden tab and replaced text typed at once after Edit.
+  const startEditing = (m: Shown) => props.setEditing(m);
   useLayoutEffect(() => {
-    if (editing && editFor.current !== editing.id) startEditing(editing);
     // An edit started while a send waited for its files: the wait ends (it saved the half-made edit instead).
     if (editing && compositionOf(id).waiting) stopWaiting(id);
     if (editing) box.current?.focus();
-    else editFor.current = null;
-  }, [editing]);
+  }, [editing?.id]);
   // The message being edited deleted meanwhile (elsewhere, or by a moderator): the edit ends,
   // and what was typed into it is kept in the box as a new message's text (Enter lost it, with
   // "The message was deleted.").
@@ -717,7 +709,6 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     if (!editedGone || !editing) return;
     const typedText = editText.trim();
     props.setEditing(null);
-    setEditText("");
     if (typedText && typedText !== editing.content.trim()) {
       const draft = drafts.value[id] ?? "";
       setDraft(id, draft ? `${draft}\n${typedText}` : typedText);
@@ -780,17 +771,14 @@ function Composer(props: { id: string; editing: Shown | null; setEditing: (m: Sh
     if (over > 0 || !content) return;
     const target = editing;
     props.setEditing(null);
-    setEditText("");
     if (content === target.content) return;
     try {
       await editMessage(target.id, content);
     } catch (e) {
-      // Not lost (offline, a refusal): the edit comes back to the box, to save again, unless
-      // another edit has begun meanwhile. (It went, with a toast alone.)
-      if (!editingNow.current && box.current?.isConnected) {
-        editFor.current = target.id;
-        setEditText(content);
-        props.setEditing(target);
+      // Not lost (offline, a refusal): the edit comes back to its conversation's box, to save
+      // again, unless another edit has begun there meanwhile. (It went, with a toast alone.)
+      if (!compositions.peek()[id]?.edit) {
+        setEdit(id, { message: target, text: content });
         toast.value = `${explain(e, "Not edited.")} Your edit is back in the box: Enter saves it, Escape drops it.`;
       } else toast.value = explain(e, "Not edited.");
     }

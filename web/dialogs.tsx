@@ -677,7 +677,10 @@ function Switcher() {
   // and Enter opened the more recent "Room 19".
   const rank = (c: Conversation) => (shownName(c) === needle ? 0 : shownName(c).startsWith(needle) ? 1 : 2);
   // (sort is stable: within a rank, the order by activity stays.)
-  const matches = [...local, ...found.filter((c) => !seen.has(c.id))].sort((x, y) => rank(x) - rank(y)).slice(0, 20);
+  const all = [...local, ...found.filter((c) => !seen.has(c.id))].sort((x, y) => rank(x) - rank(y));
+  const matches = all.slice(0, SWITCHER_SHOWS);
+  // Past the options shown, said (the rest were left out without a word).
+  const more = all.length - matches.length;
   const go = (c: Conversation) => {
     close();
     if (!conversations.value.has(c.id)) mergeConversations([c]);
@@ -714,6 +717,11 @@ function Switcher() {
           </li>
         ))}
       </ul>
+      {more > 0 && (
+        <p class="hint">
+          {plural(more, "more conversation")} {more === 1 ? "matches" : "match"}: type more of the name.
+        </p>
+      )}
       {q.trim() && matches.length === 0 && answered === q.trim() && <p class="empty">No conversation matches “{q.trim()}”.</p>}
       {q.trim() && (
         <button type="button" class="link" onClick={() => { searchText.value = q.trim(); openDialog("search"); }}>
@@ -723,6 +731,9 @@ function Switcher() {
     </Modal>
   );
 }
+
+/** How many conversations the switcher offers at once. */
+const SWITCHER_SHOWS = 20;
 
 interface Hit { message: Message; snippet: string }
 
