@@ -41,8 +41,8 @@ export class Cluster {
     return this.nodes[i]!.base;
   }
 
-  async api(i: number, method: string, path: string, token?: string, body?: unknown): Promise<Reply> {
-    const res = await fetch(this.base(i) + path, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+  async api(i: number, method: string, path: string, token?: string, body?: unknown, signal?: AbortSignal): Promise<Reply> {
+    const res = await fetch(this.base(i) + path, { method, signal, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
   }

@@ -52,10 +52,15 @@ async function groupWithSockets(title: string, owner: User, members: User[]) {
   return { id: group.body.id as string, sockets: open };
 }
 
+/** A send the node has not answered in this long is given up (and retried) as a client would, and counted as refused. */
+const SEND_ANSWERED_MS = 10_000;
+
 /**
  * Senders posting into a conversation from their nodes until stopped. A send that is refused
  * (503 while a service is down) is retried with its client_msg_id until it is acknowledged,
- * as a client does; `acked` holds every acknowledged message id, `refused` every refusal.
+ * as a client does; `acked` holds every acknowledged message id, `refused` every refusal
+ * (a send without an answer in SEND_ANSWERED_MS as `no answer`: one left hanging stopped the
+ * test only at its timeout, without saying where, in CI once).
  */
 function load(conversationId: string, senders: User[]) {
   let running = true;
@@ -65,12 +70,16 @@ function load(conversationId: string, senders: User[]) {
     for (let k = 0; running; k++) {
       const body = { content: `${i}:${k}`, client_msg_id: `load-${i}-${k}` };
       for (;;) {
-        const r = await cluster.api(i % 3, "POST", `/api/conversations/${conversationId}/messages`, u.token, body).catch(() => null);
+        let failure = "unreachable";
+        const r = await cluster.api(i % 3, "POST", `/api/conversations/${conversationId}/messages`, u.token, body, AbortSignal.timeout(SEND_ANSWERED_MS)).catch((e) => {
+          if (e?.name === "TimeoutError") failure = `no answer in ${SEND_ANSWERED_MS} ms from node ${i % 3}`;
+          return null;
+        });
         if (r && (r.status === 201 || r.status === 200)) {
           acked.push(r.body.id);
           break;
         }
-        refused.push({ status: r?.status ?? 0, code: r?.body?.error?.code, retryAfter: r?.headers.get("retry-after") ?? null });
+        refused.push({ status: r?.status ?? 0, code: r?.body?.error?.code ?? failure, retryAfter: r?.headers.get("retry-after") ?? null });
         await Bun.sleep(100);
       }
       await Bun.sleep(10);
@@ -86,10 +95,31 @@ function load(conversationId: string, senders: User[]) {
   };
 }
 
+/** `p`, or a failure naming `what` after `ms`: a step left hanging stopped the test only at its timeout, without saying which. */
+function within<T>(ms: number, what: string, p: PromiseLike<T>): Promise<T> {
+  let timer: Timer | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not done in ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The steps a test went through, with when: printed if it is still running shortly before its
+ * timeout (a timeout alone names no step; this test stopped at 90 s in CI, once in ~10 runs).
+ */
+function trace(timeoutMs: number) {
+  const start = Date.now();
+  const marks: string[] = [];
+  const timer = setTimeout(() => console.error(`still running after ${Date.now() - start} ms; steps:\n  ${marks.join("\n  ")}`), timeoutMs - 3000);
+  return {
+    step: (what: string) => void marks.push(`${String(Date.now() - start).padStart(6)} ms ${what}`),
+    done: () => clearTimeout(timer),
+  };
+}
+
 /** The message.receive events of a conversation that committed, in seq order. */
 async function committed(conversationId: string): Promise<{ seq: number; id: string }[]> {
-  const rows = await db`SELECT e.seq, coalesce(p.data, e.data)::json->>'id' AS id FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id
-    WHERE e.topic = ${`conv:${conversationId}`} AND e.type = 'message.receive' ORDER BY e.seq`;
+  const rows = await within(10_000, "the test's read of what committed", db`SELECT e.seq, coalesce(p.data, e.data)::json->>'id' AS id FROM events e LEFT JOIN event_payloads p ON p.id = e.payload_id
+    WHERE e.topic = ${`conv:${conversationId}`} AND e.type = 'message.receive' ORDER BY e.seq`);
   return rows.map((r: { seq: string; id: string }) => ({ seq: Number(r.seq), id: r.id }));
 }
 
@@ -128,7 +158,7 @@ async function eventually(ok: () => Promise<boolean>, ms: number, what = "condit
 }
 
 const health = (i: number): Promise<{ status: number; body: any }> =>
-  fetch(`${cluster.base(i)}/health`).then((r) => r.json().then((body) => ({ status: r.status, body })), () => ({ status: 0, body: null }));
+  fetch(`${cluster.base(i)}/health`, { signal: AbortSignal.timeout(5000) }).then((r) => r.json().then((body) => ({ status: r.status, body })), () => ({ status: 0, body: null }));
 
 describe.skipIf(!ready)("three nodes through outages", () => {
   test("NATS killed under load and started again: committed events keep reaching every socket once, in order; typing and presence cross nodes again after", async () => {
@@ -175,11 +205,15 @@ describe.skipIf(!ready)("three nodes through outages", () => {
   }, 90_000);
 
   test("PostgreSQL crashed under load and restarted: writes answer 503 unavailable with Retry-After meanwhile; nothing acknowledged is lost; every socket gets every committed event once, in order", async () => {
+    const t = trace(90_000);
     const users = await Promise.all(Array.from({ length: 6 }, (_, i) => cluster.user(i % 3)));
+    t.step("users");
     const [owner, ...members] = users;
     const group = await groupWithSockets("pg", owner!, members);
+    t.step("group and sockets");
     const traffic = load(group.id, users);
     await waitFor(() => traffic.acked.length >= 20, 20_000);
+    t.step("20 sends acknowledged");
 
     // A socket that is catching up when PostgreSQL goes: its membership read waits behind a
     // lock this test holds, and fails with the crash. It is closed (1011, to retry), its
@@ -192,28 +226,40 @@ describe.skipIf(!ready)("three nodes through outages", () => {
       await crashed.promise;
     }).catch(() => {});
     await locked.promise;
+    t.step("members locked");
     const catching = await TestSocket.open(cluster.wsUrl(1, members[0]!.token));
     await catching.waitFor((f) => f.type === "connect", 10_000);
+    t.step("catching socket connected");
     await Bun.sleep(200);
     await pg.crash();
+    t.step("PostgreSQL crashed");
     crashed.resolve();
-    await blocking;
+    await within(10_000, "the test's transaction ending with the crash", blocking);
     const down = Date.now();
+    t.step("the test's transaction ended");
     expect((await catching.waitClosed(10_000)).code).toBe(1011);
     expect(catching.frames.map((f) => f.type)).toEqual(["connect", "alert"]);
+    t.step("catching socket closed 1011");
     await waitFor(() => traffic.refused.length >= 6, 10_000);
+    t.step("6 sends refused");
     for (let i = 0; i < 3; i++) await eventually(async () => (await health(i)).body?.postgres === "unreachable", 10_000, "health reports PostgreSQL away");
+    t.step("health says unreachable");
     // A socket opened meanwhile is refused before the upgrade, 503 too (its token's user cannot be read).
-    const upgrade = await fetch(`${cluster.base(2)}/ws/user?token=${owner!.token}`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } });
+    const upgrade = await fetch(`${cluster.base(2)}/ws/user?token=${owner!.token}`, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" }, signal: AbortSignal.timeout(10_000) });
     expect(upgrade.status).toBe(503);
     await Bun.sleep(Math.max(0, 1500 - (Date.now() - down)));
+    t.step("upgrade refused");
     await pg.start();
+    t.step("PostgreSQL started");
 
     const back = traffic.acked.length;
     await waitFor(() => traffic.acked.length >= back + 20, 30_000);
-    await traffic.stop();
+    t.step("20 more sends acknowledged");
+    await within(2 * SEND_ANSWERED_MS, "the senders stopping", traffic.stop());
+    t.step(`senders stopped (${traffic.acked.length} acknowledged, ${traffic.refused.length} refused)`);
     for (const r of traffic.refused) expect(r).toEqual({ status: 503, code: "unavailable", retryAfter: expect.any(String) });
     await expectEveryoneGotAll(group.sockets, [group.id], traffic.acked);
+    t.done();
   }, 90_000);
 
   test("writer transactions held open after appending, while others commit on every node: no socket skips their events; sockets connecting meanwhile get exactly what their memberships saw", async () => {

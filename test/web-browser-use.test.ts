@@ -1659,20 +1659,36 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await quoted.hover();
     await quoted.getByRole("button", { name: "Reply" }).click();
     await b.getByText(/^Replying to .*: reply to me$/).waitFor();
-    // One still uploading at the reload cannot outlive the page: it is not shown as kept.
+    // One still uploading at the reload cannot outlive the page: the next page says so on its chip (it went without a word), once.
     await holdUploads(b);
     await b.locator("input[type=file]").setInputFiles([{ name: "in-flight.txt", mimeType: "text/plain", buffer: Buffer.from("x") }]);
     await files(b).getByText("in-flight.txt").waitFor();
     await box.fill("with what was kept");
+    // Put away (a phone's browser may end it from there without another event): kept as cut; shown again: not.
+    const stored = () => b.evaluate((id) => localStorage.getItem(`parley.compose.${id}`) ?? "", bob.user.id);
+    const shown = (state: "hidden" | "visible") =>
+      b.evaluate((state) => {
+        Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+        // Shown again: the browser's own state from here (the reload's going makes it "hidden").
+        if (state === "visible") delete (document as { visibilityState?: string }).visibilityState;
+      }, state);
+    await shown("hidden");
+    expect(await stored()).toContain("in-flight.txt");
+    await shown("visible");
+    expect(await stored()).not.toContain("in-flight.txt");
     // Reloaded while it is held (let go first, it could finish before the reload and be kept).
     await b.reload();
     await b.unrouteAll({ behavior: "ignoreErrors" });
     await log(b).waitFor();
     await files(b).getByRole("button", { name: "Remove kept.txt" }).waitFor();
     await files(b).getByRole("img", { name: "dot.png" }).waitFor();
-    expect(await files(b).getByText("in-flight.txt").count()).toBe(0);
+    const cut = files(b).locator("li").filter({ hasText: "in-flight.txt" });
+    await cut.getByText("Still uploading when the page closed: pick it again.").waitFor();
     await b.getByText(/^Replying to .*: reply to me$/).waitFor();
     expect(await box.inputValue()).toBe("with what was kept");
+    expect(await b.evaluate((id) => localStorage.getItem(`parley.compose.${id}`), bob.user.id)).not.toContain("in-flight.txt");
+    await cut.getByRole("button", { name: "Remove in-flight.txt" }).click();
 
     // Another tab of the browser shows them too; a file removed there goes here as well.
     const two = await b.context().newPage();

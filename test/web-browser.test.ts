@@ -12,7 +12,7 @@ import { startServer, uniqueName, waitFor, type Account, tempDir } from "./helpe
 import { backup } from "./backups";
 import { png } from "./files-fixtures";
 import { TestSocket } from "./ws-client";
-import { shots, browser, s, contexts, btest, clientTest, pageFor, friends, direct, aliceWithFriendsInAGroup, aliceAwayFromDirect, say, log, longHistory, settled, convLink, recordingNotifications, setHidden, useBrowserSuite } from "./web-harness";
+import { shots, browser, s, contexts, btest, clientTest, pageFor, pageErrors, friends, direct, aliceWithFriendsInAGroup, aliceAwayFromDirect, say, log, longHistory, settled, convLink, recordingNotifications, setHidden, useBrowserSuite } from "./web-harness";
 
 // The functions given to page.evaluate run in the page; the test program has no DOM types.
 declare const document: any, window: any, getComputedStyle: any, MutationObserver: any, history: any, location: any;
@@ -267,6 +267,22 @@ describe("the web client in Chromium", () => {
     });
     expect(ran).toEqual({ ran: false, violated: true });
     expect(dialogs).toBe(0);
+  });
+
+  clientTest("a mistyped or cut link (no page there) opens the list and says so (it showed the API's JSON); signed out, the sign-in form", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    await direct(alice, bob);
+    const a = await pageFor(alice, "/c/nope/extra");
+    await a.getByRole("alert").getByText("There is no page at /c/nope/extra: here are your conversations.").waitFor();
+    expect(new URL(a.url()).pathname).toBe("/");
+    await convLink(a, bob.user.display_name).waitFor();
+    const context = await browser!.newContext();
+    contexts.push(context);
+    const out = await context.newPage();
+    out.on("pageerror", (e) => pageErrors.push(e.message));
+    await out.goto(s.base + "/foo");
+    await out.getByRole("textbox", { name: "Username" }).waitFor();
+    expect(new URL(out.url()).pathname).toBe("/");
   });
 
   clientTest("keyboard only: reach a conversation, send with Enter, Shift+Enter makes a new line", async () => {

@@ -12,12 +12,28 @@ describe("serving the web client", () => {
     await expectWebClient(s.base);
   });
 
-  test("unknown paths still answer the API's not_found, not the page", async () => {
-    for (const path of ["/nope.js", "/assets/chunk-doesnotexist.js", "/assets/", "/c", "/c/x/y"]) {
+  test("unknown paths answer the API's not_found; a browser's navigation to one outside the API gets the page, with 404", async () => {
+    const paths = ["/nope.js", "/assets/chunk-doesnotexist.js", "/assets/", "/c", "/c/", "/c/x/y", "/api/nope", "/docs/nope", "/ws/nope", "/health/x", "/metrics/x"];
+    for (const path of paths) {
       const res = await s.api("GET", path);
       expect(res.status).toBe(404);
       expect(res.body.error.code).toBe("not_found");
     }
+    const browser = { accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "accept-encoding": "gzip, br" };
+    // A mistyped or cut link showed the API's JSON in the browser.
+    for (const path of ["/nope.js", "/c", "/c/", "/c/x/y", "/foo/bar"]) {
+      const res = await fetch(s.base + path, { headers: browser });
+      expect([path, res.status, res.headers.get("content-type")]).toEqual([path, 404, "text/html;charset=utf-8"]);
+      expect(res.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+      expect(res.headers.get("vary")).toBe("Accept, Accept-Encoding");
+      expect(await res.text()).toStartWith("<!doctype html>");
+    }
+    for (const path of ["/api/nope", "/assets/chunk-doesnotexist.js", "/docs/nope", "/ws/nope", "/health/x", "/metrics/x"]) {
+      const res = await fetch(s.base + path, { headers: browser });
+      expect([path, res.status, ((await res.json()) as any).error.code]).toEqual([path, 404, "not_found"]);
+    }
+    const posted = await fetch(s.base + "/foo", { method: "POST", headers: browser, body: "{}" });
+    expect([posted.status, ((await posted.json()) as any).error.code]).toEqual([404, "not_found"]);
   });
 
   test("the compressed asset is the asset", async () => {

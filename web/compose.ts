@@ -5,7 +5,8 @@
  * another conversation and coming back loses none of it: the files, the reply and a send
  * waiting for its files were lost with the composer. The reply and the files uploaded are also
  * kept in localStorage per user, as the drafts are, so that a reload (or a phone's browser
- * dropping the page) loses none of them either; an upload in flight cannot outlive its page.
+ * dropping the page) loses none of them either. An upload in flight cannot outlive its page:
+ * the next page says so on its chip, once.
  */
 import { effect, signal } from "@preact/signals";
 import { ApiError, explain, notReached, upload, uploadStillThere, withoutExpiredThumbnail, type Attachment } from "./api";
@@ -64,18 +65,42 @@ function change(conversationId: string, f: (c: Composition) => Composition) {
 // ---- kept across a reload ------------------------------------------------------------------
 
 type KeptFile = { key: string; name: string; size: number; attachment: Attachment };
-/** What of a conversation's next message outlives the page: the reply, the files already uploaded, and an edit under way. */
-interface Kept { replyTo?: Shown; files?: KeptFile[]; edit?: Edit }
+type CutFile = { key: string; name: string; size: number };
+/**
+ * What of a conversation's next message outlives the page: the reply, the files already
+ * uploaded, an edit under way, and (`cut`) the files still to upload when the page went.
+ */
+interface Kept { replyTo?: Shown; files?: KeptFile[]; edit?: Edit; cut?: CutFile[] }
+
+/**
+ * The page is hidden or going (a reload, a closed tab, a phone's browser putting it away): it
+ * may end without another word, so the files it has yet to upload are kept as cut, for the
+ * next page to say they did not make it (they went without a word). Not while it is shown: a
+ * reload in another tab would take this tab's uploads under way for cut ones.
+ */
+let mayEnd = document.visibilityState === "hidden";
+const yetToUpload = (p: Pick) => !p.attachment && (isUploading(p) || !!p.retry || !!p.later);
 
 function keptOf(c: Composition): Kept | null {
   const files = c.picks.flatMap((p) => (p.attachment ? [{ key: p.key, name: p.name, size: p.size, attachment: p.attachment }] : []));
-  if (!c.replyTo && !files.length && !c.edit) return null;
-  return { ...(c.replyTo && { replyTo: c.replyTo }), ...(files.length && { files }), ...(c.edit && { edit: c.edit }) };
+  const cut = mayEnd ? c.picks.filter(yetToUpload).map(({ key, name, size }) => ({ key, name, size })) : [];
+  if (!c.replyTo && !files.length && !c.edit && !cut.length) return null;
+  return { ...(c.replyTo && { replyTo: c.replyTo }), ...(files.length && { files }), ...(c.edit && { edit: c.edit }), ...(cut.length && { cut }) };
 }
+
+function pageMayEnd(now: boolean) {
+  if (now === mayEnd) return;
+  mayEnd = now;
+  for (const [id, c] of Object.entries(compositions.peek())) if (c.picks.some(yetToUpload)) store(id, keptOf(c));
+}
+addEventListener("pagehide", () => pageMayEnd(true));
+addEventListener("pageshow", () => pageMayEnd(document.visibilityState === "hidden"));
+document.addEventListener("visibilitychange", () => pageMayEnd(document.visibilityState === "hidden"));
 
 const isObject = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isFile = (f: unknown): f is KeptFile =>
   isObject(f) && typeof f.key === "string" && typeof f.name === "string" && typeof f.size === "number" && isObject(f.attachment) && typeof f.attachment.id === "string" && typeof f.attachment.url === "string";
+const isCut = (f: unknown): f is CutFile => isObject(f) && typeof f.key === "string" && typeof f.name === "string" && typeof f.size === "number";
 const isReply = (r: unknown): r is Shown => isObject(r) && typeof r.id === "string" && typeof r.content === "string" && typeof r.sender_name === "string" && Array.isArray(r.attachments);
 
 /**
@@ -94,9 +119,10 @@ function parseKept(text: string | null): Record<string, Kept> {
   for (const [id, entry] of Object.entries(v)) {
     if (!isObject(entry)) continue;
     const files = Array.isArray(entry.files) ? entry.files.filter(isFile) : [];
+    const cut = Array.isArray(entry.cut) ? entry.cut.filter(isCut) : [];
     const replyTo = isReply(entry.replyTo) ? entry.replyTo : undefined;
     const edit = isObject(entry.edit) && isReply(entry.edit.message) && typeof entry.edit.text === "string" ? (entry.edit as Edit) : undefined;
-    if (replyTo || files.length || edit) all[id] = { ...(replyTo && { replyTo }), ...(files.length && { files }), ...(edit && { edit }) };
+    if (replyTo || files.length || edit || cut.length) all[id] = { ...(replyTo && { replyTo }), ...(files.length && { files }), ...(edit && { edit }), ...(cut.length && { cut }) };
   }
   return all;
 }
@@ -115,13 +141,21 @@ function store(conversationId: string, kept: Kept | null) {
 }
 
 const restored = (f: KeptFile): Pick => ({ ...f, progress: 1, attachment: withoutExpiredThumbnail(f.attachment) });
+const CUT = "Still uploading when the page closed: pick it again.";
 
-/** At the start (or a sign-in): what was kept. A kept file the server no longer has (swept after UPLOAD_ORPHAN_TTL) says so. */
+/**
+ * At the start (or a sign-in): what was kept. A kept file the server no longer has (swept after
+ * UPLOAD_ORPHAN_TTL) says so; so does one the page went before uploading, once (not kept after).
+ */
 function restoreKept(userId: string) {
   const kept = loadKept(userId);
   const next: Record<string, Composition> = {};
-  for (const [id, k] of Object.entries(kept)) next[id] = { replyTo: k.replyTo ?? null, picks: (k.files ?? []).map(restored), waiting: false, edit: k.edit ?? null };
+  for (const [id, k] of Object.entries(kept)) {
+    const cut = (k.cut ?? []).map(({ key, name, size }): Pick => ({ key, name, size, progress: 0, error: CUT }));
+    next[id] = { replyTo: k.replyTo ?? null, picks: [...(k.files ?? []).map(restored), ...cut], waiting: false, edit: k.edit ?? null };
+  }
   compositions.value = next;
+  for (const [id, k] of Object.entries(kept)) if (k.cut) store(id, keptOf(next[id]!));
   for (const [id, k] of Object.entries(kept))
     for (const f of k.files ?? [])
       void uploadStillThere(f.attachment).then((there) => {
@@ -145,7 +179,9 @@ function followKept(before: Record<string, Kept>, after: Record<string, Kept>) {
     const gone = new Set((was?.files ?? []).map((f) => f.attachment.id));
     for (const f of now?.files ?? []) gone.delete(f.attachment.id);
     const have = new Set(c.picks.flatMap((p) => (p.attachment ? [p.attachment.id] : [])));
-    const picks = [...c.picks.filter((p) => !(p.attachment && gone.has(p.attachment.id))), ...(now?.files ?? []).filter((f) => !have.has(f.attachment.id)).map(restored)];
+    // A file said cut here that the other tab did upload (it was only hidden): its chip is the file's.
+    const uploaded = new Set((now?.files ?? []).map((f) => f.key));
+    const picks = [...c.picks.filter((p) => !(p.attachment && gone.has(p.attachment.id)) && !(p.error && uploaded.has(p.key))), ...(now?.files ?? []).filter((f) => !have.has(f.attachment.id)).map(restored)];
     const replyTo = was?.replyTo?.id !== now?.replyTo?.id ? (now?.replyTo ?? null) : c.replyTo;
     const edit = JSON.stringify(was?.edit) !== JSON.stringify(now?.edit) ? (now?.edit ?? null) : c.edit;
     if (replyTo || picks.length || c.waiting || edit) next[id] = { ...c, replyTo, picks, edit };

@@ -86,7 +86,13 @@ export const contactPolicy = signal<ContactPolicy["contact_policy"]>("friends");
 }
 export const drafts = signal<Record<string, string>>(loadDrafts(session.peek()?.user.id));
 export const toast = signal<string | null>(null);
-/** A message to bring into view and highlight once its conversation shows it (a search result). */
+// A path that is no page of the app (a mistyped or cut link; the server answers a browser 404
+// with this page there): the list, and a word of why (signed out, the sign-in form says enough).
+if (location.pathname !== "/" && !idFromPath()) {
+  const path = location.pathname;
+  history.replaceState(null, "", "/");
+  if (session.peek()) toast.value = `There is no page at ${path}: here are your conversations.`;
+}
 /**
  * Whether the reader of the open conversation is at its newest messages (the end of the list
  * in view): a message that arrives while they read further up is not read yet (no "Seen").
@@ -94,7 +100,10 @@ export const toast = signal<string | null>(null);
 export const atLatest = signal(true);
 /** Messages deleted while the page was open: search results shown before still held their text. */
 export const deletedLive = signal<Set<string>>(new Set());
-/** `at`: when it was asked for (performance.now()), to tell whether the user went elsewhere since. */
+/**
+ * A message to bring into view and highlight once its conversation shows it (a search result).
+ * `at`: when it was asked for (performance.now()), to tell whether the user went elsewhere since.
+ */
 export const focusMessage = signal<{ conversationId: string; messageId: string; at: number } | null>(null);
 
 export const me = computed(() => session.value?.user ?? null);

@@ -3,6 +3,7 @@
  * body. Unknown errors are logged with the request id and answered as a bare 500.
  */
 import { Elysia, ValidationError } from "elysia";
+import { isPageNavigation, notFoundPage } from "../web/routes";
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { AppContext } from "../context";
@@ -236,7 +237,8 @@ export const errorHandling = (ctx: AppContext) =>
       if (mayShadowConversions(text)) dropConversionKeys(body);
       return mayHoldSurrogates(text) ? wellFormed(body) : body;
     })
-    .onError({ as: "global" }, ({ code, error, set }) => {
+    .onError({ as: "global" }, ({ code, error, set, request }) => {
+      if (code === "NOT_FOUND" && isPageNavigation(request)) return notFoundPage({ request, set: set as Parameters<typeof notFoundPage>[0]["set"] });
       const known = toAppError(code, error);
       if (known) {
         set.status = known.status;

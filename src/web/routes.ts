@@ -65,6 +65,28 @@ async function page({ request, set }: { request: Request; set: Out }) {
   return respond(html, request, set, { ...PAGE_HEADERS, "cache-control": "no-cache" });
 }
 
+/** First path segments that are the API's, whatever asks: an unknown path under them answers JSON. */
+const NOT_PAGES = new Set(["api", "ws", "assets", "docs", "health", "metrics"]);
+
+/**
+ * A browser's navigation to a path that is no route (a mistyped or cut link: `/c/`, `/foo`)
+ * gets the app, with 404, which says so and shows the list; not the API's JSON error. API
+ * clients (no `text/html` in Accept) and paths under the API's segments still get the JSON.
+ */
+export function isPageNavigation(request: Request): boolean {
+  if (request.method !== "GET" && request.method !== "HEAD") return false;
+  if (!(request.headers.get("accept") ?? "").includes("text/html")) return false;
+  const first = new URL(request.url).pathname.split("/")[1] ?? "";
+  return !NOT_PAGES.has(first);
+}
+
+export async function notFoundPage({ request, set }: { request: Request; set: Out & { status?: number | string } }) {
+  set.status = 404;
+  const body = await page({ request, set });
+  set.headers.vary = "Accept, Accept-Encoding"; // API clients get JSON at the same path
+  return body;
+}
+
 export const webRoutes = () =>
   new Elysia({ name: "web" })
     .get("/", page, { detail: { hide: true } })
