@@ -201,6 +201,10 @@ describe("search: what the HTTP layer adds", () => {
     await send(x!, c, "Treffen in der Großstraße 7, Łódź");
     expect((await search(x!, { q: "strasse lodz" })).body.items[0].snippet).toBe("Treffen in der Groß<mark>straße</mark> 7, <mark>Łódź</mark>");
     expect((await search(x!, { q: "sss" })).body.items[0].snippet).toBe("Treffen in der Gro<mark>ßs</mark>traße 7, Łódź");
+    // Turkish's dotless ı is typed as i (and its capital is I): found by "ISPANAK" and "ispanak", marked as written.
+    await send(x!, c, "Bugün ıspanak yemeği var, İstanbul da");
+    for (const q of ["ISPANAK", "ispanak", "ıspanak"]) expect((await search(x!, { q })).body.items[0].snippet).toBe("Bugün <mark>ıspanak</mark> yemeği var, İstanbul da");
+    expect((await search(x!, { q: "istanbul" })).body.items[0].snippet).toBe("Bugün ıspanak yemeği var, <mark>İstanbul</mark> da");
     expect((await search(b, { q: "ok" })).body.items[1].snippet).toBe("Meeting ที่ห้อง 3 <mark>ok</mark>");
   });
 

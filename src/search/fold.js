@@ -6,7 +6,7 @@
  * written with another version is made again when the server starts: change it with any
  * change to what fold() returns.
  */
-export const FOLD_VERSION = 3;
+export const FOLD_VERSION = 4;
 
 /**
  * What fold() may change beyond case: Latin letters beyond ASCII (Latin-1 to Extended-B,
@@ -50,11 +50,12 @@ export const keptMarks = (base, marks) => (CYRILLIC.test(base) ? marks.replace(a
 
 /**
  * Lower-case Latin letters that Unicode does not decompose into a letter and an accent (a
- * stroke, a ligature), as their writers type them on a keyboard without them: "Łódź" is
- * found by "lodz", "œuvre" by "oeuvre", "Straße" by "strasse".
+ * stroke, a ligature, Turkish's dotless ı), as their writers type them on a keyboard without
+ * them: "Łódź" is found by "lodz", "œuvre" by "oeuvre", "Straße" by "strasse", "ıspanak" by
+ * "ispanak" and "ISPANAK" (ı's capital is I, which lower-cases to i outside Turkish; since 4).
  */
-const UNDECOMPOSED = { "ß": "ss", "æ": "ae", "ð": "d", "ø": "o", "þ": "th", "đ": "d", "ħ": "h", "ł": "l", "œ": "oe", "ŧ": "t" };
-const UNDECOMPOSED_LETTER = /[ßæðøþđħłœŧ]/g;
+const UNDECOMPOSED = { "ß": "ss", "æ": "ae", "ð": "d", "ı": "i", "ø": "o", "þ": "th", "đ": "d", "ħ": "h", "ł": "l", "œ": "oe", "ŧ": "t" };
+const UNDECOMPOSED_LETTER = /[ßæðıøþđħłœŧ]/g;
 
 /**
  * A lower-cased piece of text with its undecomposed Latin letters spelt out (UNDECOMPOSED),
@@ -86,7 +87,7 @@ export const compatible = (s) => (STANDALONE_HANGUL.test(s) ? s.replace(OUTSIDE_
  * Hangul as typed elsewhere); then lower-cased, with the diacritics of Latin, Greek, Hebrew
  * and Arabic letters and the stress accents of Cyrillic ones removed ("Café" → "cafe",
  * "Αθήνα" → "αθηνα", "Ёлка" → "елка"), tatweel removed, the Latin letters Unicode does not
- * decompose spelt out ("Łódź" → "lodz") and final sigma as σ. Thai vowel signs,
+ * decompose spelt out ("Łódź" → "lodz", "ı" → "i") and final sigma as σ. Thai vowel signs,
  * Devanagari's, and other scripts' combining marks are letters, and stay.
  * @param {string} s
  * @returns {string}

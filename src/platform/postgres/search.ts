@@ -140,10 +140,11 @@ async function writeFolds(client: SQL, rows: { id: string; content: string }[], 
 
 /**
  * Text in the scripts whose folding FOLD_VERSION 2 changed (combining marks, Greek,
- * Cyrillic, Hebrew, Arabic); with the texts not in NFKC (3: compatibility forms and
- * decomposed text are folded as NFKC), a superset of the texts an earlier fold() wrote otherwise.
+ * Cyrillic, Hebrew, Arabic), with Turkish's dotless ı (4: spelt out as i), and the texts not
+ * in NFKC (3: compatibility forms and decomposed text are folded as NFKC): a superset of the
+ * texts an earlier fold() wrote otherwise.
  */
-const REFOLDED_SCRIPTS = "[\\u0300-\\u06ff\\u1f00-\\u1fff\\ufb1d-\\ufb4f]";
+const REFOLDED_SCRIPTS = "[\\u0131\\u0300-\\u06ff\\u1f00-\\u1fff\\ufb1d-\\ufb4f]";
 
 /**
  * Brings search_text to the current fold() (FOLD_VERSION) once, when the database's texts
