@@ -117,6 +117,41 @@ describe("uploads", () => {
     expect(await (await get(s, res.body.url)).text()).toBe("hello, world");
   });
 
+  test("multipart: other fields of any size are skipped, before the file part or after it (over 1 MiB was 400 'malformed')", async () => {
+    const big = "a".repeat(3 * 1024 * 1024);
+    for (const order of ["before", "after"]) {
+      const form = new FormData();
+      if (order === "before") form.append("note", big);
+      form.append("file", new File([new TextEncoder().encode(`field ${order}`)], "f.txt", { type: "text/plain" }));
+      if (order === "after") form.append("note", big);
+      const res = await upload(s, alice.token, form);
+      expect([order, res.status, res.body.size]).toEqual([order, 201, `field ${order}`.length]);
+      expect(await (await get(s, res.body.url)).text()).toBe(`field ${order}`);
+    }
+    expect(tempFiles(s.dataDir)).toEqual([]);
+  });
+
+  test("a chunked multipart body with one field past the limit after a small file part: 413 (it was 400 'malformed')", async () => {
+    // Past MAX_UPLOAD_BYTES (25 MiB here), not past the 1 MiB a field was held to before.
+    const since = await newestAttachment(s);
+    const head = new TextEncoder().encode(`--zz\r\nContent-Disposition: form-data; name="file"; filename="small.txt"\r\n\r\nsmall\r\n--zz\r\nContent-Disposition: form-data; name="pad"\r\n\r\n`);
+    const pad = new Uint8Array(256 * 1024).fill(0x70);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent === 0) c.enqueue(head);
+        if (sent >= 64 * 1024 * 1024) return c.close();
+        sent += pad.length;
+        c.enqueue(pad);
+      },
+    });
+    const res = await upload(s, alice.token, body, { type: "multipart/form-data; boundary=zz" });
+    expect([res.status, res.body.error.code]).toEqual([413, "payload_too_large"]);
+    expect(sent).toBeLessThan(64 * 1024 * 1024);
+    await waitFor(() => tempFiles(s.dataDir).length === 0, 2000);
+    expect(await madeSince(s, since)).toBe(0);
+  });
+
   test("multipart without a file part → 422; a broken one → 400; no token → 401", async () => {
     const form = new FormData();
     form.append("other", "x");

@@ -1,8 +1,9 @@
 /**
  * A streaming reader for `multipart/form-data` bodies with one `file` part: the part's
  * content is handed on chunk by chunk as it arrives (Request.formData() would hold the
- * whole file). Other fields are skipped; a body that ends before the closing boundary, or
- * has a second `file` part, throws (the upload is then discarded).
+ * whole file). Other fields are skipped, whatever their size (within the body's limit); a
+ * body that ends before the closing boundary, or has a second `file` part, throws (the
+ * upload is then discarded).
  */
 import { AppError } from "../errors";
 
@@ -48,15 +49,20 @@ class Reader {
     this.buf = this.buf.length ? Buffer.concat([this.buf, value]) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     return true;
   }
-  /** Skips past `needle`, discarding what comes before it (at most `max` bytes). */
-  async skipPast(needle: Buffer, max: number): Promise<void> {
+  /**
+   * Skips past `needle`, discarding what comes before it as it arrives: a field of any size
+   * is skipped in constant memory, bounded only by the body's `max` (a field over a fixed
+   * 1 MiB was refused as "malformed", and a chunked body past the limit got that, not 413).
+   */
+  async skipPast(needle: Buffer): Promise<void> {
     for (;;) {
       const at = this.buf.indexOf(needle);
       if (at >= 0) {
         this.buf = this.buf.subarray(at + needle.length);
         return;
       }
-      if (this.buf.length > max + needle.length) throw new AppError("bad_request", "malformed multipart body");
+      // Keep what could be the start of the needle split across chunks.
+      if (this.buf.length >= needle.length) this.buf = this.buf.subarray(this.buf.length - (needle.length - 1));
       if (!(await this.more())) throw new TruncatedBody();
     }
   }
@@ -67,13 +73,13 @@ export async function filePart(body: ReadableStream<Uint8Array>, boundary: strin
   const reader = new Reader(body[Symbol.asyncIterator](), max, tooLarge);
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   // The first delimiter has no CRLF before it.
-  await reader.skipPast(Buffer.from(`--${boundary}`), 64 * 1024);
+  await reader.skipPast(Buffer.from(`--${boundary}`));
   for (;;) {
     const headers = await nextPartHeaders(reader);
     if (headers === null) throw new AppError("validation_failed", "file: missing", [{ field: "file", message: "a multipart part named file is required" }]);
     const disposition = dispositionOf(headers);
     if (param(disposition, "name") !== "file") {
-      await reader.skipPast(delimiter, 1024 * 1024);
+      await reader.skipPast(delimiter);
       continue;
     }
     return {
@@ -127,7 +133,7 @@ async function* partContent(reader: Reader, delimiter: Buffer): AsyncIterable<Ui
   // others are skipped. The closing "--" must arrive, or the client was cut off.
   for (let headers; (headers = await nextPartHeaders(reader)) !== null; ) {
     if (param(dispositionOf(headers), "name") === "file") throw new AppError("validation_failed", "file: one part only", [{ field: "file", message: "exactly one multipart part named file" }]);
-    await reader.skipPast(delimiter, 1024 * 1024);
+    await reader.skipPast(delimiter);
   }
   // After the closing delimiter, what a client may add (an epilogue) is read to the end.
   let rest = reader.buf.length;
