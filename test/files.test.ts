@@ -647,6 +647,8 @@ describe("limits", () => {
     const over = await upload(t, u.token, randomBytes(1024 * 1024), { filename: "3" });
     expect(over.status).toBe(403);
     expect(over.body.error.code).toBe("quota_exceeded");
+    // It says when deleting gives the room back (UPLOAD_ORPHAN_TTL, 24 h by default), not "delete … to free space" as if at once.
+    expect(over.body.error.message).toBe(`your files would take more than your quota of ${2.5 * 1024 * 1024} bytes; the files of messages you delete, and uploads never sent, free their room 24 h later`);
     const stream = new ReadableStream<Uint8Array>({ start(c) { for (let i = 0; i < 16; i++) c.enqueue(randomBytes(64 * 1024)); c.close(); } });
     const overStreaming = await upload(t, u.token, stream, { filename: "4" });
     expect(overStreaming.status).toBe(403);

@@ -87,7 +87,7 @@ export class Files {
     const boundary = multipartBoundary(request.headers.get("content-type"));
     const overhead = boundary ? MULTIPART_OVERHEAD : 0;
     if (length !== null && length > max + overhead) throw tooLarge(max);
-    if (length !== null && length - overhead > room) throw quotaExceeded(this.config.uploadQuotaBytes);
+    if (length !== null && length - overhead > room) throw quotaExceeded(this.config.uploadQuotaBytes, this.config.uploadOrphanTtlSeconds);
     if (!request.body) throw emptyFile();
 
     let name = filename;
@@ -110,7 +110,7 @@ export class Files {
     // body there (Bun refuses a Content-Length beside Transfer-Encoding).
     const staging = !boundary && Number.isSafeInteger(length) ? this.store.stageRequest(request, length!) : this.store.stage(content, limit);
     const staged = await staging.catch((err) => {
-      if (err instanceof BlobTooLarge) throw limit < max ? quotaExceeded(this.config.uploadQuotaBytes) : tooLarge(max);
+      if (err instanceof BlobTooLarge) throw limit < max ? quotaExceeded(this.config.uploadQuotaBytes, this.config.uploadOrphanTtlSeconds) : tooLarge(max);
       if (err instanceof StorageError) throw err;
       return clientGone(err);
     });
@@ -156,7 +156,7 @@ export class Files {
     };
     await this.locks.run(staged.key, async () => {
       // Concurrent uploads of one user may each have fit; together they must too.
-      if (!(await this.rows.insertWithinQuota(row, this.config.uploadQuotaBytes, commit))) throw quotaExceeded(this.config.uploadQuotaBytes);
+      if (!(await this.rows.insertWithinQuota(row, this.config.uploadQuotaBytes, commit))) throw quotaExceeded(this.config.uploadQuotaBytes, this.config.uploadOrphanTtlSeconds);
     }).catch(async (err) => {
       // What could not be removed (the store is down) is logged; the client hears the first failure.
       await this.forgetIfUnused([row]).catch((cleanup) => this.log.warn({ err: cleanup, storage: this.store.kind, key: row.storageKey }, "attachment storage: a failed upload's file could not be removed"));
@@ -240,7 +240,11 @@ export class Files {
 
 const emptyFile = () => invalid("file", "the file is empty: send its bytes as the body, or as a multipart part named file");
 const tooLarge = (max: number) => new AppError("payload_too_large", `a file may have at most ${max} bytes (MAX_UPLOAD_BYTES)`);
-const quotaExceeded = (quota: number) => new AppError("quota_exceeded", `your files would take more than your quota of ${quota} bytes; delete messages with files to free space`);
+/** How long an unheld file stays, in words ("24 h", "90 s"). */
+const after = (seconds: number) => (seconds % 3600 === 0 ? `${seconds / 3600} h` : seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`);
+// Deleting frees the room only once the sweep takes the file (it said "delete … to free space", as if at once).
+const quotaExceeded = (quota: number, orphanTtlSeconds: number) =>
+  new AppError("quota_exceeded", `your files would take more than your quota of ${quota} bytes; the files of messages you delete, and uploads never sent, free their room ${after(orphanTtlSeconds)} later`);
 
 /**
  * A body that failed or ended early: the client is gone (or sent a broken body). A full disk
