@@ -136,7 +136,9 @@ async function expectEveryoneGotAll(all: TestSocket[], conversationIds: string[]
   const stored = new Set(expected.map((e) => e.id));
   expect(acked.filter((id) => !stored.has(id))).toEqual([]);
   expect(stored.size).toBe(expected.length);
-  for (const s of all) await waitFor(() => received(s, conversationIds).length >= expected.length, 20_000).catch(() => {});
+  // Side by side, under one deadline: one after another, six sockets short of events waited
+  // up to 120 s, past the test's timeout, which then hid what they were short of.
+  await Promise.all(all.map((s) => waitFor(() => received(s, conversationIds).length >= expected.length, 20_000).catch(() => {})));
   for (const s of all) {
     expect(received(s, conversationIds)).toEqual(expected);
     expectIncreasing(s.frames);
