@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startServer, type Account, type TestServer } from "./helpers";
+import { startServer, waitFor, type Account, type TestServer } from "./helpers";
 import { TestSocket } from "./ws-client";
 
 let s: TestServer;
@@ -146,6 +146,44 @@ test("last_active_at is stored when users come online (written in batches, sever
   expect(after[0]).toBeGreaterThan(before[0]!);
   expect(after[1]).toBeGreaterThan(before[1]!);
   for (const w of sockets) w.close();
+}, 20_000);
+
+test("last_active_at is presence: a stranger reads created_at there (GET /api/users/:id, user search, a pending request); the user, friends and partners read when they were last online", async () => {
+  const [a, friend, partner, stranger, asker] = await Promise.all(Array.from({ length: 5 }, () => s.register()));
+  const api = (who: Account, method: string, path: string, body?: unknown) => s.api(method, path, { token: who.token, body });
+  const befriend = async (x: Account, y: Account) => {
+    const f = await api(x, "POST", "/api/friendships", { friend_id: y.user.id });
+    expect((await api(y, "PATCH", `/api/friendships/${f.body.id}/accept`)).status).toBe(200);
+  };
+  await befriend(a!, friend!);
+  // partner shares a group with a (made by their common friend) and is not a's friend.
+  await befriend(friend!, partner!);
+  expect((await api(friend!, "POST", "/api/conversations", { type: "group", title: "partners", member_ids: [a!.user.id, partner!.user.id] })).status).toBe(201);
+  const created: string = (await api(a!, "GET", "/api/users/me")).body.created_at;
+  const stored = async () => (await s.rows<{ at: number }>("SELECT last_active_at AS at FROM users WHERE id = ?", a!.user.id))[0]!.at;
+  const before = await stored();
+  await Bun.sleep(5);
+  const w = await TestSocket.connect(`${s.wsBase}/ws/user?token=${a!.token}`);
+  await waitFor(async () => (await stored()) > before, 5000);
+  w.close();
+  const online = new Date(await stored()).toISOString();
+  expect(online).not.toBe(created);
+  const asked = await api(asker!, "POST", "/api/friendships", { friend_id: a!.user.id });
+  expect(asked.status).toBe(201);
+  const lastActive = async (viewer: Account) => {
+    const one = await api(viewer, "GET", `/api/users/${a!.user.id}`);
+    const found = await api(viewer, "GET", `/api/users?q=${a!.user.username}`);
+    return [one.body.last_active_at, found.body.items.find((u: any) => u.id === a!.user.id)?.last_active_at];
+  };
+  for (const viewer of [a!, friend!, partner!]) expect(await lastActive(viewer)).toEqual([online, online]);
+  for (const viewer of [stranger!, asker!]) expect(await lastActive(viewer)).toEqual([created, created]);
+  // A pending request is no friendship yet: its answer and the asker's list say created_at too.
+  expect(asked.body.friend.last_active_at).toBe(created);
+  const pending = (await api(asker!, "GET", "/api/friendships")).body.items.find((x: any) => x.id === asked.body.id);
+  expect(pending.friend.last_active_at).toBe(created);
+  // Once friends, they read it.
+  expect((await api(a!, "PATCH", `/api/friendships/${asked.body.id}/accept`)).status).toBe(200);
+  expect(await lastActive(asker!)).toEqual([online, online]);
 }, 20_000);
 
 describe("write limit", () => {

@@ -10,6 +10,7 @@ export type User = {
   username: string;
   display_name: string;
   profile_image_url: string | null;
+  /** when the user last came online or went offline: presence, so to anyone who may not see their presence (not a friend, no conversation shared) it is created_at */
   last_active_at: string;
   created_at: string;
 };

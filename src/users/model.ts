@@ -13,7 +13,7 @@ export const User = named(
     username: t.String({ description: "3–32 of [a-z0-9_.], stored lower-case" }),
     display_name: t.String(),
     profile_image_url: PICTURE,
-    last_active_at: Timestamp,
+    last_active_at: t.String({ format: "date-time", description: "when the user last came online or went offline: presence, so to anyone who may not see their presence (not a friend, no conversation shared) it is created_at" }),
     created_at: Timestamp,
   }),
 );
