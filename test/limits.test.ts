@@ -110,6 +110,20 @@ describe("deeply nested JSON", () => {
     expect((await ws.waitFor((f) => f.request_id === "deep")).error.code).toBe("validation_failed");
     ws.ws.send(`{"type":"message.send","request_id":"deeper","data":${deep(6000)}}`);
     expect((await ws.waitFor((f) => f.request_id === "deeper")).error.code).toBe("validation_failed");
+    // The REST body's limit, in an unknown field too (a message was sent and stored with one 50 deep, while REST said 422).
+    const conv = (await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "deep" } })).body.id;
+    ws.ws.send(`{"type":"message.send","request_id":"extra","data":{"conversation_id":"${conv}","content":"deep","extra":${deep(50)}}}`);
+    const refused = await ws.waitFor((f) => f.request_id === "extra");
+    expect([refused.type, refused.error?.code, refused.error?.details?.[0]?.field]).toEqual(["error", "validation_failed", "(frame)"]);
+    const rest = await s.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, raw: `{"content":"deep","extra":${deep(50)}}` });
+    expect(rest.status).toBe(422);
+    // At the limit (32 levels from `data`, as from a REST body's own object), the unknown field is dropped and the message goes.
+    ws.ws.send(`{"type":"message.send","request_id":"shallow","data":{"conversation_id":"${conv}","content":"shallow","extra":${deep(31)}}}`);
+    expect((await ws.waitFor((f) => f.request_id === "shallow" && f.type === "message.receive")).data.content).toBe("shallow");
+    expect((await s.api("POST", `/api/conversations/${conv}/messages`, { token: a.token, raw: `{"content":"rest","extra":${deep(31)}}` })).status).toBe(201);
+    ws.ws.send(`{"type":"message.send","request_id":"over","data":{"conversation_id":"${conv}","content":"over","extra":${deep(32)}}}`);
+    expect((await ws.waitFor((f) => f.request_id === "over")).error.code).toBe("validation_failed");
+    expect((await s.api("GET", `/api/conversations/${conv}/messages`, { token: a.token })).body.items.map((m: any) => m.content)).toEqual(["rest", "shallow"]);
     expect((await ws.request("ping")).type).toBe("pong");
     expect(s.logs.filter(isErrorLine)).toEqual([]);
     ws.ws.close();

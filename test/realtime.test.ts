@@ -493,6 +493,9 @@ describe("bad frames", () => {
     expect((await wa.next("error")).error.code).toBe("bad_request");
     wa.ws.send("[1,2]");
     expect((await wa.next("error")).error.code).toBe("bad_request");
+    // JSON led by whitespace is JSON (it was refused as not one JSON object).
+    wa.ws.send(' \n\t{"type":"ping","request_id":"spaced"}');
+    expect(await wa.next("pong")).toMatchObject({ type: "pong", request_id: "spaced" });
     wa.ws.send(new TextEncoder().encode('{"type":"ping"}'));
     const binary = await wa.next("error");
     expect(binary.error).toMatchObject({ code: "bad_request", message: expect.stringContaining("binary frames") });

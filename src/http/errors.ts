@@ -4,6 +4,7 @@
  */
 import { Elysia, ValidationError } from "elysia";
 import { isPageNavigation, notFoundPage } from "../web/routes";
+import { nestsDeeperThan, tooDeep } from "../lib/nesting";
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { AppContext } from "../context";
@@ -79,28 +80,6 @@ function queryDecodes(url: string): boolean {
   }
 }
 
-/** Deeper than any accepted body; far below what makes Elysia's error mapping overflow the stack. */
-const MAX_NESTING = 32;
-
-/** Whether JSON text nests arrays/objects deeper than `limit` (a scan, no recursion). */
-function nestsDeeperThan(json: string, limit: number): boolean {
-  // Each level takes at least one character.
-  if (json.length <= limit) return false;
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < json.length; i++) {
-    const c = json.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      if (++depth > limit) return true;
-    } else if (c === 93 || c === 125) depth--;
-  }
-  return false;
-}
-
 /**
  * Own keys that shadow Object.prototype's conversions. An object holding one (`{"toString":1}`)
  * cannot become a string, and Elysia's validation error writes the value it found into its
@@ -111,7 +90,7 @@ const CONVERSION_KEYS = ["toString", "valueOf"] as const;
 /** Whether JSON text may name one of them (an escape can spell any key). */
 const mayShadowConversions = (json: string) => /toString|valueOf|\\u/.test(json);
 
-/** Removes CONVERSION_KEYS from every object in `value` (nested at most MAX_NESTING deep). */
+/** Removes CONVERSION_KEYS from every object in `value` (nested at most MAX_NESTING deep, lib/nesting). */
 function dropConversionKeys(value: unknown) {
   if (typeof value !== "object" || value === null) return;
   if (Array.isArray(value)) {
@@ -226,8 +205,10 @@ export const errorHandling = (ctx: AppContext) =>
         throw new AppError("bad_request", "request body is not valid JSON");
       }
       // Elysia maps validation errors recursively: thousands of levels overflowed the stack (500).
-      if (nestsDeeperThan(text, MAX_NESTING))
-        throw new AppError("validation_failed", `body is nested more than ${MAX_NESTING} levels deep`, [{ field: "(body)", message: `at most ${MAX_NESTING} levels of arrays and objects` }]);
+      if (nestsDeeperThan(text)) {
+        const { message, details } = tooDeep("(body)");
+        throw new AppError("validation_failed", `body is ${message}`, details);
+      }
       // Every body of this API is an object. Elysia's check lets anything through for an object
       // schema whose fields are all optional (PATCH /api/users/me answered "x" with 200).
       // A literal `null` is taken as no body, as an empty one is.

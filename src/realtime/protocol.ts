@@ -10,6 +10,7 @@
  */
 import type { Static } from "elysia";
 import { wellFormed } from "../lib/text";
+import { tooDeep } from "../lib/nesting";
 import { iso } from "../lib/time";
 import { validationDetails } from "../http/errors";
 import { Value } from "@sinclair/typebox/value";
@@ -25,6 +26,11 @@ export type FrameData<T extends ClientType> = Static<(typeof CLIENT_FRAMES)[T]>;
 /** A checked frame: its data has the type its schema gives (and nothing else, see parseFrame). */
 export type ClientFrame = { [T in ClientType]: { type: T; data: FrameData<T>; request_id?: string } }[ClientType];
 
+/** A frame whose JSON nests deeper than REST bodies may (lib/nesting): refused as they are, with its identity echoed. */
+export class TooDeep {
+  constructor(readonly frame: unknown) {}
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
@@ -34,6 +40,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
  */
 export function parseFrame(raw: unknown): ClientFrame {
   if (raw instanceof Uint8Array || raw instanceof ArrayBuffer) throw new AppError("bad_request", "binary frames are not accepted: send each frame as JSON text");
+  if (raw instanceof TooDeep) {
+    const { message, details } = tooDeep("(frame)");
+    throw new AppError("validation_failed", `frame is ${message}`, details);
+  }
   if (!isObject(raw)) throw new AppError("bad_request", "a frame is one JSON object");
   const { type, request_id } = raw;
   if (request_id !== undefined && (typeof request_id !== "string" || request_id.length > 128))
@@ -56,6 +66,7 @@ export function parseFrame(raw: unknown): ClientFrame {
  * which request the error answers (the frame size bounds it).
  */
 export function frameIdentity(raw: unknown): { type: string | null; request_id?: string } {
+  if (raw instanceof TooDeep) return frameIdentity(raw.frame);
   if (!isObject(raw)) return { type: null };
   return {
     type: typeof raw.type === "string" ? raw.type.slice(0, 64) : null,

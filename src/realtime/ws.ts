@@ -11,7 +11,8 @@ import { authenticate, bearerToken, type Session } from "../auth/plugin";
 import { TokenBucket } from "../lib/rate-limit";
 import { spendSend, spendWrite } from "../http/write-limit";
 import type { UserRow } from "../db/schema";
-import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, type ClientType, type FrameData } from "./protocol";
+import { errorFrame, eventFrame, frame, frameIdentity, parseFrame, rawFrame, TooDeep, type ClientType, type FrameData } from "./protocol";
+import { MAX_NESTING, nestsDeeperThan } from "../lib/nesting";
 import { SHUTDOWN, type Hub, type RawSocket, type SocketState } from "./hub";
 import type { Arrival } from "../platform/presence";
 import { andThen, drive, wait } from "../lib/awaitable";
@@ -50,14 +51,23 @@ function tooBig(message: unknown): boolean {
   return message instanceof Uint8Array && message.byteLength > BODY_LIMIT;
 }
 
+/** JSON's whitespace: space, tab, line feed, carriage return. */
+const isJsonSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
+
 /**
- * A text frame as Elysia's own parser would hand it over: JSON when it starts with `{` (the
- * only kind that can be a frame); anything else as it came, for parseFrame to refuse alike.
+ * A text frame as JSON when it can be one: it starts with `{` after JSON's whitespace (the
+ * only kind that can be a frame; one led by a space or a line break is JSON too, and was
+ * refused as "not one JSON object"); anything else as it came, for parseFrame to refuse alike.
  */
 function asFrame(message: unknown): unknown {
-  if (typeof message !== "string" || message.charCodeAt(0) !== 123) return message;
+  if (typeof message !== "string") return message;
+  let i = 0;
+  while (isJsonSpace(message.charCodeAt(i))) i++;
+  if (message.charCodeAt(i) !== 123) return message;
   try {
-    return JSON.parse(message);
+    const parsed = JSON.parse(message);
+    // One level more than a REST body: the envelope holds `data`, which is the body's equal.
+    return nestsDeeperThan(message, MAX_NESTING + 1) ? new TooDeep(parsed) : parsed;
   } catch {
     return message;
   }
