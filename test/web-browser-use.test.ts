@@ -420,6 +420,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
         if (!list || list.children.length < 2) w.__emptied = true;
       }).observe(document.querySelector("dialog")!, { childList: true, subtree: true });
     });
+    a.once("dialog", (d) => void d.accept());
     await a.keyboard.press("Enter");
     await members.getByRole("button", { name: `Remove ${bob.user.display_name}` }).waitFor({ state: "detached" });
     await a.waitForFunction((name) => document.activeElement?.getAttribute("aria-label") === name, `Remove ${carol.user.display_name}`).catch(async () => expect(await active()).toBe(`Remove ${carol.user.display_name}`));

@@ -325,6 +325,17 @@ describe("the web client in Chromium", () => {
     expect(await nav.isVisible()).toBe(false);
     expect(await a.getByRole("textbox", { name: "Message" }).isVisible()).toBe(true);
     await a.screenshot({ path: join(shots, "mobile-chat.png") });
+    // A touch screen (no hover): a message touched last is not left shaded as if hovered (it
+    // was, until another was touched); a mouse's hover shades it.
+    const shaded = async (p: Page) => {
+      const message = log(p).locator(".msg").filter({ hasText: "on the phone" });
+      await message.hover();
+      return message.evaluate((el) => getComputedStyle(el).backgroundColor !== "rgba(0, 0, 0, 0)");
+    };
+    const touch = await pageFor(alice, "/", s, { width: 390, height: 780 }, undefined, true);
+    await convLink(touch, bob.user.display_name).click();
+    expect(await shaded(touch)).toBe(false);
+    expect(await shaded(a)).toBe(true);
     await a.getByRole("button", { name: "Back" }).click();
     await nav.waitFor();
     expect(await log(a).count()).toBe(0);
@@ -556,6 +567,15 @@ describe("the web client in Chromium", () => {
     await a.getByRole("alert").waitFor({ state: "detached" });
     await a.getByRole("combobox", { name: `Role of ${bob.user.display_name}` }).selectOption("admin");
     await a.getByRole("list", { name: "Members" }).getByRole("combobox").filter({ hasText: "admin" }).waitFor();
+    // Asked first (it took them out at once): declined, nothing changes; accepted, they go.
+    const asked: string[] = [];
+    a.once("dialog", (d) => void (asked.push(d.message()), d.dismiss()));
+    await a.getByRole("button", { name: `Remove ${bob.user.display_name}` }).click();
+    await waitFor(() => asked.length === 1);
+    expect(asked).toEqual([`Remove ${bob.user.display_name} from “Planning Q1”?`]);
+    await settled(a);
+    expect(await a.getByRole("button", { name: `Remove ${bob.user.display_name}` }).count()).toBe(1);
+    a.once("dialog", (d) => void d.accept());
     await a.getByRole("button", { name: `Remove ${bob.user.display_name}` }).click();
     await convLink(b, "Planning Q1").waitFor({ state: "detached" });
   });
@@ -1426,6 +1446,27 @@ describe("search in the web client (issue #14)", () => {
     } finally {
       await server.stop();
     }
+  });
+
+  clientTest("a search result far back in an unread conversation keeps its unread count until the newest are read, with the divider over its first unread (the count went at once, and no read was sent)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 120; i++) await say(bob, conv, i === 5 ? "message 5 mango" : `message ${i}`);
+    const a = await pageFor(alice);
+    const unread = (n: number) => a.getByRole("link", { name: new RegExp(`^${bob.user.display_name}.*, ${n} unread$`) });
+    await unread(120).waitFor();
+    await searchFor(a, "mango");
+    await searchDialog(a).locator("button.result").filter({ hasText: "mango" }).click();
+    await log(a).locator(".msg.flash").filter({ hasText: "message 5 mango" }).waitFor();
+    await log(a).getByText("New messages").waitFor();
+    await settled(a);
+    await unread(120).waitFor();
+    const server = async () => (await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count;
+    expect(await server()).toBe(120);
+    await a.getByRole("button", { name: "Jump to latest" }).click();
+    await log(a).getByText("message 119", { exact: true }).waitFor();
+    await waitFor(async () => (await server()) === 0, 5000);
+    expect(await unread(120).count()).toBe(0);
   });
 
   clientTest("Enter right after the typing's own search asks nothing more (twice the same question spent two of the minute's searches)", async () => {

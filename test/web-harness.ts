@@ -72,8 +72,9 @@ export const socketLive = (page: Page) =>
   page.waitForEvent("websocket").then((ws) => ws.waitForEvent("framereceived", { predicate: (f) => String(f.payload).includes('"type":"conversation.list"') }));
 
 /** A page signed in as `a` (the session is put where the client keeps it), at `path`, its socket live. */
-export async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1100, height: 720 }, prepare?: (p: Page) => Promise<unknown>): Promise<Page> {
-  const context = await browser!.newContext({ viewport });
+export async function pageFor(a: Account, path = "/", server = s, viewport = { width: 1100, height: 720 }, prepare?: (p: Page) => Promise<unknown>, hasTouch = false): Promise<Page> {
+  // hasTouch: a touch screen, which has no hover (CSS `(hover: none)`).
+  const context = await browser!.newContext({ viewport, hasTouch });
   contexts.push(context);
   const session = JSON.stringify({ token: a.token, expires_at: new Date(Date.now() + 86_400_000).toISOString(), user: a.user });
   await context.addInitScript((v) => localStorage.setItem("parley.session", v), session);

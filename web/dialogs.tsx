@@ -532,7 +532,9 @@ function Settings({ id }: { id: string }) {
               <span class="hint">{m.role}</span>
             )}
             {manage && m.user.id !== mine && m.role !== "owner" && (
-              <button type="button" aria-label={`Remove ${m.user.display_name}`} disabled={busy(m.user.id)} onClick={() => run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); }, m.user.id)}>Remove</button>
+              <button type="button" aria-label={`Remove ${m.user.display_name}`} disabled={busy(m.user.id)}
+                // Asked first, as leaving and deleting are: one slip took someone out of the group.
+                onClick={() => confirm(`Remove ${m.user.display_name} from “${titleOf(conv)}”?`) && run(async () => { await api("DELETE", `/api/conversations/${id}/members/${m.user.id}`); await refresh(); }, m.user.id)}>Remove</button>
             )}
           </UserRow>
         ))}

@@ -822,7 +822,9 @@ async function loadAround(id: string, messageId: string) {
     const after = await api<Page<Message>>("GET", `/api/conversations/${id}/messages?after=${encodeURIComponent(older.at(-1)?.id ?? "")}&limit=${PAGE}`);
     if (!conversations.value.has(id)) upsertConversation(await api<Conversation>("GET", `/api/conversations/${id}`));
     const items = flight.landed([...older, ...after.items], !after.next_cursor);
-    setThread(id, { items, older: before.next_cursor, newer: after.next_cursor, loading: false, firstUnread: null });
+    // The divider goes over the first unread of the page, as on any opening (there was none).
+    const conv = conversations.value.get(id);
+    setThread(id, { items, older: before.next_cursor, newer: after.next_cursor, loading: false, firstUnread: conv ? firstUnreadOf(conv, items) : null });
   } catch (e) {
     if (prev) setThread(id, prev);
     else threads.value = new Map([...threads.value].filter(([k]) => k !== id));
@@ -938,8 +940,10 @@ function applyReaction(m: Shown, userId: string, emoji: string, action: "add" | 
 /** Marks everything up to the newest message read (only while the tab is visible). */
 export function markSeen(id: string) {
   const t = threads.value.get(id);
-  // Reading an older part of the history (a search result) does not read the newest messages.
-  if (document.visibilityState !== "visible" || activeId.value !== id || t?.newer) return;
+  // Reading an older part of the history (a search result) does not read the newest messages;
+  // nor does a thread whose first page is still on its way (opened at a search result, it
+  // cleared the unread count while it had no message to mark read, and none was sent).
+  if (document.visibilityState !== "visible" || activeId.value !== id || !t || (t.loading && !t.items.length) || t.newer) return;
   const last = [...(t?.items ?? [])].reverse().find((m) => !m.pending && m.sender_id !== me.value?.id);
   const conv = conversations.value.get(id);
   if (conv && conv.unread_count) patchConversation(id, { unread_count: 0 });
