@@ -1469,6 +1469,30 @@ describe("search in the web client (issue #14)", () => {
     expect(await unread(120).count()).toBe(0);
   });
 
+  clientTest("a reply to a message far back shows its quote, to its sender and to the others (both saw 'Reply to an earlier message')", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 120; i++) await say(bob, conv, i === 5 ? "message 5 papaya" : `message ${i}`);
+    const b = await pageFor(bob, `/c/${conv}`);
+    await log(b).getByText("message 119", { exact: true }).waitFor();
+    const a = await pageFor(alice);
+    await searchFor(a, "papaya");
+    await searchDialog(a).locator("button.result").filter({ hasText: "papaya" }).click();
+    const old = log(a).locator(".msg").filter({ hasText: "message 5 papaya" });
+    await old.hover();
+    await old.getByRole("button", { name: "Reply" }).click();
+    await a.getByRole("textbox", { name: "Message" }).fill("answering an old one");
+    await a.keyboard.press("Enter");
+    for (const p of [a, b]) {
+      const reply = log(p).locator(".msg").filter({ hasText: "answering an old one" });
+      await reply.locator(".quote").filter({ hasText: `${bob.user.display_name}: message 5 papaya` }).waitFor();
+    }
+    // An edit of the message replied to reaches its quote (read for it, not loaded in the thread).
+    const found = await s.api("GET", `/api/search/messages?q=papaya`, { token: bob.token });
+    expect((await s.api("PATCH", `/api/messages/${found.body.items[0].message.id}`, { token: bob.token, body: { content: "message 5 papaya, ripe" } })).status).toBe(200);
+    for (const p of [a, b]) await log(p).locator(".quote").filter({ hasText: `${bob.user.display_name}: message 5 papaya, ripe` }).waitFor();
+  });
+
   clientTest("Enter right after the typing's own search asks nothing more (twice the same question spent two of the minute's searches)", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

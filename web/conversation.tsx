@@ -8,7 +8,7 @@ import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
 import {
   atLatest, conversations, deleteMessage, discard, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
-  setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
+  quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
 import { inputSince, refocusWhenGone } from "./focus";
@@ -458,7 +458,8 @@ function MessageItem(props: {
   useLayoutEffect(() => {
     if (picking) pickerRef.current?.querySelector("button")?.focus();
   }, [picking]);
-  const quoted = m.reply_to_id ? props.items.find((x) => x.id === m.reply_to_id) : undefined;
+  // Not loaded (an older message): read for the quote, once (quoteOf).
+  const quoted = m.reply_to_id && !m.deleted_at ? (props.items.find((x) => x.id === m.reply_to_id) ?? quoteOf(m.conversation_id, m.reply_to_id) ?? undefined) : undefined;
   // Links, files and reactions are in the Tab order of the message the keyboard is on only:
   // every message's were, and the list took a Tab for each on the way to the composer.
   const inner = props.tabbable ? 0 : -1;

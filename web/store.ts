@@ -227,6 +227,7 @@ export function signOut(notice: string | null = null) {
     conversations.value = new Map();
     listed.value = false;
     threads.value = new Map();
+    forgetQuotes();
     members.value = new Map();
     friendships.value = [];
     deletedLive.value = new Set();
@@ -444,6 +445,7 @@ async function reloadAll() {
   batch(() => {
     conversations.value = new Map();
     threads.value = new Map();
+    forgetQuotes();
     members.value = new Map();
   });
   await loadConversations();
@@ -921,7 +923,37 @@ function insertSorted(items: Shown[], m: Message): Shown[] {
   return [...items.slice(0, i), m, ...items.slice(i)];
 }
 
+/**
+ * Messages replied to that the loaded thread does not hold (an older one), read once each for
+ * their quote (null: not there any more); edits and deletes reach them as they do the thread.
+ * Without them a reply to an older message said only "Reply to an earlier message", even to
+ * its sender, who had just seen the quote in the composer.
+ */
+export const quotes = signal<Map<string, Shown | null>>(new Map());
+const quotesAsked = new Set<string>();
+function forgetQuotes() {
+  quotes.value = new Map();
+  quotesAsked.clear();
+}
+
+/** The message `id` of a conversation for a quote: known, or undefined until read (then the signal changes). */
+export function quoteOf(conversationId: string, id: string): Shown | null | undefined {
+  const known = quotes.value.get(id);
+  if (known !== undefined || quotesAsked.has(id)) return known;
+  quotesAsked.add(id);
+  void (async () => {
+    // One message by id: the one just before it, then the first after that (or from the start).
+    const before = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?before=${encodeURIComponent(id)}&limit=1`);
+    const after = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?after=${encodeURIComponent(before.items[0]?.id ?? "")}&limit=1`);
+    const m = after.items[0];
+    quotes.value = new Map(quotes.value).set(id, m?.id === id ? m : null);
+  })().catch(() => quotesAsked.delete(id)); // asked again at the next render: the network may be back
+  return undefined;
+}
+
 function patchMessage(conversationId: string, id: string, f: (m: Shown) => Shown) {
+  const quote = quotes.peek().get(id);
+  if (quote) quotes.value = new Map(quotes.peek()).set(id, f(quote));
   changeThread(conversationId, (items) => (items.some((m) => m.id === id) ? items.map((m) => (m.id === id ? f(m) : m)) : items));
   const conv = conversations.value.get(conversationId);
   if (conv?.last_message?.id === id) patchConversation(conversationId, { last_message: f(conv.last_message) });
