@@ -245,6 +245,7 @@ describe("the web client in Chromium", () => {
     const conv = await direct(alice, bob);
     await say(bob, conv, "<img src=x onerror=alert(1)>");
     await say(bob, conv, "see https://example.com/a?b=1 now");
+    await say(bob, conv, "and www.example.org. or my www.notes");
     const a = await pageFor(alice, `/c/${conv}`);
     let dialogs = 0;
     a.on("dialog", (d) => {
@@ -256,6 +257,9 @@ describe("the web client in Chromium", () => {
     const link = log(a).getByRole("link", { name: "https://example.com/a?b=1" });
     expect(await link.getAttribute("rel")).toBe("noopener noreferrer");
     expect(await link.getAttribute("target")).toBe("_blank");
+    // Written as people write one: www.… opens over https (it was text); "www.notes" is no address.
+    expect(await log(a).getByRole("link", { name: "www.example.org" }).getAttribute("href")).toBe("https://www.example.org");
+    expect(await log(a).getByRole("link", { name: /notes/ }).count()).toBe(0);
     const ran = await a.evaluate(async () => {
       let violated = false;
       document.addEventListener("securitypolicyviolation", () => (violated = true));

@@ -22,11 +22,12 @@ export const namesList = (names: string[]) => conjunction.format(names);
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /**
- * A link (its last character not a sentence's punctuation), or an @mention as the server
- * reads one (messages/service.ts MENTION): not inside a word or an e-mail address, 3–32 name
+ * A link (its last character not a sentence's punctuation): http(s)://…, or www.… as people
+ * write one (opened over https; it was left as text); or an @mention as the server reads one
+ * (messages/service.ts MENTION): not inside a word or an e-mail address, 3–32 name
  * characters, dots that end a sentence after it not its own.
  */
-const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![A-Za-z0-9_.@])@[A-Za-z0-9_.]{3,32}(?![A-Za-z0-9_.]))/g;
+const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![A-Za-z0-9_.@\/-])www\.[A-Za-z0-9-]+\.[^\s<>"']*[^\s<>"'.,;:!?)\]]|(?<![A-Za-z0-9_.@])@[A-Za-z0-9_.]{3,32}(?![A-Za-z0-9_.]))/g;
 
 /** How the mentions of a message show: those of `members` (when known) marked, the reader's own more so. */
 export interface Mentions { members: Set<string> | null; me: string | undefined }
@@ -51,7 +52,7 @@ export function RichText({ text, tabIndex, mentions }: { text: string; tabIndex?
       // A link's own closing parentheses (…/wiki/Foo_(bar)) are part of it.
       while (text[i + t.length] === ")" && t.split("(").length > t.split(")").length) t += ")";
       out.push(
-        <a href={t} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex}>
+        <a href={t.startsWith("www.") ? `https://${t}` : t} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex}>
           {t}
         </a>,
       );
