@@ -1645,7 +1645,10 @@ describe("a network that goes away (browser offline)", () => {
     await a.getByRole("textbox", { name: "Message" }).press("Enter");
     await log(a).getByText("Not sent: offline.").waitFor();
     // It goes by itself: the message says so (Retry is there for the impatient).
-    expect(await log(a).locator(".state.error").textContent()).toBe("Not sent: offline. It goes when you are back online. Retry Discard");
+    // Not in red (it goes by itself: red is for a message the server refused).
+    const state = log(a).locator(".state");
+    expect(await state.textContent()).toBe("Not sent: offline. It goes when you are back online. Retry Discard");
+    expect(await state.getAttribute("class")).toBe("state waiting");
     // The list says it too (it showed the last message sent; a conversation with none, "No messages yet").
     const preview = convLink(a, bob.user.display_name).locator(".preview");
     await preview.filter({ hasText: /^Not sent: written offline$/ }).waitFor();

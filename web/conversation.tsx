@@ -515,7 +515,9 @@ function MessageItem(props: {
       )}
       {m.pending && !m.failed && <div class="state">Sending…</div>}
       {m.failed && (
-        <div class="state error">
+        // Red only when the server refused it: offline or unanswered, it goes by itself (it
+        // looked as alarming as a refusal).
+        <div class={m.failed === "offline" || m.failed === "unreachable" ? "state waiting" : "state error"}>
           {/* Sent again by itself when the browser is back online (store.ts resend), kept across reloads (outbox.ts). */}
           {m.failed === "offline" ? "Not sent: offline. It goes when you are back online." : m.failed === "unreachable" ? "Not sent: the server cannot be reached. It goes when it answers again." : `Not sent: ${m.failed}`}{" "}
           <button type="button" class="link" onClick={() => retry(m)}>
