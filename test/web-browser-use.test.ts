@@ -1436,7 +1436,7 @@ describe("reading and writing as a user does (found in a browser)", () => {
     // Settings: "Add people", the friend outside the group listed, anyone else found.
     await a.getByRole("button", { name: "Conversation settings" }).click();
     const settings = a.getByRole("dialog", { name: "Conversation settings" });
-    expect(await settings.getByRole("heading", { level: 3 }).allTextContents()).toEqual(["Add people", "Members (3)"]);
+    expect(await settings.getByRole("heading", { level: 3 }).allTextContents()).toEqual(["Group name", "Add people", "Members (3)"]);
     await settings.getByRole("button", { name: `Add ${dave.user.display_name}` }).waitFor();
     // Two found, one of them a member already: counted as listed (it said "2 people found").
     const tag = uniqueName("zeta");

@@ -617,7 +617,7 @@ describe("the web client in Chromium", () => {
     await a.getByRole("button", { name: "Conversation settings" }).click();
     const settings = a.getByRole("dialog", { name: "Conversation settings" });
     const headings = await settings.getByRole("heading", { level: 3 }).allTextContents();
-    expect(headings).toEqual(["Add friends", "Members (11)"]);
+    expect(headings).toEqual(["Group name", "Add friends", "Members (11)"]);
     await settings.getByRole("searchbox", { name: "Find a friend to add" }).fill("zori");
     expect(await settings.getByRole("button", { name: /^Add / }).count()).toBe(1);
     await settings.getByRole("button", { name: `Add ${pals[19]!.user.display_name}` }).click();

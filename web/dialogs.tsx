@@ -470,10 +470,14 @@ function Settings({ id }: { id: string }) {
     <Modal title="Conversation settings">
       {error}
       {manage && (
-        <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); setTitle(null); }, "rename"); }}>
-          <input aria-label="Group name" value={title} required onInput={(e) => setTitle(titleClip.clip(e))} />
-          <button type="submit">Rename</button>
-        </form>
+        <>
+          {/* Said on the page too, as the other parts are (only a screen reader heard what the box was). */}
+          <h3>Group name</h3>
+          <form class="row" onSubmit={(e) => { e.preventDefault(); void run(async () => { await api("PATCH", `/api/conversations/${id}`, { title: title.trim() }); await refresh(); setTitle(null); }, "rename"); }}>
+            <input aria-label="Group name" value={title} required onInput={(e) => setTitle(titleClip.clip(e))} />
+            <button type="submit">Rename</button>
+          </form>
+        </>
       )}
       {manage && titleClip.note}
       {/* Above the members: under a group of hundreds it was a long scroll away. */}
