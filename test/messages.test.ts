@@ -488,7 +488,7 @@ describe("reactions", () => {
     expect(shown.reactions[0]).toEqual({ emoji: "👍", count: 13, user_ids: people.slice(0, 10).map((p) => p!.user.id) });
   });
 
-  test("emoji 1–32 characters; non-members 404; deleted messages 409", async () => {
+  test("emoji 1–32 characters, not blank, no direction controls; non-members 404; deleted messages 409", async () => {
     const [a, outsider] = await users(2);
     const conv = await groupOf(a!, []);
     const { body: m } = await send(a!, conv, { content: "x" });
@@ -500,6 +500,13 @@ describe("reactions", () => {
       expect(res.status).toBe(422);
       expect(res.body.error.details).toEqual([{ field: "emoji", message: "must not contain control characters" }]);
     }
+    // Nothing to see, or text turned around (both were taken); emoji sequences keep their joiners, selectors and tags.
+    for (const [emoji, message] of [["\u202E", "must not contain direction controls"], ["👍\u2066", "must not contain direction controls"], ["\u200B", "must not be blank"], ["\uFE0F\u2800", "must not be blank"]]) {
+      const res = await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji } });
+      expect([emoji, res.status, res.body.error.details[0].message]).toEqual([emoji, 422, expect.stringContaining(message!)]);
+    }
+    for (const emoji of ["👩\u200D💻", "❤\uFE0F", "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", "🇹🇭"])
+      expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji } })).status).toBe(200);
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: outsider!.token, body: { emoji: "👍" } })).status).toBe(404);
     await s.api("DELETE", `/api/messages/${m.id}`, { token: a!.token });
     expect((await s.api("POST", `/api/messages/${m.id}/reactions`, { token: a!.token, body: { emoji: "👍" } })).status).toBe(409);

@@ -57,6 +57,14 @@ export const hasFormatCharacters = (text: string) => FORMAT.test(text) && FORMAT
  * Hangul filler only within a syllable (STRAY_HANGUL_FILLER).
  */
 const BLANK = /^[\s\p{Default_Ignorable_Code_Point}\u2800]*$/u;
+/** Whether `text` shows as nothing (BLANK). */
+export const isBlank = (text: string) => BLANK.test(text);
+
+/**
+ * Direction controls: marks, embeddings, overrides and isolates. Never part of an emoji
+ * (unlike the zero-width joiner, variation selectors and tags, which make emoji sequences).
+ */
+export const DIRECTION_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /**
  * Hangul fillers outside a syllable, which show as nothing and are the usual way to fake a

@@ -7,7 +7,7 @@ import { prepared } from "../db/prepared";
 import type { AppContext } from "../context";
 import { conversations, members, messages, reactions, users, type AttachmentRow, type ConversationRow, type MemberRow, type MessageRow, type UserRow } from "../db/schema";
 import { AppError, conflict, forbidden, invalid, notFound } from "../errors";
-import { CONTROL_CHARACTERS } from "../lib/text";
+import { CONTROL_CHARACTERS, DIRECTION_CONTROLS, isBlank } from "../lib/text";
 import { convTopic, userTopic, type Tx } from "../events/log";
 import { decodeCursor, encodeCursor, type Page } from "../http/paging";
 import { requireMembership } from "../conversations/service";
@@ -311,6 +311,10 @@ export function cleanEmoji(raw: string, action: "add" | "remove"): string {
   // Removing names the reaction in the URL's last segment, where "." and ".." (even as %2E)
   // are resolved away by every URL parser: such a reaction could never be removed.
   if (action === "add" && (emoji === "." || emoji === "..")) throw invalid("emoji", '"." and ".." cannot be reactions: a URL cannot name them to remove them');
+  // A reaction that shows as nothing, or turns the text around it backwards (U+202E), is none
+  // (both were taken). Only when adding: one made before stays removable.
+  if (action === "add" && DIRECTION_CONTROLS.test(emoji)) throw invalid("emoji", "must not contain direction controls (U+200E, U+200F, U+202A–U+202E, U+2066–U+2069, U+061C)");
+  if (action === "add" && isBlank(emoji)) throw invalid("emoji", "must not be blank (it shows as nothing)");
   return emoji;
 }
 
