@@ -90,7 +90,12 @@ describe("profile", () => {
   // Found by an acceptance pass (2026-12-02): the details said "Expected string to match '^[Hh][Tt]…'".
   test("a value that does not match its pattern is said in words (avatar URL, username)", async () => {
     const avatar = await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: "ftp://img.example/a.png" } });
-    expect([avatar.status, avatar.body.error.details]).toEqual([422, [{ field: "profile_image_url", message: "must be an http:// or https:// address without spaces" }]]);
+    expect([avatar.status, avatar.body.error.details]).toEqual([422, [{ field: "profile_image_url", message: "must be an http:// or https:// address without spaces or invisible characters" }]]);
+    // An address turned around by a direction control, or hiding a zero-width space (both were stored).
+    for (const url of ["https://exa\u202Emple.com/a.png", "https://img.example/a\u200B.png", "https://img.example/\u2066a.png"]) {
+      const hidden = await s.api("PATCH", "/api/users/me", { token: alice.token, body: { profile_image_url: url } });
+      expect([url, hidden.status]).toEqual([url, 422]);
+    }
     const name = await s.api("POST", "/api/auth/register", { body: { username: "no spaces!", password: "password123" } });
     expect([name.status, name.body.error.details]).toEqual([422, [{ field: "username", message: "may hold only letters a–z, digits, _ and ." }]]);
   });

@@ -27,7 +27,7 @@ export const PASSWORD = t.String({ minLength: 8, maxLength: 512, description: "8
 /** 1–64 characters; the schema bounds UTF-16 units loosely, the service counts characters. */
 export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description: "1–64 characters" });
 /** An http(s) URL without whitespace or control characters (C0, DEL, C1: no part of a URL). */
-export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$", "x-pattern-message": "must be an http:// or https:// address without spaces" }), t.Null()]);
+export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2069\\ufeff]+$", "x-pattern-message": "must be an http:// or https:// address without spaces or invisible characters" }), t.Null()]);
 
 /** An image upload of the caller's (POST /api/uploads, not attached to a message) made their picture. */
 export const AVATAR_ATTACHMENT_ID = t.String({
