@@ -58,6 +58,12 @@ describe("cleanName", () => {
     for (const ok of ["\u1100\u1160 Kim", "\u115f\u1161\u11a8 Lee", "\ua960\u1160x", "한글 Park"]) expect(cleanName("display_name", ok, 64)).toBe(ok);
   });
 
+  test("a name is kept composed (NFC), and counted so: 'Re\\u0301my' is 'Rémy' (it was kept decomposed)", () => {
+    expect(cleanName("display_name", "Re\u0301my", 64)).toBe("R\u00e9my");
+    expect(cleanName("display_name", "e\u0301".repeat(64), 64)).toBe("\u00e9".repeat(64));
+    expect(cleanName("title", "\u1112\u1161\u11ab\u1100\u116e\u11a8", 100)).toBe("\ud55c\uad6d");
+  });
+
   test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {
     for (const ok of ["Ali\u200ace", "a\u2010b", "x\u2065y", "Zoë 🙂", "พรุ่งนี้", "עברית", "\u202fnarrow"]) expect(cleanName("title", ok, 100)).toBe(ok.trim());
   });

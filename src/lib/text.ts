@@ -78,13 +78,14 @@ const STRAY_HANGUL_FILLER = /[\u3164\uffa0]|\u115f(?![\u1161-\u11a7\ud7b0-\ud7c6
 const LINE_SEPARATORS = /[\u2028\u2029]/;
 
 /**
- * A display name, title or file name: trimmed, not blank, no control characters, no
+ * A display name, title or file name: trimmed, in NFC, not blank, no control characters, no
  * invisible format characters or stray Hangul fillers, at most `max` characters (code points).
  */
 export function cleanName(field: string, raw: string, max: number): string {
   // Checked before trimming: JavaScript's trim() would silently drop a leading U+FEFF.
   if (hasFormatCharacters(raw)) throw invalid(field, "must not contain invisible format characters (such as U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF, U+00AD)");
-  const name = raw.trim();
+  // Composed (NFC): "Re\u0301my" (as macOS writes file names) and "Rémy" are one name, counted alike (it was kept decomposed).
+  const name = raw.trim().normalize("NFC");
   if (BLANK.test(name)) throw invalid(field, "must not be blank");
   if (CONTROL_CHARACTERS.test(name) || LINE_SEPARATORS.test(name)) throw invalid(field, "must not contain control characters or line breaks");
   if (STRAY_HANGUL_FILLER.test(name)) throw invalid(field, "must not contain a Hangul filler outside a syllable (it shows as nothing)");
