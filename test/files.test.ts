@@ -540,6 +540,8 @@ describe("hostile files", () => {
       ["..", "file"],
       ["what?<>.txt", "what___.txt"],
       ["x".repeat(1000) + ".png", "x".repeat(196) + ".png"],
+      // As macOS writes it (decomposed): kept composed, as names are.
+      ["Re\u0301sume\u0301.pdf", "R\u00e9sum\u00e9.pdf"],
     ];
     for (const [given, shown] of cases) {
       const up = await upload(s, alice.token, randomBytes(10), { filename: given });

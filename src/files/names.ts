@@ -19,7 +19,8 @@ export function cleanFilename(raw: string | null | undefined): string {
   // The same set as display names and titles (lib/text), soft hyphen and word joiner included.
   if (hasFormatCharacters(given)) throw invalid("filename", "must not contain bidirectional controls or invisible format characters");
   // Both separators: a name from Windows arrives as C:\Users\x\a.png.
-  let name = given.split(/[/\\]/).pop()!.replace(UNSAFE, "_").trim();
+  // Composed (NFC), as names are (lib/text cleanName): macOS writes file names decomposed.
+  let name = given.split(/[/\\]/).pop()!.replace(UNSAFE, "_").trim().normalize("NFC");
   // No hidden files, no "." or ".."; Windows drops trailing dots and spaces.
   name = name.replace(/^[.\s]+/, "").replace(/[.\s]+$/, "");
   if (RESERVED.test(name)) name = `_${name}`;
