@@ -964,9 +964,9 @@ describe("reading and writing as a user does (found in a browser)", () => {
     await reply(3, "about line 3");
     const a = await pageFor(alice, `/c/${conv}`);
     await log(a).getByText("about line 3", { exact: true }).waitFor();
-    // Not loaded (two pages back): the history around it.
+    // Not loaded (two pages back): its quote read for it (it said only "Reply to an earlier message"), and the history around it.
     const far = log(a).locator(".msg").filter({ hasText: "about line 3" }).locator(".quote");
-    expect(await far.textContent()).toBe("Reply to an earlier message");
+    await far.filter({ hasText: `${alice.user.display_name}: line 3` }).waitFor();
     await far.click();
     const target = log(a).locator(".msg.flash").filter({ has: a.locator(".body", { hasText: /^line 3$/ }) });
     await target.waitFor();
