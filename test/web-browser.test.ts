@@ -1497,6 +1497,29 @@ describe("search in the web client (issue #14)", () => {
     for (const p of [a, b]) await log(p).locator(".quote").filter({ hasText: `${bob.user.display_name}: message 5 papaya, ripe` }).waitFor();
   });
 
+  clientTest("a quote the server will not give is asked for once, not at every render (from a review)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const first = await say(bob, conv, "the very first");
+    for (let i = 0; i < 80; i++) await say(bob, conv, `filler ${i}`);
+    const reply = await s.api("POST", `/api/conversations/${conv}/messages`, { token: bob.token, body: { content: "replying to the first", reply_to_id: first.id } });
+    expect(reply.status).toBe(201);
+    // Read: the thread opens at its newest page, which does not hold the first message.
+    expect((await s.api("POST", `/api/conversations/${conv}/read`, { token: alice.token, body: { message_id: reply.body.id } })).status).toBe(200);
+    let asked = 0;
+    const a = await pageFor(alice, "/", s, undefined, (p) =>
+      p.route(/\/messages\?before=[^&]+&limit=1$/, (route) => (asked++, route.fulfill({ status: 500, contentType: "application/json", body: '{"error":{"code":"internal","message":"internal error"}}' }))));
+    await convLink(a, bob.user.display_name).click();
+    const quote = log(a).locator(".msg").filter({ hasText: "replying to the first" }).locator(".quote");
+    await quote.waitFor();
+    await waitFor(() => asked === 1, 5000);
+    for (let i = 0; i < 3; i++) await say(bob, conv, `renders again ${i}`);
+    await log(a).getByText("renders again 2").waitFor();
+    await settled(a);
+    expect(asked).toBe(1);
+    expect(await quote.textContent()).toBe("Reply to an earlier message");
+  });
+
   clientTest("Enter right after the typing's own search asks nothing more (twice the same question spent two of the minute's searches)", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);

@@ -930,7 +930,8 @@ function insertSorted(items: Shown[], m: Message): Shown[] {
  * its sender, who had just seen the quote in the composer.
  */
 export const quotes = signal<Map<string, Shown | null>>(new Map());
-const quotesAsked = new Set<string>();
+/** When each quote may be read again (Infinity: read, or on its way). */
+const quotesAsked = new Map<string, number>();
 function forgetQuotes() {
   quotes.value = new Map();
   quotesAsked.clear();
@@ -939,15 +940,20 @@ function forgetQuotes() {
 /** The message `id` of a conversation for a quote: known, or undefined until read (then the signal changes). */
 export function quoteOf(conversationId: string, id: string): Shown | null | undefined {
   const known = quotes.value.get(id);
-  if (known !== undefined || quotesAsked.has(id)) return known;
-  quotesAsked.add(id);
+  if (known !== undefined || (quotesAsked.get(id) ?? 0) > Date.now()) return known;
+  quotesAsked.set(id, Infinity);
   void (async () => {
     // One message by id: the one just before it, then the first after that (or from the start).
     const before = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?before=${encodeURIComponent(id)}&limit=1`);
     const after = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?after=${encodeURIComponent(before.items[0]?.id ?? "")}&limit=1`);
     const m = after.items[0];
     quotes.value = new Map(quotes.value).set(id, m?.id === id ? m : null);
-  })().catch(() => quotesAsked.delete(id)); // asked again at the next render: the network may be back
+  })().catch((e) => {
+    // Not reached, or asked too often: again at a render 10 s on. Answered (a conversation
+    // left, say): no quote, and not asked again at every render.
+    if (notReached(e) || (e instanceof ApiError && e.status === 429)) quotesAsked.set(id, Date.now() + 10_000);
+    else quotes.value = new Map(quotes.value).set(id, null);
+  });
   return undefined;
 }
 
@@ -976,7 +982,7 @@ export function markSeen(id: string) {
   // nor does a thread whose first page is still on its way (opened at a search result, it
   // cleared the unread count while it had no message to mark read, and none was sent).
   if (document.visibilityState !== "visible" || activeId.value !== id || !t || (t.loading && !t.items.length) || t.newer) return;
-  const last = [...(t?.items ?? [])].reverse().find((m) => !m.pending && m.sender_id !== me.value?.id);
+  const last = t.items.findLast((m) => !m.pending && m.sender_id !== me.value?.id);
   const conv = conversations.value.get(id);
   if (conv && conv.unread_count) patchConversation(id, { unread_count: 0 });
   if (!last || (conv?.my_last_read_message_id ?? "") >= last.id) return;

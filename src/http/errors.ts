@@ -205,10 +205,7 @@ export const errorHandling = (ctx: AppContext) =>
         throw new AppError("bad_request", "request body is not valid JSON");
       }
       // Elysia maps validation errors recursively: thousands of levels overflowed the stack (500).
-      if (nestsDeeperThan(text)) {
-        const { message, details } = tooDeep("(body)");
-        throw new AppError("validation_failed", `body is ${message}`, details);
-      }
+      if (nestsDeeperThan(text)) throw tooDeep("body");
       // Every body of this API is an object. Elysia's check lets anything through for an object
       // schema whose fields are all optional (PATCH /api/users/me answered "x" with 200).
       // A literal `null` is taken as no body, as an empty one is.

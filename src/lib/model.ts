@@ -37,8 +37,9 @@ export const Shape = <P extends TProperties>(properties: P, options: { descripti
   t.Object(properties, { additionalProperties: false, ...options });
 
 export const Id = t.String();
-/** ISO-8601 UTC with milliseconds. */
-export const Timestamp = t.String({ format: "date-time" });
+/** ISO-8601 UTC with milliseconds; `description`: what the time is of, where the field's name is not enough. */
+export const TimestampOf = (description?: string) => t.String({ format: "date-time", ...(description && { description }) });
+export const Timestamp = TimestampOf();
 /** A plain JSON integer (Elysia's `t.Integer` also accepts numeric strings). */
 export const Int = (options: { minimum?: number; maximum?: number; description?: string } = {}) => Type.Integer(options);
 export const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);

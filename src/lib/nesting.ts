@@ -2,6 +2,7 @@
  * How deep a JSON body or frame may nest, one rule for REST and WebSocket alike (§5: frames
  * obey the same rules as REST; a frame nested 50 deep was taken while the same body was 422).
  */
+import { AppError } from "../errors";
 
 /** Deeper than any accepted body; far below what makes Elysia's error mapping overflow the stack. */
 export const MAX_NESTING = 32;
@@ -25,8 +26,6 @@ export function nestsDeeperThan(json: string, limit = MAX_NESTING): boolean {
   return false;
 }
 
-/** What a body (`field` "(body)") or a frame ("(frame)") nested too deep is answered. */
-export const tooDeep = (field: string) => ({
-  message: `nested more than ${MAX_NESTING} levels deep`,
-  details: [{ field, message: `at most ${MAX_NESTING} levels of arrays and objects` }],
-});
+/** The error of a body ("body", field "(body)") or a frame ("frame", "(frame)") nested too deep. */
+export const tooDeep = (what: "body" | "frame") =>
+  new AppError("validation_failed", `${what} is nested more than ${MAX_NESTING} levels deep`, [{ field: `(${what})`, message: `at most ${MAX_NESTING} levels of arrays and objects` }]);

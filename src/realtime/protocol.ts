@@ -40,10 +40,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
  */
 export function parseFrame(raw: unknown): ClientFrame {
   if (raw instanceof Uint8Array || raw instanceof ArrayBuffer) throw new AppError("bad_request", "binary frames are not accepted: send each frame as JSON text");
-  if (raw instanceof TooDeep) {
-    const { message, details } = tooDeep("(frame)");
-    throw new AppError("validation_failed", `frame is ${message}`, details);
-  }
+  if (raw instanceof TooDeep) throw tooDeep("frame");
   if (!isObject(raw)) throw new AppError("bad_request", "a frame is one JSON object");
   const { type, request_id } = raw;
   if (request_id !== undefined && (typeof request_id !== "string" || request_id.length > 128))

@@ -1,6 +1,6 @@
 /** Users and presence (PROTOCOL §3.1, §4.4). */
 import { t } from "elysia";
-import { Id, named, Nullable, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
+import { Id, named, Nullable, PageOf, Shape, Timestamp, TimestampOf, type FeatureModel, type Static } from "../lib/model";
 
 /** A user's picture as served: an http(s) URL they set, or the path of one uploaded here. */
 export const PICTURE = Nullable(t.String({ description: "an http(s) URL set by the user, or for a picture uploaded here a path on this server (/api/avatars/<id>): resolve it against the server's address" }));
@@ -13,7 +13,7 @@ export const User = named(
     username: t.String({ description: "3–32 of [a-z0-9_.], stored lower-case" }),
     display_name: t.String(),
     profile_image_url: PICTURE,
-    last_active_at: t.String({ format: "date-time", description: "when the user last came online or went offline: presence, so to anyone who may not see their presence (not a friend, no conversation shared) it is created_at" }),
+    last_active_at: TimestampOf("when the user last came online or went offline: presence, so to anyone who may not see their presence (not a friend, no conversation shared) it is created_at"),
     created_at: Timestamp,
   }),
 );
