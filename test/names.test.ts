@@ -64,6 +64,12 @@ describe("cleanName", () => {
     expect(cleanName("title", "\u1112\u1161\u11ab\u1100\u116e\u11a8", 100)).toBe("\ud55c\uad6d");
   });
 
+  // Noticed by an acceptance pass (2026-12-04): a name of only combining marks was accepted.
+  test("a name that begins with a combining mark (or is only marks) is refused; marks after a letter are kept", () => {
+    for (const bad of ["\u0301", "\u0301\u0301\u0301", " \u0308Bob", "\u20dd", "\u0e49\u0e49", "\u093f"]) expect(() => cleanName("display_name", bad, 64)).toThrow("must not begin with a combining mark");
+    for (const ok of ["Zoe\u0308y", "\u0e01\u0e49\u0e32", "\u0915\u093f", "#\u20e3 keycap"]) expect(cleanName("display_name", ok, 64)).toBe(ok.normalize("NFC"));
+  });
+
   test("neighbours of the ranges, and ordinary non-ASCII names, are kept", () => {
     for (const ok of ["Ali\u200ace", "a\u2010b", "x\u2065y", "Zoë 🙂", "พรุ่งนี้", "עברית", "\u202fnarrow"]) expect(cleanName("title", ok, 100)).toBe(ok.trim());
   });
