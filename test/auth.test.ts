@@ -160,6 +160,13 @@ describe("login", () => {
     expect(me.body.id).toBe(a.user.id);
   });
 
+  test("only A–Z fold: the Kelvin sign (U+212A, which toLowerCase() makes 'k') does not stand for k", async () => {
+    const a = await s.register("kelvin_ok");
+    const res = await s.api("POST", "/api/auth/login", { body: { username: "\u212Aelvin_ok", password: a.password } });
+    expect(res.status).toBe(401);
+    expect((await s.api("POST", "/api/auth/login", { body: { username: "Kelvin_OK", password: a.password } })).status).toBe(200);
+  });
+
   test("wrong password and unknown user get the same 401 message", async () => {
     await s.register("login_pw");
     const wrong = await s.api("POST", "/api/auth/login", { body: { username: "login_pw", password: "wrongwrong" } });

@@ -32,6 +32,13 @@ export const sqliteAccountRows = (db: DB): AccountRows => ({
 // A real hash of a throwaway password, so that unknown usernames cost the same time as wrong passwords.
 let dummyHash: Promise<string> | undefined;
 
+/**
+ * Usernames are ASCII (USERNAME) and case-insensitive: only A–Z fold. toLowerCase() also
+ * folded the Kelvin sign U+212A to "k", so a login as "\u212Aate" (which register refuses)
+ * let Kate in (from an acceptance pass).
+ */
+const foldUsername = (name: string) => name.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+
 export class AccountService {
   private byUsername: FailureCounter;
   private byAddress: FailureCounter;
@@ -48,7 +55,7 @@ export class AccountService {
 
   /** Creates an account. Hashing happens before (outside) the write. */
   async register(input: Credentials & { display_name?: string }): Promise<UserRow> {
-    const username = input.username.toLowerCase();
+    const username = foldUsername(input.username);
     const characters = [...input.password].length;
     if (characters < PASSWORD_CHARACTERS.min || characters > PASSWORD_CHARACTERS.max)
       throw invalid("password", `${PASSWORD_CHARACTERS.min}–${PASSWORD_CHARACTERS.max} characters`);
@@ -61,7 +68,7 @@ export class AccountService {
 
   /** Checks credentials; failures are counted per username and per client address. */
   async login(input: Credentials, address: string): Promise<UserRow> {
-    const username = input.username.toLowerCase();
+    const username = foldUsername(input.username);
     // Counted as a failure before the (slow) check, so parallel guesses cannot all slip
     // under the limit; taken back if it succeeds.
     const [byName, byAddress] = await Promise.all([this.byUsername.attempt(username), this.byAddress.attempt(address)]);
