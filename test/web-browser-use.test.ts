@@ -2099,3 +2099,178 @@ describe("reading and writing as a user does (found in a browser)", () => {
     expect((await s.api("GET", `/api/conversations/${conv}`, { token: alice.token })).body.unread_count).toBe(80);
   });
 });
+
+// From an acceptance pass with the keyboard, a screen reader's view and a touch screen (2026-12-04).
+describe("keyboard, screen reader and touch (an acceptance pass)", () => {
+  /** The focused element's name, near enough: its aria-label, else its label's text, else its own. */
+  const focused = (p: Page) =>
+    p.evaluate(() => {
+      const el = document.activeElement;
+      return el?.getAttribute("aria-label") ?? el?.labels?.[0]?.textContent?.trim() ?? el?.textContent ?? el?.tagName;
+    });
+  const told = (p: Page) => p.locator('.visually-hidden[aria-live="polite"]');
+
+  clientTest("the keyboard goes on where a control goes away: Jump to latest, Leave group, Delete group (said), Accept, Add friend", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    await say(alice, conv, "read 0");
+    for (let i = 0; i < 30; i++) await say(bob, conv, `unread ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    // The divider is named, as the days are (a separator's text is not read out).
+    await log(a).getByRole("separator", { name: "New messages" }).waitFor();
+    await log(a).evaluate((el: HTMLElement) => (el.scrollTop = 0));
+    const jump = a.getByRole("button", { name: "Jump to latest" });
+    await jump.focus();
+    await a.keyboard.press("Enter");
+    await jump.waitFor({ state: "detached" });
+    await waitFor(async () => (await focused(a)) === "Message");
+
+    // A group left, then one deleted, from its settings: the list's first action has the keyboard, and what happened is said.
+    for (const [title, button, said] of [["Left soon", "Leave group", "You left “Left soon”."], ["Deleted soon", "Delete group", "“Deleted soon” was deleted."]] as const) {
+      const g = await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "group", title, member_ids: [bob.user.id] } });
+      expect(g.status).toBe(201);
+      await convLink(a, title).click();
+      await a.getByRole("button", { name: "Conversation settings" }).click();
+      a.once("dialog", (d) => void d.accept());
+      await a.getByRole("button", { name: button }).focus();
+      await a.keyboard.press("Enter");
+      await convLink(a, title).waitFor({ state: "detached" });
+      await waitFor(async () => (await focused(a)) === "New conversation");
+      await told(a).getByText(said).waitFor();
+      expect(await a.getByRole("alert").count()).toBe(0);
+    }
+
+    // Accept: the new friend's Message; Add friend: back to the search box (the whole dialog
+    // took the focus). Under the default contact policy (friends: a person found offers no Message).
+    const server = await startServer({ contactPolicy: "friends" });
+    try {
+      const [ann, cy, dee] = [await server.register(uniqueName("ann")), await server.register(uniqueName("cy")), await server.register(uniqueName("dee"))];
+      expect((await server.api("POST", "/api/friendships", { token: cy.token, body: { friend_id: ann.user.id } })).status).toBe(201);
+      const p = await pageFor(ann, "/", server);
+      await p.getByRole("button", { name: "Friends", exact: true }).click();
+      await p.getByRole("button", { name: `Accept ${cy.user.display_name}` }).focus();
+      await p.keyboard.press("Enter");
+      await waitFor(async () => (await focused(p)) === `Message ${cy.user.display_name}`);
+      await p.getByRole("textbox", { name: "Find people" }).fill(dee.user.username);
+      await p.keyboard.press("Enter");
+      await p.getByRole("button", { name: `Add friend ${dee.user.display_name}` }).focus();
+      await p.keyboard.press("Enter");
+      await p.getByText("Requested").waitFor();
+      await waitFor(async () => (await focused(p)) === "Find people");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  clientTest("messages that come are said once, politely, and nothing else of the log (history, one's own, Seen by)", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 3; i++) await say(bob, conv, `earlier ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await log(a).getByText("earlier 2").waitFor();
+    await say(bob, conv, "one");
+    await say(bob, conv, "two");
+    await told(a).getByText(/two$/).waitFor();
+    expect(await told(a).textContent()).toMatch(new RegExp(`^(${bob.user.display_name}: two|2 new messages\\. ${bob.user.display_name}: two)$`));
+  });
+
+  clientTest("a touch screen: opening a conversation leaves the on-screen keyboard down, Back returns to its link, tools and reactions are finger-sized, a member reads the group's whole name", async () => {
+    const title = `A group whose name is long enough to be cut in the header of a phone ${Date.now()}`;
+    const { alice, bob, group } = await aliceWithFriendsInAGroup(title);
+    await say(alice, group.body.id, "hello from the owner");
+    const b = await pageFor(bob, "/", s, { width: 390, height: 780 }, undefined, true);
+    await convLink(b, title.slice(0, 20)).click();
+    await log(b).getByText("hello from the owner").waitFor();
+    // The messages have the focus, not the message box (which would bring up the keyboard).
+    await waitFor(async () => (await focused(b)) === "Messages");
+    const msg = log(b).locator(".msg").last();
+    await msg.focus();
+    for (const name of ["Reply", "React"]) {
+      const box = (await msg.getByRole("button", { name }).boundingBox())!;
+      expect(Math.min(box.width, box.height)).toBeGreaterThanOrEqual(40);
+    }
+    await b.screenshot({ path: join(shots, "phone-touch-tools.png") });
+    await msg.getByRole("button", { name: "React" }).click();
+    await b.screenshot({ path: join(shots, "phone-touch-picker.png") });
+    for (const r of await b.getByRole("button", { name: /^React / }).all()) {
+      const box = (await r.boundingBox())!;
+      expect(Math.min(box.width, box.height)).toBeGreaterThanOrEqual(40);
+    }
+    await b.keyboard.press("Escape");
+    await b.getByRole("button", { name: "Conversation settings" }).click();
+    await b.getByRole("dialog", { name: "Conversation settings" }).getByText(title, { exact: true }).waitFor();
+    await b.screenshot({ path: join(shots, "phone-member-settings.png") });
+    await b.getByRole("button", { name: "Close" }).click();
+    await b.getByRole("button", { name: "Back" }).click();
+    await waitFor(async () => ((await focused(b)) ?? "").startsWith(title));
+  });
+
+  clientTest("sign-up: the field at fault says so (aria-invalid) and is described by the error", async () => {
+    const taken = await s.register(uniqueName("taken"));
+    const context = await browser!.newContext();
+    contexts.push(context);
+    const p = await context.newPage();
+    await p.goto(s.base);
+    const [user, pass] = [p.getByRole("textbox", { name: "Username" }), p.getByLabel("Password")];
+    await user.fill(taken.user.username);
+    await pass.fill("password123");
+    await p.getByRole("button", { name: "Create account" }).click();
+    await p.getByRole("alert").getByText("That username is taken.").waitFor();
+    expect(await user.getAttribute("aria-invalid")).toBe("true");
+    expect(await pass.getAttribute("aria-invalid")).toBeNull();
+    await expect(user.evaluate((el: HTMLElement) => document.getElementById(el.getAttribute("aria-describedby"))?.textContent)).resolves.toBe("That username is taken.");
+    await user.fill(uniqueName("fresh"));
+    await pass.fill("short");
+    await p.getByRole("button", { name: "Create account" }).click();
+    await p.getByRole("alert").getByText("The password must have 8–128 characters.").waitFor();
+    expect(await pass.getAttribute("aria-invalid")).toBe("true");
+    expect(await user.getAttribute("aria-invalid")).toBeNull();
+  });
+
+  clientTest("New conversation: the friends to message are one Tab stop, arrows within; Friends lists them by name; a link in right-to-left text reads left to right", async () => {
+    const alice = await s.register(uniqueName("alice"));
+    const names = ["Zed", "Amy", "Mia"];
+    const others: Account[] = [];
+    for (const n of names) {
+      const o = await s.register(uniqueName(n.toLowerCase()));
+      expect((await s.api("PATCH", "/api/users/me", { token: o.token, body: { display_name: n } })).status).toBe(200);
+      await friends(o, alice);
+      others.push(o);
+    }
+    const conv = (await s.api("POST", "/api/conversations", { token: alice.token, body: { type: "direct", user_id: others[0]!.user.id } })).body.id;
+    await say(others[0]!, conv, "ראה https://example.org/שלום עכשיו");
+    const a = await pageFor(alice, `/c/${conv}`);
+    const link = log(a).getByRole("link", { name: "https://example.org/שלום" });
+    await link.waitFor();
+    expect(await link.getAttribute("dir")).toBe("ltr");
+    // Left to right: the address's start is left of its Hebrew end.
+    const [start, end] = await link.evaluate((el: HTMLElement) => {
+      const range = document.createRange();
+      const text = el.firstChild;
+      range.setStart(text, 0), range.setEnd(text, 5);
+      const first = range.getBoundingClientRect().left;
+      range.setStart(text, text.length - 4), range.setEnd(text, text.length);
+      return [first, range.getBoundingClientRect().left];
+    });
+    expect(start).toBeLessThan(end);
+    await a.screenshot({ path: join(shots, "rtl-link.png") });
+
+    await a.getByRole("button", { name: "New conversation" }).click();
+    await a.getByRole("button", { name: "Message Amy" }).focus();
+    await a.keyboard.press("ArrowDown");
+    expect(await focused(a)).toBe("Message Mia");
+    await a.keyboard.press("End");
+    expect(await focused(a)).toBe("Message Zed");
+    await a.keyboard.press("Tab");
+    expect(await focused(a)).toBe("Group name");
+    await a.keyboard.press("Shift+Tab");
+    expect(await focused(a)).toBe("Message Zed");
+    await a.keyboard.press("Shift+Tab");
+    expect(await focused(a)).not.toStartWith("Message ");
+    await a.keyboard.press("Escape");
+    await a.getByRole("button", { name: "Friends", exact: true }).click();
+    const listed = a.getByRole("list", { name: "Friends list" }).locator(".title");
+    await waitFor(async () => (await listed.count()) === 3);
+    expect(await listed.allTextContents()).toEqual(["Amy", "Mia", "Zed"]);
+  });
+});

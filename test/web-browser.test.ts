@@ -426,16 +426,36 @@ describe("the web client in Chromium", () => {
     }
   });
 
-  clientTest("the message log reads out what is added, not text changing in place (Seen by, renames, edits)", async () => {
+  // From an acceptance pass (2026-12-04): the log was live, so a screen reader read out a whole
+  // page of history on opening, every page scrolled back to, and "Seen by" moving on.
+  clientTest("what a screen reader is told: messages from others as they come, not history loaded, own sends or Seen by", async () => {
     const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
     const conv = await direct(alice, bob);
+    for (let i = 0; i < 60; i++) await say(bob, conv, `old ${i}`);
     const sent = await say(alice, conv, "read me");
     const a = await pageFor(alice, `/c/${conv}`);
     await log(a).getByText("read me").waitFor();
-    expect(await log(a).getAttribute("aria-relevant")).toBe("additions");
-    // What it keeps quiet about is inside it: the receipt under one's last message.
+    expect(await log(a).getAttribute("aria-live")).toBe("off");
+    const told = a.locator('[aria-live="polite"].visually-hidden');
+    // Scrolled back: an older page loads; nothing of it is said.
+    await log(a).evaluate((el) => (el.scrollTop = 0));
+    await log(a).getByText("old 5", { exact: true }).waitFor();
     await s.api("POST", `/api/conversations/${conv}/read`, { token: bob.token, body: { message_id: sent.id } });
     await log(a).getByText(`Seen by ${bob.user.display_name}`).waitFor();
+    await a.getByRole("textbox", { name: "Message" }).fill("mine");
+    await a.keyboard.press("Enter");
+    await log(a).getByText("mine").waitFor();
+    expect(await told.textContent()).toBe("");
+    await say(bob, conv, "hello there");
+    await told.getByText(`${bob.user.display_name}: hello there`).waitFor();
+    // The same words again are said again: a new node (the same text in place is not news to a screen reader).
+    await told.evaluate((el) => {
+      (window as any).added = 0;
+      new MutationObserver((changes: any[]) => ((window as any).added += changes.reduce((n: number, c: any) => n + c.addedNodes.length, 0))).observe(el, { childList: true });
+    });
+    await say(bob, conv, "hello there");
+    await a.waitForFunction(() => (window as any).added > 0);
+    expect(await told.textContent()).toBe(`${bob.user.display_name}: hello there`);
   });
 
   btest("a server restored from a backup: sync.reset, and the client shows the server's state from REST", async () => {

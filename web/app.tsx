@@ -1,6 +1,7 @@
 import { effect, signal } from "@preact/signals";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { ApiError, explain, faultOf } from "./api";
+import { announcement } from "./announce";
 import { activeId, connection, contactPolicy, friendships, listed, me, navigate, noLonger, noLongerShown, reconnectNow, signIn, signInNotice, sortedConversations, toast, totalUnread } from "./store";
 import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
@@ -71,6 +72,7 @@ function Shell() {
       </main>
       <ConnectionStrip />
       <Toast />
+      <Announcer />
       <NoLonger />
       <Dialogs />
     </div>
@@ -166,6 +168,12 @@ function Welcome() {
   );
 }
 
+/** announce.ts: what a screen reader is told, politely (a new node each time, so the same words are said again). */
+function Announcer() {
+  const said = announcement.value;
+  return <div class="visually-hidden" aria-live="polite">{said && <p key={said.n}>{said.text}</p>}</div>;
+}
+
 /** How long a notice stays unless the pointer or the keyboard is on it (it stayed for good, over the message box). */
 const TOAST_MS = 8000;
 
@@ -219,8 +227,10 @@ const busy = signal(false);
 let signedInHere = false;
 
 function SignIn() {
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<{ text: string; field?: Field } | null>(null);
   const username = useRef<HTMLInputElement>(null);
+  // The field at fault says so, and names the error as its description (a screen reader on it hears why).
+  const fault = (field: Field) => (error?.field === field ? { "aria-invalid": true, "aria-describedby": "signin-error" } : {});
   // `autofocus` works on the page's first load only; after a sign-out the form is new. At once
   // (a layout effect): after the paint it could come after the keyboard had moved on.
   useLayoutEffect(() => username.current?.focus(), []);
@@ -252,15 +262,15 @@ function SignIn() {
         {signInNotice.value && <p class="notice">{signInNotice.value}</p>}
         <label>
           Username
-          <input ref={username} name="username" autocomplete="username" required autofocus autocapitalize="none" spellcheck={false} />
+          <input ref={username} name="username" autocomplete="username" required autofocus autocapitalize="none" spellcheck={false} {...fault("username")} />
         </label>
         <label>
           Password
-          <input name="password" type="password" autocomplete="current-password" required />
+          <input name="password" type="password" autocomplete="current-password" required {...fault("password")} />
         </label>
         {error && (
-          <p class="error" role="alert">
-            {error}
+          <p class="error" role="alert" id="signin-error">
+            {error.text}
           </p>
         )}
         <div class="row">
@@ -276,18 +286,20 @@ function SignIn() {
   );
 }
 
-function describe(err: unknown, kind: "login" | "register"): string {
-  if (!(err instanceof ApiError)) return "Something went wrong.";
+type Field = "username" | "password";
+
+function describe(err: unknown, kind: "login" | "register"): { text: string; field?: Field } {
+  if (!(err instanceof ApiError)) return { text: "Something went wrong." };
   if (err.code === "validation_failed" && kind === "register") {
     // The field at fault, when the server names it (it said both rules whichever was broken).
     const field = String(faultOf(err)?.field ?? "");
-    if (/password/.test(field)) return "The password must have 8–128 characters.";
-    if (/username/.test(field)) return "Usernames are 3–32 letters, digits, _ or . (no spaces).";
-    return "Usernames are 3–32 letters, digits, _ or .; passwords 8–128 characters.";
+    if (/password/.test(field)) return { text: "The password must have 8–128 characters.", field: "password" };
+    if (/username/.test(field)) return { text: "Usernames are 3–32 letters, digits, _ or . (no spaces).", field: "username" };
+    return { text: "Usernames are 3–32 letters, digits, _ or .; passwords 8–128 characters." };
   }
-  if (err.code === "conflict") return "That username is taken.";
-  if (err.status === 429 && err.retryAfter) return `Too many attempts: try again in ${wait(err.retryAfter)}.`;
-  return explain(err);
+  if (err.code === "conflict") return { text: "That username is taken.", field: "username" };
+  if (err.status === 429 && err.retryAfter) return { text: `Too many attempts: try again in ${wait(err.retryAfter)}.` };
+  return { text: explain(err) };
 }
 
 /** Seconds as "40 seconds", "15 minutes", "2 hours" (rounded up). */

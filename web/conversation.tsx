@@ -8,12 +8,13 @@ import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
 import {
   atLatest, conversations, deleteMessage, discard, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
-  quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown,
+  quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown, type Thread,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
-import { inputSince, refocusWhenGone } from "./focus";
+import { conversationFocus, inputSince, refocusWhenGone, touchScreen } from "./focus";
 import { attach, compositionOf, compositions, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setEdit, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
+import { announce } from "./announce";
 
 /** Message nodes kept in the DOM, and how far the window moves at a time. */
 export const WINDOW = 200;
@@ -37,7 +38,12 @@ export function ConversationView({ id }: { id: string }) {
   return (
     <section class="conversation" aria-label={title}>
       <header class="bar">
-        <button type="button" class="icon back" aria-label="Back" onClick={() => navigate(null)}>
+        {/* The keyboard goes back to the conversation's link in the list (it fell to <body>). */}
+        <button type="button" class="icon back" aria-label="Back" onClick={(e) => {
+          const button = e.currentTarget;
+          navigate(null);
+          refocusWhenGone(button, () => document.querySelector<HTMLElement>(`nav[aria-label=Conversations] a[href="/c/${CSS.escape(id)}"]`));
+        }}>
           ←
         </button>
         <Avatar name={title} url={peer?.profile_image_url} online={peer ? onlineOf(peer.id) : undefined} />
@@ -284,7 +290,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
     return false;
   }
 
-  function jumpToLatest() {
+  function jumpToLatest(e: MouseEvent) {
+    // The button goes once at the end: the keyboard goes on to the message box (it fell to <body>).
+    refocusWhenGone(e.currentTarget as Element, conversationFocus);
     follow();
     atLatest.value = true;
     setStartId(null);
@@ -303,6 +311,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   }
 
   const myId = me.value?.id;
+  useArrivals(t, myId);
   const lastMine = [...shown].reverse().find((m) => m.sender_id === myId && !m.pending);
   // Who joined a group after it began, where it happened (a group's members changed without a
   // trace in the timeline). Only joins: the contract keeps no record of who left.
@@ -329,10 +338,11 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   }
   return (
     <div class="log-wrap">
-      {/* Additions only (a log's default is additions and text): messages that come are read
-          out, while text changing in place — "Seen by" gaining a reader, a sender renamed in
-          every message of theirs, an edit — was read out each time too. */}
-      <div ref={scroller} class="log" role="log" aria-label="Messages" aria-relevant="additions" tabIndex={0} onScroll={onScroll} onKeyDown={onKeyDown}>
+      {/* The log itself is not live (aria-live off): what it adds is mostly not news — a page
+          of history on opening or scrolling, the window's nodes made again as it moves, "Seen
+          by" moving to one's newest message — and a screen reader read all of it out (from an
+          acceptance pass). Messages that come from others are said by the page's announcer (useArrivals). */}
+      <div ref={scroller} class="log" role="log" aria-label="Messages" aria-live="off" tabIndex={0} onScroll={onScroll} onKeyDown={onKeyDown}>
         <div ref={content}>
           {t?.loading && <div class="loading">Loading…</div>}
           {t && !t.older && startIdx === 0 && !t.loading && <div class="start">This is the start of the conversation.</div>}
@@ -361,7 +371,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
                 )}
                 {joined.map((x) => <Joined key={x.user.id} m={x} />)}
                 {t?.firstUnread === m.id && (
-                  <div class="divider" role="separator">
+                  <div class="divider" role="separator" aria-label="New messages">
                     New messages
                   </div>
                 )}
@@ -380,6 +390,31 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
       )}
     </div>
   );
+}
+
+/**
+ * What a screen reader is told of the open conversation: the messages from others that come
+ * after its newest one, as they come ("Ann: see you at 5"); not the pages a reader loads,
+ * nor one's own sends.
+ */
+function useArrivals(t: Thread | undefined, myId: string | undefined) {
+  const last = useRef<{ id: string | undefined; newer: boolean } | null>(null);
+  const items = t?.items;
+  useEffect(() => {
+    if (!t || t.loading) return;
+    const before = last.current;
+    const newest = t.items.at(-1)?.id;
+    last.current = { id: newest, newer: !!t.newer };
+    // The first page, a page of newer history (the end was not loaded), or a reload from the newest.
+    if (!before || before.newer || t.newer || newest === before.id) return;
+    const from = t.items.findIndex((m) => m.id === before.id);
+    if (from < 0) return;
+    const came = t.items.slice(from + 1).filter((m) => m.sender_id !== myId && !m.pending);
+    if (!came.length) return;
+    const lastOne = came.at(-1)!;
+    const said = `${lastOne.sender_name}: ${gist(lastOne)}`;
+    announce(came.length === 1 ? said : `${came.length} new messages. ${said}`);
+  }, [items, t?.loading, t?.newer]);
 }
 
 /**
@@ -722,7 +757,9 @@ function Composer(props: { id: string; setEditing: (m: Shown | null) => void }) 
   // once (a layout effect): run after the paint, it came late on a busy machine and took the
   // focus from wherever the keyboard had gone since (a Tab into the messages after Escape).
   // Not when it opens on a message to show (a search result, a quote): that takes the focus.
-  useLayoutEffect(() => void (focusMessage.peek()?.conversationId !== id && box.current?.focus()), [id]);
+  // On a touch screen its messages take it instead: the box would bring up the on-screen
+  // keyboard at every opening, over half of what was to be read.
+  useLayoutEffect(() => void (focusMessage.peek()?.conversationId !== id && (touchScreen() ? conversationFocus()?.focus({ preventScroll: true }) : box.current?.focus())), [id]);
   useLayoutEffect(() => {
     if (replyTo) box.current?.focus();
     // By id: the message replied to is read live (a reaction to it makes a new object), and the focus moved with each.

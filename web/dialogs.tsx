@@ -8,6 +8,7 @@ import {
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, unsentCount, updateProfile,
 } from "./store";
 import { focusBackAfter, refocusWhenGone } from "./focus";
+import { announce } from "./announce";
 import { tooLarge } from "./compose";
 import { AVATAR_PATH_PREFIX } from "../src/files/paths";
 import { Avatar, plural, Snippet, when } from "./text";
@@ -62,6 +63,9 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
       const box = activeId.peek() !== openedOn ? document.querySelector<HTMLElement>('textarea[aria-label="Message"]') : null;
       if (box) box.focus();
       else if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+      // What opened it went with the action (the settings of a group left or deleted): the
+      // list's first action, not <body> (from an acceptance pass).
+      else document.querySelector<HTMLElement>(".sidebar .actions button")?.focus();
     };
   }, []);
   return (
@@ -86,11 +90,16 @@ function keepFocusIn(button: HTMLElement): () => void {
   const row = button.closest("li");
   const list = row?.parentElement;
   const index = row && list ? [...list.children].indexOf(row) : -1;
-  const label = button.getAttribute("aria-label")?.split(" ")[0] ?? "";
+  const name = button.getAttribute("aria-label") ?? "";
+  const label = name.split(" ")[0] ?? "";
   const dialog = list?.closest<HTMLElement>("dialog");
   return () =>
     refocusWhenGone(button, () => {
       if (!dialog?.isConnected) return null;
+      // A request accepted: the new friend's Message, the next step (the whole dialog took the focus).
+      const message = label === "Accept" ? `Message ${name.slice("Accept ".length)}` : null;
+      const then = message && [...dialog.querySelectorAll<HTMLElement>("button")].find((b) => b.getAttribute("aria-label") === message);
+      if (then) return then;
       // The list gone whole with its last row (Preact leaves the rows inside the detached list).
       if (!list?.isConnected) return dialog;
       const rows = [...list.children];
@@ -99,9 +108,12 @@ function keepFocusIn(button: HTMLElement): () => void {
     });
 }
 
-/** The search box that narrows `list` (the last one before it): the keyboard's place once the list is empty. */
+/**
+ * The search box that narrows `list` (the last one before it): the keyboard's place once the
+ * list is empty, or its row has no button left (a person asked: "Add friend" becomes "Requested").
+ */
 function boxBefore(list: Element): HTMLElement | undefined {
-  const boxes = [...(list.closest("dialog")?.querySelectorAll<HTMLElement>('input[type="search"]') ?? [])];
+  const boxes = [...(list.closest("dialog")?.querySelectorAll<HTMLElement>('input[type="search"], [role="search"] input') ?? [])];
   return boxes.filter((b) => b.compareDocumentPosition(list) & Node.DOCUMENT_POSITION_FOLLOWING).at(-1);
 }
 
@@ -270,7 +282,8 @@ function Friends() {
   const { found, answered, find: findPeople } = useFindPeople(run);
   const mine = me.value!.id;
   const fs = friendships.value;
-  const accepted = fs.filter((f) => f.status === "accepted");
+  // By name, as New conversation lists them (they were newest first here).
+  const accepted = fs.filter((f) => f.status === "accepted").sort((a, b) => otherSide(a).display_name.localeCompare(otherSide(b).display_name));
   const incoming = fs.filter((f) => f.status === "pending" && f.friend_id === mine);
   const outgoing = fs.filter((f) => f.status === "pending" && f.user_id === mine);
   // Where each person already stands with the caller, as the search's results say it.
@@ -341,6 +354,27 @@ function Friends() {
   );
 }
 
+/**
+ * A list of buttons as one stop of the tab order: the one last focused (else the first) is
+ * in it, and Up/Down (Home/End) move between them, as the message list does.
+ */
+function useRoving(keys: string[]) {
+  const [current, setCurrent] = useState<string | null>(null);
+  const tabbable = current !== null && keys.includes(current) ? current : keys[0];
+  return {
+    stop: (key: string) => ({ tabIndex: key === tabbable ? 0 : -1, "data-roving": "", onFocus: () => setCurrent(key) }),
+    onKeyDown(e: KeyboardEvent) {
+      const all = [...(e.currentTarget as HTMLElement).querySelectorAll<HTMLElement>("[data-roving]")];
+      const i = all.indexOf(e.target as HTMLElement);
+      if (i < 0 || e.altKey || e.ctrlKey || e.metaKey) return;
+      const to: Record<string, HTMLElement | undefined> = { ArrowUp: all[i - 1], ArrowDown: all[i + 1], Home: all[0], End: all.at(-1) };
+      if (!(e.key in to)) return;
+      e.preventDefault();
+      to[e.key]?.focus();
+    },
+  };
+}
+
 /** People once each, in the order given (a friend the server found too is listed once). */
 const once = (people: User[]) => [...new Map(people.map((u) => [u.id, u])).values()];
 
@@ -358,6 +392,8 @@ function NewConversation() {
   const found = open ? anyone.foundFor(find) : null;
   // The friends matching what is typed, then whom the server found for it.
   const shown = once([...friends.filter((u) => matchesPerson(u, find)), ...(found ?? [])]);
+  // One stop for the whole list, arrows within it: with 57 friends the keyboard took 59 Tabs to reach the group's name.
+  const dm = useRoving(shown.map((u) => u.id));
   // Picked people who are not friends stay listed whatever is typed next: no narrowing of the
   // friends would bring them back to be unpicked.
   const friendIds = new Set(friends.map((u) => u.id));
@@ -381,10 +417,10 @@ function NewConversation() {
       {shown.length > 0 && (
         <>
           <h3>Direct message</h3>
-          <ul class="users">
+          <ul class="users" aria-label="Direct message" onKeyDown={dm.onKeyDown}>
             {shown.map((u) => (
               <UserRow key={u.id} u={u}>
-                <button type="button" onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)} aria-label={`Message ${u.display_name}`}>Message</button>
+                <button type="button" {...dm.stop(u.id)} onClick={() => run(async () => { await openDirect(u.id); close(); }, `dm ${u.id}`)} aria-label={`Message ${u.display_name}`}>Message</button>
               </UserRow>
             ))}
           </ul>
@@ -460,7 +496,7 @@ function Settings({ id }: { id: string }) {
       <Modal title="Conversation settings">
         {error}
         {peer && <ul class="users"><UserRow u={peer} /></ul>}
-        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); }, "go")}>
+        <button type="button" class="danger" onClick={() => confirm("Delete this conversation for both of you?") && run(async () => { await leaveConversation(id, "delete"); close(); announce(`Your conversation with ${titleOf(conv)} was deleted.`); }, "go")}>
           Delete conversation
         </button>
       </Modal>
@@ -477,6 +513,13 @@ function Settings({ id }: { id: string }) {
             <input aria-label="Group name" value={title} required onInput={(e) => setTitle(titleClip.clip(e))} />
             <button type="submit">Rename</button>
           </form>
+        </>
+      )}
+      {/* Read whole here by everyone: the header cuts a long name, and a phone has no hover for its tooltip. */}
+      {!manage && (
+        <>
+          <h3>Group name</h3>
+          <p class="whole-name" dir="auto">{titleOf(conv)}</p>
         </>
       )}
       {manage && titleClip.note}
@@ -543,11 +586,11 @@ function Settings({ id }: { id: string }) {
           </UserRow>
         ))}
       </ul>
-      <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(leaving(list, role, mine, conv.member_count)) && run(async () => { await leaveConversation(id, "leave"); close(); }, "go")}>
+      <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(leaving(list, role, mine, conv.member_count)) && run(async () => { await leaveConversation(id, "leave"); close(); announce(`You left “${titleOf(conv)}”.`); }, "go")}>
         Leave group
       </button>
       {role === "owner" && (
-        <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(`Delete “${titleOf(conv)}” for all its members? Its messages go with it.`) && run(async () => { await leaveConversation(id, "delete"); close(); }, "go")}>
+        <button type="button" class="danger" disabled={busy("go")} onClick={() => confirm(`Delete “${titleOf(conv)}” for all its members? Its messages go with it.`) && run(async () => { await leaveConversation(id, "delete"); close(); announce(`“${titleOf(conv)}” was deleted.`); }, "go")}>
           Delete group
         </button>
       )}

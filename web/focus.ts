@@ -44,3 +44,10 @@ export function focusBackAfter(): () => void {
 let lastInput = 0;
 for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, () => (lastInput = performance.now()), { capture: true });
 export const inputSince = (at: number) => lastInput > at;
+
+/** A touch screen (no hover): a text box that takes the focus brings up its on-screen keyboard. */
+export const touchScreen = () => matchMedia("(hover: none)").matches;
+
+/** The open conversation's message box, or on a touch screen its messages (no keyboard popping up unasked). */
+export const conversationFocus = () =>
+  document.querySelector<HTMLElement>(touchScreen() ? "[role=log]" : 'textarea[aria-label="Message"]');

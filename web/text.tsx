@@ -52,7 +52,9 @@ export function RichText({ text, tabIndex, mentions }: { text: string; tabIndex?
       // A link's own closing parentheses (…/wiki/Foo_(bar)) are part of it.
       while (text[i + t.length] === ")" && t.split("(").length > t.split(")").length) t += ")";
       out.push(
-        <a href={t.startsWith("www.") ? `https://${t}` : t} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex}>
+        // dir="ltr": an address reads left to right, set apart from the text around it (in a
+        // Hebrew message "https://example.org/שלום" showed as "שלום/https://example.org").
+        <a href={t.startsWith("www.") ? `https://${t}` : t} dir="ltr" target="_blank" rel="noopener noreferrer" tabIndex={tabIndex}>
           {t}
         </a>,
       );
