@@ -66,7 +66,7 @@ describe("cleanName", () => {
 
   // Noticed by an acceptance pass (2026-12-04): a name of only combining marks was accepted.
   test("a name that begins with a combining mark (or is only marks) is refused; marks after a letter are kept", () => {
-    for (const bad of ["\u0301", "\u0301\u0301\u0301", " \u0308Bob", "\u20dd", "\u0e49\u0e49", "\u093f"]) expect(() => cleanName("display_name", bad, 64)).toThrow("must not begin with a combining mark");
+    for (const bad of ["\u0301", "\u0301\u0301\u0301", " \u0308Bob", "\u20dd", "\u0e49\u0e49", "\u093f", "\u2800\u0301", "\u3164\u0301x"]) expect(() => cleanName("display_name", bad, 64)).toThrow(/must not begin with an accent or vowel sign|Hangul filler/);
     for (const ok of ["Zoe\u0308y", "\u0e01\u0e49\u0e32", "\u0915\u093f", "#\u20e3 keycap"]) expect(cleanName("display_name", ok, 64)).toBe(ok.normalize("NFC"));
   });
 
@@ -110,6 +110,22 @@ describe("over REST and WebSocket", () => {
       ws.close();
     }
     expect((await s.api("GET", "/api/conversations", { token: a.token })).body.items).toEqual([]);
+  });
+
+  // From a review (2026-12-04): the Profile dialog sends the whole profile, so a name stored
+  // before a rule that now refuses it made every save of a new picture a 422.
+  test("a name or title stored before a rule that refuses it does not stop a save that keeps it; a change of it must be clean", async () => {
+    const a = await s.register();
+    const group = await s.api("POST", "/api/conversations", { token: a.token, body: { type: "group", title: "Team" } });
+    expect(group.status).toBe(201);
+    await s.rows("UPDATE users SET display_name = ? WHERE id = ?", "\u0301Bob", a.user.id);
+    await s.rows("UPDATE conversations SET title = ? WHERE id = ?", "\u0301Team", group.body.id);
+    const saved = await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: " \u0301Bob ", profile_image_url: "https://example.com/bob.png" } });
+    expect(saved.status).toBe(200);
+    expect(saved.body).toMatchObject({ display_name: "\u0301Bob", profile_image_url: "https://example.com/bob.png" });
+    expect((await s.api("PATCH", `/api/conversations/${group.body.id}`, { token: a.token, body: { title: "\u0301Team" } })).status).toBe(200);
+    refusedNaming(await s.api("PATCH", "/api/users/me", { token: a.token, body: { display_name: "\u0301Rob" } }), "display_name");
+    refusedNaming(await s.api("PATCH", `/api/conversations/${group.body.id}`, { token: a.token, body: { title: "\u0301Crew" } }), "title");
   });
 
   test("PATCH /api/users/me with one → 422, the name stays", async () => {

@@ -2162,16 +2162,41 @@ describe("keyboard, screen reader and touch (an acceptance pass)", () => {
     }
   });
 
-  clientTest("messages that come are said once, politely, and nothing else of the log (history, one's own, Seen by)", async () => {
-    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+  // The log's own silence (history, one's own sends, Seen by) is web-browser.test.ts's "what a screen reader is told".
+  clientTest("messages from others are said as they come, one by one, also while one's own waits unsent; the next person signed in in the tab hears nothing of them", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
     const conv = await direct(alice, bob);
-    for (let i = 0; i < 3; i++) await say(bob, conv, `earlier ${i}`);
+    await say(bob, conv, "earlier");
     const a = await pageFor(alice, `/c/${conv}`);
-    await log(a).getByText("earlier 2").waitFor();
-    await say(bob, conv, "one");
-    await say(bob, conv, "two");
-    await told(a).getByText(/two$/).waitFor();
-    expect(await told(a).textContent()).toMatch(new RegExp(`^(${bob.user.display_name}: two|2 new messages\\. ${bob.user.display_name}: two)$`));
+    await log(a).getByText("earlier").waitFor();
+    // Everything the announcer says, in order (each is a new node).
+    await told(a).evaluate((el: HTMLElement) => {
+      (window as any).said = [];
+      new MutationObserver(() => (window as any).said.push(el.textContent)).observe(el, { childList: true, subtree: true });
+    });
+    const said = () => a.evaluate(() => (window as any).said as string[]);
+    const bobSays = async (text: string) => {
+      await say(bob, conv, text);
+      await waitFor(async () => (await said()).includes(`${bob.user.display_name}: ${text}`));
+    };
+    await bobSays("one");
+    await bobSays("two");
+    // One's own message refused stays at the end of the list, unsent: what comes is said all the same (it was not).
+    await a.route(`**/api/conversations/${conv}/messages`, (route) =>
+      route.request().method() === "POST" ? route.fulfill({ status: 422, contentType: "application/json", body: JSON.stringify({ error: { code: "validation_failed", message: "refused here" } }) }) : route.continue());
+    await a.getByRole("textbox", { name: "Message" }).fill("not going anywhere");
+    await a.keyboard.press("Enter");
+    await log(a).locator(".msg").filter({ hasText: "not going anywhere" }).locator(".state").waitFor();
+    await bobSays("three");
+    expect((await said()).filter((x) => x.includes("not going anywhere"))).toEqual([]);
+    await a.unroute(`**/api/conversations/${conv}/messages`);
+    // Signed out, and someone else signed in in this tab: Bob's words are not on their page.
+    await a.getByRole("button", { name: "Profile" }).click();
+    a.once("dialog", (d) => void d.accept());
+    await a.getByRole("button", { name: "Sign out" }).click();
+    await signInWithForm(a, carol);
+    await a.getByRole("button", { name: "New conversation" }).waitFor();
+    expect(await told(a).textContent()).toBe("");
   });
 
   clientTest("a touch screen: opening a conversation leaves the on-screen keyboard down, Back returns to its link, tools and reactions are finger-sized, a member reads the group's whole name", async () => {

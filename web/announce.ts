@@ -1,7 +1,8 @@
 /**
- * What a screen reader is told of an act that left nothing to point at (a group left or
- * deleted: its conversation, and the dialog that did it, are gone). Polite, and not a
- * notice: nothing went wrong. `n` changes each time, so the same words twice are said twice.
+ * What a screen reader is told, politely (not a notice: nothing went wrong): the messages
+ * that come into the open conversation (conversation.tsx useArrivals), and an act that left
+ * nothing to point at (a conversation left or deleted: it, and the dialog that did it, are
+ * gone). `n` changes each time, so the same words twice are said twice. Cleared at sign-out.
  */
 import { signal } from "@preact/signals";
 

@@ -7,7 +7,7 @@ import { Sidebar } from "./sidebar";
 import { ConversationView } from "./conversation";
 import { Dialogs, openDialog } from "./dialogs";
 import { plural } from "./text";
-import { focusBackAfter } from "./focus";
+import { fallbackFocus, focusBackAfter } from "./focus";
 
 effect(() => {
   const n = totalUnread.value;
@@ -94,7 +94,7 @@ function ConnectionStrip() {
     pressed.current = false;
     const now = document.activeElement;
     if (now && now !== document.body) return;
-    (document.querySelector<HTMLElement>('textarea[aria-label="Message"]') ?? document.querySelector<HTMLElement>(".sidebar .actions button"))?.focus();
+    fallbackFocus()?.focus();
   }, [away]);
   return (
     <div class={away ? "connection away" : "connection"}>

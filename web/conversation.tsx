@@ -11,7 +11,7 @@ import {
   quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown, type Thread,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
-import { conversationFocus, inputSince, refocusWhenGone, touchScreen } from "./focus";
+import { conversationFocus, inputSince, messageBox, refocusWhenGone } from "./focus";
 import { attach, compositionOf, compositions, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setEdit, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 import { announce } from "./announce";
@@ -291,8 +291,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
   }
 
   function jumpToLatest(e: MouseEvent) {
-    // The button goes once at the end: the keyboard goes on to the message box (it fell to <body>).
-    refocusWhenGone(e.currentTarget as Element, conversationFocus);
+    // The button goes once at the end (up to 10 s: the newest page may load first): the keyboard
+    // goes on to the message box (it fell to <body>).
+    refocusWhenGone(e.currentTarget as Element, conversationFocus, 500);
     follow();
     atLatest.value = true;
     setStartId(null);
@@ -394,8 +395,9 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
 
 /**
  * What a screen reader is told of the open conversation: the messages from others that come
- * after its newest one, as they come ("Ann: see you at 5"); not the pages a reader loads,
- * nor one's own sends.
+ * after its newest sent one, as they come ("Ann: see you at 5"); not the pages a reader
+ * loads, nor one's own sends. By the newest *sent* message: one's own on its way or not
+ * sent stays at the end of the list (an arrival goes before it), and hid every arrival.
  */
 function useArrivals(t: Thread | undefined, myId: string | undefined) {
   const last = useRef<{ id: string | undefined; newer: boolean } | null>(null);
@@ -403,13 +405,12 @@ function useArrivals(t: Thread | undefined, myId: string | undefined) {
   useEffect(() => {
     if (!t || t.loading) return;
     const before = last.current;
-    const newest = t.items.at(-1)?.id;
+    const newest = t.items.findLast((m) => m.pending === undefined)?.id;
     last.current = { id: newest, newer: !!t.newer };
-    // The first page, a page of newer history (the end was not loaded), or a reload from the newest.
-    if (!before || before.newer || t.newer || newest === before.id) return;
-    const from = t.items.findIndex((m) => m.id === before.id);
-    if (from < 0) return;
-    const came = t.items.slice(from + 1).filter((m) => m.sender_id !== myId && !m.pending);
+    // The first page, or a page of newer history (the end was not loaded then or now).
+    if (!before?.id || before.newer || t.newer || newest === before.id) return;
+    // Ids are in time order (UUIDv7): those after the one last seen, wherever they landed.
+    const came = t.items.filter((m) => m.pending === undefined && m.id > before.id! && m.sender_id !== myId);
     if (!came.length) return;
     const lastOne = came.at(-1)!;
     const said = `${lastOne.sender_name}: ${gist(lastOne)}`;
@@ -564,7 +565,7 @@ function MessageItem(props: {
             if (!confirm(m.failed === "unreachable" ? "Discard this message? It may have reached the server already; if so, it shows as sent." : "Discard this message? It has not been sent.")) return;
             discard(m);
             // The message goes with its buttons: the keyboard goes on to the message box.
-            refocusWhenGone(button, () => document.querySelector<HTMLElement>('textarea[aria-label="Message"]'));
+            refocusWhenGone(button, messageBox);
           }}>
             Discard
           </button>
@@ -759,7 +760,7 @@ function Composer(props: { id: string; setEditing: (m: Shown | null) => void }) 
   // Not when it opens on a message to show (a search result, a quote): that takes the focus.
   // On a touch screen its messages take it instead: the box would bring up the on-screen
   // keyboard at every opening, over half of what was to be read.
-  useLayoutEffect(() => void (focusMessage.peek()?.conversationId !== id && (touchScreen() ? conversationFocus()?.focus({ preventScroll: true }) : box.current?.focus())), [id]);
+  useLayoutEffect(() => void (focusMessage.peek()?.conversationId !== id && conversationFocus()?.focus({ preventScroll: true })), [id]);
   useLayoutEffect(() => {
     if (replyTo) box.current?.focus();
     // By id: the message replied to is read live (a reaction to it makes a new object), and the focus moved with each.

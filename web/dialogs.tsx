@@ -4,10 +4,10 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, explain, upload, type Conversation, type Member, type Message, type Page, type Role, type User } from "./api";
 import {
-  contactPolicy, activeId, conversations, createGroup, deletedLive, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
+  contactPolicy, activeId, conversations, createGroup, deletedLive, friendsByName, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, unsentCount, updateProfile,
 } from "./store";
-import { focusBackAfter, refocusWhenGone } from "./focus";
+import { conversationFocus, fallbackFocus, focusBackAfter, refocusWhenGone } from "./focus";
 import { announce } from "./announce";
 import { tooLarge } from "./compose";
 import { AVATAR_PATH_PREFIX } from "../src/files/paths";
@@ -60,12 +60,12 @@ function Modal({ title, children }: { title: string; children: ComponentChildren
       if (!lost) return;
       // An action that opened a conversation (Message, Create group): its message box, which
       // could not take the focus while the dialog was modal.
-      const box = activeId.peek() !== openedOn ? document.querySelector<HTMLElement>('textarea[aria-label="Message"]') : null;
+      const box = activeId.peek() !== openedOn ? conversationFocus() : null;
       if (box) box.focus();
       else if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
-      // What opened it went with the action (the settings of a group left or deleted): the
-      // list's first action, not <body> (from an acceptance pass).
-      else document.querySelector<HTMLElement>(".sidebar .actions button")?.focus();
+      // What opened it went with the action (the settings of a group left or deleted): not <body>
+      // (from an acceptance pass).
+      else fallbackFocus()?.focus();
     };
   }, []);
   return (
@@ -90,15 +90,15 @@ function keepFocusIn(button: HTMLElement): () => void {
   const row = button.closest("li");
   const list = row?.parentElement;
   const index = row && list ? [...list.children].indexOf(row) : -1;
-  const name = button.getAttribute("aria-label") ?? "";
-  const label = name.split(" ")[0] ?? "";
+  const label = button.getAttribute("aria-label")?.split(" ")[0] ?? "";
   const dialog = list?.closest<HTMLElement>("dialog");
   return () =>
     refocusWhenGone(button, () => {
       if (!dialog?.isConnected) return null;
-      // A request accepted: the new friend's Message, the next step (the whole dialog took the focus).
-      const message = label === "Accept" ? `Message ${name.slice("Accept ".length)}` : null;
-      const then = message && [...dialog.querySelectorAll<HTMLElement>("button")].find((b) => b.getAttribute("aria-label") === message);
+      // A request accepted: the new friend's Message, the next step (the whole dialog took the
+      // focus). By the user's id: two friends may share a display name.
+      const friend = label === "Accept" ? button.dataset.user : undefined;
+      const then = friend && [...dialog.querySelectorAll<HTMLElement>('button[aria-label^="Message "]')].find((b) => b.dataset.user === friend);
       if (then) return then;
       // The list gone whole with its last row (Preact leaves the rows inside the detached list).
       if (!list?.isConnected) return dialog;
@@ -283,7 +283,7 @@ function Friends() {
   const mine = me.value!.id;
   const fs = friendships.value;
   // By name, as New conversation lists them (they were newest first here).
-  const accepted = fs.filter((f) => f.status === "accepted").sort((a, b) => otherSide(a).display_name.localeCompare(otherSide(b).display_name));
+  const accepted = friendsByName.value;
   const incoming = fs.filter((f) => f.status === "pending" && f.friend_id === mine);
   const outgoing = fs.filter((f) => f.status === "pending" && f.user_id === mine);
   // Where each person already stands with the caller, as the search's results say it.
@@ -327,7 +327,7 @@ function Friends() {
       <ul class="users" aria-label="Friend requests">
         {incoming.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" class="primary" aria-label={`Accept ${otherSide(f).display_name}`} onClick={() => act(f.id, () => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
+            <button type="button" class="primary" data-user={otherSide(f).id} aria-label={`Accept ${otherSide(f).display_name}`} onClick={() => act(f.id, () => api("PATCH", `/api/friendships/${f.id}/accept`))}>Accept</button>
             <button type="button" aria-label={`Reject ${otherSide(f).display_name}`} onClick={() => act(f.id, () => api("PATCH", `/api/friendships/${f.id}/reject`))}>Reject</button>
           </UserRow>
         ))}
@@ -345,7 +345,7 @@ function Friends() {
       <ul class="users" aria-label="Friends list">
         {accepted.map((f) => (
           <UserRow key={f.id} u={otherSide(f)}>
-            <button type="button" aria-label={`Message ${otherSide(f).display_name}`} onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); }, `dm ${f.id}`)}>Message</button>
+            <button type="button" data-user={otherSide(f).id} aria-label={`Message ${otherSide(f).display_name}`} onClick={() => run(async () => { await openDirect(otherSide(f).id); close(); }, `dm ${f.id}`)}>Message</button>
             <button type="button" aria-label={`Unfriend ${otherSide(f).display_name}`} onClick={() => confirm(`Unfriend ${otherSide(f).display_name}?`) && act(f.id, () => api("DELETE", `/api/friendships/${f.id}`))}>Unfriend</button>
           </UserRow>
         ))}
@@ -381,8 +381,7 @@ const once = (people: User[]) => [...new Map(people.map((u) => [u.id, u])).value
 function NewConversation() {
   // Anyone may be messaged or put in a group (§7.2): the box also asks the server for anyone.
   const open = contactPolicy.value === "open";
-  // By name (newest friendship first was hard to search by eye in a long list).
-  const friends = friendships.value.filter((f) => f.status === "accepted").map(otherSide).sort((a, b) => a.display_name.localeCompare(b.display_name));
+  const friends = friendsByName.value.map(otherSide);
   const [title, setTitle] = useState("");
   const titleClip = useClip(100);
   const [picked, setPicked] = useState<Map<string, User>>(new Map());
@@ -472,7 +471,7 @@ function Settings({ id }: { id: string }) {
   const role: Role = conv.my_role;
   const manage = role === "owner" || role === "admin";
   const inGroup = new Set(list.map((m) => m.user.id));
-  const candidates = friendships.value.filter((f) => f.status === "accepted").map(otherSide).filter((u) => !inGroup.has(u.id)).sort((a, b) => a.display_name.localeCompare(b.display_name));
+  const candidates = friendsByName.value.map(otherSide).filter((u) => !inGroup.has(u.id));
   // Under open anyone may be added (§7.2): the box also asks the server for anyone outside the group.
   const found = open ? anyone.foundFor(findFriend) : null;
   const outside = (found ?? []).filter((u) => !inGroup.has(u.id));

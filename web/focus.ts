@@ -48,6 +48,11 @@ export const inputSince = (at: number) => lastInput > at;
 /** A touch screen (no hover): a text box that takes the focus brings up its on-screen keyboard. */
 export const touchScreen = () => matchMedia("(hover: none)").matches;
 
+/** The open conversation's message box. */
+export const messageBox = () => document.querySelector<HTMLElement>('textarea[aria-label="Message"]');
+
 /** The open conversation's message box, or on a touch screen its messages (no keyboard popping up unasked). */
-export const conversationFocus = () =>
-  document.querySelector<HTMLElement>(touchScreen() ? "[role=log]" : 'textarea[aria-label="Message"]');
+export const conversationFocus = () => (touchScreen() ? document.querySelector<HTMLElement>("[role=log]") : messageBox());
+
+/** Where the keyboard goes when what it was on went and nothing nearer is left: the conversation, else the list's first action. */
+export const fallbackFocus = () => conversationFocus() ?? document.querySelector<HTMLElement>(".sidebar .actions button");

@@ -4,6 +4,7 @@
  * typing, friends. Components only read signals and call the actions exported here.
  */
 import { batch, computed, effect, signal } from "@preact/signals";
+import { announcement } from "./announce";
 import { ParleyClient } from "../src/client/index";
 import { gist } from "./text";
 import { allPages, api, ApiError, explain, handleUnauthorized, notReached, setToken, withoutExpiredThumbnail, type Attachment, type ContactPolicy, type Conversation, type Friendship, type Member, type Message, type Page, type Session, type User } from "./api";
@@ -208,6 +209,7 @@ export function signOut(notice: string | null = null) {
   setToken(null);
   // Another person may sign in next in this tab: nothing of this one's on screen, nor sent for them.
   toast.value = null;
+  announcement.value = null;
   unsentReads.clear();
   outgoing.clear();
   sendGeneration++;
@@ -1421,6 +1423,10 @@ export async function loadFriends() {
 }
 
 export const otherSide = (f: Friendship) => (f.user_id === me.value?.id ? f.friend : f.user);
+/** Accepted friendships by the friend's name, as every list of friends shows them (newest first was hard to search by eye). */
+export const friendsByName = computed(() =>
+  friendships.value.filter((f) => f.status === "accepted").sort((a, b) => otherSide(a).display_name.localeCompare(otherSide(b).display_name)),
+);
 
 export async function openDirect(userId: string) {
   const c = await api<Conversation>("POST", "/api/conversations", { type: "direct", user_id: userId });

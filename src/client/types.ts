@@ -569,6 +569,7 @@ export interface ClientRequests {
   };
   "message.edit": {
     message_id: string;
+    /** 1–4000 characters after trimming */
     content: string;
   };
   "message.delete": {

@@ -1,7 +1,7 @@
 /** Conversations and their members (PROTOCOL §3.3, §7.1). */
 import { t } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { Id, Int, named, Nullable, OneOf, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
+import { Characters, Id, Int, named, Nullable, OneOf, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
 import { User } from "../users/model";
 import { Message } from "../messages/model";
 
@@ -68,10 +68,10 @@ export const MemberPage = named("MemberPage", PageOf(Member));
 export const CreateConversationBody = t.Object({
   type: t.Union([t.Literal("direct"), t.Literal("group")]),
   user_id: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "direct: the other user" })),
-  title: t.Optional(t.String({ minLength: 1, maxLength: 400, description: "group: 1–100 characters" })),
+  title: t.Optional(Characters(100, 400, { minLength: 1, description: "group: 1–100 characters" })),
   member_ids: t.Optional(t.Array(t.String({ minLength: 1, maxLength: 64 }), { maxItems: 100_000, description: "group: the other members" })),
 });
-export const RenameBody = t.Object({ title: t.Optional(t.String({ minLength: 1, maxLength: 400, description: "1–100 characters" })) });
+export const RenameBody = t.Object({ title: t.Optional(Characters(100, 400, { minLength: 1, description: "1–100 characters" })) });
 export const AddMembersBody = t.Object({ user_ids: t.Array(Ref, { minItems: 1, maxItems: 100_000 }) });
 export const RoleBody = t.Object({ role: Role });
 

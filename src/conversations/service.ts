@@ -8,7 +8,7 @@ import type { AppContext } from "../context";
 import type { Config } from "../config";
 import { conversations, members, memberStints, users, type ConversationRow, type MemberRow, type Role, type UserRow } from "../db/schema";
 import { AppError, forbidden, invalid, notFound } from "../errors";
-import { cleanName } from "../lib/text";
+import { cleanName, sameName } from "../lib/text";
 import { convTopic, userTopic, type Tx, type Writer } from "../events/log";
 import type { DB } from "../db/client";
 import { decodeCursor, pageOf, type Page } from "../http/paging";
@@ -69,7 +69,8 @@ export function createRequest(config: Config, me: UserRow, input: CreateConversa
 
 /** A rename's new title (checked), or undefined when there is none or it is the same. */
 export function newTitle(conv: ConversationRow, title: string | undefined): string | undefined {
-  if (title === undefined) return undefined;
+  // The title it has (a stored one a newer rule refuses too): no change, not an error.
+  if (title === undefined || sameName(title, conv.title ?? "")) return undefined;
   const name = cleanTitle(title);
   return name === conv.title ? undefined : name;
 }

@@ -60,7 +60,6 @@ export function asyncApiDocument() {
         ...CLOSES.map((c) => `- ${c.code} ${c.name} (${c.retry ? "retry" : "no retry"}): ${c.when}`),
         "- Refused upgrades: HTTP 401 (no retry), 429 and 5xx (retry).",
       ].join("\n"),
-      license: { name: "UNLICENSED" },
     },
     defaultContentType: "application/json",
     channels: {
@@ -76,7 +75,7 @@ export function asyncApiDocument() {
               t.Object({
                 token: t.Optional(t.String({ description: "the JWT (or send Authorization: Bearer)" })),
                 ticket: t.Optional(t.String({ description: "a single-use ticket from POST /api/ws/ticket, instead of the token" })),
-                since: t.Optional(t.String({ description: "the highest seq processed: replay what came after, then sync.complete (or sync.reset)" })),
+                since: t.Optional(t.String({ description: "the highest seq processed: replay what came after, then sync.complete (or sync.reset)", documented: { type: "integer", minimum: 0 } })),
                 epoch: t.Optional(t.String({ description: "the epoch that since belongs to (from connect, sync.* or GET /api/events); another one gets sync.reset" })),
               }),
               SCHEMAS,

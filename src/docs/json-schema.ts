@@ -1,6 +1,7 @@
 /**
  * Models as plain JSON Schema for the documents: named models become references
- * (`$ref: <prefix><Name>`), TypeBox's non-JSON parts (symbols, `undefined` branches) go.
+ * (`$ref: <prefix><Name>`), TypeBox's non-JSON parts (symbols, `undefined` branches) go, and
+ * a `documented` keyword's bounds replace the schema's own (see lib/model `Characters`).
  */
 import type { TSchema } from "elysia";
 import { nameOf, namedModels } from "../lib/model";
@@ -17,6 +18,10 @@ export function toJsonSchema(schema: TSchema, prefix: string, inline = false): J
     const out: Record<string, Json> = {};
     for (const [key, value] of Object.entries(node)) {
       if (value === undefined) continue;
+      if (key === "documented") {
+        Object.assign(out, value);
+        continue;
+      }
       // `t.Undefined()` (a frame with no data) has no JSON form: absence says it.
       if (key === "anyOf" && Array.isArray(value)) {
         const kept = value.filter((v) => (v as { type?: string }).type !== "undefined");

@@ -46,6 +46,22 @@ function completeRequestBodies(doc: Document, routes: Route[]) {
 }
 
 /**
+ * A schema's `documented` bounds (lib/model `Characters`; a query's `limit` typed as the
+ * number it is) replace its own wherever the plugin wrote it as it is (query parameters),
+ * as toJsonSchema does for what it writes.
+ */
+function applyDocumented(node: unknown) {
+  if (Array.isArray(node)) return node.forEach(applyDocumented);
+  if (node === null || typeof node !== "object") return;
+  const o = node as Record<string, unknown>;
+  if (o.documented && typeof o.documented === "object") {
+    Object.assign(o, o.documented);
+    delete o.documented;
+  }
+  for (const value of Object.values(o)) applyDocumented(value);
+}
+
+/**
  * Keeps only the schemas the REST API refers to (the catalogue also names the WebSocket's
  * models, which /docs/asyncapi.json lists).
  */
@@ -80,6 +96,7 @@ export const docsRoutes = (routes: () => Route[], handle: (request: Request) => 
       // The plugin hands out the same cached document each time: complete it once.
       if (route !== "/docs/json" || completed.has(response as object)) return;
       completeRequestBodies(response as Document, routes());
+      applyDocumented(response);
       dropUnusedSchemas(response as Document);
       completed.add(response as object);
     })
@@ -98,7 +115,6 @@ export const docsRoutes = (routes: () => Route[], handle: (request: Request) => 
             description:
               "Self-hosted real-time chat server. The WebSocket protocol (`/ws/user`) is described in [/docs/ws](/docs/ws) " +
               "and, machine-readable, in [/docs/asyncapi.json](/docs/asyncapi.json) (AsyncAPI 3.0).",
-            license: { name: "UNLICENSED" },
           },
           servers: [{ url: "/", description: "this server" }],
           tags: TAGS.map(([name, description]) => ({ name, description })),

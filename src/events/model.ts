@@ -6,7 +6,7 @@ import type { FeatureModel } from "../lib/model";
 export const Epoch = t.String({ description: "the event log's epoch: resume with since and this epoch" });
 
 export const EventQuery = t.Object({
-  since: t.Optional(t.String({ description: "the highest seq already processed (default 0)" })),
+  since: t.Optional(t.String({ description: "the highest seq already processed (default 0)", documented: { type: "integer", minimum: 0, default: 0 } })),
   limit: t.Optional(t.String({ description: "1–100, default 50" })),
   cursor: t.Optional(t.String()),
   epoch: t.Optional(t.String({ description: "the epoch `since` belongs to; another one is 410 sync_reset" })),

@@ -163,7 +163,7 @@ export const fileRoutes = (ctx: AppContext) => {
   // A signed link's parts (the URLs in Attachment carry them): for an <img>, which sends no header.
   const Query = t.Object({
     v: t.Optional(t.String({ description: "signed link: its version (from an Attachment's url)" })),
-    e: t.Optional(t.String({ description: "signed link: when it expires (from an Attachment's url)" })),
+    e: t.Optional(t.String({ description: "signed link: when it expires (from an Attachment's url)", documented: { type: "integer" } })),
     s: t.Optional(t.String({ description: "signed link: its signature (from an Attachment's url)" })),
     filename: t.Optional(t.String({ description: "ignored on a download (the Content-Disposition names the file)" })),
   });

@@ -67,7 +67,8 @@ export function op(summary: string, ok: Outcomes, options: OperationOptions = {}
   for (const [status, schema] of Object.entries(ok)) {
     // Named, so that the document refers to it (and test/contract.ts finds it by name).
     if (schema && !nameOf(schema) && !options.text && !options.binary) throw new Error(`docs: ${summary}: name the ${status} response's model`);
-    const media = options.text ? "text/plain" : options.binary ? "application/octet-stream" : "application/json";
+    // A file comes in its own type (image/png…; octet-stream only for a type a browser could run).
+    const media = options.text ? "text/plain" : options.binary ? "*/*" : "application/json";
     responses[status] = schema
       ? { description: SUCCESS[Number(status)] ?? "OK", content: { [media]: { schema: toJsonSchema(schema, "#/components/schemas/") } } }
       : { description: SUCCESS[Number(status)] ?? "No content" };
@@ -86,8 +87,18 @@ export function op(summary: string, ok: Outcomes, options: OperationOptions = {}
   };
 }
 
-/** `components.responses`: one per error status, each the shared error body. */
+/** The statuses that always say when to try again. */
+const RETRY_AFTER = new Set([429, 503]);
+
+/** `components.responses`: one per error status, each the shared error body (and Retry-After where it comes). */
 export const errorComponents = () =>
   Object.fromEntries(
-    Object.values(ERROR_RESPONSES).map(([name, description]) => [name, { description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } }]),
+    Object.entries(ERROR_RESPONSES).map(([status, [name, description]]) => [
+      name,
+      {
+        description,
+        ...(RETRY_AFTER.has(Number(status)) ? { headers: { "Retry-After": { description: "seconds to wait before trying again", schema: { type: "integer", minimum: 1 } } } } : {}),
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+      },
+    ]),
   );

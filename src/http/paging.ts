@@ -6,7 +6,8 @@ import { t } from "elysia";
 import { AppError, invalid } from "../errors";
 
 export const PageQuery = t.Object({
-  limit: t.Optional(t.String({ description: "1–100, default 50" })),
+  // A string to the server (it answers `limit=abc` itself: 400); a number to a client.
+  limit: t.Optional(t.String({ description: "1–100, default 50", documented: { type: "integer", minimum: 1, maximum: 100, default: 50 } })),
   cursor: t.Optional(t.String({ description: "next_cursor of the previous page" })),
 });
 

@@ -41,6 +41,16 @@ export const Id = t.String();
 export const TimestampOf = (description?: string) => t.String({ format: "date-time", ...(description && { description }) });
 export const Timestamp = TimestampOf();
 /** A plain JSON integer (Elysia's `t.Integer` also accepts numeric strings). */
+/**
+ * A string of at most `max` characters as the server counts them (code points, often after
+ * trimming), which the service checks with its own message. The schema's own bound is a
+ * looser one in UTF-16 units (`units`: TypeBox counts those, and 64 emoji are 128), against
+ * bodies made to be huge; the documents say `max`, which JSON Schema counts in code points
+ * (a generated client's checks then match the server's: from an acceptance pass).
+ */
+export const Characters = (max: number, units: number, options: { minLength?: number; description?: string } = {}) =>
+  t.String({ ...options, maxLength: units, documented: { maxLength: max } });
+
 export const Int = (options: { minimum?: number; maximum?: number; description?: string } = {}) => Type.Integer(options);
 export const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);
 export const OneOf = <const L extends string[]>(...values: L) => t.Union(values.map((v) => t.Literal(v)) as { [K in keyof L]: ReturnType<typeof t.Literal<L[K]>> });

@@ -75,10 +75,13 @@ export const DIRECTION_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069
  */
 const STRAY_HANGUL_FILLER = /[\u3164\uffa0]|\u115f(?![\u1161-\u11a7\ud7b0-\ud7c6])|(?<![\u1100-\u115e\ua960-\ua97c])\u1160/;
 /**
- * A combining mark first: it has no letter of its own to sit on, so it joins whatever is
- * shown before the name ("Alice, ́Bob"), and a name of only marks is accents over nothing.
+ * A combining mark first (after nothing that shows): it has no letter of its own to sit on,
+ * so it joins whatever is shown before the name ("Alice, ́Bob"), and a name of only marks is
+ * accents over nothing.
  */
-const LEADING_MARK = /^\p{M}/u;
+const LEADING_MARK = /^[\s\p{Default_Ignorable_Code_Point}\u2800]*\p{M}/u;
+/** Whether `raw` is, once trimmed and composed as cleanName keeps names, the stored name `stored`. */
+export const sameName = (raw: string, stored: string) => raw.trim().normalize("NFC") === stored;
 /** Line and paragraph separators: a name is one line (the C0 check refuses the rest). */
 const LINE_SEPARATORS = /[\u2028\u2029]/;
 
@@ -95,7 +98,7 @@ export function cleanName(field: string, raw: string, max: number): string {
   if (BLANK.test(name)) throw invalid(field, "must not be blank");
   if (CONTROL_CHARACTERS.test(name) || LINE_SEPARATORS.test(name)) throw invalid(field, "must not contain control characters or line breaks");
   if (STRAY_HANGUL_FILLER.test(name)) throw invalid(field, "must not contain a Hangul filler outside a syllable (it shows as nothing)");
-  if (LEADING_MARK.test(name)) throw invalid(field, "must not begin with a combining mark (it would join the text before it)");
+  if (LEADING_MARK.test(name)) throw invalid(field, "must not begin with an accent or vowel sign that has no letter before it");
   if ([...name].length > max) throw invalid(field, `at most ${max} characters`);
   return name;
 }

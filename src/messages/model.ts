@@ -2,7 +2,7 @@
 import { t, type TSchema } from "elysia";
 import { Attachment } from "../files/model";
 import { PICTURE } from "../users/model";
-import { Id, Int, named, Nullable, OneOf, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
+import { Characters, Id, Int, named, Nullable, OneOf, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
 
 const Ref = t.String({ minLength: 1, maxLength: 64 });
 
@@ -49,16 +49,16 @@ const OrNull = <T extends TSchema>(schema: T) => t.Optional(t.Union([schema, t.N
 
 /** Shared by the REST routes and the WebSocket frames. */
 export const SendBody = t.Object({
-  content: t.Optional(t.String({ maxLength: 20_000, description: "1–4000 characters after trimming; may be empty (or absent) with attachment_ids" })),
+  content: t.Optional(Characters(4000, 20_000, { description: "1–4000 characters after trimming; may be empty (or absent) with attachment_ids" })),
   message_type: OrNull(t.Union([t.Literal("text"), t.Literal("image"), t.Literal("file"), t.Literal("system")], { description: "default text; system is refused" })),
   client_msg_id: OrNull(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retried send returns the stored message" })),
   reply_to_id: OrNull(t.String({ minLength: 1, maxLength: 64 })),
   // "At most 10" is the service's check: inside the null union, a schema maxItems reads "should be one of: 'array', 'null'".
-  attachment_ids: OrNull(t.Array(t.String({ minLength: 1, maxLength: 64 }), { description: "≤ 10 of the sender's uploads (POST /api/uploads) not attached yet" })),
+  attachment_ids: OrNull(t.Array(t.String({ minLength: 1, maxLength: 64 }), { description: "≤ 10 of the sender's uploads (POST /api/uploads) not attached yet", documented: { maxItems: 10 } })),
 });
-export const EditBody = t.Object({ content: t.String({ maxLength: 20_000 }) });
+export const EditBody = t.Object({ content: Characters(4000, 20_000, { description: "1–4000 characters after trimming" }) });
 export const ReadBody = t.Object({ message_id: Ref });
-export const ReactionBody = t.Object({ emoji: t.String({ minLength: 1, maxLength: 64, description: "1–32 characters" }) });
+export const ReactionBody = t.Object({ emoji: Characters(32, 64, { minLength: 1, description: "1–32 characters" }) });
 export const HistoryQuery = t.Object({
   before: t.Optional(t.String({ description: "newest first, older than this message id" })),
   after: t.Optional(t.String({ description: "oldest first, newer than this message id" })),

@@ -86,7 +86,7 @@ const UPGRADE_DOC = {
   parameters: [
     { name: "token", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the JWT, for clients that cannot set headers" },
     { name: "ticket", in: "query" as const, required: false, schema: { type: "string" as const }, description: "a single-use ticket from POST /api/ws/ticket" },
-    { name: "since", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the highest seq processed: replay what came after" },
+    { name: "since", in: "query" as const, required: false, schema: { type: "integer" as const, minimum: 0 }, description: "the highest seq processed: replay what came after" },
     { name: "epoch", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the epoch `since` belongs to (from connect or sync.complete); another one gets sync.reset" },
   ],
 };

@@ -1,6 +1,6 @@
 /** Users and presence (PROTOCOL §3.1, §4.4). */
 import { t } from "elysia";
-import { Id, named, Nullable, PageOf, Shape, Timestamp, TimestampOf, type FeatureModel, type Static } from "../lib/model";
+import { Characters, Id, named, Nullable, PageOf, Shape, Timestamp, TimestampOf, type FeatureModel, type Static } from "../lib/model";
 
 /** A user's picture as served: an http(s) URL they set, or the path of one uploaded here. */
 export const PICTURE = Nullable(t.String({ description: "an http(s) URL set by the user, or for a picture uploaded here a path on this server (/api/avatars/<id>): resolve it against the server's address" }));
@@ -23,9 +23,9 @@ export const UserPage = named("UserPage", PageOf(User));
 
 export const USERNAME = t.String({ minLength: 3, maxLength: 32, pattern: "^[A-Za-z0-9_.]+$", "x-pattern-message": "may hold only letters a–z, digits, _ and .", description: "3–32 of [a-z0-9_.], case-insensitive" });
 /** 8–128 characters: the schema bounds UTF-16 units, AccountService counts code points. */
-export const PASSWORD = t.String({ minLength: 8, maxLength: 512, description: "8–128 characters" });
+export const PASSWORD = Characters(128, 512, { minLength: 8, description: "8–128 characters" });
 /** 1–64 characters; the schema bounds UTF-16 units loosely, the service counts characters. */
-export const DISPLAY_NAME = t.String({ minLength: 1, maxLength: 256, description: "1–64 characters" });
+export const DISPLAY_NAME = Characters(64, 256, { minLength: 1, description: "1–64 characters" });
 /** An http(s) URL without whitespace or control characters (C0, DEL, C1: no part of a URL). */
 export const IMAGE_URL = t.Union([t.String({ maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2069\\ufeff]+$", "x-pattern-message": "must be an http:// or https:// address without spaces or invisible characters" }), t.Null()]);
 

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, inArray, ne, sql } from "drizzle-orm";
 import type { DB } from "../db/client";
 import { conversations, members, users, type UserRow } from "../db/schema";
 import { notFound, invalid } from "../errors";
-import { CONTROL_CHARACTERS, cleanName } from "../lib/text";
+import { CONTROL_CHARACTERS, cleanName, sameName } from "../lib/text";
 import { decodeCursor, isStringCursor, pageOf, type Page } from "../http/paging";
 import { toUser, type User } from "./dto";
 import { nameKey, nameKeyPatterns } from "./name-key";
@@ -188,7 +188,9 @@ export function updateProfile(ctx: AppContext, userId: string, patch: ProfilePat
 export function profileChange(current: UserRow | undefined, patch: ProfilePatch): Partial<UserRow> | undefined {
   if (!current) throw notFound("user");
   const set: Partial<UserRow> = { updatedAt: Date.now() };
-  if (patch.display_name !== undefined) {
+  // The name it has already (a whole profile sent again for a new picture) is not checked again:
+  // one stored before a rule that now refuses it would have stopped every save of the profile.
+  if (patch.display_name !== undefined && !sameName(patch.display_name, current.displayName)) {
     set.displayName = cleanDisplayName(patch.display_name);
     set.nameKey = nameKey(current.username, set.displayName);
   }
