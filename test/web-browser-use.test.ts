@@ -2298,4 +2298,116 @@ describe("keyboard, screen reader and touch (an acceptance pass)", () => {
     await waitFor(async () => (await listed.count()) === 3);
     expect(await listed.allTextContents()).toEqual(["Amy", "Mia", "Zed"]);
   });
+
+  // From an acceptance pass (2026-12-04): a tab open past ATTACHMENT_URL_TTL had links that
+  // answered "this link has expired" (an image opened a JSON page, a download was cancelled).
+  clientTest("a file or image whose link has expired is read again at the click and opens (a tab open for hours)", async () => {
+    const server = await startServer({ attachmentUrlTtlSeconds: 4 });
+    try {
+      const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, server);
+      const ids: string[] = [];
+      for (const [name, type, body] of [["notes.txt", "text/plain", Buffer.from("kept for later")], ["photo.png", "image/png", await png(120, 90)]] as const) {
+        const up = await fetch(`${server.base}/api/uploads?filename=${name}`, { method: "POST", headers: { authorization: `Bearer ${bob.token}`, "content-type": type }, body });
+        expect(up.status).toBe(201);
+        ids.push(((await up.json()) as { id: string }).id);
+      }
+      expect((await server.api("POST", `/api/conversations/${conv}/messages`, { token: bob.token, body: { content: "two files", attachment_ids: ids } })).status).toBe(201);
+      const a = await pageFor(alice, `/c/${conv}`, server);
+      const file = log(a).getByRole("link", { name: /notes\.txt/ });
+      await file.waitFor();
+      const old = await file.getAttribute("href");
+      await Bun.sleep(4500);
+      const download = a.waitForEvent("download");
+      await file.click();
+      const got = await download;
+      expect(await got.failure()).toBeNull();
+      expect(readFileSync((await got.path())!, "utf8")).toBe("kept for later");
+      expect(got.url()).not.toBe(new URL(old!, server.base).href);
+      // The thread shows the fresh links now.
+      expect(await file.getAttribute("href")).not.toBe(old);
+      await Bun.sleep(4500);
+      const popup = a.context().waitForEvent("page");
+      await log(a).getByRole("link", { name: "photo.png" }).click();
+      const opened = await popup;
+      await opened.waitForURL(/\/api\/attachments\//);
+      const res = await opened.request.get(opened.url());
+      expect(res.status()).toBe(200);
+      expect(res.headers()["content-type"]).toBe("image/png");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  clientTest("an unread message deleted is no longer counted; files picked give the keyboard to the message box; what is typed in a dialog's box reads as text, not as its label", async () => {
+    const [alice, bob, carol] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob")), await s.register(uniqueName("carol"))];
+    const withBob = await direct(alice, bob);
+    const withCarol = await direct(alice, carol);
+    await say(carol, withCarol, "hello");
+    const a = await pageFor(alice, `/c/${withCarol}`);
+    await log(a).getByText("hello").waitFor();
+    const sent = await say(bob, withBob, "oops, wrong person");
+    const link = a.getByRole("navigation", { name: "Conversations" }).getByRole("link", { name: new RegExp(`^${bob.user.display_name}`) });
+    await waitFor(async () => ((await link.getAttribute("aria-label")) ?? (await link.textContent()) ?? "").includes("1 unread"));
+    expect((await s.api("DELETE", `/api/messages/${sent.id}`, { token: bob.token })).status).toBe(204);
+    await waitFor(async () => !((await link.getAttribute("aria-label")) ?? (await link.textContent()) ?? "").includes("unread"));
+
+    await a.getByRole("button", { name: "Attach files" }).focus();
+    await a.locator("input[type=file]").setInputFiles({ name: "caption-me.txt", mimeType: "text/plain", buffer: Buffer.from("x") });
+    await waitFor(async () => (await focused(a)) === "Message");
+
+    await a.getByRole("button", { name: "Conversation settings" }).click();
+    await a.getByRole("button", { name: "Close" }).click();
+    await a.getByRole("button", { name: "New conversation" }).click();
+    const box = a.getByRole("dialog", { name: "New conversation" }).getByLabel("Group name");
+    await box.fill("Typed");
+    const [boxColor, bodyColor, boxSize] = await box.evaluate((el: HTMLElement) => [getComputedStyle(el).color, getComputedStyle(document.body).color, getComputedStyle(el).fontSize]);
+    expect(boxColor).toBe(bodyColor);
+    expect(boxSize).toBe("15px");
+  });
+
+  clientTest("Search stands still: its box does not move as results come and go, and Close and the box stay in view after More results", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    for (let i = 0; i < 45; i++) await say(bob, conv, `zebracorn sighting ${i}`);
+    const a = await pageFor(alice, `/c/${conv}`);
+    await a.getByRole("button", { name: "Search", exact: true }).click();
+    const box = a.getByRole("searchbox", { name: "Search messages" });
+    const top = async () => (await box.boundingBox())!.y;
+    await box.fill("nothingmatcheshere");
+    await a.keyboard.press("Enter");
+    await a.getByText("Nothing found.").waitFor();
+    const empty = await top();
+    await box.fill("zebracorn");
+    await a.keyboard.press("Enter");
+    await a.getByRole("button", { name: "More results" }).waitFor({ timeout: 15_000 });
+    expect(Math.abs((await top()) - empty)).toBeLessThan(2);
+    await a.getByRole("button", { name: "More results" }).click();
+    await a.getByText(/^45 results/).waitFor({ timeout: 15_000 });
+    await a.screenshot({ path: join(shots, "search-more.png") });
+    // In view: what is at the middle of each is itself (not scrolled off, nor under the results).
+    for (const el of [box, a.getByRole("dialog", { name: "Search" }).getByRole("button", { name: "Close" })]) {
+      const b = (await el.boundingBox())!;
+      expect(await el.evaluate((node: HTMLElement, [x, y]: number[]) => node.contains(document.elementFromPoint(x, y)), [b.x + b.width / 2, b.y + b.height / 2])).toBe(true);
+    }
+  });
+
+  clientTest("an upload refused for too many uploads (429) offers Retry and goes by itself after the Retry-After", async () => {
+    const [alice, bob] = [await s.register(uniqueName("alice")), await s.register(uniqueName("bob"))];
+    const conv = await direct(alice, bob);
+    const a = await pageFor(alice, `/c/${conv}`);
+    let refused = 0;
+    await a.route("**/api/uploads**", (route) =>
+      refused++ === 0
+        ? route.fulfill({ status: 429, headers: { "retry-after": "1" }, contentType: "application/json", body: JSON.stringify({ error: { code: "rate_limited", message: "too many uploads" } }) })
+        : route.continue());
+    await a.locator("input[type=file]").setInputFiles({ name: "later.txt", mimeType: "text/plain", buffer: Buffer.from("in a second") });
+    const retry = a.getByRole("button", { name: "Retry upload of later.txt" });
+    await retry.waitFor();
+    await retry.waitFor({ state: "detached", timeout: 5000 });
+    await a.getByRole("textbox", { name: "Message" }).fill("with the file");
+    await a.keyboard.press("Enter");
+    await waitFor(async () => (await s.api("GET", `/api/conversations/${conv}/messages?limit=1`, { token: bob.token })).body.items[0]?.attachments?.length === 1);
+    expect(refused).toBe(2);
+  });
 });

@@ -54,7 +54,7 @@ export function upload(file: File, progress: (fraction: number) => void): Upload
         data = JSON.parse(xhr.responseText);
       } catch {}
       if (xhr.status >= 200 && xhr.status < 300) resolve(data as Attachment);
-      else reject(failure(xhr.status, data, path));
+      else reject(failure(xhr.status, data, path, Number(xhr.getResponseHeader("retry-after")) || undefined));
     };
     xhr.send(file);
   });

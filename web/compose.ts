@@ -208,11 +208,23 @@ export function replyTargetOf(conversationId: string): Shown | null {
 }
 export const stopWaiting = (conversationId: string) => change(conversationId, (c) => ({ ...c, waiting: false }));
 
-/** The server's 413 ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)") in the chip's units. */
+/** The limit a 413 says ("… at most 2097152 bytes (MAX_UPLOAD_BYTES)"). */
+const limitOf = (message: string) => Number(message.match(/at most (\d+) bytes/)?.[1]) || null;
+/** The server's 413 in the chip's units. */
 export function tooLarge(message: string) {
-  const max = message.match(/at most (\d+) bytes/)?.[1];
-  return max ? `Too large: a file may have at most ${size(Number(max))}` : `Too large: ${message}`;
+  const max = limitOf(message);
+  return max ? tooLargeFor(max) : `Too large: ${message}`;
 }
+const tooLargeFor = (max: number) => `Too large: a file may have at most ${size(max)}`;
+
+/**
+ * The upload limit the server last said (its 413): a later file over it is refused at once.
+ * A browser sends much of a body before it reads an early 413, so over a slow uplink a file
+ * far over the limit took as long as its upload to be refused (from an acceptance pass).
+ * Forgotten when a file over it is taken (the limit was raised).
+ */
+const MAX_KEY = "parley.max-upload";
+const knownMax = () => Number(localStorage.getItem(MAX_KEY)) || Infinity;
 
 // "2 MB", not "2.0 MB": the upload limit reads as it is configured.
 export const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
@@ -233,6 +245,10 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
       change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error, later: () => begin(conversationId, key, file) }] }));
       continue;
     }
+    if (file.size > knownMax()) {
+      change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error: tooLargeFor(knownMax()) }] }));
+      continue;
+    }
     change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0 }] }));
     begin(conversationId, key, file);
   }
@@ -248,11 +264,20 @@ function begin(conversationId: string, key: string, file: File) {
     const up = upload(file, (progress) => patch({ progress }));
     patch({ progress: 0, abort: up.abort, error: undefined, retry: undefined, later: undefined });
     up.done.then(
-      (attachment) => patch({ attachment, progress: 1, abort: undefined }),
+      (attachment) => {
+        if (file.size > knownMax()) localStorage.removeItem(MAX_KEY);
+        patch({ attachment, progress: 1, abort: undefined });
+      },
       (e) => {
         if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
         const error = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
-        patch({ error, abort: undefined, retry: notReached(e) ? start : undefined });
+        const max = e instanceof ApiError && e.status === 413 ? limitOf(e.message) : null;
+        if (max) localStorage.setItem(MAX_KEY, String(max));
+        // Too many uploads for now (429): Retry, and it goes by itself after the Retry-After (it
+        // had neither: the file had to be removed and picked again; from an acceptance pass).
+        const waited = e instanceof ApiError && e.status === 429;
+        patch({ error, abort: undefined, retry: notReached(e) || waited ? start : undefined });
+        if (waited) setTimeout(() => compositionOf(conversationId).picks.some((p) => p.key === key && p.retry === start) && start(), ((e as ApiError).retryAfter ?? 5) * 1000);
       },
     ).then(() => settled(conversationId));
   };

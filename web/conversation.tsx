@@ -7,7 +7,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/ho
 import type { Attachment, Conversation, Member } from "./api";
 import { explain } from "./api";
 import {
-  atLatest, conversations, deleteMessage, discard, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
+  atLatest, conversations, deleteMessage, linkExpired, relink, discard, moveDivider, drafts, editMessage, focusMessage, loadPage, markSeen, openAt, openThread, me, members, navigate, onlineOf, peerOf, retry, titleOf,
   quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown, type Thread,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
@@ -539,7 +539,7 @@ function MessageItem(props: {
           {m.edited_at && !deleted && <span class="edited"> (edited)</span>}
         </div>
       )}
-      {!deleted && m.attachments.length > 0 && <Files list={m.attachments} tabIndex={inner} />}
+      {!deleted && m.attachments.length > 0 && <Files m={m} tabIndex={inner} />}
       {m.reactions.length > 0 && (
         <div class="reactions">
           {m.reactions.map((r) => (
@@ -643,17 +643,45 @@ function shownSize(a: Attachment) {
   return { width: Math.max(1, Math.round(a.width * k)), height: Math.max(1, Math.round(a.height * k)) };
 }
 
-/** Images as thumbnails (links to the full file), other files as download links. */
-function Files({ list, tabIndex }: { list: Attachment[]; tabIndex?: number }) {
+/**
+ * A click on a file whose signed link has expired (a tab open for hours): the message is read
+ * again and the fresh link opened (an image, in the window opened at the click: a browser
+ * blocks one opened after the wait) or downloaded. It answered "this link has expired".
+ */
+function openFresh(m: Shown, a: Attachment, download: boolean) {
+  return (e: MouseEvent) => {
+    if (!linkExpired(a.url)) return;
+    e.preventDefault();
+    const w = download ? null : window.open("", "_blank");
+    if (w) w.opener = null;
+    relink(m).then(
+      (fresh) => {
+        const url = fresh?.attachments.find((x) => x.id === a.id)?.url;
+        if (!url) return void (w?.close(), (toast.value = "That file is no longer there."));
+        if (w) return void (w.location.href = url);
+        const link = document.createElement("a");
+        link.href = url;
+        link.download = a.filename;
+        link.click();
+      },
+      (err) => void (w?.close(), (toast.value = explain(err, "The file could not be opened."))),
+    );
+  };
+}
+
+/** Images as thumbnails (links to the full file), other files as download links; links read again once expired. */
+function Files({ m, tabIndex }: { m: Shown; tabIndex?: number }) {
+  // A thumbnail that failed to load with an expired link (lazy, scrolled to hours later): read again, shown anew.
+  const onError = (a: Attachment) => () => a.thumbnail_url && linkExpired(a.thumbnail_url, 0) && void relink(m).catch(() => {});
   return (
     <div class="files">
-      {list.map((a) =>
+      {m.attachments.map((a) =>
         a.thumbnail_url ? (
-          <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" class="image" tabIndex={tabIndex}>
-            <img src={a.thumbnail_url} alt={a.filename} width={a.width ?? undefined} height={a.height ?? undefined} style={shownSize(a)} loading="lazy" referrerpolicy="no-referrer" />
+          <a key={a.id} href={a.url} target="_blank" rel="noopener noreferrer" class="image" tabIndex={tabIndex} onClick={openFresh(m, a, false)}>
+            <img src={a.thumbnail_url} alt={a.filename} width={a.width ?? undefined} height={a.height ?? undefined} style={shownSize(a)} loading="lazy" referrerpolicy="no-referrer" onError={onError(a)} />
           </a>
         ) : (
-          <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file" tabIndex={tabIndex}>
+          <a key={a.id} href={a.url} download={a.filename} rel="noopener noreferrer" class="file" tabIndex={tabIndex} onClick={openFresh(m, a, true)}>
             <FileIcon /> {a.filename} <span class="hint">{size(a.size)}</span>
           </a>
         ),
@@ -931,7 +959,8 @@ function Composer(props: { id: string; setEditing: (m: Shown | null) => void }) 
                 <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
               </svg>
             </button>
-            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach(id, (e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; }} />
+            {/* Files picked, the keyboard goes on to the message box: a caption typed at once went nowhere (it stayed on 📎). */}
+            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach(id, (e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; box.current?.focus(); }} />
           </>
         )}
         <textarea

@@ -395,6 +395,11 @@ export async function start() {
   c.on("message.delete", (d) => {
     patchMessage(d.conversation_id, d.message_id, (m) => ({ ...m, content: "", reactions: [], deleted_at: d.deleted_at }));
     deletedLive.value = new Set(deletedLive.value).add(d.message_id);
+    // A deleted message is no longer unread: when it may have been one (after the read
+    // position; the event does not say whose it was), the server's count is read again (the
+    // link said "1 unread" until a reload: from an acceptance pass).
+    const conv = conversations.value.get(d.conversation_id);
+    if (conv?.unread_count && !(conv.my_last_read_message_id && d.message_id <= conv.my_last_read_message_id)) void rereadConversation(d.conversation_id);
   });
   c.on("message.reaction", (r) => patchMessage(r.conversation_id, r.message_id, (m) => applyReaction(m, r.user_id, r.emoji, r.action)));
   c.on("message.read", (r) => markRead(r.conversation_id, r.user_id, r.message_id));
@@ -939,18 +944,43 @@ function forgetQuotes() {
   quotesAsked.clear();
 }
 
+/** One message by id (null: no longer there): the one just before it, then the first after that (or from the start). */
+async function readMessage(conversationId: string, id: string): Promise<Message | null> {
+  const before = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?before=${encodeURIComponent(id)}&limit=1`);
+  const after = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?after=${encodeURIComponent(before.items[0]?.id ?? "")}&limit=1`);
+  const m = after.items[0];
+  return m?.id === id ? m : null;
+}
+
+/** Whether a signed link (PROTOCOL §9: `e`, its expiry in seconds) has expired, or will within `marginMs`. */
+export function linkExpired(url: string, marginMs = 10_000): boolean {
+  const e = Number(new URL(url, location.href).searchParams.get("e"));
+  return e > 0 && e * 1000 < Date.now() + marginMs;
+}
+
+const relinking = new Map<string, Promise<Message | null>>();
+/**
+ * A message read again for fresh signed links (they expire: ATTACHMENT_URL_TTL, an hour by
+ * default), which its thread then shows: a tab open all day had links that answered
+ * "this link has expired" (from an acceptance pass). One read at a time per message.
+ */
+export function relink(m: Message): Promise<Message | null> {
+  let asked = relinking.get(m.id);
+  if (!asked) {
+    asked = readMessage(m.conversation_id, m.id)
+      .then((fresh) => (fresh && patchMessage(m.conversation_id, m.id, (x) => ({ ...x, attachments: fresh.attachments })), fresh))
+      .finally(() => relinking.delete(m.id));
+    relinking.set(m.id, asked);
+  }
+  return asked;
+}
+
 /** The message `id` of a conversation for a quote: known, or undefined until read (then the signal changes). */
 export function quoteOf(conversationId: string, id: string): Shown | null | undefined {
   const known = quotes.value.get(id);
   if (known !== undefined || (quotesAsked.get(id) ?? 0) > Date.now()) return known;
   quotesAsked.set(id, Infinity);
-  void (async () => {
-    // One message by id: the one just before it, then the first after that (or from the start).
-    const before = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?before=${encodeURIComponent(id)}&limit=1`);
-    const after = await api<Page<Message>>("GET", `/api/conversations/${conversationId}/messages?after=${encodeURIComponent(before.items[0]?.id ?? "")}&limit=1`);
-    const m = after.items[0];
-    quotes.value = new Map(quotes.value).set(id, m?.id === id ? m : null);
-  })().catch((e) => {
+  readMessage(conversationId, id).then((m) => void (quotes.value = new Map(quotes.value).set(id, m)), (e) => {
     // Not reached, or asked too often: again at a render 10 s on. Answered (a conversation
     // left, say): no quote, and not asked again at every render.
     if (notReached(e) || (e instanceof ApiError && e.status === 429)) quotesAsked.set(id, Date.now() + 10_000);
@@ -1441,6 +1471,12 @@ export async function createGroup(title: string, memberIds: string[]) {
 }
 
 /** After a change over REST whose event may not have arrived yet: take the server's view. */
+/** The conversation as the server has it now (its unread count, its last message), when it is still listed. */
+async function rereadConversation(id: string) {
+  const c = await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null);
+  if (c && conversations.value.has(id)) upsertConversation(c);
+}
+
 export async function refreshConversation(id: string) {
   const c = await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null);
   if (c) upsertConversation(c);
