@@ -98,6 +98,11 @@ describe("the documents", () => {
     expect(Object.keys(doc.paths["/api/attachments/{id}"].get.responses["200"].content)).toEqual(["*/*"]);
     for (const name of ["RateLimited", "Unavailable"]) expect(doc.components.responses[name].headers["Retry-After"].schema).toMatchObject({ type: "integer" });
     expect(doc.components.responses.NotFound.headers).toBeUndefined();
+    // A request answered by its event lists that event first among its replies (they listed ack and error only).
+    const replies = (op: string) => ws.operations[op].reply.messages.map((m: { $ref: string }) => m.$ref.split("/").at(-1));
+    expect(replies("client.message.send")).toEqual(["server.message.receive", "server.ack", "server.error"]);
+    expect(replies("client.conversation.create")).toEqual(["server.conversation.create", "server.ack", "server.error"]);
+    expect(replies("client.ping")).toEqual(["server.pong", "server.error"]);
   });
 
   test("/docs/asyncapi.json describes every frame, both ways, and links from the OpenAPI description", async () => {

@@ -8,6 +8,7 @@ import { ACKS, EVENTS, REPLIES, REQUESTS, SERVER_FRAMES, clientFrame, serverFram
 import { components, toJsonSchema, type Json } from "./json-schema";
 import { VERSION } from "../version";
 import { CLOSE_CODES } from "../realtime/close-codes";
+import { REPLY_EVENTS } from "../events/replies";
 
 const SCHEMAS = "#/components/schemas/";
 
@@ -39,7 +40,7 @@ export function asyncApiDocument() {
   for (const type of Object.keys(REQUESTS) as RequestType[]) {
     add(`client.${type}`, type, toJsonSchema(clientFrame(type), SCHEMAS, true), `client → server: ${type}`, "send");
     // What answers it, matched by request_id: its reply frames, its ack, or an error.
-    const answers = [...(REPLIES[type] ?? []), ...(type in ACKS ? ["ack"] : []), "error"];
+    const answers = [...(REPLY_EVENTS[type] ? [REPLY_EVENTS[type].type] : []), ...(REPLIES[type] ?? []), ...(type in ACKS ? ["ack"] : []), "error"];
     (operations[`client.${type}`] as Record<string, Json>).reply = { channel: { $ref: "#/channels/user" }, messages: answers.map((a) => ({ $ref: `#/channels/user/messages/server.${a}` })) };
   }
 
@@ -52,7 +53,7 @@ export function asyncApiDocument() {
         "The real-time protocol of Parley, on the same host and port as the REST API (/docs).",
         "Every frame is one JSON text frame. Server → client frames are `{type, data, timestamp, success, seq?, request_id?}`:",
         "persisted events carry `seq` (resume with `?since=<seq>`), replies carry the `request_id` of the request they answer,",
-        "and so does the event that answers a message.send, edit, delete or read, on the socket that sent it (before its `ack`).",
+        "and so does the event that answers a message.send, edit, delete or read, or a conversation.create, on the socket that sent it (before its `ack`; each operation's reply lists it).",
         "Client → server frames are `{type, data, request_id?}`. A frame that is not JSON, has an unknown type or invalid `data`",
         "gets an `error` frame and the socket stays open.",
         "",

@@ -6,10 +6,11 @@ import { ACKS, EVENTS, REPLIES, REQUESTS, SERVER_FRAMES, type RequestType } from
 import { CLOSES } from "./asyncapi";
 import { tsType } from "./typescript";
 import { code, esc, linked, modelSections, page } from "./html";
+import { REPLY_EVENTS } from "../events/replies";
 
 export function wsPage(): string {
   const answers = (type: string) =>
-    [...(REPLIES[type] ?? []), ...(type in ACKS ? ["ack"] : [])].map((a) => `<a href="#server.${esc(a)}"><code>${esc(a)}</code></a>`).join(", ") || "nothing (its events)";
+    [...(REPLY_EVENTS[type] ? [REPLY_EVENTS[type].type] : []), ...(REPLIES[type] ?? []), ...(type in ACKS ? ["ack"] : [])].map((a) => `<a href="#server.${esc(a)}"><code>${esc(a)}</code></a>`).join(", ") || "nothing (its events)";
   const requests = (Object.keys(REQUESTS) as RequestType[]).map(
     (type) => `<tr><th id="client.${esc(type)}"><code>${esc(type)}</code></th><td>${linked(tsType(REQUESTS[type]))}</td><td>${answers(type)}</td></tr>`,
   );

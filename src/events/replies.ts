@@ -28,6 +28,19 @@ export interface Request {
   topic?: string;
 }
 
+/**
+ * The frames answered by an event of their change (§4.2): that event's type, and whether
+ * only the asker's own copy answers (`own`: the change sends one to each member's own topic).
+ * The AsyncAPI document lists each as its frame's reply, before the `ack`.
+ */
+export const REPLY_EVENTS: Readonly<Record<string, { type: string; own?: true }>> = {
+  "message.send": { type: "message.receive" },
+  "message.edit": { type: "message.edit" },
+  "message.delete": { type: "message.delete" },
+  "message.read": { type: "message.read" },
+  "conversation.create": { type: "conversation.create", own: true },
+};
+
 const current = new AsyncLocalStorage<Request>();
 
 /** Runs a frame's handler as the answer to `request`. */

@@ -19,7 +19,7 @@ import { andThen, drive, wait } from "../lib/awaitable";
 import { OPENING_PAGE } from "../conversations/service";
 import type { Tickets } from "./tickets";
 import { iso } from "../lib/time";
-import { asRequest } from "../events/replies";
+import { asRequest, REPLY_EVENTS } from "../events/replies";
 import { userTopic } from "../events/log";
 import { op } from "../http/docs";
 import { BODY_LIMIT } from "../http/errors";
@@ -89,18 +89,6 @@ const UPGRADE_DOC = {
     { name: "since", in: "query" as const, required: false, schema: { type: "integer" as const, minimum: 0 }, description: "the highest seq processed: replay what came after" },
     { name: "epoch", in: "query" as const, required: false, schema: { type: "string" as const }, description: "the epoch `since` belongs to (from connect or sync.complete); another one gets sync.reset" },
   ],
-};
-
-/**
- * The frames answered by an event of their change (§4.2): that event's type, and whether
- * only the asker's own copy answers (`own`: the change sends one to each member's own topic).
- */
-const REPLY_EVENTS: Partial<Record<ClientType, { type: string; own?: true }>> = {
-  "message.send": { type: "message.receive" },
-  "message.edit": { type: "message.edit" },
-  "message.delete": { type: "message.delete" },
-  "message.read": { type: "message.read" },
-  "conversation.create": { type: "conversation.create", own: true },
 };
 
 /** How long a frame waits, in cluster mode, for the socket's frame before it to finish (see inTurn). */
