@@ -218,13 +218,12 @@ export function tooLarge(message: string) {
 const tooLargeFor = (max: number) => `Too large: a file may have at most ${size(max)}`;
 
 /**
- * The upload limit the server last said (its 413): a later file over it is refused at once.
- * A browser sends much of a body before it reads an early 413, so over a slow uplink a file
- * far over the limit took as long as its upload to be refused (from an acceptance pass).
- * Forgotten when a file over it is taken (the limit was raised).
+ * The upload limit the server last said (its 413), for this page: a later file over it is
+ * refused at once. A browser sends much of a body before it reads an early 413, so over a
+ * slow uplink a file far over the limit took as long as its upload to be refused (from an
+ * acceptance pass). Not kept past the page: a limit raised since is the next page's.
  */
-const MAX_KEY = "parley.max-upload";
-const knownMax = () => Number(localStorage.getItem(MAX_KEY)) || Infinity;
+let knownMax = Infinity;
 
 // "2 MB", not "2.0 MB": the upload limit reads as it is configured.
 export const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
@@ -245,10 +244,6 @@ export function attach(conversationId: string, files: Iterable<File> | null) {
       change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error, later: () => begin(conversationId, key, file) }] }));
       continue;
     }
-    if (file.size > knownMax()) {
-      change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0, error: tooLargeFor(knownMax()) }] }));
-      continue;
-    }
     change(conversationId, (c) => ({ ...c, picks: [...c.picks, { key, name: file.name, size: file.size, progress: 0 }] }));
     begin(conversationId, key, file);
   }
@@ -260,24 +255,28 @@ const carried = (c: Composition) => c.picks.filter((p) => !p.error).length;
 /** Uploads a picked file (its chip `key`), with its progress, a Retry when the server was not reached. */
 function begin(conversationId: string, key: string, file: File) {
   const patch = (p: Partial<Pick>) => change(conversationId, (c) => ({ ...c, picks: c.picks.map((x) => (x.key === key ? { ...x, ...p } : x)) }));
+  let attempt = 0;
   const start = () => {
+    // Over the limit the server said (a file kept for the next message too): no request.
+    if (file.size > knownMax) {
+      patch({ progress: 0, error: tooLargeFor(knownMax), abort: undefined, retry: undefined, later: undefined });
+      return settled(conversationId);
+    }
+    const mine = ++attempt;
     const up = upload(file, (progress) => patch({ progress }));
     patch({ progress: 0, abort: up.abort, error: undefined, retry: undefined, later: undefined });
     up.done.then(
-      (attachment) => {
-        if (file.size > knownMax()) localStorage.removeItem(MAX_KEY);
-        patch({ attachment, progress: 1, abort: undefined });
-      },
+      (attachment) => patch({ attachment, progress: 1, abort: undefined }),
       (e) => {
         if (e instanceof ApiError && e.code === "aborted") return; // cancelled: the chip is gone already
         const error = e instanceof ApiError && e.status === 413 ? tooLarge(e.message) : explain(e, "The upload failed.");
-        const max = e instanceof ApiError && e.status === 413 ? limitOf(e.message) : null;
-        if (max) localStorage.setItem(MAX_KEY, String(max));
+        if (e instanceof ApiError && e.status === 413) knownMax = limitOf(e.message) ?? knownMax;
         // Too many uploads for now (429): Retry, and it goes by itself after the Retry-After (it
         // had neither: the file had to be removed and picked again; from an acceptance pass).
         const waited = e instanceof ApiError && e.status === 429;
         patch({ error, abort: undefined, retry: notReached(e) || waited ? start : undefined });
-        if (waited) setTimeout(() => compositionOf(conversationId).picks.some((p) => p.key === key && p.retry === start) && start(), ((e as ApiError).retryAfter ?? 5) * 1000);
+        // This attempt's wait only (a Retry meanwhile has its own), while the chip still waits.
+        if (waited) setTimeout(() => attempt === mine && compositionOf(conversationId).picks.some((p) => p.key === key && p.retry === start) && start(), ((e as ApiError).retryAfter ?? 5) * 1000);
       },
     ).then(() => settled(conversationId));
   };

@@ -11,7 +11,7 @@ import {
   quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown, type Thread,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
-import { conversationFocus, inputSince, messageBox, refocusWhenGone } from "./focus";
+import { conversationFocus, inputSince, messageBox, refocusWhenGone, touchScreen } from "./focus";
 import { attach, compositionOf, compositions, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setEdit, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 import { announce } from "./announce";
@@ -959,8 +959,9 @@ function Composer(props: { id: string; setEditing: (m: Shown | null) => void }) 
                 <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
               </svg>
             </button>
-            {/* Files picked, the keyboard goes on to the message box: a caption typed at once went nowhere (it stayed on 📎). */}
-            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach(id, (e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; box.current?.focus(); }} />
+            {/* Files picked, the keyboard goes on to the message box: a caption typed at once went
+                nowhere (it stayed on 📎). Not on a touch screen, where it would bring up the keyboard. */}
+            <input ref={picker} type="file" multiple hidden onChange={(e) => { attach(id, (e.target as HTMLInputElement).files); (e.target as HTMLInputElement).value = ""; if (!touchScreen()) box.current?.focus(); }} />
           </>
         )}
         <textarea

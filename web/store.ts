@@ -399,7 +399,7 @@ export async function start() {
     // position; the event does not say whose it was), the server's count is read again (the
     // link said "1 unread" until a reload: from an acceptance pass).
     const conv = conversations.value.get(d.conversation_id);
-    if (conv?.unread_count && !(conv.my_last_read_message_id && d.message_id <= conv.my_last_read_message_id)) void rereadConversation(d.conversation_id);
+    if (conv?.unread_count && !(conv.my_last_read_message_id && d.message_id <= conv.my_last_read_message_id)) recountUnread(d.conversation_id);
   });
   c.on("message.reaction", (r) => patchMessage(r.conversation_id, r.message_id, (m) => applyReaction(m, r.user_id, r.emoji, r.action)));
   c.on("message.read", (r) => markRead(r.conversation_id, r.user_id, r.message_id));
@@ -968,7 +968,7 @@ export function relink(m: Message): Promise<Message | null> {
   let asked = relinking.get(m.id);
   if (!asked) {
     asked = readMessage(m.conversation_id, m.id)
-      .then((fresh) => (fresh && patchMessage(m.conversation_id, m.id, (x) => ({ ...x, attachments: fresh.attachments })), fresh))
+      .then((fresh) => (fresh && patchMessage(m.conversation_id, m.id, (x) => (x.deleted_at ? x : { ...x, attachments: fresh.attachments })), fresh))
       .finally(() => relinking.delete(m.id));
     relinking.set(m.id, asked);
   }
@@ -1470,13 +1470,33 @@ export async function createGroup(title: string, memberIds: string[]) {
   navigate(c.id);
 }
 
-/** After a change over REST whose event may not have arrived yet: take the server's view. */
-/** The conversation as the server has it now (its unread count, its last message), when it is still listed. */
-async function rereadConversation(id: string) {
-  const c = await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null);
-  if (c && conversations.value.has(id)) upsertConversation(c);
+/** Conversations whose unread count is being read again (true: asked again meanwhile). */
+const recounting = new Map<string, boolean>();
+/**
+ * The server's unread count of a conversation, read again (a message deleted). Taken only if
+ * nothing moved meanwhile (a message, a read: the count they made is newer), by the same
+ * user; else asked again. One read at a time per conversation (a purge of many, a replay).
+ */
+function recountUnread(id: string) {
+  if (recounting.has(id)) return void recounting.set(id, true);
+  recounting.set(id, false);
+  const before = conversations.value.get(id);
+  const who = me.value?.id;
+  void api<Conversation>("GET", `/api/conversations/${id}`)
+    .then((c) => {
+      const now = conversations.value.get(id);
+      if (!now || me.value?.id !== who) return;
+      if (now.last_message?.id === before?.last_message?.id && now.my_last_read_message_id === before?.my_last_read_message_id) patchConversation(id, { unread_count: c.unread_count });
+      else recounting.set(id, true);
+    }, () => {})
+    .finally(() => {
+      const again = recounting.get(id);
+      recounting.delete(id);
+      if (again) recountUnread(id);
+    });
 }
 
+/** After a change over REST whose event may not have arrived yet: take the server's view. */
 export async function refreshConversation(id: string) {
   const c = await api<Conversation>("GET", `/api/conversations/${id}`).catch(() => null);
   if (c) upsertConversation(c);

@@ -17,11 +17,7 @@ export function toJsonSchema(schema: TSchema, prefix: string, inline = false): J
     if (name && !top) return { $ref: prefix + name };
     const out: Record<string, Json> = {};
     for (const [key, value] of Object.entries(node)) {
-      if (value === undefined) continue;
-      if (key === "documented") {
-        Object.assign(out, value);
-        continue;
-      }
+      if (value === undefined || key === "documented") continue;
       // `t.Undefined()` (a frame with no data) has no JSON form: absence says it.
       if (key === "anyOf" && Array.isArray(value)) {
         const kept = value.filter((v) => (v as { type?: string }).type !== "undefined");
@@ -30,6 +26,9 @@ export function toJsonSchema(schema: TSchema, prefix: string, inline = false): J
       }
       out[key] = walk(value, false);
     }
+    // After the schema's own keys (TypeBox writes `type` after the options): the documents' bounds win.
+    const documented = (node as { documented?: Record<string, Json> }).documented;
+    if (documented) Object.assign(out, documented);
     return out;
   };
   return walk(schema, inline);

@@ -5,9 +5,11 @@
 import { t } from "elysia";
 import { AppError, invalid } from "../errors";
 
+/** `?limit=`: a string to the server (it answers `limit=abc` itself: 400); a number to a client. */
+export const LIMIT = t.Optional(t.String({ description: "1–100, default 50", documented: { type: "integer", minimum: 1, maximum: 100, default: 50 } }));
+
 export const PageQuery = t.Object({
-  // A string to the server (it answers `limit=abc` itself: 400); a number to a client.
-  limit: t.Optional(t.String({ description: "1–100, default 50", documented: { type: "integer", minimum: 1, maximum: 100, default: 50 } })),
+  limit: LIMIT,
   cursor: t.Optional(t.String({ description: "next_cursor of the previous page" })),
 });
 

@@ -40,7 +40,6 @@ export const Id = t.String();
 /** ISO-8601 UTC with milliseconds; `description`: what the time is of, where the field's name is not enough. */
 export const TimestampOf = (description?: string) => t.String({ format: "date-time", ...(description && { description }) });
 export const Timestamp = TimestampOf();
-/** A plain JSON integer (Elysia's `t.Integer` also accepts numeric strings). */
 /**
  * A string of at most `max` characters as the server counts them (code points, often after
  * trimming), which the service checks with its own message. The schema's own bound is a
@@ -51,6 +50,7 @@ export const Timestamp = TimestampOf();
 export const Characters = (max: number, units: number, options: { minLength?: number; description?: string } = {}) =>
   t.String({ ...options, maxLength: units, documented: { maxLength: max } });
 
+/** A plain JSON integer (Elysia's `t.Integer` also accepts numeric strings). */
 export const Int = (options: { minimum?: number; maximum?: number; description?: string } = {}) => Type.Integer(options);
 export const Nullable = <T extends TSchema>(schema: T) => t.Union([schema, t.Null()]);
 export const OneOf = <const L extends string[]>(...values: L) => t.Union(values.map((v) => t.Literal(v)) as { [K in keyof L]: ReturnType<typeof t.Literal<L[K]>> });

@@ -3,6 +3,7 @@ import { t, type TSchema } from "elysia";
 import { Attachment } from "../files/model";
 import { PICTURE } from "../users/model";
 import { Characters, Id, Int, named, Nullable, OneOf, PageOf, Shape, Timestamp, type FeatureModel, type Static } from "../lib/model";
+import { LIMIT } from "../http/paging";
 
 const Ref = t.String({ minLength: 1, maxLength: 64 });
 
@@ -63,7 +64,7 @@ export const HistoryQuery = t.Object({
   before: t.Optional(t.String({ description: "newest first, older than this message id" })),
   after: t.Optional(t.String({ description: "oldest first, newer than this message id" })),
   cursor: t.Optional(t.String()),
-  limit: t.Optional(t.String({ description: "1–100, default 50" })),
+  limit: LIMIT,
 });
 
 export const MessageDeleted = Shape({ conversation_id: Id, message_id: Id, deleted_at: Timestamp });

@@ -1,7 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { AppContext } from "../context";
 import { authPlugin } from "../auth/plugin";
-import { parseLimit } from "../http/paging";
+import { LIMIT, parseLimit } from "../http/paging";
 import { searchConversations, searchMessages } from "./service";
 import { op } from "../http/docs";
 import { SearchHitPage } from "./model";
@@ -11,7 +11,7 @@ import { ConversationPage } from "../conversations/model";
 const spendSearch = (ctx: AppContext, userId: string) => ctx.budgets.searches.spend(userId, "too many searches, slow down");
 
 const Q = t.Optional(t.String({ description: "words (all must match) and \"quoted phrases\"; 1–256 characters" }));
-const Limit = t.Optional(t.String({ description: "1–100, default 50" }));
+const Limit = LIMIT;
 
 export const searchRoutes = (ctx: AppContext) =>
   new Elysia({ prefix: "/api/search", tags: ["search"] })
