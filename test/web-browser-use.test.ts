@@ -2440,4 +2440,22 @@ describe("keyboard, screen reader and touch (an acceptance pass)", () => {
     await waitFor(async () => (await name()).includes("1 unread"));
     expect(await link.textContent()).toContain("the one that counts");
   });
+
+  clientTest("a quota says its size as a person reads it (20 KB, not 20480 bytes); a search result of today says Today", async () => {
+    const server = await startServer({ uploadQuotaBytes: 20 * 1024 });
+    try {
+      const [alice, bob] = [await server.register(uniqueName("alice")), await server.register(uniqueName("bob"))];
+      const conv = await direct(alice, bob, server);
+      await say(bob, conv, "quokka spotted", server);
+      const a = await pageFor(alice, `/c/${conv}`, server);
+      await a.locator("input[type=file]").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(30 * 1024) });
+      await a.getByRole("list", { name: "Files to send" }).getByRole("alert").filter({ hasText: "your quota of 20 KB;" }).waitFor();
+      await a.getByRole("button", { name: "Search", exact: true }).click();
+      await a.getByRole("searchbox", { name: "Search messages" }).fill("quokka");
+      await a.keyboard.press("Enter");
+      await a.locator(".hit-meta time").filter({ hasText: /^Today, / }).waitFor();
+    } finally {
+      await server.stop();
+    }
+  });
 });

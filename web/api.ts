@@ -146,6 +146,9 @@ export const notReached = (e: unknown) => e instanceof ApiError && (e.status ===
 /** The first field a validation error names, and what it says of it. */
 export const faultOf = (e: ApiError) => (Array.isArray(e.details) ? (e.details[0] as { field?: unknown; message?: unknown } | undefined) : undefined);
 
+// "2 MB", not "2.0 MB": the upload limit reads as it is configured.
+export const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
+
 export function explain(e: unknown, fallback = "That did not work."): string {
   if (!(e instanceof ApiError)) return fallback;
   const detail = faultOf(e);
@@ -153,8 +156,9 @@ export function explain(e: unknown, fallback = "That did not work."): string {
     const name = FIELD_NAMES[detail.field.split(".").at(-1)!];
     if (name) return sentence(`${name} ${reword(detail.message)}`);
   }
-  // The server's own sentences are lower case without a full stop ("not a member of this conversation").
-  return sentence(e.message.replace(/^[a-z_.]+: /, ""));
+  // The server's own sentences are lower case without a full stop ("not a member of this
+  // conversation"); its byte counts are for programs ("your quota of 20971520 bytes": 20 MB).
+  return sentence(e.message.replace(/^[a-z_.]+: /, "").replace(/\b(\d{4,}) bytes\b/g, (_, n: string) => size(Number(n))));
 }
 
 /** TypeBox's and the server's wording of a field's fault, as the rest of a sentence about it. */

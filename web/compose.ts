@@ -9,7 +9,7 @@
  * the next page says so on its chip, once.
  */
 import { effect, signal } from "@preact/signals";
-import { ApiError, explain, notReached, upload, uploadStillThere, withoutExpiredThumbnail, type Attachment } from "./api";
+import { ApiError, explain, notReached, size, upload, uploadStillThere, withoutExpiredThumbnail, type Attachment } from "./api";
 import { MAX_ATTACHMENTS } from "../src/files/paths";
 import { activeId, composeKey, conversations, drafts, send, session, setDraft, storedSessionUser, stopTyping, threads, titleOf, toast, whenBack, whenConversationGone, type Shown } from "./store";
 
@@ -225,8 +225,7 @@ const tooLargeFor = (max: number) => `Too large: a file may have at most ${size(
  */
 let knownMax = Infinity;
 
-// "2 MB", not "2.0 MB": the upload limit reads as it is configured.
-export const size = (n: number) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${+(n / 1048576).toFixed(1)} MB`);
+export { size } from "./api";
 
 /** Uploads files for the next message of a conversation, each shown as a chip with its progress. */
 export function attach(conversationId: string, files: Iterable<File> | null) {

@@ -173,6 +173,10 @@ export function Snippet({ html }: { html: string }) {
   return <>{out}</>;
 }
 
-// Day and time, for search results (which may be years old).
+// Day and time, for search results (which may be years old): "Today, 3:08 PM" and
+// "Yesterday, …" as the message list's days say them (a result of today read its full date).
 const stamp = new Intl.DateTimeFormat([], { year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
-export const when = (iso: string) => stamp.format(new Date(iso));
+export function when(iso: string) {
+  const day = dayLabel(iso);
+  return day === "Today" || day === "Yesterday" ? `${day}, ${time(iso)}` : stamp.format(new Date(iso));
+}
