@@ -11,7 +11,7 @@ import {
   quoteOf, setDraft, stopTyping, threads, toast, toggleReaction, typed, typingNames, type Shown, type Thread,
 } from "./store";
 import { Avatar, dayLabel, dayOf, fullTime, gist, namesList, plural, RichText, shortTime, time, type Mentions } from "./text";
-import { conversationFocus, inputSince, messageBox, refocusWhenGone, touchScreen } from "./focus";
+import { conversationFocus, inputSince, messageBox, moveFocus, refocusWhenGone, touchScreen } from "./focus";
 import { attach, compositionOf, compositions, isUploading, MAX_CONTENT, overBy, replyTargetOf, sendComposed, setEdit, setReplyTo, size, stopWaiting, unpick } from "./compose";
 import { openDialog } from "./dialogs";
 import { announce } from "./announce";
@@ -328,14 +328,7 @@ function MessageList({ id, conv, onReply, onEdit }: { id: string; conv: Conversa
 
   /** Up/Down (Home/End) on a focused message focus the one before/after it (or the first/last shown). */
   function onKeyDown(e: KeyboardEvent) {
-    const msg = e.target as HTMLElement;
-    if (!msg.classList?.contains("msg") || e.altKey || e.ctrlKey || e.metaKey) return;
-    const all = [...content.current!.querySelectorAll<HTMLElement>(".msg")];
-    const i = all.indexOf(msg);
-    const to: Record<string, HTMLElement | undefined> = { ArrowUp: all[i - 1], ArrowDown: all[i + 1], Home: all[0], End: all.at(-1) };
-    if (!(e.key in to)) return;
-    e.preventDefault();
-    to[e.key]?.focus();
+    moveFocus(e, [...content.current!.querySelectorAll<HTMLElement>(".msg")], e.target as Element);
   }
   return (
     <div class="log-wrap">
@@ -593,13 +586,7 @@ function MessageItem(props: {
           onKeyDown={(e) => {
             if (e.key === "Escape") return void (e.stopPropagation(), setPicking(false), reactButton.current?.focus());
             // Left/Right (Home/End) move between the reactions, as in a toolbar.
-            const all = [...pickerRef.current!.querySelectorAll<HTMLElement>("button")];
-            const i = all.indexOf(document.activeElement as HTMLElement);
-            const to: Record<string, HTMLElement | undefined> = { ArrowRight: all[(i + 1) % all.length], ArrowLeft: all[(i - 1 + all.length) % all.length], Home: all[0], End: all.at(-1) };
-            if (!(e.key in to)) return;
-            e.preventDefault();
-            e.stopPropagation();
-            to[e.key]?.focus();
+            if (moveFocus(e, [...pickerRef.current!.querySelectorAll<HTMLElement>("button")], document.activeElement, true)) e.stopPropagation();
           }}>
           {REACTIONS.map((e) => (
             <button type="button" key={e} aria-label={`React ${e}`} onClick={() => { setPicking(false); reactButton.current?.focus(); toggleReaction(m, e).catch(fail("The reaction did not change.")); }}>

@@ -7,7 +7,7 @@ import {
   contactPolicy, activeId, conversations, createGroup, deletedLive, friendsByName, mergeConversations, openAt, friendships, leaveConversation, loadFriends, loadMembers, me, members, navigate, openDirect, otherSide, peerOf,
   nameOf, refreshConversation, session, signOut, sortedConversations, titleOf, unsentCount, updateProfile,
 } from "./store";
-import { conversationFocus, fallbackFocus, focusBackAfter, refocusWhenGone } from "./focus";
+import { conversationFocus, fallbackFocus, focusBackAfter, moveFocus, refocusWhenGone } from "./focus";
 import { announce } from "./announce";
 import { tooLarge } from "./compose";
 import { AVATAR_PATH_PREFIX } from "../src/files/paths";
@@ -363,15 +363,7 @@ function useRoving(keys: string[]) {
   const tabbable = current !== null && keys.includes(current) ? current : keys[0];
   return {
     stop: (key: string) => ({ tabIndex: key === tabbable ? 0 : -1, "data-roving": "", onFocus: () => setCurrent(key) }),
-    onKeyDown(e: KeyboardEvent) {
-      const all = [...(e.currentTarget as HTMLElement).querySelectorAll<HTMLElement>("[data-roving]")];
-      const i = all.indexOf(e.target as HTMLElement);
-      if (i < 0 || e.altKey || e.ctrlKey || e.metaKey) return;
-      const to: Record<string, HTMLElement | undefined> = { ArrowUp: all[i - 1], ArrowDown: all[i + 1], Home: all[0], End: all.at(-1) };
-      if (!(e.key in to)) return;
-      e.preventDefault();
-      to[e.key]?.focus();
-    },
+    onKeyDown: (e: KeyboardEvent) => void moveFocus(e, [...(e.currentTarget as HTMLElement).querySelectorAll<HTMLElement>("[data-roving]")], e.target as Element),
   };
 }
 

@@ -45,6 +45,23 @@ let lastInput = 0;
 for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, () => (lastInput = performance.now()), { capture: true });
 export const inputSince = (at: number) => lastInput > at;
 
+/**
+ * Arrow keys within a list of controls (`all`, the focused one among them): Up/Down (or
+ * Left/Right in a row, wrapping around, as in a toolbar) and Home/End focus the next one.
+ * Whether the key was one of them (then its default is prevented).
+ */
+export function moveFocus(e: KeyboardEvent, all: HTMLElement[], focused: Element | null, row = false): boolean {
+  const i = all.indexOf(focused as HTMLElement);
+  if (i < 0 || e.altKey || e.ctrlKey || e.metaKey) return false;
+  const to: Record<string, HTMLElement | undefined> = row
+    ? { ArrowRight: all[(i + 1) % all.length], ArrowLeft: all[(i - 1 + all.length) % all.length], Home: all[0], End: all.at(-1) }
+    : { ArrowUp: all[i - 1], ArrowDown: all[i + 1], Home: all[0], End: all.at(-1) };
+  if (!(e.key in to)) return false;
+  e.preventDefault();
+  to[e.key]?.focus();
+  return true;
+}
+
 /** A touch screen (no hover): a text box that takes the focus brings up its on-screen keyboard. */
 export const touchScreen = () => matchMedia("(hover: none)").matches;
 

@@ -71,8 +71,7 @@ export function createRequest(config: Config, me: UserRow, input: CreateConversa
 export function newTitle(conv: ConversationRow, title: string | undefined): string | undefined {
   // The title it has (a stored one a newer rule refuses too): no change, not an error.
   if (title === undefined || sameName(title, conv.title ?? "")) return undefined;
-  const name = cleanTitle(title);
-  return name === conv.title ? undefined : name;
+  return cleanTitle(title);
 }
 
 /** The rights to rename a group or manage its members. */
